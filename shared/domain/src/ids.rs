@@ -1,0 +1,172 @@
+//! Identifiers. Every id that reaches a storage key is validated here, so a key can never be forged
+//! with a separator (`#`) or be empty.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ParseError;
+
+/// A tenant or agent id chosen by people (JWT `ws` / `sub` claims, channel config): 1–64 of
+/// `[A-Za-z0-9_.-]`.
+fn parse_slug(kind: &'static str, s: &str) -> Result<String, ParseError> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(ParseError::Invalid { kind, reason: "expected 1-64 characters of A-Z a-z 0-9 _ . -".into() })
+    }
+}
+
+macro_rules! slug_id {
+    ($name:ident, $kind:literal) => {
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(s: &str) -> Result<Self, ParseError> {
+                parse_slug($kind, s).map(Self)
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = ParseError;
+            fn try_from(s: String) -> Result<Self, ParseError> {
+                Self::parse(&s)
+            }
+        }
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+        impl FromStr for $name {
+            type Err = ParseError;
+            fn from_str(s: &str) -> Result<Self, ParseError> {
+                Self::parse(s)
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+slug_id!(WorkspaceId, "workspace id");
+slug_id!(AgentId, "agent id");
+
+/// Ids we mint ourselves are ULIDs: sortable by creation time, which gives messages their order
+/// inside a conversation and conversations a stable tie-break.
+macro_rules! ulid_id {
+    ($name:ident, $kind:literal) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(ulid::Ulid);
+
+        impl $name {
+            pub fn new() -> Self {
+                Self(ulid::Ulid::new())
+            }
+            pub fn from_ulid(u: ulid::Ulid) -> Self {
+                Self(u)
+            }
+            pub fn ulid(&self) -> ulid::Ulid {
+                self.0
+            }
+            pub fn parse(s: &str) -> Result<Self, ParseError> {
+                ulid::Ulid::from_string(s)
+                    .map(Self)
+                    .map_err(|e| ParseError::Invalid { kind: $kind, reason: e.to_string() })
+            }
+        }
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+        impl TryFrom<String> for $name {
+            type Error = ParseError;
+            fn try_from(s: String) -> Result<Self, ParseError> {
+                Self::parse(&s)
+            }
+        }
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0.to_string()
+            }
+        }
+        impl FromStr for $name {
+            type Err = ParseError;
+            fn from_str(s: &str) -> Result<Self, ParseError> {
+                Self::parse(s)
+            }
+        }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+    };
+}
+
+ulid_id!(ContactId, "contact id");
+ulid_id!(ConversationId, "conversation id");
+ulid_id!(MessageId, "message id");
+
+/// A client-chosen idempotency key (the `Idempotency-Key` header): 1–128 printable ASCII characters
+/// without spaces.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let s = s.trim();
+        if s.is_empty() || s.len() > 128 || !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(ParseError::Invalid {
+                kind: "idempotency key",
+                reason: "expected 1-128 printable ASCII characters without spaces".into(),
+            });
+        }
+        Ok(Self(s.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_reject_separators_and_empty() {
+        assert!(WorkspaceId::parse("acme-support_1.eu").is_ok());
+        assert!(WorkspaceId::parse("").is_err());
+        assert!(WorkspaceId::parse("a#b").is_err());
+        assert!(AgentId::parse(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn ulids_round_trip_through_strings_and_serde() {
+        let id = MessageId::new();
+        assert_eq!(MessageId::parse(&id.to_string()).unwrap(), id);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(serde_json::from_str::<MessageId>(&json).unwrap(), id);
+        assert!(ConversationId::parse("not-a-ulid").is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_are_bounded_printable_ascii() {
+        assert!(IdempotencyKey::parse("c0ffee-1").is_ok());
+        assert!(IdempotencyKey::parse("has space").is_err());
+        assert!(IdempotencyKey::parse(&"k".repeat(129)).is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! Switchboard's domain: the canonical message model, validated newtypes, the policies (threading,
+//! delivery status) as pure functions, ports as narrow traits, and the channel adapters.
+//! No AWS SDK here: everything is plain data and testable without a network.
+
+pub mod address;
+pub mod channels;
+pub mod delivery;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod model;
+pub mod ports;
+pub mod threading;
+
+pub use address::{EmailAddress, PhoneNumber};
+pub use error::ParseError;
+pub use ids::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
+pub use model::*;

@@ -1,0 +1,305 @@
+//! The canonical model (seed 000): Workspace → Contact (with channel identities) → Conversation →
+//! Message. Channel-specific data lives in `metadata`, never in the core fields.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::address::{EmailAddress, PhoneNumber};
+use crate::error::ParseError;
+use crate::ids::{AgentId, ContactId, ConversationId, MessageId, WorkspaceId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Sms,
+    Whatsapp,
+    Email,
+    Messenger,
+    Instagram,
+    Telegram,
+    Webchat,
+    Voice,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 8] = [
+        Channel::Sms,
+        Channel::Whatsapp,
+        Channel::Email,
+        Channel::Messenger,
+        Channel::Instagram,
+        Channel::Telegram,
+        Channel::Webchat,
+        Channel::Voice,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Whatsapp => "whatsapp",
+            Channel::Email => "email",
+            Channel::Messenger => "messenger",
+            Channel::Instagram => "instagram",
+            Channel::Telegram => "telegram",
+            Channel::Webchat => "webchat",
+            Channel::Voice => "voice",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        Channel::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| ParseError::Invalid { kind: "channel", reason: format!("unknown channel {s:?}") })
+    }
+
+    /// Which identity a sender on this channel is known by. SMS, WhatsApp and voice share the phone
+    /// number, so one person texting and calling from one number is one contact.
+    pub fn identity_kind(self) -> IdentityKind {
+        match self {
+            Channel::Sms | Channel::Whatsapp | Channel::Voice => IdentityKind::Phone,
+            Channel::Email => IdentityKind::Email,
+            Channel::Messenger => IdentityKind::Messenger,
+            Channel::Instagram => IdentityKind::Instagram,
+            Channel::Telegram => IdentityKind::Telegram,
+            Channel::Webchat => IdentityKind::Webchat,
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityKind {
+    Phone,
+    Email,
+    Messenger,
+    Instagram,
+    Telegram,
+    Webchat,
+}
+
+impl IdentityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityKind::Phone => "phone",
+            IdentityKind::Email => "email",
+            IdentityKind::Messenger => "messenger",
+            IdentityKind::Instagram => "instagram",
+            IdentityKind::Telegram => "telegram",
+            IdentityKind::Webchat => "webchat",
+        }
+    }
+}
+
+/// One way to reach a contact, normalised: phone numbers in E.164, emails lower-cased, provider
+/// user ids as given (1–128 characters without `#` or whitespace).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Identity {
+    pub kind: IdentityKind,
+    pub value: String,
+}
+
+impl Identity {
+    pub fn phone(p: &PhoneNumber) -> Self {
+        Self { kind: IdentityKind::Phone, value: p.as_str().to_owned() }
+    }
+    pub fn email(e: &EmailAddress) -> Self {
+        Self { kind: IdentityKind::Email, value: e.as_str().to_owned() }
+    }
+    pub fn parse(kind: IdentityKind, value: &str) -> Result<Self, ParseError> {
+        let value = match kind {
+            IdentityKind::Phone => PhoneNumber::parse(value)?.as_str().to_owned(),
+            IdentityKind::Email => EmailAddress::parse(value)?.as_str().to_owned(),
+            _ => {
+                let v = value.trim();
+                if v.is_empty() || v.len() > 128 || v.contains('#') || v.chars().any(char::is_whitespace) {
+                    return Err(ParseError::Invalid {
+                        kind: "provider user id",
+                        reason: "expected 1-128 characters without # or whitespace".into(),
+                    });
+                }
+                v.to_owned()
+            }
+        };
+        Ok(Self { kind, value })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    pub id: ContactId,
+    pub workspace: WorkspaceId,
+    pub name: Option<String>,
+    pub identities: Vec<Identity>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl Contact {
+    pub fn new(workspace: WorkspaceId, identity: Identity, name: Option<String>, now: OffsetDateTime) -> Self {
+        Self { id: ContactId::new(), workspace, name, identities: vec![identity], created_at: now }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationStatus {
+    Open,
+    Pending,
+    Snoozed,
+    Resolved,
+}
+
+impl ConversationStatus {
+    pub const ALL: [ConversationStatus; 4] =
+        [ConversationStatus::Open, ConversationStatus::Pending, ConversationStatus::Snoozed, ConversationStatus::Resolved];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationStatus::Open => "open",
+            ConversationStatus::Pending => "pending",
+            ConversationStatus::Snoozed => "snoozed",
+            ConversationStatus::Resolved => "resolved",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| ParseError::Invalid {
+            kind: "conversation status",
+            reason: "expected open, pending, snoozed or resolved".into(),
+        })
+    }
+    /// Open, pending and snoozed conversations still belong to the contact's current thread.
+    pub fn is_unresolved(self) -> bool {
+        self != ConversationStatus::Resolved
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
+    Urgent,
+}
+
+/// The pair of addresses a message travelled between on one channel: ours (the Twilio number, the
+/// support mailbox) and the contact's. A reply reverses it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub channel: Channel,
+    pub contact_address: String,
+    pub our_address: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub workspace: WorkspaceId,
+    pub contact_id: ContactId,
+    pub status: ConversationStatus,
+    pub assignee: Option<AgentId>,
+    pub priority: Priority,
+    /// Where the customer last wrote from: the default route of a reply.
+    pub last_inbound: Option<Route>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_activity_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub unread_count: u32,
+    pub message_count: u32,
+    /// Optimistic-concurrency version: every write is conditional on the version it read.
+    pub version: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Sender {
+    Contact { id: ContactId },
+    Agent { id: AgentId },
+    System,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub content_type: String,
+    pub size_bytes: Option<u64>,
+    pub url: String,
+    pub filename: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// An inbound message we accepted.
+    Received,
+    Queued,
+    Sending,
+    Sent,
+    Delivered,
+    Undelivered,
+    Failed,
+    Read,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryEvent {
+    pub status: DeliveryStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: MessageId,
+    pub workspace: WorkspaceId,
+    pub conversation_id: ConversationId,
+    pub direction: Direction,
+    pub channel: Channel,
+    pub route: Route,
+    pub sender: Sender,
+    pub text: Option<String>,
+    /// Structured content (buttons, locations, cards) as the channel adapter describes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rich: Option<serde_json::Value>,
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+    pub provider: Option<String>,
+    pub provider_message_id: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub provider_timestamp: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub status: DeliveryStatus,
+    pub status_history: Vec<DeliveryEvent>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, serde_json::Value>,
+}
+
+impl Message {
+    /// The latest error the provider reported, if the message failed.
+    pub fn last_error(&self) -> Option<&DeliveryEvent> {
+        self.status_history.iter().rev().find(|e| e.error_code.is_some() || e.error_message.is_some())
+    }
+}

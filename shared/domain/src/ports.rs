@@ -1,0 +1,228 @@
+//! Ports: the narrow capabilities handlers depend on. `switchboard-store` implements them on DynamoDB
+//! and in memory, `switchboard-queue` on SQS; one contract-test suite runs against both stores.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::events::{InboundEvent, Notification, OutboundJob};
+use crate::ids::{AgentId, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
+use crate::model::{Channel, Contact, Conversation, ConversationStatus, DeliveryEvent, Identity, Message};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The item this write creates already exists (a provider message seen before, an idempotency
+    /// key used before). The caller's retry is already done.
+    #[error("already stored")]
+    Duplicate,
+    /// A concurrent writer got there first; re-read and try again.
+    #[error("conflicting concurrent write")]
+    Conflict,
+    #[error("invalid pagination cursor")]
+    BadCursor,
+    /// Throttling, timeouts, service errors: worth retrying.
+    #[error("store unavailable")]
+    Unavailable(#[source] BoxError),
+    /// The request itself was refused (validation, permissions): retrying will not help.
+    #[error("store rejected the request")]
+    Rejected(#[source] BoxError),
+    #[error("stored item is malformed: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Conflict)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue unavailable")]
+    Unavailable(#[source] BoxError),
+    #[error("queue rejected the message")]
+    Rejected(#[source] BoxError),
+}
+
+/// Which workspace owns one of our channel addresses (a Twilio number, a mailbox).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelAccount {
+    pub workspace: WorkspaceId,
+    pub channel: Channel,
+    pub address: String,
+    pub display_name: Option<String>,
+}
+
+#[async_trait]
+pub trait ChannelDirectory: Send + Sync {
+    async fn channel_account(&self, channel: Channel, address: &str) -> Result<Option<ChannelAccount>, StoreError>;
+    async fn put_channel_account(&self, account: &ChannelAccount) -> Result<(), StoreError>;
+}
+
+pub enum ConversationWrite {
+    Create(Conversation),
+    /// Write `conversation` only if the stored version is still `expected_version`.
+    Update { conversation: Conversation, expected_version: u64 },
+}
+
+/// Everything one inbound message changes, written atomically.
+pub struct InboundCommit {
+    /// A contact first seen with this message (created only if its identity is still unclaimed).
+    pub new_contact: Option<Contact>,
+    pub conversation: ConversationWrite,
+    pub message: Message,
+    /// The provider's id for the message: stored once; a second commit with it is `Duplicate`.
+    pub provider: String,
+    pub provider_message_id: String,
+}
+
+#[async_trait]
+pub trait InboundStore: Send + Sync {
+    async fn provider_message_seen(&self, ws: &WorkspaceId, provider: &str, id: &str) -> Result<bool, StoreError>;
+    async fn contact_by_identity(&self, ws: &WorkspaceId, identity: &Identity) -> Result<Option<Contact>, StoreError>;
+    /// The contact's unresolved conversation, if any (there is at most one).
+    async fn current_conversation(&self, ws: &WorkspaceId, contact: &Contact) -> Result<Option<Conversation>, StoreError>;
+    /// `Conflict` when the contact identity, the open-conversation slot or the conversation version was
+    /// taken concurrently; `Duplicate` when the provider message was already stored.
+    async fn commit_inbound(&self, commit: InboundCommit) -> Result<(), StoreError>;
+}
+
+/// Opaque continuation token of a paginated list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor(pub String);
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<Cursor>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    Any,
+    Unassigned,
+    Agent(AgentId),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversationQuery {
+    pub status: ConversationStatus,
+    pub assignee: AssigneeFilter,
+    pub limit: u16,
+    pub cursor: Option<Cursor>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    Oldest,
+    Newest,
+}
+
+#[async_trait]
+pub trait ConversationReader: Send + Sync {
+    async fn conversation(&self, ws: &WorkspaceId, id: ConversationId) -> Result<Option<Conversation>, StoreError>;
+    async fn contact(&self, ws: &WorkspaceId, id: crate::ids::ContactId) -> Result<Option<Contact>, StoreError>;
+    /// By status (and assignee), most recent activity first.
+    async fn conversations(&self, ws: &WorkspaceId, q: &ConversationQuery) -> Result<Page<Conversation>, StoreError>;
+    async fn messages(
+        &self,
+        ws: &WorkspaceId,
+        id: ConversationId,
+        order: Order,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<Message>, StoreError>;
+    async fn message(&self, ws: &WorkspaceId, conv: ConversationId, id: MessageId) -> Result<Option<Message>, StoreError>;
+}
+
+/// The first answer to an idempotent request, replayed to every retry with the same key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub workspace: WorkspaceId,
+    pub agent: AgentId,
+    pub key: IdempotencyKey,
+    /// SHA-256 of the request (route + body): the same key with a different request is refused.
+    pub request_hash: String,
+    pub status_code: u16,
+    pub response: serde_json::Value,
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    /// False until the outbound job is on the queue; a retry finishing the enqueue sets it.
+    pub enqueued: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+pub struct ReplyCommit {
+    pub conversation: Conversation,
+    pub expected_version: u64,
+    pub message: Message,
+    pub idempotency: IdempotencyRecord,
+}
+
+#[async_trait]
+pub trait ReplyStore: Send + Sync {
+    async fn idempotency_record(
+        &self,
+        ws: &WorkspaceId,
+        agent: &AgentId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+    /// `Duplicate` when the key was used concurrently, `Conflict` when the conversation changed.
+    async fn commit_reply(&self, commit: ReplyCommit) -> Result<(), StoreError>;
+    async fn mark_enqueued(&self, ws: &WorkspaceId, agent: &AgentId, key: &IdempotencyKey) -> Result<(), StoreError>;
+}
+
+#[derive(Debug)]
+pub enum Claim {
+    /// The message was `queued` and is now `sending`: this caller sends it.
+    Claimed(Message),
+    /// Another attempt is (or was, before a crash) sending it: its outcome is unknown.
+    InFlight(Message),
+    /// Already sent or failed: nothing to do.
+    Done(Message),
+    NotFound,
+}
+
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    async fn claim_for_send(&self, ws: &WorkspaceId, conv: ConversationId, id: MessageId, at: OffsetDateTime)
+        -> Result<Claim, StoreError>;
+    /// Undo a claim after a failure that provably sent nothing, so the next attempt may send.
+    async fn release_claim(&self, ws: &WorkspaceId, conv: ConversationId, id: MessageId) -> Result<(), StoreError>;
+    async fn record_provider_id(
+        &self,
+        ws: &WorkspaceId,
+        conv: ConversationId,
+        id: MessageId,
+        provider: &str,
+        provider_message_id: &str,
+    ) -> Result<(), StoreError>;
+    /// Applies the event only if it moves the status forward; `Ok(false)` when it was stale.
+    async fn advance_status(&self, ws: &WorkspaceId, conv: ConversationId, id: MessageId, event: &DeliveryEvent)
+        -> Result<bool, StoreError>;
+    /// Which of our messages a provider id belongs to.
+    async fn message_by_provider_id(
+        &self,
+        ws: &WorkspaceId,
+        provider: &str,
+        provider_message_id: &str,
+    ) -> Result<Option<(ConversationId, MessageId)>, StoreError>;
+}
+
+#[async_trait]
+pub trait InboundQueue: Send + Sync {
+    async fn enqueue_inbound(&self, event: &InboundEvent) -> Result<(), QueueError>;
+}
+
+#[async_trait]
+pub trait OutboundQueue: Send + Sync {
+    async fn enqueue_outbound(&self, job: &OutboundJob) -> Result<(), QueueError>;
+}
+
+#[async_trait]
+pub trait NotificationQueue: Send + Sync {
+    async fn publish(&self, event: &Notification) -> Result<(), QueueError>;
+}

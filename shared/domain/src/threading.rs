@@ -1,0 +1,155 @@
+//! Conversation continuity (seed 000): a new message joins the contact's unresolved conversation,
+//! whatever its channel; with none, a new conversation starts. Each message keeps its own channel,
+//! and a reply goes out on the channel the customer used last unless the agent picks another.
+
+use time::OffsetDateTime;
+
+use crate::ids::{ConversationId, WorkspaceId};
+use crate::model::{Channel, Contact, Conversation, ConversationStatus, Priority, Route};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threading {
+    Append(ConversationId),
+    StartNew,
+}
+
+/// Decides where an inbound message goes, given the contact's current conversation (if any).
+pub fn thread(current: Option<&Conversation>) -> Threading {
+    match current {
+        Some(c) if c.status.is_unresolved() => Threading::Append(c.id),
+        _ => Threading::StartNew,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("the contact has not written on {0} in this conversation, so there is no address to reply to")]
+    NoAddressOnChannel(Channel),
+    #[error("the contact has not written in this conversation yet, so there is no channel to reply on")]
+    NoInbound,
+}
+
+impl Conversation {
+    pub fn start(workspace: WorkspaceId, contact: &Contact, now: OffsetDateTime) -> Self {
+        Conversation {
+            id: ConversationId::new(),
+            workspace,
+            contact_id: contact.id,
+            status: ConversationStatus::Open,
+            assignee: None,
+            priority: Priority::Normal,
+            last_inbound: None,
+            last_activity_at: now,
+            created_at: now,
+            unread_count: 0,
+            message_count: 0,
+            version: 0,
+        }
+    }
+
+    /// A customer message arrived: the conversation (re)opens, counts it unread and remembers the
+    /// route for replies. Last activity never moves backwards (a delayed message is still counted).
+    pub fn record_inbound(&mut self, route: Route, at: OffsetDateTime) {
+        self.status = ConversationStatus::Open;
+        self.unread_count = self.unread_count.saturating_add(1);
+        self.message_count = self.message_count.saturating_add(1);
+        self.last_inbound = Some(route);
+        self.last_activity_at = self.last_activity_at.max(at);
+        self.version += 1;
+    }
+
+    /// An agent replied: everything before it counts as read.
+    pub fn record_outbound(&mut self, at: OffsetDateTime) {
+        self.unread_count = 0;
+        self.message_count = self.message_count.saturating_add(1);
+        self.last_activity_at = self.last_activity_at.max(at);
+        self.version += 1;
+    }
+
+    /// The route a reply takes: the customer's last channel by default, or the requested channel when
+    /// the last inbound message came on it. (Picking any channel of the contact's identities needs a
+    /// channel account to send from; that is the channels issue's work.)
+    pub fn reply_route(&self, requested: Option<Channel>) -> Result<Route, RouteError> {
+        let last = self.last_inbound.as_ref().ok_or(RouteError::NoInbound)?;
+        match requested {
+            None => Ok(last.clone()),
+            Some(ch) if ch == last.channel => Ok(last.clone()),
+            Some(ch) => Err(RouteError::NoAddressOnChannel(ch)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Identity;
+    use crate::PhoneNumber;
+    use proptest::prelude::*;
+    use time::macros::datetime;
+
+    fn ws() -> WorkspaceId {
+        WorkspaceId::parse("acme").unwrap()
+    }
+    fn contact() -> Contact {
+        let p = PhoneNumber::parse("+14155552671").unwrap();
+        Contact::new(ws(), Identity::phone(&p), None, datetime!(2026-01-01 0:00 UTC))
+    }
+    fn route(ch: Channel) -> Route {
+        Route { channel: ch, contact_address: "+14155552671".into(), our_address: "+14155550100".into() }
+    }
+
+    #[test]
+    fn no_conversation_starts_a_new_one() {
+        assert_eq!(thread(None), Threading::StartNew);
+    }
+
+    #[test]
+    fn unresolved_conversations_are_continued_whatever_their_status() {
+        let mut c = Conversation::start(ws(), &contact(), datetime!(2026-01-01 0:00 UTC));
+        for status in [ConversationStatus::Open, ConversationStatus::Pending, ConversationStatus::Snoozed] {
+            c.status = status;
+            assert_eq!(thread(Some(&c)), Threading::Append(c.id));
+        }
+        c.status = ConversationStatus::Resolved;
+        assert_eq!(thread(Some(&c)), Threading::StartNew);
+    }
+
+    #[test]
+    fn inbound_reopens_counts_unread_and_sets_reply_route() {
+        let mut c = Conversation::start(ws(), &contact(), datetime!(2026-01-01 0:00 UTC));
+        c.status = ConversationStatus::Snoozed;
+        c.record_inbound(route(Channel::Sms), datetime!(2026-01-01 0:01 UTC));
+        c.record_inbound(route(Channel::Whatsapp), datetime!(2026-01-01 0:02 UTC));
+        assert_eq!(c.status, ConversationStatus::Open);
+        assert_eq!(c.unread_count, 2);
+        assert_eq!(c.reply_route(None).unwrap().channel, Channel::Whatsapp);
+        assert_eq!(c.reply_route(Some(Channel::Sms)), Err(RouteError::NoAddressOnChannel(Channel::Sms)));
+        c.record_outbound(datetime!(2026-01-01 0:03 UTC));
+        assert_eq!(c.unread_count, 0);
+        assert_eq!(c.message_count, 3);
+        assert_eq!(c.version, 3);
+    }
+
+    #[test]
+    fn a_conversation_without_inbound_has_no_reply_route() {
+        let c = Conversation::start(ws(), &contact(), datetime!(2026-01-01 0:00 UTC));
+        assert_eq!(c.reply_route(None), Err(RouteError::NoInbound));
+    }
+
+    proptest! {
+        #[test]
+        fn last_activity_is_the_latest_message_whatever_the_arrival_order(
+            offsets in proptest::collection::vec(0i64..100_000, 1..30)
+        ) {
+            let start = datetime!(2026-01-01 0:00 UTC);
+            let mut c = Conversation::start(ws(), &contact(), start);
+            for o in &offsets {
+                c.record_inbound(route(Channel::Sms), start + time::Duration::seconds(*o));
+            }
+            let max = start + time::Duration::seconds(*offsets.iter().max().unwrap());
+            prop_assert_eq!(c.last_activity_at, max);
+            prop_assert_eq!(c.unread_count as usize, offsets.len());
+            prop_assert_eq!(c.version as usize, offsets.len());
+        }
+    }
+}
