@@ -63,6 +63,16 @@ macro_rules! slug_id {
 slug_id!(WorkspaceId, "workspace id");
 slug_id!(AgentId, "agent id");
 
+/// Mints ULIDs that increase strictly within this process, even inside one millisecond: messages
+/// stored in one burst keep the order they were created in.
+fn next_ulid() -> ulid::Ulid {
+    static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+    let mut guard = GENERATOR.lock().unwrap_or_else(|p| p.into_inner());
+    let generator = guard.get_or_insert_with(ulid::Generator::new);
+    // Overflow needs 2^80 ids in one millisecond; fall back to a fresh random one rather than fail.
+    generator.generate().unwrap_or_else(|_| ulid::Ulid::new())
+}
+
 /// Ids we mint ourselves are ULIDs: sortable by creation time, which gives messages their order
 /// inside a conversation and conversations a stable tie-break.
 macro_rules! ulid_id {
@@ -73,7 +83,7 @@ macro_rules! ulid_id {
 
         impl $name {
             pub fn new() -> Self {
-                Self(ulid::Ulid::new())
+                Self(next_ulid())
             }
             pub fn from_ulid(u: ulid::Ulid) -> Self {
                 Self(u)
@@ -161,6 +171,12 @@ mod tests {
         let json = serde_json::to_string(&id).unwrap();
         assert_eq!(serde_json::from_str::<MessageId>(&json).unwrap(), id);
         assert!(ConversationId::parse("not-a-ulid").is_err());
+    }
+
+    #[test]
+    fn minted_ids_increase_strictly() {
+        let ids: Vec<MessageId> = (0..1000).map(|_| MessageId::new()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -134,7 +134,8 @@ mod tests {
     fn activity_sort_orders_by_time_then_id() {
         let t1 = time::macros::datetime!(2026-01-01 0:00 UTC);
         let t2 = t1 + time::Duration::milliseconds(1);
-        let (x, y) = (ConversationId::new(), ConversationId::new());
+        let (a, b) = (ConversationId::new(), ConversationId::new());
+        let (x, y) = if a < b { (a, b) } else { (b, a) };
         assert!(activity_sort(t1, y) < activity_sort(t2, x));
         assert!(activity_sort(t1, x) < activity_sort(t1, y));
     }

@@ -1,0 +1,362 @@
+//! The store contract: one suite, run against the in-memory fake (unit tests) and DynamoDB Local
+//! (tests/), so the fake can never drift from the real thing. Each case uses its own workspace, so
+//! cases can share one table.
+
+use std::collections::BTreeMap;
+
+use domain::model::*;
+use domain::ports::*;
+use domain::{AgentId, IdempotencyKey, MessageId, PhoneNumber, WorkspaceId};
+use time::OffsetDateTime;
+
+use crate::Store;
+
+pub fn workspace(tag: &str) -> WorkspaceId {
+    WorkspaceId::parse(&format!("ct-{tag}-{}", ulid::Ulid::new().to_string().to_lowercase())).unwrap()
+}
+
+fn phone(n: u32) -> Identity {
+    Identity::phone(&PhoneNumber::parse(&format!("+1415555{n:04}")).unwrap())
+}
+
+fn route() -> Route {
+    Route { channel: Channel::Sms, contact_address: "+14155552671".into(), our_address: "+14155550100".into() }
+}
+
+pub fn inbound_message(ws: &WorkspaceId, conv: &Conversation, contact: &Contact, at: OffsetDateTime) -> Message {
+    Message {
+        id: MessageId::new(),
+        workspace: ws.clone(),
+        conversation_id: conv.id,
+        direction: Direction::Inbound,
+        channel: Channel::Sms,
+        route: route(),
+        sender: Sender::Contact { id: contact.id },
+        text: Some("hello".into()),
+        rich: None,
+        attachments: vec![],
+        provider: Some("twilio".into()),
+        provider_message_id: None,
+        provider_timestamp: None,
+        created_at: at,
+        status: DeliveryStatus::Received,
+        status_history: vec![DeliveryEvent { status: DeliveryStatus::Received, at, error_code: None, error_message: None }],
+        metadata: BTreeMap::new(),
+    }
+}
+
+/// Stores a first message from a new contact; returns the contact and conversation.
+pub async fn seed_conversation<S: Store>(s: &S, ws: &WorkspaceId, n: u32, at: OffsetDateTime) -> (Contact, Conversation) {
+    let contact = Contact::new(ws.clone(), phone(n), None, at);
+    let mut conv = Conversation::start(ws.clone(), &contact, at);
+    conv.record_inbound(route(), at);
+    let msg = inbound_message(ws, &conv, &contact, at);
+    s.commit_inbound(InboundCommit {
+        new_contact: Some(contact.clone()),
+        conversation: ConversationWrite::Create(conv.clone()),
+        message: msg,
+        provider: "twilio".into(),
+        provider_message_id: format!("SM{}", ulid::Ulid::new()),
+    })
+    .await
+    .expect("seed commit");
+    (contact, conv)
+}
+
+fn now() -> OffsetDateTime {
+    // Whole milliseconds: the store keeps RFC 3339 with full precision, but sort keys are in ms.
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000).unwrap()
+}
+
+pub async fn first_message_creates_contact_conversation_and_message<S: Store>(s: &S) {
+    let ws = workspace("first");
+    let (contact, conv) = seed_conversation(s, &ws, 1, now()).await;
+    let found = s.contact_by_identity(&ws, &phone(1)).await.unwrap().expect("contact by identity");
+    assert_eq!(found, contact);
+    let current = s.current_conversation(&ws, &contact).await.unwrap().expect("current conversation");
+    assert_eq!(current, conv);
+    let page = s.messages(&ws, conv.id, Order::Oldest, 10, None).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].sender, Sender::Contact { id: contact.id });
+}
+
+pub async fn a_provider_message_is_stored_once<S: Store>(s: &S) {
+    let ws = workspace("dup");
+    let at = now();
+    let contact = Contact::new(ws.clone(), phone(2), None, at);
+    let mut conv = Conversation::start(ws.clone(), &contact, at);
+    conv.record_inbound(route(), at);
+    let commit = |c: Conversation, m: Message, new: bool| InboundCommit {
+        new_contact: new.then(|| contact.clone()),
+        conversation: if new {
+            ConversationWrite::Create(c)
+        } else {
+            let v = c.version;
+            let mut c = c;
+            c.record_inbound(route(), at);
+            ConversationWrite::Update { conversation: c, expected_version: v }
+        },
+        message: m,
+        provider: "twilio".into(),
+        provider_message_id: "SMdup0000000000000000000000000000".into(),
+    };
+    s.commit_inbound(commit(conv.clone(), inbound_message(&ws, &conv, &contact, at), true)).await.unwrap();
+    assert!(s.provider_message_seen(&ws, "twilio", "SMdup0000000000000000000000000000").await.unwrap());
+    let again = s.commit_inbound(commit(conv.clone(), inbound_message(&ws, &conv, &contact, at), false)).await;
+    assert!(matches!(again, Err(StoreError::Duplicate)), "{again:?}");
+    assert_eq!(s.messages(&ws, conv.id, Order::Oldest, 10, None).await.unwrap().items.len(), 1);
+    assert_eq!(s.conversation(&ws, conv.id).await.unwrap().unwrap().version, conv.version, "nothing partially applied");
+}
+
+pub async fn a_claimed_identity_or_conversation_slot_conflicts<S: Store>(s: &S) {
+    let ws = workspace("race");
+    let at = now();
+    let (_, _) = seed_conversation(s, &ws, 3, at).await;
+    // A second writer that also believed the identity was new loses, and writes nothing.
+    let loser = Contact::new(ws.clone(), phone(3), None, at);
+    let mut conv = Conversation::start(ws.clone(), &loser, at);
+    conv.record_inbound(route(), at);
+    let res = s
+        .commit_inbound(InboundCommit {
+            new_contact: Some(loser.clone()),
+            conversation: ConversationWrite::Create(conv.clone()),
+            message: inbound_message(&ws, &conv, &loser, at),
+            provider: "twilio".into(),
+            provider_message_id: format!("SM{}", ulid::Ulid::new()),
+        })
+        .await;
+    assert!(matches!(res, Err(StoreError::Conflict)), "{res:?}");
+    assert!(s.conversation(&ws, conv.id).await.unwrap().is_none());
+    assert!(s.contact(&ws, loser.id).await.unwrap().is_none());
+}
+
+pub async fn stale_conversation_versions_conflict<S: Store>(s: &S) {
+    let ws = workspace("version");
+    let at = now();
+    let (contact, conv) = seed_conversation(s, &ws, 4, at).await;
+    let mut next = conv.clone();
+    next.record_inbound(route(), at);
+    let m1 = inbound_message(&ws, &conv, &contact, at);
+    let ok = s
+        .commit_inbound(InboundCommit {
+            new_contact: None,
+            conversation: ConversationWrite::Update { conversation: next.clone(), expected_version: conv.version },
+            message: m1,
+            provider: "twilio".into(),
+            provider_message_id: format!("SM{}", ulid::Ulid::new()),
+        })
+        .await;
+    assert!(ok.is_ok(), "{ok:?}");
+    let stale = s
+        .commit_inbound(InboundCommit {
+            new_contact: None,
+            conversation: ConversationWrite::Update { conversation: next, expected_version: conv.version },
+            message: inbound_message(&ws, &conv, &contact, at),
+            provider: "twilio".into(),
+            provider_message_id: format!("SM{}", ulid::Ulid::new()),
+        })
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict)), "{stale:?}");
+    assert_eq!(s.messages(&ws, conv.id, Order::Oldest, 10, None).await.unwrap().items.len(), 2);
+}
+
+pub async fn conversations_list_by_status_and_activity_with_pagination<S: Store>(s: &S) {
+    let ws = workspace("list");
+    let base = now();
+    let mut ids = vec![];
+    for i in 0..7u32 {
+        let (_, c) = seed_conversation(s, &ws, 10 + i, base + time::Duration::seconds(i64::from(i))).await;
+        ids.push(c.id);
+    }
+    ids.reverse(); // newest first
+    let mut seen = vec![];
+    let mut cursor = None;
+    for _ in 0..10 {
+        let q = ConversationQuery { status: ConversationStatus::Open, assignee: AssigneeFilter::Any, limit: 3, cursor };
+        let page = s.conversations(&ws, &q).await.unwrap();
+        assert!(page.items.len() <= 3);
+        seen.extend(page.items.iter().map(|c| c.id));
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, ids, "every open conversation once, most recent activity first");
+    let unassigned = ConversationQuery { status: ConversationStatus::Open, assignee: AssigneeFilter::Unassigned, limit: 50, cursor: None };
+    assert_eq!(s.conversations(&ws, &unassigned).await.unwrap().items.len(), 7);
+    let agent = AgentId::parse("agent-1").unwrap();
+    let mine = ConversationQuery { status: ConversationStatus::Open, assignee: AssigneeFilter::Agent(agent), limit: 50, cursor: None };
+    assert!(s.conversations(&ws, &mine).await.unwrap().items.is_empty());
+    let resolved = ConversationQuery { status: ConversationStatus::Resolved, assignee: AssigneeFilter::Any, limit: 50, cursor: None };
+    assert!(s.conversations(&ws, &resolved).await.unwrap().items.is_empty());
+    let bad = ConversationQuery {
+        status: ConversationStatus::Open,
+        assignee: AssigneeFilter::Any,
+        limit: 3,
+        cursor: Some(Cursor("!!".into())),
+    };
+    assert!(matches!(s.conversations(&ws, &bad).await, Err(StoreError::BadCursor)));
+}
+
+pub async fn workspaces_never_see_each_other<S: Store>(s: &S) {
+    let a = workspace("iso-a");
+    let b = workspace("iso-b");
+    let (contact, conv) = seed_conversation(s, &a, 30, now()).await;
+    assert!(s.conversation(&b, conv.id).await.unwrap().is_none());
+    assert!(s.contact(&b, contact.id).await.unwrap().is_none());
+    assert!(s.contact_by_identity(&b, &phone(30)).await.unwrap().is_none());
+    assert!(s.messages(&b, conv.id, Order::Oldest, 10, None).await.unwrap().items.is_empty());
+    let q = ConversationQuery { status: ConversationStatus::Open, assignee: AssigneeFilter::Any, limit: 50, cursor: None };
+    assert!(s.conversations(&b, &q).await.unwrap().items.is_empty());
+}
+
+fn reply(ws: &WorkspaceId, conv: &Conversation, agent: &AgentId, at: OffsetDateTime) -> Message {
+    Message {
+        id: MessageId::new(),
+        workspace: ws.clone(),
+        conversation_id: conv.id,
+        direction: Direction::Outbound,
+        channel: Channel::Sms,
+        route: route(),
+        sender: Sender::Agent { id: agent.clone() },
+        text: Some("On its way".into()),
+        rich: None,
+        attachments: vec![],
+        provider: None,
+        provider_message_id: None,
+        provider_timestamp: None,
+        created_at: at,
+        status: DeliveryStatus::Queued,
+        status_history: vec![DeliveryEvent { status: DeliveryStatus::Queued, at, error_code: None, error_message: None }],
+        metadata: BTreeMap::new(),
+    }
+}
+
+async fn commit_reply<S: Store>(s: &S, ws: &WorkspaceId, conv: &Conversation, key: &str) -> Result<Message, StoreError> {
+    let agent = AgentId::parse("agent-1").unwrap();
+    let at = now();
+    let stored = s.conversation(ws, conv.id).await?.unwrap();
+    let mut next = stored.clone();
+    next.record_outbound(at);
+    let msg = reply(ws, conv, &agent, at);
+    let record = IdempotencyRecord {
+        workspace: ws.clone(),
+        agent: agent.clone(),
+        key: IdempotencyKey::parse(key).unwrap(),
+        request_hash: "h".into(),
+        status_code: 202,
+        response: serde_json::json!({"id": msg.id}),
+        conversation_id: conv.id,
+        message_id: msg.id,
+        enqueued: false,
+        created_at: at,
+    };
+    s.commit_reply(ReplyCommit { conversation: next, expected_version: stored.version, message: msg.clone(), idempotency: record })
+        .await?;
+    Ok(msg)
+}
+
+pub async fn replies_are_idempotent_per_key<S: Store>(s: &S) {
+    let ws = workspace("reply");
+    let (_, conv) = seed_conversation(s, &ws, 40, now()).await;
+    let agent = AgentId::parse("agent-1").unwrap();
+    let key = IdempotencyKey::parse("key-1").unwrap();
+    let msg = commit_reply(s, &ws, &conv, "key-1").await.unwrap();
+    let rec = s.idempotency_record(&ws, &agent, &key).await.unwrap().expect("record");
+    assert_eq!(rec.message_id, msg.id);
+    assert!(!rec.enqueued);
+    s.mark_enqueued(&ws, &agent, &key).await.unwrap();
+    assert!(s.idempotency_record(&ws, &agent, &key).await.unwrap().unwrap().enqueued);
+    let again = commit_reply(s, &ws, &conv, "key-1").await;
+    assert!(matches!(again, Err(StoreError::Duplicate)), "{again:?}");
+    let msgs = s.messages(&ws, conv.id, Order::Oldest, 10, None).await.unwrap().items;
+    assert_eq!(msgs.len(), 2, "one inbound, one reply");
+    let c = s.conversation(&ws, conv.id).await.unwrap().unwrap();
+    assert_eq!(c.unread_count, 0);
+    // Another agent's identical key is another request.
+    let other = AgentId::parse("agent-2").unwrap();
+    assert!(s.idempotency_record(&ws, &other, &key).await.unwrap().is_none());
+}
+
+pub async fn messages_page_in_both_orders<S: Store>(s: &S) {
+    let ws = workspace("msgs");
+    let (_, conv) = seed_conversation(s, &ws, 50, now()).await;
+    let mut ids = vec![s.messages(&ws, conv.id, Order::Oldest, 1, None).await.unwrap().items[0].id];
+    for i in 0..5 {
+        ids.push(commit_reply(s, &ws, &conv, &format!("k{i}")).await.unwrap().id);
+    }
+    for (order, expected) in [(Order::Oldest, ids.clone()), (Order::Newest, ids.iter().rev().copied().collect())] {
+        let mut got = vec![];
+        let mut cursor: Option<Cursor> = None;
+        for _ in 0..10 {
+            let p = s.messages(&ws, conv.id, order, 2, cursor.as_ref()).await.unwrap();
+            got.extend(p.items.iter().map(|m| m.id));
+            cursor = p.next;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        assert_eq!(got, expected, "{order:?}");
+    }
+}
+
+pub async fn delivery_status_only_moves_forward<S: Store>(s: &S) {
+    let ws = workspace("status");
+    let (_, conv) = seed_conversation(s, &ws, 60, now()).await;
+    let msg = commit_reply(s, &ws, &conv, "s1").await.unwrap();
+    let at = now();
+    assert!(matches!(s.claim_for_send(&ws, conv.id, msg.id, at).await.unwrap(), Claim::Claimed(_)));
+    assert!(matches!(s.claim_for_send(&ws, conv.id, msg.id, at).await.unwrap(), Claim::InFlight(_)));
+    s.release_claim(&ws, conv.id, msg.id).await.unwrap();
+    assert!(matches!(s.claim_for_send(&ws, conv.id, msg.id, at).await.unwrap(), Claim::Claimed(_)));
+    s.record_provider_id(&ws, conv.id, msg.id, "twilio", "SMstatus000000000000000000000000").await.unwrap();
+    assert_eq!(
+        s.message_by_provider_id(&ws, "twilio", "SMstatus000000000000000000000000").await.unwrap(),
+        Some((conv.id, msg.id))
+    );
+    let ev = |status| DeliveryEvent { status, at, error_code: None, error_message: None };
+    assert!(s.advance_status(&ws, conv.id, msg.id, &ev(DeliveryStatus::Delivered)).await.unwrap());
+    assert!(!s.advance_status(&ws, conv.id, msg.id, &ev(DeliveryStatus::Sent)).await.unwrap(), "late sent ignored");
+    assert!(!s.advance_status(&ws, conv.id, msg.id, &ev(DeliveryStatus::Failed)).await.unwrap());
+    let stored = s.message(&ws, conv.id, msg.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, DeliveryStatus::Delivered);
+    assert_eq!(stored.provider_message_id.as_deref(), Some("SMstatus000000000000000000000000"));
+    let trail: Vec<DeliveryStatus> = stored.status_history.iter().map(|e| e.status).collect();
+    use DeliveryStatus::*;
+    assert_eq!(trail, vec![Queued, Sending, Queued, Sending, Delivered]);
+    assert!(matches!(s.claim_for_send(&ws, conv.id, msg.id, at).await.unwrap(), Claim::Done(_)));
+    assert!(matches!(s.claim_for_send(&ws, conv.id, MessageId::new(), at).await.unwrap(), Claim::NotFound));
+    assert!(!s.advance_status(&ws, conv.id, MessageId::new(), &ev(DeliveryStatus::Sent)).await.unwrap());
+}
+
+pub async fn channel_accounts_resolve_to_their_workspace<S: Store>(s: &S) {
+    let ws = workspace("chan");
+    let number = format!("+1415556{:04}", ulid::Ulid::new().random() % 10_000);
+    let acct = ChannelAccount { workspace: ws.clone(), channel: Channel::Sms, address: number.clone(), display_name: Some("Support".into()) };
+    s.put_channel_account(&acct).await.unwrap();
+    assert_eq!(s.channel_account(Channel::Sms, &number).await.unwrap(), Some(acct));
+    assert!(s.channel_account(Channel::Whatsapp, &number).await.unwrap().is_none());
+}
+
+/// Runs every case, sequentially (each is independent; parallel runs are the caller's choice).
+pub async fn run_all<S: Store>(s: &S) {
+    first_message_creates_contact_conversation_and_message(s).await;
+    a_provider_message_is_stored_once(s).await;
+    a_claimed_identity_or_conversation_slot_conflicts(s).await;
+    stale_conversation_versions_conflict(s).await;
+    conversations_list_by_status_and_activity_with_pagination(s).await;
+    workspaces_never_see_each_other(s).await;
+    replies_are_idempotent_per_key(s).await;
+    messages_page_in_both_orders(s).await;
+    delivery_status_only_moves_forward(s).await;
+    channel_accounts_resolve_to_their_workspace(s).await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn the_memory_store_meets_the_contract() {
+        super::run_all(&crate::MemoryStore::new()).await;
+    }
+}

@@ -1,0 +1,516 @@
+//! The DynamoDB adapter: one table, keys from [`crate::keys`], every multi-item change in one
+//! transaction, every race settled by a condition expression.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::Client;
+use domain::model::{Channel, Contact, Conversation, DeliveryEvent, DeliveryStatus, Identity, Message};
+use domain::ports::*;
+use domain::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
+use time::OffsetDateTime;
+
+use crate::error::{classify, corrupt};
+use crate::keys::{self, Key};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Idempotency records outlive any sane client retry window, then expire through the table's TTL.
+const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+/// Pointer items: small items whose only job is to make one fact unique.
+#[derive(Serialize, Deserialize)]
+struct IdentityPointer {
+    contact_id: ContactId,
+}
+#[derive(Serialize, Deserialize)]
+struct ConversationPointer {
+    conversation_id: ConversationId,
+}
+#[derive(Serialize, Deserialize)]
+struct ProviderPointer {
+    conversation_id: ConversationId,
+    message_id: MessageId,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn key_map(k: &Key) -> Item {
+    HashMap::from([(keys::PK.to_owned(), s(&k.pk)), (keys::SK.to_owned(), s(&k.sk))])
+}
+
+fn item<T: Serialize>(k: &Key, entity: &str, value: &T) -> Result<Item, StoreError> {
+    let mut it: Item = to_item(value).map_err(|e| corrupt(entity, e))?;
+    it.extend(key_map(k));
+    it.insert(keys::ENTITY.to_owned(), s(entity));
+    Ok(it)
+}
+
+fn decode<T: DeserializeOwned>(what: &str, it: Item) -> Result<T, StoreError> {
+    from_item(it).map_err(|e| corrupt(what, e))
+}
+
+fn conversation_item(c: &Conversation) -> Result<Item, StoreError> {
+    let mut it = item(&keys::conversation(&c.workspace, c.id), "conversation", c)?;
+    let sort = keys::activity_sort(c.last_activity_at, c.id);
+    it.insert(keys::GSI1PK.into(), s(keys::status_partition(&c.workspace, c.status)));
+    it.insert(keys::GSI1SK.into(), s(&sort));
+    it.insert(keys::GSI2PK.into(), s(keys::assignee_partition(&c.workspace, c.assignee.as_ref(), c.status)));
+    it.insert(keys::GSI2SK.into(), s(sort));
+    Ok(it)
+}
+
+fn message_item(m: &Message) -> Result<Item, StoreError> {
+    let mut it = item(&keys::message(&m.workspace, m.conversation_id, m.id), "message", m)?;
+    // The rank makes "only forward" a condition DynamoDB checks atomically.
+    it.insert("status_rank".into(), n(m.status.rank()));
+    Ok(it)
+}
+
+fn build<T, E: std::fmt::Display>(what: &str, r: Result<T, E>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Rejected(format!("building {what}: {e}").into()))
+}
+
+fn put(table: &str, it: Item, condition: &str, values: Option<Item>) -> Result<TransactWriteItem, StoreError> {
+    let p = build(
+        "put",
+        Put::builder().table_name(table).set_item(Some(it)).condition_expression(condition).set_expression_attribute_values(values).build(),
+    )?;
+    Ok(TransactWriteItem::builder().put(p).build())
+}
+
+const NOT_EXISTS: &str = "attribute_not_exists(PK)";
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn get(&self, k: &Key) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(k)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.item)
+    }
+
+    async fn get_as<T: DeserializeOwned>(&self, what: &str, k: &Key) -> Result<Option<T>, StoreError> {
+        self.get(k).await?.map(|it| decode(what, it)).transpose()
+    }
+
+    /// Runs a transaction; a cancelled one is `Duplicate` when the item at `duplicate_index` failed its
+    /// condition (the write was already done), `Conflict` otherwise.
+    async fn transact(&self, items: Vec<TransactWriteItem>, duplicate_index: Option<usize>) -> Result<(), StoreError> {
+        let res = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(tc)) => {
+                    let failed: Vec<usize> = tc
+                        .cancellation_reasons()
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.code().is_some_and(|c| c != "None"))
+                        .map(|(i, _)| i)
+                        .collect();
+                    let codes: Vec<&str> = tc.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
+                    if codes.iter().any(|c| *c == "ThrottlingError" || *c == "ProvisionedThroughputExceeded") {
+                        return Err(StoreError::Unavailable(Box::new(e)));
+                    }
+                    if duplicate_index.is_some_and(|d| failed.contains(&d)) {
+                        Err(StoreError::Duplicate)
+                    } else {
+                        Err(StoreError::Conflict)
+                    }
+                }
+                _ => Err(classify(e)),
+            },
+        }
+    }
+
+    fn conversation_write(&self, w: &ConversationWrite) -> Result<Vec<TransactWriteItem>, StoreError> {
+        Ok(match w {
+            ConversationWrite::Create(c) => vec![
+                put(
+                    &self.table,
+                    item(
+                        &keys::current_conversation(&c.workspace, c.contact_id),
+                        "current_conversation",
+                        &ConversationPointer { conversation_id: c.id },
+                    )?,
+                    NOT_EXISTS,
+                    None,
+                )?,
+                put(&self.table, conversation_item(c)?, NOT_EXISTS, None)?,
+            ],
+            ConversationWrite::Update { conversation, expected_version } => vec![put(
+                &self.table,
+                conversation_item(conversation)?,
+                "version = :expected",
+                Some(HashMap::from([(":expected".to_owned(), n(expected_version))])),
+            )?],
+        })
+    }
+
+    async fn query_page(
+        &self,
+        index: Option<&str>,
+        key_condition: &str,
+        values: Item,
+        names: HashMap<String, String>,
+        forward: bool,
+        limit: u16,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, bool), StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(index.map(str::to_owned))
+            .key_condition_expression(key_condition)
+            .set_expression_attribute_values(Some(values))
+            .set_expression_attribute_names(Some(names))
+            .scan_index_forward(forward)
+            .limit(i32::from(limit.max(1)))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(classify)?;
+        let more = out.last_evaluated_key().is_some();
+        Ok((out.items.unwrap_or_default(), more))
+    }
+}
+
+#[async_trait]
+impl ChannelDirectory for DynamoStore {
+    async fn channel_account(&self, channel: Channel, address: &str) -> Result<Option<ChannelAccount>, StoreError> {
+        self.get_as("channel account", &keys::channel_account(channel, address)).await
+    }
+
+    async fn put_channel_account(&self, account: &ChannelAccount) -> Result<(), StoreError> {
+        let it = item(&keys::channel_account(account.channel, &account.address), "channel_account", account)?;
+        self.client.put_item().table_name(&self.table).set_item(Some(it)).send().await.map_err(classify)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl InboundStore for DynamoStore {
+    async fn provider_message_seen(&self, ws: &WorkspaceId, provider: &str, id: &str) -> Result<bool, StoreError> {
+        Ok(self.get(&keys::provider_message(ws, provider, id)).await?.is_some())
+    }
+
+    async fn contact_by_identity(&self, ws: &WorkspaceId, identity: &Identity) -> Result<Option<Contact>, StoreError> {
+        let Some(p) = self.get_as::<IdentityPointer>("identity", &keys::identity(ws, identity)).await? else {
+            return Ok(None);
+        };
+        self.get_as("contact", &keys::contact(ws, p.contact_id)).await
+    }
+
+    async fn current_conversation(&self, ws: &WorkspaceId, contact: &Contact) -> Result<Option<Conversation>, StoreError> {
+        let Some(p) =
+            self.get_as::<ConversationPointer>("current conversation", &keys::current_conversation(ws, contact.id)).await?
+        else {
+            return Ok(None);
+        };
+        self.get_as("conversation", &keys::conversation(ws, p.conversation_id)).await
+    }
+
+    async fn commit_inbound(&self, c: InboundCommit) -> Result<(), StoreError> {
+        let ws = &c.message.workspace;
+        let mut items = vec![
+            put(
+                &self.table,
+                item(
+                    &keys::provider_message(ws, &c.provider, &c.provider_message_id),
+                    "provider_message",
+                    &ProviderPointer { conversation_id: c.message.conversation_id, message_id: c.message.id },
+                )?,
+                NOT_EXISTS,
+                None,
+            )?,
+            put(&self.table, message_item(&c.message)?, NOT_EXISTS, None)?,
+        ];
+        if let Some(contact) = &c.new_contact {
+            for identity in &contact.identities {
+                let p = IdentityPointer { contact_id: contact.id };
+                items.push(put(&self.table, item(&keys::identity(ws, identity), "identity", &p)?, NOT_EXISTS, None)?);
+            }
+            items.push(put(&self.table, item(&keys::contact(ws, contact.id), "contact", contact)?, NOT_EXISTS, None)?);
+        }
+        items.extend(self.conversation_write(&c.conversation)?);
+        self.transact(items, Some(0)).await
+    }
+}
+
+#[async_trait]
+impl ConversationReader for DynamoStore {
+    async fn conversation(&self, ws: &WorkspaceId, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
+        self.get_as("conversation", &keys::conversation(ws, id)).await
+    }
+
+    async fn contact(&self, ws: &WorkspaceId, id: ContactId) -> Result<Option<Contact>, StoreError> {
+        self.get_as("contact", &keys::contact(ws, id)).await
+    }
+
+    async fn conversations(&self, ws: &WorkspaceId, q: &ConversationQuery) -> Result<Page<Conversation>, StoreError> {
+        let (index, pk_attr, sk_attr, partition) = match &q.assignee {
+            AssigneeFilter::Any => (keys::INDEX_BY_STATUS, keys::GSI1PK, keys::GSI1SK, keys::status_partition(ws, q.status)),
+            AssigneeFilter::Unassigned => {
+                (keys::INDEX_BY_ASSIGNEE, keys::GSI2PK, keys::GSI2SK, keys::assignee_partition(ws, None, q.status))
+            }
+            AssigneeFilter::Agent(a) => {
+                (keys::INDEX_BY_ASSIGNEE, keys::GSI2PK, keys::GSI2SK, keys::assignee_partition(ws, Some(a), q.status))
+            }
+        };
+        let start = match &q.cursor {
+            None => None,
+            Some(c) => {
+                let (sort, id) = keys::decode_activity_cursor(c).ok_or(StoreError::BadCursor)?;
+                let mut k = key_map(&keys::conversation(ws, id));
+                k.insert(pk_attr.into(), s(&partition));
+                k.insert(sk_attr.into(), s(sort));
+                Some(k)
+            }
+        };
+        let (items, more) = self
+            .query_page(
+                Some(index),
+                "#pk = :pk",
+                HashMap::from([(":pk".to_owned(), s(&partition))]),
+                HashMap::from([("#pk".to_owned(), pk_attr.to_owned())]),
+                false,
+                q.limit,
+                start,
+            )
+            .await?;
+        let convs: Vec<Conversation> = items.into_iter().map(|it| decode("conversation", it)).collect::<Result<_, _>>()?;
+        let next = match (more, convs.last()) {
+            (true, Some(last)) => Some(keys::encode_cursor(&keys::activity_sort(last.last_activity_at, last.id))),
+            _ => None,
+        };
+        Ok(Page { items: convs, next })
+    }
+
+    async fn messages(
+        &self,
+        ws: &WorkspaceId,
+        id: ConversationId,
+        order: Order,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<Message>, StoreError> {
+        let start = match cursor {
+            None => None,
+            Some(c) => Some(key_map(&keys::message(ws, id, keys::decode_message_cursor(c).ok_or(StoreError::BadCursor)?))),
+        };
+        let pk = keys::conversation(ws, id).pk;
+        let (items, more) = self
+            .query_page(
+                None,
+                "#pk = :pk AND begins_with(#sk, :prefix)",
+                HashMap::from([(":pk".to_owned(), s(pk)), (":prefix".to_owned(), s(keys::MESSAGE_PREFIX))]),
+                HashMap::from([("#pk".to_owned(), keys::PK.to_owned()), ("#sk".to_owned(), keys::SK.to_owned())]),
+                order == Order::Oldest,
+                limit,
+                start,
+            )
+            .await?;
+        let msgs: Vec<Message> = items.into_iter().map(|it| decode("message", it)).collect::<Result<_, _>>()?;
+        let next = match (more, msgs.last()) {
+            (true, Some(last)) => Some(keys::encode_cursor(&last.id.to_string())),
+            _ => None,
+        };
+        Ok(Page { items: msgs, next })
+    }
+
+    async fn message(&self, ws: &WorkspaceId, conv: ConversationId, id: MessageId) -> Result<Option<Message>, StoreError> {
+        self.get_as("message", &keys::message(ws, conv, id)).await
+    }
+}
+
+#[async_trait]
+impl ReplyStore for DynamoStore {
+    async fn idempotency_record(
+        &self,
+        ws: &WorkspaceId,
+        agent: &AgentId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.get_as("idempotency record", &keys::idempotency(ws, agent, key)).await
+    }
+
+    async fn commit_reply(&self, c: ReplyCommit) -> Result<(), StoreError> {
+        let r = &c.idempotency;
+        let mut idem = item(&keys::idempotency(&r.workspace, &r.agent, &r.key), "idempotency", r)?;
+        idem.insert(keys::TTL.into(), n(r.created_at.unix_timestamp() + IDEMPOTENCY_TTL_SECS));
+        let items = vec![
+            put(&self.table, idem, NOT_EXISTS, None)?,
+            put(&self.table, message_item(&c.message)?, NOT_EXISTS, None)?,
+            put(
+                &self.table,
+                conversation_item(&c.conversation)?,
+                "version = :expected",
+                Some(HashMap::from([(":expected".to_owned(), n(c.expected_version))])),
+            )?,
+        ];
+        self.transact(items, Some(0)).await
+    }
+
+    async fn mark_enqueued(&self, ws: &WorkspaceId, agent: &AgentId, key: &IdempotencyKey) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(&keys::idempotency(ws, agent, key))))
+            .update_expression("SET enqueued = :t")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// Moves a message's status with a history entry, if `condition` holds. Returns the new item, or
+    /// `None` when the condition failed.
+    async fn set_status(
+        &self,
+        k: &Key,
+        event: &DeliveryEvent,
+        condition: &str,
+        mut values: Item,
+    ) -> Result<Option<Message>, StoreError> {
+        let ev = to_attribute_value(event).map_err(|e| corrupt("delivery event", e))?;
+        values.insert(":status".into(), s(event.status.as_str()));
+        values.insert(":rank".into(), n(event.status.rank()));
+        values.insert(":event".into(), AttributeValue::L(vec![ev]));
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(k)))
+            .update_expression("SET #status = :status, status_rank = :rank, status_history = list_append(status_history, :event)")
+            .condition_expression(format!("attribute_exists(PK) AND ({condition})"))
+            .expression_attribute_names("#status", "status")
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match res {
+            Ok(out) => out.attributes.map(|a| decode("message", a)).transpose(),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e) => Err(classify(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for DynamoStore {
+    async fn claim_for_send(
+        &self,
+        ws: &WorkspaceId,
+        conv: ConversationId,
+        id: MessageId,
+        at: OffsetDateTime,
+    ) -> Result<Claim, StoreError> {
+        let k = keys::message(ws, conv, id);
+        let ev = DeliveryEvent { status: DeliveryStatus::Sending, at, error_code: None, error_message: None };
+        let cond = HashMap::from([(":queued".to_owned(), s(DeliveryStatus::Queued.as_str()))]);
+        if let Some(m) = self.set_status(&k, &ev, "#status = :queued", cond).await? {
+            return Ok(Claim::Claimed(m));
+        }
+        Ok(match self.get_as::<Message>("message", &k).await? {
+            None => Claim::NotFound,
+            Some(m) if m.status == DeliveryStatus::Sending => Claim::InFlight(m),
+            Some(m) => Claim::Done(m),
+        })
+    }
+
+    async fn release_claim(&self, ws: &WorkspaceId, conv: ConversationId, id: MessageId) -> Result<(), StoreError> {
+        let ev = DeliveryEvent { status: DeliveryStatus::Queued, at: OffsetDateTime::now_utc(), error_code: None, error_message: None };
+        let cond = HashMap::from([(":sending".to_owned(), s(DeliveryStatus::Sending.as_str()))]);
+        self.set_status(&keys::message(ws, conv, id), &ev, "#status = :sending", cond).await?;
+        Ok(())
+    }
+
+    async fn record_provider_id(
+        &self,
+        ws: &WorkspaceId,
+        conv: ConversationId,
+        id: MessageId,
+        provider: &str,
+        provider_message_id: &str,
+    ) -> Result<(), StoreError> {
+        let update = build(
+            "update",
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_map(&keys::message(ws, conv, id))))
+                .update_expression("SET provider = :p, provider_message_id = :id")
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_values(":p", s(provider))
+                .expression_attribute_values(":id", s(provider_message_id))
+                .build(),
+        )?;
+        let pointer = item(
+            &keys::provider_message(ws, provider, provider_message_id),
+            "provider_message",
+            &ProviderPointer { conversation_id: conv, message_id: id },
+        )?;
+        let p = build("put", Put::builder().table_name(&self.table).set_item(Some(pointer)).build())?;
+        self.transact(vec![TransactWriteItem::builder().update(update).build(), TransactWriteItem::builder().put(p).build()], None)
+            .await
+    }
+
+    async fn advance_status(
+        &self,
+        ws: &WorkspaceId,
+        conv: ConversationId,
+        id: MessageId,
+        event: &DeliveryEvent,
+    ) -> Result<bool, StoreError> {
+        Ok(self.set_status(&keys::message(ws, conv, id), event, "status_rank < :rank", HashMap::new()).await?.is_some())
+    }
+
+    async fn message_by_provider_id(
+        &self,
+        ws: &WorkspaceId,
+        provider: &str,
+        provider_message_id: &str,
+    ) -> Result<Option<(ConversationId, MessageId)>, StoreError> {
+        Ok(self
+            .get_as::<ProviderPointer>("provider message", &keys::provider_message(ws, provider, provider_message_id))
+            .await?
+            .map(|p| (p.conversation_id, p.message_id)))
+    }
+}

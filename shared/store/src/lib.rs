@@ -1,0 +1,31 @@
+//! Switchboard's single-table store: the DynamoDB adapter, its in-memory twin, and the contract
+//! tests both must pass. [`keys`] owns the key design.
+
+#[cfg(feature = "contract-tests")]
+pub mod contract;
+pub mod dynamo;
+mod error;
+pub mod keys;
+pub mod memory;
+
+pub use dynamo::DynamoStore;
+pub use memory::MemoryStore;
+
+/// Everything a handler may need from the store, for code that holds one store object.
+pub trait Store:
+    domain::ports::ChannelDirectory
+    + domain::ports::InboundStore
+    + domain::ports::ConversationReader
+    + domain::ports::ReplyStore
+    + domain::ports::DeliveryStore
+{
+}
+
+impl<T> Store for T where
+    T: domain::ports::ChannelDirectory
+        + domain::ports::InboundStore
+        + domain::ports::ConversationReader
+        + domain::ports::ReplyStore
+        + domain::ports::DeliveryStore
+{
+}

@@ -1,0 +1,355 @@
+//! The in-memory store: the same semantics as DynamoDB (conditional creates, versioned updates,
+//! all-or-nothing commits, forward-only statuses), held to them by the shared contract tests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use domain::model::{Channel, Contact, Conversation, DeliveryEvent, DeliveryStatus, Identity, Message};
+use domain::ports::*;
+use domain::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
+use time::OffsetDateTime;
+
+use crate::keys::{self, Key};
+
+#[derive(Default)]
+struct State {
+    channels: HashMap<Key, ChannelAccount>,
+    identities: HashMap<Key, ContactId>,
+    contacts: HashMap<Key, Contact>,
+    current: HashMap<Key, ConversationId>,
+    conversations: HashMap<Key, Conversation>,
+    /// Keyed by conversation partition, then message id (ULIDs sort by creation).
+    messages: HashMap<String, BTreeMap<MessageId, Message>>,
+    provider_messages: HashMap<Key, (ConversationId, MessageId)>,
+    idempotency: HashMap<Key, IdempotencyRecord>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        // A poisoned lock means a test already panicked; surfacing that panic is the right outcome.
+        let mut guard = self.state.lock().expect("memory store lock poisoned");
+        f(&mut guard)
+    }
+}
+
+fn conversation_partition(ws: &WorkspaceId, conv: ConversationId) -> String {
+    keys::conversation(ws, conv).pk
+}
+
+impl State {
+    fn check_conversation_write(&self, w: &ConversationWrite) -> Result<(), StoreError> {
+        match w {
+            ConversationWrite::Create(c) => {
+                if self.current.contains_key(&keys::current_conversation(&c.workspace, c.contact_id))
+                    || self.conversations.contains_key(&keys::conversation(&c.workspace, c.id))
+                {
+                    return Err(StoreError::Conflict);
+                }
+            }
+            ConversationWrite::Update { conversation: c, expected_version } => {
+                match self.conversations.get(&keys::conversation(&c.workspace, c.id)) {
+                    Some(stored) if stored.version == *expected_version => {}
+                    _ => return Err(StoreError::Conflict),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_conversation_write(&mut self, w: ConversationWrite) {
+        match w {
+            ConversationWrite::Create(c) => {
+                self.current.insert(keys::current_conversation(&c.workspace, c.contact_id), c.id);
+                self.conversations.insert(keys::conversation(&c.workspace, c.id), c);
+            }
+            ConversationWrite::Update { conversation: c, .. } => {
+                self.conversations.insert(keys::conversation(&c.workspace, c.id), c);
+            }
+        }
+    }
+
+    fn message_mut(&mut self, ws: &WorkspaceId, conv: ConversationId, id: MessageId) -> Option<&mut Message> {
+        self.messages.get_mut(&conversation_partition(ws, conv)).and_then(|m| m.get_mut(&id))
+    }
+}
+
+fn paginate<T: Clone>(sorted: Vec<(String, T)>, after: Option<&str>, limit: u16) -> (Vec<T>, Option<String>) {
+    let limit = usize::from(limit.max(1));
+    let rest: Vec<(String, T)> = match after {
+        None => sorted,
+        Some(a) => sorted.into_iter().skip_while(|(k, _)| k.as_str() != a).skip(1).collect(),
+    };
+    let more = rest.len() > limit;
+    let page: Vec<(String, T)> = rest.into_iter().take(limit).collect();
+    let next = if more { page.last().map(|(k, _)| k.clone()) } else { None };
+    (page.into_iter().map(|(_, v)| v).collect(), next)
+}
+
+#[async_trait]
+impl ChannelDirectory for MemoryStore {
+    async fn channel_account(&self, channel: Channel, address: &str) -> Result<Option<ChannelAccount>, StoreError> {
+        Ok(self.with(|s| s.channels.get(&keys::channel_account(channel, address)).cloned()))
+    }
+    async fn put_channel_account(&self, account: &ChannelAccount) -> Result<(), StoreError> {
+        self.with(|s| s.channels.insert(keys::channel_account(account.channel, &account.address), account.clone()));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl InboundStore for MemoryStore {
+    async fn provider_message_seen(&self, ws: &WorkspaceId, provider: &str, id: &str) -> Result<bool, StoreError> {
+        Ok(self.with(|s| s.provider_messages.contains_key(&keys::provider_message(ws, provider, id))))
+    }
+
+    async fn contact_by_identity(&self, ws: &WorkspaceId, identity: &Identity) -> Result<Option<Contact>, StoreError> {
+        Ok(self.with(|s| {
+            let id = s.identities.get(&keys::identity(ws, identity))?;
+            s.contacts.get(&keys::contact(ws, *id)).cloned()
+        }))
+    }
+
+    async fn current_conversation(&self, ws: &WorkspaceId, contact: &Contact) -> Result<Option<Conversation>, StoreError> {
+        Ok(self.with(|s| {
+            let id = s.current.get(&keys::current_conversation(ws, contact.id))?;
+            s.conversations.get(&keys::conversation(ws, *id)).cloned()
+        }))
+    }
+
+    async fn commit_inbound(&self, c: InboundCommit) -> Result<(), StoreError> {
+        self.with(|s| {
+            let ws = c.message.workspace.clone();
+            let pkey = keys::provider_message(&ws, &c.provider, &c.provider_message_id);
+            if s.provider_messages.contains_key(&pkey) {
+                return Err(StoreError::Duplicate);
+            }
+            if let Some(contact) = &c.new_contact {
+                let taken = contact.identities.iter().any(|i| s.identities.contains_key(&keys::identity(&ws, i)))
+                    || s.contacts.contains_key(&keys::contact(&ws, contact.id));
+                if taken {
+                    return Err(StoreError::Conflict);
+                }
+            }
+            s.check_conversation_write(&c.conversation)?;
+            let part = conversation_partition(&ws, c.message.conversation_id);
+            if s.messages.get(&part).is_some_and(|m| m.contains_key(&c.message.id)) {
+                return Err(StoreError::Conflict);
+            }
+            s.provider_messages.insert(pkey, (c.message.conversation_id, c.message.id));
+            if let Some(contact) = c.new_contact {
+                for i in &contact.identities {
+                    s.identities.insert(keys::identity(&ws, i), contact.id);
+                }
+                s.contacts.insert(keys::contact(&ws, contact.id), contact);
+            }
+            s.apply_conversation_write(c.conversation);
+            s.messages.entry(part).or_default().insert(c.message.id, c.message);
+            Ok(())
+        })
+    }
+}
+
+#[async_trait]
+impl ConversationReader for MemoryStore {
+    async fn conversation(&self, ws: &WorkspaceId, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
+        Ok(self.with(|s| s.conversations.get(&keys::conversation(ws, id)).cloned()))
+    }
+
+    async fn contact(&self, ws: &WorkspaceId, id: ContactId) -> Result<Option<Contact>, StoreError> {
+        Ok(self.with(|s| s.contacts.get(&keys::contact(ws, id)).cloned()))
+    }
+
+    async fn conversations(&self, ws: &WorkspaceId, q: &ConversationQuery) -> Result<Page<Conversation>, StoreError> {
+        let after = match &q.cursor {
+            None => None,
+            Some(c) => Some(keys::decode_activity_cursor(c).ok_or(StoreError::BadCursor)?.0),
+        };
+        let mut matching: Vec<(String, Conversation)> = self.with(|s| {
+            s.conversations
+                .values()
+                .filter(|c| &c.workspace == ws && c.status == q.status)
+                .filter(|c| match &q.assignee {
+                    AssigneeFilter::Any => true,
+                    AssigneeFilter::Unassigned => c.assignee.is_none(),
+                    AssigneeFilter::Agent(a) => c.assignee.as_ref() == Some(a),
+                })
+                .map(|c| (keys::activity_sort(c.last_activity_at, c.id), c.clone()))
+                .collect()
+        });
+        matching.sort_by(|a, b| b.0.cmp(&a.0));
+        // A cursor names a position, not an item: resume strictly after that sort key even if the
+        // item itself has since moved.
+        let rest: Vec<(String, Conversation)> = match &after {
+            None => matching,
+            Some(a) => matching.into_iter().filter(|(k, _)| k < a).collect(),
+        };
+        let (items, next) = paginate(rest, None, q.limit);
+        Ok(Page { items, next: next.map(|k| keys::encode_cursor(&k)) })
+    }
+
+    async fn messages(
+        &self,
+        ws: &WorkspaceId,
+        id: ConversationId,
+        order: Order,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<Message>, StoreError> {
+        let after = match cursor {
+            None => None,
+            Some(c) => Some(keys::decode_message_cursor(c).ok_or(StoreError::BadCursor)?),
+        };
+        let mut all: Vec<(String, Message)> = self.with(|s| {
+            s.messages
+                .get(&conversation_partition(ws, id))
+                .map(|m| m.values().map(|v| (v.id.to_string(), v.clone())).collect())
+                .unwrap_or_default()
+        });
+        if order == Order::Newest {
+            all.reverse();
+        }
+        let rest: Vec<(String, Message)> = match after {
+            None => all,
+            Some(a) => all
+                .into_iter()
+                .filter(|(_, m)| if order == Order::Oldest { m.id > a } else { m.id < a })
+                .collect(),
+        };
+        let (items, next) = paginate(rest, None, limit);
+        Ok(Page { items, next: next.map(|k| keys::encode_cursor(&k)) })
+    }
+
+    async fn message(&self, ws: &WorkspaceId, conv: ConversationId, id: MessageId) -> Result<Option<Message>, StoreError> {
+        Ok(self.with(|s| s.messages.get(&conversation_partition(ws, conv)).and_then(|m| m.get(&id)).cloned()))
+    }
+}
+
+#[async_trait]
+impl ReplyStore for MemoryStore {
+    async fn idempotency_record(
+        &self,
+        ws: &WorkspaceId,
+        agent: &AgentId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(self.with(|s| s.idempotency.get(&keys::idempotency(ws, agent, key)).cloned()))
+    }
+
+    async fn commit_reply(&self, c: ReplyCommit) -> Result<(), StoreError> {
+        self.with(|s| {
+            let r = &c.idempotency;
+            let ikey = keys::idempotency(&r.workspace, &r.agent, &r.key);
+            if s.idempotency.contains_key(&ikey) {
+                return Err(StoreError::Duplicate);
+            }
+            let write = ConversationWrite::Update { conversation: c.conversation, expected_version: c.expected_version };
+            s.check_conversation_write(&write)?;
+            let part = conversation_partition(&c.message.workspace, c.message.conversation_id);
+            if s.messages.get(&part).is_some_and(|m| m.contains_key(&c.message.id)) {
+                return Err(StoreError::Conflict);
+            }
+            s.idempotency.insert(ikey, c.idempotency);
+            s.apply_conversation_write(write);
+            s.messages.entry(part).or_default().insert(c.message.id, c.message);
+            Ok(())
+        })
+    }
+
+    async fn mark_enqueued(&self, ws: &WorkspaceId, agent: &AgentId, key: &IdempotencyKey) -> Result<(), StoreError> {
+        self.with(|s| match s.idempotency.get_mut(&keys::idempotency(ws, agent, key)) {
+            Some(r) => {
+                r.enqueued = true;
+                Ok(())
+            }
+            None => Err(StoreError::Conflict),
+        })
+    }
+}
+
+fn push_status(m: &mut Message, event: DeliveryEvent) {
+    m.status = event.status;
+    m.status_history.push(event);
+}
+
+#[async_trait]
+impl DeliveryStore for MemoryStore {
+    async fn claim_for_send(
+        &self,
+        ws: &WorkspaceId,
+        conv: ConversationId,
+        id: MessageId,
+        at: OffsetDateTime,
+    ) -> Result<Claim, StoreError> {
+        Ok(self.with(|s| match s.message_mut(ws, conv, id) {
+            None => Claim::NotFound,
+            Some(m) if m.status == DeliveryStatus::Queued => {
+                push_status(m, DeliveryEvent { status: DeliveryStatus::Sending, at, error_code: None, error_message: None });
+                Claim::Claimed(m.clone())
+            }
+            Some(m) if m.status == DeliveryStatus::Sending => Claim::InFlight(m.clone()),
+            Some(m) => Claim::Done(m.clone()),
+        }))
+    }
+
+    async fn release_claim(&self, ws: &WorkspaceId, conv: ConversationId, id: MessageId) -> Result<(), StoreError> {
+        self.with(|s| {
+            if let Some(m) = s.message_mut(ws, conv, id).filter(|m| m.status == DeliveryStatus::Sending) {
+                let at = OffsetDateTime::now_utc();
+                push_status(m, DeliveryEvent { status: DeliveryStatus::Queued, at, error_code: None, error_message: None });
+            }
+        });
+        Ok(())
+    }
+
+    async fn record_provider_id(
+        &self,
+        ws: &WorkspaceId,
+        conv: ConversationId,
+        id: MessageId,
+        provider: &str,
+        provider_message_id: &str,
+    ) -> Result<(), StoreError> {
+        self.with(|s| {
+            let m = s.message_mut(ws, conv, id).ok_or(StoreError::Conflict)?;
+            m.provider = Some(provider.to_owned());
+            m.provider_message_id = Some(provider_message_id.to_owned());
+            s.provider_messages.insert(keys::provider_message(ws, provider, provider_message_id), (conv, id));
+            Ok(())
+        })
+    }
+
+    async fn advance_status(
+        &self,
+        ws: &WorkspaceId,
+        conv: ConversationId,
+        id: MessageId,
+        event: &DeliveryEvent,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| match s.message_mut(ws, conv, id) {
+            Some(m) if m.status.can_advance_to(event.status) => {
+                push_status(m, event.clone());
+                true
+            }
+            _ => false,
+        }))
+    }
+
+    async fn message_by_provider_id(
+        &self,
+        ws: &WorkspaceId,
+        provider: &str,
+        provider_message_id: &str,
+    ) -> Result<Option<(ConversationId, MessageId)>, StoreError> {
+        Ok(self.with(|s| s.provider_messages.get(&keys::provider_message(ws, provider, provider_message_id)).copied()))
+    }
+}
