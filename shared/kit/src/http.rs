@@ -1,0 +1,198 @@
+//! The one place errors become HTTP responses: a status and a stable JSON body
+//! `{"error": {"code": "...", "message": "..."}}`.
+
+use domain::ports::{QueueError, StoreError};
+use domain::ParseError;
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    /// A dependency is down: the client should retry (Twilio does, on any 5xx).
+    #[error("temporarily unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::BadRequest(_) => 400,
+            ApiError::Unauthorized(_) => 401,
+            ApiError::Forbidden(_) => 403,
+            ApiError::NotFound(_) => 404,
+            ApiError::Conflict(_) => 409,
+            ApiError::Unprocessable(_) => 422,
+            ApiError::Unavailable(_) => 503,
+            ApiError::Internal(_) => 500,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Unprocessable(_) => "unprocessable",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The response. Server-side failures are logged with their cause chain here, once; clients see
+    /// only the stable code.
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        if status >= 500 {
+            let mut chain = String::new();
+            let mut source = std::error::Error::source(&self);
+            while let Some(s) = source {
+                chain.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            tracing::error!(status, code = self.code(), cause = %chain, "request failed");
+        }
+        let body = serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        json(status, &body)
+    }
+}
+
+impl From<ParseError> for ApiError {
+    fn from(e: ParseError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::BadCursor => ApiError::BadRequest("invalid pagination cursor".into()),
+            StoreError::Conflict | StoreError::Duplicate => {
+                ApiError::Conflict("a concurrent change got there first; retry the request".into())
+            }
+            StoreError::Unavailable(_) => ApiError::Unavailable(Box::new(e)),
+            StoreError::Rejected(_) | StoreError::Corrupt(_) => ApiError::Internal(Box::new(e)),
+        }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Unavailable(_) => ApiError::Unavailable(Box::new(e)),
+            QueueError::Rejected(_) => ApiError::Internal(Box::new(e)),
+        }
+    }
+}
+
+pub fn json<T: Serialize>(status: u16, body: &T) -> Response<Body> {
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::Text(text))
+        .expect("static response parts are valid")
+}
+
+pub fn xml(status: u16, body: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/xml; charset=utf-8")
+        .body(Body::Text(body.to_owned()))
+        .expect("static response parts are valid")
+}
+
+/// Turns a handler's result into the response Lambda returns: errors through [`ApiError`].
+pub fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
+    result.unwrap_or_else(ApiError::into_response)
+}
+
+/// The raw body bytes (lambda_http has already decoded API Gateway's base64).
+pub fn body_bytes(req: &Request) -> &[u8] {
+    match req.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    }
+}
+
+pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A path parameter of the route (`{id}`), parsed into its domain type.
+pub fn path_param<T>(req: &Request, name: &'static str, parse: impl Fn(&str) -> Result<T, ParseError>) -> Result<T, ApiError> {
+    use lambda_http::RequestExt;
+    let params = req.path_parameters();
+    let raw = params.first(name).ok_or(ApiError::BadRequest(format!("missing path parameter {name}")))?;
+    parse(raw).map_err(|e| ApiError::NotFound(e.to_string()))
+}
+
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    use lambda_http::RequestExt;
+    req.query_string_parameters_ref().and_then(|q| q.first(name)).map(str::to_owned)
+}
+
+/// The public URL a provider called, for signature checks: the configured public base (a custom
+/// domain, or the local gateway), else `https://` + the API's domain name; then the raw path and query
+/// exactly as received.
+pub fn public_url(req: &Request, public_base: Option<&str>) -> String {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    let base = match public_base {
+        Some(b) => b.trim_end_matches('/').to_owned(),
+        None => {
+            let domain = match req.request_context_ref() {
+                Some(RequestContext::ApiGatewayV2(ctx)) => ctx.domain_name.clone(),
+                _ => None,
+            }
+            .or_else(|| header(req, "host").map(str::to_owned))
+            .unwrap_or_default();
+            format!("https://{domain}")
+        }
+    };
+    let path = req.raw_http_path();
+    match req.uri().query() {
+        Some(q) if !q.is_empty() => format!("{base}{path}?{q}"),
+        _ => format!("{base}{path}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_have_a_stable_json_shape() {
+        let r = ApiError::NotFound("no such conversation".into()).into_response();
+        assert_eq!(r.status(), 404);
+        let Body::Text(t) = r.body() else { panic!("text body") };
+        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        assert_eq!(v["error"]["code"], "not_found");
+        assert_eq!(v["error"]["message"], "no such conversation");
+    }
+
+    #[test]
+    fn store_errors_map_to_statuses() {
+        assert_eq!(ApiError::from(StoreError::BadCursor).status(), 400);
+        assert_eq!(ApiError::from(StoreError::Conflict).status(), 409);
+        assert_eq!(ApiError::from(StoreError::Unavailable("x".into())).status(), 503);
+        assert_eq!(ApiError::from(StoreError::Corrupt("x".into())).status(), 500);
+    }
+}

@@ -1,0 +1,10 @@
+//! The Lambda kit every function shares: tracing set-up, configuration read once, one mapping from
+//! errors to HTTP responses, JWT authentication of agents, and the FIFO partial-batch helper.
+
+pub mod auth;
+pub mod config;
+pub mod fifo;
+pub mod http;
+pub mod telemetry;
+
+pub use config::{Config, ConfigError};

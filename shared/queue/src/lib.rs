@@ -1,0 +1,106 @@
+//! SQS FIFO publishers for the inbound, outbound and notification queues. Each message carries its
+//! group (ordering scope) and deduplication id, both chosen by the domain event.
+
+use async_trait::async_trait;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::Client;
+use domain::events::{InboundEvent, Notification, OutboundJob};
+use domain::ports::{InboundQueue, NotificationQueue, OutboundQueue, QueueError};
+use serde::Serialize;
+
+#[derive(Clone)]
+pub struct SqsQueue {
+    client: Client,
+    url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        Self { client, url: url.into() }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends one message. SQS FIFO drops a second send with the same deduplication id within five
+    /// minutes, which makes a retried webhook or API call enqueue once.
+    pub async fn send<T: Serialize>(&self, body: &T, group: &str, dedup: &str) -> Result<(), QueueError> {
+        let body = serde_json::to_string(body).map_err(|e| QueueError::Rejected(Box::new(e)))?;
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .message_group_id(group)
+            .message_deduplication_id(dedup_id(dedup))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+/// SQS allows up to 128 characters of `[A-Za-z0-9!-/:-@[-`{-~]` (printable ASCII without space).
+fn dedup_id(raw: &str) -> String {
+    let cleaned: String = raw.chars().map(|c| if c.is_ascii_graphic() { c } else { '_' }).collect();
+    if cleaned.len() <= 128 {
+        cleaned
+    } else {
+        cleaned[cleaned.len() - 128..].to_owned()
+    }
+}
+
+fn classify<E, R>(err: SdkError<E, R>) -> QueueError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match &err {
+        SdkError::ServiceError(se) => {
+            let retryable = se.err().code().is_some_and(|c| {
+                matches!(c, "ThrottlingException" | "RequestThrottled" | "ServiceUnavailable" | "InternalError" | "KmsThrottled")
+            });
+            if retryable {
+                QueueError::Unavailable(Box::new(err))
+            } else {
+                QueueError::Rejected(Box::new(err))
+            }
+        }
+        SdkError::ConstructionFailure(_) => QueueError::Rejected(Box::new(err)),
+        _ => QueueError::Unavailable(Box::new(err)),
+    }
+}
+
+#[async_trait]
+impl InboundQueue for SqsQueue {
+    async fn enqueue_inbound(&self, event: &InboundEvent) -> Result<(), QueueError> {
+        let InboundEvent::Message(m) = event;
+        self.send(event, &m.group_id(), &m.dedup_id()).await
+    }
+}
+
+#[async_trait]
+impl OutboundQueue for SqsQueue {
+    async fn enqueue_outbound(&self, job: &OutboundJob) -> Result<(), QueueError> {
+        self.send(job, &job.group_id(), &job.dedup_id()).await
+    }
+}
+
+#[async_trait]
+impl NotificationQueue for SqsQueue {
+    async fn publish(&self, event: &Notification) -> Result<(), QueueError> {
+        self.send(event, &event.group_id(), &event.dedup_id()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_ids_fit_sqs_rules() {
+        assert_eq!(dedup_id("twilio:SM123"), "twilio:SM123");
+        assert_eq!(dedup_id("a b"), "a_b");
+        assert_eq!(dedup_id(&"x".repeat(200)).len(), 128);
+    }
+}
