@@ -78,7 +78,6 @@ pub enum Notification {
         message_id: MessageId,
         direction: Direction,
         channel: Channel,
-        new_conversation: bool,
     },
     DeliveryStatusChanged {
         workspace: WorkspaceId,

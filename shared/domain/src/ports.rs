@@ -62,7 +62,9 @@ pub trait ChannelDirectory: Send + Sync {
 }
 
 pub enum ConversationWrite {
-    Create(Conversation),
+    /// A new conversation becomes the contact's current one. `replaces` names the resolved
+    /// conversation that held the slot, if any; the write fails if the slot holds anything else.
+    Create { conversation: Conversation, replaces: Option<ConversationId> },
     /// Write `conversation` only if the stored version is still `expected_version`.
     Update { conversation: Conversation, expected_version: u64 },
 }
@@ -80,7 +82,13 @@ pub struct InboundCommit {
 
 #[async_trait]
 pub trait InboundStore: Send + Sync {
-    async fn provider_message_seen(&self, ws: &WorkspaceId, provider: &str, id: &str) -> Result<bool, StoreError>;
+    /// The message a provider id was stored as, if it was.
+    async fn provider_message(
+        &self,
+        ws: &WorkspaceId,
+        provider: &str,
+        id: &str,
+    ) -> Result<Option<(ConversationId, MessageId)>, StoreError>;
     async fn contact_by_identity(&self, ws: &WorkspaceId, identity: &Identity) -> Result<Option<Contact>, StoreError>;
     /// The contact's unresolved conversation, if any (there is at most one).
     async fn current_conversation(&self, ws: &WorkspaceId, contact: &Contact) -> Result<Option<Conversation>, StoreError>;

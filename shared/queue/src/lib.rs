@@ -1,6 +1,8 @@
 //! SQS FIFO publishers for the inbound, outbound and notification queues. Each message carries its
 //! group (ordering scope) and deduplication id, both chosen by the domain event.
 
+pub mod memory;
+
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::Client;

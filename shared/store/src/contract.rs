@@ -53,7 +53,7 @@ pub async fn seed_conversation<S: Store>(s: &S, ws: &WorkspaceId, n: u32, at: Of
     let msg = inbound_message(ws, &conv, &contact, at);
     s.commit_inbound(InboundCommit {
         new_contact: Some(contact.clone()),
-        conversation: ConversationWrite::Create(conv.clone()),
+        conversation: ConversationWrite::Create { conversation: conv.clone(), replaces: None },
         message: msg,
         provider: "twilio".into(),
         provider_message_id: format!("SM{}", ulid::Ulid::new()),
@@ -90,7 +90,7 @@ pub async fn a_provider_message_is_stored_once<S: Store>(s: &S) {
     let commit = |c: Conversation, m: Message, new: bool| InboundCommit {
         new_contact: new.then(|| contact.clone()),
         conversation: if new {
-            ConversationWrite::Create(c)
+            ConversationWrite::Create { conversation: c, replaces: None }
         } else {
             let v = c.version;
             let mut c = c;
@@ -102,7 +102,8 @@ pub async fn a_provider_message_is_stored_once<S: Store>(s: &S) {
         provider_message_id: "SMdup0000000000000000000000000000".into(),
     };
     s.commit_inbound(commit(conv.clone(), inbound_message(&ws, &conv, &contact, at), true)).await.unwrap();
-    assert!(s.provider_message_seen(&ws, "twilio", "SMdup0000000000000000000000000000").await.unwrap());
+    let first = s.provider_message(&ws, "twilio", "SMdup0000000000000000000000000000").await.unwrap();
+    assert_eq!(first.map(|(c, _)| c), Some(conv.id));
     let again = s.commit_inbound(commit(conv.clone(), inbound_message(&ws, &conv, &contact, at), false)).await;
     assert!(matches!(again, Err(StoreError::Duplicate)), "{again:?}");
     assert_eq!(s.messages(&ws, conv.id, Order::Oldest, 10, None).await.unwrap().items.len(), 1);
@@ -120,7 +121,7 @@ pub async fn a_claimed_identity_or_conversation_slot_conflicts<S: Store>(s: &S) 
     let res = s
         .commit_inbound(InboundCommit {
             new_contact: Some(loser.clone()),
-            conversation: ConversationWrite::Create(conv.clone()),
+            conversation: ConversationWrite::Create { conversation: conv.clone(), replaces: None },
             message: inbound_message(&ws, &conv, &loser, at),
             provider: "twilio".into(),
             provider_message_id: format!("SM{}", ulid::Ulid::new()),
@@ -129,6 +130,32 @@ pub async fn a_claimed_identity_or_conversation_slot_conflicts<S: Store>(s: &S) 
     assert!(matches!(res, Err(StoreError::Conflict)), "{res:?}");
     assert!(s.conversation(&ws, conv.id).await.unwrap().is_none());
     assert!(s.contact(&ws, loser.id).await.unwrap().is_none());
+}
+
+pub async fn a_new_conversation_replaces_only_the_resolved_one<S: Store>(s: &S) {
+    let ws = workspace("replace");
+    let at = now();
+    let (contact, old) = seed_conversation(s, &ws, 5, at).await;
+    let new_conv = |c: &Contact| {
+        let mut n = Conversation::start(ws.clone(), c, at);
+        n.record_inbound(route(), at);
+        n
+    };
+    let commit = |conv: Conversation, replaces| InboundCommit {
+        new_contact: None,
+        message: inbound_message(&ws, &conv, &contact, at),
+        conversation: ConversationWrite::Create { conversation: conv, replaces },
+        provider: "twilio".into(),
+        provider_message_id: format!("SM{}", ulid::Ulid::new()),
+    };
+    // Naming the wrong predecessor (or none) while the slot is held conflicts.
+    let wrong = s.commit_inbound(commit(new_conv(&contact), Some(domain::ConversationId::new()))).await;
+    assert!(matches!(wrong, Err(StoreError::Conflict)), "{wrong:?}");
+    let none = s.commit_inbound(commit(new_conv(&contact), None)).await;
+    assert!(matches!(none, Err(StoreError::Conflict)), "{none:?}");
+    let fresh = new_conv(&contact);
+    s.commit_inbound(commit(fresh.clone(), Some(old.id))).await.unwrap();
+    assert_eq!(s.current_conversation(&ws, &contact).await.unwrap().map(|c| c.id), Some(fresh.id));
 }
 
 pub async fn stale_conversation_versions_conflict<S: Store>(s: &S) {
@@ -344,6 +371,7 @@ pub async fn run_all<S: Store>(s: &S) {
     first_message_creates_contact_conversation_and_message(s).await;
     a_provider_message_is_stored_once(s).await;
     a_claimed_identity_or_conversation_slot_conflicts(s).await;
+    a_new_conversation_replaces_only_the_resolved_one(s).await;
     stale_conversation_versions_conflict(s).await;
     conversations_list_by_status_and_activity_with_pagination(s).await;
     workspaces_never_see_each_other(s).await;

@@ -158,19 +158,23 @@ impl DynamoStore {
 
     fn conversation_write(&self, w: &ConversationWrite) -> Result<Vec<TransactWriteItem>, StoreError> {
         Ok(match w {
-            ConversationWrite::Create(c) => vec![
-                put(
-                    &self.table,
-                    item(
-                        &keys::current_conversation(&c.workspace, c.contact_id),
-                        "current_conversation",
-                        &ConversationPointer { conversation_id: c.id },
+            ConversationWrite::Create { conversation: c, replaces } => {
+                let pointer = item(
+                    &keys::current_conversation(&c.workspace, c.contact_id),
+                    "current_conversation",
+                    &ConversationPointer { conversation_id: c.id },
+                )?;
+                let slot = match replaces {
+                    None => put(&self.table, pointer, NOT_EXISTS, None)?,
+                    Some(old) => put(
+                        &self.table,
+                        pointer,
+                        "attribute_not_exists(PK) OR conversation_id = :replaced",
+                        Some(HashMap::from([(":replaced".to_owned(), s(old.to_string()))])),
                     )?,
-                    NOT_EXISTS,
-                    None,
-                )?,
-                put(&self.table, conversation_item(c)?, NOT_EXISTS, None)?,
-            ],
+                };
+                vec![slot, put(&self.table, conversation_item(c)?, NOT_EXISTS, None)?]
+            }
             ConversationWrite::Update { conversation, expected_version } => vec![put(
                 &self.table,
                 conversation_item(conversation)?,
@@ -224,8 +228,13 @@ impl ChannelDirectory for DynamoStore {
 
 #[async_trait]
 impl InboundStore for DynamoStore {
-    async fn provider_message_seen(&self, ws: &WorkspaceId, provider: &str, id: &str) -> Result<bool, StoreError> {
-        Ok(self.get(&keys::provider_message(ws, provider, id)).await?.is_some())
+    async fn provider_message(
+        &self,
+        ws: &WorkspaceId,
+        provider: &str,
+        id: &str,
+    ) -> Result<Option<(ConversationId, MessageId)>, StoreError> {
+        self.message_by_provider_id(ws, provider, id).await
     }
 
     async fn contact_by_identity(&self, ws: &WorkspaceId, identity: &Identity) -> Result<Option<Contact>, StoreError> {

@@ -49,10 +49,14 @@ fn conversation_partition(ws: &WorkspaceId, conv: ConversationId) -> String {
 impl State {
     fn check_conversation_write(&self, w: &ConversationWrite) -> Result<(), StoreError> {
         match w {
-            ConversationWrite::Create(c) => {
-                if self.current.contains_key(&keys::current_conversation(&c.workspace, c.contact_id))
-                    || self.conversations.contains_key(&keys::conversation(&c.workspace, c.id))
-                {
+            ConversationWrite::Create { conversation: c, replaces } => {
+                let slot = self.current.get(&keys::current_conversation(&c.workspace, c.contact_id));
+                let slot_free = match (slot, replaces) {
+                    (None, _) => true,
+                    (Some(held), Some(old)) => held == old,
+                    (Some(_), None) => false,
+                };
+                if !slot_free || self.conversations.contains_key(&keys::conversation(&c.workspace, c.id)) {
                     return Err(StoreError::Conflict);
                 }
             }
@@ -68,7 +72,7 @@ impl State {
 
     fn apply_conversation_write(&mut self, w: ConversationWrite) {
         match w {
-            ConversationWrite::Create(c) => {
+            ConversationWrite::Create { conversation: c, .. } => {
                 self.current.insert(keys::current_conversation(&c.workspace, c.contact_id), c.id);
                 self.conversations.insert(keys::conversation(&c.workspace, c.id), c);
             }
@@ -108,8 +112,13 @@ impl ChannelDirectory for MemoryStore {
 
 #[async_trait]
 impl InboundStore for MemoryStore {
-    async fn provider_message_seen(&self, ws: &WorkspaceId, provider: &str, id: &str) -> Result<bool, StoreError> {
-        Ok(self.with(|s| s.provider_messages.contains_key(&keys::provider_message(ws, provider, id))))
+    async fn provider_message(
+        &self,
+        ws: &WorkspaceId,
+        provider: &str,
+        id: &str,
+    ) -> Result<Option<(ConversationId, MessageId)>, StoreError> {
+        Ok(self.with(|s| s.provider_messages.get(&keys::provider_message(ws, provider, id)).copied()))
     }
 
     async fn contact_by_identity(&self, ws: &WorkspaceId, identity: &Identity) -> Result<Option<Contact>, StoreError> {

@@ -1,0 +1,68 @@
+//! An in-memory queue for unit tests of handlers: records what was sent, and can be switched to fail
+//! like an unavailable SQS.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use domain::events::{InboundEvent, Notification, OutboundJob};
+use domain::ports::{InboundQueue, NotificationQueue, OutboundQueue, QueueError};
+
+#[derive(Default)]
+pub struct MemoryQueue {
+    sent: Mutex<Vec<(String, String, serde_json::Value)>>,
+    failing: AtomicBool,
+}
+
+impl MemoryQueue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn fail(&self, on: bool) {
+        self.failing.store(on, Ordering::SeqCst);
+    }
+
+    /// (group id, dedup id, body) of every message sent, in order. Like SQS FIFO, a repeated dedup id
+    /// is dropped.
+    pub fn sent(&self) -> Vec<(String, String, serde_json::Value)> {
+        self.sent.lock().expect("lock").clone()
+    }
+
+    fn push(&self, group: String, dedup: String, body: serde_json::Value) -> Result<(), QueueError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(QueueError::Unavailable("queue switched off by the test".into()));
+        }
+        let mut sent = self.sent.lock().expect("lock");
+        if !sent.iter().any(|(_, d, _)| *d == dedup) {
+            sent.push((group, dedup, body));
+        }
+        Ok(())
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).expect("events serialise")
+}
+
+#[async_trait]
+impl InboundQueue for MemoryQueue {
+    async fn enqueue_inbound(&self, event: &InboundEvent) -> Result<(), QueueError> {
+        let InboundEvent::Message(m) = event;
+        self.push(m.group_id(), m.dedup_id(), json(event))
+    }
+}
+
+#[async_trait]
+impl OutboundQueue for MemoryQueue {
+    async fn enqueue_outbound(&self, job: &OutboundJob) -> Result<(), QueueError> {
+        self.push(job.group_id(), job.dedup_id(), json(job))
+    }
+}
+
+#[async_trait]
+impl NotificationQueue for MemoryQueue {
+    async fn publish(&self, event: &Notification) -> Result<(), QueueError> {
+        self.push(event.group_id(), event.dedup_id(), json(event))
+    }
+}
