@@ -196,3 +196,19 @@ mod tests {
         assert_eq!(ApiError::from(StoreError::Corrupt("x".into())).status(), 500);
     }
 }
+
+/// The `limit` query parameter: `default` when absent, 1..=`max` otherwise.
+pub fn limit_param(req: &Request, default: u16, max: u16) -> Result<u16, ApiError> {
+    match query_param(req, "limit") {
+        None => Ok(default),
+        Some(raw) => match raw.parse::<u16>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::BadRequest(format!("limit must be a whole number from 1 to {max}"))),
+        },
+    }
+}
+
+/// A page of a list endpoint: `{"items": [...], "next_cursor": "..." | null}`.
+pub fn page_response<T: Serialize>(page: domain::ports::Page<T>) -> Response<Body> {
+    json(200, &serde_json::json!({ "items": page.items, "next_cursor": page.next.map(|c| c.0) }))
+}

@@ -1,6 +1,7 @@
 //! The Lambda kit every function shares: tracing set-up, configuration read once, one mapping from
 //! errors to HTTP responses, JWT authentication of agents, and the FIFO partial-batch helper.
 
+pub mod apigw;
 pub mod auth;
 pub mod config;
 pub mod fifo;

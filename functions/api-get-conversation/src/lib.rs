@@ -1,0 +1,67 @@
+//! GET /conversations/{id} — one conversation with its contact (every channel identity). A
+//! conversation of another workspace is indistinguishable from a missing one: 404.
+
+use std::sync::Arc;
+
+use domain::ports::ConversationReader;
+use domain::ConversationId;
+use kit::auth::Authenticator;
+use kit::http::{json, path_param, respond, ApiError};
+use lambda_http::{Body, Error, Request, Response};
+
+pub struct Deps {
+    pub store: Arc<dyn ConversationReader>,
+    pub auth: Authenticator,
+}
+
+impl Deps {
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        Ok(Self {
+            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            auth: Authenticator::new(&config.secret("JWT_SECRET").await?),
+        })
+    }
+}
+
+pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
+    Ok(respond(get(deps, &req).await))
+}
+
+async fn get(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
+    let who = deps.auth.authenticate(req)?;
+    let id = path_param(req, "id", ConversationId::parse)?;
+    let conversation =
+        deps.store.conversation(&who.workspace, id).await?.ok_or_else(|| ApiError::NotFound(format!("no conversation {id}")))?;
+    let contact = deps.store.contact(&who.workspace, conversation.contact_id).await?;
+    Ok(json(200, &serde_json::json!({ "conversation": conversation, "contact": contact })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{AgentId, WorkspaceId};
+    use store::contract::seed_conversation;
+    use store::MemoryStore;
+
+    fn get_req(id: &str, ws: &str) -> Request {
+        let t = kit::auth::issue_token("s", &WorkspaceId::parse(ws).unwrap(), &AgentId::parse("alice").unwrap(), None, kit::auth::Role::Agent, time::Duration::hours(1));
+        let auth = format!("Bearer {t}");
+        kit::apigw::test_request("GET", "/conversations/{id}", &format!("/conversations/{id}"), &[("id", id)], &[("authorization", &auth)], None)
+    }
+
+    #[tokio::test]
+    async fn returns_the_conversation_and_contact_to_its_workspace_only() {
+        let store = Arc::new(MemoryStore::new());
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let (contact, conv) = seed_conversation(store.as_ref(), &ws, 1, time::OffsetDateTime::now_utc()).await;
+        let deps = Deps { store, auth: Authenticator::new("s") };
+        let res = handle(&deps, get_req(&conv.id.to_string(), "acme")).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let Body::Text(t) = res.body() else { panic!() };
+        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        assert_eq!(v["conversation"]["id"], conv.id.to_string());
+        assert_eq!(v["contact"]["id"], contact.id.to_string());
+        assert_eq!(handle(&deps, get_req(&conv.id.to_string(), "globex")).await.unwrap().status(), 404);
+        assert_eq!(handle(&deps, get_req("nope", "acme")).await.unwrap().status(), 404);
+    }
+}

@@ -1,0 +1,78 @@
+//! GET /conversations/{id}/messages — the thread, each message with its channel and delivery status.
+//! Query: `order` (`oldest` first, the default, or `newest`), `limit` (1-100, default 50), `cursor`.
+
+use std::sync::Arc;
+
+use domain::ports::{ConversationReader, Cursor, Order};
+use domain::ConversationId;
+use kit::auth::Authenticator;
+use kit::http::{limit_param, page_response, path_param, query_param, respond, ApiError};
+use lambda_http::{Body, Error, Request, Response};
+
+pub struct Deps {
+    pub store: Arc<dyn ConversationReader>,
+    pub auth: Authenticator,
+}
+
+impl Deps {
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        Ok(Self {
+            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            auth: Authenticator::new(&config.secret("JWT_SECRET").await?),
+        })
+    }
+}
+
+pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
+    Ok(respond(list(deps, &req).await))
+}
+
+async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
+    let who = deps.auth.authenticate(req)?;
+    let id = path_param(req, "id", ConversationId::parse)?;
+    let order = match query_param(req, "order").as_deref() {
+        None | Some("oldest") => Order::Oldest,
+        Some("newest") => Order::Newest,
+        Some(_) => return Err(ApiError::BadRequest("order must be oldest or newest".into())),
+    };
+    let limit = limit_param(req, 50, 100)?;
+    // Checked first so a conversation of another workspace is a 404, not an empty list.
+    if deps.store.conversation(&who.workspace, id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no conversation {id}")));
+    }
+    let cursor = query_param(req, "cursor").map(Cursor);
+    let page = deps.store.messages(&who.workspace, id, order, limit, cursor.as_ref()).await?;
+    Ok(page_response(page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{AgentId, WorkspaceId};
+    use store::contract::seed_conversation;
+    use store::MemoryStore;
+
+    fn req(uri: &str, id: &str, ws: &str) -> Request {
+        let t = kit::auth::issue_token("s", &WorkspaceId::parse(ws).unwrap(), &AgentId::parse("alice").unwrap(), None, kit::auth::Role::Agent, time::Duration::hours(1));
+        let auth = format!("Bearer {t}");
+        kit::apigw::test_request("GET", "/conversations/{id}/messages", uri, &[("id", id)], &[("authorization", &auth)], None)
+    }
+
+    #[tokio::test]
+    async fn lists_messages_and_hides_other_workspaces() {
+        let store = Arc::new(MemoryStore::new());
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let (_, conv) = seed_conversation(store.as_ref(), &ws, 1, time::OffsetDateTime::now_utc()).await;
+        let deps = Deps { store, auth: Authenticator::new("s") };
+        let id = conv.id.to_string();
+        let uri = format!("/conversations/{id}/messages");
+        let res = handle(&deps, req(&uri, &id, "acme")).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let Body::Text(t) = res.body() else { panic!() };
+        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        assert_eq!(v["items"][0]["channel"], "sms");
+        assert_eq!(v["items"][0]["direction"], "inbound");
+        assert_eq!(handle(&deps, req(&uri, &id, "globex")).await.unwrap().status(), 404);
+        assert_eq!(handle(&deps, req(&format!("{uri}?order=sideways"), &id, "acme")).await.unwrap().status(), 400);
+    }
+}

@@ -1,0 +1,284 @@
+//! The inbound processor: for each canonical inbound event, in FIFO order, resolve the sender to a
+//! contact, thread the message into the contact's current conversation (seed 000), and store the
+//! message, the conversation update and the dedup record in one transaction. Then tell agents.
+//!
+//! Races are settled by the store's conditions: two first messages from one new person both try to
+//! claim the identity and the conversation slot; one wins, the other re-reads and appends. A
+//! redelivered event hits the dedup record and stores nothing twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use domain::events::{InboundEvent, InboundMessage, Notification};
+use domain::model::{Contact, Conversation, DeliveryEvent, DeliveryStatus, Direction, Message, Route, Sender};
+use domain::ports::{ConversationWrite, InboundCommit, InboundStore, NotificationQueue, StoreError};
+use domain::threading::{thread, Threading};
+use domain::{ConversationId, MessageId};
+use kit::fifo::{parse_body, process_in_order, RecordError};
+use lambda_runtime::Error;
+
+/// Attempts before giving up on a contended write and letting SQS redeliver the record.
+const MAX_ATTEMPTS: u32 = 6;
+
+pub struct Deps {
+    pub store: Arc<dyn InboundStore>,
+    pub notifications: Arc<dyn NotificationQueue>,
+}
+
+impl Deps {
+    pub fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        Ok(Self {
+            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            notifications: Arc::new(queue::SqsQueue::new(
+                aws_sdk_sqs::Client::new(aws),
+                config.required("NOTIFICATION_QUEUE_URL")?,
+            )),
+        })
+    }
+}
+
+pub async fn handle(deps: &Deps, event: SqsEvent) -> Result<SqsBatchResponse, Error> {
+    Ok(process_in_order(event, |record| async move {
+        let event: InboundEvent = parse_body(&record)?;
+        ingest(deps, event).await.map(|_| ())
+    })
+    .await)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    Stored { conversation: ConversationId, message: MessageId, new_conversation: bool },
+    Duplicate { conversation: ConversationId, message: MessageId },
+}
+
+pub async fn ingest(deps: &Deps, event: InboundEvent) -> Result<Ingested, RecordError> {
+    let InboundEvent::Message(m) = event;
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            // Contention means a concurrent writer just committed; a short pause lets us read it.
+            tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+        }
+        match try_ingest(deps, &m).await {
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(outcome) => {
+                let (conversation, message) = match outcome {
+                    Ingested::Stored { conversation, message, .. } | Ingested::Duplicate { conversation, message } => {
+                        (conversation, message)
+                    }
+                };
+                // Published after the commit, and again on a redelivery (the queue drops the copy by
+                // its dedup id): a crash between commit and publish cannot lose the notification.
+                let note = Notification::MessageCreated {
+                    workspace: m.workspace.clone(),
+                    conversation_id: conversation,
+                    message_id: message,
+                    direction: Direction::Inbound,
+                    channel: m.channel,
+                };
+                deps.notifications.publish(&note).await?;
+                match outcome {
+                    Ingested::Stored { new_conversation, .. } => tracing::info!(
+                        workspace = %m.workspace, %conversation, %message, channel = %m.channel, new_conversation,
+                        "inbound message stored"
+                    ),
+                    Ingested::Duplicate { .. } => tracing::info!(
+                        workspace = %m.workspace, provider_message_id = %m.provider_message_id,
+                        "duplicate delivery ignored"
+                    ),
+                }
+                return Ok(outcome);
+            }
+        }
+    }
+    Err(RecordError::Retryable(format!("still contended after {MAX_ATTEMPTS} attempts").into()))
+}
+
+async fn try_ingest(deps: &Deps, m: &InboundMessage) -> Result<Ingested, StoreError> {
+    let store = &deps.store;
+    let ws = &m.workspace;
+    if let Some((conversation, message)) = store.provider_message(ws, &m.provider, &m.provider_message_id).await? {
+        return Ok(Ingested::Duplicate { conversation, message });
+    }
+    let (contact, new_contact) = match store.contact_by_identity(ws, &m.identity).await? {
+        Some(c) => (c, None),
+        None => {
+            let c = Contact::new(ws.clone(), m.identity.clone(), m.contact_name.clone(), m.received_at);
+            (c.clone(), Some(c))
+        }
+    };
+    let current = match new_contact {
+        Some(_) => None,
+        None => store.current_conversation(ws, &contact).await?,
+    };
+    let at = m.provider_timestamp.unwrap_or(m.received_at);
+    let route = Route { channel: m.channel, contact_address: m.contact_address.clone(), our_address: m.our_address.clone() };
+    let (write, conversation_id, new_conversation) = match (thread(current.as_ref()), current) {
+        (Threading::Append(_), Some(mut c)) => {
+            let expected_version = c.version;
+            c.record_inbound(route.clone(), at);
+            let id = c.id;
+            (ConversationWrite::Update { conversation: c, expected_version }, id, false)
+        }
+        (_, previous) => {
+            let mut c = Conversation::start(ws.clone(), &contact, at);
+            c.record_inbound(route.clone(), at);
+            let id = c.id;
+            (ConversationWrite::Create { conversation: c, replaces: previous.map(|p| p.id) }, id, true)
+        }
+    };
+    let message = Message {
+        id: MessageId::new(),
+        workspace: ws.clone(),
+        conversation_id,
+        direction: Direction::Inbound,
+        channel: m.channel,
+        route,
+        sender: Sender::Contact { id: contact.id },
+        text: m.text.clone(),
+        rich: None,
+        attachments: m.attachments.clone(),
+        provider: Some(m.provider.clone()),
+        provider_message_id: Some(m.provider_message_id.clone()),
+        provider_timestamp: m.provider_timestamp,
+        created_at: m.received_at,
+        status: DeliveryStatus::Received,
+        status_history: vec![DeliveryEvent { status: DeliveryStatus::Received, at: m.received_at, error_code: None, error_message: None }],
+        metadata: m.metadata.clone(),
+    };
+    let message_id = message.id;
+    let commit = InboundCommit {
+        new_contact,
+        conversation: write,
+        message,
+        provider: m.provider.clone(),
+        provider_message_id: m.provider_message_id.clone(),
+    };
+    match store.commit_inbound(commit).await {
+        Ok(()) => Ok(Ingested::Stored { conversation: conversation_id, message: message_id, new_conversation }),
+        Err(StoreError::Duplicate) => {
+            // A concurrent delivery of the same provider message won: report what it stored.
+            match store.provider_message(ws, &m.provider, &m.provider_message_id).await? {
+                Some((conversation, message)) => Ok(Ingested::Duplicate { conversation, message }),
+                None => Err(StoreError::Conflict),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::sqs::SqsMessage;
+    use domain::ports::{ConversationReader, Order};
+    use domain::{Identity, PhoneNumber, WorkspaceId};
+    use queue::memory::MemoryQueue;
+    use store::MemoryStore;
+
+    const FIXTURE: &str = include_str!("../../../events/inbound-processor/sqs-inbound-sms.json");
+
+    fn deps() -> (Deps, Arc<MemoryStore>, Arc<MemoryQueue>) {
+        let s = Arc::new(MemoryStore::new());
+        let q = Arc::new(MemoryQueue::new());
+        (Deps { store: s.clone(), notifications: q.clone() }, s, q)
+    }
+
+    fn inbound(sid: &str, from: &str, text: &str) -> InboundEvent {
+        let p = PhoneNumber::parse(from).unwrap();
+        InboundEvent::Message(InboundMessage {
+            workspace: WorkspaceId::parse("demo").unwrap(),
+            channel: domain::Channel::Sms,
+            identity: Identity::phone(&p),
+            contact_address: p.to_string(),
+            our_address: "+14155550100".into(),
+            contact_name: None,
+            provider: "twilio".into(),
+            provider_message_id: sid.into(),
+            text: Some(text.into()),
+            attachments: vec![],
+            provider_timestamp: None,
+            received_at: time::OffsetDateTime::now_utc(),
+            metadata: Default::default(),
+        })
+    }
+
+    fn ws() -> WorkspaceId {
+        WorkspaceId::parse("demo").unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_fixture_batch_is_stored_and_announced() {
+        let (deps, s, q) = deps();
+        let event: SqsEvent = serde_json::from_str(FIXTURE).unwrap();
+        let res = handle(&deps, event).await.unwrap();
+        assert!(res.batch_item_failures.is_empty());
+        let p = PhoneNumber::parse("+14155552671").unwrap();
+        let contact = s.contact_by_identity(&ws(), &Identity::phone(&p)).await.unwrap().unwrap();
+        let conv = s.current_conversation(&ws(), &contact).await.unwrap().unwrap();
+        assert_eq!(conv.unread_count, 1);
+        assert_eq!(q.sent().len(), 1);
+        assert_eq!(q.sent()[0].2["type"], "message_created");
+    }
+
+    #[tokio::test]
+    async fn follow_ups_join_the_open_conversation_and_duplicates_store_nothing() {
+        let (deps, s, _) = deps();
+        let a = ingest(&deps, inbound("SM00000000000000000000000000000001", "+14155552671", "one")).await.unwrap();
+        let b = ingest(&deps, inbound("SM00000000000000000000000000000002", "+14155552671", "two")).await.unwrap();
+        let again = ingest(&deps, inbound("SM00000000000000000000000000000001", "+14155552671", "one")).await.unwrap();
+        let (Ingested::Stored { conversation: c1, message: m1, new_conversation: true }, Ingested::Stored { conversation: c2, new_conversation: false, .. }) = (a, b) else {
+            panic!("unexpected outcomes {a:?} {b:?}");
+        };
+        assert_eq!(c1, c2);
+        assert_eq!(again, Ingested::Duplicate { conversation: c1, message: m1 });
+        let msgs = s.messages(&ws(), c1, Order::Oldest, 10, None).await.unwrap().items;
+        assert_eq!(msgs.iter().map(|m| m.text.clone().unwrap()).collect::<Vec<_>>(), vec!["one", "two"]);
+    }
+
+    #[tokio::test]
+    async fn concurrent_first_messages_from_one_person_make_one_contact_and_one_conversation() {
+        let (deps, s, _) = deps();
+        let results = futures::future::join_all((0..10).map(|i| {
+            let deps = &deps;
+            async move { ingest(deps, inbound(&format!("SM{i:032}"), "+14155559999", "hi")).await.unwrap() }
+        }))
+        .await;
+        let convs: std::collections::HashSet<_> = results
+            .iter()
+            .map(|r| match r {
+                Ingested::Stored { conversation, .. } | Ingested::Duplicate { conversation, .. } => *conversation,
+            })
+            .collect();
+        assert_eq!(convs.len(), 1);
+        let conv = *convs.iter().next().unwrap();
+        assert_eq!(s.messages(&ws(), conv, Order::Oldest, 50, None).await.unwrap().items.len(), 10);
+        assert_eq!(s.conversation(&ws(), conv).await.unwrap().unwrap().unread_count, 10);
+    }
+
+    #[tokio::test]
+    async fn a_garbage_record_fails_with_everything_after_it() {
+        let (deps, _, _) = deps();
+        let mut event: SqsEvent = serde_json::from_str(FIXTURE).unwrap();
+        let mut bad = SqsMessage::default();
+        bad.message_id = Some("bad".into());
+        bad.body = Some("{not json".into());
+        let good = event.records[0].clone();
+        event.records = vec![bad, good];
+        let res = handle(&deps, event).await.unwrap();
+        assert_eq!(res.batch_item_failures.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_notification_outage_is_retried_and_the_retry_does_not_store_twice() {
+        let (deps, s, q) = deps();
+        q.fail(true);
+        let ev = inbound("SM00000000000000000000000000000003", "+14155552671", "one");
+        assert!(matches!(ingest(&deps, ev.clone()).await, Err(RecordError::Retryable(_))));
+        q.fail(false);
+        let Ingested::Duplicate { conversation, .. } = ingest(&deps, ev).await.unwrap() else { panic!("duplicate expected") };
+        assert_eq!(s.messages(&ws(), conversation, Order::Oldest, 10, None).await.unwrap().items.len(), 1);
+        assert_eq!(q.sent().len(), 1, "the retry announced it");
+    }
+}
