@@ -1,0 +1,284 @@
+//! POST /conversations/{id}/messages — an agent's reply.
+//!
+//! Body: `{"text": "...", "channel": "sms"}` (`channel` optional: the customer's last channel).
+//! Header `Idempotency-Key` is required. The reply, the conversation update and the idempotency
+//! record commit in one transaction; then the outbound job is enqueued and the record marked so.
+//! A retry with the same key replays the first answer (and finishes an enqueue that failed); the
+//! same key with a different request is refused. Nothing is ever sent twice.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use domain::channels::twilio;
+use domain::events::OutboundJob;
+use domain::model::{Channel, DeliveryEvent, DeliveryStatus, Direction, Message, Sender};
+use domain::ports::{ConversationReader, IdempotencyRecord, OutboundQueue, ReplyCommit, ReplyStore, StoreError};
+use domain::{ConversationId, IdempotencyKey, MessageId};
+use kit::auth::{Authenticator, Principal};
+use kit::http::{body_bytes, header, path_param, respond, ApiError};
+use lambda_http::{Body, Error, Request, RequestExt, Response};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+const MAX_ATTEMPTS: u32 = 5;
+
+pub struct Deps {
+    pub replies: Arc<dyn ReplyStore>,
+    pub reader: Arc<dyn ConversationReader>,
+    pub outbound: Arc<dyn OutboundQueue>,
+    pub auth: Authenticator,
+}
+
+impl Deps {
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        let store = Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?));
+        Ok(Self {
+            replies: store.clone(),
+            reader: store,
+            outbound: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("OUTBOUND_QUEUE_URL")?)),
+            auth: Authenticator::new(&config.secret("JWT_SECRET").await?),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Draft {
+    text: String,
+    #[serde(default)]
+    channel: Option<Channel>,
+}
+
+pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
+    Ok(respond(send(deps, &req).await))
+}
+
+/// Text limits per channel, checked before anything is stored or queued.
+fn check_constraints(channel: Channel, text: &str) -> Result<(), ApiError> {
+    let chars = text.chars().count();
+    let max = match channel {
+        Channel::Sms => twilio::MAX_BODY_CHARS,
+        other => {
+            return Err(ApiError::Unprocessable(format!("replies on {other} are not supported by this deployment yet")))
+        }
+    };
+    if chars > max {
+        return Err(ApiError::Unprocessable(format!("text is {chars} characters; {channel} allows at most {max}")));
+    }
+    Ok(())
+}
+
+fn request_hash(req: &Request) -> String {
+    let mut h = Sha256::new();
+    h.update(req.raw_http_path().as_bytes());
+    h.update(b"\n");
+    h.update(body_bytes(req));
+    base64::engine::general_purpose::STANDARD.encode(h.finalize())
+}
+
+async fn send(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
+    let who = deps.auth.authenticate(req)?;
+    let conversation_id = path_param(req, "id", ConversationId::parse)?;
+    let key = header(req, "idempotency-key")
+        .ok_or_else(|| ApiError::BadRequest("the Idempotency-Key header is required".into()))?;
+    let key = IdempotencyKey::parse(key)?;
+    let hash = request_hash(req);
+    let draft: Draft = serde_json::from_slice(body_bytes(req))
+        .map_err(|e| ApiError::BadRequest(format!("body must be JSON {{\"text\": ..., \"channel\"?: ...}}: {e}")))?;
+    if draft.text.trim().is_empty() {
+        return Err(ApiError::Unprocessable("text must not be empty".into()));
+    }
+    for _ in 0..MAX_ATTEMPTS {
+        if let Some(record) = deps.replies.idempotency_record(&who.workspace, &who.agent, &key).await? {
+            if record.request_hash != hash {
+                return Err(ApiError::Unprocessable(
+                    "this Idempotency-Key was already used for a different request".into(),
+                ));
+            }
+            return finish(deps, record, true).await;
+        }
+        let conversation = deps
+            .reader
+            .conversation(&who.workspace, conversation_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no conversation {conversation_id}")))?;
+        let route = conversation.reply_route(draft.channel).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+        check_constraints(route.channel, &draft.text)?;
+        let record = match commit(deps, &who, &key, &hash, conversation, route, &draft.text).await {
+            Ok(r) => r,
+            // Duplicate: a concurrent request with this key won; the next turn replays it.
+            // Conflict: the conversation changed under us; the next turn re-reads it.
+            Err(StoreError::Duplicate | StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        return finish(deps, record, false).await;
+    }
+    Err(ApiError::Conflict("the conversation is changing too fast; retry with the same Idempotency-Key".into()))
+}
+
+async fn commit(
+    deps: &Deps,
+    who: &Principal,
+    key: &IdempotencyKey,
+    hash: &str,
+    conversation: domain::Conversation,
+    route: domain::Route,
+    text: &str,
+) -> Result<IdempotencyRecord, StoreError> {
+    let now = time::OffsetDateTime::now_utc();
+    let message = Message {
+        id: MessageId::new(),
+        workspace: who.workspace.clone(),
+        conversation_id: conversation.id,
+        direction: Direction::Outbound,
+        channel: route.channel,
+        route,
+        sender: Sender::Agent { id: who.agent.clone() },
+        text: Some(text.to_owned()),
+        rich: None,
+        attachments: vec![],
+        provider: None,
+        provider_message_id: None,
+        provider_timestamp: None,
+        created_at: now,
+        status: DeliveryStatus::Queued,
+        status_history: vec![DeliveryEvent { status: DeliveryStatus::Queued, at: now, error_code: None, error_message: None }],
+        metadata: BTreeMap::new(),
+    };
+    let record = IdempotencyRecord {
+        workspace: who.workspace.clone(),
+        agent: who.agent.clone(),
+        key: key.clone(),
+        request_hash: hash.to_owned(),
+        status_code: 202,
+        response: serde_json::json!({ "message": message }),
+        conversation_id: conversation.id,
+        message_id: message.id,
+        enqueued: false,
+        created_at: now,
+    };
+    let expected_version = conversation.version;
+    let mut next = conversation;
+    next.record_outbound(now);
+    deps.replies
+        .commit_reply(ReplyCommit { conversation: next, expected_version, message, idempotency: record.clone() })
+        .await?;
+    tracing::info!(workspace = %who.workspace, agent = %who.agent, conversation = %record.conversation_id,
+        message = %record.message_id, "reply stored");
+    Ok(record)
+}
+
+/// Enqueues the outbound job unless the record says it already is, then answers with the stored
+/// response. An enqueue failure is a 503: the client's retry with the same key finishes the job.
+async fn finish(deps: &Deps, record: IdempotencyRecord, replayed: bool) -> Result<Response<Body>, ApiError> {
+    if !record.enqueued {
+        let job = OutboundJob {
+            workspace: record.workspace.clone(),
+            conversation_id: record.conversation_id,
+            message_id: record.message_id,
+        };
+        deps.outbound.enqueue_outbound(&job).await?;
+        deps.replies.mark_enqueued(&record.workspace, &record.agent, &record.key).await?;
+    }
+    let mut res = kit::http::json(record.status_code, &record.response);
+    if replayed {
+        res.headers_mut().insert("idempotent-replayed", lambda_http::http::HeaderValue::from_static("true"));
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::ports::Order;
+    use domain::{AgentId, WorkspaceId};
+    use queue::memory::MemoryQueue;
+    use store::contract::seed_conversation;
+    use store::MemoryStore;
+
+    struct World {
+        deps: Deps,
+        store: Arc<MemoryStore>,
+        queue: Arc<MemoryQueue>,
+        conv: ConversationId,
+        ws: WorkspaceId,
+    }
+
+    async fn world() -> World {
+        let store = Arc::new(MemoryStore::new());
+        let queue = Arc::new(MemoryQueue::new());
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let (_, conv) = seed_conversation(store.as_ref(), &ws, 1, time::OffsetDateTime::now_utc()).await;
+        let deps = Deps { replies: store.clone(), reader: store.clone(), outbound: queue.clone(), auth: Authenticator::new("s") };
+        World { deps, store, queue, conv: conv.id, ws }
+    }
+
+    fn post(w: &World, key: Option<&str>, body: &str) -> Request {
+        let t = kit::auth::issue_token("s", &w.ws, &AgentId::parse("alice").unwrap(), None, kit::auth::Role::Agent, time::Duration::hours(1));
+        let auth = format!("Bearer {t}");
+        let id = w.conv.to_string();
+        let uri = format!("/conversations/{id}/messages");
+        let mut headers = vec![("authorization", auth.as_str()), ("content-type", "application/json")];
+        if let Some(k) = key {
+            headers.push(("idempotency-key", k));
+        }
+        kit::apigw::test_request("POST", "/conversations/{id}/messages", &uri, &[("id", &id)], &headers, Some(body.as_bytes()))
+    }
+
+    fn body(r: &Response<Body>) -> serde_json::Value {
+        let Body::Text(t) = r.body() else { panic!("text body") };
+        serde_json::from_str(t).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_reply_is_stored_queued_and_enqueued_once_whatever_the_retries() {
+        let w = world().await;
+        let first = handle(&w.deps, post(&w, Some("k1"), r#"{"text":"On its way!"}"#)).await.unwrap();
+        assert_eq!(first.status(), 202);
+        let again = handle(&w.deps, post(&w, Some("k1"), r#"{"text":"On its way!"}"#)).await.unwrap();
+        assert_eq!(again.status(), 202);
+        assert_eq!(again.headers()["idempotent-replayed"], "true");
+        assert_eq!(body(&first), body(&again));
+        assert_eq!(body(&first)["message"]["status"], "queued");
+        assert_eq!(body(&first)["message"]["channel"], "sms");
+        assert_eq!(w.queue.sent().len(), 1);
+        let msgs = w.store.messages(&w.ws, w.conv, Order::Oldest, 10, None).await.unwrap().items;
+        assert_eq!(msgs.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn concurrent_retries_with_one_key_store_one_reply() {
+        let w = world().await;
+        let results = futures::future::join_all((0..8).map(|_| handle(&w.deps, post(&w, Some("same"), r#"{"text":"hi"}"#)))).await;
+        assert!(results.iter().all(|r| r.as_ref().unwrap().status() == 202));
+        assert_eq!(w.store.messages(&w.ws, w.conv, Order::Oldest, 10, None).await.unwrap().items.len(), 2);
+        assert_eq!(w.queue.sent().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_enqueue_failure_is_finished_by_the_retry() {
+        let w = world().await;
+        w.queue.fail(true);
+        assert_eq!(handle(&w.deps, post(&w, Some("k2"), r#"{"text":"hi"}"#)).await.unwrap().status(), 503);
+        w.queue.fail(false);
+        assert_eq!(handle(&w.deps, post(&w, Some("k2"), r#"{"text":"hi"}"#)).await.unwrap().status(), 202);
+        assert_eq!(w.queue.sent().len(), 1);
+        assert_eq!(w.store.messages(&w.ws, w.conv, Order::Oldest, 10, None).await.unwrap().items.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn bad_requests_get_clear_errors() {
+        let w = world().await;
+        let status = |r: Result<Response<Body>, Error>| r.unwrap().status().as_u16();
+        assert_eq!(status(handle(&w.deps, post(&w, None, r#"{"text":"hi"}"#)).await), 400);
+        assert_eq!(status(handle(&w.deps, post(&w, Some("k"), "not json")).await), 400);
+        assert_eq!(status(handle(&w.deps, post(&w, Some("k"), r#"{"text":"  "}"#)).await), 422);
+        let long = format!(r#"{{"text":"{}"}}"#, "x".repeat(1601));
+        assert_eq!(status(handle(&w.deps, post(&w, Some("k"), &long)).await), 422);
+        assert_eq!(status(handle(&w.deps, post(&w, Some("k"), r#"{"text":"hi","channel":"email"}"#)).await), 422);
+        assert_eq!(status(handle(&w.deps, post(&w, Some("k3"), r#"{"text":"a"}"#)).await), 202);
+        assert_eq!(status(handle(&w.deps, post(&w, Some("k3"), r#"{"text":"b"}"#)).await), 422, "key reused for another body");
+        assert!(w.queue.sent().len() == 1);
+    }
+}
