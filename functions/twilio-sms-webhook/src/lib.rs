@@ -8,7 +8,7 @@ use domain::channels::twilio;
 use domain::events::InboundEvent;
 use domain::ports::{ChannelDirectory, InboundQueue};
 use domain::Channel;
-use kit::http::{body_bytes, header, public_url, respond, xml, ApiError};
+use kit::http::{respond, xml, ApiError};
 use lambda_http::{Body, Error, Request, Response};
 
 pub struct Deps {
@@ -37,14 +37,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
 }
 
 async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
-    let signature =
-        header(req, "x-twilio-signature").ok_or_else(|| ApiError::Forbidden("missing X-Twilio-Signature".into()))?;
-    let params = twilio::parse_form(body_bytes(req))?;
-    let url = public_url(req, deps.public_base_url.as_deref());
-    if !twilio::signature_is_valid(&deps.auth_token, &url, &params, signature) {
-        tracing::warn!(%url, "rejected a request with an invalid Twilio signature");
-        return Err(ApiError::Forbidden("invalid X-Twilio-Signature".into()));
-    }
+    let params = kit::twilio::verified_form(req, &deps.auth_token, deps.public_base_url.as_deref())?;
     let sms = twilio::parse_inbound(&params)?;
     let Some(account) = deps.directory.channel_account(Channel::Sms, sms.to.as_str()).await? else {
         tracing::warn!(to = %sms.to, message_sid = %sms.message_sid, "no workspace owns the receiving number");

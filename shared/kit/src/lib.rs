@@ -7,5 +7,6 @@ pub mod config;
 pub mod fifo;
 pub mod http;
 pub mod telemetry;
+pub mod twilio;
 
 pub use config::{Config, ConfigError};

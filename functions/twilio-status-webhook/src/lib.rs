@@ -1,0 +1,143 @@
+//! Twilio's message status callback. The sender sets each message's StatusCallback to
+//! `/webhooks/twilio/status?ws=<workspace>&conv=<conversation>&msg=<message>`; the signature covers
+//! that URL, so the ids are as trustworthy as the signature. A status only ever moves forward: a late
+//! `sent` after `delivered` is acknowledged and ignored.
+
+use std::sync::Arc;
+
+use domain::channels::twilio;
+use domain::events::Notification;
+use domain::ports::{DeliveryStore, NotificationQueue};
+use domain::{ConversationId, MessageId, ParseError, WorkspaceId};
+use kit::http::{query_param, respond, ApiError};
+use lambda_http::{Body, Error, Request, Response};
+
+pub struct Deps {
+    pub store: Arc<dyn DeliveryStore>,
+    pub notifications: Arc<dyn NotificationQueue>,
+    pub auth_token: String,
+    pub public_base_url: Option<String>,
+}
+
+impl Deps {
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        Ok(Self {
+            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            notifications: Arc::new(queue::SqsQueue::new(
+                aws_sdk_sqs::Client::new(aws),
+                config.required("NOTIFICATION_QUEUE_URL")?,
+            )),
+            auth_token: config.secret("TWILIO_AUTH_TOKEN").await?,
+            public_base_url: config.optional("PUBLIC_BASE_URL"),
+        })
+    }
+}
+
+pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
+    Ok(respond(receive(deps, &req).await))
+}
+
+fn id_param<T>(req: &Request, name: &'static str, parse: impl Fn(&str) -> Result<T, ParseError>) -> Result<T, ApiError> {
+    let raw = query_param(req, name).ok_or_else(|| {
+        ApiError::BadRequest(format!("the status callback URL lacks its {name} parameter (it is set by Switchboard's sender)"))
+    })?;
+    Ok(parse(&raw)?)
+}
+
+async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
+    let params = kit::twilio::verified_form(req, &deps.auth_token, deps.public_base_url.as_deref())?;
+    let ws = id_param(req, "ws", WorkspaceId::parse)?;
+    let conv = id_param(req, "conv", ConversationId::parse)?;
+    let msg = id_param(req, "msg", MessageId::parse)?;
+    let callback = twilio::parse_status_callback(&params, time::OffsetDateTime::now_utc())?;
+    let status = callback.event.status;
+    let applied = deps.store.advance_status(&ws, conv, msg, &callback.event).await?;
+    tracing::info!(workspace = %ws, message = %msg, message_sid = %callback.message_sid, status = status.as_str(), applied,
+        "delivery status callback");
+    if applied {
+        let note = Notification::DeliveryStatusChanged { workspace: ws, conversation_id: conv, message_id: msg, status };
+        // The status is stored; a lost notification only delays an agent's screen, and Twilio's
+        // retry would find the status already applied. So log it rather than fail the callback.
+        if let Err(e) = deps.notifications.publish(&note).await {
+            tracing::error!(error = %e, message = %msg, "could not publish the status change");
+        }
+    }
+    Ok(Response::builder().status(200).body(Body::Empty).expect("static response"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::model::{DeliveryStatus, Direction};
+    use domain::ports::{ConversationReader, Order};
+    use queue::memory::MemoryQueue;
+    use store::contract::seed_conversation;
+    use store::MemoryStore;
+
+    const TOKEN: &str = "test-auth-token";
+
+    fn signed(query: &str, form: &[(&str, &str)]) -> Request {
+        let path = if query.is_empty() { "/webhooks/twilio/status".to_owned() } else { format!("/webhooks/twilio/status?{query}") };
+        let url = format!("https://api.test{path}");
+        let params: Vec<(String, String)> = form.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let sig = twilio::compute_signature(TOKEN, &url, &params);
+        let body = form.iter().map(|(k, v)| format!("{k}={}", v.replace('+', "%2B"))).collect::<Vec<_>>().join("&");
+        kit::apigw::test_request(
+            "POST",
+            "/webhooks/twilio/status",
+            &path,
+            &[],
+            &[("content-type", "application/x-www-form-urlencoded"), ("x-twilio-signature", &sig)],
+            Some(body.as_bytes()),
+        )
+    }
+
+    #[tokio::test]
+    async fn callbacks_move_status_forward_only_and_forgeries_change_nothing() {
+        let store = Arc::new(MemoryStore::new());
+        let q = Arc::new(MemoryQueue::new());
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let (_, conv) = seed_conversation(store.as_ref(), &ws, 1, time::OffsetDateTime::now_utc()).await;
+        // An outbound message in the queued state, as the reply API leaves it.
+        let inbound = store.messages(&ws, conv.id, Order::Oldest, 1, None).await.unwrap().items.remove(0);
+        let mut out = inbound.clone();
+        out.id = MessageId::new();
+        out.direction = Direction::Outbound;
+        out.status = DeliveryStatus::Queued;
+        let mut c2 = store.conversation(&ws, conv.id).await.unwrap().unwrap();
+        let v = c2.version;
+        c2.record_outbound(time::OffsetDateTime::now_utc());
+        domain::ports::InboundStore::commit_inbound(
+            store.as_ref(),
+            domain::ports::InboundCommit {
+                new_contact: None,
+                conversation: domain::ports::ConversationWrite::Update { conversation: c2, expected_version: v },
+                message: out.clone(),
+                provider: "test".into(),
+                provider_message_id: "x".into(),
+            },
+        )
+        .await
+        .unwrap();
+        let deps = Deps { store: store.clone(), notifications: q.clone(), auth_token: TOKEN.into(), public_base_url: None };
+        let query = format!("ws=acme&conv={}&msg={}", conv.id, out.id);
+        let sid = "SM1f0e8ae6ade43cb3c0ce4525424e404f";
+        let status_of = || async { store.message(&ws, conv.id, out.id).await.unwrap().unwrap().status };
+
+        let res = handle(&deps, signed(&query, &[("MessageSid", sid), ("MessageStatus", "delivered")])).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(status_of().await, DeliveryStatus::Delivered);
+        let late = handle(&deps, signed(&query, &[("MessageSid", sid), ("MessageStatus", "sent")])).await.unwrap();
+        assert_eq!(late.status(), 200);
+        assert_eq!(status_of().await, DeliveryStatus::Delivered);
+        assert_eq!(q.sent().len(), 1, "only the applied change is announced");
+
+        let mut forged = signed(&query, &[("MessageSid", sid), ("MessageStatus", "read")]);
+        forged.headers_mut().insert("x-twilio-signature", "AAAA".parse().unwrap());
+        assert_eq!(handle(&deps, forged).await.unwrap().status(), 403);
+        assert_eq!(status_of().await, DeliveryStatus::Delivered);
+
+        let no_ids = signed("", &[("MessageSid", sid), ("MessageStatus", "read")]);
+        assert_eq!(handle(&deps, no_ids).await.unwrap().status(), 400);
+    }
+}
