@@ -187,9 +187,10 @@ pub trait ReplyStore: Send + Sync {
 pub enum Claim {
     /// The message was `queued` and is now `sending`: this caller sends it.
     Claimed(Message),
-    /// Another attempt is (or was, before a crash) sending it: its outcome is unknown.
+    /// Another attempt is (or was, before a crash) sending it and no provider answer was recorded:
+    /// its outcome is unknown.
     InFlight(Message),
-    /// Already sent or failed: nothing to do.
+    /// Accepted by the provider, sent or failed: nothing to do.
     Done(Message),
     NotFound,
 }

@@ -338,6 +338,10 @@ pub async fn delivery_status_only_moves_forward<S: Store>(s: &S) {
     s.release_claim(&ws, conv.id, msg.id).await.unwrap();
     assert!(matches!(s.claim_for_send(&ws, conv.id, msg.id, at).await.unwrap(), Claim::Claimed(_)));
     s.record_provider_id(&ws, conv.id, msg.id, "twilio", "SMstatus000000000000000000000000").await.unwrap();
+    assert!(
+        matches!(s.claim_for_send(&ws, conv.id, msg.id, at).await.unwrap(), Claim::Done(_)),
+        "accepted by the provider: a redelivery has nothing to do"
+    );
     assert_eq!(
         s.message_by_provider_id(&ws, "twilio", "SMstatus000000000000000000000000").await.unwrap(),
         Some((conv.id, msg.id))

@@ -460,7 +460,7 @@ impl DeliveryStore for DynamoStore {
         }
         Ok(match self.get_as::<Message>("message", &k).await? {
             None => Claim::NotFound,
-            Some(m) if m.status == DeliveryStatus::Sending => Claim::InFlight(m),
+            Some(m) if m.status == DeliveryStatus::Sending && m.provider_message_id.is_none() => Claim::InFlight(m),
             Some(m) => Claim::Done(m),
         })
     }

@@ -305,7 +305,7 @@ impl DeliveryStore for MemoryStore {
                 push_status(m, DeliveryEvent { status: DeliveryStatus::Sending, at, error_code: None, error_message: None });
                 Claim::Claimed(m.clone())
             }
-            Some(m) if m.status == DeliveryStatus::Sending => Claim::InFlight(m.clone()),
+            Some(m) if m.status == DeliveryStatus::Sending && m.provider_message_id.is_none() => Claim::InFlight(m.clone()),
             Some(m) => Claim::Done(m.clone()),
         }))
     }

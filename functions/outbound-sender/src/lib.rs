@@ -1,0 +1,329 @@
+//! The outbound sender: for each queued reply, in order per conversation, claim it (queued →
+//! sending, a conditional write, so only one attempt ever sends), call Twilio's Messages API, and
+//! record the outcome.
+//!
+//! - Accepted: the provider id is recorded; status callbacks move it on from there.
+//! - Refused by Twilio (4xx): failed, with Twilio's error code and message. Not retried.
+//! - Transient (429, 5xx, connection refused): retried here with exponential backoff; if still
+//!   failing, the claim is released and SQS redelivers; on the last receive the message is failed.
+//! - Ambiguous (the request went out but no answer came back): failed as `outcome_unknown` rather
+//!   than resent. A customer receiving a message twice is worse than an agent seeing "resend?".
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use domain::channels::twilio::{self, SendOutcome, SendSms};
+use domain::events::{Notification, OutboundJob};
+use domain::model::{Channel, DeliveryEvent, DeliveryStatus, Message};
+use domain::ports::{Claim, DeliveryStore, NotificationQueue};
+use kit::fifo::{parse_body, process_in_order, RecordError};
+use lambda_runtime::Error;
+
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Calls to Twilio per delivery of the SQS message.
+    pub attempts: u32,
+    pub base_delay: Duration,
+    /// The queue's maxReceiveCount: on that receive, a still-failing send is marked failed instead of
+    /// being left for the dead-letter queue.
+    pub max_receives: u32,
+}
+
+pub struct TwilioApi {
+    pub http: reqwest::Client,
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: String,
+}
+
+#[derive(Debug)]
+pub enum SendError {
+    /// Nothing reached Twilio (connection refused, DNS): safe to retry.
+    NotSent(String),
+    /// The request may have reached Twilio: retrying could send twice.
+    Ambiguous(String),
+}
+
+impl TwilioApi {
+    pub async fn send(&self, req: &SendSms<'_>) -> Result<SendOutcome, SendError> {
+        let url = format!("{}{}", self.base_url.trim_end_matches('/'), twilio::messages_path(&self.account_sid));
+        let res = self
+            .http
+            .post(url)
+            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .form(&req.form())
+            .send()
+            .await
+            .map_err(|e| if e.is_connect() || e.is_builder() { SendError::NotSent(e.to_string()) } else { SendError::Ambiguous(e.to_string()) })?;
+        let status = res.status().as_u16();
+        let body = res.bytes().await.map_err(|e| SendError::Ambiguous(e.to_string()))?;
+        Ok(twilio::classify_response(status, &body))
+    }
+}
+
+pub struct Deps {
+    pub store: Arc<dyn DeliveryStore>,
+    pub notifications: Arc<dyn NotificationQueue>,
+    pub twilio: TwilioApi,
+    /// Base of the public API, for each message's StatusCallback URL.
+    pub public_base_url: String,
+    pub retry: RetryPolicy,
+}
+
+impl Deps {
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(config.parse("TWILIO_TIMEOUT_SECS", 10u64)?))
+            .build()
+            .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?;
+        Ok(Self {
+            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            notifications: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("NOTIFICATION_QUEUE_URL")?)),
+            twilio: TwilioApi {
+                http,
+                base_url: config.optional("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
+                account_sid: config.required("TWILIO_ACCOUNT_SID")?,
+                auth_token: config.secret("TWILIO_AUTH_TOKEN").await?,
+            },
+            public_base_url: config.required("PUBLIC_BASE_URL")?,
+            retry: RetryPolicy {
+                attempts: config.parse("SEND_ATTEMPTS", 3u32)?,
+                base_delay: Duration::from_millis(config.parse("SEND_RETRY_BASE_MS", 200u64)?),
+                max_receives: config.parse("MAX_RECEIVES", 5u32)?,
+            },
+        })
+    }
+}
+
+pub async fn handle(deps: &Deps, event: SqsEvent) -> Result<SqsBatchResponse, Error> {
+    Ok(process_in_order(event, |record| async move {
+        let job: OutboundJob = parse_body(&record)?;
+        let receive_count = record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
+        send(deps, &job, receive_count).await
+    })
+    .await)
+}
+
+pub async fn send(deps: &Deps, job: &OutboundJob, receive_count: u32) -> Result<(), RecordError> {
+    let now = time::OffsetDateTime::now_utc();
+    match deps.store.claim_for_send(&job.workspace, job.conversation_id, job.message_id, now).await? {
+        Claim::NotFound => Err(RecordError::Permanent(format!("message {} does not exist", job.message_id).into())),
+        Claim::Done(_) => {
+            tracing::info!(message = %job.message_id, "already sent; redelivery ignored");
+            Ok(())
+        }
+        Claim::InFlight(_) => {
+            fail(deps, job, "outcome_unknown", "an earlier send attempt was interrupted before Twilio answered; not resent to avoid a duplicate").await
+        }
+        Claim::Claimed(message) => deliver(deps, job, &message, receive_count).await,
+    }
+}
+
+async fn deliver(deps: &Deps, job: &OutboundJob, m: &Message, receive_count: u32) -> Result<(), RecordError> {
+    if m.channel != Channel::Sms {
+        return fail(deps, job, "unsupported_channel", &format!("this deployment cannot send on {}", m.channel)).await;
+    }
+    let callback = format!(
+        "{}/webhooks/twilio/status?ws={}&conv={}&msg={}",
+        deps.public_base_url.trim_end_matches('/'),
+        job.workspace,
+        job.conversation_id,
+        job.message_id
+    );
+    let request = SendSms {
+        to: &m.route.contact_address,
+        from: &m.route.our_address,
+        body: m.text.as_deref().unwrap_or_default(),
+        media_urls: m.attachments.iter().map(|a| a.url.as_str()).collect(),
+        status_callback: Some(callback),
+    };
+    let mut last_error = String::new();
+    for attempt in 0..deps.retry.attempts.max(1) {
+        if attempt > 0 {
+            tokio::time::sleep(deps.retry.base_delay * 2u32.saturating_pow(attempt - 1)).await;
+        }
+        match deps.twilio.send(&request).await {
+            Ok(SendOutcome::Accepted(resource)) => {
+                deps.store.record_provider_id(&job.workspace, job.conversation_id, job.message_id, twilio::PROVIDER, &resource.sid).await?;
+                tracing::info!(workspace = %job.workspace, message = %job.message_id, message_sid = %resource.sid, attempt,
+                    "reply accepted by Twilio");
+                return Ok(());
+            }
+            Ok(SendOutcome::Rejected { code, message }) => return fail(deps, job, &code, &message).await,
+            Ok(SendOutcome::Retryable { http_status, detail }) => last_error = format!("HTTP {http_status}: {detail}"),
+            Err(SendError::NotSent(e)) => last_error = format!("not sent: {e}"),
+            Err(SendError::Ambiguous(e)) => {
+                return fail(deps, job, "outcome_unknown", &format!("no answer from Twilio ({e}); not resent to avoid a duplicate")).await
+            }
+        }
+        tracing::warn!(message = %job.message_id, attempt, error = %last_error, "transient send failure");
+    }
+    if receive_count >= deps.retry.max_receives {
+        return fail(deps, job, "retries_exhausted", &last_error).await;
+    }
+    deps.store.release_claim(&job.workspace, job.conversation_id, job.message_id).await?;
+    Err(RecordError::Retryable(last_error.into()))
+}
+
+/// Marks the message failed (if nothing later already settled it) and tells agents.
+async fn fail(deps: &Deps, job: &OutboundJob, code: &str, message: &str) -> Result<(), RecordError> {
+    let event = DeliveryEvent {
+        status: DeliveryStatus::Failed,
+        at: time::OffsetDateTime::now_utc(),
+        error_code: Some(code.to_owned()),
+        error_message: Some(message.to_owned()),
+    };
+    if deps.store.advance_status(&job.workspace, job.conversation_id, job.message_id, &event).await? {
+        tracing::warn!(workspace = %job.workspace, message = %job.message_id, code, "reply failed");
+        let note = Notification::DeliveryStatusChanged {
+            workspace: job.workspace.clone(),
+            conversation_id: job.conversation_id,
+            message_id: job.message_id,
+            status: DeliveryStatus::Failed,
+        };
+        deps.notifications.publish(&note).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::model::{Direction, Sender};
+    use domain::ports::{ConversationReader, ConversationWrite, InboundCommit, InboundStore, Order};
+    use domain::{AgentId, MessageId, WorkspaceId};
+    use fake_twilio::{Callbacks, FakeTwilio};
+    use queue::memory::MemoryQueue;
+    use store::contract::seed_conversation;
+    use store::MemoryStore;
+
+    struct World {
+        deps: Deps,
+        store: Arc<MemoryStore>,
+        twilio: FakeTwilio,
+        ws: WorkspaceId,
+    }
+
+    async fn world(attempts: u32) -> World {
+        let twilio = FakeTwilio::start("ACtest", "tok", Callbacks::None).await.unwrap();
+        let store = Arc::new(MemoryStore::new());
+        let deps = Deps {
+            store: store.clone(),
+            notifications: Arc::new(MemoryQueue::new()),
+            twilio: TwilioApi { http: reqwest::Client::new(), base_url: twilio.base_url(), account_sid: "ACtest".into(), auth_token: "tok".into() },
+            public_base_url: "https://hooks.test".into(),
+            retry: RetryPolicy { attempts, base_delay: Duration::from_millis(1), max_receives: 3 },
+        };
+        World { deps, store, twilio, ws: WorkspaceId::parse("acme").unwrap() }
+    }
+
+    /// A queued reply to `to`, stored the way the reply API stores it.
+    async fn queued_reply(w: &World, to: &str) -> OutboundJob {
+        let (_, conv) = seed_conversation(w.store.as_ref(), &w.ws, rand_n(), time::OffsetDateTime::now_utc()).await;
+        let mut m = w.store.messages(&w.ws, conv.id, Order::Oldest, 1, None).await.unwrap().items.remove(0);
+        m.id = MessageId::new();
+        m.direction = Direction::Outbound;
+        m.sender = Sender::Agent { id: AgentId::parse("alice").unwrap() };
+        m.text = Some("On its way!".into());
+        m.route.contact_address = to.into();
+        m.status = DeliveryStatus::Queued;
+        m.status_history.clear();
+        let mut c = w.store.conversation(&w.ws, conv.id).await.unwrap().unwrap();
+        let v = c.version;
+        c.record_outbound(time::OffsetDateTime::now_utc());
+        let commit = InboundCommit {
+            new_contact: None,
+            conversation: ConversationWrite::Update { conversation: c, expected_version: v },
+            message: m.clone(),
+            provider: "seed".into(),
+            provider_message_id: m.id.to_string(),
+        };
+        w.store.commit_inbound(commit).await.unwrap();
+        OutboundJob { workspace: w.ws.clone(), conversation_id: conv.id, message_id: m.id }
+    }
+
+    fn rand_n() -> u32 {
+        (ulid::Ulid::new().random() % 9000) as u32
+    }
+
+    async fn stored(w: &World, job: &OutboundJob) -> Message {
+        w.store.message(&w.ws, job.conversation_id, job.message_id).await.unwrap().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_reply_reaches_twilio_once_with_the_documented_request() {
+        let w = world(3).await;
+        let job = queued_reply(&w, "+14155552671").await;
+        send(&w.deps, &job, 1).await.unwrap();
+        send(&w.deps, &job, 2).await.unwrap(); // a redelivery
+        let got = w.twilio.received();
+        assert_eq!(got.len(), 1, "sent exactly once");
+        assert_eq!(got[0].get("To"), Some("+14155552671"));
+        assert_eq!(got[0].get("From"), Some("+14155550100"));
+        assert_eq!(got[0].get("Body"), Some("On its way!"));
+        let cb = got[0].get("StatusCallback").unwrap();
+        assert!(cb.starts_with("https://hooks.test/webhooks/twilio/status?ws=acme&conv="), "{cb}");
+        let m = stored(&w, &job).await;
+        assert_eq!(m.status, DeliveryStatus::Sending);
+        assert_eq!(m.provider_message_id, got[0].sid);
+    }
+
+    #[tokio::test]
+    async fn twilio_refusals_fail_the_message_with_its_error() {
+        let w = world(3).await;
+        let job = queued_reply(&w, "+15005550001").await;
+        send(&w.deps, &job, 1).await.unwrap();
+        let m = stored(&w, &job).await;
+        assert_eq!(m.status, DeliveryStatus::Failed);
+        let e = m.last_error().unwrap();
+        assert_eq!(e.error_code.as_deref(), Some("21211"));
+        assert!(e.error_message.as_deref().unwrap().contains("not a valid phone number"));
+        assert_eq!(w.twilio.received().len(), 1, "a refusal is not retried");
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_with_backoff() {
+        let w = world(3).await;
+        w.twilio.script(2, 503, serde_json::json!({"code": 20500, "message": "Internal Server Error", "status": 503}));
+        let job = queued_reply(&w, "+14155552671").await;
+        send(&w.deps, &job, 1).await.unwrap();
+        assert_eq!(w.twilio.received().len(), 3);
+        assert_eq!(stored(&w, &job).await.status, DeliveryStatus::Sending);
+    }
+
+    #[tokio::test]
+    async fn persistent_throttling_releases_for_redelivery_then_fails_on_the_last_receive() {
+        let w = world(2).await;
+        w.twilio.script(4, 429, serde_json::json!({"code": 20429, "message": "Too Many Requests", "status": 429}));
+        let job = queued_reply(&w, "+14155552671").await;
+        assert!(matches!(send(&w.deps, &job, 1).await, Err(RecordError::Retryable(_))));
+        assert_eq!(stored(&w, &job).await.status, DeliveryStatus::Queued, "released for the redelivery");
+        send(&w.deps, &job, 3).await.unwrap();
+        let m = stored(&w, &job).await;
+        assert_eq!(m.status, DeliveryStatus::Failed);
+        assert_eq!(m.last_error().unwrap().error_code.as_deref(), Some("retries_exhausted"));
+    }
+
+    #[tokio::test]
+    async fn an_interrupted_attempt_is_never_resent() {
+        let w = world(3).await;
+        let job = queued_reply(&w, "+14155552671").await;
+        // A previous invocation claimed the message and died before recording Twilio's answer.
+        let claim = w.store.claim_for_send(&w.ws, job.conversation_id, job.message_id, time::OffsetDateTime::now_utc()).await.unwrap();
+        assert!(matches!(claim, Claim::Claimed(_)));
+        send(&w.deps, &job, 2).await.unwrap();
+        assert!(w.twilio.received().is_empty());
+        assert_eq!(stored(&w, &job).await.last_error().unwrap().error_code.as_deref(), Some("outcome_unknown"));
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_twilio_is_retryable() {
+        let mut w = world(2).await;
+        w.deps.twilio.base_url = "http://127.0.0.1:9".into();
+        let job = queued_reply(&w, "+14155552671").await;
+        assert!(matches!(send(&w.deps, &job, 1).await, Err(RecordError::Retryable(_))));
+        assert_eq!(stored(&w, &job).await.status, DeliveryStatus::Queued);
+    }
+}

@@ -1,0 +1,240 @@
+//! A fake Twilio at the network edge, for tests and the local stack. It serves
+//! `POST /2010-04-01/Accounts/{AccountSid}/Messages.json` the way Twilio documents it: HTTP Basic
+//! auth with the account SID and auth token, form parameters, a 201 Message resource or a Twilio
+//! error body. Twilio's magic test numbers fail as Twilio's test credentials do. Accepted messages
+//! can get signed status callbacks (`sent`, then `delivered`), exactly as Twilio would post them.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use base64::Engine;
+use domain::channels::twilio::compute_signature;
+
+/// One request the fake accepted or refused, as Twilio received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub account_sid: String,
+    pub form: Vec<(String, String)>,
+    /// The SID we answered with, if we accepted it.
+    pub sid: Option<String>,
+}
+
+impl Received {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Callbacks {
+    /// Post nothing back (tests drive callbacks themselves).
+    None,
+    /// Post `sent` then `delivered` to the message's StatusCallback, signed.
+    SentThenDelivered,
+}
+
+struct Inner {
+    account_sid: String,
+    auth_token: String,
+    callbacks: Callbacks,
+    received: Mutex<Vec<Received>>,
+    /// Scripted answers for the next requests: (HTTP status, body).
+    scripted: Mutex<VecDeque<(u16, serde_json::Value)>>,
+    http: reqwest::Client,
+}
+
+#[derive(Clone)]
+pub struct FakeTwilio {
+    addr: SocketAddr,
+    inner: Arc<Inner>,
+}
+
+impl FakeTwilio {
+    /// Starts on an ephemeral loopback port.
+    pub async fn start(account_sid: &str, auth_token: &str, callbacks: Callbacks) -> std::io::Result<Self> {
+        Self::start_on("127.0.0.1:0".parse().expect("loopback address"), account_sid, auth_token, callbacks).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, account_sid: &str, auth_token: &str, callbacks: Callbacks) -> std::io::Result<Self> {
+        let inner = Arc::new(Inner {
+            account_sid: account_sid.to_owned(),
+            auth_token: auth_token.to_owned(),
+            callbacks,
+            received: Mutex::new(vec![]),
+            scripted: Mutex::new(VecDeque::new()),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client"),
+        });
+        let app = Router::new()
+            .route("/2010-04-01/Accounts/{account}/Messages.json", post(create_message))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, inner })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.inner.received.lock().expect("lock").clone()
+    }
+
+    /// The next `n` requests get this answer instead of being accepted.
+    pub fn script(&self, n: usize, status: u16, body: serde_json::Value) {
+        let mut s = self.inner.scripted.lock().expect("lock");
+        for _ in 0..n {
+            s.push_back((status, body.clone()));
+        }
+    }
+}
+
+fn twilio_error(status: u16, code: u32, message: &str) -> (u16, serde_json::Value) {
+    (
+        status,
+        serde_json::json!({
+            "code": code,
+            "message": message,
+            "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+            "status": status,
+        }),
+    )
+}
+
+/// Twilio's magic "To" numbers for test credentials, and the errors they produce.
+fn magic_number_error(to: &str) -> Option<(u16, serde_json::Value)> {
+    Some(match to {
+        "+15005550001" => twilio_error(400, 21211, &format!("The 'To' number {to} is not a valid phone number.")),
+        "+15005550002" => twilio_error(400, 21612, "The 'To' phone number is not currently reachable via SMS."),
+        "+15005550003" => twilio_error(400, 21408, "Permission to send an SMS has not been enabled for the region."),
+        "+15005550004" => twilio_error(400, 21610, "Attempt to send to unsubscribed recipient"),
+        "+15005550009" => twilio_error(400, 21614, "'To' number is not a valid mobile number"),
+        _ => return None,
+    })
+}
+
+fn authorised(inner: &Inner, headers: &HeaderMap, account: &str) -> bool {
+    let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) else { return false };
+    let Some(b64) = auth.strip_prefix("Basic ") else { return false };
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64) else { return false };
+    let expected = format!("{}:{}", inner.account_sid, inner.auth_token);
+    raw == expected.as_bytes() && account == inner.account_sid
+}
+
+async fn create_message(
+    State(inner): State<Arc<Inner>>,
+    Path(account): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let answer = |(status, body): (u16, serde_json::Value)| {
+        (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), Json(body)).into_response()
+    };
+    if !authorised(&inner, &headers, &account) {
+        return answer(twilio_error(401, 20003, "Authenticate"));
+    }
+    let form: Vec<(String, String)> = serde_urlencoded_parse(&body);
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let mut record = Received { account_sid: account.clone(), form: form.clone(), sid: None };
+    let scripted = inner.scripted.lock().expect("lock").pop_front();
+    let outcome = if let Some(s) = scripted {
+        Err(s)
+    } else if get("To").is_none() {
+        Err(twilio_error(400, 21604, "A 'To' phone number is required."))
+    } else if get("From").is_none() && get("MessagingServiceSid").is_none() {
+        Err(twilio_error(400, 21603, "A 'From' phone number is required."))
+    } else if get("Body").is_none() && get("MediaUrl").is_none() {
+        Err(twilio_error(400, 21602, "Message body is required."))
+    } else if let Some(e) = get("To").as_deref().and_then(magic_number_error) {
+        Err(e)
+    } else {
+        Ok(())
+    };
+    match outcome {
+        Err(e) => {
+            inner.received.lock().expect("lock").push(record);
+            answer(e)
+        }
+        Ok(()) => {
+            let sid = format!("SM{}", ulid::Ulid::new().to_string().to_lowercase().chars().take(32).collect::<String>());
+            record.sid = Some(sid.clone());
+            inner.received.lock().expect("lock").push(record);
+            let body_text = get("Body").unwrap_or_default();
+            let resource = serde_json::json!({
+                "account_sid": account,
+                "api_version": "2010-04-01",
+                "body": body_text,
+                "direction": "outbound-api",
+                "error_code": null,
+                "error_message": null,
+                "from": get("From"),
+                "messaging_service_sid": get("MessagingServiceSid"),
+                "num_media": "0",
+                "num_segments": "1",
+                "price": null,
+                "price_unit": "USD",
+                "sid": sid,
+                "status": "queued",
+                "to": get("To"),
+                "uri": format!("/2010-04-01/Accounts/{account}/Messages/{sid}.json"),
+            });
+            if let (Callbacks::SentThenDelivered, Some(url)) = (inner.callbacks, get("StatusCallback")) {
+                let inner = inner.clone();
+                let (from, to) = (get("From").unwrap_or_default(), get("To").unwrap_or_default());
+                tokio::spawn(async move {
+                    for status in ["sent", "delivered"] {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        post_callback(&inner.http, &inner.auth_token, &url, &sid, &account, &from, &to, status).await;
+                    }
+                });
+            }
+            (StatusCode::CREATED, Json(resource)).into_response()
+        }
+    }
+}
+
+fn serde_urlencoded_parse(body: &str) -> Vec<(String, String)> {
+    domain::channels::twilio::parse_form(body.as_bytes()).unwrap_or_default()
+}
+
+/// Posts a status callback signed exactly as Twilio signs webhooks.
+async fn post_callback(http: &reqwest::Client, token: &str, url: &str, sid: &str, account: &str, from: &str, to: &str, status: &str) {
+    let form: Vec<(String, String)> = [
+        ("AccountSid", account),
+        ("ApiVersion", "2010-04-01"),
+        ("From", from),
+        ("MessageSid", sid),
+        ("MessageStatus", status),
+        ("SmsSid", sid),
+        ("SmsStatus", status),
+        ("To", to),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let signature = compute_signature(token, url, &form);
+    let res = http.post(url).header("x-twilio-signature", signature).header("user-agent", "TwilioProxy/1.1").form(&form).send().await;
+    if let Err(e) = res {
+        tracing::warn!(error = %e, "fake Twilio could not deliver a status callback");
+    }
+}
+
+impl FakeTwilio {
+    /// Posts a signed status callback for an accepted message, as Twilio would (tests use this to
+    /// deliver callbacks late, twice or out of order).
+    pub async fn send_status_callback(&self, received: &Received, status: &str) {
+        let (Some(url), Some(sid)) = (received.get("StatusCallback"), received.sid.as_deref()) else { return };
+        let (from, to) = (received.get("From").unwrap_or_default(), received.get("To").unwrap_or_default());
+        post_callback(&self.inner.http, &self.inner.auth_token, url, sid, &received.account_sid, from, to, status).await;
+    }
+}
