@@ -27,7 +27,7 @@ pub struct Deps {
 }
 
 impl Deps {
-    pub fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         Ok(Self {
             store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
             notifications: Arc::new(queue::SqsQueue::new(

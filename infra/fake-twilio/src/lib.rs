@@ -166,7 +166,8 @@ async fn create_message(
             answer(e)
         }
         Ok(()) => {
-            let sid = format!("SM{}", ulid::Ulid::new().to_string().to_lowercase().chars().take(32).collect::<String>());
+            // Twilio SIDs are two letters and 32 hex digits.
+            let sid = format!("SM{:032x}", ulid::Ulid::new().0);
             record.sid = Some(sid.clone());
             inner.received.lock().expect("lock").push(record);
             let body_text = get("Body").unwrap_or_default();
@@ -224,8 +225,10 @@ async fn post_callback(http: &reqwest::Client, token: &str, url: &str, sid: &str
     .collect();
     let signature = compute_signature(token, url, &form);
     let res = http.post(url).header("x-twilio-signature", signature).header("user-agent", "TwilioProxy/1.1").form(&form).send().await;
-    if let Err(e) = res {
-        tracing::warn!(error = %e, "fake Twilio could not deliver a status callback");
+    match res {
+        Err(e) => tracing::warn!(error = %e, "fake Twilio could not deliver a status callback"),
+        Ok(r) if !r.status().is_success() => tracing::warn!(status = %r.status(), %url, "status callback refused"),
+        Ok(_) => {}
     }
 }
 

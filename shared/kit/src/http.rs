@@ -66,6 +66,9 @@ impl ApiError {
                 source = s.source();
             }
             tracing::error!(status, code = self.code(), cause = %chain, "request failed");
+        } else {
+            // The code, not the message: messages can quote the caller's input.
+            tracing::info!(status, code = self.code(), "request rejected");
         }
         let body = serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } });
         json(status, &body)

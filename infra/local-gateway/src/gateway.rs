@@ -1,0 +1,321 @@
+//! The gateway: plays API Gateway (HTTP API, payload 2.0) and Lambda (SQS event source mappings) for
+//! the functions' own handler code. Routes and mappings come from template.yaml.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response as AxumResponse};
+use futures::future::BoxFuture;
+use kit::apigw::HttpEvent;
+use kit::Config;
+use lambda_http::{Body, Request, Response};
+use tokio::task::JoinHandle;
+
+use crate::provision::{provision, Provisioned};
+use crate::template::{HttpRoute, SqsMapping, Template};
+
+type HttpFn = Arc<dyn Fn(Request) -> BoxFuture<'static, Response<Body>> + Send + Sync>;
+type SqsFn = Arc<dyn Fn(SqsEvent) -> BoxFuture<'static, Result<SqsBatchResponse, String>> + Send + Sync>;
+
+/// What the functions would be configured with in AWS, minus the secret ARNs (values instead).
+#[derive(Clone, Debug)]
+pub struct StackOptions {
+    pub stack_name: String,
+    pub http_addr: SocketAddr,
+    pub twilio_api_base: String,
+    pub twilio_account_sid: String,
+    pub twilio_auth_token: String,
+    pub jwt_secret: String,
+    /// Backoff base for the sender's in-process retries.
+    pub send_retry_base_ms: u64,
+    /// How long a consumer waits on an empty queue per receive (seconds, 0-20).
+    pub poll_wait_secs: i32,
+}
+
+pub struct Stack {
+    pub base_url: String,
+    pub provisioned: Provisioned,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// API Gateway's answer when the Lambda function itself errors.
+fn lambda_error(e: lambda_http::Error) -> Response<Body> {
+    tracing::error!(error = %e, "function returned an error");
+    Response::builder()
+        .status(500)
+        .header("content-type", "application/json")
+        .body(Body::Text(r#"{"message":"Internal Server Error"}"#.into()))
+        .expect("static response")
+}
+
+async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) -> Result<HttpFn> {
+    macro_rules! http {
+        ($krate:ident) => {{
+            let deps = Arc::new($krate::Deps::from_config(cfg, aws).await.with_context(|| format!("configuring {binary}"))?);
+            let f: HttpFn = Arc::new(move |req| {
+                let deps = deps.clone();
+                Box::pin(async move { $krate::handle(&deps, req).await.unwrap_or_else(lambda_error) })
+            });
+            f
+        }};
+    }
+    Ok(match binary {
+        "twilio-sms-webhook" => http!(twilio_sms_webhook),
+        "twilio-status-webhook" => http!(twilio_status_webhook),
+        "api-list-conversations" => http!(api_list_conversations),
+        "api-get-conversation" => http!(api_get_conversation),
+        "api-list-messages" => http!(api_list_messages),
+        "api-send-message" => http!(api_send_message),
+        other => bail!("template.yaml routes HTTP to {other}, which the local gateway does not know"),
+    })
+}
+
+async fn sqs_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) -> Result<SqsFn> {
+    macro_rules! sqs {
+        ($krate:ident) => {{
+            let deps = Arc::new($krate::Deps::from_config(cfg, aws).await.with_context(|| format!("configuring {binary}"))?);
+            let f: SqsFn = Arc::new(move |ev| {
+                let deps = deps.clone();
+                Box::pin(async move { $krate::handle(&deps, ev).await.map_err(|e| e.to_string()) })
+            });
+            f
+        }};
+    }
+    Ok(match binary {
+        "inbound-processor" => sqs!(inbound_processor),
+        "outbound-sender" => sqs!(outbound_sender),
+        other => bail!("template.yaml maps a queue to {other}, which the local gateway does not know"),
+    })
+}
+
+struct Router {
+    routes: Vec<(HttpRoute, HttpFn)>,
+    domain: String,
+}
+
+impl Router {
+    /// The matching route and its path parameters; literal segments beat `{param}` segments.
+    fn find(&self, method: &str, path: &str) -> Option<(&HttpRoute, &HttpFn, Vec<(String, String)>)> {
+        let segs: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        let mut best: Option<(usize, &HttpRoute, &HttpFn, Vec<(String, String)>)> = None;
+        for (route, f) in &self.routes {
+            if route.method != method && route.method != "ANY" {
+                continue;
+            }
+            let tsegs: Vec<&str> = route.path.trim_end_matches('/').split('/').collect();
+            if tsegs.len() != segs.len() {
+                continue;
+            }
+            let mut params = vec![];
+            let mut literal = 0;
+            let ok = tsegs.iter().zip(&segs).all(|(t, s)| {
+                if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                    params.push((name.to_owned(), (*s).to_owned()));
+                    !s.is_empty()
+                } else {
+                    literal += 1;
+                    t == s
+                }
+            });
+            if ok && best.as_ref().is_none_or(|b| literal > b.0) {
+                best = Some((literal, route, f, params));
+            }
+        }
+        best.map(|(_, r, f, p)| (r, f, p))
+    }
+}
+
+async fn serve(State(router): State<Arc<Router>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> AxumResponse {
+    let path = uri.path();
+    let Some((route, f, params)) = router.find(method.as_str(), path) else {
+        return (StatusCode::NOT_FOUND, [("content-type", "application/json")], r#"{"message":"Not Found"}"#).into_response();
+    };
+    let event = HttpEvent {
+        method: method.as_str(),
+        route_path: &route.path,
+        raw_path: path,
+        raw_query: uri.query().unwrap_or(""),
+        headers: headers.iter().filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))).collect(),
+        path_parameters: params,
+        body: (!body.is_empty()).then_some(&body[..]),
+        domain_name: &router.domain,
+        source_ip: "127.0.0.1",
+    };
+    let res = f(event.to_request()).await;
+    let (parts, body) = res.into_parts();
+    let bytes: Vec<u8> = match body {
+        Body::Empty => vec![],
+        Body::Text(t) => t.into_bytes(),
+        Body::Binary(b) => b,
+        _ => vec![],
+    };
+    let mut out = AxumResponse::new(axum::body::Body::from(bytes));
+    *out.status_mut() = parts.status;
+    *out.headers_mut() = parts.headers;
+    out
+}
+
+/// One event source mapping: long-polls the queue, hands batches to the function, deletes what it
+/// processed and leaves reported failures for redelivery after the visibility timeout, like Lambda.
+async fn poll(sqs: aws_sdk_sqs::Client, url: String, arn: String, mapping: SqsMapping, f: SqsFn, wait: i32) {
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(mapping.batch_size.clamp(1, 10))
+            .wait_time_seconds(wait)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await;
+        let messages = match received {
+            Ok(out) => out.messages.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(queue = %url, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        let mut event = SqsEvent::default();
+        let mut handles = HashMap::new();
+        for m in messages {
+            let mut rec = SqsMessage::default();
+            rec.message_id = m.message_id.clone();
+            rec.receipt_handle = m.receipt_handle.clone();
+            rec.body = m.body.clone();
+            rec.md5_of_body = m.md5_of_body.clone();
+            rec.attributes = m.attributes.unwrap_or_default().into_iter().map(|(k, v)| (k.as_str().to_owned(), v)).collect();
+            rec.event_source = Some("aws:sqs".into());
+            rec.event_source_arn = Some(arn.clone());
+            rec.aws_region = Some("us-east-1".into());
+            if let (Some(id), Some(h)) = (m.message_id, m.receipt_handle) {
+                handles.insert(id, h);
+            }
+            event.records.push(rec);
+        }
+        let failed: Vec<String> = match f(event).await {
+            Ok(res) if mapping.report_batch_item_failures => {
+                res.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
+            }
+            Ok(_) => vec![],
+            Err(e) => {
+                tracing::error!(function = %mapping.binary, error = %e, "function failed the whole batch");
+                handles.keys().cloned().collect()
+            }
+        };
+        let done: Vec<DeleteMessageBatchRequestEntry> = handles
+            .iter()
+            .filter(|(id, _)| !failed.contains(id))
+            .enumerate()
+            .filter_map(|(i, (_, h))| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(h).build().ok())
+            .collect();
+        if !done.is_empty() {
+            if let Err(e) = sqs.delete_message_batch().queue_url(&url).set_entries(Some(done)).send().await {
+                tracing::warn!(queue = %url, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "delete failed");
+            }
+        }
+    }
+}
+
+impl Stack {
+    /// Provisions the template's resources under `opts.stack_name` and serves every route and queue.
+    pub async fn start(template: &Template, opts: StackOptions, aws: &aws_config::SdkConfig) -> Result<Stack> {
+        let provisioned = provision(template, &opts.stack_name, aws).await?;
+        let listener = tokio::net::TcpListener::bind(opts.http_addr).await.with_context(|| format!("binding {}", opts.http_addr))?;
+        let addr = listener.local_addr()?;
+        let base_url = format!("http://{addr}");
+        let config_for = |binary: &str| -> Result<Config> {
+            let mut vars: Vec<(String, String)> = vec![
+                ("TABLE_NAME".into(), provisioned.table.clone()),
+                ("TWILIO_AUTH_TOKEN".into(), opts.twilio_auth_token.clone()),
+                ("TWILIO_ACCOUNT_SID".into(), opts.twilio_account_sid.clone()),
+                ("TWILIO_API_BASE".into(), opts.twilio_api_base.clone()),
+                ("JWT_SECRET".into(), opts.jwt_secret.clone()),
+                ("PUBLIC_BASE_URL".into(), base_url.clone()),
+                ("SEND_RETRY_BASE_MS".into(), opts.send_retry_base_ms.to_string()),
+            ];
+            for (var, queue) in template.queue_env(binary) {
+                let url = provisioned.queue_urls.get(&queue).ok_or_else(|| anyhow!("{binary}: {var} names unknown queue {queue}"))?;
+                vars.push((var, url.clone()));
+            }
+            if let Some(m) = template.sqs_mappings()?.iter().find(|m| m.binary == binary) {
+                if let Some(max) = provisioned.max_receives.get(&m.queue_logical_id) {
+                    vars.push(("MAX_RECEIVES".into(), max.to_string()));
+                }
+            }
+            Ok(Config::from_map(vars))
+        };
+
+        let mut routes = vec![];
+        for route in template.http_routes() {
+            let f = http_function(&route.binary, &config_for(&route.binary)?, aws).await?;
+            routes.push((route, f));
+        }
+        let router = Arc::new(Router { routes, domain: addr.to_string() });
+        let app = axum::Router::new().fallback(serve).with_state(router);
+        let mut tasks = vec![tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "gateway stopped");
+            }
+        })];
+
+        let sqs = aws_sdk_sqs::Client::new(aws);
+        for mapping in template.sqs_mappings()? {
+            let f = sqs_function(&mapping.binary, &config_for(&mapping.binary)?, aws).await?;
+            let url = provisioned.queue_urls.get(&mapping.queue_logical_id).cloned().ok_or_else(|| anyhow!("unknown queue"))?;
+            let arn = provisioned.queue_arns.get(&mapping.queue_logical_id).cloned().unwrap_or_default();
+            tasks.push(tokio::spawn(poll(sqs.clone(), url, arn, mapping, f, opts.poll_wait_secs)));
+        }
+        Ok(Stack { base_url, provisioned, tasks })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noop() -> HttpFn {
+        Arc::new(|_| Box::pin(async { Response::new(Body::Empty) }))
+    }
+
+    #[test]
+    fn routes_match_like_api_gateway() {
+        let r = |m: &str, p: &str, b: &str| (HttpRoute { method: m.into(), path: p.into(), binary: b.into() }, noop());
+        let router = Router {
+            routes: vec![
+                r("GET", "/conversations", "list"),
+                r("GET", "/conversations/{id}", "get"),
+                r("GET", "/conversations/{id}/messages", "msgs"),
+                r("POST", "/conversations/{id}/messages", "send"),
+                r("GET", "/conversations/stats", "stats"),
+            ],
+            domain: "x".into(),
+        };
+        let find = |m: &str, p: &str| router.find(m, p).map(|(r, _, params)| (r.binary.clone(), params));
+        assert_eq!(find("GET", "/conversations").unwrap().0, "list");
+        assert_eq!(find("GET", "/conversations/abc").unwrap(), ("get".into(), vec![("id".into(), "abc".into())]));
+        assert_eq!(find("GET", "/conversations/stats").unwrap().0, "stats", "literal beats parameter");
+        assert_eq!(find("POST", "/conversations/abc/messages").unwrap().0, "send");
+        assert!(find("DELETE", "/conversations/abc").is_none());
+        assert!(find("GET", "/nope").is_none());
+    }
+}

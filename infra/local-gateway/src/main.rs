@@ -1,0 +1,190 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use domain::channels::twilio;
+use domain::ports::{ChannelAccount, ChannelDirectory};
+use domain::{AgentId, Channel, WorkspaceId};
+use fake_twilio::{Callbacks, FakeTwilio};
+use kit::auth::Role;
+use switchboard_local::dev;
+use switchboard_local::gateway::{Stack, StackOptions};
+use switchboard_local::services::{free_port, repo_root, Services};
+use switchboard_local::template::Template;
+
+#[derive(Parser)]
+#[command(name = "switchboard-local", about = "Run Switchboard on this machine, no AWS account needed")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole platform until Ctrl-C.
+    Up {
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+        #[arg(long, default_value_t = 8001)]
+        dynamodb_port: u16,
+        #[arg(long, default_value_t = 5001)]
+        moto_port: u16,
+        #[arg(long, default_value_t = 3010)]
+        twilio_port: u16,
+    },
+    /// Run only DynamoDB Local and moto (for the test suite); writes their environment to a file.
+    Services {
+        #[arg(long)]
+        env_file: PathBuf,
+    },
+    /// Print a development JWT for the local API.
+    Token {
+        #[arg(long, default_value = dev::WORKSPACE)]
+        workspace: String,
+        #[arg(long, default_value = dev::AGENT)]
+        agent: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value = "agent", value_parser = ["agent", "supervisor", "admin"])]
+        role: String,
+        #[arg(long, default_value_t = 12)]
+        hours: i64,
+        #[arg(long, default_value = dev::JWT_SECRET)]
+        secret: String,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Token { workspace, agent, name, role, hours, secret } => {
+            let role = match role.as_str() {
+                "supervisor" => Role::Supervisor,
+                "admin" => Role::Admin,
+                _ => Role::Agent,
+            };
+            let ws = WorkspaceId::parse(&workspace)?;
+            let agent = AgentId::parse(&agent)?;
+            println!("{}", kit::auth::issue_token(&secret, &ws, &agent, name.as_deref(), role, time::Duration::hours(hours)));
+            Ok(())
+        }
+        Command::Services { env_file } => {
+            let root = repo_root();
+            let services = Services::start(&root, free_port()?, free_port()?, &root.join("target/local-logs"))?;
+            let exports: String = services.env().iter().map(|(k, v)| format!("export {k}={v}\n")).collect();
+            std::fs::write(&env_file, exports).with_context(|| format!("writing {}", env_file.display()))?;
+            eprintln!("DynamoDB Local {} and moto {} are up; environment in {}", services.dynamodb_url, services.moto_url, env_file.display());
+            runtime()?.block_on(shutdown_signal());
+            drop(services);
+            Ok(())
+        }
+        Command::Up { port, dynamodb_port, moto_port, twilio_port } => {
+            let root = repo_root();
+            let services = Services::start(&root, dynamodb_port, moto_port, &root.join("target/local-logs"))
+                .context("starting the local AWS servers (run infra/scripts/install.sh first)")?;
+            // Set before the runtime exists: no other thread can be reading the environment.
+            for (k, v) in services.env() {
+                std::env::set_var(k, v);
+            }
+            let result = runtime()?.block_on(up(root, port, twilio_port, &services));
+            drop(services);
+            result
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> Result<()> {
+    kit::telemetry::init_pretty();
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let template = Template::load(&root.join("template.yaml"))?;
+    let twilio_addr: SocketAddr = ([127, 0, 0, 1], twilio_port).into();
+    let fake = FakeTwilio::start_on(twilio_addr, dev::TWILIO_ACCOUNT_SID, dev::TWILIO_AUTH_TOKEN, Callbacks::SentThenDelivered)
+        .await
+        .with_context(|| format!("starting the fake Twilio on {twilio_addr}"))?;
+    let opts = StackOptions {
+        stack_name: "switchboard-local".into(),
+        http_addr: ([127, 0, 0, 1], port).into(),
+        twilio_api_base: fake.base_url(),
+        twilio_account_sid: dev::TWILIO_ACCOUNT_SID.into(),
+        twilio_auth_token: dev::TWILIO_AUTH_TOKEN.into(),
+        jwt_secret: dev::JWT_SECRET.into(),
+        send_retry_base_ms: 200,
+        poll_wait_secs: 5,
+    };
+    let stack = Stack::start(&template, opts, &aws).await?;
+    let store = store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), stack.provisioned.table.clone());
+    store
+        .put_channel_account(&ChannelAccount {
+            workspace: WorkspaceId::parse(dev::WORKSPACE)?,
+            channel: Channel::Sms,
+            address: dev::SMS_NUMBER.into(),
+            display_name: Some("Demo support line".into()),
+        })
+        .await?;
+
+    let form_path = root.join("events/twilio-sms-webhook/inbound-sms.form");
+    let form = std::fs::read_to_string(&form_path).with_context(|| format!("reading {}", form_path.display()))?;
+    let params = twilio::parse_form(form.trim().as_bytes())?;
+    let sms_url = format!("{}/webhooks/twilio/sms", stack.base_url);
+    let signature = twilio::compute_signature(dev::TWILIO_AUTH_TOKEN, &sms_url, &params);
+    let token = kit::auth::issue_token(
+        dev::JWT_SECRET,
+        &WorkspaceId::parse(dev::WORKSPACE)?,
+        &AgentId::parse(dev::AGENT)?,
+        Some("Alice"),
+        Role::Agent,
+        time::Duration::hours(12),
+    );
+    println!(
+        r#"
+Switchboard is running locally (Ctrl-C stops everything).
+
+  API and webhooks  {base}
+  DynamoDB Local    {ddb}   table {table}
+  moto (SQS ...)    {moto}
+  fake Twilio       {twilio}   (replies land here; it posts signed delivery callbacks back)
+  workspace         {ws}, receiving SMS on {number}
+
+1. A customer texts you (a request signed exactly as Twilio signs it):
+
+  curl -sS -X POST '{sms_url}' \
+    -H 'Content-Type: application/x-www-form-urlencoded' \
+    -H 'X-Twilio-Signature: {signature}' \
+    --data-binary @{form}
+
+2. As agent {agent} (this token lasts 12 hours; `cargo run -p switchboard-local -- token` makes another):
+
+  export TOKEN={token}
+  curl -sS '{base}/conversations' -H "Authorization: Bearer $TOKEN"
+  curl -sS '{base}/conversations/<id>/messages' -H "Authorization: Bearer $TOKEN"
+  curl -sS -X POST '{base}/conversations/<id>/messages' -H "Authorization: Bearer $TOKEN" \
+    -H 'Idempotency-Key: reply-1' -H 'Content-Type: application/json' -d '{{"text":"Sorry! It ships today."}}'
+"#,
+        base = stack.base_url,
+        ddb = services.dynamodb_url,
+        table = stack.provisioned.table,
+        moto = services.moto_url,
+        twilio = fake.base_url(),
+        ws = dev::WORKSPACE,
+        number = dev::SMS_NUMBER,
+        form = form_path.display(),
+        agent = dev::AGENT,
+    );
+    shutdown_signal().await;
+    eprintln!("stopping");
+    drop(stack);
+    Ok(())
+}

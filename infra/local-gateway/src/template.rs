@@ -1,0 +1,258 @@
+//! Reads template.yaml, the single definition of Switchboard's resources, into what the local stack
+//! needs: the table, the queues (with their dead-letter wiring), the HTTP routes and the SQS event
+//! source mappings. Intrinsics are resolved the way CloudFormation would for a given stack name.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_yaml::Value;
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    resources: serde_yaml::Mapping,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableDef {
+    pub logical_id: String,
+    pub name: String,
+    pub properties: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueDef {
+    pub logical_id: String,
+    pub name: String,
+    /// Attributes for CreateQueue, with RedrivePolicy still naming its target by logical id.
+    pub attributes: BTreeMap<String, String>,
+    pub dead_letter_target: Option<(String, u32)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRoute {
+    pub method: String,
+    pub path: String,
+    pub binary: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqsMapping {
+    pub queue_logical_id: String,
+    pub binary: String,
+    pub batch_size: i32,
+    pub report_batch_item_failures: bool,
+}
+
+fn tagged<'a>(v: &'a Value, tag: &str) -> Option<&'a Value> {
+    match v {
+        Value::Tagged(t) if t.tag == tag => Some(&t.value),
+        _ => None,
+    }
+}
+
+/// Resolves `!Sub "${AWS::StackName}-x"` (and plain strings) for a stack.
+fn resolve_string(v: &Value, stack: &str) -> Result<String> {
+    // Tags first: serde_yaml's `as_str` looks through them.
+    match v {
+        Value::Tagged(_) => match tagged(v, "!Sub") {
+            Some(Value::String(s)) => Ok(s
+                .replace("${AWS::StackName}", stack)
+                .replace("${AWS::Region}", "us-east-1")
+                .replace("${AWS::AccountId}", "000000000000")),
+            _ => bail!("cannot resolve {v:?} locally"),
+        },
+        Value::String(s) => Ok(s.clone()),
+        _ => bail!("cannot resolve {v:?} locally"),
+    }
+}
+
+fn getatt_target(v: &Value) -> Option<String> {
+    match tagged(v, "!GetAtt")? {
+        Value::String(s) => s.split_once('.').map(|(id, _)| id.to_owned()),
+        Value::Sequence(seq) => seq.first().and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    }
+}
+
+fn scalar_string(v: &Value) -> Option<String> {
+    match v {
+        Value::Tagged(_) => None,
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+impl Template {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        let doc: Value = serde_yaml::from_str(text).context("template.yaml is not valid YAML")?;
+        let resources = doc
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .cloned()
+            .ok_or_else(|| anyhow!("template.yaml has no Resources"))?;
+        Ok(Self { resources })
+    }
+
+    fn of_type<'a>(&'a self, ty: &'a str) -> impl Iterator<Item = (String, &'a Value)> + 'a {
+        self.resources.iter().filter_map(move |(k, v)| {
+            (v.get("Type").and_then(Value::as_str) == Some(ty)).then(|| (k.as_str().unwrap_or_default().to_owned(), v))
+        })
+    }
+
+    pub fn table(&self, stack: &str) -> Result<TableDef> {
+        let mut tables = self.of_type("AWS::DynamoDB::Table");
+        let (logical_id, res) = tables.next().ok_or_else(|| anyhow!("template.yaml defines no DynamoDB table"))?;
+        if tables.next().is_some() {
+            bail!("single-table design: template.yaml must define exactly one table");
+        }
+        let properties = res.get("Properties").cloned().unwrap_or(Value::Null);
+        let name = resolve_string(properties.get("TableName").ok_or_else(|| anyhow!("table has no TableName"))?, stack)?;
+        Ok(TableDef { logical_id, name, properties })
+    }
+
+    /// Queues, dead-letter queues first so their ARNs exist when a redrive policy names them.
+    pub fn queues(&self, stack: &str) -> Result<Vec<QueueDef>> {
+        let mut out = vec![];
+        for (logical_id, res) in self.of_type("AWS::SQS::Queue") {
+            let props = res.get("Properties").and_then(Value::as_mapping).cloned().unwrap_or_default();
+            let mut name = None;
+            let mut attributes = BTreeMap::new();
+            let mut dead_letter_target = None;
+            for (k, v) in &props {
+                let key = k.as_str().unwrap_or_default();
+                match key {
+                    "QueueName" => name = Some(resolve_string(v, stack)?),
+                    "RedrivePolicy" => {
+                        let target = v
+                            .get("deadLetterTargetArn")
+                            .and_then(getatt_target)
+                            .ok_or_else(|| anyhow!("{logical_id}: RedrivePolicy needs deadLetterTargetArn: !GetAtt X.Arn"))?;
+                        let max = v.get("maxReceiveCount").and_then(Value::as_u64).unwrap_or(5) as u32;
+                        dead_letter_target = Some((target, max));
+                    }
+                    // Server-side encryption is not emulated locally.
+                    "SqsManagedSseEnabled" | "KmsMasterKeyId" | "KmsDataKeyReusePeriodSeconds" | "Tags" => {}
+                    _ => {
+                        let s = scalar_string(v).ok_or_else(|| anyhow!("{logical_id}.{key}: unsupported value"))?;
+                        attributes.insert(key.to_owned(), s);
+                    }
+                }
+            }
+            let name = name.ok_or_else(|| anyhow!("{logical_id} has no QueueName"))?;
+            out.push(QueueDef { logical_id, name, attributes, dead_letter_target });
+        }
+        out.sort_by_key(|q| q.dead_letter_target.is_some());
+        Ok(out)
+    }
+
+    fn functions(&self) -> impl Iterator<Item = (String, &Value, String)> + '_ {
+        self.of_type("AWS::Serverless::Function").filter_map(|(id, res)| {
+            let binary = res.get("Metadata")?.get("BuildProperties")?.get("Binary")?.as_str()?.to_owned();
+            Some((id, res, binary))
+        })
+    }
+
+    fn events<'a>(res: &'a Value, ty: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        res.get("Properties")
+            .and_then(|p| p.get("Events"))
+            .and_then(Value::as_mapping)
+            .into_iter()
+            .flat_map(|m| m.values())
+            .filter(move |e| e.get("Type").and_then(Value::as_str) == Some(ty))
+            .filter_map(|e| e.get("Properties"))
+    }
+
+    pub fn http_routes(&self) -> Vec<HttpRoute> {
+        let mut out = vec![];
+        for (_, res, binary) in self.functions() {
+            for p in Self::events(res, "HttpApi") {
+                if let (Some(method), Some(path)) = (p.get("Method").and_then(Value::as_str), p.get("Path").and_then(Value::as_str)) {
+                    out.push(HttpRoute { method: method.to_uppercase(), path: path.to_owned(), binary: binary.clone() });
+                }
+            }
+        }
+        out
+    }
+
+    pub fn sqs_mappings(&self) -> Result<Vec<SqsMapping>> {
+        let mut out = vec![];
+        for (id, res, binary) in self.functions() {
+            for p in Self::events(res, "SQS") {
+                let queue = p.get("Queue").and_then(getatt_target).ok_or_else(|| anyhow!("{id}: SQS event needs Queue: !GetAtt X.Arn"))?;
+                let report = p
+                    .get("FunctionResponseTypes")
+                    .and_then(Value::as_sequence)
+                    .is_some_and(|s| s.iter().any(|t| t.as_str() == Some("ReportBatchItemFailures")));
+                let batch_size = p.get("BatchSize").and_then(Value::as_i64).unwrap_or(10) as i32;
+                out.push(SqsMapping { queue_logical_id: queue, binary: binary.clone(), batch_size, report_batch_item_failures: report });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Environment variables a function's template gives it that name a queue (`!Ref SomeQueue`).
+    pub fn queue_env(&self, binary: &str) -> Vec<(String, String)> {
+        let mut out = vec![];
+        for (_, res, b) in self.functions() {
+            if b != binary {
+                continue;
+            }
+            let vars = res.get("Properties").and_then(|p| p.get("Environment")).and_then(|e| e.get("Variables"));
+            for (k, v) in vars.and_then(Value::as_mapping).into_iter().flatten() {
+                if let (Some(k), Some(Value::String(target))) = (k.as_str(), tagged(v, "!Ref")) {
+                    let is_queue = self.of_type("AWS::SQS::Queue").any(|(id, _)| id == *target);
+                    if is_queue {
+                        out.push((k.to_owned(), target.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template() -> Template {
+        Template::parse(include_str!("../../../template.yaml")).unwrap()
+    }
+
+    #[test]
+    fn the_real_template_yields_one_table_and_fifo_queues_with_dlqs() {
+        let t = template();
+        let table = t.table("sb").unwrap();
+        assert_eq!(table.name, "sb-switchboard");
+        let queues = t.queues("sb").unwrap();
+        assert_eq!(queues.len(), 6);
+        let inbound = queues.iter().find(|q| q.logical_id == "InboundQueue").unwrap();
+        assert_eq!(inbound.name, "sb-inbound.fifo");
+        assert_eq!(inbound.attributes["FifoQueue"], "true");
+        assert_eq!(inbound.dead_letter_target, Some(("InboundDeadLetterQueue".into(), 5)));
+        // Dead-letter queues come first.
+        let first_redriven = queues.iter().position(|q| q.dead_letter_target.is_some()).unwrap();
+        assert!(queues[..first_redriven].iter().all(|q| q.logical_id.contains("DeadLetter")));
+    }
+
+    #[test]
+    fn routes_and_mappings_come_from_the_function_events() {
+        let t = template();
+        let routes = t.http_routes();
+        assert!(routes.contains(&HttpRoute { method: "POST".into(), path: "/webhooks/twilio/sms".into(), binary: "twilio-sms-webhook".into() }));
+        assert!(routes.iter().any(|r| r.path == "/conversations/{id}/messages" && r.method == "POST"));
+        let maps = t.sqs_mappings().unwrap();
+        let inbound = maps.iter().find(|m| m.binary == "inbound-processor").unwrap();
+        assert_eq!(inbound.queue_logical_id, "InboundQueue");
+        assert!(inbound.report_batch_item_failures);
+        assert!(t.queue_env("api-send-message").contains(&("OUTBOUND_QUEUE_URL".into(), "OutboundQueue".into())));
+    }
+}
