@@ -1,0 +1,186 @@
+//! Test harness: [`spawn_stack`] gives each test its own stack on the local AWS servers (unique table
+//! and queues), its own gateway on an ephemeral port, its own fake Twilio and its own workspace and
+//! number, so tests run in parallel. The servers come from `make test` (infra/scripts/test.sh).
+
+use std::future::Future;
+use std::time::Duration;
+
+use domain::channels::twilio;
+use domain::ports::{ChannelAccount, ChannelDirectory};
+use domain::{AgentId, Channel, WorkspaceId};
+use fake_twilio::{Callbacks, FakeTwilio};
+use kit::auth::Role;
+use switchboard_local::gateway::{Stack, StackOptions};
+use switchboard_local::services::repo_root;
+use switchboard_local::template::Template;
+
+pub const ACCOUNT_SID: &str = "AC11111111111111111111111111111111";
+pub const AUTH_TOKEN: &str = "e2e-twilio-auth-token";
+pub const JWT_SECRET: &str = "e2e-jwt-secret";
+
+pub struct TestStack {
+    pub stack: Stack,
+    pub twilio: FakeTwilio,
+    pub aws: aws_config::SdkConfig,
+    pub store: store::DynamoStore,
+    pub http: reqwest::Client,
+    pub workspace: WorkspaceId,
+    /// Our SMS number in this test's workspace.
+    pub number: String,
+}
+
+fn unique() -> String {
+    ulid::Ulid::new().to_string().to_lowercase()
+}
+
+/// A random, valid US number, so parallel tests never share a channel account or a contact.
+pub fn random_number() -> String {
+    format!("+1415555{:04}", ulid::Ulid::new().random() % 10_000)
+}
+
+pub async fn aws() -> aws_config::SdkConfig {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok() && std::env::var("AWS_ENDPOINT_URL_SQS").is_ok(),
+        "the end-to-end tests need the local AWS servers: run them with `make test` (infra/scripts/test.sh)"
+    );
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+pub async fn spawn_stack() -> TestStack {
+    let aws = aws().await;
+    let template = Template::load(&repo_root().join("template.yaml")).expect("template.yaml");
+    let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN, Callbacks::SentThenDelivered).await.expect("fake Twilio");
+    let opts = StackOptions {
+        stack_name: format!("t{}", unique()),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        twilio_api_base: twilio.base_url(),
+        twilio_account_sid: ACCOUNT_SID.into(),
+        twilio_auth_token: AUTH_TOKEN.into(),
+        jwt_secret: JWT_SECRET.into(),
+        send_retry_base_ms: 10,
+        poll_wait_secs: 1,
+    };
+    let stack = Stack::start(&template, opts, &aws).await.expect("local stack");
+    let store = store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), stack.provisioned.table.clone());
+    let workspace = WorkspaceId::parse(&format!("ws-{}", unique())).unwrap();
+    let number = random_number();
+    store
+        .put_channel_account(&ChannelAccount {
+            workspace: workspace.clone(),
+            channel: Channel::Sms,
+            address: number.clone(),
+            display_name: None,
+        })
+        .await
+        .unwrap();
+    TestStack { stack, twilio, aws, store, http: reqwest::Client::new(), workspace, number }
+}
+
+/// Twilio's inbound SMS parameters.
+pub fn sms_form(sid: &str, from: &str, to: &str, body: &str) -> Vec<(String, String)> {
+    [
+        ("ToCountry", "US"),
+        ("SmsMessageSid", sid),
+        ("NumMedia", "0"),
+        ("SmsSid", sid),
+        ("SmsStatus", "received"),
+        ("Body", body),
+        ("FromCountry", "US"),
+        ("To", to),
+        ("NumSegments", "1"),
+        ("MessageSid", sid),
+        ("AccountSid", ACCOUNT_SID),
+        ("From", from),
+        ("ApiVersion", "2010-04-01"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
+}
+
+pub fn new_sid() -> String {
+    format!("SM{:032x}", ulid::Ulid::new().0)
+}
+
+impl TestStack {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.stack.base_url)
+    }
+
+    pub fn token(&self) -> String {
+        self.token_for(&self.workspace)
+    }
+
+    pub fn token_for(&self, ws: &WorkspaceId) -> String {
+        kit::auth::issue_token(JWT_SECRET, ws, &AgentId::parse("alice").unwrap(), Some("Alice"), Role::Agent, time::Duration::hours(1))
+    }
+
+    /// Posts a webhook form signed as Twilio would sign it for this URL.
+    pub async fn post_signed(&self, path: &str, form: &[(String, String)], token: &str) -> reqwest::Response {
+        let url = self.url(path);
+        let signature = twilio::compute_signature(token, &url, form);
+        self.http.post(url).header("x-twilio-signature", signature).form(form).send().await.expect("gateway reachable")
+    }
+
+    /// A customer's SMS to this test's number.
+    pub async fn text_in(&self, sid: &str, from: &str, body: &str) -> reqwest::Response {
+        self.post_signed("/webhooks/twilio/sms", &sms_form(sid, from, &self.number, body), AUTH_TOKEN).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.get_as(path, &self.token()).await
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let res = self.http.get(self.url(path)).bearer_auth(token).send().await.expect("gateway reachable");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn reply(&self, conversation: &str, key: &str, text: &str) -> (u16, serde_json::Value) {
+        let res = self
+            .http
+            .post(self.url(&format!("/conversations/{conversation}/messages")))
+            .bearer_auth(self.token())
+            .header("idempotency-key", key)
+            .json(&serde_json::json!({ "text": text }))
+            .send()
+            .await
+            .expect("gateway reachable");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The workspace's open conversations, as the API lists them.
+    pub async fn conversations(&self) -> Vec<serde_json::Value> {
+        let (status, body) = self.get("/conversations?limit=100").await;
+        assert_eq!(status, 200, "{body}");
+        body["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn messages(&self, conversation: &str) -> Vec<serde_json::Value> {
+        let (status, body) = self.get(&format!("/conversations/{conversation}/messages?limit=100")).await;
+        assert_eq!(status, 200, "{body}");
+        body["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn queue_url(&self, logical_id: &str) -> String {
+        self.stack.provisioned.queue_urls[logical_id].clone()
+    }
+}
+
+/// Polls `check` until it returns `Some`, for up to 20 seconds (queues are asynchronous).
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,301 @@
+//! SMS all the way round, on the local stack: Twilio webhook → inbound queue → processor →
+//! DynamoDB → agent API → reply → outbound queue → sender → (fake) Twilio → status callbacks.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use domain::events::{InboundEvent, InboundMessage};
+use domain::{Identity, PhoneNumber};
+use switchboard_e2e::*;
+
+async fn one_conversation(s: &TestStack) -> serde_json::Value {
+    eventually("the conversation to appear", || async {
+        let c = s.conversations().await;
+        (c.len() == 1).then(|| c[0].clone())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_becomes_a_conversation_and_the_reply_is_delivered() {
+    // GIVEN a workspace receiving SMS on its number
+    let s = spawn_stack().await;
+    let customer = random_number();
+
+    // WHEN a customer texts it
+    let res = s.text_in(&new_sid(), &customer, "Hi, where is my order #1234?").await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("<Response></Response>"), "empty TwiML");
+
+    // THEN the agent sees a conversation with the message, on its channel
+    let conv = one_conversation(&s).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+    assert_eq!(conv["status"], "open");
+    assert_eq!(conv["unread_count"], 1);
+    assert_eq!(conv["last_inbound"]["channel"], "sms");
+    let (status, detail) = s.get(&format!("/conversations/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(detail["contact"]["identities"][0]["value"], customer);
+    let msgs = s.messages(&id).await;
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0]["text"], "Hi, where is my order #1234?");
+    assert_eq!(msgs[0]["direction"], "inbound");
+
+    // WHEN the agent replies (and the client retries the request)
+    let (status, first) = s.reply(&id, "reply-1", "It ships today!").await;
+    assert_eq!(status, 202, "{first}");
+    let (status, again) = s.reply(&id, "reply-1", "It ships today!").await;
+    assert_eq!(status, 202);
+    assert_eq!(first, again, "the retry replays the first answer");
+    let reply_id = first["message"]["id"].as_str().unwrap().to_owned();
+
+    // THEN Twilio receives exactly one request, as its Messages API documents it
+    let sent = eventually("Twilio to receive the reply", || async {
+        let r = s.twilio.received();
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].account_sid, ACCOUNT_SID);
+    assert_eq!(sent[0].get("To"), Some(customer.as_str()));
+    assert_eq!(sent[0].get("From"), Some(s.number.as_str()));
+    assert_eq!(sent[0].get("Body"), Some("It ships today!"));
+    let callback = sent[0].get("StatusCallback").unwrap();
+    assert!(callback.starts_with(&s.url("/webhooks/twilio/status?ws=")), "{callback}");
+
+    // AND its status callbacks carry the message to delivered
+    let delivered = eventually("the reply to be delivered", || async {
+        let msgs = s.messages(&id).await;
+        msgs.into_iter().find(|m| m["id"] == reply_id.as_str() && m["status"] == "delivered")
+    })
+    .await;
+    let trail: Vec<&str> = delivered["status_history"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+    assert_eq!(trail, ["queued", "sending", "sent", "delivered"]);
+    assert_eq!(delivered["provider_message_id"].as_str(), sent[0].sid.as_deref());
+
+    // AND a late, out-of-order callback does not move it back
+    s.twilio.send_status_callback(&sent[0], "sent").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let msgs = s.messages(&id).await;
+    let reply = msgs.iter().find(|m| m["id"] == reply_id.as_str()).unwrap();
+    assert_eq!(reply["status"], "delivered");
+    assert_eq!(s.twilio.received().len(), 1, "nothing was sent twice");
+    let (_, conv) = s.get(&format!("/conversations/{id}")).await;
+    assert_eq!(conv["conversation"]["unread_count"], 0, "replying marks the thread read");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_deliveries_of_one_message_sid_store_one_message() {
+    let s = Arc::new(spawn_stack().await);
+    let customer = random_number();
+    let sid = new_sid();
+    // Twilio retrying one webhook, several times at once.
+    let statuses = futures::future::join_all((0..10).map(|_| {
+        let (s, customer, sid) = (s.clone(), customer.clone(), sid.clone());
+        async move { s.text_in(&sid, &customer, "hello").await.status().as_u16() }
+    }))
+    .await;
+    assert!(statuses.iter().all(|&c| c == 200), "{statuses:?}");
+    let conv = one_conversation(&s).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+
+    // A redelivery the queue cannot deduplicate (another dedup id, as after its 5-minute window).
+    let p = PhoneNumber::parse(&customer).unwrap();
+    let late = InboundEvent::Message(InboundMessage {
+        workspace: s.workspace.clone(),
+        channel: domain::Channel::Sms,
+        identity: Identity::phone(&p),
+        contact_address: customer.clone(),
+        our_address: s.number.clone(),
+        contact_name: None,
+        provider: "twilio".into(),
+        provider_message_id: sid.clone(),
+        text: Some("hello".into()),
+        attachments: vec![],
+        provider_timestamp: None,
+        received_at: time::OffsetDateTime::now_utc(),
+        metadata: Default::default(),
+    });
+    let sqs = aws_sdk_sqs::Client::new(&s.aws);
+    let q = queue::SqsQueue::new(sqs.clone(), s.queue_url("InboundQueue"));
+    q.send(&late, "late-group", "a-later-dedup-id").await.unwrap();
+    eventually("the late copy to be consumed", || async {
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(s.queue_url("InboundQueue"))
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .ok()?
+            .attributes?;
+        let visible = attrs.get(&QueueAttributeName::ApproximateNumberOfMessages)?.as_str() == "0";
+        let in_flight = attrs.get(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?.as_str() == "0";
+        (visible && in_flight).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.messages(&id).await.len(), 1, "one message, however often it was delivered");
+    assert_eq!(s.conversations().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_messages_from_a_new_contact_make_one_contact_and_one_conversation() {
+    let s = Arc::new(spawn_stack().await);
+    // Through the whole pipeline: ten different messages from one new number at once.
+    let customer = random_number();
+    let statuses = futures::future::join_all((0..10).map(|i| {
+        let (s, customer) = (s.clone(), customer.clone());
+        async move { s.text_in(&new_sid(), &customer, &format!("message {i}")).await.status().as_u16() }
+    }))
+    .await;
+    assert!(statuses.iter().all(|&c| c == 200));
+    let id = eventually("all ten messages in one conversation", || async {
+        let c = s.conversations().await;
+        if c.len() != 1 {
+            return None;
+        }
+        let id = c[0]["id"].as_str().unwrap().to_owned();
+        (s.messages(&id).await.len() == 10).then_some(id)
+    })
+    .await;
+    assert_eq!(s.conversations().await.len(), 1);
+    let (_, detail) = s.get(&format!("/conversations/{id}")).await;
+    assert_eq!(detail["conversation"]["unread_count"], 10);
+
+    // And straight at DynamoDB, with no FIFO group serialising them: ten processors racing on one
+    // brand-new identity.
+    let other = random_number();
+    let p = PhoneNumber::parse(&other).unwrap();
+    let deps = inbound_processor::Deps {
+        store: Arc::new(s.store.clone()),
+        notifications: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(&s.aws), s.queue_url("NotificationQueue"))),
+    };
+    let outcomes = futures::future::join_all((0..10).map(|i| {
+        let ev = InboundEvent::Message(InboundMessage {
+            workspace: s.workspace.clone(),
+            channel: domain::Channel::Sms,
+            identity: Identity::phone(&p),
+            contact_address: other.clone(),
+            our_address: s.number.clone(),
+            contact_name: None,
+            provider: "twilio".into(),
+            provider_message_id: format!("SMrace{i:028}"),
+            text: Some(format!("race {i}")),
+            attachments: vec![],
+            provider_timestamp: None,
+            received_at: time::OffsetDateTime::now_utc(),
+            metadata: Default::default(),
+        });
+        let deps = &deps;
+        async move { inbound_processor::ingest(deps, ev).await.expect("ingest") }
+    }))
+    .await;
+    let convs: HashSet<_> = outcomes
+        .iter()
+        .map(|o| match o {
+            inbound_processor::Ingested::Stored { conversation, .. } | inbound_processor::Ingested::Duplicate { conversation, .. } => *conversation,
+        })
+        .collect();
+    assert_eq!(convs.len(), 1, "one conversation");
+    let conv = convs.into_iter().next().unwrap();
+    assert_eq!(s.messages(&conv.to_string()).await.len(), 10);
+    assert_eq!(s.conversations().await.len(), 2, "one per contact");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_unsigned_and_misaddressed_webhooks_store_nothing() {
+    let s = spawn_stack().await;
+    let customer = random_number();
+    let form = sms_form(&new_sid(), &customer, &s.number, "let me in");
+    // Signed with the wrong token.
+    let forged = s.post_signed("/webhooks/twilio/sms", &form, "not-the-auth-token").await;
+    assert_eq!(forged.status(), 403);
+    let body: serde_json::Value = forged.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "forbidden");
+    // No signature at all.
+    let unsigned = s.http.post(s.url("/webhooks/twilio/sms")).form(&form).send().await.unwrap();
+    assert_eq!(unsigned.status(), 403);
+    // Signed, but tampered with after signing.
+    let signature = domain::channels::twilio::compute_signature(AUTH_TOKEN, &s.url("/webhooks/twilio/sms"), &form);
+    let mut tampered = form.clone();
+    tampered.iter_mut().find(|(k, _)| k == "Body").unwrap().1 = "something else".into();
+    let res = s.http.post(s.url("/webhooks/twilio/sms")).header("x-twilio-signature", signature).form(&tampered).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    // A forged status callback.
+    let cb = [("MessageSid".to_owned(), new_sid()), ("MessageStatus".to_owned(), "delivered".to_owned())];
+    assert_eq!(s.post_signed("/webhooks/twilio/status?ws=x&conv=y&msg=z", &cb, "wrong").await.status(), 403);
+    // Correctly signed, for a number no workspace owns.
+    let stranger = sms_form(&new_sid(), &customer, &random_number(), "hello?");
+    assert_eq!(s.post_signed("/webhooks/twilio/sms", &stranger, AUTH_TOKEN).await.status(), 404);
+    // Signed but malformed (no From): a 400 with the reason.
+    let mut malformed = form.clone();
+    malformed.retain(|(k, _)| k != "From");
+    let res = s.post_signed("/webhooks/twilio/sms", &malformed, AUTH_TOKEN).await;
+    assert_eq!(res.status(), 400);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["message"], "missing From");
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(s.conversations().await.is_empty(), "nothing stored");
+    let attrs = aws_sdk_sqs::Client::new(&s.aws)
+        .get_queue_attributes()
+        .queue_url(s.queue_url("InboundQueue"))
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    assert_eq!(attrs[&QueueAttributeName::ApproximateNumberOfMessages], "0", "nothing enqueued");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_needs_a_valid_token_and_never_crosses_workspaces() {
+    let s = spawn_stack().await;
+    s.text_in(&new_sid(), &random_number(), "hello").await;
+    let conv = one_conversation(&s).await;
+    let id = conv["id"].as_str().unwrap();
+    let res = s.http.get(s.url("/conversations")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let (status, _) = s.get_as("/conversations", "garbage").await;
+    assert_eq!(status, 401);
+    let other = domain::WorkspaceId::parse("someone-else").unwrap();
+    let token = s.token_for(&other);
+    let (status, body) = s.get_as("/conversations", &token).await;
+    assert_eq!(status, 200);
+    assert!(body["items"].as_array().unwrap().is_empty());
+    assert_eq!(s.get_as(&format!("/conversations/{id}"), &token).await.0, 404);
+    assert_eq!(s.get_as(&format!("/conversations/{id}/messages"), &token).await.0, 404);
+    let res = s
+        .http
+        .post(s.url(&format!("/conversations/{id}/messages")))
+        .bearer_auth(&token)
+        .header("idempotency-key", "k")
+        .json(&serde_json::json!({"text": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(s.get("/nowhere").await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_twilio_refuses_is_failed_with_twilios_error() {
+    let s = spawn_stack().await;
+    // Twilio's magic test number for "invalid To".
+    s.text_in(&new_sid(), "+15005550001", "hello").await;
+    let conv = one_conversation(&s).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+    let (status, body) = s.reply(&id, "k1", "hi").await;
+    assert_eq!(status, 202);
+    let reply_id = body["message"]["id"].as_str().unwrap().to_owned();
+    let failed = eventually("the reply to fail", || async {
+        s.messages(&id).await.into_iter().find(|m| m["id"] == reply_id.as_str() && m["status"] == "failed")
+    })
+    .await;
+    let last = failed["status_history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["error_code"], "21211");
+    assert_eq!(s.twilio.received().len(), 1, "a refusal is not retried");
+}
