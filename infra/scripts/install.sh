@@ -19,7 +19,8 @@ if [ ! -x "$venv/bin/python" ]; then
   log "creating Python venv in .local/venv"
   python3 -m venv "$venv"
 fi
-pip_want() { "$venv/bin/python" -m pip show "$1" 2>/dev/null | grep -q "^Version: $2\$"; }
+# Captured first: with pipefail, `grep -q` closing the pipe early would fail the check.
+pip_want() { local out; out="$("$venv/bin/python" -m pip show "$1" 2>/dev/null || true)"; [[ "$out" == *"Version: $2"* ]]; }
 if ! pip_want moto "$MOTO_VERSION"; then
   log "installing moto[server]==$MOTO_VERSION"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"

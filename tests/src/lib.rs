@@ -112,7 +112,14 @@ impl TestStack {
     }
 
     pub fn token_for(&self, ws: &WorkspaceId) -> String {
-        kit::auth::issue_token(JWT_SECRET, ws, &AgentId::parse("alice").unwrap(), Some("Alice"), Role::Agent, time::Duration::hours(1))
+        kit::auth::issue_token(
+            JWT_SECRET,
+            ws,
+            &AgentId::parse("alice").unwrap(),
+            Some("Alice"),
+            Role::Agent,
+            time::Duration::hours(1),
+        )
     }
 
     /// Posts a webhook form signed as Twilio would sign it for this URL.

@@ -71,7 +71,8 @@ async fn an_sms_becomes_a_conversation_and_the_reply_is_delivered() {
         msgs.into_iter().find(|m| m["id"] == reply_id.as_str() && m["status"] == "delivered")
     })
     .await;
-    let trail: Vec<&str> = delivered["status_history"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+    let trail: Vec<&str> =
+        delivered["status_history"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
     assert_eq!(trail, ["queued", "sending", "sent", "delivered"]);
     assert_eq!(delivered["provider_message_id"].as_str(), sent[0].sid.as_deref());
 
@@ -170,7 +171,10 @@ async fn concurrent_first_messages_from_a_new_contact_make_one_contact_and_one_c
     let p = PhoneNumber::parse(&other).unwrap();
     let deps = inbound_processor::Deps {
         store: Arc::new(s.store.clone()),
-        notifications: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(&s.aws), s.queue_url("NotificationQueue"))),
+        notifications: Arc::new(queue::SqsQueue::new(
+            aws_sdk_sqs::Client::new(&s.aws),
+            s.queue_url("NotificationQueue"),
+        )),
     };
     let outcomes = futures::future::join_all((0..10).map(|i| {
         let ev = InboundEvent::Message(InboundMessage {
@@ -195,7 +199,8 @@ async fn concurrent_first_messages_from_a_new_contact_make_one_contact_and_one_c
     let convs: HashSet<_> = outcomes
         .iter()
         .map(|o| match o {
-            inbound_processor::Ingested::Stored { conversation, .. } | inbound_processor::Ingested::Duplicate { conversation, .. } => *conversation,
+            inbound_processor::Ingested::Stored { conversation, .. }
+            | inbound_processor::Ingested::Duplicate { conversation, .. } => *conversation,
         })
         .collect();
     assert_eq!(convs.len(), 1, "one conversation");
@@ -221,7 +226,14 @@ async fn forged_unsigned_and_misaddressed_webhooks_store_nothing() {
     let signature = domain::channels::twilio::compute_signature(AUTH_TOKEN, &s.url("/webhooks/twilio/sms"), &form);
     let mut tampered = form.clone();
     tampered.iter_mut().find(|(k, _)| k == "Body").unwrap().1 = "something else".into();
-    let res = s.http.post(s.url("/webhooks/twilio/sms")).header("x-twilio-signature", signature).form(&tampered).send().await.unwrap();
+    let res = s
+        .http
+        .post(s.url("/webhooks/twilio/sms"))
+        .header("x-twilio-signature", signature)
+        .form(&tampered)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 403);
     // A forged status callback.
     let cb = [("MessageSid".to_owned(), new_sid()), ("MessageStatus".to_owned(), "delivered".to_owned())];

@@ -17,7 +17,10 @@ pub struct Deps {
 impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         Ok(Self {
-            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            store: Arc::new(store::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.required("TABLE_NAME")?,
+            )),
             auth: Authenticator::new(&config.secret("JWT_SECRET").await?),
         })
     }
@@ -30,8 +33,11 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
 async fn get(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     let id = path_param(req, "id", ConversationId::parse)?;
-    let conversation =
-        deps.store.conversation(&who.workspace, id).await?.ok_or_else(|| ApiError::NotFound(format!("no conversation {id}")))?;
+    let conversation = deps
+        .store
+        .conversation(&who.workspace, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no conversation {id}")))?;
     let contact = deps.store.contact(&who.workspace, conversation.contact_id).await?;
     Ok(json(200, &serde_json::json!({ "conversation": conversation, "contact": contact })))
 }
@@ -44,9 +50,23 @@ mod tests {
     use store::MemoryStore;
 
     fn get_req(id: &str, ws: &str) -> Request {
-        let t = kit::auth::issue_token("s", &WorkspaceId::parse(ws).unwrap(), &AgentId::parse("alice").unwrap(), None, kit::auth::Role::Agent, time::Duration::hours(1));
+        let t = kit::auth::issue_token(
+            "s",
+            &WorkspaceId::parse(ws).unwrap(),
+            &AgentId::parse("alice").unwrap(),
+            None,
+            kit::auth::Role::Agent,
+            time::Duration::hours(1),
+        );
         let auth = format!("Bearer {t}");
-        kit::apigw::test_request("GET", "/conversations/{id}", &format!("/conversations/{id}"), &[("id", id)], &[("authorization", &auth)], None)
+        kit::apigw::test_request(
+            "GET",
+            "/conversations/{id}",
+            &format!("/conversations/{id}"),
+            &[("id", id)],
+            &[("authorization", &auth)],
+            None,
+        )
     }
 
     #[tokio::test]

@@ -18,7 +18,10 @@ pub struct Deps {
 impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         Ok(Self {
-            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            store: Arc::new(store::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.required("TABLE_NAME")?,
+            )),
             auth: Authenticator::new(&config.secret("JWT_SECRET").await?),
         })
     }
@@ -40,7 +43,12 @@ async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
         Some("me") => AssigneeFilter::Agent(who.agent.clone()),
         Some(a) => AssigneeFilter::Agent(AgentId::parse(a)?),
     };
-    let q = ConversationQuery { status, assignee, limit: limit_param(req, 25, 100)?, cursor: query_param(req, "cursor").map(Cursor) };
+    let q = ConversationQuery {
+        status,
+        assignee,
+        limit: limit_param(req, 25, 100)?,
+        cursor: query_param(req, "cursor").map(Cursor),
+    };
     let page = deps.store.conversations(&who.workspace, &q).await?;
     Ok(page_response(page))
 }
@@ -58,7 +66,14 @@ mod tests {
     }
 
     fn token(ws: &str) -> String {
-        kit::auth::issue_token("s", &WorkspaceId::parse(ws).unwrap(), &AgentId::parse("alice").unwrap(), None, kit::auth::Role::Agent, time::Duration::hours(1))
+        kit::auth::issue_token(
+            "s",
+            &WorkspaceId::parse(ws).unwrap(),
+            &AgentId::parse("alice").unwrap(),
+            None,
+            kit::auth::Role::Agent,
+            time::Duration::hours(1),
+        )
     }
 
     #[tokio::test]

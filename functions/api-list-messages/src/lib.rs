@@ -17,7 +17,10 @@ pub struct Deps {
 impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         Ok(Self {
-            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            store: Arc::new(store::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.required("TABLE_NAME")?,
+            )),
             auth: Authenticator::new(&config.secret("JWT_SECRET").await?),
         })
     }
@@ -53,9 +56,23 @@ mod tests {
     use store::MemoryStore;
 
     fn req(uri: &str, id: &str, ws: &str) -> Request {
-        let t = kit::auth::issue_token("s", &WorkspaceId::parse(ws).unwrap(), &AgentId::parse("alice").unwrap(), None, kit::auth::Role::Agent, time::Duration::hours(1));
+        let t = kit::auth::issue_token(
+            "s",
+            &WorkspaceId::parse(ws).unwrap(),
+            &AgentId::parse("alice").unwrap(),
+            None,
+            kit::auth::Role::Agent,
+            time::Duration::hours(1),
+        );
         let auth = format!("Bearer {t}");
-        kit::apigw::test_request("GET", "/conversations/{id}/messages", uri, &[("id", id)], &[("authorization", &auth)], None)
+        kit::apigw::test_request(
+            "GET",
+            "/conversations/{id}/messages",
+            uri,
+            &[("id", id)],
+            &[("authorization", &auth)],
+            None,
+        )
     }
 
     #[tokio::test]

@@ -32,11 +32,15 @@ pub struct Deps {
 
 impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        let store = Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?));
+        let store =
+            Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?));
         Ok(Self {
             replies: store.clone(),
             reader: store,
-            outbound: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("OUTBOUND_QUEUE_URL")?)),
+            outbound: Arc::new(queue::SqsQueue::new(
+                aws_sdk_sqs::Client::new(aws),
+                config.required("OUTBOUND_QUEUE_URL")?,
+            )),
             auth: Authenticator::new(&config.secret("JWT_SECRET").await?),
         })
     }
@@ -143,7 +147,12 @@ async fn commit(
         provider_timestamp: None,
         created_at: now,
         status: DeliveryStatus::Queued,
-        status_history: vec![DeliveryEvent { status: DeliveryStatus::Queued, at: now, error_code: None, error_message: None }],
+        status_history: vec![DeliveryEvent {
+            status: DeliveryStatus::Queued,
+            at: now,
+            error_code: None,
+            error_message: None,
+        }],
         metadata: BTreeMap::new(),
     };
     let record = IdempotencyRecord {
@@ -210,12 +219,24 @@ mod tests {
         let queue = Arc::new(MemoryQueue::new());
         let ws = WorkspaceId::parse("acme").unwrap();
         let (_, conv) = seed_conversation(store.as_ref(), &ws, 1, time::OffsetDateTime::now_utc()).await;
-        let deps = Deps { replies: store.clone(), reader: store.clone(), outbound: queue.clone(), auth: Authenticator::new("s") };
+        let deps = Deps {
+            replies: store.clone(),
+            reader: store.clone(),
+            outbound: queue.clone(),
+            auth: Authenticator::new("s"),
+        };
         World { deps, store, queue, conv: conv.id, ws }
     }
 
     fn post(w: &World, key: Option<&str>, body: &str) -> Request {
-        let t = kit::auth::issue_token("s", &w.ws, &AgentId::parse("alice").unwrap(), None, kit::auth::Role::Agent, time::Duration::hours(1));
+        let t = kit::auth::issue_token(
+            "s",
+            &w.ws,
+            &AgentId::parse("alice").unwrap(),
+            None,
+            kit::auth::Role::Agent,
+            time::Duration::hours(1),
+        );
         let auth = format!("Bearer {t}");
         let id = w.conv.to_string();
         let uri = format!("/conversations/{id}/messages");
@@ -223,7 +244,14 @@ mod tests {
         if let Some(k) = key {
             headers.push(("idempotency-key", k));
         }
-        kit::apigw::test_request("POST", "/conversations/{id}/messages", &uri, &[("id", &id)], &headers, Some(body.as_bytes()))
+        kit::apigw::test_request(
+            "POST",
+            "/conversations/{id}/messages",
+            &uri,
+            &[("id", &id)],
+            &headers,
+            Some(body.as_bytes()),
+        )
     }
 
     fn body(r: &Response<Body>) -> serde_json::Value {
@@ -250,7 +278,9 @@ mod tests {
     #[tokio::test]
     async fn concurrent_retries_with_one_key_store_one_reply() {
         let w = world().await;
-        let results = futures::future::join_all((0..8).map(|_| handle(&w.deps, post(&w, Some("same"), r#"{"text":"hi"}"#)))).await;
+        let results =
+            futures::future::join_all((0..8).map(|_| handle(&w.deps, post(&w, Some("same"), r#"{"text":"hi"}"#))))
+                .await;
         assert!(results.iter().all(|r| r.as_ref().unwrap().status() == 202));
         assert_eq!(w.store.messages(&w.ws, w.conv, Order::Oldest, 10, None).await.unwrap().items.len(), 2);
         assert_eq!(w.queue.sent().len(), 1);
@@ -278,7 +308,11 @@ mod tests {
         assert_eq!(status(handle(&w.deps, post(&w, Some("k"), &long)).await), 422);
         assert_eq!(status(handle(&w.deps, post(&w, Some("k"), r#"{"text":"hi","channel":"email"}"#)).await), 422);
         assert_eq!(status(handle(&w.deps, post(&w, Some("k3"), r#"{"text":"a"}"#)).await), 202);
-        assert_eq!(status(handle(&w.deps, post(&w, Some("k3"), r#"{"text":"b"}"#)).await), 422, "key reused for another body");
+        assert_eq!(
+            status(handle(&w.deps, post(&w, Some("k3"), r#"{"text":"b"}"#)).await),
+            422,
+            "key reused for another body"
+        );
         assert!(w.queue.sent().len() == 1);
     }
 }

@@ -29,7 +29,10 @@ pub struct Deps {
 impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         Ok(Self {
-            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            store: Arc::new(store::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.required("TABLE_NAME")?,
+            )),
             notifications: Arc::new(queue::SqsQueue::new(
                 aws_sdk_sqs::Client::new(aws),
                 config.required("NOTIFICATION_QUEUE_URL")?,
@@ -113,7 +116,8 @@ async fn try_ingest(deps: &Deps, m: &InboundMessage) -> Result<Ingested, StoreEr
         None => store.current_conversation(ws, &contact).await?,
     };
     let at = m.provider_timestamp.unwrap_or(m.received_at);
-    let route = Route { channel: m.channel, contact_address: m.contact_address.clone(), our_address: m.our_address.clone() };
+    let route =
+        Route { channel: m.channel, contact_address: m.contact_address.clone(), our_address: m.our_address.clone() };
     let (write, conversation_id, new_conversation) = match (thread(current.as_ref()), current) {
         (Threading::Append(_), Some(mut c)) => {
             let expected_version = c.version;
@@ -144,7 +148,12 @@ async fn try_ingest(deps: &Deps, m: &InboundMessage) -> Result<Ingested, StoreEr
         provider_timestamp: m.provider_timestamp,
         created_at: m.received_at,
         status: DeliveryStatus::Received,
-        status_history: vec![DeliveryEvent { status: DeliveryStatus::Received, at: m.received_at, error_code: None, error_message: None }],
+        status_history: vec![DeliveryEvent {
+            status: DeliveryStatus::Received,
+            at: m.received_at,
+            error_code: None,
+            error_message: None,
+        }],
         metadata: m.metadata.clone(),
     };
     let message_id = message.id;
@@ -228,7 +237,11 @@ mod tests {
         let a = ingest(&deps, inbound("SM00000000000000000000000000000001", "+14155552671", "one")).await.unwrap();
         let b = ingest(&deps, inbound("SM00000000000000000000000000000002", "+14155552671", "two")).await.unwrap();
         let again = ingest(&deps, inbound("SM00000000000000000000000000000001", "+14155552671", "one")).await.unwrap();
-        let (Ingested::Stored { conversation: c1, message: m1, new_conversation: true }, Ingested::Stored { conversation: c2, new_conversation: false, .. }) = (a, b) else {
+        let (
+            Ingested::Stored { conversation: c1, message: m1, new_conversation: true },
+            Ingested::Stored { conversation: c2, new_conversation: false, .. },
+        ) = (a, b)
+        else {
             panic!("unexpected outcomes {a:?} {b:?}");
         };
         assert_eq!(c1, c2);
@@ -277,7 +290,9 @@ mod tests {
         let ev = inbound("SM00000000000000000000000000000003", "+14155552671", "one");
         assert!(matches!(ingest(&deps, ev.clone()).await, Err(RecordError::Retryable(_))));
         q.fail(false);
-        let Ingested::Duplicate { conversation, .. } = ingest(&deps, ev).await.unwrap() else { panic!("duplicate expected") };
+        let Ingested::Duplicate { conversation, .. } = ingest(&deps, ev).await.unwrap() else {
+            panic!("duplicate expected")
+        };
         assert_eq!(s.messages(&ws(), conversation, Order::Oldest, 10, None).await.unwrap().items.len(), 1);
         assert_eq!(q.sent().len(), 1, "the retry announced it");
     }

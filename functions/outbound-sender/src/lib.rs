@@ -55,7 +55,13 @@ impl TwilioApi {
             .form(&req.form())
             .send()
             .await
-            .map_err(|e| if e.is_connect() || e.is_builder() { SendError::NotSent(e.to_string()) } else { SendError::Ambiguous(e.to_string()) })?;
+            .map_err(|e| {
+                if e.is_connect() || e.is_builder() {
+                    SendError::NotSent(e.to_string())
+                } else {
+                    SendError::Ambiguous(e.to_string())
+                }
+            })?;
         let status = res.status().as_u16();
         let body = res.bytes().await.map_err(|e| SendError::Ambiguous(e.to_string()))?;
         Ok(twilio::classify_response(status, &body))
@@ -79,8 +85,14 @@ impl Deps {
             .build()
             .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?;
         Ok(Self {
-            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
-            notifications: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("NOTIFICATION_QUEUE_URL")?)),
+            store: Arc::new(store::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.required("TABLE_NAME")?,
+            )),
+            notifications: Arc::new(queue::SqsQueue::new(
+                aws_sdk_sqs::Client::new(aws),
+                config.required("NOTIFICATION_QUEUE_URL")?,
+            )),
             twilio: TwilioApi {
                 http,
                 base_url: config.optional("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
@@ -115,7 +127,13 @@ pub async fn send(deps: &Deps, job: &OutboundJob, receive_count: u32) -> Result<
             Ok(())
         }
         Claim::InFlight(_) => {
-            fail(deps, job, "outcome_unknown", "an earlier send attempt was interrupted before Twilio answered; not resent to avoid a duplicate").await
+            fail(
+                deps,
+                job,
+                "outcome_unknown",
+                "an earlier send attempt was interrupted before Twilio answered; not resent to avoid a duplicate",
+            )
+            .await
         }
         Claim::Claimed(message) => deliver(deps, job, &message, receive_count).await,
     }
@@ -146,7 +164,15 @@ async fn deliver(deps: &Deps, job: &OutboundJob, m: &Message, receive_count: u32
         }
         match deps.twilio.send(&request).await {
             Ok(SendOutcome::Accepted(resource)) => {
-                deps.store.record_provider_id(&job.workspace, job.conversation_id, job.message_id, twilio::PROVIDER, &resource.sid).await?;
+                deps.store
+                    .record_provider_id(
+                        &job.workspace,
+                        job.conversation_id,
+                        job.message_id,
+                        twilio::PROVIDER,
+                        &resource.sid,
+                    )
+                    .await?;
                 tracing::info!(workspace = %job.workspace, message = %job.message_id, message_sid = %resource.sid, attempt,
                     "reply accepted by Twilio");
                 return Ok(());
@@ -155,7 +181,13 @@ async fn deliver(deps: &Deps, job: &OutboundJob, m: &Message, receive_count: u32
             Ok(SendOutcome::Retryable { http_status, detail }) => last_error = format!("HTTP {http_status}: {detail}"),
             Err(SendError::NotSent(e)) => last_error = format!("not sent: {e}"),
             Err(SendError::Ambiguous(e)) => {
-                return fail(deps, job, "outcome_unknown", &format!("no answer from Twilio ({e}); not resent to avoid a duplicate")).await
+                return fail(
+                    deps,
+                    job,
+                    "outcome_unknown",
+                    &format!("no answer from Twilio ({e}); not resent to avoid a duplicate"),
+                )
+                .await
             }
         }
         tracing::warn!(message = %job.message_id, attempt, error = %last_error, "transient send failure");
@@ -212,7 +244,12 @@ mod tests {
         let deps = Deps {
             store: store.clone(),
             notifications: Arc::new(MemoryQueue::new()),
-            twilio: TwilioApi { http: reqwest::Client::new(), base_url: twilio.base_url(), account_sid: "ACtest".into(), auth_token: "tok".into() },
+            twilio: TwilioApi {
+                http: reqwest::Client::new(),
+                base_url: twilio.base_url(),
+                account_sid: "ACtest".into(),
+                auth_token: "tok".into(),
+            },
             public_base_url: "https://hooks.test".into(),
             retry: RetryPolicy { attempts, base_delay: Duration::from_millis(1), max_receives: 3 },
         };
@@ -311,7 +348,11 @@ mod tests {
         let w = world(3).await;
         let job = queued_reply(&w, "+14155552671").await;
         // A previous invocation claimed the message and died before recording Twilio's answer.
-        let claim = w.store.claim_for_send(&w.ws, job.conversation_id, job.message_id, time::OffsetDateTime::now_utc()).await.unwrap();
+        let claim = w
+            .store
+            .claim_for_send(&w.ws, job.conversation_id, job.message_id, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap();
         assert!(matches!(claim, Claim::Claimed(_)));
         send(&w.deps, &job, 2).await.unwrap();
         assert!(w.twilio.received().is_empty());

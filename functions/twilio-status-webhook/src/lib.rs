@@ -22,7 +22,10 @@ pub struct Deps {
 impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         Ok(Self {
-            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            store: Arc::new(store::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.required("TABLE_NAME")?,
+            )),
             notifications: Arc::new(queue::SqsQueue::new(
                 aws_sdk_sqs::Client::new(aws),
                 config.required("NOTIFICATION_QUEUE_URL")?,
@@ -37,9 +40,15 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(receive(deps, &req).await))
 }
 
-fn id_param<T>(req: &Request, name: &'static str, parse: impl Fn(&str) -> Result<T, ParseError>) -> Result<T, ApiError> {
+fn id_param<T>(
+    req: &Request,
+    name: &'static str,
+    parse: impl Fn(&str) -> Result<T, ParseError>,
+) -> Result<T, ApiError> {
     let raw = query_param(req, name).ok_or_else(|| {
-        ApiError::BadRequest(format!("the status callback URL lacks its {name} parameter (it is set by Switchboard's sender)"))
+        ApiError::BadRequest(format!(
+            "the status callback URL lacks its {name} parameter (it is set by Switchboard's sender)"
+        ))
     })?;
     Ok(parse(&raw)?)
 }
@@ -55,7 +64,8 @@ async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
     tracing::info!(workspace = %ws, message = %msg, message_sid = %callback.message_sid, status = status.as_str(), applied,
         "delivery status callback");
     if applied {
-        let note = Notification::DeliveryStatusChanged { workspace: ws, conversation_id: conv, message_id: msg, status };
+        let note =
+            Notification::DeliveryStatusChanged { workspace: ws, conversation_id: conv, message_id: msg, status };
         // The status is stored; a lost notification only delays an agent's screen, and Twilio's
         // retry would find the status already applied. So log it rather than fail the callback.
         if let Err(e) = deps.notifications.publish(&note).await {
@@ -77,7 +87,11 @@ mod tests {
     const TOKEN: &str = "test-auth-token";
 
     fn signed(query: &str, form: &[(&str, &str)]) -> Request {
-        let path = if query.is_empty() { "/webhooks/twilio/status".to_owned() } else { format!("/webhooks/twilio/status?{query}") };
+        let path = if query.is_empty() {
+            "/webhooks/twilio/status".to_owned()
+        } else {
+            format!("/webhooks/twilio/status?{query}")
+        };
         let url = format!("https://api.test{path}");
         let params: Vec<(String, String)> = form.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
         let sig = twilio::compute_signature(TOKEN, &url, &params);
@@ -119,7 +133,8 @@ mod tests {
         )
         .await
         .unwrap();
-        let deps = Deps { store: store.clone(), notifications: q.clone(), auth_token: TOKEN.into(), public_base_url: None };
+        let deps =
+            Deps { store: store.clone(), notifications: q.clone(), auth_token: TOKEN.into(), public_base_url: None };
         let query = format!("ws=acme&conv={}&msg={}", conv.id, out.id);
         let sid = "SM1f0e8ae6ade43cb3c0ce4525424e404f";
         let status_of = || async { store.message(&ws, conv.id, out.id).await.unwrap().unwrap().status };

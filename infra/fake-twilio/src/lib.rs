@@ -62,7 +62,12 @@ impl FakeTwilio {
         Self::start_on("127.0.0.1:0".parse().expect("loopback address"), account_sid, auth_token, callbacks).await
     }
 
-    pub async fn start_on(addr: SocketAddr, account_sid: &str, auth_token: &str, callbacks: Callbacks) -> std::io::Result<Self> {
+    pub async fn start_on(
+        addr: SocketAddr,
+        account_sid: &str,
+        auth_token: &str,
+        callbacks: Callbacks,
+    ) -> std::io::Result<Self> {
         let inner = Arc::new(Inner {
             account_sid: account_sid.to_owned(),
             auth_token: auth_token.to_owned(),
@@ -169,6 +174,7 @@ async fn create_message(
             // Twilio SIDs are two letters and 32 hex digits.
             let sid = format!("SM{:032x}", ulid::Ulid::new().0);
             record.sid = Some(sid.clone());
+            let accepted = record.clone();
             inner.received.lock().expect("lock").push(record);
             let body_text = get("Body").unwrap_or_default();
             let resource = serde_json::json!({
@@ -189,13 +195,12 @@ async fn create_message(
                 "to": get("To"),
                 "uri": format!("/2010-04-01/Accounts/{account}/Messages/{sid}.json"),
             });
-            if let (Callbacks::SentThenDelivered, Some(url)) = (inner.callbacks, get("StatusCallback")) {
+            if inner.callbacks == Callbacks::SentThenDelivered {
                 let inner = inner.clone();
-                let (from, to) = (get("From").unwrap_or_default(), get("To").unwrap_or_default());
                 tokio::spawn(async move {
                     for status in ["sent", "delivered"] {
                         tokio::time::sleep(Duration::from_millis(20)).await;
-                        post_callback(&inner.http, &inner.auth_token, &url, &sid, &account, &from, &to, status).await;
+                        post_callback(&inner.http, &inner.auth_token, &accepted, status).await;
                     }
                 });
             }
@@ -208,23 +213,30 @@ fn serde_urlencoded_parse(body: &str) -> Vec<(String, String)> {
     domain::channels::twilio::parse_form(body.as_bytes()).unwrap_or_default()
 }
 
-/// Posts a status callback signed exactly as Twilio signs webhooks.
-async fn post_callback(http: &reqwest::Client, token: &str, url: &str, sid: &str, account: &str, from: &str, to: &str, status: &str) {
+/// Posts a status callback for an accepted message, signed exactly as Twilio signs webhooks.
+async fn post_callback(http: &reqwest::Client, token: &str, message: &Received, status: &str) {
+    let (Some(url), Some(sid)) = (message.get("StatusCallback"), message.sid.as_deref()) else { return };
     let form: Vec<(String, String)> = [
-        ("AccountSid", account),
+        ("AccountSid", message.account_sid.as_str()),
         ("ApiVersion", "2010-04-01"),
-        ("From", from),
+        ("From", message.get("From").unwrap_or_default()),
         ("MessageSid", sid),
         ("MessageStatus", status),
         ("SmsSid", sid),
         ("SmsStatus", status),
-        ("To", to),
+        ("To", message.get("To").unwrap_or_default()),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
     let signature = compute_signature(token, url, &form);
-    let res = http.post(url).header("x-twilio-signature", signature).header("user-agent", "TwilioProxy/1.1").form(&form).send().await;
+    let res = http
+        .post(url)
+        .header("x-twilio-signature", signature)
+        .header("user-agent", "TwilioProxy/1.1")
+        .form(&form)
+        .send()
+        .await;
     match res {
         Err(e) => tracing::warn!(error = %e, "fake Twilio could not deliver a status callback"),
         Ok(r) if !r.status().is_success() => tracing::warn!(status = %r.status(), %url, "status callback refused"),
@@ -236,8 +248,6 @@ impl FakeTwilio {
     /// Posts a signed status callback for an accepted message, as Twilio would (tests use this to
     /// deliver callbacks late, twice or out of order).
     pub async fn send_status_callback(&self, received: &Received, status: &str) {
-        let (Some(url), Some(sid)) = (received.get("StatusCallback"), received.sid.as_deref()) else { return };
-        let (from, to) = (received.get("From").unwrap_or_default(), received.get("To").unwrap_or_default());
-        post_callback(&self.inner.http, &self.inner.auth_token, url, sid, &received.account_sid, from, to, status).await;
+        post_callback(&self.inner.http, &self.inner.auth_token, received, status).await;
     }
 }

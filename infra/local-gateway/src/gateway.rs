@@ -67,7 +67,8 @@ fn lambda_error(e: lambda_http::Error) -> Response<Body> {
 async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) -> Result<HttpFn> {
     macro_rules! http {
         ($krate:ident) => {{
-            let deps = Arc::new($krate::Deps::from_config(cfg, aws).await.with_context(|| format!("configuring {binary}"))?);
+            let deps =
+                Arc::new($krate::Deps::from_config(cfg, aws).await.with_context(|| format!("configuring {binary}"))?);
             let f: HttpFn = Arc::new(move |req| {
                 let deps = deps.clone();
                 Box::pin(async move { $krate::handle(&deps, req).await.unwrap_or_else(lambda_error) })
@@ -89,7 +90,8 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
 async fn sqs_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) -> Result<SqsFn> {
     macro_rules! sqs {
         ($krate:ident) => {{
-            let deps = Arc::new($krate::Deps::from_config(cfg, aws).await.with_context(|| format!("configuring {binary}"))?);
+            let deps =
+                Arc::new($krate::Deps::from_config(cfg, aws).await.with_context(|| format!("configuring {binary}"))?);
             let f: SqsFn = Arc::new(move |ev| {
                 let deps = deps.clone();
                 Box::pin(async move { $krate::handle(&deps, ev).await.map_err(|e| e.to_string()) })
@@ -109,11 +111,21 @@ struct Router {
     domain: String,
 }
 
+type PathParams = Vec<(String, String)>;
+
+/// A matched route: the route, its handler and the path parameters it bound.
+struct Matched<'a> {
+    literal_segments: usize,
+    route: &'a HttpRoute,
+    handler: &'a HttpFn,
+    params: PathParams,
+}
+
 impl Router {
     /// The matching route and its path parameters; literal segments beat `{param}` segments.
-    fn find(&self, method: &str, path: &str) -> Option<(&HttpRoute, &HttpFn, Vec<(String, String)>)> {
+    fn find(&self, method: &str, path: &str) -> Option<Matched<'_>> {
         let segs: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-        let mut best: Option<(usize, &HttpRoute, &HttpFn, Vec<(String, String)>)> = None;
+        let mut best: Option<Matched<'_>> = None;
         for (route, f) in &self.routes {
             if route.method != method && route.method != "ANY" {
                 continue;
@@ -133,25 +145,35 @@ impl Router {
                     t == s
                 }
             });
-            if ok && best.as_ref().is_none_or(|b| literal > b.0) {
-                best = Some((literal, route, f, params));
+            if ok && best.as_ref().is_none_or(|b| literal > b.literal_segments) {
+                best = Some(Matched { literal_segments: literal, route, handler: f, params });
             }
         }
-        best.map(|(_, r, f, p)| (r, f, p))
+        best
     }
 }
 
-async fn serve(State(router): State<Arc<Router>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> AxumResponse {
+async fn serve(
+    State(router): State<Arc<Router>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> AxumResponse {
     let path = uri.path();
-    let Some((route, f, params)) = router.find(method.as_str(), path) else {
-        return (StatusCode::NOT_FOUND, [("content-type", "application/json")], r#"{"message":"Not Found"}"#).into_response();
+    let Some(Matched { route, handler: f, params, .. }) = router.find(method.as_str(), path) else {
+        return (StatusCode::NOT_FOUND, [("content-type", "application/json")], r#"{"message":"Not Found"}"#)
+            .into_response();
     };
     let event = HttpEvent {
         method: method.as_str(),
         route_path: &route.path,
         raw_path: path,
         raw_query: uri.query().unwrap_or(""),
-        headers: headers.iter().filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned()))).collect(),
+        headers: headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect(),
         path_parameters: params,
         body: (!body.is_empty()).then_some(&body[..]),
         domain_name: &router.domain,
@@ -203,7 +225,8 @@ async fn poll(sqs: aws_sdk_sqs::Client, url: String, arn: String, mapping: SqsMa
             rec.receipt_handle = m.receipt_handle.clone();
             rec.body = m.body.clone();
             rec.md5_of_body = m.md5_of_body.clone();
-            rec.attributes = m.attributes.unwrap_or_default().into_iter().map(|(k, v)| (k.as_str().to_owned(), v)).collect();
+            rec.attributes =
+                m.attributes.unwrap_or_default().into_iter().map(|(k, v)| (k.as_str().to_owned(), v)).collect();
             rec.event_source = Some("aws:sqs".into());
             rec.event_source_arn = Some(arn.clone());
             rec.aws_region = Some("us-east-1".into());
@@ -226,7 +249,9 @@ async fn poll(sqs: aws_sdk_sqs::Client, url: String, arn: String, mapping: SqsMa
             .iter()
             .filter(|(id, _)| !failed.contains(id))
             .enumerate()
-            .filter_map(|(i, (_, h))| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(h).build().ok())
+            .filter_map(|(i, (_, h))| {
+                DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(h).build().ok()
+            })
             .collect();
         if !done.is_empty() {
             if let Err(e) = sqs.delete_message_batch().queue_url(&url).set_entries(Some(done)).send().await {
@@ -240,7 +265,9 @@ impl Stack {
     /// Provisions the template's resources under `opts.stack_name` and serves every route and queue.
     pub async fn start(template: &Template, opts: StackOptions, aws: &aws_config::SdkConfig) -> Result<Stack> {
         let provisioned = provision(template, &opts.stack_name, aws).await?;
-        let listener = tokio::net::TcpListener::bind(opts.http_addr).await.with_context(|| format!("binding {}", opts.http_addr))?;
+        let listener = tokio::net::TcpListener::bind(opts.http_addr)
+            .await
+            .with_context(|| format!("binding {}", opts.http_addr))?;
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
         let config_for = |binary: &str| -> Result<Config> {
@@ -254,7 +281,10 @@ impl Stack {
                 ("SEND_RETRY_BASE_MS".into(), opts.send_retry_base_ms.to_string()),
             ];
             for (var, queue) in template.queue_env(binary) {
-                let url = provisioned.queue_urls.get(&queue).ok_or_else(|| anyhow!("{binary}: {var} names unknown queue {queue}"))?;
+                let url = provisioned
+                    .queue_urls
+                    .get(&queue)
+                    .ok_or_else(|| anyhow!("{binary}: {var} names unknown queue {queue}"))?;
                 vars.push((var, url.clone()));
             }
             if let Some(m) = template.sqs_mappings()?.iter().find(|m| m.binary == binary) {
@@ -281,7 +311,11 @@ impl Stack {
         let sqs = aws_sdk_sqs::Client::new(aws);
         for mapping in template.sqs_mappings()? {
             let f = sqs_function(&mapping.binary, &config_for(&mapping.binary)?, aws).await?;
-            let url = provisioned.queue_urls.get(&mapping.queue_logical_id).cloned().ok_or_else(|| anyhow!("unknown queue"))?;
+            let url = provisioned
+                .queue_urls
+                .get(&mapping.queue_logical_id)
+                .cloned()
+                .ok_or_else(|| anyhow!("unknown queue"))?;
             let arn = provisioned.queue_arns.get(&mapping.queue_logical_id).cloned().unwrap_or_default();
             tasks.push(tokio::spawn(poll(sqs.clone(), url, arn, mapping, f, opts.poll_wait_secs)));
         }
@@ -310,7 +344,7 @@ mod tests {
             ],
             domain: "x".into(),
         };
-        let find = |m: &str, p: &str| router.find(m, p).map(|(r, _, params)| (r.binary.clone(), params));
+        let find = |m: &str, p: &str| router.find(m, p).map(|m| (m.route.binary.clone(), m.params));
         assert_eq!(find("GET", "/conversations").unwrap().0, "list");
         assert_eq!(find("GET", "/conversations/abc").unwrap(), ("get".into(), vec![("id".into(), "abc".into())]));
         assert_eq!(find("GET", "/conversations/stats").unwrap().0, "stats", "literal beats parameter");

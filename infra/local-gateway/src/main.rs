@@ -66,7 +66,10 @@ fn main() -> Result<()> {
             };
             let ws = WorkspaceId::parse(&workspace)?;
             let agent = AgentId::parse(&agent)?;
-            println!("{}", kit::auth::issue_token(&secret, &ws, &agent, name.as_deref(), role, time::Duration::hours(hours)));
+            println!(
+                "{}",
+                kit::auth::issue_token(&secret, &ws, &agent, name.as_deref(), role, time::Duration::hours(hours))
+            );
             Ok(())
         }
         Command::Services { env_file } => {
@@ -74,7 +77,12 @@ fn main() -> Result<()> {
             let services = Services::start(&root, free_port()?, free_port()?, &root.join("target/local-logs"))?;
             let exports: String = services.env().iter().map(|(k, v)| format!("export {k}={v}\n")).collect();
             std::fs::write(&env_file, exports).with_context(|| format!("writing {}", env_file.display()))?;
-            eprintln!("DynamoDB Local {} and moto {} are up; environment in {}", services.dynamodb_url, services.moto_url, env_file.display());
+            eprintln!(
+                "DynamoDB Local {} and moto {} are up; environment in {}",
+                services.dynamodb_url,
+                services.moto_url,
+                env_file.display()
+            );
             runtime()?.block_on(shutdown_signal());
             drop(services);
             Ok(())
@@ -111,9 +119,14 @@ async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> 
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let template = Template::load(&root.join("template.yaml"))?;
     let twilio_addr: SocketAddr = ([127, 0, 0, 1], twilio_port).into();
-    let fake = FakeTwilio::start_on(twilio_addr, dev::TWILIO_ACCOUNT_SID, dev::TWILIO_AUTH_TOKEN, Callbacks::SentThenDelivered)
-        .await
-        .with_context(|| format!("starting the fake Twilio on {twilio_addr}"))?;
+    let fake = FakeTwilio::start_on(
+        twilio_addr,
+        dev::TWILIO_ACCOUNT_SID,
+        dev::TWILIO_AUTH_TOKEN,
+        Callbacks::SentThenDelivered,
+    )
+    .await
+    .with_context(|| format!("starting the fake Twilio on {twilio_addr}"))?;
     let opts = StackOptions {
         stack_name: "switchboard-local".into(),
         http_addr: ([127, 0, 0, 1], port).into(),

@@ -30,7 +30,8 @@ fn key_schema(v: Option<&Value>) -> Result<Vec<KeySchemaElement>> {
         .ok_or_else(|| anyhow!("KeySchema missing"))?
         .iter()
         .map(|k| {
-            let name = k.get("AttributeName").and_then(Value::as_str).ok_or_else(|| anyhow!("AttributeName missing"))?;
+            let name =
+                k.get("AttributeName").and_then(Value::as_str).ok_or_else(|| anyhow!("AttributeName missing"))?;
             let ty = k.get("KeyType").and_then(Value::as_str).ok_or_else(|| anyhow!("KeyType missing"))?;
             Ok(KeySchemaElement::builder().attribute_name(name).key_type(KeyType::from(ty)).build()?)
         })
@@ -48,12 +49,16 @@ pub async fn create_table(t: &Template, stack: &str, ddb: &aws_sdk_dynamodb::Cli
         .map(|a| {
             let name = a.get("AttributeName").and_then(Value::as_str).unwrap_or_default();
             let ty = a.get("AttributeType").and_then(Value::as_str).unwrap_or("S");
-            Ok(AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::from(ty)).build()?)
+            Ok(AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::from(ty))
+                .build()?)
         })
         .collect::<Result<Vec<_>>>()?;
     let mut gsis = vec![];
     for g in p.get("GlobalSecondaryIndexes").and_then(Value::as_sequence).into_iter().flatten() {
-        let projection = g.get("Projection").and_then(|p| p.get("ProjectionType")).and_then(Value::as_str).unwrap_or("ALL");
+        let projection =
+            g.get("Projection").and_then(|p| p.get("ProjectionType")).and_then(Value::as_str).unwrap_or("ALL");
         gsis.push(
             GlobalSecondaryIndex::builder()
                 .index_name(g.get("IndexName").and_then(Value::as_str).unwrap_or_default())
@@ -77,7 +82,9 @@ pub async fn create_table(t: &Template, stack: &str, ddb: &aws_sdk_dynamodb::Cli
             let attr = ttl.get("AttributeName").and_then(Value::as_str).unwrap_or("ttl");
             ddb.update_time_to_live()
                 .table_name(&def.name)
-                .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name(attr).enabled(true).build()?)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder().attribute_name(attr).enabled(true).build()?,
+                )
                 .send()
                 .await
                 .context("enabling TTL")?;
@@ -94,7 +101,9 @@ pub async fn create_queues(t: &Template, stack: &str, sqs: &aws_sdk_sqs::Client)
         let mut attrs: HashMap<QueueAttributeName, String> =
             q.attributes.iter().map(|(k, v)| (QueueAttributeName::from(k.as_str()), v.clone())).collect();
         if let Some((target, max)) = &q.dead_letter_target {
-            let arn = arns.get(target).ok_or_else(|| anyhow!("{}: dead-letter queue {target} not created first", q.logical_id))?;
+            let arn = arns
+                .get(target)
+                .ok_or_else(|| anyhow!("{}: dead-letter queue {target} not created first", q.logical_id))?;
             let policy = serde_json::json!({ "deadLetterTargetArn": arn, "maxReceiveCount": max }).to_string();
             attrs.insert(QueueAttributeName::RedrivePolicy, policy);
             max_receives.insert(q.logical_id.clone(), *max);
@@ -107,7 +116,8 @@ pub async fn create_queues(t: &Template, stack: &str, sqs: &aws_sdk_sqs::Client)
             .await
             .with_context(|| format!("creating queue {}", q.name))?;
         let url = out.queue_url.ok_or_else(|| anyhow!("no URL for {}", q.name))?;
-        let got = sqs.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::QueueArn).send().await?;
+        let got =
+            sqs.get_queue_attributes().queue_url(&url).attribute_names(QueueAttributeName::QueueArn).send().await?;
         let arn = got
             .attributes
             .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())

@@ -102,9 +102,10 @@ impl Template {
     }
 
     fn of_type<'a>(&'a self, ty: &'a str) -> impl Iterator<Item = (String, &'a Value)> + 'a {
-        self.resources.iter().filter_map(move |(k, v)| {
-            (v.get("Type").and_then(Value::as_str) == Some(ty)).then(|| (k.as_str().unwrap_or_default().to_owned(), v))
-        })
+        self.resources
+            .iter()
+            .filter(move |(_, v)| v.get("Type").and_then(Value::as_str) == Some(ty))
+            .map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), v))
     }
 
     pub fn table(&self, stack: &str) -> Result<TableDef> {
@@ -114,7 +115,8 @@ impl Template {
             bail!("single-table design: template.yaml must define exactly one table");
         }
         let properties = res.get("Properties").cloned().unwrap_or(Value::Null);
-        let name = resolve_string(properties.get("TableName").ok_or_else(|| anyhow!("table has no TableName"))?, stack)?;
+        let name =
+            resolve_string(properties.get("TableName").ok_or_else(|| anyhow!("table has no TableName"))?, stack)?;
         Ok(TableDef { logical_id, name, properties })
     }
 
@@ -131,10 +133,9 @@ impl Template {
                 match key {
                     "QueueName" => name = Some(resolve_string(v, stack)?),
                     "RedrivePolicy" => {
-                        let target = v
-                            .get("deadLetterTargetArn")
-                            .and_then(getatt_target)
-                            .ok_or_else(|| anyhow!("{logical_id}: RedrivePolicy needs deadLetterTargetArn: !GetAtt X.Arn"))?;
+                        let target = v.get("deadLetterTargetArn").and_then(getatt_target).ok_or_else(|| {
+                            anyhow!("{logical_id}: RedrivePolicy needs deadLetterTargetArn: !GetAtt X.Arn")
+                        })?;
                         let max = v.get("maxReceiveCount").and_then(Value::as_u64).unwrap_or(5) as u32;
                         dead_letter_target = Some((target, max));
                     }
@@ -174,8 +175,14 @@ impl Template {
         let mut out = vec![];
         for (_, res, binary) in self.functions() {
             for p in Self::events(res, "HttpApi") {
-                if let (Some(method), Some(path)) = (p.get("Method").and_then(Value::as_str), p.get("Path").and_then(Value::as_str)) {
-                    out.push(HttpRoute { method: method.to_uppercase(), path: path.to_owned(), binary: binary.clone() });
+                if let (Some(method), Some(path)) =
+                    (p.get("Method").and_then(Value::as_str), p.get("Path").and_then(Value::as_str))
+                {
+                    out.push(HttpRoute {
+                        method: method.to_uppercase(),
+                        path: path.to_owned(),
+                        binary: binary.clone(),
+                    });
                 }
             }
         }
@@ -186,13 +193,21 @@ impl Template {
         let mut out = vec![];
         for (id, res, binary) in self.functions() {
             for p in Self::events(res, "SQS") {
-                let queue = p.get("Queue").and_then(getatt_target).ok_or_else(|| anyhow!("{id}: SQS event needs Queue: !GetAtt X.Arn"))?;
+                let queue = p
+                    .get("Queue")
+                    .and_then(getatt_target)
+                    .ok_or_else(|| anyhow!("{id}: SQS event needs Queue: !GetAtt X.Arn"))?;
                 let report = p
                     .get("FunctionResponseTypes")
                     .and_then(Value::as_sequence)
                     .is_some_and(|s| s.iter().any(|t| t.as_str() == Some("ReportBatchItemFailures")));
                 let batch_size = p.get("BatchSize").and_then(Value::as_i64).unwrap_or(10) as i32;
-                out.push(SqsMapping { queue_logical_id: queue, binary: binary.clone(), batch_size, report_batch_item_failures: report });
+                out.push(SqsMapping {
+                    queue_logical_id: queue,
+                    binary: binary.clone(),
+                    batch_size,
+                    report_batch_item_failures: report,
+                });
             }
         }
         Ok(out)
@@ -247,7 +262,11 @@ mod tests {
     fn routes_and_mappings_come_from_the_function_events() {
         let t = template();
         let routes = t.http_routes();
-        assert!(routes.contains(&HttpRoute { method: "POST".into(), path: "/webhooks/twilio/sms".into(), binary: "twilio-sms-webhook".into() }));
+        assert!(routes.contains(&HttpRoute {
+            method: "POST".into(),
+            path: "/webhooks/twilio/sms".into(),
+            binary: "twilio-sms-webhook".into()
+        }));
         assert!(routes.iter().any(|r| r.path == "/conversations/{id}/messages" && r.method == "POST"));
         let maps = t.sqs_mappings().unwrap();
         let inbound = maps.iter().find(|m| m.binary == "inbound-processor").unwrap();

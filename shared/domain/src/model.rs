@@ -160,8 +160,12 @@ pub enum ConversationStatus {
 }
 
 impl ConversationStatus {
-    pub const ALL: [ConversationStatus; 4] =
-        [ConversationStatus::Open, ConversationStatus::Pending, ConversationStatus::Snoozed, ConversationStatus::Resolved];
+    pub const ALL: [ConversationStatus; 4] = [
+        ConversationStatus::Open,
+        ConversationStatus::Pending,
+        ConversationStatus::Snoozed,
+        ConversationStatus::Resolved,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

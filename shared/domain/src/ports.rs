@@ -91,7 +91,11 @@ pub trait InboundStore: Send + Sync {
     ) -> Result<Option<(ConversationId, MessageId)>, StoreError>;
     async fn contact_by_identity(&self, ws: &WorkspaceId, identity: &Identity) -> Result<Option<Contact>, StoreError>;
     /// The contact's unresolved conversation, if any (there is at most one).
-    async fn current_conversation(&self, ws: &WorkspaceId, contact: &Contact) -> Result<Option<Conversation>, StoreError>;
+    async fn current_conversation(
+        &self,
+        ws: &WorkspaceId,
+        contact: &Contact,
+    ) -> Result<Option<Conversation>, StoreError>;
     /// `Conflict` when the contact identity, the open-conversation slot or the conversation version was
     /// taken concurrently; `Duplicate` when the provider message was already stored.
     async fn commit_inbound(&self, commit: InboundCommit) -> Result<(), StoreError>;
@@ -142,7 +146,12 @@ pub trait ConversationReader: Send + Sync {
         limit: u16,
         cursor: Option<&Cursor>,
     ) -> Result<Page<Message>, StoreError>;
-    async fn message(&self, ws: &WorkspaceId, conv: ConversationId, id: MessageId) -> Result<Option<Message>, StoreError>;
+    async fn message(
+        &self,
+        ws: &WorkspaceId,
+        conv: ConversationId,
+        id: MessageId,
+    ) -> Result<Option<Message>, StoreError>;
 }
 
 /// The first answer to an idempotent request, replayed to every retry with the same key.
@@ -197,8 +206,13 @@ pub enum Claim {
 
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
-    async fn claim_for_send(&self, ws: &WorkspaceId, conv: ConversationId, id: MessageId, at: OffsetDateTime)
-        -> Result<Claim, StoreError>;
+    async fn claim_for_send(
+        &self,
+        ws: &WorkspaceId,
+        conv: ConversationId,
+        id: MessageId,
+        at: OffsetDateTime,
+    ) -> Result<Claim, StoreError>;
     /// Undo a claim after a failure that provably sent nothing, so the next attempt may send.
     async fn release_claim(&self, ws: &WorkspaceId, conv: ConversationId, id: MessageId) -> Result<(), StoreError>;
     async fn record_provider_id(
@@ -210,8 +224,13 @@ pub trait DeliveryStore: Send + Sync {
         provider_message_id: &str,
     ) -> Result<(), StoreError>;
     /// Applies the event only if it moves the status forward; `Ok(false)` when it was stale.
-    async fn advance_status(&self, ws: &WorkspaceId, conv: ConversationId, id: MessageId, event: &DeliveryEvent)
-        -> Result<bool, StoreError>;
+    async fn advance_status(
+        &self,
+        ws: &WorkspaceId,
+        conv: ConversationId,
+        id: MessageId,
+        event: &DeliveryEvent,
+    ) -> Result<bool, StoreError>;
     /// Which of our messages a provider id belongs to.
     async fn message_by_provider_id(
         &self,

@@ -23,7 +23,10 @@ pub struct HttpEvent<'a> {
 /// `application/x-www-form-urlencoded`, which is what Twilio posts).
 fn is_text(content_type: &str) -> bool {
     let ct = content_type.to_ascii_lowercase();
-    ct.starts_with("text/") || ct.starts_with("application/json") || ct.contains("+json") || ct.starts_with("application/xml")
+    ct.starts_with("text/")
+        || ct.starts_with("application/json")
+        || ct.contains("+json")
+        || ct.starts_with("application/xml")
 }
 
 impl HttpEvent<'_> {

@@ -47,7 +47,9 @@ impl Config {
     {
         match self.optional(name) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|e: T::Err| ConfigError::Invalid { name: name.to_owned(), reason: e.to_string() }),
+            Some(v) => {
+                v.parse().map_err(|e: T::Err| ConfigError::Invalid { name: name.to_owned(), reason: e.to_string() })
+            }
         }
     }
 

@@ -58,7 +58,9 @@ where
         }
         if let Err(e) = handle(record).await {
             match &e {
-                RecordError::Retryable(_) => tracing::warn!(message_id = %id, error = %e, "record failed; will be retried"),
+                RecordError::Retryable(_) => {
+                    tracing::warn!(message_id = %id, error = %e, "record failed; will be retried")
+                }
                 RecordError::Permanent(_) => {
                     tracing::error!(message_id = %id, error = %e, "record cannot be processed; it will reach the DLQ")
                 }

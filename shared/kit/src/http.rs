@@ -140,7 +140,11 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 }
 
 /// A path parameter of the route (`{id}`), parsed into its domain type.
-pub fn path_param<T>(req: &Request, name: &'static str, parse: impl Fn(&str) -> Result<T, ParseError>) -> Result<T, ApiError> {
+pub fn path_param<T>(
+    req: &Request,
+    name: &'static str,
+    parse: impl Fn(&str) -> Result<T, ParseError>,
+) -> Result<T, ApiError> {
     use lambda_http::RequestExt;
     let params = req.path_parameters();
     let raw = params.first(name).ok_or(ApiError::BadRequest(format!("missing path parameter {name}")))?;
@@ -177,6 +181,22 @@ pub fn public_url(req: &Request, public_base: Option<&str>) -> String {
     }
 }
 
+/// The `limit` query parameter: `default` when absent, 1..=`max` otherwise.
+pub fn limit_param(req: &Request, default: u16, max: u16) -> Result<u16, ApiError> {
+    match query_param(req, "limit") {
+        None => Ok(default),
+        Some(raw) => match raw.parse::<u16>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::BadRequest(format!("limit must be a whole number from 1 to {max}"))),
+        },
+    }
+}
+
+/// A page of a list endpoint: `{"items": [...], "next_cursor": "..." | null}`.
+pub fn page_response<T: Serialize>(page: domain::ports::Page<T>) -> Response<Body> {
+    json(200, &serde_json::json!({ "items": page.items, "next_cursor": page.next.map(|c| c.0) }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,20 +218,4 @@ mod tests {
         assert_eq!(ApiError::from(StoreError::Unavailable("x".into())).status(), 503);
         assert_eq!(ApiError::from(StoreError::Corrupt("x".into())).status(), 500);
     }
-}
-
-/// The `limit` query parameter: `default` when absent, 1..=`max` otherwise.
-pub fn limit_param(req: &Request, default: u16, max: u16) -> Result<u16, ApiError> {
-    match query_param(req, "limit") {
-        None => Ok(default),
-        Some(raw) => match raw.parse::<u16>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::BadRequest(format!("limit must be a whole number from 1 to {max}"))),
-        },
-    }
-}
-
-/// A page of a list endpoint: `{"items": [...], "next_cursor": "..." | null}`.
-pub fn page_response<T: Serialize>(page: domain::ports::Page<T>) -> Response<Body> {
-    json(200, &serde_json::json!({ "items": page.items, "next_cursor": page.next.map(|c| c.0) }))
 }

@@ -7,7 +7,11 @@ use crate::http::{body_bytes, header, public_url, ApiError};
 
 /// The request's form parameters, once `X-Twilio-Signature` checked out against the public URL Twilio
 /// called. Missing or wrong signature → 403; an unparseable body → 400.
-pub fn verified_form(req: &Request, auth_token: &str, public_base: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+pub fn verified_form(
+    req: &Request,
+    auth_token: &str,
+    public_base: Option<&str>,
+) -> Result<Vec<(String, String)>, ApiError> {
     let signature =
         header(req, "x-twilio-signature").ok_or_else(|| ApiError::Forbidden("missing X-Twilio-Signature".into()))?;
     let params = twilio::parse_form(body_bytes(req))?;

@@ -60,7 +60,14 @@ where
     match &err {
         SdkError::ServiceError(se) => {
             let retryable = se.err().code().is_some_and(|c| {
-                matches!(c, "ThrottlingException" | "RequestThrottled" | "ServiceUnavailable" | "InternalError" | "KmsThrottled")
+                matches!(
+                    c,
+                    "ThrottlingException"
+                        | "RequestThrottled"
+                        | "ServiceUnavailable"
+                        | "InternalError"
+                        | "KmsThrottled"
+                )
             });
             if retryable {
                 QueueError::Unavailable(Box::new(err))

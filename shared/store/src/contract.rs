@@ -40,13 +40,23 @@ pub fn inbound_message(ws: &WorkspaceId, conv: &Conversation, contact: &Contact,
         provider_timestamp: None,
         created_at: at,
         status: DeliveryStatus::Received,
-        status_history: vec![DeliveryEvent { status: DeliveryStatus::Received, at, error_code: None, error_message: None }],
+        status_history: vec![DeliveryEvent {
+            status: DeliveryStatus::Received,
+            at,
+            error_code: None,
+            error_message: None,
+        }],
         metadata: BTreeMap::new(),
     }
 }
 
 /// Stores a first message from a new contact; returns the contact and conversation.
-pub async fn seed_conversation<S: Store>(s: &S, ws: &WorkspaceId, n: u32, at: OffsetDateTime) -> (Contact, Conversation) {
+pub async fn seed_conversation<S: Store>(
+    s: &S,
+    ws: &WorkspaceId,
+    n: u32,
+    at: OffsetDateTime,
+) -> (Contact, Conversation) {
     let contact = Contact::new(ws.clone(), phone(n), None, at);
     let mut conv = Conversation::start(ws.clone(), &contact, at);
     conv.record_inbound(route(), at);
@@ -210,12 +220,27 @@ pub async fn conversations_list_by_status_and_activity_with_pagination<S: Store>
         }
     }
     assert_eq!(seen, ids, "every open conversation once, most recent activity first");
-    let unassigned = ConversationQuery { status: ConversationStatus::Open, assignee: AssigneeFilter::Unassigned, limit: 50, cursor: None };
+    let unassigned = ConversationQuery {
+        status: ConversationStatus::Open,
+        assignee: AssigneeFilter::Unassigned,
+        limit: 50,
+        cursor: None,
+    };
     assert_eq!(s.conversations(&ws, &unassigned).await.unwrap().items.len(), 7);
     let agent = AgentId::parse("agent-1").unwrap();
-    let mine = ConversationQuery { status: ConversationStatus::Open, assignee: AssigneeFilter::Agent(agent), limit: 50, cursor: None };
+    let mine = ConversationQuery {
+        status: ConversationStatus::Open,
+        assignee: AssigneeFilter::Agent(agent),
+        limit: 50,
+        cursor: None,
+    };
     assert!(s.conversations(&ws, &mine).await.unwrap().items.is_empty());
-    let resolved = ConversationQuery { status: ConversationStatus::Resolved, assignee: AssigneeFilter::Any, limit: 50, cursor: None };
+    let resolved = ConversationQuery {
+        status: ConversationStatus::Resolved,
+        assignee: AssigneeFilter::Any,
+        limit: 50,
+        cursor: None,
+    };
     assert!(s.conversations(&ws, &resolved).await.unwrap().items.is_empty());
     let bad = ConversationQuery {
         status: ConversationStatus::Open,
@@ -234,7 +259,8 @@ pub async fn workspaces_never_see_each_other<S: Store>(s: &S) {
     assert!(s.contact(&b, contact.id).await.unwrap().is_none());
     assert!(s.contact_by_identity(&b, &phone(30)).await.unwrap().is_none());
     assert!(s.messages(&b, conv.id, Order::Oldest, 10, None).await.unwrap().items.is_empty());
-    let q = ConversationQuery { status: ConversationStatus::Open, assignee: AssigneeFilter::Any, limit: 50, cursor: None };
+    let q =
+        ConversationQuery { status: ConversationStatus::Open, assignee: AssigneeFilter::Any, limit: 50, cursor: None };
     assert!(s.conversations(&b, &q).await.unwrap().items.is_empty());
 }
 
@@ -255,12 +281,22 @@ fn reply(ws: &WorkspaceId, conv: &Conversation, agent: &AgentId, at: OffsetDateT
         provider_timestamp: None,
         created_at: at,
         status: DeliveryStatus::Queued,
-        status_history: vec![DeliveryEvent { status: DeliveryStatus::Queued, at, error_code: None, error_message: None }],
+        status_history: vec![DeliveryEvent {
+            status: DeliveryStatus::Queued,
+            at,
+            error_code: None,
+            error_message: None,
+        }],
         metadata: BTreeMap::new(),
     }
 }
 
-async fn commit_reply<S: Store>(s: &S, ws: &WorkspaceId, conv: &Conversation, key: &str) -> Result<Message, StoreError> {
+async fn commit_reply<S: Store>(
+    s: &S,
+    ws: &WorkspaceId,
+    conv: &Conversation,
+    key: &str,
+) -> Result<Message, StoreError> {
     let agent = AgentId::parse("agent-1").unwrap();
     let at = now();
     let stored = s.conversation(ws, conv.id).await?.unwrap();
@@ -279,8 +315,13 @@ async fn commit_reply<S: Store>(s: &S, ws: &WorkspaceId, conv: &Conversation, ke
         enqueued: false,
         created_at: at,
     };
-    s.commit_reply(ReplyCommit { conversation: next, expected_version: stored.version, message: msg.clone(), idempotency: record })
-        .await?;
+    s.commit_reply(ReplyCommit {
+        conversation: next,
+        expected_version: stored.version,
+        message: msg.clone(),
+        idempotency: record,
+    })
+    .await?;
     Ok(msg)
 }
 
@@ -364,7 +405,12 @@ pub async fn delivery_status_only_moves_forward<S: Store>(s: &S) {
 pub async fn channel_accounts_resolve_to_their_workspace<S: Store>(s: &S) {
     let ws = workspace("chan");
     let number = format!("+1415556{:04}", ulid::Ulid::new().random() % 10_000);
-    let acct = ChannelAccount { workspace: ws.clone(), channel: Channel::Sms, address: number.clone(), display_name: Some("Support".into()) };
+    let acct = ChannelAccount {
+        workspace: ws.clone(),
+        channel: Channel::Sms,
+        address: number.clone(),
+        display_name: Some("Support".into()),
+    };
     s.put_channel_account(&acct).await.unwrap();
     assert_eq!(s.channel_account(Channel::Sms, &number).await.unwrap(), Some(acct));
     assert!(s.channel_account(Channel::Whatsapp, &number).await.unwrap().is_none());

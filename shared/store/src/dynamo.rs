@@ -89,12 +89,28 @@ fn build<T, E: std::fmt::Display>(what: &str, r: Result<T, E>) -> Result<T, Stor
 fn put(table: &str, it: Item, condition: &str, values: Option<Item>) -> Result<TransactWriteItem, StoreError> {
     let p = build(
         "put",
-        Put::builder().table_name(table).set_item(Some(it)).condition_expression(condition).set_expression_attribute_values(values).build(),
+        Put::builder()
+            .table_name(table)
+            .set_item(Some(it))
+            .condition_expression(condition)
+            .set_expression_attribute_values(values)
+            .build(),
     )?;
     Ok(TransactWriteItem::builder().put(p).build())
 }
 
 const NOT_EXISTS: &str = "attribute_not_exists(PK)";
+
+/// One page of a Query.
+struct QuerySpec<'a> {
+    index: Option<&'a str>,
+    key_condition: &'a str,
+    values: Item,
+    names: HashMap<String, String>,
+    forward: bool,
+    limit: u16,
+    start: Option<Item>,
+}
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -184,27 +200,18 @@ impl DynamoStore {
         })
     }
 
-    async fn query_page(
-        &self,
-        index: Option<&str>,
-        key_condition: &str,
-        values: Item,
-        names: HashMap<String, String>,
-        forward: bool,
-        limit: u16,
-        start: Option<Item>,
-    ) -> Result<(Vec<Item>, bool), StoreError> {
+    async fn query_page(&self, q: QuerySpec<'_>) -> Result<(Vec<Item>, bool), StoreError> {
         let out = self
             .client
             .query()
             .table_name(&self.table)
-            .set_index_name(index.map(str::to_owned))
-            .key_condition_expression(key_condition)
-            .set_expression_attribute_values(Some(values))
-            .set_expression_attribute_names(Some(names))
-            .scan_index_forward(forward)
-            .limit(i32::from(limit.max(1)))
-            .set_exclusive_start_key(start)
+            .set_index_name(q.index.map(str::to_owned))
+            .key_condition_expression(q.key_condition)
+            .set_expression_attribute_values(Some(q.values))
+            .set_expression_attribute_names(Some(q.names))
+            .scan_index_forward(q.forward)
+            .limit(i32::from(q.limit.max(1)))
+            .set_exclusive_start_key(q.start)
             .send()
             .await
             .map_err(classify)?;
@@ -244,9 +251,14 @@ impl InboundStore for DynamoStore {
         self.get_as("contact", &keys::contact(ws, p.contact_id)).await
     }
 
-    async fn current_conversation(&self, ws: &WorkspaceId, contact: &Contact) -> Result<Option<Conversation>, StoreError> {
-        let Some(p) =
-            self.get_as::<ConversationPointer>("current conversation", &keys::current_conversation(ws, contact.id)).await?
+    async fn current_conversation(
+        &self,
+        ws: &WorkspaceId,
+        contact: &Contact,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let Some(p) = self
+            .get_as::<ConversationPointer>("current conversation", &keys::current_conversation(ws, contact.id))
+            .await?
         else {
             return Ok(None);
         };
@@ -292,7 +304,9 @@ impl ConversationReader for DynamoStore {
 
     async fn conversations(&self, ws: &WorkspaceId, q: &ConversationQuery) -> Result<Page<Conversation>, StoreError> {
         let (index, pk_attr, sk_attr, partition) = match &q.assignee {
-            AssigneeFilter::Any => (keys::INDEX_BY_STATUS, keys::GSI1PK, keys::GSI1SK, keys::status_partition(ws, q.status)),
+            AssigneeFilter::Any => {
+                (keys::INDEX_BY_STATUS, keys::GSI1PK, keys::GSI1SK, keys::status_partition(ws, q.status))
+            }
             AssigneeFilter::Unassigned => {
                 (keys::INDEX_BY_ASSIGNEE, keys::GSI2PK, keys::GSI2SK, keys::assignee_partition(ws, None, q.status))
             }
@@ -311,17 +325,18 @@ impl ConversationReader for DynamoStore {
             }
         };
         let (items, more) = self
-            .query_page(
-                Some(index),
-                "#pk = :pk",
-                HashMap::from([(":pk".to_owned(), s(&partition))]),
-                HashMap::from([("#pk".to_owned(), pk_attr.to_owned())]),
-                false,
-                q.limit,
+            .query_page(QuerySpec {
+                index: Some(index),
+                key_condition: "#pk = :pk",
+                values: HashMap::from([(":pk".to_owned(), s(&partition))]),
+                names: HashMap::from([("#pk".to_owned(), pk_attr.to_owned())]),
+                forward: false,
+                limit: q.limit,
                 start,
-            )
+            })
             .await?;
-        let convs: Vec<Conversation> = items.into_iter().map(|it| decode("conversation", it)).collect::<Result<_, _>>()?;
+        let convs: Vec<Conversation> =
+            items.into_iter().map(|it| decode("conversation", it)).collect::<Result<_, _>>()?;
         let next = match (more, convs.last()) {
             (true, Some(last)) => Some(keys::encode_cursor(&keys::activity_sort(last.last_activity_at, last.id))),
             _ => None,
@@ -339,19 +354,24 @@ impl ConversationReader for DynamoStore {
     ) -> Result<Page<Message>, StoreError> {
         let start = match cursor {
             None => None,
-            Some(c) => Some(key_map(&keys::message(ws, id, keys::decode_message_cursor(c).ok_or(StoreError::BadCursor)?))),
+            Some(c) => {
+                Some(key_map(&keys::message(ws, id, keys::decode_message_cursor(c).ok_or(StoreError::BadCursor)?)))
+            }
         };
         let pk = keys::conversation(ws, id).pk;
         let (items, more) = self
-            .query_page(
-                None,
-                "#pk = :pk AND begins_with(#sk, :prefix)",
-                HashMap::from([(":pk".to_owned(), s(pk)), (":prefix".to_owned(), s(keys::MESSAGE_PREFIX))]),
-                HashMap::from([("#pk".to_owned(), keys::PK.to_owned()), ("#sk".to_owned(), keys::SK.to_owned())]),
-                order == Order::Oldest,
+            .query_page(QuerySpec {
+                index: None,
+                key_condition: "#pk = :pk AND begins_with(#sk, :prefix)",
+                values: HashMap::from([(":pk".to_owned(), s(pk)), (":prefix".to_owned(), s(keys::MESSAGE_PREFIX))]),
+                names: HashMap::from([
+                    ("#pk".to_owned(), keys::PK.to_owned()),
+                    ("#sk".to_owned(), keys::SK.to_owned()),
+                ]),
+                forward: order == Order::Oldest,
                 limit,
                 start,
-            )
+            })
             .await?;
         let msgs: Vec<Message> = items.into_iter().map(|it| decode("message", it)).collect::<Result<_, _>>()?;
         let next = match (more, msgs.last()) {
@@ -361,7 +381,12 @@ impl ConversationReader for DynamoStore {
         Ok(Page { items: msgs, next })
     }
 
-    async fn message(&self, ws: &WorkspaceId, conv: ConversationId, id: MessageId) -> Result<Option<Message>, StoreError> {
+    async fn message(
+        &self,
+        ws: &WorkspaceId,
+        conv: ConversationId,
+        id: MessageId,
+    ) -> Result<Option<Message>, StoreError> {
         self.get_as("message", &keys::message(ws, conv, id)).await
     }
 }
@@ -428,7 +453,9 @@ impl DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_map(k)))
-            .update_expression("SET #status = :status, status_rank = :rank, status_history = list_append(status_history, :event)")
+            .update_expression(
+                "SET #status = :status, status_rank = :rank, status_history = list_append(status_history, :event)",
+            )
             .condition_expression(format!("attribute_exists(PK) AND ({condition})"))
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(Some(values))
@@ -466,7 +493,12 @@ impl DeliveryStore for DynamoStore {
     }
 
     async fn release_claim(&self, ws: &WorkspaceId, conv: ConversationId, id: MessageId) -> Result<(), StoreError> {
-        let ev = DeliveryEvent { status: DeliveryStatus::Queued, at: OffsetDateTime::now_utc(), error_code: None, error_message: None };
+        let ev = DeliveryEvent {
+            status: DeliveryStatus::Queued,
+            at: OffsetDateTime::now_utc(),
+            error_code: None,
+            error_message: None,
+        };
         let cond = HashMap::from([(":sending".to_owned(), s(DeliveryStatus::Sending.as_str()))]);
         self.set_status(&keys::message(ws, conv, id), &ev, "#status = :sending", cond).await?;
         Ok(())
@@ -497,8 +529,11 @@ impl DeliveryStore for DynamoStore {
             &ProviderPointer { conversation_id: conv, message_id: id },
         )?;
         let p = build("put", Put::builder().table_name(&self.table).set_item(Some(pointer)).build())?;
-        self.transact(vec![TransactWriteItem::builder().update(update).build(), TransactWriteItem::builder().put(p).build()], None)
-            .await
+        self.transact(
+            vec![TransactWriteItem::builder().update(update).build(), TransactWriteItem::builder().put(p).build()],
+            None,
+        )
+        .await
     }
 
     async fn advance_status(

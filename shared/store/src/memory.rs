@@ -128,7 +128,11 @@ impl InboundStore for MemoryStore {
         }))
     }
 
-    async fn current_conversation(&self, ws: &WorkspaceId, contact: &Contact) -> Result<Option<Conversation>, StoreError> {
+    async fn current_conversation(
+        &self,
+        ws: &WorkspaceId,
+        contact: &Contact,
+    ) -> Result<Option<Conversation>, StoreError> {
         Ok(self.with(|s| {
             let id = s.current.get(&keys::current_conversation(ws, contact.id))?;
             s.conversations.get(&keys::conversation(ws, *id)).cloned()
@@ -229,16 +233,20 @@ impl ConversationReader for MemoryStore {
         }
         let rest: Vec<(String, Message)> = match after {
             None => all,
-            Some(a) => all
-                .into_iter()
-                .filter(|(_, m)| if order == Order::Oldest { m.id > a } else { m.id < a })
-                .collect(),
+            Some(a) => {
+                all.into_iter().filter(|(_, m)| if order == Order::Oldest { m.id > a } else { m.id < a }).collect()
+            }
         };
         let (items, next) = paginate(rest, None, limit);
         Ok(Page { items, next: next.map(|k| keys::encode_cursor(&k)) })
     }
 
-    async fn message(&self, ws: &WorkspaceId, conv: ConversationId, id: MessageId) -> Result<Option<Message>, StoreError> {
+    async fn message(
+        &self,
+        ws: &WorkspaceId,
+        conv: ConversationId,
+        id: MessageId,
+    ) -> Result<Option<Message>, StoreError> {
         Ok(self.with(|s| s.messages.get(&conversation_partition(ws, conv)).and_then(|m| m.get(&id)).cloned()))
     }
 }
@@ -261,7 +269,8 @@ impl ReplyStore for MemoryStore {
             if s.idempotency.contains_key(&ikey) {
                 return Err(StoreError::Duplicate);
             }
-            let write = ConversationWrite::Update { conversation: c.conversation, expected_version: c.expected_version };
+            let write =
+                ConversationWrite::Update { conversation: c.conversation, expected_version: c.expected_version };
             s.check_conversation_write(&write)?;
             let part = conversation_partition(&c.message.workspace, c.message.conversation_id);
             if s.messages.get(&part).is_some_and(|m| m.contains_key(&c.message.id)) {
@@ -302,10 +311,15 @@ impl DeliveryStore for MemoryStore {
         Ok(self.with(|s| match s.message_mut(ws, conv, id) {
             None => Claim::NotFound,
             Some(m) if m.status == DeliveryStatus::Queued => {
-                push_status(m, DeliveryEvent { status: DeliveryStatus::Sending, at, error_code: None, error_message: None });
+                push_status(
+                    m,
+                    DeliveryEvent { status: DeliveryStatus::Sending, at, error_code: None, error_message: None },
+                );
                 Claim::Claimed(m.clone())
             }
-            Some(m) if m.status == DeliveryStatus::Sending && m.provider_message_id.is_none() => Claim::InFlight(m.clone()),
+            Some(m) if m.status == DeliveryStatus::Sending && m.provider_message_id.is_none() => {
+                Claim::InFlight(m.clone())
+            }
             Some(m) => Claim::Done(m.clone()),
         }))
     }
@@ -314,7 +328,10 @@ impl DeliveryStore for MemoryStore {
         self.with(|s| {
             if let Some(m) = s.message_mut(ws, conv, id).filter(|m| m.status == DeliveryStatus::Sending) {
                 let at = OffsetDateTime::now_utc();
-                push_status(m, DeliveryEvent { status: DeliveryStatus::Queued, at, error_code: None, error_message: None });
+                push_status(
+                    m,
+                    DeliveryEvent { status: DeliveryStatus::Queued, at, error_code: None, error_message: None },
+                );
             }
         });
         Ok(())

@@ -105,8 +105,16 @@ pub struct InboundSms {
 
 /// Parameters copied into message metadata when present: geography and segmenting, useful to agents
 /// and to cost reporting, none of them personal beyond what the number already says.
-const METADATA_PARAMS: [&str; 8] =
-    ["AccountSid", "MessagingServiceSid", "NumSegments", "FromCountry", "FromState", "FromCity", "ToCountry", "SmsStatus"];
+const METADATA_PARAMS: [&str; 8] = [
+    "AccountSid",
+    "MessagingServiceSid",
+    "NumSegments",
+    "FromCountry",
+    "FromState",
+    "FromCity",
+    "ToCountry",
+    "SmsStatus",
+];
 
 pub fn parse_inbound(params: &[(String, String)]) -> Result<InboundSms, ParseError> {
     let message_sid = parse_sid("MessageSid", require(params, "MessageSid")?)?;
@@ -116,9 +124,9 @@ pub fn parse_inbound(params: &[(String, String)]) -> Result<InboundSms, ParseErr
     let body = get(params, "Body").unwrap_or_default().to_owned();
     let num_media: usize = match get(params, "NumMedia") {
         None | Some("") => 0,
-        Some(n) => n
-            .parse()
-            .map_err(|_| ParseError::Invalid { kind: "NumMedia", reason: "expected a whole number".into() })?,
+        Some(n) => {
+            n.parse().map_err(|_| ParseError::Invalid { kind: "NumMedia", reason: "expected a whole number".into() })?
+        }
     };
     if num_media > MAX_MEDIA {
         return Err(ParseError::Invalid { kind: "NumMedia", reason: format!("at most {MAX_MEDIA} media items") });
@@ -136,7 +144,9 @@ pub fn parse_inbound(params: &[(String, String)]) -> Result<InboundSms, ParseErr
             _ => {
                 return Err(ParseError::Invalid {
                     kind: "media",
-                    reason: format!("NumMedia is {num_media} but MediaUrl{i}/MediaContentType{i} is missing or not a URL"),
+                    reason: format!(
+                        "NumMedia is {num_media} but MediaUrl{i}/MediaContentType{i} is missing or not a URL"
+                    ),
                 })
             }
         }
@@ -258,9 +268,15 @@ pub struct ApiError {
 pub enum SendOutcome {
     Accepted(MessageResource),
     /// Worth retrying: nothing was accepted (rate limited, Twilio unavailable).
-    Retryable { http_status: u16, detail: String },
+    Retryable {
+        http_status: u16,
+        detail: String,
+    },
     /// Twilio refused the message itself; retrying sends nothing better.
-    Rejected { code: String, message: String },
+    Rejected {
+        code: String,
+        message: String,
+    },
 }
 
 /// Classifies the Messages API answer.
@@ -283,7 +299,11 @@ pub fn classify_response(http_status: u16, body: &[u8]) -> SendOutcome {
         _ => {
             let err = serde_json::from_slice::<ApiError>(body).ok();
             SendOutcome::Rejected {
-                code: err.as_ref().and_then(|e| e.code).map(|c| c.to_string()).unwrap_or_else(|| http_status.to_string()),
+                code: err
+                    .as_ref()
+                    .and_then(|e| e.code)
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| http_status.to_string()),
                 message: err.and_then(|e| e.message).unwrap_or_else(|| format!("HTTP {http_status}")),
             }
         }
@@ -340,7 +360,12 @@ mod tests {
         p[1].1 = "9999".into();
         assert!(!signature_is_valid("12345", URL, &p, "RSOYDt4T1cUTdK1PDd93/VVr8B8="));
         assert!(!signature_is_valid("wrong", URL, &documented_params(), "RSOYDt4T1cUTdK1PDd93/VVr8B8="));
-        assert!(!signature_is_valid("12345", "https://mycompany.com/myapp.php", &documented_params(), "RSOYDt4T1cUTdK1PDd93/VVr8B8="));
+        assert!(!signature_is_valid(
+            "12345",
+            "https://mycompany.com/myapp.php",
+            &documented_params(),
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        ));
         assert!(!signature_is_valid("12345", URL, &documented_params(), ""));
     }
 
@@ -405,12 +430,16 @@ mod tests {
 
     #[test]
     fn api_answers_are_classified() {
-        let ok = br#"{"sid":"SM1f0e8ae6ade43cb3c0ce4525424e404f","status":"queued","error_code":null,"num_segments":"1"}"#;
+        let ok =
+            br#"{"sid":"SM1f0e8ae6ade43cb3c0ce4525424e404f","status":"queued","error_code":null,"num_segments":"1"}"#;
         assert!(matches!(classify_response(201, ok), SendOutcome::Accepted(m) if m.status == "queued"));
         let bad = br#"{"code":21211,"message":"The 'To' number is not a valid phone number.","status":400}"#;
         assert_eq!(
             classify_response(400, bad),
-            SendOutcome::Rejected { code: "21211".into(), message: "The 'To' number is not a valid phone number.".into() }
+            SendOutcome::Rejected {
+                code: "21211".into(),
+                message: "The 'To' number is not a valid phone number.".into()
+            }
         );
         assert!(matches!(classify_response(429, b"{}"), SendOutcome::Retryable { http_status: 429, .. }));
         assert!(matches!(classify_response(503, b"oops"), SendOutcome::Retryable { .. }));
