@@ -21,4 +21,10 @@ done
 [ -s "$envfile" ] || { echo "the local AWS servers did not start in time" >&2; exit 1; }
 # shellcheck disable=SC1090
 source "$envfile"
-cargo test --workspace "$@"
+log="$(mktemp)"
+status=0
+cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
+# One closing line with the totals over every test binary (cargo prints one line per binary).
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' "$log"
+rm -f "$log"
+exit "$status"
