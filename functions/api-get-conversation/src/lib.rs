@@ -21,7 +21,7 @@ impl Deps {
                 aws_sdk_dynamodb::Client::new(aws),
                 config.required("TABLE_NAME")?,
             )),
-            auth: Authenticator::new(&config.secret("JWT_SECRET").await?),
+            auth: Authenticator::from_config(config).await?,
         })
     }
 }
@@ -83,5 +83,18 @@ mod tests {
         assert_eq!(v["contact"]["id"], contact.id.to_string());
         assert_eq!(handle(&deps, get_req(&conv.id.to_string(), "globex")).await.unwrap().status(), 404);
         assert_eq!(handle(&deps, get_req("nope", "acme")).await.unwrap().status(), 404);
+    }
+
+    #[tokio::test]
+    async fn the_fixture_request_is_served() {
+        let store = Arc::new(MemoryStore::new());
+        let ws = WorkspaceId::parse("demo").unwrap();
+        let conv = domain::ConversationId::parse("01JD3XQ7Z9K2M4N6P8R0S2T4V6").unwrap();
+        store::contract::seed_queued_reply(store.as_ref(), &ws, "+14155552671", Some(conv), None).await;
+        let deps = Deps { store, auth: Authenticator::new("fixture-jwt-secret") };
+        let req =
+            lambda_http::request::from_str(include_str!("../../../events/api-get-conversation/get.json")).unwrap();
+        let res = handle(&deps, req).await.unwrap();
+        assert_eq!(res.status(), 200);
     }
 }

@@ -22,7 +22,7 @@ impl Deps {
                 aws_sdk_dynamodb::Client::new(aws),
                 config.required("TABLE_NAME")?,
             )),
-            auth: Authenticator::new(&config.secret("JWT_SECRET").await?),
+            auth: Authenticator::from_config(config).await?,
         })
     }
 }
@@ -99,5 +99,18 @@ mod tests {
         assert_eq!(handle(&deps, get("/conversations?limit=0", &token("acme"))).await.unwrap().status(), 400);
         assert_eq!(handle(&deps, get("/conversations?cursor=zzz", &token("acme"))).await.unwrap().status(), 400);
         assert_eq!(handle(&deps, get("/conversations", "forged")).await.unwrap().status(), 401);
+    }
+
+    #[tokio::test]
+    async fn the_fixture_request_is_served() {
+        let store = Arc::new(MemoryStore::new());
+        let ws = WorkspaceId::parse("demo").unwrap();
+        let conv = domain::ConversationId::parse("01JD3XQ7Z9K2M4N6P8R0S2T4V6").unwrap();
+        store::contract::seed_queued_reply(store.as_ref(), &ws, "+14155552671", Some(conv), None).await;
+        let deps = Deps { store, auth: Authenticator::new("fixture-jwt-secret") };
+        let req = lambda_http::request::from_str(include_str!("../../../events/api-list-conversations/list-open.json"))
+            .unwrap();
+        let res = handle(&deps, req).await.unwrap();
+        assert_eq!(res.status(), 200);
     }
 }

@@ -41,7 +41,7 @@ impl Deps {
                 aws_sdk_sqs::Client::new(aws),
                 config.required("OUTBOUND_QUEUE_URL")?,
             )),
-            auth: Authenticator::new(&config.secret("JWT_SECRET").await?),
+            auth: Authenticator::from_config(config).await?,
         })
     }
 }
@@ -314,5 +314,22 @@ mod tests {
             "key reused for another body"
         );
         assert!(w.queue.sent().len() == 1);
+    }
+
+    #[tokio::test]
+    async fn the_fixture_request_is_served() {
+        let store = Arc::new(MemoryStore::new());
+        let ws = WorkspaceId::parse("demo").unwrap();
+        let conv = domain::ConversationId::parse("01JD3XQ7Z9K2M4N6P8R0S2T4V6").unwrap();
+        store::contract::seed_queued_reply(store.as_ref(), &ws, "+14155552671", Some(conv), None).await;
+        let deps = Deps {
+            replies: store.clone(),
+            reader: store,
+            outbound: Arc::new(MemoryQueue::new()),
+            auth: Authenticator::new("fixture-jwt-secret"),
+        };
+        let req = lambda_http::request::from_str(include_str!("../../../events/api-send-message/reply.json")).unwrap();
+        let res = handle(&deps, req).await.unwrap();
+        assert_eq!(res.status(), 202);
     }
 }

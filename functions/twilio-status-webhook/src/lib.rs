@@ -78,10 +78,10 @@ async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::model::{DeliveryStatus, Direction};
-    use domain::ports::{ConversationReader, Order};
+    use domain::model::DeliveryStatus;
+    use domain::ports::ConversationReader;
     use queue::memory::MemoryQueue;
-    use store::contract::seed_conversation;
+    use store::contract::seed_queued_reply;
     use store::MemoryStore;
 
     const TOKEN: &str = "test-auth-token";
@@ -111,28 +111,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let q = Arc::new(MemoryQueue::new());
         let ws = WorkspaceId::parse("acme").unwrap();
-        let (_, conv) = seed_conversation(store.as_ref(), &ws, 1, time::OffsetDateTime::now_utc()).await;
-        // An outbound message in the queued state, as the reply API leaves it.
-        let inbound = store.messages(&ws, conv.id, Order::Oldest, 1, None).await.unwrap().items.remove(0);
-        let mut out = inbound.clone();
-        out.id = MessageId::new();
-        out.direction = Direction::Outbound;
-        out.status = DeliveryStatus::Queued;
-        let mut c2 = store.conversation(&ws, conv.id).await.unwrap().unwrap();
-        let v = c2.version;
-        c2.record_outbound(time::OffsetDateTime::now_utc());
-        domain::ports::InboundStore::commit_inbound(
-            store.as_ref(),
-            domain::ports::InboundCommit {
-                new_contact: None,
-                conversation: domain::ports::ConversationWrite::Update { conversation: c2, expected_version: v },
-                message: out.clone(),
-                provider: "test".into(),
-                provider_message_id: "x".into(),
-            },
-        )
-        .await
-        .unwrap();
+        let (conv, out) = seed_queued_reply(store.as_ref(), &ws, "+14155552671", None, None).await;
         let deps =
             Deps { store: store.clone(), notifications: q.clone(), auth_token: TOKEN.into(), public_base_url: None };
         let query = format!("ws=acme&conv={}&msg={}", conv.id, out.id);
@@ -154,5 +133,23 @@ mod tests {
 
         let no_ids = signed("", &[("MessageSid", sid), ("MessageStatus", "read")]);
         assert_eq!(handle(&deps, no_ids).await.unwrap().status(), 400);
+    }
+
+    const FIXTURE: &str = include_str!("../../../events/twilio-status-webhook/status-delivered.json");
+
+    #[tokio::test]
+    async fn the_fixture_callback_delivers_its_message() {
+        let store = Arc::new(MemoryStore::new());
+        let ws = WorkspaceId::parse("demo").unwrap();
+        let conv = ConversationId::parse("01JD3XQ7Z9K2M4N6P8R0S2T4V6").unwrap();
+        let msg = MessageId::parse("01JD3XR1A3C5E7G9J1K3M5N7P9").unwrap();
+        seed_queued_reply(store.as_ref(), &ws, "+14155552671", Some(conv), Some(msg)).await;
+        let q = Arc::new(MemoryQueue::new());
+        let deps =
+            Deps { store: store.clone(), notifications: q.clone(), auth_token: TOKEN.into(), public_base_url: None };
+        let req = lambda_http::request::from_str(FIXTURE).unwrap();
+        assert_eq!(handle(&deps, req).await.unwrap().status(), 200);
+        assert_eq!(store.message(&ws, conv, msg).await.unwrap().unwrap().status, DeliveryStatus::Delivered);
+        assert_eq!(q.sent().len(), 1);
     }
 }

@@ -60,22 +60,17 @@ const CAPACITY_OPS: [&str; 10] = [
     "BatchWriteItem",
 ];
 
-fn units(v: &serde_json::Value) -> (f64, f64) {
-    let one = |c: &serde_json::Value| {
-        let total = c["CapacityUnits"].as_f64().unwrap_or(0.0);
-        let read = c["ReadCapacityUnits"].as_f64().unwrap_or(0.0);
-        let write = c["WriteCapacityUnits"].as_f64().unwrap_or(0.0);
-        // DynamoDB Local reports CapacityUnits, sometimes without the read/write split.
-        if read == 0.0 && write == 0.0 {
-            (total, 0.0)
-        } else {
-            (read, write)
-        }
+/// Capacity units of one response, split into reads and writes by the operation: DynamoDB Local
+/// reports only `CapacityUnits`, not the read/write split AWS gives.
+fn units(op: &str, v: &serde_json::Value) -> (f64, f64) {
+    let total = match &v["ConsumedCapacity"] {
+        serde_json::Value::Array(a) => a.iter().map(|c| c["CapacityUnits"].as_f64().unwrap_or(0.0)).sum(),
+        c @ serde_json::Value::Object(_) => c["CapacityUnits"].as_f64().unwrap_or(0.0),
+        _ => 0.0,
     };
-    match &v["ConsumedCapacity"] {
-        serde_json::Value::Array(a) => a.iter().map(one).fold((0.0, 0.0), |x, y| (x.0 + y.0, x.1 + y.1)),
-        c @ serde_json::Value::Object(_) => one(c),
-        _ => (0.0, 0.0),
+    match op {
+        "GetItem" | "Query" | "Scan" | "TransactGetItems" | "BatchGetItem" => (total, 0.0),
+        _ => (0.0, total),
     }
 }
 
@@ -112,7 +107,7 @@ async fn forward(State(p): State<Arc<Proxy>>, method: Method, uri: Uri, headers:
     let res_headers = res.headers().clone();
     let bytes = res.bytes().await.unwrap_or_default();
     let (read, write) = if is_capacity_op {
-        serde_json::from_slice::<serde_json::Value>(&bytes).map(|v| units(&v)).unwrap_or((0.0, 0.0))
+        serde_json::from_slice::<serde_json::Value>(&bytes).map(|v| units(&op, &v)).unwrap_or((0.0, 0.0))
     } else {
         (0.0, 0.0)
     };

@@ -57,6 +57,11 @@ impl Authenticator {
         Self { decoding: DecodingKey::from_secret(secret.as_bytes()), validation }
     }
 
+    /// From the `JWT_SECRET` secret (Secrets Manager in AWS, the environment locally).
+    pub async fn from_config(config: &crate::Config) -> Result<Self, crate::ConfigError> {
+        Ok(Self::new(&config.secret("JWT_SECRET").await?))
+    }
+
     pub fn verify_token(&self, token: &str) -> Result<Principal, ApiError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?;

@@ -291,6 +291,62 @@ fn reply(ws: &WorkspaceId, conv: &Conversation, agent: &AgentId, at: OffsetDateT
     }
 }
 
+/// A conversation with one inbound message and one queued agent reply to `to`, as the reply API
+/// leaves it; ids are random unless given (fixtures name theirs).
+pub async fn seed_queued_reply<S: Store>(
+    s: &S,
+    ws: &WorkspaceId,
+    to: &str,
+    conversation: Option<domain::ConversationId>,
+    message: Option<MessageId>,
+) -> (Conversation, Message) {
+    let at = now();
+    let contact = Contact::new(ws.clone(), phone((ulid::Ulid::new().random() % 10_000) as u32), None, at);
+    let mut conv = Conversation::start(ws.clone(), &contact, at);
+    if let Some(id) = conversation {
+        conv.id = id;
+    }
+    conv.record_inbound(route(), at);
+    s.commit_inbound(InboundCommit {
+        new_contact: Some(contact.clone()),
+        conversation: ConversationWrite::Create { conversation: conv.clone(), replaces: None },
+        message: inbound_message(ws, &conv, &contact, at),
+        provider: "twilio".into(),
+        provider_message_id: format!("SM{}", ulid::Ulid::new()),
+    })
+    .await
+    .expect("seed inbound");
+    let agent = AgentId::parse("alice").unwrap();
+    let mut msg = reply(ws, &conv, &agent, at);
+    if let Some(id) = message {
+        msg.id = id;
+    }
+    msg.route.contact_address = to.to_owned();
+    let mut next = conv.clone();
+    next.record_outbound(at);
+    let record = IdempotencyRecord {
+        workspace: ws.clone(),
+        agent,
+        key: IdempotencyKey::parse(&format!("seed-{}", msg.id)).unwrap(),
+        request_hash: "seed".into(),
+        status_code: 202,
+        response: serde_json::json!({}),
+        conversation_id: conv.id,
+        message_id: msg.id,
+        enqueued: true,
+        created_at: at,
+    };
+    s.commit_reply(ReplyCommit {
+        conversation: next.clone(),
+        expected_version: conv.version,
+        message: msg.clone(),
+        idempotency: record,
+    })
+    .await
+    .expect("seed reply");
+    (next, msg)
+}
+
 async fn commit_reply<S: Store>(
     s: &S,
     ws: &WorkspaceId,
