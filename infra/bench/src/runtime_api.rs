@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -20,21 +21,28 @@ pub enum Outcome {
     InitError(String),
 }
 
+/// What the runtime answered, and when it first polled for work.
+pub type Finished = (Outcome, Option<Instant>);
+
 struct Rt {
     event: String,
     served: AtomicBool,
-    done: Mutex<Option<oneshot::Sender<Outcome>>>,
+    /// When the runtime first asked for work: the end of its init phase.
+    first_poll: Mutex<Option<Instant>>,
+    done: Mutex<Option<oneshot::Sender<Finished>>>,
 }
 
 impl Rt {
     fn finish(&self, o: Outcome) {
+        let first_poll = *self.first_poll.lock().expect("lock");
         if let Some(tx) = self.done.lock().expect("lock").take() {
-            let _ = tx.send(o);
+            let _ = tx.send((o, first_poll));
         }
     }
 }
 
 async fn next(State(rt): State<Arc<Rt>>) -> axum::response::Response {
+    rt.first_poll.lock().expect("lock").get_or_insert_with(Instant::now);
     if rt.served.swap(true, Ordering::SeqCst) {
         // One invocation per cold start: afterwards the environment is "frozen".
         futures::future::pending::<()>().await;
@@ -67,10 +75,16 @@ async fn init_error(State(rt): State<Arc<Rt>>, body: Bytes) -> StatusCode {
     StatusCode::ACCEPTED
 }
 
-/// Serves one invocation of `event`; returns the address and the outcome to await.
-pub async fn serve_one(event: String) -> std::io::Result<(SocketAddr, oneshot::Receiver<Outcome>)> {
+/// Serves one invocation of `event`; returns the address and the outcome to await, with the time
+/// of the runtime's first poll.
+pub async fn serve_one(event: String) -> std::io::Result<(SocketAddr, oneshot::Receiver<Finished>)> {
     let (tx, rx) = oneshot::channel();
-    let rt = Arc::new(Rt { event, served: AtomicBool::new(false), done: Mutex::new(Some(tx)) });
+    let rt = Arc::new(Rt {
+        event,
+        served: AtomicBool::new(false),
+        first_poll: Mutex::new(None),
+        done: Mutex::new(Some(tx)),
+    });
     let app = axum::Router::new()
         .route("/2018-06-01/runtime/invocation/next", get(next))
         .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
