@@ -28,6 +28,8 @@ pub struct Deps {
     pub reader: Arc<dyn ConversationReader>,
     pub outbound: Arc<dyn OutboundQueue>,
     pub auth: Authenticator,
+    /// The most SMS segments one reply may take (each is billed).
+    pub max_sms_segments: u32,
 }
 
 impl Deps {
@@ -42,6 +44,7 @@ impl Deps {
                 config.required("OUTBOUND_QUEUE_URL")?,
             )),
             auth: Authenticator::from_config(config).await?,
+            max_sms_segments: config.parse("MAX_SMS_SEGMENTS", 10u32)?,
         })
     }
 }
@@ -58,19 +61,38 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(send(deps, &req).await))
 }
 
-/// Text limits per channel, checked before anything is stored or queued.
-fn check_constraints(channel: Channel, text: &str) -> Result<(), ApiError> {
-    let chars = text.chars().count();
-    let max = match channel {
-        Channel::Sms => twilio::MAX_BODY_CHARS,
-        other => {
-            return Err(ApiError::Unprocessable(format!("replies on {other} are not supported by this deployment yet")))
-        }
-    };
-    if chars > max {
-        return Err(ApiError::Unprocessable(format!("text is {chars} characters; {channel} allows at most {max}")));
+/// Channel limits, checked before anything is stored or queued. Returns what the channel adapter
+/// learned about the text (for SMS: encoding and segments), kept in the message's metadata.
+fn check_constraints(
+    deps: &Deps,
+    channel: Channel,
+    text: &str,
+) -> Result<BTreeMap<String, serde_json::Value>, ApiError> {
+    if channel != Channel::Sms {
+        return Err(ApiError::Unprocessable(format!("replies on {channel} are not supported by this deployment yet")));
     }
-    Ok(())
+    let chars = text.chars().count();
+    if chars > twilio::MAX_BODY_CHARS {
+        return Err(ApiError::Unprocessable(format!(
+            "text is {chars} characters; SMS allows at most {}",
+            twilio::MAX_BODY_CHARS
+        )));
+    }
+    let s = domain::sms::segment(text);
+    if s.segments > deps.max_sms_segments {
+        let why = match s.ucs2_because_of {
+            Some(c) => format!(" (UCS-2, 67 characters a part, because of {c:?})"),
+            None => " (GSM-7, 153 characters a part)".to_owned(),
+        };
+        return Err(ApiError::Unprocessable(format!(
+            "text needs {} SMS segments{why}; this workspace allows at most {}",
+            s.segments, deps.max_sms_segments
+        )));
+    }
+    Ok(BTreeMap::from([
+        ("sms_encoding".to_owned(), serde_json::to_value(s.encoding).unwrap_or_default()),
+        ("sms_segments".to_owned(), s.segments.into()),
+    ]))
 }
 
 fn request_hash(req: &Request) -> String {
@@ -108,8 +130,9 @@ async fn send(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no conversation {conversation_id}")))?;
         let route = conversation.reply_route(draft.channel).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-        check_constraints(route.channel, &draft.text)?;
-        let record = match commit(deps, &who, &key, &hash, conversation, route, &draft.text).await {
+        let metadata = check_constraints(deps, route.channel, &draft.text)?;
+        let reply = Reply { route, text: &draft.text, metadata };
+        let record = match commit(deps, &who, &key, &hash, conversation, reply).await {
             Ok(r) => r,
             // Duplicate: a concurrent request with this key won; the next turn replays it.
             // Conflict: the conversation changed under us; the next turn re-reads it.
@@ -121,15 +144,22 @@ async fn send(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     Err(ApiError::Conflict("the conversation is changing too fast; retry with the same Idempotency-Key".into()))
 }
 
+/// A checked reply: where it goes, what it says, what the channel adapter noted about it.
+struct Reply<'a> {
+    route: domain::Route,
+    text: &'a str,
+    metadata: BTreeMap<String, serde_json::Value>,
+}
+
 async fn commit(
     deps: &Deps,
     who: &Principal,
     key: &IdempotencyKey,
     hash: &str,
     conversation: domain::Conversation,
-    route: domain::Route,
-    text: &str,
+    reply: Reply<'_>,
 ) -> Result<IdempotencyRecord, StoreError> {
+    let Reply { route, text, metadata } = reply;
     let now = time::OffsetDateTime::now_utc();
     let message = Message {
         id: MessageId::new(),
@@ -153,7 +183,7 @@ async fn commit(
             error_code: None,
             error_message: None,
         }],
-        metadata: BTreeMap::new(),
+        metadata,
     };
     let record = IdempotencyRecord {
         workspace: who.workspace.clone(),
@@ -224,6 +254,7 @@ mod tests {
             reader: store.clone(),
             outbound: queue.clone(),
             auth: Authenticator::new("s"),
+            max_sms_segments: 10,
         };
         World { deps, store, queue, conv: conv.id, ws }
     }
@@ -307,13 +338,22 @@ mod tests {
         let long = format!(r#"{{"text":"{}"}}"#, "x".repeat(1601));
         assert_eq!(status(handle(&w.deps, post(&w, Some("k"), &long)).await), 422);
         assert_eq!(status(handle(&w.deps, post(&w, Some("k"), r#"{"text":"hi","channel":"email"}"#)).await), 422);
+        // 11 GSM-7 parts: over the default maximum of 10 segments.
+        let eleven = format!(r#"{{"text":"{}"}}"#, "x".repeat(153 * 10 + 1));
+        assert_eq!(status(handle(&w.deps, post(&w, Some("k"), &eleven)).await), 422);
+        // Four emoji-laden parts are fine; the reply records its encoding and segments.
+        let emoji = format!(r#"{{"text":"{}"}}"#, "😀".repeat(100));
+        let res = handle(&w.deps, post(&w, Some("k4"), &emoji)).await.unwrap();
+        assert_eq!(res.status(), 202);
+        assert_eq!(body(&res)["message"]["metadata"]["sms_segments"], 4);
+        assert_eq!(body(&res)["message"]["metadata"]["sms_encoding"], "ucs2");
         assert_eq!(status(handle(&w.deps, post(&w, Some("k3"), r#"{"text":"a"}"#)).await), 202);
         assert_eq!(
             status(handle(&w.deps, post(&w, Some("k3"), r#"{"text":"b"}"#)).await),
             422,
             "key reused for another body"
         );
-        assert!(w.queue.sent().len() == 1);
+        assert_eq!(w.queue.sent().len(), 2);
     }
 
     #[tokio::test]
@@ -327,6 +367,7 @@ mod tests {
             reader: store,
             outbound: Arc::new(MemoryQueue::new()),
             auth: Authenticator::new("fixture-jwt-secret"),
+            max_sms_segments: 10,
         };
         let req = lambda_http::request::from_str(include_str!("../../../events/api-send-message/reply.json")).unwrap();
         let res = handle(&deps, req).await.unwrap();

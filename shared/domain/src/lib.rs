@@ -10,6 +10,7 @@ pub mod events;
 pub mod ids;
 pub mod model;
 pub mod ports;
+pub mod sms;
 pub mod threading;
 
 pub use address::{EmailAddress, PhoneNumber};
