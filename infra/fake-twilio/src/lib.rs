@@ -148,7 +148,7 @@ async fn create_message(
     if !authorised(&inner, &headers, &account) {
         return answer(twilio_error(401, 20003, "Authenticate"));
     }
-    let form: Vec<(String, String)> = serde_urlencoded_parse(&body);
+    let form: Vec<(String, String)> = domain::channels::twilio::parse_form(body.as_bytes()).unwrap_or_default();
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let mut record = Received { account_sid: account.clone(), form: form.clone(), sid: None };
     let scripted = inner.scripted.lock().expect("lock").pop_front();
@@ -207,10 +207,6 @@ async fn create_message(
             (StatusCode::CREATED, Json(resource)).into_response()
         }
     }
-}
-
-fn serde_urlencoded_parse(body: &str) -> Vec<(String, String)> {
-    domain::channels::twilio::parse_form(body.as_bytes()).unwrap_or_default()
 }
 
 /// Posts a status callback for an accepted message, signed exactly as Twilio signs webhooks.

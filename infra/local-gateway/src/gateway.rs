@@ -270,6 +270,7 @@ impl Stack {
             .with_context(|| format!("binding {}", opts.http_addr))?;
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
+        let mappings = template.sqs_mappings()?;
         let config_for = |binary: &str| -> Result<Config> {
             let mut vars: Vec<(String, String)> = vec![
                 ("TABLE_NAME".into(), provisioned.table.clone()),
@@ -287,7 +288,7 @@ impl Stack {
                     .ok_or_else(|| anyhow!("{binary}: {var} names unknown queue {queue}"))?;
                 vars.push((var, url.clone()));
             }
-            if let Some(m) = template.sqs_mappings()?.iter().find(|m| m.binary == binary) {
+            if let Some(m) = mappings.iter().find(|m| m.binary == binary) {
                 if let Some(max) = provisioned.max_receives.get(&m.queue_logical_id) {
                     vars.push(("MAX_RECEIVES".into(), max.to_string()));
                 }
@@ -309,7 +310,7 @@ impl Stack {
         })];
 
         let sqs = aws_sdk_sqs::Client::new(aws);
-        for mapping in template.sqs_mappings()? {
+        for mapping in &mappings {
             let f = sqs_function(&mapping.binary, &config_for(&mapping.binary)?, aws).await?;
             let url = provisioned
                 .queue_urls
@@ -317,7 +318,7 @@ impl Stack {
                 .cloned()
                 .ok_or_else(|| anyhow!("unknown queue"))?;
             let arn = provisioned.queue_arns.get(&mapping.queue_logical_id).cloned().unwrap_or_default();
-            tasks.push(tokio::spawn(poll(sqs.clone(), url, arn, mapping, f, opts.poll_wait_secs)));
+            tasks.push(tokio::spawn(poll(sqs.clone(), url, arn, mapping.clone(), f, opts.poll_wait_secs)));
         }
         Ok(Stack { base_url, provisioned, tasks })
     }

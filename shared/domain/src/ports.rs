@@ -231,13 +231,6 @@ pub trait DeliveryStore: Send + Sync {
         id: MessageId,
         event: &DeliveryEvent,
     ) -> Result<bool, StoreError>;
-    /// Which of our messages a provider id belongs to.
-    async fn message_by_provider_id(
-        &self,
-        ws: &WorkspaceId,
-        provider: &str,
-        provider_message_id: &str,
-    ) -> Result<Option<(ConversationId, MessageId)>, StoreError>;
 }
 
 #[async_trait]

@@ -440,7 +440,7 @@ pub async fn delivery_status_only_moves_forward<S: Store>(s: &S) {
         "accepted by the provider: a redelivery has nothing to do"
     );
     assert_eq!(
-        s.message_by_provider_id(&ws, "twilio", "SMstatus000000000000000000000000").await.unwrap(),
+        s.provider_message(&ws, "twilio", "SMstatus000000000000000000000000").await.unwrap(),
         Some((conv.id, msg.id))
     );
     let ev = |status| DeliveryEvent { status, at, error_code: None, error_message: None };

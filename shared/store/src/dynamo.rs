@@ -241,7 +241,10 @@ impl InboundStore for DynamoStore {
         provider: &str,
         id: &str,
     ) -> Result<Option<(ConversationId, MessageId)>, StoreError> {
-        self.message_by_provider_id(ws, provider, id).await
+        Ok(self
+            .get_as::<ProviderPointer>("provider message", &keys::provider_message(ws, provider, id))
+            .await?
+            .map(|p| (p.conversation_id, p.message_id)))
     }
 
     async fn contact_by_identity(&self, ws: &WorkspaceId, identity: &Identity) -> Result<Option<Contact>, StoreError> {
@@ -544,17 +547,5 @@ impl DeliveryStore for DynamoStore {
         event: &DeliveryEvent,
     ) -> Result<bool, StoreError> {
         Ok(self.set_status(&keys::message(ws, conv, id), event, "status_rank < :rank", HashMap::new()).await?.is_some())
-    }
-
-    async fn message_by_provider_id(
-        &self,
-        ws: &WorkspaceId,
-        provider: &str,
-        provider_message_id: &str,
-    ) -> Result<Option<(ConversationId, MessageId)>, StoreError> {
-        Ok(self
-            .get_as::<ProviderPointer>("provider message", &keys::provider_message(ws, provider, provider_message_id))
-            .await?
-            .map(|p| (p.conversation_id, p.message_id)))
     }
 }

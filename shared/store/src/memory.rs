@@ -87,12 +87,9 @@ impl State {
     }
 }
 
-fn paginate<T: Clone>(sorted: Vec<(String, T)>, after: Option<&str>, limit: u16) -> (Vec<T>, Option<String>) {
+/// The first `limit` of `rest` (already sorted and past the cursor), and the next cursor if more remain.
+fn paginate<T>(rest: Vec<(String, T)>, limit: u16) -> (Vec<T>, Option<String>) {
     let limit = usize::from(limit.max(1));
-    let rest: Vec<(String, T)> = match after {
-        None => sorted,
-        Some(a) => sorted.into_iter().skip_while(|(k, _)| k.as_str() != a).skip(1).collect(),
-    };
     let more = rest.len() > limit;
     let page: Vec<(String, T)> = rest.into_iter().take(limit).collect();
     let next = if more { page.last().map(|(k, _)| k.clone()) } else { None };
@@ -206,7 +203,7 @@ impl ConversationReader for MemoryStore {
             None => matching,
             Some(a) => matching.into_iter().filter(|(k, _)| k < a).collect(),
         };
-        let (items, next) = paginate(rest, None, q.limit);
+        let (items, next) = paginate(rest, q.limit);
         Ok(Page { items, next: next.map(|k| keys::encode_cursor(&k)) })
     }
 
@@ -237,7 +234,7 @@ impl ConversationReader for MemoryStore {
                 all.into_iter().filter(|(_, m)| if order == Order::Oldest { m.id > a } else { m.id < a }).collect()
             }
         };
-        let (items, next) = paginate(rest, None, limit);
+        let (items, next) = paginate(rest, limit);
         Ok(Page { items, next: next.map(|k| keys::encode_cursor(&k)) })
     }
 
@@ -368,14 +365,5 @@ impl DeliveryStore for MemoryStore {
             }
             _ => false,
         }))
-    }
-
-    async fn message_by_provider_id(
-        &self,
-        ws: &WorkspaceId,
-        provider: &str,
-        provider_message_id: &str,
-    ) -> Result<Option<(ConversationId, MessageId)>, StoreError> {
-        Ok(self.with(|s| s.provider_messages.get(&keys::provider_message(ws, provider, provider_message_id)).copied()))
     }
 }
