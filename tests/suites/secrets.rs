@@ -12,10 +12,10 @@ async fn a_secret_arn_is_resolved_through_secrets_manager() {
     let arn = created.arn.unwrap();
 
     let config = kit::Config::from_map([("JWT_SECRET_SECRET_ARN", arn.as_str())]);
-    assert_eq!(config.secret("JWT_SECRET").await.unwrap(), "s3cret-from-secrets-manager");
+    assert_eq!(config.secret("JWT_SECRET", &aws).await.unwrap(), "s3cret-from-secrets-manager");
 
     // An ARN that does not exist fails the cold start with the secret's name, not later.
     let missing = kit::Config::from_map([("JWT_SECRET_SECRET_ARN", format!("{arn}-gone"))]);
-    let err = missing.secret("JWT_SECRET").await.unwrap_err();
+    let err = missing.secret("JWT_SECRET", &aws).await.unwrap_err();
     assert!(err.to_string().contains("JWT_SECRET"), "{err}");
 }

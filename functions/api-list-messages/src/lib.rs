@@ -21,7 +21,7 @@ impl Deps {
                 aws_sdk_dynamodb::Client::new(aws),
                 config.required("TABLE_NAME")?,
             )),
-            auth: Authenticator::from_config(config).await?,
+            auth: Authenticator::from_config(config, aws).await?,
         })
     }
 }

@@ -43,7 +43,7 @@ impl Deps {
                 aws_sdk_sqs::Client::new(aws),
                 config.required("OUTBOUND_QUEUE_URL")?,
             )),
-            auth: Authenticator::from_config(config).await?,
+            auth: Authenticator::from_config(config, aws).await?,
             max_sms_segments: config.parse("MAX_SMS_SEGMENTS", 10u32)?,
         })
     }

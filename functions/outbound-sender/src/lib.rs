@@ -97,7 +97,7 @@ impl Deps {
                 http,
                 base_url: config.optional("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
                 account_sid: config.required("TWILIO_ACCOUNT_SID")?,
-                auth_token: config.secret("TWILIO_AUTH_TOKEN").await?,
+                auth_token: config.secret("TWILIO_AUTH_TOKEN", aws).await?,
             },
             public_base_url: config.required("PUBLIC_BASE_URL")?,
             retry: RetryPolicy {

@@ -26,7 +26,7 @@ impl Deps {
         Ok(Self {
             directory: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), table)),
             queue: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), queue_url)),
-            auth_token: config.secret("TWILIO_AUTH_TOKEN").await?,
+            auth_token: config.secret("TWILIO_AUTH_TOKEN", aws).await?,
             public_base_url: config.optional("PUBLIC_BASE_URL"),
         })
     }

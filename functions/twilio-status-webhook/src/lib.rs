@@ -30,7 +30,7 @@ impl Deps {
                 aws_sdk_sqs::Client::new(aws),
                 config.required("NOTIFICATION_QUEUE_URL")?,
             )),
-            auth_token: config.secret("TWILIO_AUTH_TOKEN").await?,
+            auth_token: config.secret("TWILIO_AUTH_TOKEN", aws).await?,
             public_base_url: config.optional("PUBLIC_BASE_URL"),
         })
     }

@@ -58,8 +58,8 @@ impl Authenticator {
     }
 
     /// From the `JWT_SECRET` secret (Secrets Manager in AWS, the environment locally).
-    pub async fn from_config(config: &crate::Config) -> Result<Self, crate::ConfigError> {
-        Ok(Self::new(&config.secret("JWT_SECRET").await?))
+    pub async fn from_config(config: &crate::Config, aws: &aws_config::SdkConfig) -> Result<Self, crate::ConfigError> {
+        Ok(Self::new(&config.secret("JWT_SECRET", aws).await?))
     }
 
     pub fn verify_token(&self, token: &str) -> Result<Principal, ApiError> {

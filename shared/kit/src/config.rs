@@ -54,38 +54,37 @@ impl Config {
     }
 
     /// A secret: `<NAME>_SECRET_ARN` names a Secrets Manager secret (how the template deploys it), or,
-    /// for local runs only, `<NAME>` holds the value itself.
-    pub async fn secret(&self, name: &str) -> Result<String, ConfigError> {
+    /// for local runs only, `<NAME>` holds the value itself. `aws` is the SDK configuration the
+    /// function already loaded at cold start.
+    pub async fn secret(&self, name: &str, aws: &aws_config::SdkConfig) -> Result<String, ConfigError> {
         let arn_var = format!("{name}_SECRET_ARN");
         if let Some(arn) = self.optional(&arn_var) {
-            return self.fetch_secret(name, &arn).await;
+            return fetch_secret(aws, name, &arn).await;
         }
         self.optional(name).ok_or_else(|| ConfigError::Missing(format!("{arn_var} (or {name} for local runs)")))
     }
+}
 
-    #[cfg(feature = "secrets")]
-    async fn fetch_secret(&self, name: &str, arn: &str) -> Result<String, ConfigError> {
-        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let client = aws_sdk_secretsmanager::Client::new(&conf);
-        let out = client
-            .get_secret_value()
-            .secret_id(arn)
-            .send()
-            .await
-            .map_err(|e| ConfigError::Secret { name: name.to_owned(), source: Box::new(e) })?;
-        out.secret_string.filter(|s| !s.is_empty()).ok_or_else(|| ConfigError::Invalid {
-            name: name.to_owned(),
-            reason: "the secret has no string value".into(),
-        })
-    }
+#[cfg(feature = "secrets")]
+async fn fetch_secret(aws: &aws_config::SdkConfig, name: &str, arn: &str) -> Result<String, ConfigError> {
+    let client = aws_sdk_secretsmanager::Client::new(aws);
+    let out = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| ConfigError::Secret { name: name.to_owned(), source: Box::new(e) })?;
+    out.secret_string
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ConfigError::Invalid { name: name.to_owned(), reason: "the secret has no string value".into() })
+}
 
-    #[cfg(not(feature = "secrets"))]
-    async fn fetch_secret(&self, name: &str, _arn: &str) -> Result<String, ConfigError> {
-        Err(ConfigError::Invalid {
-            name: name.to_owned(),
-            reason: "this build reads secrets from the environment only (enable the kit's `secrets` feature)".into(),
-        })
-    }
+#[cfg(not(feature = "secrets"))]
+async fn fetch_secret(_aws: &aws_config::SdkConfig, name: &str, _arn: &str) -> Result<String, ConfigError> {
+    Err(ConfigError::Invalid {
+        name: name.to_owned(),
+        reason: "this build reads secrets from the environment only (enable the kit's `secrets` feature)".into(),
+    })
 }
 
 #[cfg(test)]
@@ -105,9 +104,10 @@ mod tests {
 
     #[tokio::test]
     async fn local_secrets_come_from_the_environment() {
+        let aws = aws_config::SdkConfig::builder().build();
         let c = Config::from_map([("JWT_SECRET", "s3cret")]);
-        assert_eq!(c.secret("JWT_SECRET").await.unwrap(), "s3cret");
-        let err = Config::default().secret("JWT_SECRET").await.unwrap_err();
+        assert_eq!(c.secret("JWT_SECRET", &aws).await.unwrap(), "s3cret");
+        let err = Config::default().secret("JWT_SECRET", &aws).await.unwrap_err();
         assert!(err.to_string().contains("JWT_SECRET_SECRET_ARN"));
     }
 }
