@@ -30,6 +30,11 @@ impl PhoneNumber {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// The number's country (ISO 3166 alpha-2, `US`), for pricing; `None` for non-geographic codes.
+    pub fn country(&self) -> Option<String> {
+        let parsed = phonenumber::parse(None, &self.0).ok()?;
+        parsed.country().id().map(|id| id.as_ref().to_owned())
+    }
 }
 
 impl TryFrom<String> for PhoneNumber {

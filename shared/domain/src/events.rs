@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::finance::ledger::Month;
+use crate::finance::{BudgetScope, Currency, Micros, Usage};
 use crate::ids::{ConversationId, MessageId, WorkspaceId};
 use crate::model::{Attachment, Channel, DeliveryStatus, Direction, Identity};
 
@@ -29,6 +31,9 @@ pub struct InboundMessage {
     pub received_at: OffsetDateTime,
     #[serde(default)]
     pub metadata: BTreeMap<String, serde_json::Value>,
+    /// AWS usage spent on the message before it reached the queue (the webhook).
+    #[serde(default, skip_serializing_if = "Usage::is_empty")]
+    pub usage: Usage,
 }
 
 impl InboundMessage {
@@ -50,21 +55,51 @@ pub enum InboundEvent {
     Message(InboundMessage),
 }
 
-/// An agent reply stored as queued, to be sent by the outbound sender.
+/// What the outbound sender does with a message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboundTask {
+    /// Send a queued reply.
+    #[default]
+    Send,
+    /// Ask the provider what a finished message cost and reconcile it with the estimate.
+    FetchPrice,
+}
+
+/// Work for the outbound sender: a reply stored as queued, or a price to fetch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboundJob {
     pub workspace: WorkspaceId,
     pub conversation_id: ConversationId,
     pub message_id: MessageId,
+    #[serde(default)]
+    pub task: OutboundTask,
+    /// AWS usage spent on the message before this job (the API request that created it).
+    #[serde(default, skip_serializing_if = "Usage::is_empty")]
+    pub usage: Usage,
 }
 
 impl OutboundJob {
-    /// One group per conversation: replies in one conversation leave in the order agents sent them.
+    pub fn send(workspace: WorkspaceId, conversation_id: ConversationId, message_id: MessageId, usage: Usage) -> Self {
+        Self { workspace, conversation_id, message_id, task: OutboundTask::Send, usage }
+    }
+    pub fn fetch_price(workspace: WorkspaceId, conversation_id: ConversationId, message_id: MessageId) -> Self {
+        Self { workspace, conversation_id, message_id, task: OutboundTask::FetchPrice, usage: Usage::default() }
+    }
+    /// Sends: one group per conversation, so replies in one conversation leave in the order agents
+    /// sent them. Price lookups: one group per message, so a price not yet known (retried later)
+    /// never holds up a conversation's replies.
     pub fn group_id(&self) -> String {
-        format!("{}:{}", self.workspace, self.conversation_id)
+        match self.task {
+            OutboundTask::Send => format!("{}:{}", self.workspace, self.conversation_id),
+            OutboundTask::FetchPrice => format!("{}:price:{}", self.workspace, self.message_id),
+        }
     }
     pub fn dedup_id(&self) -> String {
-        self.message_id.to_string()
+        match self.task {
+            OutboundTask::Send => self.message_id.to_string(),
+            OutboundTask::FetchPrice => format!("price:{}", self.message_id),
+        }
     }
 }
 
@@ -85,14 +120,26 @@ pub enum Notification {
         message_id: MessageId,
         status: DeliveryStatus,
     },
+    /// A budget's spend reached one of its thresholds this month: for supervisors and for outbound
+    /// webhooks. Emitted once per (month, scope, threshold).
+    BudgetThresholdReached {
+        workspace: WorkspaceId,
+        month: Month,
+        scope: BudgetScope,
+        threshold_percent: u8,
+        spent_micros: Micros,
+        limit_micros: Micros,
+        currency: Currency,
+        hard_stop: bool,
+    },
 }
 
 impl Notification {
     pub fn workspace(&self) -> &WorkspaceId {
         match self {
-            Notification::MessageCreated { workspace, .. } | Notification::DeliveryStatusChanged { workspace, .. } => {
-                workspace
-            }
+            Notification::MessageCreated { workspace, .. }
+            | Notification::DeliveryStatusChanged { workspace, .. }
+            | Notification::BudgetThresholdReached { workspace, .. } => workspace,
         }
     }
     pub fn group_id(&self) -> String {
@@ -101,6 +148,7 @@ impl Notification {
             | Notification::DeliveryStatusChanged { workspace, conversation_id, .. } => {
                 format!("{workspace}:{conversation_id}")
             }
+            Notification::BudgetThresholdReached { workspace, .. } => format!("{workspace}:budget"),
         }
     }
     pub fn dedup_id(&self) -> String {
@@ -108,6 +156,9 @@ impl Notification {
             Notification::MessageCreated { message_id, .. } => format!("created:{message_id}"),
             Notification::DeliveryStatusChanged { message_id, status, .. } => {
                 format!("status:{message_id}:{}", status.as_str())
+            }
+            Notification::BudgetThresholdReached { month, scope, threshold_percent, .. } => {
+                format!("budget:{month}:{}:{threshold_percent}", scope.as_str())
             }
         }
     }

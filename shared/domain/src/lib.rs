@@ -7,6 +7,7 @@ pub mod channels;
 pub mod delivery;
 pub mod error;
 pub mod events;
+pub mod finance;
 pub mod ids;
 pub mod model;
 pub mod ports;

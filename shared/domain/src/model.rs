@@ -216,6 +216,9 @@ pub struct Conversation {
     pub priority: Priority,
     /// Where the customer last wrote from: the default route of a reply.
     pub last_inbound: Option<Route>,
+    /// When the customer last wrote (the WhatsApp and Messenger reply windows run from here).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_inbound_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub last_activity_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -226,7 +229,7 @@ pub struct Conversation {
     pub version: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Inbound,
@@ -299,6 +302,9 @@ pub struct Message {
     pub status_history: Vec<DeliveryEvent>,
     #[serde(default)]
     pub metadata: BTreeMap<String, serde_json::Value>,
+    /// What the message cost: estimate, AWS share and, once reported, the provider's price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::finance::MessageCost>,
 }
 
 impl Message {

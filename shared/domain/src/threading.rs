@@ -39,6 +39,7 @@ impl Conversation {
             assignee: None,
             priority: Priority::Normal,
             last_inbound: None,
+            last_inbound_at: None,
             last_activity_at: now,
             created_at: now,
             unread_count: 0,
@@ -54,6 +55,7 @@ impl Conversation {
         self.unread_count = self.unread_count.saturating_add(1);
         self.message_count = self.message_count.saturating_add(1);
         self.last_inbound = Some(route);
+        self.last_inbound_at = Some(self.last_inbound_at.map_or(at, |t| t.max(at)));
         self.last_activity_at = self.last_activity_at.max(at);
         self.version += 1;
     }

@@ -177,6 +177,7 @@ impl InboundSms {
             provider_timestamp: None,
             received_at,
             metadata: self.extra,
+            usage: crate::finance::Usage::default(),
         }
     }
 }
