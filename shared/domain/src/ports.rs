@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::events::{InboundEvent, Notification, OutboundJob};
+use crate::finance::ledger::{Counter, Grouping, Month};
+use crate::finance::ratecard::RateCard;
+use crate::finance::{Budget, BudgetScope, LedgerEntry, Totals};
 use crate::ids::{AgentId, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
 use crate::model::{Channel, Contact, Conversation, ConversationStatus, DeliveryEvent, Identity, Message};
 
@@ -78,6 +81,8 @@ pub struct InboundCommit {
     /// The provider's id for the message: stored once; a second commit with it is `Duplicate`.
     pub provider: String,
     pub provider_message_id: String,
+    /// The message's cost estimate, added to the ledger in the same transaction.
+    pub cost: Option<LedgerEntry>,
 }
 
 #[async_trait]
@@ -177,6 +182,8 @@ pub struct ReplyCommit {
     pub expected_version: u64,
     pub message: Message,
     pub idempotency: IdempotencyRecord,
+    /// The reply's cost estimate, added to the ledger in the same transaction.
+    pub cost: Option<LedgerEntry>,
 }
 
 #[async_trait]
@@ -222,6 +229,7 @@ pub trait DeliveryStore: Send + Sync {
         id: MessageId,
         provider: &str,
         provider_message_id: &str,
+        usage: Option<&LedgerEntry>,
     ) -> Result<(), StoreError>;
     /// Applies the event only if it moves the status forward; `Ok(false)` when it was stale.
     async fn advance_status(
@@ -246,4 +254,53 @@ pub trait OutboundQueue: Send + Sync {
 #[async_trait]
 pub trait NotificationQueue: Send + Sync {
     async fn publish(&self, event: &Notification) -> Result<(), QueueError>;
+}
+
+/// The cost ledger: immutable entries and the monthly counters they add to, always together.
+#[async_trait]
+pub trait CostLedger: Send + Sync {
+    /// Writes a later entry of a message (usage, actual price, failed fee), adds it to its counters
+    /// and to the message's cost summary, atomically. `Duplicate` when it was already written.
+    async fn record_cost(&self, entry: &LedgerEntry) -> Result<(), StoreError>;
+    /// A month's counters of one grouping (shards merged), in key order.
+    async fn counters(
+        &self,
+        ws: &WorkspaceId,
+        month: Month,
+        grouping: Grouping,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<Counter>, StoreError>;
+    /// What a budget scope spent in a month.
+    async fn spend(&self, ws: &WorkspaceId, month: Month, scope: BudgetScope) -> Result<Totals, StoreError>;
+    /// The entries of messages created on one day, in message order.
+    async fn entries(
+        &self,
+        ws: &WorkspaceId,
+        day: time::Date,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<LedgerEntry>, StoreError>;
+}
+
+/// A workspace's own rate-card versions (the built-in card is not stored).
+#[async_trait]
+pub trait RateCardStore: Send + Sync {
+    async fn rate_cards(&self, ws: &WorkspaceId) -> Result<Vec<RateCard>, StoreError>;
+    /// `Duplicate` when that version number exists: versions never change in place.
+    async fn create_rate_card(&self, ws: &WorkspaceId, card: &RateCard) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait BudgetStore: Send + Sync {
+    async fn budgets(&self, ws: &WorkspaceId) -> Result<Vec<Budget>, StoreError>;
+    async fn put_budget(&self, ws: &WorkspaceId, budget: &Budget) -> Result<(), StoreError>;
+    /// Marks a threshold alerted for the month: `true` only for the first caller.
+    async fn claim_alert(
+        &self,
+        ws: &WorkspaceId,
+        month: Month,
+        scope: BudgetScope,
+        threshold: u8,
+    ) -> Result<bool, StoreError>;
 }

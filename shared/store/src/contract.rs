@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use domain::model::*;
 use domain::ports::*;
-use domain::{AgentId, IdempotencyKey, MessageId, PhoneNumber, WorkspaceId};
+use domain::finance::ledger::{reconcile, Grouping, Month};
+use domain::finance::{Budget, BudgetScope, Currency, Dimension, EntryKind, LedgerEntry, MessageCost, RateCard, Totals};
+use domain::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, PhoneNumber, WorkspaceId};
 use time::OffsetDateTime;
 
 use crate::Store;
@@ -47,6 +49,7 @@ pub fn inbound_message(ws: &WorkspaceId, conv: &Conversation, contact: &Contact,
             error_message: None,
         }],
         metadata: BTreeMap::new(),
+        cost: None,
     }
 }
 
@@ -61,7 +64,7 @@ pub async fn seed_conversation<S: Store>(
     let mut conv = Conversation::start(ws.clone(), &contact, at);
     conv.record_inbound(route(), at);
     let msg = inbound_message(ws, &conv, &contact, at);
-    s.commit_inbound(InboundCommit {
+    s.commit_inbound(InboundCommit { cost: None,
         new_contact: Some(contact.clone()),
         conversation: ConversationWrite::Create { conversation: conv.clone(), replaces: None },
         message: msg,
@@ -97,7 +100,7 @@ pub async fn a_provider_message_is_stored_once<S: Store>(s: &S) {
     let contact = Contact::new(ws.clone(), phone(2), None, at);
     let mut conv = Conversation::start(ws.clone(), &contact, at);
     conv.record_inbound(route(), at);
-    let commit = |c: Conversation, m: Message, new: bool| InboundCommit {
+    let commit = |c: Conversation, m: Message, new: bool| InboundCommit { cost: None,
         new_contact: new.then(|| contact.clone()),
         conversation: if new {
             ConversationWrite::Create { conversation: c, replaces: None }
@@ -129,7 +132,7 @@ pub async fn a_claimed_identity_or_conversation_slot_conflicts<S: Store>(s: &S) 
     let mut conv = Conversation::start(ws.clone(), &loser, at);
     conv.record_inbound(route(), at);
     let res = s
-        .commit_inbound(InboundCommit {
+        .commit_inbound(InboundCommit { cost: None,
             new_contact: Some(loser.clone()),
             conversation: ConversationWrite::Create { conversation: conv.clone(), replaces: None },
             message: inbound_message(&ws, &conv, &loser, at),
@@ -151,7 +154,7 @@ pub async fn a_new_conversation_replaces_only_the_resolved_one<S: Store>(s: &S) 
         n.record_inbound(route(), at);
         n
     };
-    let commit = |conv: Conversation, replaces| InboundCommit {
+    let commit = |conv: Conversation, replaces| InboundCommit { cost: None,
         new_contact: None,
         message: inbound_message(&ws, &conv, &contact, at),
         conversation: ConversationWrite::Create { conversation: conv, replaces },
@@ -176,7 +179,7 @@ pub async fn stale_conversation_versions_conflict<S: Store>(s: &S) {
     next.record_inbound(route(), at);
     let m1 = inbound_message(&ws, &conv, &contact, at);
     let ok = s
-        .commit_inbound(InboundCommit {
+        .commit_inbound(InboundCommit { cost: None,
             new_contact: None,
             conversation: ConversationWrite::Update { conversation: next.clone(), expected_version: conv.version },
             message: m1,
@@ -186,7 +189,7 @@ pub async fn stale_conversation_versions_conflict<S: Store>(s: &S) {
         .await;
     assert!(ok.is_ok(), "{ok:?}");
     let stale = s
-        .commit_inbound(InboundCommit {
+        .commit_inbound(InboundCommit { cost: None,
             new_contact: None,
             conversation: ConversationWrite::Update { conversation: next, expected_version: conv.version },
             message: inbound_message(&ws, &conv, &contact, at),
@@ -288,6 +291,7 @@ fn reply(ws: &WorkspaceId, conv: &Conversation, agent: &AgentId, at: OffsetDateT
             error_message: None,
         }],
         metadata: BTreeMap::new(),
+        cost: None,
     }
 }
 
@@ -307,7 +311,7 @@ pub async fn seed_queued_reply<S: Store>(
         conv.id = id;
     }
     conv.record_inbound(route(), at);
-    s.commit_inbound(InboundCommit {
+    s.commit_inbound(InboundCommit { cost: None,
         new_contact: Some(contact.clone()),
         conversation: ConversationWrite::Create { conversation: conv.clone(), replaces: None },
         message: inbound_message(ws, &conv, &contact, at),
@@ -336,7 +340,7 @@ pub async fn seed_queued_reply<S: Store>(
         enqueued: true,
         created_at: at,
     };
-    s.commit_reply(ReplyCommit {
+    s.commit_reply(ReplyCommit { cost: None,
         conversation: next.clone(),
         expected_version: conv.version,
         message: msg.clone(),
@@ -371,7 +375,7 @@ async fn commit_reply<S: Store>(
         enqueued: false,
         created_at: at,
     };
-    s.commit_reply(ReplyCommit {
+    s.commit_reply(ReplyCommit { cost: None,
         conversation: next,
         expected_version: stored.version,
         message: msg.clone(),
@@ -434,7 +438,7 @@ pub async fn delivery_status_only_moves_forward<S: Store>(s: &S) {
     assert!(matches!(s.claim_for_send(&ws, conv.id, msg.id, at).await.unwrap(), Claim::InFlight(_)));
     s.release_claim(&ws, conv.id, msg.id).await.unwrap();
     assert!(matches!(s.claim_for_send(&ws, conv.id, msg.id, at).await.unwrap(), Claim::Claimed(_)));
-    s.record_provider_id(&ws, conv.id, msg.id, "twilio", "SMstatus000000000000000000000000").await.unwrap();
+    s.record_provider_id(&ws, conv.id, msg.id, "twilio", "SMstatus000000000000000000000000", None).await.unwrap();
     assert!(
         matches!(s.claim_for_send(&ws, conv.id, msg.id, at).await.unwrap(), Claim::Done(_)),
         "accepted by the provider: a redelivery has nothing to do"
@@ -485,6 +489,169 @@ pub async fn run_all<S: Store>(s: &S) {
     messages_page_in_both_orders(s).await;
     delivery_status_only_moves_forward(s).await;
     channel_accounts_resolve_to_their_workspace(s).await;
+    the_ledger_counts_every_entry_once(s).await;
+    rate_card_versions_never_change(s).await;
+    budgets_and_alerts(s).await;
+}
+
+pub fn cost_entry(msg: &Message, contact: ContactId, kind: EntryKind, totals: Totals) -> LedgerEntry {
+    LedgerEntry {
+        workspace: msg.workspace.clone(),
+        kind,
+        message_id: msg.id,
+        conversation_id: msg.conversation_id,
+        contact_id: contact,
+        agent: match &msg.sender {
+            Sender::Agent { id } => Some(id.clone()),
+            _ => None,
+        },
+        team: None,
+        channel: msg.channel,
+        direction: msg.direction,
+        message_at: msg.created_at,
+        recorded_at: now(),
+        currency: Currency::usd(),
+        rate_card_version: 0,
+        totals,
+        lines: vec![],
+        usage: None,
+    }
+}
+
+/// Commits a reply carrying a cost estimate; returns it.
+async fn costed_reply<S: Store>(s: &S, ws: &WorkspaceId, conv: ConversationId, estimate: Totals) -> Message {
+    let agent = AgentId::parse("agent-1").unwrap();
+    let stored = s.conversation(ws, conv).await.unwrap().unwrap();
+    let at = now();
+    let mut msg = reply(ws, &stored, &agent, at);
+    msg.cost = Some(MessageCost {
+        currency: Currency::usd(),
+        rate_card_version: 0,
+        provider_micros: estimate.provider_micros,
+        aws_micros: estimate.aws_micros,
+        actual_micros: None,
+        lines: vec![],
+    });
+    let mut next = stored.clone();
+    next.record_outbound(at);
+    let record = IdempotencyRecord {
+        workspace: ws.clone(),
+        agent,
+        key: IdempotencyKey::parse(&format!("cost-{}", msg.id)).unwrap(),
+        request_hash: "cost".into(),
+        status_code: 202,
+        response: serde_json::json!({}),
+        conversation_id: conv,
+        message_id: msg.id,
+        enqueued: true,
+        created_at: at,
+    };
+    let entry = cost_entry(&msg, stored.contact_id, EntryKind::Estimate, estimate);
+    s.commit_reply(ReplyCommit {
+        conversation: next,
+        expected_version: stored.version,
+        message: msg.clone(),
+        idempotency: record,
+        cost: Some(entry),
+    })
+    .await
+    .expect("costed reply");
+    msg
+}
+
+async fn the_ledger_counts_every_entry_once<S: Store>(s: &S) {
+    let ws = workspace("ledger");
+    let (contact, conv) = seed_conversation(s, &ws, 70, now()).await;
+    let est = Totals { messages: 1, provider_micros: 11_300, aws_micros: 12, ..Totals::default() };
+    let a = costed_reply(s, &ws, conv.id, est).await;
+    let b = costed_reply(s, &ws, conv.id, est).await;
+    let month = Month::of(a.created_at);
+
+    // A later usage entry adds to the counters and to the message, once.
+    let usage = cost_entry(&a, contact.id, EntryKind::Usage, Totals { aws_micros: 7, ..Totals::default() });
+    s.record_cost(&usage).await.unwrap();
+    assert!(matches!(s.record_cost(&usage).await, Err(StoreError::Duplicate)));
+    // The provider's price sits beside the estimate.
+    let actual = cost_entry(&a, contact.id, EntryKind::Actual, Totals { actual_micros: 7_900, reconciled: 1, ..Totals::default() });
+    s.record_cost(&actual).await.unwrap();
+    let stored = s.message(&ws, conv.id, a.id).await.unwrap().unwrap().cost.unwrap();
+    assert_eq!((stored.provider_micros, stored.aws_micros, stored.actual_micros), (11_300, 19, Some(7_900)));
+    // Usage recorded with the provider id, in the same write.
+    let b_usage = cost_entry(&b, contact.id, EntryKind::Usage, Totals { aws_micros: 5, ..Totals::default() });
+    s.record_provider_id(&ws, conv.id, b.id, "twilio", &format!("SM{}", b.id), Some(&b_usage)).await.unwrap();
+    assert!(matches!(
+        s.record_provider_id(&ws, conv.id, b.id, "twilio", &format!("SM{}", b.id), Some(&b_usage)).await,
+        Err(StoreError::Duplicate)
+    ));
+    assert_eq!(s.message(&ws, conv.id, b.id).await.unwrap().unwrap().cost.unwrap().aws_micros, 17);
+
+    let want = Totals { messages: 2, provider_micros: 22_600, aws_micros: 36, actual_micros: 7_900, reconciled: 1 };
+    let total = s.counters(&ws, month, Grouping::Total, 10, None).await.unwrap();
+    assert_eq!(total.items.len(), 1, "shards merge into one total");
+    assert_eq!(total.items[0].totals, want);
+    assert_eq!(s.spend(&ws, month, BudgetScope::Workspace).await.unwrap(), want);
+    assert_eq!(s.spend(&ws, month, BudgetScope::Channel(Channel::Sms)).await.unwrap(), want);
+    assert_eq!(s.spend(&ws, month, BudgetScope::Channel(Channel::Email)).await.unwrap(), Totals::default());
+    let by_channel = s.counters(&ws, month, Grouping::Channel, 10, None).await.unwrap().items;
+    assert_eq!(by_channel.len(), 1);
+    assert_eq!(by_channel[0].dimension, Dimension::Channel { channel: Channel::Sms, direction: Direction::Outbound });
+    let by_agent = s.counters(&ws, month, Grouping::Agent, 10, None).await.unwrap().items;
+    assert_eq!(by_agent[0].dimension, Dimension::Agent { agent: Some(AgentId::parse("agent-1").unwrap()) });
+
+    // Entries of the day page, and their sums equal every counter.
+    let day = a.created_at.date();
+    let first = s.entries(&ws, day, 3, None).await.unwrap();
+    assert_eq!(first.items.len(), 3);
+    let rest = s.entries(&ws, day, 3, first.next.as_ref()).await.unwrap();
+    assert_eq!(rest.items.len(), 2);
+    assert!(rest.next.is_none());
+    let entries: Vec<LedgerEntry> = first.items.into_iter().chain(rest.items).collect();
+    let mut counters = Vec::new();
+    for g in Grouping::ALL {
+        counters.extend(s.counters(&ws, month, g, 100, None).await.unwrap().items);
+    }
+    assert!(reconcile(&entries, &counters).is_empty());
+    // Another workspace sees none of it.
+    let other = workspace("ledger-other");
+    assert_eq!(s.spend(&other, month, BudgetScope::Workspace).await.unwrap(), Totals::default());
+    assert!(s.entries(&other, day, 10, None).await.unwrap().items.is_empty());
+    assert!(matches!(s.entries(&ws, day, 10, Some(&Cursor("!!".into()))).await, Err(StoreError::BadCursor)));
+}
+
+async fn rate_card_versions_never_change<S: Store>(s: &S) {
+    let ws = workspace("rates");
+    assert!(s.rate_cards(&ws).await.unwrap().is_empty());
+    let mut card = RateCard::builtin();
+    card.version = 1;
+    s.create_rate_card(&ws, &card).await.unwrap();
+    let mut changed = card.clone();
+    changed.note = Some("changed".into());
+    assert!(matches!(s.create_rate_card(&ws, &changed).await, Err(StoreError::Duplicate)));
+    card.version = 2;
+    s.create_rate_card(&ws, &card).await.unwrap();
+    let cards = s.rate_cards(&ws).await.unwrap();
+    assert_eq!(cards.iter().map(|c| c.version).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(cards[0].note, RateCard::builtin().note);
+}
+
+async fn budgets_and_alerts<S: Store>(s: &S) {
+    let ws = workspace("budget");
+    let by = AgentId::parse("admin-1").unwrap();
+    let b = Budget::new(BudgetScope::Workspace, Currency::usd(), 1_000_000, None, false, by.clone(), now()).unwrap();
+    s.put_budget(&ws, &b).await.unwrap();
+    let sms = Budget::new(BudgetScope::Channel(Channel::Sms), Currency::usd(), 5, None, true, by.clone(), now()).unwrap();
+    s.put_budget(&ws, &sms).await.unwrap();
+    let raised = Budget { monthly_limit_micros: 2_000_000, ..b };
+    s.put_budget(&ws, &raised).await.unwrap();
+    let mut all = s.budgets(&ws).await.unwrap();
+    all.sort_by_key(|b| b.scope);
+    assert_eq!(all, vec![raised, sms]);
+    let month = Month::parse("2026-11").unwrap();
+    assert!(s.claim_alert(&ws, month, BudgetScope::Workspace, 50).await.unwrap());
+    assert!(!s.claim_alert(&ws, month, BudgetScope::Workspace, 50).await.unwrap());
+    assert!(s.claim_alert(&ws, month, BudgetScope::Workspace, 80).await.unwrap());
+    assert!(s.claim_alert(&ws, month, BudgetScope::Channel(Channel::Sms), 50).await.unwrap());
+    assert!(s.claim_alert(&ws, Month::parse("2026-12").unwrap(), BudgetScope::Workspace, 50).await.unwrap());
 }
 
 #[cfg(test)]

@@ -7,6 +7,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
+use domain::finance::ledger::{Counter, Grouping, Month};
+use domain::finance::ratecard::RateCard;
+use domain::finance::{Budget, BudgetScope, Dimension, EntryKind, LedgerEntry, Totals};
 use domain::model::{Channel, Contact, Conversation, DeliveryEvent, DeliveryStatus, Identity, Message};
 use domain::ports::*;
 use domain::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
@@ -291,6 +294,9 @@ impl InboundStore for DynamoStore {
             items.push(put(&self.table, item(&keys::contact(ws, contact.id), "contact", contact)?, NOT_EXISTS, None)?);
         }
         items.extend(self.conversation_write(&c.conversation)?);
+        if let Some(entry) = &c.cost {
+            items.extend(self.ledger_items(entry)?);
+        }
         self.transact(items, Some(0)).await
     }
 }
@@ -409,7 +415,7 @@ impl ReplyStore for DynamoStore {
         let r = &c.idempotency;
         let mut idem = item(&keys::idempotency(&r.workspace, &r.agent, &r.key), "idempotency", r)?;
         idem.insert(keys::TTL.into(), n(r.created_at.unix_timestamp() + IDEMPOTENCY_TTL_SECS));
-        let items = vec![
+        let mut items = vec![
             put(&self.table, idem, NOT_EXISTS, None)?,
             put(&self.table, message_item(&c.message)?, NOT_EXISTS, None)?,
             put(
@@ -419,6 +425,9 @@ impl ReplyStore for DynamoStore {
                 Some(HashMap::from([(":expected".to_owned(), n(c.expected_version))])),
             )?,
         ];
+        if let Some(entry) = &c.cost {
+            items.extend(self.ledger_items(entry)?);
+        }
         self.transact(items, Some(0)).await
     }
 
@@ -514,16 +523,29 @@ impl DeliveryStore for DynamoStore {
         id: MessageId,
         provider: &str,
         provider_message_id: &str,
+        usage: Option<&LedgerEntry>,
     ) -> Result<(), StoreError> {
+        // The usage entry's share lands on the message in this same update: a transaction may
+        // touch an item only once.
+        let (expr, cost_values) = match usage {
+            Some(e) => (
+                format!("SET provider = :p, provider_message_id = :id, {}", MESSAGE_COST_SET),
+                message_cost_values(e),
+            ),
+            None => ("SET provider = :p, provider_message_id = :id".to_owned(), HashMap::new()),
+        };
+        let mut values = cost_values;
+        values.insert(":p".into(), s(provider));
+        values.insert(":id".into(), s(provider_message_id));
+        let condition = if usage.is_some() { "attribute_exists(PK) AND attribute_exists(cost)" } else { "attribute_exists(PK)" };
         let update = build(
             "update",
             Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key_map(&keys::message(ws, conv, id))))
-                .update_expression("SET provider = :p, provider_message_id = :id")
-                .condition_expression("attribute_exists(PK)")
-                .expression_attribute_values(":p", s(provider))
-                .expression_attribute_values(":id", s(provider_message_id))
+                .update_expression(expr)
+                .condition_expression(condition)
+                .set_expression_attribute_values(Some(values))
                 .build(),
         )?;
         let pointer = item(
@@ -532,11 +554,13 @@ impl DeliveryStore for DynamoStore {
             &ProviderPointer { conversation_id: conv, message_id: id },
         )?;
         let p = build("put", Put::builder().table_name(&self.table).set_item(Some(pointer)).build())?;
-        self.transact(
-            vec![TransactWriteItem::builder().update(update).build(), TransactWriteItem::builder().put(p).build()],
-            None,
-        )
-        .await
+        let mut items =
+            vec![TransactWriteItem::builder().update(update).build(), TransactWriteItem::builder().put(p).build()];
+        if let Some(e) = usage {
+            items.extend(self.ledger_items(e)?);
+        }
+        // Index 2 is the usage entry: finding it written means this whole write was done before.
+        self.transact(items, usage.map(|_| 2)).await
     }
 
     async fn advance_status(
@@ -547,5 +571,299 @@ impl DeliveryStore for DynamoStore {
         event: &DeliveryEvent,
     ) -> Result<bool, StoreError> {
         Ok(self.set_status(&keys::message(ws, conv, id), event, "status_rank < :rank", HashMap::new()).await?.is_some())
+    }
+}
+
+/// Adds an entry's share to the message's cost summary (`:p`, `:a`, `:x` from [`message_cost_values`]).
+const MESSAGE_COST_SET: &str = "cost.provider_micros = cost.provider_micros + :cp, cost.aws_micros = cost.aws_micros + :ca";
+
+fn message_cost_values(e: &LedgerEntry) -> Item {
+    HashMap::from([(":cp".to_owned(), n(e.totals.provider_micros)), (":ca".to_owned(), n(e.totals.aws_micros))])
+}
+
+/// A counter as stored: its dimension and its totals as top-level numbers (so `ADD` can update them).
+#[derive(Deserialize)]
+struct CounterItem {
+    #[serde(rename = "SK")]
+    sk: String,
+    dimension: Dimension,
+    #[serde(default)]
+    messages: i64,
+    #[serde(default)]
+    provider_micros: i64,
+    #[serde(default)]
+    aws_micros: i64,
+    #[serde(default)]
+    actual_micros: i64,
+    #[serde(default)]
+    reconciled: i64,
+}
+
+impl CounterItem {
+    fn totals(&self) -> Totals {
+        Totals {
+            messages: self.messages,
+            provider_micros: self.provider_micros,
+            aws_micros: self.aws_micros,
+            actual_micros: self.actual_micros,
+            reconciled: self.reconciled,
+        }
+    }
+}
+
+/// Merges shard items into one counter per dimension, keeping key order.
+fn merge_counters(items: Vec<CounterItem>) -> Vec<(String, Counter)> {
+    let mut out: Vec<(String, Counter)> = Vec::new();
+    for it in items {
+        let group = keys::counter_group_key(&it.sk).to_owned();
+        let totals = it.totals();
+        match out.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, c)) => c.totals += totals,
+            None => out.push((group, Counter { dimension: it.dimension, totals })),
+        }
+    }
+    out
+}
+
+const ALERT_TTL_SECS: i64 = 400 * 24 * 3600;
+
+impl DynamoStore {
+    /// The entry (created once) and an `ADD` to each of its counters, for a transaction.
+    fn ledger_items(&self, e: &LedgerEntry) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut items = vec![put(
+            &self.table,
+            item(&keys::ledger_entry(&e.workspace, e.day(), e.message_id, e.kind), "ledger_entry", e)?,
+            NOT_EXISTS,
+            None,
+        )?];
+        let month = e.month();
+        for d in e.dimensions() {
+            let k = keys::cost_counter(&e.workspace, month, &d, e.message_id);
+            let dim = to_attribute_value(&d).map_err(|err| corrupt("dimension", err))?;
+            let t = e.totals;
+            let update = build(
+                "counter update",
+                Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(&k)))
+                    .update_expression(
+                        "SET dimension = if_not_exists(dimension, :dim), entity = :entity, currency = if_not_exists(currency, :cur) \
+                         ADD messages :m, provider_micros :p, aws_micros :a, actual_micros :x, reconciled :r",
+                    )
+                    .expression_attribute_values(":dim", dim)
+                    .expression_attribute_values(":entity", s("cost_counter"))
+                    .expression_attribute_values(":cur", s(e.currency.as_str()))
+                    .expression_attribute_values(":m", n(t.messages))
+                    .expression_attribute_values(":p", n(t.provider_micros))
+                    .expression_attribute_values(":a", n(t.aws_micros))
+                    .expression_attribute_values(":x", n(t.actual_micros))
+                    .expression_attribute_values(":r", n(t.reconciled))
+                    .build(),
+            )?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        Ok(items)
+    }
+
+    /// Every item of a partition whose sort key starts with `prefix`, following pages.
+    async fn query_all(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let res = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", keys::PK)
+                .expression_attribute_names("#sk", keys::SK)
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":prefix", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            out.extend(res.items.unwrap_or_default());
+            match res.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// One page of a partition by sort-key prefix, resuming after `after` (a sort key).
+    async fn query_prefix_page(
+        &self,
+        pk: &str,
+        prefix: &str,
+        limit: u16,
+        after: Option<String>,
+    ) -> Result<(Vec<Item>, bool), StoreError> {
+        let start = after.map(|sk| key_map(&Key { pk: pk.to_owned(), sk }));
+        self.query_page(QuerySpec {
+            index: None,
+            key_condition: "#pk = :pk AND begins_with(#sk, :prefix)",
+            values: HashMap::from([(":pk".to_owned(), s(pk)), (":prefix".to_owned(), s(prefix))]),
+            names: HashMap::from([("#pk".to_owned(), keys::PK.to_owned()), ("#sk".to_owned(), keys::SK.to_owned())]),
+            forward: true,
+            limit,
+            start,
+        })
+        .await
+    }
+
+    /// A conditional create: `false` when the item already existed.
+    async fn create(&self, it: Item) -> Result<bool, StoreError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(it))
+            .condition_expression(NOT_EXISTS)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(classify(e)),
+        }
+    }
+}
+
+fn cursor_after(cursor: Option<&Cursor>, prefix: &str) -> Result<Option<String>, StoreError> {
+    match cursor {
+        None => Ok(None),
+        Some(c) => match keys::decode_sort_cursor(c) {
+            Some(sk) if sk.starts_with(prefix) => Ok(Some(sk)),
+            _ => Err(StoreError::BadCursor),
+        },
+    }
+}
+
+#[async_trait]
+impl CostLedger for DynamoStore {
+    async fn record_cost(&self, e: &LedgerEntry) -> Result<(), StoreError> {
+        let mut items = self.ledger_items(e)?;
+        if e.kind != EntryKind::Estimate {
+            let mut values = message_cost_values(e);
+            let mut expr = format!("SET {MESSAGE_COST_SET}");
+            if e.kind == EntryKind::Actual {
+                expr.push_str(", cost.actual_micros = :cx");
+                values.insert(":cx".into(), n(e.totals.actual_micros));
+            }
+            let update = build(
+                "message cost update",
+                Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(&keys::message(&e.workspace, e.conversation_id, e.message_id))))
+                    .update_expression(expr)
+                    .condition_expression("attribute_exists(cost)")
+                    .set_expression_attribute_values(Some(values))
+                    .build(),
+            )?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        self.transact(items, Some(0)).await
+    }
+
+    async fn counters(
+        &self,
+        ws: &WorkspaceId,
+        month: Month,
+        grouping: Grouping,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<Counter>, StoreError> {
+        let pk = keys::cost_partition(ws, month);
+        let prefix = keys::counter_prefix(grouping);
+        let decode_all = |items: Vec<Item>| -> Result<Vec<CounterItem>, StoreError> {
+            items.into_iter().map(|it| decode("cost counter", it)).collect()
+        };
+        if matches!(grouping, Grouping::Conversation | Grouping::Contact) {
+            let after = cursor_after(cursor, prefix)?;
+            let (items, more) = self.query_prefix_page(&pk, prefix, limit, after).await?;
+            let merged = merge_counters(decode_all(items)?);
+            let next = match (more, merged.last()) {
+                (true, Some((sk, _))) => Some(keys::encode_cursor(sk)),
+                _ => None,
+            };
+            return Ok(Page { items: merged.into_iter().map(|(_, c)| c).collect(), next });
+        }
+        // Sharded groupings hold a handful of items: read them whole so shards always merge.
+        let merged = merge_counters(decode_all(self.query_all(&pk, prefix).await?)?);
+        Ok(Page { items: merged.into_iter().map(|(_, c)| c).collect(), next: None })
+    }
+
+    async fn spend(&self, ws: &WorkspaceId, month: Month, scope: BudgetScope) -> Result<Totals, StoreError> {
+        let items = self.query_all(&keys::cost_partition(ws, month), &keys::budget_scope_prefix(scope)).await?;
+        let mut t = Totals::default();
+        for it in items {
+            t += decode::<CounterItem>("cost counter", it)?.totals();
+        }
+        Ok(t)
+    }
+
+    async fn entries(
+        &self,
+        ws: &WorkspaceId,
+        day: time::Date,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<LedgerEntry>, StoreError> {
+        let after = cursor_after(cursor, "")?;
+        let (items, more) = self.query_prefix_page(&keys::ledger_partition(ws, day), "", limit, after).await?;
+        let mut last_sk = None;
+        let mut entries = Vec::with_capacity(items.len());
+        for it in items {
+            last_sk = it.get(keys::SK).and_then(|v| v.as_s().ok()).cloned();
+            entries.push(decode::<LedgerEntry>("ledger entry", it)?);
+        }
+        let next = if more { last_sk.map(|sk| keys::encode_cursor(&sk)) } else { None };
+        Ok(Page { items: entries, next })
+    }
+}
+
+#[async_trait]
+impl RateCardStore for DynamoStore {
+    async fn rate_cards(&self, ws: &WorkspaceId) -> Result<Vec<RateCard>, StoreError> {
+        let items = self.query_all(&keys::rate_card_partition(ws), "V#").await?;
+        items.into_iter().map(|it| decode("rate card", it)).collect()
+    }
+
+    async fn create_rate_card(&self, ws: &WorkspaceId, card: &RateCard) -> Result<(), StoreError> {
+        let it = item(&keys::rate_card(ws, card.version), "rate_card", card)?;
+        if self.create(it).await? {
+            Ok(())
+        } else {
+            Err(StoreError::Duplicate)
+        }
+    }
+}
+
+#[async_trait]
+impl BudgetStore for DynamoStore {
+    async fn budgets(&self, ws: &WorkspaceId) -> Result<Vec<Budget>, StoreError> {
+        let items = self.query_all(&keys::budget_partition(ws), "").await?;
+        items.into_iter().map(|it| decode("budget", it)).collect()
+    }
+
+    async fn put_budget(&self, ws: &WorkspaceId, budget: &Budget) -> Result<(), StoreError> {
+        let it = item(&keys::budget(ws, budget.scope), "budget", budget)?;
+        self.client.put_item().table_name(&self.table).set_item(Some(it)).send().await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn claim_alert(
+        &self,
+        ws: &WorkspaceId,
+        month: Month,
+        scope: BudgetScope,
+        threshold: u8,
+    ) -> Result<bool, StoreError> {
+        let mut it = key_map(&keys::budget_alert(ws, month, scope, threshold));
+        it.insert(keys::ENTITY.into(), s("budget_alert"));
+        it.insert(keys::TTL.into(), n(OffsetDateTime::now_utc().unix_timestamp() + ALERT_TTL_SECS));
+        self.create(it).await
     }
 }

@@ -12,11 +12,19 @@
 //! | provider message id  | `WS#<ws>#PMSG#<provider>#<id>`       | `PMSG`             |
 //! | idempotency key      | `WS#<ws>#IDEMP#<agent>#<key>`        | `IDEMP`            |
 //!
+//! | cost counter         | `WS#<ws>#COST#<yyyy-mm>`             | see [`cost_counter`] |
+//! | ledger entry         | `WS#<ws>#LEDGER#<yyyy-mm-dd>`        | `<message>#<kind>` |
+//! | rate card version    | `WS#<ws>#RATECARD`                   | `V#<version, 10 digits>` |
+//! | budget               | `WS#<ws>#BUDGET`                     | `<scope>`          |
+//! | budget alert marker  | `WS#<ws>#ALERT#<yyyy-mm>`            | `<scope>#<percent>` |
+//!
 //! Conversations carry two index keys, both sorted by `<last activity ms, 13 digits>#<conv>`:
 //! `GSI1PK = WS#<ws>#STATUS#<status>` (index `ByStatus`) and
 //! `GSI2PK = WS#<ws>#ASSIGNEE#<agent or ->#STATUS#<status>` (index `ByAssignee`).
 
 use base64::Engine;
+use domain::finance::ledger::{Grouping, Month};
+use domain::finance::{BudgetScope, Dimension, EntryKind};
 use domain::model::{Channel, ConversationStatus, Identity};
 use domain::ports::Cursor;
 use domain::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
@@ -74,6 +82,101 @@ pub fn provider_message(w: &WorkspaceId, provider: &str, id: &str) -> Key {
 
 pub fn idempotency(w: &WorkspaceId, agent: &AgentId, key: &IdempotencyKey) -> Key {
     Key { pk: format!("{}#IDEMP#{agent}#{}", ws(w), key.as_str()), sk: "IDEMP".into() }
+}
+
+/// Workspace-wide counters (total, channel, team, agent) are split over this many items so that
+/// concurrent messages rarely contend for one item; reports sum the shards.
+pub const COUNTER_SHARDS: u32 = 8;
+
+pub fn cost_partition(w: &WorkspaceId, month: Month) -> String {
+    format!("{}#COST#{month}", ws(w))
+}
+
+/// The prefix every counter of a grouping starts with.
+pub fn counter_prefix(g: Grouping) -> &'static str {
+    match g {
+        Grouping::Total => "TOTAL#",
+        Grouping::Channel => "CHANNEL#",
+        Grouping::Team => "TEAM#",
+        Grouping::Agent => "AGENT#",
+        Grouping::Conversation => "CONV#",
+        Grouping::Contact => "CONTACT#",
+    }
+}
+
+/// The counters a budget scope reads (every shard, both directions).
+pub fn budget_scope_prefix(scope: BudgetScope) -> String {
+    match scope {
+        BudgetScope::Workspace => counter_prefix(Grouping::Total).to_owned(),
+        BudgetScope::Channel(c) => format!("{}{c}#", counter_prefix(Grouping::Channel)),
+    }
+}
+
+/// A counter's key: `TOTAL#<shard>`, `CHANNEL#<channel>#<direction>#<shard>`, `TEAM#<team or ->#<shard>`,
+/// `AGENT#<agent or ->#<shard>`, `CONV#<conversation>`, `CONTACT#<contact>`. `shard_of` picks the
+/// shard (from the message id) for the sharded groupings.
+pub fn cost_counter(w: &WorkspaceId, month: Month, d: &Dimension, message: MessageId) -> Key {
+    let shard = shard_of(message);
+    let p = counter_prefix(d.grouping());
+    let sk = match d {
+        Dimension::Total => format!("{p}{shard}"),
+        Dimension::Channel { channel, direction } => {
+            let dir = serde_json::to_value(direction).ok().and_then(|v| v.as_str().map(str::to_owned));
+            format!("{p}{channel}#{}#{shard}", dir.unwrap_or_default())
+        }
+        Dimension::Team { team } => format!("{p}{}#{shard}", team.as_deref().unwrap_or("-")),
+        Dimension::Agent { agent } => format!("{p}{}#{shard}", agent.as_ref().map(AgentId::as_str).unwrap_or("-")),
+        Dimension::Conversation { conversation } => format!("{p}{conversation}"),
+        Dimension::Contact { contact } => format!("{p}{contact}"),
+    };
+    Key { pk: cost_partition(w, month), sk }
+}
+
+fn shard_of(message: MessageId) -> u32 {
+    // The random half of the ULID spreads messages evenly over the shards.
+    (u128::from(message.ulid()) % u128::from(COUNTER_SHARDS)) as u32
+}
+
+/// Counter sort keys without their shard: the key under which shards merge.
+pub fn counter_group_key(sk: &str) -> &str {
+    if sk.starts_with("CONV#") || sk.starts_with("CONTACT#") {
+        return sk;
+    }
+    sk.rsplit_once('#').map_or(sk, |(head, _)| head)
+}
+
+pub fn ledger_partition(w: &WorkspaceId, day: time::Date) -> String {
+    format!("{}#LEDGER#{day}", ws(w))
+}
+
+pub fn ledger_entry(w: &WorkspaceId, day: time::Date, message: MessageId, kind: EntryKind) -> Key {
+    Key { pk: ledger_partition(w, day), sk: format!("{message}#{}", kind.as_str()) }
+}
+
+pub fn rate_card_partition(w: &WorkspaceId) -> String {
+    format!("{}#RATECARD", ws(w))
+}
+
+pub fn rate_card(w: &WorkspaceId, version: u32) -> Key {
+    Key { pk: rate_card_partition(w), sk: format!("V#{version:010}") }
+}
+
+pub fn budget_partition(w: &WorkspaceId) -> String {
+    format!("{}#BUDGET", ws(w))
+}
+
+pub fn budget(w: &WorkspaceId, scope: BudgetScope) -> Key {
+    Key { pk: budget_partition(w), sk: scope.as_str().to_owned() }
+}
+
+pub fn budget_alert(w: &WorkspaceId, month: Month, scope: BudgetScope, percent: u8) -> Key {
+    Key { pk: format!("{}#ALERT#{month}", ws(w)), sk: format!("{}#{percent}", scope.as_str()) }
+}
+
+/// Plain sort-key cursors (counters, ledger entries): the store checks the prefix before use.
+pub fn decode_sort_cursor(c: &Cursor) -> Option<String> {
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&c.0).ok()?;
+    String::from_utf8(raw).ok()
 }
 
 pub fn status_partition(w: &WorkspaceId, status: ConversationStatus) -> String {

@@ -18,6 +18,9 @@ pub trait Store:
     + domain::ports::ConversationReader
     + domain::ports::ReplyStore
     + domain::ports::DeliveryStore
+    + domain::ports::CostLedger
+    + domain::ports::RateCardStore
+    + domain::ports::BudgetStore
 {
 }
 
@@ -27,5 +30,8 @@ impl<T> Store for T where
         + domain::ports::ConversationReader
         + domain::ports::ReplyStore
         + domain::ports::DeliveryStore
+    + domain::ports::CostLedger
+    + domain::ports::RateCardStore
+    + domain::ports::BudgetStore
 {
 }

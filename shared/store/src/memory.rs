@@ -1,10 +1,13 @@
 //! The in-memory store: the same semantics as DynamoDB (conditional creates, versioned updates,
 //! all-or-nothing commits, forward-only statuses), held to them by the shared contract tests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use domain::finance::ledger::{Counter, Grouping, Month};
+use domain::finance::ratecard::RateCard;
+use domain::finance::{Budget, BudgetScope, EntryKind, LedgerEntry, Totals};
 use domain::model::{Channel, Contact, Conversation, DeliveryEvent, DeliveryStatus, Identity, Message};
 use domain::ports::*;
 use domain::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
@@ -23,6 +26,11 @@ struct State {
     messages: HashMap<String, BTreeMap<MessageId, Message>>,
     provider_messages: HashMap<Key, (ConversationId, MessageId)>,
     idempotency: HashMap<Key, IdempotencyRecord>,
+    ledger: BTreeMap<Key, LedgerEntry>,
+    counters: BTreeMap<Key, Counter>,
+    rate_cards: BTreeMap<Key, RateCard>,
+    budgets: BTreeMap<Key, Budget>,
+    alerts: HashSet<Key>,
 }
 
 #[derive(Default)]
@@ -80,6 +88,25 @@ impl State {
                 self.conversations.insert(keys::conversation(&c.workspace, c.id), c);
             }
         }
+    }
+
+    fn ledger_key(e: &LedgerEntry) -> Key {
+        keys::ledger_entry(&e.workspace, e.day(), e.message_id, e.kind)
+    }
+
+    fn ledger_free(&self, e: Option<&LedgerEntry>) -> bool {
+        e.is_none_or(|e| !self.ledger.contains_key(&Self::ledger_key(e)))
+    }
+
+    /// Writes the entry and adds it to its counters (the caller checked it is new).
+    fn apply_ledger(&mut self, e: LedgerEntry) {
+        let month = e.month();
+        for d in e.dimensions() {
+            let k = keys::cost_counter(&e.workspace, month, &d, e.message_id);
+            self.counters.entry(k).or_insert_with(|| Counter { dimension: d, totals: Totals::default() }).totals +=
+                e.totals;
+        }
+        self.ledger.insert(Self::ledger_key(&e), e);
     }
 
     fn message_mut(&mut self, ws: &WorkspaceId, conv: ConversationId, id: MessageId) -> Option<&mut Message> {
@@ -152,8 +179,11 @@ impl InboundStore for MemoryStore {
             }
             s.check_conversation_write(&c.conversation)?;
             let part = conversation_partition(&ws, c.message.conversation_id);
-            if s.messages.get(&part).is_some_and(|m| m.contains_key(&c.message.id)) {
+            if s.messages.get(&part).is_some_and(|m| m.contains_key(&c.message.id)) || !s.ledger_free(c.cost.as_ref()) {
                 return Err(StoreError::Conflict);
+            }
+            if let Some(e) = c.cost {
+                s.apply_ledger(e);
             }
             s.provider_messages.insert(pkey, (c.message.conversation_id, c.message.id));
             if let Some(contact) = c.new_contact {
@@ -270,8 +300,11 @@ impl ReplyStore for MemoryStore {
                 ConversationWrite::Update { conversation: c.conversation, expected_version: c.expected_version };
             s.check_conversation_write(&write)?;
             let part = conversation_partition(&c.message.workspace, c.message.conversation_id);
-            if s.messages.get(&part).is_some_and(|m| m.contains_key(&c.message.id)) {
+            if s.messages.get(&part).is_some_and(|m| m.contains_key(&c.message.id)) || !s.ledger_free(c.cost.as_ref()) {
                 return Err(StoreError::Conflict);
+            }
+            if let Some(e) = c.cost {
+                s.apply_ledger(e);
             }
             s.idempotency.insert(ikey, c.idempotency);
             s.apply_conversation_write(write);
@@ -341,11 +374,23 @@ impl DeliveryStore for MemoryStore {
         id: MessageId,
         provider: &str,
         provider_message_id: &str,
+        usage: Option<&LedgerEntry>,
     ) -> Result<(), StoreError> {
         self.with(|s| {
+            if !s.ledger_free(usage) {
+                return Err(StoreError::Duplicate);
+            }
             let m = s.message_mut(ws, conv, id).ok_or(StoreError::Conflict)?;
+            if let Some(e) = usage {
+                let cost = m.cost.as_mut().ok_or(StoreError::Conflict)?;
+                cost.provider_micros += e.totals.provider_micros;
+                cost.aws_micros += e.totals.aws_micros;
+            }
             m.provider = Some(provider.to_owned());
             m.provider_message_id = Some(provider_message_id.to_owned());
+            if let Some(e) = usage {
+                s.apply_ledger(e.clone());
+            }
             s.provider_messages.insert(keys::provider_message(ws, provider, provider_message_id), (conv, id));
             Ok(())
         })
@@ -365,5 +410,142 @@ impl DeliveryStore for MemoryStore {
             }
             _ => false,
         }))
+    }
+}
+
+/// Counters of one partition whose sort key starts with `prefix`, shards merged, in key order.
+fn merged_counters(s: &State, pk: &str, prefix: &str, after: Option<&str>) -> Vec<(String, Counter)> {
+    let mut out: Vec<(String, Counter)> = Vec::new();
+    for (k, c) in s.counters.iter().filter(|(k, _)| k.pk == pk && k.sk.starts_with(prefix)) {
+        let group = keys::counter_group_key(&k.sk).to_owned();
+        if after.is_some_and(|a| group.as_str() <= a) {
+            continue;
+        }
+        match out.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, m)) => m.totals += c.totals,
+            None => out.push((group, c.clone())),
+        }
+    }
+    out
+}
+
+fn sort_cursor(cursor: Option<&Cursor>, prefix: &str) -> Result<Option<String>, StoreError> {
+    match cursor {
+        None => Ok(None),
+        Some(c) => match keys::decode_sort_cursor(c) {
+            Some(sk) if sk.starts_with(prefix) => Ok(Some(sk)),
+            _ => Err(StoreError::BadCursor),
+        },
+    }
+}
+
+#[async_trait]
+impl CostLedger for MemoryStore {
+    async fn record_cost(&self, e: &LedgerEntry) -> Result<(), StoreError> {
+        self.with(|s| {
+            if !s.ledger_free(Some(e)) {
+                return Err(StoreError::Duplicate);
+            }
+            if e.kind != EntryKind::Estimate {
+                let m = s.message_mut(&e.workspace, e.conversation_id, e.message_id).ok_or(StoreError::Conflict)?;
+                let cost = m.cost.as_mut().ok_or(StoreError::Conflict)?;
+                cost.provider_micros += e.totals.provider_micros;
+                cost.aws_micros += e.totals.aws_micros;
+                if e.kind == EntryKind::Actual {
+                    cost.actual_micros = Some(e.totals.actual_micros);
+                }
+            }
+            s.apply_ledger(e.clone());
+            Ok(())
+        })
+    }
+
+    async fn counters(
+        &self,
+        ws: &WorkspaceId,
+        month: Month,
+        grouping: Grouping,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<Counter>, StoreError> {
+        let prefix = keys::counter_prefix(grouping);
+        let after = sort_cursor(cursor, prefix)?;
+        let all = self.with(|s| merged_counters(s, &keys::cost_partition(ws, month), prefix, after.as_deref()));
+        if !matches!(grouping, Grouping::Conversation | Grouping::Contact) {
+            return Ok(Page { items: all.into_iter().map(|(_, c)| c).collect(), next: None });
+        }
+        let (items, next) = paginate(all, limit);
+        Ok(Page { items, next: next.map(|sk| keys::encode_cursor(&sk)) })
+    }
+
+    async fn spend(&self, ws: &WorkspaceId, month: Month, scope: BudgetScope) -> Result<Totals, StoreError> {
+        let prefix = keys::budget_scope_prefix(scope);
+        Ok(self.with(|s| {
+            merged_counters(s, &keys::cost_partition(ws, month), &prefix, None)
+                .into_iter()
+                .fold(Totals::default(), |t, (_, c)| t + c.totals)
+        }))
+    }
+
+    async fn entries(
+        &self,
+        ws: &WorkspaceId,
+        day: time::Date,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<LedgerEntry>, StoreError> {
+        let after = sort_cursor(cursor, "")?;
+        let pk = keys::ledger_partition(ws, day);
+        let rest: Vec<(String, LedgerEntry)> = self.with(|s| {
+            s.ledger
+                .iter()
+                .filter(|(k, _)| k.pk == pk && after.as_ref().is_none_or(|a| k.sk > *a))
+                .map(|(k, e)| (k.sk.clone(), e.clone()))
+                .collect()
+        });
+        let (items, next) = paginate(rest, limit);
+        Ok(Page { items, next: next.map(|sk| keys::encode_cursor(&sk)) })
+    }
+}
+
+#[async_trait]
+impl RateCardStore for MemoryStore {
+    async fn rate_cards(&self, ws: &WorkspaceId) -> Result<Vec<RateCard>, StoreError> {
+        let pk = keys::rate_card_partition(ws);
+        Ok(self.with(|s| s.rate_cards.iter().filter(|(k, _)| k.pk == pk).map(|(_, c)| c.clone()).collect()))
+    }
+
+    async fn create_rate_card(&self, ws: &WorkspaceId, card: &RateCard) -> Result<(), StoreError> {
+        self.with(|s| {
+            let k = keys::rate_card(ws, card.version);
+            if s.rate_cards.contains_key(&k) {
+                return Err(StoreError::Duplicate);
+            }
+            s.rate_cards.insert(k, card.clone());
+            Ok(())
+        })
+    }
+}
+
+#[async_trait]
+impl BudgetStore for MemoryStore {
+    async fn budgets(&self, ws: &WorkspaceId) -> Result<Vec<Budget>, StoreError> {
+        let pk = keys::budget_partition(ws);
+        Ok(self.with(|s| s.budgets.iter().filter(|(k, _)| k.pk == pk).map(|(_, b)| b.clone()).collect()))
+    }
+
+    async fn put_budget(&self, ws: &WorkspaceId, budget: &Budget) -> Result<(), StoreError> {
+        self.with(|s| s.budgets.insert(keys::budget(ws, budget.scope), budget.clone()));
+        Ok(())
+    }
+
+    async fn claim_alert(
+        &self,
+        ws: &WorkspaceId,
+        month: Month,
+        scope: BudgetScope,
+        threshold: u8,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| s.alerts.insert(keys::budget_alert(ws, month, scope, threshold))))
     }
 }
