@@ -303,4 +303,14 @@ pub trait BudgetStore: Send + Sync {
         scope: BudgetScope,
         threshold: u8,
     ) -> Result<bool, StoreError>;
+    /// Undoes a claim whose alert could not be published, so a later check alerts again.
+    async fn release_alert(
+        &self,
+        ws: &WorkspaceId,
+        month: Month,
+        scope: BudgetScope,
+        threshold: u8,
+    ) -> Result<(), StoreError>;
+    /// The thresholds already alerted this month.
+    async fn alerted(&self, ws: &WorkspaceId, month: Month) -> Result<Vec<(BudgetScope, u8)>, StoreError>;
 }

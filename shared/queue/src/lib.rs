@@ -38,6 +38,7 @@ impl SqsQueue {
             .send()
             .await
             .map_err(classify)?;
+        meter::record(domain::finance::Usage { sqs_requests_milli: 1000, ..Default::default() });
         Ok(())
     }
 }

@@ -652,6 +652,14 @@ async fn budgets_and_alerts<S: Store>(s: &S) {
     assert!(s.claim_alert(&ws, month, BudgetScope::Workspace, 80).await.unwrap());
     assert!(s.claim_alert(&ws, month, BudgetScope::Channel(Channel::Sms), 50).await.unwrap());
     assert!(s.claim_alert(&ws, Month::parse("2026-12").unwrap(), BudgetScope::Workspace, 50).await.unwrap());
+    let mut alerted = s.alerted(&ws, month).await.unwrap();
+    alerted.sort();
+    assert_eq!(
+        alerted,
+        vec![(BudgetScope::Workspace, 50), (BudgetScope::Workspace, 80), (BudgetScope::Channel(Channel::Sms), 50)]
+    );
+    s.release_alert(&ws, month, BudgetScope::Workspace, 80).await.unwrap();
+    assert!(s.claim_alert(&ws, month, BudgetScope::Workspace, 80).await.unwrap(), "released: may alert again");
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConsumedCapacity, Put, ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update,
+};
 use aws_sdk_dynamodb::Client;
 use domain::finance::ledger::{Counter, Grouping, Month};
 use domain::finance::ratecard::RateCard;
@@ -104,6 +106,23 @@ fn put(table: &str, it: Item, condition: &str, values: Option<Item>) -> Result<T
 
 const NOT_EXISTS: &str = "attribute_not_exists(PK)";
 
+/// Adds what DynamoDB reports a request consumed to the current message's meter.
+fn metered(cc: Option<&ConsumedCapacity>, write: bool) {
+    let Some(c) = cc else { return };
+    let split = (c.read_capacity_units().unwrap_or(0.0), c.write_capacity_units().unwrap_or(0.0));
+    let total = meter::units_milli(c.capacity_units().unwrap_or(0.0));
+    let (read, written) = match split {
+        (r, w) if r > 0.0 || w > 0.0 => (meter::units_milli(r), meter::units_milli(w)),
+        _ if write => (0, total),
+        _ => (total, 0),
+    };
+    meter::record(domain::finance::Usage {
+        dynamodb_read_milli: read,
+        dynamodb_write_milli: written,
+        ..Default::default()
+    });
+}
+
 /// One page of a Query.
 struct QuerySpec<'a> {
     index: Option<&'a str>,
@@ -135,9 +154,11 @@ impl DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key_map(k)))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(classify)?;
+        metered(out.consumed_capacity(), false);
         Ok(out.item)
     }
 
@@ -148,9 +169,18 @@ impl DynamoStore {
     /// Runs a transaction; a cancelled one is `Duplicate` when the item at `duplicate_index` failed its
     /// condition (the write was already done), `Conflict` otherwise.
     async fn transact(&self, items: Vec<TransactWriteItem>, duplicate_index: Option<usize>) -> Result<(), StoreError> {
-        let res = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let res = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
         match res {
-            Ok(_) => Ok(()),
+            Ok(out) => {
+                out.consumed_capacity().iter().for_each(|c| metered(Some(c), true));
+                Ok(())
+            }
             Err(e) => match e.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(tc)) => {
                     let failed: Vec<usize> = tc
@@ -215,9 +245,11 @@ impl DynamoStore {
             .scan_index_forward(q.forward)
             .limit(i32::from(q.limit.max(1)))
             .set_exclusive_start_key(q.start)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(classify)?;
+        metered(out.consumed_capacity(), false);
         let more = out.last_evaluated_key().is_some();
         Ok((out.items.unwrap_or_default(), more))
     }
@@ -432,16 +464,19 @@ impl ReplyStore for DynamoStore {
     }
 
     async fn mark_enqueued(&self, ws: &WorkspaceId, agent: &AgentId, key: &IdempotencyKey) -> Result<(), StoreError> {
-        self.client
+        let out = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_map(&keys::idempotency(ws, agent, key))))
             .update_expression("SET enqueued = :t")
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(classify)?;
+        metered(out.consumed_capacity(), true);
         Ok(())
     }
 }
@@ -472,10 +507,14 @@ impl DynamoStore {
             .expression_attribute_names("#status", "status")
             .set_expression_attribute_values(Some(values))
             .return_values(ReturnValue::AllNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match res {
-            Ok(out) => out.attributes.map(|a| decode("message", a)).transpose(),
+            Ok(out) => {
+                metered(out.consumed_capacity(), true);
+                out.attributes.map(|a| decode("message", a)).transpose()
+            }
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(None),
             Err(e) => Err(classify(e)),
         }
@@ -681,9 +720,11 @@ impl DynamoStore {
                 .expression_attribute_values(":prefix", s(prefix))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .send()
                 .await
                 .map_err(classify)?;
+            metered(res.consumed_capacity(), false);
             out.extend(res.items.unwrap_or_default());
             match res.last_evaluated_key {
                 Some(k) => start = Some(k),
@@ -721,10 +762,14 @@ impl DynamoStore {
             .table_name(&self.table)
             .set_item(Some(it))
             .condition_expression(NOT_EXISTS)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match res {
-            Ok(_) => Ok(true),
+            Ok(out) => {
+                metered(out.consumed_capacity(), true);
+                Ok(true)
+            }
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
             Err(e) => Err(classify(e)),
         }
@@ -865,5 +910,31 @@ impl BudgetStore for DynamoStore {
         it.insert(keys::ENTITY.into(), s("budget_alert"));
         it.insert(keys::TTL.into(), n(OffsetDateTime::now_utc().unix_timestamp() + ALERT_TTL_SECS));
         self.create(it).await
+    }
+
+    async fn release_alert(
+        &self,
+        ws: &WorkspaceId,
+        month: Month,
+        scope: BudgetScope,
+        threshold: u8,
+    ) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(&keys::budget_alert(ws, month, scope, threshold))))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn alerted(&self, ws: &WorkspaceId, month: Month) -> Result<Vec<(BudgetScope, u8)>, StoreError> {
+        let items = self.query_all(&keys::alert_partition(ws, month), "").await?;
+        Ok(items
+            .iter()
+            .filter_map(|it| it.get(keys::SK).and_then(|v| v.as_s().ok()))
+            .filter_map(|sk| keys::parse_budget_alert(sk))
+            .collect())
     }
 }

@@ -169,8 +169,18 @@ pub fn budget(w: &WorkspaceId, scope: BudgetScope) -> Key {
     Key { pk: budget_partition(w), sk: scope.as_str().to_owned() }
 }
 
+pub fn alert_partition(w: &WorkspaceId, month: Month) -> String {
+    format!("{}#ALERT#{month}", ws(w))
+}
+
 pub fn budget_alert(w: &WorkspaceId, month: Month, scope: BudgetScope, percent: u8) -> Key {
-    Key { pk: format!("{}#ALERT#{month}", ws(w)), sk: format!("{}#{percent}", scope.as_str()) }
+    Key { pk: alert_partition(w, month), sk: format!("{}#{percent}", scope.as_str()) }
+}
+
+/// The scope and threshold an alert marker's sort key names.
+pub fn parse_budget_alert(sk: &str) -> Option<(BudgetScope, u8)> {
+    let (scope, pct) = sk.rsplit_once('#')?;
+    Some((BudgetScope::parse(scope).ok()?, pct.parse().ok()?))
 }
 
 /// Plain sort-key cursors (counters, ledger entries): the store checks the prefix before use.

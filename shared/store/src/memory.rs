@@ -548,4 +548,22 @@ impl BudgetStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         Ok(self.with(|s| s.alerts.insert(keys::budget_alert(ws, month, scope, threshold))))
     }
+
+    async fn release_alert(
+        &self,
+        ws: &WorkspaceId,
+        month: Month,
+        scope: BudgetScope,
+        threshold: u8,
+    ) -> Result<(), StoreError> {
+        self.with(|s| s.alerts.remove(&keys::budget_alert(ws, month, scope, threshold)));
+        Ok(())
+    }
+
+    async fn alerted(&self, ws: &WorkspaceId, month: Month) -> Result<Vec<(BudgetScope, u8)>, StoreError> {
+        let pk = keys::alert_partition(ws, month);
+        Ok(self.with(|s| {
+            s.alerts.iter().filter(|k| k.pk == pk).filter_map(|k| keys::parse_budget_alert(&k.sk)).collect()
+        }))
+    }
 }
