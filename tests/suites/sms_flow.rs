@@ -118,6 +118,7 @@ async fn ten_deliveries_of_one_message_sid_store_one_message() {
         provider_timestamp: None,
         received_at: time::OffsetDateTime::now_utc(),
         metadata: Default::default(),
+        usage: Default::default(),
     });
     let sqs = aws_sdk_sqs::Client::new(&s.aws);
     let q = queue::SqsQueue::new(sqs.clone(), s.queue_url("InboundQueue"));
@@ -169,13 +170,10 @@ async fn concurrent_first_messages_from_a_new_contact_make_one_contact_and_one_c
     // brand-new identity.
     let other = random_number();
     let p = PhoneNumber::parse(&other).unwrap();
-    let deps = inbound_processor::Deps {
-        store: Arc::new(s.store.clone()),
-        notifications: Arc::new(queue::SqsQueue::new(
-            aws_sdk_sqs::Client::new(&s.aws),
-            s.queue_url("NotificationQueue"),
-        )),
-    };
+    let deps = inbound_processor::Deps::new(
+        Arc::new(s.store.clone()),
+        Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(&s.aws), s.queue_url("NotificationQueue"))),
+    );
     let outcomes = futures::future::join_all((0..10).map(|i| {
         let ev = InboundEvent::Message(InboundMessage {
             workspace: s.workspace.clone(),
@@ -191,6 +189,7 @@ async fn concurrent_first_messages_from_a_new_contact_make_one_contact_and_one_c
             provider_timestamp: None,
             received_at: time::OffsetDateTime::now_utc(),
             metadata: Default::default(),
+            usage: Default::default(),
         });
         let deps = &deps;
         async move { inbound_processor::ingest(deps, ev).await.expect("ingest") }

@@ -12,40 +12,65 @@ use std::sync::Arc;
 use base64::Engine;
 use domain::channels::twilio;
 use domain::events::OutboundJob;
+use domain::finance::ledger::Month;
+use domain::finance::service::{check_budgets, hard_stop, RateCardCache};
+use domain::finance::{estimate_message, Costing, PricingError, Usage};
 use domain::model::{Channel, DeliveryEvent, DeliveryStatus, Direction, Message, Sender};
-use domain::ports::{ConversationReader, IdempotencyRecord, OutboundQueue, ReplyCommit, ReplyStore, StoreError};
+use domain::ports::{IdempotencyRecord, NotificationQueue, OutboundQueue, ReplyCommit, StoreError};
 use domain::{ConversationId, IdempotencyKey, MessageId};
 use kit::auth::{Authenticator, Principal};
 use kit::http::{body_bytes, header, path_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
+use meter::{Invocation, Trigger};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use store::Store;
 
 const MAX_ATTEMPTS: u32 = 5;
 
+/// How long after the customer's last message WhatsApp allows a free-form reply.
+const WHATSAPP_WINDOW: time::Duration = time::Duration::hours(24);
+
 pub struct Deps {
-    pub replies: Arc<dyn ReplyStore>,
-    pub reader: Arc<dyn ConversationReader>,
+    pub store: Arc<dyn Store>,
     pub outbound: Arc<dyn OutboundQueue>,
+    /// Budget alerts go to supervisors through the notification queue.
+    pub notifications: Arc<dyn NotificationQueue>,
     pub auth: Authenticator,
     /// The most SMS segments one reply may take (each is billed).
     pub max_sms_segments: u32,
+    pub rates: RateCardCache,
+    pub memory_mb: u64,
 }
 
 impl Deps {
+    pub fn new(
+        store: Arc<dyn Store>,
+        outbound: Arc<dyn OutboundQueue>,
+        notifications: Arc<dyn NotificationQueue>,
+        auth: Authenticator,
+        max_sms_segments: u32,
+    ) -> Self {
+        Self {
+            store,
+            outbound,
+            notifications,
+            auth,
+            max_sms_segments,
+            rates: RateCardCache::default(),
+            memory_mb: meter::memory_mb_from_env(),
+        }
+    }
+
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        let store =
-            Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?));
-        Ok(Self {
-            replies: store.clone(),
-            reader: store,
-            outbound: Arc::new(queue::SqsQueue::new(
-                aws_sdk_sqs::Client::new(aws),
-                config.required("OUTBOUND_QUEUE_URL")?,
-            )),
-            auth: Authenticator::from_config(config, aws).await?,
-            max_sms_segments: config.parse("MAX_SMS_SEGMENTS", 10u32)?,
-        })
+        let sqs = aws_sdk_sqs::Client::new(aws);
+        Ok(Self::new(
+            Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            Arc::new(queue::SqsQueue::new(sqs.clone(), config.required("OUTBOUND_QUEUE_URL")?)),
+            Arc::new(queue::SqsQueue::new(sqs, config.required("NOTIFICATION_QUEUE_URL")?)),
+            Authenticator::from_config(config, aws).await?,
+            config.parse("MAX_SMS_SEGMENTS", 10u32)?,
+        ))
     }
 }
 
@@ -58,7 +83,8 @@ struct Draft {
 }
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
-    Ok(respond(send(deps, &req).await))
+    let inv = Invocation::new(deps.memory_mb, 1, Trigger::HttpApi);
+    Ok(respond(meter::measure(send(deps, &req, &inv)).await.0))
 }
 
 /// Channel limits, checked before anything is stored or queued. Returns what the channel adapter
@@ -103,7 +129,7 @@ fn request_hash(req: &Request) -> String {
     base64::engine::general_purpose::STANDARD.encode(h.finalize())
 }
 
-async fn send(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
+async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     let conversation_id = path_param(req, "id", ConversationId::parse)?;
     let key = header(req, "idempotency-key")
@@ -116,30 +142,40 @@ async fn send(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
         return Err(ApiError::Unprocessable("text must not be empty".into()));
     }
     for _ in 0..MAX_ATTEMPTS {
-        if let Some(record) = deps.replies.idempotency_record(&who.workspace, &who.agent, &key).await? {
+        if let Some(record) = deps.store.idempotency_record(&who.workspace, &who.agent, &key).await? {
             if record.request_hash != hash {
                 return Err(ApiError::Unprocessable(
                     "this Idempotency-Key was already used for a different request".into(),
                 ));
             }
-            return finish(deps, record, true).await;
+            return finish(deps, record, true, inv, Usage::default()).await;
         }
         let conversation = deps
-            .reader
+            .store
             .conversation(&who.workspace, conversation_id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no conversation {conversation_id}")))?;
         let route = conversation.reply_route(draft.channel).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
         let metadata = check_constraints(deps, route.channel, &draft.text)?;
-        let reply = Reply { route, text: &draft.text, metadata };
-        let record = match commit(deps, &who, &key, &hash, conversation, reply).await {
+        let now = time::OffsetDateTime::now_utc();
+        let store: &dyn Store = &*deps.store;
+        if let Some(why) = hard_stop(store, store, &who.workspace, Month::of(now), route.channel).await? {
+            return Err(ApiError::BudgetExceeded(why));
+        }
+        let reply = Reply { route, text: &draft.text, metadata, at: now };
+        let (record, counted) = match commit(deps, &who, &key, &hash, conversation, reply, inv).await {
             Ok(r) => r,
             // Duplicate: a concurrent request with this key won; the next turn replays it.
             // Conflict: the conversation changed under us; the next turn re-reads it.
-            Err(StoreError::Duplicate | StoreError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
+            Err(CommitError::Store(StoreError::Duplicate | StoreError::Conflict)) => continue,
+            Err(CommitError::Store(e)) => return Err(e.into()),
+            Err(CommitError::Pricing(e)) => return Err(ApiError::Unprocessable(e.to_string())),
         };
-        return finish(deps, record, false).await;
+        let channel = reply_channel(&record);
+        if let Err(e) = check_budgets(store, store, &*deps.notifications, &who.workspace, Month::of(record.created_at), channel).await {
+            tracing::warn!(workspace = %who.workspace, error = %e, "budget check failed; the next cost write retries it");
+        }
+        return finish(deps, record, false, inv, counted).await;
     }
     Err(ApiError::Conflict("the conversation is changing too fast; retry with the same Idempotency-Key".into()))
 }
@@ -149,8 +185,27 @@ struct Reply<'a> {
     route: domain::Route,
     text: &'a str,
     metadata: BTreeMap<String, serde_json::Value>,
+    at: time::OffsetDateTime,
 }
 
+enum CommitError {
+    Store(StoreError),
+    Pricing(PricingError),
+}
+
+impl From<StoreError> for CommitError {
+    fn from(e: StoreError) -> Self {
+        CommitError::Store(e)
+    }
+}
+
+/// The channel a stored reply goes out on (from its stored response).
+fn reply_channel(record: &IdempotencyRecord) -> Channel {
+    serde_json::from_value(record.response["message"]["channel"].clone()).unwrap_or(Channel::Sms)
+}
+
+/// Stores the reply with its cost estimate; returns the idempotency record and the usage the
+/// estimate counted (the rest of this request's usage travels on the outbound job).
 async fn commit(
     deps: &Deps,
     who: &Principal,
@@ -158,10 +213,12 @@ async fn commit(
     hash: &str,
     conversation: domain::Conversation,
     reply: Reply<'_>,
-) -> Result<IdempotencyRecord, StoreError> {
-    let Reply { route, text, metadata } = reply;
-    let now = time::OffsetDateTime::now_utc();
-    let message = Message {
+    inv: &Invocation,
+) -> Result<(IdempotencyRecord, Usage), CommitError> {
+    let Reply { route, text, metadata, at: now } = reply;
+    let window_open = conversation.last_inbound_at.is_some_and(|t| now - t < WHATSAPP_WINDOW);
+    let card = deps.rates.card_at(&*deps.store, &who.workspace, now).await?;
+    let mut message = Message {
         id: MessageId::new(),
         workspace: who.workspace.clone(),
         conversation_id: conversation.id,
@@ -184,7 +241,19 @@ async fn commit(
             error_message: None,
         }],
         metadata,
+        cost: None,
     };
+    let counted = inv.usage_so_far();
+    let costing = Costing {
+        card: &card,
+        contact: conversation.contact_id,
+        agent: Some(who.agent.clone()),
+        team: None,
+        usage: counted,
+        whatsapp_window_open: window_open,
+    };
+    let (cost, entry) = estimate_message(&message, costing).map_err(CommitError::Pricing)?;
+    message.cost = Some(cost);
     let record = IdempotencyRecord {
         workspace: who.workspace.clone(),
         agent: who.agent.clone(),
@@ -200,25 +269,38 @@ async fn commit(
     let expected_version = conversation.version;
     let mut next = conversation;
     next.record_outbound(now);
-    deps.replies
-        .commit_reply(ReplyCommit { conversation: next, expected_version, message, idempotency: record.clone() })
+    deps.store
+        .commit_reply(ReplyCommit {
+            conversation: next,
+            expected_version,
+            message,
+            idempotency: record.clone(),
+            cost: Some(entry),
+        })
         .await?;
     tracing::info!(workspace = %who.workspace, agent = %who.agent, conversation = %record.conversation_id,
         message = %record.message_id, "reply stored");
-    Ok(record)
+    Ok((record, counted))
 }
 
 /// Enqueues the outbound job unless the record says it already is, then answers with the stored
 /// response. An enqueue failure is a 503: the client's retry with the same key finishes the job.
-async fn finish(deps: &Deps, record: IdempotencyRecord, replayed: bool) -> Result<Response<Body>, ApiError> {
+/// The job carries what this request spent after the estimate counted `counted` (its own commit,
+/// the enqueue and the mark), for the sender to add to the message's cost.
+async fn finish(
+    deps: &Deps,
+    record: IdempotencyRecord,
+    replayed: bool,
+    inv: &Invocation,
+    counted: Usage,
+) -> Result<Response<Body>, ApiError> {
     if !record.enqueued {
-        let job = OutboundJob {
-            workspace: record.workspace.clone(),
-            conversation_id: record.conversation_id,
-            message_id: record.message_id,
-        };
+        let rest = (inv.usage_so_far() + Usage { sqs_requests_milli: 1000, dynamodb_write_milli: 1000, ..Usage::default() })
+            .since(counted);
+        let job =
+            OutboundJob::send(record.workspace.clone(), record.conversation_id, record.message_id, rest);
         deps.outbound.enqueue_outbound(&job).await?;
-        deps.replies.mark_enqueued(&record.workspace, &record.agent, &record.key).await?;
+        deps.store.mark_enqueued(&record.workspace, &record.agent, &record.key).await?;
     }
     let mut res = kit::http::json(record.status_code, &record.response);
     if replayed {
@@ -230,7 +312,7 @@ async fn finish(deps: &Deps, record: IdempotencyRecord, replayed: bool) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::ports::Order;
+    use domain::ports::{ConversationReader, Order};
     use domain::{AgentId, WorkspaceId};
     use queue::memory::MemoryQueue;
     use store::contract::seed_conversation;
@@ -249,13 +331,7 @@ mod tests {
         let queue = Arc::new(MemoryQueue::new());
         let ws = WorkspaceId::parse("acme").unwrap();
         let (_, conv) = seed_conversation(store.as_ref(), &ws, 1, time::OffsetDateTime::now_utc()).await;
-        let deps = Deps {
-            replies: store.clone(),
-            reader: store.clone(),
-            outbound: queue.clone(),
-            auth: Authenticator::new("s"),
-            max_sms_segments: 10,
-        };
+        let deps = Deps::new(store.clone(), queue.clone(), queue.clone(), Authenticator::new("s"), 10);
         World { deps, store, queue, conv: conv.id, ws }
     }
 
@@ -288,6 +364,50 @@ mod tests {
     fn body(r: &Response<Body>) -> serde_json::Value {
         let Body::Text(t) = r.body() else { panic!("text body") };
         serde_json::from_str(t).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_reply_is_priced_and_counted_once() {
+        use domain::finance::ledger::{Grouping, Month};
+        use domain::ports::CostLedger;
+        let w = world().await;
+        // 161 GSM-7 characters: two segments to a US number.
+        let text = "a".repeat(161);
+        let body_json = serde_json::json!({ "text": text }).to_string();
+        for _ in 0..2 {
+            assert_eq!(handle(&w.deps, post(&w, Some("priced"), &body_json)).await.unwrap().status(), 202);
+        }
+        let msgs = w.store.messages(&w.ws, w.conv, Order::Newest, 1, None).await.unwrap().items;
+        let cost = msgs[0].cost.clone().expect("priced");
+        // 2 × (0.0083 + 0.003) on the built-in card.
+        assert_eq!((cost.provider_micros, cost.rate_card_version), (22_600, 0));
+        assert!(cost.lines.iter().any(|l| l.item == "sms outbound US segment" && l.quantity == 2));
+        let month = Month::of(msgs[0].created_at);
+        let total = w.store.counters(&w.ws, month, Grouping::Total, 10, None).await.unwrap().items;
+        assert_eq!(total[0].totals.messages, 1, "the retry replays; it is not counted again");
+        assert_eq!(total[0].totals.provider_micros, 22_600);
+    }
+
+    #[tokio::test]
+    async fn a_spent_hard_stop_budget_refuses_paid_replies_and_alerts_once() {
+        use domain::finance::{Budget, BudgetScope, Currency};
+        use domain::ports::BudgetStore;
+        let w = world().await;
+        let by = AgentId::parse("admin").unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        // Any reply spends over half of this: the first crosses 50 %, 80 % and 100 % at once.
+        let b = Budget::new(BudgetScope::Channel(Channel::Sms), Currency::usd(), 10_000, None, true, by, now).unwrap();
+        w.store.put_budget(&w.ws, &b).await.unwrap();
+        assert_eq!(handle(&w.deps, post(&w, Some("b1"), r#"{"text":"first"}"#)).await.unwrap().status(), 202);
+        let alerts: Vec<_> = w.queue.sent().into_iter().filter(|(_, _, b)| b["type"] == "budget_threshold_reached").collect();
+        assert_eq!(alerts.len(), 3, "{alerts:?}");
+        let refused = handle(&w.deps, post(&w, Some("b2"), r#"{"text":"second"}"#)).await.unwrap();
+        assert_eq!(refused.status(), 402);
+        assert_eq!(body(&refused)["error"]["code"], "budget_exceeded");
+        let msgs = w.store.messages(&w.ws, w.conv, Order::Newest, 10, None).await.unwrap().items;
+        assert_eq!(msgs.iter().filter(|m| m.direction == Direction::Outbound).count(), 1, "nothing stored");
+        let alerts = w.queue.sent().into_iter().filter(|(_, _, b)| b["type"] == "budget_threshold_reached").count();
+        assert_eq!(alerts, 3, "no alert twice");
     }
 
     #[tokio::test]
@@ -362,13 +482,8 @@ mod tests {
         let ws = WorkspaceId::parse("demo").unwrap();
         let conv = domain::ConversationId::parse("01JD3XQ7Z9K2M4N6P8R0S2T4V6").unwrap();
         store::contract::seed_queued_reply(store.as_ref(), &ws, "+14155552671", Some(conv), None).await;
-        let deps = Deps {
-            replies: store.clone(),
-            reader: store,
-            outbound: Arc::new(MemoryQueue::new()),
-            auth: Authenticator::new("fixture-jwt-secret"),
-            max_sms_segments: 10,
-        };
+        let q = Arc::new(MemoryQueue::new());
+        let deps = Deps::new(store.clone(), q.clone(), q, Authenticator::new("fixture-jwt-secret"), 10);
         let req = lambda_http::request::from_str(include_str!("../../../events/api-send-message/reply.json")).unwrap();
         let res = handle(&deps, req).await.unwrap();
         assert_eq!(res.status(), 202);

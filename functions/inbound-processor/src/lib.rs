@@ -11,40 +11,47 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use domain::events::{InboundEvent, InboundMessage, Notification};
+use domain::finance::ledger::Month;
+use domain::finance::service::{check_budgets, RateCardCache};
+use domain::finance::{estimate_message, Costing};
 use domain::model::{Contact, Conversation, DeliveryEvent, DeliveryStatus, Direction, Message, Route, Sender};
-use domain::ports::{ConversationWrite, InboundCommit, InboundStore, NotificationQueue, StoreError};
+use domain::ports::{ConversationWrite, InboundCommit, NotificationQueue, StoreError};
 use domain::threading::{thread, Threading};
-use domain::{ConversationId, MessageId};
+use domain::{Channel, ConversationId, MessageId, WorkspaceId};
 use kit::fifo::{parse_body, process_in_order, RecordError};
 use lambda_runtime::Error;
+use meter::{Invocation, Trigger};
+use store::Store;
 
 /// Attempts before giving up on a contended write and letting SQS redeliver the record.
 const MAX_ATTEMPTS: u32 = 6;
 
 pub struct Deps {
-    pub store: Arc<dyn InboundStore>,
+    pub store: Arc<dyn Store>,
     pub notifications: Arc<dyn NotificationQueue>,
+    pub rates: RateCardCache,
+    pub memory_mb: u64,
 }
 
 impl Deps {
+    pub fn new(store: Arc<dyn Store>, notifications: Arc<dyn NotificationQueue>) -> Self {
+        Self { store, notifications, rates: RateCardCache::default(), memory_mb: meter::memory_mb_from_env() }
+    }
+
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        Ok(Self {
-            store: Arc::new(store::DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(aws),
-                config.required("TABLE_NAME")?,
-            )),
-            notifications: Arc::new(queue::SqsQueue::new(
-                aws_sdk_sqs::Client::new(aws),
-                config.required("NOTIFICATION_QUEUE_URL")?,
-            )),
-        })
+        Ok(Self::new(
+            Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("NOTIFICATION_QUEUE_URL")?)),
+        ))
     }
 }
 
 pub async fn handle(deps: &Deps, event: SqsEvent) -> Result<SqsBatchResponse, Error> {
+    let batch = event.records.len();
     Ok(process_in_order(event, |record| async move {
         let event: InboundEvent = parse_body(&record)?;
-        ingest(deps, event).await.map(|_| ())
+        let inv = Invocation::new(deps.memory_mb, batch, Trigger::SqsBatch);
+        meter::measure(ingest_with(deps, event, &inv)).await.0.map(|_| ())
     })
     .await)
 }
@@ -56,13 +63,17 @@ pub enum Ingested {
 }
 
 pub async fn ingest(deps: &Deps, event: InboundEvent) -> Result<Ingested, RecordError> {
+    ingest_with(deps, event, &Invocation::new(deps.memory_mb, 1, Trigger::SqsBatch)).await
+}
+
+async fn ingest_with(deps: &Deps, event: InboundEvent, inv: &Invocation) -> Result<Ingested, RecordError> {
     let InboundEvent::Message(m) = event;
     for attempt in 0..MAX_ATTEMPTS {
         if attempt > 0 {
             // Contention means a concurrent writer just committed; a short pause lets us read it.
             tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
         }
-        match try_ingest(deps, &m).await {
+        match try_ingest(deps, &m, inv).await {
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),
             Ok(outcome) => {
@@ -81,6 +92,9 @@ pub async fn ingest(deps: &Deps, event: InboundEvent) -> Result<Ingested, Record
                     channel: m.channel,
                 };
                 deps.notifications.publish(&note).await?;
+                if let Ingested::Stored { .. } = outcome {
+                    alert_budgets(deps, &m.workspace, Month::of(m.received_at), m.channel).await;
+                }
                 match outcome {
                     Ingested::Stored { new_conversation, .. } => tracing::info!(
                         workspace = %m.workspace, %conversation, %message, channel = %m.channel, new_conversation,
@@ -98,7 +112,16 @@ pub async fn ingest(deps: &Deps, event: InboundEvent) -> Result<Ingested, Record
     Err(RecordError::Retryable(format!("still contended after {MAX_ATTEMPTS} attempts").into()))
 }
 
-async fn try_ingest(deps: &Deps, m: &InboundMessage) -> Result<Ingested, StoreError> {
+/// Budget alerts are level-triggered: a failed check is caught up by the next message's, so it is
+/// logged rather than failing a message that is already stored.
+async fn alert_budgets(deps: &Deps, ws: &WorkspaceId, month: Month, channel: Channel) {
+    let store: &dyn Store = &*deps.store;
+    if let Err(e) = check_budgets(store, store, &*deps.notifications, ws, month, channel).await {
+        tracing::warn!(workspace = %ws, error = %e, "budget check failed; the next cost write retries it");
+    }
+}
+
+async fn try_ingest(deps: &Deps, m: &InboundMessage, inv: &Invocation) -> Result<Ingested, StoreError> {
     let store = &deps.store;
     let ws = &m.workspace;
     if let Some((conversation, message)) = store.provider_message(ws, &m.provider, &m.provider_message_id).await? {
@@ -118,21 +141,21 @@ async fn try_ingest(deps: &Deps, m: &InboundMessage) -> Result<Ingested, StoreEr
     let at = m.provider_timestamp.unwrap_or(m.received_at);
     let route =
         Route { channel: m.channel, contact_address: m.contact_address.clone(), our_address: m.our_address.clone() };
-    let (write, conversation_id, new_conversation) = match (thread(current.as_ref()), current) {
+    let (write, conversation_id, new_conversation, assignee) = match (thread(current.as_ref()), current) {
         (Threading::Append(_), Some(mut c)) => {
             let expected_version = c.version;
             c.record_inbound(route.clone(), at);
-            let id = c.id;
-            (ConversationWrite::Update { conversation: c, expected_version }, id, false)
+            let (id, assignee) = (c.id, c.assignee.clone());
+            (ConversationWrite::Update { conversation: c, expected_version }, id, false, assignee)
         }
         (_, previous) => {
             let mut c = Conversation::start(ws.clone(), &contact, at);
             c.record_inbound(route.clone(), at);
             let id = c.id;
-            (ConversationWrite::Create { conversation: c, replaces: previous.map(|p| p.id) }, id, true)
+            (ConversationWrite::Create { conversation: c, replaces: previous.map(|p| p.id) }, id, true, None)
         }
     };
-    let message = Message {
+    let mut message = Message {
         id: MessageId::new(),
         workspace: ws.clone(),
         conversation_id,
@@ -155,6 +178,28 @@ async fn try_ingest(deps: &Deps, m: &InboundMessage) -> Result<Ingested, StoreEr
             error_message: None,
         }],
         metadata: m.metadata.clone(),
+        cost: None,
+    };
+    // Priced with the card in force when the message arrived; the AWS share is everything spent on
+    // it so far: the webhook (carried on the event) and this processor up to this write.
+    let card = deps.rates.card_at(&**store, ws, m.received_at).await?;
+    let costing = Costing {
+        card: &card,
+        contact: contact.id,
+        agent: assignee,
+        team: None,
+        usage: m.usage + inv.usage_so_far(),
+        whatsapp_window_open: true,
+    };
+    let ledger = match estimate_message(&message, costing) {
+        Ok((cost, entry)) => {
+            message.cost = Some(cost);
+            Some(entry)
+        }
+        Err(e) => {
+            tracing::warn!(workspace = %ws, error = %e, "inbound message could not be priced");
+            None
+        }
     };
     let message_id = message.id;
     let commit = InboundCommit {
@@ -163,6 +208,7 @@ async fn try_ingest(deps: &Deps, m: &InboundMessage) -> Result<Ingested, StoreEr
         message,
         provider: m.provider.clone(),
         provider_message_id: m.provider_message_id.clone(),
+        cost: ledger,
     };
     match store.commit_inbound(commit).await {
         Ok(()) => Ok(Ingested::Stored { conversation: conversation_id, message: message_id, new_conversation }),
@@ -181,7 +227,7 @@ async fn try_ingest(deps: &Deps, m: &InboundMessage) -> Result<Ingested, StoreEr
 mod tests {
     use super::*;
     use aws_lambda_events::sqs::SqsMessage;
-    use domain::ports::{ConversationReader, Order};
+    use domain::ports::{ConversationReader, InboundStore, Order};
     use domain::{Identity, PhoneNumber, WorkspaceId};
     use queue::memory::MemoryQueue;
     use store::MemoryStore;
@@ -191,7 +237,7 @@ mod tests {
     fn deps() -> (Deps, Arc<MemoryStore>, Arc<MemoryQueue>) {
         let s = Arc::new(MemoryStore::new());
         let q = Arc::new(MemoryQueue::new());
-        (Deps { store: s.clone(), notifications: q.clone() }, s, q)
+        (Deps::new(s.clone(), q.clone()), s, q)
     }
 
     fn inbound(sid: &str, from: &str, text: &str) -> InboundEvent {
@@ -210,6 +256,7 @@ mod tests {
             provider_timestamp: None,
             received_at: time::OffsetDateTime::now_utc(),
             metadata: Default::default(),
+            usage: Default::default(),
         })
     }
 

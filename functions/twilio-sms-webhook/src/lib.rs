@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use domain::channels::twilio;
 use domain::events::InboundEvent;
+use domain::finance::Usage;
 use domain::ports::{ChannelDirectory, InboundQueue};
 use domain::Channel;
 use kit::http::{respond, xml, ApiError};
 use lambda_http::{Body, Error, Request, Response};
+use meter::{Invocation, Trigger};
 
 pub struct Deps {
     pub directory: Arc<dyn ChannelDirectory>,
@@ -17,6 +19,8 @@ pub struct Deps {
     pub auth_token: String,
     /// The public base URL Twilio calls (custom domain, local gateway); else the API's domain name.
     pub public_base_url: Option<String>,
+    /// This function's memory, for its share of the message's AWS cost.
+    pub memory_mb: u64,
 }
 
 impl Deps {
@@ -28,15 +32,17 @@ impl Deps {
             queue: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), queue_url)),
             auth_token: config.secret("TWILIO_AUTH_TOKEN", aws).await?,
             public_base_url: config.optional("PUBLIC_BASE_URL"),
+            memory_mb: meter::memory_mb_from_env(),
         })
     }
 }
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
-    Ok(respond(receive(deps, &req).await))
+    let inv = Invocation::new(deps.memory_mb, 1, Trigger::HttpApi);
+    Ok(respond(meter::measure(receive(deps, &req, &inv)).await.0))
 }
 
-async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
+async fn receive(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<Body>, ApiError> {
     let params = kit::twilio::verified_form(req, &deps.auth_token, deps.public_base_url.as_deref())?;
     let sms = twilio::parse_inbound(&params)?;
     let Some(account) = deps.directory.channel_account(Channel::Sms, sms.to.as_str()).await? else {
@@ -44,7 +50,10 @@ async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
         return Err(ApiError::NotFound(format!("no workspace receives SMS on {}", sms.to)));
     };
     let sid = sms.message_sid.clone();
-    let event = InboundEvent::Message(sms.into_event(account.workspace.clone(), time::OffsetDateTime::now_utc()));
+    let mut message = sms.into_event(account.workspace.clone(), time::OffsetDateTime::now_utc());
+    // What this webhook spent travels with the message (plus the send that enqueues it).
+    message.usage = inv.usage_so_far() + Usage { sqs_requests_milli: 1000, ..Usage::default() };
+    let event = InboundEvent::Message(message);
     deps.queue.enqueue_inbound(&event).await?;
     tracing::info!(workspace = %account.workspace, message_sid = %sid, "inbound SMS enqueued");
     Ok(xml(200, twilio::EMPTY_TWIML))
@@ -74,7 +83,7 @@ mod tests {
             .await
             .unwrap();
         let q = Arc::new(MemoryQueue::new());
-        (Deps { directory: store, queue: q.clone(), auth_token: TOKEN.into(), public_base_url: None }, q)
+        (Deps { directory: store, queue: q.clone(), auth_token: TOKEN.into(), public_base_url: None, memory_mb: 128 }, q)
     }
 
     fn request(mutate: impl FnOnce(&mut serde_json::Value)) -> Request {

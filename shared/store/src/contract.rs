@@ -525,6 +525,9 @@ async fn costed_reply<S: Store>(s: &S, ws: &WorkspaceId, conv: ConversationId, e
     let at = now();
     let mut msg = reply(ws, &stored, &agent, at);
     msg.cost = Some(MessageCost {
+        contact_id: stored.contact_id,
+        agent: Some(AgentId::parse("agent-1").unwrap()),
+        team: None,
         currency: Currency::usd(),
         rate_card_version: 0,
         provider_micros: estimate.provider_micros,

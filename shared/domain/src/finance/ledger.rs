@@ -254,6 +254,12 @@ impl LedgerEntry {
 /// it reports one (beside the estimate, never replacing it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageCost {
+    /// Who the cost is attributed to, as the estimate counted it; later entries follow it.
+    pub contact_id: ContactId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
     pub currency: Currency,
     pub rate_card_version: u32,
     pub provider_micros: Micros,

@@ -93,6 +93,25 @@ impl Add for Usage {
     }
 }
 
+impl Usage {
+    /// What was spent after `earlier` (a snapshot of the same meter), field by field.
+    pub fn since(self, earlier: Usage) -> Usage {
+        Usage {
+            lambda_requests_milli: self.lambda_requests_milli.saturating_sub(earlier.lambda_requests_milli),
+            lambda_mb_ms: self.lambda_mb_ms.saturating_sub(earlier.lambda_mb_ms),
+            sqs_requests_milli: self.sqs_requests_milli.saturating_sub(earlier.sqs_requests_milli),
+            dynamodb_read_milli: self.dynamodb_read_milli.saturating_sub(earlier.dynamodb_read_milli),
+            dynamodb_write_milli: self.dynamodb_write_milli.saturating_sub(earlier.dynamodb_write_milli),
+            apigw_requests: self.apigw_requests.saturating_sub(earlier.apigw_requests),
+            websocket_messages: self.websocket_messages.saturating_sub(earlier.websocket_messages),
+            sfn_transitions: self.sfn_transitions.saturating_sub(earlier.sfn_transitions),
+            ses_messages: self.ses_messages.saturating_sub(earlier.ses_messages),
+            s3_put_requests: self.s3_put_requests.saturating_sub(earlier.s3_put_requests),
+            s3_get_requests: self.s3_get_requests.saturating_sub(earlier.s3_get_requests),
+        }
+    }
+}
+
 impl AddAssign for Usage {
     fn add_assign(&mut self, o: Usage) {
         *self = *self + o;
