@@ -14,11 +14,15 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use domain::channels::twilio::{self, SendOutcome, SendSms};
-use domain::events::{Notification, OutboundJob};
+use domain::events::{Notification, OutboundJob, OutboundTask};
+use domain::finance::service::RateCardCache;
+use domain::finance::{follow_up_entry, CostLine, Currency, EntryKind, LedgerEntry, Micros, Totals, Usage};
 use domain::model::{Channel, DeliveryEvent, DeliveryStatus, Message};
-use domain::ports::{Claim, DeliveryStore, NotificationQueue};
+use domain::ports::{Claim, NotificationQueue, StoreError};
 use kit::fifo::{parse_body, process_in_order, RecordError};
 use lambda_runtime::Error;
+use meter::{Invocation, Trigger};
+use store::Store;
 
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
@@ -66,15 +70,41 @@ impl TwilioApi {
         let body = res.bytes().await.map_err(|e| SendError::Ambiguous(e.to_string()))?;
         Ok(twilio::classify_response(status, &body))
     }
+
+    /// The price Twilio rated a message at, `None` while it has not. Errors say whether a later
+    /// attempt could succeed.
+    pub async fn fetch_price(&self, sid: &str) -> Result<Option<(Micros, Currency)>, RecordError> {
+        let url = format!("{}{}", self.base_url.trim_end_matches('/'), twilio::message_path(&self.account_sid, sid));
+        let res = self
+            .http
+            .get(url)
+            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .send()
+            .await
+            .map_err(|e| RecordError::Retryable(Box::new(e)))?;
+        let status = res.status();
+        let body = res.bytes().await.map_err(|e| RecordError::Retryable(Box::new(e)))?;
+        if status.is_success() {
+            return twilio::parse_price(&body).map_err(|e| RecordError::Permanent(Box::new(e)));
+        }
+        let why = format!("Twilio answered HTTP {status} to a price lookup");
+        if status.is_server_error() || status.as_u16() == 429 {
+            Err(RecordError::Retryable(why.into()))
+        } else {
+            Err(RecordError::Permanent(why.into()))
+        }
+    }
 }
 
 pub struct Deps {
-    pub store: Arc<dyn DeliveryStore>,
+    pub store: Arc<dyn Store>,
     pub notifications: Arc<dyn NotificationQueue>,
     pub twilio: TwilioApi,
     /// Base of the public API, for each message's StatusCallback URL.
     pub public_base_url: String,
     pub retry: RetryPolicy,
+    pub rates: RateCardCache,
+    pub memory_mb: u64,
 }
 
 impl Deps {
@@ -105,20 +135,35 @@ impl Deps {
                 base_delay: Duration::from_millis(config.parse("SEND_RETRY_BASE_MS", 200u64)?),
                 max_receives: config.parse("MAX_RECEIVES", 5u32)?,
             },
+            rates: RateCardCache::default(),
+            memory_mb: meter::memory_mb_from_env(),
         })
     }
 }
 
 pub async fn handle(deps: &Deps, event: SqsEvent) -> Result<SqsBatchResponse, Error> {
+    let batch = event.records.len();
     Ok(process_in_order(event, |record| async move {
         let job: OutboundJob = parse_body(&record)?;
         let receive_count = record.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
-        send(deps, &job, receive_count).await
+        let inv = Invocation::new(deps.memory_mb, batch, Trigger::SqsBatch);
+        meter::measure(run(deps, &job, receive_count, &inv)).await.0
     })
     .await)
 }
 
+pub async fn run(deps: &Deps, job: &OutboundJob, receive_count: u32, inv: &Invocation) -> Result<(), RecordError> {
+    match job.task {
+        OutboundTask::Send => send_with(deps, job, receive_count, inv).await,
+        OutboundTask::FetchPrice => fetch_price(deps, job, receive_count).await,
+    }
+}
+
 pub async fn send(deps: &Deps, job: &OutboundJob, receive_count: u32) -> Result<(), RecordError> {
+    send_with(deps, job, receive_count, &Invocation::new(deps.memory_mb, 1, Trigger::SqsBatch)).await
+}
+
+async fn send_with(deps: &Deps, job: &OutboundJob, receive_count: u32, inv: &Invocation) -> Result<(), RecordError> {
     let now = time::OffsetDateTime::now_utc();
     match deps.store.claim_for_send(&job.workspace, job.conversation_id, job.message_id, now).await? {
         Claim::NotFound => Err(RecordError::Permanent(format!("message {} does not exist", job.message_id).into())),
@@ -135,11 +180,80 @@ pub async fn send(deps: &Deps, job: &OutboundJob, receive_count: u32) -> Result<
             )
             .await
         }
-        Claim::Claimed(message) => deliver(deps, job, &message, receive_count).await,
+        Claim::Claimed(message) => deliver(deps, job, &message, receive_count, inv).await,
     }
 }
 
-async fn deliver(deps: &Deps, job: &OutboundJob, m: &Message, receive_count: u32) -> Result<(), RecordError> {
+/// The AWS usage of sending (the reply API's remainder carried on the job, and this invocation so
+/// far) as a ledger entry, priced with the AWS prices of the card the message was estimated with.
+async fn usage_entry(deps: &Deps, job: &OutboundJob, m: &Message, inv: &Invocation) -> Result<Option<LedgerEntry>, StoreError> {
+    if m.cost.is_none() {
+        return Ok(None);
+    }
+    let card = deps.rates.card_at(&*deps.store, &m.workspace, m.created_at).await?;
+    let usage: Usage = job.usage + inv.usage_so_far();
+    let line = usage.cost(&card.aws);
+    let totals = Totals { aws_micros: line.amount_micros, ..Totals::default() };
+    Ok(follow_up_entry(m, EntryKind::Usage, totals, vec![line], Some(usage)))
+}
+
+/// Reconciles a sent message with the price Twilio rated it at, beside the estimate. Twilio rates
+/// messages some time after they finish: while the price is unknown the record is retried (its
+/// own FIFO group, so no conversation waits), and after the last receive it is left unreconciled.
+async fn fetch_price(deps: &Deps, job: &OutboundJob, receive_count: u32) -> Result<(), RecordError> {
+    let Some(m) = deps.store.message(&job.workspace, job.conversation_id, job.message_id).await? else {
+        return Err(RecordError::Permanent(format!("message {} does not exist", job.message_id).into()));
+    };
+    let (Some(sid), Some(cost)) = (m.provider_message_id.clone(), m.cost.clone()) else {
+        tracing::info!(message = %m.id, "no provider id or no estimate: nothing to reconcile");
+        return Ok(());
+    };
+    if cost.actual_micros.is_some() {
+        return Ok(());
+    }
+    let last_try = receive_count >= deps.retry.max_receives;
+    let price = match deps.twilio.fetch_price(&sid).await {
+        Ok(p) => p,
+        Err(RecordError::Retryable(e)) if last_try => {
+            tracing::warn!(message = %m.id, error = %e, "price lookup kept failing; left unreconciled");
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    match price {
+        None if last_try => {
+            tracing::warn!(message = %m.id, "Twilio never rated the message; left unreconciled");
+            Ok(())
+        }
+        None => Err(RecordError::Retryable(format!("Twilio has not rated {sid} yet").into())),
+        Some((_, currency)) if currency != cost.currency => {
+            tracing::warn!(message = %m.id, %currency, expected = %cost.currency,
+                "Twilio priced the message in another currency than the rate card; not reconciled");
+            Ok(())
+        }
+        Some((micros, _)) => {
+            let line = CostLine { item: "twilio reported price".into(), quantity: 1, unit_price: None, amount_micros: micros };
+            let totals = Totals { actual_micros: micros, reconciled: 1, ..Totals::default() };
+            let Some(entry) = follow_up_entry(&m, EntryKind::Actual, totals, vec![line], None) else { return Ok(()) };
+            match deps.store.record_cost(&entry).await {
+                Ok(()) | Err(StoreError::Duplicate) => {
+                    tracing::info!(workspace = %m.workspace, message = %m.id, estimate = cost.provider_micros, actual = micros,
+                        "provider price reconciled");
+                    Ok(())
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+async fn deliver(
+    deps: &Deps,
+    job: &OutboundJob,
+    m: &Message,
+    receive_count: u32,
+    inv: &Invocation,
+) -> Result<(), RecordError> {
     if m.channel != Channel::Sms {
         return fail(deps, job, "unsupported_channel", &format!("this deployment cannot send on {}", m.channel)).await;
     }
@@ -164,15 +278,23 @@ async fn deliver(deps: &Deps, job: &OutboundJob, m: &Message, receive_count: u32
         }
         match deps.twilio.send(&request).await {
             Ok(SendOutcome::Accepted(resource)) => {
-                deps.store
+                let usage = usage_entry(deps, job, m, inv).await?;
+                let recorded = deps
+                    .store
                     .record_provider_id(
                         &job.workspace,
                         job.conversation_id,
                         job.message_id,
                         twilio::PROVIDER,
                         &resource.sid,
+                        usage.as_ref(),
                     )
-                    .await?;
+                    .await;
+                match recorded {
+                    // Duplicate: this very write already happened (its usage entry is there).
+                    Ok(()) | Err(StoreError::Duplicate) => {}
+                    Err(e) => return Err(e.into()),
+                }
                 tracing::info!(workspace = %job.workspace, message = %job.message_id, message_sid = %resource.sid, attempt,
                     "reply accepted by Twilio");
                 return Ok(());
@@ -224,7 +346,7 @@ async fn fail(deps: &Deps, job: &OutboundJob, code: &str, message: &str) -> Resu
 mod tests {
     use super::*;
     use domain::model::{Direction, Sender};
-    use domain::ports::{ConversationReader, ConversationWrite, InboundCommit, InboundStore, Order};
+    use domain::ports::{ConversationReader, ConversationWrite, DeliveryStore, InboundCommit, InboundStore, Order};
     use domain::{AgentId, MessageId, WorkspaceId};
     use fake_twilio::{Callbacks, FakeTwilio};
     use queue::memory::MemoryQueue;
@@ -252,6 +374,8 @@ mod tests {
             },
             public_base_url: "https://hooks.test".into(),
             retry: RetryPolicy { attempts, base_delay: Duration::from_millis(1), max_receives: 3 },
+            rates: RateCardCache::default(),
+            memory_mb: 128,
         };
         World { deps, store, twilio, ws: WorkspaceId::parse("acme").unwrap() }
     }
@@ -267,6 +391,17 @@ mod tests {
         m.route.contact_address = to.into();
         m.status = DeliveryStatus::Queued;
         m.status_history.clear();
+        m.cost = Some(domain::finance::MessageCost {
+            contact_id: conv.contact_id,
+            agent: Some(AgentId::parse("alice").unwrap()),
+            team: None,
+            currency: Currency::usd(),
+            rate_card_version: 0,
+            provider_micros: 11_300,
+            aws_micros: 10,
+            actual_micros: None,
+            lines: vec![],
+        });
         let mut c = w.store.conversation(&w.ws, conv.id).await.unwrap().unwrap();
         let v = c.version;
         c.record_outbound(time::OffsetDateTime::now_utc());
@@ -276,9 +411,10 @@ mod tests {
             message: m.clone(),
             provider: "seed".into(),
             provider_message_id: m.id.to_string(),
+            cost: None,
         };
         w.store.commit_inbound(commit).await.unwrap();
-        OutboundJob { workspace: w.ws.clone(), conversation_id: conv.id, message_id: m.id }
+        OutboundJob::send(w.ws.clone(), conv.id, m.id, Usage::default())
     }
 
     fn rand_n() -> u32 {
@@ -287,6 +423,36 @@ mod tests {
 
     async fn stored(w: &World, job: &OutboundJob) -> Message {
         w.store.message(&w.ws, job.conversation_id, job.message_id).await.unwrap().unwrap()
+    }
+
+    #[tokio::test]
+    async fn sending_adds_its_usage_and_the_provider_price_reconciles_beside_the_estimate() {
+        use domain::ports::CostLedger;
+        let w = world(3).await;
+        let job = queued_reply(&w, "+14155552671").await;
+        send(&w.deps, &job, 1).await.unwrap();
+        let m = stored(&w, &job).await;
+        assert!(m.cost.as_ref().unwrap().aws_micros >= 10, "usage added to the estimate's AWS share");
+        let price = OutboundJob::fetch_price(w.ws.clone(), job.conversation_id, job.message_id);
+        // Not rated yet: retried, nothing recorded.
+        let sid = m.provider_message_id.clone().unwrap();
+        w.twilio.set_price(&sid, None);
+        assert!(matches!(fetch_price(&w.deps, &price, 1).await, Err(RecordError::Retryable(_))));
+        assert!(stored(&w, &job).await.cost.unwrap().actual_micros.is_none());
+        w.twilio.set_price(&sid, Some("-0.00790"));
+        fetch_price(&w.deps, &price, 2).await.unwrap();
+        fetch_price(&w.deps, &price, 3).await.unwrap(); // a redelivery changes nothing
+        let cost = stored(&w, &job).await.cost.unwrap();
+        assert_eq!((cost.provider_micros, cost.actual_micros), (11_300, Some(7_900)), "estimate kept beside the actual");
+        let month = domain::finance::ledger::Month::of(m.created_at);
+        let total = w.store.counters(&w.ws, month, domain::finance::ledger::Grouping::Total, 10, None).await.unwrap();
+        assert_eq!((total.items[0].totals.actual_micros, total.items[0].totals.reconciled), (7_900, 1));
+        // Never rated: given up on the last receive, without an error.
+        let job2 = queued_reply(&w, "+14155552672").await;
+        send(&w.deps, &job2, 1).await.unwrap();
+        w.twilio.set_price(&stored(&w, &job2).await.provider_message_id.unwrap(), None);
+        let price2 = OutboundJob::fetch_price(w.ws.clone(), job2.conversation_id, job2.message_id);
+        fetch_price(&w.deps, &price2, 3).await.unwrap();
     }
 
     #[tokio::test]

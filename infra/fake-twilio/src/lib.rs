@@ -4,7 +4,7 @@
 //! error body. Twilio's magic test numbers fail as Twilio's test credentials do. Accepted messages
 //! can get signed status callbacks (`sent`, then `delivered`), exactly as Twilio would post them.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use domain::channels::twilio::compute_signature;
@@ -47,6 +47,8 @@ struct Inner {
     received: Mutex<Vec<Received>>,
     /// Scripted answers for the next requests: (HTTP status, body).
     scripted: Mutex<VecDeque<(u16, serde_json::Value)>>,
+    /// Prices set by tests (`None`: not rated yet); otherwise 0.0079 per segment.
+    prices: Mutex<HashMap<String, Option<String>>>,
     http: reqwest::Client,
 }
 
@@ -74,10 +76,12 @@ impl FakeTwilio {
             callbacks,
             received: Mutex::new(vec![]),
             scripted: Mutex::new(VecDeque::new()),
+            prices: Mutex::new(HashMap::new()),
             http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client"),
         });
         let app = Router::new()
             .route("/2010-04-01/Accounts/{account}/Messages.json", post(create_message))
+            .route("/2010-04-01/Accounts/{account}/Messages/{sid}", get(fetch_message))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -102,6 +106,47 @@ impl FakeTwilio {
             s.push_back((status, body.clone()));
         }
     }
+}
+
+impl FakeTwilio {
+    /// What a message's fetched resource reports as `price` (`None`: not rated yet, `null`).
+    pub fn set_price(&self, sid: &str, price: Option<&str>) {
+        self.inner.prices.lock().expect("lock").insert(sid.to_owned(), price.map(str::to_owned));
+    }
+}
+
+/// `GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json`: the Message resource with its price,
+/// negative as Twilio reports charges.
+async fn fetch_message(
+    State(inner): State<Arc<Inner>>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorised(&inner, &headers, &account) {
+        let (status, body) = twilio_error(401, 20003, "Authenticate");
+        return (StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED), Json(body)).into_response();
+    }
+    let sid = file.strip_suffix(".json").unwrap_or(&file).to_owned();
+    let Some(sent) = inner.received.lock().expect("lock").iter().find(|r| r.sid.as_deref() == Some(&sid)).cloned()
+    else {
+        let (status, body) = twilio_error(404, 20404, &format!("The requested resource /Messages/{sid}.json was not found"));
+        return (StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND), Json(body)).into_response();
+    };
+    let segments = domain::sms::segment(sent.get("Body").unwrap_or_default()).segments;
+    let default_price = format!("-{}", domain::finance::money::format_micros(i64::from(segments) * 7_900));
+    let price = inner.prices.lock().expect("lock").get(&sid).cloned().unwrap_or(Some(default_price));
+    let resource = serde_json::json!({
+        "account_sid": account,
+        "body": sent.get("Body"),
+        "from": sent.get("From"),
+        "to": sent.get("To"),
+        "num_segments": segments.to_string(),
+        "price": price,
+        "price_unit": "USD",
+        "sid": sid,
+        "status": "delivered",
+    });
+    (StatusCode::OK, Json(resource)).into_response()
 }
 
 fn twilio_error(status: u16, code: u32, message: &str) -> (u16, serde_json::Value) {

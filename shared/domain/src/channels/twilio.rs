@@ -243,6 +243,31 @@ pub fn messages_path(account_sid: &str) -> String {
     format!("/2010-04-01/Accounts/{account_sid}/Messages.json")
 }
 
+pub fn message_path(account_sid: &str, message_sid: &str) -> String {
+    format!("/2010-04-01/Accounts/{account_sid}/Messages/{message_sid}.json")
+}
+
+/// The price Twilio reports on a fetched Message resource: `price` is a negative decimal string
+/// (`"-0.00790"`) once Twilio has rated the message, `null` before; `price_unit` its currency.
+/// `Ok(None)` while it is not known yet.
+pub fn parse_price(body: &[u8]) -> Result<Option<(crate::finance::Micros, crate::finance::Currency)>, ParseError> {
+    #[derive(Deserialize)]
+    struct Priced {
+        #[serde(default)]
+        price: Option<String>,
+        #[serde(default)]
+        price_unit: Option<String>,
+    }
+    let invalid = |reason: String| ParseError::Invalid { kind: "Twilio message resource", reason };
+    let p: Priced = serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
+    let (Some(price), Some(unit)) = (p.price.filter(|s| !s.trim().is_empty()), p.price_unit) else {
+        return Ok(None);
+    };
+    let micros = crate::finance::money::parse_amount_micros(&price)?;
+    let currency = crate::finance::Currency::parse(&unit.to_ascii_uppercase())?;
+    Ok(Some((micros, currency)))
+}
+
 /// The fields of a created Message resource we keep.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct MessageResource {
@@ -458,5 +483,14 @@ mod tests {
         let f = req.form();
         assert_eq!(f[0], ("To", "+14155552671".to_owned()));
         assert!(f.contains(&("StatusCallback", "https://x/webhooks/twilio/status".to_owned())));
+    }
+
+    #[test]
+    fn prices_are_read_from_the_message_resource() {
+        let rated = br#"{"sid":"SM1","price":"-0.00790","price_unit":"USD","status":"delivered"}"#;
+        assert_eq!(parse_price(rated).unwrap(), Some((7_900, crate::finance::Currency::usd())));
+        assert_eq!(parse_price(br#"{"sid":"SM1","price":null,"price_unit":"USD"}"#).unwrap(), None);
+        assert!(parse_price(br#"{"price":"abc","price_unit":"USD"}"#).is_err());
+        assert!(parse_price(b"not json").is_err());
     }
 }
