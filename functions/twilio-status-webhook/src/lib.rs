@@ -6,38 +6,71 @@
 use std::sync::Arc;
 
 use domain::channels::twilio;
-use domain::events::Notification;
-use domain::ports::{DeliveryStore, NotificationQueue};
+use domain::events::{Notification, OutboundJob};
+use domain::finance::service::RateCardCache;
+use domain::finance::{follow_up_entry, pricing, EntryKind, Totals};
+use domain::model::DeliveryStatus;
+use domain::ports::{NotificationQueue, OutboundQueue, StoreError};
 use domain::{ConversationId, MessageId, ParseError, WorkspaceId};
 use kit::http::{query_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
+use store::Store;
 
 pub struct Deps {
-    pub store: Arc<dyn DeliveryStore>,
+    pub store: Arc<dyn Store>,
     pub notifications: Arc<dyn NotificationQueue>,
+    /// Price lookups for finished messages go to the outbound sender.
+    pub outbound: Arc<dyn OutboundQueue>,
     pub auth_token: String,
     pub public_base_url: Option<String>,
+    pub rates: RateCardCache,
 }
 
 impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        let sqs = aws_sdk_sqs::Client::new(aws);
         Ok(Self {
             store: Arc::new(store::DynamoStore::new(
                 aws_sdk_dynamodb::Client::new(aws),
                 config.required("TABLE_NAME")?,
             )),
-            notifications: Arc::new(queue::SqsQueue::new(
-                aws_sdk_sqs::Client::new(aws),
-                config.required("NOTIFICATION_QUEUE_URL")?,
-            )),
+            notifications: Arc::new(queue::SqsQueue::new(sqs.clone(), config.required("NOTIFICATION_QUEUE_URL")?)),
+            outbound: Arc::new(queue::SqsQueue::new(sqs, config.required("OUTBOUND_QUEUE_URL")?)),
             auth_token: config.secret("TWILIO_AUTH_TOKEN", aws).await?,
             public_base_url: config.optional("PUBLIC_BASE_URL"),
+            rates: RateCardCache::default(),
         })
     }
 }
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     Ok(respond(receive(deps, &req).await))
+}
+
+/// Once a message has finished (delivered, undelivered or failed), its cost can settle: a failed
+/// SMS owes the failed-message fee, and Twilio's rated price is looked up. Both are idempotent and
+/// run on every final callback (not only the one that applied), so Twilio's retry of a callback we
+/// failed to answer finishes them.
+async fn settle(deps: &Deps, ws: &WorkspaceId, conv: ConversationId, msg: MessageId) -> Result<(), ApiError> {
+    let Some(m) = deps.store.message(ws, conv, msg).await? else { return Ok(()) };
+    if m.status == DeliveryStatus::Failed {
+        let card = deps.rates.card_at(&*deps.store, ws, m.created_at).await?;
+        let country = domain::PhoneNumber::parse(&m.route.contact_address).ok().and_then(|p| p.country());
+        let provider = m.provider.as_deref().unwrap_or(twilio::PROVIDER);
+        if let Some(fee) = pricing::failed_fee(&card, provider, country.as_deref()) {
+            let totals = Totals { provider_micros: fee.amount_micros, ..Totals::default() };
+            if let Some(entry) = follow_up_entry(&m, EntryKind::FailedFee, totals, vec![fee], None) {
+                match deps.store.record_cost(&entry).await {
+                    Ok(()) | Err(StoreError::Duplicate) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    if m.provider_message_id.is_some() && m.cost.as_ref().is_some_and(|c| c.actual_micros.is_none()) {
+        deps.outbound.enqueue_outbound(&OutboundJob::fetch_price(ws.clone(), conv, msg)).await?;
+    }
+    Ok(())
 }
 
 fn id_param<T>(
@@ -65,12 +98,15 @@ async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
         "delivery status callback");
     if applied {
         let note =
-            Notification::DeliveryStatusChanged { workspace: ws, conversation_id: conv, message_id: msg, status };
+            Notification::DeliveryStatusChanged { workspace: ws.clone(), conversation_id: conv, message_id: msg, status };
         // The status is stored; a lost notification only delays an agent's screen, and Twilio's
         // retry would find the status already applied. So log it rather than fail the callback.
         if let Err(e) = deps.notifications.publish(&note).await {
             tracing::error!(error = %e, message = %msg, "could not publish the status change");
         }
+    }
+    if matches!(status, DeliveryStatus::Delivered | DeliveryStatus::Undelivered | DeliveryStatus::Failed) {
+        settle(deps, &ws, conv, msg).await?;
     }
     Ok(Response::builder().status(200).body(Body::Empty).expect("static response"))
 }
@@ -78,7 +114,6 @@ async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::model::DeliveryStatus;
     use domain::ports::ConversationReader;
     use queue::memory::MemoryQueue;
     use store::contract::seed_queued_reply;
@@ -113,7 +148,14 @@ mod tests {
         let ws = WorkspaceId::parse("acme").unwrap();
         let (conv, out) = seed_queued_reply(store.as_ref(), &ws, "+14155552671", None, None).await;
         let deps =
-            Deps { store: store.clone(), notifications: q.clone(), auth_token: TOKEN.into(), public_base_url: None };
+            Deps {
+                store: store.clone(),
+                notifications: q.clone(),
+                outbound: q.clone(),
+                auth_token: TOKEN.into(),
+                public_base_url: None,
+                rates: RateCardCache::default(),
+            };
         let query = format!("ws=acme&conv={}&msg={}", conv.id, out.id);
         let sid = "SM1f0e8ae6ade43cb3c0ce4525424e404f";
         let status_of = || async { store.message(&ws, conv.id, out.id).await.unwrap().unwrap().status };
@@ -146,7 +188,14 @@ mod tests {
         seed_queued_reply(store.as_ref(), &ws, "+14155552671", Some(conv), Some(msg)).await;
         let q = Arc::new(MemoryQueue::new());
         let deps =
-            Deps { store: store.clone(), notifications: q.clone(), auth_token: TOKEN.into(), public_base_url: None };
+            Deps {
+                store: store.clone(),
+                notifications: q.clone(),
+                outbound: q.clone(),
+                auth_token: TOKEN.into(),
+                public_base_url: None,
+                rates: RateCardCache::default(),
+            };
         let req = lambda_http::request::from_str(FIXTURE).unwrap();
         assert_eq!(handle(&deps, req).await.unwrap().status(), 200);
         assert_eq!(store.message(&ws, conv, msg).await.unwrap().unwrap().status, DeliveryStatus::Delivered);
