@@ -62,6 +62,7 @@ fn main() -> Result<()> {
             let role = match role.as_str() {
                 "supervisor" => Role::Supervisor,
                 "admin" => Role::Admin,
+                "finance" => Role::Finance,
                 _ => Role::Agent,
             };
             let ws = WorkspaceId::parse(&workspace)?;

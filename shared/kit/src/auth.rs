@@ -16,7 +16,25 @@ pub enum Role {
     Agent,
     Supervisor,
     Admin,
+    /// Reads cost reports and budgets, manages rate cards and budgets; no inbox rights.
+    Finance,
 }
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+            Role::Finance => "finance",
+        }
+    }
+}
+
+/// Who may read cost reports and budgets.
+pub const FINANCE_READERS: &[Role] = &[Role::Finance, Role::Supervisor, Role::Admin];
+/// Who may create rate cards and set budgets.
+pub const FINANCE_ADMINS: &[Role] = &[Role::Finance, Role::Admin];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
@@ -38,6 +56,21 @@ pub struct Principal {
     pub agent: AgentId,
     pub name: Option<String>,
     pub role: Role,
+}
+
+impl Principal {
+    /// Refuses (403) callers whose role is not one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.role) {
+            return Ok(());
+        }
+        let allowed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        Err(ApiError::Forbidden(format!(
+            "this needs one of the roles {}; the token's role is {}",
+            allowed.join(", "),
+            self.role.as_str()
+        )))
+    }
 }
 
 pub const ISSUER: &str = "switchboard";

@@ -125,6 +125,16 @@ pub fn xml(status: u16, body: &str) -> Response<Body> {
         .expect("static response parts are valid")
 }
 
+/// A CSV download named `filename`.
+pub fn csv(status: u16, filename: &str, body: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/csv; charset=utf-8")
+        .header("content-disposition", format!("attachment; filename=\"{filename}\""))
+        .body(Body::Text(body))
+        .expect("static response parts are valid")
+}
+
 /// Turns a handler's result into the response Lambda returns: errors through [`ApiError`].
 pub fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
     result.unwrap_or_else(ApiError::into_response)

@@ -14,6 +14,7 @@ pub mod ledger;
 pub mod money;
 pub mod pricing;
 pub mod ratecard;
+pub mod report;
 pub mod service;
 pub mod usage;
 
