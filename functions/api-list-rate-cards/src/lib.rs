@@ -1,0 +1,51 @@
+//! GET /finance/rate-cards — the built-in card, the workspace's own versions (oldest first), and the
+//! version in force now (or at `?at=<RFC 3339 time>`). Roles: finance, supervisor, admin.
+
+use std::sync::Arc;
+
+use domain::finance::ratecard::{effective_at, RateCard};
+use kit::auth::{Authenticator, FINANCE_READERS};
+use kit::http::{query_param, respond, ApiError};
+use lambda_http::{Body, Error, Request, Response};
+use store::Store;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+pub struct Deps {
+    pub store: Arc<dyn Store>,
+    pub auth: Authenticator,
+}
+
+impl Deps {
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        Ok(Self {
+            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            auth: Authenticator::from_config(config, aws).await?,
+        })
+    }
+}
+
+pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
+    Ok(respond(list(deps, &req).await))
+}
+
+async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
+    let who = deps.auth.authenticate(req)?;
+    who.require(FINANCE_READERS)?;
+    let at = match query_param(req, "at") {
+        None => OffsetDateTime::now_utc(),
+        Some(t) => OffsetDateTime::parse(&t, &Rfc3339)
+            .map_err(|e| ApiError::BadRequest(format!("at must be an RFC 3339 time such as 2026-11-01T00:00:00Z: {e}")))?,
+    };
+    let mut versions = deps.store.rate_cards(&who.workspace).await?;
+    versions.sort_by_key(|c| c.version);
+    let in_force = effective_at(&versions, at);
+    Ok(kit::http::json(
+        200,
+        &serde_json::json!({
+            "in_force": { "version": in_force.version, "effective_from": in_force.effective_from.format(&Rfc3339).ok(), "at": at.format(&Rfc3339).ok() },
+            "builtin": RateCard::builtin(),
+            "versions": versions,
+        }),
+    ))
+}
