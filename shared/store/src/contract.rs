@@ -53,6 +53,13 @@ pub fn inbound_message(ws: &WorkspaceId, conv: &Conversation, contact: &Contact,
     }
 }
 
+/// A contact value for a conversation's contact id (for building test messages).
+pub fn contact_of(conv: &Conversation) -> Contact {
+    let mut c = Contact::new(conv.workspace.clone(), phone(0), None, conv.created_at);
+    c.id = conv.contact_id;
+    c
+}
+
 /// Stores a first message from a new contact; returns the contact and conversation.
 pub async fn seed_conversation<S: Store>(
     s: &S,

@@ -1,0 +1,64 @@
+//! GET /finance/budgets — the workspace's monthly budgets, each with the month's estimated spend,
+//! the share of the limit it is, the thresholds already alerted, and whether paid sends are stopped.
+//! `?month=YYYY-MM` (default: this month). Roles: finance, supervisor, admin.
+
+use std::sync::Arc;
+
+use domain::finance::ledger::Month;
+use domain::finance::report::Amount;
+use kit::auth::{Authenticator, FINANCE_READERS};
+use kit::http::{query_param, respond, ApiError};
+use lambda_http::{Body, Error, Request, Response};
+use store::Store;
+
+pub struct Deps {
+    pub store: Arc<dyn Store>,
+    pub auth: Authenticator,
+}
+
+impl Deps {
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        Ok(Self {
+            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            auth: Authenticator::from_config(config, aws).await?,
+        })
+    }
+}
+
+pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
+    Ok(respond(list(deps, &req).await))
+}
+
+async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
+    let who = deps.auth.authenticate(req)?;
+    who.require(FINANCE_READERS)?;
+    let month = match query_param(req, "month") {
+        None => Month::of(time::OffsetDateTime::now_utc()),
+        Some(m) => Month::parse(&m)?,
+    };
+    let ws = &who.workspace;
+    let mut budgets = deps.store.budgets(ws).await?;
+    budgets.sort_by_key(|b| b.scope);
+    let alerted = deps.store.alerted(ws, month).await?;
+    let mut out = Vec::with_capacity(budgets.len());
+    for b in budgets {
+        let spent = deps.store.spend(ws, month, b.scope).await?.estimated_micros();
+        let mut thresholds_alerted: Vec<u8> =
+            alerted.iter().filter(|(s, _)| *s == b.scope).map(|(_, t)| *t).collect();
+        thresholds_alerted.sort_unstable();
+        out.push(serde_json::json!({
+            "scope": b.scope,
+            "currency": b.currency,
+            "monthly_limit": Amount::of(b.monthly_limit_micros),
+            "thresholds": b.thresholds,
+            "hard_stop": b.hard_stop,
+            "spent": Amount::of(spent),
+            "percent_used": (i128::from(spent) * 10_000 / i128::from(b.monthly_limit_micros.max(1))) as f64 / 100.0,
+            "thresholds_alerted": thresholds_alerted,
+            "paid_sends_stopped": b.refuses(spent),
+            "updated_at": b.updated_at.format(&time::format_description::well_known::Rfc3339).ok(),
+            "updated_by": b.updated_by,
+        }));
+    }
+    Ok(kit::http::json(200, &serde_json::json!({ "month": month, "budgets": out })))
+}

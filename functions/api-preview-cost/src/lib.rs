@@ -1,0 +1,236 @@
+//! POST /finance/preview — what a draft would cost before it is sent.
+//!
+//! Body: `{"channel": "sms", "text": "...", "to"?: "+14155552671", "conversation_id"?: "...",
+//! "media"?: false, "whatsapp_category"?: "marketing", "recipients"?: 1}`. With a conversation the
+//! recipient and the WhatsApp window come from it; otherwise `to` names the recipient (its country
+//! picks the rate). Answers the encoding and segments (SMS), the estimated provider cost with its
+//! lines and rate-card version, for WhatsApp whether the 24-hour window is open (a free-form reply
+//! is free) or a template is required (and what each category costs), and whether a hard-stop
+//! budget would refuse the send. Any authenticated agent may preview.
+
+use std::sync::Arc;
+
+use domain::finance::ledger::Month;
+use domain::finance::pricing::{estimate, PricingError, PricingInput, WhatsappCategory};
+use domain::finance::report::Amount;
+use domain::finance::service::{hard_stop, RateCardCache};
+use domain::finance::default_provider;
+use domain::model::{Channel, Direction};
+use domain::{ConversationId, PhoneNumber};
+use kit::auth::Authenticator;
+use kit::http::{body_bytes, respond, ApiError};
+use lambda_http::{Body, Error, Request, Response};
+use serde::Deserialize;
+use store::Store;
+
+const WHATSAPP_WINDOW: time::Duration = time::Duration::hours(24);
+
+pub struct Deps {
+    pub store: Arc<dyn Store>,
+    pub auth: Authenticator,
+    pub rates: RateCardCache,
+}
+
+impl Deps {
+    pub fn new(store: Arc<dyn Store>, auth: Authenticator) -> Self {
+        Self { store, auth, rates: RateCardCache::default() }
+    }
+
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        Ok(Self::new(
+            Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            Authenticator::from_config(config, aws).await?,
+        ))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Draft {
+    channel: Channel,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    conversation_id: Option<String>,
+    #[serde(default)]
+    media: bool,
+    #[serde(default)]
+    whatsapp_category: Option<WhatsappCategory>,
+    #[serde(default)]
+    recipients: Option<u32>,
+}
+
+pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
+    Ok(respond(preview(deps, &req).await))
+}
+
+async fn preview(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
+    let who = deps.auth.authenticate(req)?;
+    let draft: Draft = serde_json::from_slice(body_bytes(req))
+        .map_err(|e| ApiError::BadRequest(format!("body must be {{\"channel\": ..., \"text\": ...}}: {e}")))?;
+    let now = time::OffsetDateTime::now_utc();
+    // The recipient and the window: from the conversation when one is named.
+    let (to, window_open) = match &draft.conversation_id {
+        Some(id) => {
+            let id = ConversationId::parse(id)?;
+            let c = deps
+                .store
+                .conversation(&who.workspace, id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("no conversation {id}")))?;
+            let route = c.reply_route(Some(draft.channel)).ok();
+            let open = c.last_inbound.as_ref().is_some_and(|r| r.channel == draft.channel)
+                && c.last_inbound_at.is_some_and(|t| now - t < WHATSAPP_WINDOW);
+            (route.map(|r| r.contact_address).or(draft.to.clone()), open)
+        }
+        None => (draft.to.clone(), false),
+    };
+    let country = match (&to, draft.channel) {
+        (Some(t), Channel::Sms | Channel::Whatsapp | Channel::Voice) => Some(
+            PhoneNumber::parse(t)
+                .map_err(|e| ApiError::Unprocessable(format!("to: {e}")))?
+                .country()
+                .unwrap_or_else(|| "*".into()),
+        ),
+        _ => None,
+    };
+    let sms = (draft.channel == Channel::Sms).then(|| domain::sms::segment(&draft.text));
+    let card = deps.rates.card_at(&*deps.store, &who.workspace, now).await?;
+    let input = PricingInput {
+        channel: Some(draft.channel),
+        direction: Some(Direction::Outbound),
+        provider: default_provider(draft.channel).to_owned(),
+        country: country.clone(),
+        sms_segments: sms.as_ref().map_or(0, |s| s.segments),
+        has_media: draft.media,
+        whatsapp_category: draft.whatsapp_category,
+        whatsapp_window_open: window_open,
+        email_recipients: draft.recipients.unwrap_or(1),
+        ..PricingInput::default()
+    };
+    let priced = estimate(&card, &input);
+    let template_required = matches!(priced, Err(PricingError::TemplateRequired));
+    let est = match priced {
+        Ok(e) => Some(e),
+        Err(PricingError::TemplateRequired) => None,
+        Err(e) => return Err(ApiError::Unprocessable(e.to_string())),
+    };
+    let whatsapp = (draft.channel == Channel::Whatsapp).then(|| {
+        let template_costs: serde_json::Map<String, serde_json::Value> = [
+            WhatsappCategory::Marketing,
+            WhatsappCategory::Utility,
+            WhatsappCategory::Authentication,
+            WhatsappCategory::AuthenticationInternational,
+        ]
+        .into_iter()
+        .filter_map(|cat| {
+            let i = PricingInput { whatsapp_category: Some(cat), ..input.clone() };
+            estimate(&card, &i).ok().map(|e| (cat.as_str().to_owned(), serde_json::json!(Amount::of(e.provider_micros))))
+        })
+        .collect();
+        serde_json::json!({
+            "window_open": window_open,
+            "free_form_free": window_open,
+            "template_required": template_required,
+            "template_costs": template_costs,
+        })
+    });
+    let refused = hard_stop(&*deps.store, &*deps.store, &who.workspace, Month::of(now), draft.channel).await?;
+    Ok(kit::http::json(
+        200,
+        &serde_json::json!({
+            "channel": draft.channel,
+            "country": country,
+            "sms": sms,
+            "estimate": est.as_ref().map(|e| serde_json::json!({
+                "provider": Amount::of(e.provider_micros),
+                "currency": e.currency,
+                "rate_card_version": e.rate_card_version,
+                "lines": e.lines,
+            })),
+            "whatsapp": whatsapp,
+            "refused_by_budget": refused,
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{AgentId, WorkspaceId};
+    use kit::auth::Role;
+    use store::contract::seed_conversation;
+    use store::MemoryStore;
+
+    async fn call(deps: &Deps, ws: &WorkspaceId, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let t = kit::auth::issue_token("s", ws, &AgentId::parse("a").unwrap(), None, Role::Agent, time::Duration::hours(1));
+        let auth = format!("Bearer {t}");
+        let b = body.to_string();
+        let req = kit::apigw::test_request(
+            "POST",
+            "/finance/preview",
+            "/finance/preview",
+            &[],
+            &[("authorization", auth.as_str()), ("content-type", "application/json")],
+            Some(b.as_bytes()),
+        );
+        let r = handle(deps, req).await.unwrap();
+        let Body::Text(t) = r.body() else { panic!("text") };
+        (r.status().as_u16(), serde_json::from_str(t).unwrap())
+    }
+
+    #[tokio::test]
+    async fn previews_sms_segments_and_whatsapp_windows() {
+        let store = Arc::new(MemoryStore::new());
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let deps = Deps::new(store.clone(), Authenticator::new("s"));
+        // 71 characters with an emoji: UCS-2, two segments, to the UK.
+        let text = format!("{}😀", "a".repeat(69));
+        let (s, v) = call(&deps, &ws, serde_json::json!({"channel":"sms","text":text,"to":"+447400123456"})).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["sms"]["encoding"], "ucs2");
+        assert_eq!(v["sms"]["segments"], 2);
+        assert_eq!(v["country"], "GB");
+        assert_eq!(v["estimate"]["provider"]["amount"], "0.104800");
+        assert_eq!(v["refused_by_budget"], serde_json::Value::Null);
+
+        // WhatsApp with no recent customer message: a template is required; its costs are shown.
+        let (s, v) = call(&deps, &ws, serde_json::json!({"channel":"whatsapp","text":"hi","to":"+14155552671"})).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["whatsapp"]["template_required"], true);
+        assert_eq!(v["whatsapp"]["template_costs"]["marketing"]["amount"], "0.025000");
+        assert_eq!(v["estimate"], serde_json::Value::Null);
+
+        // Inside the window (the customer wrote on WhatsApp a minute ago) a free-form reply is free.
+        let (_, conv) = seed_conversation(store.as_ref(), &ws, 3, time::OffsetDateTime::now_utc()).await;
+        let mut c = conv.clone();
+        c.last_inbound = Some(domain::Route { channel: Channel::Whatsapp, ..c.last_inbound.clone().unwrap() });
+        let v0 = c.version;
+        c.version += 1;
+        use domain::ports::{ConversationWrite, InboundCommit, InboundStore};
+        let m = store::contract::inbound_message(&ws, &c, &store::contract::contact_of(&c), time::OffsetDateTime::now_utc());
+        store
+            .commit_inbound(InboundCommit {
+                new_contact: None,
+                conversation: ConversationWrite::Update { conversation: c.clone(), expected_version: v0 },
+                message: m.clone(),
+                provider: "seed".into(),
+                provider_message_id: m.id.to_string(),
+                cost: None,
+            })
+            .await
+            .unwrap();
+        let body = serde_json::json!({"channel":"whatsapp","text":"hi","conversation_id":conv.id.to_string()});
+        let (s, v) = call(&deps, &ws, body).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["whatsapp"]["window_open"], true);
+        assert_eq!(v["estimate"]["provider"]["micros"], 0);
+
+        let (s, _) = call(&deps, &ws, serde_json::json!({"channel":"sms","text":"x","to":"12"})).await;
+        assert_eq!(s, 422);
+        let (s, _) = call(&deps, &ws, serde_json::json!({"channel":"fax","text":"x"})).await;
+        assert_eq!(s, 400);
+    }
+}
