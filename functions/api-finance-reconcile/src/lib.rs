@@ -24,7 +24,10 @@ pub struct Deps {
 impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         Ok(Self {
-            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            store: Arc::new(store::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.required("TABLE_NAME")?,
+            )),
             auth: Authenticator::from_config(config, aws).await?,
         })
     }
@@ -110,7 +113,14 @@ mod tests {
         store.record_cost(&cost_entry(&m2, contact2.id, EntryKind::Estimate, est2)).await.unwrap();
         let deps = Deps { store, auth: Authenticator::new("s") };
         let month = Month::of(m.created_at).to_string();
-        let t = kit::auth::issue_token("s", &ws, &AgentId::parse("f").unwrap(), None, Role::Finance, time::Duration::hours(1));
+        let t = kit::auth::issue_token(
+            "s",
+            &ws,
+            &AgentId::parse("f").unwrap(),
+            None,
+            Role::Finance,
+            time::Duration::hours(1),
+        );
         let auth = format!("Bearer {t}");
         let req = kit::apigw::test_request(
             "GET",

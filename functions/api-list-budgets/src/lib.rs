@@ -19,7 +19,10 @@ pub struct Deps {
 impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         Ok(Self {
-            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            store: Arc::new(store::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.required("TABLE_NAME")?,
+            )),
             auth: Authenticator::from_config(config, aws).await?,
         })
     }
@@ -43,8 +46,7 @@ async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let mut out = Vec::with_capacity(budgets.len());
     for b in budgets {
         let spent = deps.store.spend(ws, month, b.scope).await?.estimated_micros();
-        let mut thresholds_alerted: Vec<u8> =
-            alerted.iter().filter(|(s, _)| *s == b.scope).map(|(_, t)| *t).collect();
+        let mut thresholds_alerted: Vec<u8> = alerted.iter().filter(|(s, _)| *s == b.scope).map(|(_, t)| *t).collect();
         thresholds_alerted.sort_unstable();
         out.push(serde_json::json!({
             "scope": b.scope,

@@ -19,7 +19,10 @@ pub struct Deps {
 impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         Ok(Self {
-            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            store: Arc::new(store::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.required("TABLE_NAME")?,
+            )),
             auth: Authenticator::from_config(config, aws).await?,
         })
     }
@@ -34,8 +37,9 @@ async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     who.require(FINANCE_READERS)?;
     let at = match query_param(req, "at") {
         None => OffsetDateTime::now_utc(),
-        Some(t) => OffsetDateTime::parse(&t, &Rfc3339)
-            .map_err(|e| ApiError::BadRequest(format!("at must be an RFC 3339 time such as 2026-11-01T00:00:00Z: {e}")))?,
+        Some(t) => OffsetDateTime::parse(&t, &Rfc3339).map_err(|e| {
+            ApiError::BadRequest(format!("at must be an RFC 3339 time such as 2026-11-01T00:00:00Z: {e}"))
+        })?,
     };
     let mut versions = deps.store.rate_cards(&who.workspace).await?;
     versions.sort_by_key(|c| c.version);

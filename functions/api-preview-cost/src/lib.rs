@@ -10,11 +10,11 @@
 
 use std::sync::Arc;
 
+use domain::finance::default_provider;
 use domain::finance::ledger::Month;
 use domain::finance::pricing::{estimate, PricingError, PricingInput, WhatsappCategory};
 use domain::finance::report::Amount;
 use domain::finance::service::{hard_stop, RateCardCache};
-use domain::finance::default_provider;
 use domain::model::{Channel, Direction};
 use domain::{ConversationId, PhoneNumber};
 use kit::auth::Authenticator;
@@ -127,7 +127,9 @@ async fn preview(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
         .into_iter()
         .filter_map(|cat| {
             let i = PricingInput { whatsapp_category: Some(cat), ..input.clone() };
-            estimate(&card, &i).ok().map(|e| (cat.as_str().to_owned(), serde_json::json!(Amount::of(e.provider_micros))))
+            estimate(&card, &i)
+                .ok()
+                .map(|e| (cat.as_str().to_owned(), serde_json::json!(Amount::of(e.provider_micros))))
         })
         .collect();
         serde_json::json!({
@@ -165,7 +167,8 @@ mod tests {
     use store::MemoryStore;
 
     async fn call(deps: &Deps, ws: &WorkspaceId, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let t = kit::auth::issue_token("s", ws, &AgentId::parse("a").unwrap(), None, Role::Agent, time::Duration::hours(1));
+        let t =
+            kit::auth::issue_token("s", ws, &AgentId::parse("a").unwrap(), None, Role::Agent, time::Duration::hours(1));
         let auth = format!("Bearer {t}");
         let b = body.to_string();
         let req = kit::apigw::test_request(
@@ -210,7 +213,12 @@ mod tests {
         let v0 = c.version;
         c.version += 1;
         use domain::ports::{ConversationWrite, InboundCommit, InboundStore};
-        let m = store::contract::inbound_message(&ws, &c, &store::contract::contact_of(&c), time::OffsetDateTime::now_utc());
+        let m = store::contract::inbound_message(
+            &ws,
+            &c,
+            &store::contract::contact_of(&c),
+            time::OffsetDateTime::now_utc(),
+        );
         store
             .commit_inbound(InboundCommit {
                 new_contact: None,

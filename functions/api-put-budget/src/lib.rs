@@ -113,7 +113,10 @@ mod tests {
         assert_eq!(r.await.unwrap().status(), 200);
         let b = store.budgets(&ws).await.unwrap();
         assert_eq!(b.len(), 1);
-        assert_eq!((b[0].monthly_limit_micros, b[0].thresholds.clone(), b[0].hard_stop), (300_000_000, vec![75, 90], false));
+        assert_eq!(
+            (b[0].monthly_limit_micros, b[0].thresholds.clone(), b[0].hard_stop),
+            (300_000_000, vec![75, 90], false)
+        );
         for (scope, body, status) in [
             ("sms", r#"{"monthly_limit":"-5"}"#, 422),
             ("sms", r#"{"monthly_limit":"0"}"#, 422),
@@ -124,6 +127,9 @@ mod tests {
             let got = handle(&deps, put_req(&ws, Role::Finance, scope, body)).await.unwrap().status();
             assert_eq!(got, status, "{scope} {body}");
         }
-        assert_eq!(handle(&deps, put_req(&ws, Role::Supervisor, "sms", r#"{"monthly_limit":"1"}"#)).await.unwrap().status(), 403);
+        assert_eq!(
+            handle(&deps, put_req(&ws, Role::Supervisor, "sms", r#"{"monthly_limit":"1"}"#)).await.unwrap().status(),
+            403
+        );
     }
 }

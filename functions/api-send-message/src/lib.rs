@@ -172,7 +172,10 @@ async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<B
             Err(CommitError::Pricing(e)) => return Err(ApiError::Unprocessable(e.to_string())),
         };
         let channel = reply_channel(&record);
-        if let Err(e) = check_budgets(store, store, &*deps.notifications, &who.workspace, Month::of(record.created_at), channel).await {
+        if let Err(e) =
+            check_budgets(store, store, &*deps.notifications, &who.workspace, Month::of(record.created_at), channel)
+                .await
+        {
             tracing::warn!(workspace = %who.workspace, error = %e, "budget check failed; the next cost write retries it");
         }
         return finish(deps, record, false, inv, counted).await;
@@ -295,10 +298,10 @@ async fn finish(
     counted: Usage,
 ) -> Result<Response<Body>, ApiError> {
     if !record.enqueued {
-        let rest = (inv.usage_so_far() + Usage { sqs_requests_milli: 1000, dynamodb_write_milli: 1000, ..Usage::default() })
-            .since(counted);
-        let job =
-            OutboundJob::send(record.workspace.clone(), record.conversation_id, record.message_id, rest);
+        let rest = (inv.usage_so_far()
+            + Usage { sqs_requests_milli: 1000, dynamodb_write_milli: 1000, ..Usage::default() })
+        .since(counted);
+        let job = OutboundJob::send(record.workspace.clone(), record.conversation_id, record.message_id, rest);
         deps.outbound.enqueue_outbound(&job).await?;
         deps.store.mark_enqueued(&record.workspace, &record.agent, &record.key).await?;
     }
@@ -399,7 +402,8 @@ mod tests {
         let b = Budget::new(BudgetScope::Channel(Channel::Sms), Currency::usd(), 10_000, None, true, by, now).unwrap();
         w.store.put_budget(&w.ws, &b).await.unwrap();
         assert_eq!(handle(&w.deps, post(&w, Some("b1"), r#"{"text":"first"}"#)).await.unwrap().status(), 202);
-        let alerts: Vec<_> = w.queue.sent().into_iter().filter(|(_, _, b)| b["type"] == "budget_threshold_reached").collect();
+        let alerts: Vec<_> =
+            w.queue.sent().into_iter().filter(|(_, _, b)| b["type"] == "budget_threshold_reached").collect();
         assert_eq!(alerts.len(), 3, "{alerts:?}");
         let refused = handle(&w.deps, post(&w, Some("b2"), r#"{"text":"second"}"#)).await.unwrap();
         assert_eq!(refused.status(), 402);

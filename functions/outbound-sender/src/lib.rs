@@ -186,7 +186,12 @@ async fn send_with(deps: &Deps, job: &OutboundJob, receive_count: u32, inv: &Inv
 
 /// The AWS usage of sending (the reply API's remainder carried on the job, and this invocation so
 /// far) as a ledger entry, priced with the AWS prices of the card the message was estimated with.
-async fn usage_entry(deps: &Deps, job: &OutboundJob, m: &Message, inv: &Invocation) -> Result<Option<LedgerEntry>, StoreError> {
+async fn usage_entry(
+    deps: &Deps,
+    job: &OutboundJob,
+    m: &Message,
+    inv: &Invocation,
+) -> Result<Option<LedgerEntry>, StoreError> {
     if m.cost.is_none() {
         return Ok(None);
     }
@@ -232,7 +237,8 @@ async fn fetch_price(deps: &Deps, job: &OutboundJob, receive_count: u32) -> Resu
             Ok(())
         }
         Some((micros, _)) => {
-            let line = CostLine { item: "twilio reported price".into(), quantity: 1, unit_price: None, amount_micros: micros };
+            let line =
+                CostLine { item: "twilio reported price".into(), quantity: 1, unit_price: None, amount_micros: micros };
             let totals = Totals { actual_micros: micros, reconciled: 1, ..Totals::default() };
             let Some(entry) = follow_up_entry(&m, EntryKind::Actual, totals, vec![line], None) else { return Ok(()) };
             match deps.store.record_cost(&entry).await {
@@ -443,7 +449,11 @@ mod tests {
         fetch_price(&w.deps, &price, 2).await.unwrap();
         fetch_price(&w.deps, &price, 3).await.unwrap(); // a redelivery changes nothing
         let cost = stored(&w, &job).await.cost.unwrap();
-        assert_eq!((cost.provider_micros, cost.actual_micros), (11_300, Some(7_900)), "estimate kept beside the actual");
+        assert_eq!(
+            (cost.provider_micros, cost.actual_micros),
+            (11_300, Some(7_900)),
+            "estimate kept beside the actual"
+        );
         let month = domain::finance::ledger::Month::of(m.created_at);
         let total = w.store.counters(&w.ws, month, domain::finance::ledger::Grouping::Total, 10, None).await.unwrap();
         assert_eq!((total.items[0].totals.actual_micros, total.items[0].totals.reconciled), (7_900, 1));

@@ -83,7 +83,16 @@ mod tests {
             .await
             .unwrap();
         let q = Arc::new(MemoryQueue::new());
-        (Deps { directory: store, queue: q.clone(), auth_token: TOKEN.into(), public_base_url: None, memory_mb: 128 }, q)
+        (
+            Deps {
+                directory: store,
+                queue: q.clone(),
+                auth_token: TOKEN.into(),
+                public_base_url: None,
+                memory_mb: 128,
+            },
+            q,
+        )
     }
 
     fn request(mutate: impl FnOnce(&mut serde_json::Value)) -> Request {

@@ -97,8 +97,12 @@ async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
     tracing::info!(workspace = %ws, message = %msg, message_sid = %callback.message_sid, status = status.as_str(), applied,
         "delivery status callback");
     if applied {
-        let note =
-            Notification::DeliveryStatusChanged { workspace: ws.clone(), conversation_id: conv, message_id: msg, status };
+        let note = Notification::DeliveryStatusChanged {
+            workspace: ws.clone(),
+            conversation_id: conv,
+            message_id: msg,
+            status,
+        };
         // The status is stored; a lost notification only delays an agent's screen, and Twilio's
         // retry would find the status already applied. So log it rather than fail the callback.
         if let Err(e) = deps.notifications.publish(&note).await {
@@ -147,15 +151,14 @@ mod tests {
         let q = Arc::new(MemoryQueue::new());
         let ws = WorkspaceId::parse("acme").unwrap();
         let (conv, out) = seed_queued_reply(store.as_ref(), &ws, "+14155552671", None, None).await;
-        let deps =
-            Deps {
-                store: store.clone(),
-                notifications: q.clone(),
-                outbound: q.clone(),
-                auth_token: TOKEN.into(),
-                public_base_url: None,
-                rates: RateCardCache::default(),
-            };
+        let deps = Deps {
+            store: store.clone(),
+            notifications: q.clone(),
+            outbound: q.clone(),
+            auth_token: TOKEN.into(),
+            public_base_url: None,
+            rates: RateCardCache::default(),
+        };
         let query = format!("ws=acme&conv={}&msg={}", conv.id, out.id);
         let sid = "SM1f0e8ae6ade43cb3c0ce4525424e404f";
         let status_of = || async { store.message(&ws, conv.id, out.id).await.unwrap().unwrap().status };
@@ -187,15 +190,14 @@ mod tests {
         let msg = MessageId::parse("01JD3XR1A3C5E7G9J1K3M5N7P9").unwrap();
         seed_queued_reply(store.as_ref(), &ws, "+14155552671", Some(conv), Some(msg)).await;
         let q = Arc::new(MemoryQueue::new());
-        let deps =
-            Deps {
-                store: store.clone(),
-                notifications: q.clone(),
-                outbound: q.clone(),
-                auth_token: TOKEN.into(),
-                public_base_url: None,
-                rates: RateCardCache::default(),
-            };
+        let deps = Deps {
+            store: store.clone(),
+            notifications: q.clone(),
+            outbound: q.clone(),
+            auth_token: TOKEN.into(),
+            public_base_url: None,
+            rates: RateCardCache::default(),
+        };
         let req = lambda_http::request::from_str(FIXTURE).unwrap();
         assert_eq!(handle(&deps, req).await.unwrap().status(), 200);
         assert_eq!(store.message(&ws, conv, msg).await.unwrap().unwrap().status, DeliveryStatus::Delivered);

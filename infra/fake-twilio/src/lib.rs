@@ -129,7 +129,8 @@ async fn fetch_message(
     let sid = file.strip_suffix(".json").unwrap_or(&file).to_owned();
     let Some(sent) = inner.received.lock().expect("lock").iter().find(|r| r.sid.as_deref() == Some(&sid)).cloned()
     else {
-        let (status, body) = twilio_error(404, 20404, &format!("The requested resource /Messages/{sid}.json was not found"));
+        let (status, body) =
+            twilio_error(404, 20404, &format!("The requested resource /Messages/{sid}.json was not found"));
         return (StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND), Json(body)).into_response();
     };
     let segments = domain::sms::segment(sent.get("Body").unwrap_or_default()).segments;

@@ -83,6 +83,13 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "api-get-conversation" => http!(api_get_conversation),
         "api-list-messages" => http!(api_list_messages),
         "api-send-message" => http!(api_send_message),
+        "api-finance-report" => http!(api_finance_report),
+        "api-finance-reconcile" => http!(api_finance_reconcile),
+        "api-list-rate-cards" => http!(api_list_rate_cards),
+        "api-create-rate-card" => http!(api_create_rate_card),
+        "api-list-budgets" => http!(api_list_budgets),
+        "api-put-budget" => http!(api_put_budget),
+        "api-preview-cost" => http!(api_preview_cost),
         other => bail!("template.yaml routes HTTP to {other}, which the local gateway does not know"),
     })
 }

@@ -4,10 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use domain::finance::ledger::{reconcile, Grouping, Month};
+use domain::finance::{
+    Budget, BudgetScope, Currency, Dimension, EntryKind, LedgerEntry, MessageCost, RateCard, Totals,
+};
 use domain::model::*;
 use domain::ports::*;
-use domain::finance::ledger::{reconcile, Grouping, Month};
-use domain::finance::{Budget, BudgetScope, Currency, Dimension, EntryKind, LedgerEntry, MessageCost, RateCard, Totals};
 use domain::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, PhoneNumber, WorkspaceId};
 use time::OffsetDateTime;
 
@@ -71,7 +73,8 @@ pub async fn seed_conversation<S: Store>(
     let mut conv = Conversation::start(ws.clone(), &contact, at);
     conv.record_inbound(route(), at);
     let msg = inbound_message(ws, &conv, &contact, at);
-    s.commit_inbound(InboundCommit { cost: None,
+    s.commit_inbound(InboundCommit {
+        cost: None,
         new_contact: Some(contact.clone()),
         conversation: ConversationWrite::Create { conversation: conv.clone(), replaces: None },
         message: msg,
@@ -107,7 +110,8 @@ pub async fn a_provider_message_is_stored_once<S: Store>(s: &S) {
     let contact = Contact::new(ws.clone(), phone(2), None, at);
     let mut conv = Conversation::start(ws.clone(), &contact, at);
     conv.record_inbound(route(), at);
-    let commit = |c: Conversation, m: Message, new: bool| InboundCommit { cost: None,
+    let commit = |c: Conversation, m: Message, new: bool| InboundCommit {
+        cost: None,
         new_contact: new.then(|| contact.clone()),
         conversation: if new {
             ConversationWrite::Create { conversation: c, replaces: None }
@@ -139,7 +143,8 @@ pub async fn a_claimed_identity_or_conversation_slot_conflicts<S: Store>(s: &S) 
     let mut conv = Conversation::start(ws.clone(), &loser, at);
     conv.record_inbound(route(), at);
     let res = s
-        .commit_inbound(InboundCommit { cost: None,
+        .commit_inbound(InboundCommit {
+            cost: None,
             new_contact: Some(loser.clone()),
             conversation: ConversationWrite::Create { conversation: conv.clone(), replaces: None },
             message: inbound_message(&ws, &conv, &loser, at),
@@ -161,7 +166,8 @@ pub async fn a_new_conversation_replaces_only_the_resolved_one<S: Store>(s: &S) 
         n.record_inbound(route(), at);
         n
     };
-    let commit = |conv: Conversation, replaces| InboundCommit { cost: None,
+    let commit = |conv: Conversation, replaces| InboundCommit {
+        cost: None,
         new_contact: None,
         message: inbound_message(&ws, &conv, &contact, at),
         conversation: ConversationWrite::Create { conversation: conv, replaces },
@@ -186,7 +192,8 @@ pub async fn stale_conversation_versions_conflict<S: Store>(s: &S) {
     next.record_inbound(route(), at);
     let m1 = inbound_message(&ws, &conv, &contact, at);
     let ok = s
-        .commit_inbound(InboundCommit { cost: None,
+        .commit_inbound(InboundCommit {
+            cost: None,
             new_contact: None,
             conversation: ConversationWrite::Update { conversation: next.clone(), expected_version: conv.version },
             message: m1,
@@ -196,7 +203,8 @@ pub async fn stale_conversation_versions_conflict<S: Store>(s: &S) {
         .await;
     assert!(ok.is_ok(), "{ok:?}");
     let stale = s
-        .commit_inbound(InboundCommit { cost: None,
+        .commit_inbound(InboundCommit {
+            cost: None,
             new_contact: None,
             conversation: ConversationWrite::Update { conversation: next, expected_version: conv.version },
             message: inbound_message(&ws, &conv, &contact, at),
@@ -318,7 +326,8 @@ pub async fn seed_queued_reply<S: Store>(
         conv.id = id;
     }
     conv.record_inbound(route(), at);
-    s.commit_inbound(InboundCommit { cost: None,
+    s.commit_inbound(InboundCommit {
+        cost: None,
         new_contact: Some(contact.clone()),
         conversation: ConversationWrite::Create { conversation: conv.clone(), replaces: None },
         message: inbound_message(ws, &conv, &contact, at),
@@ -347,7 +356,8 @@ pub async fn seed_queued_reply<S: Store>(
         enqueued: true,
         created_at: at,
     };
-    s.commit_reply(ReplyCommit { cost: None,
+    s.commit_reply(ReplyCommit {
+        cost: None,
         conversation: next.clone(),
         expected_version: conv.version,
         message: msg.clone(),
@@ -382,7 +392,8 @@ async fn commit_reply<S: Store>(
         enqueued: false,
         created_at: at,
     };
-    s.commit_reply(ReplyCommit { cost: None,
+    s.commit_reply(ReplyCommit {
+        cost: None,
         conversation: next,
         expected_version: stored.version,
         message: msg.clone(),
@@ -582,7 +593,12 @@ async fn the_ledger_counts_every_entry_once<S: Store>(s: &S) {
     s.record_cost(&usage).await.unwrap();
     assert!(matches!(s.record_cost(&usage).await, Err(StoreError::Duplicate)));
     // The provider's price sits beside the estimate.
-    let actual = cost_entry(&a, contact.id, EntryKind::Actual, Totals { actual_micros: 7_900, reconciled: 1, ..Totals::default() });
+    let actual = cost_entry(
+        &a,
+        contact.id,
+        EntryKind::Actual,
+        Totals { actual_micros: 7_900, reconciled: 1, ..Totals::default() },
+    );
     s.record_cost(&actual).await.unwrap();
     let stored = s.message(&ws, conv.id, a.id).await.unwrap().unwrap().cost.unwrap();
     assert_eq!((stored.provider_micros, stored.aws_micros, stored.actual_micros), (11_300, 19, Some(7_900)));
@@ -649,7 +665,8 @@ async fn budgets_and_alerts<S: Store>(s: &S) {
     let by = AgentId::parse("admin-1").unwrap();
     let b = Budget::new(BudgetScope::Workspace, Currency::usd(), 1_000_000, None, false, by.clone(), now()).unwrap();
     s.put_budget(&ws, &b).await.unwrap();
-    let sms = Budget::new(BudgetScope::Channel(Channel::Sms), Currency::usd(), 5, None, true, by.clone(), now()).unwrap();
+    let sms =
+        Budget::new(BudgetScope::Channel(Channel::Sms), Currency::usd(), 5, None, true, by.clone(), now()).unwrap();
     s.put_budget(&ws, &sms).await.unwrap();
     let raised = Budget { monthly_limit_micros: 2_000_000, ..b };
     s.put_budget(&ws, &raised).await.unwrap();

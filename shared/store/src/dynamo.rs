@@ -567,16 +567,16 @@ impl DeliveryStore for DynamoStore {
         // The usage entry's share lands on the message in this same update: a transaction may
         // touch an item only once.
         let (expr, cost_values) = match usage {
-            Some(e) => (
-                format!("SET provider = :p, provider_message_id = :id, {}", MESSAGE_COST_SET),
-                message_cost_values(e),
-            ),
+            Some(e) => {
+                (format!("SET provider = :p, provider_message_id = :id, {}", MESSAGE_COST_SET), message_cost_values(e))
+            }
             None => ("SET provider = :p, provider_message_id = :id".to_owned(), HashMap::new()),
         };
         let mut values = cost_values;
         values.insert(":p".into(), s(provider));
         values.insert(":id".into(), s(provider_message_id));
-        let condition = if usage.is_some() { "attribute_exists(PK) AND attribute_exists(cost)" } else { "attribute_exists(PK)" };
+        let condition =
+            if usage.is_some() { "attribute_exists(PK) AND attribute_exists(cost)" } else { "attribute_exists(PK)" };
         let update = build(
             "update",
             Update::builder()
@@ -614,7 +614,8 @@ impl DeliveryStore for DynamoStore {
 }
 
 /// Adds an entry's share to the message's cost summary (`:p`, `:a`, `:x` from [`message_cost_values`]).
-const MESSAGE_COST_SET: &str = "cost.provider_micros = cost.provider_micros + :cp, cost.aws_micros = cost.aws_micros + :ca";
+const MESSAGE_COST_SET: &str =
+    "cost.provider_micros = cost.provider_micros + :cp, cost.aws_micros = cost.aws_micros + :ca";
 
 fn message_cost_values(e: &LedgerEntry) -> Item {
     HashMap::from([(":cp".to_owned(), n(e.totals.provider_micros)), (":ca".to_owned(), n(e.totals.aws_micros))])

@@ -30,8 +30,8 @@ impl<T> Store for T where
         + domain::ports::ConversationReader
         + domain::ports::ReplyStore
         + domain::ports::DeliveryStore
-    + domain::ports::CostLedger
-    + domain::ports::RateCardStore
-    + domain::ports::BudgetStore
+        + domain::ports::CostLedger
+        + domain::ports::RateCardStore
+        + domain::ports::BudgetStore
 {
 }

@@ -562,8 +562,7 @@ impl BudgetStore for MemoryStore {
 
     async fn alerted(&self, ws: &WorkspaceId, month: Month) -> Result<Vec<(BudgetScope, u8)>, StoreError> {
         let pk = keys::alert_partition(ws, month);
-        Ok(self.with(|s| {
-            s.alerts.iter().filter(|k| k.pk == pk).filter_map(|k| keys::parse_budget_alert(&k.sk)).collect()
-        }))
+        Ok(self
+            .with(|s| s.alerts.iter().filter(|k| k.pk == pk).filter_map(|k| keys::parse_budget_alert(&k.sk)).collect()))
     }
 }

@@ -88,7 +88,7 @@ impl Budget {
         if thresholds.is_empty() || thresholds.len() > 10 {
             return Err(BudgetError("give between 1 and 10 thresholds".into()));
         }
-        if thresholds.iter().any(|&t| t == 0) {
+        if thresholds.contains(&0) {
             return Err(BudgetError("thresholds are percentages from 1 to 255".into()));
         }
         thresholds.sort_unstable();

@@ -144,13 +144,24 @@ impl From<Month> for String {
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum Dimension {
     Total,
-    Channel { channel: Channel, direction: Direction },
+    Channel {
+        channel: Channel,
+        direction: Direction,
+    },
     /// `None`: work no team owned.
-    Team { team: Option<String> },
+    Team {
+        team: Option<String>,
+    },
     /// `None`: messages no agent handled (an unassigned conversation's inbound messages).
-    Agent { agent: Option<AgentId> },
-    Conversation { conversation: ConversationId },
-    Contact { contact: ContactId },
+    Agent {
+        agent: Option<AgentId>,
+    },
+    Conversation {
+        conversation: ConversationId,
+    },
+    Contact {
+        contact: ContactId,
+    },
 }
 
 /// The report groupings, as `?by=` names them.

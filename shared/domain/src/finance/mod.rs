@@ -45,17 +45,14 @@ pub struct Costing<'a> {
 /// channels), its SMS segments (as computed when it was sent, as Twilio counted them when it was
 /// received, or computed from the text), media, WhatsApp category, recipients, recording length.
 pub fn pricing_input(m: &Message, whatsapp_window_open: bool) -> PricingInput {
-    let meta_u32 = |k: &str| {
-        m.metadata.get(k).and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
-    };
+    let meta_u32 =
+        |k: &str| m.metadata.get(k).and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())));
     let sms_segments = meta_u32("sms_segments")
         .or_else(|| meta_u32("NumSegments"))
         .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
         .unwrap_or_else(|| crate::sms::segment(m.text.as_deref().unwrap_or("")).segments);
-    let whatsapp_category = m
-        .metadata
-        .get("whatsapp_category")
-        .and_then(|v| serde_json::from_value::<WhatsappCategory>(v.clone()).ok());
+    let whatsapp_category =
+        m.metadata.get("whatsapp_category").and_then(|v| serde_json::from_value::<WhatsappCategory>(v.clone()).ok());
     PricingInput {
         channel: Some(m.channel),
         direction: Some(m.direction),

@@ -89,11 +89,8 @@ impl UnitPrice {
             return Err(invalid("at most 12 decimal places"));
         }
         let int: i64 = int.parse().map_err(|_| invalid("too large"))?;
-        let frac_picos: i64 = if frac.is_empty() {
-            0
-        } else {
-            format!("{frac:0<12}").parse().map_err(|_| invalid("bad fraction"))?
-        };
+        let frac_picos: i64 =
+            if frac.is_empty() { 0 } else { format!("{frac:0<12}").parse().map_err(|_| invalid("bad fraction"))? };
         int.checked_mul(1_000_000_000_000)
             .and_then(|p| p.checked_add(frac_picos))
             .map(|picos| Self { picos })

@@ -144,9 +144,8 @@ pub fn estimate(card: &RateCard, input: &PricingInput) -> Result<Estimate, Prici
                 lines.push(CostLine::priced("whatsapp utility template in window (free)", 1, UnitPrice::ZERO))
             }
             (Direction::Outbound, Some(cat)) => {
-                let r = card
-                    .whatsapp(country)
-                    .ok_or_else(|| no_rate(format!("WhatsApp {}", country.unwrap_or("*"))))?;
+                let r =
+                    card.whatsapp(country).ok_or_else(|| no_rate(format!("WhatsApp {}", country.unwrap_or("*"))))?;
                 let price = match cat {
                     WhatsappCategory::Marketing => r.marketing,
                     WhatsappCategory::Utility => r.utility,

@@ -226,7 +226,8 @@ mod tests {
         let mut c = RateCard::builtin();
         c.version = v;
         c.effective_from = from;
-        c.sms.iter_mut()
+        c.sms
+            .iter_mut()
             .filter(|r| r.country == "US" && r.direction == Direction::Outbound)
             .for_each(|r| r.per_segment = UnitPrice::parse(us_outbound).unwrap());
         c

@@ -113,7 +113,13 @@ mod tests {
     fn rows_and_csv_show_exact_decimals() {
         let c = Counter {
             dimension: Dimension::Channel { channel: Channel::Sms, direction: Direction::Outbound },
-            totals: Totals { messages: 3, provider_micros: 33_900, aws_micros: 41, actual_micros: 23_700, reconciled: 3 },
+            totals: Totals {
+                messages: 3,
+                provider_micros: 33_900,
+                aws_micros: 41,
+                actual_micros: 23_700,
+                reconciled: 3,
+            },
         };
         let r = row(&c);
         assert_eq!((r.key.as_str(), r.direction.as_deref()), ("sms", Some("outbound")));

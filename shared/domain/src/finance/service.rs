@@ -18,9 +18,11 @@ use crate::ports::{BudgetStore, CostLedger, NotificationQueue, QueueError, RateC
 
 /// A workspace's rate-card versions, re-read at most once a minute: a new version applies within
 /// a minute, and every cost names the version it used either way.
+type CardsByWorkspace = HashMap<WorkspaceId, (Instant, Arc<Vec<RateCard>>)>;
+
 pub struct RateCardCache {
     ttl: Duration,
-    cards: Mutex<HashMap<WorkspaceId, (Instant, Arc<Vec<RateCard>>)>>,
+    cards: Mutex<CardsByWorkspace>,
 }
 
 impl Default for RateCardCache {
@@ -53,7 +55,7 @@ impl RateCardCache {
         Ok(effective_at(&cards, at))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<WorkspaceId, (Instant, Arc<Vec<RateCard>>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CardsByWorkspace> {
         // The map holds plain data; a panic elsewhere cannot leave it half-written.
         self.cards.lock().unwrap_or_else(|p| p.into_inner())
     }
