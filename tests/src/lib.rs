@@ -111,6 +111,35 @@ impl TestStack {
         self.token_for(&self.workspace)
     }
 
+    /// A token for this workspace with another role (finance, supervisor, admin).
+    pub fn token_as(&self, agent: &str, role: Role) -> String {
+        kit::auth::issue_token(
+            JWT_SECRET,
+            &self.workspace,
+            &AgentId::parse(agent).unwrap(),
+            None,
+            role,
+            time::Duration::hours(1),
+        )
+    }
+
+    pub async fn send_as(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self.http.request(m, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("gateway reachable");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     pub fn token_for(&self, ws: &WorkspaceId) -> String {
         kit::auth::issue_token(
             JWT_SECRET,

@@ -710,15 +710,21 @@ impl DynamoStore {
         let mut out = Vec::new();
         let mut start = None;
         loop {
-            let res = self
+            // DynamoDB refuses an empty key value, so "every item" is a condition on the partition alone.
+            let mut q = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
                 .expression_attribute_names("#pk", keys::PK)
-                .expression_attribute_names("#sk", keys::SK)
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":prefix", s(prefix))
+                .expression_attribute_values(":pk", s(pk));
+            q = if prefix.is_empty() {
+                q.key_condition_expression("#pk = :pk")
+            } else {
+                q.key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                    .expression_attribute_names("#sk", keys::SK)
+                    .expression_attribute_values(":prefix", s(prefix))
+            };
+            let res = q
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
@@ -743,16 +749,16 @@ impl DynamoStore {
         after: Option<String>,
     ) -> Result<(Vec<Item>, bool), StoreError> {
         let start = after.map(|sk| key_map(&Key { pk: pk.to_owned(), sk }));
-        self.query_page(QuerySpec {
-            index: None,
-            key_condition: "#pk = :pk AND begins_with(#sk, :prefix)",
-            values: HashMap::from([(":pk".to_owned(), s(pk)), (":prefix".to_owned(), s(prefix))]),
-            names: HashMap::from([("#pk".to_owned(), keys::PK.to_owned()), ("#sk".to_owned(), keys::SK.to_owned())]),
-            forward: true,
-            limit,
-            start,
-        })
-        .await
+        let mut values = HashMap::from([(":pk".to_owned(), s(pk))]);
+        let mut names = HashMap::from([("#pk".to_owned(), keys::PK.to_owned())]);
+        let key_condition = if prefix.is_empty() {
+            "#pk = :pk"
+        } else {
+            values.insert(":prefix".to_owned(), s(prefix));
+            names.insert("#sk".to_owned(), keys::SK.to_owned());
+            "#pk = :pk AND begins_with(#sk, :prefix)"
+        };
+        self.query_page(QuerySpec { index: None, key_condition, values, names, forward: true, limit, start }).await
     }
 
     /// A conditional create: `false` when the item already existed.

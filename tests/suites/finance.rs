@@ -1,0 +1,267 @@
+//! Finance end to end on the local stack: every message priced as it is stored, the provider's
+//! price reconciled beside the estimate, reports (JSON and CSV) equal to the ledger's entries,
+//! budget alerts once per threshold, and the hard stop.
+
+use std::collections::HashMap;
+
+use domain::finance::ledger::Month;
+use domain::finance::LedgerEntry;
+use domain::ports::CostLedger;
+use kit::auth::Role;
+use switchboard_e2e::*;
+
+/// `"0.012345"` → 12345 (the reports' fixed six-decimal amounts, parsed without floating point).
+fn micros(s: &str) -> i64 {
+    let (neg, s) = s.strip_prefix('-').map_or((false, s), |r| (true, r));
+    let (i, f) = s.split_once('.').unwrap();
+    let v = i.parse::<i64>().unwrap() * 1_000_000 + f.parse::<i64>().unwrap();
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+async fn conversation_of(s: &TestStack, from: &str) -> String {
+    eventually("the conversation to appear", || async {
+        s.conversations()
+            .await
+            .into_iter()
+            .find(|c| c["last_inbound"]["contact_address"] == from)
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+    })
+    .await
+}
+
+async fn report(s: &TestStack, token: &str, month: &str, query: &str) -> serde_json::Value {
+    let (status, body) = s.get_as(&format!("/finance/reports/{month}?{query}"), token).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn a_day_of_mixed_traffic_reports_what_the_ledger_holds_and_reconciles_provider_prices() {
+    let s = spawn_stack().await;
+    let finance = s.token_as("fiona", Role::Finance);
+    let (a, b) = (random_number(), random_number());
+    // Three customer texts from two people; three replies: 1, 2 (161 GSM-7 characters) and
+    // 1 (UCS-2 because of an emoji) segments.
+    for (from, text) in [(&a, "Where is my order?"), (&b, "Hi"), (&a, "Hello?")] {
+        assert_eq!(s.text_in(&new_sid(), from, text).await.status(), 200);
+    }
+    let conv_a = conversation_of(&s, &a).await;
+    let conv_b = conversation_of(&s, &b).await;
+    eventually("all three inbound messages stored", || async {
+        (s.messages(&conv_a).await.len() + s.messages(&conv_b).await.len() == 3).then_some(())
+    })
+    .await;
+    let long = "x".repeat(161);
+    for (conv, key, text) in
+        [(&conv_a, "r1", "On its way!"), (&conv_a, "r2", long.as_str()), (&conv_b, "r3", "Thanks 🙏")]
+    {
+        let (status, body) = s.reply(conv, key, text).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let month = Month::of(time::OffsetDateTime::now_utc()).to_string();
+
+    // Fake Twilio delivers, then rates each message at 0.0079 a segment; the sender reconciles.
+    let by_channel = eventually("the three replies to be reconciled", || async {
+        let r = report(&s, &finance, &month, "by=channel").await;
+        (r["total"]["reconciled"] == 3).then_some(r)
+    })
+    .await;
+    let rows: HashMap<String, serde_json::Value> = by_channel["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (format!("{}/{}", r["key"].as_str().unwrap(), r["direction"].as_str().unwrap()), r.clone()))
+        .collect();
+    let inbound = &rows["sms/inbound"];
+    let outbound = &rows["sms/outbound"];
+    assert_eq!((inbound["messages"].as_i64(), outbound["messages"].as_i64()), (Some(3), Some(3)));
+    // Built-in card, US: inbound 0.0083 + 0.0025 carrier fee a segment; outbound 0.0083 + 0.003.
+    assert_eq!(inbound["provider_estimate"]["micros"], 3 * 10_800);
+    assert_eq!(outbound["provider_estimate"]["micros"], 4 * 11_300);
+    assert_eq!(outbound["actual"]["micros"], 4 * 7_900, "Twilio's price, beside the estimate");
+    assert!(outbound["aws"]["micros"].as_i64().unwrap() > 0, "the pipeline's AWS share is counted");
+    assert!(inbound["aws"]["micros"].as_i64().unwrap() > 0);
+
+    // Every message shows its own cost.
+    let replies: Vec<serde_json::Value> =
+        s.messages(&conv_a).await.into_iter().filter(|m| m["direction"] == "outbound").collect();
+    let two_part = replies.iter().find(|m| m["metadata"]["sms_segments"] == 2).expect("the long reply");
+    assert_eq!(two_part["cost"]["provider_micros"], 22_600);
+    assert_eq!(two_part["cost"]["actual_micros"], 15_800);
+    assert_eq!(two_part["cost"]["rate_card_version"], 0);
+
+    // The ledger's entries, read directly, sum to the report's total.
+    let day = time::OffsetDateTime::now_utc().date();
+    let entries: Vec<LedgerEntry> = s.store.entries(&s.workspace, day, 1000, None).await.unwrap().items;
+    let sum = entries.iter().fold(domain::finance::Totals::default(), |t, e| t + e.totals);
+    assert_eq!(sum.estimated_micros(), by_channel["total"]["estimated_total"]["micros"].as_i64().unwrap());
+    assert_eq!(sum.actual_micros, by_channel["total"]["actual"]["micros"].as_i64().unwrap());
+    assert_eq!(sum.messages, 6);
+
+    // The CSV says the same.
+    let csv = s
+        .http
+        .get(s.url(&format!("/finance/reports/{month}?by=channel&format=csv")))
+        .bearer_auth(&finance)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    assert!(csv.headers()["content-disposition"].to_str().unwrap().contains(".csv"));
+    let text = csv.text().await.unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let csv_total: i64 = lines.map(|l| micros(l.split(',').nth(col("estimated_total")).unwrap())).sum();
+    assert_eq!(csv_total, sum.estimated_micros());
+
+    // By agent and by contact, the same money.
+    let by_agent = report(&s, &finance, &month, "by=agent").await;
+    let alice = by_agent["rows"].as_array().unwrap().iter().find(|r| r["key"] == "alice").expect("alice's row");
+    assert_eq!(alice["messages"], 3);
+    let by_contact = report(&s, &finance, &month, "by=contact").await;
+    assert_eq!(by_contact["rows"].as_array().unwrap().len(), 2);
+
+    // The reconciliation audit balances.
+    let (status, audit) = s.get_as(&format!("/finance/reports/{month}/reconciliation"), &finance).await;
+    assert_eq!(status, 200, "{audit}");
+    assert_eq!(audit["balanced"], true, "{audit}");
+    assert_eq!(audit["entries"], entries.len());
+
+    // Agents do not read finance reports.
+    let (status, _) = s.get(&format!("/finance/reports/{month}")).await;
+    assert_eq!(status, 403);
+}
+
+/// Every budget alert published on the notification queue so far.
+async fn budget_alerts(s: &TestStack) -> Vec<serde_json::Value> {
+    let sqs = aws_sdk_sqs::Client::new(&s.aws);
+    let url = s.queue_url("NotificationQueue");
+    let mut out = Vec::new();
+    loop {
+        let got = sqs.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(1).send().await;
+        let msgs = got.unwrap().messages.unwrap_or_default();
+        if msgs.is_empty() {
+            return out;
+        }
+        for m in msgs {
+            let v: serde_json::Value = serde_json::from_str(m.body().unwrap_or("{}")).unwrap();
+            if v["type"] == "budget_threshold_reached" {
+                out.push(v);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn budgets_alert_once_per_threshold_and_the_hard_stop_refuses_paid_sends() {
+    let s = spawn_stack().await;
+    let finance = s.token_as("fiona", Role::Finance);
+    // 0.03 a month on SMS, hard stop: an inbound text (~0.0108) then a reply (~0.0113) pass 50 %,
+    // a second text passes 80 % and 100 %.
+    let (status, body) = s
+        .send_as(
+            "PUT",
+            "/finance/budgets/sms",
+            &finance,
+            Some(serde_json::json!({"monthly_limit": "0.03", "hard_stop": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) =
+        s.send_as("PUT", "/finance/budgets/sms", &s.token(), Some(serde_json::json!({"monthly_limit": "1"}))).await;
+    assert_eq!(status, 403, "agents do not set budgets");
+
+    let from = random_number();
+    assert_eq!(s.text_in(&new_sid(), &from, "Hello").await.status(), 200);
+    let conv = conversation_of(&s, &from).await;
+    let (status, body) = s.reply(&conv, "k1", "Hi! How can I help?").await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(s.text_in(&new_sid(), &from, "My parcel").await.status(), 200);
+    eventually("the second text to be stored", || async { (s.messages(&conv).await.len() == 3).then_some(()) }).await;
+    // More traffic after the crossing alerts nothing again.
+    assert_eq!(s.text_in(&new_sid(), &from, "Anyone?").await.status(), 200);
+    eventually("the third text to be stored", || async { (s.messages(&conv).await.len() == 4).then_some(()) }).await;
+
+    let mut thresholds: Vec<i64> =
+        budget_alerts(&s).await.iter().map(|a| a["threshold_percent"].as_i64().unwrap()).collect();
+    thresholds.sort_unstable();
+    assert_eq!(thresholds, vec![50, 80, 100], "each threshold alerts exactly once");
+
+    // Over the limit: a paid reply is refused with the reason, and nothing is stored or sent.
+    let (status, body) = s.reply(&conv, "k2", "Checking now").await;
+    assert_eq!(status, 402, "{body}");
+    assert_eq!(body["error"]["code"], "budget_exceeded");
+    assert!(body["error"]["message"].as_str().unwrap().contains("sms budget"), "{body}");
+    assert_eq!(s.messages(&conv).await.iter().filter(|m| m["direction"] == "outbound").count(), 1);
+    // Customers can still write in; free channels are not stopped (preview of a Telegram draft).
+    let (status, preview) = s
+        .send_as("POST", "/finance/preview", &s.token(), Some(serde_json::json!({"channel": "telegram", "text": "hi"})))
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(preview["refused_by_budget"], serde_json::Value::Null);
+    assert_eq!(preview["estimate"]["provider"]["micros"], 0);
+    let (_, preview) = s
+        .send_as(
+            "POST",
+            "/finance/preview",
+            &s.token(),
+            Some(serde_json::json!({"channel": "sms", "text": "hi", "to": from})),
+        )
+        .await;
+    assert!(preview["refused_by_budget"].as_str().is_some(), "{preview}");
+
+    let (status, budgets) = s.get_as("/finance/budgets", &finance).await;
+    assert_eq!(status, 200, "{budgets}");
+    let sms = &budgets["budgets"][0];
+    assert_eq!(sms["thresholds_alerted"], serde_json::json!([50, 80, 100]));
+    assert_eq!(sms["paid_sends_stopped"], true);
+
+    // Raising the budget lets paid sends through again.
+    let (status, _) = s
+        .send_as(
+            "PUT",
+            "/finance/budgets/sms",
+            &finance,
+            Some(serde_json::json!({"monthly_limit": "10", "hard_stop": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = s.reply(&conv, "k3", "Checking now").await;
+    assert_eq!(status, 202, "{body}");
+}
+
+#[tokio::test]
+async fn a_new_rate_card_version_prices_what_follows_and_costs_name_their_version() {
+    let s = spawn_stack().await;
+    let finance = s.token_as("fiona", Role::Finance);
+    let (status, cards) = s.get_as("/finance/rate-cards", &finance).await;
+    assert_eq!(status, 200, "{cards}");
+    assert_eq!(cards["in_force"]["version"], 0);
+    let mut draft = cards["builtin"].clone();
+    draft.as_object_mut().unwrap().remove("version");
+    draft["effective_from"] = "2020-01-01T00:00:00Z".into();
+    for r in draft["sms"].as_array_mut().unwrap() {
+        if r["country"] == "US" && r["direction"] == "outbound" {
+            r["per_segment"] = "0.02".into();
+        }
+    }
+    let (status, created) = s.send_as("POST", "/finance/rate-cards", &finance, Some(draft)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["rate_card"]["version"], 1);
+
+    let from = random_number();
+    assert_eq!(s.text_in(&new_sid(), &from, "Hello").await.status(), 200);
+    let conv = conversation_of(&s, &from).await;
+    let (status, body) = s.reply(&conv, "k1", "Hi").await;
+    assert_eq!(status, 202, "{body}");
+    let cost = &body["message"]["cost"];
+    assert_eq!(cost["rate_card_version"], 1);
+    assert_eq!(cost["provider_micros"], 23_000, "0.02 + 0.003 carrier fee");
+    let (_, cards) = s.get_as("/finance/rate-cards", &finance).await;
+    assert_eq!(cards["in_force"]["version"], 1);
+}
