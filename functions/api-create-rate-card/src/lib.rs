@@ -101,4 +101,16 @@ mod tests {
         dup["sms"].as_array_mut().unwrap().push(first);
         assert_eq!(handle(&deps, post(&ws, Role::Finance, &dup.to_string())).await.unwrap().status(), 422);
     }
+
+    #[tokio::test]
+    async fn the_fixture_creates_version_one() {
+        let deps = Deps { store: Arc::new(MemoryStore::new()), auth: Authenticator::new("fixture-jwt-secret") };
+        let req =
+            lambda_http::request::from_str(include_str!("../../../events/api-create-rate-card/create.json")).unwrap();
+        let res = handle(&deps, req).await.unwrap();
+        assert_eq!(res.status(), 201);
+        let Body::Text(t) = res.body() else { panic!("text") };
+        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        assert_eq!(v["rate_card"]["version"], 1);
+    }
 }

@@ -139,4 +139,15 @@ mod tests {
         assert_eq!(v["total_from_entries"], v["total_from_counters"]);
         assert_eq!(v["total_from_counters"]["actual"]["micros"], 7_500);
     }
+
+    #[tokio::test]
+    async fn the_fixture_answers_balanced_for_an_empty_month() {
+        let deps = Deps { store: Arc::new(MemoryStore::new()), auth: Authenticator::new("fixture-jwt-secret") };
+        let req = lambda_http::request::from_str(include_str!("../../../events/api-finance-reconcile/reconcile.json"))
+            .unwrap();
+        let res = handle(&deps, req).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let Body::Text(t) = res.body() else { panic!("text") };
+        assert_eq!(serde_json::from_str::<serde_json::Value>(t).unwrap()["balanced"], true);
+    }
 }

@@ -154,4 +154,17 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&text(&r)).unwrap();
         assert_eq!(v["rows"].as_array().unwrap().len(), 0);
     }
+
+    #[tokio::test]
+    async fn the_fixtures_answer() {
+        let deps = Deps::new(Arc::new(MemoryStore::new()), Authenticator::new("fixture-jwt-secret"));
+        for (fixture, content_type) in [
+            (include_str!("../../../events/api-finance-report/by-channel.json"), "application/json"),
+            (include_str!("../../../events/api-finance-report/by-agent-csv.json"), "text/csv; charset=utf-8"),
+        ] {
+            let res = handle(&deps, lambda_http::request::from_str(fixture).unwrap()).await.unwrap();
+            assert_eq!(res.status(), 200);
+            assert_eq!(res.headers()["content-type"], content_type);
+        }
+    }
 }

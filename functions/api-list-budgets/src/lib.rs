@@ -64,3 +64,20 @@ async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     }
     Ok(kit::http::json(200, &serde_json::json!({ "month": month, "budgets": out })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::MemoryStore;
+
+    #[tokio::test]
+    async fn the_fixture_answers() {
+        let deps = Deps { store: Arc::new(MemoryStore::new()), auth: Authenticator::new("fixture-jwt-secret") };
+        let req = lambda_http::request::from_str(include_str!("../../../events/api-list-budgets/list.json")).unwrap();
+        let res = handle(&deps, req).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let Body::Text(t) = res.body() else { panic!("text") };
+        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        assert!(v.is_object());
+    }
+}

@@ -241,4 +241,23 @@ mod tests {
         let (s, _) = call(&deps, &ws, serde_json::json!({"channel":"fax","text":"x"})).await;
         assert_eq!(s, 400);
     }
+
+    #[tokio::test]
+    async fn the_fixtures_preview_an_sms_and_a_whatsapp_draft() {
+        let deps = Deps::new(Arc::new(MemoryStore::new()), Authenticator::new("fixture-jwt-secret"));
+        let body = |r: Response<Body>| {
+            assert_eq!(r.status(), 200);
+            let Body::Text(t) = r.body() else { panic!("text") };
+            serde_json::from_str::<serde_json::Value>(t).unwrap()
+        };
+        let sms = include_str!("../../../events/api-preview-cost/preview-sms.json");
+        let v = body(handle(&deps, lambda_http::request::from_str(sms).unwrap()).await.unwrap());
+        assert_eq!((v["sms"]["encoding"].as_str(), v["sms"]["segments"].as_u64()), (Some("ucs2"), Some(1)));
+        assert_eq!(v["estimate"]["provider"]["micros"], 11_300);
+        let wa = include_str!("../../../events/api-preview-cost/preview-whatsapp.json");
+        let v = body(handle(&deps, lambda_http::request::from_str(wa).unwrap()).await.unwrap());
+        assert_eq!(v["country"], "IN");
+        assert_eq!(v["whatsapp"]["template_required"], true);
+        assert_eq!(v["whatsapp"]["template_costs"]["authentication_international"]["amount"], "0.028000");
+    }
 }

@@ -132,4 +132,14 @@ mod tests {
             403
         );
     }
+
+    #[tokio::test]
+    async fn the_fixture_sets_an_sms_budget() {
+        let store = Arc::new(MemoryStore::new());
+        let deps = Deps::new(store.clone(), Authenticator::new("fixture-jwt-secret"));
+        let req = lambda_http::request::from_str(include_str!("../../../events/api-put-budget/put-sms.json")).unwrap();
+        assert_eq!(handle(&deps, req).await.unwrap().status(), 200);
+        let b = store.budgets(&WorkspaceId::parse("demo").unwrap()).await.unwrap();
+        assert_eq!((b[0].monthly_limit_micros, b[0].hard_stop), (250_000_000, true));
+    }
 }

@@ -46,7 +46,7 @@ enum Command {
         agent: String,
         #[arg(long)]
         name: Option<String>,
-        #[arg(long, default_value = "agent", value_parser = ["agent", "supervisor", "admin"])]
+        #[arg(long, default_value = "agent", value_parser = ["agent", "supervisor", "admin", "finance"])]
         role: String,
         #[arg(long, default_value_t = 12)]
         hours: i64,
