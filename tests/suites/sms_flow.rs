@@ -106,6 +106,7 @@ async fn ten_deliveries_of_one_message_sid_store_one_message() {
     let p = PhoneNumber::parse(&customer).unwrap();
     let late = InboundEvent::Message(InboundMessage {
         workspace: s.workspace.clone(),
+        contact_country: Some("US".into()),
         channel: domain::Channel::Sms,
         identity: Identity::phone(&p),
         contact_address: customer.clone(),
@@ -177,6 +178,7 @@ async fn concurrent_first_messages_from_a_new_contact_make_one_contact_and_one_c
     let outcomes = futures::future::join_all((0..10).map(|i| {
         let ev = InboundEvent::Message(InboundMessage {
             workspace: s.workspace.clone(),
+            contact_country: Some("US".into()),
             channel: domain::Channel::Sms,
             identity: Identity::phone(&p),
             contact_address: other.clone(),

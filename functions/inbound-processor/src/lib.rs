@@ -139,8 +139,12 @@ async fn try_ingest(deps: &Deps, m: &InboundMessage, inv: &Invocation) -> Result
         None => store.current_conversation(ws, &contact).await?,
     };
     let at = m.provider_timestamp.unwrap_or(m.received_at);
-    let route =
-        Route { channel: m.channel, contact_address: m.contact_address.clone(), our_address: m.our_address.clone() };
+    let route = Route {
+        channel: m.channel,
+        contact_address: m.contact_address.clone(),
+        our_address: m.our_address.clone(),
+        contact_country: m.contact_country.clone(),
+    };
     let (write, conversation_id, new_conversation, assignee) = match (thread(current.as_ref()), current) {
         (Threading::Append(_), Some(mut c)) => {
             let expected_version = c.version;
@@ -244,6 +248,7 @@ mod tests {
         let p = PhoneNumber::parse(from).unwrap();
         InboundEvent::Message(InboundMessage {
             workspace: WorkspaceId::parse("demo").unwrap(),
+            contact_country: Some("US".into()),
             channel: domain::Channel::Sms,
             identity: Identity::phone(&p),
             contact_address: p.to_string(),

@@ -18,6 +18,9 @@ pub struct InboundMessage {
     pub channel: Channel,
     pub identity: Identity,
     pub contact_address: String,
+    /// The contact address's country for phone channels (ISO 3166 alpha-2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_country: Option<String>,
     pub our_address: String,
     pub contact_name: Option<String>,
     pub provider: String,

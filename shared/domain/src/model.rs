@@ -204,6 +204,10 @@ pub struct Route {
     pub channel: Channel,
     pub contact_address: String,
     pub our_address: String,
+    /// The contact address's country (ISO 3166 alpha-2) for phone channels, learned where the
+    /// number is parsed (the webhook), so pricing never has to load the numbering plan again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_country: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -97,7 +97,12 @@ mod tests {
         Contact::new(ws(), Identity::phone(&p), None, datetime!(2026-01-01 0:00 UTC))
     }
     fn route(ch: Channel) -> Route {
-        Route { channel: ch, contact_address: "+14155552671".into(), our_address: "+14155550100".into() }
+        Route {
+            channel: ch,
+            contact_address: "+14155552671".into(),
+            our_address: "+14155550100".into(),
+            contact_country: Some("US".into()),
+        }
     }
 
     #[test]

@@ -24,7 +24,12 @@ fn phone(n: u32) -> Identity {
 }
 
 fn route() -> Route {
-    Route { channel: Channel::Sms, contact_address: "+14155552671".into(), our_address: "+14155550100".into() }
+    Route {
+        channel: Channel::Sms,
+        contact_address: "+14155552671".into(),
+        our_address: "+14155550100".into(),
+        contact_country: Some("US".into()),
+    }
 }
 
 pub fn inbound_message(ws: &WorkspaceId, conv: &Conversation, contact: &Contact, at: OffsetDateTime) -> Message {

@@ -168,6 +168,7 @@ impl InboundSms {
             channel: Channel::Sms,
             identity: Identity::phone(&self.from),
             contact_address: self.from.as_str().to_owned(),
+            contact_country: self.from.country(),
             our_address: self.to.as_str().to_owned(),
             contact_name: None,
             provider: PROVIDER.to_owned(),
