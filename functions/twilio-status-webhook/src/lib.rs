@@ -55,11 +55,7 @@ async fn settle(deps: &Deps, ws: &WorkspaceId, conv: ConversationId, msg: Messag
     let Some(m) = deps.store.message(ws, conv, msg).await? else { return Ok(()) };
     if m.status == DeliveryStatus::Failed {
         let card = deps.rates.card_at(&*deps.store, ws, m.created_at).await?;
-        let country = m
-            .route
-            .contact_country
-            .clone()
-            .or_else(|| domain::PhoneNumber::parse(&m.route.contact_address).ok().and_then(|p| p.country()));
+        let country = m.route.contact_country.clone();
         let provider = m.provider.as_deref().unwrap_or(twilio::PROVIDER);
         if let Some(fee) = pricing::failed_fee(&card, provider, country.as_deref()) {
             let totals = Totals { provider_micros: fee.amount_micros, ..Totals::default() };

@@ -27,7 +27,6 @@ pub use usage::Usage;
 
 use crate::ids::{AgentId, ContactId};
 use crate::model::Message;
-use crate::PhoneNumber;
 
 /// What pricing one message needs beyond the message itself.
 pub struct Costing<'a> {
@@ -57,13 +56,10 @@ pub fn pricing_input(m: &Message, whatsapp_window_open: bool) -> PricingInput {
         channel: Some(m.channel),
         direction: Some(m.direction),
         provider: m.provider.clone().unwrap_or_else(|| default_provider(m.channel).to_owned()),
-        // Known from the webhook; parsing the number again (loading libphonenumber's metadata, some
-        // 200 ms on a cold start) only for routes stored without it.
-        country: m
-            .route
-            .contact_country
-            .clone()
-            .or_else(|| PhoneNumber::parse(&m.route.contact_address).ok().and_then(|p| p.country())),
+        // Learned by the webhook, which parses the number anyway. Parsing it again here would load
+        // libphonenumber's metadata (~2 MiB, ~200 ms on a cold start) into every function that
+        // prices; a route without a country is priced at the card's "*" rate.
+        country: m.route.contact_country.clone(),
         sms_segments,
         has_media: !m.attachments.is_empty(),
         whatsapp_category,
