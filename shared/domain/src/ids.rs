@@ -62,6 +62,7 @@ macro_rules! slug_id {
 
 slug_id!(WorkspaceId, "workspace id");
 slug_id!(AgentId, "agent id");
+slug_id!(TeamId, "team id");
 
 /// Mints ULIDs that increase strictly within this process, even inside one millisecond: messages
 /// stored in one burst keep the order they were created in.

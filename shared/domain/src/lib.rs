@@ -11,10 +11,11 @@ pub mod finance;
 pub mod ids;
 pub mod model;
 pub mod ports;
+pub mod routing;
 pub mod sms;
 pub mod threading;
 
 pub use address::{EmailAddress, PhoneNumber};
 pub use error::ParseError;
-pub use ids::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
+pub use ids::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, TeamId, WorkspaceId};
 pub use model::*;

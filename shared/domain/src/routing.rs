@@ -1,0 +1,397 @@
+//! The routing brain (seed 000 "Hybrid Routing", seed 001 rules, seed 004 "one brain across
+//! channels"): who gets a conversation, as a pure function of the work and the agents' state.
+//!
+//! In order:
+//! 1. Business hours: outside them nothing is assigned; the work waits (the caller acknowledges the
+//!    customer on their channel).
+//! 2. Who qualifies: online (not away, not do-not-disturb, not offline), in the work's team if it
+//!    has one, holding every required skill, and with room for the work's channel weight under their
+//!    capacity.
+//! 3. Continuity: the previous owner, if they qualify.
+//! 4. Otherwise the qualified agent with the lowest utilisation (weighted load ÷ capacity, compared
+//!    exactly by cross-multiplication); ties go to the lower load, then to whoever was assigned
+//!    longest ago (never first), then to the agent id — so the result is deterministic.
+//! 5. Nobody qualifies: the work waits in a queue ordered by priority, then waiting time.
+//!
+//! Loads and capacities are in hundredths of a conversation so that channel weights (live chat
+//! 1.5, messaging 1.0, email 0.5 by default) stay integers. Applying a decision must be a
+//! conditional write on the agent's load (the store's job) so concurrent routing can never push an
+//! agent past capacity; [`drain`] shows the policy itself never does.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ids::{AgentId, ConversationId, TeamId};
+use crate::model::{Channel, Priority};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    Online,
+    Away,
+    DoNotDisturb,
+    #[default]
+    Offline,
+}
+
+/// Channel weights in hundredths of a conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Weights {
+    pub live_chat: u32,
+    pub messaging: u32,
+    pub email: u32,
+    pub voice: u32,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights { live_chat: 150, messaging: 100, email: 50, voice: 100 }
+    }
+}
+
+impl Weights {
+    pub fn of(&self, channel: Channel) -> u32 {
+        match channel {
+            Channel::Webchat => self.live_chat,
+            Channel::Email => self.email,
+            Channel::Voice => self.voice,
+            Channel::Sms | Channel::Whatsapp | Channel::Messenger | Channel::Instagram | Channel::Telegram => {
+                self.messaging
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentState {
+    pub id: AgentId,
+    pub presence: Presence,
+    pub teams: BTreeSet<TeamId>,
+    pub skills: BTreeSet<String>,
+    /// Hundredths of a conversation (a capacity of 6 live chats at weight 1.5 is 900).
+    pub capacity: u32,
+    /// Current weighted load, same unit.
+    pub load: u32,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_assigned_at: Option<OffsetDateTime>,
+}
+
+/// A conversation that needs an owner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Work {
+    pub conversation: ConversationId,
+    pub channel: Channel,
+    pub priority: Priority,
+    #[serde(with = "time::serde::rfc3339")]
+    pub waiting_since: OffsetDateTime,
+    pub required_skills: BTreeSet<String>,
+    pub team: Option<TeamId>,
+    pub previous_owner: Option<AgentId>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Continuity,
+    LowestLoad,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitReason {
+    OutsideBusinessHours,
+    NoAgentQualifies,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Assign { agent: AgentId, reason: Reason },
+    Wait(WaitReason),
+}
+
+/// Whether `agent` may take `work` now.
+pub fn qualifies(agent: &AgentState, work: &Work, weights: &Weights) -> bool {
+    agent.presence == Presence::Online
+        && work.team.as_ref().is_none_or(|t| agent.teams.contains(t))
+        && work.required_skills.is_subset(&agent.skills)
+        && agent.load.saturating_add(weights.of(work.channel)) <= agent.capacity
+}
+
+/// Lower is a better candidate: utilisation, then load, then least recently assigned, then id.
+fn candidate_order(a: &AgentState, b: &AgentState) -> Ordering {
+    let util = (u64::from(a.load) * u64::from(b.capacity)).cmp(&(u64::from(b.load) * u64::from(a.capacity)));
+    util.then(a.load.cmp(&b.load)).then(a.last_assigned_at.cmp(&b.last_assigned_at)).then(a.id.cmp(&b.id))
+}
+
+pub fn route(work: &Work, agents: &[AgentState], weights: &Weights, within_hours: bool) -> Decision {
+    if !within_hours {
+        return Decision::Wait(WaitReason::OutsideBusinessHours);
+    }
+    let qualified: Vec<&AgentState> = agents.iter().filter(|a| qualifies(a, work, weights)).collect();
+    if let Some(prev) = &work.previous_owner {
+        if qualified.iter().any(|a| &a.id == prev) {
+            return Decision::Assign { agent: prev.clone(), reason: Reason::Continuity };
+        }
+    }
+    match qualified.into_iter().min_by(|a, b| candidate_order(a, b)) {
+        Some(a) => Decision::Assign { agent: a.id.clone(), reason: Reason::LowestLoad },
+        None => Decision::Wait(WaitReason::NoAgentQualifies),
+    }
+}
+
+/// The waiting queue's order: higher priority first, then longer waiting, then conversation id.
+pub fn queue_order(a: &Work, b: &Work) -> Ordering {
+    b.priority.cmp(&a.priority).then(a.waiting_since.cmp(&b.waiting_since)).then(a.conversation.cmp(&b.conversation))
+}
+
+/// Assigns waiting work in queue order to whoever qualifies, updating loads as it goes (an agent
+/// came online or freed capacity). Work nobody can take stays waiting, in order; work behind it may
+/// still go to an agent with the right skills (a waiting billing question does not block a sales one).
+pub fn drain(
+    queue: &[Work],
+    agents: &[AgentState],
+    weights: &Weights,
+    within_hours: bool,
+    now: OffsetDateTime,
+) -> (Vec<(ConversationId, AgentId)>, Vec<Work>) {
+    let mut ordered: Vec<Work> = queue.to_vec();
+    ordered.sort_by(queue_order);
+    let mut state: BTreeMap<AgentId, AgentState> = agents.iter().map(|a| (a.id.clone(), a.clone())).collect();
+    let mut assigned = Vec::new();
+    let mut waiting = Vec::new();
+    for w in ordered {
+        let current: Vec<AgentState> = state.values().cloned().collect();
+        match route(&w, &current, weights, within_hours) {
+            Decision::Assign { agent, .. } => {
+                if let Some(a) = state.get_mut(&agent) {
+                    a.load += weights.of(w.channel);
+                    a.last_assigned_at = Some(now);
+                }
+                assigned.push((w.conversation, agent));
+            }
+            Decision::Wait(_) => waiting.push(w),
+        }
+    }
+    (assigned, waiting)
+}
+
+/// Skills a conversation needs: its channel's (workspace rules) plus every keyword rule whose
+/// keyword appears in the text as a whole word, case-insensitively.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkillRules {
+    pub by_channel: BTreeMap<Channel, BTreeSet<String>>,
+    /// keyword → skill
+    pub keywords: BTreeMap<String, String>,
+}
+
+impl SkillRules {
+    pub fn required(&self, channel: Channel, text: &str) -> BTreeSet<String> {
+        let mut skills = self.by_channel.get(&channel).cloned().unwrap_or_default();
+        let words: BTreeSet<String> =
+            text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
+        for (keyword, skill) in &self.keywords {
+            if words.contains(&keyword.to_lowercase()) {
+                skills.insert(skill.clone());
+            }
+        }
+        skills
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use time::macros::datetime;
+
+    fn agent(id: &str, presence: Presence, capacity: u32, load: u32, skills: &[&str]) -> AgentState {
+        AgentState {
+            id: AgentId::parse(id).unwrap(),
+            presence,
+            teams: BTreeSet::new(),
+            skills: skills.iter().map(|s| (*s).to_owned()).collect(),
+            capacity,
+            load,
+            last_assigned_at: None,
+        }
+    }
+
+    fn work(channel: Channel, skills: &[&str]) -> Work {
+        Work {
+            conversation: ConversationId::new(),
+            channel,
+            priority: Priority::Normal,
+            waiting_since: datetime!(2026-11-21 10:00 UTC),
+            required_skills: skills.iter().map(|s| (*s).to_owned()).collect(),
+            team: None,
+            previous_owner: None,
+        }
+    }
+
+    fn assigned(d: Decision) -> String {
+        match d {
+            Decision::Assign { agent, .. } => agent.to_string(),
+            Decision::Wait(w) => format!("wait {w:?}"),
+        }
+    }
+
+    #[test]
+    fn continuity_then_skills_then_lowest_utilisation() {
+        let w = Weights::default();
+        let agents = vec![
+            agent("ann", Presence::Online, 600, 300, &["billing"]),
+            agent("bob", Presence::Online, 600, 100, &[]),
+            agent("cat", Presence::Online, 1200, 300, &["billing"]),
+        ];
+        // Lowest utilisation: bob (1/6) over cat (1/4) over ann (1/2).
+        assert_eq!(assigned(route(&work(Channel::Sms, &[]), &agents, &w, true)), "bob");
+        // A skill narrows it to ann and cat: cat is less utilised.
+        assert_eq!(assigned(route(&work(Channel::Sms, &["billing"]), &agents, &w, true)), "cat");
+        // Continuity wins when the previous owner qualifies...
+        let mut again = work(Channel::Sms, &[]);
+        again.previous_owner = Some(AgentId::parse("ann").unwrap());
+        assert_eq!(
+            route(&again, &agents, &w, true),
+            Decision::Assign { agent: again.previous_owner.clone().unwrap(), reason: Reason::Continuity }
+        );
+        // ...and not when they are away.
+        let away = vec![agent("ann", Presence::Away, 600, 0, &[]), agents[1].clone()];
+        assert_eq!(assigned(route(&again, &away, &w, true)), "bob");
+    }
+
+    #[test]
+    fn nobody_online_or_with_room_means_waiting() {
+        let w = Weights::default();
+        let agents =
+            vec![agent("ann", Presence::DoNotDisturb, 600, 0, &[]), agent("bob", Presence::Online, 600, 500, &[])];
+        // A live chat weighs 1.5: bob has room for 1.0 only.
+        assert_eq!(
+            route(&work(Channel::Webchat, &[]), &agents, &w, true),
+            Decision::Wait(WaitReason::NoAgentQualifies)
+        );
+        assert_eq!(assigned(route(&work(Channel::Email, &[]), &agents, &w, true)), "bob");
+        assert_eq!(
+            route(&work(Channel::Email, &[]), &agents, &w, false),
+            Decision::Wait(WaitReason::OutsideBusinessHours)
+        );
+    }
+
+    #[test]
+    fn ties_go_to_whoever_waited_longest_then_by_id() {
+        let w = Weights::default();
+        let mut a = agent("ann", Presence::Online, 600, 0, &[]);
+        let mut b = agent("bob", Presence::Online, 600, 0, &[]);
+        assert_eq!(assigned(route(&work(Channel::Sms, &[]), &[b.clone(), a.clone()], &w, true)), "ann");
+        a.last_assigned_at = Some(datetime!(2026-11-21 9:00 UTC));
+        b.last_assigned_at = Some(datetime!(2026-11-21 8:00 UTC));
+        assert_eq!(assigned(route(&work(Channel::Sms, &[]), &[a, b], &w, true)), "bob");
+    }
+
+    #[test]
+    fn the_queue_is_served_by_priority_then_waiting_time() {
+        let w = Weights::default();
+        let mut old = work(Channel::Sms, &[]);
+        old.waiting_since = datetime!(2026-11-21 9:00 UTC);
+        let mut urgent = work(Channel::Sms, &[]);
+        urgent.priority = Priority::Urgent;
+        let newer = work(Channel::Sms, &[]);
+        // Room for exactly two.
+        let agents = vec![agent("ann", Presence::Online, 200, 0, &[])];
+        let (done, waiting) =
+            drain(&[newer.clone(), old.clone(), urgent.clone()], &agents, &w, true, datetime!(2026-11-21 11:00 UTC));
+        assert_eq!(done.iter().map(|(c, _)| *c).collect::<Vec<_>>(), vec![urgent.conversation, old.conversation]);
+        assert_eq!(waiting, vec![newer]);
+    }
+
+    #[test]
+    fn keyword_and_channel_rules_make_required_skills() {
+        let rules = SkillRules {
+            by_channel: BTreeMap::from([(Channel::Whatsapp, BTreeSet::from(["whatsapp".to_owned()]))]),
+            keywords: BTreeMap::from([
+                ("refund".to_owned(), "billing".to_owned()),
+                ("invoice".to_owned(), "billing".to_owned()),
+            ]),
+        };
+        assert_eq!(rules.required(Channel::Sms, "I want a REFUND!"), BTreeSet::from(["billing".to_owned()]));
+        assert!(rules.required(Channel::Sms, "refunded").is_empty(), "whole words only");
+        assert_eq!(rules.required(Channel::Whatsapp, "hi").len(), 1);
+    }
+
+    fn arb_agent() -> impl Strategy<Value = AgentState> {
+        (
+            0u8..6,
+            0u8..4,
+            0u32..1200,
+            0u32..1200,
+            proptest::collection::btree_set("[ab]", 0..3),
+            proptest::option::of(0i64..1000),
+        )
+            .prop_map(|(id, p, cap, load, skills, last)| AgentState {
+                id: AgentId::parse(&format!("agent-{id}")).unwrap(),
+                presence: [Presence::Online, Presence::Away, Presence::DoNotDisturb, Presence::Offline][usize::from(p)],
+                teams: BTreeSet::new(),
+                skills,
+                capacity: cap,
+                load: load.min(cap),
+                last_assigned_at: last.map(|s| OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(s)),
+            })
+    }
+
+    fn arb_work() -> impl Strategy<Value = Work> {
+        (0usize..8, 0u8..4, 0i64..1000, proptest::collection::btree_set("[ab]", 0..2)).prop_map(|(c, p, t, skills)| {
+            Work {
+                conversation: ConversationId::new(),
+                channel: Channel::ALL[c],
+                priority: [Priority::Low, Priority::Normal, Priority::High, Priority::Urgent][usize::from(p)],
+                waiting_since: OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(t),
+                required_skills: skills,
+                team: None,
+                previous_owner: None,
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn never_over_capacity_never_to_someone_not_online(
+            agents in proptest::collection::vec(arb_agent(), 0..6),
+            queue in proptest::collection::vec(arb_work(), 0..50),
+        ) {
+            // Unique agent ids, as in a real workspace.
+            let mut seen = BTreeSet::new();
+            let agents: Vec<AgentState> = agents.into_iter().filter(|a| seen.insert(a.id.clone())).collect();
+            let w = Weights::default();
+            let (done, waiting) = drain(&queue, &agents, &w, true, OffsetDateTime::UNIX_EPOCH);
+            prop_assert_eq!(done.len() + waiting.len(), queue.len());
+            let mut load: BTreeMap<AgentId, u32> = agents.iter().map(|a| (a.id.clone(), a.load)).collect();
+            for (conv, agent) in &done {
+                let a = agents.iter().find(|a| &a.id == agent).unwrap();
+                prop_assert_eq!(a.presence, Presence::Online);
+                let work = queue.iter().find(|w| &w.conversation == conv).unwrap();
+                prop_assert!(work.required_skills.is_subset(&a.skills));
+                *load.get_mut(agent).unwrap() += w.of(work.channel);
+                prop_assert!(load[agent] <= a.capacity, "over capacity");
+            }
+            // Waiting work keeps queue order.
+            for pair in waiting.windows(2) {
+                prop_assert_ne!(queue_order(&pair[0], &pair[1]), Ordering::Greater);
+            }
+        }
+
+        #[test]
+        fn routing_is_deterministic_whatever_the_agents_order(
+            agents in proptest::collection::vec(arb_agent(), 1..6),
+            work in arb_work(),
+        ) {
+            let mut seen = BTreeSet::new();
+            let agents: Vec<AgentState> = agents.into_iter().filter(|a| seen.insert(a.id.clone())).collect();
+            let mut reversed = agents.clone();
+            reversed.reverse();
+            let w = Weights::default();
+            prop_assert_eq!(route(&work, &agents, &w, true), route(&work, &reversed, &w, true));
+        }
+    }
+}
