@@ -312,3 +312,37 @@ async fn a_reply_twilio_refuses_is_failed_with_twilios_error() {
     assert_eq!(last["error_code"], "21211");
     assert_eq!(s.twilio.received().len(), 1, "a refusal is not retried");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_opts_the_number_out_and_start_opts_it_back_in() {
+    let s = spawn_stack().await;
+    let customer = random_number();
+    assert_eq!(s.text_in(&new_sid(), &customer, "Hello").await.status(), 200);
+    let id = one_conversation(&s).await["id"].as_str().unwrap().to_owned();
+
+    // "Stop." as a whole message, any case: opted out, and the message says why it matters.
+    assert_eq!(s.text_in(&new_sid(), &customer, " stop. ").await.status(), 200);
+    let tagged = eventually("the STOP to be stored", || async {
+        s.messages(&id).await.into_iter().find(|m| m["metadata"]["consent_keyword"] == "opt_out")
+    })
+    .await;
+    assert_eq!(tagged["text"], " stop. ");
+    let (status, body) = s.reply(&id, "after-stop", "Sorry to see you go").await;
+    assert_eq!(status, 422, "{body}");
+    let why = body["error"]["message"].as_str().unwrap();
+    assert!(why.contains("opted out") && why.contains("START"), "{why}");
+    assert!(s.twilio.received().is_empty(), "nothing sent");
+
+    // START opts back in; every change is kept with its time and source.
+    assert_eq!(s.text_in(&new_sid(), &customer, "START").await.status(), 200);
+    eventually("the START to be stored", || async {
+        s.messages(&id).await.into_iter().find(|m| m["metadata"]["consent_keyword"] == "opt_in")
+    })
+    .await;
+    let (status, body) = s.reply(&id, "after-start", "Welcome back!").await;
+    assert_eq!(status, 202, "{body}");
+    let identity = domain::Identity::phone(&PhoneNumber::parse(&customer).unwrap());
+    let record = domain::ports::ConsentStore::consent(&s.store, &s.workspace, &identity).await.unwrap().unwrap();
+    let history: Vec<_> = record.history.iter().map(|c| c.status).collect();
+    assert_eq!(history, vec![domain::consent::Status::OptedOut, domain::consent::Status::OptedIn]);
+}

@@ -221,6 +221,7 @@ mod tests {
         );
         store
             .commit_inbound(InboundCommit {
+                consent: None,
                 new_contact: None,
                 conversation: ConversationWrite::Update { conversation: c.clone(), expected_version: v0 },
                 message: m.clone(),

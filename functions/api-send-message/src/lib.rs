@@ -159,6 +159,11 @@ async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<B
         let metadata = check_constraints(deps, route.channel, &draft.text)?;
         let now = time::OffsetDateTime::now_utc();
         let store: &dyn Store = &*deps.store;
+        if let Some(identity) = domain::consent::identity_for(route.channel, &route.contact_address) {
+            if let Some(why) = store.consent(&who.workspace, &identity).await?.and_then(|r| r.refusal()) {
+                return Err(ApiError::Unprocessable(why));
+            }
+        }
         if let Some(why) = hard_stop(store, store, &who.workspace, Month::of(now), route.channel).await? {
             return Err(ApiError::BudgetExceeded(why));
         }

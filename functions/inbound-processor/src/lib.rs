@@ -10,6 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use domain::consent::{
+    Change as ConsentChange, Keyword, Record as ConsentRecord, Source as ConsentSource, Status as ConsentStatus,
+};
 use domain::events::{InboundEvent, InboundMessage, Notification};
 use domain::finance::ledger::Month;
 use domain::finance::service::{check_budgets, RateCardCache};
@@ -184,6 +187,29 @@ async fn try_ingest(deps: &Deps, m: &InboundMessage, inv: &Invocation) -> Result
         metadata: m.metadata.clone(),
         cost: None,
     };
+    // A whole-message keyword (STOP, START, HELP) on SMS or WhatsApp: consent changes in the same
+    // transaction as the message; the message is tagged so agents see why.
+    let keyword =
+        if domain::consent::governed(m.channel) { m.text.as_deref().and_then(domain::consent::keyword) } else { None };
+    if let Some(k) = keyword {
+        message.metadata.insert("consent_keyword".into(), serde_json::to_value(k).unwrap_or_default());
+    }
+    let consent = match keyword {
+        Some(k @ (Keyword::OptOut | Keyword::OptIn)) => {
+            let status = if k == Keyword::OptOut { ConsentStatus::OptedOut } else { ConsentStatus::OptedIn };
+            let change = ConsentChange {
+                status,
+                at: m.received_at,
+                source: ConsentSource::Keyword {
+                    text: m.text.clone().unwrap_or_default(),
+                    channel: m.channel,
+                    provider_message_id: m.provider_message_id.clone(),
+                },
+            };
+            Some(ConsentRecord::apply(store.consent(ws, &m.identity).await?, &m.identity, change))
+        }
+        _ => None,
+    };
     // Priced with the card in force when the message arrived; the AWS share is everything spent on
     // it so far: the webhook (carried on the event) and this processor up to this write.
     let card = deps.rates.card_at(&**store, ws, m.received_at).await?;
@@ -207,6 +233,7 @@ async fn try_ingest(deps: &Deps, m: &InboundMessage, inv: &Invocation) -> Result
     };
     let message_id = message.id;
     let commit = InboundCommit {
+        consent,
         new_contact,
         conversation: write,
         message,

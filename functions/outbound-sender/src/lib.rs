@@ -263,6 +263,12 @@ async fn deliver(
     if m.channel != Channel::Sms {
         return fail(deps, job, "unsupported_channel", &format!("this deployment cannot send on {}", m.channel)).await;
     }
+    // The contact may have opted out after the reply was queued: never send past a STOP.
+    if let Some(identity) = domain::consent::identity_for(m.channel, &m.route.contact_address) {
+        if let Some(why) = deps.store.consent(&job.workspace, &identity).await?.and_then(|r| r.refusal()) {
+            return fail(deps, job, "opted_out", &why).await;
+        }
+    }
     let callback = format!(
         "{}/webhooks/twilio/status?ws={}&conv={}&msg={}",
         deps.public_base_url.trim_end_matches('/'),
@@ -412,6 +418,7 @@ mod tests {
         let v = c.version;
         c.record_outbound(time::OffsetDateTime::now_utc());
         let commit = InboundCommit {
+            consent: None,
             new_contact: None,
             conversation: ConversationWrite::Update { conversation: c, expected_version: v },
             message: m.clone(),

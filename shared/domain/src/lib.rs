@@ -5,6 +5,7 @@
 pub mod address;
 pub mod canned;
 pub mod channels;
+pub mod consent;
 pub mod delivery;
 pub mod error;
 pub mod events;

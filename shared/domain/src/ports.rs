@@ -83,6 +83,8 @@ pub struct InboundCommit {
     pub provider_message_id: String,
     /// The message's cost estimate, added to the ledger in the same transaction.
     pub cost: Option<LedgerEntry>,
+    /// The sender's consent record, when the message changed it (STOP, START).
+    pub consent: Option<crate::consent::Record>,
 }
 
 #[async_trait]
@@ -313,4 +315,14 @@ pub trait BudgetStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// The thresholds already alerted this month.
     async fn alerted(&self, ws: &WorkspaceId, month: Month) -> Result<Vec<(BudgetScope, u8)>, StoreError>;
+}
+
+#[async_trait]
+pub trait ConsentStore: Send + Sync {
+    /// An identity's consent record, if it ever changed.
+    async fn consent(
+        &self,
+        ws: &WorkspaceId,
+        identity: &Identity,
+    ) -> Result<Option<crate::consent::Record>, StoreError>;
 }

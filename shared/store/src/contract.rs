@@ -79,6 +79,7 @@ pub async fn seed_conversation<S: Store>(
     conv.record_inbound(route(), at);
     let msg = inbound_message(ws, &conv, &contact, at);
     s.commit_inbound(InboundCommit {
+        consent: None,
         cost: None,
         new_contact: Some(contact.clone()),
         conversation: ConversationWrite::Create { conversation: conv.clone(), replaces: None },
@@ -116,6 +117,7 @@ pub async fn a_provider_message_is_stored_once<S: Store>(s: &S) {
     let mut conv = Conversation::start(ws.clone(), &contact, at);
     conv.record_inbound(route(), at);
     let commit = |c: Conversation, m: Message, new: bool| InboundCommit {
+        consent: None,
         cost: None,
         new_contact: new.then(|| contact.clone()),
         conversation: if new {
@@ -149,6 +151,7 @@ pub async fn a_claimed_identity_or_conversation_slot_conflicts<S: Store>(s: &S) 
     conv.record_inbound(route(), at);
     let res = s
         .commit_inbound(InboundCommit {
+            consent: None,
             cost: None,
             new_contact: Some(loser.clone()),
             conversation: ConversationWrite::Create { conversation: conv.clone(), replaces: None },
@@ -172,6 +175,7 @@ pub async fn a_new_conversation_replaces_only_the_resolved_one<S: Store>(s: &S) 
         n
     };
     let commit = |conv: Conversation, replaces| InboundCommit {
+        consent: None,
         cost: None,
         new_contact: None,
         message: inbound_message(&ws, &conv, &contact, at),
@@ -198,6 +202,7 @@ pub async fn stale_conversation_versions_conflict<S: Store>(s: &S) {
     let m1 = inbound_message(&ws, &conv, &contact, at);
     let ok = s
         .commit_inbound(InboundCommit {
+            consent: None,
             cost: None,
             new_contact: None,
             conversation: ConversationWrite::Update { conversation: next.clone(), expected_version: conv.version },
@@ -209,6 +214,7 @@ pub async fn stale_conversation_versions_conflict<S: Store>(s: &S) {
     assert!(ok.is_ok(), "{ok:?}");
     let stale = s
         .commit_inbound(InboundCommit {
+            consent: None,
             cost: None,
             new_contact: None,
             conversation: ConversationWrite::Update { conversation: next, expected_version: conv.version },
@@ -332,6 +338,7 @@ pub async fn seed_queued_reply<S: Store>(
     }
     conv.record_inbound(route(), at);
     s.commit_inbound(InboundCommit {
+        consent: None,
         cost: None,
         new_contact: Some(contact.clone()),
         conversation: ConversationWrite::Create { conversation: conv.clone(), replaces: None },
@@ -515,6 +522,7 @@ pub async fn run_all<S: Store>(s: &S) {
     the_ledger_counts_every_entry_once(s).await;
     rate_card_versions_never_change(s).await;
     budgets_and_alerts(s).await;
+    consent_changes_commit_with_their_message(s).await;
 }
 
 pub fn cost_entry(msg: &Message, contact: ContactId, kind: EntryKind, totals: Totals) -> LedgerEntry {
@@ -692,6 +700,38 @@ async fn budgets_and_alerts<S: Store>(s: &S) {
     );
     s.release_alert(&ws, month, BudgetScope::Workspace, 80).await.unwrap();
     assert!(s.claim_alert(&ws, month, BudgetScope::Workspace, 80).await.unwrap(), "released: may alert again");
+}
+
+async fn consent_changes_commit_with_their_message<S: Store>(s: &S) {
+    use domain::consent::{Change, Record, Source, Status};
+    let ws = workspace("consent");
+    let (contact, conv) = seed_conversation(s, &ws, 80, now()).await;
+    let identity = contact.identities[0].clone();
+    assert_eq!(s.consent(&ws, &identity).await.unwrap(), None);
+    let mut next = s.conversation(&ws, conv.id).await.unwrap().unwrap();
+    let expected_version = next.version;
+    let at = now();
+    next.record_inbound(route(), at);
+    let msg = inbound_message(&ws, &next, &contact, at);
+    let change = Change {
+        status: Status::OptedOut,
+        at,
+        source: Source::Keyword { text: "STOP".into(), channel: Channel::Sms, provider_message_id: msg.id.to_string() },
+    };
+    let record = Record::apply(None, &identity, change);
+    s.commit_inbound(InboundCommit {
+        consent: Some(record.clone()),
+        new_contact: None,
+        conversation: ConversationWrite::Update { conversation: next, expected_version },
+        message: msg.clone(),
+        provider: "twilio".into(),
+        provider_message_id: format!("SM{}", msg.id),
+        cost: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.consent(&ws, &identity).await.unwrap(), Some(record));
+    assert_eq!(s.consent(&workspace("consent-other"), &identity).await.unwrap(), None);
 }
 
 #[cfg(test)]

@@ -326,10 +326,30 @@ impl InboundStore for DynamoStore {
             items.push(put(&self.table, item(&keys::contact(ws, contact.id), "contact", contact)?, NOT_EXISTS, None)?);
         }
         items.extend(self.conversation_write(&c.conversation)?);
+        if let Some(record) = &c.consent {
+            // Keyword messages of one identity are serialised by their FIFO group: no race to settle.
+            let it = item(&keys::consent(ws, &record.identity), "consent", record)?;
+            items.push(
+                TransactWriteItem::builder()
+                    .put(build("put", Put::builder().table_name(&self.table).set_item(Some(it)).build())?)
+                    .build(),
+            );
+        }
         if let Some(entry) = &c.cost {
             items.extend(self.ledger_items(entry)?);
         }
         self.transact(items, Some(0)).await
+    }
+}
+
+#[async_trait]
+impl ConsentStore for DynamoStore {
+    async fn consent(
+        &self,
+        ws: &WorkspaceId,
+        identity: &Identity,
+    ) -> Result<Option<domain::consent::Record>, StoreError> {
+        self.get_as("consent", &keys::consent(ws, identity)).await
     }
 }
 

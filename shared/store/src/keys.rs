@@ -11,6 +11,7 @@
 //! | message              | `WS#<ws>#CONV#<conv>`                | `MSG#<message>`    |
 //! | provider message id  | `WS#<ws>#PMSG#<provider>#<id>`       | `PMSG`             |
 //! | idempotency key      | `WS#<ws>#IDEMP#<agent>#<key>`        | `IDEMP`            |
+//! | consent of an identity | `WS#<ws>#CONSENT#<kind>#<value>`   | `CONSENT`          |
 //!
 //! | cost counter         | `WS#<ws>#COST#<yyyy-mm>`             | see [`cost_counter`] |
 //! | ledger entry         | `WS#<ws>#LEDGER#<yyyy-mm-dd>`        | `<message>#<kind>` |
@@ -66,6 +67,10 @@ pub fn current_conversation(w: &WorkspaceId, contact: ContactId) -> Key {
 
 pub fn identity(w: &WorkspaceId, id: &Identity) -> Key {
     Key { pk: format!("{}#IDENT#{}#{}", ws(w), id.kind.as_str(), id.value), sk: "IDENT".into() }
+}
+
+pub fn consent(w: &WorkspaceId, id: &Identity) -> Key {
+    Key { pk: format!("{}#CONSENT#{}#{}", ws(w), id.kind.as_str(), id.value), sk: "CONSENT".into() }
 }
 
 pub fn conversation(w: &WorkspaceId, id: ConversationId) -> Key {

@@ -21,6 +21,7 @@ pub trait Store:
     + domain::ports::CostLedger
     + domain::ports::RateCardStore
     + domain::ports::BudgetStore
+    + domain::ports::ConsentStore
 {
 }
 
@@ -33,5 +34,6 @@ impl<T> Store for T where
         + domain::ports::CostLedger
         + domain::ports::RateCardStore
         + domain::ports::BudgetStore
+        + domain::ports::ConsentStore
 {
 }

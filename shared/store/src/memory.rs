@@ -31,6 +31,7 @@ struct State {
     rate_cards: BTreeMap<Key, RateCard>,
     budgets: BTreeMap<Key, Budget>,
     alerts: HashSet<Key>,
+    consent: HashMap<Key, domain::consent::Record>,
 }
 
 #[derive(Default)]
@@ -184,6 +185,9 @@ impl InboundStore for MemoryStore {
             }
             if let Some(e) = c.cost {
                 s.apply_ledger(e);
+            }
+            if let Some(r) = c.consent {
+                s.consent.insert(keys::consent(&ws, &r.identity), r);
             }
             s.provider_messages.insert(pkey, (c.message.conversation_id, c.message.id));
             if let Some(contact) = c.new_contact {
@@ -564,5 +568,16 @@ impl BudgetStore for MemoryStore {
         let pk = keys::alert_partition(ws, month);
         Ok(self
             .with(|s| s.alerts.iter().filter(|k| k.pk == pk).filter_map(|k| keys::parse_budget_alert(&k.sk)).collect()))
+    }
+}
+
+#[async_trait]
+impl ConsentStore for MemoryStore {
+    async fn consent(
+        &self,
+        ws: &WorkspaceId,
+        identity: &Identity,
+    ) -> Result<Option<domain::consent::Record>, StoreError> {
+        Ok(self.with(|s| s.consent.get(&keys::consent(ws, identity)).cloned()))
     }
 }

@@ -1,0 +1,167 @@
+//! Consent (seed 003): opt-out and opt-in keywords on SMS and WhatsApp, kept per phone identity
+//! with every change's time and source. A message whose whole text (any case, surrounding spaces
+//! and a final `.` or `!` ignored) is a keyword changes consent:
+//!
+//! - opt out: STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPT OUT (and OPTOUT)
+//! - opt in: START, UNSTOP, YES
+//! - HELP asks for the workspace's help text.
+//!
+//! The phone identity is shared by SMS, WhatsApp and voice, so an opt-out on one is an opt-out on
+//! both messaging channels. Sending to an opted-out identity is refused before anything is queued.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ids::AgentId;
+use crate::model::{Channel, Identity, IdentityKind};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Keyword {
+    OptOut,
+    OptIn,
+    Help,
+}
+
+const OPT_OUT: [&str; 9] = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPT OUT", "OPTOUT"];
+const OPT_IN: [&str; 3] = ["START", "UNSTOP", "YES"];
+
+/// The keyword a whole message is, if any.
+pub fn keyword(text: &str) -> Option<Keyword> {
+    let t = text.trim().trim_end_matches(['.', '!']).trim();
+    let norm: String = t.split_whitespace().collect::<Vec<_>>().join(" ").to_uppercase();
+    if OPT_OUT.contains(&norm.as_str()) {
+        Some(Keyword::OptOut)
+    } else if OPT_IN.contains(&norm.as_str()) {
+        Some(Keyword::OptIn)
+    } else if norm == "HELP" {
+        Some(Keyword::Help)
+    } else {
+        None
+    }
+}
+
+/// Channels whose consent the phone identity's record governs.
+pub fn governed(channel: Channel) -> bool {
+    matches!(channel, Channel::Sms | Channel::Whatsapp)
+}
+
+/// The identity a route's contact address is on a governed channel (its address is E.164 there).
+pub fn identity_for(channel: Channel, contact_address: &str) -> Option<Identity> {
+    governed(channel).then(|| Identity { kind: IdentityKind::Phone, value: contact_address.to_owned() })
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    OptedIn,
+    OptedOut,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Source {
+    /// The contact sent a keyword.
+    Keyword { text: String, channel: Channel, provider_message_id: String },
+    /// An agent or admin changed it (with the contact's documented request).
+    Agent { agent: AgentId, note: Option<String> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub status: Status,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub source: Source,
+}
+
+/// An identity's consent and its whole history, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub identity: Identity,
+    pub status: Status,
+    pub history: Vec<Change>,
+}
+
+impl Record {
+    /// Applies a change; a change to the status it already has is still kept in the history (the
+    /// contact did send the keyword).
+    pub fn apply(current: Option<Record>, identity: &Identity, change: Change) -> Record {
+        let mut r = current.unwrap_or(Record { identity: identity.clone(), status: Status::OptedIn, history: vec![] });
+        r.status = change.status;
+        r.history.push(change);
+        r
+    }
+
+    /// Why a send to this identity must be refused, if it must.
+    pub fn refusal(&self) -> Option<String> {
+        if self.status != Status::OptedOut {
+            return None;
+        }
+        let last = self.history.iter().rev().find(|c| c.status == Status::OptedOut);
+        let how = match last.map(|c| &c.source) {
+            Some(Source::Keyword { text, channel, .. }) => format!(" by texting {:?} on {channel}", text.trim()),
+            Some(Source::Agent { agent, .. }) => format!(" (recorded by {agent})"),
+            None => String::new(),
+        };
+        let when = last
+            .and_then(|c| c.at.format(&time::format_description::well_known::Rfc3339).ok())
+            .map(|t| format!(" at {t}"))
+            .unwrap_or_default();
+        Some(format!(
+            "{} opted out of SMS and WhatsApp messages{how}{when}; nothing can be sent until they text START",
+            self.identity.value
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_are_whole_messages_in_any_case() {
+        for t in [
+            "STOP",
+            "stop",
+            " Stop. ",
+            "StopAll",
+            "unsubscribe",
+            "cancel",
+            "END",
+            "quit",
+            "revoke",
+            "opt out",
+            "OPT   OUT",
+            "optout!",
+        ] {
+            assert_eq!(keyword(t), Some(Keyword::OptOut), "{t:?}");
+        }
+        for t in ["START", "unstop", "Yes"] {
+            assert_eq!(keyword(t), Some(Keyword::OptIn), "{t:?}");
+        }
+        assert_eq!(keyword("help"), Some(Keyword::Help));
+        for t in ["please stop", "STOP it", "stopping", "yes please", "", "end of story"] {
+            assert_eq!(keyword(t), None, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn records_keep_every_change_and_explain_refusals() {
+        let id = Identity { kind: IdentityKind::Phone, value: "+14155552671".into() };
+        let at = time::macros::datetime!(2026-11-21 10:00 UTC);
+        let kw = |text: &str, status| Change {
+            status,
+            at,
+            source: Source::Keyword { text: text.into(), channel: Channel::Sms, provider_message_id: "SM1".into() },
+        };
+        let r = Record::apply(None, &id, kw("STOP", Status::OptedOut));
+        let why = r.refusal().unwrap();
+        assert!(why.contains("texting \"STOP\" on sms") && why.contains("2026-11-21T10:00:00Z"), "{why}");
+        let r = Record::apply(Some(r), &id, kw("START", Status::OptedIn));
+        assert!(r.refusal().is_none());
+        assert_eq!(r.history.len(), 2);
+        assert!(governed(Channel::Whatsapp) && !governed(Channel::Email));
+        assert_eq!(identity_for(Channel::Sms, "+14155552671"), Some(id));
+    }
+}
