@@ -3,33 +3,15 @@
 //! number is assigned. Versions never change in place: a correction is a new version, and every
 //! cost already recorded keeps naming the version it used. Roles: finance, admin.
 
-use std::sync::Arc;
-
 use domain::finance::ratecard::RateCardDraft;
 use domain::ports::StoreError;
-use kit::auth::{Authenticator, FINANCE_ADMINS};
+use kit::auth::FINANCE_ADMINS;
 use kit::http::{body_bytes, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
-use store::Store;
 
 const MAX_ATTEMPTS: u32 = 5;
 
-pub struct Deps {
-    pub store: Arc<dyn Store>,
-    pub auth: Authenticator,
-}
-
-impl Deps {
-    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        Ok(Self {
-            store: Arc::new(store::DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(aws),
-                config.required("TABLE_NAME")?,
-            )),
-            auth: Authenticator::from_config(config, aws).await?,
-        })
-    }
-}
+pub use api::Deps;
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     Ok(respond(create(deps, &req).await))
@@ -62,7 +44,9 @@ mod tests {
     use domain::finance::RateCard;
     use domain::ports::RateCardStore;
     use domain::{AgentId, WorkspaceId};
+    use kit::auth::Authenticator;
     use kit::auth::Role;
+    use std::sync::Arc;
     use store::MemoryStore;
 
     fn post(ws: &WorkspaceId, role: Role, body: &str) -> Request {
@@ -81,7 +65,7 @@ mod tests {
     #[tokio::test]
     async fn versions_are_numbered_validated_and_finance_only() {
         let store = Arc::new(MemoryStore::new());
-        let deps = Deps { store: store.clone(), auth: Authenticator::new("s") };
+        let deps = Deps::new(store.clone(), Authenticator::new("s"));
         let ws = WorkspaceId::parse("acme").unwrap();
         let mut v = serde_json::to_value(RateCard::builtin()).unwrap();
         v.as_object_mut().unwrap().remove("version");
@@ -104,7 +88,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_fixture_creates_version_one() {
-        let deps = Deps { store: Arc::new(MemoryStore::new()), auth: Authenticator::new("fixture-jwt-secret") };
+        let deps = Deps::new(Arc::new(MemoryStore::new()), Authenticator::new("fixture-jwt-secret"));
         let req =
             lambda_http::request::from_str(include_str!("../../../events/api-create-rate-card/create.json")).unwrap();
         let res = handle(&deps, req).await.unwrap();

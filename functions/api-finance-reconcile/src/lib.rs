@@ -3,35 +3,17 @@
 //! the month, so it is an audit, not a dashboard: run it at month end or when a figure is doubted.
 //! Roles: finance, supervisor, admin.
 
-use std::sync::Arc;
-
 use domain::finance::ledger::{reconcile, Grouping, LedgerEntry, Month};
 use domain::finance::report::row_of;
 use domain::finance::Totals;
 use domain::ports::Cursor;
-use kit::auth::{Authenticator, FINANCE_READERS};
+use kit::auth::FINANCE_READERS;
 use kit::http::{path_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
-use store::Store;
 
 const PAGE: u16 = 500;
 
-pub struct Deps {
-    pub store: Arc<dyn Store>,
-    pub auth: Authenticator,
-}
-
-impl Deps {
-    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        Ok(Self {
-            store: Arc::new(store::DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(aws),
-                config.required("TABLE_NAME")?,
-            )),
-            auth: Authenticator::from_config(config, aws).await?,
-        })
-    }
-}
+pub use api::Deps;
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     Ok(respond(check(deps, &req).await))
@@ -95,7 +77,9 @@ mod tests {
     use domain::finance::EntryKind;
     use domain::ports::{ConversationReader, CostLedger, Order};
     use domain::{AgentId, WorkspaceId};
+    use kit::auth::Authenticator;
     use kit::auth::Role;
+    use std::sync::Arc;
     use store::contract::{cost_entry, seed_conversation};
     use store::MemoryStore;
 
@@ -111,7 +95,7 @@ mod tests {
         let m2 = store.messages(&ws, conv2.id, Order::Oldest, 1, None).await.unwrap().items.remove(0);
         let est2 = Totals { messages: 1, provider_micros: 10_800, aws_micros: 9, actual_micros: 7_500, reconciled: 1 };
         store.record_cost(&cost_entry(&m2, contact2.id, EntryKind::Estimate, est2)).await.unwrap();
-        let deps = Deps { store, auth: Authenticator::new("s") };
+        let deps = Deps::new(store, Authenticator::new("s"));
         let month = Month::of(m.created_at).to_string();
         let t = kit::auth::issue_token(
             "s",
@@ -142,7 +126,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_fixture_answers_balanced_for_an_empty_month() {
-        let deps = Deps { store: Arc::new(MemoryStore::new()), auth: Authenticator::new("fixture-jwt-secret") };
+        let deps = Deps::new(Arc::new(MemoryStore::new()), Authenticator::new("fixture-jwt-secret"));
         let req = lambda_http::request::from_str(include_str!("../../../events/api-finance-reconcile/reconcile.json"))
             .unwrap();
         let res = handle(&deps, req).await.unwrap();

@@ -7,36 +7,15 @@
 //! provider-reported cost of the reconciled messages, and how many were reconciled.
 //! Roles: finance, supervisor, admin.
 
-use std::sync::Arc;
-
 use domain::finance::ledger::{Grouping, Month};
 use domain::finance::report::{row, row_of, to_csv, ReportRow};
-use domain::finance::service::RateCardCache;
 use domain::finance::Totals;
 use domain::ports::Cursor;
-use kit::auth::{Authenticator, FINANCE_READERS};
+use kit::auth::FINANCE_READERS;
 use kit::http::{limit_param, path_param, query_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
-use store::Store;
 
-pub struct Deps {
-    pub store: Arc<dyn Store>,
-    pub auth: Authenticator,
-    pub rates: RateCardCache,
-}
-
-impl Deps {
-    pub fn new(store: Arc<dyn Store>, auth: Authenticator) -> Self {
-        Self { store, auth, rates: RateCardCache::default() }
-    }
-
-    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        Ok(Self::new(
-            Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
-            Authenticator::from_config(config, aws).await?,
-        ))
-    }
-}
+pub use api::Deps;
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     Ok(respond(report(deps, &req).await))
@@ -93,7 +72,9 @@ mod tests {
     use domain::finance::{EntryKind, Totals};
     use domain::ports::{ConversationReader, CostLedger, Order};
     use domain::{AgentId, WorkspaceId};
+    use kit::auth::Authenticator;
     use kit::auth::Role;
+    use std::sync::Arc;
     use store::contract::{cost_entry, seed_conversation};
     use store::MemoryStore;
 

@@ -1,30 +1,11 @@
 //! GET /conversations/{id} — one conversation with its contact (every channel identity). A
 //! conversation of another workspace is indistinguishable from a missing one: 404.
 
-use std::sync::Arc;
-
-use domain::ports::ConversationReader;
 use domain::ConversationId;
-use kit::auth::Authenticator;
 use kit::http::{json, path_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
 
-pub struct Deps {
-    pub store: Arc<dyn ConversationReader>,
-    pub auth: Authenticator,
-}
-
-impl Deps {
-    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        Ok(Self {
-            store: Arc::new(store::DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(aws),
-                config.required("TABLE_NAME")?,
-            )),
-            auth: Authenticator::from_config(config, aws).await?,
-        })
-    }
-}
+pub use api::Deps;
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     Ok(respond(get(deps, &req).await))
@@ -46,6 +27,8 @@ async fn get(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
 mod tests {
     use super::*;
     use domain::{AgentId, WorkspaceId};
+    use kit::auth::Authenticator;
+    use std::sync::Arc;
     use store::contract::seed_conversation;
     use store::MemoryStore;
 
@@ -74,7 +57,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let ws = WorkspaceId::parse("acme").unwrap();
         let (contact, conv) = seed_conversation(store.as_ref(), &ws, 1, time::OffsetDateTime::now_utc()).await;
-        let deps = Deps { store, auth: Authenticator::new("s") };
+        let deps = Deps::new(store, Authenticator::new("s"));
         let res = handle(&deps, get_req(&conv.id.to_string(), "acme")).await.unwrap();
         assert_eq!(res.status(), 200);
         let Body::Text(t) = res.body() else { panic!() };
@@ -91,7 +74,7 @@ mod tests {
         let ws = WorkspaceId::parse("demo").unwrap();
         let conv = domain::ConversationId::parse("01JD3XQ7Z9K2M4N6P8R0S2T4V6").unwrap();
         store::contract::seed_queued_reply(store.as_ref(), &ws, "+14155552671", Some(conv), None).await;
-        let deps = Deps { store, auth: Authenticator::new("fixture-jwt-secret") };
+        let deps = Deps::new(store, Authenticator::new("fixture-jwt-secret"));
         let req =
             lambda_http::request::from_str(include_str!("../../../events/api-get-conversation/get.json")).unwrap();
         let res = handle(&deps, req).await.unwrap();

@@ -2,31 +2,13 @@
 //! the share of the limit it is, the thresholds already alerted, and whether paid sends are stopped.
 //! `?month=YYYY-MM` (default: this month). Roles: finance, supervisor, admin.
 
-use std::sync::Arc;
-
 use domain::finance::ledger::Month;
 use domain::finance::report::Amount;
-use kit::auth::{Authenticator, FINANCE_READERS};
+use kit::auth::FINANCE_READERS;
 use kit::http::{query_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
-use store::Store;
 
-pub struct Deps {
-    pub store: Arc<dyn Store>,
-    pub auth: Authenticator,
-}
-
-impl Deps {
-    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        Ok(Self {
-            store: Arc::new(store::DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(aws),
-                config.required("TABLE_NAME")?,
-            )),
-            auth: Authenticator::from_config(config, aws).await?,
-        })
-    }
-}
+pub use api::Deps;
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     Ok(respond(list(deps, &req).await))
@@ -68,11 +50,13 @@ async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kit::auth::Authenticator;
+    use std::sync::Arc;
     use store::MemoryStore;
 
     #[tokio::test]
     async fn the_fixture_answers() {
-        let deps = Deps { store: Arc::new(MemoryStore::new()), auth: Authenticator::new("fixture-jwt-secret") };
+        let deps = Deps::new(Arc::new(MemoryStore::new()), Authenticator::new("fixture-jwt-secret"));
         let req = lambda_http::request::from_str(include_str!("../../../events/api-list-budgets/list.json")).unwrap();
         let res = handle(&deps, req).await.unwrap();
         assert_eq!(res.status(), 200);

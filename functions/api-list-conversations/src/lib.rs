@@ -2,30 +2,12 @@
 //! optionally one assignee (`me`, `none`, an agent id, or `any`), most recent activity first.
 //! Query: `status`, `assignee`, `limit` (1-100, default 25), `cursor` (from `next_cursor`).
 
-use std::sync::Arc;
-
-use domain::ports::{AssigneeFilter, ConversationQuery, ConversationReader, Cursor};
+use domain::ports::{AssigneeFilter, ConversationQuery, Cursor};
 use domain::{AgentId, ConversationStatus};
-use kit::auth::Authenticator;
 use kit::http::{limit_param, page_response, query_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
 
-pub struct Deps {
-    pub store: Arc<dyn ConversationReader>,
-    pub auth: Authenticator,
-}
-
-impl Deps {
-    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        Ok(Self {
-            store: Arc::new(store::DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(aws),
-                config.required("TABLE_NAME")?,
-            )),
-            auth: Authenticator::from_config(config, aws).await?,
-        })
-    }
-}
+pub use api::Deps;
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     Ok(respond(list(deps, &req).await))
@@ -57,6 +39,8 @@ async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
 mod tests {
     use super::*;
     use domain::WorkspaceId;
+    use kit::auth::Authenticator;
+    use std::sync::Arc;
     use store::contract::seed_conversation;
     use store::MemoryStore;
 
@@ -83,7 +67,7 @@ mod tests {
         for i in 0..3 {
             seed_conversation(store.as_ref(), &ws, i, time::OffsetDateTime::now_utc()).await;
         }
-        let deps = Deps { store, auth: Authenticator::new("s") };
+        let deps = Deps::new(store, Authenticator::new("s"));
         let res = handle(&deps, get("/conversations?limit=2", &token("acme"))).await.unwrap();
         assert_eq!(res.status(), 200);
         let Body::Text(t) = res.body() else { panic!() };
@@ -107,7 +91,7 @@ mod tests {
         let ws = WorkspaceId::parse("demo").unwrap();
         let conv = domain::ConversationId::parse("01JD3XQ7Z9K2M4N6P8R0S2T4V6").unwrap();
         store::contract::seed_queued_reply(store.as_ref(), &ws, "+14155552671", Some(conv), None).await;
-        let deps = Deps { store, auth: Authenticator::new("fixture-jwt-secret") };
+        let deps = Deps::new(store, Authenticator::new("fixture-jwt-secret"));
         let req = lambda_http::request::from_str(include_str!("../../../events/api-list-conversations/list-open.json"))
             .unwrap();
         let res = handle(&deps, req).await.unwrap();

@@ -1,30 +1,12 @@
 //! GET /conversations/{id}/messages — the thread, each message with its channel and delivery status.
 //! Query: `order` (`oldest` first, the default, or `newest`), `limit` (1-100, default 50), `cursor`.
 
-use std::sync::Arc;
-
-use domain::ports::{ConversationReader, Cursor, Order};
+use domain::ports::{Cursor, Order};
 use domain::ConversationId;
-use kit::auth::Authenticator;
 use kit::http::{limit_param, page_response, path_param, query_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
 
-pub struct Deps {
-    pub store: Arc<dyn ConversationReader>,
-    pub auth: Authenticator,
-}
-
-impl Deps {
-    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        Ok(Self {
-            store: Arc::new(store::DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(aws),
-                config.required("TABLE_NAME")?,
-            )),
-            auth: Authenticator::from_config(config, aws).await?,
-        })
-    }
-}
+pub use api::Deps;
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     Ok(respond(list(deps, &req).await))
@@ -52,6 +34,8 @@ async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
 mod tests {
     use super::*;
     use domain::{AgentId, WorkspaceId};
+    use kit::auth::Authenticator;
+    use std::sync::Arc;
     use store::contract::seed_conversation;
     use store::MemoryStore;
 
@@ -80,7 +64,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let ws = WorkspaceId::parse("acme").unwrap();
         let (_, conv) = seed_conversation(store.as_ref(), &ws, 1, time::OffsetDateTime::now_utc()).await;
-        let deps = Deps { store, auth: Authenticator::new("s") };
+        let deps = Deps::new(store, Authenticator::new("s"));
         let id = conv.id.to_string();
         let uri = format!("/conversations/{id}/messages");
         let res = handle(&deps, req(&uri, &id, "acme")).await.unwrap();
@@ -99,7 +83,7 @@ mod tests {
         let ws = WorkspaceId::parse("demo").unwrap();
         let conv = domain::ConversationId::parse("01JD3XQ7Z9K2M4N6P8R0S2T4V6").unwrap();
         store::contract::seed_queued_reply(store.as_ref(), &ws, "+14155552671", Some(conv), None).await;
-        let deps = Deps { store, auth: Authenticator::new("fixture-jwt-secret") };
+        let deps = Deps::new(store, Authenticator::new("fixture-jwt-secret"));
         let req =
             lambda_http::request::from_str(include_str!("../../../events/api-list-messages/list-oldest.json")).unwrap();
         let res = handle(&deps, req).await.unwrap();

@@ -8,41 +8,20 @@
 //! is free) or a template is required (and what each category costs), and whether a hard-stop
 //! budget would refuse the send. Any authenticated agent may preview.
 
-use std::sync::Arc;
-
 use domain::finance::default_provider;
 use domain::finance::ledger::Month;
 use domain::finance::pricing::{estimate, PricingError, PricingInput, WhatsappCategory};
 use domain::finance::report::Amount;
-use domain::finance::service::{hard_stop, RateCardCache};
+use domain::finance::service::hard_stop;
 use domain::model::{Channel, Direction};
 use domain::{ConversationId, PhoneNumber};
-use kit::auth::Authenticator;
 use kit::http::{body_bytes, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
 use serde::Deserialize;
-use store::Store;
 
 const WHATSAPP_WINDOW: time::Duration = time::Duration::hours(24);
 
-pub struct Deps {
-    pub store: Arc<dyn Store>,
-    pub auth: Authenticator,
-    pub rates: RateCardCache,
-}
-
-impl Deps {
-    pub fn new(store: Arc<dyn Store>, auth: Authenticator) -> Self {
-        Self { store, auth, rates: RateCardCache::default() }
-    }
-
-    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        Ok(Self::new(
-            Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
-            Authenticator::from_config(config, aws).await?,
-        ))
-    }
-}
+pub use api::Deps;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -162,7 +141,9 @@ async fn preview(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
 mod tests {
     use super::*;
     use domain::{AgentId, WorkspaceId};
+    use kit::auth::Authenticator;
     use kit::auth::Role;
+    use std::sync::Arc;
     use store::contract::seed_conversation;
     use store::MemoryStore;
 

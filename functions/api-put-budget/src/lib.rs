@@ -4,35 +4,14 @@
 //! (provider estimate plus AWS share). With `hard_stop`, paid sends are refused once the limit is
 //! reached; free channels keep working. Roles: finance, admin.
 
-use std::sync::Arc;
-
 use domain::finance::money::UnitPrice;
-use domain::finance::service::RateCardCache;
 use domain::finance::{Budget, BudgetScope, Currency};
-use kit::auth::{Authenticator, FINANCE_ADMINS};
+use kit::auth::FINANCE_ADMINS;
 use kit::http::{body_bytes, path_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
 use serde::Deserialize;
-use store::Store;
 
-pub struct Deps {
-    pub store: Arc<dyn Store>,
-    pub auth: Authenticator,
-    pub rates: RateCardCache,
-}
-
-impl Deps {
-    pub fn new(store: Arc<dyn Store>, auth: Authenticator) -> Self {
-        Self { store, auth, rates: RateCardCache::default() }
-    }
-
-    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        Ok(Self::new(
-            Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
-            Authenticator::from_config(config, aws).await?,
-        ))
-    }
-}
+pub use api::Deps;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,7 +65,9 @@ mod tests {
     use super::*;
     use domain::ports::BudgetStore;
     use domain::{AgentId, WorkspaceId};
+    use kit::auth::Authenticator;
     use kit::auth::Role;
+    use std::sync::Arc;
     use store::MemoryStore;
 
     fn put_req(ws: &WorkspaceId, role: Role, scope: &str, body: &str) -> Request {
