@@ -174,6 +174,7 @@ async fn concurrent_first_messages_from_a_new_contact_make_one_contact_and_one_c
     let deps = inbound_processor::Deps::new(
         Arc::new(s.store.clone()),
         Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(&s.aws), s.queue_url("NotificationQueue"))),
+        Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(&s.aws), s.queue_url("OutboundQueue"))),
     );
     let outcomes = futures::future::join_all((0..10).map(|i| {
         let ev = InboundEvent::Message(InboundMessage {
@@ -332,6 +333,16 @@ async fn stop_opts_the_number_out_and_start_opts_it_back_in() {
     let why = body["error"]["message"].as_str().unwrap();
     assert!(why.contains("opted out") && why.contains("START"), "{why}");
     assert!(s.twilio.received().is_empty(), "nothing sent");
+
+    // HELP is answered even now, once, with the help text.
+    assert_eq!(s.text_in(&new_sid(), &customer, "HELP").await.status(), 200);
+    let answer = eventually("the HELP answer to reach Twilio", || async {
+        let r = s.twilio.received();
+        (!r.is_empty()).then(|| r[0].clone())
+    })
+    .await;
+    assert_eq!(answer.get("Body"), Some(domain::consent::DEFAULT_HELP_TEXT));
+    assert_eq!(answer.get("To"), Some(customer.as_str()));
 
     // START opts back in; every change is kept with its time and source.
     assert_eq!(s.text_in(&new_sid(), &customer, "START").await.status(), 200);

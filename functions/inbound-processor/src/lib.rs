@@ -13,14 +13,16 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use domain::consent::{
     Change as ConsentChange, Keyword, Record as ConsentRecord, Source as ConsentSource, Status as ConsentStatus,
 };
-use domain::events::{InboundEvent, InboundMessage, Notification};
+use domain::events::{InboundEvent, InboundMessage, Notification, OutboundJob};
 use domain::finance::ledger::Month;
 use domain::finance::service::{check_budgets, RateCardCache};
-use domain::finance::{estimate_message, Costing};
+use domain::finance::{estimate_message, Costing, Usage};
 use domain::model::{Contact, Conversation, DeliveryEvent, DeliveryStatus, Direction, Message, Route, Sender};
-use domain::ports::{ConversationWrite, InboundCommit, NotificationQueue, StoreError};
+use domain::ports::{
+    ConversationWrite, IdempotencyRecord, InboundCommit, NotificationQueue, OutboundQueue, ReplyCommit, StoreError,
+};
 use domain::threading::{thread, Threading};
-use domain::{Channel, ConversationId, MessageId, WorkspaceId};
+use domain::{AgentId, Channel, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
 use kit::fifo::{parse_body, process_in_order, RecordError};
 use lambda_runtime::Error;
 use meter::{Invocation, Trigger};
@@ -32,20 +34,40 @@ const MAX_ATTEMPTS: u32 = 6;
 pub struct Deps {
     pub store: Arc<dyn Store>,
     pub notifications: Arc<dyn NotificationQueue>,
+    /// Automatic answers (HELP) go out through the sender like any reply.
+    pub outbound: Arc<dyn OutboundQueue>,
+    pub help_text: String,
     pub rates: RateCardCache,
     pub memory_mb: u64,
 }
 
 impl Deps {
-    pub fn new(store: Arc<dyn Store>, notifications: Arc<dyn NotificationQueue>) -> Self {
-        Self { store, notifications, rates: RateCardCache::default(), memory_mb: meter::memory_mb_from_env() }
+    pub fn new(
+        store: Arc<dyn Store>,
+        notifications: Arc<dyn NotificationQueue>,
+        outbound: Arc<dyn OutboundQueue>,
+    ) -> Self {
+        Self {
+            store,
+            notifications,
+            outbound,
+            help_text: domain::consent::DEFAULT_HELP_TEXT.to_owned(),
+            rates: RateCardCache::default(),
+            memory_mb: meter::memory_mb_from_env(),
+        }
     }
 
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        Ok(Self::new(
+        let sqs = aws_sdk_sqs::Client::new(aws);
+        let mut deps = Self::new(
             Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
-            Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("NOTIFICATION_QUEUE_URL")?)),
-        ))
+            Arc::new(queue::SqsQueue::new(sqs.clone(), config.required("NOTIFICATION_QUEUE_URL")?)),
+            Arc::new(queue::SqsQueue::new(sqs, config.required("OUTBOUND_QUEUE_URL")?)),
+        );
+        if let Some(text) = config.optional("HELP_TEXT").filter(|t| !t.trim().is_empty()) {
+            deps.help_text = text;
+        }
+        Ok(deps)
     }
 }
 
@@ -98,6 +120,13 @@ async fn ingest_with(deps: &Deps, event: InboundEvent, inv: &Invocation) -> Resu
                 if let Ingested::Stored { .. } = outcome {
                     alert_budgets(deps, &m.workspace, Month::of(m.received_at), m.channel).await;
                 }
+                // Also on a redelivery: the answer is idempotent, so a crash after the commit
+                // cannot leave a HELP unanswered.
+                let help = domain::consent::governed(m.channel)
+                    && m.text.as_deref().and_then(domain::consent::keyword) == Some(Keyword::Help);
+                if help {
+                    answer_help(deps, &m, conversation, inv).await?;
+                }
                 match outcome {
                     Ingested::Stored { new_conversation, .. } => tracing::info!(
                         workspace = %m.workspace, %conversation, %message, channel = %m.channel, new_conversation,
@@ -113,6 +142,113 @@ async fn ingest_with(deps: &Deps, event: InboundEvent, inv: &Invocation) -> Resu
         }
     }
     Err(RecordError::Retryable(format!("still contended after {MAX_ATTEMPTS} attempts").into()))
+}
+
+/// Answers a HELP with the help text, exactly once: the answer is a reply recorded under the reserved
+/// `system` agent with an idempotency key made of the provider's message id, so a redelivery finds
+/// it (and finishes its enqueue) instead of writing another. It goes out even to an opted-out
+/// number: HELP is always answered.
+async fn answer_help(
+    deps: &Deps,
+    m: &InboundMessage,
+    conversation_id: ConversationId,
+    inv: &Invocation,
+) -> Result<(), RecordError> {
+    let ws = &m.workspace;
+    let permanent = |e: domain::ParseError| RecordError::Permanent(Box::new(e));
+    let system = AgentId::parse(domain::consent::SYSTEM_AGENT).map_err(permanent)?;
+    let key = IdempotencyKey::parse(&format!("help-{}-{}", m.provider, m.provider_message_id)).map_err(permanent)?;
+    for _ in 0..MAX_ATTEMPTS {
+        if let Some(record) = deps.store.idempotency_record(ws, &system, &key).await? {
+            if !record.enqueued {
+                let job = OutboundJob::send(ws.clone(), record.conversation_id, record.message_id, Usage::default());
+                deps.outbound.enqueue_outbound(&job).await?;
+                deps.store.mark_enqueued(ws, &system, &key).await?;
+            }
+            return Ok(());
+        }
+        let Some(conversation) = deps.store.conversation(ws, conversation_id).await? else {
+            return Err(RecordError::Permanent(format!("conversation {conversation_id} vanished").into()));
+        };
+        let Ok(route) = conversation.reply_route(Some(m.channel)) else { return Ok(()) };
+        let now = time::OffsetDateTime::now_utc();
+        let seg = domain::sms::segment(&deps.help_text);
+        let mut message = Message {
+            id: MessageId::new(),
+            workspace: ws.clone(),
+            conversation_id,
+            direction: Direction::Outbound,
+            channel: route.channel,
+            route,
+            sender: Sender::System,
+            text: Some(deps.help_text.clone()),
+            rich: None,
+            attachments: vec![],
+            provider: None,
+            provider_message_id: None,
+            provider_timestamp: None,
+            created_at: now,
+            status: DeliveryStatus::Queued,
+            status_history: vec![DeliveryEvent {
+                status: DeliveryStatus::Queued,
+                at: now,
+                error_code: None,
+                error_message: None,
+            }],
+            metadata: [
+                ("auto_reply".to_owned(), serde_json::Value::from(domain::consent::AUTO_REPLY_HELP)),
+                ("sms_encoding".to_owned(), serde_json::to_value(seg.encoding).unwrap_or_default()),
+                ("sms_segments".to_owned(), seg.segments.into()),
+            ]
+            .into(),
+            cost: None,
+        };
+        let card = deps.rates.card_at(&*deps.store, ws, now).await?;
+        let costing = Costing {
+            card: &card,
+            contact: conversation.contact_id,
+            agent: None,
+            team: None,
+            usage: inv.usage_so_far(),
+            whatsapp_window_open: true,
+        };
+        let cost = match estimate_message(&message, costing) {
+            Ok((c, entry)) => {
+                message.cost = Some(c);
+                Some(entry)
+            }
+            Err(e) => {
+                tracing::warn!(workspace = %ws, error = %e, "help answer could not be priced");
+                None
+            }
+        };
+        let record = IdempotencyRecord {
+            workspace: ws.clone(),
+            agent: system.clone(),
+            key: key.clone(),
+            request_hash: format!("help:{}", m.provider_message_id),
+            status_code: 202,
+            response: serde_json::json!({ "message_id": message.id }),
+            conversation_id,
+            message_id: message.id,
+            enqueued: false,
+            created_at: now,
+        };
+        let expected_version = conversation.version;
+        let mut next = conversation;
+        next.record_auto_reply(now);
+        match deps
+            .store
+            .commit_reply(ReplyCommit { conversation: next, expected_version, message, idempotency: record, cost })
+            .await
+        {
+            // Committed: the next turn finds the record and enqueues. Duplicate: a concurrent
+            // delivery answered. Conflict: the conversation moved; re-read.
+            Ok(()) | Err(StoreError::Duplicate | StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(RecordError::Retryable("the HELP answer is still contended".into()))
 }
 
 /// Budget alerts are level-triggered: a failed check is caught up by the next message's, so it is
@@ -268,7 +404,7 @@ mod tests {
     fn deps() -> (Deps, Arc<MemoryStore>, Arc<MemoryQueue>) {
         let s = Arc::new(MemoryStore::new());
         let q = Arc::new(MemoryQueue::new());
-        (Deps::new(s.clone(), q.clone()), s, q)
+        (Deps::new(s.clone(), q.clone(), q.clone()), s, q)
     }
 
     fn inbound(sid: &str, from: &str, text: &str) -> InboundEvent {
@@ -294,6 +430,40 @@ mod tests {
 
     fn ws() -> WorkspaceId {
         WorkspaceId::parse("demo").unwrap()
+    }
+
+    #[tokio::test]
+    async fn help_is_answered_once_even_when_opted_out_and_redelivered() {
+        let (deps, store, q) = deps();
+        let from = "+14155552671";
+        ingest(&deps, inbound("SM00000000000000000000000000000011", from, "STOP")).await.unwrap();
+        let help = inbound("SM00000000000000000000000000000012", from, "Help");
+        ingest(&deps, help.clone()).await.unwrap();
+        ingest(&deps, help).await.unwrap(); // redelivered
+        let sends: Vec<_> =
+            q.sent().into_iter().filter(|(_, _, b)| b.get("task").is_some_and(|t| t == "send")).collect();
+        assert_eq!(sends.len(), 1, "one answer, enqueued once: {sends:?}");
+        let ws = WorkspaceId::parse("demo").unwrap();
+        let conv = store
+            .conversations(
+                &ws,
+                &domain::ports::ConversationQuery {
+                    status: domain::ConversationStatus::Open,
+                    assignee: domain::ports::AssigneeFilter::Any,
+                    limit: 10,
+                    cursor: None,
+                },
+            )
+            .await
+            .unwrap()
+            .items
+            .remove(0);
+        let msgs = store.messages(&ws, conv.id, Order::Oldest, 10, None).await.unwrap().items;
+        let answer = msgs.iter().find(|m| m.direction == Direction::Outbound).expect("the answer");
+        assert_eq!(answer.text.as_deref(), Some(domain::consent::DEFAULT_HELP_TEXT));
+        assert_eq!(answer.sender, Sender::System);
+        assert!(answer.cost.is_some(), "priced like any message");
+        assert_eq!(conv.unread_count, 2, "an automatic answer marks nothing read");
     }
 
     #[tokio::test]

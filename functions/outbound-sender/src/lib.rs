@@ -263,8 +263,11 @@ async fn deliver(
     if m.channel != Channel::Sms {
         return fail(deps, job, "unsupported_channel", &format!("this deployment cannot send on {}", m.channel)).await;
     }
-    // The contact may have opted out after the reply was queued: never send past a STOP.
-    if let Some(identity) = domain::consent::identity_for(m.channel, &m.route.contact_address) {
+    // The contact may have opted out after the reply was queued: never send past a STOP (the answer
+    // to a HELP excepted: HELP is always answered).
+    let help_answer = m.metadata.get("auto_reply").and_then(|v| v.as_str()) == Some(domain::consent::AUTO_REPLY_HELP);
+    if let Some(identity) = domain::consent::identity_for(m.channel, &m.route.contact_address).filter(|_| !help_answer)
+    {
         if let Some(why) = deps.store.consent(&job.workspace, &identity).await?.and_then(|r| r.refusal()) {
             return fail(deps, job, "opted_out", &why).await;
         }

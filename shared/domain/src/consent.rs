@@ -51,6 +51,16 @@ pub fn identity_for(channel: Channel, contact_address: &str) -> Option<Identity>
     governed(channel).then(|| Identity { kind: IdentityKind::Phone, value: contact_address.to_owned() })
 }
 
+/// The agent id automatic answers are recorded under (reserved: no person may use it).
+pub const SYSTEM_AGENT: &str = "system";
+
+/// What a HELP keyword is answered with when a deployment sets nothing else.
+pub const DEFAULT_HELP_TEXT: &str =
+    "Thanks for your message. Our team will answer you here. Reply STOP to stop messages, START to resume.";
+
+/// The metadata mark of an automatic answer, which consent does not block (HELP is always answered).
+pub const AUTO_REPLY_HELP: &str = "help";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {

@@ -68,6 +68,13 @@ impl Conversation {
         self.version += 1;
     }
 
+    /// An automatic answer (HELP) went out: counted, but nothing becomes read.
+    pub fn record_auto_reply(&mut self, at: OffsetDateTime) {
+        self.message_count = self.message_count.saturating_add(1);
+        self.last_activity_at = self.last_activity_at.max(at);
+        self.version += 1;
+    }
+
     /// The route a reply takes: the customer's last channel by default, or the requested channel when
     /// the last inbound message came on it. (Picking any channel of the contact's identities needs a
     /// channel account to send from; that is the channels issue's work.)

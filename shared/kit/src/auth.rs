@@ -101,6 +101,9 @@ impl Authenticator {
         let c = data.claims;
         let workspace = WorkspaceId::parse(&c.ws).map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?;
         let agent = AgentId::parse(&c.sub).map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?;
+        if agent.as_str() == domain::consent::SYSTEM_AGENT {
+            return Err(ApiError::Unauthorized("invalid token: the agent id \"system\" is reserved".into()));
+        }
         Ok(Principal { workspace, agent, name: c.name, role: c.role })
     }
 
