@@ -326,3 +326,22 @@ pub trait ConsentStore: Send + Sync {
         identity: &Identity,
     ) -> Result<Option<crate::consent::Record>, StoreError>;
 }
+
+/// Agents' routing state: profile (presence, teams, skills, capacity) and current weighted load.
+#[async_trait]
+pub trait AgentStore: Send + Sync {
+    /// Creates or updates an agent's profile; their current load is kept (0 for a new agent).
+    async fn put_agent(&self, ws: &WorkspaceId, agent: &crate::routing::AgentState) -> Result<(), StoreError>;
+    async fn agents(&self, ws: &WorkspaceId) -> Result<Vec<crate::routing::AgentState>, StoreError>;
+    /// Takes `weight` of the agent's capacity for a new assignment, atomically: `false` (nothing
+    /// changed) unless the agent is online and has room, however many take at once.
+    async fn reserve_capacity(
+        &self,
+        ws: &WorkspaceId,
+        agent: &AgentId,
+        weight: u32,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Gives `weight` back (a conversation resolved or moved away); never below zero.
+    async fn release_capacity(&self, ws: &WorkspaceId, agent: &AgentId, weight: u32) -> Result<(), StoreError>;
+}

@@ -523,6 +523,7 @@ pub async fn run_all<S: Store>(s: &S) {
     rate_card_versions_never_change(s).await;
     budgets_and_alerts(s).await;
     consent_changes_commit_with_their_message(s).await;
+    fifty_assignments_at_once_never_exceed_capacity(s).await;
 }
 
 pub fn cost_entry(msg: &Message, contact: ContactId, kind: EntryKind, totals: Totals) -> LedgerEntry {
@@ -732,6 +733,39 @@ async fn consent_changes_commit_with_their_message<S: Store>(s: &S) {
     .unwrap();
     assert_eq!(s.consent(&ws, &identity).await.unwrap(), Some(record));
     assert_eq!(s.consent(&workspace("consent-other"), &identity).await.unwrap(), None);
+}
+
+async fn fifty_assignments_at_once_never_exceed_capacity<S: Store>(s: &S) {
+    use domain::routing::{AgentState, Presence};
+    let ws = workspace("agents");
+    let ann = AgentId::parse("ann").unwrap();
+    let mut profile = AgentState {
+        id: ann.clone(),
+        presence: Presence::Online,
+        teams: [domain::TeamId::parse("support").unwrap()].into(),
+        skills: ["billing".to_owned()].into(),
+        capacity: 500,
+        load: 0,
+        last_assigned_at: None,
+    };
+    s.put_agent(&ws, &profile).await.unwrap();
+    let at = now();
+    let outcomes = futures::future::join_all((0..50).map(|_| s.reserve_capacity(&ws, &ann, 100, at))).await;
+    let taken = outcomes.into_iter().map(Result::unwrap).filter(|ok| *ok).count();
+    assert_eq!(taken, 5, "capacity 5 conversations at weight 1.0");
+    let stored = s.agents(&ws).await.unwrap();
+    assert_eq!((stored.len(), stored[0].load), (1, 500));
+    assert_eq!(stored[0].skills, profile.skills);
+    s.release_capacity(&ws, &ann, 100).await.unwrap();
+    // A profile update keeps the load; going away stops new work.
+    profile.presence = Presence::Away;
+    s.put_agent(&ws, &profile).await.unwrap();
+    assert_eq!(s.agents(&ws).await.unwrap()[0].load, 400);
+    assert!(!s.reserve_capacity(&ws, &ann, 100, at).await.unwrap(), "away: no new work");
+    s.release_capacity(&ws, &ann, 1000).await.unwrap();
+    assert_eq!(s.agents(&ws).await.unwrap()[0].load, 0, "never below zero");
+    assert!(!s.reserve_capacity(&ws, &AgentId::parse("nobody").unwrap(), 100, at).await.unwrap());
+    assert!(s.agents(&workspace("agents-other")).await.unwrap().is_empty());
 }
 
 #[cfg(test)]

@@ -965,3 +965,133 @@ impl BudgetStore for DynamoStore {
             .collect())
     }
 }
+
+#[async_trait]
+impl AgentStore for DynamoStore {
+    async fn put_agent(&self, ws: &WorkspaceId, a: &domain::routing::AgentState) -> Result<(), StoreError> {
+        let teams = to_attribute_value(&a.teams).map_err(|e| corrupt("teams", e))?;
+        let skills = to_attribute_value(&a.skills).map_err(|e| corrupt("skills", e))?;
+        let presence = to_attribute_value(a.presence).map_err(|e| corrupt("presence", e))?;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(&keys::agent(ws, &a.id))))
+            // Every name aliased: several (capacity, …) are DynamoDB reserved words.
+            .update_expression(
+                "SET #id = :id, #entity = :entity, #presence = :presence, #teams = :teams, #skills = :skills, \
+                 #capacity = :capacity, #load = if_not_exists(#load, :zero)",
+            )
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_names("#entity", keys::ENTITY)
+            .expression_attribute_names("#presence", "presence")
+            .expression_attribute_names("#teams", "teams")
+            .expression_attribute_names("#skills", "skills")
+            .expression_attribute_names("#capacity", "capacity")
+            .expression_attribute_names("#load", "load")
+            .expression_attribute_values(":id", s(a.id.as_str()))
+            .expression_attribute_values(":entity", s("agent"))
+            .expression_attribute_values(":presence", presence)
+            .expression_attribute_values(":teams", teams)
+            .expression_attribute_values(":skills", skills)
+            .expression_attribute_values(":capacity", n(a.capacity))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn agents(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::AgentState>, StoreError> {
+        let items = self.query_all(&keys::agents_partition(ws), "").await?;
+        items.into_iter().map(|it| decode("agent", it)).collect()
+    }
+
+    async fn reserve_capacity(
+        &self,
+        ws: &WorkspaceId,
+        agent: &AgentId,
+        weight: u32,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let k = keys::agent(ws, agent);
+        // A condition cannot add, so it compares the load with (capacity - weight) for the capacity
+        // read here; a capacity changed in between fails the condition and is read again.
+        for _ in 0..3 {
+            let Some(current) = self.get_as::<domain::routing::AgentState>("agent", &k).await? else {
+                return Ok(false);
+            };
+            let Some(limit) = current.capacity.checked_sub(weight) else { return Ok(false) };
+            if current.presence != domain::routing::Presence::Online || current.load > limit {
+                return Ok(false);
+            }
+            let at_text = at.format(&time::format_description::well_known::Rfc3339).map_err(|e| corrupt("time", e))?;
+            let res = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_map(&k)))
+                .update_expression("SET #load = #load + :w, #last = :at")
+                .condition_expression("#presence = :online AND #capacity = :cap AND #load <= :limit")
+                .expression_attribute_names("#load", "load")
+                .expression_attribute_names("#last", "last_assigned_at")
+                .expression_attribute_names("#presence", "presence")
+                .expression_attribute_names("#capacity", "capacity")
+                .expression_attribute_values(":w", n(weight))
+                .expression_attribute_values(":at", s(at_text))
+                .expression_attribute_values(":online", s("online"))
+                .expression_attribute_values(":cap", n(current.capacity))
+                .expression_attribute_values(":limit", n(limit))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            match res {
+                Ok(out) => {
+                    metered(out.consumed_capacity(), true);
+                    return Ok(true);
+                }
+                Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => continue,
+                Err(e) => return Err(classify(e)),
+            }
+        }
+        Ok(false)
+    }
+
+    async fn release_capacity(&self, ws: &WorkspaceId, agent: &AgentId, weight: u32) -> Result<(), StoreError> {
+        let k = keys::agent(ws, agent);
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(&k)))
+            .update_expression("SET #load = #load - :w")
+            .condition_expression("#load >= :w")
+            .expression_attribute_names("#load", "load")
+            .expression_attribute_values(":w", n(weight))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            // Less than `weight` left (or no such agent): settle at zero rather than go negative.
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_map(&k)))
+                .update_expression("SET #load = :zero")
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_names("#load", "load")
+                .expression_attribute_values(":zero", n(0))
+                .send()
+                .await
+                .map(|_| ())
+                .or_else(|e| {
+                    if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) {
+                        Ok(())
+                    } else {
+                        Err(classify(e))
+                    }
+                }),
+            Err(e) => Err(classify(e)),
+        }
+    }
+}

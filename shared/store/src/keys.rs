@@ -12,6 +12,7 @@
 //! | provider message id  | `WS#<ws>#PMSG#<provider>#<id>`       | `PMSG`             |
 //! | idempotency key      | `WS#<ws>#IDEMP#<agent>#<key>`        | `IDEMP`            |
 //! | consent of an identity | `WS#<ws>#CONSENT#<kind>#<value>`   | `CONSENT`          |
+//! | agent routing state  | `WS#<ws>#AGENTS`                     | `<agent>`          |
 //!
 //! | cost counter         | `WS#<ws>#COST#<yyyy-mm>`             | see [`cost_counter`] |
 //! | ledger entry         | `WS#<ws>#LEDGER#<yyyy-mm-dd>`        | `<message>#<kind>` |
@@ -67,6 +68,14 @@ pub fn current_conversation(w: &WorkspaceId, contact: ContactId) -> Key {
 
 pub fn identity(w: &WorkspaceId, id: &Identity) -> Key {
     Key { pk: format!("{}#IDENT#{}#{}", ws(w), id.kind.as_str(), id.value), sk: "IDENT".into() }
+}
+
+pub fn agents_partition(w: &WorkspaceId) -> String {
+    format!("{}#AGENTS", ws(w))
+}
+
+pub fn agent(w: &WorkspaceId, id: &AgentId) -> Key {
+    Key { pk: agents_partition(w), sk: id.to_string() }
 }
 
 pub fn consent(w: &WorkspaceId, id: &Identity) -> Key {

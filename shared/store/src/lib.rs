@@ -22,6 +22,7 @@ pub trait Store:
     + domain::ports::RateCardStore
     + domain::ports::BudgetStore
     + domain::ports::ConsentStore
+    + domain::ports::AgentStore
 {
 }
 
@@ -35,5 +36,6 @@ impl<T> Store for T where
         + domain::ports::RateCardStore
         + domain::ports::BudgetStore
         + domain::ports::ConsentStore
+        + domain::ports::AgentStore
 {
 }

@@ -32,6 +32,7 @@ struct State {
     budgets: BTreeMap<Key, Budget>,
     alerts: HashSet<Key>,
     consent: HashMap<Key, domain::consent::Record>,
+    agents: BTreeMap<Key, domain::routing::AgentState>,
 }
 
 #[derive(Default)]
@@ -579,5 +580,48 @@ impl ConsentStore for MemoryStore {
         identity: &Identity,
     ) -> Result<Option<domain::consent::Record>, StoreError> {
         Ok(self.with(|s| s.consent.get(&keys::consent(ws, identity)).cloned()))
+    }
+}
+
+#[async_trait]
+impl AgentStore for MemoryStore {
+    async fn put_agent(&self, ws: &WorkspaceId, a: &domain::routing::AgentState) -> Result<(), StoreError> {
+        self.with(|s| {
+            let k = keys::agent(ws, &a.id);
+            let (load, last) = s.agents.get(&k).map_or((0, None), |old| (old.load, old.last_assigned_at));
+            s.agents.insert(k, domain::routing::AgentState { load, last_assigned_at: last, ..a.clone() });
+        });
+        Ok(())
+    }
+
+    async fn agents(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::AgentState>, StoreError> {
+        let pk = keys::agents_partition(ws);
+        Ok(self.with(|s| s.agents.iter().filter(|(k, _)| k.pk == pk).map(|(_, a)| a.clone()).collect()))
+    }
+
+    async fn reserve_capacity(
+        &self,
+        ws: &WorkspaceId,
+        agent: &AgentId,
+        weight: u32,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| match s.agents.get_mut(&keys::agent(ws, agent)) {
+            Some(a) if a.presence == domain::routing::Presence::Online && a.load + weight <= a.capacity => {
+                a.load += weight;
+                a.last_assigned_at = Some(at);
+                true
+            }
+            _ => false,
+        }))
+    }
+
+    async fn release_capacity(&self, ws: &WorkspaceId, agent: &AgentId, weight: u32) -> Result<(), StoreError> {
+        self.with(|s| {
+            if let Some(a) = s.agents.get_mut(&keys::agent(ws, agent)) {
+                a.load = a.load.saturating_sub(weight);
+            }
+        });
+        Ok(())
     }
 }
