@@ -130,8 +130,25 @@ struct QuerySpec<'a> {
     values: Item,
     names: HashMap<String, String>,
     forward: bool,
-    limit: u16,
+    /// `None`: as many as one page holds.
+    limit: Option<u16>,
     start: Option<Item>,
+    consistent: bool,
+}
+
+/// The base table's items of partition `pk` whose sort key starts with `prefix`, oldest key first.
+/// DynamoDB refuses an empty key value, so an empty prefix is a condition on the partition alone.
+fn prefix_spec(pk: &str, prefix: &str) -> QuerySpec<'static> {
+    let mut values = HashMap::from([(":pk".to_owned(), s(pk))]);
+    let mut names = HashMap::from([("#pk".to_owned(), keys::PK.to_owned())]);
+    let key_condition = if prefix.is_empty() {
+        "#pk = :pk"
+    } else {
+        values.insert(":prefix".to_owned(), s(prefix));
+        names.insert("#sk".to_owned(), keys::SK.to_owned());
+        "#pk = :pk AND begins_with(#sk, :prefix)"
+    };
+    QuerySpec { index: None, key_condition, values, names, forward: true, limit: None, start: None, consistent: false }
 }
 
 impl DynamoStore {
@@ -233,7 +250,8 @@ impl DynamoStore {
         })
     }
 
-    async fn query_page(&self, q: QuerySpec<'_>) -> Result<(Vec<Item>, bool), StoreError> {
+    /// One page: its items and, when more remain, the key to resume from.
+    async fn query_page(&self, q: QuerySpec<'_>) -> Result<(Vec<Item>, Option<Item>), StoreError> {
         let out = self
             .client
             .query()
@@ -243,15 +261,15 @@ impl DynamoStore {
             .set_expression_attribute_values(Some(q.values))
             .set_expression_attribute_names(Some(q.names))
             .scan_index_forward(q.forward)
-            .limit(i32::from(q.limit.max(1)))
+            .set_limit(q.limit.map(|l| i32::from(l.max(1))))
             .set_exclusive_start_key(q.start)
+            .consistent_read(q.consistent)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(classify)?;
         metered(out.consumed_capacity(), false);
-        let more = out.last_evaluated_key().is_some();
-        Ok((out.items.unwrap_or_default(), more))
+        Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
     }
 }
 
@@ -392,10 +410,12 @@ impl ConversationReader for DynamoStore {
                 values: HashMap::from([(":pk".to_owned(), s(&partition))]),
                 names: HashMap::from([("#pk".to_owned(), pk_attr.to_owned())]),
                 forward: false,
-                limit: q.limit,
+                limit: Some(q.limit),
                 start,
+                consistent: false,
             })
             .await?;
+        let more = more.is_some();
         let convs: Vec<Conversation> =
             items.into_iter().map(|it| decode("conversation", it)).collect::<Result<_, _>>()?;
         let next = match (more, convs.last()) {
@@ -422,18 +442,13 @@ impl ConversationReader for DynamoStore {
         let pk = keys::conversation(ws, id).pk;
         let (items, more) = self
             .query_page(QuerySpec {
-                index: None,
-                key_condition: "#pk = :pk AND begins_with(#sk, :prefix)",
-                values: HashMap::from([(":pk".to_owned(), s(pk)), (":prefix".to_owned(), s(keys::MESSAGE_PREFIX))]),
-                names: HashMap::from([
-                    ("#pk".to_owned(), keys::PK.to_owned()),
-                    ("#sk".to_owned(), keys::SK.to_owned()),
-                ]),
                 forward: order == Order::Oldest,
-                limit,
+                limit: Some(limit),
                 start,
+                ..prefix_spec(&pk, keys::MESSAGE_PREFIX)
             })
             .await?;
+        let more = more.is_some();
         let msgs: Vec<Message> = items.into_iter().map(|it| decode("message", it)).collect::<Result<_, _>>()?;
         let next = match (more, msgs.last()) {
             (true, Some(last)) => Some(keys::encode_cursor(&last.id.to_string())),
@@ -660,6 +675,11 @@ struct CounterItem {
 }
 
 impl CounterItem {
+    fn into_shard(self) -> (String, Counter) {
+        let totals = self.totals();
+        (self.sk, Counter { dimension: self.dimension, totals })
+    }
+
     fn totals(&self) -> Totals {
         Totals {
             messages: self.messages,
@@ -669,20 +689,6 @@ impl CounterItem {
             reconciled: self.reconciled,
         }
     }
-}
-
-/// Merges shard items into one counter per dimension, keeping key order.
-fn merge_counters(items: Vec<CounterItem>) -> Vec<(String, Counter)> {
-    let mut out: Vec<(String, Counter)> = Vec::new();
-    for it in items {
-        let group = keys::counter_group_key(&it.sk).to_owned();
-        let totals = it.totals();
-        match out.iter_mut().find(|(g, _)| *g == group) {
-            Some((_, c)) => c.totals += totals,
-            None => out.push((group, Counter { dimension: it.dimension, totals })),
-        }
-    }
-    out
 }
 
 const ALERT_TTL_SECS: i64 = 400 * 24 * 3600;
@@ -725,35 +731,16 @@ impl DynamoStore {
         Ok(items)
     }
 
-    /// Every item of a partition whose sort key starts with `prefix`, following pages.
+    /// Every item of a partition whose sort key starts with `prefix`, following pages, read
+    /// consistently (budgets and spend must see the latest writes).
     async fn query_all(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
-            // DynamoDB refuses an empty key value, so "every item" is a condition on the partition alone.
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .expression_attribute_names("#pk", keys::PK)
-                .expression_attribute_values(":pk", s(pk));
-            q = if prefix.is_empty() {
-                q.key_condition_expression("#pk = :pk")
-            } else {
-                q.key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                    .expression_attribute_names("#sk", keys::SK)
-                    .expression_attribute_values(":prefix", s(prefix))
-            };
-            let res = q
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(classify)?;
-            metered(res.consumed_capacity(), false);
-            out.extend(res.items.unwrap_or_default());
-            match res.last_evaluated_key {
+            let (items, last) =
+                self.query_page(QuerySpec { start, consistent: true, ..prefix_spec(pk, prefix) }).await?;
+            out.extend(items);
+            match last {
                 Some(k) => start = Some(k),
                 None => return Ok(out),
             }
@@ -769,16 +756,8 @@ impl DynamoStore {
         after: Option<String>,
     ) -> Result<(Vec<Item>, bool), StoreError> {
         let start = after.map(|sk| key_map(&Key { pk: pk.to_owned(), sk }));
-        let mut values = HashMap::from([(":pk".to_owned(), s(pk))]);
-        let mut names = HashMap::from([("#pk".to_owned(), keys::PK.to_owned())]);
-        let key_condition = if prefix.is_empty() {
-            "#pk = :pk"
-        } else {
-            values.insert(":prefix".to_owned(), s(prefix));
-            names.insert("#sk".to_owned(), keys::SK.to_owned());
-            "#pk = :pk AND begins_with(#sk, :prefix)"
-        };
-        self.query_page(QuerySpec { index: None, key_condition, values, names, forward: true, limit, start }).await
+        let (items, last) = self.query_page(QuerySpec { limit: Some(limit), start, ..prefix_spec(pk, prefix) }).await?;
+        Ok((items, last.is_some()))
     }
 
     /// A conditional create: `false` when the item already existed.
@@ -800,16 +779,6 @@ impl DynamoStore {
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
             Err(e) => Err(classify(e)),
         }
-    }
-}
-
-fn cursor_after(cursor: Option<&Cursor>, prefix: &str) -> Result<Option<String>, StoreError> {
-    match cursor {
-        None => Ok(None),
-        Some(c) => match keys::decode_sort_cursor(c) {
-            Some(sk) if sk.starts_with(prefix) => Ok(Some(sk)),
-            _ => Err(StoreError::BadCursor),
-        },
     }
 }
 
@@ -853,9 +822,9 @@ impl CostLedger for DynamoStore {
             items.into_iter().map(|it| decode("cost counter", it)).collect()
         };
         if matches!(grouping, Grouping::Conversation | Grouping::Contact) {
-            let after = cursor_after(cursor, prefix)?;
+            let after = keys::sort_cursor_after(cursor, prefix)?;
             let (items, more) = self.query_prefix_page(&pk, prefix, limit, after).await?;
-            let merged = merge_counters(decode_all(items)?);
+            let merged = keys::merge_shards(decode_all(items)?.into_iter().map(CounterItem::into_shard));
             let next = match (more, merged.last()) {
                 (true, Some((sk, _))) => Some(keys::encode_cursor(sk)),
                 _ => None,
@@ -863,7 +832,9 @@ impl CostLedger for DynamoStore {
             return Ok(Page { items: merged.into_iter().map(|(_, c)| c).collect(), next });
         }
         // Sharded groupings hold a handful of items: read them whole so shards always merge.
-        let merged = merge_counters(decode_all(self.query_all(&pk, prefix).await?)?);
+        let merged = keys::merge_shards(
+            decode_all(self.query_all(&pk, prefix).await?)?.into_iter().map(CounterItem::into_shard),
+        );
         Ok(Page { items: merged.into_iter().map(|(_, c)| c).collect(), next: None })
     }
 
@@ -883,7 +854,7 @@ impl CostLedger for DynamoStore {
         limit: u16,
         cursor: Option<&Cursor>,
     ) -> Result<Page<LedgerEntry>, StoreError> {
-        let after = cursor_after(cursor, "")?;
+        let after = keys::sort_cursor_after(cursor, "")?;
         let (items, more) = self.query_prefix_page(&keys::ledger_partition(ws, day), "", limit, after).await?;
         let mut last_sk = None;
         let mut entries = Vec::with_capacity(items.len());

@@ -25,10 +25,10 @@
 //! `GSI2PK = WS#<ws>#ASSIGNEE#<agent or ->#STATUS#<status>` (index `ByAssignee`).
 
 use base64::Engine;
-use domain::finance::ledger::{Grouping, Month};
+use domain::finance::ledger::{Counter, Grouping, Month};
 use domain::finance::{BudgetScope, Dimension, EntryKind};
 use domain::model::{Channel, ConversationStatus, Identity};
-use domain::ports::Cursor;
+use domain::ports::{Cursor, StoreError};
 use domain::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
 use time::OffsetDateTime;
 
@@ -197,10 +197,29 @@ pub fn parse_budget_alert(sk: &str) -> Option<(BudgetScope, u8)> {
     Some((BudgetScope::parse(scope).ok()?, pct.parse().ok()?))
 }
 
-/// Plain sort-key cursors (counters, ledger entries): the store checks the prefix before use.
-pub fn decode_sort_cursor(c: &Cursor) -> Option<String> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&c.0).ok()?;
-    String::from_utf8(raw).ok()
+/// Where a plain sort-key cursor (counters, ledger entries) resumes: `BadCursor` unless it decodes
+/// to a sort key within `prefix`.
+pub fn sort_cursor_after(cursor: Option<&Cursor>, prefix: &str) -> Result<Option<String>, StoreError> {
+    let Some(c) = cursor else { return Ok(None) };
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&c.0).map_err(|_| StoreError::BadCursor)?;
+    match String::from_utf8(raw) {
+        Ok(sk) if sk.starts_with(prefix) => Ok(Some(sk)),
+        _ => Err(StoreError::BadCursor),
+    }
+}
+
+/// Counter shards `(sort key, counter)` in key order, merged into one counter per group key (the
+/// sort key without its shard), still in order.
+pub fn merge_shards(shards: impl IntoIterator<Item = (String, Counter)>) -> Vec<(String, Counter)> {
+    let mut out: Vec<(String, Counter)> = Vec::new();
+    for (sk, c) in shards {
+        let group = counter_group_key(&sk).to_owned();
+        match out.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, merged)) => merged.totals += c.totals,
+            None => out.push((group, c)),
+        }
+    }
+    out
 }
 
 pub fn status_partition(w: &WorkspaceId, status: ConversationStatus) -> String {

@@ -418,30 +418,15 @@ impl DeliveryStore for MemoryStore {
     }
 }
 
-/// Counters of one partition whose sort key starts with `prefix`, shards merged, in key order.
+/// Counters of one partition whose sort key starts with `prefix`, shards merged, in key order,
+/// those after the group key `after` only.
 fn merged_counters(s: &State, pk: &str, prefix: &str, after: Option<&str>) -> Vec<(String, Counter)> {
-    let mut out: Vec<(String, Counter)> = Vec::new();
-    for (k, c) in s.counters.iter().filter(|(k, _)| k.pk == pk && k.sk.starts_with(prefix)) {
-        let group = keys::counter_group_key(&k.sk).to_owned();
-        if after.is_some_and(|a| group.as_str() <= a) {
-            continue;
-        }
-        match out.iter_mut().find(|(g, _)| *g == group) {
-            Some((_, m)) => m.totals += c.totals,
-            None => out.push((group, c.clone())),
-        }
-    }
-    out
-}
-
-fn sort_cursor(cursor: Option<&Cursor>, prefix: &str) -> Result<Option<String>, StoreError> {
-    match cursor {
-        None => Ok(None),
-        Some(c) => match keys::decode_sort_cursor(c) {
-            Some(sk) if sk.starts_with(prefix) => Ok(Some(sk)),
-            _ => Err(StoreError::BadCursor),
-        },
-    }
+    let shards = s
+        .counters
+        .iter()
+        .filter(|(k, _)| k.pk == pk && k.sk.starts_with(prefix))
+        .map(|(k, c)| (k.sk.clone(), c.clone()));
+    keys::merge_shards(shards).into_iter().filter(|(group, _)| after.is_none_or(|a| group.as_str() > a)).collect()
 }
 
 #[async_trait]
@@ -474,7 +459,7 @@ impl CostLedger for MemoryStore {
         cursor: Option<&Cursor>,
     ) -> Result<Page<Counter>, StoreError> {
         let prefix = keys::counter_prefix(grouping);
-        let after = sort_cursor(cursor, prefix)?;
+        let after = keys::sort_cursor_after(cursor, prefix)?;
         let all = self.with(|s| merged_counters(s, &keys::cost_partition(ws, month), prefix, after.as_deref()));
         if !matches!(grouping, Grouping::Conversation | Grouping::Contact) {
             return Ok(Page { items: all.into_iter().map(|(_, c)| c).collect(), next: None });
@@ -499,7 +484,7 @@ impl CostLedger for MemoryStore {
         limit: u16,
         cursor: Option<&Cursor>,
     ) -> Result<Page<LedgerEntry>, StoreError> {
-        let after = sort_cursor(cursor, "")?;
+        let after = keys::sort_cursor_after(cursor, "")?;
         let pk = keys::ledger_partition(ws, day);
         let rest: Vec<(String, LedgerEntry)> = self.with(|s| {
             s.ledger
