@@ -19,8 +19,6 @@ use kit::http::{body_bytes, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
 use serde::Deserialize;
 
-const WHATSAPP_WINDOW: time::Duration = time::Duration::hours(24);
-
 pub use api::Deps;
 
 #[derive(Debug, Deserialize)]
@@ -60,8 +58,7 @@ async fn preview(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("no conversation {id}")))?;
             let route = c.reply_route(Some(draft.channel)).ok();
-            let open = c.last_inbound.as_ref().is_some_and(|r| r.channel == draft.channel)
-                && c.last_inbound_at.is_some_and(|t| now - t < WHATSAPP_WINDOW);
+            let open = c.reply_window_open(draft.channel, now);
             (route.map(|r| r.contact_address).or(draft.to.clone()), open)
         }
         None => (draft.to.clone(), false),
@@ -118,7 +115,8 @@ async fn preview(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
             "template_costs": template_costs,
         })
     });
-    let refused = hard_stop(&*deps.store, &*deps.store, &who.workspace, Month::of(now), draft.channel).await?;
+    let budgets = deps.store.budgets(&who.workspace).await?;
+    let refused = hard_stop(&*deps.store, &budgets, &who.workspace, Month::of(now), draft.channel).await?;
     Ok(kit::http::json(
         200,
         &serde_json::json!({

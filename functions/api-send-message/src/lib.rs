@@ -28,9 +28,6 @@ use store::Store;
 
 const MAX_ATTEMPTS: u32 = 5;
 
-/// How long after the customer's last message WhatsApp allows a free-form reply.
-const WHATSAPP_WINDOW: time::Duration = time::Duration::hours(24);
-
 pub struct Deps {
     pub store: Arc<dyn Store>,
     pub outbound: Arc<dyn OutboundQueue>,
@@ -164,9 +161,12 @@ async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<B
                 return Err(ApiError::Unprocessable(why));
             }
         }
-        if let Some(why) = hard_stop(store, store, &who.workspace, Month::of(now), route.channel).await? {
+        // Read once for the hard stop here and the alert check after the commit.
+        let budgets = store.budgets(&who.workspace).await?;
+        if let Some(why) = hard_stop(store, &budgets, &who.workspace, Month::of(now), route.channel).await? {
             return Err(ApiError::BudgetExceeded(why));
         }
+        let channel = route.channel;
         let reply = Reply { route, text: &draft.text, metadata, at: now };
         let (record, counted) = match commit(deps, &who, &key, &hash, conversation, reply, inv).await {
             Ok(r) => r,
@@ -176,10 +176,9 @@ async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<B
             Err(CommitError::Store(e)) => return Err(e.into()),
             Err(CommitError::Pricing(e)) => return Err(ApiError::Unprocessable(e.to_string())),
         };
-        let channel = reply_channel(&record);
+        let month = Month::of(record.created_at);
         if let Err(e) =
-            check_budgets(store, store, &*deps.notifications, &who.workspace, Month::of(record.created_at), channel)
-                .await
+            check_budgets(store, store, &*deps.notifications, &budgets, &who.workspace, month, channel).await
         {
             tracing::warn!(workspace = %who.workspace, error = %e, "budget check failed; the next cost write retries it");
         }
@@ -207,11 +206,6 @@ impl From<StoreError> for CommitError {
     }
 }
 
-/// The channel a stored reply goes out on (from its stored response).
-fn reply_channel(record: &IdempotencyRecord) -> Channel {
-    serde_json::from_value(record.response["message"]["channel"].clone()).unwrap_or(Channel::Sms)
-}
-
 /// Stores the reply with its cost estimate; returns the idempotency record and the usage the
 /// estimate counted (the rest of this request's usage travels on the outbound job).
 async fn commit(
@@ -224,7 +218,7 @@ async fn commit(
     inv: &Invocation,
 ) -> Result<(IdempotencyRecord, Usage), CommitError> {
     let Reply { route, text, metadata, at: now } = reply;
-    let window_open = conversation.last_inbound_at.is_some_and(|t| now - t < WHATSAPP_WINDOW);
+    let window_open = conversation.reply_window_open(route.channel, now);
     let card = deps.rates.card_at(&*deps.store, &who.workspace, now).await?;
     let mut message = Message {
         id: MessageId::new(),

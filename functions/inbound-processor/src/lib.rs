@@ -255,7 +255,11 @@ async fn answer_help(
 /// logged rather than failing a message that is already stored.
 async fn alert_budgets(deps: &Deps, ws: &WorkspaceId, month: Month, channel: Channel) {
     let store: &dyn Store = &*deps.store;
-    if let Err(e) = check_budgets(store, store, &*deps.notifications, ws, month, channel).await {
+    let checked = match store.budgets(ws).await {
+        Ok(budgets) => check_budgets(store, store, &*deps.notifications, &budgets, ws, month, channel).await.map(drop),
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = checked {
         tracing::warn!(workspace = %ws, error = %e, "budget check failed; the next cost write retries it");
     }
 }

@@ -29,6 +29,10 @@ pub enum RouteError {
     NoInbound,
 }
 
+/// How long after the customer's last message a free-form reply stays allowed on WhatsApp and
+/// Messenger.
+pub const REPLY_WINDOW: time::Duration = time::Duration::hours(24);
+
 impl Conversation {
     pub fn start(workspace: WorkspaceId, contact: &Contact, now: OffsetDateTime) -> Self {
         Conversation {
@@ -66,6 +70,13 @@ impl Conversation {
         self.message_count = self.message_count.saturating_add(1);
         self.last_activity_at = self.last_activity_at.max(at);
         self.version += 1;
+    }
+
+    /// Whether the customer wrote on `channel` within the reply window (WhatsApp's and Messenger's
+    /// 24-hour customer-service window): a free-form reply is allowed, and free, only then.
+    pub fn reply_window_open(&self, channel: Channel, now: OffsetDateTime) -> bool {
+        self.last_inbound.as_ref().is_some_and(|r| r.channel == channel)
+            && self.last_inbound_at.is_some_and(|t| now - t < REPLY_WINDOW)
     }
 
     /// An automatic answer (HELP) went out: counted, but nothing becomes read.

@@ -75,24 +75,27 @@ pub enum BudgetCheckError {
 /// Thresholds are level-triggered: a check that fails (or a crash) is caught up by the next cost
 /// write's check. The marker is claimed before the alert is published and released if publishing
 /// fails; the alert's deduplication id makes a concurrent double publish one message.
+/// `budgets` are the workspace's budgets as the caller read them (a reply reads them once for
+/// the hard stop and this check).
 pub async fn check_budgets(
     ledger: &dyn CostLedger,
-    budgets: &dyn BudgetStore,
+    alerts: &dyn BudgetStore,
     notify: &dyn NotificationQueue,
+    budgets: &[Budget],
     ws: &WorkspaceId,
     month: Month,
     channel: Channel,
 ) -> Result<Vec<Notification>, BudgetCheckError> {
-    let covering: Vec<Budget> = budgets.budgets(ws).await?.into_iter().filter(|b| b.covers(channel)).collect();
+    let covering: Vec<&Budget> = budgets.iter().filter(|b| b.covers(channel)).collect();
     if covering.is_empty() {
         return Ok(vec![]);
     }
-    let alerted = budgets.alerted(ws, month).await?;
+    let alerted = alerts.alerted(ws, month).await?;
     let mut sent = Vec::new();
     for b in covering {
         let spent = ledger.spend(ws, month, b.scope).await?.estimated_micros();
         for t in b.reached(spent) {
-            if alerted.contains(&(b.scope, t)) || !budgets.claim_alert(ws, month, b.scope, t).await? {
+            if alerted.contains(&(b.scope, t)) || !alerts.claim_alert(ws, month, b.scope, t).await? {
                 continue;
             }
             let alert = Notification::BudgetThresholdReached {
@@ -106,7 +109,7 @@ pub async fn check_budgets(
                 hard_stop: b.hard_stop,
             };
             if let Err(e) = notify.publish(&alert).await {
-                budgets.release_alert(ws, month, b.scope, t).await?;
+                alerts.release_alert(ws, month, b.scope, t).await?;
                 return Err(e.into());
             }
             sent.push(alert);
@@ -118,7 +121,7 @@ pub async fn check_budgets(
 /// Why a paid send must be refused this month, if a hard-stop budget covering `channel` is spent.
 pub async fn hard_stop(
     ledger: &dyn CostLedger,
-    budgets: &dyn BudgetStore,
+    budgets: &[Budget],
     ws: &WorkspaceId,
     month: Month,
     channel: Channel,
@@ -126,7 +129,7 @@ pub async fn hard_stop(
     if !is_paid(channel) {
         return Ok(None);
     }
-    for b in budgets.budgets(ws).await?.into_iter().filter(|b| b.hard_stop && b.covers(channel)) {
+    for b in budgets.iter().filter(|b| b.hard_stop && b.covers(channel)) {
         let spent = ledger.spend(ws, month, b.scope).await?.estimated_micros();
         if b.refuses(spent) {
             return Ok(Some(format!(
