@@ -125,6 +125,17 @@ mod tests {
 
     const TOKEN: &str = "test-auth-token";
 
+    fn deps(store: Arc<MemoryStore>, q: Arc<MemoryQueue>) -> Deps {
+        Deps {
+            store,
+            notifications: q.clone(),
+            outbound: q,
+            auth_token: TOKEN.into(),
+            public_base_url: None,
+            rates: RateCardCache::default(),
+        }
+    }
+
     fn signed(query: &str, form: &[(&str, &str)]) -> Request {
         let path = if query.is_empty() {
             "/webhooks/twilio/status".to_owned()
@@ -151,14 +162,7 @@ mod tests {
         let q = Arc::new(MemoryQueue::new());
         let ws = WorkspaceId::parse("acme").unwrap();
         let (conv, out) = seed_queued_reply(store.as_ref(), &ws, "+14155552671", None, None).await;
-        let deps = Deps {
-            store: store.clone(),
-            notifications: q.clone(),
-            outbound: q.clone(),
-            auth_token: TOKEN.into(),
-            public_base_url: None,
-            rates: RateCardCache::default(),
-        };
+        let deps = deps(store.clone(), q.clone());
         let query = format!("ws=acme&conv={}&msg={}", conv.id, out.id);
         let sid = "SM1f0e8ae6ade43cb3c0ce4525424e404f";
         let status_of = || async { store.message(&ws, conv.id, out.id).await.unwrap().unwrap().status };
@@ -190,14 +194,7 @@ mod tests {
         let msg = MessageId::parse("01JD3XR1A3C5E7G9J1K3M5N7P9").unwrap();
         seed_queued_reply(store.as_ref(), &ws, "+14155552671", Some(conv), Some(msg)).await;
         let q = Arc::new(MemoryQueue::new());
-        let deps = Deps {
-            store: store.clone(),
-            notifications: q.clone(),
-            outbound: q.clone(),
-            auth_token: TOKEN.into(),
-            public_base_url: None,
-            rates: RateCardCache::default(),
-        };
+        let deps = deps(store.clone(), q.clone());
         let req = lambda_http::request::from_str(FIXTURE).unwrap();
         assert_eq!(handle(&deps, req).await.unwrap().status(), 200);
         assert_eq!(store.message(&ws, conv, msg).await.unwrap().unwrap().status, DeliveryStatus::Delivered);
