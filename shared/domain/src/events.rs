@@ -8,8 +8,9 @@ use time::OffsetDateTime;
 
 use crate::finance::ledger::Month;
 use crate::finance::{BudgetScope, Currency, Micros, Usage};
-use crate::ids::{ConversationId, MessageId, WorkspaceId};
+use crate::ids::{AgentId, ConversationId, MessageId, WorkspaceId};
 use crate::model::{Attachment, Channel, DeliveryStatus, Direction, Identity};
+use crate::routing::Presence;
 
 /// A customer message, normalised by a channel adapter, on the inbound FIFO queue.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -135,6 +136,55 @@ pub enum Notification {
         currency: Currency,
         hard_stop: bool,
     },
+    /// A conversation's owner, status, priority, tags or notes changed.
+    ConversationChanged {
+        workspace: WorkspaceId,
+        conversation_id: ConversationId,
+        change: ConversationChange,
+        actor: AgentId,
+        assignee: Option<AgentId>,
+        /// The owner before a transfer or unassignment: their screens drop it.
+        previous_assignee: Option<AgentId>,
+        version: u64,
+    },
+    /// An agent is typing in, or viewing, a conversation (seed 001's soft lock).
+    AgentActivity {
+        workspace: WorkspaceId,
+        conversation_id: ConversationId,
+        agent: AgentId,
+        name: Option<String>,
+        activity: Activity,
+        /// Unique per event: repeated typing is not a duplicate.
+        id: String,
+    },
+    PresenceChanged {
+        workspace: WorkspaceId,
+        agent: AgentId,
+        presence: Presence,
+        id: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationChange {
+    Assigned,
+    Queued,
+    Unassigned,
+    Resolved,
+    Reopened,
+    Snoozed,
+    Updated,
+    NoteAdded,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activity {
+    Typing,
+    StoppedTyping,
+    Viewing,
+    StoppedViewing,
 }
 
 impl Notification {
@@ -142,16 +192,32 @@ impl Notification {
         match self {
             Notification::MessageCreated { workspace, .. }
             | Notification::DeliveryStatusChanged { workspace, .. }
-            | Notification::BudgetThresholdReached { workspace, .. } => workspace,
+            | Notification::BudgetThresholdReached { workspace, .. }
+            | Notification::ConversationChanged { workspace, .. }
+            | Notification::AgentActivity { workspace, .. }
+            | Notification::PresenceChanged { workspace, .. } => workspace,
+        }
+    }
+    /// The conversation the event is about, if any.
+    pub fn conversation(&self) -> Option<ConversationId> {
+        match self {
+            Notification::MessageCreated { conversation_id, .. }
+            | Notification::DeliveryStatusChanged { conversation_id, .. }
+            | Notification::ConversationChanged { conversation_id, .. }
+            | Notification::AgentActivity { conversation_id, .. } => Some(*conversation_id),
+            Notification::BudgetThresholdReached { .. } | Notification::PresenceChanged { .. } => None,
         }
     }
     pub fn group_id(&self) -> String {
         match self {
             Notification::MessageCreated { workspace, conversation_id, .. }
-            | Notification::DeliveryStatusChanged { workspace, conversation_id, .. } => {
+            | Notification::DeliveryStatusChanged { workspace, conversation_id, .. }
+            | Notification::ConversationChanged { workspace, conversation_id, .. }
+            | Notification::AgentActivity { workspace, conversation_id, .. } => {
                 format!("{workspace}:{conversation_id}")
             }
             Notification::BudgetThresholdReached { workspace, .. } => format!("{workspace}:budget"),
+            Notification::PresenceChanged { workspace, agent, .. } => format!("{workspace}:presence:{agent}"),
         }
     }
     pub fn dedup_id(&self) -> String {
@@ -163,6 +229,10 @@ impl Notification {
             Notification::BudgetThresholdReached { month, scope, threshold_percent, .. } => {
                 format!("budget:{month}:{}:{threshold_percent}", scope.as_str())
             }
+            Notification::ConversationChanged { conversation_id, version, .. } => {
+                format!("changed:{conversation_id}:{version}")
+            }
+            Notification::AgentActivity { id, .. } | Notification::PresenceChanged { id, .. } => format!("live:{id}"),
         }
     }
 }

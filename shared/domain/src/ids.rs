@@ -64,6 +64,43 @@ slug_id!(WorkspaceId, "workspace id");
 slug_id!(AgentId, "agent id");
 slug_id!(TeamId, "team id");
 
+/// An API Gateway WebSocket connection id (base64-like, such as `L0SM9cOFvHcCIhw=`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ConnectionId(String);
+
+impl ConnectionId {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'=' | b'+' | b'/'));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(ParseError::Invalid { kind: "connection id", reason: "expected 1-128 base64 characters".into() })
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl TryFrom<String> for ConnectionId {
+    type Error = ParseError;
+    fn try_from(s: String) -> Result<Self, ParseError> {
+        Self::parse(&s)
+    }
+}
+impl From<ConnectionId> for String {
+    fn from(v: ConnectionId) -> String {
+        v.0
+    }
+}
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Mints ULIDs that increase strictly within this process, even inside one millisecond: messages
 /// stored in one burst keep the order they were created in.
 fn next_ulid() -> ulid::Ulid {

@@ -3,6 +3,7 @@
 //! No AWS SDK here: everything is plain data and testable without a network.
 
 pub mod address;
+pub mod audit;
 pub mod canned;
 pub mod channels;
 pub mod consent;
@@ -13,11 +14,12 @@ pub mod finance;
 pub mod ids;
 pub mod model;
 pub mod ports;
+pub mod realtime;
 pub mod routing;
 pub mod sms;
 pub mod threading;
 
 pub use address::{EmailAddress, PhoneNumber};
 pub use error::ParseError;
-pub use ids::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, TeamId, WorkspaceId};
+pub use ids::{AgentId, ConnectionId, ContactId, ConversationId, IdempotencyKey, MessageId, TeamId, WorkspaceId};
 pub use model::*;

@@ -1,7 +1,7 @@
 //! The canonical model (seed 000): Workspace → Contact (with channel identities) → Conversation →
 //! Message. Channel-specific data lives in `metadata`, never in the core fields.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -150,6 +150,34 @@ impl Contact {
     }
 }
 
+/// What a signed-in user may do. Agents work the inbox; supervisors also reassign others' work and
+/// change routing rules; admins also manage agents and teams; finance reads costs and sets budgets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    #[default]
+    Agent,
+    Supervisor,
+    Admin,
+    /// Reads cost reports and budgets, manages rate cards and budgets; no inbox rights.
+    Finance,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+            Role::Finance => "finance",
+        }
+    }
+    /// Sees every conversation of the workspace and may act on others' work.
+    pub fn oversees(self) -> bool {
+        matches!(self, Role::Supervisor | Role::Admin)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationStatus {
@@ -229,6 +257,26 @@ pub struct Conversation {
     pub created_at: OffsetDateTime,
     pub unread_count: u32,
     pub message_count: u32,
+    /// The team that owns the conversation (workspace routing rules pick it from the channel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<crate::ids::TeamId>,
+    /// Skills an agent needs to take it (channel and keyword rules, on its first message).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub skills: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub tags: BTreeSet<String>,
+    /// Who owned the contact's previous conversation: routing's continuity candidate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_owner: Option<AgentId>,
+    /// The share of the assignee's capacity this conversation holds (hundredths, by channel
+    /// weight): given back exactly when it is resolved or moves to someone else.
+    #[serde(default)]
+    pub assigned_weight: u32,
+    /// Set while the conversation waits in the routing queue for an agent.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub waiting_since: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub snoozed_until: Option<OffsetDateTime>,
     /// Optimistic-concurrency version: every write is conditional on the version it read.
     pub version: u64,
 }

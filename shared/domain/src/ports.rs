@@ -345,3 +345,83 @@ pub trait AgentStore: Send + Sync {
     /// Gives `weight` back (a conversation resolved or moved away); never below zero.
     async fn release_capacity(&self, ws: &WorkspaceId, agent: &AgentId, weight: u32) -> Result<(), StoreError>;
 }
+
+/// Capacity an assignment takes from an agent. With `capacity` (what the router read) the write
+/// fails (`Conflict`) unless the agent is still online with room under it; without, it only needs
+/// the agent to exist (a supervisor's assignment may exceed capacity).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Take {
+    pub agent: AgentId,
+    pub weight: u32,
+    pub capacity: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueueChange {
+    Keep,
+    /// The conversation waits in the routing queue.
+    Add(crate::routing::Work),
+    /// The conversation leaves the routing queue.
+    Remove,
+}
+
+/// One routing or inbox change, written atomically: the conversation (versioned), the capacity
+/// taken from its new owner and given back by its old one, its place in the waiting queue and the
+/// audit entry.
+pub struct RoutingCommit {
+    pub conversation: Conversation,
+    pub expected_version: u64,
+    pub take: Option<Take>,
+    /// Capacity given back (agent, weight); never takes a load below zero.
+    pub give_back: Option<(AgentId, u32)>,
+    pub queue: QueueChange,
+    pub audit: Option<crate::audit::AuditEntry>,
+}
+
+#[async_trait]
+pub trait RoutingStore: Send + Sync {
+    /// The workspace's rules (the defaults when none were saved).
+    async fn routing_rules(&self, ws: &WorkspaceId) -> Result<crate::routing::RoutingRules, StoreError>;
+    async fn put_routing_rules(&self, ws: &WorkspaceId, rules: &crate::routing::RoutingRules)
+        -> Result<(), StoreError>;
+    async fn teams(&self, ws: &WorkspaceId) -> Result<Vec<crate::routing::Team>, StoreError>;
+    async fn put_team(&self, ws: &WorkspaceId, team: &crate::routing::Team) -> Result<(), StoreError>;
+    /// The waiting queue (unordered; `routing::queue_order` orders it).
+    async fn waiting(&self, ws: &WorkspaceId) -> Result<Vec<crate::routing::Work>, StoreError>;
+    /// `Conflict` when the conversation changed or the agent lost the capacity or presence.
+    async fn commit_routing(&self, commit: RoutingCommit) -> Result<(), StoreError>;
+    /// Sets an agent's presence, creating a profile with `default_capacity` for a new agent.
+    async fn set_presence(
+        &self,
+        ws: &WorkspaceId,
+        agent: &AgentId,
+        presence: crate::routing::Presence,
+        default_capacity: u32,
+    ) -> Result<crate::routing::AgentState, StoreError>;
+}
+
+/// Agents' open WebSocket connections.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    /// Creates or replaces a connection (heartbeat, viewing and subscriptions rewrite it).
+    async fn put_connection(&self, c: &crate::realtime::Connection) -> Result<(), StoreError>;
+    /// By id alone, as API Gateway names it on `$disconnect` and messages.
+    async fn connection(&self, id: &crate::ConnectionId) -> Result<Option<crate::realtime::Connection>, StoreError>;
+    /// A workspace's connections, stale ones included (callers check [`Connection::is_stale`]).
+    async fn connections(&self, ws: &WorkspaceId) -> Result<Vec<crate::realtime::Connection>, StoreError>;
+    async fn delete_connection(&self, ws: &WorkspaceId, id: &crate::ConnectionId) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Writes an entry that is not part of a routing commit (rules, agents, teams).
+    async fn record_audit(&self, entry: &crate::audit::AuditEntry) -> Result<(), StoreError>;
+    /// A conversation's trail (or the workspace's, for `None`), oldest first.
+    async fn audit_trail(
+        &self,
+        ws: &WorkspaceId,
+        conversation: Option<ConversationId>,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<crate::audit::AuditEntry>, StoreError>;
+}

@@ -48,6 +48,13 @@ impl Conversation {
             created_at: now,
             unread_count: 0,
             message_count: 0,
+            team: None,
+            skills: Default::default(),
+            tags: Default::default(),
+            previous_owner: None,
+            assigned_weight: 0,
+            waiting_since: None,
+            snoozed_until: None,
             version: 0,
         }
     }

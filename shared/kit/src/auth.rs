@@ -9,27 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::ApiError;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    #[default]
-    Agent,
-    Supervisor,
-    Admin,
-    /// Reads cost reports and budgets, manages rate cards and budgets; no inbox rights.
-    Finance,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Agent => "agent",
-            Role::Supervisor => "supervisor",
-            Role::Admin => "admin",
-            Role::Finance => "finance",
-        }
-    }
-}
+pub use domain::Role;
 
 /// Who may read cost reports and budgets.
 pub const FINANCE_READERS: &[Role] = &[Role::Finance, Role::Supervisor, Role::Admin];

@@ -18,6 +18,9 @@
 //! conditional write on the agent's load (the store's job) so concurrent routing can never push an
 //! agent past capacity; [`drain`] shows the policy itself never does.
 
+pub mod hours;
+pub mod service;
+
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,7 +28,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::ids::{AgentId, ConversationId, TeamId};
-use crate::model::{Channel, Priority};
+use crate::model::{Channel, Conversation, Priority};
+pub use hours::BusinessHours;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -154,7 +158,7 @@ pub fn drain(
     queue: &[Work],
     agents: &[AgentState],
     weights: &Weights,
-    within_hours: bool,
+    within_hours: impl Fn(&Work) -> bool,
     now: OffsetDateTime,
 ) -> (Vec<(ConversationId, AgentId)>, Vec<Work>) {
     let mut ordered: Vec<Work> = queue.to_vec();
@@ -164,7 +168,7 @@ pub fn drain(
     let mut waiting = Vec::new();
     for w in ordered {
         let current: Vec<AgentState> = state.values().cloned().collect();
-        match route(&w, &current, weights, within_hours) {
+        match route(&w, &current, weights, within_hours(&w)) {
             Decision::Assign { agent, .. } => {
                 if let Some(a) = state.get_mut(&agent) {
                     a.load += weights.of(w.channel);
@@ -176,6 +180,117 @@ pub fn drain(
         }
     }
     (assigned, waiting)
+}
+
+impl Work {
+    /// The routing work a conversation represents (`None` before the customer has written).
+    pub fn of(c: &Conversation, now: OffsetDateTime) -> Option<Work> {
+        Some(Work {
+            conversation: c.id,
+            channel: c.last_inbound.as_ref()?.channel,
+            priority: c.priority,
+            waiting_since: c.waiting_since.unwrap_or(now),
+            required_skills: c.skills.clone(),
+            team: c.team.clone(),
+            previous_owner: c.previous_owner.clone(),
+        })
+    }
+}
+
+/// A team: its members are the agents whose profile names it; its hours gate assignment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Team {
+    pub id: TeamId,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<BusinessHours>,
+}
+
+/// A workspace's routing rules, changed through the admin API without a deploy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutingRules {
+    #[serde(default)]
+    pub weights: Weights,
+    #[serde(default)]
+    pub skills: SkillRules,
+    /// The team that owns new conversations of a channel (none: anyone may take them).
+    #[serde(default)]
+    pub team_by_channel: BTreeMap<Channel, TeamId>,
+    /// Capacity of an agent who has no profile yet, in hundredths (default five conversations).
+    #[serde(default = "default_capacity")]
+    pub default_capacity: u32,
+    /// Hours for conversations without a team, or whose team has none (none: always open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<BusinessHours>,
+    /// Sent once per conversation when it arrives outside business hours.
+    #[serde(default = "default_after_hours")]
+    pub after_hours_message: String,
+}
+
+fn default_capacity() -> u32 {
+    500
+}
+
+pub const DEFAULT_AFTER_HOURS_MESSAGE: &str =
+    "Thanks for your message. We're closed right now and will answer as soon as we're back.";
+
+fn default_after_hours() -> String {
+    DEFAULT_AFTER_HOURS_MESSAGE.to_owned()
+}
+
+impl Default for RoutingRules {
+    fn default() -> Self {
+        RoutingRules {
+            weights: Weights::default(),
+            skills: SkillRules::default(),
+            team_by_channel: BTreeMap::new(),
+            default_capacity: default_capacity(),
+            hours: None,
+            after_hours_message: default_after_hours(),
+        }
+    }
+}
+
+impl RoutingRules {
+    pub fn validate(&self, teams: &[Team]) -> Result<(), crate::ParseError> {
+        let invalid = |reason: String| crate::ParseError::Invalid { kind: "routing rules", reason };
+        for (name, w) in [
+            ("live_chat", self.weights.live_chat),
+            ("messaging", self.weights.messaging),
+            ("email", self.weights.email),
+            ("voice", self.weights.voice),
+        ] {
+            if w == 0 || w > 10_000 {
+                return Err(invalid(format!("weight {name} must be between 1 and 10000 hundredths")));
+            }
+        }
+        if self.default_capacity > 100_000 {
+            return Err(invalid("default_capacity is at most 100000 hundredths".into()));
+        }
+        if let Some((ch, t)) = self.team_by_channel.iter().find(|(_, t)| !teams.iter().any(|x| &x.id == *t)) {
+            return Err(invalid(format!("team_by_channel.{ch} names unknown team {t}")));
+        }
+        if self.after_hours_message.trim().is_empty() || self.after_hours_message.chars().count() > 1000 {
+            return Err(invalid("after_hours_message must be 1-1000 characters".into()));
+        }
+        if let Some(h) = &self.hours {
+            h.validate()?;
+        }
+        Ok(())
+    }
+
+    /// Whether work may be assigned now: its team's hours, else the workspace's, else always.
+    pub fn within_hours(&self, teams: &[Team], work: &Work, at: OffsetDateTime) -> bool {
+        let team_hours =
+            work.team.as_ref().and_then(|t| teams.iter().find(|x| &x.id == t)).and_then(|t| t.hours.as_ref());
+        team_hours.or(self.hours.as_ref()).is_none_or(|h| h.is_open(at))
+    }
+
+    /// A new conversation's team and required skills, from its channel and first message.
+    pub fn classify(&self, c: &mut Conversation, channel: Channel, text: &str) {
+        c.team = self.team_by_channel.get(&channel).cloned();
+        c.skills = self.skills.required(channel, text);
+    }
 }
 
 /// Skills a conversation needs: its channel's (workspace rules) plus every keyword rule whose
@@ -300,8 +415,13 @@ mod tests {
         let newer = work(Channel::Sms, &[]);
         // Room for exactly two.
         let agents = vec![agent("ann", Presence::Online, 200, 0, &[])];
-        let (done, waiting) =
-            drain(&[newer.clone(), old.clone(), urgent.clone()], &agents, &w, true, datetime!(2026-11-21 11:00 UTC));
+        let (done, waiting) = drain(
+            &[newer.clone(), old.clone(), urgent.clone()],
+            &agents,
+            &w,
+            |_| true,
+            datetime!(2026-11-21 11:00 UTC),
+        );
         assert_eq!(done.iter().map(|(c, _)| *c).collect::<Vec<_>>(), vec![urgent.conversation, old.conversation]);
         assert_eq!(waiting, vec![newer]);
     }
@@ -364,7 +484,7 @@ mod tests {
             let mut seen = BTreeSet::new();
             let agents: Vec<AgentState> = agents.into_iter().filter(|a| seen.insert(a.id.clone())).collect();
             let w = Weights::default();
-            let (done, waiting) = drain(&queue, &agents, &w, true, OffsetDateTime::UNIX_EPOCH);
+            let (done, waiting) = drain(&queue, &agents, &w, |_| true, OffsetDateTime::UNIX_EPOCH);
             prop_assert_eq!(done.len() + waiting.len(), queue.len());
             let mut load: BTreeMap<AgentId, u32> = agents.iter().map(|a| (a.id.clone(), a.load)).collect();
             for (conv, agent) in &done {

@@ -1,0 +1,147 @@
+//! Business hours of a team: a time zone, weekly opening spans and holidays. Outside them nothing
+//! is assigned; the customer is acknowledged and the conversation waits (seed 001).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::ParseError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Day {
+    Monday,
+    Tuesday,
+    Wednesday,
+    Thursday,
+    Friday,
+    Saturday,
+    Sunday,
+}
+
+/// An opening span within one day, `"09:00"` to `"17:30"` (close after open; a span across
+/// midnight is two spans, one on each day).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub open: String,
+    pub close: String,
+}
+
+fn minutes(hhmm: &str) -> Result<u16, ParseError> {
+    let bad = || ParseError::Invalid { kind: "business hours", reason: format!("{hhmm:?} is not HH:MM (00:00-24:00)") };
+    let (h, m) = hhmm.split_once(':').ok_or_else(bad)?;
+    if h.len() != 2 || m.len() != 2 {
+        return Err(bad());
+    }
+    let (h, m): (u16, u16) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if m >= 60 || h > 24 || (h == 24 && m != 0) {
+        return Err(bad());
+    }
+    Ok(h * 60 + m)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusinessHours {
+    /// An IANA time zone (`Europe/Paris`); daylight saving is applied.
+    pub time_zone: String,
+    pub weekly: BTreeMap<Day, Vec<Span>>,
+    /// Closed all day, in the team's time zone.
+    #[serde(default)]
+    pub holidays: BTreeSet<time::Date>,
+}
+
+impl BusinessHours {
+    /// Refuses an unknown time zone and malformed or inverted spans.
+    pub fn validate(&self) -> Result<(), ParseError> {
+        jiff::tz::TimeZone::get(&self.time_zone).map_err(|_| ParseError::Invalid {
+            kind: "business hours",
+            reason: format!("unknown time zone {:?} (use an IANA name such as Europe/Paris)", self.time_zone),
+        })?;
+        for (day, spans) in &self.weekly {
+            for s in spans {
+                if minutes(&s.open)? >= minutes(&s.close)? {
+                    return Err(ParseError::Invalid {
+                        kind: "business hours",
+                        reason: format!("{day:?}: {} must be before {}", s.open, s.close),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `at` falls within the hours. Malformed hours (never stored: [`Self::validate`]) count
+    /// as open, so a bad rule can never silently stop all routing.
+    pub fn is_open(&self, at: OffsetDateTime) -> bool {
+        let Ok(tz) = jiff::tz::TimeZone::get(&self.time_zone) else { return true };
+        let Ok(ts) = jiff::Timestamp::from_second(at.unix_timestamp()) else { return true };
+        let local = ts.to_zoned(tz);
+        let date = local.date();
+        let Ok(month) = time::Month::try_from(date.month() as u8) else { return true };
+        if let Ok(d) = time::Date::from_calendar_date(i32::from(date.year()), month, date.day() as u8) {
+            if self.holidays.contains(&d) {
+                return false;
+            }
+        }
+        let day = match date.weekday() {
+            jiff::civil::Weekday::Monday => Day::Monday,
+            jiff::civil::Weekday::Tuesday => Day::Tuesday,
+            jiff::civil::Weekday::Wednesday => Day::Wednesday,
+            jiff::civil::Weekday::Thursday => Day::Thursday,
+            jiff::civil::Weekday::Friday => Day::Friday,
+            jiff::civil::Weekday::Saturday => Day::Saturday,
+            jiff::civil::Weekday::Sunday => Day::Sunday,
+        };
+        let now = local.hour() as u16 * 60 + local.minute() as u16;
+        self.weekly.get(&day).into_iter().flatten().any(|s| match (minutes(&s.open), minutes(&s.close)) {
+            (Ok(o), Ok(c)) => o <= now && now < c,
+            _ => true,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::{date, datetime};
+
+    fn paris_weekdays() -> BusinessHours {
+        let span = vec![Span { open: "09:00".into(), close: "17:30".into() }];
+        BusinessHours {
+            time_zone: "Europe/Paris".into(),
+            weekly: [Day::Monday, Day::Tuesday, Day::Wednesday, Day::Thursday, Day::Friday]
+                .into_iter()
+                .map(|d| (d, span.clone()))
+                .collect(),
+            holidays: BTreeSet::from([date!(2026 - 12 - 25)]),
+        }
+    }
+
+    #[test]
+    fn open_in_local_time_with_daylight_saving() {
+        let h = paris_weekdays();
+        h.validate().unwrap();
+        // Friday 2026-11-20: Paris is UTC+1 in winter.
+        assert!(!h.is_open(datetime!(2026-11-20 07:59 UTC)));
+        assert!(h.is_open(datetime!(2026-11-20 08:00 UTC)));
+        assert!(h.is_open(datetime!(2026-11-20 16:29 UTC)));
+        assert!(!h.is_open(datetime!(2026-11-20 16:30 UTC)));
+        // Summer: UTC+2, so 07:00 UTC is 09:00 local.
+        assert!(h.is_open(datetime!(2026-07-01 07:00 UTC)));
+        // Saturday and a holiday are closed.
+        assert!(!h.is_open(datetime!(2026-11-21 10:00 UTC)));
+        assert!(!h.is_open(datetime!(2026-12-25 10:00 UTC)));
+    }
+
+    #[test]
+    fn bad_hours_are_refused() {
+        let mut h = paris_weekdays();
+        h.time_zone = "Mars/Olympus".into();
+        assert!(h.validate().is_err());
+        let mut h = paris_weekdays();
+        h.weekly.insert(Day::Sunday, vec![Span { open: "18:00".into(), close: "09:00".into() }]);
+        assert!(h.validate().is_err());
+        assert!(minutes("24:00").is_ok() && minutes("24:01").is_err() && minutes("9:00").is_err());
+    }
+}

@@ -1,0 +1,267 @@
+//! Applying the routing brain: the one place that reads the state the policy needs, writes its
+//! decision as one conditional transaction and announces it. Every trigger goes through here: a new
+//! conversation (the inbound processor), an agent coming online (presence), capacity freed (resolve,
+//! unassign, transfer), a rule change.
+
+use time::OffsetDateTime;
+
+use super::{route as decide, Decision, Reason, WaitReason, Work};
+use crate::audit::AuditEntry;
+use crate::events::{ConversationChange, Notification};
+use crate::ids::{AgentId, ConversationId, WorkspaceId};
+use crate::model::Conversation;
+use crate::ports::{
+    AgentStore, ConversationReader, NotificationQueue, QueueChange, QueueError, RoutingCommit, RoutingStore,
+    StoreError, Take,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RoutingError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+impl RoutingError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            RoutingError::Store(e) => e.is_retryable(),
+            RoutingError::Queue(QueueError::Unavailable(_)) => true,
+            RoutingError::Queue(QueueError::Rejected(_)) => false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Routed {
+    Assigned {
+        agent: AgentId,
+        reason: Reason,
+    },
+    Waiting(WaitReason),
+    /// Already owned, already waiting, resolved, or gone: nothing to do.
+    Unchanged,
+}
+
+/// Everything routing reads, as one bound.
+pub trait RoutingPorts: ConversationReader + AgentStore + RoutingStore {}
+impl<T: ConversationReader + AgentStore + RoutingStore + ?Sized> RoutingPorts for T {}
+
+const ATTEMPTS: usize = 5;
+
+fn changed(c: &Conversation, change: ConversationChange, actor: AgentId, previous: Option<AgentId>) -> Notification {
+    Notification::ConversationChanged {
+        workspace: c.workspace.clone(),
+        conversation_id: c.id,
+        change,
+        actor,
+        assignee: c.assignee.clone(),
+        previous_assignee: previous,
+        version: c.version,
+    }
+}
+
+/// The conversation as owned by `agent` (or nobody), with the capacity bookkeeping that goes with it.
+pub fn reassigned(c: &Conversation, agent: Option<(&AgentId, u32)>) -> Conversation {
+    let mut next = c.clone();
+    next.assignee = agent.map(|(a, _)| a.clone());
+    next.assigned_weight = agent.map_or(0, |(_, w)| w);
+    next.waiting_since = None;
+    next.version += 1;
+    next
+}
+
+/// Routes one conversation that has no owner and is not yet waiting. Idempotent: called again (a
+/// redelivered message) it finds the conversation owned or waiting and changes nothing.
+pub async fn route_conversation<S: RoutingPorts + ?Sized>(
+    store: &S,
+    notify: &dyn NotificationQueue,
+    ws: &WorkspaceId,
+    id: ConversationId,
+    now: OffsetDateTime,
+) -> Result<Routed, RoutingError> {
+    for _ in 0..ATTEMPTS {
+        let Some(c) = store.conversation(ws, id).await? else { return Ok(Routed::Unchanged) };
+        if !c.status.is_unresolved() || c.assignee.is_some() || c.waiting_since.is_some() {
+            return Ok(Routed::Unchanged);
+        }
+        let Some(work) = Work::of(&c, now) else { return Ok(Routed::Unchanged) };
+        let rules = store.routing_rules(ws).await?;
+        let teams = store.teams(ws).await?;
+        let agents = store.agents(ws).await?;
+        let within = rules.within_hours(&teams, &work, now);
+        let system = AuditEntry::system();
+        let (commit, routed) = match decide(&work, &agents, &rules.weights, within) {
+            Decision::Assign { agent, reason } => {
+                let weight = rules.weights.of(work.channel);
+                let capacity = agents.iter().find(|a| a.id == agent).map_or(0, |a| a.capacity);
+                let next = reassigned(&c, Some((&agent, weight)));
+                let audit = AuditEntry::new(
+                    ws.clone(),
+                    Some(id),
+                    system,
+                    "assigned",
+                    serde_json::json!({ "agent": agent, "reason": reason }),
+                    now,
+                );
+                let commit = RoutingCommit {
+                    conversation: next,
+                    expected_version: c.version,
+                    take: Some(Take { agent: agent.clone(), weight, capacity: Some(capacity) }),
+                    give_back: None,
+                    queue: QueueChange::Keep,
+                    audit: Some(audit),
+                };
+                (commit, Routed::Assigned { agent, reason })
+            }
+            Decision::Wait(reason) => {
+                let mut next = c.clone();
+                next.waiting_since = Some(now);
+                next.version += 1;
+                let queued = Work { waiting_since: now, ..work };
+                let audit = AuditEntry::new(
+                    ws.clone(),
+                    Some(id),
+                    system,
+                    "queued",
+                    serde_json::json!({ "reason": reason }),
+                    now,
+                );
+                let commit = RoutingCommit {
+                    conversation: next,
+                    expected_version: c.version,
+                    take: None,
+                    give_back: None,
+                    queue: QueueChange::Add(queued),
+                    audit: Some(audit),
+                };
+                (commit, Routed::Waiting(reason))
+            }
+        };
+        let announced = commit.conversation.clone();
+        match store.commit_routing(commit).await {
+            Ok(()) => {
+                let change = match routed {
+                    Routed::Assigned { .. } => ConversationChange::Assigned,
+                    _ => ConversationChange::Queued,
+                };
+                notify.publish(&changed(&announced, change, AuditEntry::system(), None)).await?;
+                return Ok(routed);
+            }
+            // The conversation moved on or the agent lost the room: read again and decide again.
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Conflict.into())
+}
+
+/// Assigns waiting conversations, in queue order, to whoever can take them now (an agent came
+/// online, capacity was freed, rules changed). Work a concurrent drain already took is skipped.
+pub async fn drain_queue<S: RoutingPorts + ?Sized>(
+    store: &S,
+    notify: &dyn NotificationQueue,
+    ws: &WorkspaceId,
+    now: OffsetDateTime,
+) -> Result<Vec<(ConversationId, AgentId)>, RoutingError> {
+    let queue = store.waiting(ws).await?;
+    if queue.is_empty() {
+        return Ok(vec![]);
+    }
+    let rules = store.routing_rules(ws).await?;
+    let teams = store.teams(ws).await?;
+    let agents = store.agents(ws).await?;
+    let (plan, _) = super::drain(&queue, &agents, &rules.weights, |w| rules.within_hours(&teams, w, now), now);
+    let mut done = vec![];
+    for (id, agent) in plan {
+        let Some(c) = store.conversation(ws, id).await? else { continue };
+        if c.assignee.is_some() || !c.status.is_unresolved() {
+            // Someone took it by hand: it no longer waits.
+            let mut stale = c.clone();
+            stale.waiting_since = None;
+            stale.version += 1;
+            let commit = RoutingCommit {
+                conversation: stale,
+                expected_version: c.version,
+                take: None,
+                give_back: None,
+                queue: QueueChange::Remove,
+                audit: None,
+            };
+            let _ = store.commit_routing(commit).await;
+            continue;
+        }
+        let Some(work) = Work::of(&c, now) else { continue };
+        let weight = rules.weights.of(work.channel);
+        let capacity = agents.iter().find(|a| a.id == agent).map_or(0, |a| a.capacity);
+        let next = reassigned(&c, Some((&agent, weight)));
+        let audit = AuditEntry::new(
+            ws.clone(),
+            Some(id),
+            AuditEntry::system(),
+            "assigned",
+            serde_json::json!({ "agent": agent, "reason": "dequeued" }),
+            now,
+        );
+        let commit = RoutingCommit {
+            conversation: next.clone(),
+            expected_version: c.version,
+            take: Some(Take { agent: agent.clone(), weight, capacity: Some(capacity) }),
+            give_back: None,
+            queue: QueueChange::Remove,
+            audit: Some(audit),
+        };
+        match store.commit_routing(commit).await {
+            Ok(()) => {
+                notify.publish(&changed(&next, ConversationChange::Assigned, AuditEntry::system(), None)).await?;
+                done.push((id, agent));
+            }
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(done)
+}
+
+/// A change an agent asks for on a conversation's ownership.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    /// Assign (or transfer) to this agent; supervisors may exceed the agent's capacity.
+    To(AgentId),
+    /// Back to the queue's care: routed again at once.
+    Unassigned,
+}
+
+/// Writes a change of owner or status with its capacity bookkeeping: the old owner's share is
+/// given back exactly, the new owner's taken. Returns the stored conversation.
+pub async fn commit_change<S: RoutingPorts + ?Sized>(
+    store: &S,
+    notify: &dyn NotificationQueue,
+    current: &Conversation,
+    next: Conversation,
+    take: Option<Take>,
+    change: ConversationChange,
+    audit: AuditEntry,
+) -> Result<Conversation, RoutingError> {
+    let previous = current.assignee.clone();
+    let owner_changed = previous != next.assignee || !next.status.is_unresolved();
+    let give_back = match (&previous, owner_changed) {
+        (Some(a), true) if current.assigned_weight > 0 => Some((a.clone(), current.assigned_weight)),
+        _ => None,
+    };
+    let leaves_queue = current.waiting_since.is_some() && next.waiting_since.is_none();
+    let actor = audit.actor.clone();
+    let commit = RoutingCommit {
+        conversation: next.clone(),
+        expected_version: current.version,
+        take,
+        give_back,
+        queue: if leaves_queue { QueueChange::Remove } else { QueueChange::Keep },
+        audit: Some(audit),
+    };
+    store.commit_routing(commit).await?;
+    let prev = if previous != next.assignee { previous } else { None };
+    notify.publish(&changed(&next, change, actor, prev)).await?;
+    Ok(next)
+}
