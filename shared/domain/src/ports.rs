@@ -333,17 +333,6 @@ pub trait AgentStore: Send + Sync {
     /// Creates or updates an agent's profile; their current load is kept (0 for a new agent).
     async fn put_agent(&self, ws: &WorkspaceId, agent: &crate::routing::AgentState) -> Result<(), StoreError>;
     async fn agents(&self, ws: &WorkspaceId) -> Result<Vec<crate::routing::AgentState>, StoreError>;
-    /// Takes `weight` of the agent's capacity for a new assignment, atomically: `false` (nothing
-    /// changed) unless the agent is online and has room, however many take at once.
-    async fn reserve_capacity(
-        &self,
-        ws: &WorkspaceId,
-        agent: &AgentId,
-        weight: u32,
-        at: OffsetDateTime,
-    ) -> Result<bool, StoreError>;
-    /// Gives `weight` back (a conversation resolved or moved away); never below zero.
-    async fn release_capacity(&self, ws: &WorkspaceId, agent: &AgentId, weight: u32) -> Result<(), StoreError>;
 }
 
 /// Capacity an assignment takes from an agent. With `capacity` (what the router read) the write
@@ -354,6 +343,8 @@ pub struct Take {
     pub agent: AgentId,
     pub weight: u32,
     pub capacity: Option<u32>,
+    /// Recorded as the agent's last assignment (routing's tie-break).
+    pub at: OffsetDateTime,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -524,6 +524,8 @@ pub async fn run_all<S: Store>(s: &S) {
     budgets_and_alerts(s).await;
     consent_changes_commit_with_their_message(s).await;
     fifty_assignments_at_once_never_exceed_capacity(s).await;
+    the_waiting_queue_rules_teams_and_presence(s).await;
+    connections_by_id_and_by_workspace(s).await;
 }
 
 pub fn cost_entry(msg: &Message, contact: ContactId, kind: EntryKind, totals: Totals) -> LedgerEntry {
@@ -736,6 +738,7 @@ async fn consent_changes_commit_with_their_message<S: Store>(s: &S) {
 }
 
 async fn fifty_assignments_at_once_never_exceed_capacity<S: Store>(s: &S) {
+    use domain::audit::AuditEntry;
     use domain::routing::{AgentState, Presence};
     let ws = workspace("agents");
     let ann = AgentId::parse("ann").unwrap();
@@ -750,22 +753,204 @@ async fn fifty_assignments_at_once_never_exceed_capacity<S: Store>(s: &S) {
     };
     s.put_agent(&ws, &profile).await.unwrap();
     let at = now();
-    let outcomes = futures::future::join_all((0..50).map(|_| s.reserve_capacity(&ws, &ann, 100, at))).await;
-    let taken = outcomes.into_iter().map(Result::unwrap).filter(|ok| *ok).count();
-    assert_eq!(taken, 5, "capacity 5 conversations at weight 1.0");
+    let mut convs = vec![];
+    for i in 0..50 {
+        convs.push(seed_conversation(s, &ws, 100 + i, at).await.1);
+    }
+    let assign = |c: &Conversation| {
+        let mut next = c.clone();
+        next.assignee = Some(ann.clone());
+        next.assigned_weight = 100;
+        next.version += 1;
+        RoutingCommit {
+            conversation: next,
+            expected_version: c.version,
+            take: Some(Take { agent: ann.clone(), weight: 100, capacity: Some(500), at }),
+            give_back: None,
+            queue: QueueChange::Remove,
+            audit: Some(AuditEntry::new(
+                ws.clone(),
+                Some(c.id),
+                AuditEntry::system(),
+                "assigned",
+                serde_json::json!({}),
+                at,
+            )),
+        }
+    };
+    let outcomes = futures::future::join_all(convs.iter().map(|c| s.commit_routing(assign(c)))).await;
+    let taken: Vec<usize> = outcomes.iter().enumerate().filter(|(_, r)| r.is_ok()).map(|(i, _)| i).collect();
+    assert_eq!(taken.len(), 5, "capacity 5 conversations at weight 1.0");
+    assert!(outcomes.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::Conflict))));
     let stored = s.agents(&ws).await.unwrap();
-    assert_eq!((stored.len(), stored[0].load), (1, 500));
+    assert_eq!((stored.len(), stored[0].load, stored[0].last_assigned_at), (1, 500, Some(at)));
     assert_eq!(stored[0].skills, profile.skills);
-    s.release_capacity(&ws, &ann, 100).await.unwrap();
-    // A profile update keeps the load; going away stops new work.
+    // Every winner is stored with its owner and its audit entry; every loser is untouched.
+    let winner = s.conversation(&ws, convs[taken[0]].id).await.unwrap().unwrap();
+    assert_eq!((winner.assignee.clone(), winner.assigned_weight), (Some(ann.clone()), 100));
+    let trail = s.audit_trail(&ws, Some(winner.id), 10, None).await.unwrap().items;
+    assert_eq!(trail.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["assigned"]);
+    let loser = (0..convs.len()).find(|i| !taken.contains(i)).unwrap();
+    let loser = s.conversation(&ws, convs[loser].id).await.unwrap().unwrap();
+    assert_eq!((loser.assignee.clone(), loser.version), (None, convs[0].version));
+    assert!(s.audit_trail(&ws, Some(loser.id), 10, None).await.unwrap().items.is_empty());
+
+    // Resolving gives the share back; a stale version changes nothing.
+    let mut resolved = winner.clone();
+    resolved.status = ConversationStatus::Resolved;
+    resolved.version += 1;
+    let give = |c: Conversation, expected: u64, w: u32| RoutingCommit {
+        conversation: c,
+        expected_version: expected,
+        take: None,
+        give_back: Some((ann.clone(), w)),
+        queue: QueueChange::Keep,
+        audit: None,
+    };
+    assert!(matches!(
+        s.commit_routing(give(resolved.clone(), winner.version - 1, 100)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(s.agents(&ws).await.unwrap()[0].load, 500);
+    s.commit_routing(give(resolved.clone(), winner.version, 100)).await.unwrap();
+    assert_eq!(s.agents(&ws).await.unwrap()[0].load, 400);
+    // A profile update keeps the load; going away stops routed work but not a supervisor's.
     profile.presence = Presence::Away;
     s.put_agent(&ws, &profile).await.unwrap();
     assert_eq!(s.agents(&ws).await.unwrap()[0].load, 400);
-    assert!(!s.reserve_capacity(&ws, &ann, 100, at).await.unwrap(), "away: no new work");
-    s.release_capacity(&ws, &ann, 1000).await.unwrap();
+    assert!(matches!(s.commit_routing(assign(&loser)).await, Err(StoreError::Conflict)), "away: no routed work");
+    let mut by_hand = assign(&loser);
+    by_hand.take.as_mut().unwrap().capacity = None;
+    s.commit_routing(by_hand).await.unwrap();
+    assert_eq!(s.agents(&ws).await.unwrap()[0].load, 500);
+    // Giving back more than is held settles at zero.
+    let again = s.conversation(&ws, resolved.id).await.unwrap().unwrap();
+    let mut bump = again.clone();
+    bump.version += 1;
+    s.commit_routing(give(bump, again.version, 10_000)).await.unwrap();
     assert_eq!(s.agents(&ws).await.unwrap()[0].load, 0, "never below zero");
-    assert!(!s.reserve_capacity(&ws, &AgentId::parse("nobody").unwrap(), 100, at).await.unwrap());
+    // Nobody's capacity cannot be taken.
+    let mut ghost = assign(&convs[49]);
+    let fresh = s.conversation(&ws, convs[49].id).await.unwrap().unwrap();
+    ghost.expected_version = fresh.version;
+    ghost.take.as_mut().unwrap().agent = AgentId::parse("nobody").unwrap();
+    ghost.take.as_mut().unwrap().capacity = None;
+    assert!(matches!(s.commit_routing(ghost).await, Err(StoreError::Conflict)));
     assert!(s.agents(&workspace("agents-other")).await.unwrap().is_empty());
+}
+
+async fn the_waiting_queue_rules_teams_and_presence<S: Store>(s: &S) {
+    use domain::routing::{BusinessHours, Presence, RoutingRules, Team, Work};
+    let ws = workspace("routing");
+    let at = now();
+    let (_, conv) = seed_conversation(s, &ws, 1, at).await;
+    let mut waiting = conv.clone();
+    waiting.waiting_since = Some(at);
+    waiting.version += 1;
+    let work = Work::of(&waiting, at).unwrap();
+    s.commit_routing(RoutingCommit {
+        conversation: waiting.clone(),
+        expected_version: conv.version,
+        take: None,
+        give_back: None,
+        queue: QueueChange::Add(work.clone()),
+        audit: None,
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.waiting(&ws).await.unwrap(), vec![work]);
+    assert!(s.waiting(&workspace("routing-other")).await.unwrap().is_empty());
+    let mut out = waiting.clone();
+    out.waiting_since = None;
+    out.version += 1;
+    s.commit_routing(RoutingCommit {
+        conversation: out,
+        expected_version: waiting.version,
+        take: None,
+        give_back: None,
+        queue: QueueChange::Remove,
+        audit: None,
+    })
+    .await
+    .unwrap();
+    assert!(s.waiting(&ws).await.unwrap().is_empty());
+
+    assert_eq!(s.routing_rules(&ws).await.unwrap(), RoutingRules::default());
+    let team = Team {
+        id: domain::TeamId::parse("billing").unwrap(),
+        name: "Billing".into(),
+        hours: Some(BusinessHours {
+            time_zone: "Europe/Paris".into(),
+            weekly: Default::default(),
+            holidays: Default::default(),
+        }),
+    };
+    s.put_team(&ws, &team).await.unwrap();
+    let mut rules = RoutingRules::default();
+    rules.team_by_channel.insert(Channel::Sms, team.id.clone());
+    rules.weights.email = 25;
+    s.put_routing_rules(&ws, &rules).await.unwrap();
+    assert_eq!(s.routing_rules(&ws).await.unwrap(), rules);
+    assert_eq!(s.teams(&ws).await.unwrap(), vec![team]);
+
+    // Presence creates a profile with the default capacity, and keeps an existing one's.
+    let bob = AgentId::parse("bob").unwrap();
+    let a = s.set_presence(&ws, &bob, Presence::Online, 300).await.unwrap();
+    assert_eq!((a.presence, a.capacity, a.load), (Presence::Online, 300, 0));
+    let a = s.set_presence(&ws, &bob, Presence::DoNotDisturb, 900).await.unwrap();
+    assert_eq!((a.presence, a.capacity), (Presence::DoNotDisturb, 300));
+    assert_eq!(s.agents(&ws).await.unwrap(), vec![a]);
+
+    // Workspace audit entries page in time order.
+    for i in 0..3 {
+        let e = domain::audit::AuditEntry::new(
+            ws.clone(),
+            None,
+            bob.clone(),
+            "rules_changed",
+            serde_json::json!({ "i": i }),
+            at + time::Duration::milliseconds(i),
+        );
+        s.record_audit(&e).await.unwrap();
+    }
+    let first = s.audit_trail(&ws, None, 2, None).await.unwrap();
+    assert_eq!(first.items.len(), 2);
+    let rest = s.audit_trail(&ws, None, 2, first.next.as_ref()).await.unwrap();
+    assert_eq!((rest.items.len(), rest.next), (1, None));
+    assert_eq!(rest.items[0].details["i"], 2);
+}
+
+async fn connections_by_id_and_by_workspace<S: Store>(s: &S) {
+    use domain::realtime::Connection;
+    let ws = workspace("conn");
+    let at = now();
+    let c = |id: &str, agent: &str| Connection {
+        id: domain::ConnectionId::parse(id).unwrap(),
+        workspace: ws.clone(),
+        agent: AgentId::parse(agent).unwrap(),
+        name: Some("Ann".into()),
+        role: Role::Agent,
+        connected_at: at,
+        last_seen_at: at,
+        viewing: None,
+        subscriptions: Default::default(),
+    };
+    let tag = ulid::Ulid::new().to_string();
+    let (a, b) = (c(&format!("a{tag}="), "ann"), c(&format!("b{tag}="), "bob"));
+    s.put_connection(&a).await.unwrap();
+    s.put_connection(&b).await.unwrap();
+    let mut viewing = a.clone();
+    viewing.viewing = Some(ConversationId::new());
+    s.put_connection(&viewing).await.unwrap();
+    assert_eq!(s.connection(&a.id).await.unwrap(), Some(viewing.clone()));
+    let mut all = s.connections(&ws).await.unwrap();
+    all.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(all, vec![viewing, b.clone()]);
+    assert!(s.connections(&workspace("conn-other")).await.unwrap().is_empty());
+    s.delete_connection(&ws, &a.id).await.unwrap();
+    assert_eq!(s.connection(&a.id).await.unwrap(), None);
+    assert_eq!(s.connections(&ws).await.unwrap(), vec![b]);
+    s.delete_connection(&ws, &a.id).await.unwrap();
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConsumedCapacity, Put, ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update,
+    AttributeValue, ConsumedCapacity, Delete, Put, ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use domain::finance::ledger::{Counter, Grouping, Month};
@@ -105,6 +105,12 @@ fn put(table: &str, it: Item, condition: &str, values: Option<Item>) -> Result<T
 }
 
 const NOT_EXISTS: &str = "attribute_not_exists(PK)";
+
+/// An unconditional put inside a transaction.
+fn put_always(table: &str, it: Item) -> Result<TransactWriteItem, StoreError> {
+    let p = build("put", Put::builder().table_name(table).set_item(Some(it)).build())?;
+    Ok(TransactWriteItem::builder().put(p).build())
+}
 
 /// Adds what DynamoDB reports a request consumed to the current message's meter.
 fn metered(cc: Option<&ConsumedCapacity>, write: bool) {
@@ -761,6 +767,54 @@ impl DynamoStore {
     }
 
     /// A conditional create: `false` when the item already existed.
+    async fn put_plain(&self, it: Item) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(it))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(classify)?;
+        metered(out.consumed_capacity(), true);
+        Ok(())
+    }
+
+    fn delete_item(&self, k: &Key) -> Result<TransactWriteItem, StoreError> {
+        let d = build("delete", Delete::builder().table_name(&self.table).set_key(Some(key_map(k))).build())?;
+        Ok(TransactWriteItem::builder().delete(d).build())
+    }
+
+    /// An update of one agent's load by `delta` (hundredths), under `condition`.
+    fn load_update(
+        &self,
+        ws: &WorkspaceId,
+        agent: &AgentId,
+        expression: &str,
+        condition: &str,
+        values: Item,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut names = HashMap::from([("#load".to_owned(), "load".to_owned())]);
+        for (alias, name) in [("#presence", "presence"), ("#capacity", "capacity"), ("#last", "last_assigned_at")] {
+            if expression.contains(alias) || condition.contains(alias) {
+                names.insert(alias.to_owned(), name.to_owned());
+            }
+        }
+        let u = build(
+            "load update",
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_map(&keys::agent(ws, agent))))
+                .update_expression(expression)
+                .condition_expression(condition)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().update(u).build())
+    }
+
     async fn create(&self, it: Item) -> Result<bool, StoreError> {
         let res = self
             .client
@@ -976,93 +1030,196 @@ impl AgentStore for DynamoStore {
         let items = self.query_all(&keys::agents_partition(ws), "").await?;
         items.into_iter().map(|it| decode("agent", it)).collect()
     }
+}
 
-    async fn reserve_capacity(
+fn rfc3339(t: OffsetDateTime) -> Result<String, StoreError> {
+    t.format(&time::format_description::well_known::Rfc3339).map_err(|e| corrupt("time", e))
+}
+
+#[async_trait]
+impl RoutingStore for DynamoStore {
+    async fn routing_rules(&self, ws: &WorkspaceId) -> Result<domain::routing::RoutingRules, StoreError> {
+        Ok(self.get_as("routing rules", &keys::routing_rules(ws)).await?.unwrap_or_default())
+    }
+
+    async fn put_routing_rules(
+        &self,
+        ws: &WorkspaceId,
+        rules: &domain::routing::RoutingRules,
+    ) -> Result<(), StoreError> {
+        self.put_plain(item(&keys::routing_rules(ws), "routing_rules", rules)?).await
+    }
+
+    async fn teams(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::Team>, StoreError> {
+        let items = self.query_all(&keys::routing_partition(ws), keys::TEAM_PREFIX).await?;
+        items.into_iter().map(|it| decode("team", it)).collect()
+    }
+
+    async fn put_team(&self, ws: &WorkspaceId, team: &domain::routing::Team) -> Result<(), StoreError> {
+        self.put_plain(item(&keys::team(ws, &team.id), "team", team)?).await
+    }
+
+    async fn waiting(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::Work>, StoreError> {
+        let items = self.query_all(&keys::waiting_partition(ws), "").await?;
+        items.into_iter().map(|it| decode("waiting work", it)).collect()
+    }
+
+    async fn commit_routing(&self, c: RoutingCommit) -> Result<(), StoreError> {
+        let ws = c.conversation.workspace.clone();
+        let mut items = vec![put(
+            &self.table,
+            conversation_item(&c.conversation)?,
+            "version = :expected",
+            Some(HashMap::from([(":expected".to_owned(), n(c.expected_version))])),
+        )?];
+        if let (Some(t), Some((g, _))) = (&c.take, &c.give_back) {
+            if &t.agent == g {
+                return Err(StoreError::Rejected(
+                    "one commit cannot give back and take the same agent's capacity".into(),
+                ));
+            }
+        }
+        if let Some(t) = &c.take {
+            let mut values = HashMap::from([(":w".to_owned(), n(t.weight)), (":at".to_owned(), s(rfc3339(t.at)?))]);
+            let condition = match t.capacity {
+                Some(cap) => {
+                    let Some(limit) = cap.checked_sub(t.weight) else { return Err(StoreError::Conflict) };
+                    values.insert(":online".into(), s("online"));
+                    values.insert(":cap".into(), n(cap));
+                    values.insert(":limit".into(), n(limit));
+                    "#presence = :online AND #capacity = :cap AND #load <= :limit"
+                }
+                None => "attribute_exists(PK)",
+            };
+            items.push(self.load_update(&ws, &t.agent, "SET #load = #load + :w, #last = :at", condition, values)?);
+        }
+        if let Some((agent, weight)) = &c.give_back {
+            // Never below zero: give back at most what the agent holds (a condition cannot clamp).
+            let held = self
+                .get_as::<domain::routing::AgentState>("agent", &keys::agent(&ws, agent))
+                .await?
+                .map_or(0, |a| a.load);
+            let w = (*weight).min(held);
+            if w > 0 {
+                let values = HashMap::from([(":w".to_owned(), n(w))]);
+                items.push(self.load_update(&ws, agent, "SET #load = #load - :w", "#load >= :w", values)?);
+            }
+        }
+        let wk = keys::waiting(&ws, c.conversation.id);
+        match &c.queue {
+            QueueChange::Keep => {}
+            QueueChange::Add(w) => items.push(put_always(&self.table, item(&wk, "waiting", w)?)?),
+            QueueChange::Remove => items.push(self.delete_item(&wk)?),
+        }
+        if let Some(e) = &c.audit {
+            items.push(put(
+                &self.table,
+                item(&keys::audit(&ws, e.conversation, &e.id), "audit", e)?,
+                NOT_EXISTS,
+                None,
+            )?);
+        }
+        self.transact(items, None).await
+    }
+
+    async fn set_presence(
         &self,
         ws: &WorkspaceId,
         agent: &AgentId,
-        weight: u32,
-        at: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let k = keys::agent(ws, agent);
-        // A condition cannot add, so it compares the load with (capacity - weight) for the capacity
-        // read here; a capacity changed in between fails the condition and is read again.
-        for _ in 0..3 {
-            let Some(current) = self.get_as::<domain::routing::AgentState>("agent", &k).await? else {
-                return Ok(false);
-            };
-            let Some(limit) = current.capacity.checked_sub(weight) else { return Ok(false) };
-            if current.presence != domain::routing::Presence::Online || current.load > limit {
-                return Ok(false);
-            }
-            let at_text = at.format(&time::format_description::well_known::Rfc3339).map_err(|e| corrupt("time", e))?;
-            let res = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key_map(&k)))
-                .update_expression("SET #load = #load + :w, #last = :at")
-                .condition_expression("#presence = :online AND #capacity = :cap AND #load <= :limit")
-                .expression_attribute_names("#load", "load")
-                .expression_attribute_names("#last", "last_assigned_at")
-                .expression_attribute_names("#presence", "presence")
-                .expression_attribute_names("#capacity", "capacity")
-                .expression_attribute_values(":w", n(weight))
-                .expression_attribute_values(":at", s(at_text))
-                .expression_attribute_values(":online", s("online"))
-                .expression_attribute_values(":cap", n(current.capacity))
-                .expression_attribute_values(":limit", n(limit))
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await;
-            match res {
-                Ok(out) => {
-                    metered(out.consumed_capacity(), true);
-                    return Ok(true);
-                }
-                Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => continue,
-                Err(e) => return Err(classify(e)),
-            }
-        }
-        Ok(false)
-    }
-
-    async fn release_capacity(&self, ws: &WorkspaceId, agent: &AgentId, weight: u32) -> Result<(), StoreError> {
-        let k = keys::agent(ws, agent);
-        let res = self
+        presence: domain::routing::Presence,
+        default_capacity: u32,
+    ) -> Result<domain::routing::AgentState, StoreError> {
+        let presence = to_attribute_value(presence).map_err(|e| corrupt("presence", e))?;
+        let out = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key_map(&k)))
-            .update_expression("SET #load = #load - :w")
-            .condition_expression("#load >= :w")
+            .set_key(Some(key_map(&keys::agent(ws, agent))))
+            .update_expression(
+                "SET #presence = :presence, #id = :id, #entity = :entity, #capacity = if_not_exists(#capacity, :cap), \
+                 #load = if_not_exists(#load, :zero), #teams = if_not_exists(#teams, :none), \
+                 #skills = if_not_exists(#skills, :none)",
+            )
+            .expression_attribute_names("#presence", "presence")
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_names("#entity", keys::ENTITY)
+            .expression_attribute_names("#capacity", "capacity")
             .expression_attribute_names("#load", "load")
-            .expression_attribute_values(":w", n(weight))
+            .expression_attribute_names("#teams", "teams")
+            .expression_attribute_names("#skills", "skills")
+            .expression_attribute_values(":presence", presence)
+            .expression_attribute_values(":id", s(agent.as_str()))
+            .expression_attribute_values(":entity", s("agent"))
+            .expression_attribute_values(":cap", n(default_capacity))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":none", AttributeValue::L(vec![]))
+            .return_values(ReturnValue::AllNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            // Less than `weight` left (or no such agent): settle at zero rather than go negative.
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key_map(&k)))
-                .update_expression("SET #load = :zero")
-                .condition_expression("attribute_exists(PK)")
-                .expression_attribute_names("#load", "load")
-                .expression_attribute_values(":zero", n(0))
-                .send()
-                .await
-                .map(|_| ())
-                .or_else(|e| {
-                    if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) {
-                        Ok(())
-                    } else {
-                        Err(classify(e))
-                    }
-                }),
-            Err(e) => Err(classify(e)),
+            .await
+            .map_err(classify)?;
+        metered(out.consumed_capacity(), true);
+        decode("agent", out.attributes.unwrap_or_default())
+    }
+}
+
+fn connection_item(k: &Key, c: &domain::realtime::Connection) -> Result<Item, StoreError> {
+    let mut it = item(k, "connection", c)?;
+    // DynamoDB deletes it within days of this; readers check staleness themselves.
+    it.insert(keys::TTL.into(), n(c.expires_at().unix_timestamp()));
+    Ok(it)
+}
+
+#[async_trait]
+impl ConnectionStore for DynamoStore {
+    async fn put_connection(&self, c: &domain::realtime::Connection) -> Result<(), StoreError> {
+        // Both items hold the whole connection: a lookup by id is one read.
+        let items = vec![
+            put_always(&self.table, connection_item(&keys::connection_pointer(&c.id), c)?)?,
+            put_always(&self.table, connection_item(&keys::connection(&c.workspace, &c.id), c)?)?,
+        ];
+        self.transact(items, None).await
+    }
+
+    async fn connection(&self, id: &domain::ConnectionId) -> Result<Option<domain::realtime::Connection>, StoreError> {
+        self.get_as("connection", &keys::connection_pointer(id)).await
+    }
+
+    async fn connections(&self, ws: &WorkspaceId) -> Result<Vec<domain::realtime::Connection>, StoreError> {
+        let items = self.query_all(&keys::connections_partition(ws), "").await?;
+        items.into_iter().map(|it| decode("connection", it)).collect()
+    }
+
+    async fn delete_connection(&self, ws: &WorkspaceId, id: &domain::ConnectionId) -> Result<(), StoreError> {
+        let items =
+            vec![self.delete_item(&keys::connection_pointer(id))?, self.delete_item(&keys::connection(ws, id))?];
+        self.transact(items, None).await
+    }
+}
+
+#[async_trait]
+impl AuditLog for DynamoStore {
+    async fn record_audit(&self, e: &domain::audit::AuditEntry) -> Result<(), StoreError> {
+        self.create(item(&keys::audit(&e.workspace, e.conversation, &e.id), "audit", e)?).await.map(drop)
+    }
+
+    async fn audit_trail(
+        &self,
+        ws: &WorkspaceId,
+        conversation: Option<ConversationId>,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<domain::audit::AuditEntry>, StoreError> {
+        let (pk, prefix) = keys::audit_partition(ws, conversation);
+        let after = keys::sort_cursor_after(cursor, prefix)?;
+        let (items, more) = self.query_prefix_page(&pk, prefix, limit, after).await?;
+        let mut last_sk = None;
+        let mut entries = Vec::with_capacity(items.len());
+        for it in items {
+            last_sk = it.get(keys::SK).and_then(|v| v.as_s().ok()).cloned();
+            entries.push(decode::<domain::audit::AuditEntry>("audit entry", it)?);
         }
+        let next = if more { last_sk.map(|sk| keys::encode_cursor(&sk)) } else { None };
+        Ok(Page { items: entries, next })
     }
 }

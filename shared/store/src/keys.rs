@@ -13,6 +13,13 @@
 //! | idempotency key      | `WS#<ws>#IDEMP#<agent>#<key>`        | `IDEMP`            |
 //! | consent of an identity | `WS#<ws>#CONSENT#<kind>#<value>`   | `CONSENT`          |
 //! | agent routing state  | `WS#<ws>#AGENTS`                     | `<agent>`          |
+//! | routing rules        | `WS#<ws>#ROUTING`                    | `RULES`            |
+//! | team                 | `WS#<ws>#ROUTING`                    | `TEAM#<team>`      |
+//! | waiting conversation | `WS#<ws>#ROUTEQ`                     | `<conv>`           |
+//! | agent connection     | `WS#<ws>#CONN`                       | `<connection>`     |
+//! | connection → workspace | `CONN#<connection>`                | `CONN`             |
+//! | conversation audit entry | `WS#<ws>#CONV#<conv>`            | `AUDIT#<ulid>`     |
+//! | workspace audit entry | `WS#<ws>#AUDIT`                     | `<ulid>`           |
 //!
 //! | cost counter         | `WS#<ws>#COST#<yyyy-mm>`             | see [`cost_counter`] |
 //! | ledger entry         | `WS#<ws>#LEDGER#<yyyy-mm-dd>`        | `<message>#<kind>` |
@@ -29,7 +36,7 @@ use domain::finance::ledger::{Counter, Grouping, Month};
 use domain::finance::{BudgetScope, Dimension, EntryKind};
 use domain::model::{Channel, ConversationStatus, Identity};
 use domain::ports::{Cursor, StoreError};
-use domain::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
+use domain::{AgentId, ConnectionId, ContactId, ConversationId, IdempotencyKey, MessageId, TeamId, WorkspaceId};
 use time::OffsetDateTime;
 
 pub const PK: &str = "PK";
@@ -76,6 +83,56 @@ pub fn agents_partition(w: &WorkspaceId) -> String {
 
 pub fn agent(w: &WorkspaceId, id: &AgentId) -> Key {
     Key { pk: agents_partition(w), sk: id.to_string() }
+}
+
+pub fn routing_partition(w: &WorkspaceId) -> String {
+    format!("{}#ROUTING", ws(w))
+}
+
+pub fn routing_rules(w: &WorkspaceId) -> Key {
+    Key { pk: routing_partition(w), sk: "RULES".into() }
+}
+
+pub const TEAM_PREFIX: &str = "TEAM#";
+
+pub fn team(w: &WorkspaceId, id: &TeamId) -> Key {
+    Key { pk: routing_partition(w), sk: format!("{TEAM_PREFIX}{id}") }
+}
+
+pub fn waiting_partition(w: &WorkspaceId) -> String {
+    format!("{}#ROUTEQ", ws(w))
+}
+
+pub fn waiting(w: &WorkspaceId, conv: ConversationId) -> Key {
+    Key { pk: waiting_partition(w), sk: conv.to_string() }
+}
+
+pub fn connections_partition(w: &WorkspaceId) -> String {
+    format!("{}#CONN", ws(w))
+}
+
+pub fn connection(w: &WorkspaceId, id: &ConnectionId) -> Key {
+    Key { pk: connections_partition(w), sk: id.to_string() }
+}
+
+/// API Gateway names a connection without its workspace: this item leads from one to the other.
+pub fn connection_pointer(id: &ConnectionId) -> Key {
+    Key { pk: format!("CONN#{id}"), sk: "CONN".into() }
+}
+
+pub const AUDIT_PREFIX: &str = "AUDIT#";
+
+/// Where an audit entry lives, and the sort-key prefix its trail is read with.
+pub fn audit_partition(w: &WorkspaceId, conv: Option<ConversationId>) -> (String, &'static str) {
+    match conv {
+        Some(c) => (conversation(w, c).pk, AUDIT_PREFIX),
+        None => (format!("{}#AUDIT", ws(w)), ""),
+    }
+}
+
+pub fn audit(w: &WorkspaceId, conv: Option<ConversationId>, id: &str) -> Key {
+    let (pk, prefix) = audit_partition(w, conv);
+    Key { pk, sk: format!("{prefix}{id}") }
 }
 
 pub fn consent(w: &WorkspaceId, id: &Identity) -> Key {

@@ -23,6 +23,9 @@ pub trait Store:
     + domain::ports::BudgetStore
     + domain::ports::ConsentStore
     + domain::ports::AgentStore
+    + domain::ports::RoutingStore
+    + domain::ports::ConnectionStore
+    + domain::ports::AuditLog
 {
 }
 
@@ -37,5 +40,8 @@ impl<T> Store for T where
         + domain::ports::BudgetStore
         + domain::ports::ConsentStore
         + domain::ports::AgentStore
+        + domain::ports::RoutingStore
+        + domain::ports::ConnectionStore
+        + domain::ports::AuditLog
 {
 }

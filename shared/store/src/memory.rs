@@ -33,6 +33,12 @@ struct State {
     alerts: HashSet<Key>,
     consent: HashMap<Key, domain::consent::Record>,
     agents: BTreeMap<Key, domain::routing::AgentState>,
+    routing_rules: HashMap<Key, domain::routing::RoutingRules>,
+    teams: BTreeMap<Key, domain::routing::Team>,
+    waiting: BTreeMap<Key, domain::routing::Work>,
+    connections: BTreeMap<Key, domain::realtime::Connection>,
+    connection_pointers: HashMap<Key, WorkspaceId>,
+    audit: BTreeMap<Key, domain::audit::AuditEntry>,
 }
 
 #[derive(Default)]
@@ -583,30 +589,165 @@ impl AgentStore for MemoryStore {
         let pk = keys::agents_partition(ws);
         Ok(self.with(|s| s.agents.iter().filter(|(k, _)| k.pk == pk).map(|(_, a)| a.clone()).collect()))
     }
+}
 
-    async fn reserve_capacity(
+#[async_trait]
+impl RoutingStore for MemoryStore {
+    async fn routing_rules(&self, ws: &WorkspaceId) -> Result<domain::routing::RoutingRules, StoreError> {
+        Ok(self.with(|s| s.routing_rules.get(&keys::routing_rules(ws)).cloned().unwrap_or_default()))
+    }
+
+    async fn put_routing_rules(
+        &self,
+        ws: &WorkspaceId,
+        rules: &domain::routing::RoutingRules,
+    ) -> Result<(), StoreError> {
+        self.with(|s| s.routing_rules.insert(keys::routing_rules(ws), rules.clone()));
+        Ok(())
+    }
+
+    async fn teams(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::Team>, StoreError> {
+        let pk = keys::routing_partition(ws);
+        Ok(self.with(|s| s.teams.iter().filter(|(k, _)| k.pk == pk).map(|(_, t)| t.clone()).collect()))
+    }
+
+    async fn put_team(&self, ws: &WorkspaceId, team: &domain::routing::Team) -> Result<(), StoreError> {
+        self.with(|s| s.teams.insert(keys::team(ws, &team.id), team.clone()));
+        Ok(())
+    }
+
+    async fn waiting(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::Work>, StoreError> {
+        let pk = keys::waiting_partition(ws);
+        Ok(self.with(|s| s.waiting.iter().filter(|(k, _)| k.pk == pk).map(|(_, w)| w.clone()).collect()))
+    }
+
+    async fn commit_routing(&self, c: RoutingCommit) -> Result<(), StoreError> {
+        let ws = c.conversation.workspace.clone();
+        let ck = keys::conversation(&ws, c.conversation.id);
+        self.with(|s| {
+            // Every condition first, then every write: all or nothing, like the transaction.
+            match s.conversations.get(&ck) {
+                Some(stored) if stored.version == c.expected_version => {}
+                _ => return Err(StoreError::Conflict),
+            }
+            if let Some(t) = &c.take {
+                let Some(a) = s.agents.get(&keys::agent(&ws, &t.agent)) else { return Err(StoreError::Conflict) };
+                if let Some(cap) = t.capacity {
+                    let room = a.presence == domain::routing::Presence::Online
+                        && a.capacity == cap
+                        && a.load + t.weight <= cap;
+                    if !room {
+                        return Err(StoreError::Conflict);
+                    }
+                }
+            }
+            if let Some((agent, w)) = &c.give_back {
+                if let Some(a) = s.agents.get_mut(&keys::agent(&ws, agent)) {
+                    a.load = a.load.saturating_sub(*w);
+                }
+            }
+            if let Some(t) = &c.take {
+                if let Some(a) = s.agents.get_mut(&keys::agent(&ws, &t.agent)) {
+                    a.load += t.weight;
+                    a.last_assigned_at = Some(t.at);
+                }
+            }
+            let wk = keys::waiting(&ws, c.conversation.id);
+            match &c.queue {
+                QueueChange::Keep => {}
+                QueueChange::Add(w) => {
+                    s.waiting.insert(wk, w.clone());
+                }
+                QueueChange::Remove => {
+                    s.waiting.remove(&wk);
+                }
+            }
+            if let Some(e) = &c.audit {
+                s.audit.insert(keys::audit(&ws, e.conversation, &e.id), e.clone());
+            }
+            s.conversations.insert(ck, c.conversation);
+            Ok(())
+        })
+    }
+
+    async fn set_presence(
         &self,
         ws: &WorkspaceId,
         agent: &AgentId,
-        weight: u32,
-        at: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        Ok(self.with(|s| match s.agents.get_mut(&keys::agent(ws, agent)) {
-            Some(a) if a.presence == domain::routing::Presence::Online && a.load + weight <= a.capacity => {
-                a.load += weight;
-                a.last_assigned_at = Some(at);
-                true
-            }
-            _ => false,
+        presence: domain::routing::Presence,
+        default_capacity: u32,
+    ) -> Result<domain::routing::AgentState, StoreError> {
+        Ok(self.with(|s| {
+            let a = s.agents.entry(keys::agent(ws, agent)).or_insert_with(|| domain::routing::AgentState {
+                id: agent.clone(),
+                presence,
+                teams: Default::default(),
+                skills: Default::default(),
+                capacity: default_capacity,
+                load: 0,
+                last_assigned_at: None,
+            });
+            a.presence = presence;
+            a.clone()
+        }))
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for MemoryStore {
+    async fn put_connection(&self, c: &domain::realtime::Connection) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.connection_pointers.insert(keys::connection_pointer(&c.id), c.workspace.clone());
+            s.connections.insert(keys::connection(&c.workspace, &c.id), c.clone());
+        });
+        Ok(())
+    }
+
+    async fn connection(&self, id: &domain::ConnectionId) -> Result<Option<domain::realtime::Connection>, StoreError> {
+        Ok(self.with(|s| {
+            let ws = s.connection_pointers.get(&keys::connection_pointer(id))?;
+            s.connections.get(&keys::connection(ws, id)).cloned()
         }))
     }
 
-    async fn release_capacity(&self, ws: &WorkspaceId, agent: &AgentId, weight: u32) -> Result<(), StoreError> {
+    async fn connections(&self, ws: &WorkspaceId) -> Result<Vec<domain::realtime::Connection>, StoreError> {
+        let pk = keys::connections_partition(ws);
+        Ok(self.with(|s| s.connections.iter().filter(|(k, _)| k.pk == pk).map(|(_, c)| c.clone()).collect()))
+    }
+
+    async fn delete_connection(&self, ws: &WorkspaceId, id: &domain::ConnectionId) -> Result<(), StoreError> {
         self.with(|s| {
-            if let Some(a) = s.agents.get_mut(&keys::agent(ws, agent)) {
-                a.load = a.load.saturating_sub(weight);
-            }
+            s.connection_pointers.remove(&keys::connection_pointer(id));
+            s.connections.remove(&keys::connection(ws, id));
         });
         Ok(())
+    }
+}
+
+#[async_trait]
+impl AuditLog for MemoryStore {
+    async fn record_audit(&self, e: &domain::audit::AuditEntry) -> Result<(), StoreError> {
+        self.with(|s| s.audit.insert(keys::audit(&e.workspace, e.conversation, &e.id), e.clone()));
+        Ok(())
+    }
+
+    async fn audit_trail(
+        &self,
+        ws: &WorkspaceId,
+        conversation: Option<ConversationId>,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<domain::audit::AuditEntry>, StoreError> {
+        let (pk, prefix) = keys::audit_partition(ws, conversation);
+        let after = keys::sort_cursor_after(cursor, prefix)?;
+        let rest: Vec<(String, domain::audit::AuditEntry)> = self.with(|s| {
+            s.audit
+                .iter()
+                .filter(|(k, _)| k.pk == pk && k.sk.starts_with(prefix) && after.as_ref().is_none_or(|a| k.sk > *a))
+                .map(|(k, e)| (k.sk.clone(), e.clone()))
+                .collect()
+        });
+        let (items, next) = paginate(rest, limit);
+        Ok(Page { items, next: next.map(|sk| keys::encode_cursor(&sk)) })
     }
 }

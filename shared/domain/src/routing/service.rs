@@ -108,7 +108,7 @@ pub async fn route_conversation<S: RoutingPorts + ?Sized>(
                 let commit = RoutingCommit {
                     conversation: next,
                     expected_version: c.version,
-                    take: Some(Take { agent: agent.clone(), weight, capacity: Some(capacity) }),
+                    take: Some(Take { agent: agent.clone(), weight, capacity: Some(capacity), at: now }),
                     give_back: None,
                     queue: QueueChange::Keep,
                     audit: Some(audit),
@@ -207,7 +207,7 @@ pub async fn drain_queue<S: RoutingPorts + ?Sized>(
         let commit = RoutingCommit {
             conversation: next.clone(),
             expected_version: c.version,
-            take: Some(Take { agent: agent.clone(), weight, capacity: Some(capacity) }),
+            take: Some(Take { agent: agent.clone(), weight, capacity: Some(capacity), at: now }),
             give_back: None,
             queue: QueueChange::Remove,
             audit: Some(audit),
