@@ -21,6 +21,8 @@ use domain::model::{Contact, Conversation, DeliveryEvent, DeliveryStatus, Direct
 use domain::ports::{
     ConversationWrite, IdempotencyRecord, InboundCommit, NotificationQueue, OutboundQueue, ReplyCommit, StoreError,
 };
+use domain::routing::service::{route_conversation, Routed};
+use domain::routing::WaitReason;
 use domain::threading::{thread, Threading};
 use domain::{AgentId, Channel, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
 use kit::fifo::{parse_body, process_in_order, RecordError};
@@ -125,7 +127,28 @@ async fn ingest_with(deps: &Deps, event: InboundEvent, inv: &Invocation) -> Resu
                 let help = domain::consent::governed(m.channel)
                     && m.text.as_deref().and_then(domain::consent::keyword) == Some(Keyword::Help);
                 if help {
-                    answer_help(deps, &m, conversation, inv).await?;
+                    let key = format!("help-{}-{}", m.provider, m.provider_message_id);
+                    let reply = AutoReply { kind: domain::consent::AUTO_REPLY_HELP, text: &deps.help_text, key: &key };
+                    auto_reply(deps, &m, conversation, reply, inv).await?;
+                }
+                // One routing brain: a conversation without an owner is routed (or queued) now;
+                // also on a redelivery, so a crash after the commit cannot leave it unrouted.
+                let now = time::OffsetDateTime::now_utc();
+                let routed = route_conversation(&*deps.store, &*deps.notifications, &m.workspace, conversation, now)
+                    .await
+                    .map_err(|e| {
+                        if e.is_retryable() {
+                            RecordError::Retryable(Box::new(e))
+                        } else {
+                            RecordError::Permanent(Box::new(e))
+                        }
+                    })?;
+                if routed == Routed::Waiting(WaitReason::OutsideBusinessHours) {
+                    // Seed 001: outside business hours the customer hears when to expect an answer.
+                    let text = deps.store.routing_rules(&m.workspace).await?.after_hours_message;
+                    let key = format!("after-hours-{conversation}");
+                    let reply = AutoReply { kind: AUTO_REPLY_AFTER_HOURS, text: &text, key: &key };
+                    auto_reply(deps, &m, conversation, reply, inv).await?;
                 }
                 match outcome {
                     Ingested::Stored { new_conversation, .. } => tracing::info!(
@@ -148,16 +171,28 @@ async fn ingest_with(deps: &Deps, event: InboundEvent, inv: &Invocation) -> Resu
 /// `system` agent with an idempotency key made of the provider's message id, so a redelivery finds
 /// it (and finishes its enqueue) instead of writing another. It goes out even to an opted-out
 /// number: HELP is always answered.
-async fn answer_help(
+/// `metadata.auto_reply` of the acknowledgement sent outside business hours.
+pub const AUTO_REPLY_AFTER_HOURS: &str = "after_hours";
+
+/// An automatic answer: what it is (`metadata.auto_reply`), its text, and the idempotency key
+/// that makes it go out once.
+struct AutoReply<'a> {
+    kind: &'a str,
+    text: &'a str,
+    key: &'a str,
+}
+
+async fn auto_reply(
     deps: &Deps,
     m: &InboundMessage,
     conversation_id: ConversationId,
+    reply: AutoReply<'_>,
     inv: &Invocation,
 ) -> Result<(), RecordError> {
     let ws = &m.workspace;
     let permanent = |e: domain::ParseError| RecordError::Permanent(Box::new(e));
     let system = AgentId::parse(domain::consent::SYSTEM_AGENT).map_err(permanent)?;
-    let key = IdempotencyKey::parse(&format!("help-{}-{}", m.provider, m.provider_message_id)).map_err(permanent)?;
+    let key = IdempotencyKey::parse(reply.key).map_err(permanent)?;
     for _ in 0..MAX_ATTEMPTS {
         if let Some(record) = deps.store.idempotency_record(ws, &system, &key).await? {
             if !record.enqueued {
@@ -172,7 +207,7 @@ async fn answer_help(
         };
         let Ok(route) = conversation.reply_route(Some(m.channel)) else { return Ok(()) };
         let now = time::OffsetDateTime::now_utc();
-        let seg = domain::sms::segment(&deps.help_text);
+        let seg = domain::sms::segment(reply.text);
         let mut message = Message {
             id: MessageId::new(),
             workspace: ws.clone(),
@@ -181,7 +216,7 @@ async fn answer_help(
             channel: route.channel,
             route,
             sender: Sender::System,
-            text: Some(deps.help_text.clone()),
+            text: Some(reply.text.to_owned()),
             rich: None,
             attachments: vec![],
             provider: None,
@@ -196,7 +231,7 @@ async fn answer_help(
                 error_message: None,
             }],
             metadata: [
-                ("auto_reply".to_owned(), serde_json::Value::from(domain::consent::AUTO_REPLY_HELP)),
+                ("auto_reply".to_owned(), serde_json::Value::from(reply.kind)),
                 ("sms_encoding".to_owned(), serde_json::to_value(seg.encoding).unwrap_or_default()),
                 ("sms_segments".to_owned(), seg.segments.into()),
             ]
@@ -218,7 +253,7 @@ async fn answer_help(
                 Some(entry)
             }
             Err(e) => {
-                tracing::warn!(workspace = %ws, error = %e, "help answer could not be priced");
+                tracing::warn!(workspace = %ws, error = %e, kind = reply.kind, "automatic answer could not be priced");
                 None
             }
         };
@@ -226,7 +261,7 @@ async fn answer_help(
             workspace: ws.clone(),
             agent: system.clone(),
             key: key.clone(),
-            request_hash: format!("help:{}", m.provider_message_id),
+            request_hash: format!("{}:{}", reply.kind, reply.key),
             status_code: 202,
             response: serde_json::json!({ "message_id": message.id }),
             conversation_id,
@@ -248,7 +283,7 @@ async fn answer_help(
             Err(e) => return Err(e.into()),
         }
     }
-    Err(RecordError::Retryable("the HELP answer is still contended".into()))
+    Err(RecordError::Retryable(format!("the {} answer is still contended", reply.kind).into()))
 }
 
 /// Budget alerts are level-triggered: a failed check is caught up by the next message's, so it is
@@ -298,6 +333,9 @@ async fn try_ingest(deps: &Deps, m: &InboundMessage, inv: &Invocation) -> Result
         (_, previous) => {
             let mut c = Conversation::start(ws.clone(), &contact, at);
             c.record_inbound(route.clone(), at);
+            // Team and skills are decided once, from the channel and the first message.
+            store.routing_rules(ws).await?.classify(&mut c, m.channel, m.text.as_deref().unwrap_or(""));
+            c.previous_owner = previous.as_ref().and_then(|p| p.assignee.clone());
             let id = c.id;
             (ConversationWrite::Create { conversation: c, replaces: previous.map(|p| p.id) }, id, true, None)
         }
@@ -470,6 +508,81 @@ mod tests {
         assert_eq!(conv.unread_count, 2, "an automatic answer marks nothing read");
     }
 
+    async fn conversation_of(store: &MemoryStore, from: &str) -> Conversation {
+        let p = PhoneNumber::parse(from).unwrap();
+        let contact = store.contact_by_identity(&ws(), &Identity::phone(&p)).await.unwrap().unwrap();
+        store.current_conversation(&ws(), &contact).await.unwrap().unwrap()
+    }
+
+    #[tokio::test]
+    async fn new_conversations_are_routed_by_skill_and_wait_when_nobody_qualifies() {
+        use domain::ports::{AgentStore, AuditLog, RoutingStore};
+        use domain::routing::{AgentState, Presence, RoutingRules};
+        let (deps, store, q) = deps();
+        let mut rules = RoutingRules::default();
+        rules.skills.keywords.insert("refund".into(), "billing".into());
+        store.put_routing_rules(&ws(), &rules).await.unwrap();
+        let agent = |id: &str, skills: &[&str]| AgentState {
+            id: AgentId::parse(id).unwrap(),
+            presence: Presence::Online,
+            teams: Default::default(),
+            skills: skills.iter().map(|s| (*s).to_owned()).collect(),
+            capacity: 100,
+            load: 0,
+            last_assigned_at: None,
+        };
+        store.put_agent(&ws(), &agent("ann", &[])).await.unwrap();
+        store.put_agent(&ws(), &agent("bob", &["billing"])).await.unwrap();
+        ingest(&deps, inbound("SM00000000000000000000000000000021", "+14155552671", "I want a refund")).await.unwrap();
+        let billing = conversation_of(&store, "+14155552671").await;
+        assert_eq!(billing.assignee.as_ref().map(AgentId::as_str), Some("bob"), "the skill decides");
+        assert!(billing.skills.contains("billing"));
+        // A follow-up keeps its owner and changes nothing in routing.
+        ingest(&deps, inbound("SM00000000000000000000000000000022", "+14155552671", "hello?")).await.unwrap();
+        assert_eq!(conversation_of(&store, "+14155552671").await.assignee, billing.assignee);
+        ingest(&deps, inbound("SM00000000000000000000000000000023", "+14155552672", "hi")).await.unwrap();
+        assert_eq!(conversation_of(&store, "+14155552672").await.assignee.unwrap().as_str(), "ann");
+        // Both are full now: the third waits in the queue.
+        ingest(&deps, inbound("SM00000000000000000000000000000024", "+14155552673", "hi")).await.unwrap();
+        let waiting = conversation_of(&store, "+14155552673").await;
+        assert_eq!((waiting.assignee.clone(), waiting.waiting_since.is_some()), (None, true));
+        assert_eq!(store.waiting(&ws()).await.unwrap().len(), 1);
+        let changes: Vec<String> = q
+            .sent()
+            .into_iter()
+            .filter(|(_, _, b)| b["type"] == "conversation_changed")
+            .map(|(_, _, b)| b["change"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(changes, ["assigned", "assigned", "queued"]);
+        let trail = store.audit_trail(&ws(), Some(billing.id), 10, None).await.unwrap().items;
+        assert_eq!(trail[0].action, "assigned");
+    }
+
+    #[tokio::test]
+    async fn outside_business_hours_the_customer_is_acknowledged_once() {
+        use domain::ports::RoutingStore;
+        use domain::routing::{BusinessHours, RoutingRules};
+        let (deps, store, q) = deps();
+        // Open on no day at all: always outside hours.
+        let rules = RoutingRules {
+            hours: Some(BusinessHours { time_zone: "UTC".into(), weekly: Default::default(), holidays: Default::default() }),
+            ..RoutingRules::default()
+        };
+        store.put_routing_rules(&ws(), &rules).await.unwrap();
+        let first = inbound("SM00000000000000000000000000000031", "+14155552671", "hello");
+        ingest(&deps, first.clone()).await.unwrap();
+        ingest(&deps, first).await.unwrap();
+        ingest(&deps, inbound("SM00000000000000000000000000000032", "+14155552671", "anyone?")).await.unwrap();
+        let conv = conversation_of(&store, "+14155552671").await;
+        let msgs = store.messages(&ws(), conv.id, Order::Oldest, 10, None).await.unwrap().items;
+        let acks: Vec<_> = msgs.iter().filter(|m| m.direction == Direction::Outbound).collect();
+        assert_eq!(acks.len(), 1);
+        assert_eq!(acks[0].text.as_deref(), Some(domain::routing::DEFAULT_AFTER_HOURS_MESSAGE));
+        assert_eq!(acks[0].metadata["auto_reply"], AUTO_REPLY_AFTER_HOURS);
+        assert_eq!(q.sent().iter().filter(|(_, _, b)| b.get("task").is_some_and(|t| t == "send")).count(), 1);
+        assert!(conv.waiting_since.is_some() && conv.assignee.is_none());
+    }
+
     #[tokio::test]
     async fn the_fixture_batch_is_stored_and_announced() {
         let (deps, s, q) = deps();
@@ -480,8 +593,9 @@ mod tests {
         let contact = s.contact_by_identity(&ws(), &Identity::phone(&p)).await.unwrap().unwrap();
         let conv = s.current_conversation(&ws(), &contact).await.unwrap().unwrap();
         assert_eq!(conv.unread_count, 1);
-        assert_eq!(q.sent().len(), 1);
-        assert_eq!(q.sent()[0].2["type"], "message_created");
+        let types: Vec<String> = q.sent().iter().map(|(_, _, b)| b["type"].as_str().unwrap().to_owned()).collect();
+        // Nobody is online in a fresh workspace: the conversation waits for the first agent.
+        assert_eq!(types, ["message_created", "conversation_changed"]);
     }
 
     #[tokio::test]
@@ -547,6 +661,7 @@ mod tests {
             panic!("duplicate expected")
         };
         assert_eq!(s.messages(&ws(), conversation, Order::Oldest, 10, None).await.unwrap().items.len(), 1);
-        assert_eq!(q.sent().len(), 1, "the retry announced it");
+        let created = q.sent().iter().filter(|(_, _, b)| b["type"] == "message_created").count();
+        assert_eq!(created, 1, "the retry announced it");
     }
 }
