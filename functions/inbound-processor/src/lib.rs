@@ -134,15 +134,8 @@ async fn ingest_with(deps: &Deps, event: InboundEvent, inv: &Invocation) -> Resu
                 // One routing brain: a conversation without an owner is routed (or queued) now;
                 // also on a redelivery, so a crash after the commit cannot leave it unrouted.
                 let now = time::OffsetDateTime::now_utc();
-                let routed = route_conversation(&*deps.store, &*deps.notifications, &m.workspace, conversation, now)
-                    .await
-                    .map_err(|e| {
-                        if e.is_retryable() {
-                            RecordError::Retryable(Box::new(e))
-                        } else {
-                            RecordError::Permanent(Box::new(e))
-                        }
-                    })?;
+                let routed =
+                    route_conversation(&*deps.store, &*deps.notifications, &m.workspace, conversation, now).await?;
                 if routed == Routed::Waiting(WaitReason::OutsideBusinessHours) {
                     // Seed 001: outside business hours the customer hears when to expect an answer.
                     let text = deps.store.routing_rules(&m.workspace).await?.after_hours_message;
@@ -565,7 +558,11 @@ mod tests {
         let (deps, store, q) = deps();
         // Open on no day at all: always outside hours.
         let rules = RoutingRules {
-            hours: Some(BusinessHours { time_zone: "UTC".into(), weekly: Default::default(), holidays: Default::default() }),
+            hours: Some(BusinessHours {
+                time_zone: "UTC".into(),
+                weekly: Default::default(),
+                holidays: Default::default(),
+            }),
             ..RoutingRules::default()
         };
         store.put_routing_rules(&ws(), &rules).await.unwrap();

@@ -27,3 +27,57 @@ impl Deps {
         ))
     }
 }
+
+/// The wiring of WebSocket routes after `$connect`: the store and the notification queue
+/// (`NOTIFICATION_QUEUE_URL`). The connection was authenticated when it opened.
+#[cfg(feature = "live")]
+pub struct Live {
+    pub store: Arc<dyn Store>,
+    pub notifications: Arc<dyn domain::ports::NotificationQueue>,
+}
+
+#[cfg(feature = "live")]
+impl Live {
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        Ok(Self {
+            store: Arc::new(store::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.required("TABLE_NAME")?,
+            )),
+            notifications: Arc::new(queue::SqsQueue::new(
+                aws_sdk_sqs::Client::new(aws),
+                config.required("NOTIFICATION_QUEUE_URL")?,
+            )),
+        })
+    }
+}
+
+/// The wiring of inbox actions: authenticated REST routes whose changes agents see live.
+#[cfg(feature = "live")]
+pub struct Inbox {
+    pub store: Arc<dyn Store>,
+    pub auth: Authenticator,
+    pub notifications: Arc<dyn domain::ports::NotificationQueue>,
+}
+
+#[cfg(feature = "live")]
+impl Inbox {
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        let Live { store, notifications } = Live::from_config(config, aws).await?;
+        Ok(Self { store, notifications, auth: Authenticator::from_config(config, aws).await? })
+    }
+}
+
+/// The connection a WebSocket message came from, as stored at `$connect` (401 when it is not: a
+/// connection cleaned up as stale must reconnect).
+#[cfg(feature = "live")]
+pub async fn caller(
+    store: &dyn Store,
+    req: &kit::ws::WsRequest,
+) -> Result<domain::realtime::Connection, kit::http::ApiError> {
+    let id = kit::ws::connection_id(req)?;
+    store
+        .connection(&id)
+        .await?
+        .ok_or_else(|| kit::http::ApiError::Unauthorized("unknown connection: reconnect with a token".into()))
+}

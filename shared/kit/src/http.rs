@@ -62,6 +62,12 @@ impl ApiError {
     /// The response. Server-side failures are logged with their cause chain here, once; clients see
     /// only the stable code.
     pub fn into_response(self) -> Response<Body> {
+        let (status, body) = self.logged_body();
+        json(status, &body)
+    }
+
+    /// The status and JSON body, logged once (also the WebSocket routes' error frame).
+    pub fn logged_body(&self) -> (u16, serde_json::Value) {
         let status = self.status();
         if status >= 500 {
             let mut chain = String::new();
@@ -75,8 +81,16 @@ impl ApiError {
             // The code, not the message: messages can quote the caller's input.
             tracing::info!(status, code = self.code(), "request rejected");
         }
-        let body = serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } });
-        json(status, &body)
+        (status, serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } }))
+    }
+}
+
+impl From<domain::routing::service::RoutingError> for ApiError {
+    fn from(e: domain::routing::service::RoutingError) -> Self {
+        match e {
+            domain::routing::service::RoutingError::Store(e) => e.into(),
+            domain::routing::service::RoutingError::Queue(e) => e.into(),
+        }
     }
 }
 

@@ -8,5 +8,6 @@ pub mod fifo;
 pub mod http;
 pub mod telemetry;
 pub mod twilio;
+pub mod ws;
 
 pub use config::{Config, ConfigError};

@@ -265,3 +265,28 @@ pub async fn commit_change<S: RoutingPorts + ?Sized>(
     notify.publish(&changed(&next, change, actor, prev)).await?;
     Ok(next)
 }
+
+/// Sets an agent's presence and announces it; an agent coming online takes waiting work at once.
+/// Returns the conversations assigned to anyone by the drain.
+pub async fn set_presence<S: RoutingPorts + ?Sized>(
+    store: &S,
+    notify: &dyn NotificationQueue,
+    ws: &WorkspaceId,
+    agent: &AgentId,
+    presence: super::Presence,
+    now: OffsetDateTime,
+) -> Result<Vec<(ConversationId, AgentId)>, RoutingError> {
+    let rules = store.routing_rules(ws).await?;
+    store.set_presence(ws, agent, presence, rules.default_capacity).await?;
+    let event = Notification::PresenceChanged {
+        workspace: ws.clone(),
+        agent: agent.clone(),
+        presence,
+        id: ulid::Ulid::new().to_string(),
+    };
+    notify.publish(&event).await?;
+    if presence == super::Presence::Online {
+        return drain_queue(store, notify, ws, now).await;
+    }
+    Ok(vec![])
+}
