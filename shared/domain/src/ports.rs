@@ -416,3 +416,18 @@ pub trait AuditLog: Send + Sync {
         cursor: Option<&Cursor>,
     ) -> Result<Page<crate::audit::AuditEntry>, StoreError>;
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The connection is closed (API Gateway's 410): forget it.
+    #[error("connection gone")]
+    Gone,
+    #[error("push failed")]
+    Failed(#[source] BoxError),
+}
+
+/// Posts a frame to one WebSocket connection (API Gateway's `@connections` management API).
+#[async_trait]
+pub trait ConnectionPusher: Send + Sync {
+    async fn push(&self, id: &crate::ConnectionId, frame: &[u8]) -> Result<(), PushError>;
+}
