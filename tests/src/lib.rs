@@ -59,6 +59,8 @@ pub async fn spawn_stack() -> TestStack {
         jwt_secret: JWT_SECRET.into(),
         send_retry_base_ms: 10,
         poll_wait_secs: 1,
+        ws_idle: std::time::Duration::from_secs(600),
+        ws_max_age: std::time::Duration::from_secs(7200),
     };
     let stack = Stack::start(&template, opts, &aws).await.expect("local stack");
     let store = store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), stack.provisioned.table.clone());

@@ -6,6 +6,6 @@ async fn main() -> Result<(), Error> {
     kit::telemetry::init();
     let config = kit::Config::from_env();
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let deps = notifier::Deps::from_config(&config, &aws)?;
+    let deps = notifier::Deps::from_config(&config, &aws).await?;
     run(service_fn(|ev: LambdaEvent<SqsEvent>| notifier::handle(&deps, ev.payload))).await
 }

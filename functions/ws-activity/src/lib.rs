@@ -7,7 +7,10 @@
 //!   the tab then receives its events too.
 //! - `{"action":"subscribe"|"unsubscribe","conversation_id":"…"}`: follow a conversation's events.
 
-use api::{caller, Live};
+use api::caller;
+pub use api::Live;
+/// The wiring this route needs, under the name every function uses.
+pub use api::Live as Deps;
 use domain::events::{Activity, Notification};
 use domain::model::Role;
 use domain::realtime::{ClientAction, Connection};

@@ -3,7 +3,7 @@
 //! A forged, expired or missing token is refused with 401 before anything is stored, so API Gateway
 //! never opens the socket. An accepted connection is stored with a TTL at API Gateway's limits.
 
-use api::Deps;
+pub use api::Deps;
 use domain::realtime::Connection;
 use kit::http::ApiError;
 use kit::ws::{accept_subprotocol, connection_id, ok, respond, token, WsRequest, WsResponse, SUBPROTOCOL};

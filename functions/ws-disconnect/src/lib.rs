@@ -2,7 +2,9 @@
 //! Gateway's two-hour / ten-minute-idle limits closed it): the connection is removed, and an agent
 //! whose last connection this was goes offline, so routing stops sending them work.
 
-use api::Live;
+pub use api::Live;
+/// The wiring this route needs, under the name every function uses.
+pub use api::Live as Deps;
 use domain::model::Role;
 use domain::routing::service::set_presence;
 use domain::routing::Presence;

@@ -5,7 +5,10 @@
 //! waiting conversations at once. `{"action":"heartbeat"}` keeps the connection fresh: clients send
 //! one every few minutes, inside API Gateway's ten-minute idle limit.
 
-use api::{caller, Live};
+use api::caller;
+pub use api::Live;
+/// The wiring this route needs, under the name every function uses.
+pub use api::Live as Deps;
 use domain::model::Role;
 use domain::realtime::ClientAction;
 use domain::routing::service::set_presence;

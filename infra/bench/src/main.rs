@@ -358,6 +358,8 @@ async fn capacity(
             jwt_secret: "bench-jwt".into(),
             send_retry_base_ms: 10,
             poll_wait_secs: 1,
+            ws_idle: std::time::Duration::from_secs(600),
+            ws_max_age: std::time::Duration::from_secs(7200),
         },
         aws,
     )

@@ -20,6 +20,7 @@ use lambda_http::{Body, Request, Response};
 use tokio::task::JoinHandle;
 
 use crate::provision::{provision, Provisioned};
+use crate::sockets::{self, Sockets, WsFn};
 use crate::template::{HttpRoute, SqsMapping, Template};
 
 type HttpFn = Arc<dyn Fn(Request) -> BoxFuture<'static, Response<Body>> + Send + Sync>;
@@ -38,10 +39,15 @@ pub struct StackOptions {
     pub send_retry_base_ms: u64,
     /// How long a consumer waits on an empty queue per receive (seconds, 0-20).
     pub poll_wait_secs: i32,
+    /// API Gateway closes an idle WebSocket after ten minutes and any after two hours.
+    pub ws_idle: Duration,
+    pub ws_max_age: Duration,
 }
 
 pub struct Stack {
     pub base_url: String,
+    /// The agents' WebSocket endpoint (`ws://…/ws`).
+    pub ws_url: String,
     pub provisioned: Provisioned,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -94,6 +100,27 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
     })
 }
 
+async fn ws_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) -> Result<WsFn> {
+    macro_rules! ws {
+        ($krate:ident) => {{
+            let deps =
+                Arc::new($krate::Deps::from_config(cfg, aws).await.with_context(|| format!("configuring {binary}"))?);
+            let f: WsFn = Arc::new(move |ev| {
+                let deps = deps.clone();
+                Box::pin(async move { $krate::handle(&deps, ev).await })
+            });
+            f
+        }};
+    }
+    Ok(match binary {
+        "ws-connect" => ws!(ws_connect),
+        "ws-disconnect" => ws!(ws_disconnect),
+        "ws-presence" => ws!(ws_presence),
+        "ws-activity" => ws!(ws_activity),
+        other => bail!("template.yaml routes a WebSocket route to {other}, which the local gateway does not know"),
+    })
+}
+
 async fn sqs_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) -> Result<SqsFn> {
     macro_rules! sqs {
         ($krate:ident) => {{
@@ -109,6 +136,7 @@ async fn sqs_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) -
     Ok(match binary {
         "inbound-processor" => sqs!(inbound_processor),
         "outbound-sender" => sqs!(outbound_sender),
+        "notifier" => sqs!(notifier),
         other => bail!("template.yaml maps a queue to {other}, which the local gateway does not know"),
     })
 }
@@ -287,6 +315,8 @@ impl Stack {
                 ("JWT_SECRET".into(), opts.jwt_secret.clone()),
                 ("PUBLIC_BASE_URL".into(), base_url.clone()),
                 ("SEND_RETRY_BASE_MS".into(), opts.send_retry_base_ms.to_string()),
+                // The @connections management API is served by this gateway, at its root.
+                ("WEBSOCKET_ENDPOINT".into(), base_url.clone()),
             ];
             for (var, queue) in template.queue_env(binary) {
                 let url = provisioned
@@ -309,7 +339,20 @@ impl Stack {
             routes.push((route, f));
         }
         let router = Arc::new(Router { routes, domain: addr.to_string() });
-        let app = axum::Router::new().fallback(serve).with_state(router);
+        let mut ws_routes = vec![];
+        for route in template.ws_routes()? {
+            let f = ws_function(&route.binary, &config_for(&route.binary)?, aws).await?;
+            ws_routes.push((route, f));
+        }
+        let sockets = Arc::new(Sockets::new(ws_routes, addr.to_string(), opts.ws_idle, opts.ws_max_age));
+        let ws_app = axum::Router::new()
+            .route("/ws", axum::routing::get(sockets::upgrade))
+            .route(
+                "/@connections/{id}",
+                axum::routing::post(sockets::post).get(sockets::get).delete(sockets::delete),
+            )
+            .with_state(sockets);
+        let app = axum::Router::new().fallback(serve).with_state(router).merge(ws_app);
         let mut tasks = vec![tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "gateway stopped");
@@ -327,7 +370,8 @@ impl Stack {
             let arn = provisioned.queue_arns.get(&mapping.queue_logical_id).cloned().unwrap_or_default();
             tasks.push(tokio::spawn(poll(sqs.clone(), url, arn, mapping.clone(), f, opts.poll_wait_secs)));
         }
-        Ok(Stack { base_url, provisioned, tasks })
+        let ws_url = format!("ws://{addr}/ws");
+        Ok(Stack { base_url, ws_url, provisioned, tasks })
     }
 }
 

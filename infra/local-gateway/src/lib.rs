@@ -6,6 +6,7 @@
 pub mod gateway;
 pub mod provision;
 pub mod services;
+pub mod sockets;
 pub mod template;
 
 /// Fixed, public development values. Never used outside the local stack.

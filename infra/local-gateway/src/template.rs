@@ -36,6 +36,15 @@ pub struct HttpRoute {
     pub binary: String,
 }
 
+/// A route of a WebSocket API (`$connect`, `$disconnect`, `$default` or an action).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsRoute {
+    pub route_key: String,
+    pub binary: String,
+    /// A route response is configured: the function's answer goes back to the client.
+    pub two_way: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqsMapping {
     pub queue_logical_id: String,
@@ -213,6 +222,38 @@ impl Template {
         Ok(out)
     }
 
+    /// The WebSocket API's routes: Route → `integrations/${Integration}` → the integration's
+    /// `${SomeFunction.Arn}` → that function's binary.
+    pub fn ws_routes(&self) -> Result<Vec<WsRoute>> {
+        let binaries: BTreeMap<String, String> = self.functions().map(|(id, _, b)| (id, b)).collect();
+        let sub_ref = |v: &Value, open: &str| -> Option<String> {
+            let s = tagged(v, "!Sub")?.as_str()?;
+            let start = s.find(open)? + open.len();
+            let rest = &s[start..];
+            Some(rest[..rest.find(|c| c == '}' || c == '.')?].to_owned())
+        };
+        let mut out = vec![];
+        for (id, res) in self.of_type("AWS::ApiGatewayV2::Route") {
+            let props = res.get("Properties").ok_or_else(|| anyhow!("{id} has no Properties"))?;
+            let route_key = props.get("RouteKey").and_then(Value::as_str).ok_or_else(|| anyhow!("{id}: no RouteKey"))?;
+            let integration = props
+                .get("Target")
+                .and_then(|t| sub_ref(t, "integrations/${"))
+                .ok_or_else(|| anyhow!("{id}: Target must be !Sub \"integrations/${{Integration}}\""))?;
+            let uri = self
+                .resources
+                .get(integration.as_str())
+                .and_then(|r| r.get("Properties"))
+                .and_then(|p| p.get("IntegrationUri"))
+                .ok_or_else(|| anyhow!("{id}: integration {integration} has no IntegrationUri"))?;
+            let function = sub_ref(uri, "/functions/${").ok_or_else(|| anyhow!("{integration}: IntegrationUri names no function"))?;
+            let binary = binaries.get(&function).cloned().ok_or_else(|| anyhow!("{integration}: {function} is not a function"))?;
+            let two_way = props.get("RouteResponseSelectionExpression").is_some();
+            out.push(WsRoute { route_key: route_key.to_owned(), binary, two_way });
+        }
+        Ok(out)
+    }
+
     /// Environment variables a function's template gives it that name a queue (`!Ref SomeQueue`).
     pub fn queue_env(&self, binary: &str) -> Vec<(String, String)> {
         let mut out = vec![];
@@ -273,5 +314,17 @@ mod tests {
         assert_eq!(inbound.queue_logical_id, "InboundQueue");
         assert!(inbound.report_batch_item_failures);
         assert!(t.queue_env("api-send-message").contains(&("OUTBOUND_QUEUE_URL".into(), "OutboundQueue".into())));
+        assert!(maps.iter().any(|m| m.binary == "notifier" && m.queue_logical_id == "NotificationQueue"));
+    }
+
+    #[test]
+    fn websocket_routes_lead_to_their_functions() {
+        let routes = template().ws_routes().unwrap();
+        let find = |k: &str| routes.iter().find(|r| r.route_key == k).cloned().unwrap();
+        assert_eq!((find("$connect").binary.as_str(), find("$connect").two_way), ("ws-connect", false));
+        assert_eq!(find("$disconnect").binary, "ws-disconnect");
+        assert_eq!((find("heartbeat").binary.as_str(), find("heartbeat").two_way), ("ws-presence", true));
+        assert_eq!(find("viewing").binary, "ws-activity");
+        assert_eq!(routes.len(), 8);
     }
 }
