@@ -222,3 +222,87 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// An agent's WebSocket, as a browser tab would hold it.
+pub struct AgentSocket {
+    stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    /// Frames read while waiting for another one, kept for later `expect`s.
+    seen: Vec<serde_json::Value>,
+}
+
+/// How a connection attempt ended: the socket, or the HTTP status the handshake was refused with.
+pub async fn connect_socket(url: &str, token: &str, via_subprotocol: bool) -> Result<AgentSocket, u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let target = if via_subprotocol { url.to_owned() } else { format!("{url}?token={token}") };
+    let mut req = target.into_client_request().expect("ws request");
+    if via_subprotocol {
+        let offer = format!("{}, {token}", kit::ws::SUBPROTOCOL);
+        req.headers_mut().insert("sec-websocket-protocol", offer.parse().expect("header"));
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((stream, _)) => Ok(AgentSocket { stream, seen: vec![] }),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+        Err(e) => panic!("websocket connect failed: {e}"),
+    }
+}
+
+impl AgentSocket {
+    pub async fn send(&mut self, frame: serde_json::Value) {
+        use futures::SinkExt;
+        self.stream
+            .send(tokio_tungstenite::tungstenite::Message::Text(frame.to_string().into()))
+            .await
+            .expect("ws send");
+    }
+
+    /// The first frame (already seen or arriving within 15 s) that `matches`; panics otherwise.
+    pub async fn expect(&mut self, what: &str, matches: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        use futures::StreamExt;
+        if let Some(i) = self.seen.iter().position(&matches) {
+            return self.seen.remove(i);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.stream.next()).await;
+            let frame = match next {
+                Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+                    serde_json::from_str::<serde_json::Value>(&t).expect("frames are JSON")
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(other) => panic!("socket ended while waiting for {what}: {other:?}"),
+                Err(_) => panic!("no {what} within 15 s; saw {:#?}", self.seen),
+            };
+            if matches(&frame) {
+                return frame;
+            }
+            self.seen.push(frame);
+        }
+    }
+
+    /// Sends an action and waits for its answer (action routes are two-way).
+    pub async fn act(&mut self, frame: serde_json::Value) -> serde_json::Value {
+        let action = frame["action"].as_str().expect("action").to_owned();
+        self.send(frame).await;
+        self.expect(&format!("the answer to {action}"), |f| {
+            f.get("action").and_then(|a| a.as_str()) == Some(action.as_str()) || f.get("error").is_some()
+        })
+        .await
+    }
+
+    /// Everything received so far and within `wait`, without matching.
+    pub async fn drain(&mut self, wait: Duration) -> Vec<serde_json::Value> {
+        use futures::StreamExt;
+        let deadline = tokio::time::Instant::now() + wait;
+        while let Ok(Some(Ok(m))) = tokio::time::timeout_at(deadline, self.stream.next()).await {
+            if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+                self.seen.push(serde_json::from_str(&t).expect("frames are JSON"));
+            }
+        }
+        std::mem::take(&mut self.seen)
+    }
+}
+
+/// Frame matchers.
+pub fn is_event(kind: &'static str) -> impl Fn(&serde_json::Value) -> bool {
+    move |f| f["event"]["type"] == kind
+}

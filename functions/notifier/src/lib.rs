@@ -59,7 +59,10 @@ impl Deps {
     /// `TABLE_NAME`, `WEBSOCKET_ENDPOINT`.
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         Ok(Self {
-            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            store: Arc::new(store::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.required("TABLE_NAME")?,
+            )),
             pusher: Arc::new(ApiGatewayPusher::new(aws, &config.required("WEBSOCKET_ENDPOINT")?)),
         })
     }
@@ -216,7 +219,11 @@ mod tests {
         ] {
             store.put_connection(&c).await.unwrap();
         }
-        let sockets = Arc::new(Sockets { gone: vec!["ann-gone".into()], broken: vec!["ann-broken".into()], ..Default::default() });
+        let sockets = Arc::new(Sockets {
+            gone: vec!["ann-gone".into()],
+            broken: vec!["ann-broken".into()],
+            ..Default::default()
+        });
         let deps = Deps { store: store.clone(), pusher: sockets.clone() };
         let event = Notification::MessageCreated {
             workspace: ws.clone(),

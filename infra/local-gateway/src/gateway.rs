@@ -347,10 +347,7 @@ impl Stack {
         let sockets = Arc::new(Sockets::new(ws_routes, addr.to_string(), opts.ws_idle, opts.ws_max_age));
         let ws_app = axum::Router::new()
             .route("/ws", axum::routing::get(sockets::upgrade))
-            .route(
-                "/@connections/{id}",
-                axum::routing::post(sockets::post).get(sockets::get).delete(sockets::delete),
-            )
+            .route("/@connections/{id}", axum::routing::post(sockets::post).get(sockets::get).delete(sockets::delete))
             .with_state(sockets);
         let app = axum::Router::new().fallback(serve).with_state(router).merge(ws_app);
         let mut tasks = vec![tokio::spawn(async move {

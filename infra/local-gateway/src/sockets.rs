@@ -50,7 +50,12 @@ fn now_ms() -> i64 {
 }
 
 impl Sockets {
-    pub fn new(routes: Vec<(crate::template::WsRoute, WsFn)>, domain: String, idle: Duration, max_age: Duration) -> Self {
+    pub fn new(
+        routes: Vec<(crate::template::WsRoute, WsFn)>,
+        domain: String,
+        idle: Duration,
+        max_age: Duration,
+    ) -> Self {
         Self { routes, live: Mutex::new(HashMap::new()), domain, idle, max_age }
     }
 
@@ -110,7 +115,8 @@ pub async fn upgrade(
     for (k, v) in &headers {
         event.headers.insert(k.clone(), v.clone());
     }
-    let params: HashMap<String, String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
+    let params: HashMap<String, String> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()).into_owned().collect();
     event.query_string_parameters = params.into();
     let answer = connect(event).await;
     if answer.status_code != 200 {
@@ -191,12 +197,17 @@ async fn run(sockets: Arc<Sockets>, socket: WebSocket, id: String, connected_at:
 }
 
 fn gone() -> Response {
-    (StatusCode::GONE, [("x-amzn-errortype", "GoneException"), ("content-type", "application/json")], r#"{"message":"Gone"}"#)
+    (
+        StatusCode::GONE,
+        [("x-amzn-errortype", "GoneException"), ("content-type", "application/json")],
+        r#"{"message":"Gone"}"#,
+    )
         .into_response()
 }
 
 pub async fn post(State(sockets): State<Arc<Sockets>>, Path(id): Path<String>, body: Bytes) -> Response {
-    let sent = sockets.lock().get(&id).map(|l| l.tx.send(Out::Text(String::from_utf8_lossy(&body).into_owned())).is_ok());
+    let sent =
+        sockets.lock().get(&id).map(|l| l.tx.send(Out::Text(String::from_utf8_lossy(&body).into_owned())).is_ok());
     match sent {
         Some(true) => StatusCode::OK.into_response(),
         _ => gone(),

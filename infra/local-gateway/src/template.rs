@@ -235,7 +235,8 @@ impl Template {
         let mut out = vec![];
         for (id, res) in self.of_type("AWS::ApiGatewayV2::Route") {
             let props = res.get("Properties").ok_or_else(|| anyhow!("{id} has no Properties"))?;
-            let route_key = props.get("RouteKey").and_then(Value::as_str).ok_or_else(|| anyhow!("{id}: no RouteKey"))?;
+            let route_key =
+                props.get("RouteKey").and_then(Value::as_str).ok_or_else(|| anyhow!("{id}: no RouteKey"))?;
             let integration = props
                 .get("Target")
                 .and_then(|t| sub_ref(t, "integrations/${"))
@@ -246,8 +247,12 @@ impl Template {
                 .and_then(|r| r.get("Properties"))
                 .and_then(|p| p.get("IntegrationUri"))
                 .ok_or_else(|| anyhow!("{id}: integration {integration} has no IntegrationUri"))?;
-            let function = sub_ref(uri, "/functions/${").ok_or_else(|| anyhow!("{integration}: IntegrationUri names no function"))?;
-            let binary = binaries.get(&function).cloned().ok_or_else(|| anyhow!("{integration}: {function} is not a function"))?;
+            let function = sub_ref(uri, "/functions/${")
+                .ok_or_else(|| anyhow!("{integration}: IntegrationUri names no function"))?;
+            let binary = binaries
+                .get(&function)
+                .cloned()
+                .ok_or_else(|| anyhow!("{integration}: {function} is not a function"))?;
             let two_way = props.get("RouteResponseSelectionExpression").is_some();
             out.push(WsRoute { route_key: route_key.to_owned(), binary, two_way });
         }

@@ -1,0 +1,188 @@
+//! Agents in real time, end to end on the local stack with real WebSocket clients: $connect
+//! authentication, routing by skill and capacity, push over @connections, typing and viewing,
+//! presence steering new work, the waiting queue, and cleanup of dropped connections.
+
+use std::time::Duration;
+
+use domain::ports::{AgentStore, ConnectionStore, ConversationReader, RoutingStore};
+use domain::routing::{AgentState, Presence, RoutingRules};
+use domain::AgentId;
+use kit::auth::Role;
+use serde_json::json;
+use switchboard_e2e::*;
+
+async fn profile(t: &TestStack, id: &str, skills: &[&str], capacity: u32) {
+    let agent = AgentState {
+        id: AgentId::parse(id).unwrap(),
+        presence: Presence::Offline,
+        teams: Default::default(),
+        skills: skills.iter().map(|s| (*s).to_owned()).collect(),
+        capacity,
+        load: 0,
+        last_assigned_at: None,
+    };
+    t.store.put_agent(&t.workspace, &agent).await.unwrap();
+}
+
+async fn conversation_of(t: &TestStack, from: &str) -> serde_json::Value {
+    eventually(&format!("the conversation of {from}"), || async {
+        t.conversations().await.into_iter().find(|c| c["last_inbound"]["contact_address"] == from)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn two_agents_work_live_routing_push_typing_viewing_presence_and_cleanup() {
+    let t = spawn_stack().await;
+    let mut rules = RoutingRules::default();
+    rules.skills.keywords.insert("refund".into(), "billing".into());
+    t.store.put_routing_rules(&t.workspace, &rules).await.unwrap();
+    profile(&t, "ann", &["billing"], 300).await;
+    profile(&t, "bob", &[], 300).await;
+
+    // A forged token never opens a socket, and nothing is stored.
+    let forged = kit::auth::issue_token(
+        "not-the-secret",
+        &t.workspace,
+        &AgentId::parse("ann").unwrap(),
+        None,
+        Role::Agent,
+        time::Duration::hours(1),
+    );
+    assert_eq!(connect_socket(&t.stack.ws_url, &forged, false).await.err(), Some(401));
+    assert_eq!(connect_socket(&t.stack.ws_url, "garbage", true).await.err(), Some(401));
+    assert!(t.store.connections(&t.workspace).await.unwrap().is_empty());
+
+    let mut ann = connect_socket(&t.stack.ws_url, &t.token_as("ann", Role::Agent), false).await.expect("ann connects");
+    let mut bob = connect_socket(&t.stack.ws_url, &t.token_as("bob", Role::Agent), true).await.expect("bob connects");
+    for s in [&mut ann, &mut bob] {
+        let answer = s.act(json!({ "action": "presence", "status": "online" })).await;
+        assert_eq!(answer["status"], "online", "{answer}");
+    }
+    ann.expect("bob coming online", |f| f["event"]["type"] == "presence_changed" && f["event"]["agent"] == "bob").await;
+
+    // A refund question needs billing: it goes to ann, who sees it arrive on her socket.
+    let alice = random_number();
+    assert_eq!(t.text_in(&new_sid(), &alice, "I need a refund").await.status(), 200);
+    let created = ann.expect("the new message", is_event("message_created")).await;
+    assert_eq!(created["message"]["text"], "I need a refund");
+    let conv = created["event"]["conversation_id"].as_str().unwrap().to_owned();
+    let assigned = ann
+        .expect("the assignment", |f| {
+            f["event"]["type"] == "conversation_changed" && f["event"]["change"] == "assigned"
+        })
+        .await;
+    assert_eq!(assigned["event"]["assignee"], "ann");
+    assert_eq!(assigned["conversation"]["skills"], json!(["billing"]));
+
+    // bob opens it: ann sees him viewing; ann types: bob (viewing) sees it, ann does not echo.
+    let answer = bob.act(json!({ "action": "viewing", "conversation_id": conv })).await;
+    assert_eq!(answer["conversation_id"], conv.as_str(), "{answer}");
+    let viewing = ann.expect("bob viewing", is_event("agent_activity")).await;
+    assert_eq!(
+        (viewing["event"]["agent"].as_str(), viewing["event"]["activity"].as_str()),
+        (Some("bob"), Some("viewing"))
+    );
+    ann.act(json!({ "action": "typing", "conversation_id": conv })).await;
+    let typing = bob.expect("ann typing", |f| f["event"]["activity"] == "typing").await;
+    assert_eq!(typing["event"]["agent"], "ann");
+    // An unknown conversation is a clear error frame.
+    let err = bob.act(json!({ "action": "typing", "conversation_id": domain::ConversationId::new() })).await;
+    assert_eq!(err["error"]["code"], "not_found");
+
+    // ann steps away: the next conversation goes to bob.
+    ann.act(json!({ "action": "presence", "status": "away" })).await;
+    let carol = random_number();
+    t.text_in(&new_sid(), &carol, "hello").await;
+    let to_bob =
+        bob.expect("bob's assignment", |f| f["event"]["change"] == "assigned" && f["event"]["assignee"] == "bob").await;
+    assert_eq!(to_bob["conversation"]["last_inbound"]["contact_address"], carol.as_str());
+
+    // bob steps away too: the next one waits, and is assigned the moment ann is back.
+    bob.act(json!({ "action": "presence", "status": "do_not_disturb" })).await;
+    let dave = random_number();
+    t.text_in(&new_sid(), &dave, "anyone there?").await;
+    let waiting = conversation_of(&t, &dave).await;
+    let waiting_id = waiting["id"].as_str().unwrap().to_owned();
+    eventually("the conversation waits", || async {
+        t.store
+            .waiting(&t.workspace)
+            .await
+            .unwrap()
+            .iter()
+            .any(|w| w.conversation.to_string() == waiting_id)
+            .then_some(())
+    })
+    .await;
+    let back = ann.act(json!({ "action": "presence", "status": "online" })).await;
+    assert_eq!(back["assigned_from_queue"], 1, "{back}");
+    let dequeued = ann
+        .expect("the waiting conversation", |f| {
+            f["event"]["change"] == "assigned" && f["event"]["conversation_id"] == waiting_id.as_str()
+        })
+        .await;
+    assert_eq!(dequeued["event"]["assignee"], "ann");
+    assert!(t.store.waiting(&t.workspace).await.unwrap().is_empty());
+
+    // bob's connection drops without a goodbye: it is cleaned up and he goes offline.
+    drop(bob);
+    eventually("bob's connection removed", || async {
+        let left = t.store.connections(&t.workspace).await.unwrap();
+        (!left.iter().any(|c| c.agent.as_str() == "bob")).then_some(())
+    })
+    .await;
+    let agents = t.store.agents(&t.workspace).await.unwrap();
+    assert_eq!(agents.iter().find(|a| a.id.as_str() == "bob").unwrap().presence, Presence::Offline);
+    ann.expect("bob going offline", |f| {
+        f["event"]["type"] == "presence_changed" && f["event"]["presence"] == "offline"
+    })
+    .await;
+    // Loads match what each holds.
+    let load = |id: &str| agents.iter().find(|a| a.id.as_str() == id).unwrap().load;
+    assert_eq!((load("ann"), load("bob")), (200, 100));
+}
+
+#[tokio::test]
+async fn fifty_new_conversations_at_once_never_exceed_capacity_and_the_rest_wait_in_order() {
+    let t = spawn_stack().await;
+    profile(&t, "ann", &[], 300).await;
+    profile(&t, "bob", &[], 200).await;
+    for a in ["ann", "bob"] {
+        t.store.set_presence(&t.workspace, &AgentId::parse(a).unwrap(), Presence::Online, 0).await.unwrap();
+    }
+    let numbers: Vec<String> = (0..50).map(|i| format!("+1415556{i:04}")).collect();
+    let t = &t;
+    let sends = numbers.iter().map(|n| async move { t.text_in(&new_sid(), n, "hi").await.status().as_u16() });
+    assert!(futures::future::join_all(sends).await.iter().all(|s| *s == 200));
+    let all = eventually("50 conversations routed or queued", || async {
+        let convs = t.conversations().await;
+        let queued = t.store.waiting(&t.workspace).await.unwrap().len();
+        let assigned = convs.iter().filter(|c| !c["assignee"].is_null()).count();
+        (convs.len() == 50 && assigned + queued == 50).then_some(convs)
+    })
+    .await;
+    let agents = t.store.agents(&t.workspace).await.unwrap();
+    for a in &agents {
+        assert!(a.load <= a.capacity, "{} holds {} of {}", a.id, a.load, a.capacity);
+        let held = all.iter().filter(|c| c["assignee"] == a.id.as_str()).count() as u32;
+        assert_eq!(held * 100, a.load, "{}'s load is what they hold", a.id);
+    }
+    assert_eq!(all.iter().filter(|c| !c["assignee"].is_null()).count(), 5, "3 + 2 fit");
+
+    // Room for three more: the three that waited longest are the ones assigned.
+    let mut queue = t.store.waiting(&t.workspace).await.unwrap();
+    queue.sort_by(domain::routing::queue_order);
+    let expected: Vec<String> = queue.iter().take(3).map(|w| w.conversation.to_string()).collect();
+    let mut ann = agents.iter().find(|a| a.id.as_str() == "ann").unwrap().clone();
+    ann.capacity = 600;
+    t.store.put_agent(&t.workspace, &ann).await.unwrap();
+    let mut socket = connect_socket(&t.stack.ws_url, &t.token_as("ann", Role::Agent), false).await.unwrap();
+    let answer = socket.act(json!({ "action": "presence", "status": "online" })).await;
+    assert_eq!(answer["assigned_from_queue"], 3, "{answer}");
+    for id in &expected {
+        let c = t.store.conversation(&t.workspace, id.parse().unwrap()).await.unwrap().unwrap();
+        assert_eq!(c.assignee.as_ref().map(|a| a.as_str()), Some("ann"), "queue order: {id}");
+    }
+    assert_eq!(t.store.waiting(&t.workspace).await.unwrap().len(), 42);
+    let _ = socket.drain(Duration::from_millis(100)).await;
+}
