@@ -8,6 +8,7 @@
 //! - capacity: DynamoDB capacity units and AWS requests per inbound message and per reply, counted
 //!   by a proxy in front of DynamoDB Local and moto while the pipeline runs.
 
+mod latency;
 mod proxy;
 mod runtime_api;
 
@@ -37,6 +38,12 @@ struct Args {
     /// Messages per capacity scenario.
     #[arg(long, default_value_t = 20)]
     messages: usize,
+    /// Messages in the webhook → agent socket latency run.
+    #[arg(long, default_value_t = 200)]
+    latency_runs: usize,
+    /// Only the webhook → socket latency (no release binaries needed).
+    #[arg(long)]
+    latency_only: bool,
 }
 
 const FUNCTIONS: [&str; 8] = [
@@ -63,8 +70,10 @@ fn main() -> Result<()> {
     for (k, v) in services.env() {
         std::env::set_var(k, v);
     }
-    std::env::set_var("AWS_ENDPOINT_URL_DYNAMODB", format!("http://127.0.0.1:{ddb_proxy}"));
-    std::env::set_var("AWS_ENDPOINT_URL_SQS", format!("http://127.0.0.1:{sqs_proxy}"));
+    if !args.latency_only {
+        std::env::set_var("AWS_ENDPOINT_URL_DYNAMODB", format!("http://127.0.0.1:{ddb_proxy}"));
+        std::env::set_var("AWS_ENDPOINT_URL_SQS", format!("http://127.0.0.1:{sqs_proxy}"));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let report = rt.block_on(run(&args, &root, &release, &services, ddb_proxy, sqs_proxy))?;
     println!("{report}");
@@ -80,6 +89,11 @@ async fn run(
     sqs_proxy: u16,
 ) -> Result<String> {
     let mut out = String::new();
+    if args.latency_only {
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let template = Template::load(&root.join("template.yaml"))?;
+        return latency::webhook_to_socket(args.latency_runs, &template, &aws, SID, TOKEN).await;
+    }
     out += &sizes(release)?;
     let counters = Arc::new(proxy::Counters::default());
     proxy::start("dynamodb", ([127, 0, 0, 1], ddb_proxy).into(), services.dynamodb_url.clone(), counters.clone())
@@ -89,6 +103,7 @@ async fn run(
     let template = Template::load(&root.join("template.yaml"))?;
     out += &cold_starts(args, release, services, &template, &aws).await?;
     out += &capacity(args, &template, &aws, &counters, &services.dynamodb_url).await?;
+    out += &latency::webhook_to_socket(args.latency_runs, &template, &aws, SID, TOKEN).await?;
     Ok(out)
 }
 

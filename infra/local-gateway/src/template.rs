@@ -230,7 +230,7 @@ impl Template {
             let s = tagged(v, "!Sub")?.as_str()?;
             let start = s.find(open)? + open.len();
             let rest = &s[start..];
-            Some(rest[..rest.find(|c| c == '}' || c == '.')?].to_owned())
+            Some(rest[..rest.find(['}', '.'])?].to_owned())
         };
         let mut out = vec![];
         for (id, res) in self.of_type("AWS::ApiGatewayV2::Route") {
