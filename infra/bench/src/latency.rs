@@ -11,42 +11,21 @@ use domain::ports::{AgentStore, ChannelAccount, ChannelDirectory};
 use domain::routing::{AgentState, Presence};
 use domain::{AgentId, Channel, WorkspaceId};
 use futures::{SinkExt, StreamExt};
-use switchboard_local::gateway::{Stack, StackOptions};
+use switchboard_local::gateway::Stack;
 use switchboard_local::template::Template;
 use tokio_tungstenite::tungstenite::Message;
 
-const JWT: &str = "bench-jwt";
+pub(crate) const JWT: &str = "bench-jwt";
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }
 
-pub async fn webhook_to_socket(
-    runs: usize,
-    template: &Template,
-    aws: &aws_config::SdkConfig,
-    sid: &str,
-    token: &str,
-) -> Result<String> {
+pub async fn webhook_to_socket(runs: usize, template: &Template, aws: &aws_config::SdkConfig) -> Result<String> {
+    let (sid, token) = (crate::SID, crate::TOKEN);
     let twilio = fake_twilio::FakeTwilio::start(sid, token, fake_twilio::Callbacks::None).await?;
-    let stack = Stack::start(
-        template,
-        StackOptions {
-            stack_name: format!("lat{}", ulid::Ulid::new().to_string().to_lowercase()),
-            http_addr: "127.0.0.1:0".parse()?,
-            twilio_api_base: twilio.base_url(),
-            twilio_account_sid: sid.into(),
-            twilio_auth_token: token.into(),
-            jwt_secret: JWT.into(),
-            send_retry_base_ms: 10,
-            poll_wait_secs: 20,
-            ws_idle: Duration::from_secs(600),
-            ws_max_age: Duration::from_secs(7200),
-        },
-        aws,
-    )
-    .await?;
+    let stack = Stack::start(template, crate::stack_options("lat", &twilio.base_url(), 20)?, aws).await?;
     let ws = WorkspaceId::parse("bench")?;
     let number = "+14155550177";
     let store = store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), stack.provisioned.table.clone());

@@ -92,7 +92,7 @@ async fn run(
     if args.latency_only {
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let template = Template::load(&root.join("template.yaml"))?;
-        return latency::webhook_to_socket(args.latency_runs, &template, &aws, SID, TOKEN).await;
+        return latency::webhook_to_socket(args.latency_runs, &template, &aws).await;
     }
     out += &sizes(release)?;
     let counters = Arc::new(proxy::Counters::default());
@@ -103,7 +103,7 @@ async fn run(
     let template = Template::load(&root.join("template.yaml"))?;
     out += &cold_starts(args, release, services, &template, &aws).await?;
     out += &capacity(args, &template, &aws, &counters, &services.dynamodb_url).await?;
-    out += &latency::webhook_to_socket(args.latency_runs, &template, &aws, SID, TOKEN).await?;
+    out += &latency::webhook_to_socket(args.latency_runs, &template, &aws).await?;
     Ok(out)
 }
 
@@ -354,6 +354,22 @@ fn table(title: &str, snapshot: &BTreeMap<String, proxy::OpStats>, n: usize) -> 
     s
 }
 
+/// The bench's stacks: their own table and queues, the fake Twilio, API Gateway's WebSocket limits.
+pub(crate) fn stack_options(prefix: &str, twilio_base: &str, poll_wait_secs: i32) -> Result<StackOptions> {
+    Ok(StackOptions {
+        stack_name: format!("{prefix}{}", ulid::Ulid::new().to_string().to_lowercase()),
+        http_addr: "127.0.0.1:0".parse()?,
+        twilio_api_base: twilio_base.to_owned(),
+        twilio_account_sid: SID.into(),
+        twilio_auth_token: TOKEN.into(),
+        jwt_secret: latency::JWT.into(),
+        send_retry_base_ms: 10,
+        poll_wait_secs,
+        ws_idle: std::time::Duration::from_secs(600),
+        ws_max_age: std::time::Duration::from_secs(7200),
+    })
+}
+
 async fn capacity(
     args: &Args,
     template: &Template,
@@ -362,23 +378,7 @@ async fn capacity(
     direct_dynamodb_url: &str,
 ) -> Result<String> {
     let twilio = fake_twilio::FakeTwilio::start(SID, TOKEN, fake_twilio::Callbacks::SentThenDelivered).await?;
-    let stack = Stack::start(
-        template,
-        StackOptions {
-            stack_name: format!("cap{}", ulid::Ulid::new().to_string().to_lowercase()),
-            http_addr: "127.0.0.1:0".parse()?,
-            twilio_api_base: twilio.base_url(),
-            twilio_account_sid: SID.into(),
-            twilio_auth_token: TOKEN.into(),
-            jwt_secret: "bench-jwt".into(),
-            send_retry_base_ms: 10,
-            poll_wait_secs: 1,
-            ws_idle: std::time::Duration::from_secs(600),
-            ws_max_age: std::time::Duration::from_secs(7200),
-        },
-        aws,
-    )
-    .await?;
+    let stack = Stack::start(template, stack_options("cap", &twilio.base_url(), 1)?, aws).await?;
     // Observation goes around the proxy, straight to DynamoDB Local, so it is not counted.
     let direct = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(aws).endpoint_url(direct_dynamodb_url).build(),

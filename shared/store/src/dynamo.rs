@@ -766,6 +766,27 @@ impl DynamoStore {
         Ok((items, last.is_some()))
     }
 
+    /// One page of a partition's items under `prefix`, decoded, with the cursor to the next.
+    async fn decoded_page<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        pk: &str,
+        prefix: &str,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<T>, StoreError> {
+        let after = keys::sort_cursor_after(cursor, prefix)?;
+        let (items, more) = self.query_prefix_page(pk, prefix, limit, after).await?;
+        let mut last_sk = None;
+        let mut decoded = Vec::with_capacity(items.len());
+        for it in items {
+            last_sk = it.get(keys::SK).and_then(|v| v.as_s().ok()).cloned();
+            decoded.push(decode::<T>(what, it)?);
+        }
+        let next = if more { last_sk.map(|sk| keys::encode_cursor(&sk)) } else { None };
+        Ok(Page { items: decoded, next })
+    }
+
     /// A conditional create: `false` when the item already existed.
     async fn put_plain(&self, it: Item) -> Result<(), StoreError> {
         let out = self
@@ -908,16 +929,7 @@ impl CostLedger for DynamoStore {
         limit: u16,
         cursor: Option<&Cursor>,
     ) -> Result<Page<LedgerEntry>, StoreError> {
-        let after = keys::sort_cursor_after(cursor, "")?;
-        let (items, more) = self.query_prefix_page(&keys::ledger_partition(ws, day), "", limit, after).await?;
-        let mut last_sk = None;
-        let mut entries = Vec::with_capacity(items.len());
-        for it in items {
-            last_sk = it.get(keys::SK).and_then(|v| v.as_s().ok()).cloned();
-            entries.push(decode::<LedgerEntry>("ledger entry", it)?);
-        }
-        let next = if more { last_sk.map(|sk| keys::encode_cursor(&sk)) } else { None };
-        Ok(Page { items: entries, next })
+        self.decoded_page("ledger entry", &keys::ledger_partition(ws, day), "", limit, cursor).await
     }
 }
 
@@ -1211,15 +1223,6 @@ impl AuditLog for DynamoStore {
         cursor: Option<&Cursor>,
     ) -> Result<Page<domain::audit::AuditEntry>, StoreError> {
         let (pk, prefix) = keys::audit_partition(ws, conversation);
-        let after = keys::sort_cursor_after(cursor, prefix)?;
-        let (items, more) = self.query_prefix_page(&pk, prefix, limit, after).await?;
-        let mut last_sk = None;
-        let mut entries = Vec::with_capacity(items.len());
-        for it in items {
-            last_sk = it.get(keys::SK).and_then(|v| v.as_s().ok()).cloned();
-            entries.push(decode::<domain::audit::AuditEntry>("audit entry", it)?);
-        }
-        let next = if more { last_sk.map(|sk| keys::encode_cursor(&sk)) } else { None };
-        Ok(Page { items: entries, next })
+        self.decoded_page("audit entry", &pk, prefix, limit, cursor).await
     }
 }
