@@ -137,30 +137,25 @@ async fn a_day_of_mixed_traffic_reports_what_the_ledger_holds_and_reconciles_pro
     assert_eq!(status, 403);
 }
 
-/// Every budget alert published on the notification queue so far.
-async fn budget_alerts(s: &TestStack) -> Vec<serde_json::Value> {
-    let sqs = aws_sdk_sqs::Client::new(&s.aws);
-    let url = s.queue_url("NotificationQueue");
+/// The budget alerts pushed to a finance user's socket: waits for `want`, then a moment more so a
+/// duplicate would show.
+async fn budget_alerts(socket: &mut AgentSocket, want: usize) -> Vec<serde_json::Value> {
+    let is_alert = |f: &serde_json::Value| f["event"]["type"] == "budget_threshold_reached";
     let mut out = Vec::new();
-    loop {
-        let got = sqs.receive_message().queue_url(&url).max_number_of_messages(10).wait_time_seconds(1).send().await;
-        let msgs = got.unwrap().messages.unwrap_or_default();
-        if msgs.is_empty() {
-            return out;
-        }
-        for m in msgs {
-            let v: serde_json::Value = serde_json::from_str(m.body().unwrap_or("{}")).unwrap();
-            if v["type"] == "budget_threshold_reached" {
-                out.push(v);
-            }
-        }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while out.len() < want && std::time::Instant::now() < deadline {
+        out.extend(socket.drain(std::time::Duration::from_millis(500)).await.into_iter().filter(is_alert));
     }
+    out.extend(socket.drain(std::time::Duration::from_secs(1)).await.into_iter().filter(is_alert));
+    out.into_iter().map(|f| f["event"].clone()).collect()
 }
 
 #[tokio::test]
 async fn budgets_alert_once_per_threshold_and_the_hard_stop_refuses_paid_sends() {
     let s = spawn_stack().await;
     let finance = s.token_as("fiona", Role::Finance);
+    // Alerts reach finance users' screens through the notifier.
+    let mut screen = connect_socket(&s.stack.ws_url, &finance, false).await.expect("finance connects");
     // 0.03 a month on SMS, hard stop: an inbound text (~0.0108) then a reply (~0.0113) pass 50 %,
     // a second text passes 80 % and 100 %.
     let (status, body) = s
@@ -188,7 +183,7 @@ async fn budgets_alert_once_per_threshold_and_the_hard_stop_refuses_paid_sends()
     eventually("the third text to be stored", || async { (s.messages(&conv).await.len() == 4).then_some(()) }).await;
 
     let mut thresholds: Vec<i64> =
-        budget_alerts(&s).await.iter().map(|a| a["threshold_percent"].as_i64().unwrap()).collect();
+        budget_alerts(&mut screen, 3).await.iter().map(|a| a["threshold_percent"].as_i64().unwrap()).collect();
     thresholds.sort_unstable();
     assert_eq!(thresholds, vec![50, 80, 100], "each threshold alerts exactly once");
 
