@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use domain::channels::twilio;
-use domain::ports::{AgentStore, ChannelAccount, ChannelDirectory};
+use domain::ports::AgentStore;
 use domain::routing::{AgentState, Presence};
-use domain::{AgentId, Channel, WorkspaceId};
+use domain::{AgentId, WorkspaceId};
 use futures::{SinkExt, StreamExt};
 use switchboard_local::gateway::Stack;
 use switchboard_local::template::Template;
@@ -29,14 +29,7 @@ pub async fn webhook_to_socket(runs: usize, template: &Template, aws: &aws_confi
     let ws = WorkspaceId::parse("bench")?;
     let number = "+14155550177";
     let store = store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), stack.provisioned.table.clone());
-    store
-        .put_channel_account(&ChannelAccount {
-            workspace: ws.clone(),
-            channel: Channel::Sms,
-            address: number.into(),
-            display_name: None,
-        })
-        .await?;
+    crate::own_number(&store, &ws, number).await?;
     let ann = AgentId::parse("ann")?;
     store
         .put_agent(
@@ -65,17 +58,7 @@ pub async fn webhook_to_socket(runs: usize, template: &Template, aws: &aws_confi
     let warmup = 3;
     for i in 0..runs + warmup {
         let marker = format!("latency probe {i} {}", ulid::Ulid::new());
-        let form: Vec<(String, String)> = [
-            ("MessageSid", format!("SM{:032x}", ulid::Ulid::new().0)),
-            ("AccountSid", sid.to_owned()),
-            ("From", format!("+1415558{:04}", i % 20)),
-            ("To", number.to_owned()),
-            ("Body", marker.clone()),
-            ("NumMedia", "0".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let form = crate::sms_form(format!("+1415558{:04}", i % 20), number, &marker);
         let sig = twilio::compute_signature(token, &url, &form);
         let start = Instant::now();
         let res = http.post(&url).header("x-twilio-signature", sig).form(&form).send().await?;

@@ -207,14 +207,7 @@ async fn cold_starts(
     let ws = WorkspaceId::parse("bench")?;
     let number = "+14155550177";
     let store = store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), provisioned.table.clone());
-    store
-        .put_channel_account(&ChannelAccount {
-            workspace: ws.clone(),
-            channel: Channel::Sms,
-            address: number.into(),
-            display_name: None,
-        })
-        .await?;
+    own_number(&store, &ws, number).await?;
     // The functions talk straight to the servers, as a deployed function talks to AWS.
     let mut env: Vec<(String, String)> = services.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     env.push(("TABLE_NAME".into(), provisioned.table.clone()));
@@ -354,6 +347,28 @@ fn table(title: &str, snapshot: &BTreeMap<String, proxy::OpStats>, n: usize) -> 
     s
 }
 
+/// Receives SMS on `number` for `ws`.
+pub(crate) async fn own_number(store: &store::DynamoStore, ws: &WorkspaceId, number: &str) -> Result<()> {
+    let account =
+        ChannelAccount { workspace: ws.clone(), channel: Channel::Sms, address: number.into(), display_name: None };
+    Ok(store.put_channel_account(&account).await?)
+}
+
+/// A Twilio incoming-SMS webhook form (new MessageSid), to be signed for its URL.
+pub(crate) fn sms_form(from: String, to: &str, body: &str) -> Vec<(String, String)> {
+    [
+        ("MessageSid", format!("SM{:032x}", ulid::Ulid::new().0)),
+        ("AccountSid", SID.to_owned()),
+        ("From", from),
+        ("To", to.to_owned()),
+        ("Body", body.to_owned()),
+        ("NumMedia", "0".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
 /// The bench's stacks: their own table and queues, the fake Twilio, API Gateway's WebSocket limits.
 pub(crate) fn stack_options(prefix: &str, twilio_base: &str, poll_wait_secs: i32) -> Result<StackOptions> {
     Ok(StackOptions {
@@ -386,14 +401,7 @@ async fn capacity(
     let ws = WorkspaceId::parse("bench")?;
     let number = "+14155550188";
     let store = store::DynamoStore::new(direct, stack.provisioned.table.clone());
-    store
-        .put_channel_account(&ChannelAccount {
-            workspace: ws.clone(),
-            channel: Channel::Sms,
-            address: number.into(),
-            display_name: None,
-        })
-        .await?;
+    own_number(&store, &ws, number).await?;
     let http = reqwest::Client::new();
     let n = args.messages;
     let customers: Vec<String> = (0..n).map(|i| format!("+1415557{i:04}")).collect();
@@ -401,17 +409,7 @@ async fn capacity(
         let http = http.clone();
         let url = format!("{}/webhooks/twilio/sms", stack.base_url);
         async move {
-            let form: Vec<(String, String)> = [
-                ("MessageSid", format!("SM{:032x}", ulid::Ulid::new().0)),
-                ("AccountSid", SID.to_owned()),
-                ("From", from),
-                ("To", number.to_owned()),
-                ("Body", "Where is my order?".to_owned()),
-                ("NumMedia", "0".to_owned()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
+            let form = sms_form(from, number, "Where is my order?");
             let sig = twilio::compute_signature(TOKEN, &url, &form);
             let res = http.post(&url).header("x-twilio-signature", sig).form(&form).send().await?;
             anyhow::ensure!(res.status() == 200, "webhook answered {}", res.status());

@@ -33,11 +33,15 @@ pub fn token(req: &WsRequest) -> Option<(String, bool)> {
     req.query_string_parameters.first("token").map(|t| (t.to_owned(), false))
 }
 
-pub fn ok(body: serde_json::Value) -> WsResponse {
+fn response(status: u16, body: &serde_json::Value) -> WsResponse {
     let mut r = WsResponse::default();
-    r.status_code = 200;
+    r.status_code = i64::from(status);
     r.body = Some(Body::Text(body.to_string()));
     r
+}
+
+pub fn ok(body: serde_json::Value) -> WsResponse {
+    response(200, &body)
 }
 
 /// Names [`SUBPROTOCOL`] in a `$connect` answer (a browser closes a socket whose offered
@@ -49,10 +53,7 @@ pub fn accept_subprotocol(res: &mut WsResponse) {
 pub fn respond(result: Result<WsResponse, ApiError>) -> WsResponse {
     result.unwrap_or_else(|e| {
         let (status, body) = e.logged_body();
-        let mut r = WsResponse::default();
-        r.status_code = i64::from(status);
-        r.body = Some(Body::Text(body.to_string()));
-        r
+        response(status, &body)
     })
 }
 

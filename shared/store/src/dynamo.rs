@@ -807,7 +807,8 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().delete(d).build())
     }
 
-    /// An update of one agent's load by `delta` (hundredths), under `condition`.
+    /// A transaction update of one agent's item (`expression` on `#load`, and `#presence`,
+    /// `#capacity`, `#last` where named) under `condition`.
     fn load_update(
         &self,
         ws: &WorkspaceId,
@@ -958,9 +959,7 @@ impl BudgetStore for DynamoStore {
     }
 
     async fn put_budget(&self, ws: &WorkspaceId, budget: &Budget) -> Result<(), StoreError> {
-        let it = item(&keys::budget(ws, budget.scope), "budget", budget)?;
-        self.client.put_item().table_name(&self.table).set_item(Some(it)).send().await.map_err(classify)?;
-        Ok(())
+        self.put_plain(item(&keys::budget(ws, budget.scope), "budget", budget)?).await
     }
 
     async fn claim_alert(

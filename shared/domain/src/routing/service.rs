@@ -72,6 +72,28 @@ pub fn reassigned(c: &Conversation, agent: Option<(&AgentId, u32)>) -> Conversat
     next
 }
 
+/// The routing brain's assignment of `c` to `agent`: the agent's channel-weighted share taken
+/// under the capacity the router read, the audit entry (by `system`, with `why`) and the queue change.
+fn routed_assignment(
+    c: &Conversation,
+    work: &Work,
+    agent: &super::AgentState,
+    weights: &super::Weights,
+    why: serde_json::Value,
+    queue: QueueChange,
+    now: OffsetDateTime,
+) -> RoutingCommit {
+    let weight = weights.of(work.channel);
+    RoutingCommit {
+        conversation: reassigned(c, Some((&agent.id, weight))),
+        expected_version: c.version,
+        take: Some(Take { agent: agent.id.clone(), weight, capacity: Some(agent.capacity), at: now }),
+        give_back: None,
+        queue,
+        audit: Some(AuditEntry::new(c.workspace.clone(), Some(c.id), AuditEntry::system(), "assigned", why, now)),
+    }
+}
+
 /// Routes one conversation that has no owner and is not yet waiting. Idempotent: called again (a
 /// redelivered message) it finds the conversation owned or waiting and changes nothing.
 pub async fn route_conversation<S: RoutingPorts + ?Sized>(
@@ -94,25 +116,10 @@ pub async fn route_conversation<S: RoutingPorts + ?Sized>(
         let system = AuditEntry::system();
         let (commit, routed) = match decide(&work, &agents, &rules.weights, within) {
             Decision::Assign { agent, reason } => {
-                let weight = rules.weights.of(work.channel);
-                let capacity = agents.iter().find(|a| a.id == agent).map_or(0, |a| a.capacity);
-                let next = reassigned(&c, Some((&agent, weight)));
-                let audit = AuditEntry::new(
-                    ws.clone(),
-                    Some(id),
-                    system,
-                    "assigned",
-                    serde_json::json!({ "agent": agent, "reason": reason }),
-                    now,
-                );
-                let commit = RoutingCommit {
-                    conversation: next,
-                    expected_version: c.version,
-                    take: Some(Take { agent: agent.clone(), weight, capacity: Some(capacity), at: now }),
-                    give_back: None,
-                    queue: QueueChange::Keep,
-                    audit: Some(audit),
-                };
+                // The policy only names agents it was given.
+                let Some(state) = agents.iter().find(|a| a.id == agent) else { continue };
+                let why = serde_json::json!({ "agent": agent, "reason": reason });
+                let commit = routed_assignment(&c, &work, state, &rules.weights, why, QueueChange::Keep, now);
                 (commit, Routed::Assigned { agent, reason })
             }
             Decision::Wait(reason) => {
@@ -193,25 +200,10 @@ pub async fn drain_queue<S: RoutingPorts + ?Sized>(
             continue;
         }
         let Some(work) = Work::of(&c, now) else { continue };
-        let weight = rules.weights.of(work.channel);
-        let capacity = agents.iter().find(|a| a.id == agent).map_or(0, |a| a.capacity);
-        let next = reassigned(&c, Some((&agent, weight)));
-        let audit = AuditEntry::new(
-            ws.clone(),
-            Some(id),
-            AuditEntry::system(),
-            "assigned",
-            serde_json::json!({ "agent": agent, "reason": "dequeued" }),
-            now,
-        );
-        let commit = RoutingCommit {
-            conversation: next.clone(),
-            expected_version: c.version,
-            take: Some(Take { agent: agent.clone(), weight, capacity: Some(capacity), at: now }),
-            give_back: None,
-            queue: QueueChange::Remove,
-            audit: Some(audit),
-        };
+        let Some(state) = agents.iter().find(|a| a.id == agent) else { continue };
+        let why = serde_json::json!({ "agent": agent, "reason": "dequeued" });
+        let commit = routed_assignment(&c, &work, state, &rules.weights, why, QueueChange::Remove, now);
+        let next = commit.conversation.clone();
         match store.commit_routing(commit).await {
             Ok(()) => {
                 notify.publish(&changed(&next, ConversationChange::Assigned, AuditEntry::system(), None)).await?;
