@@ -21,7 +21,7 @@ use domain::model::{Contact, Conversation, DeliveryEvent, DeliveryStatus, Direct
 use domain::ports::{
     ConversationWrite, IdempotencyRecord, InboundCommit, NotificationQueue, OutboundQueue, ReplyCommit, StoreError,
 };
-use domain::routing::service::{route_conversation, Routed};
+use domain::routing::service::{route_conversation, Routed, RoutingError};
 use domain::routing::WaitReason;
 use domain::threading::{thread, Threading};
 use domain::{AgentId, Channel, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
@@ -85,8 +85,39 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> Result<SqsBatchResponse, Er
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ingested {
-    Stored { conversation: ConversationId, message: MessageId, new_conversation: bool },
-    Duplicate { conversation: ConversationId, message: MessageId },
+    Stored {
+        conversation: ConversationId,
+        message: MessageId,
+        new_conversation: bool,
+        /// The conversation had neither an owner nor a place in the queue when the message joined it.
+        needs_routing: bool,
+    },
+    Duplicate {
+        conversation: ConversationId,
+        message: MessageId,
+    },
+}
+
+/// Before a retry of a contended write: a concurrent writer just committed; a short pause lets us
+/// read what it wrote.
+async fn pause(attempt: u32) {
+    if attempt > 0 {
+        tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+    }
+}
+
+/// Routes the conversation, pausing between rounds while concurrent messages keep changing it
+/// (the routing service re-reads and decides again within each round).
+async fn route_contended(deps: &Deps, ws: &WorkspaceId, conversation: ConversationId) -> Result<Routed, RecordError> {
+    for attempt in 0..MAX_ATTEMPTS {
+        pause(attempt).await;
+        let now = time::OffsetDateTime::now_utc();
+        match route_conversation(&*deps.store, &*deps.notifications, ws, conversation, now).await {
+            Err(RoutingError::Store(StoreError::Conflict)) => continue,
+            other => return Ok(other?),
+        }
+    }
+    Err(RecordError::Retryable(format!("routing still contended after {MAX_ATTEMPTS} rounds").into()))
 }
 
 pub async fn ingest(deps: &Deps, event: InboundEvent) -> Result<Ingested, RecordError> {
@@ -96,10 +127,7 @@ pub async fn ingest(deps: &Deps, event: InboundEvent) -> Result<Ingested, Record
 async fn ingest_with(deps: &Deps, event: InboundEvent, inv: &Invocation) -> Result<Ingested, RecordError> {
     let InboundEvent::Message(m) = event;
     for attempt in 0..MAX_ATTEMPTS {
-        if attempt > 0 {
-            // Contention means a concurrent writer just committed; a short pause lets us read it.
-            tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
-        }
+        pause(attempt).await;
         match try_ingest(deps, &m, inv).await {
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),
@@ -132,10 +160,11 @@ async fn ingest_with(deps: &Deps, event: InboundEvent, inv: &Invocation) -> Resu
                     auto_reply(deps, &m, conversation, reply, inv).await?;
                 }
                 // One routing brain: a conversation without an owner is routed (or queued) now;
-                // also on a redelivery, so a crash after the commit cannot leave it unrouted.
-                let now = time::OffsetDateTime::now_utc();
+                // also on a redelivery, so a crash after the commit cannot leave it unrouted. A
+                // follow-up in an owned or waiting conversation skips the re-read.
+                let route = !matches!(outcome, Ingested::Stored { needs_routing: false, .. });
                 let routed =
-                    route_conversation(&*deps.store, &*deps.notifications, &m.workspace, conversation, now).await?;
+                    if route { route_contended(deps, &m.workspace, conversation).await? } else { Routed::Unchanged };
                 if routed == Routed::Waiting(WaitReason::OutsideBusinessHours) {
                     // Seed 001: outside business hours the customer hears when to expect an answer.
                     let text = deps.store.routing_rules(&m.workspace).await?.after_hours_message;
@@ -316,12 +345,14 @@ async fn try_ingest(deps: &Deps, m: &InboundMessage, inv: &Invocation) -> Result
         our_address: m.our_address.clone(),
         contact_country: m.contact_country.clone(),
     };
-    let (write, conversation_id, new_conversation, assignee) = match (thread(current.as_ref()), current) {
+    let (write, conversation_id, new_conversation, assignee, needs_routing) = match (thread(current.as_ref()), current)
+    {
         (Threading::Append(_), Some(mut c)) => {
             let expected_version = c.version;
             c.record_inbound(route.clone(), at);
             let (id, assignee) = (c.id, c.assignee.clone());
-            (ConversationWrite::Update { conversation: c, expected_version }, id, false, assignee)
+            let needs_routing = assignee.is_none() && c.waiting_since.is_none();
+            (ConversationWrite::Update { conversation: c, expected_version }, id, false, assignee, needs_routing)
         }
         (_, previous) => {
             let mut c = Conversation::start(ws.clone(), &contact, at);
@@ -330,7 +361,7 @@ async fn try_ingest(deps: &Deps, m: &InboundMessage, inv: &Invocation) -> Result
             store.routing_rules(ws).await?.classify(&mut c, m.channel, m.text.as_deref().unwrap_or(""));
             c.previous_owner = previous.as_ref().and_then(|p| p.assignee.clone());
             let id = c.id;
-            (ConversationWrite::Create { conversation: c, replaces: previous.map(|p| p.id) }, id, true, None)
+            (ConversationWrite::Create { conversation: c, replaces: previous.map(|p| p.id) }, id, true, None, true)
         }
     };
     let mut message = Message {
@@ -413,7 +444,9 @@ async fn try_ingest(deps: &Deps, m: &InboundMessage, inv: &Invocation) -> Result
         cost: ledger,
     };
     match store.commit_inbound(commit).await {
-        Ok(()) => Ok(Ingested::Stored { conversation: conversation_id, message: message_id, new_conversation }),
+        Ok(()) => {
+            Ok(Ingested::Stored { conversation: conversation_id, message: message_id, new_conversation, needs_routing })
+        }
         Err(StoreError::Duplicate) => {
             // A concurrent delivery of the same provider message won: report what it stored.
             match store.provider_message(ws, &m.provider, &m.provider_message_id).await? {
@@ -602,7 +635,7 @@ mod tests {
         let b = ingest(&deps, inbound("SM00000000000000000000000000000002", "+14155552671", "two")).await.unwrap();
         let again = ingest(&deps, inbound("SM00000000000000000000000000000001", "+14155552671", "one")).await.unwrap();
         let (
-            Ingested::Stored { conversation: c1, message: m1, new_conversation: true },
+            Ingested::Stored { conversation: c1, message: m1, new_conversation: true, needs_routing: true },
             Ingested::Stored { conversation: c2, new_conversation: false, .. },
         ) = (a, b)
         else {
