@@ -131,12 +131,14 @@ async fn two_agents_work_live_routing_push_typing_viewing_presence_and_cleanup()
         (!left.iter().any(|c| c.agent.as_str() == "bob")).then_some(())
     })
     .await;
-    let agents = t.store.agents(&t.workspace).await.unwrap();
-    assert_eq!(agents.iter().find(|a| a.id.as_str() == "bob").unwrap().presence, Presence::Offline);
+    // $disconnect removes the connection, then writes the presence and announces it: once ann
+    // hears it, the store says so too.
     ann.expect("bob going offline", |f| {
         f["event"]["type"] == "presence_changed" && f["event"]["presence"] == "offline"
     })
     .await;
+    let agents = t.store.agents(&t.workspace).await.unwrap();
+    assert_eq!(agents.iter().find(|a| a.id.as_str() == "bob").unwrap().presence, Presence::Offline);
     // Loads match what each holds.
     let load = |id: &str| agents.iter().find(|a| a.id.as_str() == id).unwrap().load;
     assert_eq!((load("ann"), load("bob")), (200, 100));
