@@ -163,6 +163,14 @@ pub enum Notification {
         presence: Presence,
         id: String,
     },
+    /// An internal note was added: for the workspace's agents only, never the customer.
+    NoteAdded {
+        workspace: WorkspaceId,
+        conversation_id: ConversationId,
+        note_id: String,
+        author: AgentId,
+        mentions: Vec<AgentId>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,7 +183,6 @@ pub enum ConversationChange {
     Reopened,
     Snoozed,
     Updated,
-    NoteAdded,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,7 +202,8 @@ impl Notification {
             | Notification::BudgetThresholdReached { workspace, .. }
             | Notification::ConversationChanged { workspace, .. }
             | Notification::AgentActivity { workspace, .. }
-            | Notification::PresenceChanged { workspace, .. } => workspace,
+            | Notification::PresenceChanged { workspace, .. }
+            | Notification::NoteAdded { workspace, .. } => workspace,
         }
     }
     /// The conversation the event is about, if any.
@@ -204,7 +212,8 @@ impl Notification {
             Notification::MessageCreated { conversation_id, .. }
             | Notification::DeliveryStatusChanged { conversation_id, .. }
             | Notification::ConversationChanged { conversation_id, .. }
-            | Notification::AgentActivity { conversation_id, .. } => Some(*conversation_id),
+            | Notification::AgentActivity { conversation_id, .. }
+            | Notification::NoteAdded { conversation_id, .. } => Some(*conversation_id),
             Notification::BudgetThresholdReached { .. } | Notification::PresenceChanged { .. } => None,
         }
     }
@@ -213,7 +222,8 @@ impl Notification {
             Notification::MessageCreated { workspace, conversation_id, .. }
             | Notification::DeliveryStatusChanged { workspace, conversation_id, .. }
             | Notification::ConversationChanged { workspace, conversation_id, .. }
-            | Notification::AgentActivity { workspace, conversation_id, .. } => {
+            | Notification::AgentActivity { workspace, conversation_id, .. }
+            | Notification::NoteAdded { workspace, conversation_id, .. } => {
                 format!("{workspace}:{conversation_id}")
             }
             Notification::BudgetThresholdReached { workspace, .. } => format!("{workspace}:budget"),
@@ -233,6 +243,7 @@ impl Notification {
                 format!("changed:{conversation_id}:{version}")
             }
             Notification::AgentActivity { id, .. } | Notification::PresenceChanged { id, .. } => format!("live:{id}"),
+            Notification::NoteAdded { note_id, .. } => format!("note:{note_id}"),
         }
     }
 }

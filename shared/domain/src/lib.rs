@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod finance;
 pub mod ids;
+pub mod inbox;
 pub mod model;
 pub mod ports;
 pub mod realtime;

@@ -140,13 +140,23 @@ pub struct Contact {
     pub workspace: WorkspaceId,
     pub name: Option<String>,
     pub identities: Vec<Identity>,
+    /// Custom attributes (plan, account id…): canned responses fill `{{contact.attributes.<key>}}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
 impl Contact {
     pub fn new(workspace: WorkspaceId, identity: Identity, name: Option<String>, now: OffsetDateTime) -> Self {
-        Self { id: ContactId::new(), workspace, name, identities: vec![identity], created_at: now }
+        Self {
+            id: ContactId::new(),
+            workspace,
+            name,
+            identities: vec![identity],
+            attributes: BTreeMap::new(),
+            created_at: now,
+        }
     }
 }
 

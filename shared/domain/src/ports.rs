@@ -118,11 +118,14 @@ pub struct Page<T> {
     pub next: Option<Cursor>,
 }
 
+/// Which of a status's conversations a view lists.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AssigneeFilter {
     Any,
     Unassigned,
     Agent(AgentId),
+    /// The team's conversations, whoever owns them.
+    Team(crate::ids::TeamId),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -430,4 +433,50 @@ pub enum PushError {
 #[async_trait]
 pub trait ConnectionPusher: Send + Sync {
     async fn push(&self, id: &crate::ConnectionId, frame: &[u8]) -> Result<(), PushError>;
+}
+
+/// Internal notes: stored beside a conversation's messages but never among them, so nothing that
+/// sends to customers can read one.
+#[async_trait]
+pub trait NoteStore: Send + Sync {
+    /// The note and its audit entry, together.
+    async fn add_note(&self, note: &crate::inbox::Note, audit: &crate::audit::AuditEntry) -> Result<(), StoreError>;
+    /// A conversation's notes, oldest first.
+    async fn notes(
+        &self,
+        ws: &WorkspaceId,
+        conv: ConversationId,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<crate::inbox::Note>, StoreError>;
+}
+
+#[async_trait]
+pub trait ContactHistory: Send + Sync {
+    /// A contact's conversations, oldest first: their whole history across channels.
+    async fn contact_conversations(
+        &self,
+        ws: &WorkspaceId,
+        contact: crate::ids::ContactId,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<Conversation>, StoreError>;
+}
+
+#[async_trait]
+pub trait CannedStore: Send + Sync {
+    async fn canned_responses(&self, ws: &WorkspaceId) -> Result<Vec<crate::canned::CannedResponse>, StoreError>;
+    /// Creates or replaces one response.
+    async fn put_canned_response(
+        &self,
+        ws: &WorkspaceId,
+        response: &crate::canned::CannedResponse,
+    ) -> Result<(), StoreError>;
+    /// Counts one use of a response by an agent: the search ranks by it.
+    async fn record_canned_use(&self, ws: &WorkspaceId, agent: &AgentId, id: &str) -> Result<(), StoreError>;
+    async fn canned_usage(
+        &self,
+        ws: &WorkspaceId,
+        agent: &AgentId,
+    ) -> Result<std::collections::HashMap<String, u32>, StoreError>;
 }

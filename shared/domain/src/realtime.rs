@@ -86,6 +86,11 @@ pub fn audience(
                         return true;
                     }
                 }
+                if let Notification::NoteAdded { mentions, .. } = event {
+                    if mentions.contains(&c.agent) {
+                        return true;
+                    }
+                }
                 match conversation {
                     Some(conv) => match &conv.assignee {
                         Some(a) => a == &c.agent,
@@ -270,6 +275,25 @@ mod tests {
             version: 3,
         };
         assert_eq!(ids(audience(&moved, Some(&c), &conns, &[], NOW)), ["ann1", "bob1"]);
+    }
+
+    #[test]
+    fn a_note_reaches_the_owner_and_whoever_it_mentions() {
+        let c = conversation(Some("bob"), None);
+        let conns = vec![
+            conn("ann1", "acme", "ann", Role::Agent),
+            conn("bob1", "acme", "bob", Role::Agent),
+            conn("cat1", "acme", "cat", Role::Agent),
+            conn("fin1", "acme", "fay", Role::Finance),
+        ];
+        let note = Notification::NoteAdded {
+            workspace: ws("acme"),
+            conversation_id: c.id,
+            note_id: "n1".into(),
+            author: agent("ann"),
+            mentions: vec![agent("cat"), agent("fay")],
+        };
+        assert_eq!(ids(audience(&note, Some(&c), &conns, &[], NOW)), ["bob1", "cat1"]);
     }
 
     #[test]

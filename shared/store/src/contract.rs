@@ -526,6 +526,137 @@ pub async fn run_all<S: Store>(s: &S) {
     fifty_assignments_at_once_never_exceed_capacity(s).await;
     the_waiting_queue_rules_teams_and_presence(s).await;
     connections_by_id_and_by_workspace(s).await;
+    notes_history_team_views_and_canned_responses(s).await;
+}
+
+pub async fn notes_history_team_views_and_canned_responses<S: Store>(s: &S) {
+    use domain::canned::{CannedResponse, Scope, Shortcut};
+    use domain::inbox::Note;
+    let ws = workspace("inbox");
+    let at = now();
+    let alice = AgentId::parse("alice").unwrap();
+
+    // A contact's history: every conversation, oldest first, paged.
+    let (contact, first) = seed_conversation(s, &ws, 7, at).await;
+    let mut second = Conversation::start(ws.clone(), &contact, at + time::Duration::seconds(1));
+    second.record_inbound(route(), at + time::Duration::seconds(1));
+    s.commit_inbound(InboundCommit {
+        consent: None,
+        cost: None,
+        new_contact: None,
+        message: inbound_message(&ws, &second, &contact, at),
+        conversation: ConversationWrite::Create { conversation: second.clone(), replaces: Some(first.id) },
+        provider: "twilio".into(),
+        provider_message_id: format!("SM{}", ulid::Ulid::new()),
+    })
+    .await
+    .unwrap();
+    let page = s.contact_conversations(&ws, contact.id, 1, None).await.unwrap();
+    let ids: Vec<ConversationId> = page.items.iter().map(|c| c.id).collect();
+    let rest = s.contact_conversations(&ws, contact.id, 5, page.next.as_ref()).await.unwrap();
+    let mut all = ids.clone();
+    all.extend(rest.items.iter().map(|c| c.id));
+    let mut expected = vec![first.id, second.id];
+    expected.sort_by_key(|c| c.to_string());
+    assert_eq!(all, expected, "both conversations, in id (creation) order");
+    assert!(rest.next.is_none());
+    let other = workspace("inbox-other");
+    assert!(s.contact_conversations(&other, contact.id, 5, None).await.unwrap().items.is_empty());
+
+    // The team view lists a team's conversations whoever owns them.
+    let billing = domain::TeamId::parse("billing").unwrap();
+    let mut teamed = s.conversation(&ws, second.id).await.unwrap().unwrap();
+    let expected_version = teamed.version;
+    teamed.team = Some(billing.clone());
+    teamed.version += 1;
+    s.commit_routing(RoutingCommit {
+        conversation: teamed,
+        expected_version,
+        take: None,
+        give_back: None,
+        queue: QueueChange::Keep,
+        audit: None,
+    })
+    .await
+    .unwrap();
+    let view = |team: &str| ConversationQuery {
+        status: ConversationStatus::Open,
+        assignee: AssigneeFilter::Team(domain::TeamId::parse(team).unwrap()),
+        limit: 10,
+        cursor: None,
+    };
+    let listed = s.conversations(&ws, &view("billing")).await.unwrap();
+    assert_eq!(listed.items.iter().map(|c| c.id).collect::<Vec<_>>(), [second.id]);
+    assert!(s.conversations(&ws, &view("sales")).await.unwrap().items.is_empty());
+
+    // Notes: beside the messages, never among them; each with its audit entry.
+    let mut notes = vec![];
+    for i in 0..3 {
+        let n = Note::new(ws.clone(), first.id, alice.clone(), &format!("note {i} for @bob"), at).unwrap();
+        let audit = domain::audit::AuditEntry::new(
+            ws.clone(),
+            Some(first.id),
+            alice.clone(),
+            "note_added",
+            serde_json::json!({ "note": n.id }),
+            at,
+        );
+        s.add_note(&n, &audit).await.unwrap();
+        notes.push(n);
+    }
+    let again = domain::audit::AuditEntry::new(
+        ws.clone(),
+        Some(first.id),
+        alice.clone(),
+        "note_added",
+        serde_json::Value::Null,
+        at,
+    );
+    assert!(matches!(s.add_note(&notes[0], &again).await, Err(StoreError::Duplicate)));
+    let p1 = s.notes(&ws, first.id, 2, None).await.unwrap();
+    let p2 = s.notes(&ws, first.id, 2, p1.next.as_ref()).await.unwrap();
+    let mut got: Vec<Note> = p1.items;
+    got.extend(p2.items);
+    let mut want = notes.clone();
+    want.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(got, want);
+    let messages = s.messages(&ws, first.id, Order::Oldest, 50, None).await.unwrap();
+    assert_eq!(messages.items.len(), 1, "notes are not messages");
+    let trail = s.audit_trail(&ws, Some(first.id), 50, None).await.unwrap();
+    assert_eq!(trail.items.iter().filter(|e| e.action == "note_added").count(), 3);
+    assert!(s.notes(&other, first.id, 5, None).await.unwrap().items.is_empty());
+
+    // Canned responses and each agent's use of them.
+    let refund = CannedResponse {
+        id: "01JD3XQ7Z9K2M4N6P8R0S2T4V6".into(),
+        scope: Scope::Workspace,
+        shortcut: Shortcut::parse("/refund").unwrap(),
+        title: "Refund".into(),
+        body: "Hi {{contact.first_name}}, your refund is on its way.".into(),
+    };
+    let mine = CannedResponse {
+        id: "01JD3XQ7Z9K2M4N6P8R0S2T4V7".into(),
+        scope: Scope::Personal { agent: alice.clone() },
+        shortcut: Shortcut::parse("/thanks").unwrap(),
+        title: "Thanks".into(),
+        body: "Thanks!".into(),
+    };
+    s.put_canned_response(&ws, &refund).await.unwrap();
+    s.put_canned_response(&ws, &mine).await.unwrap();
+    let mut edited = refund.clone();
+    edited.title = "Refund on its way".into();
+    s.put_canned_response(&ws, &edited).await.unwrap();
+    let mut listed = s.canned_responses(&ws).await.unwrap();
+    listed.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(listed, vec![edited, mine]);
+    for _ in 0..3 {
+        s.record_canned_use(&ws, &alice, &refund.id).await.unwrap();
+    }
+    let usage = s.canned_usage(&ws, &alice).await.unwrap();
+    assert_eq!(usage.get(&refund.id), Some(&3));
+    assert_eq!(usage.len(), 1);
+    assert!(s.canned_usage(&ws, &AgentId::parse("bob").unwrap()).await.unwrap().is_empty());
+    assert!(s.canned_responses(&other).await.unwrap().is_empty());
 }
 
 pub fn cost_entry(msg: &Message, contact: ContactId, kind: EntryKind, totals: Totals) -> LedgerEntry {

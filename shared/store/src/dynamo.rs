@@ -76,6 +76,10 @@ fn conversation_item(c: &Conversation) -> Result<Item, StoreError> {
     it.insert(keys::GSI1PK.into(), s(keys::status_partition(&c.workspace, c.status)));
     it.insert(keys::GSI1SK.into(), s(&sort));
     it.insert(keys::GSI2PK.into(), s(keys::assignee_partition(&c.workspace, c.assignee.as_ref(), c.status)));
+    if let Some(team) = &c.team {
+        it.insert(keys::GSI3PK.into(), s(keys::team_partition(&c.workspace, team, c.status)));
+        it.insert(keys::GSI3SK.into(), s(&sort));
+    }
     it.insert(keys::GSI2SK.into(), s(sort));
     Ok(it)
 }
@@ -245,7 +249,16 @@ impl DynamoStore {
                         Some(HashMap::from([(":replaced".to_owned(), s(old.to_string()))])),
                     )?,
                 };
-                vec![slot, put(&self.table, conversation_item(c)?, NOT_EXISTS, None)?]
+                let history = item(
+                    &keys::contact_conversation(&c.workspace, c.contact_id, c.id),
+                    "contact_conversation",
+                    &ConversationPointer { conversation_id: c.id },
+                )?;
+                vec![
+                    slot,
+                    put(&self.table, conversation_item(c)?, NOT_EXISTS, None)?,
+                    put_always(&self.table, history)?,
+                ]
             }
             ConversationWrite::Update { conversation, expected_version } => vec![put(
                 &self.table,
@@ -397,6 +410,9 @@ impl ConversationReader for DynamoStore {
             }
             AssigneeFilter::Agent(a) => {
                 (keys::INDEX_BY_ASSIGNEE, keys::GSI2PK, keys::GSI2SK, keys::assignee_partition(ws, Some(a), q.status))
+            }
+            AssigneeFilter::Team(t) => {
+                (keys::INDEX_BY_TEAM, keys::GSI3PK, keys::GSI3SK, keys::team_partition(ws, t, q.status))
             }
         };
         let start = match &q.cursor {
@@ -1223,5 +1239,100 @@ impl AuditLog for DynamoStore {
     ) -> Result<Page<domain::audit::AuditEntry>, StoreError> {
         let (pk, prefix) = keys::audit_partition(ws, conversation);
         self.decoded_page("audit entry", &pk, prefix, limit, cursor).await
+    }
+}
+
+#[async_trait]
+impl NoteStore for DynamoStore {
+    async fn add_note(&self, note: &domain::inbox::Note, audit: &domain::audit::AuditEntry) -> Result<(), StoreError> {
+        let items = vec![
+            put(
+                &self.table,
+                item(&keys::note(&note.workspace, note.conversation_id, &note.id), "note", note)?,
+                NOT_EXISTS,
+                None,
+            )?,
+            put(
+                &self.table,
+                item(&keys::audit(&audit.workspace, audit.conversation, &audit.id), "audit", audit)?,
+                NOT_EXISTS,
+                None,
+            )?,
+        ];
+        self.transact(items, Some(0)).await
+    }
+
+    async fn notes(
+        &self,
+        ws: &WorkspaceId,
+        conv: ConversationId,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<domain::inbox::Note>, StoreError> {
+        self.decoded_page("note", &keys::conversation(ws, conv).pk, keys::NOTE_PREFIX, limit, cursor).await
+    }
+}
+
+#[async_trait]
+impl ContactHistory for DynamoStore {
+    async fn contact_conversations(
+        &self,
+        ws: &WorkspaceId,
+        contact: ContactId,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<Conversation>, StoreError> {
+        let pk = keys::contact(ws, contact).pk;
+        let pointers: Page<ConversationPointer> =
+            self.decoded_page("contact conversation", &pk, keys::CONTACT_CONVERSATION_PREFIX, limit, cursor).await?;
+        let wanted: Vec<Key> = pointers.items.iter().map(|p| keys::conversation(ws, p.conversation_id)).collect();
+        let reads = wanted.iter().map(|k| self.get_as::<Conversation>("conversation", k));
+        let found = futures::future::try_join_all(reads).await?;
+        Ok(Page { items: found.into_iter().flatten().collect(), next: pointers.next })
+    }
+}
+
+#[derive(Deserialize)]
+struct CannedUse {
+    #[serde(rename = "SK")]
+    id: String,
+    uses: u32,
+}
+
+#[async_trait]
+impl CannedStore for DynamoStore {
+    async fn canned_responses(&self, ws: &WorkspaceId) -> Result<Vec<domain::canned::CannedResponse>, StoreError> {
+        let items = self.query_all(&keys::canned_partition(ws), "").await?;
+        items.into_iter().map(|it| decode("canned response", it)).collect()
+    }
+
+    async fn put_canned_response(
+        &self,
+        ws: &WorkspaceId,
+        r: &domain::canned::CannedResponse,
+    ) -> Result<(), StoreError> {
+        self.put_plain(item(&keys::canned_response(ws, &r.id), "canned_response", r)?).await
+    }
+
+    async fn record_canned_use(&self, ws: &WorkspaceId, agent: &AgentId, id: &str) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(&keys::canned_use(ws, agent, id))))
+            .update_expression("ADD uses :one SET entity = :entity")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":entity", s("canned_use"))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(classify)?;
+        metered(out.consumed_capacity(), true);
+        Ok(())
+    }
+
+    async fn canned_usage(&self, ws: &WorkspaceId, agent: &AgentId) -> Result<HashMap<String, u32>, StoreError> {
+        let items = self.query_all(&keys::canned_use_partition(ws, agent), "").await?;
+        items.into_iter().map(|it| decode::<CannedUse>("canned use", it).map(|u| (u.id, u.uses))).collect()
     }
 }

@@ -20,6 +20,10 @@
 //! | connection → workspace | `CONN#<connection>`                | `CONN`             |
 //! | conversation audit entry | `WS#<ws>#CONV#<conv>`            | `AUDIT#<ulid>`     |
 //! | workspace audit entry | `WS#<ws>#AUDIT`                     | `<ulid>`           |
+//! | internal note        | `WS#<ws>#CONV#<conv>`                | `NOTE#<ulid>`      |
+//! | contact's conversation | `WS#<ws>#CONTACT#<contact>`        | `CONV#<conv>`      |
+//! | canned response      | `WS#<ws>#CANNED`                     | `<id>`             |
+//! | canned response uses | `WS#<ws>#CANNEDUSE#<agent>`          | `<id>`             |
 //!
 //! | cost counter         | `WS#<ws>#COST#<yyyy-mm>`             | see [`cost_counter`] |
 //! | ledger entry         | `WS#<ws>#LEDGER#<yyyy-mm-dd>`        | `<message>#<kind>` |
@@ -29,7 +33,8 @@
 //!
 //! Conversations carry two index keys, both sorted by `<last activity ms, 13 digits>#<conv>`:
 //! `GSI1PK = WS#<ws>#STATUS#<status>` (index `ByStatus`) and
-//! `GSI2PK = WS#<ws>#ASSIGNEE#<agent or ->#STATUS#<status>` (index `ByAssignee`).
+//! `GSI2PK = WS#<ws>#ASSIGNEE#<agent or ->#STATUS#<status>` (index `ByAssignee`); a conversation
+//! with a team also carries `GSI3PK = WS#<ws>#TEAM#<team>#STATUS#<status>` (sparse index `ByTeam`).
 
 use base64::Engine;
 use domain::finance::ledger::{Counter, Grouping, Month};
@@ -49,6 +54,11 @@ pub const ENTITY: &str = "entity";
 pub const TTL: &str = "ttl";
 pub const INDEX_BY_STATUS: &str = "ByStatus";
 pub const INDEX_BY_ASSIGNEE: &str = "ByAssignee";
+pub const GSI3PK: &str = "GSI3PK";
+pub const GSI3SK: &str = "GSI3SK";
+pub const INDEX_BY_TEAM: &str = "ByTeam";
+pub const NOTE_PREFIX: &str = "NOTE#";
+pub const CONTACT_CONVERSATION_PREFIX: &str = "CONV#";
 pub const MESSAGE_PREFIX: &str = "MSG#";
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -288,7 +298,35 @@ pub fn assignee_partition(w: &WorkspaceId, assignee: Option<&AgentId>, status: C
     format!("{}#ASSIGNEE#{who}#STATUS#{}", ws(w), status.as_str())
 }
 
-/// Sort key of a conversation in both views: activity time, then id for a stable tie-break.
+pub fn team_partition(w: &WorkspaceId, team: &TeamId, status: ConversationStatus) -> String {
+    format!("{}#TEAM#{team}#STATUS#{}", ws(w), status.as_str())
+}
+
+pub fn note(w: &WorkspaceId, conv: ConversationId, id: &str) -> Key {
+    Key { pk: conversation(w, conv).pk, sk: format!("{NOTE_PREFIX}{id}") }
+}
+
+pub fn contact_conversation(w: &WorkspaceId, contact_id: ContactId, conv: ConversationId) -> Key {
+    Key { pk: contact(w, contact_id).pk, sk: format!("{CONTACT_CONVERSATION_PREFIX}{conv}") }
+}
+
+pub fn canned_partition(w: &WorkspaceId) -> String {
+    format!("{}#CANNED", ws(w))
+}
+
+pub fn canned_response(w: &WorkspaceId, id: &str) -> Key {
+    Key { pk: canned_partition(w), sk: id.to_owned() }
+}
+
+pub fn canned_use_partition(w: &WorkspaceId, agent: &AgentId) -> String {
+    format!("{}#CANNEDUSE#{agent}", ws(w))
+}
+
+pub fn canned_use(w: &WorkspaceId, agent: &AgentId, id: &str) -> Key {
+    Key { pk: canned_use_partition(w, agent), sk: id.to_owned() }
+}
+
+/// Sort key of a conversation in every view: activity time, then id for a stable tie-break.
 pub fn activity_sort(last_activity: OffsetDateTime, id: ConversationId) -> String {
     let ms = (last_activity.unix_timestamp_nanos() / 1_000_000).max(0);
     format!("{ms:013}#{id}")

@@ -26,6 +26,9 @@ pub trait Store:
     + domain::ports::RoutingStore
     + domain::ports::ConnectionStore
     + domain::ports::AuditLog
+    + domain::ports::NoteStore
+    + domain::ports::ContactHistory
+    + domain::ports::CannedStore
 {
 }
 
@@ -43,5 +46,8 @@ impl<T> Store for T where
         + domain::ports::RoutingStore
         + domain::ports::ConnectionStore
         + domain::ports::AuditLog
+        + domain::ports::NoteStore
+        + domain::ports::ContactHistory
+        + domain::ports::CannedStore
 {
 }

@@ -39,6 +39,10 @@ struct State {
     connections: BTreeMap<Key, domain::realtime::Connection>,
     connection_pointers: HashMap<Key, WorkspaceId>,
     audit: BTreeMap<Key, domain::audit::AuditEntry>,
+    notes: BTreeMap<Key, domain::inbox::Note>,
+    contact_conversations: BTreeMap<Key, ConversationId>,
+    canned: BTreeMap<Key, domain::canned::CannedResponse>,
+    canned_uses: HashMap<Key, u32>,
 }
 
 #[derive(Default)]
@@ -90,6 +94,7 @@ impl State {
         match w {
             ConversationWrite::Create { conversation: c, .. } => {
                 self.current.insert(keys::current_conversation(&c.workspace, c.contact_id), c.id);
+                self.contact_conversations.insert(keys::contact_conversation(&c.workspace, c.contact_id, c.id), c.id);
                 self.conversations.insert(keys::conversation(&c.workspace, c.id), c);
             }
             ConversationWrite::Update { conversation: c, .. } => {
@@ -233,6 +238,7 @@ impl ConversationReader for MemoryStore {
                     AssigneeFilter::Any => true,
                     AssigneeFilter::Unassigned => c.assignee.is_none(),
                     AssigneeFilter::Agent(a) => c.assignee.as_ref() == Some(a),
+                    AssigneeFilter::Team(t) => c.team.as_ref() == Some(t),
                 })
                 .map(|c| (keys::activity_sort(c.last_activity_at, c.id), c.clone()))
                 .collect()
@@ -749,5 +755,94 @@ impl AuditLog for MemoryStore {
         });
         let (items, next) = paginate(rest, limit);
         Ok(Page { items, next: next.map(|sk| keys::encode_cursor(&sk)) })
+    }
+}
+
+/// The items of partition `pk` under `prefix` after the cursor, in key order, one page.
+fn prefix_page<T: Clone>(
+    map: &BTreeMap<Key, T>,
+    pk: &str,
+    prefix: &str,
+    limit: u16,
+    cursor: Option<&Cursor>,
+) -> Result<Page<T>, StoreError> {
+    let after = keys::sort_cursor_after(cursor, prefix)?;
+    let rest: Vec<(String, T)> = map
+        .iter()
+        .filter(|(k, _)| k.pk == pk && k.sk.starts_with(prefix) && after.as_ref().is_none_or(|a| k.sk > *a))
+        .map(|(k, v)| (k.sk.clone(), v.clone()))
+        .collect();
+    let (items, next) = paginate(rest, limit);
+    Ok(Page { items, next: next.map(|sk| keys::encode_cursor(&sk)) })
+}
+
+#[async_trait]
+impl NoteStore for MemoryStore {
+    async fn add_note(&self, note: &domain::inbox::Note, audit: &domain::audit::AuditEntry) -> Result<(), StoreError> {
+        self.with(|s| {
+            let k = keys::note(&note.workspace, note.conversation_id, &note.id);
+            if s.notes.contains_key(&k) {
+                return Err(StoreError::Duplicate);
+            }
+            s.notes.insert(k, note.clone());
+            s.audit.insert(keys::audit(&audit.workspace, audit.conversation, &audit.id), audit.clone());
+            Ok(())
+        })
+    }
+
+    async fn notes(
+        &self,
+        ws: &WorkspaceId,
+        conv: ConversationId,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<domain::inbox::Note>, StoreError> {
+        self.with(|s| prefix_page(&s.notes, &keys::conversation(ws, conv).pk, keys::NOTE_PREFIX, limit, cursor))
+    }
+}
+
+#[async_trait]
+impl ContactHistory for MemoryStore {
+    async fn contact_conversations(
+        &self,
+        ws: &WorkspaceId,
+        contact: ContactId,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<Conversation>, StoreError> {
+        self.with(|s| {
+            let pk = keys::contact(ws, contact).pk;
+            let ids = prefix_page(&s.contact_conversations, &pk, keys::CONTACT_CONVERSATION_PREFIX, limit, cursor)?;
+            let items =
+                ids.items.iter().filter_map(|id| s.conversations.get(&keys::conversation(ws, *id)).cloned()).collect();
+            Ok(Page { items, next: ids.next })
+        })
+    }
+}
+
+#[async_trait]
+impl CannedStore for MemoryStore {
+    async fn canned_responses(&self, ws: &WorkspaceId) -> Result<Vec<domain::canned::CannedResponse>, StoreError> {
+        let pk = keys::canned_partition(ws);
+        Ok(self.with(|s| s.canned.iter().filter(|(k, _)| k.pk == pk).map(|(_, r)| r.clone()).collect()))
+    }
+
+    async fn put_canned_response(
+        &self,
+        ws: &WorkspaceId,
+        r: &domain::canned::CannedResponse,
+    ) -> Result<(), StoreError> {
+        self.with(|s| s.canned.insert(keys::canned_response(ws, &r.id), r.clone()));
+        Ok(())
+    }
+
+    async fn record_canned_use(&self, ws: &WorkspaceId, agent: &AgentId, id: &str) -> Result<(), StoreError> {
+        self.with(|s| *s.canned_uses.entry(keys::canned_use(ws, agent, id)).or_default() += 1);
+        Ok(())
+    }
+
+    async fn canned_usage(&self, ws: &WorkspaceId, agent: &AgentId) -> Result<HashMap<String, u32>, StoreError> {
+        let pk = keys::canned_use_partition(ws, agent);
+        Ok(self.with(|s| s.canned_uses.iter().filter(|(k, _)| k.pk == pk).map(|(k, n)| (k.sk.clone(), *n)).collect()))
     }
 }

@@ -9,10 +9,11 @@ use super::{route as decide, Decision, Reason, WaitReason, Work};
 use crate::audit::AuditEntry;
 use crate::events::{ConversationChange, Notification};
 use crate::ids::{AgentId, ConversationId, WorkspaceId};
+use crate::inbox::{Actor, Command, Plan, Refusal};
 use crate::model::Conversation;
 use crate::ports::{
-    AgentStore, ConversationReader, NotificationQueue, QueueChange, QueueError, RoutingCommit, RoutingStore,
-    StoreError, Take,
+    AgentStore, ConversationReader, InboundStore, NotificationQueue, QueueChange, QueueError, RoutingCommit,
+    RoutingStore, StoreError, Take,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -216,46 +217,141 @@ pub async fn drain_queue<S: RoutingPorts + ?Sized>(
     Ok(done)
 }
 
-/// A change an agent asks for on a conversation's ownership.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Ownership {
-    /// Assign (or transfer) to this agent; supervisors may exceed the agent's capacity.
-    To(AgentId),
-    /// Back to the queue's care: routed again at once.
-    Unassigned,
-}
-
-/// Writes a change of owner or status with its capacity bookkeeping: the old owner's share is
-/// given back exactly, the new owner's taken. Returns the stored conversation.
+/// Writes an inbox plan with its capacity bookkeeping: the old owner's share is given back
+/// exactly, the new owner's taken, the waiting queue follows `waiting_since` (and the priority it
+/// is ordered by). Returns the stored conversation.
 pub async fn commit_change<S: RoutingPorts + ?Sized>(
     store: &S,
     notify: &dyn NotificationQueue,
     current: &Conversation,
-    next: Conversation,
-    take: Option<Take>,
-    change: ConversationChange,
+    plan: Plan,
     audit: AuditEntry,
 ) -> Result<Conversation, RoutingError> {
+    let next = plan.next;
     let previous = current.assignee.clone();
     let owner_changed = previous != next.assignee || !next.status.is_unresolved();
     let give_back = match (&previous, owner_changed) {
         (Some(a), true) if current.assigned_weight > 0 => Some((a.clone(), current.assigned_weight)),
         _ => None,
     };
-    let leaves_queue = current.waiting_since.is_some() && next.waiting_since.is_none();
+    let queue = match (current.waiting_since, next.waiting_since) {
+        (Some(_), None) => QueueChange::Remove,
+        (None, Some(_)) => Work::of(&next, audit.at).map_or(QueueChange::Keep, QueueChange::Add),
+        (Some(_), Some(_)) if next.priority != current.priority => {
+            Work::of(&next, audit.at).map_or(QueueChange::Keep, QueueChange::Add)
+        }
+        _ => QueueChange::Keep,
+    };
     let actor = audit.actor.clone();
     let commit = RoutingCommit {
         conversation: next.clone(),
         expected_version: current.version,
-        take,
+        take: plan.take,
         give_back,
-        queue: if leaves_queue { QueueChange::Remove } else { QueueChange::Keep },
+        queue,
         audit: Some(audit),
     };
     store.commit_routing(commit).await?;
     let prev = if previous != next.assignee { previous } else { None };
-    notify.publish(&changed(&next, change, actor, prev)).await?;
+    notify.publish(&changed(&next, plan.change, actor, prev)).await?;
     Ok(next)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("no conversation {0}")]
+    NotFound(ConversationId),
+    #[error(transparent)]
+    Routing(#[from] RoutingError),
+}
+
+impl From<StoreError> for ActError {
+    fn from(e: StoreError) -> Self {
+        ActError::Routing(e.into())
+    }
+}
+
+/// What an inbox action did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Acted {
+    /// The conversation as stored afterwards (after any routing the action set off).
+    pub conversation: Conversation,
+    /// False when it was already so: a retried request changes nothing.
+    pub changed: bool,
+    /// Waiting conversations the freed capacity (or the requeued conversation) went to.
+    pub assigned: Vec<(ConversationId, AgentId)>,
+}
+
+/// Applies one inbox command: reads, plans (permissions and capacity), writes atomically, announces,
+/// and lets waiting work flow into freed capacity. Retries when a concurrent write got there first.
+pub async fn act<S: RoutingPorts + InboundStore + ?Sized>(
+    store: &S,
+    notify: &dyn NotificationQueue,
+    ws: &WorkspaceId,
+    id: ConversationId,
+    actor: &Actor,
+    cmd: &Command,
+    now: OffsetDateTime,
+) -> Result<Acted, ActError> {
+    for _ in 0..ATTEMPTS {
+        let c = store.conversation(ws, id).await?.ok_or(ActError::NotFound(id))?;
+        let rules = store.routing_rules(ws).await?;
+        let target = match cmd {
+            Command::Assign { to, .. } => store.agents(ws).await?.into_iter().find(|a| &a.id == to),
+            _ => None,
+        };
+        let Some(plan) = crate::inbox::plan(&c, cmd, actor, target.as_ref(), &rules.weights, now)? else {
+            return Ok(Acted { conversation: c, changed: false, assigned: vec![] });
+        };
+        if plan.next.status.is_unresolved() && !c.status.is_unresolved() {
+            reopenable(store, &c).await?;
+        }
+        let drain = plan.drain;
+        let audit = AuditEntry::new(ws.clone(), Some(id), actor.agent.clone(), plan.action, plan.details.clone(), now);
+        match commit_change(store, notify, &c, plan, audit).await {
+            Ok(next) => {
+                if !drain {
+                    return Ok(Acted { conversation: next, changed: true, assigned: vec![] });
+                }
+                // The action is stored and announced; the drain is the queue's business and runs
+                // again on the next presence change or freed capacity if it fails here.
+                let assigned = match drain_queue(store, notify, ws, now).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "drain after an inbox action failed");
+                        vec![]
+                    }
+                };
+                let conversation = match assigned.iter().any(|(c, _)| *c == id) {
+                    true => store.conversation(ws, id).await?.unwrap_or(next),
+                    false => next,
+                };
+                return Ok(Acted { conversation, changed: true, assigned });
+            }
+            Err(RoutingError::Store(StoreError::Conflict)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ActError::Routing(StoreError::Conflict.into()))
+}
+
+/// A resolved conversation comes back only while it is still its contact's latest thread: after a
+/// newer one started, new messages go there and reopening this one would split the customer.
+async fn reopenable<S: InboundStore + ConversationReader + ?Sized>(
+    store: &S,
+    c: &Conversation,
+) -> Result<(), ActError> {
+    let Some(contact) = store.contact(&c.workspace, c.contact_id).await? else { return Ok(()) };
+    match store.current_conversation(&c.workspace, &contact).await? {
+        Some(current) if current.id != c.id => Err(Refusal::Conflict(format!(
+            "the contact has a newer conversation {}: work there (or merge this one into it)",
+            current.id
+        ))
+        .into()),
+        _ => Ok(()),
+    }
 }
 
 /// Sets an agent's presence and announces it; an agent coming online takes waiting work at once.
