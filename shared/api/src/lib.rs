@@ -81,3 +81,32 @@ pub async fn caller(
         .await?
         .ok_or_else(|| kit::http::ApiError::Unauthorized("unknown connection: reconnect with a token".into()))
 }
+
+/// Who acts, as the inbox rules know them.
+pub fn actor(who: &kit::auth::Principal) -> domain::inbox::Actor {
+    domain::inbox::Actor { agent: who.agent.clone(), role: who.role }
+}
+
+/// Applies one inbox command for the caller (see `domain::routing::service::act`).
+#[cfg(feature = "live")]
+pub async fn act(
+    inbox: &Inbox,
+    who: &kit::auth::Principal,
+    id: domain::ConversationId,
+    cmd: &domain::inbox::Command,
+) -> Result<domain::routing::service::Acted, kit::http::ApiError> {
+    let now = time::OffsetDateTime::now_utc();
+    Ok(domain::routing::service::act(&*inbox.store, &*inbox.notifications, &who.workspace, id, &actor(who), cmd, now)
+        .await?)
+}
+
+/// `{"conversation": ..., "changed": bool, "assigned": [{"conversation_id", "agent"}]}`.
+#[cfg(feature = "live")]
+pub fn acted_response(a: &domain::routing::service::Acted) -> lambda_http::Response<lambda_http::Body> {
+    let assigned: Vec<serde_json::Value> =
+        a.assigned.iter().map(|(c, agent)| serde_json::json!({ "conversation_id": c, "agent": agent })).collect();
+    kit::http::json(
+        200,
+        &serde_json::json!({ "conversation": a.conversation, "changed": a.changed, "assigned": assigned }),
+    )
+}

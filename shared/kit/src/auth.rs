@@ -15,6 +15,12 @@ pub use domain::Role;
 pub const FINANCE_READERS: &[Role] = &[Role::Finance, Role::Supervisor, Role::Admin];
 /// Who may create rate cards and set budgets.
 pub const FINANCE_ADMINS: &[Role] = &[Role::Finance, Role::Admin];
+/// Who works the inbox (finance users do not).
+pub const INBOX: &[Role] = &[Role::Agent, Role::Supervisor, Role::Admin];
+/// Who changes routing rules and reads the workspace's audit trail.
+pub const SUPERVISORS: &[Role] = &[Role::Supervisor, Role::Admin];
+/// Who manages agents and teams.
+pub const ADMINS: &[Role] = &[Role::Admin];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
@@ -121,6 +127,14 @@ pub fn issue_token(
     };
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
         .expect("HS256 signing with an in-memory key cannot fail")
+}
+
+/// `Bearer <an hour's token>` for `agent` of `workspace` (both must be valid ids): for tests and
+/// fixtures.
+pub fn bearer(secret: &str, workspace: &str, agent: &str, role: Role) -> String {
+    let ws = WorkspaceId::parse(workspace).expect("a valid workspace id");
+    let agent = AgentId::parse(agent).expect("a valid agent id");
+    format!("Bearer {}", issue_token(secret, &ws, &agent, None, role, time::Duration::hours(1)))
 }
 
 #[cfg(test)]

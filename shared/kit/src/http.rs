@@ -94,6 +94,28 @@ impl From<domain::routing::service::RoutingError> for ApiError {
     }
 }
 
+impl From<domain::inbox::Refusal> for ApiError {
+    fn from(e: domain::inbox::Refusal) -> Self {
+        use domain::inbox::Refusal;
+        match e {
+            Refusal::Forbidden(m) => ApiError::Forbidden(m),
+            Refusal::Invalid(m) => ApiError::Unprocessable(m),
+            Refusal::Conflict(m) => ApiError::Conflict(m),
+        }
+    }
+}
+
+impl From<domain::routing::service::ActError> for ApiError {
+    fn from(e: domain::routing::service::ActError) -> Self {
+        use domain::routing::service::ActError;
+        match e {
+            ActError::Refused(r) => r.into(),
+            ActError::NotFound(id) => ApiError::NotFound(format!("no conversation {id}")),
+            ActError::Routing(r) => r.into(),
+        }
+    }
+}
+
 impl From<ParseError> for ApiError {
     fn from(e: ParseError) -> Self {
         ApiError::BadRequest(e.to_string())
@@ -152,6 +174,11 @@ pub fn csv(status: u16, filename: &str, body: String) -> Response<Body> {
 /// Turns a handler's result into the response Lambda returns: errors through [`ApiError`].
 pub fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
     result.unwrap_or_else(ApiError::into_response)
+}
+
+/// The JSON body as `T`, or 400 naming the expected `shape` and what was wrong.
+pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request, shape: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body_bytes(req)).map_err(|e| ApiError::BadRequest(format!("body must be {shape}: {e}")))
 }
 
 /// The raw body bytes (lambda_http has already decoded API Gateway's base64).

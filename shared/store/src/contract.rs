@@ -92,6 +92,27 @@ pub async fn seed_conversation<S: Store>(
     (contact, conv)
 }
 
+/// An agent profile with `capacity` (hundredths) and a presence, for handler tests.
+pub async fn seed_agent<S: Store>(
+    s: &S,
+    ws: &WorkspaceId,
+    id: &str,
+    capacity: u32,
+    presence: domain::routing::Presence,
+) -> domain::routing::AgentState {
+    let agent = domain::routing::AgentState {
+        id: AgentId::parse(id).unwrap(),
+        presence,
+        teams: Default::default(),
+        skills: Default::default(),
+        capacity,
+        load: 0,
+        last_assigned_at: None,
+    };
+    s.put_agent(ws, &agent).await.unwrap();
+    s.set_presence(ws, &agent.id, presence, capacity).await.unwrap()
+}
+
 fn now() -> OffsetDateTime {
     // Whole milliseconds: the store keeps RFC 3339 with full precision, but sort keys are in ms.
     let t = OffsetDateTime::now_utc();
