@@ -96,6 +96,8 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "api-list-budgets" => http!(api_list_budgets),
         "api-put-budget" => http!(api_put_budget),
         "api-preview-cost" => http!(api_preview_cost),
+        "api-list-notes" => http!(api_list_notes),
+        "api-add-note" => http!(api_add_note),
         "api-update-conversation" => http!(api_update_conversation),
         "api-assign-conversation" => http!(api_assign_conversation),
         other => bail!("template.yaml routes HTTP to {other}, which the local gateway does not know"),

@@ -439,8 +439,21 @@ pub trait ConnectionPusher: Send + Sync {
 /// sends to customers can read one.
 #[async_trait]
 pub trait NoteStore: Send + Sync {
-    /// The note and its audit entry, together.
-    async fn add_note(&self, note: &crate::inbox::Note, audit: &crate::audit::AuditEntry) -> Result<(), StoreError>;
+    /// The note, its audit entry and its author's idempotency key, together; `Duplicate` when the
+    /// key was used before (read the note it made with [`NoteStore::note_by_key`]).
+    async fn add_note(
+        &self,
+        note: &crate::inbox::Note,
+        audit: &crate::audit::AuditEntry,
+        key: &IdempotencyKey,
+    ) -> Result<(), StoreError>;
+    /// The note an author's idempotency key made, if it was used.
+    async fn note_by_key(
+        &self,
+        ws: &WorkspaceId,
+        author: &AgentId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<crate::inbox::Note>, StoreError>;
     /// A conversation's notes, oldest first.
     async fn notes(
         &self,

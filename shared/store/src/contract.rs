@@ -622,18 +622,24 @@ pub async fn notes_history_team_views_and_canned_responses<S: Store>(s: &S) {
             serde_json::json!({ "note": n.id }),
             at,
         );
-        s.add_note(&n, &audit).await.unwrap();
+        s.add_note(&n, &audit, &IdempotencyKey::parse(&format!("note-{i}")).unwrap()).await.unwrap();
         notes.push(n);
     }
+    // The same key again stores nothing more and leads to the first note.
+    let retry =
+        Note::new(ws.clone(), first.id, alice.clone(), "note 0 for @bob", at + time::Duration::seconds(2)).unwrap();
     let again = domain::audit::AuditEntry::new(
         ws.clone(),
         Some(first.id),
         alice.clone(),
         "note_added",
         serde_json::Value::Null,
-        at,
+        at + time::Duration::seconds(2),
     );
-    assert!(matches!(s.add_note(&notes[0], &again).await, Err(StoreError::Duplicate)));
+    let key = IdempotencyKey::parse("note-0").unwrap();
+    assert!(matches!(s.add_note(&retry, &again, &key).await, Err(StoreError::Duplicate)));
+    assert_eq!(s.note_by_key(&ws, &alice, &key).await.unwrap(), Some(notes[0].clone()));
+    assert!(s.note_by_key(&ws, &AgentId::parse("bob").unwrap(), &key).await.unwrap().is_none());
     let p1 = s.notes(&ws, first.id, 2, None).await.unwrap();
     let p2 = s.notes(&ws, first.id, 2, p1.next.as_ref()).await.unwrap();
     let mut got: Vec<Note> = p1.items;

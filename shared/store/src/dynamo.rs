@@ -1244,22 +1244,30 @@ impl AuditLog for DynamoStore {
 
 #[async_trait]
 impl NoteStore for DynamoStore {
-    async fn add_note(&self, note: &domain::inbox::Note, audit: &domain::audit::AuditEntry) -> Result<(), StoreError> {
+    async fn add_note(
+        &self,
+        note: &domain::inbox::Note,
+        audit: &domain::audit::AuditEntry,
+        key: &IdempotencyKey,
+    ) -> Result<(), StoreError> {
+        let marker = item(&keys::note_idempotency(&note.workspace, &note.author, key), "note_key", note)?;
+        let note_item = item(&keys::note(&note.workspace, note.conversation_id, &note.id), "note", note)?;
+        let audit_item = item(&keys::audit(&audit.workspace, audit.conversation, &audit.id), "audit", audit)?;
         let items = vec![
-            put(
-                &self.table,
-                item(&keys::note(&note.workspace, note.conversation_id, &note.id), "note", note)?,
-                NOT_EXISTS,
-                None,
-            )?,
-            put(
-                &self.table,
-                item(&keys::audit(&audit.workspace, audit.conversation, &audit.id), "audit", audit)?,
-                NOT_EXISTS,
-                None,
-            )?,
+            put(&self.table, marker, NOT_EXISTS, None)?,
+            put(&self.table, note_item, NOT_EXISTS, None)?,
+            put(&self.table, audit_item, NOT_EXISTS, None)?,
         ];
         self.transact(items, Some(0)).await
+    }
+
+    async fn note_by_key(
+        &self,
+        ws: &WorkspaceId,
+        author: &AgentId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<domain::inbox::Note>, StoreError> {
+        self.get_as("note", &keys::note_idempotency(ws, author, key)).await
     }
 
     async fn notes(

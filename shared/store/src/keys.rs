@@ -11,6 +11,7 @@
 //! | message              | `WS#<ws>#CONV#<conv>`                | `MSG#<message>`    |
 //! | provider message id  | `WS#<ws>#PMSG#<provider>#<id>`       | `PMSG`             |
 //! | idempotency key      | `WS#<ws>#IDEMP#<agent>#<key>`        | `IDEMP`            |
+//! | note idempotency key | `WS#<ws>#IDEMP#<agent>#<key>`        | `NOTE`             |
 //! | consent of an identity | `WS#<ws>#CONSENT#<kind>#<value>`   | `CONSENT`          |
 //! | agent routing state  | `WS#<ws>#AGENTS`                     | `<agent>`          |
 //! | routing rules        | `WS#<ws>#ROUTING`                    | `RULES`            |
@@ -163,6 +164,11 @@ pub fn provider_message(w: &WorkspaceId, provider: &str, id: &str) -> Key {
 
 pub fn idempotency(w: &WorkspaceId, agent: &AgentId, key: &IdempotencyKey) -> Key {
     Key { pk: format!("{}#IDEMP#{agent}#{}", ws(w), key.as_str()), sk: "IDEMP".into() }
+}
+
+/// The note an agent's idempotency key made (beside the reply record a key can also hold).
+pub fn note_idempotency(w: &WorkspaceId, agent: &AgentId, key: &IdempotencyKey) -> Key {
+    Key { pk: idempotency(w, agent, key).pk, sk: "NOTE".into() }
 }
 
 /// Workspace-wide counters (total, channel, team, agent) are split over this many items so that

@@ -40,6 +40,7 @@ struct State {
     connection_pointers: HashMap<Key, WorkspaceId>,
     audit: BTreeMap<Key, domain::audit::AuditEntry>,
     notes: BTreeMap<Key, domain::inbox::Note>,
+    note_keys: HashMap<Key, domain::inbox::Note>,
     contact_conversations: BTreeMap<Key, ConversationId>,
     canned: BTreeMap<Key, domain::canned::CannedResponse>,
     canned_uses: HashMap<Key, u32>,
@@ -778,16 +779,35 @@ fn prefix_page<T: Clone>(
 
 #[async_trait]
 impl NoteStore for MemoryStore {
-    async fn add_note(&self, note: &domain::inbox::Note, audit: &domain::audit::AuditEntry) -> Result<(), StoreError> {
+    async fn add_note(
+        &self,
+        note: &domain::inbox::Note,
+        audit: &domain::audit::AuditEntry,
+        key: &IdempotencyKey,
+    ) -> Result<(), StoreError> {
         self.with(|s| {
+            let marker = keys::note_idempotency(&note.workspace, &note.author, key);
             let k = keys::note(&note.workspace, note.conversation_id, &note.id);
-            if s.notes.contains_key(&k) {
+            if s.note_keys.contains_key(&marker) {
                 return Err(StoreError::Duplicate);
             }
+            if s.notes.contains_key(&k) {
+                return Err(StoreError::Conflict);
+            }
+            s.note_keys.insert(marker, note.clone());
             s.notes.insert(k, note.clone());
             s.audit.insert(keys::audit(&audit.workspace, audit.conversation, &audit.id), audit.clone());
             Ok(())
         })
+    }
+
+    async fn note_by_key(
+        &self,
+        ws: &WorkspaceId,
+        author: &AgentId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<domain::inbox::Note>, StoreError> {
+        Ok(self.with(|s| s.note_keys.get(&keys::note_idempotency(ws, author, key)).cloned()))
     }
 
     async fn notes(
