@@ -1,9 +1,14 @@
-//! GET /conversations — the inbox: a workspace's conversations with one status (default `open`),
-//! optionally one assignee (`me`, `none`, an agent id, or `any`), most recent activity first.
-//! Query: `status`, `assignee`, `limit` (1-100, default 25), `cursor` (from `next_cursor`).
+//! GET /conversations — the inbox views, most recent activity first, one status at a time
+//! (default `open`):
+//! - `view=mine` (the caller's), `view=unassigned`, `view=team` (the caller's team, or `team=<id>`;
+//!   whoever owns them), `view=all` (the default);
+//! - or, for any agent's view, `assignee=me | none | any | <agent id>`.
+//!
+//! Query: `view` or `assignee`, `team`, `status`, `limit` (1-100, default 25), `cursor` (from
+//! `next_cursor`). Every agent sees every view of their own workspace, never another's.
 
 use domain::ports::{AssigneeFilter, ConversationQuery, Cursor};
-use domain::{AgentId, ConversationStatus};
+use domain::{AgentId, ConversationStatus, TeamId};
 use kit::http::{limit_param, page_response, query_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
 
@@ -19,11 +24,22 @@ async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
         None => ConversationStatus::Open,
         Some(s) => ConversationStatus::parse(&s)?,
     };
-    let assignee = match query_param(req, "assignee").as_deref() {
-        None | Some("any") => AssigneeFilter::Any,
-        Some("none") => AssigneeFilter::Unassigned,
-        Some("me") => AssigneeFilter::Agent(who.agent.clone()),
-        Some(a) => AssigneeFilter::Agent(AgentId::parse(a)?),
+    who.require(kit::auth::INBOX)?;
+    let team = query_param(req, "team").map(|t| TeamId::parse(&t)).transpose()?;
+    let assignee = match (query_param(req, "view").as_deref(), query_param(req, "assignee").as_deref()) {
+        (Some(_), Some(_)) => return Err(ApiError::BadRequest("use view or assignee, not both".into())),
+        (Some("team"), None) => AssigneeFilter::Team(match team {
+            Some(t) => t,
+            None => callers_team(deps, &who).await?,
+        }),
+        (_, _) if team.is_some() => return Err(ApiError::BadRequest("team goes with view=team".into())),
+        (Some("mine"), None) | (None, Some("me")) => AssigneeFilter::Agent(who.agent.clone()),
+        (Some("unassigned"), None) | (None, Some("none")) => AssigneeFilter::Unassigned,
+        (Some("all"), None) | (None, Some("any")) | (None, None) => AssigneeFilter::Any,
+        (Some(v), None) => {
+            return Err(ApiError::BadRequest(format!("view {v:?}: expected mine, unassigned, team or all")))
+        }
+        (None, Some(a)) => AssigneeFilter::Agent(AgentId::parse(a)?),
     };
     let q = ConversationQuery {
         status,
@@ -33,6 +49,18 @@ async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     };
     let page = deps.store.conversations(&who.workspace, &q).await?;
     Ok(page_response(page))
+}
+
+/// The caller's one team (an agent in several names it with `team=`).
+async fn callers_team(deps: &Deps, who: &kit::auth::Principal) -> Result<TeamId, ApiError> {
+    let agents = deps.store.agents(&who.workspace).await?;
+    let teams = agents.into_iter().find(|a| a.id == who.agent).map(|a| a.teams).unwrap_or_default();
+    let mut it = teams.into_iter();
+    match (it.next(), it.next()) {
+        (Some(t), None) => Ok(t),
+        (None, _) => Err(ApiError::Unprocessable("you are in no team: an admin adds you to one".into())),
+        (Some(_), Some(_)) => Err(ApiError::BadRequest("you are in several teams: name one with team=".into())),
+    }
 }
 
 #[cfg(test)]
@@ -83,6 +111,62 @@ mod tests {
         assert_eq!(handle(&deps, get("/conversations?limit=0", &token("acme"))).await.unwrap().status(), 400);
         assert_eq!(handle(&deps, get("/conversations?cursor=zzz", &token("acme"))).await.unwrap().status(), 400);
         assert_eq!(handle(&deps, get("/conversations", "forged")).await.unwrap().status(), 401);
+        for bad in ["?view=odd", "?view=mine&assignee=me", "?team=billing", "?view=team&team=no%20way"] {
+            let res = handle(&deps, get(&format!("/conversations{bad}"), &token("acme"))).await.unwrap();
+            assert_eq!(res.status(), 400, "{bad}");
+        }
+        let res = handle(&deps, get("/conversations?view=team", &token("acme"))).await.unwrap();
+        assert_eq!(res.status(), 422, "alice is in no team");
+    }
+
+    #[tokio::test]
+    async fn views_mine_unassigned_and_team() {
+        use domain::ports::{AgentStore, ConversationReader, QueueChange, RoutingCommit, RoutingStore};
+        let store = Arc::new(MemoryStore::new());
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let billing = TeamId::parse("billing").unwrap();
+        let mut ids = vec![];
+        for i in 0..3 {
+            ids.push(seed_conversation(store.as_ref(), &ws, i, now + time::Duration::seconds(i.into())).await.1.id);
+        }
+        // The first is alice's, the second billing's.
+        for (id, owner, team) in [(ids[0], Some("alice"), None), (ids[1], None, Some(billing.clone()))] {
+            let mut c = store.conversation(&ws, id).await.unwrap().unwrap();
+            let expected_version = c.version;
+            c.assignee = owner.map(|a| AgentId::parse(a).unwrap());
+            c.team = team;
+            c.version += 1;
+            let commit = RoutingCommit {
+                conversation: c,
+                expected_version,
+                take: None,
+                give_back: None,
+                queue: QueueChange::Keep,
+                audit: None,
+            };
+            store.commit_routing(commit).await.unwrap();
+        }
+        let mut alice =
+            store::contract::seed_agent(store.as_ref(), &ws, "alice", 500, domain::routing::Presence::Online).await;
+        alice.teams.insert(billing);
+        store.put_agent(&ws, &alice).await.unwrap();
+        let deps = Deps::new(store, Authenticator::new("s"));
+        let listed = |uri: &'static str| {
+            let deps = &deps;
+            async move {
+                let res = handle(deps, get(uri, &token("acme"))).await.unwrap();
+                let Body::Text(t) = res.body() else { panic!() };
+                let v: serde_json::Value = serde_json::from_str(t).unwrap();
+                v["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+            }
+        };
+        let s = |i: usize| ids[i].to_string();
+        assert_eq!(listed("/conversations?view=mine").await, [s(0)]);
+        assert_eq!(listed("/conversations?view=unassigned").await, [s(2), s(1)]);
+        assert_eq!(listed("/conversations?view=team").await, [s(1)]);
+        assert_eq!(listed("/conversations?view=team&team=sales").await, Vec::<String>::new());
+        assert_eq!(listed("/conversations?view=all").await, [s(2), s(1), s(0)]);
     }
 
     #[tokio::test]
