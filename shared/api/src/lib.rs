@@ -110,3 +110,25 @@ pub fn acted_response(a: &domain::routing::service::Acted) -> lambda_http::Respo
         &serde_json::json!({ "conversation": a.conversation, "changed": a.changed, "assigned": assigned }),
     )
 }
+
+/// After an admin change (agents, teams, rules): the workspace audit entry, then waiting work may
+/// flow to whoever now qualifies. The drain is best effort: the change is saved either way and the
+/// next presence change or freed capacity drains again.
+#[cfg(feature = "live")]
+pub async fn after_admin_change(
+    inbox: &Inbox,
+    who: &kit::auth::Principal,
+    action: &str,
+    details: serde_json::Value,
+) -> Result<Vec<(domain::ConversationId, domain::AgentId)>, kit::http::ApiError> {
+    let now = time::OffsetDateTime::now_utc();
+    let entry = domain::audit::AuditEntry::new(who.workspace.clone(), None, who.agent.clone(), action, details, now);
+    inbox.store.record_audit(&entry).await?;
+    match domain::routing::service::drain_queue(&*inbox.store, &*inbox.notifications, &who.workspace, now).await {
+        Ok(assigned) => Ok(assigned),
+        Err(e) => {
+            tracing::warn!(error = %e, "drain after an admin change failed");
+            Ok(vec![])
+        }
+    }
+}

@@ -206,6 +206,33 @@ pub struct Team {
     pub hours: Option<BusinessHours>,
 }
 
+impl Team {
+    /// A name of 1-100 characters and valid hours.
+    pub fn validate(&self) -> Result<(), crate::ParseError> {
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(crate::ParseError::Invalid { kind: "team", reason: "name must be 1-100 characters".into() });
+        }
+        self.hours.as_ref().map_or(Ok(()), BusinessHours::validate)
+    }
+}
+
+/// An admin's profile of an agent: teams that exist, skills as routing matches them (lower-case,
+/// 1-50 characters), a capacity of at most 1000 conversations (100 000 hundredths).
+pub fn validate_profile(agent: &AgentState, teams: &[Team]) -> Result<(), crate::ParseError> {
+    let invalid = |reason: String| crate::ParseError::Invalid { kind: "agent profile", reason };
+    if agent.capacity > 100_000 {
+        return Err(invalid("capacity is at most 100000 hundredths (1000 conversations)".into()));
+    }
+    if let Some(t) = agent.teams.iter().find(|t| !teams.iter().any(|x| &x.id == *t)) {
+        return Err(invalid(format!("unknown team {t}: create it first")));
+    }
+    if let Some(s) = agent.skills.iter().find(|s| s.is_empty() || s.chars().count() > 50 || s.to_lowercase() != **s) {
+        return Err(invalid(format!("skill {s:?}: lower-case, 1-50 characters")));
+    }
+    Ok(())
+}
+
 /// A workspace's routing rules, changed through the admin API without a deploy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoutingRules {
