@@ -28,6 +28,31 @@ pub struct Span {
     pub close: String,
 }
 
+/// Dates as `YYYY-MM-DD` strings, as people write them.
+mod iso_dates {
+    use std::collections::BTreeSet;
+
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+    use time::macros::format_description;
+
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+        format_description!("[year]-[month]-[day]");
+
+    pub fn serialize<S: Serializer>(dates: &BTreeSet<time::Date>, s: S) -> Result<S::Ok, S::Error> {
+        let texts: Result<Vec<String>, _> = dates.iter().map(|d| d.format(FORMAT)).collect();
+        s.collect_seq(texts.map_err(serde::ser::Error::custom)?)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeSet<time::Date>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|t| {
+                time::Date::parse(t, FORMAT).map_err(|_| D::Error::custom(format!("{t:?} is not a YYYY-MM-DD date")))
+            })
+            .collect()
+    }
+}
+
 fn minutes(hhmm: &str) -> Result<u16, ParseError> {
     let bad = || ParseError::Invalid { kind: "business hours", reason: format!("{hhmm:?} is not HH:MM (00:00-24:00)") };
     let (h, m) = hhmm.split_once(':').ok_or_else(bad)?;
@@ -46,8 +71,8 @@ pub struct BusinessHours {
     /// An IANA time zone (`Europe/Paris`); daylight saving is applied.
     pub time_zone: String,
     pub weekly: BTreeMap<Day, Vec<Span>>,
-    /// Closed all day, in the team's time zone.
-    #[serde(default)]
+    /// Closed all day, in the team's time zone (`"2026-12-25"`).
+    #[serde(default, with = "iso_dates")]
     pub holidays: BTreeSet<time::Date>,
 }
 
@@ -116,6 +141,16 @@ mod tests {
                 .collect(),
             holidays: BTreeSet::from([date!(2026 - 12 - 25)]),
         }
+    }
+
+    #[test]
+    fn holidays_read_and_write_as_plain_dates() {
+        let json = serde_json::to_value(paris_weekdays()).unwrap();
+        assert_eq!(json["holidays"], serde_json::json!(["2026-12-25"]));
+        let back: BusinessHours = serde_json::from_value(json).unwrap();
+        assert_eq!(back, paris_weekdays());
+        let bad = serde_json::json!({ "time_zone": "UTC", "weekly": {}, "holidays": ["25/12/2026"] });
+        assert!(serde_json::from_value::<BusinessHours>(bad).is_err());
     }
 
     #[test]
