@@ -96,6 +96,8 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "api-list-budgets" => http!(api_list_budgets),
         "api-put-budget" => http!(api_put_budget),
         "api-preview-cost" => http!(api_preview_cost),
+        "api-put-routing-rules" => http!(api_put_routing_rules),
+        "api-get-routing-rules" => http!(api_get_routing_rules),
         "api-list-teams" => http!(api_list_teams),
         "api-put-team" => http!(api_put_team),
         "api-list-agents" => http!(api_list_agents),
