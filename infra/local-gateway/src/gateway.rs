@@ -96,6 +96,7 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "api-list-budgets" => http!(api_list_budgets),
         "api-put-budget" => http!(api_put_budget),
         "api-preview-cost" => http!(api_preview_cost),
+        "api-create-canned" => http!(api_create_canned),
         "api-list-audit" => http!(api_list_audit),
         "api-put-routing-rules" => http!(api_put_routing_rules),
         "api-get-routing-rules" => http!(api_get_routing_rules),

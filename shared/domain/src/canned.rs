@@ -155,6 +155,44 @@ impl Variables {
     }
 }
 
+impl Variables {
+    /// What a conversation offers: its contact's name, email, phone and custom attributes, its id,
+    /// and the agent's name.
+    pub fn for_conversation(
+        contact: &crate::model::Contact,
+        conversation: &crate::model::Conversation,
+        agent_name: Option<&str>,
+    ) -> Variables {
+        use crate::model::IdentityKind;
+        let first_of = |kind| contact.identities.iter().find(|i| i.kind == kind).map(|i| i.value.as_str());
+        Variables::new(
+            contact.name.as_deref(),
+            first_of(IdentityKind::Email),
+            first_of(IdentityKind::Phone),
+            &conversation.id.to_string(),
+            agent_name,
+            &contact.attributes,
+        )
+    }
+}
+
+/// Checks a template when it is saved: every `{{…}}` closed and known. (Whether a known variable
+/// has a value depends on the conversation: that is the preview's check.)
+pub fn check_template(body: &str) -> Result<(), RenderError> {
+    match render(body, &Variables::default()) {
+        Ok(_) => Ok(()),
+        Err(RenderError(problems)) => {
+            let real: Vec<RenderProblem> =
+                problems.into_iter().filter(|p| !matches!(p, RenderProblem::NoValue(_))).collect();
+            if real.is_empty() {
+                Ok(())
+            } else {
+                Err(RenderError(real))
+            }
+        }
+    }
+}
+
 const KNOWN: [&str; 7] = [
     "contact.name",
     "contact.first_name",
@@ -237,6 +275,13 @@ mod tests {
             Some("Alice Smith"),
             &BTreeMap::from([("plan".to_owned(), "Pro".to_owned())]),
         )
+    }
+
+    #[test]
+    fn a_saved_template_must_only_use_known_closed_variables() {
+        assert!(check_template("Hi {{contact.first_name}}, {{contact.attributes.plan}} plan").is_ok());
+        let e = check_template("Hi {{contact.nickname}} {{agent.name").unwrap_err();
+        assert_eq!(e.0, vec![RenderProblem::Unknown("contact.nickname".into()), RenderProblem::Unclosed]);
     }
 
     #[test]
