@@ -188,3 +188,131 @@ async fn fifty_new_conversations_at_once_never_exceed_capacity_and_the_rest_wait
     assert_eq!(t.store.waiting(&t.workspace).await.unwrap().len(), 42);
     let _ = socket.drain(Duration::from_millis(100)).await;
 }
+
+/// The inbox through the HTTP API, the way a team works it: an admin sets up a team and profiles,
+/// a supervisor the rules; a conversation is routed, transferred with a note, annotated (the
+/// mentioned agent hears it), answered with a canned response and resolved; every step is in the
+/// audit trail and the contact's profile shows the history.
+#[tokio::test]
+async fn inbox_actions_admin_canned_and_audit_over_http() {
+    let t = spawn_stack().await;
+    let admin = t.token_as("ada", Role::Admin);
+    let sup = t.token_as("sue", Role::Supervisor);
+    let ann_t = t.token_as("ann", Role::Agent);
+    let bob_t = t.token_as("bob", Role::Agent);
+
+    let (s, b) = t.send_as("PUT", "/teams/billing", &admin, Some(json!({ "name": "Billing" }))).await;
+    assert_eq!(s, 200, "{b}");
+    for (agent, teams) in [("ann", json!(["billing"])), ("bob", json!(["billing"]))] {
+        let body = json!({ "teams": teams, "skills": [], "capacity": 300 });
+        let (s, b) = t.send_as("PUT", &format!("/agents/{agent}"), &admin, Some(body)).await;
+        assert_eq!(s, 200, "{b}");
+    }
+    assert_eq!(t.send_as("PUT", "/agents/bob", &sup, Some(json!({ "capacity": 1 }))).await.0, 403);
+    let rules = json!({ "team_by_channel": { "sms": "billing" } });
+    assert_eq!(t.send_as("PUT", "/routing-rules", &ann_t, Some(rules.clone())).await.0, 403);
+    let (s, b) = t.send_as("PUT", "/routing-rules", &sup, Some(rules)).await;
+    assert_eq!(s, 200, "{b}");
+
+    let mut ann = connect_socket(&t.stack.ws_url, &ann_t, false).await.expect("ann connects");
+    let mut bob = connect_socket(&t.stack.ws_url, &bob_t, false).await.expect("bob connects");
+    ann.act(json!({ "action": "presence", "status": "online" })).await;
+    bob.act(json!({ "action": "presence", "status": "online" })).await;
+
+    let from = random_number();
+    assert_eq!(t.text_in(&new_sid(), &from, "my invoice is wrong").await.status(), 200);
+    let conv = conversation_of(&t, &from).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+    let owner = eventually("the conversation is routed", || async {
+        let (_, c) = t.get(&format!("/conversations/{id}")).await;
+        c["conversation"]["assignee"].as_str().map(str::to_owned)
+    })
+    .await;
+    let (owner_t, other, other_sock) =
+        if owner == "ann" { (&ann_t, "bob", &mut bob) } else { (&bob_t, "ann", &mut ann) };
+
+    // The views: the team's, the owner's.
+    let (_, team) = t.get_as("/conversations?view=team", owner_t).await;
+    assert!(team["items"].as_array().unwrap().iter().any(|c| c["id"] == id.as_str()), "{team}");
+    let (_, mine) = t.get_as("/conversations?view=mine", owner_t).await;
+    assert_eq!(mine["items"][0]["id"], id.as_str());
+
+    // The owner hands it over with a note; the colleague's socket hears it.
+    let transfer = json!({ "agent": other, "note": "billing dispute, customer is upset" });
+    let (s, b) = t.send_as("PUT", &format!("/conversations/{id}/assignee"), owner_t, Some(transfer)).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["conversation"]["assignee"], other);
+    let heard = other_sock
+        .expect("the transfer", |f| f["event"]["change"] == "assigned" && f["event"]["assignee"] == other)
+        .await;
+    assert_eq!(heard["event"]["previous_assignee"], owner.as_str());
+    // The former owner can no longer move it.
+    let back = json!({ "agent": owner });
+    assert_eq!(t.send_as("PUT", &format!("/conversations/{id}/assignee"), owner_t, Some(back)).await.0, 403);
+
+    // A note mentioning the new owner: stored once, pushed, never a message.
+    let note = t
+        .http
+        .post(t.url(&format!("/conversations/{id}/notes")))
+        .bearer_auth(&sup)
+        .header("idempotency-key", "note-1")
+        .json(&json!({ "text": format!("@{other} refund approved up to $50") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(note.status().as_u16(), 201);
+    other_sock.expect("the note", is_event("note_added")).await;
+    let (_, notes) = t.get(&format!("/conversations/{id}/notes")).await;
+    assert_eq!(notes["items"].as_array().unwrap().len(), 1);
+    assert!(t.messages(&id).await.iter().all(|m| m["text"] != notes["items"][0]["text"]));
+
+    // A canned response, previewed for this conversation.
+    let canned = json!({ "scope": "workspace", "shortcut": "/refund", "title": "Refund",
+        "body": "Hi {{contact.first_name | there}}, your refund for {{conversation.id}} is on its way." });
+    let (s, created) = t.send_as("POST", "/canned-responses", &sup, Some(canned)).await;
+    assert_eq!(s, 201, "{created}");
+    let canned_id = created["canned_response"]["id"].as_str().unwrap().to_owned();
+    let other_t = t.token_as(other, Role::Agent);
+    let (_, found) = t.get_as("/canned-responses?q=/ref", &other_t).await;
+    assert_eq!(found["items"][0]["canned_response"]["id"], canned_id.as_str());
+    let (s, preview) = t
+        .send_as(
+            "POST",
+            &format!("/canned-responses/{canned_id}/preview"),
+            &other_t,
+            Some(json!({ "conversation_id": id })),
+        )
+        .await;
+    assert_eq!(s, 200, "{preview}");
+    assert_eq!(preview["text"], format!("Hi there, your refund for {id} is on its way."));
+
+    // Resolved with a tag: capacity comes back; the audit trail has every step in order.
+    let (s, b) = t
+        .send_as(
+            "PATCH",
+            &format!("/conversations/{id}"),
+            &other_t,
+            Some(json!({ "status": "resolved", "tags": { "add": ["refund"] } })),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (_, agents) = t.get("/agents").await;
+    let load = agents["items"].as_array().unwrap().iter().find(|a| a["id"] == other).unwrap()["load"].clone();
+    assert_eq!(load, 0);
+    let (_, trail) = t.get(&format!("/audit?conversation={id}")).await;
+    let actions: Vec<&str> = trail["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["assigned", "transferred", "note_added", "tags_changed", "resolved"]);
+    let (_, workspace_trail) = t.get_as("/audit", &sup).await;
+    let admin_actions: Vec<&str> =
+        workspace_trail["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(
+        admin_actions.starts_with(&["team_changed", "agent_changed", "agent_changed", "rules_changed"]),
+        "{admin_actions:?}"
+    );
+
+    // The contact's profile: the identity and this conversation in the history.
+    let (s, profile) = t.get(&format!("/contacts/{}", conv["contact_id"].as_str().unwrap())).await;
+    assert_eq!(s, 200, "{profile}");
+    assert_eq!(profile["contact"]["identities"][0]["value"], from.as_str());
+    assert_eq!(profile["conversations"][0]["status"], "resolved");
+}
