@@ -44,8 +44,7 @@ async fn create(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
             return Err(ApiError::Forbidden("workspace responses are for supervisors and admins".into()))
         }
         Scope::Team { team } if !who.role.oversees() => {
-            let agents = deps.store.agents(&who.workspace).await?;
-            if !agents.iter().any(|a| a.id == who.agent && a.teams.contains(team)) {
+            if !api::callers_teams(&*deps.store, &who).await?.contains(team) {
                 return Err(ApiError::Forbidden(format!("only members of {team} (or supervisors) add its responses")));
             }
         }

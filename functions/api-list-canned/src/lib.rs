@@ -23,14 +23,7 @@ async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     }
     let responses = deps.store.canned_responses(&who.workspace).await?;
     let usage = deps.store.canned_usage(&who.workspace, &who.agent).await?;
-    let teams: Vec<domain::TeamId> = deps
-        .store
-        .agents(&who.workspace)
-        .await?
-        .into_iter()
-        .find(|a| a.id == who.agent)
-        .map(|a| a.teams.into_iter().collect())
-        .unwrap_or_default();
+    let teams = api::callers_teams(&*deps.store, &who).await?;
     let hits = domain::canned::search(&responses, &q, &who.agent, &teams, &usage, usize::from(limit));
     let items: Vec<serde_json::Value> = hits
         .into_iter()

@@ -53,9 +53,7 @@ async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
 
 /// The caller's one team (an agent in several names it with `team=`).
 async fn callers_team(deps: &Deps, who: &kit::auth::Principal) -> Result<TeamId, ApiError> {
-    let agents = deps.store.agents(&who.workspace).await?;
-    let teams = agents.into_iter().find(|a| a.id == who.agent).map(|a| a.teams).unwrap_or_default();
-    let mut it = teams.into_iter();
+    let mut it = api::callers_teams(&*deps.store, who).await?.into_iter();
     match (it.next(), it.next()) {
         (Some(t), None) => Ok(t),
         (None, _) => Err(ApiError::Unprocessable("you are in no team: an admin adds you to one".into())),

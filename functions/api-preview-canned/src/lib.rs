@@ -28,14 +28,7 @@ async fn preview(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
     who.require(INBOX)?;
     let id = path_param(req, "id", |s| Ok(s.to_owned()))?;
     let draft: Draft = json_body(req, r#"{"conversation_id": "..."}"#)?;
-    let teams: Vec<domain::TeamId> = deps
-        .store
-        .agents(&who.workspace)
-        .await?
-        .into_iter()
-        .find(|a| a.id == who.agent)
-        .map(|a| a.teams.into_iter().collect())
-        .unwrap_or_default();
+    let teams = api::callers_teams(&*deps.store, &who).await?;
     let response = deps
         .store
         .canned_responses(&who.workspace)

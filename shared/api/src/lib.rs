@@ -132,3 +132,12 @@ pub async fn after_admin_change(
         }
     }
 }
+
+/// The teams the caller belongs to, by their agent profile (none without one).
+pub async fn callers_teams(
+    store: &dyn Store,
+    who: &kit::auth::Principal,
+) -> Result<Vec<domain::TeamId>, kit::http::ApiError> {
+    let agents = store.agents(&who.workspace).await?;
+    Ok(agents.into_iter().find(|a| a.id == who.agent).map(|a| a.teams.into_iter().collect()).unwrap_or_default())
+}
