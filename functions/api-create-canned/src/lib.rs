@@ -39,14 +39,16 @@ async fn create(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
     }
     let draft: Draft =
         serde_json::from_value(raw).map_err(|e| ApiError::BadRequest(format!("body must be {SHAPE}: {e}")))?;
+    let member_of = match &draft.scope {
+        Scope::Team { .. } if !who.role.oversees() => api::callers_teams(&*deps.store, &who).await?,
+        _ => vec![],
+    };
     match &draft.scope {
         Scope::Workspace if !who.role.oversees() => {
             return Err(ApiError::Forbidden("workspace responses are for supervisors and admins".into()))
         }
-        Scope::Team { team } if !who.role.oversees() => {
-            if !api::callers_teams(&*deps.store, &who).await?.contains(team) {
-                return Err(ApiError::Forbidden(format!("only members of {team} (or supervisors) add its responses")));
-            }
+        Scope::Team { team } if !who.role.oversees() && !member_of.contains(team) => {
+            return Err(ApiError::Forbidden(format!("only members of {team} (or supervisors) add its responses")))
         }
         Scope::Personal { agent } if agent != &who.agent => {
             return Err(ApiError::Forbidden("personal responses belong to their owner".into()))
