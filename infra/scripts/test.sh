@@ -7,9 +7,10 @@ cd "$root"
 bash infra/scripts/install.sh
 cargo build --quiet -p switchboard-local --bin switchboard-local
 
+target_dir="${CARGO_TARGET_DIR:-target}"
 envfile="$(mktemp)"
 rm -f "$envfile"
-./target/debug/switchboard-local services --env-file "$envfile" &
+"$target_dir/debug/switchboard-local" services --env-file "$envfile" &
 services=$!
 cleanup() { kill "$services" 2>/dev/null || true; wait "$services" 2>/dev/null || true; rm -f "$envfile"; }
 trap cleanup EXIT
