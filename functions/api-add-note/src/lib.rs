@@ -35,7 +35,7 @@ async fn add(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
         .and_then(|k| Ok(IdempotencyKey::parse(k)?))?;
     let draft: Draft = json_body(req, r#"{"text": "..."}"#)?;
     if let Some(first) = deps.store.note_by_key(&who.workspace, &who.agent, &key).await? {
-        return replay(first, id, &draft);
+        return replay(deps, first, id, &draft).await;
     }
     deps.store
         .conversation(&who.workspace, id)
@@ -55,30 +55,35 @@ async fn add(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
         Ok(()) => {}
         Err(StoreError::Duplicate) => {
             let first = deps.store.note_by_key(&who.workspace, &who.agent, &key).await?;
-            return replay(first.ok_or(StoreError::Conflict)?, id, &draft);
+            return replay(deps, first.ok_or(StoreError::Conflict)?, id, &draft).await;
         }
         Err(e) => return Err(e.into()),
     }
-    // Stored first, announced second: a failed publish is retried by the client with the same key
-    // (the note is kept; only the push would be missing, and the list shows it).
-    deps.notifications
-        .publish(&Notification::NoteAdded {
-            workspace: who.workspace.clone(),
-            conversation_id: id,
-            note_id: note.id.clone(),
-            author: who.agent.clone(),
-            mentions: note.mentions.iter().cloned().collect(),
-        })
-        .await?;
+    // Stored first, announced second: when the publish fails the client's retry with the same key
+    // finds the note and announces it again (the queue drops the duplicate by note id).
+    announce(deps, &note).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, conversation = %id, note = %note.id, "note added");
     Ok(json(201, &serde_json::json!({ "note": note })))
 }
 
-/// A retry: the first note, if the request was the same.
-fn replay(first: Note, id: ConversationId, draft: &Draft) -> Result<Response<Body>, ApiError> {
+async fn announce(deps: &Deps, note: &Note) -> Result<(), ApiError> {
+    let event = Notification::NoteAdded {
+        workspace: note.workspace.clone(),
+        conversation_id: note.conversation_id,
+        note_id: note.id.clone(),
+        author: note.author.clone(),
+        mentions: note.mentions.iter().cloned().collect(),
+    };
+    Ok(deps.notifications.publish(&event).await?)
+}
+
+/// A retry: the first note (announced again, in case the first attempt's push failed), if the
+/// request was the same.
+async fn replay(deps: &Deps, first: Note, id: ConversationId, draft: &Draft) -> Result<Response<Body>, ApiError> {
     if first.conversation_id != id || first.text != draft.text.trim() {
         return Err(ApiError::Conflict("this Idempotency-Key was already used for a different note".into()));
     }
+    announce(deps, &first).await?;
     Ok(json(201, &serde_json::json!({ "note": first })))
 }
 
@@ -141,6 +146,19 @@ mod tests {
         let events: Vec<Notification> =
             queue.sent().into_iter().map(|(_, _, v)| serde_json::from_value(v).unwrap()).collect();
         assert_eq!(events.iter().filter(|e| matches!(e, Notification::NoteAdded { .. })).count(), 1);
+
+        // The push fails after the note is stored: 503, and the retry announces it.
+        queue.fail(true);
+        assert_eq!(post(&deps, c.id, Role::Agent, Some("n-9"), r#"{"text": "second"}"#).await.0, 503);
+        queue.fail(false);
+        let (status, retried) = post(&deps, c.id, Role::Agent, Some("n-9"), r#"{"text": "second"}"#).await;
+        assert_eq!(status, 201);
+        let pushed = queue
+            .sent()
+            .into_iter()
+            .filter(|(_, d, _)| d == &format!("note:{}", retried["note"]["id"].as_str().unwrap()));
+        assert_eq!(pushed.count(), 1);
+        assert_eq!(store.notes(&ws, c.id, 10, None).await.unwrap().items.len(), 2);
 
         assert_eq!(post(&deps, c.id, Role::Agent, None, r#"{"text": "x"}"#).await.0, 400);
         assert_eq!(post(&deps, c.id, Role::Agent, Some("n-2"), r#"{"text": "   "}"#).await.0, 422);
