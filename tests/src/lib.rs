@@ -207,13 +207,14 @@ impl TestStack {
     }
 }
 
-/// Polls `check` until it returns `Some`, for up to 20 seconds (queues are asynchronous).
+/// Polls `check` until it returns `Some`, for up to 60 seconds (queues are asynchronous; a loaded
+/// two-core CI machine running several stacks at once is slow, and this is liveness, not speed).
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(v) = check().await {
             return v;
