@@ -262,7 +262,7 @@ impl AgentSocket {
         if let Some(i) = self.seen.iter().position(&matches) {
             return self.seen.remove(i);
         }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
         loop {
             let next = tokio::time::timeout_at(deadline, self.stream.next()).await;
             let frame = match next {
