@@ -256,7 +256,7 @@ impl AgentSocket {
             .expect("ws send");
     }
 
-    /// The first frame (already seen or arriving within 15 s) that `matches`; panics otherwise.
+    /// The first frame (already seen or arriving within 45 s) that `matches`; panics otherwise.
     pub async fn expect(&mut self, what: &str, matches: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         use futures::StreamExt;
         if let Some(i) = self.seen.iter().position(&matches) {
