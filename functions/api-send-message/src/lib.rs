@@ -15,9 +15,9 @@ use domain::events::OutboundJob;
 use domain::finance::ledger::Month;
 use domain::finance::service::{check_budgets, hard_stop, RateCardCache};
 use domain::finance::{estimate_message, Costing, PricingError, Usage};
-use domain::model::{Channel, DeliveryEvent, DeliveryStatus, Direction, Message, Sender};
+use domain::model::{Channel, Message, Sender};
 use domain::ports::{IdempotencyRecord, NotificationQueue, OutboundQueue, ReplyCommit, StoreError};
-use domain::{ConversationId, IdempotencyKey, MessageId};
+use domain::{ConversationId, IdempotencyKey};
 use kit::auth::{Authenticator, Principal};
 use kit::http::{body_bytes, header, path_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
@@ -220,31 +220,9 @@ async fn commit(
     let Reply { route, text, metadata, at: now } = reply;
     let window_open = conversation.reply_window_open(route.channel, now);
     let card = deps.rates.card_at(&*deps.store, &who.workspace, now).await?;
-    let mut message = Message {
-        id: MessageId::new(),
-        workspace: who.workspace.clone(),
-        conversation_id: conversation.id,
-        direction: Direction::Outbound,
-        channel: route.channel,
-        route,
-        sender: Sender::Agent { id: who.agent.clone() },
-        text: Some(text.to_owned()),
-        rich: None,
-        attachments: vec![],
-        provider: None,
-        provider_message_id: None,
-        provider_timestamp: None,
-        created_at: now,
-        status: DeliveryStatus::Queued,
-        status_history: vec![DeliveryEvent {
-            status: DeliveryStatus::Queued,
-            at: now,
-            error_code: None,
-            error_message: None,
-        }],
-        metadata,
-        cost: None,
-    };
+    let sender = Sender::Agent { id: who.agent.clone() };
+    let mut message =
+        Message::queued_outbound(who.workspace.clone(), conversation.id, route, sender, text, metadata, now);
     let counted = inv.usage_so_far();
     let costing = Costing {
         card: &card,
@@ -408,7 +386,7 @@ mod tests {
         assert_eq!(refused.status(), 402);
         assert_eq!(body(&refused)["error"]["code"], "budget_exceeded");
         let msgs = w.store.messages(&w.ws, w.conv, Order::Newest, 10, None).await.unwrap().items;
-        assert_eq!(msgs.iter().filter(|m| m.direction == Direction::Outbound).count(), 1, "nothing stored");
+        assert_eq!(msgs.iter().filter(|m| m.direction == domain::Direction::Outbound).count(), 1, "nothing stored");
         let alerts = w.queue.sent().into_iter().filter(|(_, _, b)| b["type"] == "budget_threshold_reached").count();
         assert_eq!(alerts, 3, "no alert twice");
     }

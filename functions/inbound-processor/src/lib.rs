@@ -230,36 +230,14 @@ async fn auto_reply(
         let Ok(route) = conversation.reply_route(Some(m.channel)) else { return Ok(()) };
         let now = time::OffsetDateTime::now_utc();
         let seg = domain::sms::segment(reply.text);
-        let mut message = Message {
-            id: MessageId::new(),
-            workspace: ws.clone(),
-            conversation_id,
-            direction: Direction::Outbound,
-            channel: route.channel,
-            route,
-            sender: Sender::System,
-            text: Some(reply.text.to_owned()),
-            rich: None,
-            attachments: vec![],
-            provider: None,
-            provider_message_id: None,
-            provider_timestamp: None,
-            created_at: now,
-            status: DeliveryStatus::Queued,
-            status_history: vec![DeliveryEvent {
-                status: DeliveryStatus::Queued,
-                at: now,
-                error_code: None,
-                error_message: None,
-            }],
-            metadata: [
-                ("auto_reply".to_owned(), serde_json::Value::from(reply.kind)),
-                ("sms_encoding".to_owned(), serde_json::to_value(seg.encoding).unwrap_or_default()),
-                ("sms_segments".to_owned(), seg.segments.into()),
-            ]
-            .into(),
-            cost: None,
-        };
+        let metadata = [
+            ("auto_reply".to_owned(), serde_json::Value::from(reply.kind)),
+            ("sms_encoding".to_owned(), serde_json::to_value(seg.encoding).unwrap_or_default()),
+            ("sms_segments".to_owned(), seg.segments.into()),
+        ]
+        .into();
+        let mut message =
+            Message::queued_outbound(ws.clone(), conversation_id, route, Sender::System, reply.text, metadata, now);
         let card = deps.rates.card_at(&*deps.store, ws, now).await?;
         let costing = Costing {
             card: &card,

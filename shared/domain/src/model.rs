@@ -370,6 +370,43 @@ pub struct Message {
 }
 
 impl Message {
+    /// A new outbound message waiting for the sender: `queued`, with that as its first status.
+    pub fn queued_outbound(
+        workspace: WorkspaceId,
+        conversation_id: ConversationId,
+        route: Route,
+        sender: Sender,
+        text: &str,
+        metadata: BTreeMap<String, serde_json::Value>,
+        now: OffsetDateTime,
+    ) -> Message {
+        Message {
+            id: MessageId::new(),
+            workspace,
+            conversation_id,
+            direction: Direction::Outbound,
+            channel: route.channel,
+            route,
+            sender,
+            text: Some(text.to_owned()),
+            rich: None,
+            attachments: vec![],
+            provider: None,
+            provider_message_id: None,
+            provider_timestamp: None,
+            created_at: now,
+            status: DeliveryStatus::Queued,
+            status_history: vec![DeliveryEvent {
+                status: DeliveryStatus::Queued,
+                at: now,
+                error_code: None,
+                error_message: None,
+            }],
+            metadata,
+            cost: None,
+        }
+    }
+
     /// The latest error the provider reported, if the message failed.
     pub fn last_error(&self) -> Option<&DeliveryEvent> {
         self.status_history.iter().rev().find(|e| e.error_code.is_some() || e.error_message.is_some())
