@@ -497,17 +497,8 @@ impl CostLedger for MemoryStore {
         limit: u16,
         cursor: Option<&Cursor>,
     ) -> Result<Page<LedgerEntry>, StoreError> {
-        let after = keys::sort_cursor_after(cursor, "")?;
         let pk = keys::ledger_partition(ws, day);
-        let rest: Vec<(String, LedgerEntry)> = self.with(|s| {
-            s.ledger
-                .iter()
-                .filter(|(k, _)| k.pk == pk && after.as_ref().is_none_or(|a| k.sk > *a))
-                .map(|(k, e)| (k.sk.clone(), e.clone()))
-                .collect()
-        });
-        let (items, next) = paginate(rest, limit);
-        Ok(Page { items, next: next.map(|sk| keys::encode_cursor(&sk)) })
+        self.with(|s| prefix_page(&s.ledger, &pk, "", limit, cursor))
     }
 }
 
@@ -746,16 +737,7 @@ impl AuditLog for MemoryStore {
         cursor: Option<&Cursor>,
     ) -> Result<Page<domain::audit::AuditEntry>, StoreError> {
         let (pk, prefix) = keys::audit_partition(ws, conversation);
-        let after = keys::sort_cursor_after(cursor, prefix)?;
-        let rest: Vec<(String, domain::audit::AuditEntry)> = self.with(|s| {
-            s.audit
-                .iter()
-                .filter(|(k, _)| k.pk == pk && k.sk.starts_with(prefix) && after.as_ref().is_none_or(|a| k.sk > *a))
-                .map(|(k, e)| (k.sk.clone(), e.clone()))
-                .collect()
-        });
-        let (items, next) = paginate(rest, limit);
-        Ok(Page { items, next: next.map(|sk| keys::encode_cursor(&sk)) })
+        self.with(|s| prefix_page(&s.audit, &pk, prefix, limit, cursor))
     }
 }
 
