@@ -88,8 +88,7 @@ mod tests {
             Some(body.as_bytes()),
         );
         let res = handle(&w.deps, req).await.unwrap();
-        let Body::Text(t) = res.body() else { panic!("text body") };
-        (res.status().as_u16(), serde_json::from_str(t).unwrap())
+        (res.status().as_u16(), kit::apigw::json_of(&res))
     }
 
     async fn load(w: &World, agent: &str) -> u32 {

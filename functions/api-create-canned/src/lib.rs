@@ -112,8 +112,7 @@ mod tests {
             Some(body.as_bytes()),
         );
         let res = handle(deps, req).await.unwrap();
-        let Body::Text(t) = res.body() else { panic!("text body") };
-        (res.status().as_u16(), serde_json::from_str(t).unwrap())
+        (res.status().as_u16(), kit::apigw::json_of(&res))
     }
 
     #[tokio::test]

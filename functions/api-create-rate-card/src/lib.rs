@@ -93,8 +93,7 @@ mod tests {
             lambda_http::request::from_str(include_str!("../../../events/api-create-rate-card/create.json")).unwrap();
         let res = handle(&deps, req).await.unwrap();
         assert_eq!(res.status(), 201);
-        let Body::Text(t) = res.body() else { panic!("text") };
-        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        let v = kit::apigw::json_of(&res);
         assert_eq!(v["rate_card"]["version"], 1);
     }
 }

@@ -93,8 +93,7 @@ mod tests {
     }
 
     fn body(res: &Response<Body>) -> serde_json::Value {
-        let Body::Text(t) = res.body() else { panic!("text body") };
-        serde_json::from_str(t).unwrap()
+        kit::apigw::json_of(res)
     }
 
     #[tokio::test]

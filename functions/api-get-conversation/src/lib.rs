@@ -60,8 +60,7 @@ mod tests {
         let deps = Deps::new(store, Authenticator::new("s"));
         let res = handle(&deps, get_req(&conv.id.to_string(), "acme")).await.unwrap();
         assert_eq!(res.status(), 200);
-        let Body::Text(t) = res.body() else { panic!() };
-        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        let v = kit::apigw::json_of(&res);
         assert_eq!(v["conversation"]["id"], conv.id.to_string());
         assert_eq!(v["contact"]["id"], contact.id.to_string());
         assert_eq!(handle(&deps, get_req(&conv.id.to_string(), "globex")).await.unwrap().status(), 404);

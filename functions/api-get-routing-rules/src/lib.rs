@@ -34,8 +34,7 @@ mod tests {
             kit::apigw::test_request("GET", "/routing-rules", "/routing-rules", &[], &[("authorization", &auth)], None)
         };
         let res = handle(&deps, req(Role::Agent)).await.unwrap();
-        let Body::Text(t) = res.body() else { panic!() };
-        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        let v = kit::apigw::json_of(&res);
         assert_eq!(
             v["rules"]["weights"],
             serde_json::json!({ "live_chat": 150, "messaging": 100, "email": 50, "voice": 100 })

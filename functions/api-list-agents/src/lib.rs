@@ -40,8 +40,7 @@ mod tests {
             kit::apigw::test_request("GET", "/agents", "/agents", &[], &[("authorization", &auth)], None)
         };
         let res = handle(&deps, req(Role::Agent)).await.unwrap();
-        let Body::Text(t) = res.body() else { panic!() };
-        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        let v = kit::apigw::json_of(&res);
         assert_eq!(v["items"].as_array().unwrap().len(), 1);
         assert_eq!(v["items"][0]["id"], "bob");
         assert_eq!(handle(&deps, req(Role::Finance)).await.unwrap().status(), 403);

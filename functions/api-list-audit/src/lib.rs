@@ -54,8 +54,7 @@ mod tests {
     }
 
     fn items(res: Response<Body>) -> Vec<String> {
-        let Body::Text(t) = res.body() else { panic!("text body") };
-        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        let v = kit::apigw::json_of(&res);
         v["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_owned()).collect()
     }
 

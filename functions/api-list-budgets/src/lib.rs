@@ -60,8 +60,7 @@ mod tests {
         let req = lambda_http::request::from_str(include_str!("../../../events/api-list-budgets/list.json")).unwrap();
         let res = handle(&deps, req).await.unwrap();
         assert_eq!(res.status(), 200);
-        let Body::Text(t) = res.body() else { panic!("text") };
-        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        let v = kit::apigw::json_of(&res);
         assert!(v.is_object());
     }
 }

@@ -63,8 +63,7 @@ mod tests {
             None,
         );
         let res = handle(deps, req).await.unwrap();
-        let Body::Text(t) = res.body() else { panic!("text body") };
-        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        let v = kit::apigw::json_of(&res);
         v["items"].as_array().unwrap().iter().map(|i| i["canned_response"]["id"].as_str().unwrap().to_owned()).collect()
     }
 

@@ -96,14 +96,12 @@ mod tests {
         let deps = Deps::new(store, Authenticator::new("s"));
         let res = handle(&deps, get("/conversations?limit=2", &token("acme"))).await.unwrap();
         assert_eq!(res.status(), 200);
-        let Body::Text(t) = res.body() else { panic!() };
-        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        let v = kit::apigw::json_of(&res);
         assert_eq!(v["items"].as_array().unwrap().len(), 2);
         assert!(v["next_cursor"].is_string());
 
         let other = handle(&deps, get("/conversations", &token("globex"))).await.unwrap();
-        let Body::Text(t) = other.body() else { panic!() };
-        assert_eq!(serde_json::from_str::<serde_json::Value>(t).unwrap()["items"].as_array().unwrap().len(), 0);
+        assert_eq!(kit::apigw::json_of(&other)["items"].as_array().unwrap().len(), 0);
 
         assert_eq!(handle(&deps, get("/conversations?status=closed", &token("acme"))).await.unwrap().status(), 400);
         assert_eq!(handle(&deps, get("/conversations?limit=0", &token("acme"))).await.unwrap().status(), 400);
@@ -154,8 +152,7 @@ mod tests {
             let deps = &deps;
             async move {
                 let res = handle(deps, get(uri, &token("acme"))).await.unwrap();
-                let Body::Text(t) = res.body() else { panic!() };
-                let v: serde_json::Value = serde_json::from_str(t).unwrap();
+                let v = kit::apigw::json_of(&res);
                 v["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
             }
         };

@@ -69,8 +69,7 @@ mod tests {
         let uri = format!("/conversations/{id}/messages");
         let res = handle(&deps, req(&uri, &id, "acme")).await.unwrap();
         assert_eq!(res.status(), 200);
-        let Body::Text(t) = res.body() else { panic!() };
-        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        let v = kit::apigw::json_of(&res);
         assert_eq!(v["items"][0]["channel"], "sms");
         assert_eq!(v["items"][0]["direction"], "inbound");
         assert_eq!(handle(&deps, req(&uri, &id, "globex")).await.unwrap().status(), 404);

@@ -67,14 +67,12 @@ mod tests {
         }
         let deps = Deps::new(store, Authenticator::new("s"));
         let res = handle(&deps, get(c.id, "acme", Role::Agent, "?limit=2")).await.unwrap();
-        let Body::Text(t) = res.body() else { panic!() };
-        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        let v = kit::apigw::json_of(&res);
         assert_eq!(v["items"][0]["text"], "note 0");
         assert_eq!(v["items"].as_array().unwrap().len(), 2);
         let next = v["next_cursor"].as_str().unwrap();
         let res = handle(&deps, get(c.id, "acme", Role::Agent, &format!("?cursor={next}"))).await.unwrap();
-        let Body::Text(t) = res.body() else { panic!() };
-        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        let v = kit::apigw::json_of(&res);
         assert_eq!(v["items"][0]["text"], "note 2");
         assert_eq!(handle(&deps, get(c.id, "globex", Role::Agent, "")).await.unwrap().status(), 404);
         assert_eq!(handle(&deps, get(c.id, "acme", Role::Finance, "")).await.unwrap().status(), 403);

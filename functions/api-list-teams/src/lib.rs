@@ -38,8 +38,7 @@ mod tests {
             kit::apigw::test_request("GET", "/teams", "/teams", &[], &[("authorization", &auth)], None)
         };
         let res = handle(&deps, req(Role::Agent)).await.unwrap();
-        let Body::Text(t) = res.body() else { panic!() };
-        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        let v = kit::apigw::json_of(&res);
         assert_eq!(
             v["items"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap()).collect::<Vec<_>>(),
             ["billing"]

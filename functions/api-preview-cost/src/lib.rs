@@ -159,8 +159,7 @@ mod tests {
             Some(b.as_bytes()),
         );
         let r = handle(deps, req).await.unwrap();
-        let Body::Text(t) = r.body() else { panic!("text") };
-        (r.status().as_u16(), serde_json::from_str(t).unwrap())
+        (r.status().as_u16(), kit::apigw::json_of(&r))
     }
 
     #[tokio::test]
@@ -227,8 +226,7 @@ mod tests {
         let deps = Deps::new(Arc::new(MemoryStore::new()), Authenticator::new("fixture-jwt-secret"));
         let body = |r: Response<Body>| {
             assert_eq!(r.status(), 200);
-            let Body::Text(t) = r.body() else { panic!("text") };
-            serde_json::from_str::<serde_json::Value>(t).unwrap()
+            kit::apigw::json_of(&r)
         };
         let sms = include_str!("../../../events/api-preview-cost/preview-sms.json");
         let v = body(handle(&deps, lambda_http::request::from_str(sms).unwrap()).await.unwrap());

@@ -342,8 +342,7 @@ mod tests {
     }
 
     fn body(r: &Response<Body>) -> serde_json::Value {
-        let Body::Text(t) = r.body() else { panic!("text body") };
-        serde_json::from_str(t).unwrap()
+        kit::apigw::json_of(r)
     }
 
     #[tokio::test]

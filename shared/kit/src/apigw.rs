@@ -107,6 +107,14 @@ fn ulid_like() -> String {
     domain::MessageId::new().to_string()
 }
 
+/// A handler's JSON answer, for tests; panics on anything else.
+pub fn json_of(res: &lambda_http::Response<lambda_http::Body>) -> serde_json::Value {
+    match res.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).expect("a JSON body"),
+        other => panic!("expected a JSON text body, got {other:?}"),
+    }
+}
+
 /// A request for handler tests: `GET /conversations?status=open` with an optional bearer token.
 pub fn test_request(
     method: &str,
