@@ -31,10 +31,9 @@ async fn preview(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
     let teams = api::callers_teams(&*deps.store, &who).await?;
     let response = deps
         .store
-        .canned_responses(&who.workspace)
+        .canned_response(&who.workspace, &id)
         .await?
-        .into_iter()
-        .find(|r| r.id == id && visible_to(r, &who.agent, &teams))
+        .filter(|r| visible_to(r, &who.agent, &teams))
         .ok_or_else(|| ApiError::NotFound(format!("no canned response {id}")))?;
     let conv_id = draft.conversation_id;
     let conversation = deps

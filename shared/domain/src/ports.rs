@@ -479,6 +479,11 @@ pub trait ContactHistory: Send + Sync {
 #[async_trait]
 pub trait CannedStore: Send + Sync {
     async fn canned_responses(&self, ws: &WorkspaceId) -> Result<Vec<crate::canned::CannedResponse>, StoreError>;
+    async fn canned_response(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+    ) -> Result<Option<crate::canned::CannedResponse>, StoreError>;
     /// Creates or replaces one response.
     async fn put_canned_response(
         &self,

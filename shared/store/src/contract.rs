@@ -675,6 +675,8 @@ pub async fn notes_history_team_views_and_canned_responses<S: Store>(s: &S) {
     s.put_canned_response(&ws, &edited).await.unwrap();
     let mut listed = s.canned_responses(&ws).await.unwrap();
     listed.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(s.canned_response(&ws, &refund.id).await.unwrap(), Some(edited.clone()));
+    assert!(s.canned_response(&other, &refund.id).await.unwrap().is_none());
     assert_eq!(listed, vec![edited, mine]);
     for _ in 0..3 {
         s.record_canned_use(&ws, &alice, &refund.id).await.unwrap();

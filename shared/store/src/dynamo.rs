@@ -1314,6 +1314,14 @@ impl CannedStore for DynamoStore {
         items.into_iter().map(|it| decode("canned response", it)).collect()
     }
 
+    async fn canned_response(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+    ) -> Result<Option<domain::canned::CannedResponse>, StoreError> {
+        self.get_as("canned response", &keys::canned_response(ws, id)).await
+    }
+
     async fn put_canned_response(
         &self,
         ws: &WorkspaceId,

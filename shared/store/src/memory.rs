@@ -829,6 +829,14 @@ impl CannedStore for MemoryStore {
         Ok(self.with(|s| s.canned.iter().filter(|(k, _)| k.pk == pk).map(|(_, r)| r.clone()).collect()))
     }
 
+    async fn canned_response(
+        &self,
+        ws: &WorkspaceId,
+        id: &str,
+    ) -> Result<Option<domain::canned::CannedResponse>, StoreError> {
+        Ok(self.with(|s| s.canned.get(&keys::canned_response(ws, id)).cloned()))
+    }
+
     async fn put_canned_response(
         &self,
         ws: &WorkspaceId,
