@@ -33,7 +33,7 @@ impl AuditEntry {
         details: serde_json::Value,
         at: OffsetDateTime,
     ) -> Self {
-        let id = ulid::Ulid::from_datetime(at.into()).to_string();
+        let id = crate::ids::ordered_ulid(at).to_string();
         AuditEntry { id, workspace, conversation, actor, action: action.to_owned(), details, at }
     }
 

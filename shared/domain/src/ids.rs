@@ -224,3 +224,23 @@ mod tests {
         assert!(IdempotencyKey::parse(&"k".repeat(129)).is_err());
     }
 }
+
+/// A ULID for `at` that sorts after every other this process made for the same millisecond, so
+/// entries written one after another (an audit trail, notes) keep their order.
+pub fn ordered_ulid(at: time::OffsetDateTime) -> ulid::Ulid {
+    static GENERATOR: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
+    let mut g = GENERATOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    g.generate_from_datetime(at.into()).unwrap_or_else(|_| ulid::Ulid::from_datetime(at.into()))
+}
+
+#[cfg(test)]
+mod ordered_tests {
+    #[test]
+    fn ulids_of_one_millisecond_keep_their_order() {
+        let at = time::macros::datetime!(2026-11-22 10:00 UTC);
+        let ids: Vec<ulid::Ulid> = (0..100).map(|_| super::ordered_ulid(at)).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        let ms = (at.unix_timestamp() * 1000) as u64;
+        assert!(ids.iter().all(|u| u.timestamp_ms() == ms), "still the entry's own millisecond");
+    }
+}

@@ -360,7 +360,7 @@ impl Note {
             .filter_map(|w| AgentId::parse(w).ok())
             .collect();
         Ok(Note {
-            id: ulid::Ulid::from_datetime(now.into()).to_string(),
+            id: crate::ids::ordered_ulid(now).to_string(),
             workspace,
             conversation_id,
             author,
