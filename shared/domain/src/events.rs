@@ -183,6 +183,10 @@ pub enum ConversationChange {
     Reopened,
     Snoozed,
     Updated,
+    /// Later messages moved to a new conversation (this is the one they left).
+    Split,
+    /// Its messages moved into another conversation of the contact.
+    Merged,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

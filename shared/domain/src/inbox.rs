@@ -112,7 +112,7 @@ fn check_note(note: &Option<String>) -> Result<Option<String>, Refusal> {
 }
 
 /// Owner, anyone while unowned, supervisors and admins always.
-fn may_manage(c: &Conversation, actor: &Actor) -> Result<(), Refusal> {
+pub(crate) fn may_manage(c: &Conversation, actor: &Actor) -> Result<(), Refusal> {
     match &c.assignee {
         _ if actor.role.oversees() => Ok(()),
         None => Ok(()),
@@ -410,6 +410,10 @@ mod tests {
             assigned_weight: if owner.is_some() { 150 } else { 0 },
             waiting_since: None,
             snoozed_until: None,
+            moving: None,
+            merged_into: None,
+            split_from: None,
+            splits: vec![],
             version: 3,
         }
     }

@@ -16,6 +16,7 @@ pub mod inbox;
 pub mod model;
 pub mod ports;
 pub mod realtime;
+pub mod reorg;
 pub mod routing;
 pub mod sms;
 pub mod threading;

@@ -287,6 +287,18 @@ pub struct Conversation {
     pub waiting_since: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
     pub snoozed_until: Option<OffsetDateTime>,
+    /// Set while a split or merge moves messages out of this conversation (a retry resumes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moving: Option<crate::reorg::Moving>,
+    /// The conversation this one's messages went to when an agent merged it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<ConversationId>,
+    /// The conversation this one was split from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_from: Option<ConversationId>,
+    /// The splits made from this conversation, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub splits: Vec<crate::reorg::SplitRecord>,
     /// Optimistic-concurrency version: every write is conditional on the version it read.
     pub version: u64,
 }

@@ -498,3 +498,36 @@ pub trait CannedStore: Send + Sync {
         agent: &AgentId,
     ) -> Result<std::collections::HashMap<String, u32>, StoreError>;
 }
+
+/// How many messages one [`ReorgStore::move_messages`] call moves at most (each is up to three
+/// items of one DynamoDB transaction, which holds 100).
+pub const MOVE_CHUNK: usize = 25;
+
+/// The last write of a split or merge (see `reorg`), atomically: both conversations (the target
+/// created for a split), the contact's current-conversation slot when the source held it, the
+/// routing-queue place and the audit entries.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReorgCommit {
+    pub source: Conversation,
+    pub source_version: u64,
+    pub target: Conversation,
+    /// `None`: the target is new (a split) and is created, with its contact-history pointer.
+    pub target_version: Option<u64>,
+    /// The contact's current-conversation slot moves from the source to the target (it must still
+    /// name the source).
+    pub moves_current: bool,
+    /// The source waited for an agent: its queue entry is replaced by this one, the target's.
+    pub queue: Option<crate::routing::Work>,
+    pub audits: Vec<crate::audit::AuditEntry>,
+}
+
+#[async_trait]
+pub trait ReorgStore: Send + Sync {
+    /// Moves up to [`MOVE_CHUNK`] messages, each from its `conversation_id` to `to`, with their
+    /// provider-id pointers, atomically. `Conflict` when one of them changed (a delivery callback)
+    /// or moved since it was read: read again and retry.
+    async fn move_messages(&self, ws: &WorkspaceId, to: ConversationId, messages: &[Message])
+        -> Result<(), StoreError>;
+    /// `Conflict` when either conversation or the slot changed since it was read.
+    async fn commit_reorg(&self, commit: ReorgCommit) -> Result<(), StoreError>;
+}

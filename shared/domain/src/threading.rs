@@ -55,6 +55,10 @@ impl Conversation {
             assigned_weight: 0,
             waiting_since: None,
             snoozed_until: None,
+            moving: None,
+            merged_into: None,
+            split_from: None,
+            splits: vec![],
             version: 0,
         }
     }

@@ -548,6 +548,7 @@ pub async fn run_all<S: Store>(s: &S) {
     the_waiting_queue_rules_teams_and_presence(s).await;
     connections_by_id_and_by_workspace(s).await;
     notes_history_team_views_and_canned_responses(s).await;
+    split_and_merge_move_messages_pointers_and_the_thread(s).await;
 }
 
 pub async fn notes_history_team_views_and_canned_responses<S: Store>(s: &S) {
@@ -1119,4 +1120,136 @@ mod tests {
     async fn the_memory_store_meets_the_contract() {
         super::run_all(&crate::MemoryStore::new()).await;
     }
+}
+
+/// Announcements a case does not look at.
+struct Discard;
+
+#[async_trait::async_trait]
+impl NotificationQueue for Discard {
+    async fn publish(&self, _: &domain::events::Notification) -> Result<(), QueueError> {
+        Ok(())
+    }
+}
+
+async fn all_messages<S: Store>(s: &S, ws: &WorkspaceId, id: ConversationId) -> Vec<Message> {
+    let page = s.messages(ws, id, Order::Oldest, 100, None).await.unwrap();
+    assert!(page.next.is_none());
+    page.items
+}
+
+pub async fn split_and_merge_move_messages_pointers_and_the_thread<S: Store>(s: &S) {
+    use domain::inbox::Actor;
+    use domain::reorg::{reorganise, Reorg};
+    let ws = workspace("reorg");
+    let at = now();
+    let (contact, first) = seed_conversation(s, &ws, 11, at).await;
+    // 28 customer messages: more than one chunk moves.
+    let mut conv = s.conversation(&ws, first.id).await.unwrap().unwrap();
+    for i in 1..28 {
+        let expected_version = conv.version;
+        let t = at + time::Duration::seconds(i);
+        conv.record_inbound(route(), t);
+        let mut m = inbound_message(&ws, &conv, &contact, t);
+        m.provider_message_id = Some(format!("SMreorg{i}"));
+        s.commit_inbound(InboundCommit {
+            consent: None,
+            cost: None,
+            new_contact: None,
+            message: m,
+            conversation: ConversationWrite::Update { conversation: conv.clone(), expected_version },
+            provider: "twilio".into(),
+            provider_message_id: format!("SMreorg{i}"),
+        })
+        .await
+        .unwrap();
+    }
+    // It waits for an agent.
+    let mut waiting = s.conversation(&ws, first.id).await.unwrap().unwrap();
+    let expected_version = waiting.version;
+    waiting.waiting_since = Some(at);
+    waiting.version += 1;
+    let work = domain::routing::Work::of(&waiting, at).unwrap();
+    s.commit_routing(RoutingCommit {
+        conversation: waiting,
+        expected_version,
+        take: None,
+        give_back: None,
+        queue: QueueChange::Add(work),
+        audit: None,
+    })
+    .await
+    .unwrap();
+    let before = all_messages(s, &ws, first.id).await;
+    assert_eq!(before.len(), 28);
+
+    // A message changed since it was read does not move.
+    let stale = before[5].clone();
+    let mut newer = stale.clone();
+    newer.status = DeliveryStatus::Read;
+    let ev = DeliveryEvent { status: DeliveryStatus::Read, at, error_code: None, error_message: None };
+    assert!(s.advance_status(&ws, first.id, stale.id, &ev).await.unwrap());
+    assert!(matches!(s.move_messages(&ws, ConversationId::new(), &[stale]).await, Err(StoreError::Conflict)));
+
+    let sue = Actor { agent: AgentId::parse("sue").unwrap(), role: Role::Supervisor };
+    let split = Reorg::Split { from: before[2].id };
+    let done = reorganise(s, &Discard, &ws, first.id, &sue, &split, at).await.unwrap();
+    assert!(done.changed);
+    assert_eq!(done.moved, 26);
+    let new = done.conversation.id;
+    let left = all_messages(s, &ws, first.id).await;
+    let moved = all_messages(s, &ws, new).await;
+    assert_eq!(left.iter().map(|m| m.id).collect::<Vec<_>>(), before[..2].iter().map(|m| m.id).collect::<Vec<_>>());
+    assert_eq!(moved.iter().map(|m| m.id).collect::<Vec<_>>(), before[2..].iter().map(|m| m.id).collect::<Vec<_>>());
+    assert!(moved.iter().all(|m| m.conversation_id == new));
+    assert_eq!(moved[3].status, DeliveryStatus::Read, "moved as it was");
+    assert_eq!(s.provider_message(&ws, "twilio", "SMreorg20").await.unwrap(), Some((new, before[20].id)));
+    assert_eq!(s.provider_message(&ws, "twilio", "SMreorg1").await.unwrap(), Some((first.id, before[1].id)));
+    let source = s.conversation(&ws, first.id).await.unwrap().unwrap();
+    let target = s.conversation(&ws, new).await.unwrap().unwrap();
+    assert_eq!((source.status, source.message_count, source.moving.clone()), (ConversationStatus::Resolved, 2, None));
+    assert_eq!((target.status, target.message_count, target.unread_count), (ConversationStatus::Open, 26, 26));
+    assert_eq!(target.split_from, Some(first.id));
+    assert_eq!(s.current_conversation(&ws, &contact).await.unwrap().map(|c| c.id), Some(new));
+    let queue: Vec<ConversationId> = s.waiting(&ws).await.unwrap().iter().map(|w| w.conversation).collect();
+    assert_eq!(queue, vec![new], "its place in the queue went with it");
+    let history = s.contact_conversations(&ws, contact.id, 10, None).await.unwrap();
+    assert_eq!(history.items.len(), 2);
+    let trail = s.audit_trail(&ws, Some(new), 10, None).await.unwrap();
+    assert_eq!(trail.items.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), vec!["split_from"]);
+    // Listed in the open view, the old one in the resolved view.
+    let q =
+        ConversationQuery { status: ConversationStatus::Open, assignee: AssigneeFilter::Any, limit: 10, cursor: None };
+    assert_eq!(s.conversations(&ws, &q).await.unwrap().items.iter().map(|c| c.id).collect::<Vec<_>>(), vec![new]);
+
+    // The same request again changes nothing and answers the same conversation.
+    let again = reorganise(s, &Discard, &ws, first.id, &sue, &split, at).await.unwrap();
+    assert_eq!((again.changed, again.conversation.id), (false, new));
+
+    // Merging the old one back into the current one: every message in one thread again.
+    let merge = Reorg::Merge { into: new };
+    let merged = reorganise(s, &Discard, &ws, first.id, &sue, &merge, at).await.unwrap();
+    assert_eq!((merged.changed, merged.moved), (true, 2));
+    let all = all_messages(s, &ws, new).await;
+    assert_eq!(all.iter().map(|m| m.id).collect::<Vec<_>>(), before.iter().map(|m| m.id).collect::<Vec<_>>());
+    assert!(all_messages(s, &ws, first.id).await.is_empty());
+    let source = s.conversation(&ws, first.id).await.unwrap().unwrap();
+    assert_eq!(source.merged_into, Some(new));
+    let target = s.conversation(&ws, new).await.unwrap().unwrap();
+    assert_eq!((target.status, target.message_count), (ConversationStatus::Open, 28));
+    assert_eq!(s.current_conversation(&ws, &contact).await.unwrap().map(|c| c.id), Some(new));
+    let again = reorganise(s, &Discard, &ws, first.id, &sue, &merge, at).await.unwrap();
+    assert!(!again.changed);
+
+    // The last write checks what it read.
+    let commit = ReorgCommit {
+        source: source.clone(),
+        source_version: source.version + 7,
+        target: target.clone(),
+        target_version: Some(target.version),
+        moves_current: false,
+        queue: None,
+        audits: vec![],
+    };
+    assert!(matches!(s.commit_reorg(commit).await, Err(StoreError::Conflict)));
 }

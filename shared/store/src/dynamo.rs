@@ -1352,3 +1352,108 @@ impl CannedStore for DynamoStore {
         items.into_iter().map(|it| decode::<CannedUse>("canned use", it).map(|u| (u.id, u.uses))).collect()
     }
 }
+
+#[async_trait]
+impl ReorgStore for DynamoStore {
+    async fn move_messages(
+        &self,
+        ws: &WorkspaceId,
+        to: ConversationId,
+        messages: &[Message],
+    ) -> Result<(), StoreError> {
+        if messages.len() > MOVE_CHUNK {
+            return Err(StoreError::Rejected(format!("at most {MOVE_CHUNK} messages move at once").into()));
+        }
+        let mut items = vec![];
+        for m in messages {
+            // The old item goes only if it is still as read: a status or cost written since would
+            // otherwise be lost with it.
+            let mut values = HashMap::from([
+                (":rank".to_owned(), n(m.status.rank())),
+                (":history".to_owned(), n(m.status_history.len())),
+            ]);
+            let cost = match &m.cost {
+                Some(c) => {
+                    values.insert(":cp".into(), n(c.provider_micros));
+                    values.insert(":ca".into(), n(c.aws_micros));
+                    "cost.provider_micros = :cp AND cost.aws_micros = :ca"
+                }
+                None => "attribute_not_exists(cost)",
+            };
+            let d = build(
+                "delete",
+                Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(&keys::message(ws, m.conversation_id, m.id))))
+                    .condition_expression(format!(
+                        "attribute_exists(PK) AND status_rank = :rank AND size(status_history) = :history AND {cost}"
+                    ))
+                    .set_expression_attribute_values(Some(values))
+                    .build(),
+            )?;
+            items.push(TransactWriteItem::builder().delete(d).build());
+            let mut moved = m.clone();
+            moved.conversation_id = to;
+            items.push(put(&self.table, message_item(&moved)?, NOT_EXISTS, None)?);
+            if let (Some(provider), Some(pid)) = (&m.provider, &m.provider_message_id) {
+                let pointer = item(
+                    &keys::provider_message(ws, provider, pid),
+                    "provider_message",
+                    &ProviderPointer { conversation_id: to, message_id: m.id },
+                )?;
+                items.push(put_always(&self.table, pointer)?);
+            }
+        }
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.transact(items, None).await
+    }
+
+    async fn commit_reorg(&self, c: ReorgCommit) -> Result<(), StoreError> {
+        let ws = c.source.workspace.clone();
+        let versioned = |conv: &Conversation, expected: u64| {
+            put(
+                &self.table,
+                conversation_item(conv)?,
+                "version = :expected",
+                Some(HashMap::from([(":expected".to_owned(), n(expected))])),
+            )
+        };
+        let mut items = vec![versioned(&c.source, c.source_version)?];
+        match c.target_version {
+            Some(v) => items.push(versioned(&c.target, v)?),
+            None => {
+                items.push(put(&self.table, conversation_item(&c.target)?, NOT_EXISTS, None)?);
+                let history = item(
+                    &keys::contact_conversation(&ws, c.target.contact_id, c.target.id),
+                    "contact_conversation",
+                    &ConversationPointer { conversation_id: c.target.id },
+                )?;
+                items.push(put_always(&self.table, history)?);
+            }
+        }
+        if c.moves_current {
+            let pointer = item(
+                &keys::current_conversation(&ws, c.source.contact_id),
+                "current_conversation",
+                &ConversationPointer { conversation_id: c.target.id },
+            )?;
+            let held = HashMap::from([(":source".to_owned(), s(c.source.id.to_string()))]);
+            items.push(put(&self.table, pointer, "conversation_id = :source", Some(held))?);
+        }
+        if let Some(w) = &c.queue {
+            items.push(self.delete_item(&keys::waiting(&ws, c.source.id))?);
+            items.push(put_always(&self.table, item(&keys::waiting(&ws, c.target.id), "waiting", w)?)?);
+        }
+        for e in &c.audits {
+            items.push(put(
+                &self.table,
+                item(&keys::audit(&ws, e.conversation, &e.id), "audit", e)?,
+                NOT_EXISTS,
+                None,
+            )?);
+        }
+        self.transact(items, None).await
+    }
+}

@@ -29,6 +29,7 @@ pub trait Store:
     + domain::ports::NoteStore
     + domain::ports::ContactHistory
     + domain::ports::CannedStore
+    + domain::ports::ReorgStore
 {
 }
 
@@ -49,5 +50,6 @@ impl<T> Store for T where
         + domain::ports::NoteStore
         + domain::ports::ContactHistory
         + domain::ports::CannedStore
+        + domain::ports::ReorgStore
 {
 }

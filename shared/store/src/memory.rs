@@ -856,3 +856,73 @@ impl CannedStore for MemoryStore {
         Ok(self.with(|s| s.canned_uses.iter().filter(|(k, _)| k.pk == pk).map(|(k, n)| (k.sk.clone(), *n)).collect()))
     }
 }
+
+#[async_trait]
+impl ReorgStore for MemoryStore {
+    async fn move_messages(
+        &self,
+        ws: &WorkspaceId,
+        to: ConversationId,
+        messages: &[Message],
+    ) -> Result<(), StoreError> {
+        if messages.len() > MOVE_CHUNK {
+            return Err(StoreError::Rejected(format!("at most {MOVE_CHUNK} messages move at once").into()));
+        }
+        self.with(|s| {
+            // Each message exactly as read, or nothing moves.
+            for m in messages {
+                let stored = s.messages.get(&conversation_partition(ws, m.conversation_id)).and_then(|p| p.get(&m.id));
+                if stored != Some(m) {
+                    return Err(StoreError::Conflict);
+                }
+            }
+            for m in messages {
+                if let Some(p) = s.messages.get_mut(&conversation_partition(ws, m.conversation_id)) {
+                    p.remove(&m.id);
+                }
+                let mut moved = m.clone();
+                moved.conversation_id = to;
+                if let (Some(provider), Some(pid)) = (&m.provider, &m.provider_message_id) {
+                    s.provider_messages.insert(keys::provider_message(ws, provider, pid), (to, m.id));
+                }
+                s.messages.entry(conversation_partition(ws, to)).or_default().insert(m.id, moved);
+            }
+            Ok(())
+        })
+    }
+
+    async fn commit_reorg(&self, c: ReorgCommit) -> Result<(), StoreError> {
+        let ws = c.source.workspace.clone();
+        let sk = keys::conversation(&ws, c.source.id);
+        let tk = keys::conversation(&ws, c.target.id);
+        let slot = keys::current_conversation(&ws, c.source.contact_id);
+        self.with(|s| {
+            if s.conversations.get(&sk).map(|x| x.version) != Some(c.source_version) {
+                return Err(StoreError::Conflict);
+            }
+            if s.conversations.get(&tk).map(|x| x.version) != c.target_version {
+                return Err(StoreError::Conflict);
+            }
+            if c.moves_current && s.current.get(&slot) != Some(&c.source.id) {
+                return Err(StoreError::Conflict);
+            }
+            if c.moves_current {
+                s.current.insert(slot, c.target.id);
+            }
+            if c.target_version.is_none() {
+                let history = keys::contact_conversation(&ws, c.target.contact_id, c.target.id);
+                s.contact_conversations.insert(history, c.target.id);
+            }
+            if let Some(w) = &c.queue {
+                s.waiting.remove(&keys::waiting(&ws, c.source.id));
+                s.waiting.insert(keys::waiting(&ws, c.target.id), w.clone());
+            }
+            for e in &c.audits {
+                s.audit.insert(keys::audit(&ws, e.conversation, &e.id), e.clone());
+            }
+            s.conversations.insert(sk, c.source);
+            s.conversations.insert(tk, c.target);
+            Ok(())
+        })
+    }
+}
