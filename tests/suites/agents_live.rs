@@ -316,3 +316,58 @@ async fn inbox_actions_admin_canned_and_audit_over_http() {
     assert_eq!(profile["contact"]["identities"][0]["value"], from.as_str());
     assert_eq!(profile["conversations"][0]["status"], "resolved");
 }
+
+#[tokio::test]
+async fn split_and_merge_conversations_over_http() {
+    let t = spawn_stack().await;
+    let sup = t.token_as("sue", Role::Supervisor);
+    let from = random_number();
+    for text in ["my parcel never arrived", "order 1042", "also: how do I change my address?"] {
+        assert_eq!(t.text_in(&new_sid(), &from, text).await.status(), 200);
+    }
+    let conv = conversation_of(&t, &from).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+    let msgs = eventually("three messages stored", || async {
+        let m = t.messages(&id).await;
+        (m.len() == 3).then_some(m)
+    })
+    .await;
+
+    // The third message is a new topic: split it off.
+    let split = json!({ "from_message": msgs[2]["id"] });
+    let (s, out) = t.send_as("POST", &format!("/conversations/{id}/split"), &sup, Some(split.clone())).await;
+    assert_eq!(s, 201, "{out}");
+    let new = out["conversation"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(t.messages(&id).await.len(), 2);
+    let moved = t.messages(&new).await;
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0]["text"], "also: how do I change my address?");
+    assert_eq!(moved[0]["conversation_id"], new.as_str());
+    let (s, again) = t.send_as("POST", &format!("/conversations/{id}/split"), &sup, Some(split)).await;
+    assert_eq!((s, again["conversation"]["id"].as_str()), (200, Some(new.as_str())));
+
+    // The customer's next message continues the new thread.
+    assert_eq!(t.text_in(&new_sid(), &from, "it's 12 Elm Street").await.status(), 200);
+    eventually("the follow-up lands in the split-off conversation", || async {
+        (t.messages(&new).await.len() == 2).then_some(())
+    })
+    .await;
+    assert_eq!(t.messages(&id).await.len(), 2);
+
+    // Merged back: one thread with every message, in order; the old one points at it.
+    let merge = json!({ "into": new });
+    let (s, out) = t.send_as("POST", &format!("/conversations/{id}/merge"), &sup, Some(merge)).await;
+    assert_eq!(s, 200, "{out}");
+    assert_eq!(out["moved"], 2);
+    let all: Vec<String> =
+        t.messages(&new).await.iter().map(|m| m["text"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(
+        all,
+        ["my parcel never arrived", "order 1042", "also: how do I change my address?", "it's 12 Elm Street"]
+    );
+    let (_, old) = t.get(&format!("/conversations/{id}")).await;
+    assert_eq!(old["conversation"]["merged_into"], new.as_str());
+    let (_, trail) = t.get(&format!("/audit?conversation={new}")).await;
+    let actions: Vec<&str> = trail["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"split_from") && actions.contains(&"merged_from"), "{actions:?}");
+}

@@ -141,3 +141,31 @@ pub async fn callers_teams(
     let agents = store.agents(&who.workspace).await?;
     Ok(agents.into_iter().find(|a| a.id == who.agent).map(|a| a.teams.into_iter().collect()).unwrap_or_default())
 }
+
+/// Splits or merges for the caller (see `domain::reorg`).
+#[cfg(feature = "live")]
+pub async fn reorganise(
+    inbox: &Inbox,
+    who: &kit::auth::Principal,
+    id: domain::ConversationId,
+    req: &domain::reorg::Reorg,
+) -> Result<domain::reorg::Reorganised, kit::http::ApiError> {
+    let now = time::OffsetDateTime::now_utc();
+    let done =
+        domain::reorg::reorganise(&*inbox.store, &*inbox.notifications, &who.workspace, id, &actor(who), req, now)
+            .await?;
+    tracing::info!(workspace = %who.workspace, by = %who.agent, source = %id, conversation = %done.conversation.id,
+        moved = done.moved, changed = done.changed, "conversation reorganised");
+    Ok(done)
+}
+
+/// `{"source": ..., "conversation": ..., "moved": n, "changed": bool}` with `status` (a repeated
+/// request answers 200 with `changed: false`).
+#[cfg(feature = "live")]
+pub fn reorganised_response(status: u16, r: &domain::reorg::Reorganised) -> lambda_http::Response<lambda_http::Body> {
+    let status = if r.changed { status } else { 200 };
+    kit::http::json(
+        status,
+        &serde_json::json!({ "source": r.source, "conversation": r.conversation, "moved": r.moved, "changed": r.changed }),
+    )
+}

@@ -1253,3 +1253,58 @@ pub async fn split_and_merge_move_messages_pointers_and_the_thread<S: Store>(s: 
     };
     assert!(matches!(s.commit_reorg(commit).await, Err(StoreError::Conflict)));
 }
+
+/// Stores one more customer message in an existing conversation of `contact`.
+pub async fn append_inbound<S: Store>(
+    s: &S,
+    ws: &WorkspaceId,
+    contact: &Contact,
+    conv: ConversationId,
+    at: OffsetDateTime,
+) {
+    let mut c = s.conversation(ws, conv).await.unwrap().expect("seeded conversation");
+    let expected_version = c.version;
+    c.record_inbound(route(), at);
+    s.commit_inbound(InboundCommit {
+        consent: None,
+        cost: None,
+        new_contact: None,
+        message: inbound_message(ws, &c, contact, at),
+        conversation: ConversationWrite::Update { conversation: c, expected_version },
+        provider: "twilio".into(),
+        provider_message_id: format!("SM{}", ulid::Ulid::new()),
+    })
+    .await
+    .expect("append inbound");
+}
+
+/// A conversation `id` of a new contact whose customer messages have the given ids (oldest first).
+pub async fn seed_thread<S: Store>(s: &S, ws: &WorkspaceId, id: ConversationId, messages: &[MessageId]) -> Contact {
+    let at = now();
+    let contact = Contact::new(ws.clone(), phone((ulid::Ulid::new().random() % 10_000) as u32), None, at);
+    let mut conv = Conversation::start(ws.clone(), &contact, at);
+    conv.id = id;
+    for (i, m) in messages.iter().enumerate() {
+        let expected_version = conv.version;
+        conv.record_inbound(route(), at);
+        let write = match i {
+            0 => ConversationWrite::Create { conversation: conv.clone(), replaces: None },
+            _ => ConversationWrite::Update { conversation: conv.clone(), expected_version },
+        };
+        let new_contact = (i == 0).then(|| contact.clone());
+        let mut msg = inbound_message(ws, &conv, &contact, at);
+        msg.id = *m;
+        s.commit_inbound(InboundCommit {
+            consent: None,
+            cost: None,
+            new_contact,
+            message: msg,
+            conversation: write,
+            provider: "twilio".into(),
+            provider_message_id: format!("SM{m}"),
+        })
+        .await
+        .expect("seed thread");
+    }
+    contact
+}
