@@ -6,7 +6,7 @@
 //! (see `domain::canned`); a shortcut is unique within its scope (409 otherwise, so a retried create
 //! never makes a second one).
 
-use domain::canned::{check_template, CannedResponse, Scope, Shortcut};
+use domain::canned::{check_fields, shortcut_taken, CannedResponse, Scope, Shortcut};
 use kit::auth::INBOX;
 use kit::http::{json, json_body, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
@@ -43,28 +43,10 @@ async fn create(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
         Scope::Team { .. } if !who.role.oversees() => api::callers_teams(&*deps.store, &who).await?,
         _ => vec![],
     };
-    match &draft.scope {
-        Scope::Workspace if !who.role.oversees() => {
-            return Err(ApiError::Forbidden("workspace responses are for supervisors and admins".into()))
-        }
-        Scope::Team { team } if !who.role.oversees() && !member_of.contains(team) => {
-            return Err(ApiError::Forbidden(format!("only members of {team} (or supervisors) add its responses")))
-        }
-        Scope::Personal { agent } if agent != &who.agent => {
-            return Err(ApiError::Forbidden("personal responses belong to their owner".into()))
-        }
-        _ => {}
-    }
-    let title = draft.title.trim().to_owned();
-    if title.is_empty() || title.chars().count() > 100 {
-        return Err(ApiError::Unprocessable("title must be 1-100 characters".into()));
-    }
-    if draft.body.trim().is_empty() || draft.body.chars().count() > 5000 {
-        return Err(ApiError::Unprocessable("body must be 1-5000 characters".into()));
-    }
-    check_template(&draft.body).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    domain::canned::may_manage(&draft.scope, &who.agent, who.role, &member_of)?;
+    let title = check_fields(&draft.title, &draft.body)?;
     let existing = deps.store.canned_responses(&who.workspace).await?;
-    if let Some(taken) = existing.iter().find(|r| r.scope == draft.scope && r.shortcut == draft.shortcut) {
+    if let Some(taken) = shortcut_taken(&existing, &draft.scope, &draft.shortcut, None) {
         return Err(ApiError::Conflict(format!(
             "{} is already used in this scope by {}",
             taken.shortcut.as_str(),

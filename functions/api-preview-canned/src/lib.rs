@@ -26,7 +26,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
 async fn preview(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
-    let id = path_param(req, "id", |s| Ok(s.to_owned()))?;
+    let id = path_param(req, "id", domain::canned::parse_id)?;
     let draft: Draft = json_body(req, r#"{"conversation_id": "..."}"#)?;
     let teams = api::callers_teams(&*deps.store, &who).await?;
     let response = deps

@@ -68,6 +68,65 @@ pub struct CannedResponse {
     pub body: String,
 }
 
+/// A response id as a path names it: a ULID, in its canonical spelling.
+pub fn parse_id(s: &str) -> Result<String, ParseError> {
+    ulid::Ulid::from_string(s)
+        .map(|u| u.to_string())
+        .map_err(|e| ParseError::Invalid { kind: "canned response id", reason: e.to_string() })
+}
+
+/// Who may create, change or delete a response of `scope`: workspace responses supervisors and
+/// admins; team ones the team's members (`teams`: the caller's) and supervisors; personal ones their
+/// owner alone.
+pub fn may_manage(
+    scope: &Scope,
+    agent: &AgentId,
+    role: crate::model::Role,
+    teams: &[TeamId],
+) -> Result<(), crate::inbox::Refusal> {
+    use crate::inbox::Refusal::Forbidden;
+    match scope {
+        Scope::Workspace if !role.oversees() => {
+            Err(Forbidden("workspace responses are for supervisors and admins".into()))
+        }
+        Scope::Team { team } if !role.oversees() && !teams.contains(team) => {
+            Err(Forbidden(format!("only members of {team} (or supervisors) manage its responses")))
+        }
+        Scope::Personal { agent: owner } if owner != agent => {
+            Err(Forbidden("personal responses belong to their owner".into()))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub const MAX_TITLE_CHARS: usize = 100;
+pub const MAX_BODY_CHARS: usize = 5000;
+
+/// A title (trimmed, 1-100 characters) and a body (1-5000 characters, a valid template): the
+/// trimmed title, or why not.
+pub fn check_fields(title: &str, body: &str) -> Result<String, crate::inbox::Refusal> {
+    use crate::inbox::Refusal::Invalid;
+    let title = title.trim();
+    if title.is_empty() || title.chars().count() > MAX_TITLE_CHARS {
+        return Err(Invalid(format!("title must be 1-{MAX_TITLE_CHARS} characters")));
+    }
+    if body.trim().is_empty() || body.chars().count() > MAX_BODY_CHARS {
+        return Err(Invalid(format!("body must be 1-{MAX_BODY_CHARS} characters")));
+    }
+    check_template(body).map_err(|e| Invalid(e.to_string()))?;
+    Ok(title.to_owned())
+}
+
+/// A response already using `shortcut` in `scope`, other than `except`: shortcuts are unique per scope.
+pub fn shortcut_taken<'a>(
+    all: &'a [CannedResponse],
+    scope: &Scope,
+    shortcut: &Shortcut,
+    except: Option<&str>,
+) -> Option<&'a CannedResponse> {
+    all.iter().find(|r| &r.scope == scope && &r.shortcut == shortcut && Some(r.id.as_str()) != except)
+}
+
 /// What an agent may use: the workspace's, their teams', their own.
 pub fn visible_to(r: &CannedResponse, agent: &AgentId, teams: &[TeamId]) -> bool {
     match &r.scope {

@@ -490,6 +490,8 @@ pub trait CannedStore: Send + Sync {
         ws: &WorkspaceId,
         response: &crate::canned::CannedResponse,
     ) -> Result<(), StoreError>;
+    /// Deletes one response (its per-agent use counts stay: nothing lists them without it).
+    async fn delete_canned_response(&self, ws: &WorkspaceId, id: &str) -> Result<(), StoreError>;
     /// Counts one use of a response by an agent: the search ranks by it.
     async fn record_canned_use(&self, ws: &WorkspaceId, agent: &AgentId, id: &str) -> Result<(), StoreError>;
     async fn canned_usage(

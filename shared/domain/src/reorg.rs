@@ -86,7 +86,7 @@ pub enum Start {
     /// A mark for this very request is there: resume moving.
     Resume(Moving),
     /// Mark the source (this is the marked conversation, version bumped) and move.
-    Begin(Conversation, Moving),
+    Begin(Box<Conversation>, Moving),
 }
 
 /// Checks a request against the source (and, for a merge, the target) and says how to go on.
@@ -152,7 +152,7 @@ pub fn start(
             let mut marked = source.clone();
             marked.moving = Some(moving.clone());
             marked.version += 1;
-            Ok(Start::Begin(marked, moving))
+            Ok(Start::Begin(Box::new(marked), moving))
         }
     }
 }
@@ -398,7 +398,7 @@ pub async fn reorganise<S: ReorgPorts + ?Sized>(
                     check_split_point(&all_messages(store, ws, id).await?, *from)?;
                 }
                 let mark = RoutingCommit {
-                    conversation: marked.clone(),
+                    conversation: (*marked).clone(),
                     expected_version: source.version,
                     take: None,
                     give_back: None,
@@ -406,7 +406,7 @@ pub async fn reorganise<S: ReorgPorts + ?Sized>(
                     audit: None,
                 };
                 match store.commit_routing(mark).await {
-                    Ok(()) => marked,
+                    Ok(()) => *marked,
                     Err(StoreError::Conflict) => continue,
                     Err(e) => return Err(e.into()),
                 }
@@ -644,7 +644,7 @@ mod tests {
         source.waiting_since = Some(NOW);
         source.priority = Priority::High;
         source.tags.insert("billing".into());
-        let msgs = vec![inbound(&source, 0), reply(&source, 1, DeliveryStatus::Read), inbound(&source, 6)];
+        let msgs = [inbound(&source, 0), reply(&source, 1, DeliveryStatus::Read), inbound(&source, 6)];
         let alice = by("alice", Role::Agent);
         let split = Reorg::Split { from: msgs[2].id };
         let Ok(Start::Begin(marked, moving)) = start(&alice, &source, None, &split, NOW) else { panic!() };

@@ -678,7 +678,7 @@ pub async fn notes_history_team_views_and_canned_responses<S: Store>(s: &S) {
     listed.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(s.canned_response(&ws, &refund.id).await.unwrap(), Some(edited.clone()));
     assert!(s.canned_response(&other, &refund.id).await.unwrap().is_none());
-    assert_eq!(listed, vec![edited, mine]);
+    assert_eq!(listed, vec![edited, mine.clone()]);
     for _ in 0..3 {
         s.record_canned_use(&ws, &alice, &refund.id).await.unwrap();
     }
@@ -687,6 +687,10 @@ pub async fn notes_history_team_views_and_canned_responses<S: Store>(s: &S) {
     assert_eq!(usage.len(), 1);
     assert!(s.canned_usage(&ws, &AgentId::parse("bob").unwrap()).await.unwrap().is_empty());
     assert!(s.canned_responses(&other).await.unwrap().is_empty());
+    s.delete_canned_response(&ws, &refund.id).await.unwrap();
+    assert!(s.canned_response(&ws, &refund.id).await.unwrap().is_none());
+    assert_eq!(s.canned_responses(&ws).await.unwrap(), vec![mine.clone()]);
+    s.delete_canned_response(&ws, &refund.id).await.unwrap();
 }
 
 pub fn cost_entry(msg: &Message, contact: ContactId, kind: EntryKind, totals: Totals) -> LedgerEntry {
@@ -1114,14 +1118,6 @@ async fn connections_by_id_and_by_workspace<S: Store>(s: &S) {
     s.delete_connection(&ws, &a.id).await.unwrap();
 }
 
-#[cfg(test)]
-mod tests {
-    #[tokio::test]
-    async fn the_memory_store_meets_the_contract() {
-        super::run_all(&crate::MemoryStore::new()).await;
-    }
-}
-
 /// Announcements a case does not look at.
 struct Discard;
 
@@ -1307,4 +1303,12 @@ pub async fn seed_thread<S: Store>(s: &S, ws: &WorkspaceId, id: ConversationId, 
         .expect("seed thread");
     }
     contact
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn the_memory_store_meets_the_contract() {
+        super::run_all(&crate::MemoryStore::new()).await;
+    }
 }

@@ -1330,6 +1330,20 @@ impl CannedStore for DynamoStore {
         self.put_plain(item(&keys::canned_response(ws, &r.id), "canned_response", r)?).await
     }
 
+    async fn delete_canned_response(&self, ws: &WorkspaceId, id: &str) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(&keys::canned_response(ws, id))))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(classify)?;
+        metered(out.consumed_capacity(), true);
+        Ok(())
+    }
+
     async fn record_canned_use(&self, ws: &WorkspaceId, agent: &AgentId, id: &str) -> Result<(), StoreError> {
         let out = self
             .client

@@ -846,6 +846,11 @@ impl CannedStore for MemoryStore {
         Ok(())
     }
 
+    async fn delete_canned_response(&self, ws: &WorkspaceId, id: &str) -> Result<(), StoreError> {
+        self.with(|s| s.canned.remove(&keys::canned_response(ws, id)));
+        Ok(())
+    }
+
     async fn record_canned_use(&self, ws: &WorkspaceId, agent: &AgentId, id: &str) -> Result<(), StoreError> {
         self.with(|s| *s.canned_uses.entry(keys::canned_use(ws, agent, id)).or_default() += 1);
         Ok(())
