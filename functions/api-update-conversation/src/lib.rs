@@ -8,17 +8,39 @@
 //! gives the owner's capacity back and lets waiting work in; reopening a resolved conversation
 //! gives it back to its owner (or the queue). Status changes belong to the owner, anyone while it is
 //! unowned, and supervisors; priority and tags to any agent.
+//!
+//! A snooze starts a timer (a Step Functions execution named after the conversation and the time)
+//! that reopens the conversation at `snoozed_until` unless it was reopened, resolved or snoozed
+//! again before. If the timer cannot be started the answer is 503 and the same request again
+//! starts it (the snooze itself is already stored, so the retry changes nothing else).
 
 use std::collections::BTreeSet;
 
 use domain::inbox::Command;
+use domain::timers::{SnoozeTimers, SnoozeWake};
 use domain::{ConversationId, Priority};
 use kit::auth::INBOX;
 use kit::http::{json_body, path_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
 use serde::Deserialize;
 
-pub use api::Inbox as Deps;
+pub struct Deps {
+    pub inbox: api::Inbox,
+    pub timers: std::sync::Arc<dyn SnoozeTimers>,
+}
+
+impl Deps {
+    /// The inbox wiring, and `SNOOZE_STATE_MACHINE_ARN`: the timer that wakes snoozed conversations.
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        Ok(Self {
+            inbox: api::Inbox::from_config(config, aws).await?,
+            timers: std::sync::Arc::new(timers::SfnTimers::new(
+                aws_sdk_sfn::Client::new(aws),
+                config.required("SNOOZE_STATE_MACHINE_ARN")?,
+            )),
+        })
+    }
+}
 
 const SHAPE: &str = r#"{"status"?: "open" | "resolved" | "snoozed", "snoozed_until"?: RFC 3339, "priority"?: "low" | "normal" | "high" | "urgent", "tags"?: {"add"?: [...], "remove"?: [...]}}"#;
 
@@ -75,7 +97,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
 }
 
 async fn update(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
-    let who = deps.auth.authenticate(req)?;
+    let who = deps.inbox.auth.authenticate(req)?;
     who.require(INBOX)?;
     let id = path_param(req, "id", ConversationId::parse)?;
     let cmds = commands(json_body(req, SHAPE)?)?;
@@ -83,12 +105,21 @@ async fn update(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
     let mut changed = false;
     let mut assigned = vec![];
     for cmd in &cmds {
-        let acted = api::act(deps, &who, id, cmd).await?;
+        let acted = api::act(&deps.inbox, &who, id, cmd).await?;
         changed |= acted.changed;
         assigned.extend(acted.assigned.iter().cloned());
         last = Some(acted);
     }
     let mut acted = last.expect("commands() never returns an empty list");
+    if let (Some(Command::Snooze { until }), Some(&stored)) =
+        (cmds.iter().find(|c| matches!(c, Command::Snooze { .. })), acted.conversation.snoozed_until.as_ref())
+    {
+        // Only the snooze this request set (a repeat finds it stored and starts its timer again).
+        if *until == stored {
+            let wake = SnoozeWake { workspace: who.workspace.clone(), conversation_id: id, snoozed_until: stored };
+            deps.timers.start_snooze_timer(&wake).await.map_err(|e| ApiError::Unavailable(Box::new(e)))?;
+        }
+    }
     acted.changed = changed;
     acted.assigned = assigned;
     tracing::info!(workspace = %who.workspace, by = %who.agent, conversation = %id, changed,
@@ -111,14 +142,19 @@ mod tests {
     struct World {
         deps: Deps,
         store: Arc<MemoryStore>,
+        timers: Arc<timers::RecordingTimers>,
         ws: WorkspaceId,
+    }
+
+    fn deps(store: Arc<MemoryStore>, secret: &str, timers: Arc<timers::RecordingTimers>) -> Deps {
+        let notifications = Arc::new(MemoryQueue::new());
+        Deps { inbox: api::Inbox { store, auth: Authenticator::new(secret), notifications }, timers }
     }
 
     fn world() -> World {
         let store = Arc::new(MemoryStore::new());
-        let deps =
-            Deps { store: store.clone(), auth: Authenticator::new("s"), notifications: Arc::new(MemoryQueue::new()) };
-        World { deps, store, ws: WorkspaceId::parse("acme").unwrap() }
+        let timers = Arc::new(timers::RecordingTimers::default());
+        World { deps: deps(store.clone(), "s", timers.clone()), store, timers, ws: WorkspaceId::parse("acme").unwrap() }
     }
 
     async fn patch(w: &World, conv: ConversationId, as_: (&str, Role), body: &str) -> (u16, serde_json::Value) {
@@ -139,7 +175,8 @@ mod tests {
     async fn owned_by_alice(w: &World, n: u32) -> ConversationId {
         let now = time::OffsetDateTime::now_utc();
         let (_, c) = seed_conversation(w.store.as_ref(), &w.ws, n, now).await;
-        let routed = domain::routing::service::route_conversation(&*w.store, &*w.deps.notifications, &w.ws, c.id, now);
+        let notify = &*w.deps.inbox.notifications;
+        let routed = domain::routing::service::route_conversation(&*w.store, notify, &w.ws, c.id, now);
         routed.await.unwrap();
         c.id
     }
@@ -190,8 +227,13 @@ mod tests {
             (res["conversation"]["status"].as_str(), res["conversation"]["priority"].as_str()),
             (Some("snoozed"), Some("urgent"))
         );
+        let started = w.timers.started();
+        assert_eq!(started.len(), 1, "a timer wakes it");
+        assert_eq!((started[0].conversation_id, started[0].workspace.clone()), (c, w.ws.clone()));
+        assert_eq!(Some(started[0].snoozed_until), w.store.conversation(&w.ws, c).await.unwrap().unwrap().snoozed_until);
         let (status, _) = patch(&w, c, BOB, r#"{"priority": "low"}"#).await;
         assert_eq!(status, 200, "priority is anyone's");
+        assert_eq!(w.timers.started().len(), 1, "no snooze, no timer");
 
         for (body, want) in [
             ("{}", 400),
@@ -207,6 +249,18 @@ mod tests {
             assert_eq!(patch(&w, c, ALICE, body).await.0, want, "{body}");
         }
         assert_eq!(patch(&w, c, ("fay", Role::Finance), r#"{"priority": "low"}"#).await.0, 403);
+
+        // A timer that cannot start is a 503; the same request again starts it.
+        let later = (time::OffsetDateTime::now_utc() + time::Duration::hours(5))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let body = format!(r#"{{"status": "snoozed", "snoozed_until": "{later}"}}"#);
+        w.timers.fail(true);
+        assert_eq!(patch(&w, c, ALICE, &body).await.0, 503);
+        w.timers.fail(false);
+        let (status, res) = patch(&w, c, ALICE, &body).await;
+        assert_eq!((status, res["changed"].clone()), (200, serde_json::json!(false)));
+        assert_eq!(w.timers.started().len(), 2);
         assert_eq!(patch(&w, ConversationId::new(), ALICE, r#"{"priority": "low"}"#).await.0, 404);
     }
 
@@ -216,7 +270,7 @@ mod tests {
         let ws = WorkspaceId::parse("demo").unwrap();
         let conv = ConversationId::parse("01JD3XQ7Z9K2M4N6P8R0S2T4V6").unwrap();
         store::contract::seed_queued_reply(w.store.as_ref(), &ws, "+14155552671", Some(conv), None).await;
-        let deps = Deps { auth: Authenticator::new("fixture-jwt-secret"), ..w.deps };
+        let deps = deps(w.store.clone(), "fixture-jwt-secret", w.timers.clone());
         let req = lambda_http::request::from_str(include_str!("../../../events/api-update-conversation/resolve.json"))
             .unwrap();
         let res = handle(&deps, req).await.unwrap();

@@ -20,6 +20,7 @@ pub mod reorg;
 pub mod routing;
 pub mod sms;
 pub mod threading;
+pub mod timers;
 
 pub use address::{EmailAddress, PhoneNumber};
 pub use error::ParseError;
