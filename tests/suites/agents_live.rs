@@ -371,3 +371,37 @@ async fn split_and_merge_conversations_over_http() {
     let actions: Vec<&str> = trail["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert!(actions.contains(&"split_from") && actions.contains(&"merged_from"), "{actions:?}");
 }
+
+#[tokio::test]
+async fn a_snoozed_conversation_wakes_by_itself_through_step_functions() {
+    let t = spawn_stack().await;
+    let sup = t.token_as("sue", Role::Supervisor);
+    let from = random_number();
+    assert_eq!(t.text_in(&new_sid(), &from, "remind me about this on Monday").await.status(), 200);
+    let id = conversation_of(&t, &from).await["id"].as_str().unwrap().to_owned();
+    let mut sock = connect_socket(&t.stack.ws_url, &sup, false).await.expect("sue connects");
+
+    // Snoozed for three seconds, then snoozed again for four: only the second timer wakes it.
+    let first = time::OffsetDateTime::now_utc() + time::Duration::seconds(3);
+    let second = first + time::Duration::seconds(1);
+    for until in [first, second] {
+        let until = until.format(&time::format_description::well_known::Rfc3339).unwrap();
+        let body = json!({ "status": "snoozed", "snoozed_until": until });
+        let (s, b) = t.send_as("PATCH", &format!("/conversations/{id}"), &sup, Some(body)).await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["conversation"]["status"], "snoozed");
+    }
+    let woke = sock.expect("the wake-up", |f| f["event"]["change"] == "reopened").await;
+    assert_eq!(woke["event"]["actor"], "system");
+    let (_, c) = t.get(&format!("/conversations/{id}")).await;
+    assert_eq!(c["conversation"]["status"], "open");
+    assert!(c["conversation"]["snoozed_until"].is_null());
+    assert!(
+        time::OffsetDateTime::now_utc() >= second,
+        "not before its time: woken at {:?}",
+        time::OffsetDateTime::now_utc()
+    );
+    let (_, trail) = t.get(&format!("/audit?conversation={id}")).await;
+    let actions: Vec<&str> = trail["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions.iter().filter(|a| **a == "reopened").count(), 1, "{actions:?}");
+}

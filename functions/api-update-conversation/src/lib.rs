@@ -230,7 +230,10 @@ mod tests {
         let started = w.timers.started();
         assert_eq!(started.len(), 1, "a timer wakes it");
         assert_eq!((started[0].conversation_id, started[0].workspace.clone()), (c, w.ws.clone()));
-        assert_eq!(Some(started[0].snoozed_until), w.store.conversation(&w.ws, c).await.unwrap().unwrap().snoozed_until);
+        assert_eq!(
+            Some(started[0].snoozed_until),
+            w.store.conversation(&w.ws, c).await.unwrap().unwrap().snoozed_until
+        );
         let (status, _) = patch(&w, c, BOB, r#"{"priority": "low"}"#).await;
         assert_eq!(status, 200, "priority is anyone's");
         assert_eq!(w.timers.started().len(), 1, "no snooze, no timer");

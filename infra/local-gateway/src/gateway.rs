@@ -25,6 +25,8 @@ use crate::template::{HttpRoute, SqsMapping, Template};
 
 type HttpFn = Arc<dyn Fn(Request) -> BoxFuture<'static, Response<Body>> + Send + Sync>;
 type SqsFn = Arc<dyn Fn(SqsEvent) -> BoxFuture<'static, Result<SqsBatchResponse, String>> + Send + Sync>;
+/// A function invoked directly (a Step Functions task): JSON payload in, JSON result or error out.
+type InvokeFn = Arc<dyn Fn(serde_json::Value) -> BoxFuture<'static, Result<serde_json::Value, String>> + Send + Sync>;
 
 /// What the functions would be configured with in AWS, minus the secret ARNs (values instead).
 #[derive(Clone, Debug)]
@@ -158,6 +160,74 @@ async fn sqs_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) -
         "notifier" => sqs!(notifier),
         other => bail!("template.yaml maps a queue to {other}, which the local gateway does not know"),
     })
+}
+
+async fn invoke_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) -> Result<InvokeFn> {
+    macro_rules! invoke {
+        ($krate:ident) => {{
+            let deps =
+                Arc::new($krate::Deps::from_config(cfg, aws).await.with_context(|| format!("configuring {binary}"))?);
+            let f: InvokeFn = Arc::new(move |payload| {
+                let deps = deps.clone();
+                Box::pin(async move {
+                    // Lambda's runtime refuses an event it cannot deserialize; so does this.
+                    let event = serde_json::from_value(payload).map_err(|e| format!("bad event: {e}"))?;
+                    let out = $krate::handle(&deps, event).await.map_err(|e| e.to_string())?;
+                    serde_json::to_value(out).map_err(|e| e.to_string())
+                })
+            });
+            f
+        }};
+    }
+    Ok(match binary {
+        "conversation-wake" => invoke!(conversation_wake),
+        other => bail!("template.yaml has a state machine invoke {other}, which the local gateway does not know"),
+    })
+}
+
+/// Lambda's Invoke API (`POST /2015-03-31/functions/{name}/invocations`) for this stack's
+/// functions, as Step Functions calls it: 200 with the result, or 200 with `X-Amz-Function-Error`
+/// and Lambda's error shape when the function fails.
+async fn invoke(
+    State(functions): State<Arc<HashMap<String, InvokeFn>>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    body: Bytes,
+) -> AxumResponse {
+    let name = name.rsplit(":function:").next().unwrap_or(&name).split(':').next().unwrap_or_default().to_owned();
+    let Some(f) = functions.get(&name) else {
+        let body = serde_json::json!({ "Type": "User", "Message": format!("Function not found: {name}") });
+        return (StatusCode::NOT_FOUND, [("x-amzn-errortype", "ResourceNotFoundException")], body.to_string())
+            .into_response();
+    };
+    let payload: serde_json::Value = if body.is_empty() {
+        serde_json::json!({})
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(e) => {
+                let body = serde_json::json!({ "Type": "User", "message": format!("invalid JSON payload: {e}") });
+                return (
+                    StatusCode::BAD_REQUEST,
+                    [("x-amzn-errortype", "InvalidRequestContentException")],
+                    body.to_string(),
+                )
+                    .into_response();
+            }
+        }
+    };
+    match f(payload).await {
+        Ok(out) => (StatusCode::OK, [("content-type", "application/json")], out.to_string()).into_response(),
+        Err(e) => {
+            tracing::error!(function = %name, error = %e, "invoked function failed");
+            let body = serde_json::json!({ "errorMessage": e, "errorType": "Error" });
+            (
+                StatusCode::OK,
+                [("content-type", "application/json"), ("x-amz-function-error", "Unhandled")],
+                body.to_string(),
+            )
+                .into_response()
+        }
+    }
 }
 
 struct Router {
@@ -337,6 +407,13 @@ impl Stack {
                 // The @connections management API is served by this gateway, at its root.
                 ("WEBSOCKET_ENDPOINT".into(), base_url.clone()),
             ];
+            for (var, machine) in template.state_machine_env(binary) {
+                let arn = provisioned
+                    .state_machine_arns
+                    .get(&machine)
+                    .ok_or_else(|| anyhow!("{binary}: {var} names unknown state machine {machine}"))?;
+                vars.push((var, arn.clone()));
+            }
             for (var, queue) in template.queue_env(binary) {
                 let url = provisioned
                     .queue_urls
@@ -368,7 +445,25 @@ impl Stack {
             .route("/ws", axum::routing::get(sockets::upgrade))
             .route("/@connections/{id}", axum::routing::post(sockets::post).get(sockets::get).delete(sockets::delete))
             .with_state(sockets);
-        let app = axum::Router::new().fallback(serve).with_state(router).merge(ws_app);
+        let mut invocable = HashMap::new();
+        for machine in template.state_machines(&opts.stack_name)? {
+            for binary in machine.invokes {
+                if let std::collections::hash_map::Entry::Vacant(slot) =
+                    invocable.entry(format!("{}--{binary}", opts.stack_name))
+                {
+                    slot.insert(invoke_function(&binary, &config_for(&binary)?, aws).await?);
+                }
+            }
+        }
+        let lambda_app = axum::Router::new()
+            .route("/2015-03-31/functions/{name}/invocations", axum::routing::post(invoke))
+            .with_state(Arc::new(invocable));
+        let app = axum::Router::new().fallback(serve).with_state(router).merge(ws_app).merge(lambda_app);
+        // Step Functions (moto) finds this stack's functions here.
+        if let Ok(dir) = std::env::var(crate::services::LAMBDA_ROUTES_ENV) {
+            let file = std::path::Path::new(&dir).join(&opts.stack_name);
+            std::fs::write(&file, &base_url).with_context(|| format!("registering {}", file.display()))?;
+        }
         let mut tasks = vec![tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "gateway stopped");

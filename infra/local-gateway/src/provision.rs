@@ -23,6 +23,8 @@ pub struct Provisioned {
     pub queue_arns: HashMap<String, String>,
     /// Queue logical id → maxReceiveCount of its redrive policy.
     pub max_receives: HashMap<String, u32>,
+    /// State machine logical id → ARN.
+    pub state_machine_arns: HashMap<String, String>,
 }
 
 fn key_schema(v: Option<&Value>) -> Result<Vec<KeySchemaElement>> {
@@ -125,15 +127,46 @@ pub async fn create_queues(t: &Template, stack: &str, sqs: &aws_sdk_sqs::Client)
         urls.insert(q.logical_id.clone(), url);
         arns.insert(q.logical_id, arn);
     }
-    Ok(Provisioned { stack: stack.to_owned(), table: String::new(), queue_urls: urls, queue_arns: arns, max_receives })
+    Ok(Provisioned {
+        stack: stack.to_owned(),
+        table: String::new(),
+        queue_urls: urls,
+        queue_arns: arns,
+        max_receives,
+        state_machine_arns: HashMap::new(),
+    })
 }
 
-/// The table and every queue of the template, for one stack name.
+/// The template's state machines on moto's Step Functions (its execution engine is on: see
+/// infra/local/moto_server.py); their Lambda tasks name the local function ARNs.
+pub async fn create_state_machines(
+    t: &Template,
+    stack: &str,
+    sfn: &aws_sdk_sfn::Client,
+) -> Result<HashMap<String, String>> {
+    let mut arns = HashMap::new();
+    for m in t.state_machines(stack)? {
+        let out = sfn
+            .create_state_machine()
+            .name(&m.name)
+            .definition(&m.definition)
+            .role_arn("arn:aws:iam::000000000000:role/switchboard-local-states")
+            .r#type(aws_sdk_sfn::types::StateMachineType::Standard)
+            .send()
+            .await
+            .with_context(|| format!("creating state machine {}", m.name))?;
+        arns.insert(m.logical_id, out.state_machine_arn);
+    }
+    Ok(arns)
+}
+
+/// The table, every queue and every state machine of the template, for one stack name.
 pub async fn provision(t: &Template, stack: &str, aws: &aws_config::SdkConfig) -> Result<Provisioned> {
     let ddb = aws_sdk_dynamodb::Client::new(aws);
     let sqs = aws_sdk_sqs::Client::new(aws);
     let table = create_table(t, stack, &ddb).await?;
     let mut p = create_queues(t, stack, &sqs).await?;
     p.table = table;
+    p.state_machine_arns = create_state_machines(t, stack, &aws_sdk_sfn::Client::new(aws)).await?;
     Ok(p)
 }

@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 /// The repository root: `SWITCHBOARD_ROOT`, or where this crate was built from.
+/// The directory where a gateway registers the URL that serves its stack's functions, for the Step
+/// Functions engine in moto (infra/local/moto_server.py).
+pub const LAMBDA_ROUTES_ENV: &str = "SWITCHBOARD_LAMBDA_ROUTES";
+
 pub fn repo_root() -> PathBuf {
     std::env::var_os("SWITCHBOARD_ROOT")
         .map(PathBuf::from)
@@ -25,6 +29,8 @@ pub fn free_port() -> Result<u16> {
 pub struct Services {
     pub dynamodb_url: String,
     pub moto_url: String,
+    /// See [`LAMBDA_ROUTES_ENV`].
+    pub lambda_routes: PathBuf,
     children: Vec<Child>,
 }
 
@@ -92,13 +98,20 @@ impl Services {
             .stderr(ddb_log);
         let ddb_child = die_with_parent(&mut ddb).spawn().context("starting DynamoDB Local (is java on PATH?)")?;
 
-        let moto_bin = root.join(".local/venv/bin/moto_server");
-        if !moto_bin.exists() {
-            bail!("{} not found: run infra/scripts/install.sh", moto_bin.display());
+        let python = root.join(".local/venv/bin/python");
+        if !root.join(".local/venv/bin/moto_server").exists() {
+            bail!("moto is not installed in {}: run infra/scripts/install.sh", python.display());
         }
+        // Where each gateway of this run says which URL serves its stack's functions (Step
+        // Functions tasks are invoked there: infra/local/moto_server.py).
+        let lambda_routes = log_dir.join(format!("lambda-routes-{moto_port}"));
+        let _ = std::fs::remove_dir_all(&lambda_routes);
+        std::fs::create_dir_all(&lambda_routes)?;
         let moto_log = std::fs::File::create(log_dir.join("moto.log"))?;
-        let mut moto = Command::new(moto_bin);
-        moto.args(["-H", "127.0.0.1", "-p", &moto_port.to_string()])
+        let mut moto = Command::new(python);
+        moto.arg(root.join("infra/local/moto_server.py"))
+            .args(["-H", "127.0.0.1", "-p", &moto_port.to_string()])
+            .env("SWITCHBOARD_LAMBDA_ROUTES", &lambda_routes)
             .stdin(Stdio::null())
             .stdout(moto_log.try_clone()?)
             .stderr(moto_log);
@@ -106,6 +119,7 @@ impl Services {
         let services = Services {
             dynamodb_url: format!("http://127.0.0.1:{dynamodb_port}"),
             moto_url: format!("http://127.0.0.1:{moto_port}"),
+            lambda_routes,
             children: vec![ddb_child, moto_child],
         };
         wait_for_port(dynamodb_port, "DynamoDB Local", Duration::from_secs(60))?;
@@ -126,6 +140,7 @@ impl Services {
             ("AWS_ACCESS_KEY_ID", "local".into()),
             ("AWS_SECRET_ACCESS_KEY", "local".into()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            (LAMBDA_ROUTES_ENV, self.lambda_routes.display().to_string()),
         ]
     }
 }

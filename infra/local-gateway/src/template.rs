@@ -53,6 +53,23 @@ pub struct SqsMapping {
     pub report_batch_item_failures: bool,
 }
 
+/// A Step Functions state machine, its definition resolved for a stack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateMachineDef {
+    pub logical_id: String,
+    pub name: String,
+    /// The definition as JSON, `DefinitionSubstitutions` applied (function ARNs are local ones).
+    pub definition: String,
+    /// The functions its tasks invoke (binaries).
+    pub invokes: Vec<String>,
+}
+
+/// The ARN a function has on the local stack: its name is `<stack>--<binary>`, so the Lambda
+/// endpoint (shared by every stack of a run) knows which gateway serves it.
+pub fn local_function_arn(stack: &str, binary: &str) -> String {
+    format!("arn:aws:lambda:us-east-1:000000000000:function:{stack}--{binary}")
+}
+
 fn tagged<'a>(v: &'a Value, tag: &str) -> Option<&'a Value> {
     match v {
         Value::Tagged(t) if t.tag == tag => Some(&t.value),
@@ -259,8 +276,45 @@ impl Template {
         Ok(out)
     }
 
+    /// State machines with their definitions resolved for `stack` (name `<stack>-<logical id>`).
+    pub fn state_machines(&self, stack: &str) -> Result<Vec<StateMachineDef>> {
+        let mut out = vec![];
+        for (logical_id, res) in self.of_type("AWS::Serverless::StateMachine") {
+            let props = res.get("Properties").ok_or_else(|| anyhow!("{logical_id} has no Properties"))?;
+            let definition =
+                props.get("Definition").ok_or_else(|| anyhow!("{logical_id}: inline Definition expected"))?;
+            let mut json = serde_json::to_string(definition).with_context(|| format!("{logical_id}: Definition"))?;
+            let mut invokes = vec![];
+            for (k, v) in props.get("DefinitionSubstitutions").and_then(Value::as_mapping).into_iter().flatten() {
+                let key = k.as_str().unwrap_or_default();
+                let target = getatt_target(v)
+                    .ok_or_else(|| anyhow!("{logical_id}.{key}: only !GetAtt Function.Arn is resolved locally"))?;
+                let binary = self
+                    .functions()
+                    .find(|(id, _, _)| *id == target)
+                    .map(|(_, _, b)| b)
+                    .ok_or_else(|| anyhow!("{logical_id}.{key}: {target} is not a function"))?;
+                json = json.replace(&format!("${{{key}}}"), &local_function_arn(stack, &binary));
+                invokes.push(binary);
+            }
+            out.push(StateMachineDef { name: format!("{stack}-{logical_id}"), logical_id, definition: json, invokes });
+        }
+        Ok(out)
+    }
+
+    /// Environment variables a function's template gives it that name a state machine
+    /// (`!Ref SomeStateMachine`, its ARN).
+    pub fn state_machine_env(&self, binary: &str) -> Vec<(String, String)> {
+        self.ref_env(binary, "AWS::Serverless::StateMachine")
+    }
+
     /// Environment variables a function's template gives it that name a queue (`!Ref SomeQueue`).
     pub fn queue_env(&self, binary: &str) -> Vec<(String, String)> {
+        self.ref_env(binary, "AWS::SQS::Queue")
+    }
+
+    /// A function's environment variables that `!Ref` a resource of type `ty`: (variable, logical id).
+    fn ref_env(&self, binary: &str, ty: &str) -> Vec<(String, String)> {
         let mut out = vec![];
         for (_, res, b) in self.functions() {
             if b != binary {
@@ -269,8 +323,7 @@ impl Template {
             let vars = res.get("Properties").and_then(|p| p.get("Environment")).and_then(|e| e.get("Variables"));
             for (k, v) in vars.and_then(Value::as_mapping).into_iter().flatten() {
                 if let (Some(k), Some(Value::String(target))) = (k.as_str(), tagged(v, "!Ref")) {
-                    let is_queue = self.of_type("AWS::SQS::Queue").any(|(id, _)| id == *target);
-                    if is_queue {
+                    if self.of_type(ty).any(|(id, _)| id == *target) {
                         out.push((k.to_owned(), target.clone()));
                     }
                 }
@@ -331,5 +384,18 @@ mod tests {
         assert_eq!((find("heartbeat").binary.as_str(), find("heartbeat").two_way), ("ws-presence", true));
         assert_eq!(find("viewing").binary, "ws-activity");
         assert_eq!(routes.len(), 8);
+    }
+
+    #[test]
+    fn state_machines_invoke_local_function_arns() {
+        let sms = template().state_machines("st").unwrap();
+        let snooze = sms.iter().find(|m| m.logical_id == "SnoozeTimerStateMachine").unwrap();
+        assert_eq!(snooze.name, "st-SnoozeTimerStateMachine");
+        assert_eq!(snooze.invokes, vec!["conversation-wake".to_owned()]);
+        let def: serde_json::Value = serde_json::from_str(&snooze.definition).unwrap();
+        assert_eq!(def["States"]["Wake"]["Parameters"]["FunctionName"], local_function_arn("st", "conversation-wake"));
+        assert_eq!(def["States"]["WaitUntil"]["TimestampPath"], "$.snoozed_until");
+        let env = template().state_machine_env("api-update-conversation");
+        assert_eq!(env, vec![("SNOOZE_STATE_MACHINE_ARN".to_owned(), "SnoozeTimerStateMachine".to_owned())]);
     }
 }

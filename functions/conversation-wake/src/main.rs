@@ -1,0 +1,11 @@
+use domain::timers::SnoozeWake;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    kit::telemetry::init();
+    let config = kit::Config::from_env();
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let deps = conversation_wake::Deps::from_config(&config, &aws).await?;
+    run(service_fn(|ev: LambdaEvent<SnoozeWake>| conversation_wake::handle(&deps, ev.payload))).await
+}
