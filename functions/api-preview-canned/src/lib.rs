@@ -63,6 +63,9 @@ mod tests {
     use store::contract::seed_conversation;
     use store::MemoryStore;
 
+    const HI: &str = "01JD3XQ7Z9K2M4N6P8R0S2T4V1";
+    const PLAN: &str = "01JD3XQ7Z9K2M4N6P8R0S2T4V2";
+
     fn canned(id: &str, body: &str) -> CannedResponse {
         CannedResponse {
             id: id.into(),
@@ -104,27 +107,27 @@ mod tests {
         store
             .put_canned_response(
                 &ws,
-                &canned("hi", "Hi {{contact.first_name | there}}, ref {{conversation.id}}. {{agent.first_name}}"),
+                &canned(HI, "Hi {{contact.first_name | there}}, ref {{conversation.id}}. {{agent.first_name}}"),
             )
             .await
             .unwrap();
-        store.put_canned_response(&ws, &canned("plan", "Your {{contact.attributes.plan}} plan")).await.unwrap();
+        store.put_canned_response(&ws, &canned(PLAN, "Your {{contact.attributes.plan}} plan")).await.unwrap();
         let deps = Deps::new(store.clone(), Authenticator::new("s"));
         let body = format!(r#"{{"conversation_id": "{}"}}"#, c.id);
-        let (status, v) = post(&deps, "hi", Role::Agent, &body).await;
+        let (status, v) = post(&deps, HI, Role::Agent, &body).await;
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["text"], format!("Hi there, ref {}. Alice", c.id));
-        assert_eq!(store.canned_usage(&ws, &AgentId::parse("alice").unwrap()).await.unwrap().get("hi"), Some(&1));
+        assert_eq!(store.canned_usage(&ws, &AgentId::parse("alice").unwrap()).await.unwrap().get(HI), Some(&1));
 
-        let (status, v) = post(&deps, "plan", Role::Agent, &body).await;
+        let (status, v) = post(&deps, PLAN, Role::Agent, &body).await;
         assert_eq!(status, 422);
         assert!(v["error"]["message"].as_str().unwrap().contains("contact.attributes.plan"), "{v}");
-        assert_eq!(store.canned_usage(&ws, &AgentId::parse("alice").unwrap()).await.unwrap().get("plan"), None);
+        assert_eq!(store.canned_usage(&ws, &AgentId::parse("alice").unwrap()).await.unwrap().get(PLAN), None);
 
         assert_eq!(post(&deps, "nope", Role::Agent, &body).await.0, 404);
-        assert_eq!(post(&deps, "hi", Role::Agent, r#"{"conversation_id": "01JD3XQ7Z9K2M4N6P8R0S2T4V6"}"#).await.0, 404);
-        assert_eq!(post(&deps, "hi", Role::Agent, "{}").await.0, 400);
-        assert_eq!(post(&deps, "hi", Role::Finance, &body).await.0, 403);
+        assert_eq!(post(&deps, HI, Role::Agent, r#"{"conversation_id": "01JD3XQ7Z9K2M4N6P8R0S2T4V6"}"#).await.0, 404);
+        assert_eq!(post(&deps, HI, Role::Agent, "{}").await.0, 400);
+        assert_eq!(post(&deps, HI, Role::Finance, &body).await.0, 403);
     }
 
     #[tokio::test]
