@@ -61,15 +61,8 @@ async fn create(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
         body: draft.body,
     };
     deps.store.put_canned_response(&who.workspace, &response).await?;
-    let entry = domain::audit::AuditEntry::new(
-        who.workspace.clone(),
-        None,
-        who.agent.clone(),
-        "canned_response_created",
-        serde_json::json!({ "id": response.id, "shortcut": response.shortcut, "scope": response.scope }),
-        time::OffsetDateTime::now_utc(),
-    );
-    deps.store.record_audit(&entry).await?;
+    let details = serde_json::json!({ "id": response.id, "shortcut": response.shortcut, "scope": response.scope });
+    api::record_workspace_change(&*deps.store, &who, "canned_response_created", details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, id = %response.id, "canned response created");
     Ok(json(201, &serde_json::json!({ "canned_response": response })))
 }

@@ -3,7 +3,7 @@
 //! personal: the owner). 204; deleting one already gone is a 404. Audited with the response as it
 //! was, so it can be recreated.
 
-use domain::canned::{may_manage, parse_id};
+use domain::canned::parse_id;
 use kit::auth::INBOX;
 use kit::http::{path_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
@@ -18,24 +18,11 @@ async fn delete(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
     let id = path_param(req, "id", parse_id)?;
-    let current = deps
-        .store
-        .canned_response(&who.workspace, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no canned response {id}")))?;
-    let teams = api::callers_teams(&*deps.store, &who).await?;
-    may_manage(&current.scope, &who.agent, who.role, &teams)?;
-    let entry = domain::audit::AuditEntry::new(
-        who.workspace.clone(),
-        None,
-        who.agent.clone(),
-        "canned_response_deleted",
-        serde_json::json!({ "id": id, "before": current }),
-        time::OffsetDateTime::now_utc(),
-    );
+    let current = api::managed_canned_response(&*deps.store, &who, &id).await?;
     // Audited first: a failure between the two leaves a trail entry for a response still there,
     // never a deletion nobody can trace.
-    deps.store.record_audit(&entry).await?;
+    let details = serde_json::json!({ "id": id, "before": current });
+    api::record_workspace_change(&*deps.store, &who, "canned_response_deleted", details).await?;
     deps.store.delete_canned_response(&who.workspace, &id).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, id = %id, "canned response deleted");
     Ok(Response::builder().status(204).body(Body::Empty).expect("a static response"))

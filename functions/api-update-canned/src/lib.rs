@@ -5,7 +5,7 @@
 //! closed template, a shortcut unique in its scope (409). The scope does not change: create the
 //! response in the other scope instead. Audited with the fields before and after.
 
-use domain::canned::{check_fields, may_manage, parse_id, shortcut_taken, Shortcut};
+use domain::canned::{check_fields, parse_id, shortcut_taken, Shortcut};
 use kit::auth::INBOX;
 use kit::http::{json, json_body, path_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
@@ -38,13 +38,7 @@ async fn update(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
     if draft.shortcut.is_none() && draft.title.is_none() && draft.body.is_none() {
         return Err(ApiError::BadRequest(format!("nothing to change: body must be {SHAPE}")));
     }
-    let current = deps
-        .store
-        .canned_response(&who.workspace, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no canned response {id}")))?;
-    let teams = api::callers_teams(&*deps.store, &who).await?;
-    may_manage(&current.scope, &who.agent, who.role, &teams)?;
+    let current = api::managed_canned_response(&*deps.store, &who, &id).await?;
     let mut next = current.clone();
     next.title =
         check_fields(draft.title.as_deref().unwrap_or(&current.title), draft.body.as_deref().unwrap_or(&current.body))?;
@@ -64,15 +58,8 @@ async fn update(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
     }
     if next != current {
         deps.store.put_canned_response(&who.workspace, &next).await?;
-        let entry = domain::audit::AuditEntry::new(
-            who.workspace.clone(),
-            None,
-            who.agent.clone(),
-            "canned_response_changed",
-            serde_json::json!({ "id": id, "before": current, "after": next }),
-            time::OffsetDateTime::now_utc(),
-        );
-        deps.store.record_audit(&entry).await?;
+        let details = serde_json::json!({ "id": id, "before": current, "after": next });
+        api::record_workspace_change(&*deps.store, &who, "canned_response_changed", details).await?;
         tracing::info!(workspace = %who.workspace, by = %who.agent, id = %id, "canned response changed");
     }
     Ok(json(200, &serde_json::json!({ "canned_response": next, "changed": next != current })))

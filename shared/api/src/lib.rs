@@ -121,9 +121,8 @@ pub async fn after_admin_change(
     action: &str,
     details: serde_json::Value,
 ) -> Result<Vec<(domain::ConversationId, domain::AgentId)>, kit::http::ApiError> {
+    record_workspace_change(&*inbox.store, who, action, details).await?;
     let now = time::OffsetDateTime::now_utc();
-    let entry = domain::audit::AuditEntry::new(who.workspace.clone(), None, who.agent.clone(), action, details, now);
-    inbox.store.record_audit(&entry).await?;
     match domain::routing::service::drain_queue(&*inbox.store, &*inbox.notifications, &who.workspace, now).await {
         Ok(assigned) => Ok(assigned),
         Err(e) => {
@@ -168,4 +167,31 @@ pub fn reorganised_response(status: u16, r: &domain::reorg::Reorganised) -> lamb
         status,
         &serde_json::json!({ "source": r.source, "conversation": r.conversation, "moved": r.moved, "changed": r.changed }),
     )
+}
+
+/// Records what the caller changed in the workspace (agents, teams, rules, canned responses).
+pub async fn record_workspace_change(
+    store: &dyn Store,
+    who: &kit::auth::Principal,
+    action: &str,
+    details: serde_json::Value,
+) -> Result<(), kit::http::ApiError> {
+    let now = time::OffsetDateTime::now_utc();
+    let entry = domain::audit::AuditEntry::new(who.workspace.clone(), None, who.agent.clone(), action, details, now);
+    Ok(store.record_audit(&entry).await?)
+}
+
+/// The canned response a path names, if the caller may change or delete it (404, 403 otherwise).
+pub async fn managed_canned_response(
+    store: &dyn Store,
+    who: &kit::auth::Principal,
+    id: &str,
+) -> Result<domain::canned::CannedResponse, kit::http::ApiError> {
+    let current = store
+        .canned_response(&who.workspace, id)
+        .await?
+        .ok_or_else(|| kit::http::ApiError::NotFound(format!("no canned response {id}")))?;
+    let teams = callers_teams(store, who).await?;
+    domain::canned::may_manage(&current.scope, &who.agent, who.role, &teams)?;
+    Ok(current)
 }

@@ -91,6 +91,11 @@ fn message_item(m: &Message) -> Result<Item, StoreError> {
     Ok(it)
 }
 
+/// An audit entry's item (entries are immutable: written once, under its ULID).
+fn audit_item(e: &domain::audit::AuditEntry) -> Result<Item, StoreError> {
+    item(&keys::audit(&e.workspace, e.conversation, &e.id), "audit", e)
+}
+
 fn build<T, E: std::fmt::Display>(what: &str, r: Result<T, E>) -> Result<T, StoreError> {
     r.map_err(|e| StoreError::Rejected(format!("building {what}: {e}").into()))
 }
@@ -1139,12 +1144,7 @@ impl RoutingStore for DynamoStore {
             QueueChange::Remove => items.push(self.delete_item(&wk)?),
         }
         if let Some(e) = &c.audit {
-            items.push(put(
-                &self.table,
-                item(&keys::audit(&ws, e.conversation, &e.id), "audit", e)?,
-                NOT_EXISTS,
-                None,
-            )?);
+            items.push(put(&self.table, audit_item(e)?, NOT_EXISTS, None)?);
         }
         self.transact(items, None).await
     }
@@ -1227,7 +1227,7 @@ impl ConnectionStore for DynamoStore {
 #[async_trait]
 impl AuditLog for DynamoStore {
     async fn record_audit(&self, e: &domain::audit::AuditEntry) -> Result<(), StoreError> {
-        self.create(item(&keys::audit(&e.workspace, e.conversation, &e.id), "audit", e)?).await.map(drop)
+        self.create(audit_item(e)?).await.map(drop)
     }
 
     async fn audit_trail(
@@ -1252,11 +1252,10 @@ impl NoteStore for DynamoStore {
     ) -> Result<(), StoreError> {
         let marker = item(&keys::note_idempotency(&note.workspace, &note.author, key), "note_key", note)?;
         let note_item = item(&keys::note(&note.workspace, note.conversation_id, &note.id), "note", note)?;
-        let audit_item = item(&keys::audit(&audit.workspace, audit.conversation, &audit.id), "audit", audit)?;
         let items = vec![
             put(&self.table, marker, NOT_EXISTS, None)?,
             put(&self.table, note_item, NOT_EXISTS, None)?,
-            put(&self.table, audit_item, NOT_EXISTS, None)?,
+            put(&self.table, audit_item(audit)?, NOT_EXISTS, None)?,
         ];
         self.transact(items, Some(0)).await
     }
@@ -1461,12 +1460,7 @@ impl ReorgStore for DynamoStore {
             items.push(put_always(&self.table, item(&keys::waiting(&ws, c.target.id), "waiting", w)?)?);
         }
         for e in &c.audits {
-            items.push(put(
-                &self.table,
-                item(&keys::audit(&ws, e.conversation, &e.id), "audit", e)?,
-                NOT_EXISTS,
-                None,
-            )?);
+            items.push(put(&self.table, audit_item(e)?, NOT_EXISTS, None)?);
         }
         self.transact(items, None).await
     }
