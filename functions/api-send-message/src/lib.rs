@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
-use domain::channels::twilio;
 use domain::events::OutboundJob;
 use domain::finance::ledger::Month;
 use domain::finance::service::{check_budgets, hard_stop, RateCardCache};
@@ -94,24 +93,9 @@ fn check_constraints(
     if channel != Channel::Sms {
         return Err(ApiError::Unprocessable(format!("replies on {channel} are not supported by this deployment yet")));
     }
-    let chars = text.chars().count();
-    if chars > twilio::MAX_BODY_CHARS {
-        return Err(ApiError::Unprocessable(format!(
-            "text is {chars} characters; SMS allows at most {}",
-            twilio::MAX_BODY_CHARS
-        )));
-    }
-    let s = domain::sms::segment(text);
-    if s.segments > deps.max_sms_segments {
-        let why = match s.ucs2_because_of {
-            Some(c) => format!(" (UCS-2, 67 characters a part, because of {c:?})"),
-            None => " (GSM-7, 153 characters a part)".to_owned(),
-        };
-        return Err(ApiError::Unprocessable(format!(
-            "text needs {} SMS segments{why}; this workspace allows at most {}",
-            s.segments, deps.max_sms_segments
-        )));
-    }
+    let checked = domain::channels::constraints::check(channel, text, &[], deps.max_sms_segments)
+        .map_err(|v| ApiError::Unprocessable(v.to_string()))?;
+    let Some(s) = checked.sms else { return Ok(BTreeMap::new()) };
     Ok(BTreeMap::from([
         ("sms_encoding".to_owned(), serde_json::to_value(s.encoding).unwrap_or_default()),
         ("sms_segments".to_owned(), s.segments.into()),
