@@ -5,7 +5,7 @@
 //! (reopened, resolved, snoozed again until another time, gone) is left alone. An error (the table
 //! or the queue unavailable) fails the invocation, and the state machine's retry policy tries again.
 
-use domain::timers::{SnoozeWake, Woke};
+use domain::timers::SnoozeWake;
 use lambda_runtime::Error;
 
 pub use api::Live as Deps;
@@ -28,19 +28,20 @@ pub async fn handle(deps: &Deps, wake: SnoozeWake) -> Result<serde_json::Value, 
     Ok(serde_json::json!({ "conversation_id": wake.conversation_id, "woke": woke }))
 }
 
-/// `Woke` as the task's output names it.
-pub fn outcome(v: &serde_json::Value) -> Option<Woke> {
-    match v.get("woke")?.as_str()? {
-        "reopened" => Some(Woke::Reopened),
-        "unchanged" => Some(Woke::Unchanged),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use domain::inbox::{Actor, Command};
+    use domain::timers::Woke;
+
+    /// `Woke` as the task's output names it.
+    fn outcome(v: &serde_json::Value) -> Option<Woke> {
+        match v.get("woke")?.as_str()? {
+            "reopened" => Some(Woke::Reopened),
+            "unchanged" => Some(Woke::Unchanged),
+            _ => None,
+        }
+    }
     use domain::model::ConversationStatus;
     use domain::ports::{AuditLog, ConversationReader, RoutingStore};
     use domain::routing::Presence;

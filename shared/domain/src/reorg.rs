@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::audit::AuditEntry;
-use crate::events::{ConversationChange, Notification};
+use crate::events::ConversationChange;
 use crate::ids::{ConversationId, MessageId, WorkspaceId};
 use crate::inbox::{may_manage, Actor, Refusal};
 use crate::model::{Conversation, ConversationStatus, DeliveryStatus, Direction, Message, Route, Sender};
@@ -38,7 +38,7 @@ use crate::ports::{
     ConversationReader, NotificationQueue, Order, QueueChange, ReorgCommit, ReorgStore, RoutingCommit, RoutingStore,
     StoreError,
 };
-use crate::routing::service::{ActError, RoutingError};
+use crate::routing::service::{changed, ActError, RoutingError};
 use crate::routing::Work;
 
 /// What an agent asks for.
@@ -63,6 +63,11 @@ pub struct Moving {
 }
 
 impl Moving {
+    /// Whether `m` is one of the messages this move takes (all of them for a merge).
+    pub fn moves(&self, m: &Message) -> bool {
+        self.from_message.is_none_or(|f| m.id >= f)
+    }
+
     fn is(&self, req: &Reorg) -> bool {
         match req {
             Reorg::Split { from } => self.from_message == Some(*from),
@@ -172,7 +177,7 @@ pub fn check_split_point(messages: &[Message], from: MessageId) -> Result<(), Re
 /// The source's messages that (still) have to move, oldest first. A message the sender has not
 /// finished with cannot move yet: its outcome would be written where it no longer is.
 pub fn to_move<'a>(moving: &Moving, messages: &'a [Message]) -> Result<Vec<&'a Message>, Refusal> {
-    let out: Vec<&Message> = messages.iter().filter(|m| moving.from_message.is_none_or(|f| m.id >= f)).collect();
+    let out: Vec<&Message> = messages.iter().filter(|m| moving.moves(m)).collect();
     if let Some(busy) = out.iter().find(|m| matches!(m.status, DeliveryStatus::Queued | DeliveryStatus::Sending)) {
         return Err(Refusal::Conflict(format!("message {} is still being sent: try again in a moment", busy.id)));
     }
@@ -225,13 +230,6 @@ impl Tally {
     }
 }
 
-/// The final write of a move, and what to announce.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Finish {
-    pub commit: ReorgCommit,
-    pub moved: usize,
-}
-
 fn hand_over(from: &Conversation, to: &mut Conversation) {
     to.status = from.status;
     to.assignee = from.assignee.clone();
@@ -258,7 +256,7 @@ pub fn finish(
     gathered: &[Message],
     moved: usize,
     now: OffsetDateTime,
-) -> Finish {
+) -> ReorgCommit {
     let moving = source.moving.clone().expect("finish is called on a marked source");
     let by = moving.by.clone();
     let was_current = source.status.is_unresolved();
@@ -318,7 +316,7 @@ pub fn finish(
         AuditEntry::new(ws.clone(), Some(source.id), by.clone(), source_action, details.clone(), now),
         AuditEntry::new(ws, Some(next_target.id), by, target_action, details, now),
     ];
-    let commit = ReorgCommit {
+    ReorgCommit {
         source: next_source,
         source_version: source.version,
         target_version,
@@ -326,8 +324,7 @@ pub fn finish(
         moves_current: was_current,
         queue,
         audits,
-    };
-    Finish { commit, moved }
+    }
 }
 
 /// What a split or merge did.
@@ -387,15 +384,21 @@ pub async fn reorganise<S: ReorgPorts + ?Sized>(
             Reorg::Merge { into } => store.conversation(ws, *into).await?,
             Reorg::Split { .. } => None,
         };
-        let marked = match start(actor, &source, target.as_ref(), req, now)? {
+        // Messages listed after the source was read stay valid through the mark: the mark's write
+        // (and the final one) fails if a message arrived after that read.
+        let (marked, messages) = match start(actor, &source, target.as_ref(), req, now)? {
             Start::Done(to) => {
                 let conversation = store.conversation(ws, to).await?.ok_or_else(|| not_found(to))?;
                 return Ok(Reorganised { source, conversation, moved: 0, changed: false });
             }
-            Start::Resume(_) => source,
+            Start::Resume(_) => {
+                let messages = all_messages(store, ws, id).await?;
+                (source, messages)
+            }
             Start::Begin(marked, _) => {
+                let messages = all_messages(store, ws, id).await?;
                 if let Reorg::Split { from } = req {
-                    check_split_point(&all_messages(store, ws, id).await?, *from)?;
+                    check_split_point(&messages, *from)?;
                 }
                 let mark = RoutingCommit {
                     conversation: (*marked).clone(),
@@ -406,14 +409,13 @@ pub async fn reorganise<S: ReorgPorts + ?Sized>(
                     audit: None,
                 };
                 match store.commit_routing(mark).await {
-                    Ok(()) => *marked,
+                    Ok(()) => (*marked, messages),
                     Err(StoreError::Conflict) => continue,
                     Err(e) => return Err(e.into()),
                 }
             }
         };
         let moving = marked.moving.clone().expect("marked above or found marked");
-        let messages = all_messages(store, ws, id).await?;
         let movable: Vec<Message> = to_move(&moving, &messages)?.into_iter().cloned().collect();
         let mut conflicted = false;
         for chunk in movable.chunks(crate::ports::MOVE_CHUNK) {
@@ -430,23 +432,15 @@ pub async fn reorganise<S: ReorgPorts + ?Sized>(
         if conflicted {
             continue;
         }
-        let left: Vec<Message> = messages.into_iter().filter(|m| !movable.iter().any(|v| v.id == m.id)).collect();
-        let target = match req {
-            Reorg::Merge { into } => Some(store.conversation(ws, *into).await?.ok_or_else(|| not_found(*into))?),
-            Reorg::Split { .. } => None,
-        };
+        let left: Vec<Message> = messages.into_iter().filter(|m| !moving.moves(m)).collect();
+        // The target as read before the moves: moving messages does not touch its item, and the
+        // final write fails if anything else did.
         let gathered = all_messages(store, ws, moving.to).await?;
-        let finish = finish(&marked, &left, target.as_ref(), &gathered, moved, now);
-        let commit = finish.commit.clone();
-        match store.commit_reorg(finish.commit).await {
+        let commit = finish(&marked, &left, target.as_ref(), &gathered, moved, now);
+        match store.commit_reorg(commit.clone()).await {
             Ok(()) => {
                 announce(notify, &commit, req, actor).await.map_err(RoutingError::from)?;
-                return Ok(Reorganised {
-                    source: commit.source,
-                    conversation: commit.target,
-                    moved: finish.moved,
-                    changed: true,
-                });
+                return Ok(Reorganised { source: commit.source, conversation: commit.target, moved, changed: true });
             }
             // Something arrived or changed after the last read: move what is new, then finish.
             Err(StoreError::Conflict) => continue,
@@ -467,17 +461,7 @@ async fn announce(
         Reorg::Merge { .. } => ConversationChange::Merged,
     };
     for (conv, change) in [(&c.source, source_change), (&c.target, ConversationChange::Updated)] {
-        notify
-            .publish(&Notification::ConversationChanged {
-                workspace: conv.workspace.clone(),
-                conversation_id: conv.id,
-                change,
-                actor: actor.agent.clone(),
-                assignee: conv.assignee.clone(),
-                previous_assignee: None,
-                version: conv.version,
-            })
-            .await?;
+        notify.publish(&changed(conv, change, actor.agent.clone(), None)).await?;
     }
     Ok(())
 }
@@ -650,8 +634,7 @@ mod tests {
         let Ok(Start::Begin(marked, moving)) = start(&alice, &source, None, &split, NOW) else { panic!() };
         let moved: Vec<Message> =
             msgs[2..].iter().map(|m| Message { conversation_id: moving.to, ..m.clone() }).collect();
-        let f = finish(&marked, &msgs[..2], None, &moved, 1, NOW);
-        let c = &f.commit;
+        let c = &finish(&marked, &msgs[..2], None, &moved, 1, NOW);
         assert_eq!(
             (c.source.status, c.source.waiting_since, c.source.message_count),
             (ConversationStatus::Resolved, None, 2)
@@ -689,8 +672,7 @@ mod tests {
         let merge = Reorg::Merge { into: target.id };
         let Ok(Start::Begin(marked, _)) = start(&sue, &source, Some(&target), &merge, NOW) else { panic!() };
         let all = vec![inbound(&target, 0), reply(&target, 1, DeliveryStatus::Read), inbound(&target, 7)];
-        let f = finish(&marked, &[], Some(&target), &all, 1, NOW);
-        let c = &f.commit;
+        let c = &finish(&marked, &[], Some(&target), &all, 1, NOW);
         assert_eq!(c.source.merged_into, Some(target.id));
         assert_eq!(
             (c.source.status, c.source.assigned_weight, c.source.message_count),
@@ -710,7 +692,7 @@ mod tests {
         let history = conv(contact, Some("alice"), ConversationStatus::Resolved);
         let into_open = Reorg::Merge { into: open.id };
         let Ok(Start::Begin(marked, _)) = start(&sue, &history, Some(&open), &into_open, NOW) else { panic!() };
-        let c = finish(&marked, &[], Some(&open), &[inbound(&open, 0)], 0, NOW).commit;
+        let c = finish(&marked, &[], Some(&open), &[inbound(&open, 0)], 0, NOW);
         assert!(!c.moves_current);
         assert_eq!((c.target.assignee, c.target.assigned_weight), (Some(agent("bob")), 100));
         assert_eq!(c.source.assignee, Some(agent("alice")), "history keeps who resolved it");

@@ -51,7 +51,13 @@ impl<T: ConversationReader + AgentStore + RoutingStore + ?Sized> RoutingPorts fo
 
 const ATTEMPTS: usize = 5;
 
-fn changed(c: &Conversation, change: ConversationChange, actor: AgentId, previous: Option<AgentId>) -> Notification {
+/// The announcement of a change to `c` by `actor` (`previous`: the owner it moved away from).
+pub(crate) fn changed(
+    c: &Conversation,
+    change: ConversationChange,
+    actor: AgentId,
+    previous: Option<AgentId>,
+) -> Notification {
     Notification::ConversationChanged {
         workspace: c.workspace.clone(),
         conversation_id: c.id,
