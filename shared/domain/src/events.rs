@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::finance::ledger::Month;
 use crate::finance::{BudgetScope, Currency, Micros, Usage};
 use crate::ids::{AgentId, ConversationId, MessageId, WorkspaceId};
-use crate::model::{Attachment, Channel, DeliveryStatus, Direction, Identity};
+use crate::model::{Attachment, Channel, DeliveryEvent, DeliveryStatus, Direction, Identity};
 use crate::routing::Presence;
 
 /// A customer message, normalised by a channel adapter, on the inbound FIFO queue.
@@ -29,6 +29,9 @@ pub struct InboundMessage {
     pub text: Option<String>,
     #[serde(default)]
     pub attachments: Vec<Attachment>,
+    /// Structured content (locations, shared contacts, button replies, reactions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rich: Option<serde_json::Value>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub provider_timestamp: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
@@ -57,6 +60,53 @@ impl InboundMessage {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum InboundEvent {
     Message(InboundMessage),
+    /// A provider's delivery status for one of our messages (WhatsApp and Telegram report them on
+    /// the same webhook as messages; Twilio's status callbacks are applied by their own function).
+    Status(StatusUpdate),
+}
+
+impl InboundEvent {
+    pub fn workspace(&self) -> &WorkspaceId {
+        match self {
+            InboundEvent::Message(m) => &m.workspace,
+            InboundEvent::Status(s) => &s.workspace,
+        }
+    }
+    pub fn group_id(&self) -> String {
+        match self {
+            InboundEvent::Message(m) => m.group_id(),
+            InboundEvent::Status(s) => s.group_id(),
+        }
+    }
+    pub fn dedup_id(&self) -> String {
+        match self {
+            InboundEvent::Message(m) => m.dedup_id(),
+            InboundEvent::Status(s) => s.dedup_id(),
+        }
+    }
+}
+
+/// A delivery status for one of our outbound messages, found by the provider's id for it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatusUpdate {
+    pub workspace: WorkspaceId,
+    pub channel: Channel,
+    pub provider: String,
+    pub provider_message_id: String,
+    pub recipient: Identity,
+    pub event: DeliveryEvent,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, serde_json::Value>,
+}
+
+impl StatusUpdate {
+    /// The recipient's group: a status queues behind that person's own messages.
+    pub fn group_id(&self) -> String {
+        format!("{}:{}:{}", self.workspace, self.recipient.kind.as_str(), self.recipient.value)
+    }
+    pub fn dedup_id(&self) -> String {
+        format!("{}:{}:{}", self.provider, self.provider_message_id, self.event.status.as_str())
+    }
 }
 
 /// What the outbound sender does with a message.

@@ -84,8 +84,7 @@ where
 #[async_trait]
 impl InboundQueue for SqsQueue {
     async fn enqueue_inbound(&self, event: &InboundEvent) -> Result<(), QueueError> {
-        let InboundEvent::Message(m) = event;
-        self.send(event, &m.group_id(), &m.dedup_id()).await
+        self.send(event, &event.group_id(), &event.dedup_id()).await
     }
 }
 

@@ -48,8 +48,7 @@ fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
 #[async_trait]
 impl InboundQueue for MemoryQueue {
     async fn enqueue_inbound(&self, event: &InboundEvent) -> Result<(), QueueError> {
-        let InboundEvent::Message(m) = event;
-        self.push(m.group_id(), m.dedup_id(), json(event))
+        self.push(event.group_id(), event.dedup_id(), json(event))
     }
 }
 

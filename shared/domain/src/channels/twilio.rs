@@ -10,11 +10,15 @@ use sha1::Sha1;
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
+use super::{
+    Auth, ChannelAdapter, ChannelEvent, Method, ParsedMessage, Payload, ProviderRequest, Rejection, RenderError,
+    SendOutcome, Verified, Webhook,
+};
 use crate::address::PhoneNumber;
 use crate::error::ParseError;
 use crate::events::InboundMessage;
 use crate::ids::WorkspaceId;
-use crate::model::{Attachment, Channel, DeliveryEvent, DeliveryStatus, Identity};
+use crate::model::{Attachment, Channel, DeliveryEvent, DeliveryStatus, Identity, Message};
 
 pub const PROVIDER: &str = "twilio";
 
@@ -162,24 +166,26 @@ pub fn parse_inbound(params: &[(String, String)]) -> Result<InboundSms, ParseErr
 }
 
 impl InboundSms {
-    pub fn into_event(self, workspace: WorkspaceId, received_at: OffsetDateTime) -> InboundMessage {
-        InboundMessage {
-            workspace,
+    pub fn into_parsed(self) -> ParsedMessage {
+        ParsedMessage {
             channel: Channel::Sms,
             identity: Identity::phone(&self.from),
             contact_address: self.from.as_str().to_owned(),
             contact_country: self.from.country(),
             our_address: self.to.as_str().to_owned(),
             contact_name: None,
-            provider: PROVIDER.to_owned(),
+            provider: PROVIDER,
             provider_message_id: self.message_sid,
             text: if self.body.is_empty() { None } else { Some(self.body) },
             attachments: self.media,
+            rich: None,
             provider_timestamp: None,
-            received_at,
             metadata: self.extra,
-            usage: crate::finance::Usage::default(),
         }
+    }
+
+    pub fn into_event(self, workspace: WorkspaceId, received_at: OffsetDateTime) -> InboundMessage {
+        self.into_parsed().into_inbound(workspace, received_at, crate::finance::Usage::default())
     }
 }
 
@@ -291,26 +297,11 @@ pub struct ApiError {
     pub status: Option<u16>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum SendOutcome {
-    Accepted(MessageResource),
-    /// Worth retrying: nothing was accepted (rate limited, Twilio unavailable).
-    Retryable {
-        http_status: u16,
-        detail: String,
-    },
-    /// Twilio refused the message itself; retrying sends nothing better.
-    Rejected {
-        code: String,
-        message: String,
-    },
-}
-
 /// Classifies the Messages API answer.
 pub fn classify_response(http_status: u16, body: &[u8]) -> SendOutcome {
     match http_status {
         200..=299 => match serde_json::from_slice::<MessageResource>(body) {
-            Ok(m) => SendOutcome::Accepted(m),
+            Ok(m) => SendOutcome::Accepted { provider_message_id: m.sid },
             Err(e) => SendOutcome::Rejected {
                 code: "invalid_response".into(),
                 message: format!("Twilio accepted the request but its answer did not parse: {e}"),
@@ -334,6 +325,63 @@ pub fn classify_response(http_status: u16, body: &[u8]) -> SendOutcome {
                 message: err.and_then(|e| e.message).unwrap_or_else(|| format!("HTTP {http_status}")),
             }
         }
+    }
+}
+
+/// The adapter: the account's credentials, and the public base URL status callbacks go to.
+pub struct Twilio {
+    pub account_sid: String,
+    pub auth_token: String,
+    pub public_base_url: String,
+}
+
+impl Twilio {
+    /// The callback URL of one message: the signature covers it, so its ids are trustworthy.
+    pub fn status_callback(&self, m: &Message) -> String {
+        format!(
+            "{}/webhooks/twilio/status?ws={}&conv={}&msg={}",
+            self.public_base_url.trim_end_matches('/'),
+            m.workspace,
+            m.conversation_id,
+            m.id
+        )
+    }
+}
+
+impl ChannelAdapter for Twilio {
+    fn provider(&self) -> &'static str {
+        PROVIDER
+    }
+    fn verify(&self, req: &Webhook<'_>) -> Result<Verified, Rejection> {
+        let signature = req.header("x-twilio-signature").ok_or(Rejection::Missing("X-Twilio-Signature"))?;
+        let params = parse_form(req.body).map_err(|_| Rejection::Invalid("form body"))?;
+        if signature_is_valid(&self.auth_token, req.url, &params, signature) {
+            Ok(Verified::Events)
+        } else {
+            Err(Rejection::Invalid("X-Twilio-Signature"))
+        }
+    }
+    fn parse(&self, req: &Webhook<'_>, _received_at: OffsetDateTime) -> Result<Vec<ChannelEvent>, ParseError> {
+        let sms = parse_inbound(&parse_form(req.body)?)?;
+        Ok(vec![ChannelEvent::Message(Box::new(sms.into_parsed()))])
+    }
+    fn render(&self, m: &Message) -> Result<ProviderRequest, RenderError> {
+        let request = SendSms {
+            to: &m.route.contact_address,
+            from: &m.route.our_address,
+            body: m.text.as_deref().unwrap_or_default(),
+            media_urls: m.attachments.iter().map(|a| a.url.as_str()).collect(),
+            status_callback: Some(self.status_callback(m)),
+        };
+        Ok(ProviderRequest {
+            method: Method::Post,
+            path: messages_path(&self.account_sid),
+            auth: Auth::Basic { user: self.account_sid.clone(), password: self.auth_token.clone() },
+            payload: Payload::Form(request.form().into_iter().map(|(k, v)| (k.to_owned(), v)).collect()),
+        })
+    }
+    fn classify(&self, http_status: u16, body: &[u8]) -> SendOutcome {
+        classify_response(http_status, body)
     }
 }
 
@@ -459,7 +507,10 @@ mod tests {
     fn api_answers_are_classified() {
         let ok =
             br#"{"sid":"SM1f0e8ae6ade43cb3c0ce4525424e404f","status":"queued","error_code":null,"num_segments":"1"}"#;
-        assert!(matches!(classify_response(201, ok), SendOutcome::Accepted(m) if m.status == "queued"));
+        assert_eq!(
+            classify_response(201, ok),
+            SendOutcome::Accepted { provider_message_id: "SM1f0e8ae6ade43cb3c0ce4525424e404f".into() }
+        );
         let bad = br#"{"code":21211,"message":"The 'To' number is not a valid phone number.","status":400}"#;
         assert_eq!(
             classify_response(400, bad),
