@@ -8,6 +8,9 @@ use domain::finance::service::RateCardCache;
 use kit::auth::Authenticator;
 use store::Store;
 
+#[cfg(feature = "webhook")]
+pub mod webhook;
+
 pub struct Deps {
     pub store: Arc<dyn Store>,
     pub auth: Authenticator,

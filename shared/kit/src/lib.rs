@@ -8,6 +8,7 @@ pub mod fifo;
 pub mod http;
 pub mod telemetry;
 pub mod twilio;
+pub mod webhook;
 pub mod ws;
 
 pub use config::{Config, ConfigError};

@@ -27,6 +27,7 @@ pub const PROVIDER: &str = "telegram";
 /// The scheme of an attachment URL that still names a Telegram `file_id` (not yet in S3).
 pub const FILE_SCHEME: &str = "telegram-file:";
 
+#[derive(Deserialize)]
 pub struct Telegram {
     /// The bot's token (`<bot id>:<secret>`): sends, and downloads files.
     pub bot_token: String,
@@ -277,6 +278,12 @@ pub fn classify_response(http_status: u16, body: &[u8]) -> SendOutcome {
                 SendOutcome::Rejected { code, message: detail }
             }
         }
+    }
+}
+
+impl std::fmt::Debug for Telegram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Telegram(<credentials>)")
     }
 }
 

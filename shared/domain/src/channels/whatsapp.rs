@@ -30,6 +30,7 @@ pub const MEDIA_SCHEME: &str = "whatsapp-media:";
 
 /// The adapter, with the app's credentials: the app secret signs webhooks, the verify token is
 /// ours (set in the app dashboard for the handshake), the access token sends.
+#[derive(Deserialize)]
 pub struct WhatsApp {
     pub app_secret: String,
     pub verify_token: String,
@@ -571,6 +572,12 @@ pub struct MediaInfo {
     pub url: String,
     pub mime_type: Option<String>,
     pub file_size: Option<Value>,
+}
+
+impl std::fmt::Debug for WhatsApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WhatsApp(<credentials>)")
+    }
 }
 
 impl ChannelAdapter for WhatsApp {

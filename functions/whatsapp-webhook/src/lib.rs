@@ -1,0 +1,130 @@
+//! WhatsApp Cloud API webhook. `GET` answers Meta's subscription handshake (our verify token,
+//! echoing `hub.challenge`); `POST` checks `X-Hub-Signature-256` over the raw body, then every
+//! message and status of every entry goes onto the inbound FIFO queue for the workspace owning the
+//! business number (`phone_number_id`). Meta gets its 200 only once all are enqueued.
+
+use api::webhook::{credentials, Inbound};
+use domain::channels::whatsapp::WhatsApp;
+use lambda_http::{Body, Error, Request, Response};
+
+pub struct Deps {
+    pub inbound: Inbound<WhatsApp>,
+}
+
+impl Deps {
+    /// `WHATSAPP_CREDENTIALS` (a secret): `{"app_secret", "verify_token", "access_token"}`.
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        Ok(Self { inbound: Inbound::from_config(credentials(config, aws, "WHATSAPP_CREDENTIALS").await?, config, aws)? })
+    }
+}
+
+pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
+    Ok(deps.inbound.handle_json(req).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use domain::ports::{ChannelAccount, ChannelDirectory};
+    use domain::{Channel, WorkspaceId};
+    use queue::memory::MemoryQueue;
+    use store::MemoryStore;
+
+    const MESSAGES: &str = include_str!("../../../events/whatsapp-webhook/messages.json");
+    const STATUSES: &str = include_str!("../../../events/whatsapp-webhook/statuses.json");
+    const HANDSHAKE: &str = include_str!("../../../events/whatsapp-webhook/handshake.json");
+
+    async fn deps() -> (Deps, Arc<MemoryQueue>) {
+        let store = Arc::new(MemoryStore::new());
+        // Only the first entry's number belongs to a workspace here.
+        store
+            .put_channel_account(&ChannelAccount {
+                workspace: WorkspaceId::parse("demo").unwrap(),
+                channel: Channel::Whatsapp,
+                address: "106540352242922".into(),
+                display_name: None,
+            })
+            .await
+            .unwrap();
+        let q = Arc::new(MemoryQueue::new());
+        let adapter = WhatsApp {
+            app_secret: "fixture-whatsapp-app-secret".into(),
+            verify_token: "fixture-whatsapp-verify-token".into(),
+            access_token: "unused".into(),
+        };
+        let inbound = Inbound { adapter, directory: store, queue: q.clone(), public_base_url: None, memory_mb: 128 };
+        (Deps { inbound }, q)
+    }
+
+    fn request(fixture: &str, mutate: impl FnOnce(&mut serde_json::Value)) -> Request {
+        let mut v: serde_json::Value = serde_json::from_str(fixture).unwrap();
+        mutate(&mut v);
+        lambda_http::request::from_str(&v.to_string()).expect("API Gateway v2 event")
+    }
+
+    #[tokio::test]
+    async fn the_handshake_echoes_the_challenge_and_enqueues_nothing() {
+        let (deps, q) = deps().await;
+        let res = handle(&deps, request(HANDSHAKE, |_| {})).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(matches!(res.body(), Body::Text(t) if t == "1158201444"));
+        let wrong = request(HANDSHAKE, |v| {
+            v["rawQueryString"] = "hub.mode=subscribe&hub.challenge=1&hub.verify_token=guess".into();
+            v["queryStringParameters"]["hub.verify_token"] = "guess".into();
+        });
+        assert_eq!(handle(&deps, wrong).await.unwrap().status(), 403);
+        assert!(q.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn signed_messages_are_enqueued_in_order_for_their_workspace() {
+        let (deps, q) = deps().await;
+        let res = handle(&deps, request(MESSAGES, |_| {})).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let sent = q.sent();
+        // 13 messages for the known number; the other entry's number has no workspace.
+        assert_eq!(sent.len(), 13);
+        assert!(sent.iter().all(|(group, _, body)| group == "demo:phone:+16505551234" && body["workspace"] == "demo"));
+        assert_eq!(sent[0].1, "whatsapp:wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=");
+        assert_eq!(sent[1].2["attachments"][0]["url"], "whatsapp-media:1003383421387256");
+        assert!(matches!(res.body(), Body::Text(t) if t.contains("\"unclaimed\":1")));
+    }
+
+    #[tokio::test]
+    async fn statuses_are_enqueued_behind_the_recipients_messages() {
+        let (deps, q) = deps().await;
+        assert_eq!(handle(&deps, request(STATUSES, |_| {})).await.unwrap().status(), 200);
+        let sent = q.sent();
+        assert_eq!(sent.len(), 4);
+        assert_eq!(sent[0].0, "demo:phone:+16505551234");
+        assert_eq!(sent[0].2["type"], "status");
+        assert_eq!(sent[3].2["event"]["status"], "failed");
+        assert_eq!(sent[3].1, "whatsapp:wamid.HBgLMTY1MDUwNzY1MjAVAgARGBJDQjZCMzlEQUE4OTJBMTE4RTUA:failed");
+    }
+
+    #[tokio::test]
+    async fn forged_unsigned_or_altered_requests_store_nothing() {
+        let (deps, q) = deps().await;
+        let forged = request(MESSAGES, |v| v["headers"]["x-hub-signature-256"] = format!("sha256={}", "0".repeat(64)).into());
+        assert_eq!(handle(&deps, forged).await.unwrap().status(), 403);
+        let unsigned = request(MESSAGES, |v| {
+            v["headers"].as_object_mut().unwrap().remove("x-hub-signature-256");
+        });
+        assert_eq!(handle(&deps, unsigned).await.unwrap().status(), 403);
+        let altered = request(MESSAGES, |v| {
+            let body = v["body"].as_str().unwrap().replace("another color", "another colour");
+            v["body"] = body.into();
+        });
+        assert_eq!(handle(&deps, altered).await.unwrap().status(), 403);
+        assert!(q.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_queue_outage_is_a_5xx_so_meta_retries() {
+        let (deps, q) = deps().await;
+        q.fail(true);
+        assert_eq!(handle(&deps, request(MESSAGES, |_| {})).await.unwrap().status(), 503);
+    }
+}

@@ -1,0 +1,75 @@
+//! The wiring every channel webhook function shares, built once at cold start: the channel's
+//! adapter (with its credentials), the channel directory and the inbound queue. Each webhook is
+//! still its own function; only this wiring and `kit::webhook`'s steps are common.
+
+use std::sync::Arc;
+
+use domain::channels::ChannelAdapter;
+use domain::ports::{ChannelDirectory, InboundQueue};
+use kit::http::{json, respond, ApiError};
+use kit::webhook::{challenge, receive, Received};
+use lambda_http::{Body, Request, Response};
+use meter::{Invocation, Trigger};
+
+pub struct Inbound<A> {
+    pub adapter: A,
+    pub directory: Arc<dyn ChannelDirectory>,
+    pub queue: Arc<dyn InboundQueue>,
+    /// The public base URL the provider calls (custom domain, local gateway); else the API's.
+    pub public_base_url: Option<String>,
+    /// This function's memory, for its share of the messages' AWS cost.
+    pub memory_mb: u64,
+}
+
+impl<A: ChannelAdapter> Inbound<A> {
+    /// `TABLE_NAME`, `INBOUND_QUEUE_URL`, optional `PUBLIC_BASE_URL`.
+    pub fn from_config(adapter: A, config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        Ok(Self {
+            adapter,
+            directory: Arc::new(store::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.required("TABLE_NAME")?,
+            )),
+            queue: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("INBOUND_QUEUE_URL")?)),
+            public_base_url: config.optional("PUBLIC_BASE_URL"),
+            memory_mb: meter::memory_mb_from_env(),
+        })
+    }
+
+    /// Verifies, parses and enqueues, measuring what the request spent.
+    pub async fn receive(&self, req: &Request) -> Result<Received, ApiError> {
+        let inv = Invocation::new(self.memory_mb, 1, Trigger::HttpApi);
+        let work = receive(
+            &self.adapter,
+            &*self.directory,
+            &*self.queue,
+            req,
+            self.public_base_url.as_deref(),
+            || inv.usage_so_far(),
+        );
+        meter::measure(work).await.0
+    }
+
+    /// The JSON webhooks' answer (Meta, Telegram): the handshake's challenge, or 200 once every
+    /// event is enqueued.
+    pub async fn handle_json(&self, req: Request) -> Response<Body> {
+        respond(self.receive(&req).await.map(|r| match r {
+            Received::Challenge(c) => challenge(c),
+            Received::Enqueued { enqueued, unclaimed } => {
+                json(200, &serde_json::json!({ "enqueued": enqueued, "unclaimed": unclaimed }))
+            }
+        }))
+    }
+}
+
+/// A channel's credentials: one Secrets Manager secret holding a JSON object (`<NAME>_SECRET_ARN`
+/// in AWS; `<NAME>` holds the JSON itself for local runs).
+pub async fn credentials<T: serde::de::DeserializeOwned>(
+    config: &kit::Config,
+    aws: &aws_config::SdkConfig,
+    name: &str,
+) -> Result<T, kit::ConfigError> {
+    let raw = config.secret(name, aws).await?;
+    serde_json::from_str(&raw)
+        .map_err(|e| kit::ConfigError::Invalid { name: name.to_owned(), reason: format!("not the expected JSON: {e}") })
+}
