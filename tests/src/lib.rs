@@ -8,6 +8,7 @@ use std::time::Duration;
 use domain::channels::twilio;
 use domain::ports::{ChannelAccount, ChannelDirectory};
 use domain::{AgentId, Channel, WorkspaceId};
+use fake_channels::{FakeTelegram, FakeWhatsApp};
 use fake_twilio::{Callbacks, FakeTwilio};
 use kit::auth::Role;
 use switchboard_local::gateway::{Stack, StackOptions};
@@ -17,6 +18,11 @@ use switchboard_local::template::Template;
 pub const ACCOUNT_SID: &str = "AC11111111111111111111111111111111";
 pub const AUTH_TOKEN: &str = "e2e-twilio-auth-token";
 pub const JWT_SECRET: &str = "e2e-jwt-secret";
+pub const WHATSAPP_APP_SECRET: &str = "e2e-whatsapp-app-secret";
+pub const WHATSAPP_VERIFY_TOKEN: &str = "e2e-whatsapp-verify-token";
+pub const WHATSAPP_ACCESS_TOKEN: &str = "e2e-whatsapp-access-token";
+pub const TELEGRAM_BOT_TOKEN: &str = "7111111111:e2e-telegram-bot-token";
+pub const TELEGRAM_SECRET_TOKEN: &str = "e2e-telegram-secret-token";
 
 pub struct TestStack {
     pub stack: Stack,
@@ -27,6 +33,12 @@ pub struct TestStack {
     pub workspace: WorkspaceId,
     /// Our SMS number in this test's workspace.
     pub number: String,
+    pub whatsapp: FakeWhatsApp,
+    /// Our WhatsApp business number's id in this test's workspace.
+    pub whatsapp_number_id: String,
+    pub telegram: FakeTelegram,
+    /// The Telegram bot id this test's workspace receives on (every test has its own).
+    pub telegram_bot: String,
 }
 
 fn unique() -> String {
@@ -50,7 +62,15 @@ pub async fn spawn_stack() -> TestStack {
     let aws = aws().await;
     let template = Template::load(&repo_root().join("template.yaml")).expect("template.yaml");
     let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN, Callbacks::SentThenDelivered).await.expect("fake Twilio");
+    let whatsapp = FakeWhatsApp::start(WHATSAPP_ACCESS_TOKEN, WHATSAPP_APP_SECRET).await.expect("fake WhatsApp");
+    let telegram = FakeTelegram::start(TELEGRAM_BOT_TOKEN).await.expect("fake Telegram");
     let opts = StackOptions {
+        extra_env: switchboard_local::channel_env(
+            &whatsapp.base_url(),
+            (WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN, WHATSAPP_ACCESS_TOKEN),
+            &telegram.base_url(),
+            (TELEGRAM_BOT_TOKEN, TELEGRAM_SECRET_TOKEN),
+        ),
         stack_name: format!("t{}", unique()),
         http_addr: "127.0.0.1:0".parse().unwrap(),
         twilio_api_base: twilio.base_url(),
@@ -75,7 +95,33 @@ pub async fn spawn_stack() -> TestStack {
         })
         .await
         .unwrap();
-    TestStack { stack, twilio, aws, store, http: reqwest::Client::new(), workspace, number }
+    let whatsapp_number_id = format!("1065{:011}", ulid::Ulid::new().random() % 100_000_000_000);
+    let telegram_bot = format!("71{:08}", ulid::Ulid::new().random() % 100_000_000);
+    for (channel, address) in [(Channel::Whatsapp, &whatsapp_number_id), (Channel::Telegram, &telegram_bot)] {
+        store
+            .put_channel_account(&ChannelAccount {
+                workspace: workspace.clone(),
+                channel,
+                address: address.clone(),
+                display_name: None,
+            })
+            .await
+            .unwrap();
+    }
+    whatsapp.deliver_statuses_to(&format!("{}/webhooks/whatsapp", stack.base_url));
+    TestStack {
+        stack,
+        twilio,
+        aws,
+        store,
+        http: reqwest::Client::new(),
+        workspace,
+        number,
+        whatsapp,
+        whatsapp_number_id,
+        telegram,
+        telegram_bot,
+    }
 }
 
 /// Twilio's inbound SMS parameters.
@@ -163,6 +209,46 @@ impl TestStack {
     /// A customer's SMS to this test's number.
     pub async fn text_in(&self, sid: &str, from: &str, body: &str) -> reqwest::Response {
         self.post_signed("/webhooks/twilio/sms", &sms_form(sid, from, &self.number, body), AUTH_TOKEN).await
+    }
+
+    /// Posts a WhatsApp webhook payload signed as Meta signs it (over the exact bytes sent).
+    pub async fn whatsapp_in(&self, payload: &serde_json::Value) -> reqwest::Response {
+        let body = payload.to_string();
+        let signature = domain::channels::whatsapp::compute_signature(WHATSAPP_APP_SECRET, body.as_bytes());
+        self.http
+            .post(self.url("/webhooks/whatsapp"))
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", signature)
+            .body(body)
+            .send()
+            .await
+            .expect("gateway reachable")
+    }
+
+    /// A customer's WhatsApp text to this test's business number, as Meta posts it.
+    pub fn whatsapp_text(&self, wamid: &str, from_digits: &str, name: &str, text: &str) -> serde_json::Value {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        serde_json::json!({
+            "object": "whatsapp_business_account",
+            "entry": [{ "id": "102290129340398", "changes": [{ "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": { "display_phone_number": "15550783881", "phone_number_id": self.whatsapp_number_id },
+                "contacts": [{ "profile": { "name": name }, "wa_id": from_digits }],
+                "messages": [{ "from": from_digits, "id": wamid, "timestamp": now.to_string(), "type": "text",
+                    "text": { "body": text } }]
+            }}]}]
+        })
+    }
+
+    /// Posts a Telegram update to this test's bot with the secret token.
+    pub async fn telegram_in(&self, update: &serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/webhooks/telegram/{}", self.telegram_bot)))
+            .header("x-telegram-bot-api-secret-token", TELEGRAM_SECRET_TOKEN)
+            .json(update)
+            .send()
+            .await
+            .expect("gateway reachable")
     }
 
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {

@@ -116,6 +116,7 @@ async fn ten_deliveries_of_one_message_sid_store_one_message() {
         provider_message_id: sid.clone(),
         text: Some("hello".into()),
         attachments: vec![],
+        rich: None,
         provider_timestamp: None,
         received_at: time::OffsetDateTime::now_utc(),
         metadata: Default::default(),
@@ -189,6 +190,7 @@ async fn concurrent_first_messages_from_a_new_contact_make_one_contact_and_one_c
             provider_message_id: format!("SMrace{i:028}"),
             text: Some(format!("race {i}")),
             attachments: vec![],
+            rich: None,
             provider_timestamp: None,
             received_at: time::OffsetDateTime::now_utc(),
             metadata: Default::default(),
@@ -200,10 +202,7 @@ async fn concurrent_first_messages_from_a_new_contact_make_one_contact_and_one_c
     .await;
     let convs: HashSet<_> = outcomes
         .iter()
-        .map(|o| match o {
-            inbound_processor::Ingested::Stored { conversation, .. }
-            | inbound_processor::Ingested::Duplicate { conversation, .. } => *conversation,
-        })
+        .filter_map(inbound_processor::Ingested::conversation)
         .collect();
     assert_eq!(convs.len(), 1, "one conversation");
     let conv = convs.into_iter().next().unwrap();

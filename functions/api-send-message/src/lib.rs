@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
+use domain::channels::whatsapp::TemplateSend;
 use domain::events::OutboundJob;
 use domain::finance::ledger::Month;
 use domain::finance::service::{check_budgets, hard_stop, RateCardCache};
@@ -73,9 +74,13 @@ impl Deps {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Draft {
+    #[serde(default)]
     text: String,
     #[serde(default)]
     channel: Option<Channel>,
+    /// A WhatsApp template (the only message WhatsApp allows outside its 24-hour window).
+    #[serde(default)]
+    template: Option<TemplateSend>,
 }
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
@@ -90,9 +95,6 @@ fn check_constraints(
     channel: Channel,
     text: &str,
 ) -> Result<BTreeMap<String, serde_json::Value>, ApiError> {
-    if channel != Channel::Sms {
-        return Err(ApiError::Unprocessable(format!("replies on {channel} are not supported by this deployment yet")));
-    }
     let checked = domain::channels::constraints::check(channel, text, &[], deps.max_sms_segments)
         .map_err(|v| ApiError::Unprocessable(v.to_string()))?;
     let Some(s) = checked.sms else { return Ok(BTreeMap::new()) };
@@ -100,6 +102,25 @@ fn check_constraints(
         ("sms_encoding".to_owned(), serde_json::to_value(s.encoding).unwrap_or_default()),
         ("sms_segments".to_owned(), s.segments.into()),
     ]))
+}
+
+/// A template's name and language as WhatsApp spells them, and its parameters.
+fn check_template(t: &TemplateSend) -> Result<(), ApiError> {
+    let name_ok = !t.name.is_empty()
+        && t.name.len() <= 512
+        && t.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !name_ok {
+        return Err(ApiError::Unprocessable("template.name: lower-case letters, digits and _ only".into()));
+    }
+    let lang_ok = (2..=8).contains(&t.language.len())
+        && t.language.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_' || b == b'-');
+    if !lang_ok {
+        return Err(ApiError::Unprocessable("template.language: a language code such as en or en_US".into()));
+    }
+    if t.parameters.len() > 100 || t.parameters.iter().any(|p| p.trim().is_empty() || p.chars().count() > 1024) {
+        return Err(ApiError::Unprocessable("template.parameters: up to 100 non-empty texts of up to 1024 characters".into()));
+    }
+    Ok(())
 }
 
 fn request_hash(req: &Request) -> String {
@@ -119,8 +140,11 @@ async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<B
     let hash = request_hash(req);
     let draft: Draft = serde_json::from_slice(body_bytes(req))
         .map_err(|e| ApiError::BadRequest(format!("body must be JSON {{\"text\": ..., \"channel\"?: ...}}: {e}")))?;
-    if draft.text.trim().is_empty() {
+    if draft.text.trim().is_empty() && draft.template.is_none() {
         return Err(ApiError::Unprocessable("text must not be empty".into()));
+    }
+    if let Some(t) = &draft.template {
+        check_template(t)?;
     }
     for _ in 0..MAX_ATTEMPTS {
         if let Some(record) = deps.store.idempotency_record(&who.workspace, &who.agent, &key).await? {
@@ -137,8 +161,12 @@ async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<B
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no conversation {conversation_id}")))?;
         let route = conversation.reply_route(draft.channel).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-        let metadata = check_constraints(deps, route.channel, &draft.text)?;
         let now = time::OffsetDateTime::now_utc();
+        let window_open = conversation.reply_window_open(route.channel, now);
+        domain::channels::reply_policy(route.channel, window_open, draft.template.is_some())
+            .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+        let metadata =
+            if draft.template.is_some() { BTreeMap::new() } else { check_constraints(deps, route.channel, &draft.text)? };
         let store: &dyn Store = &*deps.store;
         if let Some(identity) = domain::consent::identity_for(route.channel, &route.contact_address) {
             if let Some(why) = store.consent(&who.workspace, &identity).await?.and_then(|r| r.refusal()) {
@@ -151,7 +179,7 @@ async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<B
             return Err(ApiError::BudgetExceeded(why));
         }
         let channel = route.channel;
-        let reply = Reply { route, text: &draft.text, metadata, at: now };
+        let reply = Reply { route, text: &draft.text, template: draft.template.as_ref(), metadata, at: now };
         let (record, counted) = match commit(deps, &who, &key, &hash, conversation, reply, inv).await {
             Ok(r) => r,
             // Duplicate: a concurrent request with this key won; the next turn replays it.
@@ -175,6 +203,7 @@ async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<B
 struct Reply<'a> {
     route: domain::Route,
     text: &'a str,
+    template: Option<&'a TemplateSend>,
     metadata: BTreeMap<String, serde_json::Value>,
     at: time::OffsetDateTime,
 }
@@ -201,12 +230,16 @@ async fn commit(
     reply: Reply<'_>,
     inv: &Invocation,
 ) -> Result<(IdempotencyRecord, Usage), CommitError> {
-    let Reply { route, text, metadata, at: now } = reply;
+    let Reply { route, text, template, metadata, at: now } = reply;
     let window_open = conversation.reply_window_open(route.channel, now);
     let card = deps.rates.card_at(&*deps.store, &who.workspace, now).await?;
     let sender = Sender::Agent { id: who.agent.clone() };
     let mut message =
         Message::queued_outbound(who.workspace.clone(), conversation.id, route, sender, text, metadata, now);
+    if let Some(t) = template {
+        message.text = domain::channels::non_empty(Some(text));
+        message.rich = Some(serde_json::json!({ "template": t }));
+    }
     let counted = inv.usage_so_far();
     let costing = Costing {
         card: &card,

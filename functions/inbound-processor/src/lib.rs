@@ -13,7 +13,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use domain::consent::{
     Change as ConsentChange, Keyword, Record as ConsentRecord, Source as ConsentSource, Status as ConsentStatus,
 };
-use domain::events::{InboundEvent, InboundMessage, Notification, OutboundJob};
+use domain::events::{InboundEvent, InboundMessage, Notification, OutboundJob, StatusUpdate};
 use domain::finance::ledger::Month;
 use domain::finance::service::{check_budgets, RateCardCache};
 use domain::finance::{estimate_message, Costing, Usage};
@@ -96,6 +96,21 @@ pub enum Ingested {
         conversation: ConversationId,
         message: MessageId,
     },
+    /// A delivery status: applied, or stale (it would not move the status forward), or about a
+    /// message we do not know.
+    Status {
+        applied: bool,
+    },
+}
+
+impl Ingested {
+    /// The conversation a message is in (none for a status).
+    pub fn conversation(&self) -> Option<ConversationId> {
+        match self {
+            Ingested::Stored { conversation, .. } | Ingested::Duplicate { conversation, .. } => Some(*conversation),
+            Ingested::Status { .. } => None,
+        }
+    }
 }
 
 /// Before a retry of a contended write: a concurrent writer just committed; a short pause lets us
@@ -125,7 +140,53 @@ pub async fn ingest(deps: &Deps, event: InboundEvent) -> Result<Ingested, Record
 }
 
 async fn ingest_with(deps: &Deps, event: InboundEvent, inv: &Invocation) -> Result<Ingested, RecordError> {
-    let InboundEvent::Message(m) = event;
+    match event {
+        InboundEvent::Message(m) => ingest_message(deps, m, inv).await,
+        InboundEvent::Status(s) => apply_status(deps, &s).await,
+    }
+}
+
+/// Pauses while looking up the message a status is about: the provider can report `sent` a moment
+/// before the sender has recorded the provider's id.
+const STATUS_LOOKUP_PAUSES_MS: [u64; 3] = [250, 750, 1500];
+
+/// Moves an outbound message's delivery status forward (never back) and tells agents. A status
+/// about a message we never sent (one sent from the provider's own app) is acknowledged and
+/// dropped after a short wait, never retried through the queue: that would hold up the person's
+/// FIFO group, and a later status supersedes a lost one anyway.
+async fn apply_status(deps: &Deps, s: &StatusUpdate) -> Result<Ingested, RecordError> {
+    let ws = &s.workspace;
+    let mut found = deps.store.provider_message(ws, &s.provider, &s.provider_message_id).await?;
+    for pause in STATUS_LOOKUP_PAUSES_MS {
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        found = deps.store.provider_message(ws, &s.provider, &s.provider_message_id).await?;
+    }
+    let Some((conversation_id, message_id)) = found else {
+        tracing::warn!(workspace = %ws, provider = %s.provider, provider_message_id = %s.provider_message_id,
+            status = s.event.status.as_str(), "status for a message Switchboard did not send; dropped");
+        return Ok(Ingested::Status { applied: false });
+    };
+    let applied = deps.store.advance_status(ws, conversation_id, message_id, &s.event).await?;
+    // Published also when stale-or-repeated: a redelivery after a crash between the write and the
+    // publish still announces it (the queue drops the copy by its dedup id).
+    if applied || deps.store.message(ws, conversation_id, message_id).await?.is_some_and(|m| m.status == s.event.status)
+    {
+        let note = Notification::DeliveryStatusChanged {
+            workspace: ws.clone(),
+            conversation_id,
+            message_id,
+            status: s.event.status,
+        };
+        deps.notifications.publish(&note).await?;
+    }
+    tracing::info!(workspace = %ws, message = %message_id, status = s.event.status.as_str(), applied, "delivery status");
+    Ok(Ingested::Status { applied })
+}
+
+async fn ingest_message(deps: &Deps, m: InboundMessage, inv: &Invocation) -> Result<Ingested, RecordError> {
     for attempt in 0..MAX_ATTEMPTS {
         pause(attempt).await;
         match try_ingest(deps, &m, inv).await {
@@ -136,6 +197,8 @@ async fn ingest_with(deps: &Deps, event: InboundEvent, inv: &Invocation) -> Resu
                     Ingested::Stored { conversation, message, .. } | Ingested::Duplicate { conversation, message } => {
                         (conversation, message)
                     }
+                    // try_ingest stores messages only.
+                    Ingested::Status { .. } => return Ok(outcome),
                 };
                 // Published after the commit, and again on a redelivery (the queue drops the copy by
                 // its dedup id): a crash between commit and publish cannot lose the notification.
@@ -177,7 +240,7 @@ async fn ingest_with(deps: &Deps, event: InboundEvent, inv: &Invocation) -> Resu
                         workspace = %m.workspace, %conversation, %message, channel = %m.channel, new_conversation,
                         "inbound message stored"
                     ),
-                    Ingested::Duplicate { .. } => tracing::info!(
+                    Ingested::Duplicate { .. } | Ingested::Status { .. } => tracing::info!(
                         workspace = %m.workspace, provider_message_id = %m.provider_message_id,
                         "duplicate delivery ignored"
                     ),
@@ -351,7 +414,7 @@ async fn try_ingest(deps: &Deps, m: &InboundMessage, inv: &Invocation) -> Result
         route,
         sender: Sender::Contact { id: contact.id },
         text: m.text.clone(),
-        rich: None,
+        rich: m.rich.clone(),
         attachments: m.attachments.clone(),
         provider: Some(m.provider.clone()),
         provider_message_id: Some(m.provider_message_id.clone()),
@@ -467,6 +530,7 @@ mod tests {
             provider_message_id: sid.into(),
             text: Some(text.into()),
             attachments: vec![],
+            rich: None,
             provider_timestamp: None,
             received_at: time::OffsetDateTime::now_utc(),
             metadata: Default::default(),
@@ -635,9 +699,7 @@ mod tests {
         .await;
         let convs: std::collections::HashSet<_> = results
             .iter()
-            .map(|r| match r {
-                Ingested::Stored { conversation, .. } | Ingested::Duplicate { conversation, .. } => *conversation,
-            })
+            .filter_map(Ingested::conversation)
             .collect();
         assert_eq!(convs.len(), 1);
         let conv = *convs.iter().next().unwrap();

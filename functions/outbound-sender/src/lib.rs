@@ -1,9 +1,10 @@
 //! The outbound sender: for each queued reply, in order per conversation, claim it (queued →
-//! sending, a conditional write, so only one attempt ever sends), call Twilio's Messages API, and
-//! record the outcome.
+//! sending, a conditional write, so only one attempt ever sends), render it through its channel's
+//! adapter (Twilio, WhatsApp, Telegram), call the provider, and record the outcome.
 //!
-//! - Accepted: the provider id is recorded; status callbacks move it on from there.
-//! - Refused by Twilio (4xx): failed, with Twilio's error code and message. Not retried.
+//! - Accepted: the provider id is recorded; status callbacks move it on from there (Telegram,
+//!   which reports none, is `sent` at once).
+//! - Refused by the provider (4xx): failed, with its error code and message. Not retried.
 //! - Transient (429, 5xx, connection refused): retried here with exponential backoff; if still
 //!   failing, the claim is released and SQS redelivers; on the last receive the message is failed.
 //! - Ambiguous (the request went out but no answer came back): failed as `outcome_unknown` rather
@@ -13,7 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use domain::channels::twilio::{self, SendOutcome, SendSms};
+use std::collections::HashMap;
+
+use domain::channels::telegram::Telegram;
+use domain::channels::twilio::{self, Twilio};
+use domain::channels::whatsapp::WhatsApp;
+use domain::channels::{Auth, ChannelAdapter, Method, Payload, ProviderRequest, SendOutcome};
 use domain::events::{Notification, OutboundJob, OutboundTask};
 use domain::finance::service::RateCardCache;
 use domain::finance::{follow_up_entry, CostLine, Currency, EntryKind, LedgerEntry, Micros, Totals, Usage};
@@ -43,34 +49,57 @@ pub struct TwilioApi {
 
 #[derive(Debug)]
 pub enum SendError {
-    /// Nothing reached Twilio (connection refused, DNS): safe to retry.
+    /// Nothing reached the provider (connection refused, DNS): safe to retry.
     NotSent(String),
-    /// The request may have reached Twilio: retrying could send twice.
+    /// The request may have reached the provider: retrying could send twice.
     Ambiguous(String),
 }
 
-impl TwilioApi {
-    pub async fn send(&self, req: &SendSms<'_>) -> Result<SendOutcome, SendError> {
-        let url = format!("{}{}", self.base_url.trim_end_matches('/'), twilio::messages_path(&self.account_sid));
-        let res = self
-            .http
-            .post(url)
-            .basic_auth(&self.account_sid, Some(&self.auth_token))
-            .form(&req.form())
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_connect() || e.is_builder() {
-                    SendError::NotSent(e.to_string())
-                } else {
-                    SendError::Ambiguous(e.to_string())
-                }
-            })?;
-        let status = res.status().as_u16();
-        let body = res.bytes().await.map_err(|e| SendError::Ambiguous(e.to_string()))?;
-        Ok(twilio::classify_response(status, &body))
-    }
+/// One channel's way out: its adapter and the provider's API base URL.
+pub struct Provider {
+    pub adapter: Arc<dyn ChannelAdapter>,
+    pub base_url: String,
+}
 
+/// The providers this deployment sends through, by channel, and the one HTTP client they share.
+pub struct Providers {
+    pub http: reqwest::Client,
+    pub by_channel: HashMap<Channel, Provider>,
+}
+
+impl Providers {
+    /// Performs a rendered request and lets the adapter read the answer.
+    pub async fn send(&self, provider: &Provider, req: &ProviderRequest) -> Result<SendOutcome, SendError> {
+        let url = format!("{}{}", provider.base_url.trim_end_matches('/'), req.path);
+        let mut builder = match req.method {
+            Method::Post => self.http.post(url),
+            Method::Get => self.http.get(url),
+        };
+        builder = match &req.auth {
+            Auth::None => builder,
+            Auth::Bearer(token) => builder.bearer_auth(token),
+            Auth::Basic { user, password } => builder.basic_auth(user, Some(password)),
+        };
+        builder = match &req.payload {
+            Payload::Json(v) => builder.json(v),
+            Payload::Form(f) => builder.form(f),
+        };
+        // The error's text never includes the URL: Telegram's carries the bot token.
+        let res = builder.send().await.map_err(|e| {
+            let e = e.without_url();
+            if e.is_connect() || e.is_builder() {
+                SendError::NotSent(e.to_string())
+            } else {
+                SendError::Ambiguous(e.to_string())
+            }
+        })?;
+        let status = res.status().as_u16();
+        let body = res.bytes().await.map_err(|e| SendError::Ambiguous(e.without_url().to_string()))?;
+        Ok(provider.adapter.classify(status, &body))
+    }
+}
+
+impl TwilioApi {
     /// The price Twilio rated a message at, `None` while it has not. Errors say whether a later
     /// attempt could succeed.
     pub async fn fetch_price(&self, sid: &str) -> Result<Option<(Micros, Currency)>, RecordError> {
@@ -99,9 +128,9 @@ impl TwilioApi {
 pub struct Deps {
     pub store: Arc<dyn Store>,
     pub notifications: Arc<dyn NotificationQueue>,
+    pub providers: Providers,
+    /// Twilio's Messages API, for the prices of finished messages.
     pub twilio: TwilioApi,
-    /// Base of the public API, for each message's StatusCallback URL.
-    pub public_base_url: String,
     pub retry: RetryPolicy,
     pub rates: RateCardCache,
     pub memory_mb: u64,
@@ -114,6 +143,30 @@ impl Deps {
             .timeout(Duration::from_secs(config.parse("TWILIO_TIMEOUT_SECS", 10u64)?))
             .build()
             .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?;
+        let twilio = TwilioApi {
+            http: http.clone(),
+            base_url: config.optional("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
+            account_sid: config.required("TWILIO_ACCOUNT_SID")?,
+            auth_token: config.secret("TWILIO_AUTH_TOKEN", aws).await?,
+        };
+        let mut by_channel = HashMap::new();
+        let sms = Twilio {
+            account_sid: twilio.account_sid.clone(),
+            auth_token: twilio.auth_token.clone(),
+            public_base_url: config.required("PUBLIC_BASE_URL")?,
+        };
+        by_channel.insert(Channel::Sms, Provider { adapter: Arc::new(sms), base_url: twilio.base_url.clone() });
+        // Optional channels: a deployment sends on them once their credentials are configured.
+        if config.has_secret("WHATSAPP_CREDENTIALS") {
+            let adapter: WhatsApp = config.json_secret("WHATSAPP_CREDENTIALS", aws).await?;
+            let base_url = config.optional("WHATSAPP_API_BASE").unwrap_or_else(|| WHATSAPP_API_BASE.into());
+            by_channel.insert(Channel::Whatsapp, Provider { adapter: Arc::new(adapter), base_url });
+        }
+        if config.has_secret("TELEGRAM_CREDENTIALS") {
+            let adapter: Telegram = config.json_secret("TELEGRAM_CREDENTIALS", aws).await?;
+            let base_url = config.optional("TELEGRAM_API_BASE").unwrap_or_else(|| TELEGRAM_API_BASE.into());
+            by_channel.insert(Channel::Telegram, Provider { adapter: Arc::new(adapter), base_url });
+        }
         Ok(Self {
             store: Arc::new(store::DynamoStore::new(
                 aws_sdk_dynamodb::Client::new(aws),
@@ -123,13 +176,8 @@ impl Deps {
                 aws_sdk_sqs::Client::new(aws),
                 config.required("NOTIFICATION_QUEUE_URL")?,
             )),
-            twilio: TwilioApi {
-                http,
-                base_url: config.optional("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
-                account_sid: config.required("TWILIO_ACCOUNT_SID")?,
-                auth_token: config.secret("TWILIO_AUTH_TOKEN", aws).await?,
-            },
-            public_base_url: config.required("PUBLIC_BASE_URL")?,
+            providers: Providers { http, by_channel },
+            twilio,
             retry: RetryPolicy {
                 attempts: config.parse("SEND_ATTEMPTS", 3u32)?,
                 base_delay: Duration::from_millis(config.parse("SEND_RETRY_BASE_MS", 200u64)?),
@@ -140,6 +188,10 @@ impl Deps {
         })
     }
 }
+
+/// The Graph API version Switchboard is written against.
+pub const WHATSAPP_API_BASE: &str = "https://graph.facebook.com/v21.0";
+pub const TELEGRAM_API_BASE: &str = "https://api.telegram.org";
 
 pub async fn handle(deps: &Deps, event: SqsEvent) -> Result<SqsBatchResponse, Error> {
     let batch = event.records.len();
@@ -176,7 +228,7 @@ async fn send_with(deps: &Deps, job: &OutboundJob, receive_count: u32, inv: &Inv
                 deps,
                 job,
                 "outcome_unknown",
-                "an earlier send attempt was interrupted before Twilio answered; not resent to avoid a duplicate",
+                "an earlier send attempt was interrupted before the provider answered; not resent to avoid a duplicate",
             )
             .await
         }
@@ -260,9 +312,10 @@ async fn deliver(
     receive_count: u32,
     inv: &Invocation,
 ) -> Result<(), RecordError> {
-    if m.channel != Channel::Sms {
-        return fail(deps, job, "unsupported_channel", &format!("this deployment cannot send on {}", m.channel)).await;
-    }
+    let Some(provider) = deps.providers.by_channel.get(&m.channel) else {
+        let why = format!("this deployment has no {} credentials configured", m.channel);
+        return fail(deps, job, "channel_not_configured", &why).await;
+    };
     // The contact may have opted out after the reply was queued: never send past a STOP (the answer
     // to a HELP excepted: HELP is always answered).
     let help_answer = m.metadata.get("auto_reply").and_then(|v| v.as_str()) == Some(domain::consent::AUTO_REPLY_HELP);
@@ -272,27 +325,17 @@ async fn deliver(
             return fail(deps, job, "opted_out", &why).await;
         }
     }
-    let callback = format!(
-        "{}/webhooks/twilio/status?ws={}&conv={}&msg={}",
-        deps.public_base_url.trim_end_matches('/'),
-        job.workspace,
-        job.conversation_id,
-        job.message_id
-    );
-    let request = SendSms {
-        to: &m.route.contact_address,
-        from: &m.route.our_address,
-        body: m.text.as_deref().unwrap_or_default(),
-        media_urls: m.attachments.iter().map(|a| a.url.as_str()).collect(),
-        status_callback: Some(callback),
+    let request = match provider.adapter.render(m) {
+        Ok(r) => r,
+        Err(e) => return fail(deps, job, e.code, &e.message).await,
     };
     let mut last_error = String::new();
     for attempt in 0..deps.retry.attempts.max(1) {
         if attempt > 0 {
             tokio::time::sleep(deps.retry.base_delay * 2u32.saturating_pow(attempt - 1)).await;
         }
-        match deps.twilio.send(&request).await {
-            Ok(SendOutcome::Accepted(resource)) => {
+        match deps.providers.send(provider, &request).await {
+            Ok(SendOutcome::Accepted { provider_message_id }) => {
                 let usage = usage_entry(deps, job, m, inv).await?;
                 let recorded = deps
                     .store
@@ -300,8 +343,8 @@ async fn deliver(
                         &job.workspace,
                         job.conversation_id,
                         job.message_id,
-                        twilio::PROVIDER,
-                        &resource.sid,
+                        provider.adapter.provider(),
+                        &provider_message_id,
                         usage.as_ref(),
                     )
                     .await;
@@ -310,8 +353,25 @@ async fn deliver(
                     Ok(()) | Err(StoreError::Duplicate) => {}
                     Err(e) => return Err(e.into()),
                 }
-                tracing::info!(workspace = %job.workspace, message = %job.message_id, message_sid = %resource.sid, attempt,
-                    "reply accepted by Twilio");
+                if let Some(status) = provider.adapter.accepted_status() {
+                    let event = DeliveryEvent {
+                        status,
+                        at: time::OffsetDateTime::now_utc(),
+                        error_code: None,
+                        error_message: None,
+                    };
+                    if deps.store.advance_status(&job.workspace, job.conversation_id, job.message_id, &event).await? {
+                        let note = Notification::DeliveryStatusChanged {
+                            workspace: job.workspace.clone(),
+                            conversation_id: job.conversation_id,
+                            message_id: job.message_id,
+                            status,
+                        };
+                        deps.notifications.publish(&note).await?;
+                    }
+                }
+                tracing::info!(workspace = %job.workspace, message = %job.message_id, provider = provider.adapter.provider(),
+                    %provider_message_id, attempt, "reply accepted by the provider");
                 return Ok(());
             }
             Ok(SendOutcome::Rejected { code, message }) => return fail(deps, job, &code, &message).await,
@@ -322,7 +382,7 @@ async fn deliver(
                     deps,
                     job,
                     "outcome_unknown",
-                    &format!("no answer from Twilio ({e}); not resent to avoid a duplicate"),
+                    &format!("no answer from {} ({e}); not resent to avoid a duplicate", provider.adapter.provider()),
                 )
                 .await
             }
@@ -378,16 +438,23 @@ mod tests {
     async fn world(attempts: u32) -> World {
         let twilio = FakeTwilio::start("ACtest", "tok", Callbacks::None).await.unwrap();
         let store = Arc::new(MemoryStore::new());
+        let sms = Twilio {
+            account_sid: "ACtest".into(),
+            auth_token: "tok".into(),
+            public_base_url: "https://hooks.test".into(),
+        };
+        let by_channel =
+            HashMap::from([(Channel::Sms, Provider { adapter: Arc::new(sms), base_url: twilio.base_url() })]);
         let deps = Deps {
             store: store.clone(),
             notifications: Arc::new(MemoryQueue::new()),
+            providers: Providers { http: reqwest::Client::new(), by_channel },
             twilio: TwilioApi {
                 http: reqwest::Client::new(),
                 base_url: twilio.base_url(),
                 account_sid: "ACtest".into(),
                 auth_token: "tok".into(),
             },
-            public_base_url: "https://hooks.test".into(),
             retry: RetryPolicy { attempts, base_delay: Duration::from_millis(1), max_receives: 3 },
             rates: RateCardCache::default(),
             memory_mb: 128,
@@ -548,7 +615,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreachable_twilio_is_retryable() {
         let mut w = world(2).await;
-        w.deps.twilio.base_url = "http://127.0.0.1:9".into();
+        w.deps.providers.by_channel.get_mut(&Channel::Sms).unwrap().base_url = "http://127.0.0.1:9".into();
         let job = queued_reply(&w, "+14155552671").await;
         assert!(matches!(send(&w.deps, &job, 1).await, Err(RecordError::Retryable(_))));
         assert_eq!(stored(&w, &job).await.status, DeliveryStatus::Queued);

@@ -3,7 +3,7 @@
 //! inbound FIFO queue for the workspace owning the bot. Telegram gets its 200 only once it is
 //! enqueued; a redelivered update (same `update_id`) is a duplicate for the inbox.
 
-use api::webhook::{credentials, Inbound};
+use api::webhook::Inbound;
 use domain::channels::telegram::Telegram;
 use lambda_http::{Body, Error, Request, Response};
 
@@ -14,7 +14,7 @@ pub struct Deps {
 impl Deps {
     /// `TELEGRAM_CREDENTIALS` (a secret): `{"bot_token", "secret_token"}`.
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        Ok(Self { inbound: Inbound::from_config(credentials(config, aws, "TELEGRAM_CREDENTIALS").await?, config, aws)? })
+        Ok(Self { inbound: Inbound::from_config(config.json_secret("TELEGRAM_CREDENTIALS", aws).await?, config, aws)? })
     }
 }
 

@@ -3,7 +3,7 @@
 //! message and status of every entry goes onto the inbound FIFO queue for the workspace owning the
 //! business number (`phone_number_id`). Meta gets its 200 only once all are enqueued.
 
-use api::webhook::{credentials, Inbound};
+use api::webhook::Inbound;
 use domain::channels::whatsapp::WhatsApp;
 use lambda_http::{Body, Error, Request, Response};
 
@@ -14,7 +14,7 @@ pub struct Deps {
 impl Deps {
     /// `WHATSAPP_CREDENTIALS` (a secret): `{"app_secret", "verify_token", "access_token"}`.
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        Ok(Self { inbound: Inbound::from_config(credentials(config, aws, "WHATSAPP_CREDENTIALS").await?, config, aws)? })
+        Ok(Self { inbound: Inbound::from_config(config.json_secret("WHATSAPP_CREDENTIALS", aws).await?, config, aws)? })
     }
 }
 

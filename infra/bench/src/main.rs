@@ -378,6 +378,7 @@ pub(crate) fn stack_options(prefix: &str, twilio_base: &str, poll_wait_secs: i32
         twilio_account_sid: SID.into(),
         twilio_auth_token: TOKEN.into(),
         jwt_secret: latency::JWT.into(),
+        extra_env: vec![],
         send_retry_base_ms: 10,
         poll_wait_secs,
         ws_idle: std::time::Duration::from_secs(600),

@@ -37,6 +37,9 @@ pub struct StackOptions {
     pub twilio_account_sid: String,
     pub twilio_auth_token: String,
     pub jwt_secret: String,
+    /// More configuration for every function: the optional channels' credentials and API bases
+    /// (`WHATSAPP_CREDENTIALS`, `WHATSAPP_API_BASE`, `TELEGRAM_CREDENTIALS`, …).
+    pub extra_env: Vec<(String, String)>,
     /// Backoff base for the sender's in-process retries.
     pub send_retry_base_ms: u64,
     /// How long a consumer waits on an empty queue per receive (seconds, 0-20).
@@ -87,6 +90,8 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
     Ok(match binary {
         "twilio-sms-webhook" => http!(twilio_sms_webhook),
         "twilio-status-webhook" => http!(twilio_status_webhook),
+        "whatsapp-webhook" => http!(whatsapp_webhook),
+        "telegram-webhook" => http!(telegram_webhook),
         "api-list-conversations" => http!(api_list_conversations),
         "api-get-conversation" => http!(api_get_conversation),
         "api-list-messages" => http!(api_list_messages),
@@ -407,6 +412,7 @@ impl Stack {
                 // The @connections management API is served by this gateway, at its root.
                 ("WEBSOCKET_ENDPOINT".into(), base_url.clone()),
             ];
+            vars.extend(opts.extra_env.iter().cloned());
             for (var, machine) in template.state_machine_env(binary) {
                 let arn = provisioned
                     .state_machine_arns

@@ -17,4 +17,37 @@ pub mod dev {
     pub const WORKSPACE: &str = "demo";
     pub const SMS_NUMBER: &str = "+14155550100";
     pub const AGENT: &str = "alice";
+    pub const WHATSAPP_APP_SECRET: &str = "local-dev-whatsapp-app-secret";
+    pub const WHATSAPP_VERIFY_TOKEN: &str = "local-dev-whatsapp-verify-token";
+    pub const WHATSAPP_ACCESS_TOKEN: &str = "local-dev-whatsapp-access-token";
+    /// The demo workspace's WhatsApp business number id.
+    pub const WHATSAPP_PHONE_NUMBER_ID: &str = "100000000000001";
+    pub const TELEGRAM_BOT_TOKEN: &str = "7000000001:local-dev-telegram-bot-token";
+    pub const TELEGRAM_BOT_ID: &str = "7000000001";
+    pub const TELEGRAM_SECRET_TOKEN: &str = "local-dev-telegram-secret-token";
+}
+
+/// The functions' configuration for the JSON channels (credentials as the secrets hold them, and
+/// the fakes' API bases), given each fake's base URL and credentials.
+pub fn channel_env(
+    whatsapp_base: &str,
+    whatsapp: (&str, &str, &str),
+    telegram_base: &str,
+    telegram: (&str, &str),
+) -> Vec<(String, String)> {
+    let (app_secret, verify_token, access_token) = whatsapp;
+    let (bot_token, secret_token) = telegram;
+    vec![
+        (
+            "WHATSAPP_CREDENTIALS".into(),
+            serde_json::json!({ "app_secret": app_secret, "verify_token": verify_token, "access_token": access_token })
+                .to_string(),
+        ),
+        ("WHATSAPP_API_BASE".into(), whatsapp_base.to_owned()),
+        (
+            "TELEGRAM_CREDENTIALS".into(),
+            serde_json::json!({ "bot_token": bot_token, "secret_token": secret_token }).to_string(),
+        ),
+        ("TELEGRAM_API_BASE".into(), telegram_base.to_owned()),
+    ]
 }

@@ -128,7 +128,18 @@ async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> 
     )
     .await
     .with_context(|| format!("starting the fake Twilio on {twilio_addr}"))?;
+    let whatsapp = fake_channels::FakeWhatsApp::start(dev::WHATSAPP_ACCESS_TOKEN, dev::WHATSAPP_APP_SECRET)
+        .await
+        .context("starting the fake WhatsApp Cloud API")?;
+    let telegram =
+        fake_channels::FakeTelegram::start(dev::TELEGRAM_BOT_TOKEN).await.context("starting the fake Telegram Bot API")?;
     let opts = StackOptions {
+        extra_env: switchboard_local::channel_env(
+            &whatsapp.base_url(),
+            (dev::WHATSAPP_APP_SECRET, dev::WHATSAPP_VERIFY_TOKEN, dev::WHATSAPP_ACCESS_TOKEN),
+            &telegram.base_url(),
+            (dev::TELEGRAM_BOT_TOKEN, dev::TELEGRAM_SECRET_TOKEN),
+        ),
         stack_name: "switchboard-local".into(),
         http_addr: ([127, 0, 0, 1], port).into(),
         twilio_api_base: fake.base_url(),
@@ -150,6 +161,19 @@ async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> 
             display_name: Some("Demo support line".into()),
         })
         .await?;
+    for (channel, address) in
+        [(Channel::Whatsapp, dev::WHATSAPP_PHONE_NUMBER_ID), (Channel::Telegram, dev::TELEGRAM_BOT_ID)]
+    {
+        store
+            .put_channel_account(&ChannelAccount {
+                workspace: WorkspaceId::parse(dev::WORKSPACE)?,
+                channel,
+                address: address.into(),
+                display_name: None,
+            })
+            .await?;
+    }
+    whatsapp.deliver_statuses_to(&format!("{}/webhooks/whatsapp", stack.base_url));
 
     let form_path = root.join("events/twilio-sms-webhook/inbound-sms.form");
     let form = std::fs::read_to_string(&form_path).with_context(|| format!("reading {}", form_path.display()))?;
@@ -172,7 +196,11 @@ Switchboard is running locally (Ctrl-C stops everything).
   DynamoDB Local    {ddb}   table {table}
   moto (SQS ...)    {moto}
   fake Twilio       {twilio}   (replies land here; it posts signed delivery callbacks back)
-  workspace         {ws}, receiving SMS on {number}
+  fake WhatsApp     {whatsapp}   (Cloud API; posts signed statuses to /webhooks/whatsapp)
+  fake Telegram     {telegram}   (Bot API)
+  workspace         {ws}, receiving SMS on {number}, WhatsApp on number id {wa_id},
+                    Telegram as bot {bot} (POST /webhooks/telegram/{bot},
+                    header X-Telegram-Bot-Api-Secret-Token: {tg_secret})
 
 1. A customer texts you (a request signed exactly as Twilio signs it):
 
@@ -194,6 +222,11 @@ Switchboard is running locally (Ctrl-C stops everything).
         table = stack.provisioned.table,
         moto = services.moto_url,
         twilio = fake.base_url(),
+        whatsapp = whatsapp.base_url(),
+        telegram = telegram.base_url(),
+        wa_id = dev::WHATSAPP_PHONE_NUMBER_ID,
+        bot = dev::TELEGRAM_BOT_ID,
+        tg_secret = dev::TELEGRAM_SECRET_TOKEN,
         ws = dev::WORKSPACE,
         number = dev::SMS_NUMBER,
         form = form_path.display(),

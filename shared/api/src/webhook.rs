@@ -61,15 +61,3 @@ impl<A: ChannelAdapter> Inbound<A> {
         }))
     }
 }
-
-/// A channel's credentials: one Secrets Manager secret holding a JSON object (`<NAME>_SECRET_ARN`
-/// in AWS; `<NAME>` holds the JSON itself for local runs).
-pub async fn credentials<T: serde::de::DeserializeOwned>(
-    config: &kit::Config,
-    aws: &aws_config::SdkConfig,
-    name: &str,
-) -> Result<T, kit::ConfigError> {
-    let raw = config.secret(name, aws).await?;
-    serde_json::from_str(&raw)
-        .map_err(|e| kit::ConfigError::Invalid { name: name.to_owned(), reason: format!("not the expected JSON: {e}") })
-}

@@ -399,6 +399,7 @@ mod tests {
                 contact_country: None,
             }),
             last_inbound_at: Some(NOW),
+            channels: Default::default(),
             last_activity_at: NOW,
             created_at: NOW,
             unread_count: 0,

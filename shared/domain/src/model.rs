@@ -248,6 +248,14 @@ pub struct Route {
     pub contact_country: Option<String>,
 }
 
+/// A channel the customer wrote on: the route a reply takes there, and when they last wrote.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelSeen {
+    pub route: Route,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Conversation {
     pub id: ConversationId,
@@ -261,6 +269,11 @@ pub struct Conversation {
     /// When the customer last wrote (the WhatsApp and Messenger reply windows run from here).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub last_inbound_at: Option<OffsetDateTime>,
+    /// Every channel the customer wrote on in this conversation: the route back and when they last
+    /// wrote there. An agent may reply on any of them; each channel's reply window runs from its own
+    /// last message.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub channels: BTreeMap<Channel, ChannelSeen>,
     #[serde(with = "time::serde::rfc3339")]
     pub last_activity_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]

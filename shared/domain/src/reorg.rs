@@ -192,6 +192,7 @@ pub struct Tally {
     pub unread_count: u32,
     pub last_inbound: Option<Route>,
     pub last_inbound_at: Option<OffsetDateTime>,
+    pub channels: std::collections::BTreeMap<crate::model::Channel, crate::model::ChannelSeen>,
     pub last_activity_at: Option<OffsetDateTime>,
 }
 
@@ -203,6 +204,7 @@ impl Tally {
             unread_count: 0,
             last_inbound: None,
             last_inbound_at: None,
+            channels: Default::default(),
             last_activity_at: None,
         };
         for m in messages {
@@ -213,6 +215,13 @@ impl Tally {
                     t.unread_count = t.unread_count.saturating_add(1);
                     t.last_inbound = Some(m.route.clone());
                     t.last_inbound_at = Some(t.last_inbound_at.map_or(m.created_at, |a| a.max(m.created_at)));
+                    let seen = crate::model::ChannelSeen { route: m.route.clone(), at: m.created_at };
+                    match t.channels.get(&m.channel) {
+                        Some(s) if s.at > m.created_at => {}
+                        _ => {
+                            t.channels.insert(m.channel, seen);
+                        }
+                    }
                 }
                 (Direction::Outbound, Sender::Agent { .. }) => t.unread_count = 0,
                 (Direction::Outbound, _) => {}
@@ -226,6 +235,7 @@ impl Tally {
         c.unread_count = self.unread_count;
         c.last_inbound = self.last_inbound.clone();
         c.last_inbound_at = self.last_inbound_at;
+        c.channels = self.channels.clone();
         c.last_activity_at = self.last_activity_at.unwrap_or(c.created_at).max(c.created_at);
     }
 }

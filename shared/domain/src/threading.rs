@@ -5,7 +5,7 @@
 use time::OffsetDateTime;
 
 use crate::ids::{ConversationId, WorkspaceId};
-use crate::model::{Channel, Contact, Conversation, ConversationStatus, Priority, Route};
+use crate::model::{Channel, ChannelSeen, Contact, Conversation, ConversationStatus, Priority, Route};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Threading {
@@ -44,6 +44,7 @@ impl Conversation {
             priority: Priority::Normal,
             last_inbound: None,
             last_inbound_at: None,
+            channels: Default::default(),
             last_activity_at: now,
             created_at: now,
             unread_count: 0,
@@ -69,6 +70,10 @@ impl Conversation {
         self.status = ConversationStatus::Open;
         self.unread_count = self.unread_count.saturating_add(1);
         self.message_count = self.message_count.saturating_add(1);
+        let seen = self.channels.entry(route.channel).or_insert_with(|| ChannelSeen { route: route.clone(), at });
+        if at >= seen.at {
+            *seen = ChannelSeen { route: route.clone(), at };
+        }
         self.last_inbound = Some(route);
         self.last_inbound_at = Some(self.last_inbound_at.map_or(at, |t| t.max(at)));
         self.last_activity_at = self.last_activity_at.max(at);
@@ -86,8 +91,14 @@ impl Conversation {
     /// Whether the customer wrote on `channel` within the reply window (WhatsApp's and Messenger's
     /// 24-hour customer-service window): a free-form reply is allowed, and free, only then.
     pub fn reply_window_open(&self, channel: Channel, now: OffsetDateTime) -> bool {
-        self.last_inbound.as_ref().is_some_and(|r| r.channel == channel)
-            && self.last_inbound_at.is_some_and(|t| now - t < REPLY_WINDOW)
+        match self.channels.get(&channel) {
+            Some(seen) => now - seen.at < REPLY_WINDOW,
+            // Conversations stored before per-channel routes were kept.
+            None => {
+                self.last_inbound.as_ref().is_some_and(|r| r.channel == channel)
+                    && self.last_inbound_at.is_some_and(|t| now - t < REPLY_WINDOW)
+            }
+        }
     }
 
     /// An automatic answer (HELP) went out: counted, but nothing becomes read.
@@ -97,15 +108,14 @@ impl Conversation {
         self.version += 1;
     }
 
-    /// The route a reply takes: the customer's last channel by default, or the requested channel when
-    /// the last inbound message came on it. (Picking any channel of the contact's identities needs a
-    /// channel account to send from; that is the channels issue's work.)
+    /// The route a reply takes: the customer's last channel by default, or the requested channel if
+    /// the customer wrote on it in this conversation (the route they used there).
     pub fn reply_route(&self, requested: Option<Channel>) -> Result<Route, RouteError> {
         let last = self.last_inbound.as_ref().ok_or(RouteError::NoInbound)?;
         match requested {
             None => Ok(last.clone()),
             Some(ch) if ch == last.channel => Ok(last.clone()),
-            Some(ch) => Err(RouteError::NoAddressOnChannel(ch)),
+            Some(ch) => self.channels.get(&ch).map(|s| s.route.clone()).ok_or(RouteError::NoAddressOnChannel(ch)),
         }
     }
 }
@@ -159,7 +169,13 @@ mod tests {
         assert_eq!(c.status, ConversationStatus::Open);
         assert_eq!(c.unread_count, 2);
         assert_eq!(c.reply_route(None).unwrap().channel, Channel::Whatsapp);
-        assert_eq!(c.reply_route(Some(Channel::Sms)), Err(RouteError::NoAddressOnChannel(Channel::Sms)));
+        // The agent may answer on any channel the customer used in this conversation.
+        assert_eq!(c.reply_route(Some(Channel::Sms)).unwrap(), route(Channel::Sms));
+        assert_eq!(c.reply_route(Some(Channel::Email)), Err(RouteError::NoAddressOnChannel(Channel::Email)));
+        // Each channel's window runs from the customer's last message there.
+        assert!(c.reply_window_open(Channel::Whatsapp, datetime!(2026-01-02 0:01 UTC)));
+        assert!(!c.reply_window_open(Channel::Whatsapp, datetime!(2026-01-02 0:02 UTC)));
+        assert!(!c.reply_window_open(Channel::Sms, datetime!(2026-01-02 0:01 UTC)));
         c.record_outbound(datetime!(2026-01-01 0:03 UTC));
         assert_eq!(c.unread_count, 0);
         assert_eq!(c.message_count, 3);

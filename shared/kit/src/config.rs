@@ -63,6 +63,22 @@ impl Config {
         }
         self.optional(name).ok_or_else(|| ConfigError::Missing(format!("{arn_var} (or {name} for local runs)")))
     }
+
+    /// Whether a secret is configured at all (optional channels' credentials).
+    pub fn has_secret(&self, name: &str) -> bool {
+        self.optional(&format!("{name}_SECRET_ARN")).is_some() || self.optional(name).is_some()
+    }
+
+    /// A secret holding a JSON object (a channel's credentials), parsed into `T`.
+    pub async fn json_secret<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<T, ConfigError> {
+        let raw = self.secret(name, aws).await?;
+        serde_json::from_str(&raw)
+            .map_err(|e| ConfigError::Invalid { name: name.to_owned(), reason: format!("not the expected JSON: {e}") })
+    }
 }
 
 #[cfg(feature = "secrets")]

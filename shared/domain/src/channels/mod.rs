@@ -262,6 +262,49 @@ pub(crate) fn unix_time(kind: &'static str, secs: i64) -> Result<OffsetDateTime,
 
 /// The caption-or-text of a message and its attachment metadata keep the text optional: a
 /// message with neither is malformed for every channel.
-pub(crate) fn non_empty(s: Option<&str>) -> Option<String> {
+pub fn non_empty(s: Option<&str>) -> Option<String> {
     s.map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned)
+}
+
+/// Why a reply may not go out on a channel now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyRefusal {
+    #[error("replies on {0} are not supported by this deployment yet")]
+    NotSupported(Channel),
+    #[error(
+        "the customer last wrote on WhatsApp more than 24 hours ago: WhatsApp now allows only an approved \
+         template ({{\"template\": {{\"name\", \"language\", \"parameters\"}}}}, see GET /whatsapp/templates)"
+    )]
+    OutsideWindow,
+    #[error("templates are a WhatsApp feature; {0} replies are free text")]
+    TemplateNotSupported(Channel),
+}
+
+/// Whether a reply may go out on `channel` now (seed 000's reply windows): WhatsApp free-form
+/// messages only within 24 hours of the customer's last message there, templates at any time.
+pub fn reply_policy(channel: Channel, window_open: bool, template: bool) -> Result<(), ReplyRefusal> {
+    match channel {
+        Channel::Whatsapp if !template && !window_open => Err(ReplyRefusal::OutsideWindow),
+        Channel::Whatsapp => Ok(()),
+        _ if template => Err(ReplyRefusal::TemplateNotSupported(channel)),
+        Channel::Sms | Channel::Telegram => Ok(()),
+        other => Err(ReplyRefusal::NotSupported(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whatsapp_free_text_needs_the_window_templates_do_not() {
+        assert_eq!(reply_policy(Channel::Whatsapp, true, false), Ok(()));
+        assert_eq!(reply_policy(Channel::Whatsapp, false, false), Err(ReplyRefusal::OutsideWindow));
+        assert_eq!(reply_policy(Channel::Whatsapp, false, true), Ok(()));
+        assert!(ReplyRefusal::OutsideWindow.to_string().contains("template"));
+        assert_eq!(reply_policy(Channel::Sms, false, false), Ok(()), "SMS has no window");
+        assert_eq!(reply_policy(Channel::Telegram, false, false), Ok(()));
+        assert_eq!(reply_policy(Channel::Sms, true, true), Err(ReplyRefusal::TemplateNotSupported(Channel::Sms)));
+        assert_eq!(reply_policy(Channel::Email, true, false), Err(ReplyRefusal::NotSupported(Channel::Email)));
+    }
 }

@@ -1,0 +1,282 @@
+//! Fakes at the network edge for the JSON channel providers, for tests and the local stack.
+//!
+//! - [`FakeWhatsApp`] serves the Cloud API's `POST /{phone-number-id}/messages` as Meta documents
+//!   it: a bearer access token, a JSON body with `messaging_product: whatsapp`, a `wamid` in the
+//!   answer or a Graph error. Once told where the webhook is, it posts signed `sent` and
+//!   `delivered` statuses for each accepted message, as Meta would.
+//! - [`FakeTelegram`] serves `POST /bot{token}/sendMessage|sendPhoto|sendDocument`: the token in
+//!   the path, `chat_id` required, `{"ok": true, "result": Message}` or Telegram's error shape.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+/// One request a fake received, as the provider would see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sent {
+    /// The path after the API base (`/106540352242922/messages`, `/sendMessage`).
+    pub path: String,
+    pub body: Value,
+    /// The id answered with, if accepted.
+    pub id: Option<String>,
+}
+
+/// Answers queued by a test for the next requests: (HTTP status, body).
+#[derive(Default)]
+struct Script(Mutex<VecDeque<(u16, Value)>>);
+
+impl Script {
+    fn push(&self, n: usize, status: u16, body: Value) {
+        let mut s = self.0.lock().expect("lock");
+        for _ in 0..n {
+            s.push_back((status, body.clone()));
+        }
+    }
+    fn next(&self) -> Option<(u16, Value)> {
+        self.0.lock().expect("lock").pop_front()
+    }
+}
+
+fn reply(status: u16, body: Value) -> Response {
+    (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), Json(body)).into_response()
+}
+
+async fn serve(addr: SocketAddr, app: Router) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(addr)
+}
+
+// ------------------------------------------------------------------------------------ WhatsApp
+
+struct WhatsAppInner {
+    access_token: String,
+    app_secret: String,
+    received: Mutex<Vec<Sent>>,
+    script: Script,
+    /// Where to post status webhooks, once known.
+    webhook: Mutex<Option<String>>,
+    http: reqwest::Client,
+}
+
+#[derive(Clone)]
+pub struct FakeWhatsApp {
+    addr: SocketAddr,
+    inner: Arc<WhatsAppInner>,
+}
+
+impl FakeWhatsApp {
+    pub async fn start(access_token: &str, app_secret: &str) -> std::io::Result<Self> {
+        Self::start_on("127.0.0.1:0".parse().expect("loopback"), access_token, app_secret).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, access_token: &str, app_secret: &str) -> std::io::Result<Self> {
+        let inner = Arc::new(WhatsAppInner {
+            access_token: access_token.to_owned(),
+            app_secret: app_secret.to_owned(),
+            received: Mutex::new(vec![]),
+            script: Script::default(),
+            webhook: Mutex::new(None),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client"),
+        });
+        let app = Router::new().route("/{phone}/messages", post(whatsapp_send)).with_state(inner.clone());
+        Ok(Self { addr: serve(addr, app).await?, inner })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    pub fn received(&self) -> Vec<Sent> {
+        self.inner.received.lock().expect("lock").clone()
+    }
+    pub fn script(&self, n: usize, status: u16, body: Value) {
+        self.inner.script.push(n, status, body);
+    }
+    /// Post `sent` and `delivered` statuses of accepted messages to this webhook URL, signed.
+    pub fn deliver_statuses_to(&self, webhook_url: &str) {
+        *self.inner.webhook.lock().expect("lock") = Some(webhook_url.to_owned());
+    }
+
+    /// Posts a status webhook for an accepted message, signed with the app secret.
+    pub async fn post_status(&self, phone_number_id: &str, wamid: &str, to: &str, status: &str) {
+        post_status(&self.inner, phone_number_id, wamid, to, status).await;
+    }
+}
+
+fn graph_error(status: u16, code: i64, message: &str) -> Response {
+    reply(status, json!({ "error": { "message": message, "type": "OAuthException", "code": code, "fbtrace_id": "AFake" } }))
+}
+
+async fn whatsapp_send(
+    State(inner): State<Arc<WhatsAppInner>>,
+    Path(phone): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    if bearer != Some(inner.access_token.as_str()) {
+        return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
+    }
+    let Ok(body) = serde_json::from_str::<Value>(&body) else {
+        return graph_error(400, 100, "Invalid parameter: the body is not JSON");
+    };
+    let mut sent = Sent { path: format!("/{phone}/messages"), body: body.clone(), id: None };
+    if let Some((status, answer)) = inner.script.next() {
+        inner.received.lock().expect("lock").push(sent);
+        return reply(status, answer);
+    }
+    let to = body["to"].as_str().unwrap_or_default().to_owned();
+    let kind = body["type"].as_str().unwrap_or_default().to_owned();
+    let valid = body["messaging_product"] == "whatsapp"
+        && !to.is_empty()
+        && to.bytes().all(|b| b.is_ascii_digit())
+        && body.get(&kind).is_some();
+    if !valid {
+        inner.received.lock().expect("lock").push(sent);
+        return graph_error(400, 100, "Invalid parameter");
+    }
+    let wamid = format!("wamid.{}", ulid::Ulid::new());
+    sent.id = Some(wamid.clone());
+    inner.received.lock().expect("lock").push(sent);
+    if inner.webhook.lock().expect("lock").is_some() {
+        let inner = inner.clone();
+        let (phone, wamid, to) = (phone.clone(), wamid.clone(), to.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            post_status(&inner, &phone, &wamid, &to, "sent").await;
+            post_status(&inner, &phone, &wamid, &to, "delivered").await;
+        });
+    }
+    reply(200, json!({ "messaging_product": "whatsapp", "contacts": [{ "input": to, "wa_id": to }], "messages": [{ "id": wamid }] }))
+}
+
+async fn post_status(inner: &WhatsAppInner, phone: &str, wamid: &str, to: &str, status: &str) {
+    let Some(url) = inner.webhook.lock().expect("lock").clone() else { return };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let payload = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "0", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550000000", "phone_number_id": phone },
+            "statuses": [{ "id": wamid, "status": status, "timestamp": now.to_string(), "recipient_id": to,
+                "pricing": { "billable": true, "pricing_model": "PMP", "category": "service", "type": "regular" } }]
+        }}]}]
+    });
+    let body = payload.to_string();
+    let signature = domain::channels::whatsapp::compute_signature(&inner.app_secret, body.as_bytes());
+    let res = inner
+        .http
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", signature)
+        .body(body)
+        .send()
+        .await;
+    if let Err(e) = res {
+        tracing::warn!(error = %e, "fake WhatsApp could not post a status");
+    }
+}
+
+// ------------------------------------------------------------------------------------ Telegram
+
+struct TelegramInner {
+    bot_token: String,
+    received: Mutex<Vec<Sent>>,
+    script: Script,
+    next_id: AtomicI64,
+}
+
+#[derive(Clone)]
+pub struct FakeTelegram {
+    addr: SocketAddr,
+    inner: Arc<TelegramInner>,
+}
+
+impl FakeTelegram {
+    pub async fn start(bot_token: &str) -> std::io::Result<Self> {
+        Self::start_on("127.0.0.1:0".parse().expect("loopback"), bot_token).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, bot_token: &str) -> std::io::Result<Self> {
+        let inner = Arc::new(TelegramInner {
+            bot_token: bot_token.to_owned(),
+            received: Mutex::new(vec![]),
+            script: Script::default(),
+            next_id: AtomicI64::new(100),
+        });
+        let app = Router::new().route("/{bot}/{method}", post(telegram_call)).with_state(inner.clone());
+        Ok(Self { addr: serve(addr, app).await?, inner })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    pub fn received(&self) -> Vec<Sent> {
+        self.inner.received.lock().expect("lock").clone()
+    }
+    pub fn script(&self, n: usize, status: u16, body: Value) {
+        self.inner.script.push(n, status, body);
+    }
+}
+
+fn telegram_error(status: u16, description: &str) -> Response {
+    reply(status, json!({ "ok": false, "error_code": status, "description": description }))
+}
+
+async fn telegram_call(
+    State(inner): State<Arc<TelegramInner>>,
+    Path((bot, method)): Path<(String, String)>,
+    body: String,
+) -> Response {
+    if bot.strip_prefix("bot") != Some(inner.bot_token.as_str()) {
+        return telegram_error(401, "Unauthorized");
+    }
+    let Ok(body) = serde_json::from_str::<Value>(&body) else {
+        return telegram_error(400, "Bad Request: the body is not JSON");
+    };
+    let mut sent = Sent { path: format!("/{method}"), body: body.clone(), id: None };
+    if let Some((status, answer)) = inner.script.next() {
+        inner.received.lock().expect("lock").push(sent);
+        return reply(status, answer);
+    }
+    let field = match method.as_str() {
+        "sendMessage" => "text",
+        "sendPhoto" => "photo",
+        "sendDocument" => "document",
+        _ => {
+            inner.received.lock().expect("lock").push(sent);
+            return telegram_error(404, "Not Found: method not found");
+        }
+    };
+    let chat: Option<i64> = match &body["chat_id"] {
+        Value::String(s) => s.parse().ok(),
+        Value::Number(n) => n.as_i64(),
+        _ => None,
+    };
+    let (Some(chat), Some(_)) = (chat, body[field].as_str()) else {
+        inner.received.lock().expect("lock").push(sent);
+        return telegram_error(400, "Bad Request: chat_id and the content are required");
+    };
+    let id = inner.next_id.fetch_add(1, Ordering::SeqCst);
+    sent.id = Some(format!("{chat}:{id}"));
+    inner.received.lock().expect("lock").push(sent);
+    let bot_id: i64 = inner.bot_token.split(':').next().and_then(|b| b.parse().ok()).unwrap_or(0);
+    reply(
+        200,
+        json!({ "ok": true, "result": {
+            "message_id": id, "from": { "id": bot_id, "is_bot": true, "first_name": "Switchboard" },
+            "chat": { "id": chat, "type": "private" }, "date": 1, field: body[field] } }),
+    )
+}

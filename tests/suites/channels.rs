@@ -1,0 +1,249 @@
+//! Every channel into one inbox, on the local stack: each provider's signed webhook → inbound queue
+//! → processor → DynamoDB → agent API → reply → sender → the fake provider, which receives exactly
+//! the request its API documents; statuses move delivery forward only; forged requests store
+//! nothing.
+
+use serde_json::json;
+use switchboard_e2e::*;
+
+async fn one_conversation(s: &TestStack) -> serde_json::Value {
+    eventually("the conversation to appear", || async {
+        let c = s.conversations().await;
+        (c.len() == 1).then(|| c[0].clone())
+    })
+    .await
+}
+
+fn wamid() -> String {
+    format!("wamid.{}", ulid::Ulid::new())
+}
+
+async fn message_status(s: &TestStack, conversation: &str, message: &str) -> (String, serde_json::Value) {
+    let m = s.messages(conversation).await.into_iter().find(|m| m["id"] == message).expect("the message");
+    (m["status"].as_str().unwrap_or_default().to_owned(), m)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapp_round_trip_with_statuses_forward_only() {
+    let s = spawn_stack().await;
+    let digits = random_number().trim_start_matches('+').to_owned();
+
+    // Meta's subscription handshake: our verify token gets the challenge back, a guess does not.
+    let hs = |token: &str| {
+        s.url(&format!("/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=8812&hub.verify_token={token}"))
+    };
+    let res = s.http.get(hs(WHATSAPP_VERIFY_TOKEN)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "8812");
+    assert_eq!(s.http.get(hs("guess")).send().await.unwrap().status(), 403);
+
+    // A customer writes on WhatsApp.
+    let res = s.whatsapp_in(&s.whatsapp_text(&wamid(), &digits, "Sheena Nelson", "Does it come in blue?")).await;
+    assert_eq!(res.status(), 200);
+    let conv = one_conversation(&s).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+    assert_eq!(conv["last_inbound"]["channel"], "whatsapp");
+    assert_eq!(conv["last_inbound"]["contact_address"], format!("+{digits}"));
+    let (_, detail) = s.get(&format!("/conversations/{id}")).await;
+    assert_eq!(detail["contact"]["name"], "Sheena Nelson");
+    assert_eq!(detail["contact"]["identities"][0], json!({ "kind": "phone", "value": format!("+{digits}") }));
+
+    // The agent replies; the Cloud API receives exactly the documented request.
+    let (status, reply) = s.reply(&id, "wa-1", "Yes, in navy blue.").await;
+    assert_eq!(status, 202, "{reply}");
+    let reply_id = reply["message"]["id"].as_str().unwrap().to_owned();
+    let sent = eventually("WhatsApp to receive the reply", || async {
+        let r = s.whatsapp.received();
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].path, format!("/{}/messages", s.whatsapp_number_id));
+    assert_eq!(
+        sent[0].body,
+        json!({ "messaging_product": "whatsapp", "recipient_type": "individual", "to": digits,
+                "type": "text", "text": { "preview_url": false, "body": "Yes, in navy blue." } })
+    );
+
+    // Meta's signed statuses (sent, delivered) reach the message.
+    let delivered = eventually("the reply to be delivered", || async {
+        let (status, m) = message_status(&s, &id, &reply_id).await;
+        (status == "delivered").then_some(m)
+    })
+    .await;
+    let wamid_out = sent[0].id.clone().unwrap();
+    assert_eq!(delivered["provider_message_id"], wamid_out);
+    // A late `sent` does not move it back; `read` moves it on.
+    s.whatsapp.post_status(&s.whatsapp_number_id, &wamid_out, &digits, "sent").await;
+    s.whatsapp.post_status(&s.whatsapp_number_id, &wamid_out, &digits, "read").await;
+    eventually("the reply to be read", || async {
+        let (status, _) = message_status(&s, &id, &reply_id).await;
+        (status == "read").then_some(())
+    })
+    .await;
+    let (_, m) = message_status(&s, &id, &reply_id).await;
+    let history: Vec<&str> = m["status_history"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+    assert_eq!(history, ["queued", "sending", "sent", "delivered", "read"]);
+
+    // Forged and unsigned requests are refused and store nothing.
+    let forged = s.whatsapp_text(&wamid(), &digits, "Mallory", "forged");
+    let res = s
+        .http
+        .post(s.url("/webhooks/whatsapp"))
+        .header("x-hub-signature-256", format!("sha256={}", "ab".repeat(32)))
+        .json(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = s.http.post(s.url("/webhooks/whatsapp")).json(&forged).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(s.messages(&id).await.len(), 2, "nothing stored from forged requests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapp_free_text_outside_the_window_is_refused_templates_go_out() {
+    let s = spawn_stack().await;
+    let digits = random_number().trim_start_matches('+').to_owned();
+    // The customer's last WhatsApp message was two days ago (Meta delivers late messages too).
+    let mut old = s.whatsapp_text(&wamid(), &digits, "Pablo", "Is my refund done?");
+    let two_days_ago = time::OffsetDateTime::now_utc().unix_timestamp() - 2 * 86_400;
+    old["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = two_days_ago.to_string().into();
+    assert_eq!(s.whatsapp_in(&old).await.status(), 200);
+    let id = one_conversation(&s).await["id"].as_str().unwrap().to_owned();
+
+    let (status, body) = s.reply(&id, "late-1", "Yes it is").await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("template"), "{body}");
+
+    let (status, body) = s
+        .send_as(
+            "POST",
+            &format!("/conversations/{id}/messages"),
+            &s.token(),
+            Some(json!({ "template": { "name": "refund_update", "language": "en_US", "parameters": ["Pablo", "R-88"] } })),
+        )
+        .await;
+    // send_as carries no Idempotency-Key: the API insists on one.
+    assert_eq!(status, 400, "{body}");
+    let res = s
+        .http
+        .post(s.url(&format!("/conversations/{id}/messages")))
+        .bearer_auth(s.token())
+        .header("idempotency-key", "tpl-1")
+        .json(&json!({ "template": { "name": "refund_update", "language": "en_US", "parameters": ["Pablo", "R-88"] } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let sent = eventually("WhatsApp to receive the template", || async {
+        let r = s.whatsapp.received();
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    assert_eq!(sent[0].body["type"], "template");
+    assert_eq!(
+        sent[0].body["template"],
+        json!({ "name": "refund_update", "language": { "code": "en_US" },
+                "components": [{ "type": "body", "parameters": [{ "type": "text", "text": "Pablo" }, { "type": "text", "text": "R-88" }] }] })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_round_trip_and_redelivered_updates_count_once() {
+    let s = spawn_stack().await;
+    let update = json!({ "update_id": 9001, "message": {
+        "message_id": 12, "date": time::OffsetDateTime::now_utc().unix_timestamp(),
+        "from": { "id": 55501, "is_bot": false, "first_name": "Ana", "last_name": "Lima", "username": "analima" },
+        "chat": { "id": 55501, "type": "private", "first_name": "Ana" },
+        "text": "Hello from Telegram" } });
+    assert_eq!(s.telegram_in(&update).await.status(), 200);
+    assert_eq!(s.telegram_in(&update).await.status(), 200, "Telegram redelivers until it gets a 2xx");
+    let conv = one_conversation(&s).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+    assert_eq!(conv["last_inbound"]["channel"], "telegram");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let msgs = s.messages(&id).await;
+    assert_eq!(msgs.len(), 1, "one update, one message");
+    assert_eq!(msgs[0]["metadata"]["username"], "analima");
+
+    let (status, reply) = s.reply(&id, "tg-1", "Hi Ana!").await;
+    assert_eq!(status, 202, "{reply}");
+    let reply_id = reply["message"]["id"].as_str().unwrap().to_owned();
+    let sent = eventually("Telegram to receive the reply", || async {
+        let r = s.telegram.received();
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].path, "/sendMessage");
+    assert_eq!(sent[0].body, json!({ "chat_id": "55501", "text": "Hi Ana!" }));
+    eventually("the reply to be sent", || async {
+        let (status, _) = message_status(&s, &id, &reply_id).await;
+        (status == "sent").then_some(())
+    })
+    .await;
+
+    // A wrong secret token is refused; nothing is stored.
+    let forged = json!({ "update_id": 9002, "message": { "message_id": 13, "date": 1,
+        "from": { "id": 55501, "is_bot": false, "first_name": "Ana" }, "chat": { "id": 55501, "type": "private" },
+        "text": "forged" } });
+    let res = s
+        .http
+        .post(s.url(&format!("/webhooks/telegram/{}", s.telegram_bot)))
+        .header("x-telegram-bot-api-secret-token", "guess")
+        .json(&forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = s.http.post(s.url(&format!("/webhooks/telegram/{}", s.telegram_bot))).json(&forged).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(s.messages(&id).await.len(), 2);
+}
+
+/// One person texts by SMS, follows up on WhatsApp from the same number: one contact, one
+/// conversation, each message showing its channel; the reply defaults to the last channel used,
+/// and the agent may still answer by SMS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_then_whatsapp_from_one_number_is_one_thread() {
+    let s = spawn_stack().await;
+    let customer = random_number();
+    assert_eq!(s.text_in(&new_sid(), &customer, "My parcel is late").await.status(), 200);
+    let id = one_conversation(&s).await["id"].as_str().unwrap().to_owned();
+    let digits = customer.trim_start_matches('+');
+    assert_eq!(s.whatsapp_in(&s.whatsapp_text(&wamid(), digits, "Rui", "Here is the tracking number")).await.status(), 200);
+    let msgs = eventually("both messages in one conversation", || async {
+        let m = s.messages(&id).await;
+        (m.len() == 2).then_some(m)
+    })
+    .await;
+    let channels: Vec<&str> = msgs.iter().map(|m| m["channel"].as_str().unwrap()).collect();
+    assert_eq!(channels, ["sms", "whatsapp"]);
+    assert_eq!(s.conversations().await.len(), 1, "one thread");
+
+    let (status, reply) = s.reply(&id, "r-1", "Thanks, looking now").await;
+    assert_eq!(status, 202, "{reply}");
+    assert_eq!(reply["message"]["channel"], "whatsapp", "the last channel used");
+    eventually("WhatsApp to receive the reply", || async { (!s.whatsapp.received().is_empty()).then_some(()) }).await;
+
+    let res = s
+        .http
+        .post(s.url(&format!("/conversations/{id}/messages")))
+        .bearer_auth(s.token())
+        .header("idempotency-key", "r-2")
+        .json(&json!({ "text": "Also by SMS", "channel": "sms" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let sms = eventually("Twilio to receive the SMS reply", || async {
+        let r = s.twilio.received();
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    assert_eq!(sms[0].get("To"), Some(customer.as_str()));
+    assert_eq!(sms[0].get("From"), Some(s.number.as_str()));
+}
