@@ -82,7 +82,8 @@ async fn whatsapp_round_trip_with_statuses_forward_only() {
     })
     .await;
     let (_, m) = message_status(&s, &id, &reply_id).await;
-    let history: Vec<&str> = m["status_history"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+    let history: Vec<&str> =
+        m["status_history"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
     assert_eq!(history, ["queued", "sending", "sent", "delivered", "read"]);
 
     // Forged and unsigned requests are refused and store nothing.
@@ -117,26 +118,32 @@ async fn whatsapp_free_text_outside_the_window_is_refused_templates_go_out() {
     assert_eq!(status, 422, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("template"), "{body}");
 
-    let (status, body) = s
-        .send_as(
-            "POST",
-            &format!("/conversations/{id}/messages"),
-            &s.token(),
-            Some(json!({ "template": { "name": "refund_update", "language": "en_US", "parameters": ["Pablo", "R-88"] } })),
-        )
-        .await;
-    // send_as carries no Idempotency-Key: the API insists on one.
-    assert_eq!(status, 400, "{body}");
-    let res = s
-        .http
-        .post(s.url(&format!("/conversations/{id}/messages")))
-        .bearer_auth(s.token())
-        .header("idempotency-key", "tpl-1")
-        .json(&json!({ "template": { "name": "refund_update", "language": "en_US", "parameters": ["Pablo", "R-88"] } }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
+    let send_template = |key: &'static str| {
+        s.http
+            .post(s.url(&format!("/conversations/{id}/messages")))
+            .bearer_auth(s.token())
+            .header("idempotency-key", key)
+            .json(&json!({ "template": { "name": "refund_update", "language": "en_US", "parameters": ["Pablo", "R-88"] } }))
+            .send()
+    };
+    // Not in the registry yet: refused before anything is queued.
+    let res = send_template("tpl-0").await.unwrap();
+    assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("GET /whatsapp/templates"));
+    // An admin registers it as WhatsApp Manager shows it (approved by Meta).
+    let admin = s.token_as("ada", kit::auth::Role::Admin);
+    let body = json!({ "category": "utility", "body": "Hi {{1}}, your refund {{2}} is on its way.", "status": "approved" });
+    let (status, saved) = s.send_as("PUT", "/whatsapp/templates/refund_update/en_US", &admin, Some(body)).await;
+    assert_eq!(status, 201, "{saved}");
+    let (_, listed) = s.get("/whatsapp/templates?status=approved").await;
+    assert_eq!(listed["items"][0]["parameters"], 2);
+
+    let res = send_template("tpl-1").await.unwrap();
+    let status = res.status().as_u16();
+    let reply: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(status, 202, "{reply}");
+    assert_eq!(reply["message"]["text"], "Hi Pablo, your refund R-88 is on its way.");
+    assert_eq!(reply["message"]["metadata"]["whatsapp_category"], "utility");
     let sent = eventually("WhatsApp to receive the template", || async {
         let r = s.whatsapp.received();
         (!r.is_empty()).then_some(r)
@@ -214,7 +221,10 @@ async fn sms_then_whatsapp_from_one_number_is_one_thread() {
     assert_eq!(s.text_in(&new_sid(), &customer, "My parcel is late").await.status(), 200);
     let id = one_conversation(&s).await["id"].as_str().unwrap().to_owned();
     let digits = customer.trim_start_matches('+');
-    assert_eq!(s.whatsapp_in(&s.whatsapp_text(&wamid(), digits, "Rui", "Here is the tracking number")).await.status(), 200);
+    assert_eq!(
+        s.whatsapp_in(&s.whatsapp_text(&wamid(), digits, "Rui", "Here is the tracking number")).await.status(),
+        200
+    );
     let msgs = eventually("both messages in one conversation", || async {
         let m = s.messages(&id).await;
         (m.len() == 2).then_some(m)

@@ -200,10 +200,7 @@ async fn concurrent_first_messages_from_a_new_contact_make_one_contact_and_one_c
         async move { inbound_processor::ingest(deps, ev).await.expect("ingest") }
     }))
     .await;
-    let convs: HashSet<_> = outcomes
-        .iter()
-        .filter_map(inbound_processor::Ingested::conversation)
-        .collect();
+    let convs: HashSet<_> = outcomes.iter().filter_map(inbound_processor::Ingested::conversation).collect();
     assert_eq!(convs.len(), 1, "one conversation");
     let conv = convs.into_iter().next().unwrap();
     assert_eq!(s.messages(&conv.to_string()).await.len(), 10);

@@ -1,6 +1,9 @@
 //! POST /conversations/{id}/messages — an agent's reply.
 //!
-//! Body: `{"text": "...", "channel": "sms"}` (`channel` optional: the customer's last channel).
+//! Body: `{"text": "...", "channel": "sms"}` (`channel` optional: the customer's last channel; any
+//! channel the customer wrote on in this conversation may be named), or on WhatsApp
+//! `{"template": {"name", "language", "parameters": [...]}}` naming an approved template of the
+//! workspace's registry: the only message WhatsApp accepts once its 24-hour window has closed.
 //! Header `Idempotency-Key` is required. The reply, the conversation update and the idempotency
 //! record commit in one transaction; then the outbound job is enqueued and the record marked so.
 //! A retry with the same key replays the first answer (and finishes an enqueue that failed); the
@@ -10,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
+use domain::channels::templates::TemplateError;
 use domain::channels::whatsapp::TemplateSend;
 use domain::events::OutboundJob;
 use domain::finance::ledger::Month;
@@ -104,25 +108,6 @@ fn check_constraints(
     ]))
 }
 
-/// A template's name and language as WhatsApp spells them, and its parameters.
-fn check_template(t: &TemplateSend) -> Result<(), ApiError> {
-    let name_ok = !t.name.is_empty()
-        && t.name.len() <= 512
-        && t.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if !name_ok {
-        return Err(ApiError::Unprocessable("template.name: lower-case letters, digits and _ only".into()));
-    }
-    let lang_ok = (2..=8).contains(&t.language.len())
-        && t.language.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_' || b == b'-');
-    if !lang_ok {
-        return Err(ApiError::Unprocessable("template.language: a language code such as en or en_US".into()));
-    }
-    if t.parameters.len() > 100 || t.parameters.iter().any(|p| p.trim().is_empty() || p.chars().count() > 1024) {
-        return Err(ApiError::Unprocessable("template.parameters: up to 100 non-empty texts of up to 1024 characters".into()));
-    }
-    Ok(())
-}
-
 fn request_hash(req: &Request) -> String {
     let mut h = Sha256::new();
     h.update(req.raw_http_path().as_bytes());
@@ -143,9 +128,6 @@ async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<B
     if draft.text.trim().is_empty() && draft.template.is_none() {
         return Err(ApiError::Unprocessable("text must not be empty".into()));
     }
-    if let Some(t) = &draft.template {
-        check_template(t)?;
-    }
     for _ in 0..MAX_ATTEMPTS {
         if let Some(record) = deps.store.idempotency_record(&who.workspace, &who.agent, &key).await? {
             if record.request_hash != hash {
@@ -165,8 +147,25 @@ async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<B
         let window_open = conversation.reply_window_open(route.channel, now);
         domain::channels::reply_policy(route.channel, window_open, draft.template.is_some())
             .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-        let metadata =
-            if draft.template.is_some() { BTreeMap::new() } else { check_constraints(deps, route.channel, &draft.text)? };
+        // A template is sent as registered: approved, with exactly its parameters; the customer
+        // reads its body, and its category prices it.
+        let (text, metadata) = match &draft.template {
+            Some(t) => {
+                let registered =
+                    deps.store.whatsapp_template(&who.workspace, &t.name, &t.language).await?.ok_or_else(|| {
+                        ApiError::Unprocessable(
+                            TemplateError::Unknown { name: t.name.clone(), language: t.language.clone() }.to_string(),
+                        )
+                    })?;
+                let text = registered.render(&t.parameters).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+                let metadata = BTreeMap::from([
+                    ("whatsapp_category".to_owned(), serde_json::to_value(registered.category).unwrap_or_default()),
+                    ("whatsapp_template".to_owned(), serde_json::Value::from(registered.name.clone())),
+                ]);
+                (text, metadata)
+            }
+            None => (draft.text.clone(), check_constraints(deps, route.channel, &draft.text)?),
+        };
         let store: &dyn Store = &*deps.store;
         if let Some(identity) = domain::consent::identity_for(route.channel, &route.contact_address) {
             if let Some(why) = store.consent(&who.workspace, &identity).await?.and_then(|r| r.refusal()) {
@@ -179,7 +178,7 @@ async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<B
             return Err(ApiError::BudgetExceeded(why));
         }
         let channel = route.channel;
-        let reply = Reply { route, text: &draft.text, template: draft.template.as_ref(), metadata, at: now };
+        let reply = Reply { route, text: &text, template: draft.template.as_ref(), metadata, at: now };
         let (record, counted) = match commit(deps, &who, &key, &hash, conversation, reply, inv).await {
             Ok(r) => r,
             // Duplicate: a concurrent request with this key won; the next turn replays it.
@@ -237,7 +236,6 @@ async fn commit(
     let mut message =
         Message::queued_outbound(who.workspace.clone(), conversation.id, route, sender, text, metadata, now);
     if let Some(t) = template {
-        message.text = domain::channels::non_empty(Some(text));
         message.rich = Some(serde_json::json!({ "template": t }));
     }
     let counted = inv.usage_so_far();

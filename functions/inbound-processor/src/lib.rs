@@ -697,10 +697,7 @@ mod tests {
             async move { ingest(deps, inbound(&format!("SM{i:032}"), "+14155559999", "hi")).await.unwrap() }
         }))
         .await;
-        let convs: std::collections::HashSet<_> = results
-            .iter()
-            .filter_map(Ingested::conversation)
-            .collect();
+        let convs: std::collections::HashSet<_> = results.iter().filter_map(Ingested::conversation).collect();
         assert_eq!(convs.len(), 1);
         let conv = *convs.iter().next().unwrap();
         assert_eq!(s.messages(&ws(), conv, Order::Oldest, 50, None).await.unwrap().items.len(), 10);

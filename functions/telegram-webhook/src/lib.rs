@@ -51,7 +51,12 @@ mod tests {
             bot_token: "7012345678:AAE-fixture".into(),
             secret_token: "fixture-telegram-secret-token".into(),
         };
-        (Deps { inbound: Inbound { adapter, directory: store, queue: q.clone(), public_base_url: None, memory_mb: 128 } }, q)
+        (
+            Deps {
+                inbound: Inbound { adapter, directory: store, queue: q.clone(), public_base_url: None, memory_mb: 128 },
+            },
+            q,
+        )
     }
 
     fn request(fixture: &str, mutate: impl FnOnce(&mut serde_json::Value)) -> Request {

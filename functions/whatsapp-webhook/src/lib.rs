@@ -107,7 +107,8 @@ mod tests {
     #[tokio::test]
     async fn forged_unsigned_or_altered_requests_store_nothing() {
         let (deps, q) = deps().await;
-        let forged = request(MESSAGES, |v| v["headers"]["x-hub-signature-256"] = format!("sha256={}", "0".repeat(64)).into());
+        let forged =
+            request(MESSAGES, |v| v["headers"]["x-hub-signature-256"] = format!("sha256={}", "0".repeat(64)).into());
         assert_eq!(handle(&deps, forged).await.unwrap().status(), 403);
         let unsigned = request(MESSAGES, |v| {
             v["headers"].as_object_mut().unwrap().remove("x-hub-signature-256");

@@ -116,7 +116,10 @@ impl FakeWhatsApp {
 }
 
 fn graph_error(status: u16, code: i64, message: &str) -> Response {
-    reply(status, json!({ "error": { "message": message, "type": "OAuthException", "code": code, "fbtrace_id": "AFake" } }))
+    reply(
+        status,
+        json!({ "error": { "message": message, "type": "OAuthException", "code": code, "fbtrace_id": "AFake" } }),
+    )
 }
 
 async fn whatsapp_send(
@@ -159,7 +162,10 @@ async fn whatsapp_send(
             post_status(&inner, &phone, &wamid, &to, "delivered").await;
         });
     }
-    reply(200, json!({ "messaging_product": "whatsapp", "contacts": [{ "input": to, "wa_id": to }], "messages": [{ "id": wamid }] }))
+    reply(
+        200,
+        json!({ "messaging_product": "whatsapp", "contacts": [{ "input": to, "wa_id": to }], "messages": [{ "id": wamid }] }),
+    )
 }
 
 async fn post_status(inner: &WhatsAppInner, phone: &str, wamid: &str, to: &str, status: &str) {

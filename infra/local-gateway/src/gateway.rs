@@ -103,6 +103,8 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "api-list-budgets" => http!(api_list_budgets),
         "api-put-budget" => http!(api_put_budget),
         "api-preview-cost" => http!(api_preview_cost),
+        "api-put-whatsapp-template" => http!(api_put_whatsapp_template),
+        "api-list-whatsapp-templates" => http!(api_list_whatsapp_templates),
         "api-delete-canned" => http!(api_delete_canned),
         "api-update-canned" => http!(api_update_canned),
         "api-merge-conversation" => http!(api_merge_conversation),

@@ -131,8 +131,9 @@ async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> 
     let whatsapp = fake_channels::FakeWhatsApp::start(dev::WHATSAPP_ACCESS_TOKEN, dev::WHATSAPP_APP_SECRET)
         .await
         .context("starting the fake WhatsApp Cloud API")?;
-    let telegram =
-        fake_channels::FakeTelegram::start(dev::TELEGRAM_BOT_TOKEN).await.context("starting the fake Telegram Bot API")?;
+    let telegram = fake_channels::FakeTelegram::start(dev::TELEGRAM_BOT_TOKEN)
+        .await
+        .context("starting the fake Telegram Bot API")?;
     let opts = StackOptions {
         extra_env: switchboard_local::channel_env(
             &whatsapp.base_url(),

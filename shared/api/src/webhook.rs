@@ -23,7 +23,11 @@ pub struct Inbound<A> {
 
 impl<A: ChannelAdapter> Inbound<A> {
     /// `TABLE_NAME`, `INBOUND_QUEUE_URL`, optional `PUBLIC_BASE_URL`.
-    pub fn from_config(adapter: A, config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+    pub fn from_config(
+        adapter: A,
+        config: &kit::Config,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<Self, kit::ConfigError> {
         Ok(Self {
             adapter,
             directory: Arc::new(store::DynamoStore::new(
@@ -39,14 +43,9 @@ impl<A: ChannelAdapter> Inbound<A> {
     /// Verifies, parses and enqueues, measuring what the request spent.
     pub async fn receive(&self, req: &Request) -> Result<Received, ApiError> {
         let inv = Invocation::new(self.memory_mb, 1, Trigger::HttpApi);
-        let work = receive(
-            &self.adapter,
-            &*self.directory,
-            &*self.queue,
-            req,
-            self.public_base_url.as_deref(),
-            || inv.usage_so_far(),
-        );
+        let work = receive(&self.adapter, &*self.directory, &*self.queue, req, self.public_base_url.as_deref(), || {
+            inv.usage_so_far()
+        });
         meter::measure(work).await.0
     }
 

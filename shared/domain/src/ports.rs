@@ -476,6 +476,26 @@ pub trait ContactHistory: Send + Sync {
     ) -> Result<Page<Conversation>, StoreError>;
 }
 
+/// The workspace's WhatsApp template registry.
+#[async_trait]
+pub trait TemplateStore: Send + Sync {
+    async fn whatsapp_templates(
+        &self,
+        ws: &WorkspaceId,
+    ) -> Result<Vec<crate::channels::templates::WhatsAppTemplate>, StoreError>;
+    async fn whatsapp_template(
+        &self,
+        ws: &WorkspaceId,
+        name: &str,
+        language: &str,
+    ) -> Result<Option<crate::channels::templates::WhatsAppTemplate>, StoreError>;
+    async fn put_whatsapp_template(
+        &self,
+        ws: &WorkspaceId,
+        template: &crate::channels::templates::WhatsAppTemplate,
+    ) -> Result<(), StoreError>;
+}
+
 #[async_trait]
 pub trait CannedStore: Send + Sync {
     async fn canned_responses(&self, ws: &WorkspaceId) -> Result<Vec<crate::canned::CannedResponse>, StoreError>;

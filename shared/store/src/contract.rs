@@ -549,6 +549,33 @@ pub async fn run_all<S: Store>(s: &S) {
     connections_by_id_and_by_workspace(s).await;
     notes_history_team_views_and_canned_responses(s).await;
     split_and_merge_move_messages_pointers_and_the_thread(s).await;
+    whatsapp_templates_by_name_and_language(s).await;
+}
+
+pub async fn whatsapp_templates_by_name_and_language<S: Store>(s: &S) {
+    use domain::channels::templates::{TemplateStatus, WhatsAppTemplate};
+    use domain::finance::pricing::WhatsappCategory;
+    let ws = WorkspaceId::parse(&format!("tpl-{}", ulid::Ulid::new().to_string().to_lowercase())).unwrap();
+    let other = WorkspaceId::parse(&format!("tpl-{}", ulid::Ulid::new().to_string().to_lowercase())).unwrap();
+    let by = AgentId::parse("ada").unwrap();
+    let at = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let t = |lang: &str, status| {
+        WhatsAppTemplate::new("refund_update", lang, WhatsappCategory::Utility, "Hi {{1}}", status, by.clone(), at)
+            .unwrap()
+    };
+    s.put_whatsapp_template(&ws, &t("en_US", TemplateStatus::Pending)).await.unwrap();
+    s.put_whatsapp_template(&ws, &t("pt_BR", TemplateStatus::Approved)).await.unwrap();
+    // Re-registering replaces: Meta approved it.
+    s.put_whatsapp_template(&ws, &t("en_US", TemplateStatus::Approved)).await.unwrap();
+    let mut all = s.whatsapp_templates(&ws).await.unwrap();
+    all.sort_by(|a, b| a.language.cmp(&b.language));
+    assert_eq!(all, vec![t("en_US", TemplateStatus::Approved), t("pt_BR", TemplateStatus::Approved)]);
+    assert_eq!(
+        s.whatsapp_template(&ws, "refund_update", "pt_BR").await.unwrap(),
+        Some(t("pt_BR", TemplateStatus::Approved))
+    );
+    assert!(s.whatsapp_template(&ws, "refund_update", "es").await.unwrap().is_none());
+    assert!(s.whatsapp_templates(&other).await.unwrap().is_empty());
 }
 
 pub async fn notes_history_team_views_and_canned_responses<S: Store>(s: &S) {

@@ -1307,6 +1307,34 @@ struct CannedUse {
 }
 
 #[async_trait]
+impl TemplateStore for DynamoStore {
+    async fn whatsapp_templates(
+        &self,
+        ws: &WorkspaceId,
+    ) -> Result<Vec<domain::channels::templates::WhatsAppTemplate>, StoreError> {
+        let items = self.query_all(&keys::whatsapp_template_partition(ws), "").await?;
+        items.into_iter().map(|it| decode("WhatsApp template", it)).collect()
+    }
+
+    async fn whatsapp_template(
+        &self,
+        ws: &WorkspaceId,
+        name: &str,
+        language: &str,
+    ) -> Result<Option<domain::channels::templates::WhatsAppTemplate>, StoreError> {
+        self.get_as("WhatsApp template", &keys::whatsapp_template(ws, name, language)).await
+    }
+
+    async fn put_whatsapp_template(
+        &self,
+        ws: &WorkspaceId,
+        t: &domain::channels::templates::WhatsAppTemplate,
+    ) -> Result<(), StoreError> {
+        self.put_plain(item(&keys::whatsapp_template(ws, &t.name, &t.language), "whatsapp_template", t)?).await
+    }
+}
+
+#[async_trait]
 impl CannedStore for DynamoStore {
     async fn canned_responses(&self, ws: &WorkspaceId) -> Result<Vec<domain::canned::CannedResponse>, StoreError> {
         let items = self.query_all(&keys::canned_partition(ws), "").await?;

@@ -25,6 +25,7 @@
 //! | contact's conversation | `WS#<ws>#CONTACT#<contact>`        | `CONV#<conv>`      |
 //! | canned response      | `WS#<ws>#CANNED`                     | `<id>`             |
 //! | canned response uses | `WS#<ws>#CANNEDUSE#<agent>`          | `<id>`             |
+//! | WhatsApp template    | `WS#<ws>#WATEMPLATE`                 | `<name>#<language>` |
 //!
 //! | cost counter         | `WS#<ws>#COST#<yyyy-mm>`             | see [`cost_counter`] |
 //! | ledger entry         | `WS#<ws>#LEDGER#<yyyy-mm-dd>`        | `<message>#<kind>` |
@@ -330,6 +331,14 @@ pub fn canned_use_partition(w: &WorkspaceId, agent: &AgentId) -> String {
 
 pub fn canned_use(w: &WorkspaceId, agent: &AgentId, id: &str) -> Key {
     Key { pk: canned_use_partition(w, agent), sk: id.to_owned() }
+}
+
+pub fn whatsapp_template_partition(w: &WorkspaceId) -> String {
+    format!("{}#WATEMPLATE", ws(w))
+}
+
+pub fn whatsapp_template(w: &WorkspaceId, name: &str, language: &str) -> Key {
+    Key { pk: whatsapp_template_partition(w), sk: format!("{name}#{language}") }
 }
 
 /// Sort key of a conversation in every view: activity time, then id for a stable tie-break.

@@ -29,6 +29,7 @@ pub trait Store:
     + domain::ports::NoteStore
     + domain::ports::ContactHistory
     + domain::ports::CannedStore
+    + domain::ports::TemplateStore
     + domain::ports::ReorgStore
 {
 }
@@ -50,6 +51,7 @@ impl<T> Store for T where
         + domain::ports::NoteStore
         + domain::ports::ContactHistory
         + domain::ports::CannedStore
+        + domain::ports::TemplateStore
         + domain::ports::ReorgStore
 {
 }

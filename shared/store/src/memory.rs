@@ -43,6 +43,7 @@ struct State {
     note_keys: HashMap<Key, domain::inbox::Note>,
     contact_conversations: BTreeMap<Key, ConversationId>,
     canned: BTreeMap<Key, domain::canned::CannedResponse>,
+    templates: BTreeMap<Key, domain::channels::templates::WhatsAppTemplate>,
     canned_uses: HashMap<Key, u32>,
 }
 
@@ -819,6 +820,35 @@ impl ContactHistory for MemoryStore {
                 ids.items.iter().filter_map(|id| s.conversations.get(&keys::conversation(ws, *id)).cloned()).collect();
             Ok(Page { items, next: ids.next })
         })
+    }
+}
+
+#[async_trait]
+impl TemplateStore for MemoryStore {
+    async fn whatsapp_templates(
+        &self,
+        ws: &WorkspaceId,
+    ) -> Result<Vec<domain::channels::templates::WhatsAppTemplate>, StoreError> {
+        let pk = keys::whatsapp_template_partition(ws);
+        Ok(self.with(|s| s.templates.iter().filter(|(k, _)| k.pk == pk).map(|(_, t)| t.clone()).collect()))
+    }
+
+    async fn whatsapp_template(
+        &self,
+        ws: &WorkspaceId,
+        name: &str,
+        language: &str,
+    ) -> Result<Option<domain::channels::templates::WhatsAppTemplate>, StoreError> {
+        Ok(self.with(|s| s.templates.get(&keys::whatsapp_template(ws, name, language)).cloned()))
+    }
+
+    async fn put_whatsapp_template(
+        &self,
+        ws: &WorkspaceId,
+        t: &domain::channels::templates::WhatsAppTemplate,
+    ) -> Result<(), StoreError> {
+        self.with(|s| s.templates.insert(keys::whatsapp_template(ws, &t.name, &t.language), t.clone()));
+        Ok(())
     }
 }
 

@@ -21,6 +21,7 @@ use crate::model::{Attachment, Channel, DeliveryEvent, Identity, Message};
 
 pub mod constraints;
 pub mod telegram;
+pub mod templates;
 pub mod twilio;
 pub mod whatsapp;
 
@@ -204,7 +205,11 @@ impl std::fmt::Debug for ProviderRequest {
             Some(rest) => format!("/bot<token>/{}", rest.split_once('/').map(|(_, m)| m).unwrap_or_default()),
             None => self.path.clone(),
         };
-        f.debug_struct("ProviderRequest").field("method", &self.method).field("path", &path).field("auth", &self.auth).finish_non_exhaustive()
+        f.debug_struct("ProviderRequest")
+            .field("method", &self.method)
+            .field("path", &path)
+            .field("auth", &self.auth)
+            .finish_non_exhaustive()
     }
 }
 

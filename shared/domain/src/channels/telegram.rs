@@ -109,7 +109,8 @@ struct Location {
 }
 
 fn file_id(id: &str) -> Result<String, ParseError> {
-    let ok = !id.is_empty() && id.len() <= 256 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let ok =
+        !id.is_empty() && id.len() <= 256 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(id.to_owned())
     } else {
@@ -133,7 +134,10 @@ fn bot_of(url: &str) -> Result<String, ParseError> {
     if !bot.is_empty() && bot.len() <= 20 && bot.bytes().all(|b| b.is_ascii_digit()) {
         Ok(bot.to_owned())
     } else {
-        Err(ParseError::Invalid { kind: "Telegram webhook path", reason: "expected /webhooks/telegram/<bot id>".into() })
+        Err(ParseError::Invalid {
+            kind: "Telegram webhook path",
+            reason: "expected /webhooks/telegram/<bot id>".into(),
+        })
     }
 }
 
@@ -241,7 +245,10 @@ pub fn request(message: &Message) -> Result<(&'static str, Value), RenderError> 
         }
         [a] => ("sendDocument", json!({ "chat_id": chat_id, "document": a.url })),
         _ => {
-            return Err(RenderError { code: "too_many_attachments", message: "Telegram sends one file per message".into() })
+            return Err(RenderError {
+                code: "too_many_attachments",
+                message: "Telegram sends one file per message".into(),
+            })
         }
     };
     if let Some(t) = text {
@@ -261,7 +268,10 @@ pub fn classify_response(http_status: u16, body: &[u8]) -> SendOutcome {
     let answer = serde_json::from_slice::<Answer>(body).ok();
     match answer {
         Some(Answer { ok: true, result: Some(r), .. }) if (200..300).contains(&http_status) => {
-            match (r.get("chat").and_then(|c| c.get("id")).and_then(Value::as_i64), r.get("message_id").and_then(Value::as_i64)) {
+            match (
+                r.get("chat").and_then(|c| c.get("id")).and_then(Value::as_i64),
+                r.get("message_id").and_then(Value::as_i64),
+            ) {
                 (Some(chat), Some(id)) => SendOutcome::Accepted { provider_message_id: format!("{chat}:{id}") },
                 _ => SendOutcome::Rejected {
                     code: "invalid_response".into(),
@@ -270,7 +280,11 @@ pub fn classify_response(http_status: u16, body: &[u8]) -> SendOutcome {
             }
         }
         other => {
-            let code = other.as_ref().and_then(|a| a.error_code).map(|c| c.to_string()).unwrap_or_else(|| http_status.to_string());
+            let code = other
+                .as_ref()
+                .and_then(|a| a.error_code)
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| http_status.to_string());
             let detail = other.and_then(|a| a.description).unwrap_or_else(|| format!("HTTP {http_status}"));
             if http_status == 429 || http_status >= 500 {
                 SendOutcome::Retryable { http_status, detail }
@@ -292,8 +306,9 @@ impl ChannelAdapter for Telegram {
         PROVIDER
     }
     fn verify(&self, req: &Webhook<'_>) -> Result<Verified, Rejection> {
-        let provided =
-            req.header("x-telegram-bot-api-secret-token").ok_or(Rejection::Missing("X-Telegram-Bot-Api-Secret-Token"))?;
+        let provided = req
+            .header("x-telegram-bot-api-secret-token")
+            .ok_or(Rejection::Missing("X-Telegram-Bot-Api-Secret-Token"))?;
         if bool::from(provided.as_bytes().ct_eq(self.secret_token.as_bytes())) {
             Ok(Verified::Events)
         } else {

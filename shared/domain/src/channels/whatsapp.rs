@@ -17,8 +17,8 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use super::{
-    json_body, non_empty, unix_time, Auth, ChannelAdapter, ChannelEvent, Method, ParsedMessage, ParsedStatus,
-    Payload, ProviderRequest, Rejection, RenderError, SendOutcome, Verified, Webhook,
+    json_body, non_empty, unix_time, Auth, ChannelAdapter, ChannelEvent, Method, ParsedMessage, ParsedStatus, Payload,
+    ProviderRequest, Rejection, RenderError, SendOutcome, Verified, Webhook,
 };
 use crate::address::PhoneNumber;
 use crate::error::ParseError;
@@ -710,12 +710,18 @@ mod tests {
         assert_eq!(m[9].rich.as_ref().unwrap()["type"], "list_reply");
         assert_eq!(m[10].rich.as_ref().unwrap()["payload"], "CONFIRM_ORDER");
         assert_eq!(m[11].text.as_deref(), Some("👍"));
-        assert_eq!(m[11].rich.as_ref().unwrap()["message_id"], "wamid.HBgLMTY1MDUwNzY1MjAVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA");
+        assert_eq!(
+            m[11].rich.as_ref().unwrap()["message_id"],
+            "wamid.HBgLMTY1MDUwNzY1MjAVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA"
+        );
         assert_eq!(m[12].rich.as_ref().unwrap()["supported"], false);
         assert!(m[12].text.is_none());
         // The second entry: another business number, a reply with context.
         assert_eq!(m[13].our_address, "106540352242999");
-        assert_eq!(m[13].metadata["reply_to_provider_id"], "wamid.HBgLMTY1MDUwNzY1MjAVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA");
+        assert_eq!(
+            m[13].metadata["reply_to_provider_id"],
+            "wamid.HBgLMTY1MDUwNzY1MjAVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA"
+        );
     }
 
     #[test]
@@ -795,7 +801,8 @@ mod tests {
             json!({ "link": "https://files.test/label.pdf", "caption": "Here is the label", "filename": "label.pdf" })
         );
         let mut t = outbound("");
-        t.rich = Some(json!({ "template": { "name": "order_update", "language": "en_US", "parameters": ["Ana", "8812"] } }));
+        t.rich =
+            Some(json!({ "template": { "name": "order_update", "language": "en_US", "parameters": ["Ana", "8812"] } }));
         let Payload::Json(body) = a.render(&t).unwrap().payload else { panic!() };
         assert_eq!(body["type"], "template");
         assert_eq!(body["template"]["language"]["code"], "en_US");
