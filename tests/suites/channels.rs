@@ -132,7 +132,8 @@ async fn whatsapp_free_text_outside_the_window_is_refused_templates_go_out() {
     assert!(res.text().await.unwrap().contains("GET /whatsapp/templates"));
     // An admin registers it as WhatsApp Manager shows it (approved by Meta).
     let admin = s.token_as("ada", kit::auth::Role::Admin);
-    let body = json!({ "category": "utility", "body": "Hi {{1}}, your refund {{2}} is on its way.", "status": "approved" });
+    let body =
+        json!({ "category": "utility", "body": "Hi {{1}}, your refund {{2}} is on its way.", "status": "approved" });
     let (status, saved) = s.send_as("PUT", "/whatsapp/templates/refund_update/en_US", &admin, Some(body)).await;
     assert_eq!(status, 201, "{saved}");
     let (_, listed) = s.get("/whatsapp/templates?status=approved").await;

@@ -58,6 +58,8 @@ impl InboundMessage {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+// One event at a time, parsed from and written to a queue: boxing the message would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum InboundEvent {
     Message(InboundMessage),
     /// A provider's delivery status for one of our messages (WhatsApp and Telegram report them on
