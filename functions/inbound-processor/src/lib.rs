@@ -146,9 +146,9 @@ async fn ingest_with(deps: &Deps, event: InboundEvent, inv: &Invocation) -> Resu
     }
 }
 
-/// Pauses while looking up the message a status is about: the provider can report `sent` a moment
-/// before the sender has recorded the provider's id.
-const STATUS_LOOKUP_PAUSES_MS: [u64; 3] = [250, 750, 1500];
+/// Pauses before each look-up of the message a status is about: the provider can report `sent` a
+/// moment before the sender has recorded the provider's id.
+const STATUS_LOOKUP_PAUSES_MS: [u64; 4] = [0, 250, 750, 1500];
 
 /// Moves an outbound message's delivery status forward (never back) and tells agents. A status
 /// about a message we never sent (one sent from the provider's own app) is acknowledged and
@@ -156,13 +156,13 @@ const STATUS_LOOKUP_PAUSES_MS: [u64; 3] = [250, 750, 1500];
 /// FIFO group, and a later status supersedes a lost one anyway.
 async fn apply_status(deps: &Deps, s: &StatusUpdate) -> Result<Ingested, RecordError> {
     let ws = &s.workspace;
-    let mut found = deps.store.provider_message(ws, &s.provider, &s.provider_message_id).await?;
+    let mut found = None;
     for pause in STATUS_LOOKUP_PAUSES_MS {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        found = deps.store.provider_message(ws, &s.provider, &s.provider_message_id).await?;
         if found.is_some() {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(pause)).await;
-        found = deps.store.provider_message(ws, &s.provider, &s.provider_message_id).await?;
     }
     let Some((conversation_id, message_id)) = found else {
         tracing::warn!(workspace = %ws, provider = %s.provider, provider_message_id = %s.provider_message_id,

@@ -360,15 +360,7 @@ async fn deliver(
                         error_code: None,
                         error_message: None,
                     };
-                    if deps.store.advance_status(&job.workspace, job.conversation_id, job.message_id, &event).await? {
-                        let note = Notification::DeliveryStatusChanged {
-                            workspace: job.workspace.clone(),
-                            conversation_id: job.conversation_id,
-                            message_id: job.message_id,
-                            status,
-                        };
-                        deps.notifications.publish(&note).await?;
-                    }
+                    advance(deps, job, &event).await?;
                 }
                 tracing::info!(workspace = %job.workspace, message = %job.message_id, provider = provider.adapter.provider(),
                     %provider_message_id, attempt, "reply accepted by the provider");
@@ -404,17 +396,26 @@ async fn fail(deps: &Deps, job: &OutboundJob, code: &str, message: &str) -> Resu
         error_code: Some(code.to_owned()),
         error_message: Some(message.to_owned()),
     };
-    if deps.store.advance_status(&job.workspace, job.conversation_id, job.message_id, &event).await? {
+    if advance(deps, job, &event).await? {
         tracing::warn!(workspace = %job.workspace, message = %job.message_id, code, "reply failed");
+    }
+    Ok(())
+}
+
+/// Moves the message's status forward (if nothing later already settled it) and tells agents;
+/// whether it moved.
+async fn advance(deps: &Deps, job: &OutboundJob, event: &DeliveryEvent) -> Result<bool, RecordError> {
+    let applied = deps.store.advance_status(&job.workspace, job.conversation_id, job.message_id, event).await?;
+    if applied {
         let note = Notification::DeliveryStatusChanged {
             workspace: job.workspace.clone(),
             conversation_id: job.conversation_id,
             message_id: job.message_id,
-            status: DeliveryStatus::Failed,
+            status: event.status,
         };
         deps.notifications.publish(&note).await?;
     }
-    Ok(())
+    Ok(applied)
 }
 
 #[cfg(test)]
