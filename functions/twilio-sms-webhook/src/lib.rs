@@ -2,67 +2,49 @@
 //! normalise it into a canonical inbound event, and put it on the inbound FIFO queue. Twilio gets its
 //! 200 (empty TwiML) only once the event is safely enqueued; anything else makes it retry.
 
-use std::sync::Arc;
-
-use domain::channels::twilio;
-use domain::events::InboundEvent;
-use domain::finance::Usage;
-use domain::ports::{ChannelDirectory, InboundQueue};
-use domain::Channel;
+use api::webhook::Inbound;
+use domain::channels::twilio::{self, Twilio};
 use kit::http::{respond, xml, ApiError};
+use kit::webhook::Received;
 use lambda_http::{Body, Error, Request, Response};
-use meter::{Invocation, Trigger};
 
 pub struct Deps {
-    pub directory: Arc<dyn ChannelDirectory>,
-    pub queue: Arc<dyn InboundQueue>,
-    pub auth_token: String,
-    /// The public base URL Twilio calls (custom domain, local gateway); else the API's domain name.
-    pub public_base_url: Option<String>,
-    /// This function's memory, for its share of the message's AWS cost.
-    pub memory_mb: u64,
+    pub inbound: Inbound<Twilio>,
 }
 
 impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        let table = config.required("TABLE_NAME")?;
-        let queue_url = config.required("INBOUND_QUEUE_URL")?;
-        Ok(Self {
-            directory: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), table)),
-            queue: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), queue_url)),
+        // The webhook only verifies and parses: the account and the status-callback base are the
+        // sender's business, so they are not required here.
+        let adapter = Twilio {
+            account_sid: config.optional("TWILIO_ACCOUNT_SID").unwrap_or_default(),
             auth_token: config.secret("TWILIO_AUTH_TOKEN", aws).await?,
-            public_base_url: config.optional("PUBLIC_BASE_URL"),
-            memory_mb: meter::memory_mb_from_env(),
-        })
+            public_base_url: config.optional("PUBLIC_BASE_URL").unwrap_or_default(),
+        };
+        Ok(Self { inbound: Inbound::from_config(adapter, config, aws)? })
     }
 }
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
-    let inv = Invocation::new(deps.memory_mb, 1, Trigger::HttpApi);
-    Ok(respond(meter::measure(receive(deps, &req, &inv)).await.0))
+    Ok(respond(receive(deps, &req).await))
 }
 
-async fn receive(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<Body>, ApiError> {
-    let params = kit::twilio::verified_form(req, &deps.auth_token, deps.public_base_url.as_deref())?;
-    let sms = twilio::parse_inbound(&params)?;
-    let Some(account) = deps.directory.channel_account(Channel::Sms, sms.to.as_str()).await? else {
-        tracing::warn!(to = %sms.to, message_sid = %sms.message_sid, "no workspace owns the receiving number");
-        return Err(ApiError::NotFound(format!("no workspace receives SMS on {}", sms.to)));
-    };
-    let sid = sms.message_sid.clone();
-    let mut message = sms.into_event(account.workspace.clone(), time::OffsetDateTime::now_utc());
-    // What this webhook spent travels with the message (plus the send that enqueues it).
-    message.usage = inv.usage_so_far() + Usage { sqs_requests_milli: 1000, ..Usage::default() };
-    let event = InboundEvent::Message(message);
-    deps.queue.enqueue_inbound(&event).await?;
-    tracing::info!(workspace = %account.workspace, message_sid = %sid, "inbound SMS enqueued");
-    Ok(xml(200, twilio::EMPTY_TWIML))
+async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
+    match deps.inbound.receive(req).await? {
+        // Twilio sends one message per request: a number no workspace owns is a 404, so the
+        // misconfiguration shows in Twilio's debugger.
+        Received::Enqueued { unclaimed: 1.., .. } => {
+            Err(ApiError::NotFound("no workspace receives SMS on this number".into()))
+        }
+        _ => Ok(xml(200, twilio::EMPTY_TWIML)),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::ports::ChannelAccount;
+    use domain::ports::{ChannelAccount, ChannelDirectory};
+    use domain::Channel;
     use domain::WorkspaceId;
     use queue::memory::MemoryQueue;
     use store::MemoryStore;
@@ -70,6 +52,8 @@ mod tests {
     /// The fixture is a real API Gateway HTTP API event, signed with this token for its domain name.
     const FIXTURE: &str = include_str!("../../../events/twilio-sms-webhook/inbound-sms.json");
     const TOKEN: &str = "test-auth-token";
+
+    use std::sync::Arc;
 
     async fn deps() -> (Deps, Arc<MemoryQueue>) {
         let store = Arc::new(MemoryStore::new());
@@ -85,11 +69,17 @@ mod tests {
         let q = Arc::new(MemoryQueue::new());
         (
             Deps {
-                directory: store,
-                queue: q.clone(),
-                auth_token: TOKEN.into(),
-                public_base_url: None,
-                memory_mb: 128,
+                inbound: Inbound {
+                    adapter: Twilio {
+                        account_sid: String::new(),
+                        auth_token: TOKEN.into(),
+                        public_base_url: String::new(),
+                    },
+                    directory: store,
+                    queue: q.clone(),
+                    public_base_url: None,
+                    memory_mb: 128,
+                },
             },
             q,
         )
@@ -130,7 +120,7 @@ mod tests {
     #[tokio::test]
     async fn an_unknown_receiving_number_is_404() {
         let (mut deps, q) = deps().await;
-        deps.directory = Arc::new(MemoryStore::new());
+        deps.inbound.directory = Arc::new(MemoryStore::new());
         assert_eq!(handle(&deps, request(|_| {})).await.unwrap().status(), 404);
         assert!(q.sent().is_empty());
     }

@@ -267,7 +267,7 @@ pub(crate) fn unix_time(kind: &'static str, secs: i64) -> Result<OffsetDateTime,
 
 /// The caption-or-text of a message and its attachment metadata keep the text optional: a
 /// message with neither is malformed for every channel.
-pub fn non_empty(s: Option<&str>) -> Option<String> {
+pub(crate) fn non_empty(s: Option<&str>) -> Option<String> {
     s.map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned)
 }
 

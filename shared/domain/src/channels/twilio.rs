@@ -16,8 +16,6 @@ use super::{
 };
 use crate::address::PhoneNumber;
 use crate::error::ParseError;
-use crate::events::InboundMessage;
-use crate::ids::WorkspaceId;
 use crate::model::{Attachment, Channel, DeliveryEvent, DeliveryStatus, Identity, Message};
 
 pub const PROVIDER: &str = "twilio";
@@ -182,10 +180,6 @@ impl InboundSms {
             provider_timestamp: None,
             metadata: self.extra,
         }
-    }
-
-    pub fn into_event(self, workspace: WorkspaceId, received_at: OffsetDateTime) -> InboundMessage {
-        self.into_parsed().into_inbound(workspace, received_at, crate::finance::Usage::default())
     }
 }
 
@@ -391,6 +385,7 @@ pub const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Respon
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::WorkspaceId;
     use time::macros::datetime;
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -469,7 +464,8 @@ mod tests {
         assert_eq!(sms.media.len(), 1);
         assert_eq!(sms.media[0].content_type, "image/jpeg");
         assert_eq!(sms.extra.get("NumSegments").unwrap(), "1");
-        let ev = sms.into_event(WorkspaceId::parse("acme").unwrap(), datetime!(2026-01-01 0:00 UTC));
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let ev = sms.into_parsed().into_inbound(ws, datetime!(2026-01-01 0:00 UTC), crate::finance::Usage::default());
         assert_eq!(ev.dedup_id(), "twilio:SM1f0e8ae6ade43cb3c0ce4525424e404f");
         assert_eq!(ev.group_id(), "acme:phone:+14155552671");
     }
