@@ -59,25 +59,9 @@ mod tests {
         let deps = Deps::new(store, Authenticator::new("s"));
         let get = |q: &'static str, role| {
             let auth = bearer("s", "acme", "bob", role);
-            let req = kit::apigw::test_request(
-                "GET",
-                "/whatsapp/templates",
-                &format!("/whatsapp/templates{q}"),
-                &[],
-                &[("authorization", &auth)],
-                None,
-            );
-            let req = if q.is_empty() {
-                req
-            } else {
-                lambda_http::RequestExt::with_query_string_parameters(
-                    req,
-                    [("status", "approved")]
-                        .into_iter()
-                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                        .collect::<std::collections::HashMap<_, _>>(),
-                )
-            };
+            let uri = format!("/whatsapp/templates{q}");
+            let req =
+                kit::apigw::test_request("GET", "/whatsapp/templates", &uri, &[], &[("authorization", &auth)], None);
             async { handle(&deps, req).await.unwrap() }
         };
         let all = get("", Role::Agent).await;

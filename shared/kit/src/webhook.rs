@@ -25,7 +25,7 @@ pub enum Received {
 }
 
 /// The request as the adapter sees it: the public URL, lower-case headers, the raw body.
-pub fn view(req: &Request, public_base: Option<&str>) -> (String, Vec<(String, String)>) {
+fn view(req: &Request, public_base: Option<&str>) -> (String, Vec<(String, String)>) {
     let url = public_url(req, public_base);
     let headers = req
         .headers()
