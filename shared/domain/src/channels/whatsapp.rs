@@ -5,7 +5,8 @@
 //!   account maps to a workspace; the display number goes into message metadata.
 //! - The customer's address is their number in E.164 (`+` and the `wa_id`), so one person on SMS,
 //!   WhatsApp and voice is one contact and consent applies across them.
-//! - Media arrive as ids (`whatsapp-media:<id>` attachments); the webhook resolves them into S3.
+//! - Media arrive as ids, kept as `whatsapp-media:<id>` attachments (copying them into S3 is not
+//!   built yet).
 
 use std::collections::BTreeMap;
 
@@ -559,19 +560,6 @@ pub fn classify_response(http_status: u16, body: &[u8]) -> SendOutcome {
         message = format!("{message} (the 24-hour window has closed: send an approved template)");
     }
     SendOutcome::Rejected { code: code.map(|c| c.to_string()).unwrap_or_else(|| http_status.to_string()), message }
-}
-
-/// Path of a media object's metadata (its temporary download URL), by id.
-pub fn media_path(media_id: &str) -> String {
-    format!("/{media_id}")
-}
-
-/// The answer to a media lookup: a short-lived URL to download with the access token.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct MediaInfo {
-    pub url: String,
-    pub mime_type: Option<String>,
-    pub file_size: Option<Value>,
 }
 
 impl std::fmt::Debug for WhatsApp {
