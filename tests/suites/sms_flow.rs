@@ -121,6 +121,7 @@ async fn ten_deliveries_of_one_message_sid_store_one_message() {
         received_at: time::OffsetDateTime::now_utc(),
         metadata: Default::default(),
         usage: Default::default(),
+        thread: None,
     });
     let sqs = aws_sdk_sqs::Client::new(&s.aws);
     let q = queue::SqsQueue::new(sqs.clone(), s.queue_url("InboundQueue"));
@@ -195,6 +196,7 @@ async fn concurrent_first_messages_from_a_new_contact_make_one_contact_and_one_c
             received_at: time::OffsetDateTime::now_utc(),
             metadata: Default::default(),
             usage: Default::default(),
+            thread: None,
         });
         let deps = &deps;
         async move { inbound_processor::ingest(deps, ev).await.expect("ingest") }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use domain::channels::email::EmailThread;
 use domain::consent::{
     Change as ConsentChange, Keyword, Record as ConsentRecord, Source as ConsentSource, Status as ConsentStatus,
 };
@@ -23,7 +24,7 @@ use domain::ports::{
 };
 use domain::routing::service::{route_conversation, Routed, RoutingError};
 use domain::routing::WaitReason;
-use domain::threading::{thread, Threading};
+use domain::threading::{thread_hinted, Threading};
 use domain::{AgentId, Channel, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
 use kit::fifo::{parse_body, process_in_order, RecordError};
 use lambda_runtime::Error;
@@ -362,6 +363,36 @@ async fn alert_budgets(deps: &Deps, ws: &WorkspaceId, month: Month, channel: Cha
     }
 }
 
+/// The conversation an email names: its Reply-To token first, then the first of the messages it
+/// answers that we stored; a merged conversation is followed to where it went.
+async fn hinted_conversation(
+    store: &dyn Store,
+    ws: &WorkspaceId,
+    hint: &EmailThread,
+) -> Result<Option<Conversation>, StoreError> {
+    let mut id = hint.conversation();
+    if id.is_none() {
+        for (provider, provider_id) in hint.lookups() {
+            if let Some((conversation, _)) = store.provider_message(ws, provider, &provider_id).await? {
+                id = Some(conversation);
+                break;
+            }
+        }
+    }
+    let mut found = match id {
+        Some(id) => store.conversation(ws, id).await?,
+        None => None,
+    };
+    // Merges can chain (a into b, b into c); a few hops is every real case.
+    for _ in 0..4 {
+        match found.as_ref().and_then(|c| c.merged_into) {
+            Some(next) => found = store.conversation(ws, next).await?,
+            None => break,
+        }
+    }
+    Ok(found)
+}
+
 async fn try_ingest(deps: &Deps, m: &InboundMessage, inv: &Invocation) -> Result<Ingested, StoreError> {
     let store = &deps.store;
     let ws = &m.workspace;
@@ -386,16 +417,26 @@ async fn try_ingest(deps: &Deps, m: &InboundMessage, inv: &Invocation) -> Result
         our_address: m.our_address.clone(),
         contact_country: m.contact_country.clone(),
     };
-    let (write, conversation_id, new_conversation, assignee, needs_routing) = match (thread(current.as_ref()), current)
-    {
-        (Threading::Append(_), Some(mut c)) => {
+    // An email that names its conversation (Reply-To token, In-Reply-To, References) goes there,
+    // if it is the sender's own.
+    let hinted = match (&new_contact, &m.thread) {
+        (None, Some(hint)) => hinted_conversation(&**store, ws, hint).await?,
+        _ => None,
+    };
+    let target = match thread_hinted(current.as_ref(), hinted.as_ref(), contact.id) {
+        Threading::Append(id) => [hinted, current.clone()].into_iter().flatten().find(|c| c.id == id),
+        Threading::StartNew => None,
+    };
+    let (write, conversation_id, new_conversation, assignee, needs_routing) = match target {
+        Some(mut c) => {
             let expected_version = c.version;
             c.record_inbound(route.clone(), at);
             let (id, assignee) = (c.id, c.assignee.clone());
             let needs_routing = assignee.is_none() && c.waiting_since.is_none();
             (ConversationWrite::Update { conversation: c, expected_version }, id, false, assignee, needs_routing)
         }
-        (_, previous) => {
+        None => {
+            let previous = current;
             let mut c = Conversation::start(ws.clone(), &contact, at);
             c.record_inbound(route.clone(), at);
             // Team and skills are decided once, from the channel and the first message.
@@ -535,6 +576,7 @@ mod tests {
             received_at: time::OffsetDateTime::now_utc(),
             metadata: Default::default(),
             usage: Default::default(),
+            thread: None,
         })
     }
 
@@ -687,6 +729,64 @@ mod tests {
         assert_eq!(again, Ingested::Duplicate { conversation: c1, message: m1 });
         let msgs = s.messages(&ws(), c1, Order::Oldest, 10, None).await.unwrap().items;
         assert_eq!(msgs.iter().map(|m| m.text.clone().unwrap()).collect::<Vec<_>>(), vec!["one", "two"]);
+    }
+
+    fn email(message_id: &str, from: &str, thread: domain::channels::email::EmailThread) -> InboundEvent {
+        let InboundEvent::Message(mut m) = inbound("SM00000000000000000000000000000099", "+14155552671", "x") else {
+            unreachable!()
+        };
+        let address = domain::EmailAddress::parse(from).unwrap();
+        m.channel = domain::Channel::Email;
+        m.identity = Identity::email(&address);
+        m.contact_address = address.to_string();
+        m.contact_country = None;
+        m.our_address = "support@acme.example".into();
+        m.provider = domain::channels::email::PROVIDER.into();
+        m.provider_message_id = message_id.into();
+        m.thread = Some(thread);
+        InboundEvent::Message(m)
+    }
+
+    async fn resolve(s: &MemoryStore, id: ConversationId) {
+        let mut c = s.conversation(&ws(), id).await.unwrap().unwrap();
+        let expected_version = c.version;
+        c.status = domain::model::ConversationStatus::Resolved;
+        c.version += 1;
+        let commit = domain::ports::RoutingCommit {
+            conversation: c,
+            expected_version,
+            take: None,
+            give_back: None,
+            queue: domain::ports::QueueChange::Keep,
+            audit: None,
+        };
+        domain::ports::RoutingStore::commit_routing(s, commit).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_email_answering_a_resolved_thread_reopens_it_and_a_foreign_token_is_ignored() {
+        use domain::channels::email::EmailThread;
+        let (deps, s, _) = deps();
+        let first = ingest(&deps, email("m1@example.com", "ann@example.com", EmailThread::default())).await.unwrap();
+        let conversation = first.conversation().unwrap();
+        resolve(&s, conversation).await;
+        // In-Reply-To her own first message: the resolved conversation reopens.
+        let hint = EmailThread { token: None, references: vec!["m1@example.com".into()] };
+        let again = ingest(&deps, email("m2@example.com", "ann@example.com", hint)).await.unwrap();
+        assert_eq!(again.conversation(), Some(conversation));
+        let c = s.conversation(&ws(), conversation).await.unwrap().unwrap();
+        assert_eq!(c.status, domain::model::ConversationStatus::Open);
+        // Without a hint, a resolved conversation is not continued.
+        resolve(&s, conversation).await;
+        let fresh = ingest(&deps, email("m3@example.com", "ann@example.com", EmailThread::default())).await.unwrap();
+        assert_ne!(fresh.conversation(), Some(conversation));
+        // The plus-address token names the old one: it wins over the current conversation.
+        let token = EmailThread { token: Some(conversation.to_string().to_lowercase()), references: vec![] };
+        let by_token = ingest(&deps, email("m4@example.com", "ann@example.com", token.clone())).await.unwrap();
+        assert_eq!(by_token.conversation(), Some(conversation));
+        // Bob cannot write into Ann's conversation with her token.
+        let bob = ingest(&deps, email("m5@example.com", "bob@example.com", token)).await.unwrap();
+        assert_ne!(bob.conversation(), Some(conversation));
     }
 
     #[tokio::test]

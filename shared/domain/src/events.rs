@@ -41,6 +41,9 @@ pub struct InboundMessage {
     /// AWS usage spent on the message before it reached the queue (the webhook).
     #[serde(default, skip_serializing_if = "Usage::is_empty")]
     pub usage: Usage,
+    /// The conversation an email names itself (Reply-To token, In-Reply-To, References).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<crate::channels::email::EmailThread>,
 }
 
 impl InboundMessage {

@@ -4,7 +4,7 @@
 
 use time::OffsetDateTime;
 
-use crate::ids::{ConversationId, WorkspaceId};
+use crate::ids::{ContactId, ConversationId, WorkspaceId};
 use crate::model::{Channel, ChannelSeen, Contact, Conversation, ConversationStatus, Priority, Route};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +18,18 @@ pub fn thread(current: Option<&Conversation>) -> Threading {
     match current {
         Some(c) if c.status.is_unresolved() => Threading::Append(c.id),
         _ => Threading::StartNew,
+    }
+}
+
+/// Decides where an inbound message goes when the message names a conversation itself (an
+/// email's plus-addressed Reply-To token, or the message it answers): that conversation wins,
+/// reopening it if it was resolved, but only if it belongs to the sender and was not merged
+/// into another (the caller follows a merge first). Anything else falls back to [`thread`]: a
+/// token cannot move a message into someone else's conversation.
+pub fn thread_hinted(current: Option<&Conversation>, hinted: Option<&Conversation>, sender: ContactId) -> Threading {
+    match hinted {
+        Some(h) if h.contact_id == sender && h.merged_into.is_none() => Threading::Append(h.id),
+        _ => thread(current),
     }
 }
 
@@ -158,6 +170,26 @@ mod tests {
         }
         c.status = ConversationStatus::Resolved;
         assert_eq!(thread(Some(&c)), Threading::StartNew);
+    }
+
+    #[test]
+    fn a_named_conversation_of_the_sender_wins_even_resolved() {
+        let ann = contact();
+        let now = datetime!(2026-01-01 0:00 UTC);
+        let current = Conversation::start(ws(), &ann, now);
+        let mut older = Conversation::start(ws(), &ann, now);
+        older.status = ConversationStatus::Resolved;
+        assert_eq!(thread_hinted(Some(&current), Some(&older), ann.id), Threading::Append(older.id));
+        assert_eq!(thread_hinted(None, Some(&older), ann.id), Threading::Append(older.id));
+        assert_eq!(thread_hinted(Some(&current), None, ann.id), Threading::Append(current.id));
+        // Someone else's conversation: the token is ignored.
+        let bob = contact();
+        let theirs = Conversation::start(ws(), &bob, now);
+        assert_eq!(thread_hinted(Some(&current), Some(&theirs), ann.id), Threading::Append(current.id));
+        assert_eq!(thread_hinted(None, Some(&theirs), ann.id), Threading::StartNew);
+        // Merged away: not a target (the caller follows the merge).
+        older.merged_into = Some(current.id);
+        assert_eq!(thread_hinted(Some(&current), Some(&older), ann.id), Threading::Append(current.id));
     }
 
     #[test]

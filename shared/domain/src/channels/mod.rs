@@ -20,6 +20,8 @@ use crate::ids::WorkspaceId;
 use crate::model::{Attachment, Channel, DeliveryEvent, Identity, Message};
 
 pub mod constraints;
+pub mod email;
+pub mod quotes;
 pub mod telegram;
 pub mod templates;
 pub mod twilio;
@@ -105,6 +107,7 @@ impl ParsedMessage {
             received_at,
             metadata: self.metadata,
             usage,
+            thread: None,
         }
     }
 }
