@@ -102,6 +102,10 @@ pub enum Ingested {
     Status {
         applied: bool,
     },
+    /// A provider's consent change: applied, or already in the record.
+    Consent {
+        applied: bool,
+    },
 }
 
 impl Ingested {
@@ -109,7 +113,7 @@ impl Ingested {
     pub fn conversation(&self) -> Option<ConversationId> {
         match self {
             Ingested::Stored { conversation, .. } | Ingested::Duplicate { conversation, .. } => Some(*conversation),
-            Ingested::Status { .. } => None,
+            Ingested::Status { .. } | Ingested::Consent { .. } => None,
         }
     }
 }
@@ -144,7 +148,21 @@ async fn ingest_with(deps: &Deps, event: InboundEvent, inv: &Invocation) -> Resu
     match event {
         InboundEvent::Message(m) => ingest_message(deps, m, inv).await,
         InboundEvent::Status(s) => apply_status(deps, &s).await,
+        InboundEvent::Consent(c) => apply_consent(deps, c).await,
     }
+}
+
+/// Applies a provider's consent change (an email suppression). A redelivery finds the change
+/// already in the history and writes nothing.
+async fn apply_consent(deps: &Deps, c: domain::events::ConsentUpdate) -> Result<Ingested, RecordError> {
+    let current = deps.store.consent(&c.workspace, &c.identity).await?;
+    if current.as_ref().is_some_and(|r| r.history.contains(&c.change)) {
+        return Ok(Ingested::Consent { applied: false });
+    }
+    let record = ConsentRecord::apply(current, &c.identity, c.change);
+    deps.store.put_consent(&c.workspace, &record).await?;
+    tracing::info!(workspace = %c.workspace, kind = c.identity.kind.as_str(), status = ?record.status, "consent changed by the provider");
+    Ok(Ingested::Consent { applied: true })
 }
 
 /// Pauses before each look-up of the message a status is about: the provider can report `sent` a
@@ -199,7 +217,7 @@ async fn ingest_message(deps: &Deps, m: InboundMessage, inv: &Invocation) -> Res
                         (conversation, message)
                     }
                     // try_ingest stores messages only.
-                    Ingested::Status { .. } => return Ok(outcome),
+                    Ingested::Status { .. } | Ingested::Consent { .. } => return Ok(outcome),
                 };
                 // Published after the commit, and again on a redelivery (the queue drops the copy by
                 // its dedup id): a crash between commit and publish cannot lose the notification.
@@ -241,7 +259,7 @@ async fn ingest_message(deps: &Deps, m: InboundMessage, inv: &Invocation) -> Res
                         workspace = %m.workspace, %conversation, %message, channel = %m.channel, new_conversation,
                         "inbound message stored"
                     ),
-                    Ingested::Duplicate { .. } | Ingested::Status { .. } => tracing::info!(
+                    Ingested::Duplicate { .. } | Ingested::Status { .. } | Ingested::Consent { .. } => tracing::info!(
                         workspace = %m.workspace, provider_message_id = %m.provider_message_id,
                         "duplicate delivery ignored"
                     ),

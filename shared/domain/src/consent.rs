@@ -46,9 +46,15 @@ pub fn governed(channel: Channel) -> bool {
     matches!(channel, Channel::Sms | Channel::Whatsapp)
 }
 
-/// The identity a route's contact address is on a governed channel (its address is E.164 there).
+/// The identity whose consent record a send to this route must respect: the phone identity on
+/// SMS and WhatsApp (E.164 there), the email identity on email (suppressed after a hard bounce or
+/// a complaint).
 pub fn identity_for(channel: Channel, contact_address: &str) -> Option<Identity> {
-    governed(channel).then(|| Identity { kind: IdentityKind::Phone, value: contact_address.to_owned() })
+    match channel {
+        Channel::Email => Some(Identity { kind: IdentityKind::Email, value: contact_address.to_owned() }),
+        c if governed(c) => Some(Identity { kind: IdentityKind::Phone, value: contact_address.to_owned() }),
+        _ => None,
+    }
 }
 
 /// The agent id automatic answers are recorded under (reserved: no person may use it).
@@ -75,6 +81,8 @@ pub enum Source {
     Keyword { text: String, channel: Channel, provider_message_id: String },
     /// An agent or admin changed it (with the contact's documented request).
     Agent { agent: AgentId, note: Option<String> },
+    /// The provider reported the address unusable: an email hard bounce or a complaint (SES).
+    Provider { provider: String, reason: String, provider_message_id: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,12 +120,19 @@ impl Record {
         let how = match last.map(|c| &c.source) {
             Some(Source::Keyword { text, channel, .. }) => format!(" by texting {:?} on {channel}", text.trim()),
             Some(Source::Agent { agent, .. }) => format!(" (recorded by {agent})"),
+            Some(Source::Provider { provider, reason, .. }) => format!(" ({reason} reported by {provider})"),
             None => String::new(),
         };
         let when = last
             .and_then(|c| c.at.format(&time::format_description::well_known::Rfc3339).ok())
             .map(|t| format!(" at {t}"))
             .unwrap_or_default();
+        if self.identity.kind == IdentityKind::Email {
+            return Some(format!(
+                "{} is suppressed for email{how}{when}; nothing is sent to it until an agent re-enables the address",
+                self.identity.value
+            ));
+        }
         Some(format!(
             "{} opted out of SMS and WhatsApp messages{how}{when}; nothing can be sent until they text START",
             self.identity.value
@@ -128,6 +143,29 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn email_suppression_is_a_consent_record_of_the_email_identity() {
+        let id = identity_for(Channel::Email, "ann@example.com").unwrap();
+        assert_eq!(id.kind, IdentityKind::Email);
+        assert!(identity_for(Channel::Telegram, "123").is_none());
+        let change = Change {
+            status: Status::OptedOut,
+            at: time::macros::datetime!(2026-03-04 10:00 UTC),
+            source: Source::Provider {
+                provider: "ses".into(),
+                reason: "hard_bounce".into(),
+                provider_message_id: "m".into(),
+            },
+        };
+        let why = Record::apply(None, &id, change).refusal().unwrap();
+        assert!(
+            why.starts_with(
+                "ann@example.com is suppressed for email (hard_bounce reported by ses) at 2026-03-04T10:00:00Z"
+            ),
+            "{why}"
+        );
+    }
 
     #[test]
     fn keywords_are_whole_messages_in_any_case() {

@@ -68,6 +68,36 @@ pub enum InboundEvent {
     /// A provider's delivery status for one of our messages (WhatsApp and Telegram report them on
     /// the same webhook as messages; Twilio's status callbacks are applied by their own function).
     Status(StatusUpdate),
+    /// A consent change that comes with no message: the provider suppressed an address (an email
+    /// hard bounce or complaint).
+    Consent(ConsentUpdate),
+}
+
+/// A change to an identity's consent record, applied in that person's FIFO group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConsentUpdate {
+    pub workspace: WorkspaceId,
+    pub identity: Identity,
+    pub change: crate::consent::Change,
+}
+
+impl ConsentUpdate {
+    pub fn group_id(&self) -> String {
+        format!("{}:{}:{}", self.workspace, self.identity.kind.as_str(), self.identity.value)
+    }
+    /// One change per source event (a redelivered bounce changes nothing twice).
+    pub fn dedup_id(&self) -> String {
+        let source = match &self.change.source {
+            crate::consent::Source::Provider { provider, provider_message_id, reason } => {
+                format!("{provider}:{provider_message_id}:{reason}")
+            }
+            other => format!("{other:?}"),
+        };
+        let digest = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(
+            format!("{}:{}:{source}", self.identity.kind.as_str(), self.identity.value).as_bytes(),
+        ));
+        format!("consent:{}", hex::encode(&digest[..16]))
+    }
 }
 
 impl InboundEvent {
@@ -75,18 +105,21 @@ impl InboundEvent {
         match self {
             InboundEvent::Message(m) => &m.workspace,
             InboundEvent::Status(s) => &s.workspace,
+            InboundEvent::Consent(c) => &c.workspace,
         }
     }
     pub fn group_id(&self) -> String {
         match self {
             InboundEvent::Message(m) => m.group_id(),
             InboundEvent::Status(s) => s.group_id(),
+            InboundEvent::Consent(c) => c.group_id(),
         }
     }
     pub fn dedup_id(&self) -> String {
         match self {
             InboundEvent::Message(m) => m.dedup_id(),
             InboundEvent::Status(s) => s.dedup_id(),
+            InboundEvent::Consent(c) => c.dedup_id(),
         }
     }
 }

@@ -328,6 +328,9 @@ pub trait ConsentStore: Send + Sync {
         ws: &WorkspaceId,
         identity: &Identity,
     ) -> Result<Option<crate::consent::Record>, StoreError>;
+    /// Writes an identity's record after a change that comes with no message (a provider's
+    /// suppression). Changes to one identity are serialised by its FIFO group.
+    async fn put_consent(&self, ws: &WorkspaceId, record: &crate::consent::Record) -> Result<(), StoreError>;
 }
 
 /// Agents' routing state: profile (presence, teams, skills, capacity) and current weighted load.
@@ -552,4 +555,36 @@ pub trait ReorgStore: Send + Sync {
         -> Result<(), StoreError>;
     /// `Conflict` when either conversation or the slot changed since it was read.
     async fn commit_reorg(&self, commit: ReorgCommit) -> Result<(), StoreError>;
+}
+
+/// Files (email attachments, raw messages, media): stored under a key, named by a URL
+/// (`s3://bucket/key`) on messages.
+#[async_trait]
+pub trait FileStore: Send + Sync {
+    /// Stores `bytes` under `key` (the same key and bytes again is harmless) and returns its URL.
+    async fn put_file(&self, key: &str, content_type: &str, bytes: Vec<u8>) -> Result<String, StoreError>;
+    /// The bytes behind a URL this store returned; `None` when there is no such file.
+    async fn get_file(&self, url: &str) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// Why a send produced no answer from the provider.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// Nothing reached the provider (connection refused, DNS): safe to retry.
+    #[error("not sent: {0}")]
+    NotSent(String),
+    /// The request may have reached the provider: retrying could send twice.
+    #[error("no answer: {0}")]
+    Ambiguous(String),
+}
+
+/// Sends a raw MIME message (SES v2 in AWS).
+#[async_trait]
+pub trait EmailTransport: Send + Sync {
+    async fn send_raw(
+        &self,
+        from: &str,
+        to: &str,
+        raw: Vec<u8>,
+    ) -> Result<crate::channels::SendOutcome, TransportError>;
 }

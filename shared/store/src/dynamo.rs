@@ -393,6 +393,9 @@ impl ConsentStore for DynamoStore {
     ) -> Result<Option<domain::consent::Record>, StoreError> {
         self.get_as("consent", &keys::consent(ws, identity)).await
     }
+    async fn put_consent(&self, ws: &WorkspaceId, record: &domain::consent::Record) -> Result<(), StoreError> {
+        self.put_plain(item(&keys::consent(ws, &record.identity), "consent", record)?).await
+    }
 }
 
 #[async_trait]

@@ -571,6 +571,10 @@ impl ConsentStore for MemoryStore {
     ) -> Result<Option<domain::consent::Record>, StoreError> {
         Ok(self.with(|s| s.consent.get(&keys::consent(ws, identity)).cloned()))
     }
+    async fn put_consent(&self, ws: &WorkspaceId, record: &domain::consent::Record) -> Result<(), StoreError> {
+        self.with(|s| s.consent.insert(keys::consent(ws, &record.identity), record.clone()));
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -341,6 +341,9 @@ pub struct SesFeedback {
     pub suppress: Vec<EmailAddress>,
     /// `bounce`, `complaint`, `delivery`, `reject`, …, for the suppression record.
     pub kind: String,
+    /// The address the message was sent from (the workspace's), and the recipients.
+    pub source: Option<String>,
+    pub destination: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -362,6 +365,10 @@ struct SesEvent {
 #[serde(rename_all = "camelCase")]
 struct SesMail {
     message_id: String,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    destination: Vec<String>,
     #[serde(default)]
     timestamp: Option<String>,
 }
@@ -451,7 +458,14 @@ pub fn ses_feedback(json: &str, received_at: OffsetDateTime) -> Result<SesFeedba
         // Send, Open, Click, DeliveryDelay, Subscription, RenderingFailure: nothing to change.
         _ => (None, vec![]),
     };
-    Ok(SesFeedback { ses_message_id: ev.mail.message_id, event, suppress, kind })
+    Ok(SesFeedback {
+        ses_message_id: ev.mail.message_id,
+        event,
+        suppress,
+        kind,
+        source: ev.mail.source,
+        destination: ev.mail.destination,
+    })
 }
 
 #[cfg(test)]

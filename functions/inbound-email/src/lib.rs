@@ -1,0 +1,239 @@
+//! The inbound email function. SES receives mail for the workspace's addresses; its receipt rule
+//! stores the raw message in S3 and then invokes this function with the SES event. For each
+//! message: find the workspace receiving on one of its recipients, read and parse the raw MIME
+//! (`domain::channels::email`), store its attachments and inline images in S3 with their type and
+//! size, and put the canonical message on the inbound FIFO queue with its threading hints.
+//!
+//! Automated mail (auto-replies, bounces, loops), spam and virus verdicts that failed, and
+//! messages to no workspace are logged and dropped. A message that cannot be parsed is dropped
+//! with a warning (its raw copy stays in S3). An S3 or SQS failure fails the invocation, and
+//! Lambda retries it (SES invokes asynchronously); the retry is deduplicated by the queue and
+//! the store (the provider id is the Message-ID).
+
+use std::sync::Arc;
+
+use aws_lambda_events::ses::{SimpleEmailEvent, SimpleEmailRecord};
+use domain::channels::email::{self, Inbound};
+use domain::events::InboundEvent;
+use domain::finance::Usage;
+use domain::model::Attachment;
+use domain::ports::{ChannelDirectory, FileStore, InboundQueue};
+use domain::{Channel, WorkspaceId};
+use lambda_runtime::Error;
+
+pub struct Deps {
+    pub directory: Arc<dyn ChannelDirectory>,
+    pub queue: Arc<dyn InboundQueue>,
+    /// The mail bucket: raw messages (written by SES) and the files taken out of them.
+    pub files: Arc<dyn FileStore>,
+    pub bucket: String,
+    /// Where the receipt rule's S3 action puts raw messages (`ObjectKeyPrefix`).
+    pub raw_prefix: String,
+}
+
+impl Deps {
+    /// `TABLE_NAME`, `INBOUND_QUEUE_URL`, `MAIL_BUCKET`, optional `MAIL_RAW_PREFIX` (`inbound/`).
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        let bucket = config.required("MAIL_BUCKET")?;
+        Ok(Self {
+            directory: Arc::new(store::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.required("TABLE_NAME")?,
+            )),
+            queue: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("INBOUND_QUEUE_URL")?)),
+            files: Arc::new(mail::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket.clone())),
+            bucket,
+            raw_prefix: config.optional("MAIL_RAW_PREFIX").unwrap_or_else(|| "inbound/".into()),
+        })
+    }
+}
+
+/// What became of one received message.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Enqueued {
+        workspace: WorkspaceId,
+        attachments: usize,
+    },
+    /// Not a customer's message, or nobody receives it: why.
+    Dropped {
+        reason: &'static str,
+    },
+}
+
+pub async fn handle(deps: &Deps, event: SimpleEmailEvent) -> Result<Vec<Outcome>, Error> {
+    let mut out = vec![];
+    for record in &event.records {
+        out.push(receive(deps, record).await?);
+    }
+    Ok(out)
+}
+
+/// A file name safe as the last part of an S3 key.
+fn key_name(name: Option<&str>, index: usize) -> String {
+    let clean: String = name
+        .unwrap_or("file")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+        .take(100)
+        .collect();
+    format!("{index}-{clean}")
+}
+
+fn failed(verdict: &aws_lambda_events::ses::SimpleEmailVerdict) -> bool {
+    verdict.status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("FAIL"))
+}
+
+pub async fn receive(deps: &Deps, record: &SimpleEmailRecord) -> Result<Outcome, Error> {
+    let ses = &record.ses;
+    let ses_id = ses.mail.message_id.clone().ok_or("SES event without a message id")?;
+    if failed(&ses.receipt.virus_verdict) || failed(&ses.receipt.spam_verdict) {
+        tracing::warn!(%ses_id, "SES marked the message as spam or a virus; dropped");
+        return Ok(Outcome::Dropped { reason: "spam_or_virus" });
+    }
+    // The first recipient a workspace receives on (plus-addressed replies included).
+    let mut owner = None;
+    for recipient in &ses.receipt.recipients {
+        let (base, _) = email::split_plus(recipient);
+        if let Some(account) = deps.directory.channel_account(Channel::Email, &base).await? {
+            owner = Some((account.workspace, recipient.clone()));
+            break;
+        }
+    }
+    let Some((workspace, recipient)) = owner else {
+        tracing::warn!(%ses_id, "no workspace receives on any recipient of this message; dropped");
+        return Ok(Outcome::Dropped { reason: "unclaimed" });
+    };
+    let raw_url = format!("s3://{}/{}{ses_id}", deps.bucket, deps.raw_prefix);
+    let raw = deps.files.get_file(&raw_url).await?.ok_or_else(|| format!("{raw_url} is missing"))?;
+    let now = time::OffsetDateTime::now_utc();
+    let (message, thread, files) = match email::parse(&raw, &recipient, now) {
+        Ok(Inbound::Message { message, thread, files }) => (message, thread, files),
+        Ok(Inbound::Automated(why)) => {
+            tracing::info!(workspace = %workspace, %ses_id, kind = why.as_str(), "automated email; not a customer message");
+            return Ok(Outcome::Dropped { reason: why.as_str() });
+        }
+        Err(e) => {
+            tracing::warn!(workspace = %workspace, %ses_id, error = %e, "unreadable email dropped; the raw copy stays in S3");
+            return Ok(Outcome::Dropped { reason: "unreadable" });
+        }
+    };
+    let mut attachments = Vec::with_capacity(files.len());
+    for (i, f) in files.into_iter().enumerate() {
+        let key = format!("attachments/{workspace}/email/{ses_id}/{}", key_name(f.filename.as_deref(), i));
+        let size = f.bytes.len() as u64;
+        let url = deps.files.put_file(&key, &f.content_type, f.bytes).await?;
+        attachments.push(Attachment {
+            content_type: f.content_type,
+            size_bytes: Some(size),
+            url,
+            filename: f.filename,
+        });
+    }
+    let count = attachments.len();
+    let mut parsed = *message;
+    parsed.attachments = attachments;
+    parsed.metadata.insert(email::META_RAW.to_owned(), raw_url.into());
+    let mut inbound = parsed.into_inbound(workspace.clone(), now, Usage::default());
+    inbound.thread = Some(thread).filter(|t| *t != email::EmailThread::default());
+    deps.queue.enqueue_inbound(&InboundEvent::Message(inbound)).await?;
+    tracing::info!(workspace = %workspace, %ses_id, attachments = count, "email enqueued");
+    Ok(Outcome::Enqueued { workspace, attachments: count })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::ports::ChannelAccount;
+    use mail::memory::MemoryFiles;
+    use queue::memory::MemoryQueue;
+    use store::MemoryStore;
+
+    const EVENT: &str = include_str!("../../../events/inbound-email/ses-receipt.json");
+
+    async fn world() -> (Deps, Arc<MemoryFiles>, Arc<MemoryQueue>) {
+        let store = Arc::new(MemoryStore::new());
+        let account = ChannelAccount {
+            workspace: WorkspaceId::parse("acme").unwrap(),
+            channel: Channel::Email,
+            address: "support@acme.example".into(),
+            display_name: Some("Acme Support".into()),
+        };
+        store.put_channel_account(&account).await.unwrap();
+        let files = Arc::new(MemoryFiles::default());
+        let q = Arc::new(MemoryQueue::new());
+        let deps = Deps {
+            directory: store,
+            queue: q.clone(),
+            files: files.clone(),
+            bucket: "memory".into(),
+            raw_prefix: "inbound/".into(),
+        };
+        (deps, files, q)
+    }
+
+    fn event() -> SimpleEmailEvent {
+        serde_json::from_str(EVENT).unwrap()
+    }
+
+    async fn put_raw(files: &MemoryFiles, fixture: &str) {
+        let raw =
+            std::fs::read(format!("{}/../../events/inbound-email/{fixture}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        files.put_file("inbound/o3vrnil0e2ic28trm7dfhrc2v0clambda4nbp0g1", "message/rfc822", raw).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_reply_with_files_is_stored_and_enqueued_with_its_thread() {
+        let (deps, files, q) = world().await;
+        put_raw(&files, "apple-mail-reply.eml").await;
+        let out = handle(&deps, event()).await.unwrap();
+        assert_eq!(out, vec![Outcome::Enqueued { workspace: WorkspaceId::parse("acme").unwrap(), attachments: 2 }]);
+        let sent = q.sent();
+        assert_eq!(sent.len(), 1);
+        let (group, dedup, body) = &sent[0];
+        assert_eq!(group, "acme:email:carla@example.net");
+        assert!(dedup.starts_with("email:5E1C2B9A"), "{dedup}");
+        let InboundEvent::Message(m) = serde_json::from_value::<InboundEvent>(body.clone()).unwrap() else {
+            panic!("not a message")
+        };
+        assert_eq!(m.text.as_deref(), Some("Here is the photo of the damaged box."));
+        let pdf = m.attachments.iter().find(|a| a.content_type == "application/pdf").unwrap();
+        assert!(pdf.url.ends_with("/1-receipt.pdf"), "{}", pdf.url);
+        let (content_type, bytes) = files.file(&pdf.url).unwrap();
+        assert_eq!(content_type, "application/pdf");
+        assert!(bytes.starts_with(b"%PDF-1.4"));
+        assert_eq!(pdf.size_bytes, Some(bytes.len() as u64));
+        assert_eq!(m.thread.unwrap().references, vec!["0100018e1a2b3c4d-cccc@email.amazonses.com"]);
+        assert!(m.metadata[email::META_RAW]
+            .as_str()
+            .unwrap()
+            .ends_with("inbound/o3vrnil0e2ic28trm7dfhrc2v0clambda4nbp0g1"));
+    }
+
+    #[tokio::test]
+    async fn automated_unclaimed_spam_and_missing_mail() {
+        let (deps, files, q) = world().await;
+        put_raw(&files, "out-of-office.eml").await;
+        assert_eq!(handle(&deps, event()).await.unwrap(), vec![Outcome::Dropped { reason: "auto_reply" }]);
+        put_raw(&files, "bounce.eml").await;
+        assert_eq!(handle(&deps, event()).await.unwrap(), vec![Outcome::Dropped { reason: "bounce" }]);
+        let mut spam = event();
+        spam.records[0].ses.receipt.spam_verdict.status = Some("FAIL".into());
+        assert_eq!(handle(&deps, spam).await.unwrap(), vec![Outcome::Dropped { reason: "spam_or_virus" }]);
+        let mut elsewhere = event();
+        elsewhere.records[0].ses.receipt.recipients = vec!["sales@other.example".into()];
+        assert_eq!(handle(&deps, elsewhere).await.unwrap(), vec![Outcome::Dropped { reason: "unclaimed" }]);
+        assert!(q.sent().is_empty(), "nothing automated reaches the queue");
+        let mut missing = event();
+        missing.records[0].ses.mail.message_id = Some("not-in-s3".into());
+        assert!(handle(&deps, missing).await.is_err(), "a missing raw message is retried");
+    }
+
+    #[test]
+    fn key_names_are_safe() {
+        assert_eq!(key_name(Some("my report (1).pdf"), 0), "0-my_report__1_.pdf");
+        assert_eq!(key_name(None, 3), "3-file");
+        assert_eq!(key_name(Some("../../etc/passwd"), 1), "1-.._.._etc_passwd");
+    }
+}
