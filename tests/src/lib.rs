@@ -12,7 +12,7 @@ use fake_channels::{FakeTelegram, FakeWhatsApp};
 use fake_twilio::{Callbacks, FakeTwilio};
 use kit::auth::Role;
 use switchboard_local::gateway::{Stack, StackOptions};
-use switchboard_local::services::repo_root;
+pub use switchboard_local::services::repo_root;
 use switchboard_local::template::Template;
 
 pub const ACCOUNT_SID: &str = "AC11111111111111111111111111111111";
@@ -23,6 +23,8 @@ pub const WHATSAPP_VERIFY_TOKEN: &str = "e2e-whatsapp-verify-token";
 pub const WHATSAPP_ACCESS_TOKEN: &str = "e2e-whatsapp-access-token";
 pub const TELEGRAM_BOT_TOKEN: &str = "7111111111:e2e-telegram-bot-token";
 pub const TELEGRAM_SECRET_TOKEN: &str = "e2e-telegram-secret-token";
+/// The domain every test's support address is on (verified on moto's SES).
+pub const EMAIL_DOMAIN: &str = "e2e.switchboard.test";
 
 pub struct TestStack {
     pub stack: Stack,
@@ -39,6 +41,8 @@ pub struct TestStack {
     pub telegram: FakeTelegram,
     /// The Telegram bot id this test's workspace receives on (every test has its own).
     pub telegram_bot: String,
+    /// The support address this test's workspace receives email on.
+    pub email_address: String,
 }
 
 fn unique() -> String {
@@ -72,6 +76,7 @@ pub async fn spawn_stack() -> TestStack {
             (TELEGRAM_BOT_TOKEN, TELEGRAM_SECRET_TOKEN),
         ),
         stack_name: format!("t{}", unique()),
+        email_domains: vec![EMAIL_DOMAIN.into()],
         http_addr: "127.0.0.1:0".parse().unwrap(),
         twilio_api_base: twilio.base_url(),
         twilio_account_sid: ACCOUNT_SID.into(),
@@ -97,13 +102,16 @@ pub async fn spawn_stack() -> TestStack {
         .unwrap();
     let whatsapp_number_id = format!("1065{:011}", ulid::Ulid::new().random() % 100_000_000_000);
     let telegram_bot = format!("71{:08}", ulid::Ulid::new().random() % 100_000_000);
-    for (channel, address) in [(Channel::Whatsapp, &whatsapp_number_id), (Channel::Telegram, &telegram_bot)] {
+    let email_address = format!("support-{}@{EMAIL_DOMAIN}", unique());
+    for (channel, address) in
+        [(Channel::Whatsapp, &whatsapp_number_id), (Channel::Telegram, &telegram_bot), (Channel::Email, &email_address)]
+    {
         store
             .put_channel_account(&ChannelAccount {
                 workspace: workspace.clone(),
                 channel,
                 address: address.clone(),
-                display_name: None,
+                display_name: (channel == Channel::Email).then(|| "Acme Support".to_owned()),
             })
             .await
             .unwrap();
@@ -121,6 +129,7 @@ pub async fn spawn_stack() -> TestStack {
         whatsapp_number_id,
         telegram,
         telegram_bot,
+        email_address,
     }
 }
 
@@ -249,6 +258,48 @@ impl TestStack {
             .send()
             .await
             .expect("gateway reachable")
+    }
+
+    /// A customer's email arriving through SES (played by the gateway's receipt rule): the raw
+    /// message is stored in the mail bucket and inbound-email invoked. Returns SES's id for it.
+    pub async fn email_in(&self, raw: &str, to: &str) -> String {
+        let url = format!(
+            "{}?to={}",
+            self.url("/_local/ses/receive"),
+            url::form_urlencoded::byte_serialize(to.as_bytes()).collect::<String>()
+        );
+        let res = self.http.post(url).body(raw.to_owned()).send().await.expect("gateway reachable");
+        assert_eq!(res.status(), 200, "SES receiving failed");
+        let out: serde_json::Value = res.json().await.unwrap();
+        out["ses_message_id"].as_str().unwrap().to_owned()
+    }
+
+    /// What SES (moto) sent to `to`: raw MIME messages, oldest first.
+    pub async fn emails_sent_to(&self, to: &str) -> Vec<String> {
+        let moto = std::env::var("AWS_ENDPOINT_URL_SESV2").expect("SES endpoint");
+        let data: serde_json::Value =
+            self.http.get(format!("{moto}/moto-api/data.json")).send().await.unwrap().json().await.unwrap();
+        data["ses"]["RawMessage"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["destinations"].as_array().is_some_and(|d| d.iter().any(|x| x.as_str() == Some(to))))
+            .filter_map(|m| m["raw_data"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Invokes one of this stack's functions the way an AWS service would (Lambda's Invoke API).
+    pub async fn invoke(&self, binary: &str, payload: &serde_json::Value) -> serde_json::Value {
+        let name = format!("{}--{binary}", self.stack.provisioned.stack);
+        let res = self
+            .http
+            .post(self.url(&format!("/2015-03-31/functions/{name}/invocations")))
+            .json(payload)
+            .send()
+            .await
+            .expect("gateway reachable");
+        assert!(res.headers().get("x-amz-function-error").is_none(), "{binary} failed");
+        res.json().await.unwrap()
     }
 
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {

@@ -258,3 +258,108 @@ async fn sms_then_whatsapp_from_one_number_is_one_thread() {
     assert_eq!(sms[0].get("To"), Some(customer.as_str()));
     assert_eq!(sms[0].get("From"), Some(s.number.as_str()));
 }
+
+fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {
+    let head = raw.split("\r\n\r\n").next().unwrap_or(raw);
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_round_trip_threads_by_reply_to_and_suppresses_after_a_hard_bounce() {
+    let s = spawn_stack().await;
+    let customer = format!("ann.{}@example.com", ulid::Ulid::new().to_string().to_lowercase());
+    let gmail = std::fs::read_to_string(repo_root().join("events/inbound-email/gmail-reply.eml")).unwrap();
+    let first = gmail
+        .replace("ann.lee@example.com", &customer)
+        .replace("support@acme.example", &s.email_address)
+        .replace("CAF=ann.1@mail.gmail.com", &format!("first.{customer}"));
+    s.email_in(&first, &s.email_address).await;
+
+    // The customer's words only (the quoted history is cut), on the email channel.
+    let conv = one_conversation(&s).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+    assert_eq!(conv["last_inbound"]["channel"], "email");
+    let msgs = s.messages(&id).await;
+    assert_eq!(msgs[0]["text"], "Yes, Thursday afternoon works for me.\n\nThanks,\nAnn");
+    assert_eq!(msgs[0]["metadata"]["email_subject"], "Re: Your order 1234");
+
+    // An out-of-office answer is not a customer message.
+    let ooo = std::fs::read_to_string(repo_root().join("events/inbound-email/out-of-office.eml"))
+        .unwrap()
+        .replace("erin@example.com", &customer)
+        .replace("support@acme.example", &s.email_address);
+    s.email_in(&ooo, &s.email_address).await;
+
+    // The agent replies: SES sends a threaded raw message.
+    let (status, reply) = s.reply(&id, "em-1", "Great, we will call you on Thursday.").await;
+    assert_eq!(status, 202, "{reply}");
+    let reply_id = reply["message"]["id"].as_str().unwrap().to_owned();
+    let sent = eventually("SES to send the reply", || async {
+        let sent = s.emails_sent_to(&customer).await;
+        (!sent.is_empty()).then_some(sent)
+    })
+    .await;
+    assert_eq!(sent.len(), 1);
+    let raw = &sent[0];
+    assert_eq!(header(raw, "In-Reply-To"), Some(format!("<first.{customer}>").as_str()));
+    assert_eq!(header(raw, "Subject"), Some("Re: Your order 1234"));
+    let reply_to = header(raw, "Reply-To").unwrap().trim_matches(['<', '>']).to_owned();
+    let (local, domain) = s.email_address.split_once('@').unwrap();
+    assert_eq!(reply_to, format!("{local}+{}@{domain}", id.to_lowercase()));
+    assert!(header(raw, "From").unwrap().contains("Acme Support"));
+    let parsed = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+    assert_eq!(parsed.body_text(0).unwrap().trim(), "Great, we will call you on Thursday.");
+    assert!(parsed.body_html(0).is_some(), "an HTML alternative is sent too");
+    let (status, m) = eventually("the reply to be sent", || async {
+        let (st, m) = message_status(&s, &id, &reply_id).await;
+        (st == "sent").then_some((st, m))
+    })
+    .await;
+    assert_eq!(status, "sent");
+    let ses_id = m["provider_message_id"].as_str().unwrap().to_owned();
+
+    // The agent resolves; the customer answers to the Reply-To address (no In-Reply-To): the
+    // token brings it back into the same, reopened conversation.
+    let (st, _) =
+        s.send_as("PATCH", &format!("/conversations/{id}"), &s.token(), Some(json!({ "status": "resolved" }))).await;
+    assert_eq!(st, 200);
+    let answer = format!(
+        "From: Ann <{customer}>\r\nTo: {reply_to}\r\nSubject: Re: Your order 1234\r\nMessage-ID: <second.{customer}>\r\n\r\nThursday 3pm please.\r\n"
+    );
+    s.email_in(&answer, &reply_to).await;
+    eventually("the answer to join the conversation", || async {
+        let msgs = s.messages(&id).await;
+        (msgs.len() == 3).then_some(())
+    })
+    .await;
+    assert_eq!(s.conversations().await.len(), 1, "no second conversation");
+
+    // SES reports a hard bounce of our reply: it fails, and the address is suppressed.
+    let mut bounce: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_root().join("events/ses-events/sns-bounce.json")).unwrap())
+            .unwrap();
+    let message = std::fs::read_to_string(repo_root().join("events/inbound-email/ses-bounce.json"))
+        .unwrap()
+        .replace("0100018e1a2b3c4d-aaaa", &ses_id)
+        .replace("ann.lee@example.com", &customer)
+        .replace("support@acme.example", &s.email_address);
+    bounce["Records"][0]["Sns"]["Message"] = json!(message);
+    let out = s.invoke("ses-events", &bounce).await;
+    assert_eq!(out, json!({ "statuses": 1, "suppressions": 1, "dropped": 0 }));
+    let (_, m) = eventually("the bounce to fail the reply", || async {
+        let (st, m) = message_status(&s, &id, &reply_id).await;
+        (st == "failed").then_some((st, m))
+    })
+    .await;
+    assert_eq!(m["status_history"].as_array().unwrap().last().unwrap()["error_code"], "hard_bounce");
+    let (status, refused) = eventually("the suppression to apply", || async {
+        let (st, body) = s.reply(&id, &format!("em-{}", ulid::Ulid::new()), "Are you there?").await;
+        (st == 422).then_some((st, body))
+    })
+    .await;
+    assert_eq!(status, 422);
+    assert!(refused.to_string().contains("suppressed for email"), "{refused}");
+}

@@ -16,15 +16,16 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use std::collections::HashMap;
 
+use domain::channels::email;
 use domain::channels::telegram::Telegram;
 use domain::channels::twilio::{self, Twilio};
 use domain::channels::whatsapp::WhatsApp;
-use domain::channels::{Auth, ChannelAdapter, Method, Payload, ProviderRequest, SendOutcome};
+use domain::channels::{Auth, ChannelAdapter, Method, Payload, ProviderRequest, RenderError, SendOutcome};
 use domain::events::{Notification, OutboundJob, OutboundTask};
 use domain::finance::service::RateCardCache;
 use domain::finance::{follow_up_entry, CostLine, Currency, EntryKind, LedgerEntry, Micros, Totals, Usage};
-use domain::model::{Channel, DeliveryEvent, DeliveryStatus, Message};
-use domain::ports::{Claim, NotificationQueue, StoreError};
+use domain::model::{Channel, DeliveryEvent, DeliveryStatus, Direction, Message};
+use domain::ports::{Claim, EmailTransport, FileStore, NotificationQueue, Order, StoreError, TransportError};
 use kit::fifo::{parse_body, process_in_order, RecordError};
 use lambda_runtime::Error;
 use meter::{Invocation, Trigger};
@@ -125,10 +126,18 @@ impl TwilioApi {
     }
 }
 
+/// Email's way out: a raw MIME message through SES v2, its attachments read from S3.
+pub struct EmailOut {
+    pub transport: Arc<dyn EmailTransport>,
+    pub files: Arc<dyn FileStore>,
+}
+
 pub struct Deps {
     pub store: Arc<dyn Store>,
     pub notifications: Arc<dyn NotificationQueue>,
     pub providers: Providers,
+    /// Set when the deployment receives and sends email (`MAIL_BUCKET` configured).
+    pub email: Option<EmailOut>,
     /// Twilio's Messages API, for the prices of finished messages.
     pub twilio: TwilioApi,
     pub retry: RetryPolicy,
@@ -177,6 +186,16 @@ impl Deps {
                 config.required("NOTIFICATION_QUEUE_URL")?,
             )),
             providers: Providers { http, by_channel },
+            email: match config.optional("MAIL_BUCKET").filter(|b| !b.is_empty()) {
+                Some(bucket) => Some(EmailOut {
+                    transport: Arc::new(mail::ses::SesTransport::new(
+                        aws_sdk_sesv2::Client::new(aws),
+                        config.optional("SES_CONFIGURATION_SET").filter(|c| !c.is_empty()),
+                    )),
+                    files: Arc::new(mail::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket)),
+                }),
+                None => None,
+            },
             twilio,
             retry: RetryPolicy {
                 attempts: config.parse("SEND_ATTEMPTS", 3u32)?,
@@ -305,6 +324,104 @@ async fn fetch_price(deps: &Deps, job: &OutboundJob, receive_count: u32) -> Resu
     }
 }
 
+/// How one message leaves: a provider's HTTP API, or a raw email through SES.
+enum Way<'a> {
+    Http { provider: &'a Provider, request: ProviderRequest },
+    Email { out: &'a EmailOut, from: String, to: String, raw: Vec<u8> },
+}
+
+impl Way<'_> {
+    fn provider(&self) -> &'static str {
+        match self {
+            Way::Http { provider, .. } => provider.adapter.provider(),
+            Way::Email { .. } => email::SES_PROVIDER,
+        }
+    }
+    /// The status an accepted send moves to at once (SES accepting is `sent`; its delivery and
+    /// bounce events follow).
+    fn accepted_status(&self) -> Option<DeliveryStatus> {
+        match self {
+            Way::Http { provider, .. } => provider.adapter.accepted_status(),
+            Way::Email { .. } => Some(DeliveryStatus::Sent),
+        }
+    }
+    async fn attempt(&self, deps: &Deps) -> Result<SendOutcome, SendError> {
+        match self {
+            Way::Http { provider, request } => deps.providers.send(provider, request).await,
+            Way::Email { out, from, to, raw } => {
+                out.transport.send_raw(from, to, raw.clone()).await.map_err(|e| match e {
+                    TransportError::NotSent(e) => SendError::NotSent(e),
+                    TransportError::Ambiguous(e) => SendError::Ambiguous(e),
+                })
+            }
+        }
+    }
+}
+
+/// The newest inbound email of the conversation: what a reply answers (subject, Message-ID,
+/// references).
+async fn answered_email(deps: &Deps, m: &Message) -> Result<Option<Message>, StoreError> {
+    let mut cursor = None;
+    for _ in 0..4 {
+        let page = deps.store.messages(&m.workspace, m.conversation_id, Order::Newest, 100, cursor.as_ref()).await?;
+        if let Some(found) =
+            page.items.iter().find(|x| x.channel == Channel::Email && x.direction == Direction::Inbound)
+        {
+            return Ok(Some(found.clone()));
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(None)
+}
+
+/// Renders an email reply: threaded on the newest email the customer sent in the conversation,
+/// its Reply-To plus-addressed with the conversation, its files read from S3.
+async fn render_email(deps: &Deps, out: &EmailOut, m: &Message) -> Result<Result<Vec<u8>, RenderError>, RecordError> {
+    let parent = answered_email(deps, m).await?;
+    let meta =
+        |key: &str| parent.as_ref().and_then(|p| p.metadata.get(key)).and_then(|v| v.as_str()).map(str::to_owned);
+    let parent_id = meta(email::META_MESSAGE_ID);
+    // Stored newest first (In-Reply-To, then References reversed); the header is oldest first.
+    let mut references: Vec<String> = parent
+        .as_ref()
+        .and_then(|p| p.metadata.get(email::META_REFERENCES))
+        .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
+        .unwrap_or_default();
+    references.reverse();
+    references.dedup();
+    references.extend(parent_id.clone());
+    let account = deps.store.channel_account(Channel::Email, &m.route.our_address).await?;
+    let domain_part = m.route.our_address.rsplit_once('@').map_or("switchboard.invalid", |(_, d)| d);
+    let mut files = vec![];
+    for a in &m.attachments {
+        let Some(bytes) = out.files.get_file(&a.url).await? else {
+            return Ok(Err(RenderError { code: "attachment_missing", message: format!("{} is gone", a.url) }));
+        };
+        files.push(email::OutgoingFile {
+            filename: a.filename.clone().unwrap_or_else(|| "attachment".into()),
+            content_type: a.content_type.clone(),
+            bytes,
+        });
+    }
+    let outgoing = email::OutgoingEmail {
+        from: m.route.our_address.clone(),
+        from_name: account.and_then(|a| a.display_name),
+        to: m.route.contact_address.clone(),
+        reply_to: email::reply_to_address(&m.route.our_address, m.conversation_id),
+        subject: email::reply_subject(meta(email::META_SUBJECT).as_deref(), "Your conversation with us"),
+        message_id: format!("{}@{domain_part}", m.id),
+        in_reply_to: parent_id,
+        references,
+        text: m.text.clone().unwrap_or_default(),
+        files,
+        date: time::OffsetDateTime::now_utc(),
+    };
+    Ok(email::render(&outgoing))
+}
+
 async fn deliver(
     deps: &Deps,
     job: &OutboundJob,
@@ -312,12 +429,9 @@ async fn deliver(
     receive_count: u32,
     inv: &Invocation,
 ) -> Result<(), RecordError> {
-    let Some(provider) = deps.providers.by_channel.get(&m.channel) else {
-        let why = format!("this deployment has no {} credentials configured", m.channel);
-        return fail(deps, job, "channel_not_configured", &why).await;
-    };
-    // The contact may have opted out after the reply was queued: never send past a STOP (the answer
-    // to a HELP excepted: HELP is always answered).
+    let not_configured = || format!("this deployment has no {} credentials configured", m.channel);
+    // The contact may have opted out after the reply was queued: never send past a STOP or an
+    // email suppression (the answer to a HELP excepted: HELP is always answered).
     let help_answer = m.metadata.get("auto_reply").and_then(|v| v.as_str()) == Some(domain::consent::AUTO_REPLY_HELP);
     if let Some(identity) = domain::consent::identity_for(m.channel, &m.route.contact_address).filter(|_| !help_answer)
     {
@@ -325,16 +439,27 @@ async fn deliver(
             return fail(deps, job, "opted_out", &why).await;
         }
     }
-    let request = match provider.adapter.render(m) {
-        Ok(r) => r,
-        Err(e) => return fail(deps, job, e.code, &e.message).await,
+    let way = if m.channel == Channel::Email {
+        let Some(out) = &deps.email else { return fail(deps, job, "channel_not_configured", &not_configured()).await };
+        match render_email(deps, out, m).await? {
+            Ok(raw) => Way::Email { out, from: m.route.our_address.clone(), to: m.route.contact_address.clone(), raw },
+            Err(e) => return fail(deps, job, e.code, &e.message).await,
+        }
+    } else {
+        let Some(provider) = deps.providers.by_channel.get(&m.channel) else {
+            return fail(deps, job, "channel_not_configured", &not_configured()).await;
+        };
+        match provider.adapter.render(m) {
+            Ok(request) => Way::Http { provider, request },
+            Err(e) => return fail(deps, job, e.code, &e.message).await,
+        }
     };
     let mut last_error = String::new();
     for attempt in 0..deps.retry.attempts.max(1) {
         if attempt > 0 {
             tokio::time::sleep(deps.retry.base_delay * 2u32.saturating_pow(attempt - 1)).await;
         }
-        match deps.providers.send(provider, &request).await {
+        match way.attempt(deps).await {
             Ok(SendOutcome::Accepted { provider_message_id }) => {
                 let usage = usage_entry(deps, job, m, inv).await?;
                 let recorded = deps
@@ -343,7 +468,7 @@ async fn deliver(
                         &job.workspace,
                         job.conversation_id,
                         job.message_id,
-                        provider.adapter.provider(),
+                        way.provider(),
                         &provider_message_id,
                         usage.as_ref(),
                     )
@@ -353,7 +478,7 @@ async fn deliver(
                     Ok(()) | Err(StoreError::Duplicate) => {}
                     Err(e) => return Err(e.into()),
                 }
-                if let Some(status) = provider.adapter.accepted_status() {
+                if let Some(status) = way.accepted_status() {
                     let event = DeliveryEvent {
                         status,
                         at: time::OffsetDateTime::now_utc(),
@@ -362,7 +487,7 @@ async fn deliver(
                     };
                     advance(deps, job, &event).await?;
                 }
-                tracing::info!(workspace = %job.workspace, message = %job.message_id, provider = provider.adapter.provider(),
+                tracing::info!(workspace = %job.workspace, message = %job.message_id, provider = way.provider(),
                     %provider_message_id, attempt, "reply accepted by the provider");
                 return Ok(());
             }
@@ -374,7 +499,7 @@ async fn deliver(
                     deps,
                     job,
                     "outcome_unknown",
-                    &format!("no answer from {} ({e}); not resent to avoid a duplicate", provider.adapter.provider()),
+                    &format!("no answer from {} ({e}); not resent to avoid a duplicate", way.provider()),
                 )
                 .await
             }
@@ -450,6 +575,7 @@ mod tests {
             store: store.clone(),
             notifications: Arc::new(MemoryQueue::new()),
             providers: Providers { http: reqwest::Client::new(), by_channel },
+            email: None,
             twilio: TwilioApi {
                 http: reqwest::Client::new(),
                 base_url: twilio.base_url(),

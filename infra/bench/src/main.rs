@@ -372,6 +372,7 @@ pub(crate) fn sms_form(from: String, to: &str, body: &str) -> Vec<(String, Strin
 /// The bench's stacks: their own table and queues, the fake Twilio, API Gateway's WebSocket limits.
 pub(crate) fn stack_options(prefix: &str, twilio_base: &str, poll_wait_secs: i32) -> Result<StackOptions> {
     Ok(StackOptions {
+        email_domains: vec![],
         stack_name: format!("{prefix}{}", ulid::Ulid::new().to_string().to_lowercase()),
         http_addr: "127.0.0.1:0".parse()?,
         twilio_api_base: twilio_base.to_owned(),

@@ -26,7 +26,8 @@ use crate::template::{HttpRoute, SqsMapping, Template};
 type HttpFn = Arc<dyn Fn(Request) -> BoxFuture<'static, Response<Body>> + Send + Sync>;
 type SqsFn = Arc<dyn Fn(SqsEvent) -> BoxFuture<'static, Result<SqsBatchResponse, String>> + Send + Sync>;
 /// A function invoked directly (a Step Functions task): JSON payload in, JSON result or error out.
-type InvokeFn = Arc<dyn Fn(serde_json::Value) -> BoxFuture<'static, Result<serde_json::Value, String>> + Send + Sync>;
+pub(crate) type InvokeFn =
+    Arc<dyn Fn(serde_json::Value) -> BoxFuture<'static, Result<serde_json::Value, String>> + Send + Sync>;
 
 /// What the functions would be configured with in AWS, minus the secret ARNs (values instead).
 #[derive(Clone, Debug)]
@@ -37,6 +38,8 @@ pub struct StackOptions {
     pub twilio_account_sid: String,
     pub twilio_auth_token: String,
     pub jwt_secret: String,
+    /// Domains SES may send from (verified on moto at start).
+    pub email_domains: Vec<String>,
     /// More configuration for every function: the optional channels' credentials and API bases
     /// (`WHATSAPP_CREDENTIALS`, `WHATSAPP_API_BASE`, `TELEGRAM_CREDENTIALS`, …).
     pub extra_env: Vec<(String, String)>,
@@ -188,7 +191,9 @@ async fn invoke_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig
     }
     Ok(match binary {
         "conversation-wake" => invoke!(conversation_wake),
-        other => bail!("template.yaml has a state machine invoke {other}, which the local gateway does not know"),
+        "inbound-email" => invoke!(inbound_email),
+        "ses-events" => invoke!(ses_events),
+        other => bail!("template.yaml has AWS invoke {other}, which the local gateway does not know"),
     })
 }
 
@@ -422,6 +427,13 @@ impl Stack {
                     .ok_or_else(|| anyhow!("{binary}: {var} names unknown state machine {machine}"))?;
                 vars.push((var, arn.clone()));
             }
+            for (var, bucket) in template.bucket_env(binary) {
+                let name = provisioned
+                    .buckets
+                    .get(&bucket)
+                    .ok_or_else(|| anyhow!("{binary}: {var} names unknown bucket {bucket}"))?;
+                vars.push((var, name.clone()));
+            }
             for (var, queue) in template.queue_env(binary) {
                 let url = provisioned
                     .queue_urls
@@ -453,20 +465,38 @@ impl Stack {
             .route("/ws", axum::routing::get(sockets::upgrade))
             .route("/@connections/{id}", axum::routing::post(sockets::post).get(sockets::get).delete(sockets::delete))
             .with_state(sockets);
+        // Functions AWS services invoke: Step Functions tasks, the SES receipt rule's action, SNS
+        // subscribers.
         let mut invocable = HashMap::new();
-        for machine in template.state_machines(&opts.stack_name)? {
-            for binary in machine.invokes {
-                if let std::collections::hash_map::Entry::Vacant(slot) =
-                    invocable.entry(format!("{}--{binary}", opts.stack_name))
-                {
-                    slot.insert(invoke_function(&binary, &config_for(&binary)?, aws).await?);
-                }
+        let receipt_rules = template.receipt_rules()?;
+        let mut invoked: Vec<String> =
+            template.state_machines(&opts.stack_name)?.into_iter().flat_map(|m| m.invokes).collect();
+        invoked.extend(receipt_rules.iter().map(|r| r.binary.clone()));
+        invoked.extend(template.sns_functions());
+        for binary in invoked {
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                invocable.entry(format!("{}--{binary}", opts.stack_name))
+            {
+                slot.insert(invoke_function(&binary, &config_for(&binary)?, aws).await?);
             }
         }
+        let invocable = Arc::new(invocable);
+        crate::provision::verify_email_domains(&opts.email_domains, &aws_sdk_sesv2::Client::new(aws)).await?;
+        let mail = Arc::new(crate::mail::Receiving::new(
+            &receipt_rules,
+            &provisioned,
+            &opts.stack_name,
+            invocable.clone(),
+            aws_sdk_s3::Client::new(aws),
+        )?);
         let lambda_app = axum::Router::new()
             .route("/2015-03-31/functions/{name}/invocations", axum::routing::post(invoke))
-            .with_state(Arc::new(invocable));
-        let app = axum::Router::new().fallback(serve).with_state(router).merge(ws_app).merge(lambda_app);
+            .with_state(invocable);
+        let mail_app = axum::Router::new()
+            .route("/_local/ses/receive", axum::routing::post(crate::mail::receive))
+            .with_state(mail);
+        let app =
+            axum::Router::new().fallback(serve).with_state(router).merge(ws_app).merge(lambda_app).merge(mail_app);
         // Step Functions (moto) finds this stack's functions here.
         if let Ok(dir) = std::env::var(crate::services::LAMBDA_ROUTES_ENV) {
             let file = std::path::Path::new(&dir).join(&opts.stack_name);

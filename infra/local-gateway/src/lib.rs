@@ -4,6 +4,7 @@
 //! delivery callbacks. Tests use [`gateway::Stack`] the same way, one isolated stack each.
 
 pub mod gateway;
+pub mod mail;
 pub mod provision;
 pub mod services;
 pub mod sockets;
@@ -25,6 +26,9 @@ pub mod dev {
     pub const TELEGRAM_BOT_TOKEN: &str = "7000000001:local-dev-telegram-bot-token";
     pub const TELEGRAM_BOT_ID: &str = "7000000001";
     pub const TELEGRAM_SECRET_TOKEN: &str = "local-dev-telegram-secret-token";
+    /// The demo workspace's support address (its domain is verified on the local SES).
+    pub const EMAIL_ADDRESS: &str = "support@demo.switchboard.test";
+    pub const EMAIL_DOMAIN: &str = "demo.switchboard.test";
 }
 
 /// The functions' configuration for the JSON channels (credentials as the secrets hold them, and

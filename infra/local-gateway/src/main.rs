@@ -142,6 +142,7 @@ async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> 
             (dev::TELEGRAM_BOT_TOKEN, dev::TELEGRAM_SECRET_TOKEN),
         ),
         stack_name: "switchboard-local".into(),
+        email_domains: vec![dev::EMAIL_DOMAIN.into()],
         http_addr: ([127, 0, 0, 1], port).into(),
         twilio_api_base: fake.base_url(),
         twilio_account_sid: dev::TWILIO_ACCOUNT_SID.into(),
@@ -162,9 +163,11 @@ async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> 
             display_name: Some("Demo support line".into()),
         })
         .await?;
-    for (channel, address) in
-        [(Channel::Whatsapp, dev::WHATSAPP_PHONE_NUMBER_ID), (Channel::Telegram, dev::TELEGRAM_BOT_ID)]
-    {
+    for (channel, address) in [
+        (Channel::Whatsapp, dev::WHATSAPP_PHONE_NUMBER_ID),
+        (Channel::Telegram, dev::TELEGRAM_BOT_ID),
+        (Channel::Email, dev::EMAIL_ADDRESS),
+    ] {
         store
             .put_channel_account(&ChannelAccount {
                 workspace: WorkspaceId::parse(dev::WORKSPACE)?,
@@ -201,7 +204,11 @@ Switchboard is running locally (Ctrl-C stops everything).
   fake Telegram     {telegram}   (Bot API)
   workspace         {ws}, receiving SMS on {number}, WhatsApp on number id {wa_id},
                     Telegram as bot {bot} (POST /webhooks/telegram/{bot},
-                    header X-Telegram-Bot-Api-Secret-Token: {tg_secret})
+                    header X-Telegram-Bot-Api-Secret-Token: {tg_secret}),
+                    email on {email}: SES receiving is played by
+                    curl -sS -X POST '{base}/_local/ses/receive' --data-binary @events/inbound-email/gmail-reply.eml
+                    (recipients from the To header, or ?to=address); replies are in moto's SES,
+                    {moto}/moto-api/data.json under ses.RawMessage
 
 1. A customer texts you (a request signed exactly as Twilio signs it):
 
@@ -228,6 +235,7 @@ Switchboard is running locally (Ctrl-C stops everything).
         wa_id = dev::WHATSAPP_PHONE_NUMBER_ID,
         bot = dev::TELEGRAM_BOT_ID,
         tg_secret = dev::TELEGRAM_SECRET_TOKEN,
+        email = dev::EMAIL_ADDRESS,
         ws = dev::WORKSPACE,
         number = dev::SMS_NUMBER,
         form = form_path.display(),

@@ -25,6 +25,8 @@ pub struct Provisioned {
     pub max_receives: HashMap<String, u32>,
     /// State machine logical id → ARN.
     pub state_machine_arns: HashMap<String, String>,
+    /// Bucket logical id → name.
+    pub buckets: HashMap<String, String>,
 }
 
 fn key_schema(v: Option<&Value>) -> Result<Vec<KeySchemaElement>> {
@@ -134,6 +136,7 @@ pub async fn create_queues(t: &Template, stack: &str, sqs: &aws_sdk_sqs::Client)
         queue_arns: arns,
         max_receives,
         state_machine_arns: HashMap::new(),
+        buckets: HashMap::new(),
     })
 }
 
@@ -160,7 +163,32 @@ pub async fn create_state_machines(
     Ok(arns)
 }
 
-/// The table, every queue and every state machine of the template, for one stack name.
+/// The template's buckets on moto's S3.
+pub async fn create_buckets(t: &Template, stack: &str, s3: &aws_sdk_s3::Client) -> Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for (logical_id, name) in t.buckets(stack) {
+        s3.create_bucket().bucket(&name).send().await.with_context(|| format!("creating bucket {name}"))?;
+        out.insert(logical_id, name);
+    }
+    Ok(out)
+}
+
+/// Verifies sending domains on moto's SES (in AWS, the template's email identity with DKIM).
+pub async fn verify_email_domains(domains: &[String], ses: &aws_sdk_sesv2::Client) -> Result<()> {
+    for d in domains {
+        match ses.create_email_identity().email_identity(d).send().await {
+            Ok(_) => {}
+            // Another stack of this run verified it first.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_already_exists_exception()) => {}
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("verifying {d} in SES")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The table, every queue, bucket and state machine of the template, for one stack name.
 pub async fn provision(t: &Template, stack: &str, aws: &aws_config::SdkConfig) -> Result<Provisioned> {
     let ddb = aws_sdk_dynamodb::Client::new(aws);
     let sqs = aws_sdk_sqs::Client::new(aws);
@@ -168,5 +196,6 @@ pub async fn provision(t: &Template, stack: &str, aws: &aws_config::SdkConfig) -
     let mut p = create_queues(t, stack, &sqs).await?;
     p.table = table;
     p.state_machine_arns = create_state_machines(t, stack, &aws_sdk_sfn::Client::new(aws)).await?;
+    p.buckets = create_buckets(t, stack, &aws_sdk_s3::Client::new(aws)).await?;
     Ok(p)
 }

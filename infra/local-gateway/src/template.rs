@@ -64,6 +64,14 @@ pub struct StateMachineDef {
     pub invokes: Vec<String>,
 }
 
+/// An SES receipt rule: raw messages stored under `prefix` in a bucket, then a function invoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptRuleDef {
+    pub bucket_logical_id: String,
+    pub prefix: String,
+    pub binary: String,
+}
+
 /// The ARN a function has on the local stack: its name is `<stack>--<binary>`, so the Lambda
 /// endpoint (shared by every stack of a run) knows which gateway serves it.
 pub fn local_function_arn(stack: &str, binary: &str) -> String {
@@ -302,6 +310,73 @@ impl Template {
         Ok(out)
     }
 
+    /// The S3 buckets: (logical id, the bucket's local name, lower case as S3 wants).
+    pub fn buckets(&self, stack: &str) -> Vec<(String, String)> {
+        self.of_type("AWS::S3::Bucket").map(|(id, _)| (id.clone(), format!("{stack}-{id}").to_lowercase())).collect()
+    }
+
+    /// SES receipt rules whose actions store the message in S3 and invoke a function.
+    pub fn receipt_rules(&self) -> Result<Vec<ReceiptRuleDef>> {
+        let mut out = vec![];
+        for (id, res) in self.of_type("AWS::SES::ReceiptRule") {
+            let actions = res
+                .get("Properties")
+                .and_then(|p| p.get("Rule"))
+                .and_then(|r| r.get("Actions"))
+                .and_then(Value::as_sequence)
+                .ok_or_else(|| anyhow!("{id}: no Rule.Actions"))?;
+            let s3 = actions.iter().find_map(|a| a.get("S3Action")).ok_or_else(|| anyhow!("{id}: no S3Action"))?;
+            let bucket = s3
+                .get("BucketName")
+                .and_then(|b| tagged(b, "!Ref"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| anyhow!("{id}: S3Action.BucketName must be !Ref Bucket"))?;
+            let prefix = s3.get("ObjectKeyPrefix").and_then(Value::as_str).unwrap_or_default();
+            let target = actions
+                .iter()
+                .find_map(|a| a.get("LambdaAction"))
+                .and_then(|l| l.get("FunctionArn"))
+                .and_then(getatt_target)
+                .ok_or_else(|| anyhow!("{id}: LambdaAction.FunctionArn must be !GetAtt Function.Arn"))?;
+            let binary = self
+                .functions()
+                .find(|(fid, _, _)| *fid == target)
+                .map(|(_, _, b)| b)
+                .ok_or_else(|| anyhow!("{id}: {target} is not a function"))?;
+            out.push(ReceiptRuleDef { bucket_logical_id: bucket.to_owned(), prefix: prefix.to_owned(), binary });
+        }
+        Ok(out)
+    }
+
+    /// Functions subscribed to an SNS topic (invoked directly on the local stack).
+    pub fn sns_functions(&self) -> Vec<String> {
+        self.functions().filter(|(_, res, _)| Self::events(res, "SNS").next().is_some()).map(|(_, _, b)| b).collect()
+    }
+
+    /// Environment variables that name a bucket: `!Ref Bucket`, or `!If [Condition, !Ref Bucket,
+    /// …]` (conditions hold on the local stack, which runs every channel).
+    pub fn bucket_env(&self, binary: &str) -> Vec<(String, String)> {
+        let mut out = vec![];
+        for (_, res, b) in self.functions() {
+            if b != binary {
+                continue;
+            }
+            let vars = res.get("Properties").and_then(|p| p.get("Environment")).and_then(|e| e.get("Variables"));
+            for (k, v) in vars.and_then(Value::as_mapping).into_iter().flatten() {
+                let target = match tagged(v, "!If") {
+                    Some(Value::Sequence(branches)) => branches.get(1).and_then(|t| tagged(t, "!Ref")),
+                    _ => tagged(v, "!Ref"),
+                };
+                if let (Some(k), Some(Value::String(target))) = (k.as_str(), target) {
+                    if self.of_type("AWS::S3::Bucket").any(|(id, _)| id == *target) {
+                        out.push((k.to_owned(), target.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Environment variables a function's template gives it that name a state machine
     /// (`!Ref SomeStateMachine`, its ARN).
     pub fn state_machine_env(&self, binary: &str) -> Vec<(String, String)> {
@@ -384,6 +459,24 @@ mod tests {
         assert_eq!((find("heartbeat").binary.as_str(), find("heartbeat").two_way), ("ws-presence", true));
         assert_eq!(find("viewing").binary, "ws-activity");
         assert_eq!(routes.len(), 8);
+    }
+
+    #[test]
+    fn email_resources_come_from_the_receipt_rule_and_sns_subscriptions() {
+        let t = template();
+        assert_eq!(t.buckets("T1"), vec![("MailBucket".to_owned(), "t1-mailbucket".to_owned())]);
+        let rules = t.receipt_rules().unwrap();
+        assert_eq!(
+            rules,
+            vec![ReceiptRuleDef {
+                bucket_logical_id: "MailBucket".into(),
+                prefix: "inbound/".into(),
+                binary: "inbound-email".into()
+            }]
+        );
+        assert_eq!(t.sns_functions(), vec!["ses-events".to_owned()]);
+        assert_eq!(t.bucket_env("inbound-email"), vec![("MAIL_BUCKET".to_owned(), "MailBucket".to_owned())]);
+        assert_eq!(t.bucket_env("outbound-sender"), vec![("MAIL_BUCKET".to_owned(), "MailBucket".to_owned())]);
     }
 
     #[test]

@@ -295,7 +295,7 @@ pub fn reply_policy(channel: Channel, window_open: bool, template: bool) -> Resu
         Channel::Whatsapp if !template && !window_open => Err(ReplyRefusal::OutsideWindow),
         Channel::Whatsapp => Ok(()),
         _ if template => Err(ReplyRefusal::TemplateNotSupported(channel)),
-        Channel::Sms | Channel::Telegram => Ok(()),
+        Channel::Sms | Channel::Telegram | Channel::Email => Ok(()),
         other => Err(ReplyRefusal::NotSupported(other)),
     }
 }
@@ -313,6 +313,7 @@ mod tests {
         assert_eq!(reply_policy(Channel::Sms, false, false), Ok(()), "SMS has no window");
         assert_eq!(reply_policy(Channel::Telegram, false, false), Ok(()));
         assert_eq!(reply_policy(Channel::Sms, true, true), Err(ReplyRefusal::TemplateNotSupported(Channel::Sms)));
-        assert_eq!(reply_policy(Channel::Email, true, false), Err(ReplyRefusal::NotSupported(Channel::Email)));
+        assert_eq!(reply_policy(Channel::Email, false, false), Ok(()), "email has no window");
+        assert_eq!(reply_policy(Channel::Messenger, true, false), Err(ReplyRefusal::NotSupported(Channel::Messenger)));
     }
 }
