@@ -186,16 +186,13 @@ impl Deps {
                 config.required("NOTIFICATION_QUEUE_URL")?,
             )),
             providers: Providers { http, by_channel },
-            email: match config.optional("MAIL_BUCKET").filter(|b| !b.is_empty()) {
-                Some(bucket) => Some(EmailOut {
-                    transport: Arc::new(mail::ses::SesTransport::new(
-                        aws_sdk_sesv2::Client::new(aws),
-                        config.optional("SES_CONFIGURATION_SET").filter(|c| !c.is_empty()),
-                    )),
-                    files: Arc::new(mail::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket)),
-                }),
-                None => None,
-            },
+            email: config.optional("MAIL_BUCKET").filter(|b| !b.is_empty()).map(|bucket| EmailOut {
+                transport: Arc::new(mail::ses::SesTransport::new(
+                    aws_sdk_sesv2::Client::new(aws),
+                    config.optional("SES_CONFIGURATION_SET").filter(|c| !c.is_empty()),
+                )),
+                files: Arc::new(mail::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket)),
+            }),
             twilio,
             retry: RetryPolicy {
                 attempts: config.parse("SEND_ATTEMPTS", 3u32)?,
