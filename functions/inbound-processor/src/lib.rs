@@ -562,7 +562,7 @@ async fn try_ingest(deps: &Deps, m: &InboundMessage, inv: &Invocation) -> Result
 mod tests {
     use super::*;
     use aws_lambda_events::sqs::SqsMessage;
-    use domain::ports::{ConversationReader, InboundStore, Order};
+    use domain::ports::{ConsentStore, ConversationReader, InboundStore, Order};
     use domain::{Identity, PhoneNumber, WorkspaceId};
     use queue::memory::MemoryQueue;
     use store::MemoryStore;
@@ -805,6 +805,36 @@ mod tests {
         // Bob cannot write into Ann's conversation with her token.
         let bob = ingest(&deps, email("m5@example.com", "bob@example.com", token)).await.unwrap();
         assert_ne!(bob.conversation(), Some(conversation));
+    }
+
+    #[tokio::test]
+    async fn a_provider_suppression_is_applied_once() {
+        use domain::consent::{Change, Source, Status};
+        let (deps, s, _) = deps();
+        let identity = Identity::email(&domain::EmailAddress::parse("ann@example.com").unwrap());
+        let update = domain::events::ConsentUpdate {
+            workspace: ws(),
+            identity: identity.clone(),
+            change: Change {
+                status: Status::OptedOut,
+                at: time::OffsetDateTime::now_utc(),
+                source: Source::Provider {
+                    provider: "ses".into(),
+                    reason: "complaint".into(),
+                    provider_message_id: "m1".into(),
+                },
+            },
+        };
+        let ev = InboundEvent::Consent(update);
+        assert_eq!(ingest(&deps, ev.clone()).await.unwrap(), Ingested::Consent { applied: true });
+        assert_eq!(
+            ingest(&deps, ev).await.unwrap(),
+            Ingested::Consent { applied: false },
+            "a redelivery changes nothing"
+        );
+        let record = s.consent(&ws(), &identity).await.unwrap().unwrap();
+        assert_eq!((record.status, record.history.len()), (Status::OptedOut, 1));
+        assert!(record.refusal().unwrap().contains("complaint reported by ses"));
     }
 
     #[tokio::test]
