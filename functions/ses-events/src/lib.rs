@@ -56,10 +56,8 @@ pub async fn handle(deps: &Deps, event: SnsEvent) -> Result<Outcome, Error> {
                 continue;
             }
         };
-        let sender = feedback
-            .source
-            .as_deref()
-            .map(|s| email::split_plus(EmailAddress::parse(s).map(|a| a.to_string()).as_deref().unwrap_or(s)).0);
+        // The workspace's own address (split_plus trims and lower-cases it).
+        let sender = feedback.source.as_deref().map(|s| email::split_plus(s).0);
         let account = match &sender {
             Some(s) => deps.directory.channel_account(Channel::Email, s).await?,
             None => None,
@@ -87,10 +85,8 @@ pub async fn handle(deps: &Deps, event: SnsEvent) -> Result<Outcome, Error> {
                 out.statuses += 1;
             }
         }
-        let reason = match (&feedback.event, feedback.kind.as_str()) {
-            (_, "complaint") => "complaint",
-            _ => "hard_bounce",
-        };
+        // Only hard bounces and complaints suppress.
+        let reason = if feedback.kind == "complaint" { "complaint" } else { "hard_bounce" };
         for address in &feedback.suppress {
             let update = ConsentUpdate {
                 workspace: ws.clone(),

@@ -47,7 +47,10 @@ impl Receiving {
 
 /// The SES event of the receipt rule's Lambda action (the shape Lambda gets in AWS).
 pub fn ses_event(message_id: &str, recipients: &[String], raw: &[u8]) -> serde_json::Value {
-    let parsed = mail_header_summary(raw);
+    let parsed = mail_parser::MessageParser::default().parse(raw);
+    let from = parsed.as_ref().and_then(|m| m.from()).and_then(|a| a.first()).and_then(|a| a.address());
+    let subject = parsed.as_ref().and_then(|m| m.subject());
+    let header_id = parsed.as_ref().and_then(|m| m.message_id());
     let now =
         time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let pass = serde_json::json!({ "status": "PASS" });
@@ -58,16 +61,16 @@ pub fn ses_event(message_id: &str, recipients: &[String], raw: &[u8]) -> serde_j
             "ses": {
                 "mail": {
                     "timestamp": now,
-                    "source": parsed.get("from").cloned().unwrap_or_default(),
+                    "source": from.unwrap_or_default(),
                     "messageId": message_id,
                     "destination": recipients,
                     "headersTruncated": false,
                     "headers": [],
                     "commonHeaders": {
-                        "from": parsed.get("from").map(|f| vec![f.clone()]).unwrap_or_default(),
+                        "from": from.into_iter().collect::<Vec<_>>(),
                         "to": recipients,
-                        "subject": parsed.get("subject"),
-                        "messageId": parsed.get("message-id"),
+                        "subject": subject,
+                        "messageId": header_id,
                     },
                 },
                 "receipt": {
@@ -83,46 +86,10 @@ pub fn ses_event(message_id: &str, recipients: &[String], raw: &[u8]) -> serde_j
     })
 }
 
-/// A few unfolded headers of a raw message (From, To, Cc, Subject, Message-ID), lower-cased names.
-fn mail_header_summary(raw: &[u8]) -> HashMap<String, String> {
-    let text = String::from_utf8_lossy(raw);
-    let head = text.split("\r\n\r\n").next().unwrap_or_default();
-    let head = head.split("\n\n").next().unwrap_or_default();
-    let mut out: HashMap<String, String> = HashMap::new();
-    let mut last: Option<String> = None;
-    for line in head.lines() {
-        if line.starts_with([' ', '\t']) {
-            if let Some(v) = last.as_ref().and_then(|k| out.get_mut(k)) {
-                v.push(' ');
-                v.push_str(line.trim());
-            }
-            continue;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            let k = k.trim().to_lowercase();
-            if ["from", "to", "cc", "subject", "message-id"].contains(&k.as_str()) {
-                out.insert(k.clone(), v.trim().to_owned());
-                last = Some(k);
-            } else {
-                last = None;
-            }
-        }
-    }
-    out
-}
-
-/// The bare addresses of a header value (`Ann <a@x>, b@y` → a@x, b@y).
-fn addresses(v: &str) -> Vec<String> {
-    v.split(',')
-        .filter_map(|part| {
-            let part = part.trim();
-            let a = match (part.rfind('<'), part.rfind('>')) {
-                (Some(s), Some(e)) if s < e => &part[s + 1..e],
-                _ => part,
-            };
-            a.contains('@').then(|| a.trim().to_lowercase())
-        })
-        .collect()
+/// The addresses of a raw message's To and Cc headers, lower case.
+fn recipients_of(raw: &[u8]) -> Vec<String> {
+    let Some(m) = mail_parser::MessageParser::default().parse(raw) else { return vec![] };
+    m.to().into_iter().chain(m.cc()).flat_map(|a| a.iter()).filter_map(|a| a.address()).map(str::to_lowercase).collect()
 }
 
 pub async fn receive(State(mail): State<Arc<Receiving>>, RawQuery(query): RawQuery, body: Bytes) -> Response {
@@ -134,8 +101,7 @@ pub async fn receive(State(mail): State<Arc<Receiving>>, RawQuery(query): RawQue
         .map(|(_, v)| v.trim().to_lowercase())
         .collect();
     if recipients.is_empty() {
-        let h = mail_header_summary(&body);
-        recipients = ["to", "cc"].iter().filter_map(|k| h.get(*k)).flat_map(|v| addresses(v)).collect();
+        recipients = recipients_of(&body);
     }
     if recipients.is_empty() {
         return (StatusCode::BAD_REQUEST, "no recipients: pass ?to=address or a To header").into_response();
@@ -174,10 +140,10 @@ mod tests {
     #[test]
     fn recipients_and_headers_are_read_from_the_message() {
         let raw = b"From: Ann <ann@example.com>\r\nTo: Support <support@acme.example>,\r\n b@acme.example\r\nSubject: hi\r\n\r\nbody";
-        let h = mail_header_summary(raw);
-        assert_eq!(addresses(&h["to"]), vec!["support@acme.example", "b@acme.example"]);
-        assert_eq!(h["subject"], "hi");
+        assert_eq!(recipients_of(raw), vec!["support@acme.example", "b@acme.example"]);
         let ev = ses_event("m1", &["support@acme.example".into()], raw);
+        assert_eq!(ev["Records"][0]["ses"]["mail"]["commonHeaders"]["subject"], "hi");
+        assert_eq!(ev["Records"][0]["ses"]["mail"]["source"], "ann@example.com");
         let parsed: aws_lambda_events::ses::SimpleEmailEvent = serde_json::from_value(ev).unwrap();
         assert_eq!(parsed.records[0].ses.receipt.recipients, vec!["support@acme.example"]);
         assert_eq!(parsed.records[0].ses.mail.message_id.as_deref(), Some("m1"));

@@ -195,6 +195,11 @@ impl Template {
         })
     }
 
+    /// The binary of the function with this logical id.
+    fn binary_of(&self, logical_id: &str) -> Option<String> {
+        self.functions().find(|(id, _, _)| id == logical_id).map(|(_, _, b)| b)
+    }
+
     fn events<'a>(res: &'a Value, ty: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
         res.get("Properties")
             .and_then(|p| p.get("Events"))
@@ -297,11 +302,8 @@ impl Template {
                 let key = k.as_str().unwrap_or_default();
                 let target = getatt_target(v)
                     .ok_or_else(|| anyhow!("{logical_id}.{key}: only !GetAtt Function.Arn is resolved locally"))?;
-                let binary = self
-                    .functions()
-                    .find(|(id, _, _)| *id == target)
-                    .map(|(_, _, b)| b)
-                    .ok_or_else(|| anyhow!("{logical_id}.{key}: {target} is not a function"))?;
+                let binary =
+                    self.binary_of(&target).ok_or_else(|| anyhow!("{logical_id}.{key}: {target} is not a function"))?;
                 json = json.replace(&format!("${{{key}}}"), &local_function_arn(stack, &binary));
                 invokes.push(binary);
             }
@@ -338,11 +340,7 @@ impl Template {
                 .and_then(|l| l.get("FunctionArn"))
                 .and_then(getatt_target)
                 .ok_or_else(|| anyhow!("{id}: LambdaAction.FunctionArn must be !GetAtt Function.Arn"))?;
-            let binary = self
-                .functions()
-                .find(|(fid, _, _)| *fid == target)
-                .map(|(_, _, b)| b)
-                .ok_or_else(|| anyhow!("{id}: {target} is not a function"))?;
+            let binary = self.binary_of(&target).ok_or_else(|| anyhow!("{id}: {target} is not a function"))?;
             out.push(ReceiptRuleDef { bucket_logical_id: bucket.to_owned(), prefix: prefix.to_owned(), binary });
         }
         Ok(out)
@@ -353,28 +351,9 @@ impl Template {
         self.functions().filter(|(_, res, _)| Self::events(res, "SNS").next().is_some()).map(|(_, _, b)| b).collect()
     }
 
-    /// Environment variables that name a bucket: `!Ref Bucket`, or `!If [Condition, !Ref Bucket,
-    /// …]` (conditions hold on the local stack, which runs every channel).
+    /// Environment variables that name a bucket (`!Ref MailBucket`).
     pub fn bucket_env(&self, binary: &str) -> Vec<(String, String)> {
-        let mut out = vec![];
-        for (_, res, b) in self.functions() {
-            if b != binary {
-                continue;
-            }
-            let vars = res.get("Properties").and_then(|p| p.get("Environment")).and_then(|e| e.get("Variables"));
-            for (k, v) in vars.and_then(Value::as_mapping).into_iter().flatten() {
-                let target = match tagged(v, "!If") {
-                    Some(Value::Sequence(branches)) => branches.get(1).and_then(|t| tagged(t, "!Ref")),
-                    _ => tagged(v, "!Ref"),
-                };
-                if let (Some(k), Some(Value::String(target))) = (k.as_str(), target) {
-                    if self.of_type("AWS::S3::Bucket").any(|(id, _)| id == *target) {
-                        out.push((k.to_owned(), target.clone()));
-                    }
-                }
-            }
-        }
-        out
+        self.ref_env(binary, "AWS::S3::Bucket")
     }
 
     /// Environment variables a function's template gives it that name a state machine
@@ -388,7 +367,9 @@ impl Template {
         self.ref_env(binary, "AWS::SQS::Queue")
     }
 
-    /// A function's environment variables that `!Ref` a resource of type `ty`: (variable, logical id).
+    /// A function's environment variables that `!Ref` a resource of type `ty`, directly or as the
+    /// true branch of an `!If` (conditions hold on the local stack, which runs every channel):
+    /// (variable, logical id).
     fn ref_env(&self, binary: &str, ty: &str) -> Vec<(String, String)> {
         let mut out = vec![];
         for (_, res, b) in self.functions() {
@@ -397,7 +378,11 @@ impl Template {
             }
             let vars = res.get("Properties").and_then(|p| p.get("Environment")).and_then(|e| e.get("Variables"));
             for (k, v) in vars.and_then(Value::as_mapping).into_iter().flatten() {
-                if let (Some(k), Some(Value::String(target))) = (k.as_str(), tagged(v, "!Ref")) {
+                let target = match tagged(v, "!If") {
+                    Some(Value::Sequence(branches)) => branches.get(1).and_then(|t| tagged(t, "!Ref")),
+                    _ => tagged(v, "!Ref"),
+                };
+                if let (Some(k), Some(Value::String(target))) = (k.as_str(), target) {
                     if self.of_type(ty).any(|(id, _)| id == *target) {
                         out.push((k.to_owned(), target.clone()));
                     }

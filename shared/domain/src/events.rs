@@ -93,9 +93,8 @@ impl ConsentUpdate {
             }
             other => format!("{other:?}"),
         };
-        let digest = sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(
-            format!("{}:{}:{source}", self.identity.kind.as_str(), self.identity.value).as_bytes(),
-        ));
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("{}:{}:{source}", self.identity.kind.as_str(), self.identity.value));
         format!("consent:{}", hex::encode(&digest[..16]))
     }
 }

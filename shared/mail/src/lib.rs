@@ -1,5 +1,5 @@
 //! Files in S3 and email through SES v2, behind the domain's `FileStore` and `EmailTransport`
-//! ports; `memory` has the stand-ins unit tests use (end-to-end tests use moto's S3 and SES).
+//! ports; `memory` has the file store unit tests use (end-to-end tests use moto's S3 and SES).
 
 pub mod memory;
 #[cfg(feature = "s3")]

@@ -119,9 +119,9 @@ pub fn reply_text(body: &str) -> String {
 fn strip_signature<'a>(lines: &'a [&'a str]) -> &'a [&'a str] {
     let mut end = lines.len();
     for (i, l) in lines.iter().enumerate().rev() {
-        let t = l.trim_end();
-        let lower = t.trim().to_lowercase();
-        if t == "--" || t == "-- " || l.starts_with("-- \n") {
+        let lower = l.trim().to_lowercase();
+        // "-- " (RFC 3676), or "--" once a client has eaten the trailing space.
+        if l.trim_end() == "--" {
             // A signature is short; a "--" far above the end is a divider in the text.
             if lines.len() - i <= 12 {
                 end = i;
