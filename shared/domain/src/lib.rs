@@ -6,6 +6,7 @@ pub mod address;
 pub mod audit;
 pub mod canned;
 pub mod channels;
+pub mod contacts;
 pub mod consent;
 pub mod delivery;
 pub mod error;

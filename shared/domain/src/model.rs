@@ -145,6 +145,14 @@ pub struct Contact {
     pub attributes: BTreeMap<String, String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Bumped by every change an agent makes (identities, merges): the optimistic-lock token.
+    #[serde(default)]
+    pub version: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub updated_at: Option<OffsetDateTime>,
+    /// Set once this contact was merged into another: it keeps no identities and forwards there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<ContactId>,
 }
 
 impl Contact {
@@ -156,6 +164,9 @@ impl Contact {
             identities: vec![identity],
             attributes: BTreeMap::new(),
             created_at: now,
+            version: 0,
+            updated_at: None,
+            merged_into: None,
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::events::{InboundEvent, Notification, OutboundJob};
 use crate::finance::ledger::{Counter, Grouping, Month};
 use crate::finance::ratecard::RateCard;
 use crate::finance::{Budget, BudgetScope, LedgerEntry, Totals};
-use crate::ids::{AgentId, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
+use crate::ids::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
 use crate::model::{Channel, Contact, Conversation, ConversationStatus, DeliveryEvent, Identity, Message};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -587,4 +587,56 @@ pub trait EmailTransport: Send + Sync {
         to: &str,
         raw: Vec<u8>,
     ) -> Result<crate::channels::SendOutcome, TransportError>;
+}
+
+/// How many conversations one [`ContactStore::move_conversations`] call moves at most (three items
+/// of one DynamoDB transaction each).
+pub const CONTACT_MOVE_CHUNK: usize = 30;
+
+/// The first write of a contact merge (see `contacts`), atomically: both contacts (each only if
+/// unchanged since read), every identity pointer of the source repointed, the current-conversation
+/// slots, the name index and the audit entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContactMergeCommit {
+    pub merge: crate::contacts::ContactMerge,
+    pub source_version: u64,
+    pub target_version: u64,
+    pub audit: crate::audit::AuditEntry,
+}
+
+/// Identities, merges and probable matches of contacts.
+#[async_trait]
+pub trait ContactStore: Send + Sync {
+    /// The contact an identity belongs to, if any.
+    async fn identity_owner(&self, ws: &WorkspaceId, identity: &Identity) -> Result<Option<ContactId>, StoreError>;
+    /// Writes `contact` (which holds `identity`) and the identity's pointer, with the audit entry.
+    /// `Duplicate`: the identity belongs to a contact already; `Conflict`: the contact changed.
+    async fn link_identity(
+        &self,
+        contact: &Contact,
+        expected_version: u64,
+        identity: &Identity,
+        audit: &crate::audit::AuditEntry,
+    ) -> Result<(), StoreError>;
+    /// Writes `contact` (which no longer holds `identity`) and deletes the identity's pointer.
+    /// `Conflict`: the contact changed or the pointer names another contact.
+    async fn unlink_identity(
+        &self,
+        contact: &Contact,
+        expected_version: u64,
+        identity: &Identity,
+        audit: &crate::audit::AuditEntry,
+    ) -> Result<(), StoreError>;
+    /// `Conflict` when either contact, a pointer or a slot changed since read.
+    async fn commit_contact_merge(&self, commit: ContactMergeCommit) -> Result<(), StoreError>;
+    /// Moves up to [`CONTACT_MOVE_CHUNK`] conversations, each exactly as read, from their contact
+    /// to `to` (the conversation and the contact-history pointers), atomically.
+    async fn move_conversations(
+        &self,
+        ws: &WorkspaceId,
+        to: ContactId,
+        conversations: &[Conversation],
+    ) -> Result<(), StoreError>;
+    /// Contacts whose name has this blocking key (`contacts::name_key`), at most `limit`.
+    async fn contacts_named(&self, ws: &WorkspaceId, name_key: &str, limit: u16) -> Result<Vec<Contact>, StoreError>;
 }

@@ -550,6 +550,7 @@ pub async fn run_all<S: Store>(s: &S) {
     notes_history_team_views_and_canned_responses(s).await;
     split_and_merge_move_messages_pointers_and_the_thread(s).await;
     whatsapp_templates_by_name_and_language(s).await;
+    contacts_link_identities_merge_and_suggest(s).await;
 }
 
 pub async fn whatsapp_templates_by_name_and_language<S: Store>(s: &S) {
@@ -1330,6 +1331,136 @@ pub async fn seed_thread<S: Store>(s: &S, ws: &WorkspaceId, id: ConversationId, 
         .expect("seed thread");
     }
     contact
+}
+
+/// A first message from a new contact with this identity and name; returns both.
+async fn seed_named<S: Store>(s: &S, ws: &WorkspaceId, identity: Identity, name: &str) -> (Contact, Conversation) {
+    let at = now();
+    let contact = Contact::new(ws.clone(), identity, Some(name.into()), at);
+    let mut conv = Conversation::start(ws.clone(), &contact, at);
+    conv.record_inbound(route(), at);
+    s.commit_inbound(InboundCommit {
+        consent: None,
+        cost: None,
+        new_contact: Some(contact.clone()),
+        message: inbound_message(ws, &conv, &contact, at),
+        conversation: ConversationWrite::Create { conversation: conv.clone(), replaces: None },
+        provider: "twilio".into(),
+        provider_message_id: format!("SM{}", ulid::Ulid::new()),
+    })
+    .await
+    .expect("seed named contact");
+    (contact, conv)
+}
+
+pub async fn contacts_link_identities_merge_and_suggest<S: Store>(s: &S) {
+    use domain::contacts::{self, ContactError};
+    use domain::inbox::Refusal;
+    let ws = workspace("contacts");
+    let at = now();
+    let ada = AgentId::parse("ada").unwrap();
+    let email = Identity::parse(IdentityKind::Email, "ana@example.com").unwrap();
+    let (a, x) = seed_named(s, &ws, phone(7001), "Ana Silva").await;
+    let (b, y) = seed_named(s, &ws, phone(7002), "Anna Silva").await;
+
+    // Linking: once, idempotently, never onto a second contact.
+    let linked = contacts::add_identity(s, &ws, a.id, email.clone(), &ada, at).await.unwrap();
+    assert!(linked.changed);
+    assert_eq!(s.identity_owner(&ws, &email).await.unwrap(), Some(a.id));
+    assert_eq!(s.contact_by_identity(&ws, &email).await.unwrap().map(|c| c.id), Some(a.id));
+    assert!(!contacts::add_identity(s, &ws, a.id, email.clone(), &ada, at).await.unwrap().changed);
+    let taken = contacts::add_identity(s, &ws, b.id, email.clone(), &ada, at).await;
+    assert!(matches!(&taken, Err(ContactError::Refused(Refusal::Conflict(m))) if m.contains(&a.id.to_string())));
+    let stale = s.link_identity(&linked.contact, a.version, &phone(7009), &linked_audit(&ws, &ada, at)).await;
+    assert!(matches!(stale, Err(StoreError::Conflict)), "a stale version: {stale:?}");
+    let dup = s.link_identity(&b, b.version, &email, &linked_audit(&ws, &ada, at)).await;
+    assert!(matches!(dup, Err(StoreError::Duplicate)), "{dup:?}");
+    // Unlinking frees the identity; the last one stays.
+    assert!(contacts::remove_identity(s, &ws, a.id, &email, &ada, at).await.unwrap().changed);
+    assert_eq!(s.identity_owner(&ws, &email).await.unwrap(), None);
+    let last = contacts::remove_identity(s, &ws, b.id, &phone(7002), &ada, at).await;
+    assert!(matches!(last, Err(ContactError::Refused(Refusal::Invalid(_)))), "{last:?}");
+    contacts::add_identity(s, &ws, b.id, email.clone(), &ada, at).await.unwrap();
+
+    // Probable matches come from the name index: similar name, similar phone.
+    let (c, _) = seed_named(s, &ws, Identity::parse(IdentityKind::Phone, "+447955557001").unwrap(), "Ana Silva").await;
+    let named = s.contacts_named(&ws, "silva a", 10).await.unwrap();
+    assert_eq!(named.len(), 3, "{named:?}");
+    let (_, found) = contacts::suggest(s, &ws, a.id).await.unwrap();
+    assert_eq!(found.iter().map(|(sg, _)| sg.contact).collect::<Vec<_>>(), vec![c.id]);
+
+    // Merge b (open conversation y, phone and email) into a (open conversation x): both kept open,
+    // a's stays the thread; b forwards to a; every identity and conversation moved.
+    let merged = contacts::merge(s, &ws, b.id, a.id, &ada, at).await.unwrap();
+    assert!(merged.changed);
+    assert_eq!(merged.moved, 1);
+    assert_eq!(merged.source.merged_into, Some(a.id));
+    assert!(merged.source.identities.is_empty());
+    assert_eq!(merged.contact.identities.len(), 3);
+    for i in [phone(7001), phone(7002), email.clone()] {
+        assert_eq!(s.contact_by_identity(&ws, &i).await.unwrap().map(|c| c.id), Some(a.id), "{i:?}");
+    }
+    let history = s.contact_conversations(&ws, a.id, 10, None).await.unwrap().items;
+    let mut ids: Vec<ConversationId> = history.iter().map(|c| c.id).collect();
+    ids.sort();
+    let mut want = vec![x.id, y.id];
+    want.sort();
+    assert_eq!(ids, want);
+    assert!(history.iter().all(|c| c.contact_id == a.id));
+    assert!(s.contact_conversations(&ws, b.id, 10, None).await.unwrap().items.is_empty());
+    assert_eq!(s.current_conversation(&ws, &merged.contact).await.unwrap().map(|c| c.id), Some(x.id));
+    assert_eq!(s.current_conversation(&ws, &merged.source).await.unwrap(), None);
+    // A message that read b before the merge cannot start a conversation under it.
+    let mut late = Conversation::start(ws.clone(), &b, at);
+    late.record_inbound(route(), at);
+    let res = s
+        .commit_inbound(InboundCommit {
+            consent: None,
+            cost: None,
+            new_contact: None,
+            message: inbound_message(&ws, &late, &b, at),
+            conversation: ConversationWrite::Create { conversation: late, replaces: Some(y.id) },
+            provider: "twilio".into(),
+            provider_message_id: format!("SM{}", ulid::Ulid::new()),
+        })
+        .await;
+    assert!(matches!(res, Err(StoreError::Conflict)), "{res:?}");
+    // The name index forgets b; a repeat changes nothing; the trail has the merge.
+    assert_eq!(s.contacts_named(&ws, "silva a", 10).await.unwrap().len(), 2);
+    let again = contacts::merge(s, &ws, b.id, a.id, &ada, at).await.unwrap();
+    assert_eq!((again.changed, again.moved), (false, 0));
+    let trail = s.audit_trail(&ws, None, 20, None).await.unwrap().items;
+    let actions: Vec<&str> = trail.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions.iter().filter(|a| **a == "contacts_merged").count(), 1, "{actions:?}");
+    assert_eq!(actions.iter().filter(|a| **a == "identity_added").count(), 2, "{actions:?}");
+
+    // Only a has an open thread when c (no open conversation after resolving) merges in: nothing
+    // moves slots; and a merge into b (merged away) is refused.
+    let into_gone = contacts::merge(s, &ws, c.id, b.id, &ada, at).await;
+    assert!(matches!(into_gone, Err(ContactError::Refused(Refusal::Conflict(_)))), "{into_gone:?}");
+    // Handing over: d has an open conversation, e (new, resolved) has none open.
+    let (d, z) = seed_named(s, &ws, phone(7003), "Dee Dee").await;
+    let (e, w) = seed_named(s, &ws, phone(7004), "Eve Dee").await;
+    let mut resolved = w.clone();
+    resolved.status = ConversationStatus::Resolved;
+    resolved.version += 1;
+    s.commit_routing(RoutingCommit {
+        conversation: resolved,
+        expected_version: w.version,
+        take: None,
+        give_back: None,
+        queue: QueueChange::Keep,
+        audit: None,
+    })
+    .await
+    .unwrap();
+    let handed = contacts::merge(s, &ws, d.id, e.id, &ada, at).await.unwrap();
+    assert_eq!(handed.moved, 1);
+    assert_eq!(s.current_conversation(&ws, &handed.contact).await.unwrap().map(|c| c.id), Some(z.id));
+}
+
+fn linked_audit(ws: &WorkspaceId, by: &AgentId, at: OffsetDateTime) -> domain::audit::AuditEntry {
+    domain::audit::AuditEntry::new(ws.clone(), None, by.clone(), "identity_added", serde_json::json!({}), at)
 }
 
 #[cfg(test)]

@@ -42,6 +42,19 @@ struct IdentityPointer {
 struct ConversationPointer {
     conversation_id: ConversationId,
 }
+/// A contact's current-conversation slot: the conversation, or, once the contact was merged away,
+/// no conversation but the contact it went to (so nothing can start one under it).
+#[derive(Serialize, Deserialize)]
+struct CurrentSlot {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    conversation_id: Option<ConversationId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    merged_into: Option<ContactId>,
+}
+#[derive(Serialize, Deserialize)]
+struct NameEntry {
+    contact_id: ContactId,
+}
 #[derive(Serialize, Deserialize)]
 struct ProviderPointer {
     conversation_id: ConversationId,
@@ -336,13 +349,12 @@ impl InboundStore for DynamoStore {
         ws: &WorkspaceId,
         contact: &Contact,
     ) -> Result<Option<Conversation>, StoreError> {
-        let Some(p) = self
-            .get_as::<ConversationPointer>("current conversation", &keys::current_conversation(ws, contact.id))
-            .await?
+        let Some(CurrentSlot { conversation_id: Some(id), .. }) =
+            self.get_as("current conversation", &keys::current_conversation(ws, contact.id)).await?
         else {
             return Ok(None);
         };
-        self.get_as("conversation", &keys::conversation(ws, p.conversation_id)).await
+        self.get_as("conversation", &keys::conversation(ws, id)).await
     }
 
     async fn commit_inbound(&self, c: InboundCommit) -> Result<(), StoreError> {
@@ -366,6 +378,9 @@ impl InboundStore for DynamoStore {
                 items.push(put(&self.table, item(&keys::identity(ws, identity), "identity", &p)?, NOT_EXISTS, None)?);
             }
             items.push(put(&self.table, item(&keys::contact(ws, contact.id), "contact", contact)?, NOT_EXISTS, None)?);
+            if let Some(entry) = self.name_entry(contact)? {
+                items.push(put_always(&self.table, entry)?);
+            }
         }
         items.extend(self.conversation_write(&c.conversation)?);
         if let Some(record) = &c.consent {
@@ -824,6 +839,36 @@ impl DynamoStore {
             .map_err(classify)?;
         metered(out.consumed_capacity(), true);
         Ok(())
+    }
+
+    /// The contact's entry in its name-key partition, if its name has a key.
+    fn name_entry(&self, c: &Contact) -> Result<Option<Item>, StoreError> {
+        let Some(key) = c.name.as_deref().and_then(domain::contacts::name_key) else { return Ok(None) };
+        Ok(Some(item(&keys::contact_name(&c.workspace, &key, c.id), "contact_name", &NameEntry { contact_id: c.id })?))
+    }
+
+    /// A current-conversation slot, written only if it still holds `held` (or nothing).
+    fn slot_put(&self, it: Item, held: Option<ConversationId>) -> Result<TransactWriteItem, StoreError> {
+        match held {
+            None => put(&self.table, it, NOT_EXISTS, None),
+            Some(h) => put(
+                &self.table,
+                it,
+                "conversation_id = :held",
+                Some(HashMap::from([(":held".to_owned(), s(h.to_string()))])),
+            ),
+        }
+    }
+
+    /// The contact, written only if its stored version is `expected`.
+    fn versioned_contact(&self, c: &Contact, expected: u64) -> Result<TransactWriteItem, StoreError> {
+        // Contacts written before versions existed have no attribute: version 0.
+        put(
+            &self.table,
+            item(&keys::contact(&c.workspace, c.id), "contact", c)?,
+            "attribute_exists(PK) AND (version = :expected OR (attribute_not_exists(version) AND :expected = :zero))",
+            Some(HashMap::from([(":expected".to_owned(), n(expected)), (":zero".to_owned(), n(0))])),
+        )
     }
 
     fn delete_item(&self, k: &Key) -> Result<TransactWriteItem, StoreError> {
@@ -1494,5 +1539,137 @@ impl ReorgStore for DynamoStore {
             items.push(put(&self.table, audit_item(e)?, NOT_EXISTS, None)?);
         }
         self.transact(items, None).await
+    }
+}
+
+#[async_trait]
+impl ContactStore for DynamoStore {
+    async fn identity_owner(&self, ws: &WorkspaceId, identity: &Identity) -> Result<Option<ContactId>, StoreError> {
+        Ok(self.get_as::<IdentityPointer>("identity", &keys::identity(ws, identity)).await?.map(|p| p.contact_id))
+    }
+
+    async fn link_identity(
+        &self,
+        contact: &Contact,
+        expected_version: u64,
+        identity: &Identity,
+        audit: &domain::audit::AuditEntry,
+    ) -> Result<(), StoreError> {
+        let ws = &contact.workspace;
+        let pointer = item(&keys::identity(ws, identity), "identity", &IdentityPointer { contact_id: contact.id })?;
+        let items = vec![
+            put(&self.table, pointer, NOT_EXISTS, None)?,
+            self.versioned_contact(contact, expected_version)?,
+            put(&self.table, audit_item(audit)?, NOT_EXISTS, None)?,
+        ];
+        self.transact(items, Some(0)).await
+    }
+
+    async fn unlink_identity(
+        &self,
+        contact: &Contact,
+        expected_version: u64,
+        identity: &Identity,
+        audit: &domain::audit::AuditEntry,
+    ) -> Result<(), StoreError> {
+        let ws = &contact.workspace;
+        let d = build(
+            "delete",
+            Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_map(&keys::identity(ws, identity))))
+                .condition_expression("contact_id = :contact")
+                .expression_attribute_values(":contact", s(contact.id.to_string()))
+                .build(),
+        )?;
+        let items = vec![
+            TransactWriteItem::builder().delete(d).build(),
+            self.versioned_contact(contact, expected_version)?,
+            put(&self.table, audit_item(audit)?, NOT_EXISTS, None)?,
+        ];
+        self.transact(items, None).await
+    }
+
+    async fn commit_contact_merge(&self, c: ContactMergeCommit) -> Result<(), StoreError> {
+        let m = &c.merge;
+        let ws = &m.target.workspace;
+        let mut items =
+            vec![self.versioned_contact(&m.source, c.source_version)?, self.versioned_contact(&m.target, c.target_version)?];
+        let from = HashMap::from([(":source".to_owned(), s(m.source.id.to_string()))]);
+        for identity in &m.identities {
+            let pointer = item(&keys::identity(ws, identity), "identity", &IdentityPointer { contact_id: m.target.id })?;
+            items.push(put(&self.table, pointer, "contact_id = :source", Some(from.clone()))?);
+        }
+        // The source's slot is retired; it must still hold what the plan read.
+        let retired = item(
+            &keys::current_conversation(ws, m.source.id),
+            "current_conversation",
+            &CurrentSlot { conversation_id: None, merged_into: Some(m.target.id) },
+        )?;
+        items.push(self.slot_put(retired, m.source_slot)?);
+        if let domain::contacts::SlotMove::Hand(conv) = m.slot {
+            let slot = item(
+                &keys::current_conversation(ws, m.target.id),
+                "current_conversation",
+                &CurrentSlot { conversation_id: Some(conv), merged_into: None },
+            )?;
+            items.push(self.slot_put(slot, m.target_slot)?);
+        }
+        if let Some(key) = m.source.name.as_deref().and_then(domain::contacts::name_key) {
+            items.push(self.delete_item(&keys::contact_name(ws, &key, m.source.id))?);
+        }
+        if let Some(entry) = self.name_entry(&m.target)? {
+            items.push(put_always(&self.table, entry)?);
+        }
+        items.push(put(&self.table, audit_item(&c.audit)?, NOT_EXISTS, None)?);
+        self.transact(items, None).await
+    }
+
+    async fn move_conversations(
+        &self,
+        ws: &WorkspaceId,
+        to: ContactId,
+        conversations: &[Conversation],
+    ) -> Result<(), StoreError> {
+        if conversations.len() > CONTACT_MOVE_CHUNK {
+            return Err(StoreError::Rejected(format!("at most {CONTACT_MOVE_CHUNK} conversations move at once").into()));
+        }
+        let mut items = Vec::with_capacity(conversations.len() * 3);
+        for c in conversations {
+            let mut moved = c.clone();
+            moved.contact_id = to;
+            moved.version += 1;
+            items.push(put(
+                &self.table,
+                conversation_item(&moved)?,
+                "version = :expected",
+                Some(HashMap::from([(":expected".to_owned(), n(c.version))])),
+            )?);
+            items.push(self.delete_item(&keys::contact_conversation(ws, c.contact_id, c.id))?);
+            let history = item(
+                &keys::contact_conversation(ws, to, c.id),
+                "contact_conversation",
+                &ConversationPointer { conversation_id: c.id },
+            )?;
+            items.push(put_always(&self.table, history)?);
+        }
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.transact(items, None).await
+    }
+
+    async fn contacts_named(&self, ws: &WorkspaceId, name_key: &str, limit: u16) -> Result<Vec<Contact>, StoreError> {
+        let entries: Page<NameEntry> =
+            self.decoded_page(
+                "contact name",
+                &keys::contact_name_partition(ws, name_key),
+                keys::CONTACT_NAME_PREFIX,
+                limit,
+                None,
+            ).await?;
+        let wanted: Vec<Key> = entries.items.iter().map(|e| keys::contact(ws, e.contact_id)).collect();
+        let reads = wanted.iter().map(|k| self.get_as::<Contact>("contact", k));
+        Ok(futures::future::try_join_all(reads).await?.into_iter().flatten().collect())
     }
 }

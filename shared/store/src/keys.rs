@@ -7,6 +7,7 @@
 //! | contact              | `WS#<ws>#CONTACT#<contact>`          | `CONTACT`          |
 //! | contact's current conversation | `WS#<ws>#CONTACT#<contact>` | `CURRENT_CONV`     |
 //! | identity → contact   | `WS#<ws>#IDENT#<kind>#<value>`       | `IDENT`            |
+//! | contact by name key  | `WS#<ws>#NAME#<last name> <initial>` | `CONTACT#<contact>` |
 //! | conversation         | `WS#<ws>#CONV#<conv>`                | `CONV`             |
 //! | message              | `WS#<ws>#CONV#<conv>`                | `MSG#<message>`    |
 //! | provider message id  | `WS#<ws>#PMSG#<provider>#<id>`       | `PMSG`             |
@@ -62,6 +63,7 @@ pub const INDEX_BY_TEAM: &str = "ByTeam";
 pub const NOTE_PREFIX: &str = "NOTE#";
 pub const CONTACT_CONVERSATION_PREFIX: &str = "CONV#";
 pub const MESSAGE_PREFIX: &str = "MSG#";
+pub const CONTACT_NAME_PREFIX: &str = "CONTACT#";
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Key {
@@ -87,6 +89,15 @@ pub fn current_conversation(w: &WorkspaceId, contact: ContactId) -> Key {
 
 pub fn identity(w: &WorkspaceId, id: &Identity) -> Key {
     Key { pk: format!("{}#IDENT#{}#{}", ws(w), id.kind.as_str(), id.value), sk: "IDENT".into() }
+}
+
+/// Contacts by their name's blocking key (`domain::contacts::name_key`): probable-match candidates.
+pub fn contact_name_partition(w: &WorkspaceId, name_key: &str) -> String {
+    format!("{}#NAME#{name_key}", ws(w))
+}
+
+pub fn contact_name(w: &WorkspaceId, name_key: &str, id: ContactId) -> Key {
+    Key { pk: contact_name_partition(w, name_key), sk: format!("{CONTACT_NAME_PREFIX}{id}") }
 }
 
 pub fn agents_partition(w: &WorkspaceId) -> String {

@@ -31,6 +31,7 @@ pub trait Store:
     + domain::ports::CannedStore
     + domain::ports::TemplateStore
     + domain::ports::ReorgStore
+    + domain::ports::ContactStore
 {
 }
 
@@ -53,5 +54,6 @@ impl<T> Store for T where
         + domain::ports::CannedStore
         + domain::ports::TemplateStore
         + domain::ports::ReorgStore
+    + domain::ports::ContactStore
 {
 }

@@ -21,6 +21,10 @@ struct State {
     identities: HashMap<Key, ContactId>,
     contacts: HashMap<Key, Contact>,
     current: HashMap<Key, ConversationId>,
+    /// Current-conversation slots of contacts merged away: nothing starts a conversation there.
+    retired: HashSet<Key>,
+    /// Contacts by name key (probable-match candidates).
+    names: BTreeMap<Key, ContactId>,
     conversations: HashMap<Key, Conversation>,
     /// Keyed by conversation partition, then message id (ULIDs sort by creation).
     messages: HashMap<String, BTreeMap<MessageId, Message>>,
@@ -72,7 +76,11 @@ impl State {
     fn check_conversation_write(&self, w: &ConversationWrite) -> Result<(), StoreError> {
         match w {
             ConversationWrite::Create { conversation: c, replaces } => {
-                let slot = self.current.get(&keys::current_conversation(&c.workspace, c.contact_id));
+                let key = keys::current_conversation(&c.workspace, c.contact_id);
+                if self.retired.contains(&key) {
+                    return Err(StoreError::Conflict);
+                }
+                let slot = self.current.get(&key);
                 let slot_free = match (slot, replaces) {
                     (None, _) => true,
                     (Some(held), Some(old)) => held == old,
@@ -103,6 +111,17 @@ impl State {
                 self.conversations.insert(keys::conversation(&c.workspace, c.id), c);
             }
         }
+    }
+
+    fn index_name(&mut self, c: &Contact) {
+        if let Some(key) = c.name.as_deref().and_then(domain::contacts::name_key) {
+            self.names.insert(keys::contact_name(&c.workspace, &key, c.id), c.id);
+        }
+    }
+
+    /// Whether the stored contact is at `expected` (a missing one never is).
+    fn contact_at(&self, c: &Contact, expected: u64) -> bool {
+        self.contacts.get(&keys::contact(&c.workspace, c.id)).is_some_and(|x| x.version == expected)
     }
 
     fn ledger_key(e: &LedgerEntry) -> Key {
@@ -208,6 +227,7 @@ impl InboundStore for MemoryStore {
                 for i in &contact.identities {
                     s.identities.insert(keys::identity(&ws, i), contact.id);
                 }
+                s.index_name(&contact);
                 s.contacts.insert(keys::contact(&ws, contact.id), contact);
             }
             s.apply_conversation_write(c.conversation);
@@ -963,5 +983,132 @@ impl ReorgStore for MemoryStore {
             s.conversations.insert(tk, c.target);
             Ok(())
         })
+    }
+}
+
+#[async_trait]
+impl ContactStore for MemoryStore {
+    async fn identity_owner(&self, ws: &WorkspaceId, identity: &Identity) -> Result<Option<ContactId>, StoreError> {
+        Ok(self.with(|s| s.identities.get(&keys::identity(ws, identity)).copied()))
+    }
+
+    async fn link_identity(
+        &self,
+        contact: &Contact,
+        expected_version: u64,
+        identity: &Identity,
+        audit: &domain::audit::AuditEntry,
+    ) -> Result<(), StoreError> {
+        let ws = &contact.workspace;
+        self.with(|s| {
+            let pointer = keys::identity(ws, identity);
+            if s.identities.contains_key(&pointer) {
+                return Err(StoreError::Duplicate);
+            }
+            if !s.contact_at(contact, expected_version) {
+                return Err(StoreError::Conflict);
+            }
+            s.identities.insert(pointer, contact.id);
+            s.contacts.insert(keys::contact(ws, contact.id), contact.clone());
+            s.audit.insert(keys::audit(ws, audit.conversation, &audit.id), audit.clone());
+            Ok(())
+        })
+    }
+
+    async fn unlink_identity(
+        &self,
+        contact: &Contact,
+        expected_version: u64,
+        identity: &Identity,
+        audit: &domain::audit::AuditEntry,
+    ) -> Result<(), StoreError> {
+        let ws = &contact.workspace;
+        self.with(|s| {
+            let pointer = keys::identity(ws, identity);
+            if s.identities.get(&pointer) != Some(&contact.id) || !s.contact_at(contact, expected_version) {
+                return Err(StoreError::Conflict);
+            }
+            s.identities.remove(&pointer);
+            s.contacts.insert(keys::contact(ws, contact.id), contact.clone());
+            s.audit.insert(keys::audit(ws, audit.conversation, &audit.id), audit.clone());
+            Ok(())
+        })
+    }
+
+    async fn commit_contact_merge(&self, c: ContactMergeCommit) -> Result<(), StoreError> {
+        let m = c.merge;
+        let ws = m.target.workspace.clone();
+        self.with(|s| {
+            if !s.contact_at(&m.source, c.source_version) || !s.contact_at(&m.target, c.target_version) {
+                return Err(StoreError::Conflict);
+            }
+            if m.identities.iter().any(|i| s.identities.get(&keys::identity(&ws, i)) != Some(&m.source.id)) {
+                return Err(StoreError::Conflict);
+            }
+            let source_slot = keys::current_conversation(&ws, m.source.id);
+            let target_slot = keys::current_conversation(&ws, m.target.id);
+            if s.retired.contains(&source_slot) || s.current.get(&source_slot).copied() != m.source_slot {
+                return Err(StoreError::Conflict);
+            }
+            let hand = matches!(m.slot, domain::contacts::SlotMove::Hand(_));
+            if hand && (s.current.get(&target_slot).copied() != m.target_slot || s.retired.contains(&target_slot)) {
+                return Err(StoreError::Conflict);
+            }
+            for i in &m.identities {
+                s.identities.insert(keys::identity(&ws, i), m.target.id);
+            }
+            s.current.remove(&source_slot);
+            s.retired.insert(source_slot);
+            if let domain::contacts::SlotMove::Hand(conv) = m.slot {
+                s.current.insert(target_slot, conv);
+            }
+            if let Some(key) = m.source.name.as_deref().and_then(domain::contacts::name_key) {
+                s.names.remove(&keys::contact_name(&ws, &key, m.source.id));
+            }
+            s.index_name(&m.target);
+            s.audit.insert(keys::audit(&ws, c.audit.conversation, &c.audit.id), c.audit);
+            s.contacts.insert(keys::contact(&ws, m.source.id), m.source);
+            s.contacts.insert(keys::contact(&ws, m.target.id), m.target);
+            Ok(())
+        })
+    }
+
+    async fn move_conversations(
+        &self,
+        ws: &WorkspaceId,
+        to: ContactId,
+        conversations: &[Conversation],
+    ) -> Result<(), StoreError> {
+        if conversations.len() > CONTACT_MOVE_CHUNK {
+            return Err(StoreError::Rejected(format!("at most {CONTACT_MOVE_CHUNK} conversations move at once").into()));
+        }
+        self.with(|s| {
+            for c in conversations {
+                if s.conversations.get(&keys::conversation(ws, c.id)).map(|x| x.version) != Some(c.version) {
+                    return Err(StoreError::Conflict);
+                }
+            }
+            for c in conversations {
+                let mut moved = c.clone();
+                moved.contact_id = to;
+                moved.version += 1;
+                s.contact_conversations.remove(&keys::contact_conversation(ws, c.contact_id, c.id));
+                s.contact_conversations.insert(keys::contact_conversation(ws, to, c.id), c.id);
+                s.conversations.insert(keys::conversation(ws, c.id), moved);
+            }
+            Ok(())
+        })
+    }
+
+    async fn contacts_named(&self, ws: &WorkspaceId, name_key: &str, limit: u16) -> Result<Vec<Contact>, StoreError> {
+        let pk = keys::contact_name_partition(ws, name_key);
+        Ok(self.with(|s| {
+            s.names
+                .iter()
+                .filter(|(k, _)| k.pk == pk)
+                .take(usize::from(limit))
+                .filter_map(|(_, id)| s.contacts.get(&keys::contact(ws, *id)).cloned())
+                .collect()
+        }))
     }
 }
