@@ -212,11 +212,12 @@ async fn telegram_round_trip_and_redelivered_updates_count_once() {
     assert_eq!(s.messages(&id).await.len(), 2);
 }
 
-/// One person texts by SMS, follows up on WhatsApp from the same number: one contact, one
-/// conversation, each message showing its channel; the reply defaults to the last channel used,
-/// and the agent may still answer by SMS.
+/// The scenario of issue 3: one person texts by SMS, follows up on WhatsApp from the same number,
+/// then emails after an agent links their address: one contact, one conversation, each message
+/// showing its channel; the reply defaults to the last channel used (and may name another). Then
+/// a second address that wrote first (its own contact) is merged in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sms_then_whatsapp_from_one_number_is_one_thread() {
+async fn one_person_on_sms_whatsapp_and_email_is_one_thread() {
     let s = spawn_stack().await;
     let customer = random_number();
     assert_eq!(s.text_in(&new_sid(), &customer, "My parcel is late").await.status(), 200);
@@ -257,6 +258,64 @@ async fn sms_then_whatsapp_from_one_number_is_one_thread() {
     .await;
     assert_eq!(sms[0].get("To"), Some(customer.as_str()));
     assert_eq!(sms[0].get("From"), Some(s.number.as_str()));
+
+    // The agent links the customer's email address; their email joins the same conversation.
+    let contact = s.conversations().await[0]["contact_id"].as_str().unwrap().to_owned();
+    let email = format!("rui.{}@example.com", ulid::Ulid::new().to_string().to_lowercase());
+    let link = json!({ "kind": "email", "value": email.to_uppercase() });
+    let (st, linked) = s.send_as("POST", &format!("/contacts/{contact}/identities"), &s.token(), Some(link)).await;
+    assert_eq!(st, 201, "{linked}");
+    let mail = format!(
+        "From: Rui <{email}>\r\nTo: {to}\r\nSubject: Parcel\r\nMessage-ID: <p1.{email}>\r\n\r\nAny news on the parcel?\r\n",
+        to = s.email_address
+    );
+    s.email_in(&mail, &s.email_address).await;
+    let msgs = eventually("the email in the same conversation", || async {
+        let m = s.messages(&id).await;
+        (m.len() == 5).then_some(m)
+    })
+    .await;
+    let inbound: Vec<&str> =
+        msgs.iter().filter(|m| m["direction"] == "inbound").map(|m| m["channel"].as_str().unwrap()).collect();
+    assert_eq!(inbound, ["sms", "whatsapp", "email"]);
+    assert_eq!(s.conversations().await.len(), 1, "still one thread");
+    let (status, reply) = s.reply(&id, "r-3", "It ships today.").await;
+    assert_eq!(status, 202, "{reply}");
+    assert_eq!(reply["message"]["channel"], "email", "the last channel used");
+    eventually("SES to send the email reply", || async { (!s.emails_sent_to(&email).await.is_empty()).then_some(()) })
+        .await;
+
+    // An address that wrote first is its own contact: linking it is refused, naming that contact;
+    // merging moves its identity and conversation here, once.
+    let other = format!("rui.work.{}@example.com", ulid::Ulid::new().to_string().to_lowercase());
+    let mail = format!(
+        "From: Rui <{other}>\r\nTo: {to}\r\nSubject: Invoice\r\nMessage-ID: <w1.{other}>\r\n\r\nPlease send the invoice.\r\n",
+        to = s.email_address
+    );
+    s.email_in(&mail, &s.email_address).await;
+    let second = eventually("a second contact's conversation", || async {
+        let all = s.conversations().await;
+        all.into_iter().find(|c| c["contact_id"] != contact.as_str())
+    })
+    .await;
+    let duplicate = second["contact_id"].as_str().unwrap().to_owned();
+    let link = json!({ "kind": "email", "value": other });
+    let (st, refused) = s.send_as("POST", &format!("/contacts/{contact}/identities"), &s.token(), Some(link)).await;
+    assert_eq!(st, 409, "{refused}");
+    assert!(refused.to_string().contains(&duplicate), "{refused}");
+    let merge = json!({ "into": contact });
+    let (st, merged) =
+        s.send_as("POST", &format!("/contacts/{duplicate}/merge"), &s.token(), Some(merge.clone())).await;
+    assert_eq!(st, 200, "{merged}");
+    assert_eq!((merged["moved"].clone(), merged["changed"].clone()), (json!(1), json!(true)));
+    let (st, again) = s.send_as("POST", &format!("/contacts/{duplicate}/merge"), &s.token(), Some(merge)).await;
+    assert_eq!((st, again["changed"].clone()), (200, json!(false)));
+    let (st, profile) = s.get(&format!("/contacts/{contact}")).await;
+    assert_eq!(st, 200);
+    assert_eq!(profile["contact"]["identities"].as_array().unwrap().len(), 3, "{profile}");
+    assert_eq!(profile["conversations"].as_array().unwrap().len(), 2, "{profile}");
+    let (_, trail) = s.get_as("/audit", &s.token_as("sue", domain::Role::Supervisor)).await;
+    assert!(trail.to_string().contains("contacts_merged"), "{trail}");
 }
 
 fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {

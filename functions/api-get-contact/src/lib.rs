@@ -63,6 +63,8 @@ async fn get(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
                 "attributes": contact.attributes,
                 "created_at": contact.created_at.format(&time::format_description::well_known::Rfc3339).ok(),
                 "identities": identities,
+                "merged_into": contact.merged_into,
+                "version": contact.version,
             },
             "conversations": conversations,
             "next_cursor": history.next.map(|c| c.0),

@@ -106,6 +106,10 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "api-list-budgets" => http!(api_list_budgets),
         "api-put-budget" => http!(api_put_budget),
         "api-preview-cost" => http!(api_preview_cost),
+        "api-contact-suggestions" => http!(api_contact_suggestions),
+        "api-remove-identity" => http!(api_remove_identity),
+        "api-add-identity" => http!(api_add_identity),
+        "api-merge-contacts" => http!(api_merge_contacts),
         "api-put-whatsapp-template" => http!(api_put_whatsapp_template),
         "api-list-whatsapp-templates" => http!(api_list_whatsapp_templates),
         "api-delete-canned" => http!(api_delete_canned),
@@ -274,7 +278,9 @@ impl Router {
             let mut literal = 0;
             let ok = tsegs.iter().zip(&segs).all(|(t, s)| {
                 if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-                    params.push((name.to_owned(), (*s).to_owned()));
+                    // HTTP APIs hand Lambda path parameters percent-decoded.
+                    let value = percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+                    params.push((name.to_owned(), value));
                     !s.is_empty()
                 } else {
                     literal += 1;

@@ -198,3 +198,18 @@ pub async fn managed_canned_response(
     domain::canned::may_manage(&current.scope, &who.agent, who.role, &teams)?;
     Ok(current)
 }
+
+/// A contact as the contact routes answer it: who, how to reach them, and where it went if merged.
+pub fn contact_view(c: &domain::model::Contact) -> serde_json::Value {
+    let rfc = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).ok();
+    serde_json::json!({
+        "id": c.id,
+        "name": c.name,
+        "identities": c.identities,
+        "attributes": c.attributes,
+        "merged_into": c.merged_into,
+        "version": c.version,
+        "created_at": rfc(c.created_at),
+        "updated_at": c.updated_at.and_then(rfc),
+    })
+}

@@ -421,12 +421,8 @@ pub async fn merge<S: ContactPorts + ?Sized>(
                     "slot": format!("{:?}", m.slot),
                 });
                 let audit = AuditEntry::new(ws.clone(), None, actor.clone(), "contacts_merged", details, now);
-                let commit = ContactMergeCommit {
-                    merge: *m,
-                    source_version: from.version,
-                    target_version: to.version,
-                    audit,
-                };
+                let commit =
+                    ContactMergeCommit { merge: *m, source_version: from.version, target_version: to.version, audit };
                 match store.commit_contact_merge(commit).await {
                     Ok(()) => {
                         changed = true;
@@ -529,17 +525,13 @@ mod tests {
         };
         let (x, y) = (conv(&source, ConversationStatus::Open), conv(&target, ConversationStatus::Pending));
         let done = conv(&target, ConversationStatus::Resolved);
-        let MergeStart::Begin(m) = start_merge(&source, &target, Some(&x), Some(&done), NOW).unwrap() else {
-            panic!()
-        };
+        let MergeStart::Begin(m) = start_merge(&source, &target, Some(&x), Some(&done), NOW).unwrap() else { panic!() };
         assert_eq!(m.target.identities, vec![email("ana@example.com"), phone("+14155550100")]);
         assert_eq!(m.target.name.as_deref(), Some("Ana Silva"));
         assert_eq!(m.target.attributes["plan"], "free", "the target's own values win");
         assert_eq!((m.source.merged_into, m.source.identities.len()), (Some(target.id), 0));
         assert_eq!((m.slot, m.source_slot, m.target_slot), (SlotMove::Hand(x.id), Some(x.id), Some(done.id)));
-        let MergeStart::Begin(both) = start_merge(&source, &target, Some(&x), Some(&y), NOW).unwrap() else {
-            panic!()
-        };
+        let MergeStart::Begin(both) = start_merge(&source, &target, Some(&x), Some(&y), NOW).unwrap() else { panic!() };
         assert_eq!(both.slot, SlotMove::Keep(x.id));
         let old = conv(&source, ConversationStatus::Resolved);
         let MergeStart::Begin(none) = start_merge(&source, &target, Some(&old), Some(&y), NOW).unwrap() else {

@@ -88,6 +88,22 @@ pub enum IdentityKind {
 }
 
 impl IdentityKind {
+    pub const ALL: [IdentityKind; 6] = [
+        IdentityKind::Phone,
+        IdentityKind::Email,
+        IdentityKind::Messenger,
+        IdentityKind::Instagram,
+        IdentityKind::Telegram,
+        IdentityKind::Webchat,
+    ];
+
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| ParseError::Invalid {
+            kind: "identity kind",
+            reason: "expected phone, email, messenger, instagram, telegram or webchat".into(),
+        })
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             IdentityKind::Phone => "phone",

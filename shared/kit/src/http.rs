@@ -116,6 +116,17 @@ impl From<domain::routing::service::ActError> for ApiError {
     }
 }
 
+impl From<domain::contacts::ContactError> for ApiError {
+    fn from(e: domain::contacts::ContactError) -> Self {
+        use domain::contacts::ContactError;
+        match e {
+            ContactError::Refused(r) => r.into(),
+            ContactError::NotFound(id) => ApiError::NotFound(format!("no contact {id}")),
+            ContactError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<ParseError> for ApiError {
     fn from(e: ParseError) -> Self {
         ApiError::BadRequest(e.to_string())

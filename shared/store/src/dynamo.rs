@@ -1593,11 +1593,14 @@ impl ContactStore for DynamoStore {
     async fn commit_contact_merge(&self, c: ContactMergeCommit) -> Result<(), StoreError> {
         let m = &c.merge;
         let ws = &m.target.workspace;
-        let mut items =
-            vec![self.versioned_contact(&m.source, c.source_version)?, self.versioned_contact(&m.target, c.target_version)?];
+        let mut items = vec![
+            self.versioned_contact(&m.source, c.source_version)?,
+            self.versioned_contact(&m.target, c.target_version)?,
+        ];
         let from = HashMap::from([(":source".to_owned(), s(m.source.id.to_string()))]);
         for identity in &m.identities {
-            let pointer = item(&keys::identity(ws, identity), "identity", &IdentityPointer { contact_id: m.target.id })?;
+            let pointer =
+                item(&keys::identity(ws, identity), "identity", &IdentityPointer { contact_id: m.target.id })?;
             items.push(put(&self.table, pointer, "contact_id = :source", Some(from.clone()))?);
         }
         // The source's slot is retired; it must still hold what the plan read.
@@ -1632,7 +1635,9 @@ impl ContactStore for DynamoStore {
         conversations: &[Conversation],
     ) -> Result<(), StoreError> {
         if conversations.len() > CONTACT_MOVE_CHUNK {
-            return Err(StoreError::Rejected(format!("at most {CONTACT_MOVE_CHUNK} conversations move at once").into()));
+            return Err(StoreError::Rejected(
+                format!("at most {CONTACT_MOVE_CHUNK} conversations move at once").into(),
+            ));
         }
         let mut items = Vec::with_capacity(conversations.len() * 3);
         for c in conversations {
@@ -1660,14 +1665,15 @@ impl ContactStore for DynamoStore {
     }
 
     async fn contacts_named(&self, ws: &WorkspaceId, name_key: &str, limit: u16) -> Result<Vec<Contact>, StoreError> {
-        let entries: Page<NameEntry> =
-            self.decoded_page(
+        let entries: Page<NameEntry> = self
+            .decoded_page(
                 "contact name",
                 &keys::contact_name_partition(ws, name_key),
                 keys::CONTACT_NAME_PREFIX,
                 limit,
                 None,
-            ).await?;
+            )
+            .await?;
         let wanted: Vec<Key> = entries.items.iter().map(|e| keys::contact(ws, e.contact_id)).collect();
         let reads = wanted.iter().map(|k| self.get_as::<Contact>("contact", k));
         Ok(futures::future::try_join_all(reads).await?.into_iter().flatten().collect())

@@ -54,6 +54,6 @@ impl<T> Store for T where
         + domain::ports::CannedStore
         + domain::ports::TemplateStore
         + domain::ports::ReorgStore
-    + domain::ports::ContactStore
+        + domain::ports::ContactStore
 {
 }

@@ -1080,7 +1080,9 @@ impl ContactStore for MemoryStore {
         conversations: &[Conversation],
     ) -> Result<(), StoreError> {
         if conversations.len() > CONTACT_MOVE_CHUNK {
-            return Err(StoreError::Rejected(format!("at most {CONTACT_MOVE_CHUNK} conversations move at once").into()));
+            return Err(StoreError::Rejected(
+                format!("at most {CONTACT_MOVE_CHUNK} conversations move at once").into(),
+            ));
         }
         self.with(|s| {
             for c in conversations {
