@@ -4,6 +4,8 @@
 //! channel the customer wrote on in this conversation may be named), or on WhatsApp
 //! `{"template": {"name", "language", "parameters": [...]}}` naming an approved template of the
 //! workspace's registry: the only message WhatsApp accepts once its 24-hour window has closed.
+//! Messenger and Instagram replies within 24 hours of the customer's last message there go out as
+//! normal responses, up to 7 days with Meta's `HUMAN_AGENT` tag, and are refused (422) after that.
 //! Header `Idempotency-Key` is required. The reply, the conversation update and the idempotency
 //! record commit in one transaction; then the outbound job is enqueued and the record marked so.
 //! A retry with the same key replays the first answer (and finishes an enqueue that failed); the
@@ -144,8 +146,8 @@ async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<B
             .ok_or_else(|| ApiError::NotFound(format!("no conversation {conversation_id}")))?;
         let route = conversation.reply_route(draft.channel).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
         let now = time::OffsetDateTime::now_utc();
-        let window_open = conversation.reply_window_open(route.channel, now);
-        domain::channels::reply_policy(route.channel, window_open, draft.template.is_some())
+        let since = conversation.since_customer_wrote(route.channel, now);
+        let reply_as = domain::channels::reply_policy(route.channel, since, draft.template.is_some())
             .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
         // A template is sent as registered: approved, with exactly its parameters; the customer
         // reads its body, and its category prices it.
@@ -166,6 +168,11 @@ async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<B
             }
             None => (draft.text.clone(), check_constraints(deps, route.channel, &draft.text)?),
         };
+        let mut metadata = metadata;
+        if reply_as == domain::channels::ReplyAs::HumanAgentTag {
+            let tag = domain::channels::meta::HUMAN_AGENT;
+            metadata.insert(domain::channels::meta::META_TAG.to_owned(), serde_json::Value::from(tag));
+        }
         let store: &dyn Store = &*deps.store;
         if let Some(identity) = domain::consent::identity_for(route.channel, &route.contact_address) {
             if let Some(why) = store.consent(&who.workspace, &identity).await?.and_then(|r| r.refusal()) {

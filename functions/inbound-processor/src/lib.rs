@@ -149,7 +149,44 @@ async fn ingest_with(deps: &Deps, event: InboundEvent, inv: &Invocation) -> Resu
         InboundEvent::Message(m) => ingest_message(deps, m, inv).await,
         InboundEvent::Status(s) => apply_status(deps, &s).await,
         InboundEvent::Consent(c) => apply_consent(deps, c).await,
+        InboundEvent::ReadUpTo(r) => apply_read(deps, &r).await,
     }
+}
+
+/// A read watermark (Messenger): every message we sent the reader on that channel before it, in
+/// their current conversation, becomes `read` (the newest 100 messages are looked at: older ones
+/// were read by an earlier watermark). Nothing to mark is not an error.
+async fn apply_read(deps: &Deps, r: &domain::events::ReadUpTo) -> Result<Ingested, RecordError> {
+    use domain::model::{DeliveryEvent, DeliveryStatus, Direction};
+    let ws = &r.workspace;
+    let Some(contact) = deps.store.contact_by_identity(ws, &r.reader).await? else {
+        return Ok(Ingested::Status { applied: false });
+    };
+    let Some(conversation) = deps.store.current_conversation(ws, &contact).await? else {
+        return Ok(Ingested::Status { applied: false });
+    };
+    let page = deps.store.messages(ws, conversation.id, domain::ports::Order::Newest, 100, None).await?;
+    let event = DeliveryEvent { status: DeliveryStatus::Read, at: r.up_to, error_code: None, error_message: None };
+    let mut applied = false;
+    for m in page.items.iter().filter(|m| {
+        m.direction == Direction::Outbound
+            && m.channel == r.channel
+            && m.created_at <= r.up_to
+            && matches!(m.status, DeliveryStatus::Sent | DeliveryStatus::Delivered)
+    }) {
+        if deps.store.advance_status(ws, conversation.id, m.id, &event).await? {
+            applied = true;
+            let note = Notification::DeliveryStatusChanged {
+                workspace: ws.clone(),
+                conversation_id: conversation.id,
+                message_id: m.id,
+                status: DeliveryStatus::Read,
+            };
+            deps.notifications.publish(&note).await?;
+        }
+    }
+    tracing::info!(workspace = %ws, conversation = %conversation.id, applied, "read watermark");
+    Ok(Ingested::Status { applied })
 }
 
 /// Applies a provider's consent change (an email suppression). A redelivery finds the change

@@ -94,6 +94,7 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "twilio-sms-webhook" => http!(twilio_sms_webhook),
         "twilio-status-webhook" => http!(twilio_status_webhook),
         "whatsapp-webhook" => http!(whatsapp_webhook),
+        "meta-webhook" => http!(meta_webhook),
         "telegram-webhook" => http!(telegram_webhook),
         "api-list-conversations" => http!(api_list_conversations),
         "api-get-conversation" => http!(api_get_conversation),

@@ -71,6 +71,28 @@ pub enum InboundEvent {
     /// A consent change that comes with no message: the provider suppressed an address (an email
     /// hard bounce or complaint).
     Consent(ConsentUpdate),
+    /// The customer read everything we sent them on a channel up to a time (Messenger's read
+    /// watermark, which names no message).
+    ReadUpTo(ReadUpTo),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReadUpTo {
+    pub workspace: WorkspaceId,
+    pub channel: Channel,
+    pub reader: Identity,
+    #[serde(with = "time::serde::rfc3339")]
+    pub up_to: OffsetDateTime,
+}
+
+impl ReadUpTo {
+    pub fn group_id(&self) -> String {
+        format!("{}:{}:{}", self.workspace, self.reader.kind.as_str(), self.reader.value)
+    }
+    pub fn dedup_id(&self) -> String {
+        let ms = self.up_to.unix_timestamp_nanos() / 1_000_000;
+        format!("read:{}:{}:{ms}", self.channel, self.reader.value)
+    }
 }
 
 /// A change to an identity's consent record, applied in that person's FIFO group.
@@ -105,6 +127,7 @@ impl InboundEvent {
             InboundEvent::Message(m) => &m.workspace,
             InboundEvent::Status(s) => &s.workspace,
             InboundEvent::Consent(c) => &c.workspace,
+            InboundEvent::ReadUpTo(r) => &r.workspace,
         }
     }
     pub fn group_id(&self) -> String {
@@ -112,6 +135,7 @@ impl InboundEvent {
             InboundEvent::Message(m) => m.group_id(),
             InboundEvent::Status(s) => s.group_id(),
             InboundEvent::Consent(c) => c.group_id(),
+            InboundEvent::ReadUpTo(r) => r.group_id(),
         }
     }
     pub fn dedup_id(&self) -> String {
@@ -119,6 +143,7 @@ impl InboundEvent {
             InboundEvent::Message(m) => m.dedup_id(),
             InboundEvent::Status(s) => s.dedup_id(),
             InboundEvent::Consent(c) => c.dedup_id(),
+            InboundEvent::ReadUpTo(r) => r.dedup_id(),
         }
     }
 }

@@ -103,12 +103,16 @@ impl Conversation {
     /// Whether the customer wrote on `channel` within the reply window (WhatsApp's and Messenger's
     /// 24-hour customer-service window): a free-form reply is allowed, and free, only then.
     pub fn reply_window_open(&self, channel: Channel, now: OffsetDateTime) -> bool {
+        self.since_customer_wrote(channel, now).is_some_and(|d| d < REPLY_WINDOW)
+    }
+
+    /// How long ago the customer last wrote on `channel` in this conversation (`None`: never).
+    pub fn since_customer_wrote(&self, channel: Channel, now: OffsetDateTime) -> Option<time::Duration> {
         match self.channels.get(&channel) {
-            Some(seen) => now - seen.at < REPLY_WINDOW,
+            Some(seen) => Some(now - seen.at),
             // Conversations stored before per-channel routes were kept.
             None => {
-                self.last_inbound.as_ref().is_some_and(|r| r.channel == channel)
-                    && self.last_inbound_at.is_some_and(|t| now - t < REPLY_WINDOW)
+                self.last_inbound.as_ref().filter(|r| r.channel == channel).and(self.last_inbound_at).map(|t| now - t)
             }
         }
     }

@@ -86,6 +86,7 @@ pub async fn receive(
                 InboundEvent::Message(m.into_inbound(workspace, now, share))
             }
             ChannelEvent::Status(s) => InboundEvent::Status(s.into_update(workspace)),
+            ChannelEvent::Read(r) => InboundEvent::ReadUpTo(r.into_update(workspace)),
         };
         queue.enqueue_inbound(&inbound).await?;
         enqueued += 1;

@@ -21,6 +21,7 @@ use crate::model::{Attachment, Channel, DeliveryEvent, Identity, Message};
 
 pub mod constraints;
 pub mod email;
+pub mod meta;
 pub mod quotes;
 pub mod telegram;
 pub mod templates;
@@ -140,10 +141,26 @@ impl ParsedStatus {
     }
 }
 
+/// The customer read everything we sent them before `up_to` (Messenger's read watermark).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParsedRead {
+    pub channel: Channel,
+    pub our_address: String,
+    pub reader: Identity,
+    pub up_to: OffsetDateTime,
+}
+
+impl ParsedRead {
+    pub fn into_update(self, workspace: WorkspaceId) -> crate::events::ReadUpTo {
+        crate::events::ReadUpTo { workspace, channel: self.channel, reader: self.reader, up_to: self.up_to }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum ChannelEvent {
     Message(Box<ParsedMessage>),
     Status(ParsedStatus),
+    Read(ParsedRead),
 }
 
 impl ChannelEvent {
@@ -151,12 +168,14 @@ impl ChannelEvent {
         match self {
             ChannelEvent::Message(m) => m.channel,
             ChannelEvent::Status(s) => s.channel,
+            ChannelEvent::Read(r) => r.channel,
         }
     }
     pub fn our_address(&self) -> &str {
         match self {
             ChannelEvent::Message(m) => &m.our_address,
             ChannelEvent::Status(s) => &s.our_address,
+            ChannelEvent::Read(r) => &r.our_address,
         }
     }
 }
@@ -284,18 +303,42 @@ pub enum ReplyRefusal {
          template ({{\"template\": {{\"name\", \"language\", \"parameters\"}}}}, see GET /whatsapp/templates)"
     )]
     OutsideWindow,
+    #[error(
+        "the customer last wrote on {0} more than 7 days ago: Meta allows no reply until they write again \
+         (within 24 hours a normal reply, up to 7 days a human agent's)"
+    )]
+    HumanAgentWindowClosed(Channel),
     #[error("templates are a WhatsApp feature; {0} replies are free text")]
     TemplateNotSupported(Channel),
 }
 
-/// Whether a reply may go out on `channel` now (seed 000's reply windows): WhatsApp free-form
-/// messages only within 24 hours of the customer's last message there, templates at any time.
-pub fn reply_policy(channel: Channel, window_open: bool, template: bool) -> Result<(), ReplyRefusal> {
+/// How a permitted reply goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyAs {
+    Normal,
+    /// Messenger and Instagram between 24 hours and 7 days: with Meta's `HUMAN_AGENT` tag.
+    HumanAgentTag,
+}
+
+/// Whether a reply may go out on `channel` now (seed 000's reply windows), given how long ago the
+/// customer last wrote there: WhatsApp free-form messages only within 24 hours, templates at any
+/// time; Messenger and Instagram normally within 24 hours, with the human-agent tag up to 7 days.
+pub fn reply_policy(
+    channel: Channel,
+    since_customer_wrote: Option<time::Duration>,
+    template: bool,
+) -> Result<ReplyAs, ReplyRefusal> {
+    let within_24h = since_customer_wrote.is_some_and(|d| d < crate::threading::REPLY_WINDOW);
     match channel {
-        Channel::Whatsapp if !template && !window_open => Err(ReplyRefusal::OutsideWindow),
-        Channel::Whatsapp => Ok(()),
+        Channel::Whatsapp if !template && !within_24h => Err(ReplyRefusal::OutsideWindow),
+        Channel::Whatsapp => Ok(ReplyAs::Normal),
         _ if template => Err(ReplyRefusal::TemplateNotSupported(channel)),
-        Channel::Sms | Channel::Telegram | Channel::Email => Ok(()),
+        Channel::Messenger | Channel::Instagram => match meta::reply_window(since_customer_wrote) {
+            meta::Window::Response => Ok(ReplyAs::Normal),
+            meta::Window::HumanAgent => Ok(ReplyAs::HumanAgentTag),
+            meta::Window::Closed => Err(ReplyRefusal::HumanAgentWindowClosed(channel)),
+        },
+        Channel::Sms | Channel::Telegram | Channel::Email => Ok(ReplyAs::Normal),
         other => Err(ReplyRefusal::NotSupported(other)),
     }
 }
@@ -306,14 +349,33 @@ mod tests {
 
     #[test]
     fn whatsapp_free_text_needs_the_window_templates_do_not() {
-        assert_eq!(reply_policy(Channel::Whatsapp, true, false), Ok(()));
-        assert_eq!(reply_policy(Channel::Whatsapp, false, false), Err(ReplyRefusal::OutsideWindow));
-        assert_eq!(reply_policy(Channel::Whatsapp, false, true), Ok(()));
+        let (fresh, stale) = (Some(time::Duration::hours(1)), Some(time::Duration::hours(25)));
+        assert_eq!(reply_policy(Channel::Whatsapp, fresh, false), Ok(ReplyAs::Normal));
+        assert_eq!(reply_policy(Channel::Whatsapp, stale, false), Err(ReplyRefusal::OutsideWindow));
+        assert_eq!(reply_policy(Channel::Whatsapp, None, false), Err(ReplyRefusal::OutsideWindow));
+        assert_eq!(reply_policy(Channel::Whatsapp, stale, true), Ok(ReplyAs::Normal));
         assert!(ReplyRefusal::OutsideWindow.to_string().contains("template"));
-        assert_eq!(reply_policy(Channel::Sms, false, false), Ok(()), "SMS has no window");
-        assert_eq!(reply_policy(Channel::Telegram, false, false), Ok(()));
-        assert_eq!(reply_policy(Channel::Sms, true, true), Err(ReplyRefusal::TemplateNotSupported(Channel::Sms)));
-        assert_eq!(reply_policy(Channel::Email, false, false), Ok(()), "email has no window");
-        assert_eq!(reply_policy(Channel::Messenger, true, false), Err(ReplyRefusal::NotSupported(Channel::Messenger)));
+        assert_eq!(reply_policy(Channel::Sms, stale, false), Ok(ReplyAs::Normal), "SMS has no window");
+        assert_eq!(reply_policy(Channel::Telegram, None, false), Ok(ReplyAs::Normal));
+        assert_eq!(reply_policy(Channel::Sms, fresh, true), Err(ReplyRefusal::TemplateNotSupported(Channel::Sms)));
+        assert_eq!(reply_policy(Channel::Email, stale, false), Ok(ReplyAs::Normal), "email has no window");
+        assert_eq!(reply_policy(Channel::Webchat, fresh, false), Err(ReplyRefusal::NotSupported(Channel::Webchat)));
+    }
+
+    #[test]
+    fn messenger_and_instagram_answer_normally_for_a_day_then_as_a_human_agent_for_a_week() {
+        for ch in [Channel::Messenger, Channel::Instagram] {
+            assert_eq!(reply_policy(ch, Some(time::Duration::hours(23)), false), Ok(ReplyAs::Normal));
+            assert_eq!(reply_policy(ch, Some(time::Duration::hours(24)), false), Ok(ReplyAs::HumanAgentTag));
+            assert_eq!(reply_policy(ch, Some(time::Duration::hours(167)), false), Ok(ReplyAs::HumanAgentTag));
+            let closed = reply_policy(ch, Some(time::Duration::days(7)), false).unwrap_err();
+            assert_eq!(closed, ReplyRefusal::HumanAgentWindowClosed(ch));
+            assert!(closed.to_string().contains("7 days"));
+            assert_eq!(reply_policy(ch, None, false), Err(ReplyRefusal::HumanAgentWindowClosed(ch)));
+            assert_eq!(
+                reply_policy(ch, Some(time::Duration::hours(1)), true),
+                Err(ReplyRefusal::TemplateNotSupported(ch))
+            );
+        }
     }
 }
