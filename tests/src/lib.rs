@@ -8,7 +8,7 @@ use std::time::Duration;
 use domain::channels::twilio;
 use domain::ports::{ChannelAccount, ChannelDirectory};
 use domain::{AgentId, Channel, WorkspaceId};
-use fake_channels::{FakeTelegram, FakeWhatsApp};
+use fake_channels::{FakeMeta, FakeTelegram, FakeWhatsApp};
 use fake_twilio::{Callbacks, FakeTwilio};
 use kit::auth::Role;
 use switchboard_local::gateway::{Stack, StackOptions};
@@ -22,6 +22,9 @@ pub const WHATSAPP_APP_SECRET: &str = "e2e-whatsapp-app-secret";
 pub const WHATSAPP_VERIFY_TOKEN: &str = "e2e-whatsapp-verify-token";
 pub const WHATSAPP_ACCESS_TOKEN: &str = "e2e-whatsapp-access-token";
 pub const TELEGRAM_BOT_TOKEN: &str = "7111111111:e2e-telegram-bot-token";
+pub const META_APP_SECRET: &str = "e2e-meta-app-secret";
+pub const META_VERIFY_TOKEN: &str = "e2e-meta-verify-token";
+pub const META_PAGE_TOKEN: &str = "e2e-meta-page-token";
 pub const TELEGRAM_SECRET_TOKEN: &str = "e2e-telegram-secret-token";
 /// The domain every test's support address is on (verified on moto's SES).
 pub const EMAIL_DOMAIN: &str = "e2e.switchboard.test";
@@ -43,6 +46,10 @@ pub struct TestStack {
     pub telegram_bot: String,
     /// The support address this test's workspace receives email on.
     pub email_address: String,
+    pub meta: FakeMeta,
+    /// This test's Facebook Page and Instagram account.
+    pub messenger_page: String,
+    pub instagram_account: String,
 }
 
 fn unique() -> String {
@@ -68,12 +75,24 @@ pub async fn spawn_stack() -> TestStack {
     let twilio = FakeTwilio::start(ACCOUNT_SID, AUTH_TOKEN, Callbacks::SentThenDelivered).await.expect("fake Twilio");
     let whatsapp = FakeWhatsApp::start(WHATSAPP_ACCESS_TOKEN, WHATSAPP_APP_SECRET).await.expect("fake WhatsApp");
     let telegram = FakeTelegram::start(TELEGRAM_BOT_TOKEN).await.expect("fake Telegram");
+    let messenger_page = format!("1098{:011}", ulid::Ulid::new().random() % 100_000_000_000);
+    let instagram_account = format!("178414{:011}", ulid::Ulid::new().random() % 100_000_000_000);
+    let page_tokens = [(messenger_page.as_str(), META_PAGE_TOKEN), (instagram_account.as_str(), META_PAGE_TOKEN)];
+    let meta = FakeMeta::start(&page_tokens, META_APP_SECRET).await.expect("fake Meta");
+    let meta_base = meta.base_url();
+    let meta_env = switchboard_local::MetaEnv {
+        base_url: &meta_base,
+        app_secret: META_APP_SECRET,
+        verify_token: META_VERIFY_TOKEN,
+        page_tokens: &page_tokens,
+    };
     let opts = StackOptions {
         extra_env: switchboard_local::channel_env(
             &whatsapp.base_url(),
             (WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN, WHATSAPP_ACCESS_TOKEN),
             &telegram.base_url(),
             (TELEGRAM_BOT_TOKEN, TELEGRAM_SECRET_TOKEN),
+            &meta_env,
         ),
         stack_name: format!("t{}", unique()),
         email_domains: vec![EMAIL_DOMAIN.into()],
@@ -103,9 +122,13 @@ pub async fn spawn_stack() -> TestStack {
     let whatsapp_number_id = format!("1065{:011}", ulid::Ulid::new().random() % 100_000_000_000);
     let telegram_bot = format!("71{:08}", ulid::Ulid::new().random() % 100_000_000);
     let email_address = format!("support-{}@{EMAIL_DOMAIN}", unique());
-    for (channel, address) in
-        [(Channel::Whatsapp, &whatsapp_number_id), (Channel::Telegram, &telegram_bot), (Channel::Email, &email_address)]
-    {
+    for (channel, address) in [
+        (Channel::Whatsapp, &whatsapp_number_id),
+        (Channel::Telegram, &telegram_bot),
+        (Channel::Email, &email_address),
+        (Channel::Messenger, &messenger_page),
+        (Channel::Instagram, &instagram_account),
+    ] {
         store
             .put_channel_account(&ChannelAccount {
                 workspace: workspace.clone(),
@@ -117,6 +140,7 @@ pub async fn spawn_stack() -> TestStack {
             .unwrap();
     }
     whatsapp.deliver_statuses_to(&format!("{}/webhooks/whatsapp", stack.base_url));
+    meta.deliver_statuses_to(&format!("{}/webhooks/meta", stack.base_url));
     TestStack {
         stack,
         twilio,
@@ -130,6 +154,9 @@ pub async fn spawn_stack() -> TestStack {
         telegram,
         telegram_bot,
         email_address,
+        meta,
+        messenger_page,
+        instagram_account,
     }
 }
 
@@ -232,6 +259,40 @@ impl TestStack {
             .send()
             .await
             .expect("gateway reachable")
+    }
+
+    /// Posts a Messenger or Instagram webhook payload, signed with the Meta app secret (or `secret`).
+    pub async fn meta_in_signed(&self, payload: &serde_json::Value, secret: &str) -> reqwest::Response {
+        let body = payload.to_string();
+        let signature = domain::channels::whatsapp::compute_signature(secret, body.as_bytes());
+        self.http
+            .post(self.url("/webhooks/meta"))
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", signature)
+            .body(body)
+            .send()
+            .await
+            .expect("gateway reachable")
+    }
+
+    pub async fn meta_in(&self, payload: &serde_json::Value) -> reqwest::Response {
+        self.meta_in_signed(payload, META_APP_SECRET).await
+    }
+
+    /// A customer's text to this test's Page (`object: page`) or Instagram account, as Meta posts it.
+    pub fn meta_text(&self, channel: Channel, mid: &str, from: &str, text: &str) -> serde_json::Value {
+        let (object, ours) = match channel {
+            Channel::Instagram => ("instagram", &self.instagram_account),
+            _ => ("page", &self.messenger_page),
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        serde_json::json!({
+            "object": object,
+            "entry": [{ "id": ours, "time": now as i64, "messaging": [{
+                "sender": { "id": from }, "recipient": { "id": ours }, "timestamp": now as i64,
+                "message": { "mid": mid, "text": text }
+            }]}]
+        })
     }
 
     /// A customer's WhatsApp text to this test's business number, as Meta posts it.

@@ -422,3 +422,70 @@ async fn email_round_trip_threads_by_reply_to_and_suppresses_after_a_hard_bounce
     assert_eq!(status, 422);
     assert!(refused.to_string().contains("suppressed for email"), "{refused}");
 }
+
+/// Messenger and Instagram: signed messages in (each its own contact, by page- or
+/// Instagram-scoped id), replies out through the Send API as Meta documents it, with delivery and
+/// read receipts moving the status forward; a forged request stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messenger_and_instagram_round_trip_with_receipts() {
+    let s = spawn_stack().await;
+    let psid = format!("70{:014}", ulid::Ulid::new().random() % 100_000_000_000_000);
+    let igsid = format!("68{:014}", ulid::Ulid::new().random() % 100_000_000_000_000);
+
+    // Forged: nothing is stored.
+    let forged = s.meta_text(domain::Channel::Messenger, "m_forged", &psid, "Hello?");
+    assert_eq!(s.meta_in_signed(&forged, "not-the-app-secret").await.status(), 403);
+
+    let hi =
+        s.meta_text(domain::Channel::Messenger, &format!("m_{}", ulid::Ulid::new()), &psid, "Is my order shipped?");
+    assert_eq!(s.meta_in(&hi).await.status(), 200);
+    assert_eq!(s.meta_in(&hi).await.status(), 200, "a redelivery");
+    let conv = one_conversation(&s).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+    assert_eq!(conv["last_inbound"]["channel"], "messenger");
+    assert_eq!(s.messages(&id).await.len(), 1, "the redelivery counts once");
+
+    let (status, reply) = s.reply(&id, "fb-1", "It ships today.").await;
+    assert_eq!(status, 202, "{reply}");
+    let reply_id = reply["message"]["id"].as_str().unwrap().to_owned();
+    let sent = eventually("the Send API to receive the reply", || async {
+        let r = s.meta.received();
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    assert_eq!(sent[0].path, format!("/{}/messages", s.messenger_page));
+    assert_eq!(
+        sent[0].body,
+        json!({ "recipient": { "id": psid }, "messaging_type": "RESPONSE", "message": { "text": "It ships today." } })
+    );
+    // The fake posts a delivery (by mid) and a read watermark: the reply ends read.
+    let (st, m) = eventually("the read watermark to apply", || async {
+        let (st, m) = message_status(&s, &id, &reply_id).await;
+        (st == "read").then_some((st, m))
+    })
+    .await;
+    assert_eq!(st, "read");
+    let history: Vec<&str> =
+        m["status_history"].as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+    assert!(history.ends_with(&["sent", "delivered", "read"]), "{history:?}");
+
+    // Instagram: its own contact and conversation; the read names the message.
+    let dm = s.meta_text(domain::Channel::Instagram, &format!("aWdf{}", ulid::Ulid::new()), &igsid, "Ship to Canada?");
+    assert_eq!(s.meta_in(&dm).await.status(), 200);
+    let ig = eventually("the Instagram conversation", || async {
+        s.conversations().await.into_iter().find(|c| c["last_inbound"]["channel"] == "instagram")
+    })
+    .await;
+    let ig_id = ig["id"].as_str().unwrap().to_owned();
+    let (status, reply) = s.reply(&ig_id, "ig-1", "Yes, we do.").await;
+    assert_eq!(status, 202, "{reply}");
+    let reply_id = reply["message"]["id"].as_str().unwrap().to_owned();
+    eventually("the Instagram reply to be read", || async {
+        let (st, _) = message_status(&s, &ig_id, &reply_id).await;
+        (st == "read").then_some(())
+    })
+    .await;
+    let last = s.meta.received().last().cloned().unwrap();
+    assert_eq!(last.path, format!("/{}/messages", s.instagram_account));
+    assert_eq!(last.body["recipient"]["id"], igsid.as_str());
+}

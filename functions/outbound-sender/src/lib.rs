@@ -1,6 +1,6 @@
 //! The outbound sender: for each queued reply, in order per conversation, claim it (queued →
 //! sending, a conditional write, so only one attempt ever sends), render it through its channel's
-//! adapter (Twilio, WhatsApp, Telegram), call the provider, and record the outcome.
+//! adapter (Twilio, WhatsApp, Messenger and Instagram, Telegram), call the provider, and record the outcome.
 //!
 //! - Accepted: the provider id is recorded; status callbacks move it on from there (Telegram,
 //!   which reports none, is `sent` at once).
@@ -17,6 +17,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use std::collections::HashMap;
 
 use domain::channels::email;
+use domain::channels::meta::Meta;
 use domain::channels::telegram::Telegram;
 use domain::channels::twilio::{self, Twilio};
 use domain::channels::whatsapp::WhatsApp;
@@ -171,6 +172,14 @@ impl Deps {
             let base_url = config.optional("WHATSAPP_API_BASE").unwrap_or_else(|| WHATSAPP_API_BASE.into());
             by_channel.insert(Channel::Whatsapp, Provider { adapter: Arc::new(adapter), base_url });
         }
+        if config.has_secret("META_CREDENTIALS") {
+            // One app sends for every Page and Instagram account it holds a token for.
+            let adapter: Arc<Meta> = Arc::new(config.json_secret("META_CREDENTIALS", aws).await?);
+            let base_url = config.optional("META_API_BASE").unwrap_or_else(|| META_API_BASE.into());
+            for channel in [Channel::Messenger, Channel::Instagram] {
+                by_channel.insert(channel, Provider { adapter: adapter.clone(), base_url: base_url.clone() });
+            }
+        }
         if config.has_secret("TELEGRAM_CREDENTIALS") {
             let adapter: Telegram = config.json_secret("TELEGRAM_CREDENTIALS", aws).await?;
             let base_url = config.optional("TELEGRAM_API_BASE").unwrap_or_else(|| TELEGRAM_API_BASE.into());
@@ -208,6 +217,8 @@ impl Deps {
 /// The Graph API version Switchboard is written against.
 pub const WHATSAPP_API_BASE: &str = "https://graph.facebook.com/v21.0";
 pub const TELEGRAM_API_BASE: &str = "https://api.telegram.org";
+/// The Messenger Platform Send API (Messenger and Instagram).
+pub const META_API_BASE: &str = "https://graph.facebook.com/v21.0";
 
 pub async fn handle(deps: &Deps, event: SqsEvent) -> Result<SqsBatchResponse, Error> {
     let batch = event.records.len();

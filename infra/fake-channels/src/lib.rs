@@ -4,6 +4,8 @@
 //!   it: a bearer access token, a JSON body with `messaging_product: whatsapp`, a `wamid` in the
 //!   answer or a Graph error. Once told where the webhook is, it posts signed `sent` and
 //!   `delivered` statuses for each accepted message, as Meta would.
+//! - [`FakeMeta`] serves the Messenger Platform Send API (Messenger and Instagram) and posts
+//!   signed deliveries and reads back.
 //! - [`FakeTelegram`] serves `POST /bot{token}/sendMessage|sendPhoto|sendDocument`: the token in
 //!   the path, `chat_id` required, `{"ok": true, "result": Message}` or Telegram's error shape.
 
@@ -192,6 +194,132 @@ async fn post_status(inner: &WhatsAppInner, phone: &str, wamid: &str, to: &str, 
         .await;
     if let Err(e) = res {
         tracing::warn!(error = %e, "fake WhatsApp could not post a status");
+    }
+}
+
+// ------------------------------------------------------------------------------- Messenger / IG
+
+struct MetaInner {
+    /// Page (or Instagram account) id → its Page access token.
+    page_tokens: std::collections::HashMap<String, String>,
+    app_secret: String,
+    received: Mutex<Vec<Sent>>,
+    script: Script,
+    webhook: Mutex<Option<String>>,
+    http: reqwest::Client,
+}
+
+/// The Messenger Platform Send API as Meta documents it: `POST /{page-or-ig-id}/messages` with
+/// that Page's access token, `recipient.id`, a `messaging_type` (`MESSAGE_TAG` needs a `tag`) and
+/// `message.text` or `message.attachment`; `{"recipient_id", "message_id"}` or a Graph error. Once
+/// told where the webhook is, it posts a signed delivery and a read for each accepted message
+/// (Messenger: `delivery.mids` and a read watermark; Instagram: a read naming the message).
+pub struct FakeMeta {
+    addr: SocketAddr,
+    inner: Arc<MetaInner>,
+}
+
+impl FakeMeta {
+    pub async fn start(page_tokens: &[(&str, &str)], app_secret: &str) -> std::io::Result<Self> {
+        let inner = Arc::new(MetaInner {
+            page_tokens: page_tokens.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            app_secret: app_secret.to_owned(),
+            received: Mutex::new(vec![]),
+            script: Script::default(),
+            webhook: Mutex::new(None),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client"),
+        });
+        let app = Router::new().route("/{id}/messages", post(meta_send)).with_state(inner.clone());
+        Ok(Self { addr: serve("127.0.0.1:0".parse().expect("loopback"), app).await?, inner })
+    }
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+    pub fn received(&self) -> Vec<Sent> {
+        self.inner.received.lock().expect("lock").clone()
+    }
+    pub fn script(&self, n: usize, status: u16, body: Value) {
+        self.inner.script.push(n, status, body);
+    }
+    pub fn deliver_statuses_to(&self, webhook_url: &str) {
+        *self.inner.webhook.lock().expect("lock") = Some(webhook_url.to_owned());
+    }
+}
+
+async fn meta_send(
+    State(inner): State<Arc<MetaInner>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    if bearer.is_none() || inner.page_tokens.get(&id).map(String::as_str) != bearer {
+        return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
+    }
+    let Ok(body) = serde_json::from_str::<Value>(&body) else {
+        return graph_error(400, 100, "Invalid parameter: the body is not JSON");
+    };
+    let mut sent = Sent { path: format!("/{id}/messages"), body: body.clone(), id: None };
+    if let Some((status, answer)) = inner.script.next() {
+        inner.received.lock().expect("lock").push(sent);
+        return reply(status, answer);
+    }
+    let to = body["recipient"]["id"].as_str().unwrap_or_default().to_owned();
+    let kind_ok = match body["messaging_type"].as_str() {
+        Some("RESPONSE" | "UPDATE") => body.get("tag").is_none(),
+        Some("MESSAGE_TAG") => body["tag"].is_string(),
+        _ => false,
+    };
+    let message_ok = body["message"]["text"].is_string() != body["message"]["attachment"].is_object();
+    if to.is_empty() || !kind_ok || !message_ok {
+        inner.received.lock().expect("lock").push(sent);
+        return graph_error(400, 100, "Invalid parameter");
+    }
+    let mid = format!("m_{}", ulid::Ulid::new());
+    sent.id = Some(mid.clone());
+    inner.received.lock().expect("lock").push(sent);
+    if inner.webhook.lock().expect("lock").is_some() {
+        let inner = inner.clone();
+        let (id, mid, to) = (id.clone(), mid.clone(), to.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            meta_receipts(&inner, &id, &mid, &to).await;
+        });
+    }
+    reply(200, json!({ "recipient_id": to, "message_id": mid }))
+}
+
+async fn meta_receipts(inner: &MetaInner, ours: &str, mid: &str, to: &str) {
+    let Some(url) = inner.webhook.lock().expect("lock").clone() else { return };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    // Instagram account ids are 17 digits starting 178; Pages are anything else here.
+    let instagram = ours.starts_with("178");
+    let items = if instagram {
+        vec![json!({ "sender": { "id": to }, "recipient": { "id": ours }, "timestamp": now, "read": { "mid": mid } })]
+    } else {
+        vec![
+            json!({ "sender": { "id": to }, "recipient": { "id": ours }, "delivery": { "mids": [mid], "watermark": now } }),
+            json!({ "sender": { "id": to }, "recipient": { "id": ours }, "timestamp": now + 1, "read": { "watermark": now + 1 } }),
+        ]
+    };
+    for item in items {
+        let payload = json!({
+            "object": if instagram { "instagram" } else { "page" },
+            "entry": [{ "id": ours, "time": now, "messaging": [item] }],
+        });
+        let body = payload.to_string();
+        let signature = domain::channels::whatsapp::compute_signature(&inner.app_secret, body.as_bytes());
+        let res = inner
+            .http
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("x-hub-signature-256", signature)
+            .body(body)
+            .send()
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "fake Meta could not post a receipt");
+        }
     }
 }
 

@@ -23,12 +23,27 @@ pub mod dev {
     pub const WHATSAPP_ACCESS_TOKEN: &str = "local-dev-whatsapp-access-token";
     /// The demo workspace's WhatsApp business number id.
     pub const WHATSAPP_PHONE_NUMBER_ID: &str = "100000000000001";
+    pub const META_APP_SECRET: &str = "local-dev-meta-app-secret";
+    pub const META_VERIFY_TOKEN: &str = "local-dev-meta-verify-token";
+    /// The demo workspace's Facebook Page and Instagram account, and their Page access token.
+    pub const MESSENGER_PAGE_ID: &str = "100000000000002";
+    pub const INSTAGRAM_ACCOUNT_ID: &str = "17841400000000002";
+    pub const META_PAGE_TOKEN: &str = "local-dev-meta-page-token";
     pub const TELEGRAM_BOT_TOKEN: &str = "7000000001:local-dev-telegram-bot-token";
     pub const TELEGRAM_BOT_ID: &str = "7000000001";
     pub const TELEGRAM_SECRET_TOKEN: &str = "local-dev-telegram-secret-token";
     /// The demo workspace's support address (its domain is verified on the local SES).
     pub const EMAIL_ADDRESS: &str = "support@demo.switchboard.test";
     pub const EMAIL_DOMAIN: &str = "demo.switchboard.test";
+}
+
+/// The Meta app as the functions see it: the Send API base, the app secret, the verify token and
+/// each Page's (or Instagram account's) access token.
+pub struct MetaEnv<'a> {
+    pub base_url: &'a str,
+    pub app_secret: &'a str,
+    pub verify_token: &'a str,
+    pub page_tokens: &'a [(&'a str, &'a str)],
 }
 
 /// The functions' configuration for the JSON channels (credentials as the secrets hold them, and
@@ -38,10 +53,19 @@ pub fn channel_env(
     whatsapp: (&str, &str, &str),
     telegram_base: &str,
     telegram: (&str, &str),
+    meta: &MetaEnv<'_>,
 ) -> Vec<(String, String)> {
     let (app_secret, verify_token, access_token) = whatsapp;
     let (bot_token, secret_token) = telegram;
+    let page_tokens: serde_json::Map<String, serde_json::Value> =
+        meta.page_tokens.iter().map(|(id, t)| ((*id).to_owned(), serde_json::Value::from(*t))).collect();
     vec![
+        (
+            "META_CREDENTIALS".into(),
+            serde_json::json!({ "app_secret": meta.app_secret, "verify_token": meta.verify_token, "page_tokens": page_tokens })
+                .to_string(),
+        ),
+        ("META_API_BASE".into(), meta.base_url.to_owned()),
         (
             "WHATSAPP_CREDENTIALS".into(),
             serde_json::json!({ "app_secret": app_secret, "verify_token": verify_token, "access_token": access_token })

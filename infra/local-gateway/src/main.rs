@@ -134,12 +134,25 @@ async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> 
     let telegram = fake_channels::FakeTelegram::start(dev::TELEGRAM_BOT_TOKEN)
         .await
         .context("starting the fake Telegram Bot API")?;
+    let page_tokens =
+        [(dev::MESSENGER_PAGE_ID, dev::META_PAGE_TOKEN), (dev::INSTAGRAM_ACCOUNT_ID, dev::META_PAGE_TOKEN)];
+    let meta = fake_channels::FakeMeta::start(&page_tokens, dev::META_APP_SECRET)
+        .await
+        .context("starting the fake Messenger Platform")?;
+    let meta_base = meta.base_url();
+    let meta_env = switchboard_local::MetaEnv {
+        base_url: &meta_base,
+        app_secret: dev::META_APP_SECRET,
+        verify_token: dev::META_VERIFY_TOKEN,
+        page_tokens: &page_tokens,
+    };
     let opts = StackOptions {
         extra_env: switchboard_local::channel_env(
             &whatsapp.base_url(),
             (dev::WHATSAPP_APP_SECRET, dev::WHATSAPP_VERIFY_TOKEN, dev::WHATSAPP_ACCESS_TOKEN),
             &telegram.base_url(),
             (dev::TELEGRAM_BOT_TOKEN, dev::TELEGRAM_SECRET_TOKEN),
+            &meta_env,
         ),
         stack_name: "switchboard-local".into(),
         email_domains: vec![dev::EMAIL_DOMAIN.into()],
@@ -167,6 +180,8 @@ async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> 
         (Channel::Whatsapp, dev::WHATSAPP_PHONE_NUMBER_ID),
         (Channel::Telegram, dev::TELEGRAM_BOT_ID),
         (Channel::Email, dev::EMAIL_ADDRESS),
+        (Channel::Messenger, dev::MESSENGER_PAGE_ID),
+        (Channel::Instagram, dev::INSTAGRAM_ACCOUNT_ID),
     ] {
         store
             .put_channel_account(&ChannelAccount {
@@ -178,6 +193,7 @@ async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> 
             .await?;
     }
     whatsapp.deliver_statuses_to(&format!("{}/webhooks/whatsapp", stack.base_url));
+    meta.deliver_statuses_to(&format!("{}/webhooks/meta", stack.base_url));
 
     let form_path = root.join("events/twilio-sms-webhook/inbound-sms.form");
     let form = std::fs::read_to_string(&form_path).with_context(|| format!("reading {}", form_path.display()))?;

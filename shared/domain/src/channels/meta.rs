@@ -456,6 +456,10 @@ impl ChannelAdapter for Meta {
     fn classify(&self, http_status: u16, body: &[u8]) -> SendOutcome {
         classify_response(http_status, body)
     }
+    /// Meta reports deliveries and reads, never "sent": an accepted message is sent.
+    fn accepted_status(&self) -> Option<DeliveryStatus> {
+        Some(DeliveryStatus::Sent)
+    }
 }
 
 #[cfg(test)]
