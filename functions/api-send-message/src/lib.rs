@@ -412,6 +412,43 @@ mod tests {
         assert_eq!(alerts, 3, "no alert twice");
     }
 
+    /// The customer's last message is on Messenger, `ago` back.
+    async fn last_wrote_on_messenger(w: &World, ago: time::Duration) {
+        use domain::ports::{QueueChange, RoutingCommit, RoutingStore};
+        let mut c = w.store.conversation(&w.ws, w.conv).await.unwrap().unwrap();
+        let expected_version = c.version;
+        let route = domain::Route {
+            channel: Channel::Messenger,
+            contact_address: "7012345678901234".into(),
+            our_address: "109876543210987".into(),
+            contact_country: None,
+        };
+        c.record_inbound(route, time::OffsetDateTime::now_utc() - ago);
+        let commit =
+            RoutingCommit { conversation: c, expected_version, take: None, give_back: None, queue: QueueChange::Keep, audit: None };
+        w.store.commit_routing(commit).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn messenger_replies_need_the_human_agent_tag_after_a_day_and_stop_after_a_week() {
+        let w = world().await;
+        last_wrote_on_messenger(&w, time::Duration::hours(30)).await;
+        let tagged = handle(&w.deps, post(&w, Some("m1"), r#"{"text":"Sorry for the wait"}"#)).await.unwrap();
+        assert_eq!(tagged.status(), 202, "{:?}", tagged.body());
+        assert_eq!(body(&tagged)["message"]["channel"], "messenger");
+        assert_eq!(body(&tagged)["message"]["metadata"]["meta_tag"], "HUMAN_AGENT");
+        let w = world().await;
+        last_wrote_on_messenger(&w, time::Duration::days(8)).await;
+        let refused = handle(&w.deps, post(&w, Some("m2"), r#"{"text":"Hello?"}"#)).await.unwrap();
+        assert_eq!(refused.status(), 422);
+        assert!(body(&refused)["error"]["message"].as_str().unwrap().contains("7 days"));
+        let w = world().await;
+        last_wrote_on_messenger(&w, time::Duration::minutes(5)).await;
+        let normal = handle(&w.deps, post(&w, Some("m3"), r#"{"text":"Hi!"}"#)).await.unwrap();
+        assert_eq!(normal.status(), 202);
+        assert!(body(&normal)["message"]["metadata"].get("meta_tag").is_none());
+    }
+
     #[tokio::test]
     async fn a_reply_is_stored_queued_and_enqueued_once_whatever_the_retries() {
         let w = world().await;
