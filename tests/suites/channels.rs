@@ -489,3 +489,54 @@ async fn messenger_and_instagram_round_trip_with_receipts() {
     assert_eq!(last.path, format!("/{}/messages", s.instagram_account));
     assert_eq!(last.body["recipient"]["id"], igsid.as_str());
 }
+
+/// The contact form: a visitor's submission lands as an email-channel message of the contact with
+/// that address; the agent's reply goes out by email; a bot filling the honeypot and a flood from
+/// one address store nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_contact_form_is_answered_by_email() {
+    let s = spawn_stack().await;
+    let visitor = format!("ana.{}@example.com", ulid::Ulid::new().to_string().to_lowercase());
+    let path = format!("/webhooks/form/{}", s.workspace);
+    let bot = [("email", visitor.as_str()), ("message", "cheap pills"), ("website", "http://spam.example")];
+    let res = s.http.post(s.url(&path)).form(&bot).send().await.unwrap();
+    assert_eq!(res.status(), 202, "a bot is answered like anyone");
+    let form = [
+        ("name", "Ana Silva"),
+        ("email", visitor.as_str()),
+        ("phone", "+14155550123"),
+        ("subject", "Order 1234"),
+        ("message", "My order arrived damaged."),
+        ("website", ""),
+    ];
+    let res = s.http.post(s.url(&path)).form(&form).send().await.unwrap();
+    assert_eq!(res.status(), 202);
+    let conv = one_conversation(&s).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+    assert_eq!(conv["last_inbound"]["channel"], "email");
+    let msgs = s.messages(&id).await;
+    assert_eq!(msgs.len(), 1, "the bot's submission stored nothing");
+    assert_eq!(msgs[0]["text"], "My order arrived damaged.");
+    assert_eq!(msgs[0]["metadata"]["source"], "form");
+    assert_eq!(msgs[0]["metadata"]["form_phone"], "+14155550123");
+
+    let (status, reply) = s.reply(&id, "form-1", "Sorry! A replacement is on its way.").await;
+    assert_eq!(status, 202, "{reply}");
+    let sent = eventually("SES to send the answer", || async {
+        let sent = s.emails_sent_to(&visitor).await;
+        (!sent.is_empty()).then_some(sent)
+    })
+    .await;
+    assert_eq!(header(&sent[0], "Subject"), Some("Re: Order 1234"));
+
+    // Five an hour from one address (the template's limit), then 429.
+    let mut statuses = vec![];
+    for i in 0..5 {
+        let msg = format!("follow-up {i}");
+        let body = json!({ "email": visitor, "message": msg });
+        statuses.push(s.http.post(s.url(&path)).json(&body).send().await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [202, 202, 202, 202, 429]);
+    let missing = s.http.post(s.url("/webhooks/form/no-such-workspace")).form(&form).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+}

@@ -424,8 +424,14 @@ mod tests {
             contact_country: None,
         };
         c.record_inbound(route, time::OffsetDateTime::now_utc() - ago);
-        let commit =
-            RoutingCommit { conversation: c, expected_version, take: None, give_back: None, queue: QueueChange::Keep, audit: None };
+        let commit = RoutingCommit {
+            conversation: c,
+            expected_version,
+            take: None,
+            give_back: None,
+            queue: QueueChange::Keep,
+            audit: None,
+        };
         w.store.commit_routing(commit).await.unwrap();
     }
 

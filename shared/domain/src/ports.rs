@@ -62,6 +62,24 @@ pub struct ChannelAccount {
 pub trait ChannelDirectory: Send + Sync {
     async fn channel_account(&self, channel: Channel, address: &str) -> Result<Option<ChannelAccount>, StoreError>;
     async fn put_channel_account(&self, account: &ChannelAccount) -> Result<(), StoreError>;
+    /// Every channel account of a workspace (the contact form answers from its email address).
+    async fn channel_accounts(&self, ws: &WorkspaceId) -> Result<Vec<ChannelAccount>, StoreError>;
+}
+
+/// Fixed-window rate limits: counts uses of a key per window, atomically.
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Counts one use of `key` in the window starting at `window_start` (the count expires with
+    /// the window): `true` when it was within `limit`, `false` when the limit was already reached
+    /// (and nothing is counted).
+    async fn take(
+        &self,
+        ws: &WorkspaceId,
+        key: &str,
+        window_start: OffsetDateTime,
+        window: time::Duration,
+        limit: u32,
+    ) -> Result<bool, StoreError>;
 }
 
 pub enum ConversationWrite {

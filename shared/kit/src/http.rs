@@ -23,6 +23,9 @@ pub enum ApiError {
     /// A hard-stop budget is spent: paid sends are refused until it is raised or the month ends.
     #[error("{0}")]
     BudgetExceeded(String),
+    /// A rate limit was reached: try again later.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// A dependency is down: the client should retry (Twilio does, on any 5xx).
     #[error("temporarily unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -40,6 +43,7 @@ impl ApiError {
             ApiError::Conflict(_) => 409,
             ApiError::Unprocessable(_) => 422,
             ApiError::BudgetExceeded(_) => 402,
+            ApiError::TooManyRequests(_) => 429,
             ApiError::Unavailable(_) => 503,
             ApiError::Internal(_) => 500,
         }
@@ -54,6 +58,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::BudgetExceeded(_) => "budget_exceeded",
+            ApiError::TooManyRequests(_) => "too_many_requests",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }

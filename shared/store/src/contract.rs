@@ -523,8 +523,33 @@ pub async fn channel_accounts_resolve_to_their_workspace<S: Store>(s: &S) {
         display_name: Some("Support".into()),
     };
     s.put_channel_account(&acct).await.unwrap();
-    assert_eq!(s.channel_account(Channel::Sms, &number).await.unwrap(), Some(acct));
+    assert_eq!(s.channel_account(Channel::Sms, &number).await.unwrap(), Some(acct.clone()));
     assert!(s.channel_account(Channel::Whatsapp, &number).await.unwrap().is_none());
+    // The workspace lists its accounts; another workspace's are not among them.
+    let email = ChannelAccount {
+        workspace: ws.clone(),
+        channel: Channel::Email,
+        address: format!("support@{}.example", ws.as_str()),
+        display_name: None,
+    };
+    s.put_channel_account(&email).await.unwrap();
+    let other = workspace("chan-other");
+    let theirs = ChannelAccount { workspace: other.clone(), address: "x@y.example".into(), ..email.clone() };
+    s.put_channel_account(&theirs).await.unwrap();
+    assert_eq!(s.channel_accounts(&ws).await.unwrap(), vec![email, acct]);
+    assert_eq!(s.channel_accounts(&other).await.unwrap().len(), 1);
+}
+
+pub async fn rate_limits_count_per_key_and_window<S: Store>(s: &S) {
+    let ws = workspace("rate");
+    let window = time::Duration::hours(1);
+    let start = OffsetDateTime::from_unix_timestamp(1_795_341_600).unwrap();
+    for _ in 0..3 {
+        assert!(s.take(&ws, "form:a@b.example", start, window, 3).await.unwrap());
+    }
+    assert!(!s.take(&ws, "form:a@b.example", start, window, 3).await.unwrap(), "the fourth in the hour");
+    assert!(s.take(&ws, "form:c@d.example", start, window, 3).await.unwrap(), "another key");
+    assert!(s.take(&ws, "form:a@b.example", start + window, window, 3).await.unwrap(), "the next hour");
 }
 
 /// Runs every case, sequentially (each is independent; parallel runs are the caller's choice).
@@ -540,6 +565,7 @@ pub async fn run_all<S: Store>(s: &S) {
     messages_page_in_both_orders(s).await;
     delivery_status_only_moves_forward(s).await;
     channel_accounts_resolve_to_their_workspace(s).await;
+    rate_limits_count_per_key_and_window(s).await;
     the_ledger_counts_every_entry_once(s).await;
     rate_card_versions_never_change(s).await;
     budgets_and_alerts(s).await;

@@ -317,9 +317,68 @@ impl ChannelDirectory for DynamoStore {
     }
 
     async fn put_channel_account(&self, account: &ChannelAccount) -> Result<(), StoreError> {
+        // The account, and its entry in the workspace's list, together.
         let it = item(&keys::channel_account(account.channel, &account.address), "channel_account", account)?;
-        self.client.put_item().table_name(&self.table).set_item(Some(it)).send().await.map_err(classify)?;
-        Ok(())
+        let listed = item(
+            &keys::workspace_channel(&account.workspace, account.channel, &account.address),
+            "workspace_channel",
+            account,
+        )?;
+        self.transact(vec![put_always(&self.table, it)?, put_always(&self.table, listed)?], None).await
+    }
+
+    async fn channel_accounts(&self, ws: &WorkspaceId) -> Result<Vec<ChannelAccount>, StoreError> {
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page: Page<ChannelAccount> =
+                self.decoded_page("channel account", &keys::workspace_channels(ws), "", 100, cursor.as_ref()).await?;
+            all.extend(page.items);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl RateLimiter for DynamoStore {
+    async fn take(
+        &self,
+        ws: &WorkspaceId,
+        key: &str,
+        window_start: OffsetDateTime,
+        window: time::Duration,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        let k = keys::rate_window(ws, key, window_start);
+        let expires = (window_start + window).unix_timestamp() + 60;
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(&k)))
+            .update_expression("ADD #n :one SET #ttl = :ttl, #entity = :entity")
+            .condition_expression("attribute_not_exists(#n) OR #n < :limit")
+            .expression_attribute_names("#n", "uses")
+            .expression_attribute_names("#ttl", keys::TTL)
+            .expression_attribute_names("#entity", keys::ENTITY)
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
+            .expression_attribute_values(":ttl", n(expires))
+            .expression_attribute_values(":entity", s("rate_window"))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                metered(out.consumed_capacity(), true);
+                Ok(true)
+            }
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(classify(e)),
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 //! | item                 | PK                                   | SK                 |
 //! |----------------------|--------------------------------------|--------------------|
 //! | channel account      | `CHANNEL#<channel>#<address>`        | `CHANNEL`          |
+//! | workspace's channel account | `WS#<ws>#CHANNELS`            | `<channel>#<address>` |
+//! | rate-limit window    | `WS#<ws>#RATE#<key>`                 | `<window start, unix s>` |
 //! | contact              | `WS#<ws>#CONTACT#<contact>`          | `CONTACT`          |
 //! | contact's current conversation | `WS#<ws>#CONTACT#<contact>` | `CURRENT_CONV`     |
 //! | identity → contact   | `WS#<ws>#IDENT#<kind>#<value>`       | `IDENT`            |
@@ -77,6 +79,18 @@ fn ws(ws: &WorkspaceId) -> String {
 
 pub fn channel_account(channel: Channel, address: &str) -> Key {
     Key { pk: format!("CHANNEL#{channel}#{address}"), sk: "CHANNEL".into() }
+}
+
+pub fn workspace_channels(w: &WorkspaceId) -> String {
+    format!("{}#CHANNELS", ws(w))
+}
+
+pub fn workspace_channel(w: &WorkspaceId, channel: Channel, address: &str) -> Key {
+    Key { pk: workspace_channels(w), sk: format!("{channel}#{address}") }
+}
+
+pub fn rate_window(w: &WorkspaceId, key: &str, window_start: OffsetDateTime) -> Key {
+    Key { pk: format!("{}#RATE#{key}", ws(w)), sk: window_start.unix_timestamp().to_string() }
 }
 
 pub fn contact(w: &WorkspaceId, id: ContactId) -> Key {

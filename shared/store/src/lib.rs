@@ -32,6 +32,7 @@ pub trait Store:
     + domain::ports::TemplateStore
     + domain::ports::ReorgStore
     + domain::ports::ContactStore
+    + domain::ports::RateLimiter
 {
 }
 
@@ -55,5 +56,6 @@ impl<T> Store for T where
         + domain::ports::TemplateStore
         + domain::ports::ReorgStore
         + domain::ports::ContactStore
+        + domain::ports::RateLimiter
 {
 }

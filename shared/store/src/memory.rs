@@ -49,6 +49,7 @@ struct State {
     canned: BTreeMap<Key, domain::canned::CannedResponse>,
     templates: BTreeMap<Key, domain::channels::templates::WhatsAppTemplate>,
     canned_uses: HashMap<Key, u32>,
+    rates: HashMap<Key, u32>,
 }
 
 #[derive(Default)]
@@ -165,6 +166,33 @@ impl ChannelDirectory for MemoryStore {
     async fn put_channel_account(&self, account: &ChannelAccount) -> Result<(), StoreError> {
         self.with(|s| s.channels.insert(keys::channel_account(account.channel, &account.address), account.clone()));
         Ok(())
+    }
+    async fn channel_accounts(&self, ws: &WorkspaceId) -> Result<Vec<ChannelAccount>, StoreError> {
+        let mut all: Vec<ChannelAccount> =
+            self.with(|s| s.channels.values().filter(|a| &a.workspace == ws).cloned().collect());
+        all.sort_by(|a, b| (a.channel.as_str(), &a.address).cmp(&(b.channel.as_str(), &b.address)));
+        Ok(all)
+    }
+}
+
+#[async_trait]
+impl RateLimiter for MemoryStore {
+    async fn take(
+        &self,
+        ws: &WorkspaceId,
+        key: &str,
+        window_start: OffsetDateTime,
+        _window: time::Duration,
+        limit: u32,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let n = s.rates.entry(keys::rate_window(ws, key, window_start)).or_insert(0);
+            if *n >= limit {
+                return false;
+            }
+            *n += 1;
+            true
+        }))
     }
 }
 

@@ -21,6 +21,7 @@ use crate::model::{Attachment, Channel, DeliveryEvent, Identity, Message};
 
 pub mod constraints;
 pub mod email;
+pub mod form;
 pub mod meta;
 pub mod quotes;
 pub mod telegram;
