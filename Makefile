@@ -1,5 +1,5 @@
 # The two commands: `make run` (the whole platform, locally) and `make test` (every test).
-.PHONY: run test lint fmt validate ci
+.PHONY: run test lint fmt validate fuzz ci
 
 run:
 	bash infra/scripts/install.sh
@@ -17,5 +17,9 @@ lint:
 validate:
 	bash infra/scripts/install.sh --ci
 	SAM_CLI_TELEMETRY=0 .local/venv/bin/sam validate --lint --region us-east-1
+
+# Every parser's fuzz target, 60 s each (CI runs 15 s each).
+fuzz:
+	bash infra/scripts/fuzz.sh 60
 
 ci: fmt lint validate test
