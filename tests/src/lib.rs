@@ -123,6 +123,7 @@ pub async fn spawn_stack() -> TestStack {
     let telegram_bot = format!("71{:08}", ulid::Ulid::new().random() % 100_000_000);
     let email_address = format!("support-{}@{EMAIL_DOMAIN}", unique());
     for (channel, address) in [
+        (Channel::Voice, &number),
         (Channel::Whatsapp, &whatsapp_number_id),
         (Channel::Telegram, &telegram_bot),
         (Channel::Email, &email_address),

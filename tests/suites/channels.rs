@@ -540,3 +540,78 @@ async fn the_contact_form_is_answered_by_email() {
     let missing = s.http.post(s.url("/webhooks/form/no-such-workspace")).form(&form).send().await.unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+/// Voicemail: a call is answered with a recording; the recording callback (audio into S3) and
+/// the transcription callback (in either order, each possibly retried) become one message; the
+/// reply goes back by SMS; a forged callback stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voicemail_is_one_message_with_audio_and_transcript() {
+    let s = spawn_stack().await;
+    let caller = random_number();
+    let call = [("CallSid", "CA0001"), ("From", caller.as_str()), ("To", s.number.as_str()), ("CallStatus", "ringing")];
+    let call: Vec<(String, String)> = call.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let res = s.post_signed("/webhooks/twilio/voice", &call, AUTH_TOKEN).await;
+    assert_eq!(res.status(), 200);
+    let twiml = res.text().await.unwrap();
+    let callback = |name: &str| {
+        let start = twiml.find(&format!("{name}=\"")).expect(name) + name.len() + 2;
+        let url = &twiml[start..start + twiml[start..].find('"').unwrap()];
+        url.replace("&amp;", "&").trim_start_matches(&s.stack.base_url).to_owned()
+    };
+    let (recording_path, transcription_path) = (callback("recordingStatusCallback"), callback("transcribeCallback"));
+    assert!(recording_path.starts_with("/webhooks/twilio/voice/recording?from="), "{recording_path}");
+
+    let rsid = format!("RE{}", ulid::Ulid::new().to_string().to_lowercase());
+    let form = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    };
+    let transcript = form(&[
+        ("AccountSid", ACCOUNT_SID),
+        ("CallSid", "CA0001"),
+        ("RecordingSid", &rsid),
+        ("TranscriptionStatus", "completed"),
+        ("TranscriptionText", "Hi, it's about invoice 42, please call me back."),
+    ]);
+    // A forged transcript is refused.
+    assert_eq!(s.post_signed(&transcription_path, &transcript, "not-the-token").await.status(), 403);
+    // The transcript first (Twilio gives no order), twice; then the recording.
+    for _ in 0..2 {
+        assert_eq!(s.post_signed(&transcription_path, &transcript, AUTH_TOKEN).await.status(), 200);
+    }
+    let recording_url = format!("{}/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{rsid}", s.twilio.base_url());
+    let recording = form(&[
+        ("AccountSid", ACCOUNT_SID),
+        ("CallSid", "CA0001"),
+        ("RecordingSid", &rsid),
+        ("RecordingStatus", "completed"),
+        ("RecordingDuration", "9"),
+        ("RecordingUrl", &recording_url),
+    ]);
+    assert_eq!(s.post_signed(&recording_path, &recording, AUTH_TOKEN).await.status(), 200);
+
+    let conv = one_conversation(&s).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+    let m = eventually("the voicemail to have its text and audio", || async {
+        let msgs = s.messages(&id).await;
+        msgs.into_iter().find(|m| m["text"].is_string() && !m["attachments"].as_array().unwrap().is_empty())
+    })
+    .await;
+    assert_eq!(s.messages(&id).await.len(), 1, "one message");
+    assert_eq!(m["channel"], "voice");
+    assert_eq!(m["text"], "Hi, it's about invoice 42, please call me back.");
+    let audio = &m["attachments"][0];
+    assert_eq!(audio["content_type"], "audio/mpeg");
+    assert_eq!(audio["size_bytes"], fake_twilio::RECORDING_BYTES.len());
+    assert!(audio["url"].as_str().unwrap().starts_with("s3://"), "{audio}");
+    assert_eq!(m["metadata"]["voicemail_duration_secs"], 9);
+
+    let (status, reply) = s.reply(&id, "vm-1", "Calling you back in 5 minutes.").await;
+    assert_eq!(status, 202, "{reply}");
+    assert_eq!(reply["message"]["channel"], "sms", "a voicemail is answered by SMS");
+    let sent = eventually("Twilio to receive the SMS", || async {
+        let r = s.twilio.received();
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    assert_eq!(sent[0].get("To"), Some(caller.as_str()));
+}

@@ -122,6 +122,7 @@ async fn ten_deliveries_of_one_message_sid_store_one_message() {
         metadata: Default::default(),
         usage: Default::default(),
         thread: None,
+        completes: false,
     });
     let sqs = aws_sdk_sqs::Client::new(&s.aws);
     let q = queue::SqsQueue::new(sqs.clone(), s.queue_url("InboundQueue"));
@@ -197,6 +198,7 @@ async fn concurrent_first_messages_from_a_new_contact_make_one_contact_and_one_c
             metadata: Default::default(),
             usage: Default::default(),
             thread: None,
+            completes: false,
         });
         let deps = &deps;
         async move { inbound_processor::ingest(deps, ev).await.expect("ingest") }

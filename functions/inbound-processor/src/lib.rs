@@ -448,10 +448,50 @@ async fn hinted_conversation(
     Ok(found)
 }
 
+/// Fills a stored message in with a later part of it (a voicemail's transcript or audio): text
+/// where it has none, attachments it lacks, metadata keys it lacks. A repeat fills nothing.
+async fn complete(deps: &Deps, m: &InboundMessage, conv: ConversationId, id: MessageId) -> Result<(), StoreError> {
+    let ws = &m.workspace;
+    let Some(mut stored) = deps.store.message(ws, conv, id).await? else { return Ok(()) };
+    let mut filled = vec![];
+    if stored.text.is_none() && m.text.is_some() {
+        stored.text.clone_from(&m.text);
+        filled.push("text");
+    }
+    let missing: Vec<_> =
+        m.attachments.iter().filter(|a| !stored.attachments.iter().any(|s| s.url == a.url)).cloned().collect();
+    if !missing.is_empty() {
+        stored.attachments.extend(missing);
+        filled.push("attachments");
+    }
+    for (k, v) in &m.metadata {
+        stored.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    if filled.is_empty() {
+        return Ok(());
+    }
+    deps.store.complete_message(&stored).await?;
+    let note = Notification::MessageUpdated {
+        workspace: ws.clone(),
+        conversation_id: conv,
+        message_id: id,
+        filled: filled.join(","),
+    };
+    if let Err(e) = deps.notifications.publish(&note).await {
+        // Stored: agents see it on their next read; the redelivery would fill nothing to announce.
+        tracing::warn!(workspace = %ws, message = %id, error = %e, "could not announce a completed message");
+    }
+    tracing::info!(workspace = %ws, message = %id, filled = %filled.join(","), "message completed");
+    Ok(())
+}
+
 async fn try_ingest(deps: &Deps, m: &InboundMessage, inv: &Invocation) -> Result<Ingested, StoreError> {
     let store = &deps.store;
     let ws = &m.workspace;
     if let Some((conversation, message)) = store.provider_message(ws, &m.provider, &m.provider_message_id).await? {
+        if m.completes {
+            complete(deps, m, conversation, message).await?;
+        }
         return Ok(Ingested::Duplicate { conversation, message });
     }
     let (contact, new_contact) = match store.contact_by_identity(ws, &m.identity).await? {
@@ -632,6 +672,7 @@ mod tests {
             metadata: Default::default(),
             usage: Default::default(),
             thread: None,
+            completes: false,
         })
     }
 

@@ -110,7 +110,8 @@ pub async fn fan_out(deps: &Deps, event: &Notification, now: OffsetDateTime) -> 
     }
     let message = match event {
         Notification::MessageCreated { conversation_id, message_id, .. }
-        | Notification::DeliveryStatusChanged { conversation_id, message_id, .. } => {
+        | Notification::DeliveryStatusChanged { conversation_id, message_id, .. }
+        | Notification::MessageUpdated { conversation_id, message_id, .. } => {
             deps.store.message(ws, *conversation_id, *message_id).await?
         }
         _ => None,

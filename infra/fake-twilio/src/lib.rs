@@ -82,6 +82,7 @@ impl FakeTwilio {
         let app = Router::new()
             .route("/2010-04-01/Accounts/{account}/Messages.json", post(create_message))
             .route("/2010-04-01/Accounts/{account}/Messages/{sid}", get(fetch_message))
+            .route("/2010-04-01/Accounts/{account}/Recordings/{file}", get(fetch_recording))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -117,6 +118,26 @@ impl FakeTwilio {
 
 /// `GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json`: the Message resource with its price,
 /// negative as Twilio reports charges.
+/// The audio of any recording (`RE….mp3`): a few bytes that start like an MP3, behind the
+/// account's credentials, as Twilio serves recordings.
+pub const RECORDING_BYTES: &[u8] = b"ID3\x04\x00\x00\x00\x00\x00\x00fake voicemail audio";
+
+async fn fetch_recording(
+    State(inner): State<Arc<Inner>>,
+    Path((account, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorised(&inner, &headers, &account) {
+        let (status, body) = twilio_error(401, 20003, "Authenticate");
+        return (StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED), Json(body)).into_response();
+    }
+    if !file.starts_with("RE") || !file.ends_with(".mp3") {
+        let (status, body) = twilio_error(404, 20404, "The requested resource was not found");
+        return (StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND), Json(body)).into_response();
+    }
+    ([("content-type", "audio/mpeg")], RECORDING_BYTES).into_response()
+}
+
 async fn fetch_message(
     State(inner): State<Arc<Inner>>,
     Path((account, file)): Path<(String, String)>,

@@ -96,6 +96,7 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "whatsapp-webhook" => http!(whatsapp_webhook),
         "meta-webhook" => http!(meta_webhook),
         "contact-form" => http!(contact_form),
+        "twilio-voice-webhook" => http!(twilio_voice_webhook),
         "telegram-webhook" => http!(telegram_webhook),
         "api-list-conversations" => http!(api_list_conversations),
         "api-get-conversation" => http!(api_get_conversation),

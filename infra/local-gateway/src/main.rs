@@ -180,6 +180,7 @@ async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> 
         (Channel::Whatsapp, dev::WHATSAPP_PHONE_NUMBER_ID),
         (Channel::Telegram, dev::TELEGRAM_BOT_ID),
         (Channel::Email, dev::EMAIL_ADDRESS),
+        (Channel::Voice, dev::SMS_NUMBER),
         (Channel::Messenger, dev::MESSENGER_PAGE_ID),
         (Channel::Instagram, dev::INSTAGRAM_ACCOUNT_ID),
     ] {

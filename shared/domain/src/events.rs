@@ -44,6 +44,11 @@ pub struct InboundMessage {
     /// The conversation an email names itself (Reply-To token, In-Reply-To, References).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread: Option<crate::channels::email::EmailThread>,
+    /// One part of a message that arrives in parts (a voicemail's recording and transcript, under
+    /// one provider id): if the message is stored already, this fills in what it lacks (text,
+    /// attachments, metadata) instead of being dropped as a duplicate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub completes: bool,
 }
 
 impl InboundMessage {
@@ -55,6 +60,16 @@ impl InboundMessage {
     /// FIFO deduplication: the provider's own id, so a webhook retried within five minutes is dropped
     /// by SQS itself (and anything later by the store's dedup item).
     pub fn dedup_id(&self) -> String {
+        if self.completes {
+            // Each part of a message in parts is its own queue message (a retry of one is not).
+            let part = match (self.text.is_some(), self.attachments.is_empty()) {
+                (true, true) => "text",
+                (false, false) => "files",
+                (true, false) => "text+files",
+                (false, true) => "meta",
+            };
+            return format!("{}:{}:{part}", self.provider, self.provider_message_id);
+        }
         format!("{}:{}", self.provider, self.provider_message_id)
     }
 }
@@ -236,6 +251,14 @@ pub enum Notification {
         message_id: MessageId,
         status: DeliveryStatus,
     },
+    /// A stored message was completed (a voicemail's transcript or audio arrived): `filled` names
+    /// what (`text`, `attachments`).
+    MessageUpdated {
+        workspace: WorkspaceId,
+        conversation_id: ConversationId,
+        message_id: MessageId,
+        filled: String,
+    },
     /// A budget's spend reached one of its thresholds this month: for supervisors and for outbound
     /// webhooks. Emitted once per (month, scope, threshold).
     BudgetThresholdReached {
@@ -315,6 +338,7 @@ impl Notification {
         match self {
             Notification::MessageCreated { workspace, .. }
             | Notification::DeliveryStatusChanged { workspace, .. }
+            | Notification::MessageUpdated { workspace, .. }
             | Notification::BudgetThresholdReached { workspace, .. }
             | Notification::ConversationChanged { workspace, .. }
             | Notification::AgentActivity { workspace, .. }
@@ -327,6 +351,7 @@ impl Notification {
         match self {
             Notification::MessageCreated { conversation_id, .. }
             | Notification::DeliveryStatusChanged { conversation_id, .. }
+            | Notification::MessageUpdated { conversation_id, .. }
             | Notification::ConversationChanged { conversation_id, .. }
             | Notification::AgentActivity { conversation_id, .. }
             | Notification::NoteAdded { conversation_id, .. } => Some(*conversation_id),
@@ -337,6 +362,7 @@ impl Notification {
         match self {
             Notification::MessageCreated { workspace, conversation_id, .. }
             | Notification::DeliveryStatusChanged { workspace, conversation_id, .. }
+            | Notification::MessageUpdated { workspace, conversation_id, .. }
             | Notification::ConversationChanged { workspace, conversation_id, .. }
             | Notification::AgentActivity { workspace, conversation_id, .. }
             | Notification::NoteAdded { workspace, conversation_id, .. } => {
@@ -352,6 +378,7 @@ impl Notification {
             Notification::DeliveryStatusChanged { message_id, status, .. } => {
                 format!("status:{message_id}:{}", status.as_str())
             }
+            Notification::MessageUpdated { message_id, filled, .. } => format!("updated:{message_id}:{filled}"),
             Notification::BudgetThresholdReached { month, scope, threshold_percent, .. } => {
                 format!("budget:{month}:{}:{threshold_percent}", scope.as_str())
             }

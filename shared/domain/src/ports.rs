@@ -124,6 +124,10 @@ pub trait InboundStore: Send + Sync {
     /// `Conflict` when the contact identity, the open-conversation slot or the conversation version was
     /// taken concurrently; `Duplicate` when the provider message was already stored.
     async fn commit_inbound(&self, commit: InboundCommit) -> Result<(), StoreError>;
+    /// Rewrites a stored inbound message with parts that arrived later (a voicemail's transcript).
+    /// Only the sender's FIFO group writes its inbound messages, so there is no race to settle;
+    /// `Conflict` when the message is not there.
+    async fn complete_message(&self, message: &Message) -> Result<(), StoreError>;
 }
 
 /// Opaque continuation token of a paginated list.

@@ -126,11 +126,19 @@ impl Conversation {
 
     /// The route a reply takes: the customer's last channel by default, or the requested channel if
     /// the customer wrote on it in this conversation (the route they used there).
+    /// A voicemail is answered by SMS to the caller's number, from the number they called.
     pub fn reply_route(&self, requested: Option<Channel>) -> Result<Route, RouteError> {
         let last = self.last_inbound.as_ref().ok_or(RouteError::NoInbound)?;
+        let by_sms = |r: &Route| Route { channel: Channel::Sms, ..r.clone() };
         match requested {
+            None if last.channel == Channel::Voice => Ok(by_sms(last)),
             None => Ok(last.clone()),
             Some(ch) if ch == last.channel => Ok(last.clone()),
+            Some(Channel::Sms) if !self.channels.contains_key(&Channel::Sms) => self
+                .channels
+                .get(&Channel::Voice)
+                .map(|s| by_sms(&s.route))
+                .ok_or(RouteError::NoAddressOnChannel(Channel::Sms)),
             Some(ch) => self.channels.get(&ch).map(|s| s.route.clone()).ok_or(RouteError::NoAddressOnChannel(ch)),
         }
     }

@@ -416,6 +416,10 @@ impl InboundStore for DynamoStore {
         self.get_as("conversation", &keys::conversation(ws, id)).await
     }
 
+    async fn complete_message(&self, m: &Message) -> Result<(), StoreError> {
+        self.transact(vec![put(&self.table, message_item(m)?, "attribute_exists(PK)", None)?], None).await
+    }
+
     async fn commit_inbound(&self, c: InboundCommit) -> Result<(), StoreError> {
         let ws = &c.message.workspace;
         let mut items = vec![

@@ -225,6 +225,16 @@ impl InboundStore for MemoryStore {
         }))
     }
 
+    async fn complete_message(&self, m: &Message) -> Result<(), StoreError> {
+        self.with(|s| match s.message_mut(&m.workspace, m.conversation_id, m.id) {
+            Some(stored) => {
+                *stored = m.clone();
+                Ok(())
+            }
+            None => Err(StoreError::Conflict),
+        })
+    }
+
     async fn commit_inbound(&self, c: InboundCommit) -> Result<(), StoreError> {
         self.with(|s| {
             let ws = c.message.workspace.clone();

@@ -145,6 +145,7 @@ impl Submission {
             metadata,
             usage,
             thread: None,
+            completes: false,
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod quotes;
 pub mod telegram;
 pub mod templates;
 pub mod twilio;
+pub mod voice;
 pub mod whatsapp;
 
 /// A webhook request as an adapter sees it: the public URL the provider called (with its query
@@ -110,6 +111,7 @@ impl ParsedMessage {
             metadata: self.metadata,
             usage,
             thread: None,
+            completes: false,
         }
     }
 }

@@ -1,0 +1,375 @@
+//! Voicemail through Twilio Voice (`domain::channels::voice`). Every request is checked against
+//! `X-Twilio-Signature` first (403 and nothing stored otherwise).
+//!
+//! - `POST /webhooks/twilio/voice` — a call to one of our numbers (a `voice` channel account):
+//!   TwiML with the greeting (`VOICEMAIL_GREETING`), a beep and a recording; `<Reject/>` for a
+//!   number no workspace answers on.
+//! - `POST /webhooks/twilio/voice/done` — the recording ended: thanks, and hang up.
+//! - `POST /webhooks/twilio/voice/recording` — the finished recording: the audio is fetched from
+//!   Twilio (only from `TWILIO_API_BASE`, with the account's credentials) into the media bucket
+//!   (`MEDIA_BUCKET`), then the voicemail is enqueued. A failed fetch answers 503 so Twilio
+//!   retries; nothing is enqueued without its audio.
+//! - `POST /webhooks/twilio/voice/transcription` — the transcript: enqueued as the same message
+//!   (the recording's id), which it completes with its text.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::channels::{twilio, voice};
+use domain::events::InboundEvent;
+use domain::finance::Usage;
+use domain::model::Attachment;
+use domain::ports::{ChannelDirectory, FileStore, InboundQueue};
+use domain::{Channel, PhoneNumber, WorkspaceId};
+use kit::http::{body_bytes, header, public_url, respond, xml, ApiError};
+use lambda_http::{Body, Error, Request, Response};
+use meter::{Invocation, Trigger};
+
+pub const DEFAULT_GREETING: &str =
+    "Thank you for calling. Nobody can take your call right now. Please leave a message after the tone.";
+/// The largest recording kept (a three-minute MP3 is about 3 MB).
+const MAX_AUDIO_BYTES: usize = 20 * 1024 * 1024;
+
+pub struct Deps {
+    pub directory: Arc<dyn ChannelDirectory>,
+    pub queue: Arc<dyn InboundQueue>,
+    pub files: Arc<dyn FileStore>,
+    pub http: reqwest::Client,
+    pub account_sid: String,
+    pub auth_token: String,
+    /// Where recordings may be fetched from (Twilio's API).
+    pub twilio_api_base: String,
+    /// The public base URL Twilio calls (signatures and callback URLs); else the API's.
+    pub public_base_url: Option<String>,
+    pub greeting: String,
+    pub memory_mb: u64,
+}
+
+impl Deps {
+    /// `TABLE_NAME`, `INBOUND_QUEUE_URL`, `MEDIA_BUCKET`, `TWILIO_ACCOUNT_SID`,
+    /// `TWILIO_AUTH_TOKEN` (a secret), optional `TWILIO_API_BASE`, `PUBLIC_BASE_URL`,
+    /// `VOICEMAIL_GREETING`.
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        let store =
+            Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?));
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?;
+        Ok(Self {
+            directory: store,
+            queue: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("INBOUND_QUEUE_URL")?)),
+            files: Arc::new(mail::s3::S3Files::new(aws_sdk_s3::Client::new(aws), config.required("MEDIA_BUCKET")?)),
+            http,
+            account_sid: config.required("TWILIO_ACCOUNT_SID")?,
+            auth_token: config.secret("TWILIO_AUTH_TOKEN", aws).await?,
+            twilio_api_base: config.optional("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
+            public_base_url: config.optional("PUBLIC_BASE_URL"),
+            greeting: config
+                .optional("VOICEMAIL_GREETING")
+                .filter(|g| !g.trim().is_empty())
+                .unwrap_or_else(|| DEFAULT_GREETING.into()),
+            memory_mb: meter::memory_mb_from_env(),
+        })
+    }
+}
+
+pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
+    let inv = Invocation::new(deps.memory_mb, 1, Trigger::HttpApi);
+    Ok(respond(meter::measure(route(deps, &req, &inv)).await.0))
+}
+
+async fn route(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<Body>, ApiError> {
+    let url = public_url(req, deps.public_base_url.as_deref());
+    let params = twilio::parse_form(body_bytes(req))?;
+    let signature =
+        header(req, "x-twilio-signature").ok_or(ApiError::Forbidden("missing X-Twilio-Signature".into()))?;
+    if !twilio::signature_is_valid(&deps.auth_token, &url, &params, signature) {
+        tracing::warn!("rejected a voice webhook with an invalid signature");
+        return Err(ApiError::Forbidden("invalid X-Twilio-Signature".into()));
+    }
+    let path = url.split('?').next().unwrap_or_default();
+    let last = path.rsplit('/').next().unwrap_or_default();
+    match last {
+        "voice" => call(deps, req, &params).await,
+        "done" => Ok(xml(200, voice::GOODBYE)),
+        "recording" => recording(deps, &url, &params, inv).await,
+        "transcription" => transcription(deps, &url, &params, inv).await,
+        _ => Err(ApiError::NotFound("no such voice webhook".into())),
+    }
+}
+
+async fn owner(deps: &Deps, our_number: &PhoneNumber) -> Result<Option<WorkspaceId>, ApiError> {
+    Ok(deps.directory.channel_account(Channel::Voice, our_number.as_str()).await?.map(|a| a.workspace))
+}
+
+async fn call(deps: &Deps, req: &Request, params: &[(String, String)]) -> Result<Response<Body>, ApiError> {
+    let call = voice::parse_call(params)?;
+    if owner(deps, &call.to).await?.is_none() {
+        tracing::warn!(to = %call.to.as_str(), "a call to a number no workspace answers on; rejected");
+        return Ok(xml(200, voice::REJECT));
+    }
+    // The callbacks go to this function's own public URL.
+    let here = public_url(req, deps.public_base_url.as_deref());
+    let base = here.split("/webhooks/").next().unwrap_or_default();
+    tracing::info!(call = %call.call_sid, "voicemail call answered");
+    Ok(xml(200, &voice::answer(&deps.greeting, base, &call)))
+}
+
+fn enqueued() -> Response<Body> {
+    xml(200, twilio::EMPTY_TWIML)
+}
+
+async fn recording(
+    deps: &Deps,
+    url: &str,
+    params: &[(String, String)],
+    inv: &Invocation,
+) -> Result<Response<Body>, ApiError> {
+    let (from, to) = voice::parties(url)?;
+    let Some(rec) = voice::parse_recording(params)? else { return Ok(enqueued()) };
+    let Some(ws) = owner(deps, &to).await? else {
+        return Err(ApiError::NotFound("no workspace answers calls on this number".into()));
+    };
+    if !rec.url.starts_with(deps.twilio_api_base.trim_end_matches('/')) {
+        return Err(ApiError::BadRequest("the recording is not on the configured Twilio API".into()));
+    }
+    let audio_url = format!("{}.mp3", rec.url);
+    let fetched = deps
+        .http
+        .get(&audio_url)
+        .basic_auth(&deps.account_sid, Some(&deps.auth_token))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status);
+    let bytes = match fetched {
+        Ok(res) => res.bytes().await.map_err(|e| ApiError::Unavailable(Box::new(e)))?,
+        Err(e) => return Err(ApiError::Unavailable(Box::new(e))),
+    };
+    if bytes.len() > MAX_AUDIO_BYTES {
+        return Err(ApiError::Unprocessable(format!("the recording is larger than {MAX_AUDIO_BYTES} bytes")));
+    }
+    let size = bytes.len() as u64;
+    let key = format!("media/{ws}/voice/{}.mp3", rec.recording_sid);
+    let stored = deps.files.put_file(&key, "audio/mpeg", bytes.to_vec()).await?;
+    let audio = Attachment {
+        content_type: "audio/mpeg".into(),
+        size_bytes: Some(size),
+        url: stored,
+        filename: Some(format!("voicemail-{}.mp3", rec.recording_sid)),
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let usage = inv.usage_so_far() + Usage { sqs_requests_milli: 1000, ..Usage::default() };
+    let m = voice::voicemail(
+        ws.clone(),
+        &from,
+        &to,
+        &rec.recording_sid,
+        &rec.call_sid,
+        None,
+        Some(audio),
+        rec.duration_secs,
+        now,
+        usage,
+    );
+    deps.queue.enqueue_inbound(&InboundEvent::Message(m)).await?;
+    tracing::info!(workspace = %ws, recording = %rec.recording_sid, bytes = size, "voicemail recording enqueued");
+    Ok(enqueued())
+}
+
+async fn transcription(
+    deps: &Deps,
+    url: &str,
+    params: &[(String, String)],
+    inv: &Invocation,
+) -> Result<Response<Body>, ApiError> {
+    let (from, to) = voice::parties(url)?;
+    let Some(t) = voice::parse_transcription(params)? else { return Ok(enqueued()) };
+    let Some(ws) = owner(deps, &to).await? else {
+        return Err(ApiError::NotFound("no workspace answers calls on this number".into()));
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let usage = inv.usage_so_far() + Usage { sqs_requests_milli: 1000, ..Usage::default() };
+    let m =
+        voice::voicemail(ws.clone(), &from, &to, &t.recording_sid, &t.call_sid, Some(t.text), None, None, now, usage);
+    deps.queue.enqueue_inbound(&InboundEvent::Message(m)).await?;
+    tracing::info!(workspace = %ws, recording = %t.recording_sid, "voicemail transcript enqueued");
+    Ok(enqueued())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+    use domain::ports::ChannelAccount;
+    use queue::memory::MemoryQueue;
+    use store::MemoryStore;
+
+    const TOKEN: &str = "test-auth-token";
+    const BASE: &str = "https://voice.example";
+
+    struct World {
+        deps: Deps,
+        queue: Arc<MemoryQueue>,
+        files: Arc<mail::memory::MemoryFiles>,
+        twilio: String,
+    }
+
+    /// A stand-in for Twilio's recordings endpoint: the audio behind basic auth.
+    async fn fake_recordings() -> String {
+        let app = axum::Router::new().route(
+            "/2010-04-01/Accounts/AC1/Recordings/{file}",
+            get(|headers: axum::http::HeaderMap| async move {
+                let ok =
+                    headers.get("authorization").is_some_and(|v| v.to_str().unwrap_or_default().starts_with("Basic "));
+                if ok {
+                    (axum::http::StatusCode::OK, b"ID3-fake-mp3".to_vec())
+                } else {
+                    (axum::http::StatusCode::UNAUTHORIZED, vec![])
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}")
+    }
+
+    async fn world() -> World {
+        let store = Arc::new(MemoryStore::new());
+        let account = ChannelAccount {
+            workspace: WorkspaceId::parse("demo").unwrap(),
+            channel: Channel::Voice,
+            address: "+14155550100".into(),
+            display_name: None,
+        };
+        store.put_channel_account(&account).await.unwrap();
+        let queue = Arc::new(MemoryQueue::new());
+        let files = Arc::new(mail::memory::MemoryFiles::default());
+        let twilio = fake_recordings().await;
+        let deps = Deps {
+            directory: store,
+            queue: queue.clone(),
+            files: files.clone(),
+            http: reqwest::Client::new(),
+            account_sid: "AC1".into(),
+            auth_token: TOKEN.into(),
+            twilio_api_base: twilio.clone(),
+            public_base_url: Some(BASE.into()),
+            greeting: "Hi.".into(),
+            memory_mb: 128,
+        };
+        World { deps, queue, files, twilio }
+    }
+
+    fn signed(path_and_query: &str, form: &[(&str, &str)]) -> Request {
+        let params: Vec<(String, String)> = form.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let signature = twilio::compute_signature(TOKEN, &format!("{BASE}{path_and_query}"), &params);
+        let body = serde_urlencoded_body(&params);
+        let path = path_and_query.split('?').next().unwrap_or_default();
+        kit::apigw::test_request(
+            "POST",
+            path,
+            path_and_query,
+            &[],
+            &[("x-twilio-signature", &signature), ("content-type", "application/x-www-form-urlencoded")],
+            Some(body.as_bytes()),
+        )
+    }
+
+    fn serde_urlencoded_body(params: &[(String, String)]) -> String {
+        params.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+    }
+    fn enc(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+    #[tokio::test]
+    async fn a_call_is_answered_with_a_recording_and_an_unknown_number_is_rejected() {
+        let w = world().await;
+        let call = [("CallSid", "CA1"), ("From", "+14155552671"), ("To", "+14155550100"), ("CallStatus", "ringing")];
+        let res = handle(&w.deps, signed("/webhooks/twilio/voice", &call)).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let Body::Text(twiml) = res.body() else { panic!() };
+        assert!(twiml.contains("<Record"), "{twiml}");
+        assert!(twiml.contains("https://voice.example/webhooks/twilio/voice/recording?from=%2B14155552671"), "{twiml}");
+        let elsewhere = [("CallSid", "CA2"), ("From", "+14155552671"), ("To", "+14155550199")];
+        let res = handle(&w.deps, signed("/webhooks/twilio/voice", &elsewhere)).await.unwrap();
+        assert!(matches!(res.body(), Body::Text(t) if t.contains("<Reject/>")));
+        let mut forged = signed("/webhooks/twilio/voice", &call);
+        forged.headers_mut().insert("x-twilio-signature", "bm9wZQ==".parse().unwrap());
+        assert_eq!(handle(&w.deps, forged).await.unwrap().status(), 403);
+        assert!(w.queue.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_recording_goes_to_s3_and_the_transcript_follows_as_the_same_message() {
+        let w = world().await;
+        let q = "?from=%2B14155552671&to=%2B14155550100";
+        let rec_url = format!("{}/2010-04-01/Accounts/AC1/Recordings/RE1", w.twilio);
+        let rec = [
+            ("AccountSid", "AC1"),
+            ("CallSid", "CA1"),
+            ("RecordingSid", "RE1"),
+            ("RecordingStatus", "completed"),
+            ("RecordingDuration", "12"),
+            ("RecordingUrl", rec_url.as_str()),
+        ];
+        let res = handle(&w.deps, signed(&format!("/webhooks/twilio/voice/recording{q}"), &rec)).await.unwrap();
+        assert_eq!(res.status(), 200, "{:?}", res.body());
+        let text = [
+            ("AccountSid", "AC1"),
+            ("CallSid", "CA1"),
+            ("RecordingSid", "RE1"),
+            ("TranscriptionStatus", "completed"),
+            ("TranscriptionText", "Please call me back about my invoice."),
+        ];
+        let res = handle(&w.deps, signed(&format!("/webhooks/twilio/voice/transcription{q}"), &text)).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let sent = w.queue.sent();
+        assert_eq!(sent.len(), 2);
+        assert!(sent.iter().all(|(g, _, m)| g == "demo:phone:+14155552671" && m["provider_message_id"] == "RE1"));
+        assert!(sent.iter().all(|(_, _, m)| m["completes"] == true && m["channel"] == "voice"));
+        let audio = &sent[0].2["attachments"][0];
+        assert_eq!(audio["content_type"], "audio/mpeg");
+        let (_, bytes) = w.files.file(audio["url"].as_str().unwrap()).expect("the audio is stored");
+        assert_eq!(bytes, b"ID3-fake-mp3");
+        assert_eq!(sent[1].2["text"], "Please call me back about my invoice.");
+    }
+
+    #[tokio::test]
+    async fn the_fixture_requests_are_served() {
+        let mut w = world().await;
+        // The fixtures are signed for their API Gateway domain.
+        w.deps.public_base_url = None;
+        let call =
+            lambda_http::request::from_str(include_str!("../../../events/twilio-voice-webhook/call.json")).unwrap();
+        let res = handle(&w.deps, call).await.unwrap();
+        assert_eq!(res.status(), 200, "{:?}", res.body());
+        assert!(matches!(res.body(), Body::Text(t) if t.contains("<Record")));
+        let t = include_str!("../../../events/twilio-voice-webhook/transcription.json");
+        let res = handle(&w.deps, lambda_http::request::from_str(t).unwrap()).await.unwrap();
+        assert_eq!(res.status(), 200, "{:?}", res.body());
+        assert_eq!(w.queue.sent()[0].2["text"], "Hi, this is Ana about order 1234, please call me back.");
+    }
+
+    #[tokio::test]
+    async fn recordings_only_come_from_twilio() {
+        let w = world().await;
+        let q = "?from=%2B14155552671&to=%2B14155550100";
+        let rec = [
+            ("CallSid", "CA1"),
+            ("RecordingSid", "RE1"),
+            ("RecordingStatus", "completed"),
+            ("RecordingUrl", "http://169.254.169.254/latest/meta-data"),
+        ];
+        let res = handle(&w.deps, signed(&format!("/webhooks/twilio/voice/recording{q}"), &rec)).await.unwrap();
+        assert_eq!(res.status(), 400);
+        assert!(w.queue.sent().is_empty());
+    }
+}
