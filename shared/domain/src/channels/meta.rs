@@ -374,10 +374,12 @@ pub fn request_body(message: &Message) -> Result<Value, RenderError> {
     body["message"] = match (message.text.as_deref().filter(|t| !t.is_empty()), message.attachments.first()) {
         (Some(text), None) => json!({ "text": text }),
         (None, Some(a)) => {
-            let kind = match a.content_type.split('/').next() {
-                Some(k @ ("image" | "video" | "audio")) => k,
-                _ => "file",
-            };
+            let kind = a
+                .content_type
+                .split('/')
+                .next()
+                .filter(|k| matches!(*k, "image" | "video" | "audio"))
+                .unwrap_or("file");
             json!({ "attachment": { "type": kind, "payload": { "url": a.url, "is_reusable": true } } })
         }
         (Some(_), Some(_)) => {
