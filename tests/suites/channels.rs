@@ -48,6 +48,22 @@ async fn whatsapp_round_trip_with_statuses_forward_only() {
     assert_eq!(detail["contact"]["name"], "Sheena Nelson");
     assert_eq!(detail["contact"]["identities"][0], json!({ "kind": "phone", "value": format!("+{digits}") }));
 
+    // A photo: the webhook copies it from Meta into the media bucket before enqueueing.
+    let mut photo = s.whatsapp_text(&wamid(), &digits, "Sheena Nelson", "");
+    let m = &mut photo["entry"][0]["changes"][0]["value"]["messages"][0];
+    m["type"] = json!("image");
+    m.as_object_mut().unwrap().remove("text");
+    m["image"] = json!({ "id": "1003383421387256", "mime_type": "image/jpeg", "sha256": "x", "caption": "This one" });
+    assert_eq!(s.whatsapp_in(&photo).await.status(), 200);
+    let image = eventually("the photo to arrive", || async {
+        s.messages(&id).await.into_iter().find(|m| m["text"] == "This one")
+    })
+    .await;
+    let file = &image["attachments"][0];
+    assert!(file["url"].as_str().unwrap().starts_with("s3://"), "{file}");
+    assert!(file["url"].as_str().unwrap().ends_with("/whatsapp/1003383421387256"), "{file}");
+    assert_eq!(file["size_bytes"], fake_channels::MEDIA_BYTES.len());
+
     // The agent replies; the Cloud API receives exactly the documented request.
     let (status, reply) = s.reply(&id, "wa-1", "Yes, in navy blue.").await;
     assert_eq!(status, 202, "{reply}");
@@ -100,7 +116,7 @@ async fn whatsapp_round_trip_with_statuses_forward_only() {
     let res = s.http.post(s.url("/webhooks/whatsapp")).json(&forged).send().await.unwrap();
     assert_eq!(res.status(), 403);
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert_eq!(s.messages(&id).await.len(), 2, "nothing stored from forged requests");
+    assert_eq!(s.messages(&id).await.len(), 3, "nothing stored from forged requests");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -214,11 +214,10 @@ impl Deps {
     }
 }
 
-/// The Graph API version Switchboard is written against.
-pub const WHATSAPP_API_BASE: &str = "https://graph.facebook.com/v21.0";
+pub const WHATSAPP_API_BASE: &str = domain::channels::whatsapp::API_BASE;
 pub const TELEGRAM_API_BASE: &str = "https://api.telegram.org";
 /// The Messenger Platform Send API (Messenger and Instagram).
-pub const META_API_BASE: &str = "https://graph.facebook.com/v21.0";
+pub const META_API_BASE: &str = domain::channels::whatsapp::API_BASE;
 
 pub async fn handle(deps: &Deps, event: SqsEvent) -> Result<SqsBatchResponse, Error> {
     let batch = event.records.len();

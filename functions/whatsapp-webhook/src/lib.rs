@@ -1,25 +1,117 @@
 //! WhatsApp Cloud API webhook. `GET` answers Meta's subscription handshake (our verify token,
-//! echoing `hub.challenge`); `POST` checks `X-Hub-Signature-256` over the raw body, then every
-//! message and status of every entry goes onto the inbound FIFO queue for the workspace owning the
-//! business number (`phone_number_id`). Meta gets its 200 only once all are enqueued.
+//! echoing `hub.challenge`); `POST` checks `X-Hub-Signature-256` over the raw body, copies every
+//! message's media into the media bucket, then every message and status of every entry goes onto
+//! the inbound FIFO queue for the workspace owning the business number (`phone_number_id`). Meta
+//! gets its 200 only once all are enqueued; a media download that fails for now answers 503, so
+//! Meta retries the whole delivery (the queue and the store drop what was enqueued already).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use api::webhook::Inbound;
-use domain::channels::whatsapp::WhatsApp;
+use domain::channels::whatsapp::{self, WhatsApp, MEDIA_SCHEME};
+use domain::model::Attachment;
+use domain::ports::{FileStore, MediaResolver, StoreError};
+use domain::WorkspaceId;
 use lambda_http::{Body, Error, Request, Response};
+use serde::Deserialize;
 
 pub struct Deps {
     pub inbound: Inbound<WhatsApp>,
+    pub media: Option<WhatsAppMedia>,
 }
 
 impl Deps {
-    /// `WHATSAPP_CREDENTIALS` (a secret): `{"app_secret", "verify_token", "access_token"}`.
+    /// `WHATSAPP_CREDENTIALS` (a secret): `{"app_secret", "verify_token", "access_token"}`;
+    /// `MEDIA_BUCKET` (media copied there; without it media stay named by id), optional
+    /// `WHATSAPP_API_BASE`.
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        Ok(Self { inbound: Inbound::from_config(config.json_secret("WHATSAPP_CREDENTIALS", aws).await?, config, aws)? })
+        let adapter: WhatsApp = config.json_secret("WHATSAPP_CREDENTIALS", aws).await?;
+        let media = match config.optional("MEDIA_BUCKET") {
+            Some(bucket) => Some(WhatsAppMedia {
+                http: reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .timeout(Duration::from_secs(15))
+                    .build()
+                    .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?,
+                api_base: config.optional("WHATSAPP_API_BASE").unwrap_or_else(|| whatsapp::API_BASE.into()),
+                access_token: adapter.access_token.clone(),
+                files: Arc::new(mail::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket)),
+            }),
+            None => None,
+        };
+        Ok(Self { inbound: Inbound::from_config(adapter, config, aws)?, media })
     }
 }
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
-    Ok(deps.inbound.handle_json(req).await)
+    let media = deps.media.as_ref().map(|m| m as &dyn MediaResolver);
+    Ok(deps.inbound.handle_json_with(req, media).await)
+}
+
+/// Copies WhatsApp media into our store: `GET /{media-id}` answers a short-lived URL, whose bytes
+/// are fetched with the same access token (Meta's "Download media" steps).
+pub struct WhatsAppMedia {
+    pub http: reqwest::Client,
+    pub api_base: String,
+    pub access_token: String,
+    pub files: Arc<dyn FileStore>,
+}
+
+#[derive(Deserialize)]
+struct MediaInfo {
+    url: String,
+    mime_type: Option<String>,
+    file_size: Option<u64>,
+}
+
+/// The largest file kept (WhatsApp's own limit for documents).
+const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("WhatsApp media: {e}").into())
+}
+
+impl WhatsAppMedia {
+    /// The bytes of one media id; `None` when Meta no longer has it (ids expire after 30 days).
+    async fn fetch(&self, id: &str) -> Result<Option<(MediaInfo, Vec<u8>)>, StoreError> {
+        let url = format!("{}/{id}", self.api_base.trim_end_matches('/'));
+        let res = self.http.get(&url).bearer_auth(&self.access_token).send().await.map_err(unavailable)?;
+        match res.status().as_u16() {
+            200..=299 => {}
+            400 | 404 => return Ok(None),
+            other => return Err(unavailable(format!("media lookup answered {other}"))),
+        }
+        let info: MediaInfo = res.json().await.map_err(unavailable)?;
+        if info.file_size.is_some_and(|s| s > MAX_MEDIA_BYTES) {
+            return Ok(None);
+        }
+        let res = self.http.get(&info.url).bearer_auth(&self.access_token).send().await.map_err(unavailable)?;
+        if !res.status().is_success() {
+            return Err(unavailable(format!("media download answered {}", res.status())));
+        }
+        let bytes = res.bytes().await.map_err(unavailable)?;
+        Ok(Some((info, bytes.to_vec())))
+    }
+}
+
+#[async_trait::async_trait]
+impl MediaResolver for WhatsAppMedia {
+    async fn resolve(&self, ws: &WorkspaceId, attachments: &mut [Attachment]) -> Result<(), StoreError> {
+        for a in attachments.iter_mut() {
+            let Some(id) = a.url.strip_prefix(MEDIA_SCHEME).map(str::to_owned) else { continue };
+            let Some((info, bytes)) = self.fetch(&id).await? else {
+                tracing::warn!(workspace = %ws, media = %id, "WhatsApp media no longer available; kept by id");
+                continue;
+            };
+            let content_type = info.mime_type.unwrap_or_else(|| a.content_type.clone());
+            let size = bytes.len() as u64;
+            a.url = self.files.put_file(&format!("media/{ws}/whatsapp/{id}"), &content_type, bytes).await?;
+            a.content_type = content_type;
+            a.size_bytes = Some(size);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -55,7 +147,7 @@ mod tests {
             access_token: "unused".into(),
         };
         let inbound = Inbound { adapter, directory: store, queue: q.clone(), public_base_url: None, memory_mb: 128 };
-        (Deps { inbound }, q)
+        (Deps { inbound, media: None }, q)
     }
 
     fn request(fixture: &str, mutate: impl FnOnce(&mut serde_json::Value)) -> Request {
@@ -120,6 +212,60 @@ mod tests {
         });
         assert_eq!(handle(&deps, altered).await.unwrap().status(), 403);
         assert!(q.sent().is_empty());
+    }
+
+    /// Meta's media endpoints: `/{id}` → a URL on the same server; `/download/{id}` → the bytes.
+    async fn fake_graph(fail: bool) -> String {
+        use axum::extract::{Path, State};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .route(
+                "/{id}",
+                axum::routing::get(|State((base, fail)): State<(String, bool)>, Path(id): Path<String>| async move {
+                    if fail {
+                        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, String::new());
+                    }
+                    let body = serde_json::json!({ "url": format!("{base}/download/{id}"), "mime_type": "image/jpeg",
+                        "file_size": 9, "id": id, "messaging_product": "whatsapp" });
+                    (axum::http::StatusCode::OK, body.to_string())
+                }),
+            )
+            .route("/download/{id}", axum::routing::get(|| async { b"JFIF-fake".to_vec() }))
+            .with_state((base.clone(), fail));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
+    }
+
+    #[tokio::test]
+    async fn media_are_copied_into_the_store_before_enqueueing() {
+        let (mut deps, q) = deps().await;
+        let files = Arc::new(mail::memory::MemoryFiles::default());
+        deps.media = Some(WhatsAppMedia {
+            http: reqwest::Client::new(),
+            api_base: fake_graph(false).await,
+            access_token: "t".into(),
+            files: files.clone(),
+        });
+        assert_eq!(handle(&deps, request(MESSAGES, |_| {})).await.unwrap().status(), 200);
+        let sent = q.sent();
+        let image = &sent[1].2["attachments"][0];
+        assert_eq!(image["url"], "s3://memory/media/demo/whatsapp/1003383421387256");
+        assert_eq!((image["content_type"].as_str(), image["size_bytes"].as_u64()), (Some("image/jpeg"), Some(9)));
+        assert!(files.file("s3://memory/media/demo/whatsapp/1003383421387256").is_some());
+        assert!(sent.iter().all(|(_, _, m)| !m["attachments"].to_string().contains("whatsapp-media:")));
+    }
+
+    #[tokio::test]
+    async fn a_media_outage_is_a_5xx_so_meta_retries() {
+        let (mut deps, _) = deps().await;
+        deps.media = Some(WhatsAppMedia {
+            http: reqwest::Client::new(),
+            api_base: fake_graph(true).await,
+            access_token: "t".into(),
+            files: Arc::new(mail::memory::MemoryFiles::default()),
+        });
+        assert_eq!(handle(&deps, request(MESSAGES, |_| {})).await.unwrap().status(), 503);
     }
 
     #[tokio::test]

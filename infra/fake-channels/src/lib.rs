@@ -64,6 +64,8 @@ async fn serve(addr: SocketAddr, app: Router) -> std::io::Result<SocketAddr> {
 // ------------------------------------------------------------------------------------ WhatsApp
 
 struct WhatsAppInner {
+    /// This server's own base URL (media URLs point back at it).
+    base: Mutex<String>,
     access_token: String,
     app_secret: String,
     received: Mutex<Vec<Sent>>,
@@ -86,6 +88,7 @@ impl FakeWhatsApp {
 
     pub async fn start_on(addr: SocketAddr, access_token: &str, app_secret: &str) -> std::io::Result<Self> {
         let inner = Arc::new(WhatsAppInner {
+            base: Mutex::new(String::new()),
             access_token: access_token.to_owned(),
             app_secret: app_secret.to_owned(),
             received: Mutex::new(vec![]),
@@ -93,8 +96,14 @@ impl FakeWhatsApp {
             webhook: Mutex::new(None),
             http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client"),
         });
-        let app = Router::new().route("/{phone}/messages", post(whatsapp_send)).with_state(inner.clone());
-        Ok(Self { addr: serve(addr, app).await?, inner })
+        let app = Router::new()
+            .route("/{phone}/messages", post(whatsapp_send))
+            .route("/{media}", axum::routing::get(whatsapp_media))
+            .route("/media-download/{media}", axum::routing::get(whatsapp_media_bytes))
+            .with_state(inner.clone());
+        let addr = serve(addr, app).await?;
+        *inner.base.lock().expect("lock") = format!("http://{addr}");
+        Ok(Self { addr, inner })
     }
 
     pub fn base_url(&self) -> String {
@@ -115,6 +124,41 @@ impl FakeWhatsApp {
     pub async fn post_status(&self, phone_number_id: &str, wamid: &str, to: &str, status: &str) {
         post_status(&self.inner, phone_number_id, wamid, to, status).await;
     }
+}
+
+/// The bytes behind every media id (a JPEG's first bytes, then filler).
+pub const MEDIA_BYTES: &[u8] = b"\xff\xd8\xff\xe0\x00\x10JFIF fake whatsapp media";
+
+fn bearer_ok(inner: &WhatsAppInner, headers: &HeaderMap) -> bool {
+    headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
+        == Some(inner.access_token.as_str())
+}
+
+/// `GET /{media-id}`: Meta's media lookup (any numeric id exists; `404…` ids do not).
+async fn whatsapp_media(
+    State(inner): State<Arc<WhatsAppInner>>,
+    Path(media): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !bearer_ok(&inner, &headers) {
+        return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
+    }
+    if !media.bytes().all(|b| b.is_ascii_digit()) || media.starts_with("404") {
+        return graph_error(400, 100, "Unsupported get request. Object with ID does not exist");
+    }
+    let base = inner.base.lock().expect("lock").clone();
+    reply(
+        200,
+        json!({ "messaging_product": "whatsapp", "url": format!("{base}/media-download/{media}"),
+            "mime_type": "image/jpeg", "sha256": "fake", "file_size": MEDIA_BYTES.len(), "id": media }),
+    )
+}
+
+async fn whatsapp_media_bytes(State(inner): State<Arc<WhatsAppInner>>, headers: HeaderMap) -> Response {
+    if !bearer_ok(&inner, &headers) {
+        return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
+    }
+    ([("content-type", "image/jpeg")], MEDIA_BYTES).into_response()
 }
 
 fn graph_error(status: u16, code: i64, message: &str) -> Response {

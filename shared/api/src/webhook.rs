@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use domain::channels::ChannelAdapter;
-use domain::ports::{ChannelDirectory, InboundQueue};
+use domain::ports::{ChannelDirectory, InboundQueue, MediaResolver};
 use kit::http::{json, respond, ApiError};
 use kit::webhook::{challenge, receive, Received};
 use lambda_http::{Body, Request, Response};
@@ -42,17 +42,26 @@ impl<A: ChannelAdapter> Inbound<A> {
 
     /// Verifies, parses and enqueues, measuring what the request spent.
     pub async fn receive(&self, req: &Request) -> Result<Received, ApiError> {
+        self.receive_with(req, None).await
+    }
+
+    /// [`Inbound::receive`], copying the media the provider only names into our store first.
+    pub async fn receive_with(&self, req: &Request, media: Option<&dyn MediaResolver>) -> Result<Received, ApiError> {
         let inv = Invocation::new(self.memory_mb, 1, Trigger::HttpApi);
-        let work = receive(&self.adapter, &*self.directory, &*self.queue, req, self.public_base_url.as_deref(), || {
-            inv.usage_so_far()
-        });
+        let base = self.public_base_url.as_deref();
+        let work = receive(&self.adapter, &*self.directory, &*self.queue, media, req, base, || inv.usage_so_far());
         meter::measure(work).await.0
     }
 
     /// The JSON webhooks' answer (Meta, Telegram): the handshake's challenge, or 200 once every
     /// event is enqueued.
     pub async fn handle_json(&self, req: Request) -> Response<Body> {
-        respond(self.receive(&req).await.map(|r| match r {
+        self.handle_json_with(req, None).await
+    }
+
+    /// [`Inbound::handle_json`] with media copied into our store.
+    pub async fn handle_json_with(&self, req: Request, media: Option<&dyn MediaResolver>) -> Response<Body> {
+        respond(self.receive_with(&req, media).await.map(|r| match r {
             Received::Challenge(c) => challenge(c),
             Received::Enqueued { enqueued, unclaimed } => {
                 json(200, &serde_json::json!({ "enqueued": enqueued, "unclaimed": unclaimed }))

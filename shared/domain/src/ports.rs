@@ -579,6 +579,14 @@ pub trait ReorgStore: Send + Sync {
     async fn commit_reorg(&self, commit: ReorgCommit) -> Result<(), StoreError>;
 }
 
+/// Copies media a provider only names (WhatsApp media ids) into our file store, rewriting the
+/// attachments to point at the copies. A provider outage is `Unavailable` (the webhook answers 5xx
+/// and the provider retries); media the provider no longer has stay as they were named.
+#[async_trait]
+pub trait MediaResolver: Send + Sync {
+    async fn resolve(&self, ws: &WorkspaceId, attachments: &mut [crate::model::Attachment]) -> Result<(), StoreError>;
+}
+
 /// Files (email attachments, raw messages, media): stored under a key, named by a URL
 /// (`s3://bucket/key`) on messages.
 #[async_trait]

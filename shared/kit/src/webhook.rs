@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use domain::channels::{ChannelAdapter, ChannelEvent, Verified, Webhook};
 use domain::events::InboundEvent;
 use domain::finance::Usage;
-use domain::ports::{ChannelDirectory, InboundQueue};
+use domain::ports::{ChannelDirectory, InboundQueue, MediaResolver};
 use domain::{Channel, WorkspaceId};
 use lambda_http::{Body, Request, Response};
 
@@ -35,12 +35,14 @@ fn view(req: &Request, public_base: Option<&str>) -> (String, Vec<(String, Strin
     (url, headers)
 }
 
-/// Verifies, parses and enqueues. `usage` is what the invocation has spent so far: the first
-/// message carries it (and each message its own enqueue) into its cost.
+/// Verifies, parses, copies media the provider only names into our store (`media`, if given) and
+/// enqueues. `usage` is what the invocation has spent so far: the first message carries it (and
+/// each message its own enqueue) into its cost.
 pub async fn receive(
     adapter: &dyn ChannelAdapter,
     directory: &dyn ChannelDirectory,
     queue: &dyn InboundQueue,
+    media: Option<&dyn MediaResolver>,
     req: &Request,
     public_base: Option<&str>,
     usage: impl Fn() -> Usage,
@@ -80,7 +82,10 @@ pub async fn receive(
             continue;
         };
         let inbound = match event {
-            ChannelEvent::Message(m) => {
+            ChannelEvent::Message(mut m) => {
+                if let Some(r) = media.filter(|_| !m.attachments.is_empty()) {
+                    r.resolve(&workspace, &mut m.attachments).await?;
+                }
                 let share =
                     request_usage.take().unwrap_or_default() + Usage { sqs_requests_milli: 1000, ..Usage::default() };
                 InboundEvent::Message(m.into_inbound(workspace, now, share))

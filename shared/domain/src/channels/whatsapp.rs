@@ -5,8 +5,9 @@
 //!   account maps to a workspace; the display number goes into message metadata.
 //! - The customer's address is their number in E.164 (`+` and the `wa_id`), so one person on SMS,
 //!   WhatsApp and voice is one contact and consent applies across them.
-//! - Media arrive as ids, kept as `whatsapp-media:<id>` attachments (copying them into S3 is not
-//!   built yet).
+//! - Media arrive as ids (`whatsapp-media:<id>` attachments); the webhook copies each into S3
+//!   before enqueueing (`GET /{media-id}` for a short-lived URL, then the bytes, both with the
+//!   access token), so the message names our copy and never an expiring link.
 
 use std::collections::BTreeMap;
 
@@ -26,6 +27,8 @@ use crate::error::ParseError;
 use crate::model::{Attachment, Channel, DeliveryEvent, DeliveryStatus, Identity, Message};
 
 pub const PROVIDER: &str = "whatsapp";
+/// The Graph API version Switchboard is written against.
+pub const API_BASE: &str = "https://graph.facebook.com/v21.0";
 /// The scheme of an attachment URL that still names a WhatsApp media id (not yet in S3).
 pub const MEDIA_SCHEME: &str = "whatsapp-media:";
 
