@@ -29,6 +29,7 @@ pub struct Deps {
     pub bucket: String,
     /// Where the receipt rule's S3 action puts raw messages (`ObjectKeyPrefix`).
     pub raw_prefix: String,
+    pub memory_mb: u64,
 }
 
 impl Deps {
@@ -44,6 +45,7 @@ impl Deps {
             files: Arc::new(mail::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket.clone())),
             bucket,
             raw_prefix: config.optional("MAIL_RAW_PREFIX").unwrap_or_else(|| "inbound/".into()),
+            memory_mb: meter::memory_mb_from_env(),
         })
     }
 }
@@ -64,8 +66,12 @@ pub enum Outcome {
 
 pub async fn handle(deps: &Deps, event: SimpleEmailEvent) -> Result<Vec<Outcome>, Error> {
     let mut out = vec![];
+    let batch = event.records.len();
     for record in &event.records {
-        out.push(receive(deps, record).await?);
+        // What this invocation spends on a message (its Lambda share, the S3 reads and writes) is
+        // the message's own AWS cost, like a webhook's.
+        let inv = meter::Invocation::new(deps.memory_mb, batch, meter::Trigger::Event);
+        out.push(meter::measure(receive(deps, record, &inv)).await.0?);
     }
     Ok(out)
 }
@@ -85,7 +91,7 @@ fn failed(verdict: &aws_lambda_events::ses::SimpleEmailVerdict) -> bool {
     verdict.status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("FAIL"))
 }
 
-pub async fn receive(deps: &Deps, record: &SimpleEmailRecord) -> Result<Outcome, Error> {
+pub async fn receive(deps: &Deps, record: &SimpleEmailRecord, inv: &meter::Invocation) -> Result<Outcome, Error> {
     let ses = &record.ses;
     let ses_id = ses.mail.message_id.clone().ok_or("SES event without a message id")?;
     if failed(&ses.receipt.virus_verdict) || failed(&ses.receipt.spam_verdict) {
@@ -135,7 +141,9 @@ pub async fn receive(deps: &Deps, record: &SimpleEmailRecord) -> Result<Outcome,
     let mut parsed = *message;
     parsed.attachments = attachments;
     parsed.metadata.insert(email::META_RAW.to_owned(), raw_url.into());
-    let mut inbound = parsed.into_inbound(workspace.clone(), now, Usage::default());
+    // SES receiving is priced per message like sending; the enqueue is one SQS request.
+    let usage = inv.usage_so_far() + Usage { ses_messages: 1, sqs_requests_milli: 1000, ..Usage::default() };
+    let mut inbound = parsed.into_inbound(workspace.clone(), now, usage);
     inbound.thread = Some(thread).filter(|t| *t != email::EmailThread::default());
     deps.queue.enqueue_inbound(&InboundEvent::Message(inbound)).await?;
     tracing::info!(workspace = %workspace, %ses_id, attachments = count, "email enqueued");
@@ -169,6 +177,7 @@ mod tests {
             files: files.clone(),
             bucket: "memory".into(),
             raw_prefix: "inbound/".into(),
+            memory_mb: 128,
         };
         (deps, files, q)
     }
@@ -205,6 +214,9 @@ mod tests {
         assert!(bytes.starts_with(b"%PDF-1.4"));
         assert_eq!(pdf.size_bytes, Some(bytes.len() as u64));
         assert_eq!(m.thread.unwrap().references, vec!["0100018e1a2b3c4d-cccc@email.amazonses.com"]);
+        // Its own AWS cost so far: a Lambda share, the SES receipt and the enqueue.
+        assert!(m.usage.lambda_requests_milli > 0 && m.usage.lambda_mb_ms > 0, "{:?}", m.usage);
+        assert_eq!((m.usage.ses_messages, m.usage.sqs_requests_milli), (1, 1000));
         assert!(m.metadata[email::META_RAW]
             .as_str()
             .unwrap()

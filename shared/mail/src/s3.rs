@@ -50,12 +50,14 @@ impl FileStore for S3Files {
             .send()
             .await
             .map_err(classify)?;
+        meter::record(domain::finance::Usage { s3_put_requests: 1, ..Default::default() });
         Ok(format!("s3://{}/{key}", self.bucket))
     }
 
     async fn get_file(&self, url: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let (bucket, key) =
             crate::parse_s3_url(url).ok_or_else(|| StoreError::Rejected(format!("not an s3:// URL: {url}").into()))?;
+        meter::record(domain::finance::Usage { s3_get_requests: 1, ..Default::default() });
         let out = match self.client.get_object().bucket(bucket).key(key).send().await {
             Ok(out) => out,
             Err(SdkError::ServiceError(s)) if s.err().is_no_such_key() => return Ok(None),

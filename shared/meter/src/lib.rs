@@ -59,6 +59,8 @@ pub struct Invocation {
 pub enum Trigger {
     HttpApi,
     SqsBatch,
+    /// A push from another service (an SES receipt rule, SNS): no request of ours to count.
+    Event,
 }
 
 impl Invocation {
@@ -73,6 +75,7 @@ impl Invocation {
             Trigger::HttpApi => Usage { apigw_requests: 1, ..Usage::default() },
             // The event source mapping's ReceiveMessage and DeleteMessageBatch, shared by the batch.
             Trigger::SqsBatch => Usage { sqs_requests_milli: 2000 / self.batch, ..Usage::default() },
+            Trigger::Event => Usage::default(),
         };
         Usage::lambda(self.memory_mb, elapsed_ms, self.batch) + trigger + current()
     }
