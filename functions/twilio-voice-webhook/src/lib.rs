@@ -117,6 +117,20 @@ async fn call(deps: &Deps, req: &Request, params: &[(String, String)]) -> Result
     Ok(xml(200, &voice::answer(&deps.greeting, base, &call)))
 }
 
+/// A callback's caller and our number (from its URL's query) and the workspace answering there.
+async fn parties(deps: &Deps, url: &str) -> Result<(PhoneNumber, PhoneNumber, WorkspaceId), ApiError> {
+    let (from, to) = voice::parties(url)?;
+    match owner(deps, &to).await? {
+        Some(ws) => Ok((from, to, ws)),
+        None => Err(ApiError::NotFound("no workspace answers calls on this number".into())),
+    }
+}
+
+/// What this request spent on the message so far, and its enqueue.
+fn usage(inv: &Invocation) -> Usage {
+    inv.usage_so_far() + Usage { sqs_requests_milli: 1000, ..Usage::default() }
+}
+
 fn enqueued() -> Response<Body> {
     xml(200, twilio::EMPTY_TWIML)
 }
@@ -127,11 +141,8 @@ async fn recording(
     params: &[(String, String)],
     inv: &Invocation,
 ) -> Result<Response<Body>, ApiError> {
-    let (from, to) = voice::parties(url)?;
     let Some(rec) = voice::parse_recording(params)? else { return Ok(enqueued()) };
-    let Some(ws) = owner(deps, &to).await? else {
-        return Err(ApiError::NotFound("no workspace answers calls on this number".into()));
-    };
+    let (from, to, ws) = parties(deps, url).await?;
     if !rec.url.starts_with(deps.twilio_api_base.trim_end_matches('/')) {
         return Err(ApiError::BadRequest("the recording is not on the configured Twilio API".into()));
     }
@@ -160,7 +171,6 @@ async fn recording(
         filename: Some(format!("voicemail-{}.mp3", rec.recording_sid)),
     };
     let now = time::OffsetDateTime::now_utc();
-    let usage = inv.usage_so_far() + Usage { sqs_requests_milli: 1000, ..Usage::default() };
     let m = voice::voicemail(
         ws.clone(),
         &from,
@@ -171,7 +181,7 @@ async fn recording(
         Some(audio),
         rec.duration_secs,
         now,
-        usage,
+        usage(inv),
     );
     deps.queue.enqueue_inbound(&InboundEvent::Message(m)).await?;
     tracing::info!(workspace = %ws, recording = %rec.recording_sid, bytes = size, "voicemail recording enqueued");

@@ -226,18 +226,22 @@ async fn post_status(inner: &WhatsAppInner, phone: &str, wamid: &str, to: &str, 
                 "pricing": { "billable": true, "pricing_model": "PMP", "category": "service", "type": "regular" } }]
         }}]}]
     });
+    post_graph_webhook(&inner.http, &url, &inner.app_secret, &payload).await;
+}
+
+/// Posts a Graph webhook payload signed as Meta signs it (`X-Hub-Signature-256` over the bytes).
+async fn post_graph_webhook(http: &reqwest::Client, url: &str, app_secret: &str, payload: &Value) {
     let body = payload.to_string();
-    let signature = domain::channels::whatsapp::compute_signature(&inner.app_secret, body.as_bytes());
-    let res = inner
-        .http
-        .post(&url)
+    let signature = domain::channels::whatsapp::compute_signature(app_secret, body.as_bytes());
+    let res = http
+        .post(url)
         .header("content-type", "application/json")
         .header("x-hub-signature-256", signature)
         .body(body)
         .send()
         .await;
     if let Err(e) = res {
-        tracing::warn!(error = %e, "fake WhatsApp could not post a status");
+        tracing::warn!(error = %e, "a fake Meta API could not post its webhook");
     }
 }
 
@@ -351,19 +355,7 @@ async fn meta_receipts(inner: &MetaInner, ours: &str, mid: &str, to: &str) {
             "object": if instagram { "instagram" } else { "page" },
             "entry": [{ "id": ours, "time": now, "messaging": [item] }],
         });
-        let body = payload.to_string();
-        let signature = domain::channels::whatsapp::compute_signature(&inner.app_secret, body.as_bytes());
-        let res = inner
-            .http
-            .post(&url)
-            .header("content-type", "application/json")
-            .header("x-hub-signature-256", signature)
-            .body(body)
-            .send()
-            .await;
-        if let Err(e) = res {
-            tracing::warn!(error = %e, "fake Meta could not post a receipt");
-        }
+        post_graph_webhook(&inner.http, &url, &inner.app_secret, &payload).await;
     }
 }
 

@@ -401,16 +401,6 @@ pub fn classify_response(http_status: u16, body: &[u8]) -> SendOutcome {
     struct Sent {
         message_id: Option<String>,
     }
-    #[derive(Deserialize)]
-    struct ErrorBody {
-        error: GraphError,
-    }
-    #[derive(Deserialize)]
-    struct GraphError {
-        code: Option<i64>,
-        error_subcode: Option<i64>,
-        message: Option<String>,
-    }
     if (200..300).contains(&http_status) {
         return match serde_json::from_slice::<Sent>(body).ok().and_then(|s| s.message_id) {
             Some(id) => SendOutcome::Accepted { provider_message_id: id },
@@ -420,13 +410,12 @@ pub fn classify_response(http_status: u16, body: &[u8]) -> SendOutcome {
             },
         };
     }
-    let err = serde_json::from_slice::<ErrorBody>(body).ok().map(|b| b.error);
-    let code = err.as_ref().and_then(|e| e.code);
-    let mut message = err.as_ref().and_then(|e| e.message.clone()).unwrap_or_else(|| format!("HTTP {http_status}"));
+    let super::whatsapp::GraphFailure { code, subcode, mut message } =
+        super::whatsapp::graph_failure(http_status, body);
     if http_status == 429 || http_status >= 500 || code.is_some_and(|c| RETRYABLE_CODES.contains(&c)) {
         return SendOutcome::Retryable { http_status, detail: message };
     }
-    if err.as_ref().and_then(|e| e.error_subcode) == Some(2018278) {
+    if subcode == Some(2018278) {
         message = format!("{message} (outside the messaging window)");
     }
     SendOutcome::Rejected { code: code.map(|c| c.to_string()).unwrap_or_else(|| http_status.to_string()), message }

@@ -522,6 +522,38 @@ pub fn request_body(message: &Message) -> Result<Value, RenderError> {
 /// throttling, the business number's and the pair's rate limits, temporary unavailability.
 const RETRYABLE_CODES: [i64; 8] = [1, 2, 4, 80007, 130429, 131016, 131056, 133004];
 
+/// A Graph API error answer (WhatsApp, Messenger, Instagram): its code, subcode and message (with
+/// the details WhatsApp adds), or the HTTP status when the body is not Graph's.
+pub(crate) struct GraphFailure {
+    pub code: Option<i64>,
+    pub subcode: Option<i64>,
+    pub message: String,
+}
+
+pub(crate) fn graph_failure(http_status: u16, body: &[u8]) -> GraphFailure {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        error: GraphError,
+    }
+    #[derive(Deserialize)]
+    struct GraphError {
+        code: Option<i64>,
+        error_subcode: Option<i64>,
+        message: Option<String>,
+        error_data: Option<ErrorData>,
+    }
+    let err = serde_json::from_slice::<ErrorBody>(body).ok().map(|b| b.error);
+    let mut message = err.as_ref().and_then(|e| e.message.clone()).unwrap_or_else(|| format!("HTTP {http_status}"));
+    if let Some(d) = err.as_ref().and_then(|e| e.error_data.as_ref()).and_then(|d| d.details.as_deref()) {
+        message = format!("{message}: {d}");
+    }
+    GraphFailure {
+        code: err.as_ref().and_then(|e| e.code),
+        subcode: err.as_ref().and_then(|e| e.error_subcode),
+        message,
+    }
+}
+
 pub fn classify_response(http_status: u16, body: &[u8]) -> SendOutcome {
     #[derive(Deserialize)]
     struct Sent {
@@ -530,16 +562,6 @@ pub fn classify_response(http_status: u16, body: &[u8]) -> SendOutcome {
     #[derive(Deserialize)]
     struct SentId {
         id: String,
-    }
-    #[derive(Deserialize)]
-    struct ErrorBody {
-        error: GraphError,
-    }
-    #[derive(Deserialize)]
-    struct GraphError {
-        code: Option<i64>,
-        message: Option<String>,
-        error_data: Option<ErrorData>,
     }
     if (200..300).contains(&http_status) {
         return match serde_json::from_slice::<Sent>(body).ok().and_then(|s| s.messages.into_iter().next()) {
@@ -550,12 +572,7 @@ pub fn classify_response(http_status: u16, body: &[u8]) -> SendOutcome {
             },
         };
     }
-    let err = serde_json::from_slice::<ErrorBody>(body).ok().map(|b| b.error);
-    let code = err.as_ref().and_then(|e| e.code);
-    let mut message = err.as_ref().and_then(|e| e.message.clone()).unwrap_or_else(|| format!("HTTP {http_status}"));
-    if let Some(d) = err.as_ref().and_then(|e| e.error_data.as_ref()).and_then(|d| d.details.as_deref()) {
-        message = format!("{message}: {d}");
-    }
+    let GraphFailure { code, mut message, .. } = graph_failure(http_status, body);
     if http_status == 429 || http_status >= 500 || code.is_some_and(|c| RETRYABLE_CODES.contains(&c)) {
         return SendOutcome::Retryable { http_status, detail: message };
     }
