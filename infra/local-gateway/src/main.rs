@@ -219,13 +219,18 @@ Switchboard is running locally (Ctrl-C stops everything).
   fake Twilio       {twilio}   (replies land here; it posts signed delivery callbacks back)
   fake WhatsApp     {whatsapp}   (Cloud API; posts signed statuses to /webhooks/whatsapp)
   fake Telegram     {telegram}   (Bot API)
+  fake Messenger    {meta}   (Send API; posts signed deliveries and reads to /webhooks/meta)
   workspace         {ws}, receiving SMS on {number}, WhatsApp on number id {wa_id},
                     Telegram as bot {bot} (POST /webhooks/telegram/{bot},
                     header X-Telegram-Bot-Api-Secret-Token: {tg_secret}),
                     email on {email}: SES receiving is played by
                     curl -sS -X POST '{base}/_local/ses/receive' --data-binary @events/inbound-email/gmail-reply.eml
                     (recipients from the To header, or ?to=address); replies are in moto's SES,
-                    {moto}/moto-api/data.json under ses.RawMessage
+                    {moto}/moto-api/data.json under ses.RawMessage;
+                    Messenger on Page {page} and Instagram on account {ig} (POST /webhooks/meta,
+                    signed with the app secret {meta_secret}); calls to {number} are voicemail
+                    (POST /webhooks/twilio/voice, signed like SMS); the contact form:
+                    curl -sS -X POST '{base}/webhooks/form/{ws}' -d 'email=ana%40example.com&message=Hello'
 
 1. A customer texts you (a request signed exactly as Twilio signs it):
 
@@ -249,6 +254,10 @@ Switchboard is running locally (Ctrl-C stops everything).
         twilio = fake.base_url(),
         whatsapp = whatsapp.base_url(),
         telegram = telegram.base_url(),
+        meta = meta_base,
+        page = dev::MESSENGER_PAGE_ID,
+        ig = dev::INSTAGRAM_ACCOUNT_ID,
+        meta_secret = dev::META_APP_SECRET,
         wa_id = dev::WHATSAPP_PHONE_NUMBER_ID,
         bot = dev::TELEGRAM_BOT_ID,
         tg_secret = dev::TELEGRAM_SECRET_TOKEN,
