@@ -226,6 +226,23 @@ async fn telegram_round_trip_and_redelivered_updates_count_once() {
     assert_eq!(res.status(), 403);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(s.messages(&id).await.len(), 2);
+
+    // A photo: the webhook copies the largest size from the Bot API into the media bucket.
+    let photo = json!({ "update_id": 9003, "message": { "message_id": 14,
+        "date": time::OffsetDateTime::now_utc().unix_timestamp(),
+        "from": { "id": 55501, "is_bot": false, "first_name": "Ana" }, "chat": { "id": 55501, "type": "private" },
+        "caption": "The label", "photo": [
+            { "file_id": "AgACsmall", "file_unique_id": "s1", "width": 90, "height": 90, "file_size": 1000 },
+            { "file_id": "AgAClarge", "file_unique_id": "l1", "width": 1280, "height": 960, "file_size": 90000 } ] } });
+    assert_eq!(s.telegram_in(&photo).await.status(), 200);
+    let m = eventually("the photo to arrive", || async {
+        s.messages(&id).await.into_iter().find(|m| m["text"] == "The label")
+    })
+    .await;
+    let file = &m["attachments"][0];
+    assert!(file["url"].as_str().unwrap().starts_with("s3://"), "{file}");
+    assert!(file["url"].as_str().unwrap().contains("/telegram/"), "{file}");
+    assert_eq!(file["size_bytes"], fake_channels::TELEGRAM_FILE_BYTES.len());
 }
 
 /// The scenario of issue 3: one person texts by SMS, follows up on WhatsApp from the same number,

@@ -215,7 +215,7 @@ impl Deps {
 }
 
 pub const WHATSAPP_API_BASE: &str = domain::channels::whatsapp::API_BASE;
-pub const TELEGRAM_API_BASE: &str = "https://api.telegram.org";
+pub const TELEGRAM_API_BASE: &str = domain::channels::telegram::API_BASE;
 /// The Messenger Platform Send API (Messenger and Instagram).
 pub const META_API_BASE: &str = domain::channels::whatsapp::API_BASE;
 

@@ -386,7 +386,10 @@ impl FakeTelegram {
             script: Script::default(),
             next_id: AtomicI64::new(100),
         });
-        let app = Router::new().route("/{bot}/{method}", post(telegram_call)).with_state(inner.clone());
+        let app = Router::new()
+            .route("/{bot}/{method}", post(telegram_call).get(telegram_get_file))
+            .route("/file/{bot}/{*path}", axum::routing::get(telegram_download))
+            .with_state(inner.clone());
         Ok(Self { addr: serve(addr, app).await?, inner })
     }
 
@@ -399,6 +402,38 @@ impl FakeTelegram {
     pub fn script(&self, n: usize, status: u16, body: Value) {
         self.inner.script.push(n, status, body);
     }
+}
+
+/// The bytes behind every Telegram file.
+pub const TELEGRAM_FILE_BYTES: &[u8] = b"\xff\xd8\xff\xe0 fake telegram photo";
+
+/// `GET /bot<token>/getFile?file_id=…`: every id is a photo at `photos/<id>.jpg`.
+async fn telegram_get_file(
+    State(inner): State<Arc<TelegramInner>>,
+    Path((bot, method)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if bot.strip_prefix("bot") != Some(inner.bot_token.as_str()) {
+        return telegram_error(401, "Unauthorized");
+    }
+    let Some(id) = q.get("file_id").filter(|_| method == "getFile") else {
+        return telegram_error(400, "Bad Request: file_id is required");
+    };
+    reply(
+        200,
+        json!({ "ok": true, "result": { "file_id": id, "file_unique_id": format!("u{}", id.len()),
+            "file_size": TELEGRAM_FILE_BYTES.len(), "file_path": format!("photos/{id}.jpg") } }),
+    )
+}
+
+async fn telegram_download(
+    State(inner): State<Arc<TelegramInner>>,
+    Path((bot, _path)): Path<(String, String)>,
+) -> Response {
+    if bot.strip_prefix("bot") != Some(inner.bot_token.as_str()) {
+        return telegram_error(401, "Unauthorized");
+    }
+    ([("content-type", "image/jpeg")], TELEGRAM_FILE_BYTES).into_response()
 }
 
 fn telegram_error(status: u16, description: &str) -> Response {

@@ -26,6 +26,7 @@ use crate::model::{Attachment, Channel, DeliveryStatus, Identity, IdentityKind, 
 pub const PROVIDER: &str = "telegram";
 /// The scheme of an attachment URL that still names a Telegram `file_id` (not yet in S3).
 pub const FILE_SCHEME: &str = "telegram-file:";
+pub const API_BASE: &str = "https://api.telegram.org";
 
 #[derive(Deserialize)]
 pub struct Telegram {
