@@ -250,10 +250,15 @@ impl TestStack {
 
     /// Posts a WhatsApp webhook payload signed as Meta signs it (over the exact bytes sent).
     pub async fn whatsapp_in(&self, payload: &serde_json::Value) -> reqwest::Response {
+        self.graph_in("/webhooks/whatsapp", payload, WHATSAPP_APP_SECRET).await
+    }
+
+    /// Posts a Graph webhook payload to `path`, signed with `app_secret` over the exact bytes sent.
+    async fn graph_in(&self, path: &str, payload: &serde_json::Value, app_secret: &str) -> reqwest::Response {
         let body = payload.to_string();
-        let signature = domain::channels::whatsapp::compute_signature(WHATSAPP_APP_SECRET, body.as_bytes());
+        let signature = domain::channels::whatsapp::compute_signature(app_secret, body.as_bytes());
         self.http
-            .post(self.url("/webhooks/whatsapp"))
+            .post(self.url(path))
             .header("content-type", "application/json")
             .header("x-hub-signature-256", signature)
             .body(body)
@@ -264,16 +269,7 @@ impl TestStack {
 
     /// Posts a Messenger or Instagram webhook payload, signed with the Meta app secret (or `secret`).
     pub async fn meta_in_signed(&self, payload: &serde_json::Value, secret: &str) -> reqwest::Response {
-        let body = payload.to_string();
-        let signature = domain::channels::whatsapp::compute_signature(secret, body.as_bytes());
-        self.http
-            .post(self.url("/webhooks/meta"))
-            .header("content-type", "application/json")
-            .header("x-hub-signature-256", signature)
-            .body(body)
-            .send()
-            .await
-            .expect("gateway reachable")
+        self.graph_in("/webhooks/meta", payload, secret).await
     }
 
     pub async fn meta_in(&self, payload: &serde_json::Value) -> reqwest::Response {

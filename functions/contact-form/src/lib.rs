@@ -75,12 +75,8 @@ async fn submit(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response
         return Err(not_found());
     };
     let now = time::OffsetDateTime::now_utc();
-    let window_start = time::OffsetDateTime::from_unix_timestamp(
-        now.unix_timestamp() - now.unix_timestamp().rem_euclid(RATE_WINDOW.whole_seconds()),
-    )
-    .map_err(|e| ApiError::Internal(Box::new(e)))?;
     let key = format!("form:{}", submission.email.as_str());
-    if !deps.limiter.take(&ws, &key, window_start, RATE_WINDOW, deps.per_address_per_hour).await? {
+    if !deps.limiter.take(&ws, &key, now, RATE_WINDOW, deps.per_address_per_hour).await? {
         return Err(ApiError::TooManyRequests(format!(
             "at most {} messages an hour from one address; please try again later",
             deps.per_address_per_hour

@@ -69,14 +69,14 @@ pub trait ChannelDirectory: Send + Sync {
 /// Fixed-window rate limits: counts uses of a key per window, atomically.
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
-    /// Counts one use of `key` in the window starting at `window_start` (the count expires with
-    /// the window): `true` when it was within `limit`, `false` when the limit was already reached
-    /// (and nothing is counted).
+    /// Counts one use of `key` at `at`, in the fixed `window` that holds it (windows start at
+    /// multiples of `window` since the epoch; a count expires with its window): `true` when it was
+    /// within `limit`, `false` when the limit was already reached (and nothing is counted).
     async fn take(
         &self,
         ws: &WorkspaceId,
         key: &str,
-        window_start: OffsetDateTime,
+        at: OffsetDateTime,
         window: time::Duration,
         limit: u32,
     ) -> Result<bool, StoreError>;

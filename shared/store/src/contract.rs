@@ -549,6 +549,8 @@ pub async fn rate_limits_count_per_key_and_window<S: Store>(s: &S) {
     }
     assert!(!s.take(&ws, "form:a@b.example", start, window, 3).await.unwrap(), "the fourth in the hour");
     assert!(s.take(&ws, "form:c@d.example", start, window, 3).await.unwrap(), "another key");
+    let later = start + time::Duration::minutes(59);
+    assert!(!s.take(&ws, "form:a@b.example", later, window, 3).await.unwrap(), "any time in that hour");
     assert!(s.take(&ws, "form:a@b.example", start + window, window, 3).await.unwrap(), "the next hour");
 }
 

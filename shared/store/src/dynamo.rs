@@ -348,12 +348,12 @@ impl RateLimiter for DynamoStore {
         &self,
         ws: &WorkspaceId,
         key: &str,
-        window_start: OffsetDateTime,
+        at: OffsetDateTime,
         window: time::Duration,
         limit: u32,
     ) -> Result<bool, StoreError> {
-        let k = keys::rate_window(ws, key, window_start);
-        let expires = (window_start + window).unix_timestamp() + 60;
+        let k = keys::rate_window(ws, key, at, window);
+        let expires = keys::window_start(at, window) + window.whole_seconds() + 60;
         let res = self
             .client
             .update_item()
@@ -417,7 +417,26 @@ impl InboundStore for DynamoStore {
     }
 
     async fn complete_message(&self, m: &Message) -> Result<(), StoreError> {
-        self.transact(vec![put(&self.table, message_item(m)?, "attribute_exists(PK)", None)?], None).await
+        // One item: a conditional put, not a transaction (which costs twice the capacity).
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(message_item(m)?))
+            .condition_expression("attribute_exists(PK)")
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                metered(out.consumed_capacity(), true);
+                Ok(())
+            }
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(classify(e)),
+        }
     }
 
     async fn commit_inbound(&self, c: InboundCommit) -> Result<(), StoreError> {

@@ -89,8 +89,14 @@ pub fn workspace_channel(w: &WorkspaceId, channel: Channel, address: &str) -> Ke
     Key { pk: workspace_channels(w), sk: format!("{channel}#{address}") }
 }
 
-pub fn rate_window(w: &WorkspaceId, key: &str, window_start: OffsetDateTime) -> Key {
-    Key { pk: format!("{}#RATE#{key}", ws(w)), sk: window_start.unix_timestamp().to_string() }
+/// The start of the fixed window of length `window` that holds `at` (unix seconds).
+pub fn window_start(at: OffsetDateTime, window: time::Duration) -> i64 {
+    let secs = at.unix_timestamp();
+    secs - secs.rem_euclid(window.whole_seconds().max(1))
+}
+
+pub fn rate_window(w: &WorkspaceId, key: &str, at: OffsetDateTime, window: time::Duration) -> Key {
+    Key { pk: format!("{}#RATE#{key}", ws(w)), sk: window_start(at, window).to_string() }
 }
 
 pub fn contact(w: &WorkspaceId, id: ContactId) -> Key {

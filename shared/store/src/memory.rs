@@ -114,6 +114,11 @@ impl State {
         }
     }
 
+    /// An audit entry under its own workspace and conversation (entries are immutable).
+    fn put_audit(&mut self, e: domain::audit::AuditEntry) {
+        self.audit.insert(keys::audit(&e.workspace, e.conversation, &e.id), e);
+    }
+
     fn index_name(&mut self, c: &Contact) {
         if let Some(key) = c.name.as_deref().and_then(domain::contacts::name_key) {
             self.names.insert(keys::contact_name(&c.workspace, &key, c.id), c.id);
@@ -181,12 +186,12 @@ impl RateLimiter for MemoryStore {
         &self,
         ws: &WorkspaceId,
         key: &str,
-        window_start: OffsetDateTime,
-        _window: time::Duration,
+        at: OffsetDateTime,
+        window: time::Duration,
         limit: u32,
     ) -> Result<bool, StoreError> {
         Ok(self.with(|s| {
-            let n = s.rates.entry(keys::rate_window(ws, key, window_start)).or_insert(0);
+            let n = s.rates.entry(keys::rate_window(ws, key, at, window)).or_insert(0);
             if *n >= limit {
                 return false;
             }
@@ -724,7 +729,7 @@ impl RoutingStore for MemoryStore {
                 }
             }
             if let Some(e) = &c.audit {
-                s.audit.insert(keys::audit(&ws, e.conversation, &e.id), e.clone());
+                s.put_audit(e.clone());
             }
             s.conversations.insert(ck, c.conversation);
             Ok(())
@@ -788,7 +793,7 @@ impl ConnectionStore for MemoryStore {
 #[async_trait]
 impl AuditLog for MemoryStore {
     async fn record_audit(&self, e: &domain::audit::AuditEntry) -> Result<(), StoreError> {
-        self.with(|s| s.audit.insert(keys::audit(&e.workspace, e.conversation, &e.id), e.clone()));
+        self.with(|s| s.put_audit(e.clone()));
         Ok(())
     }
 
@@ -841,7 +846,7 @@ impl NoteStore for MemoryStore {
             }
             s.note_keys.insert(marker, note.clone());
             s.notes.insert(k, note.clone());
-            s.audit.insert(keys::audit(&audit.workspace, audit.conversation, &audit.id), audit.clone());
+            s.put_audit(audit.clone());
             Ok(())
         })
     }
@@ -1015,7 +1020,7 @@ impl ReorgStore for MemoryStore {
                 s.waiting.insert(keys::waiting(&ws, c.target.id), w.clone());
             }
             for e in &c.audits {
-                s.audit.insert(keys::audit(&ws, e.conversation, &e.id), e.clone());
+                s.put_audit(e.clone());
             }
             s.conversations.insert(sk, c.source);
             s.conversations.insert(tk, c.target);
@@ -1048,7 +1053,7 @@ impl ContactStore for MemoryStore {
             }
             s.identities.insert(pointer, contact.id);
             s.contacts.insert(keys::contact(ws, contact.id), contact.clone());
-            s.audit.insert(keys::audit(ws, audit.conversation, &audit.id), audit.clone());
+            s.put_audit(audit.clone());
             Ok(())
         })
     }
@@ -1068,7 +1073,7 @@ impl ContactStore for MemoryStore {
             }
             s.identities.remove(&pointer);
             s.contacts.insert(keys::contact(ws, contact.id), contact.clone());
-            s.audit.insert(keys::audit(ws, audit.conversation, &audit.id), audit.clone());
+            s.put_audit(audit.clone());
             Ok(())
         })
     }
@@ -1104,7 +1109,7 @@ impl ContactStore for MemoryStore {
                 s.names.remove(&keys::contact_name(&ws, &key, m.source.id));
             }
             s.index_name(&m.target);
-            s.audit.insert(keys::audit(&ws, c.audit.conversation, &c.audit.id), c.audit);
+            s.put_audit(c.audit);
             s.contacts.insert(keys::contact(&ws, m.source.id), m.source);
             s.contacts.insert(keys::contact(&ws, m.target.id), m.target);
             Ok(())

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::email;
+use super::{email, ParsedMessage};
 use crate::address::{EmailAddress, PhoneNumber};
 use crate::error::ParseError;
 use crate::events::InboundMessage;
@@ -127,26 +127,22 @@ impl Submission {
         if let Some(p) = &self.phone {
             metadata.insert("form_phone".into(), serde_json::Value::from(p.as_str()));
         }
-        InboundMessage {
-            workspace,
+        ParsedMessage {
             channel: Channel::Email,
             identity: Identity::email(&self.email),
             contact_address: self.email.as_str().to_owned(),
             contact_country: None,
             our_address: our_address.to_owned(),
             contact_name: self.name,
-            provider: PROVIDER.to_owned(),
+            provider: PROVIDER,
             provider_message_id: id,
             text: Some(self.message),
             attachments: vec![],
             rich: None,
             provider_timestamp: Some(received_at),
-            received_at,
             metadata,
-            usage,
-            thread: None,
-            completes: false,
         }
+        .into_inbound(workspace, received_at, usage)
     }
 }
 

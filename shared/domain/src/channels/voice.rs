@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 
+use super::ParsedMessage;
 use crate::address::PhoneNumber;
 use crate::error::ParseError;
 use crate::events::InboundMessage;
@@ -164,26 +165,24 @@ pub fn voicemail(
     if let Some(d) = duration_secs {
         metadata.insert("voicemail_duration_secs".into(), serde_json::Value::from(d));
     }
-    InboundMessage {
-        workspace,
+    let mut m = ParsedMessage {
         channel: Channel::Voice,
         identity: Identity::phone(from),
         contact_address: from.as_str().to_owned(),
         contact_country: from.country(),
         our_address: to.as_str().to_owned(),
         contact_name: None,
-        provider: PROVIDER.to_owned(),
+        provider: PROVIDER,
         provider_message_id: recording_sid.to_owned(),
         text,
         attachments: audio.into_iter().collect(),
         rich: None,
         provider_timestamp: Some(received_at),
-        received_at,
         metadata,
-        usage,
-        thread: None,
-        completes: true,
     }
+    .into_inbound(workspace, received_at, usage);
+    m.completes = true;
+    m
 }
 
 #[cfg(test)]
