@@ -10,53 +10,27 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
-use aws_sdk_apigatewaymanagement::primitives::Blob;
 use domain::events::Notification;
 use domain::ports::{ConnectionPusher, PushError};
 use domain::realtime::{audience, Push};
-use domain::ConnectionId;
 use kit::fifo::{parse_body, process_in_order, RecordError};
 use lambda_runtime::Error;
 use store::Store;
 use time::OffsetDateTime;
 
+pub use push::ApiGatewayPusher;
+
 pub struct Deps {
     pub store: Arc<dyn Store>,
+    /// The agents' socket API.
     pub pusher: Arc<dyn ConnectionPusher>,
-}
-
-/// The `@connections` API of the agents' WebSocket stage.
-pub struct ApiGatewayPusher {
-    client: aws_sdk_apigatewaymanagement::Client,
-}
-
-impl ApiGatewayPusher {
-    /// `endpoint`: `https://{api-id}.execute-api.{region}.amazonaws.com/{stage}` (the local gateway
-    /// locally).
-    pub fn new(aws: &aws_config::SdkConfig, endpoint: &str) -> Self {
-        let conf = aws_sdk_apigatewaymanagement::config::Builder::from(aws).endpoint_url(endpoint).build();
-        Self { client: aws_sdk_apigatewaymanagement::Client::from_conf(conf) }
-    }
-}
-
-#[async_trait]
-impl ConnectionPusher for ApiGatewayPusher {
-    async fn push(&self, id: &ConnectionId, frame: &[u8]) -> Result<(), PushError> {
-        match self.client.post_to_connection().connection_id(id.as_str()).data(Blob::new(frame)).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => match e.as_service_error() {
-                Some(PostToConnectionError::GoneException(_)) => Err(PushError::Gone),
-                _ => Err(PushError::Failed(Box::new(e))),
-            },
-        }
-    }
+    /// The web chat visitors' socket API: agents' typing and "seen" reach the visitor.
+    pub visitors: Arc<dyn ConnectionPusher>,
 }
 
 impl Deps {
-    /// `TABLE_NAME`, `WEBSOCKET_ENDPOINT`.
+    /// `TABLE_NAME`, `WEBSOCKET_ENDPOINT`, `VISITOR_SOCKET_ENDPOINT`.
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         Ok(Self {
             store: Arc::new(store::DynamoStore::new(
@@ -64,6 +38,7 @@ impl Deps {
                 config.required("TABLE_NAME")?,
             )),
             pusher: Arc::new(ApiGatewayPusher::new(aws, &config.required("WEBSOCKET_ENDPOINT")?)),
+            visitors: Arc::new(ApiGatewayPusher::new(aws, &config.required("VISITOR_SOCKET_ENDPOINT")?)),
         })
     }
 }
@@ -85,6 +60,52 @@ pub struct FanOut {
 }
 
 pub async fn fan_out(deps: &Deps, event: &Notification, now: OffsetDateTime) -> Result<FanOut, RecordError> {
+    let mut out = to_visitor(deps, event, now).await?;
+    let agents = to_agents(deps, event, now).await?;
+    out.delivered += agents.delivered;
+    out.removed += agents.removed;
+    out.failed += agents.failed;
+    Ok(out)
+}
+
+/// What a web chat visitor sees of agents' activity: typing, and "seen" when an agent opens the
+/// conversation. Only for a conversation the visitor chats in (its web chat route names them).
+async fn to_visitor(deps: &Deps, event: &Notification, now: OffsetDateTime) -> Result<FanOut, RecordError> {
+    use domain::channels::webchat::{VisitorFrame, VisitorId};
+    use domain::events::Activity;
+    let mut out = FanOut::default();
+    let Notification::AgentActivity { workspace: ws, conversation_id, activity, .. } = event else { return Ok(out) };
+    let frame = match activity {
+        Activity::Typing => VisitorFrame::Typing { typing: true },
+        Activity::StoppedTyping => VisitorFrame::Typing { typing: false },
+        Activity::Viewing => VisitorFrame::Seen { at: now },
+        Activity::StoppedViewing => return Ok(out),
+    };
+    let Some(conversation) = deps.store.conversation(ws, *conversation_id).await? else { return Ok(out) };
+    let Some(seen) = conversation.channels.get(&domain::model::Channel::Webchat) else { return Ok(out) };
+    let Ok(visitor) = VisitorId::parse(&seen.route.contact_address) else { return Ok(out) };
+    let sockets = deps.store.visitor_connections(ws, &visitor).await?;
+    if sockets.is_empty() {
+        return Ok(out);
+    }
+    let frame = serde_json::to_vec(&frame).map_err(|e| RecordError::Permanent(Box::new(e)))?;
+    for socket in sockets {
+        match deps.visitors.push(&socket.id, &frame).await {
+            Ok(()) => out.delivered += 1,
+            Err(PushError::Gone) => {
+                deps.store.delete_visitor_connection(&socket).await?;
+                out.removed += 1;
+            }
+            Err(PushError::Failed(e)) => {
+                tracing::warn!(workspace = %ws, connection = %socket.id, error = %e, "visitor push failed");
+                out.failed += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn to_agents(deps: &Deps, event: &Notification, now: OffsetDateTime) -> Result<FanOut, RecordError> {
     let ws = event.workspace();
     let connections = deps.store.connections(ws).await?;
     let mut out = FanOut::default();
@@ -142,7 +163,7 @@ mod tests {
     use domain::model::Role;
     use domain::ports::{ConnectionStore, ConversationReader, RoutingStore};
     use domain::realtime::Connection;
-    use domain::{AgentId, WorkspaceId};
+    use domain::{AgentId, ConnectionId, WorkspaceId};
     use std::sync::Mutex;
     use store::MemoryStore;
 
@@ -156,7 +177,7 @@ mod tests {
         broken: Vec<String>,
     }
 
-    #[async_trait]
+    #[async_trait::async_trait]
     impl ConnectionPusher for Sockets {
         async fn push(&self, id: &ConnectionId, frame: &[u8]) -> Result<(), PushError> {
             if self.gone.contains(&id.to_string()) {
@@ -225,7 +246,7 @@ mod tests {
             broken: vec!["ann-broken".into()],
             ..Default::default()
         });
-        let deps = Deps { store: store.clone(), pusher: sockets.clone() };
+        let deps = Deps { store: store.clone(), pusher: sockets.clone(), visitors: Arc::new(Sockets::default()) };
         let event = Notification::MessageCreated {
             workspace: ws.clone(),
             conversation_id: conv.id,
@@ -250,7 +271,7 @@ mod tests {
     #[tokio::test]
     async fn the_fixture_batch_is_consumed_and_garbage_fails_permanently() {
         let store = Arc::new(MemoryStore::new());
-        let deps = Deps { store, pusher: Arc::new(Sockets::default()) };
+        let deps = Deps { store, pusher: Arc::new(Sockets::default()), visitors: Arc::new(Sockets::default()) };
         let mut event: SqsEvent = serde_json::from_str(FIXTURE).unwrap();
         let res = handle(&deps, event.clone()).await.unwrap();
         assert!(res.batch_item_failures.is_empty(), "nobody connected: nothing to do");

@@ -213,3 +213,16 @@ pub fn contact_view(c: &domain::model::Contact) -> serde_json::Value {
         "updated_at": c.updated_at.and_then(rfc),
     })
 }
+
+/// The visitor socket a web chat message came from, as stored at its `$connect` (401 when it is
+/// not: a socket cleaned up after a failed push must reconnect).
+pub async fn visitor(
+    store: &dyn Store,
+    req: &kit::ws::WsRequest,
+) -> Result<domain::channels::webchat::VisitorConnection, kit::http::ApiError> {
+    let id = kit::ws::connection_id(req)?;
+    store
+        .visitor_connection(&id)
+        .await?
+        .ok_or_else(|| kit::http::ApiError::Unauthorized("unknown connection: reconnect with your visitor token".into()))
+}

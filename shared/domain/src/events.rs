@@ -292,6 +292,14 @@ pub enum Notification {
         /// Unique per event: repeated typing is not a duplicate.
         id: String,
     },
+    /// The customer is typing (web chat visitors tell us; no other channel does).
+    ContactTyping {
+        workspace: WorkspaceId,
+        conversation_id: ConversationId,
+        typing: bool,
+        /// Unique per event: repeated typing is not a duplicate.
+        id: String,
+    },
     PresenceChanged {
         workspace: WorkspaceId,
         agent: AgentId,
@@ -342,6 +350,7 @@ impl Notification {
             | Notification::BudgetThresholdReached { workspace, .. }
             | Notification::ConversationChanged { workspace, .. }
             | Notification::AgentActivity { workspace, .. }
+            | Notification::ContactTyping { workspace, .. }
             | Notification::PresenceChanged { workspace, .. }
             | Notification::NoteAdded { workspace, .. } => workspace,
         }
@@ -354,6 +363,7 @@ impl Notification {
             | Notification::MessageUpdated { conversation_id, .. }
             | Notification::ConversationChanged { conversation_id, .. }
             | Notification::AgentActivity { conversation_id, .. }
+            | Notification::ContactTyping { conversation_id, .. }
             | Notification::NoteAdded { conversation_id, .. } => Some(*conversation_id),
             Notification::BudgetThresholdReached { .. } | Notification::PresenceChanged { .. } => None,
         }
@@ -365,6 +375,7 @@ impl Notification {
             | Notification::MessageUpdated { workspace, conversation_id, .. }
             | Notification::ConversationChanged { workspace, conversation_id, .. }
             | Notification::AgentActivity { workspace, conversation_id, .. }
+            | Notification::ContactTyping { workspace, conversation_id, .. }
             | Notification::NoteAdded { workspace, conversation_id, .. } => {
                 format!("{workspace}:{conversation_id}")
             }
@@ -385,7 +396,9 @@ impl Notification {
             Notification::ConversationChanged { conversation_id, version, .. } => {
                 format!("changed:{conversation_id}:{version}")
             }
-            Notification::AgentActivity { id, .. } | Notification::PresenceChanged { id, .. } => format!("live:{id}"),
+            Notification::AgentActivity { id, .. }
+            | Notification::ContactTyping { id, .. }
+            | Notification::PresenceChanged { id, .. } => format!("live:{id}"),
             Notification::NoteAdded { note_id, .. } => format!("note:{note_id}"),
         }
     }

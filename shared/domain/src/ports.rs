@@ -431,6 +431,33 @@ pub trait ConnectionStore: Send + Sync {
     async fn delete_connection(&self, ws: &WorkspaceId, id: &crate::ConnectionId) -> Result<(), StoreError>;
 }
 
+/// Web chat visitors: what they told us and their open sockets.
+#[async_trait]
+pub trait VisitorStore: Send + Sync {
+    async fn visitor_profile(
+        &self,
+        ws: &WorkspaceId,
+        visitor: &crate::channels::webchat::VisitorId,
+    ) -> Result<Option<crate::channels::webchat::VisitorProfile>, StoreError>;
+    async fn put_visitor_profile(&self, profile: &crate::channels::webchat::VisitorProfile) -> Result<(), StoreError>;
+    /// Stores a socket (with a TTL at API Gateway's two-hour limit).
+    async fn put_visitor_connection(&self, c: &crate::channels::webchat::VisitorConnection) -> Result<(), StoreError>;
+    /// A socket by its id (API Gateway names only the id).
+    async fn visitor_connection(
+        &self,
+        id: &crate::ConnectionId,
+    ) -> Result<Option<crate::channels::webchat::VisitorConnection>, StoreError>;
+    /// A visitor's open sockets (tabs), oldest first.
+    async fn visitor_connections(
+        &self,
+        ws: &WorkspaceId,
+        visitor: &crate::channels::webchat::VisitorId,
+    ) -> Result<Vec<crate::channels::webchat::VisitorConnection>, StoreError>;
+    /// Forgets a socket (already gone is fine).
+    async fn delete_visitor_connection(&self, c: &crate::channels::webchat::VisitorConnection)
+        -> Result<(), StoreError>;
+}
+
 #[async_trait]
 pub trait AuditLog: Send + Sync {
     /// Writes an entry that is not part of a routing commit (rules, agents, teams).
@@ -595,6 +622,30 @@ pub trait FileStore: Send + Sync {
     async fn put_file(&self, key: &str, content_type: &str, bytes: Vec<u8>) -> Result<String, StoreError>;
     /// The bytes behind a URL this store returned; `None` when there is no such file.
     async fn get_file(&self, url: &str) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// Files a browser uploads straight to the bucket (web chat): a presigned PUT, then a check
+/// that the file is there.
+#[async_trait]
+pub trait Uploads: Send + Sync {
+    /// A URL that accepts one PUT of exactly `size` bytes of `content_type` at `key` until `ttl`
+    /// runs out.
+    async fn upload_url(
+        &self,
+        key: &str,
+        content_type: &str,
+        size: u64,
+        ttl: time::Duration,
+    ) -> Result<String, StoreError>;
+    /// The uploaded file at `key` (its `s3://` URL, size and type), `None` when nothing was put.
+    async fn uploaded(&self, key: &str) -> Result<Option<Uploaded>, StoreError>;
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Uploaded {
+    pub url: String,
+    pub size: u64,
+    pub content_type: String,
 }
 
 /// Why a send produced no answer from the provider.

@@ -64,7 +64,32 @@ pub const ISSUER: &str = "switchboard";
 #[derive(Clone)]
 pub struct Authenticator {
     decoding: DecodingKey,
+    encoding: EncodingKey,
     validation: Validation,
+    visitor_validation: Validation,
+}
+
+/// The issuer of web chat visitors' tokens: an agent's token is never a visitor's, nor the reverse.
+pub const VISITOR_ISSUER: &str = "switchboard-webchat";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct VisitorClaims {
+    sub: String,
+    ws: String,
+    /// The widget key the token was issued for.
+    key: String,
+    exp: i64,
+    iat: i64,
+    iss: String,
+}
+
+/// A web chat visitor, as their token names them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Visitor {
+    pub workspace: WorkspaceId,
+    pub visitor: domain::channels::webchat::VisitorId,
+    pub key: String,
+    pub expires_at: time::OffsetDateTime,
 }
 
 impl Authenticator {
@@ -73,7 +98,51 @@ impl Authenticator {
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
         validation.leeway = 30;
-        Self { decoding: DecodingKey::from_secret(secret.as_bytes()), validation }
+        let mut visitor_validation = Validation::new(Algorithm::HS256);
+        visitor_validation.set_issuer(&[VISITOR_ISSUER]);
+        visitor_validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+        visitor_validation.leeway = 30;
+        Self {
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            validation,
+            visitor_validation,
+        }
+    }
+
+    /// A token for a web chat visitor of the widget `key`, valid for `ttl`.
+    pub fn issue_visitor_token(
+        &self,
+        workspace: &WorkspaceId,
+        visitor: &domain::channels::webchat::VisitorId,
+        key: &str,
+        ttl: time::Duration,
+    ) -> (String, time::OffsetDateTime) {
+        let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+        let claims = VisitorClaims {
+            sub: visitor.to_string(),
+            ws: workspace.to_string(),
+            key: key.to_owned(),
+            iat: now.unix_timestamp(),
+            exp: (now + ttl).unix_timestamp(),
+            iss: VISITOR_ISSUER.to_owned(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing with an in-memory key cannot fail");
+        (token, now + ttl)
+    }
+
+    pub fn verify_visitor_token(&self, token: &str) -> Result<Visitor, ApiError> {
+        let bad = |e: String| ApiError::Unauthorized(format!("invalid visitor token: {e}"));
+        let c = jsonwebtoken::decode::<VisitorClaims>(token, &self.decoding, &self.visitor_validation)
+            .map_err(|e| bad(e.to_string()))?
+            .claims;
+        Ok(Visitor {
+            workspace: WorkspaceId::parse(&c.ws).map_err(|e| bad(e.to_string()))?,
+            visitor: domain::channels::webchat::VisitorId::parse(&c.sub).map_err(|e| bad(e.to_string()))?,
+            key: c.key,
+            expires_at: time::OffsetDateTime::from_unix_timestamp(c.exp).map_err(|e| bad(e.to_string()))?,
+        })
     }
 
     /// From the `JWT_SECRET` secret (Secrets Manager in AWS, the environment locally).
@@ -163,5 +232,22 @@ mod tests {
         let expired = issue_token("secret", &ws, &agent, None, Role::Agent, time::Duration::hours(-2));
         assert!(Authenticator::new("secret").verify_token(&expired).is_err());
         assert!(Authenticator::new("secret").verify_token("not.a.jwt").is_err());
+    }
+
+    #[test]
+    fn visitor_and_agent_tokens_never_stand_in_for_each_other() {
+        let (ws, agent) = ids();
+        let auth = Authenticator::new("secret");
+        let v = domain::channels::webchat::VisitorId::new();
+        let (t, exp) = auth.issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::days(30));
+        let got = auth.verify_visitor_token(&t).unwrap();
+        assert_eq!((got.workspace, got.visitor, got.key.as_str(), got.expires_at), (ws.clone(), v.clone(), "wk_demo_site", exp));
+        assert!(auth.verify_token(&t).is_err(), "a visitor token is not an agent's");
+        let agent_token = issue_token("secret", &ws, &agent, None, Role::Admin, time::Duration::hours(1));
+        assert!(auth.verify_visitor_token(&agent_token).is_err(), "an agent token is not a visitor's");
+        let (forged, _) = Authenticator::new("other").issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::days(1));
+        assert!(auth.verify_visitor_token(&forged).is_err());
+        let (expired, _) = auth.issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::hours(-1));
+        assert!(auth.verify_visitor_token(&expired).is_err());
     }
 }

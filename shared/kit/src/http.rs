@@ -223,6 +223,16 @@ pub fn path_param<T>(
     parse(raw).map_err(|e| ApiError::NotFound(e.to_string()))
 }
 
+/// The caller's IP address as API Gateway saw it.
+pub fn source_ip(req: &Request) -> Option<String> {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.clone(),
+        _ => None,
+    }
+}
+
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     use lambda_http::RequestExt;
     req.query_string_parameters_ref().and_then(|q| q.first(name)).map(str::to_owned)

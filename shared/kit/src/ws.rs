@@ -23,10 +23,15 @@ pub fn connection_id(req: &WsRequest) -> Result<ConnectionId, ApiError> {
 /// Where the client put its token: the `token` query parameter, or the subprotocol list. Returns
 /// the token and whether the answer must name [`SUBPROTOCOL`].
 pub fn token(req: &WsRequest) -> Option<(String, bool)> {
+    token_for(req, SUBPROTOCOL)
+}
+
+/// [`token`] for another API's subprotocol (web chat visitors offer their own).
+pub fn token_for(req: &WsRequest, subprotocol: &str) -> Option<(String, bool)> {
     let offered = req.headers.get("sec-websocket-protocol").and_then(|v| v.to_str().ok()).unwrap_or("");
     let mut protocols = offered.split(',').map(str::trim).filter(|p| !p.is_empty());
-    if protocols.clone().any(|p| p == SUBPROTOCOL) {
-        if let Some(t) = protocols.find(|p| *p != SUBPROTOCOL) {
+    if protocols.clone().any(|p| p == subprotocol) {
+        if let Some(t) = protocols.find(|p| *p != subprotocol) {
             return Some((t.to_owned(), true));
         }
     }
@@ -47,7 +52,11 @@ pub fn ok(body: serde_json::Value) -> WsResponse {
 /// Names [`SUBPROTOCOL`] in a `$connect` answer (a browser closes a socket whose offered
 /// protocol was not accepted).
 pub fn accept_subprotocol(res: &mut WsResponse) {
-    res.headers.insert("sec-websocket-protocol", http::HeaderValue::from_static(SUBPROTOCOL));
+    accept_named_subprotocol(res, SUBPROTOCOL);
+}
+
+pub fn accept_named_subprotocol(res: &mut WsResponse, subprotocol: &'static str) {
+    res.headers.insert("sec-websocket-protocol", http::HeaderValue::from_static(subprotocol));
 }
 
 pub fn respond(result: Result<WsResponse, ApiError>) -> WsResponse {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use domain::ports::{FileStore, StoreError};
+use domain::ports::{FileStore, StoreError, Uploaded, Uploads};
 
 #[derive(Default)]
 pub struct MemoryFiles {
@@ -27,5 +27,17 @@ impl FileStore for MemoryFiles {
     }
     async fn get_file(&self, url: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.files.lock().expect("files lock").get(url).map(|(_, b)| b.clone()))
+    }
+}
+
+/// Uploads for handler tests: the "URL" names the key; [`MemoryFiles::put_file`] plays the browser.
+#[async_trait]
+impl Uploads for MemoryFiles {
+    async fn upload_url(&self, key: &str, _: &str, size: u64, _: time::Duration) -> Result<String, StoreError> {
+        Ok(format!("memory://upload/{key}?size={size}"))
+    }
+    async fn uploaded(&self, key: &str) -> Result<Option<Uploaded>, StoreError> {
+        let url = format!("s3://memory/{key}");
+        Ok(self.file(&url).map(|(content_type, bytes)| Uploaded { url, size: bytes.len() as u64, content_type }))
     }
 }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use domain::ports::{FileStore, StoreError};
+use domain::ports::{FileStore, StoreError, Uploaded, Uploads};
 
 pub struct S3Files {
     client: aws_sdk_s3::Client,
@@ -65,5 +65,46 @@ impl FileStore for S3Files {
         };
         let bytes = out.body.collect().await.map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         Ok(Some(bytes.into_bytes().to_vec()))
+    }
+}
+
+#[async_trait]
+impl Uploads for S3Files {
+    async fn upload_url(
+        &self,
+        key: &str,
+        content_type: &str,
+        size: u64,
+        ttl: time::Duration,
+    ) -> Result<String, StoreError> {
+        let expires = std::time::Duration::from_secs(ttl.whole_seconds().max(1) as u64);
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires)
+            .map_err(|e| StoreError::Rejected(Box::new(e)))?;
+        // Content type and length are signed: the browser must send exactly these.
+        let req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_length(size as i64)
+            .presigned(config)
+            .await
+            .map_err(classify)?;
+        Ok(req.uri().to_owned())
+    }
+
+    async fn uploaded(&self, key: &str) -> Result<Option<Uploaded>, StoreError> {
+        meter::record(domain::finance::Usage { s3_get_requests: 1, ..Default::default() });
+        let out = match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(SdkError::ServiceError(s)) if s.err().is_not_found() => return Ok(None),
+            Err(e) => return Err(classify(e)),
+        };
+        Ok(Some(Uploaded {
+            url: format!("s3://{}/{key}", self.bucket),
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            content_type: out.content_type().unwrap_or("application/octet-stream").to_owned(),
+        }))
     }
 }

@@ -575,6 +575,7 @@ pub async fn run_all<S: Store>(s: &S) {
     fifty_assignments_at_once_never_exceed_capacity(s).await;
     the_waiting_queue_rules_teams_and_presence(s).await;
     connections_by_id_and_by_workspace(s).await;
+    visitor_profiles_and_sockets(s).await;
     notes_history_team_views_and_canned_responses(s).await;
     split_and_merge_move_messages_pointers_and_the_thread(s).await;
     whatsapp_templates_by_name_and_language(s).await;
@@ -1172,6 +1173,46 @@ async fn connections_by_id_and_by_workspace<S: Store>(s: &S) {
     assert_eq!(s.connection(&a.id).await.unwrap(), None);
     assert_eq!(s.connections(&ws).await.unwrap(), vec![b]);
     s.delete_connection(&ws, &a.id).await.unwrap();
+}
+
+async fn visitor_profiles_and_sockets<S: Store>(s: &S) {
+    use domain::channels::webchat::{VisitorConnection, VisitorId, VisitorProfile};
+    let ws = workspace("chat");
+    let at = now();
+    let (v, other) = (VisitorId::new(), VisitorId::new());
+    assert_eq!(s.visitor_profile(&ws, &v).await.unwrap(), None);
+    let profile = VisitorProfile {
+        workspace: ws.clone(),
+        visitor: v.clone(),
+        name: Some("Rui".into()),
+        email: Some(domain::EmailAddress::parse("rui@example.com").unwrap()),
+        updated_at: at,
+    };
+    s.put_visitor_profile(&profile).await.unwrap();
+    assert_eq!(s.visitor_profile(&ws, &v).await.unwrap(), Some(profile));
+    assert_eq!(s.visitor_profile(&workspace("chat-other"), &v).await.unwrap(), None);
+
+    let tag = ulid::Ulid::new().to_string();
+    let c = |id: &str, visitor: &VisitorId, after: i64| VisitorConnection {
+        id: domain::ConnectionId::parse(id).unwrap(),
+        workspace: ws.clone(),
+        visitor: visitor.clone(),
+        key: "wk_contract_site".into(),
+        connected_at: at + time::Duration::seconds(after),
+    };
+    let (tab1, tab2, theirs) = (c(&format!("t1{tag}="), &v, 0), c(&format!("t2{tag}="), &v, 5), c(&format!("o{tag}="), &other, 1));
+    for x in [&tab2, &tab1, &theirs] {
+        s.put_visitor_connection(x).await.unwrap();
+    }
+    assert_eq!(s.visitor_connection(&tab2.id).await.unwrap(), Some(tab2.clone()));
+    assert_eq!(s.visitor_connections(&ws, &v).await.unwrap(), vec![tab1.clone(), tab2.clone()], "oldest first");
+    assert_eq!(s.visitor_connections(&ws, &other).await.unwrap(), vec![theirs]);
+    s.delete_visitor_connection(&tab1).await.unwrap();
+    s.delete_visitor_connection(&tab1).await.unwrap();
+    assert_eq!(s.visitor_connection(&tab1.id).await.unwrap(), None);
+    assert_eq!(s.visitor_connections(&ws, &v).await.unwrap(), vec![tab2]);
+    // An agent's connection of the same id space is another thing.
+    assert_eq!(s.connection(&tab1.id).await.unwrap(), None);
 }
 
 /// Announcements a case does not look at.

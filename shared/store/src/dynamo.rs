@@ -15,6 +15,7 @@ use domain::finance::{Budget, BudgetScope, Dimension, EntryKind, LedgerEntry, To
 use domain::model::{Channel, Contact, Conversation, DeliveryEvent, DeliveryStatus, Identity, Message};
 use domain::ports::*;
 use domain::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
+use domain::channels::webchat::{VisitorConnection, VisitorId, VisitorProfile};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 use time::OffsetDateTime;
@@ -1759,5 +1760,72 @@ impl ContactStore for DynamoStore {
         let wanted: Vec<Key> = entries.items.iter().map(|e| keys::contact(ws, e.contact_id)).collect();
         let reads = wanted.iter().map(|k| self.get_as::<Contact>("contact", k));
         Ok(futures::future::try_join_all(reads).await?.into_iter().flatten().collect())
+    }
+}
+
+fn visitor_connection_item(
+    k: &Key,
+    c: &VisitorConnection,
+) -> Result<Item, StoreError> {
+    let mut it = item(k, "visitor_connection", c)?;
+    it.insert(keys::TTL.into(), n(c.expires_at().unix_timestamp()));
+    Ok(it)
+}
+
+#[async_trait]
+impl VisitorStore for DynamoStore {
+    async fn visitor_profile(
+        &self,
+        ws: &WorkspaceId,
+        visitor: &VisitorId,
+    ) -> Result<Option<VisitorProfile>, StoreError> {
+        self.get_as("visitor profile", &keys::visitor_profile(ws, visitor)).await
+    }
+
+    async fn put_visitor_profile(&self, p: &VisitorProfile) -> Result<(), StoreError> {
+        self.put_plain(item(&keys::visitor_profile(&p.workspace, &p.visitor), "visitor_profile", p)?).await
+    }
+
+    async fn put_visitor_connection(&self, c: &VisitorConnection) -> Result<(), StoreError> {
+        // Both items hold the whole connection: a lookup by id is one read.
+        let items = vec![
+            put_always(&self.table, visitor_connection_item(&keys::visitor_connection_pointer(&c.id), c)?)?,
+            put_always(
+                &self.table,
+                visitor_connection_item(&keys::visitor_connection(&c.workspace, &c.visitor, &c.id), c)?,
+            )?,
+        ];
+        self.transact(items, None).await
+    }
+
+    async fn visitor_connection(
+        &self,
+        id: &domain::ConnectionId,
+    ) -> Result<Option<VisitorConnection>, StoreError> {
+        self.get_as("visitor connection", &keys::visitor_connection_pointer(id)).await
+    }
+
+    async fn visitor_connections(
+        &self,
+        ws: &WorkspaceId,
+        visitor: &VisitorId,
+    ) -> Result<Vec<VisitorConnection>, StoreError> {
+        let items =
+            self.query_all(&keys::visitor_partition(ws, visitor), keys::VISITOR_CONNECTION_PREFIX).await?;
+        let mut out: Vec<VisitorConnection> =
+            items.into_iter().map(|it| decode("visitor connection", it)).collect::<Result<_, _>>()?;
+        out.sort_by_key(|c| c.connected_at);
+        Ok(out)
+    }
+
+    async fn delete_visitor_connection(
+        &self,
+        c: &VisitorConnection,
+    ) -> Result<(), StoreError> {
+        let items = vec![
+            self.delete_item(&keys::visitor_connection_pointer(&c.id))?,
+            self.delete_item(&keys::visitor_connection(&c.workspace, &c.visitor, &c.id))?,
+        ];
+        self.transact(items, None).await
     }
 }

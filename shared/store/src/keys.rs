@@ -22,6 +22,9 @@
 //! | waiting conversation | `WS#<ws>#ROUTEQ`                     | `<conv>`           |
 //! | agent connection     | `WS#<ws>#CONN`                       | `<connection>`     |
 //! | connection → workspace | `CONN#<connection>`                | `CONN`             |
+//! | web chat visitor's profile | `WS#<ws>#VISITOR#<visitor>`    | `PROFILE`          |
+//! | web chat visitor's socket  | `WS#<ws>#VISITOR#<visitor>`    | `CONN#<connection>` |
+//! | visitor socket by id | `VCONN#<connection>`                 | `VCONN`            |
 //! | conversation audit entry | `WS#<ws>#CONV#<conv>`            | `AUDIT#<ulid>`     |
 //! | workspace audit entry | `WS#<ws>#AUDIT`                     | `<ulid>`           |
 //! | internal note        | `WS#<ws>#CONV#<conv>`                | `NOTE#<ulid>`      |
@@ -45,6 +48,7 @@ use base64::Engine;
 use domain::finance::ledger::{Counter, Grouping, Month};
 use domain::finance::{BudgetScope, Dimension, EntryKind};
 use domain::model::{Channel, ConversationStatus, Identity};
+use domain::channels::webchat::VisitorId;
 use domain::ports::{Cursor, StoreError};
 use domain::{AgentId, ConnectionId, ContactId, ConversationId, IdempotencyKey, MessageId, TeamId, WorkspaceId};
 use time::OffsetDateTime;
@@ -161,6 +165,25 @@ pub fn connection(w: &WorkspaceId, id: &ConnectionId) -> Key {
 /// API Gateway names a connection without its workspace: this item leads from one to the other.
 pub fn connection_pointer(id: &ConnectionId) -> Key {
     Key { pk: format!("CONN#{id}"), sk: "CONN".into() }
+}
+
+pub fn visitor_partition(w: &WorkspaceId, v: &VisitorId) -> String {
+    format!("{}#VISITOR#{v}", ws(w))
+}
+
+pub fn visitor_profile(w: &WorkspaceId, v: &VisitorId) -> Key {
+    Key { pk: visitor_partition(w, v), sk: "PROFILE".into() }
+}
+
+pub const VISITOR_CONNECTION_PREFIX: &str = "CONN#";
+
+pub fn visitor_connection(w: &WorkspaceId, v: &VisitorId, id: &ConnectionId) -> Key {
+    Key { pk: visitor_partition(w, v), sk: format!("{VISITOR_CONNECTION_PREFIX}{id}") }
+}
+
+/// API Gateway names a visitor's socket by id only: this item holds the whole connection.
+pub fn visitor_connection_pointer(id: &ConnectionId) -> Key {
+    Key { pk: format!("VCONN#{id}"), sk: "VCONN".into() }
 }
 
 pub const AUDIT_PREFIX: &str = "AUDIT#";

@@ -33,6 +33,7 @@ pub trait Store:
     + domain::ports::ReorgStore
     + domain::ports::ContactStore
     + domain::ports::RateLimiter
+    + domain::ports::VisitorStore
 {
 }
 
@@ -57,5 +58,6 @@ impl<T> Store for T where
         + domain::ports::ReorgStore
         + domain::ports::ContactStore
         + domain::ports::RateLimiter
+        + domain::ports::VisitorStore
 {
 }

@@ -9,6 +9,7 @@ use domain::finance::ledger::{Counter, Grouping, Month};
 use domain::finance::ratecard::RateCard;
 use domain::finance::{Budget, BudgetScope, EntryKind, LedgerEntry, Totals};
 use domain::model::{Channel, Contact, Conversation, DeliveryEvent, DeliveryStatus, Identity, Message};
+use domain::channels::webchat::{VisitorConnection, VisitorId, VisitorProfile};
 use domain::ports::*;
 use domain::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
 use time::OffsetDateTime;
@@ -50,6 +51,9 @@ struct State {
     templates: BTreeMap<Key, domain::channels::templates::WhatsAppTemplate>,
     canned_uses: HashMap<Key, u32>,
     rates: HashMap<Key, u32>,
+    visitor_profiles: HashMap<Key, VisitorProfile>,
+    visitor_connections: BTreeMap<Key, VisitorConnection>,
+    visitor_pointers: HashMap<Key, Key>,
 }
 
 #[derive(Default)]
@@ -1155,5 +1159,49 @@ impl ContactStore for MemoryStore {
                 .filter_map(|(_, id)| s.contacts.get(&keys::contact(ws, *id)).cloned())
                 .collect()
         }))
+    }
+}
+
+#[async_trait]
+impl VisitorStore for MemoryStore {
+    async fn visitor_profile(&self, ws: &WorkspaceId, visitor: &VisitorId) -> Result<Option<VisitorProfile>, StoreError> {
+        Ok(self.with(|s| s.visitor_profiles.get(&keys::visitor_profile(ws, visitor)).cloned()))
+    }
+
+    async fn put_visitor_profile(&self, p: &VisitorProfile) -> Result<(), StoreError> {
+        self.with(|s| s.visitor_profiles.insert(keys::visitor_profile(&p.workspace, &p.visitor), p.clone()));
+        Ok(())
+    }
+
+    async fn put_visitor_connection(&self, c: &VisitorConnection) -> Result<(), StoreError> {
+        let k = keys::visitor_connection(&c.workspace, &c.visitor, &c.id);
+        self.with(|s| {
+            s.visitor_pointers.insert(keys::visitor_connection_pointer(&c.id), k.clone());
+            s.visitor_connections.insert(k, c.clone());
+        });
+        Ok(())
+    }
+
+    async fn visitor_connection(&self, id: &domain::ConnectionId) -> Result<Option<VisitorConnection>, StoreError> {
+        Ok(self.with(|s| {
+            let k = s.visitor_pointers.get(&keys::visitor_connection_pointer(id))?;
+            s.visitor_connections.get(k).cloned()
+        }))
+    }
+
+    async fn visitor_connections(&self, ws: &WorkspaceId, visitor: &VisitorId) -> Result<Vec<VisitorConnection>, StoreError> {
+        let pk = keys::visitor_partition(ws, visitor);
+        let mut out: Vec<VisitorConnection> =
+            self.with(|s| s.visitor_connections.iter().filter(|(k, _)| k.pk == pk).map(|(_, c)| c.clone()).collect());
+        out.sort_by_key(|c| c.connected_at);
+        Ok(out)
+    }
+
+    async fn delete_visitor_connection(&self, c: &VisitorConnection) -> Result<(), StoreError> {
+        self.with(|s| {
+            s.visitor_pointers.remove(&keys::visitor_connection_pointer(&c.id));
+            s.visitor_connections.remove(&keys::visitor_connection(&c.workspace, &c.visitor, &c.id));
+        });
+        Ok(())
     }
 }

@@ -28,6 +28,7 @@ pub mod telegram;
 pub mod templates;
 pub mod twilio;
 pub mod voice;
+pub mod webchat;
 pub mod whatsapp;
 
 /// A webhook request as an adapter sees it: the public URL the provider called (with its query
@@ -341,7 +342,7 @@ pub fn reply_policy(
             meta::Window::HumanAgent => Ok(ReplyAs::HumanAgentTag),
             meta::Window::Closed => Err(ReplyRefusal::HumanAgentWindowClosed(channel)),
         },
-        Channel::Sms | Channel::Telegram | Channel::Email => Ok(ReplyAs::Normal),
+        Channel::Sms | Channel::Telegram | Channel::Email | Channel::Webchat => Ok(ReplyAs::Normal),
         other => Err(ReplyRefusal::NotSupported(other)),
     }
 }
@@ -362,7 +363,8 @@ mod tests {
         assert_eq!(reply_policy(Channel::Telegram, None, false), Ok(ReplyAs::Normal));
         assert_eq!(reply_policy(Channel::Sms, fresh, true), Err(ReplyRefusal::TemplateNotSupported(Channel::Sms)));
         assert_eq!(reply_policy(Channel::Email, stale, false), Ok(ReplyAs::Normal), "email has no window");
-        assert_eq!(reply_policy(Channel::Webchat, fresh, false), Err(ReplyRefusal::NotSupported(Channel::Webchat)));
+        assert_eq!(reply_policy(Channel::Webchat, stale, false), Ok(ReplyAs::Normal), "web chat has no window");
+        assert_eq!(reply_policy(Channel::Voice, fresh, false), Err(ReplyRefusal::NotSupported(Channel::Voice)));
     }
 
     #[test]

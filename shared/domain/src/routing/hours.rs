@@ -126,6 +126,16 @@ impl BusinessHours {
     }
 }
 
+impl BusinessHours {
+    /// The first minute at or after `at` when the hours are open (`None`: never within 8 days —
+    /// no open span at all, or a long closure).
+    pub fn next_open(&self, at: OffsetDateTime) -> Option<OffsetDateTime> {
+        let start = at.replace_second(0).ok()?.replace_nanosecond(0).ok()?;
+        let start = if start < at { start + time::Duration::minutes(1) } else { start };
+        (0..8 * 24 * 60).map(|m| start + time::Duration::minutes(m)).find(|t| self.is_open(*t))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +177,18 @@ mod tests {
         // Saturday and a holiday are closed.
         assert!(!h.is_open(datetime!(2026-11-21 10:00 UTC)));
         assert!(!h.is_open(datetime!(2026-12-25 10:00 UTC)));
+    }
+
+    #[test]
+    fn the_next_opening_is_found_across_weekends_and_holidays() {
+        let h = paris_weekdays();
+        // Saturday noon → Monday 09:00 Paris (08:00 UTC).
+        assert_eq!(h.next_open(datetime!(2026-11-21 12:00:30 UTC)), Some(datetime!(2026-11-23 08:00 UTC)));
+        assert_eq!(h.next_open(datetime!(2026-11-20 10:00 UTC)), Some(datetime!(2026-11-20 10:00 UTC)), "open now");
+        // Thursday 24 December after hours: the 25th is a holiday, then the weekend: Monday the 28th.
+        assert_eq!(h.next_open(datetime!(2026-12-24 17:00 UTC)), Some(datetime!(2026-12-28 08:00 UTC)));
+        let never = BusinessHours { time_zone: "UTC".into(), weekly: Default::default(), holidays: Default::default() };
+        assert_eq!(never.next_open(datetime!(2026-12-24 17:00 UTC)), None);
     }
 
     #[test]

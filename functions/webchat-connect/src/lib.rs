@@ -1,0 +1,119 @@
+//! `$connect` of the web chat visitors' WebSocket API: `?key=<widget key>&token=<visitor token>`
+//! (or, from a browser, the subprotocols `switchboard.webchat.v1, <token>` with `?key=`). A
+//! missing, forged or expired token, or one issued for another widget, is refused with 401
+//! before anything is stored, so API Gateway never opens the socket.
+
+use std::sync::Arc;
+
+use domain::channels::webchat::{self, VisitorConnection};
+use kit::auth::Authenticator;
+use kit::http::ApiError;
+use kit::ws::{accept_named_subprotocol, connection_id, ok, respond, token_for, WsRequest, WsResponse};
+use store::Store;
+use time::OffsetDateTime;
+
+pub struct Deps {
+    pub store: Arc<dyn Store>,
+    pub auth: Authenticator,
+}
+
+impl Deps {
+    /// `TABLE_NAME`, `JWT_SECRET` (or its ARN).
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        Ok(Self {
+            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            auth: Authenticator::from_config(config, aws).await?,
+        })
+    }
+}
+
+pub async fn handle(deps: &Deps, req: WsRequest) -> WsResponse {
+    respond(connect(deps, &req, OffsetDateTime::now_utc()).await)
+}
+
+async fn connect(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<WsResponse, ApiError> {
+    let id = connection_id(req)?;
+    let key = req
+        .query_string_parameters
+        .first("key")
+        .ok_or_else(|| ApiError::Unauthorized("missing key: connect with ?key=<widget key>".into()))?;
+    let (token, subprotocol) = token_for(req, webchat::SUBPROTOCOL).ok_or_else(|| {
+        ApiError::Unauthorized(format!(
+            "missing visitor token: pass ?token=<token> or Sec-WebSocket-Protocol: {}, <token>",
+            webchat::SUBPROTOCOL
+        ))
+    })?;
+    let who = deps.auth.verify_visitor_token(&token)?;
+    if who.key != key {
+        return Err(ApiError::Unauthorized("this visitor token belongs to another widget".into()));
+    }
+    let conn = VisitorConnection { id: id.clone(), workspace: who.workspace, visitor: who.visitor, key: who.key, connected_at: now };
+    deps.store.put_visitor_connection(&conn).await?;
+    tracing::info!(workspace = %conn.workspace, visitor = %conn.visitor, connection = %id, "visitor connected");
+    let mut res = ok(serde_json::json!({ "connection_id": id }));
+    if subprotocol {
+        accept_named_subprotocol(&mut res, webchat::SUBPROTOCOL);
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::channels::webchat::VisitorId;
+    use domain::ports::VisitorStore;
+    use domain::{ConnectionId, WorkspaceId};
+    use store::MemoryStore;
+
+    const FIXTURE: &str = include_str!("../../../events/webchat-connect/connect.json");
+
+    fn request(key: Option<&str>, query_token: Option<&str>, protocol: Option<&str>) -> WsRequest {
+        let mut req: WsRequest = serde_json::from_str(FIXTURE).unwrap();
+        req.headers.remove("sec-websocket-protocol");
+        let mut q = std::collections::HashMap::new();
+        if let Some(k) = key {
+            q.insert("key".to_owned(), k.to_owned());
+        }
+        if let Some(t) = query_token {
+            q.insert("token".to_owned(), t.to_owned());
+        }
+        req.query_string_parameters = q.into();
+        if let Some(p) = protocol {
+            req.headers.insert("sec-websocket-protocol", p.parse().unwrap());
+        }
+        req
+    }
+
+    #[tokio::test]
+    async fn a_visitor_token_for_this_widget_opens_the_socket_and_nothing_else_does() {
+        let store = Arc::new(MemoryStore::new());
+        let deps = Deps { store: store.clone(), auth: Authenticator::new("test-secret") };
+        let ws = WorkspaceId::parse("demo").unwrap();
+        let v = VisitorId::new();
+        let (token, _) = deps.auth.issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::days(1));
+
+        let res = handle(&deps, request(Some("wk_demo_site"), None, Some(&format!("{}, {token}", webchat::SUBPROTOCOL)))).await;
+        assert_eq!(res.status_code, 200);
+        assert_eq!(res.headers["sec-websocket-protocol"], webchat::SUBPROTOCOL);
+        let id = ConnectionId::parse("Vk9mY2hhdFRhYjE=").unwrap();
+        assert_eq!(store.visitor_connection(&id).await.unwrap().unwrap().visitor, v);
+
+        let (expired, _) = deps.auth.issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::hours(-1));
+        let (forged, _) = Authenticator::new("x").issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::days(1));
+        let agent = kit::auth::issue_token("test-secret", &ws, &domain::AgentId::parse("ann").unwrap(), None, kit::auth::Role::Agent, time::Duration::hours(1));
+        let other = VisitorId::new();
+        for (key, t) in [
+            (Some("wk_other_site"), Some(token.as_str())),
+            (None, Some(token.as_str())),
+            (Some("wk_demo_site"), None),
+            (Some("wk_demo_site"), Some(expired.as_str())),
+            (Some("wk_demo_site"), Some(forged.as_str())),
+            (Some("wk_demo_site"), Some(agent.as_str())),
+        ] {
+            let res = handle(&deps, request(key, t, None)).await;
+            assert_eq!(res.status_code, 401, "{key:?}");
+        }
+        assert!(store.visitor_connections(&ws, &other).await.unwrap().is_empty());
+        assert_eq!(store.visitor_connections(&ws, &v).await.unwrap().len(), 1, "only the good one");
+    }
+}
