@@ -451,6 +451,42 @@ pub fn availability(
     }
 }
 
+/// What became of the email a visitor gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EmailLink {
+    /// Now one of the contact's identities: their emails land in the same thread.
+    Linked,
+    /// The contact had it already.
+    AlreadyLinked,
+    /// Another contact holds it: nothing changes automatically (an unverified address must not
+    /// take a customer's history); agents see it on the messages and merge if it is the same
+    /// person.
+    HeldByAnother,
+    /// The contact already has as many identities as allowed, or another rule refused it.
+    Refused(String),
+}
+
+/// Links a visitor's email to their contact when no other contact holds it (seed 000: the same
+/// email on email, form and web chat is one contact), audited as the system's doing.
+pub async fn link_email<S: crate::contacts::ContactPorts + ?Sized>(
+    store: &S,
+    ws: &WorkspaceId,
+    contact: crate::ContactId,
+    email: &EmailAddress,
+    now: OffsetDateTime,
+) -> Result<EmailLink, crate::ports::StoreError> {
+    use crate::contacts::ContactError;
+    let system = crate::AgentId::parse(crate::consent::SYSTEM_AGENT).expect("a valid agent id");
+    match crate::contacts::add_identity(store, ws, contact, Identity::email(email), &system, now).await {
+        Ok(c) if c.changed => Ok(EmailLink::Linked),
+        Ok(_) => Ok(EmailLink::AlreadyLinked),
+        Err(ContactError::Refused(crate::inbox::Refusal::Conflict(_))) => Ok(EmailLink::HeldByAnother),
+        Err(ContactError::Refused(r)) => Ok(EmailLink::Refused(r.to_string())),
+        Err(ContactError::NotFound(_)) => Ok(EmailLink::Refused("the contact is gone".into())),
+        Err(ContactError::Store(e)) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
