@@ -50,6 +50,8 @@ pub struct TestStack {
     /// This test's Facebook Page and Instagram account.
     pub messenger_page: String,
     pub instagram_account: String,
+    /// The workspace's web chat widget key.
+    pub webchat_key: String,
 }
 
 fn unique() -> String {
@@ -122,6 +124,7 @@ pub async fn spawn_stack() -> TestStack {
     let whatsapp_number_id = format!("1065{:011}", ulid::Ulid::new().random() % 100_000_000_000);
     let telegram_bot = format!("71{:08}", ulid::Ulid::new().random() % 100_000_000);
     let email_address = format!("support-{}@{EMAIL_DOMAIN}", unique());
+    let webchat_key = format!("wk_{}", unique());
     for (channel, address) in [
         (Channel::Voice, &number),
         (Channel::Whatsapp, &whatsapp_number_id),
@@ -129,6 +132,7 @@ pub async fn spawn_stack() -> TestStack {
         (Channel::Email, &email_address),
         (Channel::Messenger, &messenger_page),
         (Channel::Instagram, &instagram_account),
+        (Channel::Webchat, &webchat_key),
     ] {
         store
             .put_channel_account(&ChannelAccount {
@@ -158,6 +162,7 @@ pub async fn spawn_stack() -> TestStack {
         meta,
         messenger_page,
         instagram_account,
+        webchat_key,
     }
 }
 
@@ -435,6 +440,19 @@ pub async fn connect_socket(url: &str, token: &str, via_subprotocol: bool) -> Re
         let offer = format!("{}, {token}", kit::ws::SUBPROTOCOL);
         req.headers_mut().insert("sec-websocket-protocol", offer.parse().expect("header"));
     }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((stream, _)) => Ok(AgentSocket { stream, seen: vec![] }),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
+        Err(e) => panic!("websocket connect failed: {e}"),
+    }
+}
+
+/// A web chat visitor's socket, as the widget opens it: `?key=` and the token as a subprotocol.
+pub async fn connect_visitor(url: &str, key: &str, token: &str) -> Result<AgentSocket, u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("{url}?key={key}").into_client_request().expect("ws request");
+    let offer = format!("{}, {token}", domain::channels::webchat::SUBPROTOCOL);
+    req.headers_mut().insert("sec-websocket-protocol", offer.parse().expect("header"));
     match tokio_tungstenite::connect_async(req).await {
         Ok((stream, _)) => Ok(AgentSocket { stream, seen: vec![] }),
         Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),

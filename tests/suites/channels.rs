@@ -648,3 +648,141 @@ async fn a_voicemail_is_one_message_with_audio_and_transcript() {
     .await;
     assert_eq!(sent[0].get("To"), Some(caller.as_str()));
 }
+
+/// Starts a web chat visitor: `POST /webchat/{key}/visitors` (optionally renewing a token).
+async fn visitor_session(s: &TestStack, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let res = s.http.post(s.url(&format!("/webchat/{}/visitors", s.webchat_key))).json(&body).send().await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_chat_round_trip_with_typing_receipts_files_and_the_away_message() {
+    let s = spawn_stack().await;
+    let visitors = s.stack.visitor_ws_url.clone();
+
+    // Nobody is online: the visitor is told when to expect an answer and asked for an email.
+    let (status, session) = visitor_session(&s, json!({})).await;
+    assert_eq!(status, 201, "{session}");
+    assert_eq!(
+        (session["availability"]["state"].as_str(), session["availability"]["ask_for_email"].as_bool()),
+        (Some("away"), Some(true))
+    );
+    let token = session["token"].as_str().unwrap().to_owned();
+    let visitor = session["visitor_id"].as_str().unwrap().to_owned();
+    let res = s.http.post(s.url("/webchat/wk_nobody_here/visitors")).json(&json!({})).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+
+    // Forged tokens, agents' tokens and other widgets never open a visitor socket.
+    let agent_token = s.token_as("alice", domain::Role::Agent);
+    assert_eq!(connect_visitor(&visitors, &s.webchat_key, &agent_token).await.err(), Some(401));
+    assert_eq!(connect_visitor(&visitors, "wk_another_site", &token).await.err(), Some(401));
+    let mut widget = connect_visitor(&visitors, &s.webchat_key, &token).await.expect("the visitor connects");
+
+    // Alice comes online; the widget now promises a quick answer.
+    let mut alice = connect_socket(&s.stack.ws_url, &agent_token, false).await.expect("alice connects");
+    alice.act(json!({ "action": "presence", "status": "online" })).await;
+    let (status, again) = visitor_session(&s, json!({ "token": token })).await;
+    assert_eq!((status, again["visitor_id"].as_str()), (200, Some(visitor.as_str())), "{again}");
+    assert_eq!(again["availability"]["state"], "online");
+
+    // The visitor writes; a resend of the same client id stores nothing twice.
+    let hello = json!({ "action": "message", "client_id": "m-1", "text": "Hi! Where is order #1042?" });
+    let answer = widget.act(hello.clone()).await;
+    assert_eq!(
+        (answer["status"].as_str(), answer["availability"]["state"].as_str()),
+        (Some("accepted"), Some("online")),
+        "{answer}"
+    );
+    widget.act(hello).await;
+    let conv = one_conversation(&s).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (conv["last_inbound"]["channel"].as_str(), conv["last_inbound"]["contact_address"].as_str()),
+        (Some("webchat"), Some(visitor.as_str()))
+    );
+    alice.expect("the new conversation", is_event("message_created")).await;
+
+    // Typing both ways, and "seen" when Alice opens it.
+    widget.act(json!({ "action": "typing", "typing": true })).await;
+    let typing = alice.expect("the visitor typing", is_event("contact_typing")).await;
+    assert_eq!(
+        (typing["event"]["conversation_id"].as_str(), typing["event"]["typing"].as_bool()),
+        (Some(id.as_str()), Some(true))
+    );
+    alice.act(json!({ "action": "typing", "conversation_id": id, "typing": true })).await;
+    widget.expect("alice typing", |f| f["type"] == "typing" && f["typing"] == true).await;
+    alice.act(json!({ "action": "viewing", "conversation_id": id })).await;
+    widget.expect("seen", |f| f["type"] == "seen").await;
+
+    // A file: a presigned PUT straight to the bucket, then a message naming it.
+    let upload = widget
+        .act(json!({ "action": "upload", "file_name": "receipt.pdf", "content_type": "application/pdf", "size": 9 }))
+        .await;
+    let put = s
+        .http
+        .put(upload["url"].as_str().unwrap())
+        .header("content-type", "application/pdf")
+        .body("%PDF-1.7\n")
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{:?}", put.text().await);
+    let key = upload["key"].as_str().unwrap();
+    let sent = widget.act(json!({ "action": "message", "client_id": "m-2", "text": "Here's the receipt", "attachments": [{ "key": key }] })).await;
+    assert_eq!(sent["status"], "accepted", "{sent}");
+    let stranger = widget.act(json!({ "action": "message", "client_id": "m-3", "attachments": [{ "key": "webchat/x/v_01JDAB0000000000000000000Z/01JDAB0000000000000000000Z/a.pdf" }] })).await;
+    assert_eq!(stranger["error"]["code"], "bad_request", "{stranger}");
+    let with_file = eventually("the file message", || async {
+        s.messages(&id).await.into_iter().find(|m| m["text"] == "Here's the receipt")
+    })
+    .await;
+    assert_eq!(with_file["attachments"][0]["content_type"], "application/pdf");
+    assert!(with_file["attachments"][0]["url"].as_str().unwrap().contains(key), "{with_file}");
+    let from_visitor = s.messages(&id).await.iter().filter(|m| m["direction"] == "inbound").count();
+    assert_eq!(from_visitor, 2, "the resent first message is stored once");
+
+    // Alice answers: pushed to the widget, delivered; the visitor reads it.
+    let (status, reply) = s.reply(&id, "webchat-1", "It left our warehouse this morning.").await;
+    assert_eq!(status, 202, "{reply}");
+    let pushed = widget.expect("the reply", |f| f["type"] == "message").await;
+    assert_eq!(
+        (pushed["message"]["from"].as_str(), pushed["message"]["text"].as_str()),
+        (Some("agent"), Some("It left our warehouse this morning."))
+    );
+    let reply_id = pushed["message"]["id"].as_str().unwrap().to_owned();
+    eventually("delivered", || async { (message_status(&s, &id, &reply_id).await.0 == "delivered").then_some(()) })
+        .await;
+    widget.act(json!({ "action": "read", "up_to": reply_id })).await;
+    eventually("read", || async { (message_status(&s, &id, &reply_id).await.0 == "read").then_some(()) }).await;
+
+    // The visitor leaves an email: linked to their contact (nobody else holds it).
+    let email = format!("rui-{}@example.com", ulid::Ulid::new().to_string().to_lowercase());
+    widget.act(json!({ "action": "identify", "name": "Rui Costa", "email": email })).await;
+    let (_, detail) = s.get(&format!("/conversations/{id}")).await;
+    assert!(
+        detail["contact"]["identities"].as_array().unwrap().iter().any(|i| i["value"] == email.as_str()),
+        "{detail}"
+    );
+
+    // Gone: the next reply waits (sent, not delivered) and is in the history on reconnect.
+    drop(widget);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, _) = s.reply(&id, "webchat-2", "Tracking: 1Z999").await;
+    assert_eq!(status, 202);
+    let later = eventually("the second reply to settle", || async {
+        let m = s.messages(&id).await.into_iter().find(|m| m["text"] == "Tracking: 1Z999")?;
+        (m["status"] == "sent").then_some(m)
+    })
+    .await;
+    let mut widget = connect_visitor(&visitors, &s.webchat_key, &token).await.expect("the visitor comes back");
+    let history = widget.act(json!({ "action": "history" })).await;
+    let texts: Vec<&str> = history["messages"].as_array().unwrap().iter().filter_map(|m| m["text"].as_str()).collect();
+    assert_eq!(
+        texts,
+        ["Hi! Where is order #1042?", "Here's the receipt", "It left our warehouse this morning.", "Tracking: 1Z999"],
+        "{history}"
+    );
+    assert_eq!(history["messages"][3]["id"], later["id"]);
+    assert!(history["messages"][1]["files"][0].get("url").is_none(), "no bucket URLs for the visitor");
+}

@@ -266,6 +266,7 @@ async fn ingest_message(deps: &Deps, m: InboundMessage, inv: &Invocation) -> Res
                     channel: m.channel,
                 };
                 deps.notifications.publish(&note).await?;
+                link_visitor_email(deps, &m).await?;
                 if let Ingested::Stored { .. } = outcome {
                     alert_budgets(deps, &m.workspace, Month::of(m.received_at), m.channel).await;
                 }
@@ -306,6 +307,30 @@ async fn ingest_message(deps: &Deps, m: InboundMessage, inv: &Invocation) -> Res
         }
     }
     Err(RecordError::Retryable(format!("still contended after {MAX_ATTEMPTS} attempts").into()))
+}
+
+/// A web chat visitor who gave an email (before or after their first message): it is linked to
+/// their contact when no other contact holds it (also on a redelivery: linking twice is a no-op).
+async fn link_visitor_email(deps: &Deps, m: &InboundMessage) -> Result<(), RecordError> {
+    use domain::channels::webchat;
+    if m.channel != Channel::Webchat {
+        return Ok(());
+    }
+    let Some(email) = m
+        .metadata
+        .get(webchat::META_VISITOR_EMAIL)
+        .and_then(|v| v.as_str())
+        .and_then(|e| domain::EmailAddress::parse(e).ok())
+    else {
+        return Ok(());
+    };
+    let Some(contact) = deps.store.contact_by_identity(&m.workspace, &m.identity).await? else { return Ok(()) };
+    if contact.identities.iter().any(|i| i.kind == domain::model::IdentityKind::Email) {
+        return Ok(());
+    }
+    let linked = webchat::link_email(&*deps.store, &m.workspace, contact.id, &email, m.received_at).await?;
+    tracing::info!(workspace = %m.workspace, contact = %contact.id, ?linked, "web chat visitor's email");
+    Ok(())
 }
 
 /// Answers a HELP with the help text, exactly once: the answer is a reply recorded under the reserved

@@ -26,7 +26,9 @@ use domain::events::{Notification, OutboundJob, OutboundTask};
 use domain::finance::service::RateCardCache;
 use domain::finance::{follow_up_entry, CostLine, Currency, EntryKind, LedgerEntry, Micros, Totals, Usage};
 use domain::model::{Channel, DeliveryEvent, DeliveryStatus, Direction, Message};
-use domain::ports::{Claim, EmailTransport, FileStore, NotificationQueue, Order, StoreError, TransportError};
+use domain::ports::{
+    Claim, ConnectionPusher, EmailTransport, FileStore, NotificationQueue, Order, PushError, StoreError, TransportError,
+};
 use kit::fifo::{parse_body, process_in_order, RecordError};
 use lambda_runtime::Error;
 use meter::{Invocation, Trigger};
@@ -139,6 +141,8 @@ pub struct Deps {
     pub providers: Providers,
     /// Set when the deployment receives and sends email (`MAIL_BUCKET` configured).
     pub email: Option<EmailOut>,
+    /// Web chat's way out: the visitors' socket API (`VISITOR_SOCKET_ENDPOINT`).
+    pub visitors: Option<Arc<dyn ConnectionPusher>>,
     /// Twilio's Messages API, for the prices of finished messages.
     pub twilio: TwilioApi,
     pub retry: RetryPolicy,
@@ -201,6 +205,10 @@ impl Deps {
                     config.optional("SES_CONFIGURATION_SET").filter(|c| !c.is_empty()),
                 )),
                 files: Arc::new(mail::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket)),
+            }),
+            visitors: config.optional("VISITOR_SOCKET_ENDPOINT").filter(|e| !e.is_empty()).map(|endpoint| {
+                let pusher: Arc<dyn ConnectionPusher> = Arc::new(push::ApiGatewayPusher::new(aws, &endpoint));
+                pusher
             }),
             twilio,
             retry: RetryPolicy {
@@ -446,6 +454,12 @@ async fn deliver(
             return fail(deps, job, "opted_out", &why).await;
         }
     }
+    if m.channel == Channel::Webchat {
+        let Some(pusher) = &deps.visitors else {
+            return fail(deps, job, "channel_not_configured", &not_configured()).await;
+        };
+        return push_to_visitor(deps, pusher.as_ref(), job, m, inv).await;
+    }
     let way = if m.channel == Channel::Email {
         let Some(out) = &deps.email else { return fail(deps, job, "channel_not_configured", &not_configured()).await };
         match render_email(deps, out, m).await? {
@@ -520,6 +534,62 @@ async fn deliver(
     Err(RecordError::Retryable(last_error.into()))
 }
 
+/// A web chat reply: pushed to every socket (tab) the visitor has open. On screen somewhere it is
+/// `delivered`; with none open it is `sent` and waits in the conversation, which the widget reads
+/// when it reconnects (`history`). There is no provider to retry: a socket that fails is skipped
+/// (and a gone one forgotten). The frame carries the message id, so a widget shows a redelivered
+/// frame once.
+async fn push_to_visitor(
+    deps: &Deps,
+    pusher: &dyn ConnectionPusher,
+    job: &OutboundJob,
+    m: &Message,
+    inv: &Invocation,
+) -> Result<(), RecordError> {
+    use domain::channels::webchat::{self, VisitorFrame, VisitorId};
+    let Ok(visitor) = VisitorId::parse(&m.route.contact_address) else {
+        return fail(deps, job, "invalid_recipient", &format!("{} is not a web chat visitor", m.route.contact_address))
+            .await;
+    };
+    let Some(mut view) = webchat::view(m, &visitor) else {
+        return fail(deps, job, "invalid_recipient", "the message is not for this visitor").await;
+    };
+    view.status = DeliveryStatus::Delivered;
+    let frame = serde_json::to_vec(&VisitorFrame::Message { message: view })
+        .map_err(|e| RecordError::Permanent(Box::new(e)))?;
+    let mut on_screen = 0;
+    for socket in deps.store.visitor_connections(&job.workspace, &visitor).await? {
+        match pusher.push(&socket.id, &frame).await {
+            Ok(()) => on_screen += 1,
+            Err(PushError::Gone) => deps.store.delete_visitor_connection(&socket).await?,
+            Err(PushError::Failed(e)) => {
+                tracing::warn!(workspace = %job.workspace, connection = %socket.id, error = %e, "visitor push failed");
+            }
+        }
+    }
+    let usage = usage_entry(deps, job, m, inv).await?;
+    let recorded = deps
+        .store
+        .record_provider_id(
+            &job.workspace,
+            job.conversation_id,
+            job.message_id,
+            webchat::PROVIDER,
+            &m.id.to_string(),
+            usage.as_ref(),
+        )
+        .await;
+    match recorded {
+        Ok(()) | Err(StoreError::Duplicate) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let status = if on_screen > 0 { DeliveryStatus::Delivered } else { DeliveryStatus::Sent };
+    let event = DeliveryEvent { status, at: time::OffsetDateTime::now_utc(), error_code: None, error_message: None };
+    advance(deps, job, &event).await?;
+    tracing::info!(workspace = %job.workspace, message = %job.message_id, sockets = on_screen, "web chat reply pushed");
+    Ok(())
+}
+
 /// Marks the message failed (if nothing later already settled it) and tells agents.
 async fn fail(deps: &Deps, job: &OutboundJob, code: &str, message: &str) -> Result<(), RecordError> {
     let event = DeliveryEvent {
@@ -583,6 +653,7 @@ mod tests {
             notifications: Arc::new(MemoryQueue::new()),
             providers: Providers { http: reqwest::Client::new(), by_channel },
             email: None,
+            visitors: None,
             twilio: TwilioApi {
                 http: reqwest::Client::new(),
                 base_url: twilio.base_url(),

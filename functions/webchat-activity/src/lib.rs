@@ -31,7 +31,10 @@ impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         let sqs = aws_sdk_sqs::Client::new(aws);
         Ok(Self {
-            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            store: Arc::new(store::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.required("TABLE_NAME")?,
+            )),
             inbound: Arc::new(queue::SqsQueue::new(sqs.clone(), config.required("INBOUND_QUEUE_URL")?)),
             notifications: Arc::new(queue::SqsQueue::new(sqs, config.required("NOTIFICATION_QUEUE_URL")?)),
         })
@@ -41,8 +44,12 @@ impl Deps {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 enum Action {
-    Typing { typing: bool },
-    Read { up_to: MessageId },
+    Typing {
+        typing: bool,
+    },
+    Read {
+        up_to: MessageId,
+    },
     History {
         #[serde(default)]
         cursor: Option<String>,
@@ -89,7 +96,12 @@ async fn act(deps: &Deps, req: &WsRequest) -> Result<WsResponse, ApiError> {
             let c = conversation(deps, &conn).await?.ok_or_else(not_found)?;
             let m = deps.store.message(ws, c.id, up_to).await?.ok_or_else(not_found)?;
             webchat::view(&m, &conn.visitor).ok_or_else(not_found)?;
-            let event = ReadUpTo { workspace: ws.clone(), channel: Channel::Webchat, reader: conn.visitor.identity(), up_to: m.created_at };
+            let event = ReadUpTo {
+                workspace: ws.clone(),
+                channel: Channel::Webchat,
+                reader: conn.visitor.identity(),
+                up_to: m.created_at,
+            };
             deps.inbound.enqueue_inbound(&InboundEvent::ReadUpTo(event)).await?;
             serde_json::json!({ "action": "read", "up_to": up_to })
         }
@@ -230,7 +242,8 @@ mod tests {
         let c = visitor_wrote(&w, "first").await;
         visitor_wrote(&w, "second").await;
         let got = answer(&handle(&w.deps, fixture("history")).await);
-        let texts: Vec<&str> = got["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+        let texts: Vec<&str> =
+            got["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
         assert_eq!(texts, ["first", "second"], "{got}");
         assert_eq!(got["messages"][0]["from"], "visitor");
         assert!(got["messages"][0].get("cost").is_none());

@@ -21,7 +21,10 @@ impl Deps {
     /// `TABLE_NAME`, `JWT_SECRET` (or its ARN).
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         Ok(Self {
-            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            store: Arc::new(store::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.required("TABLE_NAME")?,
+            )),
             auth: Authenticator::from_config(config, aws).await?,
         })
     }
@@ -47,7 +50,13 @@ async fn connect(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<Ws
     if who.key != key {
         return Err(ApiError::Unauthorized("this visitor token belongs to another widget".into()));
     }
-    let conn = VisitorConnection { id: id.clone(), workspace: who.workspace, visitor: who.visitor, key: who.key, connected_at: now };
+    let conn = VisitorConnection {
+        id: id.clone(),
+        workspace: who.workspace,
+        visitor: who.visitor,
+        key: who.key,
+        connected_at: now,
+    };
     deps.store.put_visitor_connection(&conn).await?;
     tracing::info!(workspace = %conn.workspace, visitor = %conn.visitor, connection = %id, "visitor connected");
     let mut res = ok(serde_json::json!({ "connection_id": id }));
@@ -92,7 +101,9 @@ mod tests {
         let v = VisitorId::new();
         let (token, _) = deps.auth.issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::days(1));
 
-        let res = handle(&deps, request(Some("wk_demo_site"), None, Some(&format!("{}, {token}", webchat::SUBPROTOCOL)))).await;
+        let res =
+            handle(&deps, request(Some("wk_demo_site"), None, Some(&format!("{}, {token}", webchat::SUBPROTOCOL))))
+                .await;
         assert_eq!(res.status_code, 200);
         assert_eq!(res.headers["sec-websocket-protocol"], webchat::SUBPROTOCOL);
         let id = ConnectionId::parse("Vk9mY2hhdFRhYjE=").unwrap();
@@ -100,7 +111,14 @@ mod tests {
 
         let (expired, _) = deps.auth.issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::hours(-1));
         let (forged, _) = Authenticator::new("x").issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::days(1));
-        let agent = kit::auth::issue_token("test-secret", &ws, &domain::AgentId::parse("ann").unwrap(), None, kit::auth::Role::Agent, time::Duration::hours(1));
+        let agent = kit::auth::issue_token(
+            "test-secret",
+            &ws,
+            &domain::AgentId::parse("ann").unwrap(),
+            None,
+            kit::auth::Role::Agent,
+            time::Duration::hours(1),
+        );
         let other = VisitorId::new();
         for (key, t) in [
             (Some("wk_other_site"), Some(token.as_str())),

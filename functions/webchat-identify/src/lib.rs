@@ -26,7 +26,10 @@ impl Deps {
     /// `TABLE_NAME`.
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         Ok(Self {
-            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            store: Arc::new(store::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.required("TABLE_NAME")?,
+            )),
         })
     }
 }
@@ -123,7 +126,10 @@ mod tests {
         let ws = WorkspaceId::parse("demo").unwrap();
         let (contact, _) = store::contract::seed_conversation(store, &ws, n, OffsetDateTime::now_utc()).await;
         let ann = domain::AgentId::parse("ann").unwrap();
-        domain::contacts::add_identity(store, &ws, contact.id, identity, &ann, OffsetDateTime::now_utc()).await.unwrap().contact
+        domain::contacts::add_identity(store, &ws, contact.id, identity, &ann, OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+            .contact
     }
 
     #[tokio::test]
@@ -136,7 +142,10 @@ mod tests {
         let p = store.visitor_profile(&WorkspaceId::parse("demo").unwrap(), &v).await.unwrap().unwrap();
         assert_eq!((p.name.as_deref(), p.email.unwrap().as_str()), (Some("Rui Costa"), "rui@example.com"));
         assert_eq!(handle(&deps, request(serde_json::json!({ "action": "identify" }))).await.status_code, 400);
-        assert_eq!(handle(&deps, request(serde_json::json!({ "action": "identify", "email": "nope" }))).await.status_code, 400);
+        assert_eq!(
+            handle(&deps, request(serde_json::json!({ "action": "identify", "email": "nope" }))).await.status_code,
+            400
+        );
     }
 
     #[tokio::test]
@@ -153,7 +162,8 @@ mod tests {
         // Someone else's address: same answer, nothing moves.
         let taken = Identity::parse(domain::model::IdentityKind::Email, "owner@example.com").unwrap();
         let other = contact_with(&store, 8, taken.clone()).await;
-        let res = handle(&deps, request(serde_json::json!({ "action": "identify", "email": "owner@example.com" }))).await;
+        let res =
+            handle(&deps, request(serde_json::json!({ "action": "identify", "email": "owner@example.com" }))).await;
         assert_eq!(res.status_code, 200);
         assert_eq!(store.contact_by_identity(&ws, &taken).await.unwrap().unwrap().id, other.id);
     }

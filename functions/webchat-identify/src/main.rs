@@ -7,6 +7,8 @@ async fn main() -> Result<(), Error> {
     let config = kit::Config::from_env();
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let deps = webchat_identify::Deps::from_config(&config, &aws).await?;
-    run(service_fn(|ev: LambdaEvent<WsRequest>| async { Ok::<_, Error>(webchat_identify::handle(&deps, ev.payload).await) }))
-        .await
+    run(service_fn(|ev: LambdaEvent<WsRequest>| async {
+        Ok::<_, Error>(webchat_identify::handle(&deps, ev.payload).await)
+    }))
+    .await
 }

@@ -29,7 +29,10 @@ impl Deps {
     /// `TABLE_NAME`, `INBOUND_QUEUE_URL`, `MEDIA_BUCKET`.
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         Ok(Self {
-            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            store: Arc::new(store::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.required("TABLE_NAME")?,
+            )),
             queue: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("INBOUND_QUEUE_URL")?)),
             uploads: Arc::new(mail::s3::S3Files::new(aws_sdk_s3::Client::new(aws), config.required("MEDIA_BUCKET")?)),
         })
@@ -151,7 +154,10 @@ mod tests {
         assert_eq!(res.status_code, 200);
         let a = answer(&res);
         assert_eq!((a["status"].as_str(), a["client_id"].as_str()), (Some("accepted"), Some("m-1")));
-        assert_eq!((a["availability"]["state"].as_str(), a["availability"]["ask_for_email"].as_bool()), (Some("away"), Some(true)));
+        assert_eq!(
+            (a["availability"]["state"].as_str(), a["availability"]["ask_for_email"].as_bool()),
+            (Some("away"), Some(true))
+        );
         let sent = w.queue.sent();
         assert_eq!(sent.len(), 1);
         let (group, dedup, body) = &sent[0];
@@ -166,7 +172,8 @@ mod tests {
         let w = world().await;
         let ws = WorkspaceId::parse("demo").unwrap();
         let key = webchat::upload_key(&ws, &w.visitor, "receipt.pdf");
-        let msg = |key: &str| serde_json::json!({ "action": "message", "client_id": "m-2", "attachments": [{ "key": key }] });
+        let msg =
+            |key: &str| serde_json::json!({ "action": "message", "client_id": "m-2", "attachments": [{ "key": key }] });
         // Asked for, never uploaded.
         assert_eq!(handle(&w.deps, request(msg(&key))).await.status_code, 422);
         // Uploaded as something a browser would run.
@@ -184,13 +191,17 @@ mod tests {
         assert_eq!(res.status_code, 200, "{:?}", res.body);
         let body = &w.queue.sent()[0].2;
         assert_eq!(body["attachments"][0]["url"], format!("s3://memory/{key}"));
-        assert_eq!((body["attachments"][0]["size_bytes"].as_u64(), body["attachments"][0]["filename"].as_str()), (Some(8), Some("receipt.pdf")));
+        assert_eq!(
+            (body["attachments"][0]["size_bytes"].as_u64(), body["attachments"][0]["filename"].as_str()),
+            (Some(8), Some("receipt.pdf"))
+        );
     }
 
     #[tokio::test]
     async fn bad_frames_and_unknown_sockets_are_refused_with_a_reason() {
         let w = world().await;
-        let res = handle(&w.deps, request(serde_json::json!({ "action": "message", "client_id": "m-3", "text": " " }))).await;
+        let res =
+            handle(&w.deps, request(serde_json::json!({ "action": "message", "client_id": "m-3", "text": " " }))).await;
         assert_eq!(res.status_code, 400);
         assert!(answer(&res)["error"]["message"].as_str().unwrap().contains("nothing to send"));
         assert_eq!(handle(&w.deps, request(serde_json::json!({ "action": "message" }))).await.status_code, 400);

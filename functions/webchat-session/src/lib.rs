@@ -36,7 +36,10 @@ impl Deps {
     /// `WEBCHAT_VISITORS_PER_HOUR`.
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         Ok(Self {
-            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            store: Arc::new(store::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.required("TABLE_NAME")?,
+            )),
             auth: Authenticator::from_config(config, aws).await?,
             socket_url: config.required("VISITOR_SOCKET_URL")?,
             visitors_per_hour: config.parse("WEBCHAT_VISITORS_PER_HOUR", 30u32)?,
@@ -70,9 +73,8 @@ async fn start(deps: &Deps, req: &Request, now: OffsetDateTime) -> Result<Respon
     let body: Start = if raw.iter().all(u8::is_ascii_whitespace) {
         Start::default()
     } else {
-        serde_json::from_slice(raw).map_err(|e| {
-            ApiError::BadRequest(format!("expected {{\"token\"?, \"name\"?, \"email\"?}}: {e}"))
-        })?
+        serde_json::from_slice(raw)
+            .map_err(|e| ApiError::BadRequest(format!("expected {{\"token\"?, \"name\"?, \"email\"?}}: {e}")))?
     };
     let name = body.name.as_deref().map(webchat::parse_name).transpose()?;
     let email = body.email.as_deref().map(EmailAddress::parse).transpose()?;
@@ -87,7 +89,11 @@ async fn start(deps: &Deps, req: &Request, now: OffsetDateTime) -> Result<Respon
         Some(v) => (v, 200),
         None => {
             let ip = kit::http::source_ip(req).unwrap_or_else(|| "unknown".into());
-            if !deps.store.take(&ws, &format!("webchat-visitors:{ip}"), now, RATE_WINDOW, deps.visitors_per_hour).await? {
+            if !deps
+                .store
+                .take(&ws, &format!("webchat-visitors:{ip}"), now, RATE_WINDOW, deps.visitors_per_hour)
+                .await?
+            {
                 return Err(ApiError::TooManyRequests(format!(
                     "at most {} new chats an hour from one address; please try again later",
                     deps.visitors_per_hour
@@ -185,7 +191,10 @@ mod tests {
         assert_eq!(status, 201, "{first}");
         let visitor = first["visitor_id"].as_str().unwrap().to_owned();
         let who = deps.auth.verify_visitor_token(first["token"].as_str().unwrap()).unwrap();
-        assert_eq!((who.visitor.as_str(), who.key.as_str(), who.workspace.as_str()), (visitor.as_str(), "wk_demo_site", "demo"));
+        assert_eq!(
+            (who.visitor.as_str(), who.key.as_str(), who.workspace.as_str()),
+            (visitor.as_str(), "wk_demo_site", "demo")
+        );
         assert_eq!(first["socket_url"], "wss://chat.example/live");
         // Nobody is online: the visitor is told when to expect an answer and asked for an email.
         assert_eq!(first["availability"]["state"], "away");
@@ -197,15 +206,18 @@ mod tests {
         fixture["body"] = body.to_string().into();
         let req = lambda_http::request::from_str(&fixture.to_string()).unwrap();
         store
-            .put_agent(&WorkspaceId::parse("demo").unwrap(), &AgentState {
-                id: AgentId::parse("ann").unwrap(),
-                presence: Presence::Online,
-                teams: Default::default(),
-                skills: Default::default(),
-                capacity: 500,
-                load: 0,
-                last_assigned_at: None,
-            })
+            .put_agent(
+                &WorkspaceId::parse("demo").unwrap(),
+                &AgentState {
+                    id: AgentId::parse("ann").unwrap(),
+                    presence: Presence::Online,
+                    teams: Default::default(),
+                    skills: Default::default(),
+                    capacity: 500,
+                    load: 0,
+                    last_assigned_at: None,
+                },
+            )
             .await
             .unwrap();
         let (status, again) = call(&deps, req).await;
@@ -230,7 +242,8 @@ mod tests {
             "wk_other_site",
             TOKEN_TTL,
         );
-        let (status, body) = call(&deps, request("wk_demo_site", &serde_json::json!({ "token": foreign }).to_string())).await;
+        let (status, body) =
+            call(&deps, request("wk_demo_site", &serde_json::json!({ "token": foreign }).to_string())).await;
         assert_eq!(status, 201, "{body}");
         assert_eq!(call(&deps, request("wk_demo_site", "{}")).await.0, 201);
         let (status, body) = call(&deps, request("wk_demo_site", "")).await;

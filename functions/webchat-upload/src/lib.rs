@@ -23,7 +23,10 @@ impl Deps {
     /// `TABLE_NAME`, `MEDIA_BUCKET`.
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         Ok(Self {
-            store: Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            store: Arc::new(store::DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.required("TABLE_NAME")?,
+            )),
             uploads: Arc::new(mail::s3::S3Files::new(aws_sdk_s3::Client::new(aws), config.required("MEDIA_BUCKET")?)),
         })
     }
@@ -40,7 +43,8 @@ async fn upload(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<WsR
     let key = webchat::upload_key(&conn.workspace, &conn.visitor, &asked.file_name);
     let url = deps.uploads.upload_url(&key, &asked.content_type, asked.size, webchat::UPLOAD_URL_TTL).await?;
     tracing::info!(workspace = %conn.workspace, visitor = %conn.visitor, size = asked.size, "upload link issued");
-    let expires_at = (now + webchat::UPLOAD_URL_TTL).format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let expires_at =
+        (now + webchat::UPLOAD_URL_TTL).format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     Ok(ok(serde_json::json!({
         "action": "upload",
         "key": key,
@@ -90,7 +94,10 @@ mod tests {
         let a = answer(&res);
         let key = a["key"].as_str().unwrap();
         assert!(webchat::owns_upload(&ws, &v, key) && key.ends_with("/receipt.pdf"), "{key}");
-        assert_eq!((a["method"].as_str(), a["headers"]["content-type"].as_str()), (Some("PUT"), Some("application/pdf")));
+        assert_eq!(
+            (a["method"].as_str(), a["headers"]["content-type"].as_str()),
+            (Some("PUT"), Some("application/pdf"))
+        );
         assert!(a["url"].as_str().unwrap().contains("size=48213"));
 
         let mut req: WsRequest = serde_json::from_str(FIXTURE).unwrap();

@@ -56,6 +56,8 @@ pub struct Stack {
     pub base_url: String,
     /// The agents' WebSocket endpoint (`ws://…/ws`).
     pub ws_url: String,
+    /// The web chat visitors' WebSocket endpoint (`ws://…/visitor/ws`).
+    pub visitor_ws_url: String,
     pub provisioned: Provisioned,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -66,6 +68,19 @@ impl Drop for Stack {
             t.abort();
         }
     }
+}
+
+const AGENT_API: &str = "AgentSocketApi";
+const VISITOR_API: &str = "VisitorSocketApi";
+
+/// Where a WebSocket API of the template is served: the agents' at the root (`/ws`,
+/// `/@connections/{id}`), any other under its name (`VisitorSocketApi` → `/visitor/ws`,
+/// `/visitor/@connections/{id}`); a function's endpoint is the gateway's URL plus this prefix.
+fn socket_prefix(api: &str) -> String {
+    if api == AGENT_API {
+        return String::new();
+    }
+    format!("/{}", api.trim_end_matches("SocketApi").to_lowercase())
 }
 
 /// API Gateway's answer when the Lambda function itself errors.
@@ -109,12 +124,6 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "api-list-budgets" => http!(api_list_budgets),
         "api-put-budget" => http!(api_put_budget),
         "api-preview-cost" => http!(api_preview_cost),
-        "webchat-upload" => http!(webchat_upload),
-        "webchat-identify" => http!(webchat_identify),
-        "webchat-activity" => http!(webchat_activity),
-        "webchat-message" => http!(webchat_message),
-        "webchat-disconnect" => http!(webchat_disconnect),
-        "webchat-connect" => http!(webchat_connect),
         "webchat-session" => http!(webchat_session),
         "api-contact-suggestions" => http!(api_contact_suggestions),
         "api-remove-identity" => http!(api_remove_identity),
@@ -162,6 +171,12 @@ async fn ws_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) ->
         "ws-disconnect" => ws!(ws_disconnect),
         "ws-presence" => ws!(ws_presence),
         "ws-activity" => ws!(ws_activity),
+        "webchat-connect" => ws!(webchat_connect),
+        "webchat-disconnect" => ws!(webchat_disconnect),
+        "webchat-message" => ws!(webchat_message),
+        "webchat-activity" => ws!(webchat_activity),
+        "webchat-identify" => ws!(webchat_identify),
+        "webchat-upload" => ws!(webchat_upload),
         other => bail!("template.yaml routes a WebSocket route to {other}, which the local gateway does not know"),
     })
 }
@@ -434,6 +449,8 @@ impl Stack {
                 ("SEND_RETRY_BASE_MS".into(), opts.send_retry_base_ms.to_string()),
                 // The @connections management API is served by this gateway, at its root.
                 ("WEBSOCKET_ENDPOINT".into(), base_url.clone()),
+                ("VISITOR_SOCKET_ENDPOINT".into(), format!("{base_url}{}", socket_prefix(VISITOR_API))),
+                ("VISITOR_SOCKET_URL".into(), format!("ws://{addr}{}/ws", socket_prefix(VISITOR_API))),
             ];
             vars.extend(opts.extra_env.iter().cloned());
             for (var, machine) in template.state_machine_env(binary) {
@@ -471,16 +488,26 @@ impl Stack {
             routes.push((route, f));
         }
         let router = Arc::new(Router { routes, domain: addr.to_string() });
-        let mut ws_routes = vec![];
+        // Each WebSocket API of the template on its own path, with its own @connections endpoint.
+        let mut apis: std::collections::BTreeMap<String, Vec<(crate::template::WsRoute, WsFn)>> = Default::default();
         for route in template.ws_routes()? {
             let f = ws_function(&route.binary, &config_for(&route.binary)?, aws).await?;
-            ws_routes.push((route, f));
+            apis.entry(route.api.clone()).or_default().push((route, f));
         }
-        let sockets = Arc::new(Sockets::new(ws_routes, addr.to_string(), opts.ws_idle, opts.ws_max_age));
-        let ws_app = axum::Router::new()
-            .route("/ws", axum::routing::get(sockets::upgrade))
-            .route("/@connections/{id}", axum::routing::post(sockets::post).get(sockets::get).delete(sockets::delete))
-            .with_state(sockets);
+        let mut ws_app = axum::Router::new();
+        for (api, routes) in apis {
+            let prefix = socket_prefix(&api);
+            let sockets = Arc::new(Sockets::new(routes, addr.to_string(), opts.ws_idle, opts.ws_max_age));
+            ws_app = ws_app.merge(
+                axum::Router::new()
+                    .route(&format!("{prefix}/ws"), axum::routing::get(sockets::upgrade))
+                    .route(
+                        &format!("{prefix}/@connections/{{id}}"),
+                        axum::routing::post(sockets::post).get(sockets::get).delete(sockets::delete),
+                    )
+                    .with_state(sockets),
+            );
+        }
         // Functions AWS services invoke: Step Functions tasks, the SES receipt rule's action, SNS
         // subscribers.
         let mut invocable = HashMap::new();
@@ -535,8 +562,9 @@ impl Stack {
             let arn = provisioned.queue_arns.get(&mapping.queue_logical_id).cloned().unwrap_or_default();
             tasks.push(tokio::spawn(poll(sqs.clone(), url, arn, mapping.clone(), f, opts.poll_wait_secs)));
         }
-        let ws_url = format!("ws://{addr}/ws");
-        Ok(Stack { base_url, ws_url, provisioned, tasks })
+        let ws_url = format!("ws://{addr}{}/ws", socket_prefix(AGENT_API));
+        let visitor_ws_url = format!("ws://{addr}{}/ws", socket_prefix(VISITOR_API));
+        Ok(Stack { base_url, ws_url, visitor_ws_url, provisioned, tasks })
     }
 }
 

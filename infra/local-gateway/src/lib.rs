@@ -28,6 +28,8 @@ pub mod dev {
     /// The demo workspace's Facebook Page and Instagram account, and their Page access token.
     pub const MESSENGER_PAGE_ID: &str = "100000000000002";
     pub const INSTAGRAM_ACCOUNT_ID: &str = "17841400000000002";
+    /// The demo workspace's web chat widget key.
+    pub const WEBCHAT_KEY: &str = "wk_demo_site";
     pub const META_PAGE_TOKEN: &str = "local-dev-meta-page-token";
     pub const TELEGRAM_BOT_TOKEN: &str = "7000000001:local-dev-telegram-bot-token";
     pub const TELEGRAM_BOT_ID: &str = "7000000001";

@@ -183,6 +183,7 @@ async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> 
         (Channel::Voice, dev::SMS_NUMBER),
         (Channel::Messenger, dev::MESSENGER_PAGE_ID),
         (Channel::Instagram, dev::INSTAGRAM_ACCOUNT_ID),
+        (Channel::Webchat, dev::WEBCHAT_KEY),
     ] {
         store
             .put_channel_account(&ChannelAccount {
@@ -231,6 +232,8 @@ Switchboard is running locally (Ctrl-C stops everything).
                     signed with the app secret {meta_secret}); calls to {number} are voicemail
                     (POST /webhooks/twilio/voice, signed like SMS); the contact form:
                     curl -sS -X POST '{base}/webhooks/form/{ws}' -d 'email=ana%40example.com&message=Hello'
+  web chat          widget key {webchat_key}: curl -sS -X POST '{base}/webchat/{webchat_key}/visitors'
+                    gives a visitor token; the visitor's socket is {visitor_ws}?key={webchat_key}&token=<token>
 
 1. A customer texts you (a request signed exactly as Twilio signs it):
 
@@ -256,6 +259,8 @@ Switchboard is running locally (Ctrl-C stops everything).
         telegram = telegram.base_url(),
         meta = meta_base,
         page = dev::MESSENGER_PAGE_ID,
+        webchat_key = dev::WEBCHAT_KEY,
+        visitor_ws = stack.visitor_ws_url,
         ig = dev::INSTAGRAM_ACCOUNT_ID,
         meta_secret = dev::META_APP_SECRET,
         wa_id = dev::WHATSAPP_PHONE_NUMBER_ID,

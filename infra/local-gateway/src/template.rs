@@ -39,6 +39,8 @@ pub struct HttpRoute {
 /// A route of a WebSocket API (`$connect`, `$disconnect`, `$default` or an action).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WsRoute {
+    /// The WebSocket API it belongs to (its logical id).
+    pub api: String,
     pub route_key: String,
     pub binary: String,
     /// A route response is configured: the function's answer goes back to the client.
@@ -284,7 +286,12 @@ impl Template {
                 .cloned()
                 .ok_or_else(|| anyhow!("{integration}: {function} is not a function"))?;
             let two_way = props.get("RouteResponseSelectionExpression").is_some();
-            out.push(WsRoute { route_key: route_key.to_owned(), binary, two_way });
+            let api = props
+                .get("ApiId")
+                .and_then(|v| tagged(v, "!Ref"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| anyhow!("{id}: ApiId must be !Ref <WebSocket API>"))?;
+            out.push(WsRoute { api: api.to_owned(), route_key: route_key.to_owned(), binary, two_way });
         }
         Ok(out)
     }
@@ -437,13 +444,21 @@ mod tests {
 
     #[test]
     fn websocket_routes_lead_to_their_functions() {
-        let routes = template().ws_routes().unwrap();
+        let all = template().ws_routes().unwrap();
+        let (routes, visitors): (Vec<WsRoute>, Vec<WsRoute>) = all.into_iter().partition(|r| r.api == "AgentSocketApi");
         let find = |k: &str| routes.iter().find(|r| r.route_key == k).cloned().unwrap();
         assert_eq!((find("$connect").binary.as_str(), find("$connect").two_way), ("ws-connect", false));
         assert_eq!(find("$disconnect").binary, "ws-disconnect");
         assert_eq!((find("heartbeat").binary.as_str(), find("heartbeat").two_way), ("ws-presence", true));
         assert_eq!(find("viewing").binary, "ws-activity");
         assert_eq!(routes.len(), 8);
+        // The web chat visitors' API is its own.
+        assert!(visitors.iter().all(|r| r.api == "VisitorSocketApi"));
+        let find = |k: &str| visitors.iter().find(|r| r.route_key == k).cloned().unwrap();
+        assert_eq!((find("$connect").binary.as_str(), find("$connect").two_way), ("webchat-connect", false));
+        assert_eq!((find("message").binary.as_str(), find("message").two_way), ("webchat-message", true));
+        assert_eq!(find("history").binary, "webchat-activity");
+        assert_eq!(visitors.len(), 8);
     }
 
     #[test]

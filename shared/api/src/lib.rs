@@ -221,8 +221,7 @@ pub async fn visitor(
     req: &kit::ws::WsRequest,
 ) -> Result<domain::channels::webchat::VisitorConnection, kit::http::ApiError> {
     let id = kit::ws::connection_id(req)?;
-    store
-        .visitor_connection(&id)
-        .await?
-        .ok_or_else(|| kit::http::ApiError::Unauthorized("unknown connection: reconnect with your visitor token".into()))
+    store.visitor_connection(&id).await?.ok_or_else(|| {
+        kit::http::ApiError::Unauthorized("unknown connection: reconnect with your visitor token".into())
+    })
 }

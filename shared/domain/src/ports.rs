@@ -454,8 +454,10 @@ pub trait VisitorStore: Send + Sync {
         visitor: &crate::channels::webchat::VisitorId,
     ) -> Result<Vec<crate::channels::webchat::VisitorConnection>, StoreError>;
     /// Forgets a socket (already gone is fine).
-    async fn delete_visitor_connection(&self, c: &crate::channels::webchat::VisitorConnection)
-        -> Result<(), StoreError>;
+    async fn delete_visitor_connection(
+        &self,
+        c: &crate::channels::webchat::VisitorConnection,
+    ) -> Result<(), StoreError>;
 }
 
 #[async_trait]

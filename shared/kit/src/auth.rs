@@ -118,7 +118,8 @@ impl Authenticator {
         key: &str,
         ttl: time::Duration,
     ) -> (String, time::OffsetDateTime) {
-        let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+        let now =
+            time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| time::OffsetDateTime::now_utc());
         let claims = VisitorClaims {
             sub: visitor.to_string(),
             ws: workspace.to_string(),
@@ -241,11 +242,15 @@ mod tests {
         let v = domain::channels::webchat::VisitorId::new();
         let (t, exp) = auth.issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::days(30));
         let got = auth.verify_visitor_token(&t).unwrap();
-        assert_eq!((got.workspace, got.visitor, got.key.as_str(), got.expires_at), (ws.clone(), v.clone(), "wk_demo_site", exp));
+        assert_eq!(
+            (got.workspace, got.visitor, got.key.as_str(), got.expires_at),
+            (ws.clone(), v.clone(), "wk_demo_site", exp)
+        );
         assert!(auth.verify_token(&t).is_err(), "a visitor token is not an agent's");
         let agent_token = issue_token("secret", &ws, &agent, None, Role::Admin, time::Duration::hours(1));
         assert!(auth.verify_visitor_token(&agent_token).is_err(), "an agent token is not a visitor's");
-        let (forged, _) = Authenticator::new("other").issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::days(1));
+        let (forged, _) =
+            Authenticator::new("other").issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::days(1));
         assert!(auth.verify_visitor_token(&forged).is_err());
         let (expired, _) = auth.issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::hours(-1));
         assert!(auth.verify_visitor_token(&expired).is_err());

@@ -1200,7 +1200,8 @@ async fn visitor_profiles_and_sockets<S: Store>(s: &S) {
         key: "wk_contract_site".into(),
         connected_at: at + time::Duration::seconds(after),
     };
-    let (tab1, tab2, theirs) = (c(&format!("t1{tag}="), &v, 0), c(&format!("t2{tag}="), &v, 5), c(&format!("o{tag}="), &other, 1));
+    let (tab1, tab2, theirs) =
+        (c(&format!("t1{tag}="), &v, 0), c(&format!("t2{tag}="), &v, 5), c(&format!("o{tag}="), &other, 1));
     for x in [&tab2, &tab1, &theirs] {
         s.put_visitor_connection(x).await.unwrap();
     }

@@ -9,13 +9,13 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConsumedCapacity, Delete, Put, ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
+use domain::channels::webchat::{VisitorConnection, VisitorId, VisitorProfile};
 use domain::finance::ledger::{Counter, Grouping, Month};
 use domain::finance::ratecard::RateCard;
 use domain::finance::{Budget, BudgetScope, Dimension, EntryKind, LedgerEntry, Totals};
 use domain::model::{Channel, Contact, Conversation, DeliveryEvent, DeliveryStatus, Identity, Message};
 use domain::ports::*;
 use domain::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
-use domain::channels::webchat::{VisitorConnection, VisitorId, VisitorProfile};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_dynamo::aws_sdk_dynamodb_1::{from_item, to_attribute_value, to_item};
 use time::OffsetDateTime;
@@ -1763,10 +1763,7 @@ impl ContactStore for DynamoStore {
     }
 }
 
-fn visitor_connection_item(
-    k: &Key,
-    c: &VisitorConnection,
-) -> Result<Item, StoreError> {
+fn visitor_connection_item(k: &Key, c: &VisitorConnection) -> Result<Item, StoreError> {
     let mut it = item(k, "visitor_connection", c)?;
     it.insert(keys::TTL.into(), n(c.expires_at().unix_timestamp()));
     Ok(it)
@@ -1798,10 +1795,7 @@ impl VisitorStore for DynamoStore {
         self.transact(items, None).await
     }
 
-    async fn visitor_connection(
-        &self,
-        id: &domain::ConnectionId,
-    ) -> Result<Option<VisitorConnection>, StoreError> {
+    async fn visitor_connection(&self, id: &domain::ConnectionId) -> Result<Option<VisitorConnection>, StoreError> {
         self.get_as("visitor connection", &keys::visitor_connection_pointer(id)).await
     }
 
@@ -1810,18 +1804,14 @@ impl VisitorStore for DynamoStore {
         ws: &WorkspaceId,
         visitor: &VisitorId,
     ) -> Result<Vec<VisitorConnection>, StoreError> {
-        let items =
-            self.query_all(&keys::visitor_partition(ws, visitor), keys::VISITOR_CONNECTION_PREFIX).await?;
+        let items = self.query_all(&keys::visitor_partition(ws, visitor), keys::VISITOR_CONNECTION_PREFIX).await?;
         let mut out: Vec<VisitorConnection> =
             items.into_iter().map(|it| decode("visitor connection", it)).collect::<Result<_, _>>()?;
         out.sort_by_key(|c| c.connected_at);
         Ok(out)
     }
 
-    async fn delete_visitor_connection(
-        &self,
-        c: &VisitorConnection,
-    ) -> Result<(), StoreError> {
+    async fn delete_visitor_connection(&self, c: &VisitorConnection) -> Result<(), StoreError> {
         let items = vec![
             self.delete_item(&keys::visitor_connection_pointer(&c.id))?,
             self.delete_item(&keys::visitor_connection(&c.workspace, &c.visitor, &c.id))?,

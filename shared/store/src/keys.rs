@@ -45,10 +45,10 @@
 //! with a team also carries `GSI3PK = WS#<ws>#TEAM#<team>#STATUS#<status>` (sparse index `ByTeam`).
 
 use base64::Engine;
+use domain::channels::webchat::VisitorId;
 use domain::finance::ledger::{Counter, Grouping, Month};
 use domain::finance::{BudgetScope, Dimension, EntryKind};
 use domain::model::{Channel, ConversationStatus, Identity};
-use domain::channels::webchat::VisitorId;
 use domain::ports::{Cursor, StoreError};
 use domain::{AgentId, ConnectionId, ContactId, ConversationId, IdempotencyKey, MessageId, TeamId, WorkspaceId};
 use time::OffsetDateTime;

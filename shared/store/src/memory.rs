@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use domain::channels::webchat::{VisitorConnection, VisitorId, VisitorProfile};
 use domain::finance::ledger::{Counter, Grouping, Month};
 use domain::finance::ratecard::RateCard;
 use domain::finance::{Budget, BudgetScope, EntryKind, LedgerEntry, Totals};
 use domain::model::{Channel, Contact, Conversation, DeliveryEvent, DeliveryStatus, Identity, Message};
-use domain::channels::webchat::{VisitorConnection, VisitorId, VisitorProfile};
 use domain::ports::*;
 use domain::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
 use time::OffsetDateTime;
@@ -1164,7 +1164,11 @@ impl ContactStore for MemoryStore {
 
 #[async_trait]
 impl VisitorStore for MemoryStore {
-    async fn visitor_profile(&self, ws: &WorkspaceId, visitor: &VisitorId) -> Result<Option<VisitorProfile>, StoreError> {
+    async fn visitor_profile(
+        &self,
+        ws: &WorkspaceId,
+        visitor: &VisitorId,
+    ) -> Result<Option<VisitorProfile>, StoreError> {
         Ok(self.with(|s| s.visitor_profiles.get(&keys::visitor_profile(ws, visitor)).cloned()))
     }
 
@@ -1189,7 +1193,11 @@ impl VisitorStore for MemoryStore {
         }))
     }
 
-    async fn visitor_connections(&self, ws: &WorkspaceId, visitor: &VisitorId) -> Result<Vec<VisitorConnection>, StoreError> {
+    async fn visitor_connections(
+        &self,
+        ws: &WorkspaceId,
+        visitor: &VisitorId,
+    ) -> Result<Vec<VisitorConnection>, StoreError> {
         let pk = keys::visitor_partition(ws, visitor);
         let mut out: Vec<VisitorConnection> =
             self.with(|s| s.visitor_connections.iter().filter(|(k, _)| k.pk == pk).map(|(_, c)| c.clone()).collect());

@@ -274,7 +274,10 @@ impl UploadRequest {
         if !UPLOAD_TYPES.contains(&self.content_type.as_str()) {
             return Err(invalid(
                 "content_type",
-                format!("{} is not accepted; send pictures, audio, video, PDF, text or office files", self.content_type),
+                format!(
+                    "{} is not accepted; send pictures, audio, video, PDF, text or office files",
+                    self.content_type
+                ),
             ));
         }
         if self.size == 0 || self.size > MAX_UPLOAD_BYTES {
@@ -368,7 +371,11 @@ pub fn view(m: &Message, visitor: &VisitorId) -> Option<VisitorView> {
         files: m
             .attachments
             .iter()
-            .map(|a| FileView { file_name: a.filename.clone(), content_type: a.content_type.clone(), size: a.size_bytes })
+            .map(|a| FileView {
+                file_name: a.filename.clone(),
+                content_type: a.content_type.clone(),
+                size: a.size_bytes,
+            })
             .collect(),
         at: m.created_at,
         status: m.status,
@@ -415,10 +422,12 @@ pub fn availability(
     email_known: bool,
 ) -> Availability {
     let team = rules.team_by_channel.get(&Channel::Webchat);
-    let hours = team.and_then(|t| teams.iter().find(|x| &x.id == t)).and_then(|t| t.hours.as_ref()).or(rules.hours.as_ref());
+    let hours =
+        team.and_then(|t| teams.iter().find(|x| &x.id == t)).and_then(|t| t.hours.as_ref()).or(rules.hours.as_ref());
     let open = hours.is_none_or(|h| h.is_open(now));
-    let online =
-        agents.iter().any(|a| a.presence == Presence::Online && team.is_none_or(|t| a.teams.contains(t)) && a.capacity > 0);
+    let online = agents
+        .iter()
+        .any(|a| a.presence == Presence::Online && team.is_none_or(|t| a.teams.contains(t)) && a.capacity > 0);
     let fmt = |t: OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let email_line = if email_known {
         " We'll also answer by email if you leave."
@@ -541,7 +550,10 @@ mod tests {
             updated_at: datetime!(2026-11-20 10:00 UTC),
         };
         let p = msg(Some(" hello "), vec![]).into_parsed(&v, "wk_demo_site", Some(&profile), vec![]);
-        assert_eq!((p.channel, p.text.as_deref(), p.our_address.as_str()), (Channel::Webchat, Some("hello"), "wk_demo_site"));
+        assert_eq!(
+            (p.channel, p.text.as_deref(), p.our_address.as_str()),
+            (Channel::Webchat, Some("hello"), "wk_demo_site")
+        );
         assert_eq!(p.provider_message_id, format!("{v}:c-1"));
         assert_eq!((p.identity.kind, p.contact_name.as_deref()), (IdentityKind::Webchat, Some("Rui")));
         assert_eq!(p.metadata[META_VISITOR_EMAIL], "rui@example.com");
