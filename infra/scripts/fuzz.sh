@@ -19,7 +19,7 @@ fi
 
 TARGETS=("$@")
 if [ ${#TARGETS[@]} -eq 0 ]; then
-  TARGETS=(twilio_sms whatsapp meta telegram email ses_events contact_form)
+  TARGETS=(twilio_sms whatsapp meta telegram email ses_events contact_form webchat)
 fi
 
 # Seeds: the provider payloads we test with (bodies taken out of the API Gateway events).
@@ -51,6 +51,7 @@ seed telegram events/telegram-webhook/*.json
 seed email events/inbound-email/*.eml
 seed ses_events events/inbound-email/ses-*.json
 seed contact_form events/contact-form/*.json
+seed webchat events/webchat-message/*.json events/webchat-upload/*.json
 
 cd "$FUZZ_DIR"
 for t in "${TARGETS[@]}"; do

@@ -15,7 +15,7 @@ use domain::events::InboundEvent;
 use domain::model::Attachment;
 use domain::ports::{InboundQueue, Uploads};
 use kit::http::ApiError;
-use kit::ws::{body, ok, respond, WsRequest, WsResponse};
+use kit::ws::{ok, respond, WsRequest, WsResponse};
 use store::Store;
 use time::OffsetDateTime;
 
@@ -70,10 +70,10 @@ async fn files(deps: &Deps, conn: &VisitorConnection, msg: &VisitorMessage) -> R
 }
 
 async fn send(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<WsResponse, ApiError> {
-    let msg: VisitorMessage = body(req)?;
     let conn = api::visitor(&*deps.store, req).await?;
     let ws = &conn.workspace;
-    msg.validate(ws, &conn.visitor)?;
+    let raw = req.body.as_deref().ok_or_else(|| ApiError::BadRequest("empty message".into()))?;
+    let msg = webchat::parse_message(raw.as_bytes(), ws, &conn.visitor)?;
     let attachments = files(deps, &conn, &msg).await?;
     let profile = deps.store.visitor_profile(ws, &conn.visitor).await?;
     let client_id = msg.client_id.clone();

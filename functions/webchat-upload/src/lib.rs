@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use domain::channels::webchat::{self, UploadRequest};
+use domain::channels::webchat;
 use domain::ports::Uploads;
 use kit::http::ApiError;
-use kit::ws::{body, ok, respond, WsRequest, WsResponse};
+use kit::ws::{ok, respond, WsRequest, WsResponse};
 use store::Store;
 use time::OffsetDateTime;
 
@@ -37,8 +37,8 @@ pub async fn handle(deps: &Deps, req: WsRequest) -> WsResponse {
 }
 
 async fn upload(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<WsResponse, ApiError> {
-    let asked: UploadRequest = body(req)?;
-    asked.validate()?;
+    let raw = req.body.as_deref().ok_or_else(|| ApiError::BadRequest("empty message".into()))?;
+    let asked = webchat::parse_upload(raw.as_bytes())?;
     let conn = api::visitor(&*deps.store, req).await?;
     let key = webchat::upload_key(&conn.workspace, &conn.visitor, &asked.file_name);
     let url = deps.uploads.upload_url(&key, &asked.content_type, asked.size, webchat::UPLOAD_URL_TTL).await?;

@@ -460,6 +460,20 @@ pub fn availability(
     }
 }
 
+/// A `message` frame as the visitor sent it: parsed and checked (text, files named, client id).
+pub fn parse_message(raw: &[u8], ws: &WorkspaceId, visitor: &VisitorId) -> Result<VisitorMessage, ParseError> {
+    let msg: VisitorMessage = serde_json::from_slice(raw).map_err(|e| invalid("message", e.to_string()))?;
+    msg.validate(ws, visitor)?;
+    Ok(msg)
+}
+
+/// An `upload` frame: parsed and checked (type, size, name).
+pub fn parse_upload(raw: &[u8]) -> Result<UploadRequest, ParseError> {
+    let req: UploadRequest = serde_json::from_slice(raw).map_err(|e| invalid("upload", e.to_string()))?;
+    req.validate()?;
+    Ok(req)
+}
+
 /// What became of the email a visitor gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EmailLink {
@@ -659,15 +673,15 @@ mod tests {
         assert_eq!(availability(&rules, &[], &[agent(Presence::Online, &["chat"])], now, false).state, "online");
 
         // Outside the hours: when we open (Monday 09:00 in Paris = 08:00 UTC) plus the away promise.
-        let mut rules = RoutingRules::default();
-        rules.hours = Some(BusinessHours {
+        let hours = BusinessHours {
             time_zone: "Europe/Paris".into(),
             weekly: [Day::Monday, Day::Tuesday, Day::Wednesday, Day::Thursday, Day::Friday]
                 .into_iter()
                 .map(|d| (d, vec![Span { open: "09:00".into(), close: "17:00".into() }]))
                 .collect(),
             holidays: Default::default(),
-        });
+        };
+        let rules = RoutingRules { hours: Some(hours), ..RoutingRules::default() };
         let saturday = datetime!(2026-11-21 12:00 UTC);
         let a = availability(&rules, &[], &[agent(Presence::Online, &[])], saturday, false);
         assert_eq!((a.state, a.ask_for_email), ("closed", true));
