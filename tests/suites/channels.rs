@@ -765,7 +765,8 @@ async fn web_chat_round_trip_with_typing_receipts_files_and_the_away_message() {
         "{detail}"
     );
 
-    // Gone: the next reply waits (sent, not delivered) and is in the history on reconnect.
+    // Gone: the next reply waits (sent, not delivered), a copy goes to the email they left, and it
+    // is in the history on reconnect.
     drop(widget);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let (status, _) = s.reply(&id, "webchat-2", "Tracking: 1Z999").await;
@@ -775,6 +776,8 @@ async fn web_chat_round_trip_with_typing_receipts_files_and_the_away_message() {
         (m["status"] == "sent").then_some(m)
     })
     .await;
+    let copy = eventually("the email copy", || async { s.emails_sent_to(&email).await.into_iter().next() }).await;
+    assert!(copy.contains("Tracking: 1Z999") && copy.contains("Reply-To:"), "{copy}");
     let mut widget = connect_visitor(&visitors, &s.webchat_key, &token).await.expect("the visitor comes back");
     let history = widget.act(json!({ "action": "history" })).await;
     let texts: Vec<&str> = history["messages"].as_array().unwrap().iter().filter_map(|m| m["text"].as_str()).collect();

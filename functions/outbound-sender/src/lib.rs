@@ -585,9 +585,70 @@ async fn push_to_visitor(
     }
     let status = if on_screen > 0 { DeliveryStatus::Delivered } else { DeliveryStatus::Sent };
     let event = DeliveryEvent { status, at: time::OffsetDateTime::now_utc(), error_code: None, error_message: None };
-    advance(deps, job, &event).await?;
-    tracing::info!(workspace = %job.workspace, message = %job.message_id, sockets = on_screen, "web chat reply pushed");
+    // Advanced first: a redelivery after this point finds the message settled and never emails twice.
+    let moved = advance(deps, job, &event).await?;
+    let emailed = on_screen == 0 && moved && email_copy_to_visitor(deps, m, &visitor).await;
+    tracing::info!(workspace = %job.workspace, message = %job.message_id, sockets = on_screen, emailed,
+        "web chat reply pushed");
     Ok(())
+}
+
+/// The visitor left: if they gave an email (seed 001: "We will respond by email"), the reply also
+/// goes there, from the workspace's email address, its Reply-To threading an answer back into the
+/// same conversation. Best effort: the reply stays in the chat either way.
+async fn email_copy_to_visitor(deps: &Deps, m: &Message, visitor: &domain::channels::webchat::VisitorId) -> bool {
+    let Some(out) = &deps.email else { return false };
+    let ws = &m.workspace;
+    let found = async {
+        let email = match deps.store.visitor_profile(ws, visitor).await?.and_then(|p| p.email) {
+            Some(e) => Some(e.as_str().to_owned()),
+            None => deps.store.contact_by_identity(ws, &visitor.identity()).await?.and_then(|c| {
+                c.identities.into_iter().find(|i| i.kind == domain::model::IdentityKind::Email).map(|i| i.value)
+            }),
+        };
+        let from = deps.store.channel_accounts(ws).await?.into_iter().find(|a| a.channel == Channel::Email);
+        Ok::<_, StoreError>(email.zip(from))
+    };
+    let (to, from) = match found.await {
+        Ok(Some(pair)) => pair,
+        Ok(None) => return false,
+        Err(e) => {
+            tracing::warn!(workspace = %ws, message = %m.id, error = %e, "no email copy: store unavailable");
+            return false;
+        }
+    };
+    let domain_part = from.address.rsplit_once('@').map_or("switchboard.invalid", |(_, d)| d);
+    let title = from.display_name.clone().unwrap_or_else(|| "us".into());
+    let outgoing = email::OutgoingEmail {
+        from: from.address.clone(),
+        from_name: from.display_name.clone(),
+        to: to.clone(),
+        reply_to: email::reply_to_address(&from.address, m.conversation_id),
+        subject: format!("New reply from {title}"),
+        message_id: format!("{}.chat@{domain_part}", m.id),
+        in_reply_to: None,
+        references: vec![],
+        text: format!(
+            "{}\n\n--\nYou left the chat before we answered. Reply to this email, or come back to the chat.",
+            m.text.clone().unwrap_or_default()
+        ),
+        files: vec![],
+        date: time::OffsetDateTime::now_utc(),
+    };
+    let raw = match email::render(&outgoing) {
+        Ok(raw) => raw,
+        Err(e) => {
+            tracing::warn!(workspace = %ws, message = %m.id, code = e.code, "no email copy: not renderable");
+            return false;
+        }
+    };
+    match out.transport.send_raw(&from.address, &to, raw).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(workspace = %ws, message = %m.id, error = %e, "email copy of a web chat reply not sent");
+            false
+        }
+    }
 }
 
 /// Marks the message failed (if nothing later already settled it) and tells agents.
