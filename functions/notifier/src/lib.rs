@@ -279,4 +279,73 @@ mod tests {
         let res = handle(&deps, event).await.unwrap();
         assert_eq!(res.batch_item_failures.len(), 1);
     }
+
+    #[tokio::test]
+    async fn an_agent_typing_or_opening_a_web_chat_reaches_the_visitors_tabs() {
+        use domain::channels::webchat::{VisitorConnection, VisitorId};
+        use domain::events::Activity;
+        use domain::model::{Channel, Contact, Conversation, Route};
+        use domain::ports::{ConversationWrite, InboundCommit, InboundStore, VisitorStore};
+        let store = Arc::new(MemoryStore::new());
+        let ws = WorkspaceId::parse("demo").unwrap();
+        let now = OffsetDateTime::now_utc();
+        let visitor = VisitorId::new();
+        let contact = Contact::new(ws.clone(), visitor.identity(), None, now);
+        let mut conv = Conversation::start(ws.clone(), &contact, now);
+        let route = Route {
+            channel: Channel::Webchat,
+            contact_address: visitor.to_string(),
+            our_address: "wk_demo_site".into(),
+            contact_country: None,
+        };
+        conv.record_inbound(route.clone(), now);
+        let mut message = store::contract::inbound_message(&ws, &conv, &contact, now);
+        (message.channel, message.route) = (Channel::Webchat, route);
+        store
+            .commit_inbound(InboundCommit {
+                new_contact: Some(contact),
+                conversation: ConversationWrite::Create { conversation: conv.clone(), replaces: None },
+                message,
+                provider: "webchat".into(),
+                provider_message_id: format!("{visitor}:m-1"),
+                cost: None,
+                consent: None,
+            })
+            .await
+            .unwrap();
+        for id in ["tab-1", "tab-gone"] {
+            let socket = VisitorConnection {
+                id: ConnectionId::parse(id).unwrap(),
+                workspace: ws.clone(),
+                visitor: visitor.clone(),
+                key: "wk_demo_site".into(),
+                connected_at: now,
+            };
+            store.put_visitor_connection(&socket).await.unwrap();
+        }
+        let visitors = Arc::new(Sockets { gone: vec!["tab-gone".into()], ..Default::default() });
+        let deps = Deps { store: store.clone(), pusher: Arc::new(Sockets::default()), visitors: visitors.clone() };
+        let activity = |activity| Notification::AgentActivity {
+            workspace: ws.clone(),
+            conversation_id: conv.id,
+            agent: AgentId::parse("ann").unwrap(),
+            name: Some("Ann".into()),
+            activity,
+            id: ulid_like(),
+        };
+        let out = fan_out(&deps, &activity(Activity::Typing), now).await.unwrap();
+        assert_eq!((out.delivered, out.removed), (1, 1));
+        fan_out(&deps, &activity(Activity::Viewing), now).await.unwrap();
+        fan_out(&deps, &activity(Activity::StoppedViewing), now).await.unwrap();
+        let frames: Vec<serde_json::Value> = visitors.frames.lock().unwrap().iter().map(|(_, f)| f.clone()).collect();
+        assert_eq!(frames.len(), 2, "{frames:?}");
+        assert_eq!((frames[0]["type"].as_str(), frames[0]["typing"].as_bool()), (Some("typing"), Some(true)));
+        assert_eq!(frames[1]["type"], "seen");
+        assert!(frames.iter().all(|f| f.get("agent").is_none()), "the visitor sees no agent ids");
+        assert_eq!(store.visitor_connections(&ws, &visitor).await.unwrap().len(), 1, "the gone tab is forgotten");
+    }
+
+    fn ulid_like() -> String {
+        format!("{}", OffsetDateTime::now_utc().unix_timestamp_nanos())
+    }
 }

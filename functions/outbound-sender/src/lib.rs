@@ -373,6 +373,34 @@ impl Way<'_> {
     }
 }
 
+/// Records who took the message and under which id, with the AWS usage of sending it.
+async fn record_sent(
+    deps: &Deps,
+    job: &OutboundJob,
+    m: &Message,
+    inv: &Invocation,
+    provider: &str,
+    provider_message_id: &str,
+) -> Result<(), RecordError> {
+    let usage = usage_entry(deps, job, m, inv).await?;
+    let recorded = deps
+        .store
+        .record_provider_id(
+            &job.workspace,
+            job.conversation_id,
+            job.message_id,
+            provider,
+            provider_message_id,
+            usage.as_ref(),
+        )
+        .await;
+    match recorded {
+        // Duplicate: this very write already happened (its usage entry is there).
+        Ok(()) | Err(StoreError::Duplicate) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The newest inbound email of the conversation: what a reply answers (subject, Message-ID,
 /// references).
 async fn answered_email(deps: &Deps, m: &Message) -> Result<Option<Message>, StoreError> {
@@ -482,23 +510,7 @@ async fn deliver(
         }
         match way.attempt(deps).await {
             Ok(SendOutcome::Accepted { provider_message_id }) => {
-                let usage = usage_entry(deps, job, m, inv).await?;
-                let recorded = deps
-                    .store
-                    .record_provider_id(
-                        &job.workspace,
-                        job.conversation_id,
-                        job.message_id,
-                        way.provider(),
-                        &provider_message_id,
-                        usage.as_ref(),
-                    )
-                    .await;
-                match recorded {
-                    // Duplicate: this very write already happened (its usage entry is there).
-                    Ok(()) | Err(StoreError::Duplicate) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                record_sent(deps, job, m, inv, way.provider(), &provider_message_id).await?;
                 if let Some(status) = way.accepted_status() {
                     let event = DeliveryEvent {
                         status,
@@ -567,22 +579,7 @@ async fn push_to_visitor(
             }
         }
     }
-    let usage = usage_entry(deps, job, m, inv).await?;
-    let recorded = deps
-        .store
-        .record_provider_id(
-            &job.workspace,
-            job.conversation_id,
-            job.message_id,
-            webchat::PROVIDER,
-            &m.id.to_string(),
-            usage.as_ref(),
-        )
-        .await;
-    match recorded {
-        Ok(()) | Err(StoreError::Duplicate) => {}
-        Err(e) => return Err(e.into()),
-    }
+    record_sent(deps, job, m, inv, webchat::PROVIDER, &m.id.to_string()).await?;
     let status = if on_screen > 0 { DeliveryStatus::Delivered } else { DeliveryStatus::Sent };
     let event = DeliveryEvent { status, at: time::OffsetDateTime::now_utc(), error_code: None, error_message: None };
     // Advanced first: a redelivery after this point finds the message settled and never emails twice.

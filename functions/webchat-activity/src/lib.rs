@@ -143,13 +143,6 @@ mod tests {
         serde_json::from_str(raw).unwrap()
     }
 
-    fn answer(res: &WsResponse) -> serde_json::Value {
-        match &res.body {
-            Some(aws_lambda_events::encodings::Body::Text(t)) => serde_json::from_str(t).unwrap(),
-            other => panic!("{other:?}"),
-        }
-    }
-
     struct World {
         deps: Deps,
         store: Arc<MemoryStore>,
@@ -237,11 +230,11 @@ mod tests {
     #[tokio::test]
     async fn history_shows_the_visitors_chat_and_read_names_one_of_its_messages() {
         let w = world().await;
-        let empty = answer(&handle(&w.deps, fixture("history")).await);
+        let empty = kit::ws::answer_json(&handle(&w.deps, fixture("history")).await);
         assert_eq!(empty["messages"], serde_json::json!([]));
         let c = visitor_wrote(&w, "first").await;
         visitor_wrote(&w, "second").await;
-        let got = answer(&handle(&w.deps, fixture("history")).await);
+        let got = kit::ws::answer_json(&handle(&w.deps, fixture("history")).await);
         let texts: Vec<&str> =
             got["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
         assert_eq!(texts, ["first", "second"], "{got}");

@@ -140,19 +140,12 @@ mod tests {
         req
     }
 
-    fn answer(res: &WsResponse) -> serde_json::Value {
-        match &res.body {
-            Some(aws_lambda_events::encodings::Body::Text(t)) => serde_json::from_str(t).unwrap(),
-            other => panic!("{other:?}"),
-        }
-    }
-
     #[tokio::test]
     async fn the_fixture_is_enqueued_as_the_visitors_webchat_message_and_the_visitor_is_told_when_to_expect_a_reply() {
         let w = world().await;
         let res = handle(&w.deps, serde_json::from_str(FIXTURE).unwrap()).await;
         assert_eq!(res.status_code, 200);
-        let a = answer(&res);
+        let a = kit::ws::answer_json(&res);
         assert_eq!((a["status"].as_str(), a["client_id"].as_str()), (Some("accepted"), Some("m-1")));
         assert_eq!(
             (a["availability"]["state"].as_str(), a["availability"]["ask_for_email"].as_bool()),
@@ -203,7 +196,7 @@ mod tests {
         let res =
             handle(&w.deps, request(serde_json::json!({ "action": "message", "client_id": "m-3", "text": " " }))).await;
         assert_eq!(res.status_code, 400);
-        assert!(answer(&res)["error"]["message"].as_str().unwrap().contains("nothing to send"));
+        assert!(kit::ws::answer_json(&res)["error"]["message"].as_str().unwrap().contains("nothing to send"));
         assert_eq!(handle(&w.deps, request(serde_json::json!({ "action": "message" }))).await.status_code, 400);
         let mut req = request(serde_json::json!({ "action": "message", "client_id": "m-4", "text": "hi" }));
         req.request_context.connection_id = Some("Z29uZQ==".into());

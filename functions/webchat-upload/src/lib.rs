@@ -66,13 +66,6 @@ mod tests {
 
     const FIXTURE: &str = include_str!("../../../events/webchat-upload/upload.json");
 
-    fn answer(res: &WsResponse) -> serde_json::Value {
-        match &res.body {
-            Some(aws_lambda_events::encodings::Body::Text(t)) => serde_json::from_str(t).unwrap(),
-            other => panic!("{other:?}"),
-        }
-    }
-
     #[tokio::test]
     async fn a_link_for_the_visitors_own_prefix_and_nothing_a_browser_would_run() {
         let store = Arc::new(MemoryStore::new());
@@ -91,7 +84,7 @@ mod tests {
         let deps = Deps { store, uploads: Arc::new(MemoryFiles::default()) };
         let res = handle(&deps, serde_json::from_str(FIXTURE).unwrap()).await;
         assert_eq!(res.status_code, 200);
-        let a = answer(&res);
+        let a = kit::ws::answer_json(&res);
         let key = a["key"].as_str().unwrap();
         assert!(webchat::owns_upload(&ws, &v, key) && key.ends_with("/receipt.pdf"), "{key}");
         assert_eq!(
@@ -104,6 +97,6 @@ mod tests {
         req.body = Some(r#"{"action":"upload","file_name":"x.svg","content_type":"image/svg+xml","size":10}"#.into());
         let res = handle(&deps, req).await;
         assert_eq!(res.status_code, 400);
-        assert!(answer(&res)["error"]["message"].as_str().unwrap().contains("not accepted"));
+        assert!(kit::ws::answer_json(&res)["error"]["message"].as_str().unwrap().contains("not accepted"));
     }
 }

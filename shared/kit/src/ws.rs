@@ -66,6 +66,15 @@ pub fn respond(result: Result<WsResponse, ApiError>) -> WsResponse {
     })
 }
 
+/// A route's answer as JSON (`Null` when it has no JSON body): for tests and the local gateway.
+pub fn answer_json(res: &WsResponse) -> serde_json::Value {
+    match &res.body {
+        Some(Body::Text(t)) => serde_json::from_str(t).unwrap_or_default(),
+        Some(Body::Binary(b)) => serde_json::from_slice(b).unwrap_or_default(),
+        _ => serde_json::Value::Null,
+    }
+}
+
 /// The message body of a route: JSON, or a 400.
 pub fn body<T: serde::de::DeserializeOwned>(req: &WsRequest) -> Result<T, ApiError> {
     let raw = req.body.as_deref().ok_or_else(|| ApiError::BadRequest("empty message".into()))?;
