@@ -478,6 +478,24 @@ async fn messenger_and_instagram_round_trip_with_receipts() {
     assert_eq!(conv["last_inbound"]["channel"], "messenger");
     assert_eq!(s.messages(&id).await.len(), 1, "the redelivery counts once");
 
+    // A photo: Meta's expiring CDN link is copied into the media bucket before enqueueing.
+    let mut photo = s.meta_text(domain::Channel::Messenger, &format!("m_{}", ulid::Ulid::new()), &psid, "");
+    photo["entry"][0]["messaging"][0]["message"] = json!({
+        "mid": format!("m_{}", ulid::Ulid::new()),
+        "attachments": [{ "type": "image", "payload": { "url": s.meta.cdn_url("470124_n.jpg") } }]
+    });
+    assert_eq!(s.meta_in(&photo).await.status(), 200);
+    let image = eventually("the photo to arrive", || async {
+        s.messages(&id).await.into_iter().find(|m| !m["attachments"].as_array().unwrap().is_empty())
+    })
+    .await;
+    let file = &image["attachments"][0];
+    assert!(file["url"].as_str().unwrap().starts_with("s3://"), "{file}");
+    assert_eq!(
+        (file["content_type"].as_str(), file["size_bytes"].as_u64()),
+        (Some("image/jpeg"), Some(fake_channels::MEDIA_BYTES.len() as u64))
+    );
+
     let (status, reply) = s.reply(&id, "fb-1", "It ships today.").await;
     assert_eq!(status, 202, "{reply}");
     let reply_id = reply["message"]["id"].as_str().unwrap().to_owned();

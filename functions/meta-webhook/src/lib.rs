@@ -1,26 +1,104 @@
 //! Messenger and Instagram webhook (Meta delivers both objects to one app callback). `GET`
 //! answers the subscription handshake; `POST` checks `X-Hub-Signature-256` over the raw body, then
 //! every message, postback, reaction, delivery and read of every entry goes onto the inbound FIFO
-//! queue for the workspace owning the Page or Instagram account. Meta gets its 200 only once all
-//! are enqueued. `domain::channels::meta` holds the format.
+//! queue for the workspace owning the Page or Instagram account. Attachments (Meta's CDN links,
+//! which expire) are copied into the media bucket first. Meta gets its 200 only once all are
+//! enqueued; a CDN that fails for now answers 503, so Meta retries the delivery.
+//! `domain::channels::meta` holds the format.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use api::webhook::Inbound;
 use domain::channels::meta::Meta;
+use domain::model::Attachment;
+use domain::ports::{FileStore, MediaResolver, StoreError};
+use domain::WorkspaceId;
 use lambda_http::{Body, Error, Request, Response};
+use sha2::Digest;
 
 pub struct Deps {
     pub inbound: Inbound<Meta>,
+    pub media: Option<MetaMedia>,
 }
 
 impl Deps {
-    /// `META_CREDENTIALS` (a secret): `{"app_secret", "verify_token", "page_tokens": {id: token}}`.
+    /// `META_CREDENTIALS` (a secret): `{"app_secret", "verify_token", "page_tokens": {id: token}}`;
+    /// `MEDIA_BUCKET` (attachments copied there; without it they keep Meta's links).
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        Ok(Self { inbound: Inbound::from_config(config.json_secret("META_CREDENTIALS", aws).await?, config, aws)? })
+        let media = match config.optional("MEDIA_BUCKET") {
+            Some(bucket) => Some(MetaMedia {
+                http: reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .timeout(Duration::from_secs(15))
+                    .build()
+                    .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?,
+                files: Arc::new(mail::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket)),
+            }),
+            None => None,
+        };
+        Ok(Self {
+            inbound: Inbound::from_config(config.json_secret("META_CREDENTIALS", aws).await?, config, aws)?,
+            media,
+        })
     }
 }
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
-    Ok(deps.inbound.handle_json(req).await)
+    let media = deps.media.as_ref().map(|m| m as &dyn MediaResolver);
+    Ok(deps.inbound.handle_json_with(req, media).await)
+}
+
+/// Copies Messenger and Instagram attachments into our store. Their URLs are signed CDN links
+/// (no token needed) that expire within days; the copy is named by a hash of the link, so a
+/// redelivered webhook writes the same object.
+pub struct MetaMedia {
+    pub http: reqwest::Client,
+    pub files: Arc<dyn FileStore>,
+}
+
+/// The largest attachment kept (Messenger's own limit).
+const MAX_MEDIA_BYTES: usize = 25 * 1024 * 1024;
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("Meta attachment: {e}").into())
+}
+
+#[async_trait::async_trait]
+impl MediaResolver for MetaMedia {
+    async fn resolve(&self, ws: &WorkspaceId, attachments: &mut [Attachment]) -> Result<(), StoreError> {
+        for a in attachments.iter_mut().filter(|a| a.url.starts_with("https://") || a.url.starts_with("http://")) {
+            // The link carries Meta's signature: never logged.
+            let res = self.http.get(&a.url).send().await.map_err(unavailable)?;
+            match res.status().as_u16() {
+                200..=299 => {}
+                // Gone or refused for good (an expired link on a late retry): kept as Meta gave it.
+                400..=499 => {
+                    tracing::warn!(workspace = %ws, status = res.status().as_u16(), "Meta attachment not fetched; link kept");
+                    continue;
+                }
+                other => return Err(unavailable(format!("the CDN answered {other}"))),
+            }
+            let content_type = res
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
+                .filter(|v| !v.is_empty() && v != "application/octet-stream")
+                .unwrap_or_else(|| a.content_type.clone());
+            let bytes = res.bytes().await.map_err(unavailable)?;
+            if bytes.len() > MAX_MEDIA_BYTES {
+                tracing::warn!(workspace = %ws, size = bytes.len(), "Meta attachment too large to keep; link kept");
+                continue;
+            }
+            let name = hex::encode(&sha2::Sha256::digest(a.url.as_bytes())[..16]);
+            let size = bytes.len() as u64;
+            a.url = self.files.put_file(&format!("media/{ws}/meta/{name}"), &content_type, bytes.to_vec()).await?;
+            a.content_type = content_type;
+            a.size_bytes = Some(size);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -56,7 +134,7 @@ mod tests {
             page_tokens: HashMap::new(),
         };
         let inbound = Inbound { adapter, directory: store, queue: q.clone(), public_base_url: None, memory_mb: 128 };
-        (Deps { inbound }, q)
+        (Deps { inbound, media: None }, q)
     }
 
     fn request(fixture: &str, mutate: impl FnOnce(&mut serde_json::Value)) -> Request {
@@ -127,5 +205,54 @@ mod tests {
         });
         assert_eq!(handle(&deps, altered).await.unwrap().status(), 403);
         assert!(q.sent().is_empty());
+    }
+
+    /// A CDN: `/ok/…` answers a JPEG, `/gone/…` 404, anything else 503.
+    async fn fake_cdn() -> String {
+        use axum::extract::Path;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/{kind}/{name}",
+            axum::routing::get(|Path((kind, _)): Path<(String, String)>| async move {
+                match kind.as_str() {
+                    "ok" => (axum::http::StatusCode::OK, [("content-type", "image/jpeg")], b"JFIF-fake".to_vec()),
+                    "gone" => (axum::http::StatusCode::NOT_FOUND, [("content-type", "text/plain")], vec![]),
+                    _ => (axum::http::StatusCode::SERVICE_UNAVAILABLE, [("content-type", "text/plain")], vec![]),
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
+    }
+
+    fn attachment(url: String) -> domain::model::Attachment {
+        domain::model::Attachment { content_type: "image/*".into(), size_bytes: None, url, filename: None }
+    }
+
+    #[tokio::test]
+    async fn attachments_are_copied_from_metas_cdn_and_a_dead_link_is_kept() {
+        let cdn = fake_cdn().await;
+        let files = Arc::new(mail::memory::MemoryFiles::default());
+        let media = MetaMedia { http: reqwest::Client::new(), files: files.clone() };
+        let ws = WorkspaceId::parse("demo").unwrap();
+        let mut list = vec![
+            attachment(format!("{cdn}/ok/470124_n.jpg?_nc_cat=1&oh=sig")),
+            attachment(format!("{cdn}/gone/old.jpg")),
+            attachment("s3://media/already/ours".into()),
+        ];
+        media.resolve(&ws, &mut list).await.unwrap();
+        assert!(list[0].url.starts_with("s3://memory/media/demo/meta/"), "{}", list[0].url);
+        assert_eq!((list[0].content_type.as_str(), list[0].size_bytes), ("image/jpeg", Some(9)));
+        assert_eq!(files.file(&list[0].url).unwrap().1, b"JFIF-fake");
+        assert_eq!(list[1].url, format!("{cdn}/gone/old.jpg"), "a dead link stays as Meta gave it");
+        assert_eq!(list[2].url, "s3://media/already/ours");
+        // A redelivery writes the same object.
+        let mut again = vec![attachment(format!("{cdn}/ok/470124_n.jpg?_nc_cat=1&oh=sig"))];
+        media.resolve(&ws, &mut again).await.unwrap();
+        assert_eq!(again[0].url, list[0].url);
+        // An outage is retryable: Meta redelivers.
+        let mut down = vec![attachment(format!("{cdn}/down/x.jpg"))];
+        assert!(matches!(media.resolve(&ws, &mut down).await, Err(StoreError::Unavailable(_))));
     }
 }

@@ -277,7 +277,11 @@ impl FakeMeta {
             webhook: Mutex::new(None),
             http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client"),
         });
-        let app = Router::new().route("/{id}/messages", post(meta_send)).with_state(inner.clone());
+        // Its CDN too: attachment links in webhooks point here (signed links, no token).
+        let app = Router::new()
+            .route("/{id}/messages", post(meta_send))
+            .route("/cdn/{name}", axum::routing::get(|| async { ([("content-type", "image/jpeg")], MEDIA_BYTES) }))
+            .with_state(inner.clone());
         Ok(Self { addr: serve("127.0.0.1:0".parse().expect("loopback"), app).await?, inner })
     }
     pub fn base_url(&self) -> String {
@@ -291,6 +295,10 @@ impl FakeMeta {
     }
     pub fn deliver_statuses_to(&self, webhook_url: &str) {
         *self.inner.webhook.lock().expect("lock") = Some(webhook_url.to_owned());
+    }
+    /// A signed-looking CDN link to an attachment this fake serves ([`MEDIA_BYTES`], a JPEG).
+    pub fn cdn_url(&self, name: &str) -> String {
+        format!("http://{}/cdn/{name}?_nc_cat=1&oh=00_signature", self.addr)
     }
 }
 
