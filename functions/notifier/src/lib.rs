@@ -71,9 +71,9 @@ pub async fn fan_out(deps: &Deps, event: &Notification, now: OffsetDateTime) -> 
 /// What a web chat visitor sees of agents' activity: typing, and "seen" when an agent opens the
 /// conversation. Only for a conversation the visitor chats in (its web chat route names them).
 async fn to_visitor(deps: &Deps, event: &Notification, now: OffsetDateTime) -> Result<FanOut, RecordError> {
-    use domain::channels::webchat::{VisitorFrame, VisitorId};
+    use domain::channels::webchat::{self, VisitorFrame, VisitorId};
     use domain::events::Activity;
-    let mut out = FanOut::default();
+    let out = FanOut::default();
     let Notification::AgentActivity { workspace: ws, conversation_id, activity, .. } = event else { return Ok(out) };
     let frame = match activity {
         Activity::Typing => VisitorFrame::Typing { typing: true },
@@ -84,25 +84,8 @@ async fn to_visitor(deps: &Deps, event: &Notification, now: OffsetDateTime) -> R
     let Some(conversation) = deps.store.conversation(ws, *conversation_id).await? else { return Ok(out) };
     let Some(seen) = conversation.channels.get(&domain::model::Channel::Webchat) else { return Ok(out) };
     let Ok(visitor) = VisitorId::parse(&seen.route.contact_address) else { return Ok(out) };
-    let sockets = deps.store.visitor_connections(ws, &visitor).await?;
-    if sockets.is_empty() {
-        return Ok(out);
-    }
-    let frame = serde_json::to_vec(&frame).map_err(|e| RecordError::Permanent(Box::new(e)))?;
-    for socket in sockets {
-        match deps.visitors.push(&socket.id, &frame).await {
-            Ok(()) => out.delivered += 1,
-            Err(PushError::Gone) => {
-                deps.store.delete_visitor_connection(&socket).await?;
-                out.removed += 1;
-            }
-            Err(PushError::Failed(e)) => {
-                tracing::warn!(workspace = %ws, connection = %socket.id, error = %e, "visitor push failed");
-                out.failed += 1;
-            }
-        }
-    }
-    Ok(out)
+    let pushed = webchat::push_to_visitor(&*deps.store, &*deps.visitors, ws, &visitor, &frame).await?;
+    Ok(FanOut { delivered: pushed.delivered, removed: pushed.removed, failed: pushed.failed })
 }
 
 async fn to_agents(deps: &Deps, event: &Notification, now: OffsetDateTime) -> Result<FanOut, RecordError> {
@@ -282,46 +265,16 @@ mod tests {
 
     #[tokio::test]
     async fn an_agent_typing_or_opening_a_web_chat_reaches_the_visitors_tabs() {
-        use domain::channels::webchat::{VisitorConnection, VisitorId};
+        use domain::channels::webchat::VisitorId;
         use domain::events::Activity;
-        use domain::model::{Channel, Contact, Conversation, Route};
-        use domain::ports::{ConversationWrite, InboundCommit, InboundStore, VisitorStore};
+        use domain::ports::VisitorStore;
         let store = Arc::new(MemoryStore::new());
         let ws = WorkspaceId::parse("demo").unwrap();
         let now = OffsetDateTime::now_utc();
         let visitor = VisitorId::new();
-        let contact = Contact::new(ws.clone(), visitor.identity(), None, now);
-        let mut conv = Conversation::start(ws.clone(), &contact, now);
-        let route = Route {
-            channel: Channel::Webchat,
-            contact_address: visitor.to_string(),
-            our_address: "wk_demo_site".into(),
-            contact_country: None,
-        };
-        conv.record_inbound(route.clone(), now);
-        let mut message = store::contract::inbound_message(&ws, &conv, &contact, now);
-        (message.channel, message.route) = (Channel::Webchat, route);
-        store
-            .commit_inbound(InboundCommit {
-                new_contact: Some(contact),
-                conversation: ConversationWrite::Create { conversation: conv.clone(), replaces: None },
-                message,
-                provider: "webchat".into(),
-                provider_message_id: format!("{visitor}:m-1"),
-                cost: None,
-                consent: None,
-            })
-            .await
-            .unwrap();
+        let conv = store::contract::seed_visitor_message(&*store, &ws, &visitor, "hello").await;
         for id in ["tab-1", "tab-gone"] {
-            let socket = VisitorConnection {
-                id: ConnectionId::parse(id).unwrap(),
-                workspace: ws.clone(),
-                visitor: visitor.clone(),
-                key: "wk_demo_site".into(),
-                connected_at: now,
-            };
-            store.put_visitor_connection(&socket).await.unwrap();
+            store::contract::seed_visitor_socket(&*store, &ws, &visitor, id).await;
         }
         let visitors = Arc::new(Sockets { gone: vec!["tab-gone".into()], ..Default::default() });
         let deps = Deps { store: store.clone(), pusher: Arc::new(Sockets::default()), visitors: visitors.clone() };

@@ -27,7 +27,7 @@ use domain::finance::service::RateCardCache;
 use domain::finance::{follow_up_entry, CostLine, Currency, EntryKind, LedgerEntry, Micros, Totals, Usage};
 use domain::model::{Channel, DeliveryEvent, DeliveryStatus, Direction, Message};
 use domain::ports::{
-    Claim, ConnectionPusher, EmailTransport, FileStore, NotificationQueue, Order, PushError, StoreError, TransportError,
+    Claim, ConnectionPusher, EmailTransport, FileStore, NotificationQueue, Order, StoreError, TransportError,
 };
 use kit::fifo::{parse_body, process_in_order, RecordError};
 use lambda_runtime::Error;
@@ -567,18 +567,8 @@ async fn push_to_visitor(
         return fail(deps, job, "invalid_recipient", "the message is not for this visitor").await;
     };
     view.status = DeliveryStatus::Delivered;
-    let frame = serde_json::to_vec(&VisitorFrame::Message { message: view })
-        .map_err(|e| RecordError::Permanent(Box::new(e)))?;
-    let mut on_screen = 0;
-    for socket in deps.store.visitor_connections(&job.workspace, &visitor).await? {
-        match pusher.push(&socket.id, &frame).await {
-            Ok(()) => on_screen += 1,
-            Err(PushError::Gone) => deps.store.delete_visitor_connection(&socket).await?,
-            Err(PushError::Failed(e)) => {
-                tracing::warn!(workspace = %job.workspace, connection = %socket.id, error = %e, "visitor push failed");
-            }
-        }
-    }
+    let frame = VisitorFrame::Message { message: view };
+    let on_screen = webchat::push_to_visitor(&*deps.store, pusher, &job.workspace, &visitor, &frame).await?.delivered;
     record_sent(deps, job, m, inv, webchat::PROVIDER, &m.id.to_string()).await?;
     let status = if on_screen > 0 { DeliveryStatus::Delivered } else { DeliveryStatus::Sent };
     let event = DeliveryEvent { status, at: time::OffsetDateTime::now_utc(), error_code: None, error_message: None };

@@ -129,8 +129,8 @@ async fn act(deps: &Deps, req: &WsRequest) -> Result<WsResponse, ApiError> {
 mod tests {
     use super::*;
     use domain::channels::webchat::VisitorId;
-    use domain::ports::{ConversationReader, InboundStore, VisitorStore};
-    use domain::{ConnectionId, WorkspaceId};
+    use domain::ports::ConversationReader;
+    use domain::WorkspaceId;
     use queue::memory::MemoryQueue;
     use store::MemoryStore;
 
@@ -155,63 +155,20 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let (inbound, notes) = (Arc::new(MemoryQueue::new()), Arc::new(MemoryQueue::new()));
         let visitor = VisitorId::new();
-        store
-            .put_visitor_connection(&VisitorConnection {
-                id: ConnectionId::parse("Vk9mY2hhdFRhYjE=").unwrap(),
-                workspace: WorkspaceId::parse("demo").unwrap(),
-                visitor: visitor.clone(),
-                key: "wk_demo_site".into(),
-                connected_at: time::OffsetDateTime::now_utc(),
-            })
-            .await
-            .unwrap();
+        store::contract::seed_visitor_socket(
+            &*store,
+            &WorkspaceId::parse("demo").unwrap(),
+            &visitor,
+            "Vk9mY2hhdFRhYjE=",
+        )
+        .await;
         let deps = Deps { store: store.clone(), inbound: inbound.clone(), notifications: notes.clone() };
         World { deps, store, inbound, notes, visitor }
     }
 
-    /// Stores a message from the visitor as the processor commits one.
     async fn visitor_wrote(w: &World, text: &str) -> Conversation {
-        use domain::model::{Contact, Route};
-        use domain::ports::{ConversationWrite, InboundCommit};
         let ws = WorkspaceId::parse("demo").unwrap();
-        let now = time::OffsetDateTime::now_utc();
-        let route = Route {
-            channel: Channel::Webchat,
-            contact_address: w.visitor.to_string(),
-            our_address: "wk_demo_site".into(),
-            contact_country: None,
-        };
-        let known = w.store.contact_by_identity(&ws, &w.visitor.identity()).await.unwrap();
-        let contact = known.clone().unwrap_or_else(|| Contact::new(ws.clone(), w.visitor.identity(), None, now));
-        let (write, conv) = match w.store.current_conversation(&ws, &contact).await.unwrap() {
-            Some(mut c) => {
-                let expected_version = c.version;
-                c.record_inbound(route.clone(), now);
-                (ConversationWrite::Update { conversation: c.clone(), expected_version }, c)
-            }
-            None => {
-                let mut c = Conversation::start(ws.clone(), &contact, now);
-                c.record_inbound(route.clone(), now);
-                (ConversationWrite::Create { conversation: c.clone(), replaces: None }, c)
-            }
-        };
-        let pid = format!("{}:{text}", w.visitor);
-        let mut message = store::contract::inbound_message(&ws, &conv, &contact, now);
-        (message.channel, message.route, message.text, message.provider_message_id) =
-            (Channel::Webchat, route, Some(text.into()), Some(pid.clone()));
-        w.store
-            .commit_inbound(InboundCommit {
-                new_contact: known.is_none().then(|| contact.clone()),
-                conversation: write,
-                message,
-                provider: webchat::PROVIDER.into(),
-                provider_message_id: pid,
-                cost: None,
-                consent: None,
-            })
-            .await
-            .unwrap();
-        conv
+        store::contract::seed_visitor_message(&*w.store, &ws, &w.visitor, text).await
     }
 
     #[tokio::test]

@@ -3,32 +3,12 @@
 //! missing, forged or expired token, or one issued for another widget, is refused with 401
 //! before anything is stored, so API Gateway never opens the socket.
 
-use std::sync::Arc;
-
+/// The store and the token check, as every authenticated route has them.
+pub use api::Deps;
 use domain::channels::webchat::{self, VisitorConnection};
-use kit::auth::Authenticator;
 use kit::http::ApiError;
 use kit::ws::{accept_named_subprotocol, connection_id, ok, respond, token_for, WsRequest, WsResponse};
-use store::Store;
 use time::OffsetDateTime;
-
-pub struct Deps {
-    pub store: Arc<dyn Store>,
-    pub auth: Authenticator,
-}
-
-impl Deps {
-    /// `TABLE_NAME`, `JWT_SECRET` (or its ARN).
-    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        Ok(Self {
-            store: Arc::new(store::DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(aws),
-                config.required("TABLE_NAME")?,
-            )),
-            auth: Authenticator::from_config(config, aws).await?,
-        })
-    }
-}
 
 pub async fn handle(deps: &Deps, req: WsRequest) -> WsResponse {
     respond(connect(deps, &req, OffsetDateTime::now_utc()).await)
@@ -72,6 +52,8 @@ mod tests {
     use domain::channels::webchat::VisitorId;
     use domain::ports::VisitorStore;
     use domain::{ConnectionId, WorkspaceId};
+    use kit::auth::Authenticator;
+    use std::sync::Arc;
     use store::MemoryStore;
 
     const FIXTURE: &str = include_str!("../../../events/webchat-connect/connect.json");
@@ -96,7 +78,7 @@ mod tests {
     #[tokio::test]
     async fn a_visitor_token_for_this_widget_opens_the_socket_and_nothing_else_does() {
         let store = Arc::new(MemoryStore::new());
-        let deps = Deps { store: store.clone(), auth: Authenticator::new("test-secret") };
+        let deps = Deps::new(store.clone(), Authenticator::new("test-secret"));
         let ws = WorkspaceId::parse("demo").unwrap();
         let v = VisitorId::new();
         let (token, _) = deps.auth.issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::days(1));

@@ -41,9 +41,9 @@ async fn disconnect(deps: &Deps, req: &WsRequest) -> Result<WsResponse, ApiError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::channels::webchat::{VisitorConnection, VisitorId};
+    use domain::channels::webchat::VisitorId;
     use domain::ports::VisitorStore;
-    use domain::{ConnectionId, WorkspaceId};
+    use domain::WorkspaceId;
     use store::MemoryStore;
 
     const FIXTURE: &str = include_str!("../../../events/webchat-disconnect/disconnect.json");
@@ -54,14 +54,7 @@ mod tests {
         let deps = Deps { store: store.clone() };
         let ws = WorkspaceId::parse("demo").unwrap();
         let v = VisitorId::new();
-        let conn = VisitorConnection {
-            id: ConnectionId::parse("Vk9mY2hhdFRhYjE=").unwrap(),
-            workspace: ws.clone(),
-            visitor: v.clone(),
-            key: "wk_demo_site".into(),
-            connected_at: time::OffsetDateTime::now_utc(),
-        };
-        store.put_visitor_connection(&conn).await.unwrap();
+        store::contract::seed_visitor_socket(&*store, &ws, &v, "Vk9mY2hhdFRhYjE=").await;
         let req: WsRequest = serde_json::from_str(FIXTURE).unwrap();
         assert_eq!(handle(&deps, req.clone()).await.status_code, 200);
         assert!(store.visitor_connections(&ws, &v).await.unwrap().is_empty());

@@ -92,26 +92,17 @@ async fn identify(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<W
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::channels::webchat::{VisitorConnection, VisitorId};
+    use domain::channels::webchat::VisitorId;
     use domain::model::{Contact, Identity};
     use domain::ports::{InboundStore, VisitorStore};
-    use domain::{ConnectionId, WorkspaceId};
+    use domain::WorkspaceId;
     use store::MemoryStore;
 
     const FIXTURE: &str = include_str!("../../../events/webchat-identify/identify.json");
 
     async fn connected(store: &MemoryStore) -> VisitorId {
         let v = VisitorId::new();
-        store
-            .put_visitor_connection(&VisitorConnection {
-                id: ConnectionId::parse("Vk9mY2hhdFRhYjE=").unwrap(),
-                workspace: WorkspaceId::parse("demo").unwrap(),
-                visitor: v.clone(),
-                key: "wk_demo_site".into(),
-                connected_at: OffsetDateTime::now_utc(),
-            })
-            .await
-            .unwrap();
+        store::contract::seed_visitor_socket(store, &WorkspaceId::parse("demo").unwrap(), &v, "Vk9mY2hhdFRhYjE=").await;
         v
     }
 

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use domain::channels::webchat::{self, VisitorConnection, VisitorMessage};
+use domain::channels::webchat::{self, VisitorMessage};
 use domain::events::InboundEvent;
 use domain::model::Attachment;
 use domain::ports::{InboundQueue, Uploads};
@@ -45,7 +45,7 @@ pub async fn handle(deps: &Deps, req: WsRequest) -> WsResponse {
 
 /// The files a message names, as attachments: each must be in the bucket, of an accepted type
 /// and size (a browser could PUT something else than it asked to).
-async fn files(deps: &Deps, conn: &VisitorConnection, msg: &VisitorMessage) -> Result<Vec<Attachment>, ApiError> {
+async fn files(deps: &Deps, msg: &VisitorMessage) -> Result<Vec<Attachment>, ApiError> {
     let mut out = vec![];
     for a in &msg.attachments {
         let Some(found) = deps.uploads.uploaded(&a.key).await? else {
@@ -65,7 +65,6 @@ async fn files(deps: &Deps, conn: &VisitorConnection, msg: &VisitorMessage) -> R
             filename: Some(check.file_name),
         });
     }
-    tracing::debug!(visitor = %conn.visitor, files = out.len(), "files checked");
     Ok(out)
 }
 
@@ -74,7 +73,7 @@ async fn send(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<WsRes
     let ws = &conn.workspace;
     let raw = req.body.as_deref().ok_or_else(|| ApiError::BadRequest("empty message".into()))?;
     let msg = webchat::parse_message(raw.as_bytes(), ws, &conn.visitor)?;
-    let attachments = files(deps, &conn, &msg).await?;
+    let attachments = files(deps, &msg).await?;
     let profile = deps.store.visitor_profile(ws, &conn.visitor).await?;
     let client_id = msg.client_id.clone();
     let usage = domain::finance::Usage { sqs_requests_milli: 1000, ..Default::default() };
@@ -82,13 +81,8 @@ async fn send(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<WsRes
         msg.into_parsed(&conn.visitor, &conn.key, profile.as_ref(), attachments).into_inbound(ws.clone(), now, usage);
     deps.queue.enqueue_inbound(&InboundEvent::Message(message)).await?;
     tracing::info!(workspace = %ws, visitor = %conn.visitor, "web chat message enqueued");
-    let availability = webchat::availability(
-        &deps.store.routing_rules(ws).await?,
-        &deps.store.teams(ws).await?,
-        &deps.store.agents(ws).await?,
-        now,
-        profile.as_ref().is_some_and(|p| p.email.is_some()),
-    );
+    let email_known = profile.as_ref().is_some_and(|p| p.email.is_some());
+    let availability = webchat::current_availability(&*deps.store, ws, now, email_known).await?;
     Ok(ok(serde_json::json!({
         "action": "message",
         "client_id": client_id,
@@ -101,8 +95,8 @@ async fn send(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<WsRes
 mod tests {
     use super::*;
     use domain::channels::webchat::VisitorId;
-    use domain::ports::{FileStore, VisitorStore};
-    use domain::{ConnectionId, WorkspaceId};
+    use domain::ports::FileStore;
+    use domain::WorkspaceId;
     use mail::memory::MemoryFiles;
     use queue::memory::MemoryQueue;
     use store::MemoryStore;
@@ -121,16 +115,13 @@ mod tests {
         let queue = Arc::new(MemoryQueue::new());
         let files = Arc::new(MemoryFiles::default());
         let visitor = VisitorId::new();
-        store
-            .put_visitor_connection(&VisitorConnection {
-                id: ConnectionId::parse("Vk9mY2hhdFRhYjE=").unwrap(),
-                workspace: WorkspaceId::parse("demo").unwrap(),
-                visitor: visitor.clone(),
-                key: "wk_demo_site".into(),
-                connected_at: OffsetDateTime::now_utc(),
-            })
-            .await
-            .unwrap();
+        store::contract::seed_visitor_socket(
+            &*store,
+            &WorkspaceId::parse("demo").unwrap(),
+            &visitor,
+            "Vk9mY2hhdFRhYjE=",
+        )
+        .await;
         World { deps: Deps { store, queue: queue.clone(), uploads: files.clone() }, queue, files, visitor }
     }
 

@@ -117,13 +117,8 @@ async fn start(deps: &Deps, req: &Request, now: OffsetDateTime) -> Result<Respon
         deps.store.put_visitor_profile(&p).await?;
         profile = Some(p);
     }
-    let availability = webchat::availability(
-        &deps.store.routing_rules(&ws).await?,
-        &deps.store.teams(&ws).await?,
-        &deps.store.agents(&ws).await?,
-        now,
-        profile.as_ref().is_some_and(|p| p.email.is_some()),
-    );
+    let email_known = profile.as_ref().is_some_and(|p| p.email.is_some());
+    let availability = webchat::current_availability(&*deps.store, &ws, now, email_known).await?;
     let (token, expires_at) = deps.auth.issue_visitor_token(&ws, &visitor, &key, TOKEN_TTL);
     tracing::info!(workspace = %ws, %visitor, returning = status == 200, "web chat visitor session");
     Ok(json(

@@ -58,9 +58,9 @@ async fn upload(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<WsR
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::channels::webchat::{VisitorConnection, VisitorId};
-    use domain::ports::VisitorStore;
-    use domain::{ConnectionId, WorkspaceId};
+    use domain::channels::webchat::VisitorId;
+
+    use domain::WorkspaceId;
     use mail::memory::MemoryFiles;
     use store::MemoryStore;
 
@@ -71,16 +71,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let v = VisitorId::new();
         let ws = WorkspaceId::parse("demo").unwrap();
-        store
-            .put_visitor_connection(&VisitorConnection {
-                id: ConnectionId::parse("Vk9mY2hhdFRhYjE=").unwrap(),
-                workspace: ws.clone(),
-                visitor: v.clone(),
-                key: "wk_demo_site".into(),
-                connected_at: OffsetDateTime::now_utc(),
-            })
-            .await
-            .unwrap();
+        store::contract::seed_visitor_socket(&*store, &ws, &v, "Vk9mY2hhdFRhYjE=").await;
         let deps = Deps { store, uploads: Arc::new(MemoryFiles::default()) };
         let res = handle(&deps, serde_json::from_str(FIXTURE).unwrap()).await;
         assert_eq!(res.status_code, 200);

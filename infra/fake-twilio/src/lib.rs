@@ -116,8 +116,6 @@ impl FakeTwilio {
     }
 }
 
-/// `GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json`: the Message resource with its price,
-/// negative as Twilio reports charges.
 /// The audio of any recording (`RE….mp3`): a few bytes that start like an MP3, behind the
 /// account's credentials, as Twilio serves recordings.
 pub const RECORDING_BYTES: &[u8] = b"ID3\x04\x00\x00\x00\x00\x00\x00fake voicemail audio";
@@ -128,31 +126,28 @@ async fn fetch_recording(
     headers: HeaderMap,
 ) -> Response {
     if !authorised(&inner, &headers, &account) {
-        let (status, body) = twilio_error(401, 20003, "Authenticate");
-        return (StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED), Json(body)).into_response();
+        return answer(twilio_error(401, 20003, "Authenticate"));
     }
     if !file.starts_with("RE") || !file.ends_with(".mp3") {
-        let (status, body) = twilio_error(404, 20404, "The requested resource was not found");
-        return (StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND), Json(body)).into_response();
+        return answer(twilio_error(404, 20404, "The requested resource was not found"));
     }
     ([("content-type", "audio/mpeg")], RECORDING_BYTES).into_response()
 }
 
+/// `GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json`: the Message resource with its price,
+/// negative as Twilio reports charges.
 async fn fetch_message(
     State(inner): State<Arc<Inner>>,
     Path((account, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
     if !authorised(&inner, &headers, &account) {
-        let (status, body) = twilio_error(401, 20003, "Authenticate");
-        return (StatusCode::from_u16(status).unwrap_or(StatusCode::UNAUTHORIZED), Json(body)).into_response();
+        return answer(twilio_error(401, 20003, "Authenticate"));
     }
     let sid = file.strip_suffix(".json").unwrap_or(&file).to_owned();
     let Some(sent) = inner.received.lock().expect("lock").iter().find(|r| r.sid.as_deref() == Some(&sid)).cloned()
     else {
-        let (status, body) =
-            twilio_error(404, 20404, &format!("The requested resource /Messages/{sid}.json was not found"));
-        return (StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND), Json(body)).into_response();
+        return answer(twilio_error(404, 20404, &format!("The requested resource /Messages/{sid}.json was not found")));
     };
     let segments = domain::sms::segment(sent.get("Body").unwrap_or_default()).segments;
     let default_price = format!("-{}", domain::finance::money::format_micros(i64::from(segments) * 7_900));
@@ -169,6 +164,11 @@ async fn fetch_message(
         "status": "delivered",
     });
     (StatusCode::OK, Json(resource)).into_response()
+}
+
+/// A Twilio error as an HTTP answer.
+fn answer((status, body): (u16, serde_json::Value)) -> Response {
+    (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), Json(body)).into_response()
 }
 
 fn twilio_error(status: u16, code: u32, message: &str) -> (u16, serde_json::Value) {
@@ -209,9 +209,6 @@ async fn create_message(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let answer = |(status, body): (u16, serde_json::Value)| {
-        (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), Json(body)).into_response()
-    };
     if !authorised(&inner, &headers, &account) {
         return answer(twilio_error(401, 20003, "Authenticate"));
     }

@@ -113,6 +113,71 @@ pub async fn seed_agent<S: Store>(
     s.set_presence(ws, &agent.id, presence, capacity).await.unwrap()
 }
 
+/// A web chat visitor's open socket `id` on the widget `wk_demo_site`, as `$connect` stores it.
+pub async fn seed_visitor_socket<S: Store + ?Sized>(
+    s: &S,
+    ws: &WorkspaceId,
+    visitor: &domain::channels::webchat::VisitorId,
+    id: &str,
+) -> domain::channels::webchat::VisitorConnection {
+    let socket = domain::channels::webchat::VisitorConnection {
+        id: domain::ConnectionId::parse(id).unwrap(),
+        workspace: ws.clone(),
+        visitor: visitor.clone(),
+        key: "wk_demo_site".into(),
+        connected_at: OffsetDateTime::now_utc(),
+    };
+    s.put_visitor_connection(&socket).await.unwrap();
+    socket
+}
+
+/// Stores a web chat message from `visitor` as the processor commits one (a new contact and
+/// conversation first, then appended); returns the conversation as it was before this message.
+pub async fn seed_visitor_message<S: Store + ?Sized>(
+    s: &S,
+    ws: &WorkspaceId,
+    visitor: &domain::channels::webchat::VisitorId,
+    text: &str,
+) -> Conversation {
+    let now = OffsetDateTime::now_utc();
+    let route = Route {
+        channel: Channel::Webchat,
+        contact_address: visitor.to_string(),
+        our_address: "wk_demo_site".into(),
+        contact_country: None,
+    };
+    let known = s.contact_by_identity(ws, &visitor.identity()).await.unwrap();
+    let contact = known.clone().unwrap_or_else(|| Contact::new(ws.clone(), visitor.identity(), None, now));
+    let (write, conv) = match s.current_conversation(ws, &contact).await.unwrap() {
+        Some(mut c) => {
+            let expected_version = c.version;
+            c.record_inbound(route.clone(), now);
+            (ConversationWrite::Update { conversation: c.clone(), expected_version }, c)
+        }
+        None => {
+            let mut c = Conversation::start(ws.clone(), &contact, now);
+            c.record_inbound(route.clone(), now);
+            (ConversationWrite::Create { conversation: c.clone(), replaces: None }, c)
+        }
+    };
+    let pid = format!("{visitor}:{text}");
+    let mut message = inbound_message(ws, &conv, &contact, now);
+    (message.channel, message.route, message.text, message.provider_message_id) =
+        (Channel::Webchat, route, Some(text.into()), Some(pid.clone()));
+    s.commit_inbound(InboundCommit {
+        new_contact: known.is_none().then(|| contact.clone()),
+        conversation: write,
+        message,
+        provider: domain::channels::webchat::PROVIDER.into(),
+        provider_message_id: pid,
+        cost: None,
+        consent: None,
+    })
+    .await
+    .unwrap();
+    conv
+}
+
 fn now() -> OffsetDateTime {
     // Whole milliseconds: the store keeps RFC 3339 with full precision, but sort keys are in ms.
     let t = OffsetDateTime::now_utc();

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConsumedCapacity, Delete, Put, ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update,
@@ -133,6 +134,30 @@ const NOT_EXISTS: &str = "attribute_not_exists(PK)";
 fn put_always(table: &str, it: Item) -> Result<TransactWriteItem, StoreError> {
     let p = build("put", Put::builder().table_name(table).set_item(Some(it)).build())?;
     Ok(TransactWriteItem::builder().put(p).build())
+}
+
+/// A conditional single-item write's outcome: its output (its capacity metered) when written,
+/// `None` when its condition failed; any other error classified.
+fn conditional<O, E, R>(
+    res: Result<O, SdkError<E, R>>,
+    consumed: impl FnOnce(&O) -> Option<&ConsumedCapacity>,
+) -> Result<Option<O>, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match res {
+        Ok(out) => {
+            metered(consumed(&out), true);
+            Ok(Some(out))
+        }
+        Err(e)
+            if e.as_service_error().and_then(ProvideErrorMetadata::code) == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(classify(e)),
+    }
 }
 
 /// Adds what DynamoDB reports a request consumed to the current message's meter.
@@ -372,14 +397,7 @@ impl RateLimiter for DynamoStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match res {
-            Ok(out) => {
-                metered(out.consumed_capacity(), true);
-                Ok(true)
-            }
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(classify(e)),
-        }
+        Ok(conditional(res, |out| out.consumed_capacity())?.is_some())
     }
 }
 
@@ -428,16 +446,7 @@ impl InboundStore for DynamoStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match res {
-            Ok(out) => {
-                metered(out.consumed_capacity(), true);
-                Ok(())
-            }
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
-                Err(StoreError::Conflict)
-            }
-            Err(e) => Err(classify(e)),
-        }
+        conditional(res, |out| out.consumed_capacity())?.map(drop).ok_or(StoreError::Conflict)
     }
 
     async fn commit_inbound(&self, c: InboundCommit) -> Result<(), StoreError> {
@@ -673,13 +682,9 @@ impl DynamoStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match res {
-            Ok(out) => {
-                metered(out.consumed_capacity(), true);
-                out.attributes.map(|a| decode("message", a)).transpose()
-            }
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(None),
-            Err(e) => Err(classify(e)),
+        match conditional(res, |out| out.consumed_capacity())? {
+            Some(out) => out.attributes.map(|a| decode("message", a)).transpose(),
+            None => Ok(None),
         }
     }
 }
@@ -999,14 +1004,7 @@ impl DynamoStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match res {
-            Ok(out) => {
-                metered(out.consumed_capacity(), true);
-                Ok(true)
-            }
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(classify(e)),
-        }
+        Ok(conditional(res, |out| out.consumed_capacity())?.is_some())
     }
 }
 

@@ -474,6 +474,63 @@ pub fn parse_upload(raw: &[u8]) -> Result<UploadRequest, ParseError> {
     Ok(req)
 }
 
+/// [`availability`] from the workspace's stored routing rules, teams and agents.
+pub async fn current_availability<S: crate::ports::RoutingStore + crate::ports::AgentStore + ?Sized>(
+    store: &S,
+    ws: &WorkspaceId,
+    now: OffsetDateTime,
+    email_known: bool,
+) -> Result<Availability, crate::ports::StoreError> {
+    Ok(availability(
+        &store.routing_rules(ws).await?,
+        &store.teams(ws).await?,
+        &store.agents(ws).await?,
+        now,
+        email_known,
+    ))
+}
+
+/// What one push to a visitor's sockets did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pushed {
+    pub delivered: usize,
+    /// Sockets API Gateway no longer knows (410), now forgotten.
+    pub removed: usize,
+    pub failed: usize,
+}
+
+/// Pushes `frame` to every socket (tab) the visitor has open: a gone one is forgotten, one that
+/// fails otherwise is logged and skipped (best effort: the widget re-reads `history`).
+pub async fn push_to_visitor<S: crate::ports::VisitorStore + ?Sized>(
+    store: &S,
+    pusher: &dyn crate::ports::ConnectionPusher,
+    ws: &WorkspaceId,
+    visitor: &VisitorId,
+    frame: &VisitorFrame,
+) -> Result<Pushed, crate::ports::StoreError> {
+    use crate::ports::PushError;
+    let mut out = Pushed::default();
+    let sockets = store.visitor_connections(ws, visitor).await?;
+    if sockets.is_empty() {
+        return Ok(out);
+    }
+    let bytes = serde_json::to_vec(frame).expect("a frame serialises");
+    for socket in sockets {
+        match pusher.push(&socket.id, &bytes).await {
+            Ok(()) => out.delivered += 1,
+            Err(PushError::Gone) => {
+                store.delete_visitor_connection(&socket).await?;
+                out.removed += 1;
+            }
+            Err(PushError::Failed(e)) => {
+                tracing::warn!(workspace = %ws, connection = %socket.id, error = %e, "visitor push failed");
+                out.failed += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// What became of the email a visitor gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EmailLink {
