@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use domain::channels::webchat::{self, EmailLink, VisitorProfile};
+use domain::channels::webchat::{self, EmailLink};
 use domain::EmailAddress;
 use kit::http::ApiError;
 use kit::ws::{body, ok, respond, WsRequest, WsResponse};
@@ -59,17 +59,7 @@ async fn identify(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<W
     let email = said.email.as_deref().map(EmailAddress::parse).transpose()?;
     let conn = api::visitor(&*deps.store, req).await?;
     let ws = &conn.workspace;
-    let mut profile = deps.store.visitor_profile(ws, &conn.visitor).await?.unwrap_or(VisitorProfile {
-        workspace: ws.clone(),
-        visitor: conn.visitor.clone(),
-        name: None,
-        email: None,
-        updated_at: now,
-    });
-    profile.name = name.or(profile.name);
-    profile.email = email.clone().or(profile.email);
-    profile.updated_at = now;
-    deps.store.put_visitor_profile(&profile).await?;
+    let profile = webchat::remember(&*deps.store, ws, &conn.visitor, name, email.clone(), now).await?;
     if let Some(email) = &email {
         if let Some(contact) = deps.store.contact_by_identity(ws, &conn.visitor.identity()).await? {
             let linked = webchat::link_email(&*deps.store, ws, contact.id, email, now).await?;

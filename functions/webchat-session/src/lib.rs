@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use domain::channels::webchat::{self, VisitorId, VisitorProfile};
+use domain::channels::webchat::{self, VisitorId};
 use domain::{Channel, EmailAddress};
 use kit::auth::Authenticator;
 use kit::http::{body_bytes, json, path_param, respond, ApiError};
@@ -102,21 +102,11 @@ async fn start(deps: &Deps, req: &Request, now: OffsetDateTime) -> Result<Respon
             (VisitorId::new(), 201)
         }
     };
-    let mut profile = deps.store.visitor_profile(&ws, &visitor).await?;
-    if name.is_some() || email.is_some() {
-        let mut p = profile.unwrap_or(VisitorProfile {
-            workspace: ws.clone(),
-            visitor: visitor.clone(),
-            name: None,
-            email: None,
-            updated_at: now,
-        });
-        p.name = name.or(p.name);
-        p.email = email.or(p.email);
-        p.updated_at = now;
-        deps.store.put_visitor_profile(&p).await?;
-        profile = Some(p);
-    }
+    let profile = if name.is_some() || email.is_some() {
+        Some(webchat::remember(&*deps.store, &ws, &visitor, name, email, now).await?)
+    } else {
+        deps.store.visitor_profile(&ws, &visitor).await?
+    };
     let email_known = profile.as_ref().is_some_and(|p| p.email.is_some());
     let availability = webchat::current_availability(&*deps.store, &ws, now, email_known).await?;
     let (token, expires_at) = deps.auth.issue_visitor_token(&ws, &visitor, &key, TOKEN_TTL);

@@ -474,6 +474,28 @@ pub fn parse_upload(raw: &[u8]) -> Result<UploadRequest, ParseError> {
     Ok(req)
 }
 
+/// Keeps what a visitor told us on their profile: a name or email given replaces the one kept,
+/// one not given stays.
+pub async fn remember<S: crate::ports::VisitorStore + ?Sized>(
+    store: &S,
+    ws: &WorkspaceId,
+    visitor: &VisitorId,
+    name: Option<String>,
+    email: Option<EmailAddress>,
+    now: OffsetDateTime,
+) -> Result<VisitorProfile, crate::ports::StoreError> {
+    let kept = store.visitor_profile(ws, visitor).await?;
+    let profile = VisitorProfile {
+        workspace: ws.clone(),
+        visitor: visitor.clone(),
+        name: name.or_else(|| kept.as_ref().and_then(|p| p.name.clone())),
+        email: email.or_else(|| kept.and_then(|p| p.email)),
+        updated_at: now,
+    };
+    store.put_visitor_profile(&profile).await?;
+    Ok(profile)
+}
+
 /// [`availability`] from the workspace's stored routing rules, teams and agents.
 pub async fn current_availability<S: crate::ports::RoutingStore + crate::ports::AgentStore + ?Sized>(
     store: &S,
