@@ -14,15 +14,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use app::reply::{self, Composed, Queued, ReplyError, ReplyRequest};
 use base64::Engine;
 use domain::channels::templates::TemplateError;
 use domain::channels::whatsapp::TemplateSend;
-use domain::events::OutboundJob;
 use domain::finance::ledger::Month;
 use domain::finance::service::{check_budgets, hard_stop, RateCardCache};
-use domain::finance::{estimate_message, Costing, PricingError, Usage};
+use domain::finance::{estimate_message, Costing, Usage};
 use domain::model::{Channel, Message, Sender};
-use domain::ports::{IdempotencyRecord, NotificationQueue, OutboundQueue, ReplyCommit, StoreError};
+use domain::ports::{NotificationQueue, OutboundQueue};
 use domain::{ConversationId, IdempotencyKey};
 use kit::auth::{Authenticator, Principal};
 use kit::http::{body_bytes, header, path_param, respond, ApiError};
@@ -31,8 +31,6 @@ use meter::{Invocation, Trigger};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use store::Store;
-
-const MAX_ATTEMPTS: u32 = 5;
 
 pub struct Deps {
     pub store: Arc<dyn Store>,
@@ -130,119 +128,127 @@ async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<B
     if draft.text.trim().is_empty() && draft.template.is_none() {
         return Err(ApiError::Unprocessable("text must not be empty".into()));
     }
-    for _ in 0..MAX_ATTEMPTS {
-        if let Some(record) = deps.store.idempotency_record(&who.workspace, &who.agent, &key).await? {
-            if record.request_hash != hash {
-                return Err(ApiError::Unprocessable(
-                    "this Idempotency-Key was already used for a different request".into(),
-                ));
-            }
-            return finish(deps, record, true, inv, Usage::default()).await;
+    // The budgets as the composer read them, for the alert check after the commit.
+    let budgets_read = std::sync::Mutex::new(None);
+    // What this request spends after the estimate counted (its commit, the enqueue and the mark)
+    // travels on the job, for the sender to add to the message's cost.
+    let job_usage = |counted: Usage| {
+        (inv.usage_so_far() + Usage { sqs_requests_milli: 1000, dynamodb_write_milli: 1000, ..Usage::default() })
+            .since(counted)
+    };
+    let request = ReplyRequest {
+        workspace: &who.workspace,
+        author: &who.agent,
+        key: &key,
+        request_hash: &hash,
+        conversation: conversation_id,
+        job_usage: &job_usage,
+    };
+    let compose = |conversation, now| {
+        let (who, draft, budgets_read) = (&who, &draft, &budgets_read);
+        async move {
+            let (composed, budgets) = compose(deps, who, draft, conversation, now, inv).await?;
+            let channel = composed.message.channel;
+            *budgets_read.lock().unwrap_or_else(|p| p.into_inner()) = Some((budgets, channel));
+            Ok(Some(composed))
         }
-        let conversation = deps
-            .store
-            .conversation(&who.workspace, conversation_id)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no conversation {conversation_id}")))?;
-        let route = conversation.reply_route(draft.channel).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-        let now = time::OffsetDateTime::now_utc();
-        let since = conversation.since_customer_wrote(route.channel, now);
-        let reply_as = domain::channels::reply_policy(route.channel, since, draft.template.is_some())
-            .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-        // A template is sent as registered: approved, with exactly its parameters; the customer
-        // reads its body, and its category prices it.
-        let (text, metadata) = match &draft.template {
-            Some(t) => {
-                let registered =
-                    deps.store.whatsapp_template(&who.workspace, &t.name, &t.language).await?.ok_or_else(|| {
-                        ApiError::Unprocessable(
-                            TemplateError::Unknown { name: t.name.clone(), language: t.language.clone() }.to_string(),
-                        )
-                    })?;
-                let text = registered.render(&t.parameters).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-                let metadata = BTreeMap::from([
-                    ("whatsapp_category".to_owned(), serde_json::to_value(registered.category).unwrap_or_default()),
-                    ("whatsapp_template".to_owned(), serde_json::Value::from(registered.name.clone())),
-                ]);
-                (text, metadata)
-            }
-            None => (draft.text.clone(), check_constraints(deps, route.channel, &draft.text)?),
-        };
-        let mut metadata = metadata;
-        if reply_as == domain::channels::ReplyAs::HumanAgentTag {
-            let tag = domain::channels::meta::HUMAN_AGENT;
-            metadata.insert(domain::channels::meta::META_TAG.to_owned(), serde_json::Value::from(tag));
+    };
+    let (record, replayed) = match reply::queue_reply(
+        &*deps.store,
+        &*deps.outbound,
+        request,
+        time::OffsetDateTime::now_utc,
+        compose,
+    )
+    .await
+    {
+        Ok(Queued::Queued { record, replayed }) => (record, replayed),
+        Ok(Queued::Skipped) => return Err(ApiError::Unprocessable("nothing to send".into())),
+        Err(ReplyError::Refused(e)) => return Err(e),
+        Err(ReplyError::KeyReused) => {
+            return Err(ApiError::Unprocessable("this Idempotency-Key was already used for a different request".into()))
         }
+        Err(ReplyError::NotFound(id)) => return Err(ApiError::NotFound(format!("no conversation {id}"))),
+        Err(ReplyError::App(app::Error::Contended(_))) => {
+            return Err(ApiError::Conflict(
+                "the conversation is changing too fast; retry with the same Idempotency-Key".into(),
+            ))
+        }
+        Err(ReplyError::App(e)) => return Err(e.into()),
+    };
+    let budgets = budgets_read.into_inner().unwrap_or_else(|p| p.into_inner());
+    // Only when this request stored the reply (a replay found it stored).
+    if let Some((budgets, channel)) = budgets.filter(|_| !replayed) {
         let store: &dyn Store = &*deps.store;
-        if let Some(identity) = domain::consent::identity_for(route.channel, &route.contact_address) {
-            if let Some(why) = store.consent(&who.workspace, &identity).await?.and_then(|r| r.refusal()) {
-                return Err(ApiError::Unprocessable(why));
-            }
-        }
-        // Read once for the hard stop here and the alert check after the commit.
-        let budgets = store.budgets(&who.workspace).await?;
-        if let Some(why) = hard_stop(store, &budgets, &who.workspace, Month::of(now), route.channel).await? {
-            return Err(ApiError::BudgetExceeded(why));
-        }
-        let channel = route.channel;
-        let reply = Reply { route, text: &text, template: draft.template.as_ref(), metadata, at: now };
-        let (record, counted) = match commit(deps, &who, &key, &hash, conversation, reply, inv).await {
-            Ok(r) => r,
-            // Duplicate: a concurrent request with this key won; the next turn replays it.
-            // Conflict: the conversation changed under us; the next turn re-reads it.
-            Err(CommitError::Store(StoreError::Duplicate | StoreError::Conflict)) => continue,
-            Err(CommitError::Store(e)) => return Err(e.into()),
-            Err(CommitError::Pricing(e)) => return Err(ApiError::Unprocessable(e.to_string())),
-        };
         let month = Month::of(record.created_at);
         if let Err(e) =
             check_budgets(store, store, &*deps.notifications, &budgets, &who.workspace, month, channel).await
         {
             tracing::warn!(workspace = %who.workspace, error = %e, "budget check failed; the next cost write retries it");
         }
-        return finish(deps, record, false, inv, counted).await;
     }
-    Err(ApiError::Conflict("the conversation is changing too fast; retry with the same Idempotency-Key".into()))
-}
-
-/// A checked reply: where it goes, what it says, what the channel adapter noted about it.
-struct Reply<'a> {
-    route: domain::Route,
-    text: &'a str,
-    template: Option<&'a TemplateSend>,
-    metadata: BTreeMap<String, serde_json::Value>,
-    at: time::OffsetDateTime,
-}
-
-enum CommitError {
-    Store(StoreError),
-    Pricing(PricingError),
-}
-
-impl From<StoreError> for CommitError {
-    fn from(e: StoreError) -> Self {
-        CommitError::Store(e)
+    let mut res = kit::http::json(record.status_code, &record.response);
+    if replayed {
+        res.headers_mut().insert("idempotent-replayed", lambda_http::http::HeaderValue::from_static("true"));
     }
+    Ok(res)
 }
 
-/// Stores the reply with its cost estimate; returns the idempotency record and the usage the
-/// estimate counted (the rest of this request's usage travels on the outbound job).
-async fn commit(
+/// The reply the draft makes of the conversation as it is now: the channel's policies (reply
+/// window, Meta's human-agent tag, templates), its limits, consent and the hard-stop budget, then
+/// the message priced. Also returns the budgets it read, for the alert check after the commit.
+async fn compose(
     deps: &Deps,
     who: &Principal,
-    key: &IdempotencyKey,
-    hash: &str,
+    draft: &Draft,
     conversation: domain::Conversation,
-    reply: Reply<'_>,
+    now: time::OffsetDateTime,
     inv: &Invocation,
-) -> Result<(IdempotencyRecord, Usage), CommitError> {
-    let Reply { route, text, template, metadata, at: now } = reply;
+) -> Result<(Composed, Vec<domain::finance::Budget>), ApiError> {
+    let route = conversation.reply_route(draft.channel).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let since = conversation.since_customer_wrote(route.channel, now);
+    let reply_as = domain::channels::reply_policy(route.channel, since, draft.template.is_some())
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    // A template is sent as registered: approved, with exactly its parameters; the customer reads
+    // its body, and its category prices it.
+    let (text, mut metadata) = match &draft.template {
+        Some(t) => {
+            let registered =
+                deps.store.whatsapp_template(&who.workspace, &t.name, &t.language).await?.ok_or_else(|| {
+                    ApiError::Unprocessable(
+                        TemplateError::Unknown { name: t.name.clone(), language: t.language.clone() }.to_string(),
+                    )
+                })?;
+            let text = registered.render(&t.parameters).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+            let metadata = BTreeMap::from([
+                ("whatsapp_category".to_owned(), serde_json::to_value(registered.category).unwrap_or_default()),
+                ("whatsapp_template".to_owned(), serde_json::Value::from(registered.name.clone())),
+            ]);
+            (text, metadata)
+        }
+        None => (draft.text.clone(), check_constraints(deps, route.channel, &draft.text)?),
+    };
+    if reply_as == domain::channels::ReplyAs::HumanAgentTag {
+        let tag = domain::channels::meta::HUMAN_AGENT;
+        metadata.insert(domain::channels::meta::META_TAG.to_owned(), serde_json::Value::from(tag));
+    }
+    let store: &dyn Store = &*deps.store;
+    if let Some(identity) = domain::consent::identity_for(route.channel, &route.contact_address) {
+        if let Some(why) = store.consent(&who.workspace, &identity).await?.and_then(|r| r.refusal()) {
+            return Err(ApiError::Unprocessable(why));
+        }
+    }
+    // Read once for the hard stop here and the alert check after the commit.
+    let budgets = store.budgets(&who.workspace).await?;
+    if let Some(why) = hard_stop(store, &budgets, &who.workspace, Month::of(now), route.channel).await? {
+        return Err(ApiError::BudgetExceeded(why));
+    }
     let window_open = conversation.reply_window_open(route.channel, now);
-    let card = deps.rates.card_at(&*deps.store, &who.workspace, now).await?;
+    let card = deps.rates.card_at(store, &who.workspace, now).await?;
     let sender = Sender::Agent { id: who.agent.clone() };
     let mut message =
-        Message::queued_outbound(who.workspace.clone(), conversation.id, route, sender, text, metadata, now);
-    if let Some(t) = template {
+        Message::queued_outbound(who.workspace.clone(), conversation.id, route, sender, &text, metadata, now);
+    if let Some(t) = &draft.template {
         message.rich = Some(serde_json::json!({ "template": t }));
     }
     let counted = inv.usage_so_far();
@@ -253,62 +259,12 @@ async fn commit(
         team: None,
         usage: counted,
         whatsapp_window_open: window_open,
+        now,
     };
-    let (cost, entry) = estimate_message(&message, costing).map_err(CommitError::Pricing)?;
+    let (cost, entry) = estimate_message(&message, costing).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     message.cost = Some(cost);
-    let record = IdempotencyRecord {
-        workspace: who.workspace.clone(),
-        agent: who.agent.clone(),
-        key: key.clone(),
-        request_hash: hash.to_owned(),
-        status_code: 202,
-        response: serde_json::json!({ "message": message }),
-        conversation_id: conversation.id,
-        message_id: message.id,
-        enqueued: false,
-        created_at: now,
-    };
-    let expected_version = conversation.version;
-    let mut next = conversation;
-    next.record_outbound(now);
-    deps.store
-        .commit_reply(ReplyCommit {
-            conversation: next,
-            expected_version,
-            message,
-            idempotency: record.clone(),
-            cost: Some(entry),
-        })
-        .await?;
-    tracing::info!(workspace = %who.workspace, agent = %who.agent, conversation = %record.conversation_id,
-        message = %record.message_id, "reply stored");
-    Ok((record, counted))
-}
-
-/// Enqueues the outbound job unless the record says it already is, then answers with the stored
-/// response. An enqueue failure is a 503: the client's retry with the same key finishes the job.
-/// The job carries what this request spent after the estimate counted `counted` (its own commit,
-/// the enqueue and the mark), for the sender to add to the message's cost.
-async fn finish(
-    deps: &Deps,
-    record: IdempotencyRecord,
-    replayed: bool,
-    inv: &Invocation,
-    counted: Usage,
-) -> Result<Response<Body>, ApiError> {
-    if !record.enqueued {
-        let rest = (inv.usage_so_far()
-            + Usage { sqs_requests_milli: 1000, dynamodb_write_milli: 1000, ..Usage::default() })
-        .since(counted);
-        let job = OutboundJob::send(record.workspace.clone(), record.conversation_id, record.message_id, rest);
-        deps.outbound.enqueue_outbound(&job).await?;
-        deps.store.mark_enqueued(&record.workspace, &record.agent, &record.key).await?;
-    }
-    let mut res = kit::http::json(record.status_code, &record.response);
-    if replayed {
-        res.headers_mut().insert("idempotent-replayed", lambda_http::http::HeaderValue::from_static("true"));
-    }
-    Ok(res)
+    let response = serde_json::json!({ "message": message });
+    Ok((Composed { message, cost: Some(entry), response, counted }, budgets))
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use domain::channels::telegram::Telegram;
 use domain::channels::twilio::{self, Twilio};
 use domain::channels::whatsapp::WhatsApp;
 use domain::channels::{Auth, ChannelAdapter, Method, Payload, ProviderRequest, RenderError, SendOutcome};
-use domain::events::{Notification, OutboundJob, OutboundTask};
+use domain::events::{OutboundJob, OutboundTask};
 use domain::finance::service::RateCardCache;
 use domain::finance::{follow_up_entry, CostLine, Currency, EntryKind, LedgerEntry, Micros, Totals, Usage};
 use domain::model::{Channel, DeliveryEvent, DeliveryStatus, Direction, Message};
@@ -285,7 +285,7 @@ async fn usage_entry(
     let usage: Usage = job.usage + inv.usage_so_far();
     let line = usage.cost(&card.aws);
     let totals = Totals { aws_micros: line.amount_micros, ..Totals::default() };
-    Ok(follow_up_entry(m, EntryKind::Usage, totals, vec![line], Some(usage)))
+    Ok(follow_up_entry(m, EntryKind::Usage, totals, vec![line], Some(usage), time::OffsetDateTime::now_utc()))
 }
 
 /// Reconciles a sent message with the price Twilio rated it at, beside the estimate. Twilio rates
@@ -326,7 +326,11 @@ async fn fetch_price(deps: &Deps, job: &OutboundJob, receive_count: u32) -> Resu
             let line =
                 CostLine { item: "twilio reported price".into(), quantity: 1, unit_price: None, amount_micros: micros };
             let totals = Totals { actual_micros: micros, reconciled: 1, ..Totals::default() };
-            let Some(entry) = follow_up_entry(&m, EntryKind::Actual, totals, vec![line], None) else { return Ok(()) };
+            let Some(entry) =
+                follow_up_entry(&m, EntryKind::Actual, totals, vec![line], None, time::OffsetDateTime::now_utc())
+            else {
+                return Ok(());
+            };
             match deps.store.record_cost(&entry).await {
                 Ok(()) | Err(StoreError::Duplicate) => {
                     tracing::info!(workspace = %m.workspace, message = %m.id, estimate = cost.provider_micros, actual = micros,
@@ -512,12 +516,7 @@ async fn deliver(
             Ok(SendOutcome::Accepted { provider_message_id }) => {
                 record_sent(deps, job, m, inv, way.provider(), &provider_message_id).await?;
                 if let Some(status) = way.accepted_status() {
-                    let event = DeliveryEvent {
-                        status,
-                        at: time::OffsetDateTime::now_utc(),
-                        error_code: None,
-                        error_message: None,
-                    };
+                    let event = DeliveryEvent::new(status, time::OffsetDateTime::now_utc());
                     advance(deps, job, &event).await?;
                 }
                 tracing::info!(workspace = %job.workspace, message = %job.message_id, provider = way.provider(),
@@ -571,7 +570,7 @@ async fn push_to_visitor(
     let on_screen = webchat::push_to_visitor(&*deps.store, pusher, &job.workspace, &visitor, &frame).await?.delivered;
     record_sent(deps, job, m, inv, webchat::PROVIDER, &m.id.to_string()).await?;
     let status = if on_screen > 0 { DeliveryStatus::Delivered } else { DeliveryStatus::Sent };
-    let event = DeliveryEvent { status, at: time::OffsetDateTime::now_utc(), error_code: None, error_message: None };
+    let event = DeliveryEvent::new(status, time::OffsetDateTime::now_utc());
     // Advanced first: a redelivery after this point finds the message settled and never emails twice.
     let moved = advance(deps, job, &event).await?;
     let emailed = on_screen == 0 && moved && email_copy_to_visitor(deps, m, &visitor).await;
@@ -640,32 +639,18 @@ async fn email_copy_to_visitor(deps: &Deps, m: &Message, visitor: &domain::chann
 
 /// Marks the message failed (if nothing later already settled it) and tells agents.
 async fn fail(deps: &Deps, job: &OutboundJob, code: &str, message: &str) -> Result<(), RecordError> {
-    let event = DeliveryEvent {
-        status: DeliveryStatus::Failed,
-        at: time::OffsetDateTime::now_utc(),
-        error_code: Some(code.to_owned()),
-        error_message: Some(message.to_owned()),
-    };
+    let event = DeliveryEvent::failed(code, message, time::OffsetDateTime::now_utc());
     if advance(deps, job, &event).await? {
         tracing::warn!(workspace = %job.workspace, message = %job.message_id, code, "reply failed");
     }
     Ok(())
 }
 
-/// Moves the message's status forward (if nothing later already settled it) and tells agents;
-/// whether it moved.
+/// Moves the message's status forward (if nothing later already settled it) and tells agents, by
+/// the one delivery use case every provider's status takes; whether it moved.
 async fn advance(deps: &Deps, job: &OutboundJob, event: &DeliveryEvent) -> Result<bool, RecordError> {
-    let applied = deps.store.advance_status(&job.workspace, job.conversation_id, job.message_id, event).await?;
-    if applied {
-        let note = Notification::DeliveryStatusChanged {
-            workspace: job.workspace.clone(),
-            conversation_id: job.conversation_id,
-            message_id: job.message_id,
-            status: event.status,
-        };
-        deps.notifications.publish(&note).await?;
-    }
-    Ok(applied)
+    let (ws, conv, msg) = (&job.workspace, job.conversation_id, job.message_id);
+    Ok(app::delivery::advance(&*deps.store, &*deps.notifications, ws, conv, msg, event).await?)
 }
 
 #[cfg(test)]

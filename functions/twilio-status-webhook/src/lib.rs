@@ -5,12 +5,10 @@
 
 use std::sync::Arc;
 
+use app::delivery;
 use domain::channels::twilio;
-use domain::events::{Notification, OutboundJob};
 use domain::finance::service::RateCardCache;
-use domain::finance::{follow_up_entry, pricing, EntryKind, Totals};
-use domain::model::DeliveryStatus;
-use domain::ports::{NotificationQueue, OutboundQueue, StoreError};
+use domain::ports::{NotificationQueue, OutboundQueue};
 use domain::{ConversationId, MessageId, ParseError, WorkspaceId};
 use kit::http::{query_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
@@ -47,32 +45,6 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(receive(deps, &req).await))
 }
 
-/// Once a message has finished (delivered, undelivered or failed), its cost can settle: a failed
-/// SMS owes the failed-message fee, and Twilio's rated price is looked up. Both are idempotent and
-/// run on every final callback (not only the one that applied), so Twilio's retry of a callback we
-/// failed to answer finishes them.
-async fn settle(deps: &Deps, ws: &WorkspaceId, conv: ConversationId, msg: MessageId) -> Result<(), ApiError> {
-    let Some(m) = deps.store.message(ws, conv, msg).await? else { return Ok(()) };
-    if m.status == DeliveryStatus::Failed {
-        let card = deps.rates.card_at(&*deps.store, ws, m.created_at).await?;
-        let country = m.route.contact_country.clone();
-        let provider = m.provider.as_deref().unwrap_or(twilio::PROVIDER);
-        if let Some(fee) = pricing::failed_fee(&card, provider, country.as_deref()) {
-            let totals = Totals { provider_micros: fee.amount_micros, ..Totals::default() };
-            if let Some(entry) = follow_up_entry(&m, EntryKind::FailedFee, totals, vec![fee], None) {
-                match deps.store.record_cost(&entry).await {
-                    Ok(()) | Err(StoreError::Duplicate) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-    }
-    if m.provider_message_id.is_some() && m.cost.as_ref().is_some_and(|c| c.actual_micros.is_none()) {
-        deps.outbound.enqueue_outbound(&OutboundJob::fetch_price(ws.clone(), conv, msg)).await?;
-    }
-    Ok(())
-}
-
 fn id_param<T>(
     req: &Request,
     name: &'static str,
@@ -93,24 +65,14 @@ async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
     let msg = id_param(req, "msg", MessageId::parse)?;
     let callback = twilio::parse_status_callback(&params, time::OffsetDateTime::now_utc())?;
     let status = callback.event.status;
-    let applied = deps.store.advance_status(&ws, conv, msg, &callback.event).await?;
+    // The same delivery use case as every other provider's status. A failed announcement answers
+    // 503: Twilio retries the callback, which finds the status stored and announces it then.
+    let applied = delivery::advance(&*deps.store, &*deps.notifications, &ws, conv, msg, &callback.event).await?;
     tracing::info!(workspace = %ws, message = %msg, message_sid = %callback.message_sid, status = status.as_str(), applied,
         "delivery status callback");
-    if applied {
-        let note = Notification::DeliveryStatusChanged {
-            workspace: ws.clone(),
-            conversation_id: conv,
-            message_id: msg,
-            status,
-        };
-        // The status is stored; a lost notification only delays an agent's screen, and Twilio's
-        // retry would find the status already applied. So log it rather than fail the callback.
-        if let Err(e) = deps.notifications.publish(&note).await {
-            tracing::error!(error = %e, message = %msg, "could not publish the status change");
-        }
-    }
-    if matches!(status, DeliveryStatus::Delivered | DeliveryStatus::Undelivered | DeliveryStatus::Failed) {
-        settle(deps, &ws, conv, msg).await?;
+    if delivery::is_final(status) {
+        let now = time::OffsetDateTime::now_utc();
+        delivery::settle(&*deps.store, &*deps.outbound, &deps.rates, &ws, conv, msg, twilio::PROVIDER, now).await?;
     }
     Ok(Response::builder().status(200).body(Body::Empty).expect("static response"))
 }
@@ -118,6 +80,7 @@ async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use domain::model::DeliveryStatus;
     use domain::ports::ConversationReader;
     use queue::memory::MemoryQueue;
     use store::contract::seed_queued_reply;

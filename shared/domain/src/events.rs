@@ -403,3 +403,51 @@ impl Notification {
         }
     }
 }
+
+/// The longest group or deduplication id SQS FIFO accepts.
+pub const FIFO_ID_MAX: usize = 128;
+
+/// A valid SQS FIFO `MessageGroupId` / `MessageDeduplicationId` for `raw`: 1 to 128 printable ASCII
+/// characters without space. An id that already is one is kept as it is (readable in the console);
+/// any other (a long or non-ASCII email address, a space) becomes `h:` and the SHA-256 of it, so
+/// equal inputs still share a group and different inputs never collide — truncating would merge
+/// two people into one group, or drop a message as another's duplicate.
+pub fn fifo_id(raw: &str) -> String {
+    use sha2::Digest;
+    let valid = !raw.is_empty() && raw.len() <= FIFO_ID_MAX && raw.bytes().all(|b| b.is_ascii_graphic());
+    if valid && !raw.starts_with("h:") {
+        return raw.to_owned();
+    }
+    format!("h:{}", hex::encode(sha2::Sha256::digest(raw.as_bytes())))
+}
+
+#[cfg(test)]
+mod fifo_id_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn valid(id: &str) -> bool {
+        (1..=FIFO_ID_MAX).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+    }
+
+    #[test]
+    fn readable_ids_are_kept_and_others_hashed() {
+        assert_eq!(fifo_id("demo:phone:+14155552671"), "demo:phone:+14155552671");
+        let long = format!("demo:email:{}@example.com", "a".repeat(150));
+        assert!(valid(&fifo_id(&long)) && fifo_id(&long).starts_with("h:"));
+        assert!(valid(&fifo_id("demo:email:jörg@bücher.example")));
+        assert!(valid(&fifo_id("")));
+        assert_ne!(fifo_id("a b"), fifo_id("a_b"), "no two inputs share an id");
+    }
+
+    proptest! {
+        #[test]
+        fn always_valid_stable_and_distinct(a in "\\PC{0,300}", b in "\\PC{0,300}") {
+            prop_assert!(valid(&fifo_id(&a)));
+            prop_assert_eq!(fifo_id(&a), fifo_id(&a));
+            if a != b {
+                prop_assert_ne!(fifo_id(&a), fifo_id(&b));
+            }
+        }
+    }
+}

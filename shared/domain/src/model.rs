@@ -391,6 +391,18 @@ pub struct DeliveryEvent {
     pub error_message: Option<String>,
 }
 
+impl DeliveryEvent {
+    /// A status reached at `at`, with no error.
+    pub fn new(status: DeliveryStatus, at: OffsetDateTime) -> Self {
+        Self { status, at, error_code: None, error_message: None }
+    }
+
+    /// The message failed at `at`: the provider's (or our) error code and its explanation.
+    pub fn failed(code: impl Into<String>, message: impl Into<String>, at: OffsetDateTime) -> Self {
+        Self { status: DeliveryStatus::Failed, at, error_code: Some(code.into()), error_message: Some(message.into()) }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub id: MessageId,
@@ -448,15 +460,61 @@ impl Message {
             provider_timestamp: None,
             created_at: now,
             status: DeliveryStatus::Queued,
-            status_history: vec![DeliveryEvent {
-                status: DeliveryStatus::Queued,
-                at: now,
-                error_code: None,
-                error_message: None,
-            }],
+            status_history: vec![DeliveryEvent::new(DeliveryStatus::Queued, now)],
             metadata,
             cost: None,
         }
+    }
+
+    /// A customer's message as stored: `received`, from the contact, in `conversation_id`, with
+    /// everything the channel adapter parsed (text, files, rich content, provider ids, metadata).
+    pub fn received(
+        m: &crate::events::InboundMessage,
+        conversation_id: ConversationId,
+        contact: crate::ids::ContactId,
+        route: Route,
+    ) -> Message {
+        Message {
+            id: MessageId::new(),
+            workspace: m.workspace.clone(),
+            conversation_id,
+            direction: Direction::Inbound,
+            channel: m.channel,
+            route,
+            sender: Sender::Contact { id: contact },
+            text: m.text.clone(),
+            rich: m.rich.clone(),
+            attachments: m.attachments.clone(),
+            provider: Some(m.provider.clone()),
+            provider_message_id: Some(m.provider_message_id.clone()),
+            provider_timestamp: m.provider_timestamp,
+            created_at: m.received_at,
+            status: DeliveryStatus::Received,
+            status_history: vec![DeliveryEvent::new(DeliveryStatus::Received, m.received_at)],
+            metadata: m.metadata.clone(),
+            cost: None,
+        }
+    }
+
+    /// Fills this stored message in with a later part of it (a voicemail's transcript or audio):
+    /// text where it has none, attachments it lacks, metadata keys it lacks. Returns what was
+    /// filled (`text`, `attachments`); metadata alone fills nothing worth a write.
+    pub fn complete_with(&mut self, part: &crate::events::InboundMessage) -> Vec<&'static str> {
+        let mut filled = vec![];
+        if self.text.is_none() && part.text.is_some() {
+            self.text.clone_from(&part.text);
+            filled.push("text");
+        }
+        let missing: Vec<_> =
+            part.attachments.iter().filter(|a| !self.attachments.iter().any(|s| s.url == a.url)).cloned().collect();
+        if !missing.is_empty() {
+            self.attachments.extend(missing);
+            filled.push("attachments");
+        }
+        for (k, v) in &part.metadata {
+            self.metadata.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        filled
     }
 
     /// The latest error the provider reported, if the message failed.

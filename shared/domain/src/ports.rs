@@ -33,6 +33,11 @@ pub enum StoreError {
     Rejected(#[source] BoxError),
     #[error("stored item is malformed: {0}")]
     Corrupt(String),
+    /// The store refused what we asked to write as invalid for good (DynamoDB's `ValidationError`:
+    /// an item over 400 KB, an attribute too large for an index). Neither contention nor an
+    /// outage: retrying the same write fails the same way.
+    #[error("the store refused the write: {0}")]
+    Invalid(String),
 }
 
 impl StoreError {

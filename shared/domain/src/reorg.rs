@@ -534,7 +534,7 @@ mod tests {
             provider_timestamp: None,
             created_at: at,
             status,
-            status_history: vec![DeliveryEvent { status, at, error_code: None, error_message: None }],
+            status_history: vec![DeliveryEvent::new(status, at)],
             metadata: BTreeMap::new(),
             cost: None,
         }

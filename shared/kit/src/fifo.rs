@@ -47,6 +47,16 @@ impl From<domain::routing::service::RoutingError> for RecordError {
     }
 }
 
+impl From<app::Error> for RecordError {
+    fn from(e: app::Error) -> Self {
+        if e.is_retryable() {
+            RecordError::Retryable(Box::new(e))
+        } else {
+            RecordError::Permanent(Box::new(e))
+        }
+    }
+}
+
 /// Parses a record's JSON body, or fails it permanently.
 pub fn parse_body<T: serde::de::DeserializeOwned>(m: &SqsMessage) -> Result<T, RecordError> {
     let body = m.body.as_deref().ok_or_else(|| RecordError::Permanent("record has no body".into()))?;

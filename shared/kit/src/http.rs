@@ -146,7 +146,19 @@ impl From<StoreError> for ApiError {
                 ApiError::Conflict("a concurrent change got there first; retry the request".into())
             }
             StoreError::Unavailable(_) => ApiError::Unavailable(Box::new(e)),
+            StoreError::Invalid(why) => ApiError::Unprocessable(format!("the request is too large to store: {why}")),
             StoreError::Rejected(_) | StoreError::Corrupt(_) => ApiError::Internal(Box::new(e)),
+        }
+    }
+}
+
+impl From<app::Error> for ApiError {
+    fn from(e: app::Error) -> Self {
+        match e {
+            app::Error::Store(e) => e.into(),
+            app::Error::Queue(e) => e.into(),
+            app::Error::Contended(why) => ApiError::Conflict(why),
+            app::Error::Invalid(why) => ApiError::Unprocessable(why),
         }
     }
 }

@@ -6,7 +6,7 @@ pub mod memory;
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::Client;
-use domain::events::{InboundEvent, Notification, OutboundJob};
+use domain::events::{fifo_id, InboundEvent, Notification, OutboundJob};
 use domain::ports::{InboundQueue, NotificationQueue, OutboundQueue, QueueError};
 use serde::Serialize;
 
@@ -33,23 +33,13 @@ impl SqsQueue {
             .send_message()
             .queue_url(&self.url)
             .message_body(body)
-            .message_group_id(group)
-            .message_deduplication_id(dedup_id(dedup))
+            .message_group_id(fifo_id(group))
+            .message_deduplication_id(fifo_id(dedup))
             .send()
             .await
             .map_err(classify)?;
         meter::record(domain::finance::Usage { sqs_requests_milli: 1000, ..Default::default() });
         Ok(())
-    }
-}
-
-/// SQS allows up to 128 characters of `[A-Za-z0-9!-/:-@[-`{-~]` (printable ASCII without space).
-fn dedup_id(raw: &str) -> String {
-    let cleaned: String = raw.chars().map(|c| if c.is_ascii_graphic() { c } else { '_' }).collect();
-    if cleaned.len() <= 128 {
-        cleaned
-    } else {
-        cleaned[cleaned.len() - 128..].to_owned()
     }
 }
 
@@ -99,17 +89,5 @@ impl OutboundQueue for SqsQueue {
 impl NotificationQueue for SqsQueue {
     async fn publish(&self, event: &Notification) -> Result<(), QueueError> {
         self.send(event, &event.group_id(), &event.dedup_id()).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dedup_ids_fit_sqs_rules() {
-        assert_eq!(dedup_id("twilio:SM123"), "twilio:SM123");
-        assert_eq!(dedup_id("a b"), "a_b");
-        assert_eq!(dedup_id(&"x".repeat(200)).len(), 128);
     }
 }

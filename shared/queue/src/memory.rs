@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use domain::events::{InboundEvent, Notification, OutboundJob};
+use domain::events::{fifo_id, InboundEvent, Notification, OutboundJob};
 use domain::ports::{InboundQueue, NotificationQueue, OutboundQueue, QueueError};
 
 #[derive(Default)]
@@ -48,20 +48,20 @@ fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
 #[async_trait]
 impl InboundQueue for MemoryQueue {
     async fn enqueue_inbound(&self, event: &InboundEvent) -> Result<(), QueueError> {
-        self.push(event.group_id(), event.dedup_id(), json(event))
+        self.push(fifo_id(&event.group_id()), fifo_id(&event.dedup_id()), json(event))
     }
 }
 
 #[async_trait]
 impl OutboundQueue for MemoryQueue {
     async fn enqueue_outbound(&self, job: &OutboundJob) -> Result<(), QueueError> {
-        self.push(job.group_id(), job.dedup_id(), json(job))
+        self.push(fifo_id(&job.group_id()), fifo_id(&job.dedup_id()), json(job))
     }
 }
 
 #[async_trait]
 impl NotificationQueue for MemoryQueue {
     async fn publish(&self, event: &Notification) -> Result<(), QueueError> {
-        self.push(event.group_id(), event.dedup_id(), json(event))
+        self.push(fifo_id(&event.group_id()), fifo_id(&event.dedup_id()), json(event))
     }
 }

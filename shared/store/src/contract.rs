@@ -227,6 +227,32 @@ pub async fn a_provider_message_is_stored_once<S: Store>(s: &S) {
     assert_eq!(s.conversation(&ws, conv.id).await.unwrap().unwrap().version, conv.version, "nothing partially applied");
 }
 
+/// DynamoDB refuses an item over 400 KB by cancelling the transaction with `ValidationError`:
+/// that is the request's fault (`Invalid`, a 4xx), never contention to retry (`Conflict`).
+pub async fn an_item_over_400_kb_is_refused_as_invalid<S: Store>(s: &S) {
+    let ws = workspace("big");
+    let at = now();
+    let contact = Contact::new(ws.clone(), phone(7), None, at);
+    let mut conv = Conversation::start(ws.clone(), &contact, at);
+    conv.record_inbound(route(), at);
+    let mut m = inbound_message(&ws, &conv, &contact, at);
+    m.text = Some("x".repeat(410 * 1024));
+    let res = s
+        .commit_inbound(InboundCommit {
+            consent: None,
+            cost: None,
+            new_contact: Some(contact.clone()),
+            conversation: ConversationWrite::Create { conversation: conv.clone(), replaces: None },
+            message: m,
+            provider: "twilio".into(),
+            provider_message_id: "SMbig0000000000000000000000000000".into(),
+        })
+        .await;
+    assert!(matches!(res, Err(StoreError::Invalid(_))), "{res:?}");
+    assert!(s.provider_message(&ws, "twilio", "SMbig0000000000000000000000000000").await.unwrap().is_none());
+    assert!(s.contact_by_identity(&ws, &phone(7)).await.unwrap().is_none(), "nothing partially applied");
+}
+
 pub async fn a_claimed_identity_or_conversation_slot_conflicts<S: Store>(s: &S) {
     let ws = workspace("race");
     let at = now();
@@ -563,7 +589,7 @@ pub async fn delivery_status_only_moves_forward<S: Store>(s: &S) {
         s.provider_message(&ws, "twilio", "SMstatus000000000000000000000000").await.unwrap(),
         Some((conv.id, msg.id))
     );
-    let ev = |status| DeliveryEvent { status, at, error_code: None, error_message: None };
+    let ev = |status| DeliveryEvent::new(status, at);
     assert!(s.advance_status(&ws, conv.id, msg.id, &ev(DeliveryStatus::Delivered)).await.unwrap());
     assert!(!s.advance_status(&ws, conv.id, msg.id, &ev(DeliveryStatus::Sent)).await.unwrap(), "late sent ignored");
     assert!(!s.advance_status(&ws, conv.id, msg.id, &ev(DeliveryStatus::Failed)).await.unwrap());
@@ -623,6 +649,7 @@ pub async fn rate_limits_count_per_key_and_window<S: Store>(s: &S) {
 pub async fn run_all<S: Store>(s: &S) {
     first_message_creates_contact_conversation_and_message(s).await;
     a_provider_message_is_stored_once(s).await;
+    an_item_over_400_kb_is_refused_as_invalid(s).await;
     a_claimed_identity_or_conversation_slot_conflicts(s).await;
     a_new_conversation_replaces_only_the_resolved_one(s).await;
     stale_conversation_versions_conflict(s).await;
@@ -1346,7 +1373,7 @@ pub async fn split_and_merge_move_messages_pointers_and_the_thread<S: Store>(s: 
     let stale = before[5].clone();
     let mut newer = stale.clone();
     newer.status = DeliveryStatus::Read;
-    let ev = DeliveryEvent { status: DeliveryStatus::Read, at, error_code: None, error_message: None };
+    let ev = DeliveryEvent::new(DeliveryStatus::Read, at);
     assert!(s.advance_status(&ws, first.id, stale.id, &ev).await.unwrap());
     assert!(matches!(s.move_messages(&ws, ConversationId::new(), &[stale]).await, Err(StoreError::Conflict)));
 

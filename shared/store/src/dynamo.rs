@@ -265,6 +265,11 @@ impl DynamoStore {
                     if codes.iter().any(|c| *c == "ThrottlingError" || *c == "ProvisionedThroughputExceeded") {
                         return Err(StoreError::Unavailable(Box::new(e)));
                     }
+                    // An item over 400 KB (or otherwise invalid) cancels the transaction too: that
+                    // is the request's fault, never contention to retry.
+                    if let Some(r) = tc.cancellation_reasons().iter().find(|r| r.code() == Some("ValidationError")) {
+                        return Err(StoreError::Invalid(r.message().unwrap_or("validation error").to_owned()));
+                    }
                     if duplicate_index.is_some_and(|d| failed.contains(&d)) {
                         Err(StoreError::Duplicate)
                     } else {
@@ -699,7 +704,7 @@ impl DeliveryStore for DynamoStore {
         at: OffsetDateTime,
     ) -> Result<Claim, StoreError> {
         let k = keys::message(ws, conv, id);
-        let ev = DeliveryEvent { status: DeliveryStatus::Sending, at, error_code: None, error_message: None };
+        let ev = DeliveryEvent::new(DeliveryStatus::Sending, at);
         let cond = HashMap::from([(":queued".to_owned(), s(DeliveryStatus::Queued.as_str()))]);
         if let Some(m) = self.set_status(&k, &ev, "#status = :queued", cond).await? {
             return Ok(Claim::Claimed(m));

@@ -22,6 +22,11 @@ where
         SdkError::ServiceError(se) => {
             if se.err().code().is_some_and(|c| RETRYABLE_CODES.contains(&c)) {
                 StoreError::Unavailable(Box::new(err))
+            } else if se.err().code() == Some("ValidationException")
+                && se.err().message().is_some_and(|m| m.contains("size has exceeded"))
+            {
+                // An item over 400 KB: the request's fault, not the store's.
+                StoreError::Invalid(se.err().message().unwrap_or_default().to_owned())
             } else {
                 StoreError::Rejected(Box::new(err))
             }

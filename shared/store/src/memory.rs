@@ -235,6 +235,7 @@ impl InboundStore for MemoryStore {
     }
 
     async fn complete_message(&self, m: &Message) -> Result<(), StoreError> {
+        fits_an_item(m)?;
         self.with(|s| match s.message_mut(&m.workspace, m.conversation_id, m.id) {
             Some(stored) => {
                 *stored = m.clone();
@@ -245,6 +246,7 @@ impl InboundStore for MemoryStore {
     }
 
     async fn commit_inbound(&self, c: InboundCommit) -> Result<(), StoreError> {
+        fits_an_item(&c.message)?;
         self.with(|s| {
             let ws = c.message.workspace.clone();
             let pkey = keys::provider_message(&ws, &c.provider, &c.provider_message_id);
@@ -376,6 +378,7 @@ impl ReplyStore for MemoryStore {
     }
 
     async fn commit_reply(&self, c: ReplyCommit) -> Result<(), StoreError> {
+        fits_an_item(&c.message)?;
         self.with(|s| {
             let r = &c.idempotency;
             let ikey = keys::idempotency(&r.workspace, &r.agent, &r.key);
@@ -427,10 +430,7 @@ impl DeliveryStore for MemoryStore {
         Ok(self.with(|s| match s.message_mut(ws, conv, id) {
             None => Claim::NotFound,
             Some(m) if m.status == DeliveryStatus::Queued => {
-                push_status(
-                    m,
-                    DeliveryEvent { status: DeliveryStatus::Sending, at, error_code: None, error_message: None },
-                );
+                push_status(m, DeliveryEvent::new(DeliveryStatus::Sending, at));
                 Claim::Claimed(m.clone())
             }
             Some(m) if m.status == DeliveryStatus::Sending && m.provider_message_id.is_none() => {
@@ -444,10 +444,7 @@ impl DeliveryStore for MemoryStore {
         self.with(|s| {
             if let Some(m) = s.message_mut(ws, conv, id).filter(|m| m.status == DeliveryStatus::Sending) {
                 let at = OffsetDateTime::now_utc();
-                push_status(
-                    m,
-                    DeliveryEvent { status: DeliveryStatus::Queued, at, error_code: None, error_message: None },
-                );
+                push_status(m, DeliveryEvent::new(DeliveryStatus::Queued, at));
             }
         });
         Ok(())
@@ -1212,4 +1209,16 @@ impl VisitorStore for MemoryStore {
         });
         Ok(())
     }
+}
+
+/// DynamoDB's item limit, as the in-memory twin enforces it on messages (the only items whose
+/// size comes from outside): JSON is close to, and never much under, DynamoDB's own measure.
+const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+fn fits_an_item(m: &Message) -> Result<(), StoreError> {
+    let size = serde_json::to_vec(m).map(|v| v.len()).unwrap_or(0);
+    if size > MAX_ITEM_BYTES {
+        return Err(StoreError::Invalid(format!("Item size has exceeded the maximum allowed size ({size} bytes)")));
+    }
+    Ok(())
 }

@@ -174,8 +174,33 @@ fn message_ids(v: &mail_parser::HeaderValue<'_>) -> Vec<String> {
     }
 }
 
+/// The most of a customer's reply text kept on the message (the whole mail stays in the mail
+/// bucket, linked from `email_raw`): one stored message must fit DynamoDB's 400 KB item and the
+/// inbound queue's message with room for everything else, whatever a client sends.
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+/// The most of a subject kept (RFC 5322 lines stop at 998 characters).
+pub const MAX_SUBJECT_CHARS: usize = 998;
+/// The most message ids of In-Reply-To and References kept, newest first; each at most
+/// [`MAX_ID_BYTES`] (a longer one is no id a mail system of ours made).
+pub const MAX_REFERENCES: usize = 20;
+pub const MAX_ID_BYTES: usize = 250;
+/// `metadata.email_truncated`: the text was cut at [`MAX_TEXT_BYTES`]; the raw mail has it all.
+pub const META_TRUNCATED: &str = "email_truncated";
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn cut_bytes(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Parses a raw inbound message received for `recipient` (one of our addresses, possibly
-/// plus-addressed).
+/// plus-addressed). Every field is capped so the message fits the queue and the table.
 pub fn parse(raw: &[u8], recipient: &str, received_at: OffsetDateTime) -> Result<Inbound, ParseError> {
     let msg = MessageParser::default().parse(raw).ok_or_else(|| invalid("not a MIME message"))?;
     let (our_address, token) = split_plus(recipient);
@@ -186,28 +211,35 @@ pub fn parse(raw: &[u8], recipient: &str, received_at: OffsetDateTime) -> Result
         return Ok(Inbound::Automated(why));
     }
     let message_id = match msg.message_id() {
-        Some(id) if !id.trim().is_empty() => id.trim().to_owned(),
+        Some(id) if !id.trim().is_empty() && id.trim().len() <= MAX_ID_BYTES => id.trim().to_owned(),
         _ => format!("sha256:{}", hex::encode(Sha256::digest(raw))),
     };
-    let mut references = message_ids(msg.in_reply_to());
+    let mut references: Vec<String> =
+        message_ids(msg.in_reply_to()).into_iter().filter(|r| r.len() <= MAX_ID_BYTES).collect();
     let mut older = message_ids(msg.references());
     older.reverse();
-    for r in older {
+    for r in older.into_iter().filter(|r| r.len() <= MAX_ID_BYTES) {
         if !references.contains(&r) {
             references.push(r);
         }
     }
+    references.truncate(MAX_REFERENCES);
     let full = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
-    let text = super::quotes::reply_text(&full);
+    let reply = super::quotes::reply_text(&full);
+    let text = cut_bytes(&reply, MAX_TEXT_BYTES).to_owned();
     let mut metadata = BTreeMap::new();
+    if text.len() < reply.len() {
+        metadata.insert(META_TRUNCATED.to_owned(), true.into());
+    }
     if let Some(subject) = msg.subject() {
+        let subject: String = subject.chars().take(MAX_SUBJECT_CHARS).collect();
         metadata.insert(META_SUBJECT.to_owned(), subject.into());
     }
     metadata.insert(META_MESSAGE_ID.to_owned(), message_id.clone().into());
     if !references.is_empty() {
         metadata.insert(META_REFERENCES.to_owned(), references.clone().into());
     }
-    if text.len() < full.trim().len() {
+    if reply.len() < full.trim().len() {
         metadata.insert(META_TRIMMED.to_owned(), true.into());
     }
     let files = msg
@@ -236,7 +268,7 @@ pub fn parse(raw: &[u8], recipient: &str, received_at: OffsetDateTime) -> Result
         contact_address: address.as_str().to_owned(),
         contact_country: None,
         our_address,
-        contact_name: from.name().and_then(|n| non_empty(Some(n))),
+        contact_name: from.name().and_then(|n| non_empty(Some(cut_bytes(n, 200)))),
         provider: PROVIDER,
         provider_message_id: message_id,
         text: non_empty(Some(&text)),
@@ -447,8 +479,7 @@ pub fn ses_feedback(json: &str, received_at: OffsetDateTime) -> Result<SesFeedba
         }
         "delivery" => {
             let t = ev.delivery.as_ref().and_then(|d| d.timestamp.as_deref());
-            let event =
-                DeliveryEvent { status: DeliveryStatus::Delivered, at: at(t), error_code: None, error_message: None };
+            let event = DeliveryEvent::new(DeliveryStatus::Delivered, at(t));
             (Some(event), vec![])
         }
         "reject" => {
@@ -486,6 +517,28 @@ mod tests {
             Inbound::Message { message, thread, files } => (*message, thread, files),
             Inbound::Automated(a) => panic!("automated: {a:?}"),
         }
+    }
+
+    #[test]
+    fn an_oversized_mail_is_capped_to_fit_the_queue_and_the_table() {
+        let body = "é".repeat(200_000); // 400 KB of two-byte characters
+        let subject = "s".repeat(5_000);
+        let long_id = format!("<{}@x.example>", "i".repeat(400));
+        let refs: Vec<String> = (0..60).map(|i| format!("<r{i}@x.example>")).collect();
+        let raw = format!(
+            "From: Ann <ann@example.com>\r\nTo: support@acme.example\r\nSubject: {subject}\r\n\
+             Message-ID: {long_id}\r\nReferences: {}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n",
+            refs.join(" ")
+        );
+        let (m, thread, _) = message(raw.as_bytes());
+        let text = m.text.unwrap();
+        assert!(text.len() <= MAX_TEXT_BYTES && text.len() > MAX_TEXT_BYTES - 4, "cut at a character boundary");
+        assert!(text.chars().all(|c| c == 'é'));
+        assert_eq!(m.metadata[META_TRUNCATED], true);
+        assert_eq!(m.metadata[META_SUBJECT].as_str().unwrap().chars().count(), MAX_SUBJECT_CHARS);
+        assert!(m.provider_message_id.starts_with("sha256:"), "an over-long Message-ID is replaced");
+        assert_eq!(thread.references.len(), MAX_REFERENCES);
+        assert_eq!(thread.references[0], "r59@x.example", "the newest are kept");
     }
 
     #[test]

@@ -275,7 +275,7 @@ fn status(
         provider_message_id: mid.to_owned(),
         our_address: ours.to_owned(),
         recipient: scoped_id(kind, theirs)?,
-        event: DeliveryEvent { status: s, at, error_code: None, error_message: None },
+        event: DeliveryEvent::new(s, at),
         metadata: BTreeMap::new(),
     }))
 }

@@ -38,6 +38,8 @@ pub struct Costing<'a> {
     /// AWS usage measured up to the write that records the estimate.
     pub usage: Usage,
     pub whatsapp_window_open: bool,
+    /// When the estimate is recorded (the caller's clock: the domain reads none).
+    pub now: time::OffsetDateTime,
 }
 
 /// The pricing input a message implies: its channel and direction, the contact's country (phone
@@ -125,7 +127,7 @@ pub fn estimate_message(m: &Message, c: Costing<'_>) -> Result<(MessageCost, Led
         channel: m.channel,
         direction: m.direction,
         message_at: m.created_at,
-        recorded_at: time::OffsetDateTime::now_utc(),
+        recorded_at: c.now,
         currency: estimate.currency,
         rate_card_version: estimate.rate_card_version,
         totals,
@@ -143,6 +145,7 @@ pub fn follow_up_entry(
     totals: Totals,
     lines: Vec<CostLine>,
     usage: Option<Usage>,
+    now: time::OffsetDateTime,
 ) -> Option<LedgerEntry> {
     let cost = m.cost.as_ref()?;
     Some(LedgerEntry {
@@ -156,7 +159,7 @@ pub fn follow_up_entry(
         channel: m.channel,
         direction: m.direction,
         message_at: m.created_at,
-        recorded_at: time::OffsetDateTime::now_utc(),
+        recorded_at: now,
         currency: cost.currency.clone(),
         rate_card_version: cost.rate_card_version,
         totals,

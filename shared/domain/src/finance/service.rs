@@ -37,9 +37,9 @@ impl RateCardCache {
     }
 
     /// The card in force at `at` for `ws`.
-    pub async fn card_at(
+    pub async fn card_at<S: RateCardStore + ?Sized>(
         &self,
-        store: &dyn RateCardStore,
+        store: &S,
         ws: &WorkspaceId,
         at: OffsetDateTime,
     ) -> Result<RateCard, StoreError> {
@@ -77,9 +77,9 @@ pub enum BudgetCheckError {
 /// fails; the alert's deduplication id makes a concurrent double publish one message.
 /// `budgets` are the workspace's budgets as the caller read them (a reply reads them once for
 /// the hard stop and this check).
-pub async fn check_budgets(
-    ledger: &dyn CostLedger,
-    alerts: &dyn BudgetStore,
+pub async fn check_budgets<L: CostLedger + ?Sized, A: BudgetStore + ?Sized>(
+    ledger: &L,
+    alerts: &A,
     notify: &dyn NotificationQueue,
     budgets: &[Budget],
     ws: &WorkspaceId,
@@ -119,8 +119,8 @@ pub async fn check_budgets(
 }
 
 /// Why a paid send must be refused this month, if a hard-stop budget covering `channel` is spent.
-pub async fn hard_stop(
-    ledger: &dyn CostLedger,
+pub async fn hard_stop<L: CostLedger + ?Sized>(
+    ledger: &L,
     budgets: &[Budget],
     ws: &WorkspaceId,
     month: Month,

@@ -1,0 +1,63 @@
+//! Switchboard's application layer: every use case written once, over the domain's narrow ports.
+//!
+//! A function parses its trigger, calls one of these, and maps the result; the domain decides
+//! (threading, routing, pricing, consent), these fetch state, commit once and announce.
+//!
+//! - [`ingest`]: a customer's message, status, consent change or read watermark from any channel.
+//! - [`reply`]: a message of ours queued exactly once — an agent's reply, an automatic answer
+//!   (HELP, after hours) and every future system message take the same path.
+//! - [`delivery`]: a delivery status moved forward and announced with one publish policy, whoever
+//!   reports it (the sender, Twilio's callback, WhatsApp/Telegram/Meta through the inbound queue).
+
+pub mod delivery;
+pub mod ingest;
+pub mod reply;
+
+use domain::ports::{QueueError, StoreError};
+use domain::routing::service::RoutingError;
+
+/// What a use case can fail with. Callers map it once: queue consumers to retryable/permanent
+/// (`kit::fifo::RecordError`), routes to an HTTP status (`kit::http::ApiError`).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// Concurrent writers kept winning within our attempts: the redelivery or the client's retry
+    /// will find the dust settled.
+    #[error("{0}")]
+    Contended(String),
+    /// The input can never be processed (a reserved id that does not parse, a vanished
+    /// conversation): retrying changes nothing.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Store(e) => e.is_retryable(),
+            Error::Queue(e) => matches!(e, QueueError::Unavailable(_)),
+            Error::Contended(_) => true,
+            Error::Invalid(_) => false,
+        }
+    }
+}
+
+impl From<RoutingError> for Error {
+    fn from(e: RoutingError) -> Self {
+        match e {
+            RoutingError::Store(e) => Error::Store(e),
+            RoutingError::Queue(e) => Error::Queue(e),
+        }
+    }
+}
+
+/// Before a retry of a contended write: a concurrent writer just committed; a short pause lets us
+/// read what it wrote.
+pub(crate) async fn pause(attempt: u32) {
+    if attempt > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(attempt))).await;
+    }
+}

@@ -1,0 +1,164 @@
+//! Reply exactly once: one code path for every message of ours — an agent's reply, the answer to a
+//! HELP, the after-hours acknowledgement, and every future system message (a CSAT question, an SLA
+//! notice).
+//!
+//! The algorithm: the idempotency record of (author, key) is looked up first; if it exists, the
+//! request is a retry — it must be the same request, and the enqueue it may not have finished is
+//! finished. Otherwise the caller composes the message from the conversation as it is now, and the
+//! message, the conversation's update and the idempotency record commit in one transaction (its
+//! condition catches a concurrent request with the same key, and a conversation that changed
+//! meanwhile, which is re-read). Then the outbound job is enqueued and the record marked so. A
+//! crash anywhere leaves a state the retry finishes; nothing is ever sent twice.
+
+use std::future::Future;
+
+use domain::events::OutboundJob;
+use domain::finance::{LedgerEntry, Usage};
+use domain::model::{Conversation, Message, Sender};
+use domain::ports::{ConversationReader, IdempotencyRecord, OutboundQueue, ReplyCommit, ReplyStore, StoreError};
+use domain::{AgentId, ConversationId, IdempotencyKey, WorkspaceId};
+use time::OffsetDateTime;
+
+use crate::Error;
+
+/// Attempts at the commit while concurrent writers keep changing the conversation.
+pub const MAX_ATTEMPTS: u32 = 6;
+
+/// What queueing a reply needs from the store.
+pub trait ReplyPorts: ReplyStore + ConversationReader {}
+impl<T: ReplyStore + ConversationReader + ?Sized> ReplyPorts for T {}
+
+/// Who asks, under which key, for what, in which conversation.
+pub struct ReplyRequest<'a> {
+    pub workspace: &'a WorkspaceId,
+    /// The agent, or the reserved `system` agent for automatic messages.
+    pub author: &'a AgentId,
+    pub key: &'a IdempotencyKey,
+    /// A digest of the request: the same key with another request is refused.
+    pub request_hash: &'a str,
+    pub conversation: ConversationId,
+    /// The AWS usage the outbound job carries to the sender, given what the estimate counted.
+    pub job_usage: &'a (dyn Fn(Usage) -> Usage + Send + Sync),
+}
+
+/// A composed reply: the message (queued, priced), its ledger entry, and what a replay answers.
+pub struct Composed {
+    pub message: Message,
+    pub cost: Option<LedgerEntry>,
+    pub response: serde_json::Value,
+    /// The usage the estimate counted (the rest travels on the job).
+    pub counted: Usage,
+}
+
+/// The outcome.
+#[derive(Debug)]
+pub enum Queued {
+    /// Stored and enqueued (now or by an earlier attempt). `replayed`: this request was a retry.
+    Queued { record: IdempotencyRecord, replayed: bool },
+    /// The composer decided there is nothing to send (no channel to answer on).
+    Skipped,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplyError<E> {
+    /// The composer refused (a policy, a limit, consent, a budget): the caller's own error.
+    #[error(transparent)]
+    Refused(E),
+    #[error("this Idempotency-Key was already used for a different request")]
+    KeyReused,
+    #[error("no conversation {0}")]
+    NotFound(ConversationId),
+    #[error(transparent)]
+    App(#[from] Error),
+}
+
+impl<E> From<StoreError> for ReplyError<E> {
+    fn from(e: StoreError) -> Self {
+        ReplyError::App(e.into())
+    }
+}
+
+/// Queues the reply `compose` makes of the conversation, exactly once per (author, key).
+/// `compose` runs again after a conflict, on the conversation as re-read.
+pub async fn queue_reply<S, F, Fut, E>(
+    store: &S,
+    outbound: &dyn OutboundQueue,
+    req: ReplyRequest<'_>,
+    now: impl Fn() -> OffsetDateTime,
+    mut compose: F,
+) -> Result<Queued, ReplyError<E>>
+where
+    S: ReplyPorts + ?Sized,
+    F: FnMut(Conversation, OffsetDateTime) -> Fut,
+    Fut: Future<Output = Result<Option<Composed>, E>>,
+{
+    for attempt in 0..MAX_ATTEMPTS {
+        crate::pause(attempt).await;
+        if let Some(record) = store.idempotency_record(req.workspace, req.author, req.key).await? {
+            if record.request_hash != req.request_hash {
+                return Err(ReplyError::KeyReused);
+            }
+            finish(store, outbound, &record, (req.job_usage)(Usage::default())).await?;
+            return Ok(Queued::Queued { record, replayed: true });
+        }
+        let conversation =
+            store.conversation(req.workspace, req.conversation).await?.ok_or(ReplyError::NotFound(req.conversation))?;
+        let at = now();
+        let expected_version = conversation.version;
+        let mut next = conversation.clone();
+        let Some(composed) = compose(conversation, at).await.map_err(ReplyError::Refused)? else {
+            return Ok(Queued::Skipped);
+        };
+        let Composed { message, cost, response, counted } = composed;
+        let record = IdempotencyRecord {
+            workspace: req.workspace.clone(),
+            agent: req.author.clone(),
+            key: req.key.clone(),
+            request_hash: req.request_hash.to_owned(),
+            status_code: 202,
+            response,
+            conversation_id: req.conversation,
+            message_id: message.id,
+            enqueued: false,
+            created_at: at,
+        };
+        match message.sender {
+            // An automatic answer marks nothing read; a person's reply answers everything before it.
+            Sender::System => next.record_auto_reply(at),
+            _ => next.record_outbound(at),
+        }
+        let commit = ReplyCommit { conversation: next, expected_version, message, idempotency: record.clone(), cost };
+        match store.commit_reply(commit).await {
+            Ok(()) => {
+                tracing::info!(workspace = %req.workspace, author = %req.author, conversation = %req.conversation,
+                    message = %record.message_id, "reply stored");
+                finish(store, outbound, &record, (req.job_usage)(counted)).await?;
+                return Ok(Queued::Queued { record, replayed: false });
+            }
+            // Duplicate: a concurrent request with this key won; the next turn replays it.
+            // Conflict: the conversation changed under us; the next turn re-reads it.
+            Err(StoreError::Duplicate | StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ReplyError::App(Error::Contended(format!(
+        "the conversation is still changing after {MAX_ATTEMPTS} attempts; retry with the same key"
+    ))))
+}
+
+/// Enqueues the outbound job unless the record says it already is, then marks it. A failure
+/// leaves the record unmarked: the retry finishes it (the queue drops a double send by the job's
+/// deduplication id, the sender's claim drops anything later).
+async fn finish<S: ReplyPorts + ?Sized>(
+    store: &S,
+    outbound: &dyn OutboundQueue,
+    record: &IdempotencyRecord,
+    usage: Usage,
+) -> Result<(), Error> {
+    if !record.enqueued {
+        let job = OutboundJob::send(record.workspace.clone(), record.conversation_id, record.message_id, usage);
+        outbound.enqueue_outbound(&job).await?;
+        store.mark_enqueued(&record.workspace, &record.agent, &record.key).await?;
+    }
+    Ok(())
+}
