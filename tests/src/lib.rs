@@ -339,9 +339,7 @@ impl TestStack {
 
     /// What SES (moto) sent to `to`: raw MIME messages, oldest first.
     pub async fn emails_sent_to(&self, to: &str) -> Vec<String> {
-        let moto = std::env::var("AWS_ENDPOINT_URL_SESV2").expect("SES endpoint");
-        let data: serde_json::Value =
-            self.http.get(format!("{moto}/moto-api/data.json")).send().await.unwrap().json().await.unwrap();
+        let data = self.moto_state().await;
         data["ses"]["RawMessage"]
             .as_array()
             .into_iter()
@@ -349,6 +347,35 @@ impl TestStack {
             .filter(|m| m["destinations"].as_array().is_some_and(|d| d.iter().any(|x| x.as_str() == Some(to))))
             .filter_map(|m| m["raw_data"].as_str().map(str::to_owned))
             .collect()
+    }
+
+    /// moto's whole state (`/moto-api/data.json`, its only way to show what SES sent). moto builds it
+    /// by walking every backend while other tests write to them, and then sometimes answers a 500
+    /// page instead of JSON ("dictionary changed size during iteration"): a failed read is retried
+    /// a few times before it is an error, so a test never fails on moto's race.
+    pub async fn moto_state(&self) -> serde_json::Value {
+        let moto = std::env::var("AWS_ENDPOINT_URL_SESV2").expect("SES endpoint");
+        let mut last = String::new();
+        for attempt in 0..20u64 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50 * attempt.min(6))).await;
+            }
+            let res = match self.http.get(format!("{moto}/moto-api/data.json")).send().await {
+                Ok(res) => res,
+                Err(e) => {
+                    last = format!("unreachable: {e}");
+                    continue;
+                }
+            };
+            let status = res.status();
+            match res.bytes().await.map(|b| serde_json::from_slice::<serde_json::Value>(&b)) {
+                Ok(Ok(data)) if status.is_success() => return data,
+                Ok(Ok(_)) => last = format!("HTTP {status}"),
+                Ok(Err(e)) => last = format!("HTTP {status}, not JSON: {e}"),
+                Err(e) => last = format!("HTTP {status}, body cut: {e}"),
+            }
+        }
+        panic!("moto's state could not be read after 20 attempts: {last}")
     }
 
     /// Invokes one of this stack's functions the way an AWS service would (Lambda's Invoke API).

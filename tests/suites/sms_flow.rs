@@ -253,15 +253,18 @@ async fn forged_unsigned_and_misaddressed_webhooks_store_nothing() {
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(s.conversations().await.is_empty(), "nothing stored");
-    let attrs = aws_sdk_sqs::Client::new(&s.aws)
-        .get_queue_attributes()
-        .queue_url(s.queue_url("InboundQueue"))
-        .attribute_names(QueueAttributeName::All)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
+    // Read through `eventually`: moto can fail one read while other tests write to it.
+    let sqs = aws_sdk_sqs::Client::new(&s.aws);
+    let attrs = eventually("the inbound queue's attributes", || async {
+        sqs.get_queue_attributes()
+            .queue_url(s.queue_url("InboundQueue"))
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .ok()?
+            .attributes
+    })
+    .await;
     assert_eq!(attrs[&QueueAttributeName::ApproximateNumberOfMessages], "0", "nothing enqueued");
 }
 

@@ -157,3 +157,79 @@ pub async fn settle<S: SettlePorts + ?Sized>(
 pub fn is_final(status: DeliveryStatus) -> bool {
     matches!(status, DeliveryStatus::Delivered | DeliveryStatus::Undelivered | DeliveryStatus::Failed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use queue::memory::MemoryQueue;
+    use store::contract::seed_queued_reply;
+    use store::MemoryStore;
+    use time::OffsetDateTime;
+
+    fn changes(q: &MemoryQueue) -> Vec<String> {
+        q.sent()
+            .into_iter()
+            .filter(|(_, _, b)| b["type"] == "delivery_status_changed")
+            .map(|(_, _, b)| b["status"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn one_publish_policy_moved_announced_stale_silent_repeat_reannounced() {
+        let store = MemoryStore::new();
+        let q = MemoryQueue::new();
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let (conv, out) = seed_queued_reply(&store, &ws, "+14155552671", None, None).await;
+        let at = OffsetDateTime::now_utc();
+        let delivered = DeliveryEvent::new(DeliveryStatus::Delivered, at);
+        assert!(advance(&store, &q, &ws, conv.id, out.id, &delivered).await.unwrap());
+        assert_eq!(changes(&q), ["delivered"]);
+        // A late `sent` moves nothing and tells nobody.
+        let sent = DeliveryEvent::new(DeliveryStatus::Sent, at);
+        assert!(!advance(&store, &q, &ws, conv.id, out.id, &sent).await.unwrap());
+        assert_eq!(changes(&q), ["delivered"]);
+        // The same `delivered` again (a redelivery after a crash before the publish) is announced
+        // again; the queue's dedup id drops the copy (the memory queue keeps both to show it).
+        let q2 = MemoryQueue::new();
+        assert!(!advance(&store, &q2, &ws, conv.id, out.id, &delivered).await.unwrap());
+        assert_eq!(changes(&q2), ["delivered"]);
+    }
+
+    #[tokio::test]
+    async fn an_announcement_that_fails_is_an_error_so_the_reporter_retries() {
+        let store = MemoryStore::new();
+        let q = MemoryQueue::new();
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let (conv, out) = seed_queued_reply(&store, &ws, "+14155552671", None, None).await;
+        let failed = DeliveryEvent::failed("30003", "Unreachable destination handset", OffsetDateTime::now_utc());
+        q.fail(true);
+        let err = advance(&store, &q, &ws, conv.id, out.id, &failed).await.unwrap_err();
+        assert!(err.is_retryable());
+        q.fail(false);
+        // The retry finds the status stored and announces it.
+        assert!(!advance(&store, &q, &ws, conv.id, out.id, &failed).await.unwrap());
+        assert_eq!(changes(&q), ["failed"]);
+        let m = store.message(&ws, conv.id, out.id).await.unwrap().unwrap();
+        assert_eq!(m.last_error().and_then(|e| e.error_code.as_deref()), Some("30003"));
+    }
+
+    #[tokio::test]
+    async fn a_status_for_a_message_we_never_sent_is_dropped_quickly() {
+        let store = MemoryStore::new();
+        let q = MemoryQueue::new();
+        let s = StatusUpdate {
+            workspace: WorkspaceId::parse("acme").unwrap(),
+            channel: domain::Channel::Whatsapp,
+            provider: "meta".into(),
+            provider_message_id: "wamid.unknown".into(),
+            recipient: domain::Identity::phone(&domain::PhoneNumber::parse("+14155552671").unwrap()),
+            event: DeliveryEvent::new(DeliveryStatus::Delivered, OffsetDateTime::now_utc()),
+            metadata: Default::default(),
+        };
+        assert!(!apply_provider_status(&store, &q, &s).await.unwrap());
+        assert!(q.sent().is_empty());
+        // The whole wait is bounded by the pauses (a FIFO batch of ten stays far below a timeout).
+        let budget: u64 = STATUS_LOOKUP_PAUSES_MS.iter().sum();
+        assert!(budget <= 500, "{budget} ms of pauses per unknown status");
+    }
+}

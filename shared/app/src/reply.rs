@@ -162,3 +162,89 @@ async fn finish<S: ReplyPorts + ?Sized>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::model::Route;
+    use queue::memory::MemoryQueue;
+    use store::contract::seed_conversation;
+    use store::MemoryStore;
+
+    fn compose_text<'a>(
+        text: &'static str,
+        calls: &'a std::sync::atomic::AtomicU32,
+    ) -> impl FnMut(Conversation, OffsetDateTime) -> std::future::Ready<Result<Option<Composed>, String>> + 'a {
+        move |c: Conversation, now| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let route: Route = c.reply_route(None).unwrap();
+            let sender = Sender::Agent { id: AgentId::parse("ada").unwrap() };
+            let m = Message::queued_outbound(c.workspace.clone(), c.id, route, sender, text, Default::default(), now);
+            let response = serde_json::json!({ "message_id": m.id });
+            std::future::ready(Ok(Some(Composed { message: m, cost: None, response, counted: Usage::default() })))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retry_replays_and_finishes_a_key_reused_for_another_request_is_refused() {
+        let store = MemoryStore::new();
+        let q = MemoryQueue::new();
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let (_, conv) = seed_conversation(&store, &ws, 42, OffsetDateTime::now_utc()).await;
+        let ada = AgentId::parse("ada").unwrap();
+        let key = IdempotencyKey::parse("k-1").unwrap();
+        let usage = |_| Usage::default();
+        let req = |hash: &'static str| ReplyRequest {
+            workspace: &ws,
+            author: &ada,
+            key: &key,
+            request_hash: hash,
+            conversation: conv.id,
+            job_usage: &usage,
+        };
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        // The enqueue fails: stored, not enqueued; the client's retry finishes it.
+        q.fail(true);
+        let first = queue_reply(&store, &q, req("h1"), OffsetDateTime::now_utc, compose_text("hi", &calls)).await;
+        assert!(matches!(first, Err(ReplyError::App(ref e)) if e.is_retryable()), "{first:?}");
+        q.fail(false);
+        let again = queue_reply(&store, &q, req("h1"), OffsetDateTime::now_utc, compose_text("hi", &calls)).await;
+        let Ok(Queued::Queued { record, replayed: true }) = again else { panic!("{again:?}") };
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1, "composed once");
+        assert_eq!(q.sent().len(), 1, "enqueued once");
+        assert_eq!(q.sent()[0].1, record.message_id.to_string());
+        let third = queue_reply(&store, &q, req("h1"), OffsetDateTime::now_utc, compose_text("hi", &calls)).await;
+        assert!(matches!(third, Ok(Queued::Queued { replayed: true, .. })));
+        assert_eq!(q.sent().len(), 1, "a marked record is not enqueued again");
+        let other = queue_reply(&store, &q, req("h2"), OffsetDateTime::now_utc, compose_text("bye", &calls)).await;
+        assert!(matches!(other, Err(ReplyError::KeyReused)));
+        let stored = store.messages(&ws, conv.id, domain::ports::Order::Oldest, 10, None).await.unwrap().items;
+        assert_eq!(stored.iter().filter(|m| m.direction == domain::model::Direction::Outbound).count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_stores_nothing_and_a_missing_conversation_is_not_found() {
+        let store = MemoryStore::new();
+        let q = MemoryQueue::new();
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let (_, conv) = seed_conversation(&store, &ws, 43, OffsetDateTime::now_utc()).await;
+        let ada = AgentId::parse("ada").unwrap();
+        let key = IdempotencyKey::parse("k-2").unwrap();
+        let usage = |_| Usage::default();
+        let req = |conversation| ReplyRequest {
+            workspace: &ws,
+            author: &ada,
+            key: &key,
+            request_hash: "h",
+            conversation,
+            job_usage: &usage,
+        };
+        let refuse = |_c, _now| std::future::ready(Err::<Option<Composed>, _>("opted out".to_owned()));
+        let res = queue_reply(&store, &q, req(conv.id), OffsetDateTime::now_utc, refuse).await;
+        assert!(matches!(res, Err(ReplyError::Refused(ref why)) if why == "opted out"));
+        assert!(store.idempotency_record(&ws, &ada, &key).await.unwrap().is_none());
+        let res = queue_reply(&store, &q, req(ConversationId::new()), OffsetDateTime::now_utc, refuse).await;
+        assert!(matches!(res, Err(ReplyError::NotFound(_))));
+        assert!(q.sent().is_empty());
+    }
+}
