@@ -360,3 +360,40 @@ async fn stop_opts_the_number_out_and_start_opts_it_back_in() {
     let history: Vec<_> = record.history.iter().map(|c| c.status).collect();
     assert_eq!(history, vec![domain::consent::Status::OptedOut, domain::consent::Status::OptedIn]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mms_media_are_copied_from_twilio_and_one_over_the_cap_keeps_its_link() {
+    // GIVEN a customer sending a photo and a 12 MB video by MMS
+    let s = spawn_stack().await;
+    let customer = random_number();
+    let media =
+        |sid: &str| format!("{}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/MM1/Media/{sid}", s.twilio.base_url());
+    let (photo, video) = (media("ME0001"), media(&format!("{}0001", fake_twilio::BIG_MEDIA_PREFIX)));
+    let mut form = sms_form(&new_sid(), &customer, &s.number, "Here is the damage");
+    form.retain(|(k, _)| k != "NumMedia");
+    form.extend(
+        [
+            ("NumMedia", "2"),
+            ("MediaUrl0", photo.as_str()),
+            ("MediaContentType0", "image/jpeg"),
+            ("MediaUrl1", video.as_str()),
+            ("MediaContentType1", "video/mp4"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    // WHEN Twilio posts it
+    let res = s.post_signed("/webhooks/twilio/sms", &form, AUTH_TOKEN).await;
+    assert_eq!(res.status(), 200);
+    // THEN the photo is ours (in the media bucket) and the video, over the cap, still arrives
+    // with Twilio's link and its size: nothing is lost, nothing over the cap is stored.
+    let conv = one_conversation(&s).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+    let msgs = eventually("the MMS", || async { Some(s.messages(&id).await).filter(|m| !m.is_empty()) }).await;
+    let files = msgs[0]["attachments"].as_array().unwrap().clone();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files[0]["url"].as_str().unwrap().starts_with("s3://"), "{}", files[0]);
+    assert_eq!(files[0]["size_bytes"], fake_twilio::MEDIA_BYTES.len());
+    assert_eq!(files[1]["url"], video);
+    assert_eq!(files[1]["size_bytes"], 12 * 1024 * 1024);
+    assert_eq!(msgs[0]["text"], "Here is the damage");
+}

@@ -17,6 +17,7 @@ use domain::channels::email::{self, Inbound};
 use domain::events::InboundEvent;
 use domain::finance::Usage;
 use domain::model::Attachment;
+use domain::objects;
 use domain::ports::{ChannelDirectory, FileStore, InboundQueue};
 use domain::{Channel, WorkspaceId};
 use lambda_runtime::Error;
@@ -42,7 +43,7 @@ impl Deps {
                 config.required("TABLE_NAME")?,
             )),
             queue: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("INBOUND_QUEUE_URL")?)),
-            files: Arc::new(mail::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket.clone())),
+            files: Arc::new(providers::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket.clone())),
             bucket,
             raw_prefix: config.optional("MAIL_RAW_PREFIX").unwrap_or_else(|| "inbound/".into()),
             memory_mb: meter::memory_mb_from_env(),
@@ -76,17 +77,6 @@ pub async fn handle(deps: &Deps, event: SimpleEmailEvent) -> Result<Vec<Outcome>
     Ok(out)
 }
 
-/// A file name safe as the last part of an S3 key.
-fn key_name(name: Option<&str>, index: usize) -> String {
-    let clean: String = name
-        .unwrap_or("file")
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
-        .take(100)
-        .collect();
-    format!("{index}-{clean}")
-}
-
 fn failed(verdict: &aws_lambda_events::ses::SimpleEmailVerdict) -> bool {
     verdict.status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("FAIL"))
 }
@@ -111,7 +101,7 @@ pub async fn receive(deps: &Deps, record: &SimpleEmailRecord, inv: &meter::Invoc
         tracing::warn!(%ses_id, "no workspace receives on any recipient of this message; dropped");
         return Ok(Outcome::Dropped { reason: "unclaimed" });
     };
-    let raw_url = format!("s3://{}/{}{ses_id}", deps.bucket, deps.raw_prefix);
+    let raw_url = objects::s3_url(&deps.bucket, &objects::raw_email(&deps.raw_prefix, &ses_id));
     let raw = deps.files.get_file(&raw_url).await?.ok_or_else(|| format!("{raw_url} is missing"))?;
     let now = time::OffsetDateTime::now_utc();
     let (message, thread, files) = match email::parse(&raw, &recipient, now) {
@@ -127,7 +117,7 @@ pub async fn receive(deps: &Deps, record: &SimpleEmailRecord, inv: &meter::Invoc
     };
     let mut attachments = Vec::with_capacity(files.len());
     for (i, f) in files.into_iter().enumerate() {
-        let key = format!("attachments/{workspace}/email/{ses_id}/{}", key_name(f.filename.as_deref(), i));
+        let key = objects::email_attachment(&workspace, &ses_id, i, f.filename.as_deref());
         let size = f.bytes.len() as u64;
         let url = deps.files.put_file(&key, &f.content_type, f.bytes).await?;
         attachments.push(Attachment {
@@ -154,7 +144,7 @@ pub async fn receive(deps: &Deps, record: &SimpleEmailRecord, inv: &meter::Invoc
 mod tests {
     use super::*;
     use domain::ports::ChannelAccount;
-    use mail::memory::MemoryFiles;
+    use providers::memory::MemoryFiles;
     use queue::memory::MemoryQueue;
     use store::MemoryStore;
 
@@ -240,12 +230,5 @@ mod tests {
         let mut missing = event();
         missing.records[0].ses.mail.message_id = Some("not-in-s3".into());
         assert!(handle(&deps, missing).await.is_err(), "a missing raw message is retried");
-    }
-
-    #[test]
-    fn key_names_are_safe() {
-        assert_eq!(key_name(Some("my report (1).pdf"), 0), "0-my_report__1_.pdf");
-        assert_eq!(key_name(None, 3), "3-file");
-        assert_eq!(key_name(Some("../../etc/passwd"), 1), "1-.._.._etc_passwd");
     }
 }

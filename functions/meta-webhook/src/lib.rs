@@ -6,16 +6,11 @@
 //! enqueued; a CDN that fails for now answers 503, so Meta retries the delivery.
 //! `domain::channels::meta` holds the format.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use api::webhook::Inbound;
 use domain::channels::meta::Meta;
-use domain::model::Attachment;
-use domain::ports::{FileStore, MediaResolver, StoreError};
-use domain::WorkspaceId;
+use domain::ports::MediaResolver;
 use lambda_http::{Body, Error, Request, Response};
-use sha2::Digest;
+pub use providers::media::MetaMedia;
 
 pub struct Deps {
     pub inbound: Inbound<Meta>,
@@ -26,17 +21,7 @@ impl Deps {
     /// `META_CREDENTIALS` (a secret): `{"app_secret", "verify_token", "page_tokens": {id: token}}`;
     /// `MEDIA_BUCKET` (attachments copied there; without it they keep Meta's links).
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        let media = match config.optional("MEDIA_BUCKET") {
-            Some(bucket) => Some(MetaMedia {
-                http: reqwest::Client::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .timeout(Duration::from_secs(15))
-                    .build()
-                    .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?,
-                files: Arc::new(mail::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket)),
-            }),
-            None => None,
-        };
+        let media = api::webhook::media_copier(config, aws)?.map(|copier| MetaMedia { copier });
         Ok(Self {
             inbound: Inbound::from_config(config.json_secret("META_CREDENTIALS", aws).await?, config, aws)?,
             media,
@@ -47,58 +32,6 @@ impl Deps {
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     let media = deps.media.as_ref().map(|m| m as &dyn MediaResolver);
     Ok(deps.inbound.handle_json_with(req, media).await)
-}
-
-/// Copies Messenger and Instagram attachments into our store. Their URLs are signed CDN links
-/// (no token needed) that expire within days; the copy is named by a hash of the link, so a
-/// redelivered webhook writes the same object.
-pub struct MetaMedia {
-    pub http: reqwest::Client,
-    pub files: Arc<dyn FileStore>,
-}
-
-/// The largest attachment kept (Messenger's own limit).
-const MAX_MEDIA_BYTES: usize = 25 * 1024 * 1024;
-
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("Meta attachment: {e}").into())
-}
-
-#[async_trait::async_trait]
-impl MediaResolver for MetaMedia {
-    async fn resolve(&self, ws: &WorkspaceId, attachments: &mut [Attachment]) -> Result<(), StoreError> {
-        for a in attachments.iter_mut().filter(|a| a.url.starts_with("https://") || a.url.starts_with("http://")) {
-            // The link carries Meta's signature: never logged.
-            let res = self.http.get(&a.url).send().await.map_err(unavailable)?;
-            match res.status().as_u16() {
-                200..=299 => {}
-                // Gone or refused for good (an expired link on a late retry): kept as Meta gave it.
-                400..=499 => {
-                    tracing::warn!(workspace = %ws, status = res.status().as_u16(), "Meta attachment not fetched; link kept");
-                    continue;
-                }
-                other => return Err(unavailable(format!("the CDN answered {other}"))),
-            }
-            let content_type = res
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
-                .filter(|v| !v.is_empty() && v != "application/octet-stream")
-                .unwrap_or_else(|| a.content_type.clone());
-            let bytes = res.bytes().await.map_err(unavailable)?;
-            if bytes.len() > MAX_MEDIA_BYTES {
-                tracing::warn!(workspace = %ws, size = bytes.len(), "Meta attachment too large to keep; link kept");
-                continue;
-            }
-            let name = hex::encode(&sha2::Sha256::digest(a.url.as_bytes())[..16]);
-            let size = bytes.len() as u64;
-            a.url = self.files.put_file(&format!("media/{ws}/meta/{name}"), &content_type, bytes.to_vec()).await?;
-            a.content_type = content_type;
-            a.size_bytes = Some(size);
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -233,8 +166,8 @@ mod tests {
     #[tokio::test]
     async fn attachments_are_copied_from_metas_cdn_and_a_dead_link_is_kept() {
         let cdn = fake_cdn().await;
-        let files = Arc::new(mail::memory::MemoryFiles::default());
-        let media = MetaMedia { http: reqwest::Client::new(), files: files.clone() };
+        let files = Arc::new(providers::memory::MemoryFiles::default());
+        let media = MetaMedia { copier: providers::media::MediaCopier::standard(files.clone()).unwrap() };
         let ws = WorkspaceId::parse("demo").unwrap();
         let mut list = vec![
             attachment(format!("{cdn}/ok/470124_n.jpg?_nc_cat=1&oh=sig")),
@@ -253,6 +186,6 @@ mod tests {
         assert_eq!(again[0].url, list[0].url);
         // An outage is retryable: Meta redelivers.
         let mut down = vec![attachment(format!("{cdn}/down/x.jpg"))];
-        assert!(matches!(media.resolve(&ws, &mut down).await, Err(StoreError::Unavailable(_))));
+        assert!(matches!(media.resolve(&ws, &mut down).await, Err(domain::ports::StoreError::Unavailable(_))));
     }
 }

@@ -10,21 +10,22 @@
 //! - Ambiguous (the request went out but no answer came back): failed as `outcome_unknown` rather
 //!   than resent. A customer receiving a message twice is worse than an agent seeing "resend?".
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use std::collections::HashMap;
+pub use providers::outbound::{PriceError, Provider, Providers, SendError, TwilioApi};
 
 use domain::channels::email;
 use domain::channels::meta::Meta;
 use domain::channels::telegram::Telegram;
-use domain::channels::twilio::{self, Twilio};
+use domain::channels::twilio::Twilio;
 use domain::channels::whatsapp::WhatsApp;
-use domain::channels::{Auth, ChannelAdapter, Method, Payload, ProviderRequest, RenderError, SendOutcome};
+use domain::channels::{ProviderRequest, RenderError, SendOutcome};
 use domain::events::{OutboundJob, OutboundTask};
 use domain::finance::service::RateCardCache;
-use domain::finance::{follow_up_entry, CostLine, Currency, EntryKind, LedgerEntry, Micros, Totals, Usage};
+use domain::finance::{follow_up_entry, CostLine, EntryKind, LedgerEntry, Totals, Usage};
 use domain::model::{Channel, DeliveryEvent, DeliveryStatus, Direction, Message};
 use domain::ports::{
     Claim, ConnectionPusher, EmailTransport, FileStore, NotificationQueue, Order, StoreError, TransportError,
@@ -42,91 +43,6 @@ pub struct RetryPolicy {
     /// The queue's maxReceiveCount: on that receive, a still-failing send is marked failed instead of
     /// being left for the dead-letter queue.
     pub max_receives: u32,
-}
-
-pub struct TwilioApi {
-    pub http: reqwest::Client,
-    pub base_url: String,
-    pub account_sid: String,
-    pub auth_token: String,
-}
-
-#[derive(Debug)]
-pub enum SendError {
-    /// Nothing reached the provider (connection refused, DNS): safe to retry.
-    NotSent(String),
-    /// The request may have reached the provider: retrying could send twice.
-    Ambiguous(String),
-}
-
-/// One channel's way out: its adapter and the provider's API base URL.
-pub struct Provider {
-    pub adapter: Arc<dyn ChannelAdapter>,
-    pub base_url: String,
-}
-
-/// The providers this deployment sends through, by channel, and the one HTTP client they share.
-pub struct Providers {
-    pub http: reqwest::Client,
-    pub by_channel: HashMap<Channel, Provider>,
-}
-
-impl Providers {
-    /// Performs a rendered request and lets the adapter read the answer.
-    pub async fn send(&self, provider: &Provider, req: &ProviderRequest) -> Result<SendOutcome, SendError> {
-        let url = format!("{}{}", provider.base_url.trim_end_matches('/'), req.path);
-        let mut builder = match req.method {
-            Method::Post => self.http.post(url),
-            Method::Get => self.http.get(url),
-        };
-        builder = match &req.auth {
-            Auth::None => builder,
-            Auth::Bearer(token) => builder.bearer_auth(token),
-            Auth::Basic { user, password } => builder.basic_auth(user, Some(password)),
-        };
-        builder = match &req.payload {
-            Payload::Json(v) => builder.json(v),
-            Payload::Form(f) => builder.form(f),
-        };
-        // The error's text never includes the URL: Telegram's carries the bot token.
-        let res = builder.send().await.map_err(|e| {
-            let e = e.without_url();
-            if e.is_connect() || e.is_builder() {
-                SendError::NotSent(e.to_string())
-            } else {
-                SendError::Ambiguous(e.to_string())
-            }
-        })?;
-        let status = res.status().as_u16();
-        let body = res.bytes().await.map_err(|e| SendError::Ambiguous(e.without_url().to_string()))?;
-        Ok(provider.adapter.classify(status, &body))
-    }
-}
-
-impl TwilioApi {
-    /// The price Twilio rated a message at, `None` while it has not. Errors say whether a later
-    /// attempt could succeed.
-    pub async fn fetch_price(&self, sid: &str) -> Result<Option<(Micros, Currency)>, RecordError> {
-        let url = format!("{}{}", self.base_url.trim_end_matches('/'), twilio::message_path(&self.account_sid, sid));
-        let res = self
-            .http
-            .get(url)
-            .basic_auth(&self.account_sid, Some(&self.auth_token))
-            .send()
-            .await
-            .map_err(|e| RecordError::Retryable(Box::new(e)))?;
-        let status = res.status();
-        let body = res.bytes().await.map_err(|e| RecordError::Retryable(Box::new(e)))?;
-        if status.is_success() {
-            return twilio::parse_price(&body).map_err(|e| RecordError::Permanent(Box::new(e)));
-        }
-        let why = format!("Twilio answered HTTP {status} to a price lookup");
-        if status.is_server_error() || status.as_u16() == 429 {
-            Err(RecordError::Retryable(why.into()))
-        } else {
-            Err(RecordError::Permanent(why.into()))
-        }
-    }
 }
 
 /// Email's way out: a raw MIME message through SES v2, its attachments read from S3.
@@ -152,10 +68,9 @@ pub struct Deps {
 
 impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(config.parse("TWILIO_TIMEOUT_SECS", 10u64)?))
-            .build()
+        let timeout =
+            Duration::from_secs(config.parse("PROVIDER_TIMEOUT_SECS", providers::http::API_TIMEOUT.as_secs())?);
+        let http = providers::http::client(timeout)
             .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?;
         let twilio = TwilioApi {
             http: http.clone(),
@@ -200,11 +115,11 @@ impl Deps {
             )),
             providers: Providers { http, by_channel },
             email: config.optional("MAIL_BUCKET").filter(|b| !b.is_empty()).map(|bucket| EmailOut {
-                transport: Arc::new(mail::ses::SesTransport::new(
+                transport: Arc::new(providers::ses::SesTransport::new(
                     aws_sdk_sesv2::Client::new(aws),
                     config.optional("SES_CONFIGURATION_SET").filter(|c| !c.is_empty()),
                 )),
-                files: Arc::new(mail::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket)),
+                files: Arc::new(providers::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket)),
             }),
             visitors: config.optional("VISITOR_SOCKET_ENDPOINT").filter(|e| !e.is_empty()).map(|endpoint| {
                 let pusher: Arc<dyn ConnectionPusher> = Arc::new(push::ApiGatewayPusher::new(aws, &endpoint));
@@ -212,7 +127,7 @@ impl Deps {
             }),
             twilio,
             retry: RetryPolicy {
-                attempts: config.parse("SEND_ATTEMPTS", 3u32)?,
+                attempts: config.parse("SEND_ATTEMPTS", 2u32)?,
                 base_delay: Duration::from_millis(config.parse("SEND_RETRY_BASE_MS", 200u64)?),
                 max_receives: config.parse("MAX_RECEIVES", 5u32)?,
             },
@@ -305,11 +220,12 @@ async fn fetch_price(deps: &Deps, job: &OutboundJob, receive_count: u32) -> Resu
     let last_try = receive_count >= deps.retry.max_receives;
     let price = match deps.twilio.fetch_price(&sid).await {
         Ok(p) => p,
-        Err(RecordError::Retryable(e)) if last_try => {
+        Err(PriceError::Retryable(e)) if last_try => {
             tracing::warn!(message = %m.id, error = %e, "price lookup kept failing; left unreconciled");
             return Ok(());
         }
-        Err(e) => return Err(e),
+        Err(PriceError::Retryable(e)) => return Err(RecordError::Retryable(e.into())),
+        Err(PriceError::Permanent(e)) => return Err(RecordError::Permanent(e.into())),
     };
     match price {
         None if last_try => {
@@ -715,7 +631,7 @@ mod tests {
             contact_id: conv.contact_id,
             agent: Some(AgentId::parse("alice").unwrap()),
             team: None,
-            currency: Currency::usd(),
+            currency: domain::finance::Currency::usd(),
             rate_card_version: 0,
             provider_micros: 11_300,
             aws_micros: 10,

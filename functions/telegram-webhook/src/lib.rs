@@ -5,16 +5,11 @@
 //! documents and voice notes are copied into the media bucket first (`getFile`, then the file);
 //! a Bot API outage answers 503 so Telegram retries the update.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use api::webhook::Inbound;
-use domain::channels::telegram::{self, Telegram, FILE_SCHEME};
-use domain::model::Attachment;
-use domain::ports::{FileStore, MediaResolver, StoreError};
-use domain::WorkspaceId;
+use domain::channels::telegram::{self, Telegram};
+use domain::ports::MediaResolver;
 use lambda_http::{Body, Error, Request, Response};
-use serde::Deserialize;
+pub use providers::media::TelegramFiles;
 
 pub struct Deps {
     pub inbound: Inbound<Telegram>,
@@ -26,16 +21,11 @@ impl Deps {
     /// copied there; without it they stay named by id), optional `TELEGRAM_API_BASE`.
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         let adapter: Telegram = config.json_secret("TELEGRAM_CREDENTIALS", aws).await?;
-        let files = match config.optional("MEDIA_BUCKET") {
-            Some(bucket) => Some(TelegramFiles {
-                http: reqwest::Client::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .timeout(Duration::from_secs(15))
-                    .build()
-                    .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?,
+        let files = match api::webhook::media_copier(config, aws)? {
+            Some(copier) => Some(TelegramFiles {
+                copier,
                 api_base: config.optional("TELEGRAM_API_BASE").unwrap_or_else(|| telegram::API_BASE.into()),
                 bot_token: adapter.bot_token.clone(),
-                files: Arc::new(mail::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket)),
             }),
             None => None,
         };
@@ -46,87 +36,6 @@ impl Deps {
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     let media = deps.files.as_ref().map(|f| f as &dyn MediaResolver);
     Ok(deps.inbound.handle_json_with(req, media).await)
-}
-
-/// Copies Telegram files into our store: `getFile` names the file's path, whose bytes are then
-/// downloaded (the Bot API's two steps; bots may download files up to 20 MB).
-pub struct TelegramFiles {
-    pub http: reqwest::Client,
-    pub api_base: String,
-    pub bot_token: String,
-    pub files: Arc<dyn FileStore>,
-}
-
-#[derive(Deserialize)]
-struct GetFile {
-    ok: bool,
-    result: Option<FileInfo>,
-}
-
-#[derive(Deserialize)]
-struct FileInfo {
-    file_unique_id: Option<String>,
-    file_path: Option<String>,
-}
-
-/// Never the URL in an error: it holds the bot token.
-fn unavailable(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("Telegram {what}: {e}").into())
-}
-
-impl TelegramFiles {
-    async fn fetch(&self, file_id: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-        let base = self.api_base.trim_end_matches('/');
-        let res = self
-            .http
-            .get(format!(
-                "{base}/bot{}/getFile?file_id={}",
-                self.bot_token,
-                url::form_urlencoded::byte_serialize(file_id.as_bytes()).collect::<String>()
-            ))
-            .send()
-            .await
-            .map_err(|e| unavailable("getFile", e.without_url()))?;
-        let status = res.status().as_u16();
-        if status == 400 {
-            return Ok(None); // an unknown or too large file
-        }
-        if !(200..300).contains(&status) {
-            return Err(unavailable("getFile", format!("answered {status}")));
-        }
-        let info: GetFile = res.json().await.map_err(|e| unavailable("getFile", e.without_url()))?;
-        let Some(FileInfo { file_unique_id, file_path: Some(path) }) = info.result.filter(|_| info.ok) else {
-            return Ok(None);
-        };
-        let res = self
-            .http
-            .get(format!("{base}/file/bot{}/{path}", self.bot_token))
-            .send()
-            .await
-            .map_err(|e| unavailable("file download", e.without_url()))?;
-        if !res.status().is_success() {
-            return Err(unavailable("file download", format!("answered {}", res.status())));
-        }
-        let bytes = res.bytes().await.map_err(|e| unavailable("file download", e.without_url()))?;
-        Ok(Some((file_unique_id.unwrap_or_else(|| file_id.to_owned()), bytes.to_vec())))
-    }
-}
-
-#[async_trait::async_trait]
-impl MediaResolver for TelegramFiles {
-    async fn resolve(&self, ws: &WorkspaceId, attachments: &mut [Attachment]) -> Result<(), StoreError> {
-        for a in attachments.iter_mut() {
-            let Some(id) = a.url.strip_prefix(FILE_SCHEME).map(str::to_owned) else { continue };
-            let Some((unique, bytes)) = self.fetch(&id).await? else {
-                tracing::warn!(workspace = %ws, "a Telegram file could not be downloaded; kept by id");
-                continue;
-            };
-            let size = bytes.len() as u64;
-            a.url = self.files.put_file(&format!("media/{ws}/telegram/{unique}"), &a.content_type, bytes).await?;
-            a.size_bytes = Some(size);
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

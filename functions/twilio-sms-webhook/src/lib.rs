@@ -1,15 +1,20 @@
 //! Twilio's incoming-message webhook. It does one thing: check the request really comes from Twilio,
-//! normalise it into a canonical inbound event, and put it on the inbound FIFO queue. Twilio gets its
-//! 200 (empty TwiML) only once the event is safely enqueued; anything else makes it retry.
+//! normalise it into a canonical inbound event, copy an MMS's media from Twilio into the media
+//! bucket, and put it on the inbound FIFO queue. Twilio gets its 200 (empty TwiML) only once the
+//! event is safely enqueued; anything else makes it retry.
 
 use api::webhook::Inbound;
 use domain::channels::twilio::{self, Twilio};
+use domain::ports::MediaResolver;
 use kit::http::{respond, xml, ApiError};
 use kit::webhook::Received;
 use lambda_http::{Body, Error, Request, Response};
+use providers::media::TwilioMedia;
 
 pub struct Deps {
     pub inbound: Inbound<Twilio>,
+    /// MMS media copied from Twilio (`MEDIA_BUCKET` set); without it they keep Twilio's URLs.
+    pub media: Option<TwilioMedia>,
 }
 
 impl Deps {
@@ -21,7 +26,13 @@ impl Deps {
             auth_token: config.secret("TWILIO_AUTH_TOKEN", aws).await?,
             public_base_url: config.optional("PUBLIC_BASE_URL").unwrap_or_default(),
         };
-        Ok(Self { inbound: Inbound::from_config(adapter, config, aws)? })
+        let media = api::webhook::media_copier(config, aws)?.map(|copier| TwilioMedia {
+            copier,
+            api_base: config.optional("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
+            account_sid: adapter.account_sid.clone(),
+            auth_token: adapter.auth_token.clone(),
+        });
+        Ok(Self { inbound: Inbound::from_config(adapter, config, aws)?, media })
     }
 }
 
@@ -30,7 +41,8 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
 }
 
 async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
-    match deps.inbound.receive(req).await? {
+    let media = deps.media.as_ref().map(|m| m as &dyn MediaResolver);
+    match deps.inbound.receive_with(req, media).await? {
         // Twilio sends one message per request: a number no workspace owns is a 404, so the
         // misconfiguration shows in Twilio's debugger.
         Received::Enqueued { unclaimed: 1.., .. } => {
@@ -80,6 +92,7 @@ mod tests {
                     public_base_url: None,
                     memory_mb: 128,
                 },
+                media: None,
             },
             q,
         )

@@ -72,7 +72,7 @@ async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
         "delivery status callback");
     if delivery::is_final(status) {
         let now = time::OffsetDateTime::now_utc();
-        delivery::settle(&*deps.store, &*deps.outbound, &deps.rates, &ws, conv, msg, twilio::PROVIDER, now).await?;
+        delivery::settle(&*deps.store, &*deps.outbound, &deps.rates, &ws, (conv, msg), twilio::PROVIDER, now).await?;
     }
     Ok(Response::builder().status(200).body(Body::Empty).expect("static response"))
 }

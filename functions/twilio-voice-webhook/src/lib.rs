@@ -13,32 +13,26 @@
 //!   (the recording's id), which it completes with its text.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use domain::channels::{twilio, voice};
 use domain::events::InboundEvent;
 use domain::finance::Usage;
 use domain::model::Attachment;
-use domain::ports::{ChannelDirectory, FileStore, InboundQueue};
+use domain::ports::{ChannelDirectory, InboundQueue};
 use domain::{Channel, PhoneNumber, WorkspaceId};
-use kit::http::{body_bytes, header, public_url, respond, xml, ApiError};
+use kit::http::{public_url, respond, xml, ApiError};
 use lambda_http::{Body, Error, Request, Response};
 use meter::{Invocation, Trigger};
+use providers::media::{Copied, MediaCopier, TwilioMedia};
 
 pub const DEFAULT_GREETING: &str =
     "Thank you for calling. Nobody can take your call right now. Please leave a message after the tone.";
-/// The largest recording kept (a three-minute MP3 is about 3 MB).
-const MAX_AUDIO_BYTES: usize = 20 * 1024 * 1024;
-
 pub struct Deps {
     pub directory: Arc<dyn ChannelDirectory>,
     pub queue: Arc<dyn InboundQueue>,
-    pub files: Arc<dyn FileStore>,
-    pub http: reqwest::Client,
-    pub account_sid: String,
+    /// Recordings are copied from Twilio's API (only from there) into the media bucket.
+    pub recordings: TwilioMedia,
     pub auth_token: String,
-    /// Where recordings may be fetched from (Twilio's API).
-    pub twilio_api_base: String,
     /// The public base URL Twilio calls (signatures and callback URLs); else the API's.
     pub public_base_url: Option<String>,
     pub greeting: String,
@@ -52,19 +46,21 @@ impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         let store =
             Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?));
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(10))
-            .build()
+        let sink =
+            Arc::new(providers::s3::S3Files::new(aws_sdk_s3::Client::new(aws), config.required("MEDIA_BUCKET")?));
+        let copier = MediaCopier::standard(sink)
             .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?;
+        let auth_token = config.secret("TWILIO_AUTH_TOKEN", aws).await?;
         Ok(Self {
             directory: store,
             queue: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("INBOUND_QUEUE_URL")?)),
-            files: Arc::new(mail::s3::S3Files::new(aws_sdk_s3::Client::new(aws), config.required("MEDIA_BUCKET")?)),
-            http,
-            account_sid: config.required("TWILIO_ACCOUNT_SID")?,
-            auth_token: config.secret("TWILIO_AUTH_TOKEN", aws).await?,
-            twilio_api_base: config.optional("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
+            recordings: TwilioMedia {
+                copier,
+                api_base: config.optional("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
+                account_sid: config.required("TWILIO_ACCOUNT_SID")?,
+                auth_token: auth_token.clone(),
+            },
+            auth_token,
             public_base_url: config.optional("PUBLIC_BASE_URL"),
             greeting: config
                 .optional("VOICEMAIL_GREETING")
@@ -81,14 +77,8 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
 }
 
 async fn route(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<Body>, ApiError> {
+    let params = kit::twilio::verified_form(req, &deps.auth_token, deps.public_base_url.as_deref())?;
     let url = public_url(req, deps.public_base_url.as_deref());
-    let params = twilio::parse_form(body_bytes(req))?;
-    let signature =
-        header(req, "x-twilio-signature").ok_or(ApiError::Forbidden("missing X-Twilio-Signature".into()))?;
-    if !twilio::signature_is_valid(&deps.auth_token, &url, &params, signature) {
-        tracing::warn!("rejected a voice webhook with an invalid signature");
-        return Err(ApiError::Forbidden("invalid X-Twilio-Signature".into()));
-    }
     let path = url.split('?').next().unwrap_or_default();
     let last = path.rsplit('/').next().unwrap_or_default();
     match last {
@@ -143,33 +133,20 @@ async fn recording(
 ) -> Result<Response<Body>, ApiError> {
     let Some(rec) = voice::parse_recording(params)? else { return Ok(enqueued()) };
     let (from, to, ws) = parties(deps, url).await?;
-    if !rec.url.starts_with(deps.twilio_api_base.trim_end_matches('/')) {
-        return Err(ApiError::BadRequest("the recording is not on the configured Twilio API".into()));
-    }
-    let audio_url = format!("{}.mp3", rec.url);
-    let fetched = deps
-        .http
-        .get(&audio_url)
-        .basic_auth(&deps.account_sid, Some(&deps.auth_token))
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status);
-    let bytes = match fetched {
-        Ok(res) => res.bytes().await.map_err(|e| ApiError::Unavailable(Box::new(e)))?,
-        Err(e) => return Err(ApiError::Unavailable(Box::new(e))),
+    let audio = match deps.recordings.copy_recording(&ws, &rec.url, &rec.recording_sid).await? {
+        None => return Err(ApiError::BadRequest("the recording is not on the configured Twilio API".into())),
+        Some(Copied::Stored { url, size, .. }) => recording_attachment(url, Some(size), &rec.recording_sid),
+        // Over the cap, or gone: the voicemail still reaches the inbox, naming Twilio's recording.
+        Some(Copied::TooLarge { size }) => {
+            tracing::warn!(workspace = %ws, recording = %rec.recording_sid, size, "recording over the cap; Twilio's URL kept");
+            recording_attachment(format!("{}.mp3", rec.url), Some(size), &rec.recording_sid)
+        }
+        Some(Copied::Gone { status }) => {
+            tracing::warn!(workspace = %ws, recording = %rec.recording_sid, status, "recording not fetched; Twilio's URL kept");
+            recording_attachment(format!("{}.mp3", rec.url), None, &rec.recording_sid)
+        }
     };
-    if bytes.len() > MAX_AUDIO_BYTES {
-        return Err(ApiError::Unprocessable(format!("the recording is larger than {MAX_AUDIO_BYTES} bytes")));
-    }
-    let size = bytes.len() as u64;
-    let key = format!("media/{ws}/voice/{}.mp3", rec.recording_sid);
-    let stored = deps.files.put_file(&key, "audio/mpeg", bytes.to_vec()).await?;
-    let audio = Attachment {
-        content_type: "audio/mpeg".into(),
-        size_bytes: Some(size),
-        url: stored,
-        filename: Some(format!("voicemail-{}.mp3", rec.recording_sid)),
-    };
+    let size = audio.size_bytes.unwrap_or(0);
     let now = time::OffsetDateTime::now_utc();
     let m = voice::voicemail(
         ws.clone(),
@@ -186,6 +163,15 @@ async fn recording(
     deps.queue.enqueue_inbound(&InboundEvent::Message(m)).await?;
     tracing::info!(workspace = %ws, recording = %rec.recording_sid, bytes = size, "voicemail recording enqueued");
     Ok(enqueued())
+}
+
+fn recording_attachment(url: String, size: Option<u64>, recording_sid: &str) -> Attachment {
+    Attachment {
+        content_type: "audio/mpeg".into(),
+        size_bytes: size,
+        url,
+        filename: Some(format!("voicemail-{recording_sid}.mp3")),
+    }
 }
 
 async fn transcription(
@@ -222,7 +208,7 @@ mod tests {
     struct World {
         deps: Deps,
         queue: Arc<MemoryQueue>,
-        files: Arc<mail::memory::MemoryFiles>,
+        files: Arc<providers::memory::MemoryFiles>,
         twilio: String,
     }
 
@@ -256,16 +242,18 @@ mod tests {
         };
         store.put_channel_account(&account).await.unwrap();
         let queue = Arc::new(MemoryQueue::new());
-        let files = Arc::new(mail::memory::MemoryFiles::default());
+        let files = Arc::new(providers::memory::MemoryFiles::default());
         let twilio = fake_recordings().await;
         let deps = Deps {
             directory: store,
             queue: queue.clone(),
-            files: files.clone(),
-            http: reqwest::Client::new(),
-            account_sid: "AC1".into(),
+            recordings: TwilioMedia {
+                copier: MediaCopier::standard(files.clone()).unwrap(),
+                api_base: twilio.clone(),
+                account_sid: "AC1".into(),
+                auth_token: TOKEN.into(),
+            },
             auth_token: TOKEN.into(),
-            twilio_api_base: twilio.clone(),
             public_base_url: Some(BASE.into()),
             greeting: "Hi.".into(),
             memory_mb: 128,

@@ -34,7 +34,10 @@ impl Deps {
                 config.required("TABLE_NAME")?,
             )),
             queue: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("INBOUND_QUEUE_URL")?)),
-            uploads: Arc::new(mail::s3::S3Files::new(aws_sdk_s3::Client::new(aws), config.required("MEDIA_BUCKET")?)),
+            uploads: Arc::new(providers::s3::S3Files::new(
+                aws_sdk_s3::Client::new(aws),
+                config.required("MEDIA_BUCKET")?,
+            )),
         })
     }
 }
@@ -97,7 +100,7 @@ mod tests {
     use domain::channels::webchat::VisitorId;
     use domain::ports::FileStore;
     use domain::WorkspaceId;
-    use mail::memory::MemoryFiles;
+    use providers::memory::MemoryFiles;
     use queue::memory::MemoryQueue;
     use store::MemoryStore;
 

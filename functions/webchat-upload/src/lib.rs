@@ -27,7 +27,10 @@ impl Deps {
                 aws_sdk_dynamodb::Client::new(aws),
                 config.required("TABLE_NAME")?,
             )),
-            uploads: Arc::new(mail::s3::S3Files::new(aws_sdk_s3::Client::new(aws), config.required("MEDIA_BUCKET")?)),
+            uploads: Arc::new(providers::s3::S3Files::new(
+                aws_sdk_s3::Client::new(aws),
+                config.required("MEDIA_BUCKET")?,
+            )),
         })
     }
 }
@@ -61,7 +64,7 @@ mod tests {
     use domain::channels::webchat::VisitorId;
 
     use domain::WorkspaceId;
-    use mail::memory::MemoryFiles;
+    use providers::memory::MemoryFiles;
     use store::MemoryStore;
 
     const FIXTURE: &str = include_str!("../../../events/webchat-upload/upload.json");

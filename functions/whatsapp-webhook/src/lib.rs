@@ -5,16 +5,11 @@
 //! gets its 200 only once all are enqueued; a media download that fails for now answers 503, so
 //! Meta retries the whole delivery (the queue and the store drop what was enqueued already).
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use api::webhook::Inbound;
-use domain::channels::whatsapp::{self, WhatsApp, MEDIA_SCHEME};
-use domain::model::Attachment;
-use domain::ports::{FileStore, MediaResolver, StoreError};
-use domain::WorkspaceId;
+use domain::channels::whatsapp::{self, WhatsApp};
+use domain::ports::MediaResolver;
 use lambda_http::{Body, Error, Request, Response};
-use serde::Deserialize;
+pub use providers::media::WhatsAppMedia;
 
 pub struct Deps {
     pub inbound: Inbound<WhatsApp>,
@@ -27,16 +22,11 @@ impl Deps {
     /// `WHATSAPP_API_BASE`.
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         let adapter: WhatsApp = config.json_secret("WHATSAPP_CREDENTIALS", aws).await?;
-        let media = match config.optional("MEDIA_BUCKET") {
-            Some(bucket) => Some(WhatsAppMedia {
-                http: reqwest::Client::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .timeout(Duration::from_secs(15))
-                    .build()
-                    .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?,
+        let media = match api::webhook::media_copier(config, aws)? {
+            Some(copier) => Some(WhatsAppMedia {
+                copier,
                 api_base: config.optional("WHATSAPP_API_BASE").unwrap_or_else(|| whatsapp::API_BASE.into()),
                 access_token: adapter.access_token.clone(),
-                files: Arc::new(mail::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket)),
             }),
             None => None,
         };
@@ -47,71 +37,6 @@ impl Deps {
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     let media = deps.media.as_ref().map(|m| m as &dyn MediaResolver);
     Ok(deps.inbound.handle_json_with(req, media).await)
-}
-
-/// Copies WhatsApp media into our store: `GET /{media-id}` answers a short-lived URL, whose bytes
-/// are fetched with the same access token (Meta's "Download media" steps).
-pub struct WhatsAppMedia {
-    pub http: reqwest::Client,
-    pub api_base: String,
-    pub access_token: String,
-    pub files: Arc<dyn FileStore>,
-}
-
-#[derive(Deserialize)]
-struct MediaInfo {
-    url: String,
-    mime_type: Option<String>,
-    file_size: Option<u64>,
-}
-
-/// The largest file kept (WhatsApp's own limit for documents).
-const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
-
-fn unavailable(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Unavailable(format!("WhatsApp media: {e}").into())
-}
-
-impl WhatsAppMedia {
-    /// The bytes of one media id; `None` when Meta no longer has it (ids expire after 30 days).
-    async fn fetch(&self, id: &str) -> Result<Option<(MediaInfo, Vec<u8>)>, StoreError> {
-        let url = format!("{}/{id}", self.api_base.trim_end_matches('/'));
-        let res = self.http.get(&url).bearer_auth(&self.access_token).send().await.map_err(unavailable)?;
-        match res.status().as_u16() {
-            200..=299 => {}
-            400 | 404 => return Ok(None),
-            other => return Err(unavailable(format!("media lookup answered {other}"))),
-        }
-        let info: MediaInfo = res.json().await.map_err(unavailable)?;
-        if info.file_size.is_some_and(|s| s > MAX_MEDIA_BYTES) {
-            return Ok(None);
-        }
-        let res = self.http.get(&info.url).bearer_auth(&self.access_token).send().await.map_err(unavailable)?;
-        if !res.status().is_success() {
-            return Err(unavailable(format!("media download answered {}", res.status())));
-        }
-        let bytes = res.bytes().await.map_err(unavailable)?;
-        Ok(Some((info, bytes.to_vec())))
-    }
-}
-
-#[async_trait::async_trait]
-impl MediaResolver for WhatsAppMedia {
-    async fn resolve(&self, ws: &WorkspaceId, attachments: &mut [Attachment]) -> Result<(), StoreError> {
-        for a in attachments.iter_mut() {
-            let Some(id) = a.url.strip_prefix(MEDIA_SCHEME).map(str::to_owned) else { continue };
-            let Some((info, bytes)) = self.fetch(&id).await? else {
-                tracing::warn!(workspace = %ws, media = %id, "WhatsApp media no longer available; kept by id");
-                continue;
-            };
-            let content_type = info.mime_type.unwrap_or_else(|| a.content_type.clone());
-            let size = bytes.len() as u64;
-            a.url = self.files.put_file(&format!("media/{ws}/whatsapp/{id}"), &content_type, bytes).await?;
-            a.content_type = content_type;
-            a.size_bytes = Some(size);
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -240,12 +165,11 @@ mod tests {
     #[tokio::test]
     async fn media_are_copied_into_the_store_before_enqueueing() {
         let (mut deps, q) = deps().await;
-        let files = Arc::new(mail::memory::MemoryFiles::default());
+        let files = Arc::new(providers::memory::MemoryFiles::default());
         deps.media = Some(WhatsAppMedia {
-            http: reqwest::Client::new(),
+            copier: providers::media::MediaCopier::standard(files.clone()).unwrap(),
             api_base: fake_graph(false).await,
             access_token: "t".into(),
-            files: files.clone(),
         });
         assert_eq!(handle(&deps, request(MESSAGES, |_| {})).await.unwrap().status(), 200);
         let sent = q.sent();
@@ -260,10 +184,10 @@ mod tests {
     async fn a_media_outage_is_a_5xx_so_meta_retries() {
         let (mut deps, _) = deps().await;
         deps.media = Some(WhatsAppMedia {
-            http: reqwest::Client::new(),
+            copier: providers::media::MediaCopier::standard(Arc::new(providers::memory::MemoryFiles::default()))
+                .unwrap(),
             api_base: fake_graph(true).await,
             access_token: "t".into(),
-            files: Arc::new(mail::memory::MemoryFiles::default()),
         });
         assert_eq!(handle(&deps, request(MESSAGES, |_| {})).await.unwrap().status(), 503);
     }

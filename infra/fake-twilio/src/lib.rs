@@ -83,6 +83,7 @@ impl FakeTwilio {
             .route("/2010-04-01/Accounts/{account}/Messages.json", post(create_message))
             .route("/2010-04-01/Accounts/{account}/Messages/{sid}", get(fetch_message))
             .route("/2010-04-01/Accounts/{account}/Recordings/{file}", get(fetch_recording))
+            .route("/2010-04-01/Accounts/{account}/Messages/{sid}/Media/{media}", get(fetch_media))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -132,6 +133,28 @@ async fn fetch_recording(
         return answer(twilio_error(404, 20404, "The requested resource was not found"));
     }
     ([("content-type", "audio/mpeg")], RECORDING_BYTES).into_response()
+}
+
+/// The bytes of any MMS media (`ME…`): a few bytes that start like a JPEG.
+pub const MEDIA_BYTES: &[u8] = b"\xff\xd8\xff\xe0fake mms photo";
+/// A media sid starting with this is served 12 MB long (over the 10 MB cap an MMS copy keeps).
+pub const BIG_MEDIA_PREFIX: &str = "MEbig";
+
+async fn fetch_media(
+    State(inner): State<Arc<Inner>>,
+    Path((account, _sid, media)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorised(&inner, &headers, &account) {
+        return answer(twilio_error(401, 20003, "Authenticate"));
+    }
+    if !media.starts_with("ME") {
+        return answer(twilio_error(404, 20404, "The requested resource was not found"));
+    }
+    if media.starts_with(BIG_MEDIA_PREFIX) {
+        return ([("content-type", "video/mp4")], vec![0u8; 12 * 1024 * 1024]).into_response();
+    }
+    ([("content-type", "image/jpeg")], MEDIA_BYTES).into_response()
 }
 
 /// `GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json`: the Message resource with its price,

@@ -11,6 +11,21 @@ use kit::webhook::{challenge, receive, Received};
 use lambda_http::{Body, Request, Response};
 use meter::{Invocation, Trigger};
 
+/// The media copier of a webhook that copies files (`MEDIA_BUCKET` set): one HTTP client and the
+/// media bucket, built once at cold start. `None` without a bucket (files keep the provider's
+/// reference).
+#[cfg(feature = "media")]
+pub fn media_copier(
+    config: &kit::Config,
+    aws: &aws_config::SdkConfig,
+) -> Result<Option<Arc<providers::media::MediaCopier>>, kit::ConfigError> {
+    let Some(bucket) = config.optional("MEDIA_BUCKET").filter(|b| !b.is_empty()) else { return Ok(None) };
+    let http = providers::http::client(providers::http::API_TIMEOUT)
+        .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?;
+    let sink = Arc::new(providers::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket));
+    Ok(Some(Arc::new(providers::media::MediaCopier::new(http, sink))))
+}
+
 pub struct Inbound<A> {
     pub adapter: A,
     pub directory: Arc<dyn ChannelDirectory>,

@@ -127,8 +127,7 @@ pub async fn settle<S: SettlePorts + ?Sized>(
     outbound: &dyn OutboundQueue,
     rates: &RateCardCache,
     ws: &WorkspaceId,
-    conversation_id: ConversationId,
-    message_id: MessageId,
+    (conversation_id, message_id): (ConversationId, MessageId),
     default_provider: &str,
     now: time::OffsetDateTime,
 ) -> Result<(), Error> {

@@ -15,6 +15,7 @@ pub mod finance;
 pub mod ids;
 pub mod inbox;
 pub mod model;
+pub mod objects;
 pub mod ports;
 pub mod realtime;
 pub mod reorg;

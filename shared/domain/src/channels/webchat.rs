@@ -292,7 +292,7 @@ impl UploadRequest {
 
 /// The prefix every upload of a visitor lives under.
 fn upload_prefix(ws: &WorkspaceId, visitor: &VisitorId) -> String {
-    format!("webchat/{ws}/{visitor}/")
+    crate::objects::webchat_uploads(ws, visitor.as_str())
 }
 
 /// A file name safe in a key and a Content-Disposition: letters, digits, `.`, `_`, `-`; the rest

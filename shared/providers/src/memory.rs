@@ -41,3 +41,26 @@ impl Uploads for MemoryFiles {
         Ok(self.file(&url).map(|(content_type, bytes)| Uploaded { url, size: bytes.len() as u64, content_type }))
     }
 }
+
+/// The sink twin of S3's: the stream is collected, up to the cap.
+#[async_trait]
+impl crate::sink::ObjectSink for MemoryFiles {
+    async fn put_stream(
+        &self,
+        key: &str,
+        content_type: &str,
+        body: &mut dyn crate::sink::Chunks,
+        cap: u64,
+    ) -> Result<crate::sink::Put, StoreError> {
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.next_chunk().await? {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() as u64 > cap {
+                return Ok(crate::sink::Put::TooLarge { seen: bytes.len() as u64 });
+            }
+        }
+        let size = bytes.len() as u64;
+        let url = self.put_file(key, content_type, bytes).await?;
+        Ok(crate::sink::Put::Stored { url, size })
+    }
+}

@@ -1,0 +1,115 @@
+//! The one place S3 object keys are named (media, voicemail, email parts, web chat uploads), as
+//! `keys.rs` is for the table. Every key starts with the workspace after its kind, so a bucket
+//! policy, a lifecycle rule or an erasure can address one workspace's objects by prefix.
+
+use crate::ids::WorkspaceId;
+
+/// Where a copied media file came from: the provider that only lent it to us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaSource {
+    WhatsApp,
+    Meta,
+    Telegram,
+    /// Twilio MMS media (`MediaUrl<n>` of an inbound SMS).
+    Mms,
+    /// Twilio Voice recordings (voicemail).
+    Voice,
+}
+
+impl MediaSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaSource::WhatsApp => "whatsapp",
+            MediaSource::Meta => "meta",
+            MediaSource::Telegram => "telegram",
+            MediaSource::Mms => "mms",
+            MediaSource::Voice => "voice",
+        }
+    }
+}
+
+/// A provider's media file copied into the media bucket. `name` is the provider's own stable id
+/// for it (or a digest of its link), so a redelivered webhook writes the same object.
+pub fn media(ws: &WorkspaceId, source: MediaSource, name: &str) -> String {
+    format!("media/{ws}/{}/{}", source.as_str(), safe(name))
+}
+
+/// A voicemail's audio (Twilio's recording, as MP3).
+pub fn voicemail(ws: &WorkspaceId, recording_sid: &str) -> String {
+    media(ws, MediaSource::Voice, &format!("{recording_sid}.mp3"))
+}
+
+/// The `index`th attachment of an inbound email (SES's message id), under its own file name.
+pub fn email_attachment(ws: &WorkspaceId, ses_message_id: &str, index: usize, file_name: Option<&str>) -> String {
+    let name = match file_name.map(safe).filter(|n| !n.is_empty()) {
+        Some(n) => format!("{index}-{n}"),
+        None => format!("{index}-file"),
+    };
+    format!("attachments/{ws}/email/{}/{name}", safe(ses_message_id))
+}
+
+/// The raw mail SES stored for a message: the receipt rule's prefix and SES's message id.
+pub fn raw_email(prefix: &str, ses_message_id: &str) -> String {
+    format!("{prefix}{}", safe(ses_message_id))
+}
+
+/// The prefix every web chat upload of a visitor lives under.
+pub fn webchat_uploads(ws: &WorkspaceId, visitor: &str) -> String {
+    format!("webchat/{ws}/{}/", safe(visitor))
+}
+
+/// `s3://bucket/key`: how a stored object is named on a message.
+pub fn s3_url(bucket: &str, key: &str) -> String {
+    format!("s3://{bucket}/{key}")
+}
+
+/// Splits `s3://bucket/key`.
+pub fn parse_s3_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("s3://")?;
+    let (bucket, key) = rest.split_once('/')?;
+    (!bucket.is_empty() && !key.is_empty()).then_some((bucket, key))
+}
+
+/// A key segment: letters, digits, `.`, `_`, `-`, `=`; anything else (a `/`, a space, unicode)
+/// becomes `_`, so no segment escapes its prefix; at most 200 bytes.
+fn safe(segment: &str) -> String {
+    segment
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '=') { c } else { '_' })
+        .take(200)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ws() -> WorkspaceId {
+        WorkspaceId::parse("acme").unwrap()
+    }
+
+    #[test]
+    fn keys_are_per_workspace_and_never_escape_their_prefix() {
+        assert_eq!(media(&ws(), MediaSource::WhatsApp, "1234567890"), "media/acme/whatsapp/1234567890");
+        assert_eq!(voicemail(&ws(), "RE123"), "media/acme/voice/RE123.mp3");
+        assert_eq!(media(&ws(), MediaSource::Meta, "../../x"), "media/acme/meta/.._.._x");
+        assert_eq!(
+            email_attachment(&ws(), "abc", 0, Some("my report (1).pdf")),
+            "attachments/acme/email/abc/0-my_report__1_.pdf"
+        );
+        assert_eq!(
+            email_attachment(&ws(), "abc", 1, Some("../../etc/passwd")),
+            "attachments/acme/email/abc/1-.._.._etc_passwd"
+        );
+        assert_eq!(email_attachment(&ws(), "abc", 2, None), "attachments/acme/email/abc/2-file");
+        assert_eq!(webchat_uploads(&ws(), "v_01J"), "webchat/acme/v_01J/");
+        assert_eq!(raw_email("mail/inbound/", "m1"), "mail/inbound/m1");
+    }
+
+    #[test]
+    fn s3_urls_split_into_bucket_and_key() {
+        assert_eq!(parse_s3_url(&s3_url("b", "k/x.pdf")), Some(("b", "k/x.pdf")));
+        assert_eq!(parse_s3_url("https://b/k"), None);
+        assert_eq!(parse_s3_url("s3://b/"), None);
+    }
+}

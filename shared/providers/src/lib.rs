@@ -1,0 +1,27 @@
+//! Everything that leaves our account or stores a file:
+//!
+//! - [`outbound`]: the transport of the channel adapters' rendered requests (one HTTP client built
+//!   once), and Twilio's price lookups.
+//! - [`media`]: the media copier — a provider's file streamed into the media bucket with a size
+//!   cap (never buffered whole) — and its resolvers for WhatsApp, Meta's CDN, Telegram and Twilio
+//!   (MMS media and voice recordings).
+//! - [`sink`]: where a stream of bytes is stored: S3 (multipart above one part) or memory.
+//! - [`s3`], [`ses`]: S3 behind the file store port, SES v2 behind the email transport port.
+//! - [`memory`]: the in-memory file store handler tests use (end-to-end tests use moto).
+//!
+//! Object keys are named by `domain::objects`, nowhere else.
+
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "http")]
+pub mod media;
+pub mod memory;
+#[cfg(feature = "http")]
+pub mod outbound;
+#[cfg(feature = "s3")]
+pub mod s3;
+#[cfg(feature = "ses")]
+pub mod ses;
+pub mod sink;
+
+pub use domain::objects::parse_s3_url;

@@ -1,0 +1,108 @@
+//! The way out for the channel adapters: a request the domain's adapter rendered (Twilio,
+//! WhatsApp, Messenger and Instagram, Telegram) performed over the one shared HTTP client, and the
+//! answer handed back to the adapter to classify. Plus Twilio's price lookup for finished messages.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use domain::channels::twilio;
+use domain::channels::{Auth, ChannelAdapter, Method, Payload, ProviderRequest, SendOutcome};
+use domain::finance::{Currency, Micros};
+use domain::model::Channel;
+
+/// Why a send has no answer.
+#[derive(Debug)]
+pub enum SendError {
+    /// Nothing reached the provider (connection refused, DNS): safe to retry.
+    NotSent(String),
+    /// The request may have reached the provider: retrying could send twice.
+    Ambiguous(String),
+}
+
+/// One channel's way out: its adapter and the provider's API base URL.
+pub struct Provider {
+    pub adapter: Arc<dyn ChannelAdapter>,
+    pub base_url: String,
+}
+
+/// The providers this deployment sends through, by channel, and the one HTTP client they share.
+pub struct Providers {
+    pub http: reqwest::Client,
+    pub by_channel: HashMap<Channel, Provider>,
+}
+
+impl Providers {
+    /// Performs a rendered request and lets the adapter read the answer.
+    pub async fn send(&self, provider: &Provider, req: &ProviderRequest) -> Result<SendOutcome, SendError> {
+        let url = format!("{}{}", provider.base_url.trim_end_matches('/'), req.path);
+        let mut builder = match req.method {
+            Method::Post => self.http.post(url),
+            Method::Get => self.http.get(url),
+        };
+        builder = match &req.auth {
+            Auth::None => builder,
+            Auth::Bearer(token) => builder.bearer_auth(token),
+            Auth::Basic { user, password } => builder.basic_auth(user, Some(password)),
+        };
+        builder = match &req.payload {
+            Payload::Json(v) => builder.json(v),
+            Payload::Form(f) => builder.form(f),
+        };
+        // The error's text never includes the URL: Telegram's carries the bot token.
+        let res = builder.send().await.map_err(|e| {
+            let e = e.without_url();
+            if e.is_connect() || e.is_builder() {
+                SendError::NotSent(e.to_string())
+            } else {
+                SendError::Ambiguous(e.to_string())
+            }
+        })?;
+        let status = res.status().as_u16();
+        let body = res.bytes().await.map_err(|e| SendError::Ambiguous(e.without_url().to_string()))?;
+        Ok(provider.adapter.classify(status, &body))
+    }
+}
+
+/// Twilio's Messages API, for the prices of finished messages.
+pub struct TwilioApi {
+    pub http: reqwest::Client,
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: String,
+}
+
+/// Why a price is not known.
+#[derive(Debug, thiserror::Error)]
+pub enum PriceError {
+    /// Twilio is down or throttling: a later attempt may succeed.
+    #[error("{0}")]
+    Retryable(String),
+    /// Twilio refused the lookup, or answered something unreadable.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl TwilioApi {
+    /// The price Twilio rated a message at, `None` while it has not.
+    pub async fn fetch_price(&self, sid: &str) -> Result<Option<(Micros, Currency)>, PriceError> {
+        let url = format!("{}{}", self.base_url.trim_end_matches('/'), twilio::message_path(&self.account_sid, sid));
+        let res = self
+            .http
+            .get(url)
+            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .send()
+            .await
+            .map_err(|e| PriceError::Retryable(e.without_url().to_string()))?;
+        let status = res.status();
+        let body = res.bytes().await.map_err(|e| PriceError::Retryable(e.without_url().to_string()))?;
+        if status.is_success() {
+            return twilio::parse_price(&body).map_err(|e| PriceError::Permanent(e.to_string()));
+        }
+        let why = format!("Twilio answered HTTP {status} to a price lookup");
+        if status.is_server_error() || status.as_u16() == 429 {
+            Err(PriceError::Retryable(why))
+        } else {
+            Err(PriceError::Permanent(why))
+        }
+    }
+}
