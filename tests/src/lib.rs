@@ -105,6 +105,7 @@ pub async fn spawn_stack() -> TestStack {
         jwt_secret: JWT_SECRET.into(),
         send_retry_base_ms: 10,
         poll_wait_secs: 1,
+        pollers_per_queue: 2,
         ws_idle: std::time::Duration::from_secs(600),
         ws_max_age: std::time::Duration::from_secs(7200),
     };

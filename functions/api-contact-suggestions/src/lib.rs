@@ -53,6 +53,7 @@ mod tests {
         let conv = Conversation::start(ws.clone(), &contact, at);
         store
             .commit_inbound(InboundCommit {
+                hint: None,
                 new_contact: Some(contact.clone()),
                 message: inbound_message(ws, &conv, &contact, at),
                 conversation: ConversationWrite::Create { conversation: conv, replaces: None },

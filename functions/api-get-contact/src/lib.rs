@@ -108,6 +108,7 @@ mod tests {
         second.record_inbound(first.last_inbound.clone().unwrap(), now);
         store
             .commit_inbound(InboundCommit {
+                hint: None,
                 consent: None,
                 cost: None,
                 new_contact: None,

@@ -102,6 +102,7 @@ mod tests {
         current.record_inbound(c.last_inbound.clone().unwrap(), at);
         w.store
             .commit_inbound(domain::ports::InboundCommit {
+                hint: None,
                 new_contact: None,
                 message: inbound_message(&w.ws, &current, &contact, at),
                 conversation: domain::ports::ConversationWrite::Create { conversation: current, replaces: Some(old) },

@@ -199,6 +199,7 @@ mod tests {
         );
         store
             .commit_inbound(InboundCommit {
+                hint: None,
                 consent: None,
                 new_contact: None,
                 conversation: ConversationWrite::Update { conversation: c.clone(), expected_version: v0 },

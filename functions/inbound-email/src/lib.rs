@@ -38,10 +38,10 @@ impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         let bucket = config.required("MAIL_BUCKET")?;
         Ok(Self {
-            directory: Arc::new(store::DynamoStore::new(
+            directory: Arc::new(app::cache::CachedDirectory::new(Arc::new(store::DynamoStore::new(
                 aws_sdk_dynamodb::Client::new(aws),
                 config.required("TABLE_NAME")?,
-            )),
+            )))),
             queue: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("INBOUND_QUEUE_URL")?)),
             files: Arc::new(providers::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket.clone())),
             bucket,

@@ -642,6 +642,7 @@ mod tests {
         let v = c.version;
         c.record_outbound(time::OffsetDateTime::now_utc());
         let commit = InboundCommit {
+            hint: None,
             consent: None,
             new_contact: None,
             conversation: ConversationWrite::Update { conversation: c, expected_version: v },

@@ -52,7 +52,7 @@ impl Deps {
             .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?;
         let auth_token = config.secret("TWILIO_AUTH_TOKEN", aws).await?;
         Ok(Self {
-            directory: store,
+            directory: Arc::new(app::cache::CachedDirectory::new(store)),
             queue: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("INBOUND_QUEUE_URL")?)),
             recordings: TwilioMedia {
                 copier,

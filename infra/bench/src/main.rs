@@ -382,6 +382,7 @@ pub(crate) fn stack_options(prefix: &str, twilio_base: &str, poll_wait_secs: i32
         extra_env: vec![],
         send_retry_base_ms: 10,
         poll_wait_secs,
+        pollers_per_queue: 4,
         ws_idle: std::time::Duration::from_secs(600),
         ws_max_age: std::time::Duration::from_secs(7200),
     })

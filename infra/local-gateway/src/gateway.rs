@@ -47,6 +47,11 @@ pub struct StackOptions {
     pub send_retry_base_ms: u64,
     /// How long a consumer waits on an empty queue per receive (seconds, 0-20).
     pub poll_wait_secs: i32,
+    /// Concurrent pollers (invocations) per queue mapping, capped by the mapping's
+    /// `ScalingConfig.MaximumConcurrency`. Lambda scales a FIFO mapping across message groups;
+    /// SQS FIFO hands out no message of a group while another of it is in flight, so several
+    /// pollers keep each group's order exactly as Lambda does.
+    pub pollers_per_queue: usize,
     /// API Gateway closes an idle WebSocket after ten minutes and any after two hours.
     pub ws_idle: Duration,
     pub ws_max_age: Duration,
@@ -560,7 +565,11 @@ impl Stack {
                 .cloned()
                 .ok_or_else(|| anyhow!("unknown queue"))?;
             let arn = provisioned.queue_arns.get(&mapping.queue_logical_id).cloned().unwrap_or_default();
-            tasks.push(tokio::spawn(poll(sqs.clone(), url, arn, mapping.clone(), f, opts.poll_wait_secs)));
+            let pollers = opts.pollers_per_queue.max(1).min(mapping.maximum_concurrency.unwrap_or(usize::MAX));
+            for _ in 0..pollers {
+                let (url, arn, f) = (url.clone(), arn.clone(), f.clone());
+                tasks.push(tokio::spawn(poll(sqs.clone(), url, arn, mapping.clone(), f, opts.poll_wait_secs)));
+            }
         }
         let ws_url = format!("ws://{addr}{}/ws", socket_prefix(AGENT_API));
         let visitor_ws_url = format!("ws://{addr}{}/ws", socket_prefix(VISITOR_API));

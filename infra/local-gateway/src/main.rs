@@ -163,6 +163,7 @@ async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> 
         jwt_secret: dev::JWT_SECRET.into(),
         send_retry_base_ms: 200,
         poll_wait_secs: 5,
+        pollers_per_queue: 4,
         ws_idle: std::time::Duration::from_secs(600),
         ws_max_age: std::time::Duration::from_secs(7200),
     };

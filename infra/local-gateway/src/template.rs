@@ -53,6 +53,8 @@ pub struct SqsMapping {
     pub binary: String,
     pub batch_size: i32,
     pub report_batch_item_failures: bool,
+    /// `ScalingConfig.MaximumConcurrency`: the most concurrent invocations Lambda runs for it.
+    pub maximum_concurrency: Option<usize>,
 }
 
 /// A Step Functions state machine, its definition resolved for a stack.
@@ -243,11 +245,17 @@ impl Template {
                     .and_then(Value::as_sequence)
                     .is_some_and(|s| s.iter().any(|t| t.as_str() == Some("ReportBatchItemFailures")));
                 let batch_size = p.get("BatchSize").and_then(Value::as_i64).unwrap_or(10) as i32;
+                let maximum_concurrency = p
+                    .get("ScalingConfig")
+                    .and_then(|c| c.get("MaximumConcurrency"))
+                    .and_then(Value::as_u64)
+                    .map(|n| n as usize);
                 out.push(SqsMapping {
                     queue_logical_id: queue,
                     binary: binary.clone(),
                     batch_size,
                     report_batch_item_failures: report,
+                    maximum_concurrency,
                 });
             }
         }

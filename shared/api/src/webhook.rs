@@ -45,10 +45,11 @@ impl<A: ChannelAdapter> Inbound<A> {
     ) -> Result<Self, kit::ConfigError> {
         Ok(Self {
             adapter,
-            directory: Arc::new(store::DynamoStore::new(
+            // Which workspace owns an address is read once per container, not once per message.
+            directory: Arc::new(app::cache::CachedDirectory::new(Arc::new(store::DynamoStore::new(
                 aws_sdk_dynamodb::Client::new(aws),
                 config.required("TABLE_NAME")?,
-            )),
+            )))),
             queue: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("INBOUND_QUEUE_URL")?)),
             public_base_url: config.optional("PUBLIC_BASE_URL"),
             memory_mb: meter::memory_mb_from_env(),

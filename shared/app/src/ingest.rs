@@ -405,22 +405,22 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
     async fn store_message(&self, m: &InboundMessage) -> Result<Ingested, StoreError> {
         let store = self.store;
         let ws = &m.workspace;
-        if let Some((conversation, message)) = store.provider_message(ws, &m.provider, &m.provider_message_id).await? {
-            if m.completes {
+        // A message in parts (a voicemail) looks itself up first: a later part completes it. Any
+        // other duplicate is caught by the commit's condition on its dedup item, not a read.
+        if m.completes {
+            if let Some((conversation, message)) =
+                store.provider_message(ws, &m.provider, &m.provider_message_id).await?
+            {
                 self.complete(m, conversation, message).await?;
+                return Ok(Ingested::Duplicate { conversation, message });
             }
-            return Ok(Ingested::Duplicate { conversation, message });
         }
-        let (contact, new_contact) = match store.contact_by_identity(ws, &m.identity).await? {
-            Some(c) => (c, None),
+        let (contact_id, current, new_contact, hint_fresh) = match store.thread_of(ws, &m.identity).await? {
+            Some(t) => (t.contact, t.current, None, t.hint_fresh),
             None => {
                 let c = Contact::new(ws.clone(), m.identity.clone(), m.contact_name.clone(), m.received_at);
-                (c.clone(), Some(c))
+                (c.id, None, Some(c), false)
             }
-        };
-        let current = match new_contact {
-            Some(_) => None,
-            None => store.current_conversation(ws, &contact).await?,
         };
         let at = m.provider_timestamp.unwrap_or(m.received_at);
         let route = Route {
@@ -435,7 +435,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             (None, Some(hint)) => self.hinted_conversation(ws, hint).await?,
             _ => None,
         };
-        let target = match thread_hinted(current.as_ref(), hinted.as_ref(), contact.id) {
+        let target = match thread_hinted(current.as_ref(), hinted.as_ref(), contact_id) {
             Threading::Append(id) => [hinted, current.clone()].into_iter().flatten().find(|c| c.id == id),
             Threading::StartNew => None,
         };
@@ -449,7 +449,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             }
             None => {
                 let previous = current;
-                let mut c = Conversation::start(ws.clone(), &contact, at);
+                let mut c = Conversation::start_for(ws.clone(), contact_id, at);
                 c.record_inbound(route.clone(), at);
                 // Team and skills are decided once, from the channel and the first message.
                 store.routing_rules(ws).await?.classify(&mut c, m.channel, m.text.as_deref().unwrap_or(""));
@@ -458,7 +458,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
                 (ConversationWrite::Create { conversation: c, replaces: previous.map(|p| p.id) }, id, true, None, true)
             }
         };
-        let mut message = Message::received(m, conversation_id, contact.id, route);
+        let mut message = Message::received(m, conversation_id, contact_id, route);
         // A whole-message keyword (STOP, START, HELP) on SMS or WhatsApp: consent changes in the
         // same transaction as the message; the message is tagged so agents see why.
         let keyword = if domain::consent::governed(m.channel) {
@@ -490,7 +490,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
         let card = self.rates.card_at(store, ws, m.received_at).await?;
         let costing = Costing {
             card: &card,
-            contact: contact.id,
+            contact: contact_id,
             agent: assignee,
             team: None,
             usage: m.usage + (self.usage_so_far)(),
@@ -508,7 +508,11 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             }
         };
         let message_id = message.id;
+        // The identity's hint follows the contact's current conversation: written when a new one
+        // starts, or when the read found it missing or stale (once; then it is fresh again).
+        let hint = (new_conversation || !hint_fresh).then(|| m.identity.clone());
         let commit = InboundCommit {
+            hint,
             consent,
             new_contact,
             conversation: write,

@@ -9,6 +9,7 @@
 //! - [`delivery`]: a delivery status moved forward and announced with one publish policy, whoever
 //!   reports it (the sender, Twilio's callback, WhatsApp/Telegram/Meta through the inbound queue).
 
+pub mod cache;
 pub mod delivery;
 pub mod ingest;
 pub mod reply;

@@ -108,6 +108,21 @@ pub struct InboundCommit {
     pub cost: Option<LedgerEntry>,
     /// The sender's consent record, when the message changed it (STOP, START).
     pub consent: Option<crate::consent::Record>,
+    /// Point this identity's current-conversation hint at the message's conversation (a new
+    /// conversation, or a hint [`InboundStore::thread_of`] found missing or stale), so the next
+    /// message from it is threaded in the fewest reads.
+    pub hint: Option<Identity>,
+}
+
+/// The threading read of an inbound message: who holds the identity and their current
+/// conversation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ThreadOf {
+    pub contact: ContactId,
+    /// The contact's unresolved conversation, if any.
+    pub current: Option<Conversation>,
+    /// Whether the identity's hint named that conversation (nothing to write next commit).
+    pub hint_fresh: bool,
 }
 
 #[async_trait]
@@ -120,6 +135,15 @@ pub trait InboundStore: Send + Sync {
         id: &str,
     ) -> Result<Option<(ConversationId, MessageId)>, StoreError>;
     async fn contact_by_identity(&self, ws: &WorkspaceId, identity: &Identity) -> Result<Option<Contact>, StoreError>;
+    /// The contact holding `identity` and its current conversation, in as few reads as the store
+    /// can (DynamoDB: the identity item, then the contact's slot and the hinted conversation in
+    /// one batch). The same answer as [`Self::contact_by_identity`] and
+    /// [`Self::current_conversation`] together.
+    async fn thread_of(&self, ws: &WorkspaceId, identity: &Identity) -> Result<Option<ThreadOf>, StoreError> {
+        let Some(contact) = self.contact_by_identity(ws, identity).await? else { return Ok(None) };
+        let current = self.current_conversation(ws, &contact).await?;
+        Ok(Some(ThreadOf { contact: contact.id, current, hint_fresh: true }))
+    }
     /// The contact's unresolved conversation, if any (there is at most one).
     async fn current_conversation(
         &self,

@@ -47,10 +47,15 @@ pub const REPLY_WINDOW: time::Duration = time::Duration::hours(24);
 
 impl Conversation {
     pub fn start(workspace: WorkspaceId, contact: &Contact, now: OffsetDateTime) -> Self {
+        Self::start_for(workspace, contact.id, now)
+    }
+
+    /// [`Conversation::start`] knowing only the contact's id (all threading needs of it).
+    pub fn start_for(workspace: WorkspaceId, contact_id: ContactId, now: OffsetDateTime) -> Self {
         Conversation {
             id: ConversationId::new(),
             workspace,
-            contact_id: contact.id,
+            contact_id,
             status: ConversationStatus::Open,
             assignee: None,
             priority: Priority::Normal,

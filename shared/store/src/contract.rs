@@ -79,6 +79,7 @@ pub async fn seed_conversation<S: Store>(
     conv.record_inbound(route(), at);
     let msg = inbound_message(ws, &conv, &contact, at);
     s.commit_inbound(InboundCommit {
+        hint: None,
         consent: None,
         cost: None,
         new_contact: Some(contact.clone()),
@@ -165,6 +166,7 @@ pub async fn seed_visitor_message<S: Store + ?Sized>(
     (message.channel, message.route, message.text, message.provider_message_id) =
         (Channel::Webchat, route, Some(text.into()), Some(pid.clone()));
     s.commit_inbound(InboundCommit {
+        hint: None,
         new_contact: known.is_none().then(|| contact.clone()),
         conversation: write,
         message,
@@ -203,6 +205,7 @@ pub async fn a_provider_message_is_stored_once<S: Store>(s: &S) {
     let mut conv = Conversation::start(ws.clone(), &contact, at);
     conv.record_inbound(route(), at);
     let commit = |c: Conversation, m: Message, new: bool| InboundCommit {
+        hint: None,
         consent: None,
         cost: None,
         new_contact: new.then(|| contact.clone()),
@@ -239,6 +242,7 @@ pub async fn an_item_over_400_kb_is_refused_as_invalid<S: Store>(s: &S) {
     m.text = Some("x".repeat(410 * 1024));
     let res = s
         .commit_inbound(InboundCommit {
+            hint: None,
             consent: None,
             cost: None,
             new_contact: Some(contact.clone()),
@@ -263,6 +267,7 @@ pub async fn a_claimed_identity_or_conversation_slot_conflicts<S: Store>(s: &S) 
     conv.record_inbound(route(), at);
     let res = s
         .commit_inbound(InboundCommit {
+            hint: None,
             consent: None,
             cost: None,
             new_contact: Some(loser.clone()),
@@ -287,6 +292,7 @@ pub async fn a_new_conversation_replaces_only_the_resolved_one<S: Store>(s: &S) 
         n
     };
     let commit = |conv: Conversation, replaces| InboundCommit {
+        hint: None,
         consent: None,
         cost: None,
         new_contact: None,
@@ -305,6 +311,52 @@ pub async fn a_new_conversation_replaces_only_the_resolved_one<S: Store>(s: &S) 
     assert_eq!(s.current_conversation(&ws, &contact).await.unwrap().map(|c| c.id), Some(fresh.id));
 }
 
+/// `thread_of` answers what `contact_by_identity` and `current_conversation` answer together,
+/// whether the identity's hint is missing, fresh or stale (the contact's slot decides).
+pub async fn the_threading_read_follows_the_slot_whatever_the_hint<S: Store>(s: &S) {
+    let ws = workspace("thread");
+    let at = now();
+    assert!(s.thread_of(&ws, &phone(8)).await.unwrap().is_none());
+    let (contact, first) = seed_conversation(s, &ws, 8, at).await;
+    let current = |t: Option<ThreadOf>| t.map(|t| (t.contact, t.current.map(|c| (c.id, c.version))));
+    assert_eq!(
+        current(s.thread_of(&ws, &phone(8)).await.unwrap()),
+        Some((contact.id, Some((first.id, first.version))))
+    );
+    let commit = |write: ConversationWrite, conv: &Conversation, hint: bool| InboundCommit {
+        hint: hint.then(|| phone(8)),
+        consent: None,
+        cost: None,
+        new_contact: None,
+        message: inbound_message(&ws, conv, &contact, at),
+        conversation: write,
+        provider: "twilio".into(),
+        provider_message_id: format!("SM{}", ulid::Ulid::new()),
+    };
+    // A follow-up writes the hint; the next read is the same answer.
+    let mut next = first.clone();
+    next.record_inbound(route(), at);
+    let update = ConversationWrite::Update { conversation: next.clone(), expected_version: first.version };
+    s.commit_inbound(commit(update, &first, true)).await.unwrap();
+    assert_eq!(current(s.thread_of(&ws, &phone(8)).await.unwrap()), Some((contact.id, Some((first.id, next.version)))));
+    // A new conversation takes the slot without touching the hint (another identity's message,
+    // a split): the hint is stale, the slot wins.
+    let mut fresh = Conversation::start(ws.clone(), &contact, at);
+    fresh.record_inbound(route(), at);
+    let create = ConversationWrite::Create { conversation: fresh.clone(), replaces: Some(first.id) };
+    s.commit_inbound(commit(create, &fresh, false)).await.unwrap();
+    let t = s.thread_of(&ws, &phone(8)).await.unwrap();
+    assert_eq!(current(t.clone()), Some((contact.id, Some((fresh.id, fresh.version)))));
+    // Repaired by the next commit that names it.
+    let mut again = fresh.clone();
+    again.record_inbound(route(), at);
+    let update = ConversationWrite::Update { conversation: again.clone(), expected_version: fresh.version };
+    s.commit_inbound(commit(update, &fresh, true)).await.unwrap();
+    let t = s.thread_of(&ws, &phone(8)).await.unwrap().unwrap();
+    assert_eq!((t.current.map(|c| c.id), t.hint_fresh), (Some(fresh.id), true));
+    assert_eq!(s.current_conversation(&ws, &contact).await.unwrap().map(|c| c.id), Some(fresh.id));
+}
+
 pub async fn stale_conversation_versions_conflict<S: Store>(s: &S) {
     let ws = workspace("version");
     let at = now();
@@ -314,6 +366,7 @@ pub async fn stale_conversation_versions_conflict<S: Store>(s: &S) {
     let m1 = inbound_message(&ws, &conv, &contact, at);
     let ok = s
         .commit_inbound(InboundCommit {
+            hint: None,
             consent: None,
             cost: None,
             new_contact: None,
@@ -326,6 +379,7 @@ pub async fn stale_conversation_versions_conflict<S: Store>(s: &S) {
     assert!(ok.is_ok(), "{ok:?}");
     let stale = s
         .commit_inbound(InboundCommit {
+            hint: None,
             consent: None,
             cost: None,
             new_contact: None,
@@ -450,6 +504,7 @@ pub async fn seed_queued_reply<S: Store>(
     }
     conv.record_inbound(route(), at);
     s.commit_inbound(InboundCommit {
+        hint: None,
         consent: None,
         cost: None,
         new_contact: Some(contact.clone()),
@@ -652,6 +707,7 @@ pub async fn run_all<S: Store>(s: &S) {
     an_item_over_400_kb_is_refused_as_invalid(s).await;
     a_claimed_identity_or_conversation_slot_conflicts(s).await;
     a_new_conversation_replaces_only_the_resolved_one(s).await;
+    the_threading_read_follows_the_slot_whatever_the_hint(s).await;
     stale_conversation_versions_conflict(s).await;
     conversations_list_by_status_and_activity_with_pagination(s).await;
     workspaces_never_see_each_other(s).await;
@@ -712,6 +768,7 @@ pub async fn notes_history_team_views_and_canned_responses<S: Store>(s: &S) {
     let mut second = Conversation::start(ws.clone(), &contact, at + time::Duration::seconds(1));
     second.record_inbound(route(), at + time::Duration::seconds(1));
     s.commit_inbound(InboundCommit {
+        hint: None,
         consent: None,
         cost: None,
         new_contact: None,
@@ -1037,6 +1094,7 @@ async fn consent_changes_commit_with_their_message<S: Store>(s: &S) {
     };
     let record = Record::apply(None, &identity, change);
     s.commit_inbound(InboundCommit {
+        hint: None,
         consent: Some(record.clone()),
         new_contact: None,
         conversation: ConversationWrite::Update { conversation: next, expected_version },
@@ -1339,6 +1397,7 @@ pub async fn split_and_merge_move_messages_pointers_and_the_thread<S: Store>(s: 
         let mut m = inbound_message(&ws, &conv, &contact, t);
         m.provider_message_id = Some(format!("SMreorg{i}"));
         s.commit_inbound(InboundCommit {
+            hint: None,
             consent: None,
             cost: None,
             new_contact: None,
@@ -1452,6 +1511,7 @@ pub async fn append_inbound<S: Store>(
     let expected_version = c.version;
     c.record_inbound(route(), at);
     s.commit_inbound(InboundCommit {
+        hint: None,
         consent: None,
         cost: None,
         new_contact: None,
@@ -1481,6 +1541,7 @@ pub async fn seed_thread<S: Store>(s: &S, ws: &WorkspaceId, id: ConversationId, 
         let mut msg = inbound_message(ws, &conv, &contact, at);
         msg.id = *m;
         s.commit_inbound(InboundCommit {
+            hint: None,
             consent: None,
             cost: None,
             new_contact,
@@ -1502,6 +1563,7 @@ async fn seed_named<S: Store>(s: &S, ws: &WorkspaceId, identity: Identity, name:
     let mut conv = Conversation::start(ws.clone(), &contact, at);
     conv.record_inbound(route(), at);
     s.commit_inbound(InboundCommit {
+        hint: None,
         consent: None,
         cost: None,
         new_contact: Some(contact.clone()),
@@ -1577,6 +1639,7 @@ pub async fn contacts_link_identities_merge_and_suggest<S: Store>(s: &S) {
     late.record_inbound(route(), at);
     let res = s
         .commit_inbound(InboundCommit {
+            hint: None,
             consent: None,
             cost: None,
             new_contact: None,

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConsumedCapacity, Delete, Put, ReturnConsumedCapacity, ReturnValue, TransactWriteItem, Update,
+    AttributeValue, ConsumedCapacity, Delete, KeysAndAttributes, Put, ReturnConsumedCapacity, ReturnValue,
+    TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use domain::channels::webchat::{VisitorConnection, VisitorId, VisitorProfile};
@@ -39,6 +40,10 @@ pub struct DynamoStore {
 #[derive(Serialize, Deserialize)]
 struct IdentityPointer {
     contact_id: ContactId,
+    /// The contact's current conversation when this identity last wrote: a hint (the contact's
+    /// slot stays the truth), so threading reads the slot and the conversation in one batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    current_conversation_id: Option<ConversationId>,
 }
 #[derive(Serialize, Deserialize)]
 struct ConversationPointer {
@@ -231,6 +236,47 @@ impl DynamoStore {
             .map_err(classify)?;
         metered(out.consumed_capacity(), false);
         Ok(out.item)
+    }
+
+    /// Up to 100 items in one strongly consistent BatchGetItem (what DynamoDB leaves unprocessed
+    /// under load is asked for again), in the order of `keys`.
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        let mut wanted: Vec<Item> = keys.iter().map(key_map).collect();
+        let mut found: Vec<Item> = Vec::with_capacity(keys.len());
+        for attempt in 0..5u64 {
+            if wanted.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20 * attempt)).await;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut wanted)))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Rejected(Box::new(e)))?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(classify)?;
+            out.consumed_capacity().iter().for_each(|c| metered(Some(c), false));
+            found.extend(out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default());
+            wanted = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).map(|k| k.keys).unwrap_or_default();
+        }
+        if !wanted.is_empty() {
+            return Err(StoreError::Unavailable("BatchGetItem left keys unprocessed".into()));
+        }
+        let at = |k: &Key| {
+            found.iter().position(|it| {
+                it.get(keys::PK).and_then(|v| v.as_s().ok()) == Some(&k.pk)
+                    && it.get(keys::SK).and_then(|v| v.as_s().ok()) == Some(&k.sk)
+            })
+        };
+        Ok(keys.iter().map(|k| at(k).map(|i| found[i].clone())).collect())
     }
 
     async fn get_as<T: DeserializeOwned>(&self, what: &str, k: &Key) -> Result<Option<T>, StoreError> {
@@ -427,6 +473,32 @@ impl InboundStore for DynamoStore {
         self.get_as("contact", &keys::contact(ws, p.contact_id)).await
     }
 
+    async fn thread_of(&self, ws: &WorkspaceId, identity: &Identity) -> Result<Option<ThreadOf>, StoreError> {
+        let Some(p) = self.get_as::<IdentityPointer>("identity", &keys::identity(ws, identity)).await? else {
+            return Ok(None);
+        };
+        let slot_key = keys::current_conversation(ws, p.contact_id);
+        let Some(hint) = p.current_conversation_id else {
+            let slot: Option<CurrentSlot> = self.get_as("current conversation", &slot_key).await?;
+            let current = match slot.and_then(|s| s.conversation_id) {
+                Some(id) => self.get_as("conversation", &keys::conversation(ws, id)).await?,
+                None => None,
+            };
+            return Ok(Some(ThreadOf { contact: p.contact_id, current, hint_fresh: false }));
+        };
+        // The slot and the hinted conversation in one request; the slot decides.
+        let mut both = self.get_many(&[slot_key, keys::conversation(ws, hint)]).await?.into_iter();
+        let slot: Option<CurrentSlot> =
+            both.next().flatten().map(|it| decode("current conversation", it)).transpose()?;
+        let hinted: Option<Conversation> = both.next().flatten().map(|it| decode("conversation", it)).transpose()?;
+        let (current, hint_fresh) = match slot.and_then(|s| s.conversation_id) {
+            Some(id) if id == hint => (hinted, true),
+            Some(id) => (self.get_as("conversation", &keys::conversation(ws, id)).await?, false),
+            None => (None, false),
+        };
+        Ok(Some(ThreadOf { contact: p.contact_id, current, hint_fresh }))
+    }
+
     async fn current_conversation(
         &self,
         ws: &WorkspaceId,
@@ -469,9 +541,11 @@ impl InboundStore for DynamoStore {
             )?,
             put(&self.table, message_item(&c.message)?, NOT_EXISTS, None)?,
         ];
+        let hinted = c.hint.as_ref().map(|_| c.message.conversation_id);
         if let Some(contact) = &c.new_contact {
             for identity in &contact.identities {
-                let p = IdentityPointer { contact_id: contact.id };
+                let current_conversation_id = hinted.filter(|_| c.hint.as_ref() == Some(identity));
+                let p = IdentityPointer { contact_id: contact.id, current_conversation_id };
                 items.push(put(&self.table, item(&keys::identity(ws, identity), "identity", &p)?, NOT_EXISTS, None)?);
             }
             items.push(put(&self.table, item(&keys::contact(ws, contact.id), "contact", contact)?, NOT_EXISTS, None)?);
@@ -480,6 +554,18 @@ impl InboundStore for DynamoStore {
             }
         }
         items.extend(self.conversation_write(&c.conversation)?);
+        let new_identity = |i: &Identity| c.new_contact.as_ref().is_some_and(|n| n.identities.contains(i));
+        if let Some(identity) = c.hint.as_ref().filter(|i| !new_identity(i)) {
+            // The hint rides in the same transaction; an identity unlinked meanwhile conflicts.
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_map(&keys::identity(ws, identity))))
+                .update_expression("SET current_conversation_id = :c")
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_values(":c", s(c.message.conversation_id.to_string()))
+                .build();
+            items.push(TransactWriteItem::builder().update(build("update", update)?).build());
+        }
         if let Some(record) = &c.consent {
             // Keyword messages of one identity are serialised by their FIFO group: no race to settle.
             let it = item(&keys::consent(ws, &record.identity), "consent", record)?;
@@ -1642,7 +1728,11 @@ impl ContactStore for DynamoStore {
         audit: &domain::audit::AuditEntry,
     ) -> Result<(), StoreError> {
         let ws = &contact.workspace;
-        let pointer = item(&keys::identity(ws, identity), "identity", &IdentityPointer { contact_id: contact.id })?;
+        let pointer = item(
+            &keys::identity(ws, identity),
+            "identity",
+            &IdentityPointer { contact_id: contact.id, current_conversation_id: None },
+        )?;
         let items = vec![
             put(&self.table, pointer, NOT_EXISTS, None)?,
             self.versioned_contact(contact, expected_version)?,
@@ -1685,8 +1775,11 @@ impl ContactStore for DynamoStore {
         ];
         let from = HashMap::from([(":source".to_owned(), s(m.source.id.to_string()))]);
         for identity in &m.identities {
-            let pointer =
-                item(&keys::identity(ws, identity), "identity", &IdentityPointer { contact_id: m.target.id })?;
+            let pointer = item(
+                &keys::identity(ws, identity),
+                "identity",
+                &IdentityPointer { contact_id: m.target.id, current_conversation_id: None },
+            )?;
             items.push(put(&self.table, pointer, "contact_id = :source", Some(from.clone()))?);
         }
         // The source's slot is retired; it must still hold what the plan read.

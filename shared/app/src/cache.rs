@@ -1,0 +1,102 @@
+//! What a container may remember between invocations: data that changes rarely, read on every
+//! message. A warm container serves it from memory, so a message costs no read for it; a change
+//! reaches every container within the TTL (the same trade as an eventually consistent read).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use domain::ports::{ChannelAccount, ChannelDirectory, StoreError};
+use domain::{Channel, WorkspaceId};
+
+/// How long a known channel account is remembered. Connecting a number takes effect at once in
+/// the table; a container that looked it up as unknown sees it within [`MISS_TTL`].
+pub const HIT_TTL: Duration = Duration::from_secs(300);
+pub const MISS_TTL: Duration = Duration::from_secs(15);
+
+type Entries = HashMap<(Channel, String), (Instant, Option<ChannelAccount>)>;
+
+/// The channel directory with the container's memory in front: which workspace owns a number,
+/// page or mailbox is read once per container and TTL, not once per message.
+pub struct CachedDirectory {
+    inner: Arc<dyn ChannelDirectory>,
+    entries: Mutex<Entries>,
+}
+
+impl CachedDirectory {
+    pub fn new(inner: Arc<dyn ChannelDirectory>) -> Self {
+        Self { inner, entries: Mutex::new(HashMap::new()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        // Plain data: a panic elsewhere cannot leave it half-written.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl ChannelDirectory for CachedDirectory {
+    async fn channel_account(&self, channel: Channel, address: &str) -> Result<Option<ChannelAccount>, StoreError> {
+        let key = (channel, address.to_owned());
+        if let Some((at, found)) = self.lock().get(&key) {
+            let ttl = if found.is_some() { HIT_TTL } else { MISS_TTL };
+            if at.elapsed() < ttl {
+                return Ok(found.clone());
+            }
+        }
+        let found = self.inner.channel_account(channel, address).await?;
+        self.lock().insert(key, (Instant::now(), found.clone()));
+        Ok(found)
+    }
+
+    async fn put_channel_account(&self, account: &ChannelAccount) -> Result<(), StoreError> {
+        self.inner.put_channel_account(account).await?;
+        self.lock().remove(&(account.channel, account.address.clone()));
+        Ok(())
+    }
+
+    async fn channel_accounts(&self, ws: &WorkspaceId) -> Result<Vec<ChannelAccount>, StoreError> {
+        self.inner.channel_accounts(ws).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counting(store::MemoryStore, AtomicUsize);
+
+    #[async_trait]
+    impl ChannelDirectory for Counting {
+        async fn channel_account(&self, c: Channel, a: &str) -> Result<Option<ChannelAccount>, StoreError> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.channel_account(c, a).await
+        }
+        async fn put_channel_account(&self, account: &ChannelAccount) -> Result<(), StoreError> {
+            self.0.put_channel_account(account).await
+        }
+        async fn channel_accounts(&self, ws: &WorkspaceId) -> Result<Vec<ChannelAccount>, StoreError> {
+            self.0.channel_accounts(ws).await
+        }
+    }
+
+    #[tokio::test]
+    async fn one_read_per_container_and_a_change_through_it_is_seen_at_once() {
+        let inner = Arc::new(Counting(store::MemoryStore::new(), AtomicUsize::new(0)));
+        let cached = CachedDirectory::new(inner.clone());
+        assert_eq!(cached.channel_account(Channel::Sms, "+14155550100").await.unwrap(), None);
+        let account = ChannelAccount {
+            workspace: WorkspaceId::parse("acme").unwrap(),
+            channel: Channel::Sms,
+            address: "+14155550100".into(),
+            display_name: None,
+        };
+        cached.put_channel_account(&account).await.unwrap();
+        for _ in 0..5 {
+            assert_eq!(cached.channel_account(Channel::Sms, "+14155550100").await.unwrap(), Some(account.clone()));
+        }
+        assert_eq!(inner.1.load(Ordering::SeqCst), 2, "the miss, then one read for five hits");
+    }
+}
