@@ -35,7 +35,7 @@ use crate::reply::{self, Composed, Queued, ReplyPorts, ReplyRequest};
 use crate::Error;
 
 /// Attempts before giving up on a contended write and letting the queue redeliver the event.
-pub const MAX_ATTEMPTS: u32 = 6;
+pub const MAX_ATTEMPTS: u32 = 10;
 
 /// `metadata.auto_reply` of the acknowledgement sent outside business hours.
 pub const AUTO_REPLY_AFTER_HOURS: &str = "after_hours";

@@ -55,10 +55,17 @@ impl From<RoutingError> for Error {
     }
 }
 
-/// Before a retry of a contended write: a concurrent writer just committed; a short pause lets us
-/// read what it wrote.
+/// Before a retry of a contended write: a concurrent writer just committed, so re-reading at once
+/// would likely collide again. The pause grows (5, 10, 20 … 160 ms) and is jittered, so racers on
+/// one item (the same person's messages outside their FIFO group, a storm on one conversation)
+/// fall out of step instead of colliding round after round.
 pub(crate) async fn pause(attempt: u32) {
-    if attempt > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(attempt))).await;
+    if attempt == 0 {
+        return;
     }
+    let ceiling = 5u64 << (attempt - 1).min(5);
+    // Jitter from the clock's nanoseconds: uniform enough to desynchronise, no RNG needed.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let jittered = ceiling / 2 + u64::from(nanos) % (ceiling / 2 + 1);
+    tokio::time::sleep(std::time::Duration::from_millis(jittered)).await;
 }

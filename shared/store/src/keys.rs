@@ -1,5 +1,5 @@
 //! The single-table key design. This module is the only place a key is formatted; every other module
-//! asks it for keys. See the README's access-pattern table.
+//! asks it for keys. Every access pattern, as key conditions, is in docs/data-model.md (the one source).
 //!
 //! | item                 | PK                                   | SK                 |
 //! |----------------------|--------------------------------------|--------------------|

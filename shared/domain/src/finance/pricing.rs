@@ -1,7 +1,7 @@
 //! The provider cost of one message, from the rate card in force. Pure: the caller supplies what
 //! the channel adapter learned (segments, category, window, recipients, duration).
 //!
-//! Decisions (README "Finance"):
+//! Decisions (docs/finance.md):
 //! - SMS: segments × (price + carrier fee) for the contact's country and the direction; a message
 //!   with media is MMS, priced per message. A failed outbound SMS adds the failed-message fee.
 //! - WhatsApp: inbound is free; a free-form (service) reply is free inside the 24-hour window and
