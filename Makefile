@@ -1,5 +1,5 @@
 # The two commands: `make run` (the whole platform, locally) and `make test` (every test).
-.PHONY: run test lint fmt validate fuzz ci
+.PHONY: run test lint fmt validate fuzz bench bench-smoke ci
 
 run:
 	bash infra/scripts/install.sh
@@ -18,8 +18,15 @@ validate:
 	bash infra/scripts/install.sh --ci
 	SAM_CLI_TELEMETRY=0 .local/venv/bin/sam validate --lint --region us-east-1
 
+# The figures of docs/benchmarks.md (release build), and the same benchmarks once, small (CI).
+bench:
+	bash infra/scripts/bench.sh
+
+bench-smoke:
+	bash infra/scripts/bench.sh --smoke
+
 # Every parser's fuzz target, 60 s each (CI runs 15 s each).
 fuzz:
 	bash infra/scripts/fuzz.sh 60
 
-ci: fmt lint validate test
+ci: fmt lint validate test bench-smoke

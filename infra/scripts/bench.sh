@@ -1,15 +1,33 @@
 #!/usr/bin/env bash
-# Baseline figures (docs/benchmarks.md): builds the release binaries (slow: ~10 minutes from
-# scratch on 2 cores), then runs the benchmark against DynamoDB Local and moto on loopback.
+# The figures in docs/benchmarks.md: builds the binaries, then runs `switchboard-bench` against
+# DynamoDB Local and moto on loopback (it starts them itself).
+#
+#   bash infra/scripts/bench.sh            release build (~10 minutes from scratch on 2 cores), every benchmark
+#   bash infra/scripts/bench.sh --smoke    debug build, every benchmark once with a few messages (CI): fails on an
+#                                          error, never on a time
+#
+# Other arguments go to switchboard-bench (e.g. --throughput 50,100 --throughput-secs 60).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 bash infra/scripts/install.sh
-cargo build --release \
-  -p twilio-sms-webhook -p twilio-status-webhook -p inbound-processor -p outbound-sender \
-  -p api-list-conversations -p api-get-conversation -p api-list-messages -p api-send-message \
-  -p hello-lambda
+profile=release
+for arg in "$@"; do
+  [ "$arg" = "--smoke" ] && profile=debug
+done
+packages=(-p twilio-sms-webhook -p twilio-status-webhook -p inbound-processor -p outbound-sender
+  -p api-list-conversations -p api-get-conversation -p api-list-messages -p api-send-message -p hello-lambda)
+if [ "$profile" = release ]; then
+  cargo build --release "${packages[@]}"
+  cargo build --profile bench-host -p switchboard-bench
+else
+  cargo build "${packages[@]}"
+  cargo build -p switchboard-bench
+fi
+target_dir="${CARGO_TARGET_DIR:-target}"
 mkdir -p bench-results
-out="bench-results/$(date -u +%Y-%m-%dT%H%M%SZ).md"
-cargo run --quiet -p switchboard-bench -- --release-dir target/release "$@" | tee "$out"
+out="bench-results/$(date -u +%Y-%m-%dT%H%M%SZ)-$profile.md"
+bench_bin="$target_dir/$profile/switchboard-bench"
+[ "$profile" = release ] && bench_bin="$target_dir/bench-host/switchboard-bench"
+"$bench_bin" --release-dir "$target_dir/$profile" "$@" | tee "$out"
 echo "written to $out" >&2

@@ -239,6 +239,7 @@ async fn compose(
         }
     }
     // Read once for the hard stop here and the alert check after the commit.
+    // Read fresh, never cached: a budget finance just raised must let replies through at once.
     let budgets = store.budgets(&who.workspace).await?;
     if let Some(why) = hard_stop(store, &budgets, &who.workspace, Month::of(now), route.channel).await? {
         return Err(ApiError::BudgetExceeded(why));

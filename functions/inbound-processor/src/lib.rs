@@ -22,6 +22,7 @@ pub struct Deps {
     pub outbound: Arc<dyn OutboundQueue>,
     pub help_text: String,
     pub rates: RateCardCache,
+    pub budgets: app::cache::BudgetCache,
     pub memory_mb: u64,
 }
 
@@ -37,6 +38,7 @@ impl Deps {
             outbound,
             help_text: domain::consent::DEFAULT_HELP_TEXT.to_owned(),
             rates: RateCardCache::default(),
+            budgets: app::cache::BudgetCache::default(),
             memory_mb: meter::memory_mb_from_env(),
         }
     }
@@ -76,6 +78,7 @@ async fn ingest_with(deps: &Deps, event: InboundEvent, inv: &Invocation) -> Resu
         notifications: &*deps.notifications,
         outbound: &*deps.outbound,
         rates: &deps.rates,
+        budgets: &deps.budgets,
         help_text: &deps.help_text,
         usage_so_far: &|| inv.usage_so_far(),
         clock: &time::OffsetDateTime::now_utc,

@@ -8,9 +8,11 @@
 //! - capacity: DynamoDB capacity units and AWS requests per inbound message and per reply, counted
 //!   by a proxy in front of DynamoDB Local and moto while the pipeline runs.
 
+mod channels;
 mod latency;
 mod proxy;
 mod runtime_api;
+mod throughput;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,6 +46,33 @@ struct Args {
     /// Only the webhook → socket latency (no release binaries needed).
     #[arg(long)]
     latency_only: bool,
+    /// Offered rates (msg/s) of the open-loop throughput curve; empty skips it.
+    #[arg(long, value_delimiter = ',', default_values_t = [10u32, 25, 50, 75, 100, 150])]
+    throughput: Vec<u32>,
+    /// Seconds per offered rate.
+    #[arg(long, default_value_t = 60)]
+    throughput_secs: u64,
+    /// Only the throughput curve (no release binaries needed).
+    #[arg(long)]
+    throughput_only: bool,
+    /// Every benchmark once, as small as it can be: one cold start, three messages per scenario,
+    /// three latency probes, one throughput step of two seconds. For CI: it fails on an error,
+    /// never on a time (the figures of a smoke run mean nothing).
+    #[arg(long)]
+    smoke: bool,
+}
+
+impl Args {
+    fn smoke(mut self) -> Self {
+        if self.smoke {
+            self.runs = 1;
+            self.messages = 3;
+            self.latency_runs = 3;
+            self.throughput = vec![5];
+            self.throughput_secs = 2;
+        }
+        self
+    }
 }
 
 const FUNCTIONS: [&str; 8] = [
@@ -60,7 +89,7 @@ const TOKEN: &str = "bench-twilio-token";
 const SID: &str = "AC22222222222222222222222222222222";
 
 fn main() -> Result<()> {
-    let args = Args::parse();
+    let args = Args::parse().smoke();
     let root = repo_root();
     let release = if args.release_dir.is_absolute() { args.release_dir.clone() } else { root.join(&args.release_dir) };
     let services = Services::start(&root, free_port()?, free_port()?, &root.join("target/local-logs"))?;
@@ -70,7 +99,7 @@ fn main() -> Result<()> {
     for (k, v) in services.env() {
         std::env::set_var(k, v);
     }
-    if !args.latency_only {
+    if !args.latency_only && !args.throughput_only {
         std::env::set_var("AWS_ENDPOINT_URL_DYNAMODB", format!("http://127.0.0.1:{ddb_proxy}"));
         std::env::set_var("AWS_ENDPOINT_URL_SQS", format!("http://127.0.0.1:{sqs_proxy}"));
     }
@@ -89,10 +118,21 @@ async fn run(
     sqs_proxy: u16,
 ) -> Result<String> {
     let mut out = String::new();
-    if args.latency_only {
+    // CPU per process in the throughput run: the two AWS emulators, and this process, which hosts
+    // the local gateway and every function.
+    let mut processes: Vec<(String, u32)> =
+        services.pids().into_iter().map(|(name, pid)| (name.to_owned(), pid)).collect();
+    processes.push(("gateway + functions".into(), std::process::id()));
+    if args.latency_only || args.throughput_only {
         let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let template = Template::load(&root.join("template.yaml"))?;
-        return latency::webhook_to_socket(args.latency_runs, &template, &aws).await;
+        if args.latency_only {
+            out += &latency::webhook_to_socket(args.latency_runs, &template, &aws).await?;
+        }
+        if args.throughput_only {
+            out += &throughput::load_curve(&args.throughput, args.throughput_secs, &template, &aws, &processes).await?;
+        }
+        return Ok(out);
     }
     out += &sizes(release)?;
     let counters = Arc::new(proxy::Counters::default());
@@ -104,6 +144,9 @@ async fn run(
     out += &cold_starts(args, release, services, &template, &aws).await?;
     out += &capacity(args, &template, &aws, &counters, &services.dynamodb_url).await?;
     out += &latency::webhook_to_socket(args.latency_runs, &template, &aws).await?;
+    if !args.throughput.is_empty() {
+        out += &throughput::load_curve(&args.throughput, args.throughput_secs, &template, &aws, &processes).await?;
+    }
     Ok(out)
 }
 
@@ -213,6 +256,8 @@ async fn cold_starts(
     env.push(("TABLE_NAME".into(), provisioned.table.clone()));
     env.push(("INBOUND_QUEUE_URL".into(), provisioned.queue_urls["InboundQueue"].clone()));
     env.push(("NOTIFICATION_QUEUE_URL".into(), provisioned.queue_urls["NotificationQueue"].clone()));
+    // The processor answers a HELP (and after hours) through the sender's queue.
+    env.push(("OUTBOUND_QUEUE_URL".into(), provisioned.queue_urls["OutboundQueue"].clone()));
     env.push(("TWILIO_AUTH_TOKEN".into(), TOKEN.into()));
 
     let mut results: BTreeMap<&str, ColdStart> = BTreeMap::new();
@@ -313,7 +358,7 @@ async fn cold_starts(
     Ok(s + "\n")
 }
 
-fn table(title: &str, snapshot: &BTreeMap<String, proxy::OpStats>, n: usize) -> String {
+pub(crate) fn table(title: &str, snapshot: &BTreeMap<String, proxy::OpStats>, n: usize) -> String {
     let n = n as f64;
     let mut s = format!(
         "### {title}\n\n| operation | requests / message | RCU / message | WCU / message |\n|---|---:|---:|---:|\n"
@@ -379,7 +424,20 @@ pub(crate) fn stack_options(prefix: &str, twilio_base: &str, poll_wait_secs: i32
         twilio_account_sid: SID.into(),
         twilio_auth_token: TOKEN.into(),
         jwt_secret: latency::JWT.into(),
-        extra_env: vec![],
+        // Every function of the template is configured, the optional channels too; their API
+        // bases point nowhere unless a run starts their fakes (the capacity run does).
+        extra_env: switchboard_local::channel_env(
+            "http://127.0.0.1:9",
+            (channels::WHATSAPP_APP_SECRET, "bench-wa-verify", channels::WHATSAPP_ACCESS_TOKEN),
+            "http://127.0.0.1:9",
+            ("1:bench", "bench-telegram-secret"),
+            &switchboard_local::MetaEnv {
+                base_url: "http://127.0.0.1:9",
+                app_secret: "bench-meta-secret",
+                verify_token: "bench-meta-verify",
+                page_tokens: &[],
+            },
+        ),
         send_retry_base_ms: 10,
         poll_wait_secs,
         pollers_per_queue: 4,
@@ -396,7 +454,27 @@ async fn capacity(
     direct_dynamodb_url: &str,
 ) -> Result<String> {
     let twilio = fake_twilio::FakeTwilio::start(SID, TOKEN, fake_twilio::Callbacks::SentThenDelivered).await?;
-    let stack = Stack::start(template, stack_options("cap", &twilio.base_url(), 1)?, aws).await?;
+    let whatsapp =
+        fake_channels::FakeWhatsApp::start(channels::WHATSAPP_ACCESS_TOKEN, channels::WHATSAPP_APP_SECRET).await?;
+    let telegram = fake_channels::FakeTelegram::start("1:bench").await?;
+    let meta = fake_channels::FakeMeta::start(&[], "bench-meta-secret").await?;
+    let meta_base = meta.base_url();
+    let meta_env = switchboard_local::MetaEnv {
+        base_url: &meta_base,
+        app_secret: "bench-meta-secret",
+        verify_token: "bench-meta-verify",
+        page_tokens: &[],
+    };
+    let mut opts = stack_options("cap", &twilio.base_url(), 1)?;
+    opts.extra_env = switchboard_local::channel_env(
+        &whatsapp.base_url(),
+        (channels::WHATSAPP_APP_SECRET, "bench-wa-verify", channels::WHATSAPP_ACCESS_TOKEN),
+        &telegram.base_url(),
+        ("1:bench", "bench-telegram-secret"),
+        &meta_env,
+    );
+    opts.email_domains = vec![channels::EMAIL_DOMAIN.into()];
+    let stack = Stack::start(template, opts, aws).await?;
     // Observation goes around the proxy, straight to DynamoDB Local, so it is not counted.
     let direct = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(aws).endpoint_url(direct_dynamodb_url).build(),
@@ -515,6 +593,12 @@ async fn capacity(
     tokio::time::sleep(Duration::from_millis(750)).await;
     let snap = counters.snapshot();
     out += &table(&format!("An agent reply, sent and delivered ({n} replies)"), &snap, n);
+
+    // The other channels' inbound paths.
+    let others = channels::Channels { stack: &stack, store: &store, counters, http: http.clone(), n };
+    out += &others.whatsapp("106540352299999").await?;
+    out += &others.email().await?;
+    out += &others.webchat().await?;
     drop(stack);
     Ok(out)
 }

@@ -127,6 +127,12 @@ impl Services {
         Ok(services)
     }
 
+    /// The servers' process ids: DynamoDB Local's JVM, then moto's Python (benchmarks read their
+    /// CPU time).
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        ["DynamoDB Local", "moto"].into_iter().zip(self.children.iter().map(Child::id)).collect()
+    }
+
     /// The environment that points every AWS SDK client at these servers.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![

@@ -61,6 +61,42 @@ impl ChannelDirectory for CachedDirectory {
     }
 }
 
+/// A workspace's budgets, remembered per container for [`BUDGET_TTL`], for the alert check after
+/// every inbound message's cost write (level-triggered: a change seen a minute late alerts a minute
+/// late). The spend they are compared with is always read fresh; the reply's hard stop reads the
+/// budgets fresh too, so a budget finance raises lets replies through at once.
+pub struct BudgetCache {
+    entries: Mutex<HashMap<WorkspaceId, (Instant, Budgets)>>,
+}
+
+type Budgets = Arc<Vec<domain::finance::Budget>>;
+
+pub const BUDGET_TTL: Duration = Duration::from_secs(60);
+
+impl Default for BudgetCache {
+    fn default() -> Self {
+        Self { entries: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl BudgetCache {
+    pub async fn budgets<S: domain::ports::BudgetStore + ?Sized>(
+        &self,
+        store: &S,
+        ws: &WorkspaceId,
+    ) -> Result<Budgets, StoreError> {
+        let lock = || self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, b)) = lock().get(ws) {
+            if at.elapsed() < BUDGET_TTL {
+                return Ok(b.clone());
+            }
+        }
+        let fresh = Arc::new(store.budgets(ws).await?);
+        lock().insert(ws.clone(), (Instant::now(), fresh.clone()));
+        Ok(fresh)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

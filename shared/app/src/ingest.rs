@@ -72,6 +72,7 @@ pub struct Ingest<'a, S: ?Sized> {
     /// Automatic answers (HELP, after hours) go out through the sender like any reply.
     pub outbound: &'a dyn OutboundQueue,
     pub rates: &'a RateCardCache,
+    pub budgets: &'a crate::cache::BudgetCache,
     pub help_text: &'a str,
     /// AWS usage spent on this event so far (the processor's meter), for the estimate.
     pub usage_so_far: &'a (dyn Fn() -> Usage + Send + Sync),
@@ -334,7 +335,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
     /// Budget alerts are level-triggered: a failed check is caught up by the next message's, so it
     /// is logged rather than failing a message that is already stored.
     async fn alert_budgets(&self, ws: &WorkspaceId, month: Month, channel: Channel) {
-        let checked = match self.store.budgets(ws).await {
+        let checked = match self.budgets.budgets(self.store, ws).await {
             Ok(budgets) => check_budgets(self.store, self.store, self.notifications, &budgets, ws, month, channel)
                 .await
                 .map(drop)
