@@ -24,7 +24,7 @@ async fn create(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
         .map_err(|e| ApiError::BadRequest(format!("body must be a rate card without its version: {e}")))?;
     for _ in 0..MAX_ATTEMPTS {
         let next = deps.store.rate_cards(&who.workspace).await?.iter().map(|c| c.version).max().unwrap_or(0) + 1;
-        let card = draft.clone().into_card(next).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+        let card = draft.clone().into_card(next)?;
         match deps.store.create_rate_card(&who.workspace, &card).await {
             Ok(()) => {
                 tracing::info!(workspace = %who.workspace, by = %who.agent, version = next, "rate card version created");

@@ -47,7 +47,7 @@ async fn preview(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no contact for conversation {conv_id}")))?;
     let vars = Variables::for_conversation(&contact, &conversation, who.name.as_deref());
-    let text = render(&response.body, &vars).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let text = render(&response.body, &vars)?;
     deps.store.record_canned_use(&who.workspace, &who.agent, &response.id).await?;
     Ok(json(200, &serde_json::json!({ "text": text, "canned_response_id": response.id, "conversation_id": conv_id })))
 }

@@ -52,8 +52,7 @@ async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
             "costs in this workspace are counted in {card_currency} (its rate card); a budget in {currency} cannot be compared"
         )));
     }
-    let budget = Budget::new(scope, currency, limit, draft.thresholds, draft.hard_stop, who.agent.clone(), now)
-        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let budget = Budget::new(scope, currency, limit, draft.thresholds, draft.hard_stop, who.agent.clone(), now)?;
     deps.store.put_budget(&who.workspace, &budget).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, scope = scope.as_str(), hard_stop = budget.hard_stop,
         "budget set");

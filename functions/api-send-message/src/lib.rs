@@ -99,8 +99,7 @@ fn check_constraints(
     channel: Channel,
     text: &str,
 ) -> Result<BTreeMap<String, serde_json::Value>, ApiError> {
-    let checked = domain::channels::constraints::check(channel, text, &[], deps.max_sms_segments)
-        .map_err(|v| ApiError::Unprocessable(v.to_string()))?;
+    let checked = domain::channels::constraints::check(channel, text, &[], deps.max_sms_segments)?;
     let Some(s) = checked.sms else { return Ok(BTreeMap::new()) };
     Ok(BTreeMap::from([
         ("sms_encoding".to_owned(), serde_json::to_value(s.encoding).unwrap_or_default()),
@@ -205,10 +204,9 @@ async fn compose(
     now: time::OffsetDateTime,
     inv: &Invocation,
 ) -> Result<(Composed, Vec<domain::finance::Budget>), ApiError> {
-    let route = conversation.reply_route(draft.channel).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let route = conversation.reply_route(draft.channel)?;
     let since = conversation.since_customer_wrote(route.channel, now);
-    let reply_as = domain::channels::reply_policy(route.channel, since, draft.template.is_some())
-        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let reply_as = domain::channels::reply_policy(route.channel, since, draft.template.is_some())?;
     // A template is sent as registered: approved, with exactly its parameters; the customer reads
     // its body, and its category prices it.
     let (text, mut metadata) = match &draft.template {
@@ -219,7 +217,7 @@ async fn compose(
                         TemplateError::Unknown { name: t.name.clone(), language: t.language.clone() }.to_string(),
                     )
                 })?;
-            let text = registered.render(&t.parameters).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+            let text = registered.render(&t.parameters)?;
             let metadata = BTreeMap::from([
                 ("whatsapp_category".to_owned(), serde_json::to_value(registered.category).unwrap_or_default()),
                 ("whatsapp_template".to_owned(), serde_json::Value::from(registered.name.clone())),
@@ -262,7 +260,7 @@ async fn compose(
         whatsapp_window_open: window_open,
         now,
     };
-    let (cost, entry) = estimate_message(&message, costing).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let (cost, entry) = estimate_message(&message, costing)?;
     message.cost = Some(cost);
     let response = serde_json::json!({ "message": message });
     Ok((Composed { message, cost: Some(entry), response, counted }, budgets))

@@ -104,9 +104,20 @@ fn main() -> Result<()> {
         std::env::set_var("AWS_ENDPOINT_URL_SQS", format!("http://127.0.0.1:{sqs_proxy}"));
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let report = rt.block_on(run(&args, &root, &release, &services, ddb_proxy, sqs_proxy))?;
-    println!("{report}");
+    rt.block_on(run(&args, &root, &release, &services, ddb_proxy, sqs_proxy))?;
     Ok(())
+}
+
+/// Report sections, printed (and flushed) as they are added.
+#[derive(Default)]
+struct Printed;
+
+impl std::ops::AddAssign<&String> for Printed {
+    fn add_assign(&mut self, section: &String) {
+        use std::io::Write;
+        print!("{section}");
+        let _ = std::io::stdout().flush();
+    }
 }
 
 async fn run(
@@ -116,8 +127,10 @@ async fn run(
     services: &Services,
     ddb_proxy: u16,
     sqs_proxy: u16,
-) -> Result<String> {
-    let mut out = String::new();
+) -> Result<()> {
+    // Each section is printed as soon as it is measured (a long run shows its progress, and a
+    // failure late in the run keeps what came before).
+    let mut out = Printed::default();
     // CPU per process in the throughput run: the two AWS emulators, and this process, which hosts
     // the local gateway and every function.
     let mut processes: Vec<(String, u32)> =
@@ -132,7 +145,7 @@ async fn run(
         if args.throughput_only {
             out += &throughput::load_curve(&args.throughput, args.throughput_secs, &template, &aws, &processes).await?;
         }
-        return Ok(out);
+        return Ok(());
     }
     out += &sizes(release)?;
     let counters = Arc::new(proxy::Counters::default());
@@ -147,7 +160,7 @@ async fn run(
     if !args.throughput.is_empty() {
         out += &throughput::load_curve(&args.throughput, args.throughput_secs, &template, &aws, &processes).await?;
     }
-    Ok(out)
+    Ok(())
 }
 
 fn sizes(release: &Path) -> Result<String> {

@@ -166,7 +166,13 @@ pub async fn load_curve(
             max: lat.last().copied().unwrap_or_default(),
             cpu,
         });
-        // Let the pipeline drain before the next rate.
+        let saturated = steps.last().is_some_and(|st: &Step| st.lost > 0 || st.p99 > Duration::from_secs(5));
+        if saturated {
+            // Past saturation the queues hold a backlog that only grows, and moto's receive
+            // slows with its length: further rates would measure the backlog, not the rate.
+            break;
+        }
+        // Let the pipeline settle before the next rate.
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     reader.abort();
@@ -176,7 +182,8 @@ pub async fn load_curve(
         "## Throughput: offered load → webhook-to-socket latency\n\nOpen loop: signed SMS webhooks posted on a fixed \
          schedule ({secs} s per rate, 200 contacts, one agent online); latency from the post to the `message_created` \
          frame on the agent's socket; *lost*: never on the socket within 60 s of the last post. CPU: share of one core \
-         over the step (200 % = both cores).\n\n| offered msg/s | sent | lost | webhook errors | p50 ms | p95 ms | p99 ms | max ms | {} |\n|---:|---:|---:|---:|---:|---:|---:|---:|{}\n",
+         over the step (200 % = both cores). The curve stops at the first rate that loses messages or passes 5 s at p99 \
+         (saturated: the backlog only grows from there).\n\n| offered msg/s | sent | lost | webhook errors | p50 ms | p95 ms | p99 ms | max ms | {} |\n|---:|---:|---:|---:|---:|---:|---:|---:|{}\n",
         names.join(" | "),
         "---:|".repeat(names.len())
     );

@@ -132,6 +132,29 @@ impl From<domain::contacts::ContactError> for ApiError {
     }
 }
 
+/// A domain refusal of a well-formed request (a policy, a limit, an invalid value): 422 with the
+/// domain's own explanation. One list, instead of a `map_err` in every route.
+macro_rules! unprocessable {
+    ($($error:ty),* $(,)?) => {
+        $(impl From<$error> for ApiError {
+            fn from(e: $error) -> Self {
+                ApiError::Unprocessable(e.to_string())
+            }
+        })*
+    };
+}
+
+unprocessable!(
+    domain::threading::RouteError,
+    domain::channels::ReplyRefusal,
+    domain::channels::templates::TemplateError,
+    domain::channels::constraints::Violation,
+    domain::finance::PricingError,
+    domain::finance::ratecard::RateCardError,
+    domain::finance::budget::BudgetError,
+    domain::canned::RenderError,
+);
+
 impl From<ParseError> for ApiError {
     fn from(e: ParseError) -> Self {
         ApiError::BadRequest(e.to_string())
