@@ -99,9 +99,17 @@ async fn to_agents(deps: &Deps, event: &Notification, now: OffsetDateTime) -> Re
     if connections.iter().all(|c| c.is_stale(now)) {
         return Ok(out);
     }
-    let conversation = match event.conversation() {
-        Some(id) => deps.store.conversation(ws, id).await?,
-        None => None,
+    // A message's event reads its conversation and the message in one request.
+    let about_message = match event {
+        Notification::MessageCreated { conversation_id, message_id, .. }
+        | Notification::DeliveryStatusChanged { conversation_id, message_id, .. }
+        | Notification::MessageUpdated { conversation_id, message_id, .. } => Some((*conversation_id, *message_id)),
+        _ => None,
+    };
+    let (conversation, message) = match (about_message, event.conversation()) {
+        (Some((conv, msg)), _) => deps.store.conversation_with_message(ws, conv, msg).await?,
+        (None, Some(id)) => (deps.store.conversation(ws, id).await?, None),
+        (None, None) => (None, None),
     };
     // Teams only matter for unassigned work that has a team.
     let agents = match &conversation {
@@ -112,14 +120,6 @@ async fn to_agents(deps: &Deps, event: &Notification, now: OffsetDateTime) -> Re
     if targets.is_empty() {
         return Ok(out);
     }
-    let message = match event {
-        Notification::MessageCreated { conversation_id, message_id, .. }
-        | Notification::DeliveryStatusChanged { conversation_id, message_id, .. }
-        | Notification::MessageUpdated { conversation_id, message_id, .. } => {
-            deps.store.message(ws, *conversation_id, *message_id).await?
-        }
-        _ => None,
-    };
     let frame = serde_json::to_vec(&Push { event, conversation: conversation.as_ref(), message: message.as_ref() })
         .map_err(|e| RecordError::Permanent(Box::new(e)))?;
     let results = futures::future::join_all(targets.iter().map(|id| deps.pusher.push(id, &frame))).await;

@@ -109,7 +109,6 @@ fn main() -> Result<()> {
 }
 
 /// Report sections, printed (and flushed) as they are added.
-#[derive(Default)]
 struct Printed;
 
 impl std::ops::AddAssign<&String> for Printed {
@@ -130,7 +129,7 @@ async fn run(
 ) -> Result<()> {
     // Each section is printed as soon as it is measured (a long run shows its progress, and a
     // failure late in the run keeps what came before).
-    let mut out = Printed::default();
+    let mut out = Printed;
     // CPU per process in the throughput run: the two AWS emulators, and this process, which hosts
     // the local gateway and every function.
     let mut processes: Vec<(String, u32)> =

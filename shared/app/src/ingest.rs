@@ -24,7 +24,7 @@ use domain::ports::{
     BudgetStore, ConsentStore, ConversationWrite, CostLedger, InboundCommit, NotificationQueue, OutboundQueue,
     RateCardStore, StoreError,
 };
-use domain::routing::service::{route_conversation, Routed, RoutingPorts};
+use domain::routing::service::{route_known, Known, Routed, RoutingPorts};
 use domain::routing::WaitReason;
 use domain::threading::{thread_hinted, Threading};
 use domain::{AgentId, Channel, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
@@ -147,10 +147,10 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
     async fn message(&self, m: InboundMessage) -> Result<Ingested, Error> {
         for attempt in 0..MAX_ATTEMPTS {
             crate::pause(attempt).await;
-            let outcome = match self.store_message(&m).await {
+            let (outcome, known) = match self.store_message(&m).await {
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
-                Ok(outcome) => outcome,
+                Ok(stored) => stored,
             };
             let (conversation, message) = match outcome {
                 Ingested::Stored { conversation, message, .. } | Ingested::Duplicate { conversation, message } => {
@@ -158,7 +158,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
                 }
                 Ingested::Status { .. } | Ingested::Consent { .. } => return Ok(outcome),
             };
-            self.after_commit(&m, outcome, conversation).await?;
+            self.after_commit(&m, outcome, conversation, known).await?;
             match outcome {
                 Ingested::Stored { new_conversation, .. } => tracing::info!(
                     workspace = %m.workspace, %conversation, %message, channel = %m.channel, new_conversation,
@@ -178,6 +178,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
         m: &InboundMessage,
         outcome: Ingested,
         conversation: ConversationId,
+        known: Known,
     ) -> Result<(), Error> {
         let Some(message) = (match outcome {
             Ingested::Stored { message, .. } | Ingested::Duplicate { message, .. } => Some(message),
@@ -208,10 +209,14 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
         // One routing brain: a conversation without an owner is routed (or queued) now; a
         // follow-up in an owned or waiting conversation skips the re-read.
         let route = !matches!(outcome, Ingested::Stored { needs_routing: false, .. });
-        let routed = if route { self.route(&m.workspace, conversation).await? } else { Routed::Unchanged };
+        let after_hours = known.rules.as_ref().map(|r| r.after_hours_message.clone());
+        let routed = if route { self.route(&m.workspace, conversation, known).await? } else { Routed::Unchanged };
         if routed == Routed::Waiting(WaitReason::OutsideBusinessHours) {
             // Seed 001: outside business hours the customer hears when to expect an answer.
-            let text = self.store.routing_rules(&m.workspace).await?.after_hours_message;
+            let text = match after_hours {
+                Some(text) => text,
+                None => self.store.routing_rules(&m.workspace).await?.after_hours_message,
+            };
             let key = format!("after-hours-{conversation}");
             self.auto_reply(m, conversation, AUTO_REPLY_AFTER_HOURS, &text, &key).await?;
         }
@@ -219,11 +224,14 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
     }
 
     /// Routes the conversation, pausing between rounds while concurrent messages keep changing it
-    /// (the routing service re-reads and decides again within each round).
-    async fn route(&self, ws: &WorkspaceId, conversation: ConversationId) -> Result<Routed, Error> {
+    /// (the routing service re-reads and decides again within each round). The first round starts
+    /// from what the commit wrote (no re-read of the conversation or the rules).
+    async fn route(&self, ws: &WorkspaceId, conversation: ConversationId, known: Known) -> Result<Routed, Error> {
+        let mut known = Some(known);
         for attempt in 0..MAX_ATTEMPTS {
             crate::pause(attempt).await;
-            match route_conversation(self.store, self.notifications, ws, conversation, (self.clock)()).await {
+            let start = known.take().unwrap_or_default();
+            match route_known(self.store, self.notifications, ws, conversation, start, (self.clock)()).await {
                 Err(domain::routing::service::RoutingError::Store(StoreError::Conflict)) => continue,
                 other => return Ok(other?),
             }
@@ -403,7 +411,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
     }
 
     /// Stores one message (or recognises it as stored): the single conditional write of ingest.
-    async fn store_message(&self, m: &InboundMessage) -> Result<Ingested, StoreError> {
+    async fn store_message(&self, m: &InboundMessage) -> Result<(Ingested, Known), StoreError> {
         let store = self.store;
         let ws = &m.workspace;
         // A message in parts (a voicemail) looks itself up first: a later part completes it. Any
@@ -413,7 +421,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
                 store.provider_message(ws, &m.provider, &m.provider_message_id).await?
             {
                 self.complete(m, conversation, message).await?;
-                return Ok(Ingested::Duplicate { conversation, message });
+                return Ok((Ingested::Duplicate { conversation, message }, Known::default()));
             }
         }
         let (contact_id, current, new_contact, hint_fresh) = match store.thread_of(ws, &m.identity).await? {
@@ -440,6 +448,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             Threading::Append(id) => [hinted, current.clone()].into_iter().flatten().find(|c| c.id == id),
             Threading::StartNew => None,
         };
+        let mut classified_with = None;
         let (write, conversation_id, new_conversation, assignee, needs_routing) = match target {
             Some(mut c) => {
                 let expected_version = c.version;
@@ -453,7 +462,9 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
                 let mut c = Conversation::start_for(ws.clone(), contact_id, at);
                 c.record_inbound(route.clone(), at);
                 // Team and skills are decided once, from the channel and the first message.
-                store.routing_rules(ws).await?.classify(&mut c, m.channel, m.text.as_deref().unwrap_or(""));
+                let rules = store.routing_rules(ws).await?;
+                rules.classify(&mut c, m.channel, m.text.as_deref().unwrap_or(""));
+                classified_with = Some(rules);
                 c.previous_owner = previous.as_ref().and_then(|p| p.assignee.clone());
                 let id = c.id;
                 (ConversationWrite::Create { conversation: c, replaces: previous.map(|p| p.id) }, id, true, None, true)
@@ -509,6 +520,13 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             }
         };
         let message_id = message.id;
+        // What routing may start from, once this commits: the conversation as written.
+        let written = match &write {
+            ConversationWrite::Create { conversation, .. } | ConversationWrite::Update { conversation, .. } => {
+                needs_routing.then(|| conversation.clone())
+            }
+        };
+        let known = Known { conversation: written, rules: classified_with };
         // The identity's hint follows the contact's current conversation: written when a new one
         // starts, or when the read found it missing or stale (once; then it is fresh again).
         let hint = (new_conversation || !hint_fresh).then(|| m.identity.clone());
@@ -523,16 +541,21 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             cost: ledger,
         };
         match store.commit_inbound(commit).await {
-            Ok(()) => Ok(Ingested::Stored {
-                conversation: conversation_id,
-                message: message_id,
-                new_conversation,
-                needs_routing,
-            }),
+            Ok(()) => Ok((
+                Ingested::Stored {
+                    conversation: conversation_id,
+                    message: message_id,
+                    new_conversation,
+                    needs_routing,
+                },
+                known,
+            )),
             Err(StoreError::Duplicate) => {
                 // A concurrent delivery of the same provider message won: report what it stored.
                 match store.provider_message(ws, &m.provider, &m.provider_message_id).await? {
-                    Some((conversation, message)) => Ok(Ingested::Duplicate { conversation, message }),
+                    Some((conversation, message)) => {
+                        Ok((Ingested::Duplicate { conversation, message }, Known::default()))
+                    }
                     None => Err(StoreError::Conflict),
                 }
             }

@@ -213,6 +213,16 @@ pub trait ConversationReader: Send + Sync {
         conv: ConversationId,
         id: MessageId,
     ) -> Result<Option<Message>, StoreError>;
+    /// A conversation and one of its messages, in as few requests as the store can (DynamoDB: one
+    /// BatchGetItem). What an agent's screen is pushed for a new message or a status.
+    async fn conversation_with_message(
+        &self,
+        ws: &WorkspaceId,
+        conv: ConversationId,
+        id: MessageId,
+    ) -> Result<(Option<Conversation>, Option<Message>), StoreError> {
+        Ok((self.conversation(ws, conv).await?, self.message(ws, conv, id).await?))
+    }
 }
 
 /// The first answer to an idempotent request, replayed to every retry with the same key.

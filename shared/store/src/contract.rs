@@ -357,6 +357,19 @@ pub async fn the_threading_read_follows_the_slot_whatever_the_hint<S: Store>(s: 
     assert_eq!(s.current_conversation(&ws, &contact).await.unwrap().map(|c| c.id), Some(fresh.id));
 }
 
+/// `conversation_with_message` answers what `conversation` and `message` answer apart.
+pub async fn a_conversation_and_its_message_read_together<S: Store>(s: &S) {
+    let ws = workspace("pair");
+    let (_, conv) = seed_conversation(s, &ws, 9, now()).await;
+    let first = s.messages(&ws, conv.id, Order::Oldest, 1, None).await.unwrap().items.remove(0);
+    let (c, m) = s.conversation_with_message(&ws, conv.id, first.id).await.unwrap();
+    assert_eq!((c.map(|c| c.id), m.map(|m| m.id)), (Some(conv.id), Some(first.id)));
+    let (c, m) = s.conversation_with_message(&ws, conv.id, MessageId::new()).await.unwrap();
+    assert_eq!((c.map(|c| c.id), m), (Some(conv.id), None));
+    let (c, m) = s.conversation_with_message(&ws, domain::ConversationId::new(), first.id).await.unwrap();
+    assert!(c.is_none() && m.is_none());
+}
+
 pub async fn stale_conversation_versions_conflict<S: Store>(s: &S) {
     let ws = workspace("version");
     let at = now();
@@ -708,6 +721,7 @@ pub async fn run_all<S: Store>(s: &S) {
     a_claimed_identity_or_conversation_slot_conflicts(s).await;
     a_new_conversation_replaces_only_the_resolved_one(s).await;
     the_threading_read_follows_the_slot_whatever_the_hint(s).await;
+    a_conversation_and_its_message_read_together(s).await;
     stale_conversation_versions_conflict(s).await;
     conversations_list_by_status_and_activity_with_pagination(s).await;
     workspaces_never_see_each_other(s).await;

@@ -693,6 +693,18 @@ impl ConversationReader for DynamoStore {
     ) -> Result<Option<Message>, StoreError> {
         self.get_as("message", &keys::message(ws, conv, id)).await
     }
+
+    async fn conversation_with_message(
+        &self,
+        ws: &WorkspaceId,
+        conv: ConversationId,
+        id: MessageId,
+    ) -> Result<(Option<Conversation>, Option<Message>), StoreError> {
+        let mut both = self.get_many(&[keys::conversation(ws, conv), keys::message(ws, conv, id)]).await?.into_iter();
+        let conversation = both.next().flatten().map(|it| decode("conversation", it)).transpose()?;
+        let message = both.next().flatten().map(|it| decode("message", it)).transpose()?;
+        Ok((conversation, message))
+    }
 }
 
 #[async_trait]

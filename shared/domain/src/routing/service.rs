@@ -5,7 +5,7 @@
 
 use time::OffsetDateTime;
 
-use super::{route as decide, Decision, Reason, WaitReason, Work};
+use super::{route as decide, Decision, Reason, RoutingRules, WaitReason, Work};
 use crate::audit::AuditEntry;
 use crate::events::{ConversationChange, Notification};
 use crate::ids::{AgentId, ConversationId, WorkspaceId};
@@ -110,13 +110,43 @@ pub async fn route_conversation<S: RoutingPorts + ?Sized>(
     id: ConversationId,
     now: OffsetDateTime,
 ) -> Result<Routed, RoutingError> {
+    route_known(store, notify, ws, id, Known::default(), now).await
+}
+
+/// What the caller already holds of a conversation it just wrote, so routing does not read it
+/// again: the conversation as committed and the rules it was classified with. Used in the first
+/// round only; a conflict re-reads everything.
+#[derive(Default)]
+pub struct Known {
+    pub conversation: Option<Conversation>,
+    pub rules: Option<RoutingRules>,
+}
+
+/// [`route_conversation`], starting from what the caller knows.
+pub async fn route_known<S: RoutingPorts + ?Sized>(
+    store: &S,
+    notify: &dyn NotificationQueue,
+    ws: &WorkspaceId,
+    id: ConversationId,
+    mut known: Known,
+    now: OffsetDateTime,
+) -> Result<Routed, RoutingError> {
     for _ in 0..ATTEMPTS {
-        let Some(c) = store.conversation(ws, id).await? else { return Ok(Routed::Unchanged) };
+        let c = match known.conversation.take().filter(|c| c.id == id) {
+            Some(c) => c,
+            None => match store.conversation(ws, id).await? {
+                Some(c) => c,
+                None => return Ok(Routed::Unchanged),
+            },
+        };
         if !c.status.is_unresolved() || c.assignee.is_some() || c.waiting_since.is_some() {
             return Ok(Routed::Unchanged);
         }
         let Some(work) = Work::of(&c, now) else { return Ok(Routed::Unchanged) };
-        let rules = store.routing_rules(ws).await?;
+        let rules = match known.rules.take() {
+            Some(r) => r,
+            None => store.routing_rules(ws).await?,
+        };
         let teams = store.teams(ws).await?;
         let agents = store.agents(ws).await?;
         let within = rules.within_hours(&teams, &work, now);
