@@ -23,6 +23,8 @@ pub struct Deps {
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn InboundQueue>,
     pub uploads: Arc<dyn Uploads>,
+    /// Every answer carries the widget's availability: its inputs are read once per 10 s.
+    pub availability: app::cache::TtlCache<domain::WorkspaceId, app::cache::AvailabilityInputs>,
 }
 
 impl Deps {
@@ -38,6 +40,7 @@ impl Deps {
                 aws_sdk_s3::Client::new(aws),
                 config.required("MEDIA_BUCKET")?,
             )),
+            availability: app::cache::TtlCache::new(app::cache::AVAILABILITY_TTL),
         })
     }
 }
@@ -85,7 +88,7 @@ async fn send(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<WsRes
     deps.queue.enqueue_inbound(&InboundEvent::Message(message)).await?;
     tracing::info!(workspace = %ws, visitor = %conn.visitor, "web chat message enqueued");
     let email_known = profile.as_ref().is_some_and(|p| p.email.is_some());
-    let availability = webchat::current_availability(&*deps.store, ws, now, email_known).await?;
+    let availability = app::cache::availability(&deps.availability, &*deps.store, ws, now, email_known).await?;
     Ok(ok(serde_json::json!({
         "action": "message",
         "client_id": client_id,
@@ -125,7 +128,13 @@ mod tests {
             "Vk9mY2hhdFRhYjE=",
         )
         .await;
-        World { deps: Deps { store, queue: queue.clone(), uploads: files.clone() }, queue, files, visitor }
+        let availability = app::cache::TtlCache::new(app::cache::AVAILABILITY_TTL);
+        World {
+            deps: Deps { store, queue: queue.clone(), uploads: files.clone(), availability },
+            queue,
+            files,
+            visitor,
+        }
     }
 
     fn request(body: serde_json::Value) -> WsRequest {

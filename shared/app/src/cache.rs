@@ -97,6 +97,63 @@ impl BudgetCache {
     }
 }
 
+/// A value per key, remembered per container for a fixed time: the shape of every cache here.
+pub struct TtlCache<K, V> {
+    ttl: Duration,
+    entries: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// The remembered value of `key`, or `load`'s (remembered from now on).
+    pub async fn get_or_load<E, F, Fut>(&self, key: &K, load: F) -> Result<V, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<V, E>>,
+    {
+        let lock = || self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, v)) = lock().get(key) {
+            if at.elapsed() < self.ttl {
+                return Ok(v.clone());
+            }
+        }
+        let fresh = load().await?;
+        lock().insert(key.clone(), (Instant::now(), fresh.clone()));
+        Ok(fresh)
+    }
+}
+
+/// What a web chat widget's availability is computed from (routing rules, teams, agents),
+/// remembered for [`AVAILABILITY_TTL`]: every visitor message is answered with it, and a
+/// presence change shows in the widget within that time.
+pub type AvailabilityInputs =
+    Arc<(domain::routing::RoutingRules, Vec<domain::routing::Team>, Vec<domain::routing::AgentState>)>;
+pub const AVAILABILITY_TTL: Duration = Duration::from_secs(10);
+
+/// The widget's availability for a visitor (`email_known`), from the cache or the store.
+pub async fn availability<S: domain::ports::RoutingStore + domain::ports::AgentStore + ?Sized>(
+    cache: &TtlCache<WorkspaceId, AvailabilityInputs>,
+    store: &S,
+    ws: &WorkspaceId,
+    now: time::OffsetDateTime,
+    email_known: bool,
+) -> Result<domain::channels::webchat::Availability, StoreError> {
+    let inputs = cache
+        .get_or_load(ws, || async {
+            Ok::<_, StoreError>(Arc::new((
+                store.routing_rules(ws).await?,
+                store.teams(ws).await?,
+                store.agents(ws).await?,
+            )))
+        })
+        .await?;
+    let (rules, teams, agents) = &*inputs;
+    Ok(domain::channels::webchat::availability(rules, teams, agents, now, email_known))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
