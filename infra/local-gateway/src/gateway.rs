@@ -367,8 +367,22 @@ async fn serve(
 
 /// One event source mapping: long-polls the queue, hands batches to the function, deletes what it
 /// processed and leaves reported failures for redelivery after the visibility timeout, like Lambda.
-async fn poll(sqs: aws_sdk_sqs::Client, url: String, arn: String, mapping: SqsMapping, f: SqsFn, wait: i32) {
+///
+/// Several pollers share one queue, as Lambda's do; their receives take turns (`receiving`): SQS
+/// hands out no message of a FIFO group while another of it is in flight, but moto checks that
+/// without a lock, so two receives at the same instant could both take one group's messages and
+/// reorder them. Taking turns receiving keeps moto's check sound; the batches are still processed
+/// concurrently.
+async fn poll(
+    sqs: aws_sdk_sqs::Client,
+    (url, arn): (String, String),
+    mapping: SqsMapping,
+    f: SqsFn,
+    wait: i32,
+    receiving: Arc<tokio::sync::Mutex<()>>,
+) {
     loop {
+        let turn = receiving.lock().await;
         let received = sqs
             .receive_message()
             .queue_url(&url)
@@ -378,6 +392,7 @@ async fn poll(sqs: aws_sdk_sqs::Client, url: String, arn: String, mapping: SqsMa
             .message_attribute_names("All")
             .send()
             .await;
+        drop(turn);
         let messages = match received {
             Ok(out) => out.messages.unwrap_or_default(),
             Err(e) => {
@@ -566,9 +581,11 @@ impl Stack {
                 .ok_or_else(|| anyhow!("unknown queue"))?;
             let arn = provisioned.queue_arns.get(&mapping.queue_logical_id).cloned().unwrap_or_default();
             let pollers = opts.pollers_per_queue.max(1).min(mapping.maximum_concurrency.unwrap_or(usize::MAX));
+            let receiving = Arc::new(tokio::sync::Mutex::new(()));
             for _ in 0..pollers {
-                let (url, arn, f) = (url.clone(), arn.clone(), f.clone());
-                tasks.push(tokio::spawn(poll(sqs.clone(), url, arn, mapping.clone(), f, opts.poll_wait_secs)));
+                let queue = (url.clone(), arn.clone());
+                let (f, receiving) = (f.clone(), receiving.clone());
+                tasks.push(tokio::spawn(poll(sqs.clone(), queue, mapping.clone(), f, opts.poll_wait_secs, receiving)));
             }
         }
         let ws_url = format!("ws://{addr}{}/ws", socket_prefix(AGENT_API));
