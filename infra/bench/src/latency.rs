@@ -17,38 +17,54 @@ use tokio_tungstenite::tungstenite::Message;
 
 pub(crate) const JWT: &str = "bench-jwt";
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+/// The `p` quantile of sorted samples (zero for none).
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
 }
 
-pub async fn webhook_to_socket(runs: usize, template: &Template, aws: &aws_config::SdkConfig) -> Result<String> {
-    let (sid, token) = (crate::SID, crate::TOKEN);
-    let twilio = fake_twilio::FakeTwilio::start(sid, token, fake_twilio::Callbacks::None).await?;
-    let stack = Stack::start(template, crate::stack_options("lat", &twilio.base_url(), 20)?, aws).await?;
+pub(crate) type AgentSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A stack of its own (named `prefix…`, long polls of 20 s as Lambda's) receiving SMS on `number`
+/// for the `bench` workspace, with one agent of unbounded capacity online on the socket. The fake
+/// Twilio is returned to be kept alive.
+pub(crate) async fn agent_online(
+    prefix: &str,
+    number: &str,
+    template: &Template,
+    aws: &aws_config::SdkConfig,
+) -> Result<(fake_twilio::FakeTwilio, Stack, AgentSocket)> {
+    let twilio = fake_twilio::FakeTwilio::start(crate::SID, crate::TOKEN, fake_twilio::Callbacks::None).await?;
+    let stack = Stack::start(template, crate::stack_options(prefix, &twilio.base_url(), 20)?, aws).await?;
     let ws = WorkspaceId::parse("bench")?;
-    let number = "+14155550177";
     let store = store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), stack.provisioned.table.clone());
     crate::own_number(&store, &ws, number).await?;
     let ann = AgentId::parse("ann")?;
-    store
-        .put_agent(
-            &ws,
-            &AgentState {
-                id: ann.clone(),
-                presence: Presence::Offline,
-                teams: Default::default(),
-                skills: Default::default(),
-                capacity: 1_000_000,
-                load: 0,
-                last_assigned_at: None,
-            },
-        )
-        .await?;
-    let jwt = kit::auth::issue_token(JWT, &ws, &ann, None, kit::auth::Role::Agent, time::Duration::hours(1));
+    let agent = AgentState {
+        id: ann.clone(),
+        presence: Presence::Offline,
+        teams: Default::default(),
+        skills: Default::default(),
+        capacity: 1_000_000,
+        load: 0,
+        last_assigned_at: None,
+    };
+    store.put_agent(&ws, &agent).await?;
+    let jwt = kit::auth::issue_token(JWT, &ws, &ann, None, kit::auth::Role::Agent, time::Duration::hours(4));
     let (mut socket, _) =
         tokio_tungstenite::connect_async(format!("{}?token={jwt}", stack.ws_url)).await.context("agent socket")?;
     socket.send(Message::Text(r#"{"action":"presence","status":"online"}"#.into())).await?;
+    Ok((twilio, stack, socket))
+}
+
+pub async fn webhook_to_socket(runs: usize, template: &Template, aws: &aws_config::SdkConfig) -> Result<String> {
+    let token = crate::TOKEN;
+    let number = "+14155550177";
+    let (_twilio, stack, mut socket) = agent_online("lat", number, template, aws).await?;
     let http = reqwest::Client::new();
     let url = format!("{}/webhooks/twilio/sms", stack.base_url);
     let mut total = Vec::with_capacity(runs);

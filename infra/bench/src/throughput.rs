@@ -8,15 +8,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use domain::channels::twilio;
-use domain::ports::AgentStore;
-use domain::routing::{AgentState, Presence};
-use domain::{AgentId, WorkspaceId};
-use futures::{SinkExt, StreamExt};
-use switchboard_local::gateway::Stack;
+use futures::StreamExt;
 use switchboard_local::template::Template;
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::latency::percentile;
 
 /// CPU seconds a process has used (user + system), from /proc.
 pub(crate) fn cpu_secs(pid: u32) -> Option<f64> {
@@ -30,14 +28,6 @@ pub(crate) fn cpu_secs(pid: u32) -> Option<f64> {
 
 /// The kernel's clock ticks per second in /proc (USER_HZ: 100 on every Linux architecture we run).
 const USER_HZ: f64 = 100.0;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 pub struct Step {
     pub rate: u32,
@@ -59,30 +49,10 @@ pub async fn load_curve(
     aws: &aws_config::SdkConfig,
     processes: &[(String, u32)],
 ) -> Result<String> {
-    let (sid, token) = (crate::SID, crate::TOKEN);
-    let twilio = fake_twilio::FakeTwilio::start(sid, token, fake_twilio::Callbacks::None).await?;
-    let stack = Stack::start(template, crate::stack_options("thr", &twilio.base_url(), 20)?, aws).await?;
-    let ws = WorkspaceId::parse("bench")?;
+    let token = crate::TOKEN;
     let number = "+14155550199";
-    let store = store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), stack.provisioned.table.clone());
-    crate::own_number(&store, &ws, number).await?;
-    let ann = AgentId::parse("ann")?;
-    let agent = AgentState {
-        id: ann.clone(),
-        presence: Presence::Offline,
-        teams: Default::default(),
-        skills: Default::default(),
-        capacity: 1_000_000,
-        load: 0,
-        last_assigned_at: None,
-    };
-    store.put_agent(&ws, &agent).await?;
-    let jwt =
-        kit::auth::issue_token(crate::latency::JWT, &ws, &ann, None, kit::auth::Role::Agent, time::Duration::hours(4));
-    let (socket, _) =
-        tokio_tungstenite::connect_async(format!("{}?token={jwt}", stack.ws_url)).await.context("agent socket")?;
-    let (mut tx, mut rx) = socket.split();
-    tx.send(Message::Text(r#"{"action":"presence","status":"online"}"#.into())).await?;
+    let (_twilio, stack, socket) = crate::latency::agent_online("thr", number, template, aws).await?;
+    let (_tx, mut rx) = socket.split();
     // Arrival time of each marker on the agent's socket.
     let arrived: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let reader = {

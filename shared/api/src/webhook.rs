@@ -20,10 +20,10 @@ pub fn media_copier(
     aws: &aws_config::SdkConfig,
 ) -> Result<Option<Arc<providers::media::MediaCopier>>, kit::ConfigError> {
     let Some(bucket) = config.optional("MEDIA_BUCKET").filter(|b| !b.is_empty()) else { return Ok(None) };
-    let http = providers::http::client(providers::http::API_TIMEOUT)
-        .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?;
     let sink = Arc::new(providers::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket));
-    Ok(Some(Arc::new(providers::media::MediaCopier::new(http, sink))))
+    let copier = providers::media::MediaCopier::standard(sink)
+        .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?;
+    Ok(Some(copier))
 }
 
 pub struct Inbound<A> {

@@ -65,17 +65,15 @@ impl ChannelDirectory for CachedDirectory {
 /// every inbound message's cost write (level-triggered: a change seen a minute late alerts a minute
 /// late). The spend they are compared with is always read fresh; the reply's hard stop reads the
 /// budgets fresh too, so a budget finance raises lets replies through at once.
-pub struct BudgetCache {
-    entries: Mutex<HashMap<WorkspaceId, (Instant, Budgets)>>,
-}
-
-type Budgets = Arc<Vec<domain::finance::Budget>>;
+pub struct BudgetCache(TtlCache<WorkspaceId, Budgets>);
 
 pub const BUDGET_TTL: Duration = Duration::from_secs(60);
 
+type Budgets = Arc<Vec<domain::finance::Budget>>;
+
 impl Default for BudgetCache {
     fn default() -> Self {
-        Self { entries: Mutex::new(HashMap::new()) }
+        Self(TtlCache::new(BUDGET_TTL))
     }
 }
 
@@ -85,15 +83,7 @@ impl BudgetCache {
         store: &S,
         ws: &WorkspaceId,
     ) -> Result<Budgets, StoreError> {
-        let lock = || self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((at, b)) = lock().get(ws) {
-            if at.elapsed() < BUDGET_TTL {
-                return Ok(b.clone());
-            }
-        }
-        let fresh = Arc::new(store.budgets(ws).await?);
-        lock().insert(ws.clone(), (Instant::now(), fresh.clone()));
-        Ok(fresh)
+        self.0.get_or_load(ws, || async { Ok(Arc::new(store.budgets(ws).await?)) }).await
     }
 }
 

@@ -106,6 +106,23 @@ impl MediaCopier {
         }
     }
 
+    /// [`MediaCopier::copy`], unless the provider already said the file is larger than `cap`
+    /// (its lookup's `file_size`): then nothing is downloaded.
+    pub async fn copy_announced(
+        &self,
+        announced: Option<u64>,
+        url: &str,
+        auth: &Auth,
+        key: &str,
+        fallback_type: &str,
+        cap: u64,
+    ) -> Result<Copied, StoreError> {
+        match announced.filter(|size| *size > cap) {
+            Some(size) => Ok(Copied::TooLarge { size }),
+            None => self.copy(url, auth, key, fallback_type, cap).await,
+        }
+    }
+
     /// Copies the file at `url` to `key`, at most `cap` bytes.
     pub async fn copy(
         &self,
@@ -188,13 +205,11 @@ impl MediaResolver for WhatsAppMedia {
             };
             let info: WhatsAppMediaInfo = res.json().await.map_err(|e| unavailable("WhatsApp media lookup", e))?;
             let fallback = info.mime_type.unwrap_or_else(|| a.content_type.clone());
-            let copied = match info.file_size.filter(|s| *s > WHATSAPP_MAX_BYTES) {
-                Some(size) => Copied::TooLarge { size },
-                None => {
-                    let key = objects::media(ws, MediaSource::WhatsApp, &id);
-                    self.copier.copy(&info.url, &auth, &key, &fallback, WHATSAPP_MAX_BYTES).await?
-                }
-            };
+            let key = objects::media(ws, MediaSource::WhatsApp, &id);
+            let copied = self
+                .copier
+                .copy_announced(info.file_size, &info.url, &auth, &key, &fallback, WHATSAPP_MAX_BYTES)
+                .await?;
             apply(ws, MediaSource::WhatsApp, a, copied);
         }
         Ok(())
@@ -219,8 +234,7 @@ impl MediaResolver for MetaMedia {
         for a in attachments.iter_mut().filter(|a| a.url.starts_with("https://") || a.url.starts_with("http://")) {
             let name = hex::encode(&sha2::Sha256::digest(a.url.as_bytes())[..16]);
             let key = objects::media(ws, MediaSource::Meta, &name);
-            let copied =
-                self.copier.copy(&a.url.clone(), &Auth::None, &key, &a.content_type.clone(), META_MAX_BYTES).await?;
+            let copied = self.copier.copy(&a.url, &Auth::None, &key, &a.content_type, META_MAX_BYTES).await?;
             apply(ws, MediaSource::Meta, a, copied);
         }
         Ok(())
@@ -276,15 +290,12 @@ impl MediaResolver for TelegramFiles {
                 apply(ws, MediaSource::Telegram, a, Copied::Gone { status: 404 });
                 continue;
             };
-            let copied = match file_size.filter(|s| *s > TELEGRAM_MAX_BYTES) {
-                Some(size) => Copied::TooLarge { size },
-                None => {
-                    let name = file_unique_id.unwrap_or_else(|| id.clone());
-                    let key = objects::media(ws, MediaSource::Telegram, &name);
-                    let file = format!("{base}/file/bot{}/{path}", self.bot_token);
-                    self.copier.copy(&file, &Auth::None, &key, &a.content_type.clone(), TELEGRAM_MAX_BYTES).await?
-                }
-            };
+            let key = objects::media(ws, MediaSource::Telegram, file_unique_id.as_deref().unwrap_or(&id));
+            let file = format!("{base}/file/bot{}/{path}", self.bot_token);
+            let copied = self
+                .copier
+                .copy_announced(file_size, &file, &Auth::None, &key, &a.content_type, TELEGRAM_MAX_BYTES)
+                .await?;
             apply(ws, MediaSource::Telegram, a, copied);
         }
         Ok(())
@@ -357,7 +368,7 @@ impl MediaResolver for TwilioMedia {
             let name = a.url.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned();
             let name = if name.is_empty() { hex::encode(&sha2::Sha256::digest(a.url.as_bytes())[..16]) } else { name };
             let key = objects::media(ws, MediaSource::Mms, &name);
-            match self.copy(&a.url.clone(), &key, &a.content_type.clone(), MMS_MAX_BYTES).await? {
+            match self.copy(&a.url, &key, &a.content_type, MMS_MAX_BYTES).await? {
                 Some(copied) => apply(ws, MediaSource::Mms, a, copied),
                 None => tracing::warn!(workspace = %ws, "MMS media not on Twilio's API; reference kept"),
             }

@@ -270,13 +270,11 @@ impl DynamoStore {
         if !wanted.is_empty() {
             return Err(StoreError::Unavailable("BatchGetItem left keys unprocessed".into()));
         }
-        let at = |k: &Key| {
-            found.iter().position(|it| {
-                it.get(keys::PK).and_then(|v| v.as_s().ok()) == Some(&k.pk)
-                    && it.get(keys::SK).and_then(|v| v.as_s().ok()) == Some(&k.sk)
-            })
+        let is = |it: &Item, k: &Key| {
+            it.get(keys::PK).and_then(|v| v.as_s().ok()) == Some(&k.pk)
+                && it.get(keys::SK).and_then(|v| v.as_s().ok()) == Some(&k.sk)
         };
-        Ok(keys.iter().map(|k| at(k).map(|i| found[i].clone())).collect())
+        Ok(keys.iter().map(|k| found.iter().position(|it| is(it, k)).map(|i| found.swap_remove(i))).collect())
     }
 
     async fn get_as<T: DeserializeOwned>(&self, what: &str, k: &Key) -> Result<Option<T>, StoreError> {
