@@ -3,16 +3,23 @@
 //! A function parses its trigger, calls one of these, and maps the result; the domain decides
 //! (threading, routing, pricing, consent), these fetch state, commit once and announce.
 //!
+//! - [`webhook`]: a provider's request verified, parsed, its media copied and its events enqueued.
 //! - [`ingest`]: a customer's message, status, consent change or read watermark from any channel.
 //! - [`reply`]: a message of ours queued exactly once — an agent's reply, an automatic answer
 //!   (HELP, after hours) and every future system message take the same path.
 //! - [`delivery`]: a delivery status moved forward and announced with one publish policy, whoever
 //!   reports it (the sender, Twilio's callback, WhatsApp/Telegram/Meta through the inbound queue).
+//! - [`fanout`]: an event pushed to the agents' (and a web chat visitor's) sockets that should see it.
+//! - [`send`]: a queued message of ours out through its provider, SES or the visitor's sockets,
+//!   exactly once, and its provider price reconciled.
 
 pub mod cache;
 pub mod delivery;
+pub mod fanout;
 pub mod ingest;
 pub mod reply;
+pub mod send;
+pub mod webhook;
 
 use domain::ports::{QueueError, StoreError};
 use domain::routing::service::RoutingError;
@@ -33,6 +40,10 @@ pub enum Error {
     /// conversation): retrying changes nothing.
     #[error("{0}")]
     Invalid(String),
+    /// A provider outside AWS is down, throttling or not ready (a price not rated yet): a later
+    /// attempt may succeed.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl Error {
@@ -40,7 +51,7 @@ impl Error {
         match self {
             Error::Store(e) => e.is_retryable(),
             Error::Queue(e) => matches!(e, QueueError::Unavailable(_)),
-            Error::Contended(_) => true,
+            Error::Contended(_) | Error::Unavailable(_) => true,
             Error::Invalid(_) => false,
         }
     }

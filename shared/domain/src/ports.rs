@@ -711,6 +711,41 @@ pub trait EmailTransport: Send + Sync {
     ) -> Result<crate::channels::SendOutcome, TransportError>;
 }
 
+/// The providers' messaging APIs (Twilio, WhatsApp, Messenger and Instagram, Telegram): a
+/// channel's adapter renders a message into a request, this performs it and lets the adapter read
+/// the answer.
+#[async_trait]
+pub trait ProviderApi: Send + Sync {
+    /// The adapter of a channel this deployment sends on; `None` when its credentials are not configured.
+    fn adapter(&self, channel: Channel) -> Option<&dyn crate::channels::ChannelAdapter>;
+    async fn perform(
+        &self,
+        channel: Channel,
+        request: &crate::channels::ProviderRequest,
+    ) -> Result<crate::channels::SendOutcome, TransportError>;
+}
+
+/// Why a provider's price for a message is not known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PriceError {
+    /// The provider is down or throttling: a later attempt may succeed.
+    #[error("{0}")]
+    Retryable(String),
+    /// The provider refused the lookup, or answered something unreadable.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// The price a provider rated a sent message at (Twilio rates messages some time after they finish).
+#[async_trait]
+pub trait PriceLookup: Send + Sync {
+    /// `None` while the provider has not rated the message.
+    async fn price(
+        &self,
+        provider_message_id: &str,
+    ) -> Result<Option<(crate::finance::Micros, crate::finance::Currency)>, PriceError>;
+}
+
 /// How many conversations one [`ContactStore::move_conversations`] call moves at most (three items
 /// of one DynamoDB transaction each).
 pub const CONTACT_MOVE_CHUNK: usize = 30;

@@ -182,6 +182,7 @@ impl From<app::Error> for ApiError {
             app::Error::Queue(e) => e.into(),
             app::Error::Contended(why) => ApiError::Conflict(why),
             app::Error::Invalid(why) => ApiError::Unprocessable(why),
+            e @ app::Error::Unavailable(_) => ApiError::Unavailable(Box::new(e)),
         }
     }
 }

@@ -9,15 +9,7 @@ use domain::channels::twilio;
 use domain::channels::{Auth, ChannelAdapter, Method, Payload, ProviderRequest, SendOutcome};
 use domain::finance::{Currency, Micros};
 use domain::model::Channel;
-
-/// Why a send has no answer.
-#[derive(Debug)]
-pub enum SendError {
-    /// Nothing reached the provider (connection refused, DNS): safe to retry.
-    NotSent(String),
-    /// The request may have reached the provider: retrying could send twice.
-    Ambiguous(String),
-}
+use domain::ports::{PriceError, PriceLookup, ProviderApi, TransportError};
 
 /// One channel's way out: its adapter and the provider's API base URL.
 pub struct Provider {
@@ -33,7 +25,7 @@ pub struct Providers {
 
 impl Providers {
     /// Performs a rendered request and lets the adapter read the answer.
-    pub async fn send(&self, provider: &Provider, req: &ProviderRequest) -> Result<SendOutcome, SendError> {
+    pub async fn send(&self, provider: &Provider, req: &ProviderRequest) -> Result<SendOutcome, TransportError> {
         let url = format!("{}{}", provider.base_url.trim_end_matches('/'), req.path);
         let mut builder = match req.method {
             Method::Post => self.http.post(url),
@@ -52,14 +44,28 @@ impl Providers {
         let res = builder.send().await.map_err(|e| {
             let e = e.without_url();
             if e.is_connect() || e.is_builder() {
-                SendError::NotSent(e.to_string())
+                TransportError::NotSent(e.to_string())
             } else {
-                SendError::Ambiguous(e.to_string())
+                TransportError::Ambiguous(e.to_string())
             }
         })?;
         let status = res.status().as_u16();
-        let body = res.bytes().await.map_err(|e| SendError::Ambiguous(e.without_url().to_string()))?;
+        let body = res.bytes().await.map_err(|e| TransportError::Ambiguous(e.without_url().to_string()))?;
         Ok(provider.adapter.classify(status, &body))
+    }
+}
+
+#[async_trait::async_trait]
+impl ProviderApi for Providers {
+    fn adapter(&self, channel: Channel) -> Option<&dyn ChannelAdapter> {
+        self.by_channel.get(&channel).map(|p| &*p.adapter)
+    }
+
+    async fn perform(&self, channel: Channel, request: &ProviderRequest) -> Result<SendOutcome, TransportError> {
+        let provider = self.by_channel.get(&channel).ok_or_else(|| {
+            TransportError::NotSent(format!("this deployment has no {channel} credentials configured"))
+        })?;
+        self.send(provider, request).await
     }
 }
 
@@ -71,20 +77,10 @@ pub struct TwilioApi {
     pub auth_token: String,
 }
 
-/// Why a price is not known.
-#[derive(Debug, thiserror::Error)]
-pub enum PriceError {
-    /// Twilio is down or throttling: a later attempt may succeed.
-    #[error("{0}")]
-    Retryable(String),
-    /// Twilio refused the lookup, or answered something unreadable.
-    #[error("{0}")]
-    Permanent(String),
-}
-
-impl TwilioApi {
+#[async_trait::async_trait]
+impl PriceLookup for TwilioApi {
     /// The price Twilio rated a message at, `None` while it has not.
-    pub async fn fetch_price(&self, sid: &str) -> Result<Option<(Micros, Currency)>, PriceError> {
+    async fn price(&self, sid: &str) -> Result<Option<(Micros, Currency)>, PriceError> {
         let url = format!("{}{}", self.base_url.trim_end_matches('/'), twilio::message_path(&self.account_sid, sid));
         let res = self
             .http
