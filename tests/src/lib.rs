@@ -433,6 +433,10 @@ impl TestStack {
     pub fn queue_url(&self, logical_id: &str) -> String {
         self.stack.provisioned.queue_urls[logical_id].clone()
     }
+
+    pub fn state_machine_arn(&self, logical_id: &str) -> String {
+        self.stack.provisioned.state_machine_arns[logical_id].clone()
+    }
 }
 
 /// Polls `check` until it returns `Some`, for up to 60 seconds (queues are asynchronous; a loaded

@@ -178,6 +178,9 @@ async fn concurrent_first_messages_from_a_new_contact_make_one_contact_and_one_c
         Arc::new(s.store.clone()),
         Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(&s.aws), s.queue_url("NotificationQueue"))),
         Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(&s.aws), s.queue_url("OutboundQueue"))),
+        Arc::new(
+            timers::SfnTimers::new(aws_sdk_sfn::Client::new(&s.aws)).sla(s.state_machine_arn("SlaTimerStateMachine")),
+        ),
     );
     let outcomes = futures::future::join_all((0..10).map(|i| {
         let ev = InboundEvent::Message(InboundMessage {

@@ -27,18 +27,20 @@ use serde::Deserialize;
 pub struct Deps {
     pub inbox: api::Inbox,
     pub timers: std::sync::Arc<dyn SnoozeTimers>,
+    /// The service-level timers of clocks a reopen resumes.
+    pub sla_timers: std::sync::Arc<dyn domain::timers::SlaTimers>,
 }
 
 impl Deps {
-    /// The inbox wiring, and `SNOOZE_STATE_MACHINE_ARN`: the timer that wakes snoozed conversations.
+    /// The inbox wiring, `SNOOZE_STATE_MACHINE_ARN` (the timer that wakes snoozed conversations)
+    /// and `SLA_STATE_MACHINE_ARN`.
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        Ok(Self {
-            inbox: api::Inbox::from_config(config, aws).await?,
-            timers: std::sync::Arc::new(timers::SfnTimers::new(
-                aws_sdk_sfn::Client::new(aws),
-                config.required("SNOOZE_STATE_MACHINE_ARN")?,
-            )),
-        })
+        let timers = std::sync::Arc::new(
+            timers::SfnTimers::new(aws_sdk_sfn::Client::new(aws))
+                .snooze(config.required("SNOOZE_STATE_MACHINE_ARN")?)
+                .sla(config.required("SLA_STATE_MACHINE_ARN")?),
+        );
+        Ok(Self { inbox: api::Inbox::from_config(config, aws).await?, timers: timers.clone(), sla_timers: timers })
     }
 }
 
@@ -120,6 +122,10 @@ async fn update(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
             deps.timers.start_snooze_timer(&wake).await.map_err(|e| ApiError::Unavailable(Box::new(e)))?;
         }
     }
+    if changed && cmds.contains(&Command::Reopen) {
+        // Clocks paused by a snooze run again: their timers (a repeat starts the same ones).
+        app::sla::start_timers(&*deps.sla_timers, &acted.conversation).await?;
+    }
     acted.changed = changed;
     acted.assigned = assigned;
     tracing::info!(workspace = %who.workspace, by = %who.agent, conversation = %id, changed,
@@ -147,8 +153,9 @@ mod tests {
     }
 
     fn deps(store: Arc<MemoryStore>, secret: &str, timers: Arc<timers::RecordingTimers>) -> Deps {
+        let sla_timers = timers.clone();
         let notifications = Arc::new(MemoryQueue::new());
-        Deps { inbox: api::Inbox { store, auth: Authenticator::new(secret), notifications }, timers }
+        Deps { inbox: api::Inbox { store, auth: Authenticator::new(secret), notifications }, timers, sla_timers }
     }
 
     fn world() -> World {

@@ -8,7 +8,20 @@
 use domain::timers::SnoozeWake;
 use lambda_runtime::Error;
 
-pub use api::Live as Deps;
+pub struct Deps {
+    pub store: std::sync::Arc<dyn store::Store>,
+    pub notifications: std::sync::Arc<dyn domain::ports::NotificationQueue>,
+    /// The service-level timers of the clocks a wake resumes (`SLA_STATE_MACHINE_ARN`).
+    pub sla_timers: std::sync::Arc<dyn domain::timers::SlaTimers>,
+}
+
+impl Deps {
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        let live = api::Live::from_config(config, aws).await?;
+        let sla = timers::SfnTimers::new(aws_sdk_sfn::Client::new(aws)).sla(config.required("SLA_STATE_MACHINE_ARN")?);
+        Ok(Self { store: live.store, notifications: live.notifications, sla_timers: std::sync::Arc::new(sla) })
+    }
+}
 
 /// How early a timer may fire and still be honoured by waiting out the rest (Step Functions'
 /// timestamps are whole seconds; an earlier call fails, and the state machine retries later).
@@ -24,6 +37,12 @@ pub async fn handle(deps: &Deps, wake: SnoozeWake) -> Result<serde_json::Value, 
     }
     let now = time::OffsetDateTime::now_utc();
     let woke = domain::timers::wake(&*deps.store, &*deps.notifications, &wake, now).await?;
+    if woke == domain::timers::Woke::Reopened {
+        // The clocks the snooze paused run again.
+        if let Some(c) = deps.store.conversation(&wake.workspace, wake.conversation_id).await? {
+            app::sla::start_timers(&*deps.sla_timers, &c).await?;
+        }
+    }
     tracing::info!(workspace = %wake.workspace, conversation = %wake.conversation_id, ?woke, "snooze timer fired");
     Ok(serde_json::json!({ "conversation_id": wake.conversation_id, "woke": woke }))
 }
@@ -55,7 +74,11 @@ mod tests {
     async fn a_conversation_still_snoozed_until_that_time_wakes_once_and_others_are_left_alone() {
         let store = Arc::new(MemoryStore::new());
         let queue = Arc::new(MemoryQueue::new());
-        let deps = Deps { store: store.clone(), notifications: queue.clone() };
+        let deps = Deps {
+            store: store.clone(),
+            notifications: queue.clone(),
+            sla_timers: Arc::new(timers::RecordingTimers::default()),
+        };
         let ws = WorkspaceId::parse("acme").unwrap();
         let now = time::OffsetDateTime::now_utc();
         seed_agent(store.as_ref(), &ws, "alice", 500, Presence::Online).await;
@@ -101,7 +124,11 @@ mod tests {
     async fn the_fixture_event_is_understood() {
         let wake: SnoozeWake =
             serde_json::from_str(include_str!("../../../events/conversation-wake/wake.json")).unwrap();
-        let deps = Deps { store: Arc::new(MemoryStore::new()), notifications: Arc::new(MemoryQueue::new()) };
+        let deps = Deps {
+            store: Arc::new(MemoryStore::new()),
+            notifications: Arc::new(MemoryQueue::new()),
+            sla_timers: Arc::new(timers::RecordingTimers::default()),
+        };
         assert_eq!(
             outcome(&handle(&deps, wake).await.unwrap()),
             Some(Woke::Unchanged),

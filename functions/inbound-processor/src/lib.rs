@@ -10,6 +10,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use domain::events::InboundEvent;
 use domain::finance::service::RateCardCache;
 use domain::ports::{NotificationQueue, OutboundQueue};
+use domain::timers::SlaTimers;
 use kit::fifo::{parse_body, process_in_order, RecordError};
 use lambda_runtime::Error;
 use meter::{Invocation, Trigger};
@@ -23,6 +24,9 @@ pub struct Deps {
     pub help_text: String,
     pub rates: RateCardCache,
     pub budgets: app::cache::BudgetCache,
+    pub sla: app::cache::SlaCache,
+    /// Service-level timers (`SLA_STATE_MACHINE_ARN`).
+    pub timers: Arc<dyn SlaTimers>,
     pub memory_mb: u64,
 }
 
@@ -31,11 +35,14 @@ impl Deps {
         store: Arc<dyn Store>,
         notifications: Arc<dyn NotificationQueue>,
         outbound: Arc<dyn OutboundQueue>,
+        timers: Arc<dyn SlaTimers>,
     ) -> Self {
         Self {
             store,
             notifications,
             outbound,
+            timers,
+            sla: Default::default(),
             help_text: domain::consent::DEFAULT_HELP_TEXT.to_owned(),
             rates: RateCardCache::default(),
             budgets: app::cache::BudgetCache::default(),
@@ -49,6 +56,9 @@ impl Deps {
             Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
             Arc::new(queue::SqsQueue::new(sqs.clone(), config.required("NOTIFICATION_QUEUE_URL")?)),
             Arc::new(queue::SqsQueue::new(sqs, config.required("OUTBOUND_QUEUE_URL")?)),
+            Arc::new(
+                timers::SfnTimers::new(aws_sdk_sfn::Client::new(aws)).sla(config.required("SLA_STATE_MACHINE_ARN")?),
+            ),
         );
         if let Some(text) = config.optional("HELP_TEXT").filter(|t| !t.trim().is_empty()) {
             deps.help_text = text;
@@ -79,6 +89,8 @@ async fn ingest_with(deps: &Deps, event: InboundEvent, inv: &Invocation) -> Resu
         outbound: &*deps.outbound,
         rates: &deps.rates,
         budgets: &deps.budgets,
+        sla: &deps.sla,
+        timers: &*deps.timers,
         help_text: &deps.help_text,
         usage_so_far: &|| inv.usage_so_far(),
         clock: &time::OffsetDateTime::now_utc,
@@ -101,7 +113,7 @@ mod tests {
     fn deps() -> (Deps, Arc<MemoryStore>, Arc<MemoryQueue>) {
         let s = Arc::new(MemoryStore::new());
         let q = Arc::new(MemoryQueue::new());
-        (Deps::new(s.clone(), q.clone(), q.clone()), s, q)
+        (Deps::new(s.clone(), q.clone(), q.clone(), Arc::new(timers::RecordingTimers::default())), s, q)
     }
 
     fn ws() -> WorkspaceId {

@@ -145,6 +145,8 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "api-create-canned" => http!(api_create_canned),
         "api-list-audit" => http!(api_list_audit),
         "api-put-routing-rules" => http!(api_put_routing_rules),
+        "api-get-sla-policy" => http!(api_get_sla_policy),
+        "api-put-sla-policy" => http!(api_put_sla_policy),
         "api-get-routing-rules" => http!(api_get_routing_rules),
         "api-list-teams" => http!(api_list_teams),
         "api-put-team" => http!(api_put_team),
@@ -225,6 +227,7 @@ async fn invoke_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig
     }
     Ok(match binary {
         "conversation-wake" => invoke!(conversation_wake),
+        "sla-timer" => invoke!(sla_timer),
         "inbound-email" => invoke!(inbound_email),
         "ses-events" => invoke!(ses_events),
         other => bail!("template.yaml has AWS invoke {other}, which the local gateway does not know"),

@@ -499,6 +499,16 @@ mod tests {
         assert_eq!(def["States"]["Wake"]["Parameters"]["FunctionName"], local_function_arn("st", "conversation-wake"));
         assert_eq!(def["States"]["WaitUntil"]["TimestampPath"], "$.snoozed_until");
         let env = template().state_machine_env("api-update-conversation");
-        assert_eq!(env, vec![("SNOOZE_STATE_MACHINE_ARN".to_owned(), "SnoozeTimerStateMachine".to_owned())]);
+        assert_eq!(
+            env,
+            vec![
+                ("SNOOZE_STATE_MACHINE_ARN".to_owned(), "SnoozeTimerStateMachine".to_owned()),
+                ("SLA_STATE_MACHINE_ARN".to_owned(), "SlaTimerStateMachine".to_owned())
+            ]
+        );
+        let sla = sms.iter().find(|m| m.logical_id == "SlaTimerStateMachine").unwrap();
+        assert_eq!(sla.invokes, vec!["sla-timer".to_owned()]);
+        let def: serde_json::Value = serde_json::from_str(&sla.definition).unwrap();
+        assert_eq!(def["States"]["Breach"]["Parameters"]["FunctionName"], local_function_arn("st", "sla-timer"));
     }
 }

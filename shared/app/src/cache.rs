@@ -144,6 +144,29 @@ pub async fn availability<S: domain::ports::RoutingStore + domain::ports::AgentS
     Ok(domain::channels::webchat::availability(rules, teams, agents, now, email_known))
 }
 
+/// A workspace's service levels and the hours they count in, remembered for [`SLA_TTL`]: read when
+/// a customer message starts a clock. A policy change applies to clocks started after it (a
+/// minute late at most); running clocks keep the due times they started with.
+pub struct SlaCache(TtlCache<WorkspaceId, Arc<domain::sla::Setup>>);
+
+pub const SLA_TTL: Duration = Duration::from_secs(60);
+
+impl Default for SlaCache {
+    fn default() -> Self {
+        Self(TtlCache::new(SLA_TTL))
+    }
+}
+
+impl SlaCache {
+    pub async fn setup<S: domain::ports::RoutingStore + ?Sized>(
+        &self,
+        store: &S,
+        ws: &WorkspaceId,
+    ) -> Result<Arc<domain::sla::Setup>, StoreError> {
+        self.0.get_or_load(ws, || async { Ok(Arc::new(store.sla_setup(ws).await?)) }).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,7 @@ use domain::ports::{
 };
 use domain::routing::service::{route_known, Known, Routed, RoutingPorts};
 use domain::routing::WaitReason;
+use domain::sla::Timer;
 use domain::threading::{thread_hinted, Threading};
 use domain::{AgentId, Channel, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
 use time::OffsetDateTime;
@@ -73,6 +74,10 @@ pub struct Ingest<'a, S: ?Sized> {
     pub outbound: &'a dyn OutboundQueue,
     pub rates: &'a RateCardCache,
     pub budgets: &'a crate::cache::BudgetCache,
+    /// Service levels, read when a customer message starts a clock.
+    pub sla: &'a crate::cache::SlaCache,
+    /// One timer per clock that starts (Step Functions in AWS).
+    pub timers: &'a dyn domain::timers::SlaTimers,
     pub help_text: &'a str,
     /// AWS usage spent on this event so far (the processor's meter), for the estimate.
     pub usage_so_far: &'a (dyn Fn() -> Usage + Send + Sync),
@@ -147,7 +152,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
     async fn message(&self, m: InboundMessage) -> Result<Ingested, Error> {
         for attempt in 0..MAX_ATTEMPTS {
             crate::pause(attempt).await;
-            let (outcome, known) = match self.store_message(&m).await {
+            let (outcome, known, timers) = match self.store_message(&m).await {
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
                 Ok(stored) => stored,
@@ -158,7 +163,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
                 }
                 Ingested::Status { .. } | Ingested::Consent { .. } => return Ok(outcome),
             };
-            self.after_commit(&m, outcome, conversation, known).await?;
+            self.after_commit(&m, outcome, conversation, known, timers).await?;
             match outcome {
                 Ingested::Stored { new_conversation, .. } => tracing::info!(
                     workspace = %m.workspace, %conversation, %message, channel = %m.channel, new_conversation,
@@ -179,6 +184,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
         outcome: Ingested,
         conversation: ConversationId,
         known: Known,
+        timers: Vec<Timer>,
     ) -> Result<(), Error> {
         let Some(message) = (match outcome {
             Ingested::Stored { message, .. } | Ingested::Duplicate { message, .. } => Some(message),
@@ -196,6 +202,23 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             channel: m.channel,
         };
         self.notifications.publish(&note).await?;
+        // The clocks this message started get their timers; a redelivery starts the timers of every
+        // running clock again (idempotent by name), so a crash before this line loses none.
+        match outcome {
+            Ingested::Duplicate { .. } => {
+                if let Some(c) = self.store.conversation(&m.workspace, conversation).await? {
+                    crate::sla::start_timers(self.timers, &c).await?;
+                }
+            }
+            _ => {
+                for t in &timers {
+                    self.timers
+                        .start_sla_timer(t)
+                        .await
+                        .map_err(|e| Error::Unavailable(format!("SLA timer not started: {e}")))?;
+                }
+            }
+        }
         self.link_visitor_email(m).await?;
         if let Ingested::Stored { .. } = outcome {
             self.alert_budgets(&m.workspace, Month::of(m.received_at), m.channel).await;
@@ -410,8 +433,27 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
         Ok(())
     }
 
+    /// A customer message waits for an answer: the service-level clocks that should run and do not
+    /// start (by the workspace's policy, in the conversation's hours). The timers of the clocks
+    /// started, to start once the write is stored.
+    async fn start_clocks(
+        &self,
+        c: &mut Conversation,
+        channel: Channel,
+        at: OffsetDateTime,
+    ) -> Result<Vec<Timer>, StoreError> {
+        let running = |k: &Option<domain::sla::Clock>| k.as_ref().is_some_and(domain::sla::Clock::is_running);
+        if running(&c.sla.response) && running(&c.sla.resolution) {
+            return Ok(vec![]);
+        }
+        let setup = self.sla.setup(self.store, &c.workspace).await?;
+        let before = c.sla.last_clock_id;
+        setup.clocks_for(c).customer_wrote(c, channel, at);
+        Ok(domain::sla::timers(c).into_iter().filter(|t| t.clock_id > before).collect())
+    }
+
     /// Stores one message (or recognises it as stored): the single conditional write of ingest.
-    async fn store_message(&self, m: &InboundMessage) -> Result<(Ingested, Known), StoreError> {
+    async fn store_message(&self, m: &InboundMessage) -> Result<(Ingested, Known, Vec<Timer>), StoreError> {
         let store = self.store;
         let ws = &m.workspace;
         // A message in parts (a voicemail) looks itself up first: a later part completes it. Any
@@ -421,7 +463,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
                 store.provider_message(ws, &m.provider, &m.provider_message_id).await?
             {
                 self.complete(m, conversation, message).await?;
-                return Ok((Ingested::Duplicate { conversation, message }, Known::default()));
+                return Ok((Ingested::Duplicate { conversation, message }, Known::default(), vec![]));
             }
         }
         let (contact_id, current, new_contact, hint_fresh) = match store.thread_of(ws, &m.identity).await? {
@@ -449,10 +491,12 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             Threading::StartNew => None,
         };
         let mut classified_with = None;
+        let mut timers = vec![];
         let (write, conversation_id, new_conversation, assignee, needs_routing) = match target {
             Some(mut c) => {
                 let expected_version = c.version;
                 c.record_inbound(route.clone(), at);
+                timers = self.start_clocks(&mut c, m.channel, at).await?;
                 let (id, assignee) = (c.id, c.assignee.clone());
                 let needs_routing = assignee.is_none() && c.waiting_since.is_none();
                 (ConversationWrite::Update { conversation: c, expected_version }, id, false, assignee, needs_routing)
@@ -465,6 +509,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
                 let rules = store.routing_rules(ws).await?;
                 rules.classify(&mut c, m.channel, m.text.as_deref().unwrap_or(""));
                 classified_with = Some(rules);
+                timers = self.start_clocks(&mut c, m.channel, at).await?;
                 c.previous_owner = previous.as_ref().and_then(|p| p.assignee.clone());
                 let id = c.id;
                 (ConversationWrite::Create { conversation: c, replaces: previous.map(|p| p.id) }, id, true, None, true)
@@ -549,12 +594,13 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
                     needs_routing,
                 },
                 known,
+                timers,
             )),
             Err(StoreError::Duplicate) => {
                 // A concurrent delivery of the same provider message won: report what it stored.
                 match store.provider_message(ws, &m.provider, &m.provider_message_id).await? {
                     Some((conversation, message)) => {
-                        Ok((Ingested::Duplicate { conversation, message }, Known::default()))
+                        Ok((Ingested::Duplicate { conversation, message }, Known::default(), vec![]))
                     }
                     None => Err(StoreError::Conflict),
                 }
@@ -581,12 +627,21 @@ mod tests {
         queue: Arc<MemoryQueue>,
         rates: RateCardCache,
         budgets: crate::cache::BudgetCache,
+        sla: crate::cache::SlaCache,
+        timers: Arc<timers::RecordingTimers>,
     }
 
     fn deps() -> (Deps, Arc<MemoryStore>, Arc<MemoryQueue>) {
         let s = Arc::new(MemoryStore::new());
         let q = Arc::new(MemoryQueue::new());
-        let d = Deps { store: s.clone(), queue: q.clone(), rates: Default::default(), budgets: Default::default() };
+        let d = Deps {
+            store: s.clone(),
+            queue: q.clone(),
+            rates: Default::default(),
+            budgets: Default::default(),
+            sla: Default::default(),
+            timers: Default::default(),
+        };
         (d, s, q)
     }
 
@@ -597,6 +652,8 @@ mod tests {
             outbound: &*d.queue,
             rates: &d.rates,
             budgets: &d.budgets,
+            sla: &d.sla,
+            timers: &*d.timers,
             help_text: domain::consent::DEFAULT_HELP_TEXT,
             usage_so_far: &Usage::default,
             clock: &OffsetDateTime::now_utc,
@@ -880,5 +937,28 @@ mod tests {
         assert_eq!(s.messages(&ws(), conversation, Order::Oldest, 10, None).await.unwrap().items.len(), 1);
         let created = q.sent().iter().filter(|(_, _, b)| b["type"] == "message_created").count();
         assert_eq!(created, 1, "the retry announced it");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_customer_starts_one_timer_per_clock_and_follow_ups_start_none() {
+        let (d, s, _) = deps();
+        let from = "+14155552690";
+        let first = ingest(&d, inbound("SM00000000000000000000000000000091", from, "hello?")).await.unwrap();
+        let conv = first.conversation().unwrap();
+        let started = d.timers.sla_started();
+        assert_eq!(started.len(), 2, "first response and resolution");
+        let c = s.conversation(&ws(), conv).await.unwrap().unwrap();
+        let r = c.sla.response.as_ref().unwrap();
+        assert_eq!(r.kind, domain::sla::ClockKind::FirstResponse);
+        assert_eq!(r.target_secs, 3600, "SMS: an hour by default");
+        ingest(&d, inbound("SM00000000000000000000000000000092", from, "anyone?")).await.unwrap();
+        assert_eq!(d.timers.sla_started().len(), 2, "a follow-up while waiting starts nothing");
+        // A redelivery starts the running clocks' timers again (the same names: one timer each).
+        ingest(&d, inbound("SM00000000000000000000000000000091", from, "hello?")).await.unwrap();
+        assert_eq!(d.timers.sla_started().len(), 2);
+        // Timers that cannot start fail the event, so the queue redelivers it.
+        d.timers.fail(true);
+        let other = ingest(&d, inbound("SM00000000000000000000000000000093", "+14155552691", "hi")).await;
+        assert!(matches!(other, Err(e) if e.is_retryable()));
     }
 }

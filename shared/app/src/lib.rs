@@ -10,6 +10,7 @@
 //! - [`delivery`]: a delivery status moved forward and announced with one publish policy, whoever
 //!   reports it (the sender, Twilio's callback, WhatsApp/Telegram/Meta through the inbound queue).
 //! - [`fanout`]: an event pushed to the agents' (and a web chat visitor's) sockets that should see it.
+//! - [`sla`]: a service-level timer's warning or breach, recorded, announced and escalated.
 //! - [`send`]: a queued message of ours out through its provider, SES or the visitor's sockets,
 //!   exactly once, and its provider price reconciled.
 
@@ -19,6 +20,7 @@ pub mod fanout;
 pub mod ingest;
 pub mod reply;
 pub mod send;
+pub mod sla;
 pub mod webhook;
 
 use domain::ports::{QueueError, StoreError};

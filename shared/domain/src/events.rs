@@ -306,6 +306,28 @@ pub enum Notification {
         presence: Presence,
         id: String,
     },
+    /// A service-level clock passed its warning threshold: the assignee and supervisors see what is
+    /// about to breach.
+    SlaWarning {
+        workspace: WorkspaceId,
+        conversation_id: ConversationId,
+        clock: crate::sla::ClockKind,
+        clock_id: u32,
+        #[serde(with = "time::serde::rfc3339")]
+        due_at: OffsetDateTime,
+        assignee: Option<AgentId>,
+    },
+    /// A service-level clock passed its due time; `actions` names what the policy did about it.
+    SlaBreached {
+        workspace: WorkspaceId,
+        conversation_id: ConversationId,
+        clock: crate::sla::ClockKind,
+        clock_id: u32,
+        #[serde(with = "time::serde::rfc3339")]
+        due_at: OffsetDateTime,
+        assignee: Option<AgentId>,
+        actions: Vec<crate::sla::BreachAction>,
+    },
     /// An internal note was added: for the workspace's agents only, never the customer.
     NoteAdded {
         workspace: WorkspaceId,
@@ -347,6 +369,8 @@ impl Notification {
             Notification::MessageCreated { workspace, .. }
             | Notification::DeliveryStatusChanged { workspace, .. }
             | Notification::MessageUpdated { workspace, .. }
+            | Notification::SlaWarning { workspace, .. }
+            | Notification::SlaBreached { workspace, .. }
             | Notification::BudgetThresholdReached { workspace, .. }
             | Notification::ConversationChanged { workspace, .. }
             | Notification::AgentActivity { workspace, .. }
@@ -364,6 +388,8 @@ impl Notification {
             | Notification::ConversationChanged { conversation_id, .. }
             | Notification::AgentActivity { conversation_id, .. }
             | Notification::ContactTyping { conversation_id, .. }
+            | Notification::SlaWarning { conversation_id, .. }
+            | Notification::SlaBreached { conversation_id, .. }
             | Notification::NoteAdded { conversation_id, .. } => Some(*conversation_id),
             Notification::BudgetThresholdReached { .. } | Notification::PresenceChanged { .. } => None,
         }
@@ -376,6 +402,8 @@ impl Notification {
             | Notification::ConversationChanged { workspace, conversation_id, .. }
             | Notification::AgentActivity { workspace, conversation_id, .. }
             | Notification::ContactTyping { workspace, conversation_id, .. }
+            | Notification::SlaWarning { workspace, conversation_id, .. }
+            | Notification::SlaBreached { workspace, conversation_id, .. }
             | Notification::NoteAdded { workspace, conversation_id, .. } => {
                 format!("{workspace}:{conversation_id}")
             }
@@ -400,6 +428,10 @@ impl Notification {
             | Notification::ContactTyping { id, .. }
             | Notification::PresenceChanged { id, .. } => format!("live:{id}"),
             Notification::NoteAdded { note_id, .. } => format!("note:{note_id}"),
+            Notification::SlaWarning { conversation_id, clock_id, .. } => format!("sla:{conversation_id}:{clock_id}:w"),
+            Notification::SlaBreached { conversation_id, clock_id, .. } => {
+                format!("sla:{conversation_id}:{clock_id}:b")
+            }
         }
     }
 }

@@ -415,6 +415,7 @@ mod tests {
             merged_into: None,
             split_from: None,
             splits: vec![],
+            sla: Default::default(),
             version: 3,
         }
     }

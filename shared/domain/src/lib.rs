@@ -20,6 +20,7 @@ pub mod ports;
 pub mod realtime;
 pub mod reorg;
 pub mod routing;
+pub mod sla;
 pub mod sms;
 pub mod threading;
 pub mod timers;

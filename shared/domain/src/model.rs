@@ -339,6 +339,9 @@ pub struct Conversation {
     /// The splits made from this conversation, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub splits: Vec<crate::reorg::SplitRecord>,
+    /// Service-level clocks: first/next response and resolution, their due times and breaches.
+    #[serde(default)]
+    pub sla: crate::sla::Sla,
     /// Optimistic-concurrency version: every write is conditional on the version it read.
     pub version: u64,
 }

@@ -444,6 +444,11 @@ pub trait RoutingStore: Send + Sync {
         -> Result<(), StoreError>;
     async fn teams(&self, ws: &WorkspaceId) -> Result<Vec<crate::routing::Team>, StoreError>;
     async fn put_team(&self, ws: &WorkspaceId, team: &crate::routing::Team) -> Result<(), StoreError>;
+    /// The workspace's service levels (the defaults when none were saved).
+    async fn sla_policy(&self, ws: &WorkspaceId) -> Result<crate::sla::Policy, StoreError>;
+    async fn put_sla_policy(&self, ws: &WorkspaceId, policy: &crate::sla::Policy) -> Result<(), StoreError>;
+    /// The service levels with the hours they count in (routing rules' and teams'), in one read.
+    async fn sla_setup(&self, ws: &WorkspaceId) -> Result<crate::sla::Setup, StoreError>;
     /// The waiting queue (unordered; `routing::queue_order` orders it).
     async fn waiting(&self, ws: &WorkspaceId) -> Result<Vec<crate::routing::Work>, StoreError>;
     /// `Conflict` when the conversation changed or the agent lost the capacity or presence.

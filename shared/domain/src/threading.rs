@@ -77,6 +77,7 @@ impl Conversation {
             merged_into: None,
             split_from: None,
             splits: vec![],
+            sla: Default::default(),
             version: 0,
         }
     }
@@ -97,8 +98,10 @@ impl Conversation {
         self.version += 1;
     }
 
-    /// An agent replied: everything before it counts as read.
+    /// An agent replied: everything before it counts as read, and the customer is answered (the
+    /// response clock stops).
     pub fn record_outbound(&mut self, at: OffsetDateTime) {
+        crate::sla::agent_replied(&mut self.sla, at);
         self.unread_count = 0;
         self.message_count = self.message_count.saturating_add(1);
         self.last_activity_at = self.last_activity_at.max(at);

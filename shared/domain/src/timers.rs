@@ -46,6 +46,13 @@ pub trait SnoozeTimers: Send + Sync {
     async fn start_snooze_timer(&self, wake: &SnoozeWake) -> Result<(), TimerError>;
 }
 
+/// Starts service-level timers (one per running clock, see `sla`).
+#[async_trait]
+pub trait SlaTimers: Send + Sync {
+    /// Idempotent: the same timer (by name) twice is one execution.
+    async fn start_sla_timer(&self, timer: &crate::sla::Timer) -> Result<(), TimerError>;
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Woke {

@@ -1277,7 +1277,17 @@ async fn the_waiting_queue_rules_teams_and_presence<S: Store>(s: &S) {
     rules.weights.email = 25;
     s.put_routing_rules(&ws, &rules).await.unwrap();
     assert_eq!(s.routing_rules(&ws).await.unwrap(), rules);
-    assert_eq!(s.teams(&ws).await.unwrap(), vec![team]);
+    assert_eq!(s.teams(&ws).await.unwrap(), vec![team.clone()]);
+
+    // The SLA policy: defaults until saved; read with the hours it counts in, in one go.
+    assert_eq!(s.sla_policy(&ws).await.unwrap(), domain::sla::Policy::default());
+    let policy = domain::sla::Policy { warn_at_percent: 60, ..Default::default() };
+    s.put_sla_policy(&ws, &policy).await.unwrap();
+    assert_eq!(s.sla_policy(&ws).await.unwrap(), policy);
+    let setup = s.sla_setup(&ws).await.unwrap();
+    assert_eq!(setup.policy, policy);
+    assert_eq!(setup.hours, None);
+    assert_eq!(setup.team_hours.get(&team.id), team.hours.as_ref());
 
     // Presence creates a profile with the default capacity, and keeps an existing one's.
     let bob = AgentId::parse("bob").unwrap();

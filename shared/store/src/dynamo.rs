@@ -1321,6 +1321,30 @@ impl RoutingStore for DynamoStore {
         self.put_plain(item(&keys::team(ws, &team.id), "team", team)?).await
     }
 
+    async fn sla_policy(&self, ws: &WorkspaceId) -> Result<domain::sla::Policy, StoreError> {
+        Ok(self.get_as("SLA policy", &keys::sla_policy(ws)).await?.unwrap_or_default())
+    }
+
+    async fn put_sla_policy(&self, ws: &WorkspaceId, policy: &domain::sla::Policy) -> Result<(), StoreError> {
+        self.put_plain(item(&keys::sla_policy(ws), "sla_policy", policy)?).await
+    }
+
+    async fn sla_setup(&self, ws: &WorkspaceId) -> Result<domain::sla::Setup, StoreError> {
+        let mut setup = domain::sla::Setup::default();
+        for it in self.query_all(&keys::routing_partition(ws), "").await? {
+            let sk = it.get(keys::SK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            if sk == keys::SLA_SORT {
+                setup.policy = decode("SLA policy", it)?;
+            } else if sk == keys::RULES_SORT {
+                setup.hours = decode::<domain::routing::RoutingRules>("routing rules", it)?.hours;
+            } else if sk.starts_with(keys::TEAM_PREFIX) {
+                let team: domain::routing::Team = decode("team", it)?;
+                setup.team_hours.extend(team.hours.map(|h| (team.id, h)));
+            }
+        }
+        Ok(setup)
+    }
+
     async fn waiting(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::Work>, StoreError> {
         let items = self.query_all(&keys::waiting_partition(ws), "").await?;
         items.into_iter().map(|it| decode("waiting work", it)).collect()

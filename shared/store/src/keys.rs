@@ -137,8 +137,16 @@ pub fn routing_partition(w: &WorkspaceId) -> String {
 }
 
 pub fn routing_rules(w: &WorkspaceId) -> Key {
-    Key { pk: routing_partition(w), sk: "RULES".into() }
+    Key { pk: routing_partition(w), sk: RULES_SORT.into() }
 }
+
+/// The workspace's service-level policy, beside the routing rules and teams it counts hours from.
+pub fn sla_policy(w: &WorkspaceId) -> Key {
+    Key { pk: routing_partition(w), sk: SLA_SORT.into() }
+}
+
+pub const SLA_SORT: &str = "SLA";
+pub const RULES_SORT: &str = "RULES";
 
 pub const TEAM_PREFIX: &str = "TEAM#";
 

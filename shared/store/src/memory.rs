@@ -39,6 +39,7 @@ struct State {
     consent: HashMap<Key, domain::consent::Record>,
     agents: BTreeMap<Key, domain::routing::AgentState>,
     routing_rules: HashMap<Key, domain::routing::RoutingRules>,
+    sla_policies: HashMap<Key, domain::sla::Policy>,
     teams: BTreeMap<Key, domain::routing::Team>,
     waiting: BTreeMap<Key, domain::routing::Work>,
     connections: BTreeMap<Key, domain::realtime::Connection>,
@@ -681,6 +682,24 @@ impl RoutingStore for MemoryStore {
     async fn put_team(&self, ws: &WorkspaceId, team: &domain::routing::Team) -> Result<(), StoreError> {
         self.with(|s| s.teams.insert(keys::team(ws, &team.id), team.clone()));
         Ok(())
+    }
+
+    async fn sla_policy(&self, ws: &WorkspaceId) -> Result<domain::sla::Policy, StoreError> {
+        Ok(self.with(|s| s.sla_policies.get(&keys::sla_policy(ws)).cloned().unwrap_or_default()))
+    }
+
+    async fn put_sla_policy(&self, ws: &WorkspaceId, policy: &domain::sla::Policy) -> Result<(), StoreError> {
+        self.with(|s| s.sla_policies.insert(keys::sla_policy(ws), policy.clone()));
+        Ok(())
+    }
+
+    async fn sla_setup(&self, ws: &WorkspaceId) -> Result<domain::sla::Setup, StoreError> {
+        let team_hours = self.teams(ws).await?.into_iter().filter_map(|t| Some((t.id, t.hours?))).collect();
+        Ok(domain::sla::Setup {
+            policy: self.sla_policy(ws).await?,
+            hours: self.routing_rules(ws).await?.hours,
+            team_hours,
+        })
     }
 
     async fn waiting(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::Work>, StoreError> {

@@ -136,6 +136,104 @@ impl BusinessHours {
     }
 }
 
+/// How far ahead the open-time arithmetic looks for opening hours (a year and a day covers any
+/// closure a calendar can express).
+const HORIZON_DAYS: usize = 367;
+
+fn weekday(w: jiff::civil::Weekday) -> Day {
+    match w {
+        jiff::civil::Weekday::Monday => Day::Monday,
+        jiff::civil::Weekday::Tuesday => Day::Tuesday,
+        jiff::civil::Weekday::Wednesday => Day::Wednesday,
+        jiff::civil::Weekday::Thursday => Day::Thursday,
+        jiff::civil::Weekday::Friday => Day::Friday,
+        jiff::civil::Weekday::Saturday => Day::Saturday,
+        jiff::civil::Weekday::Sunday => Day::Sunday,
+    }
+}
+
+fn civil_to_time(d: jiff::civil::Date) -> Option<time::Date> {
+    let month = time::Month::try_from(d.month() as u8).ok()?;
+    time::Date::from_calendar_date(i32::from(d.year()), month, d.day() as u8).ok()
+}
+
+impl BusinessHours {
+    /// The open intervals `[open, close)` in UTC, in order, of the local days from the one holding
+    /// `from` on (those ending after `from`), up to [`HORIZON_DAYS`] days ahead. Daylight saving is
+    /// applied per day (a span in a skipped hour starts at the first valid instant).
+    fn open_intervals(&self, from: OffsetDateTime) -> impl Iterator<Item = (OffsetDateTime, OffsetDateTime)> + '_ {
+        let tz = jiff::tz::TimeZone::get(&self.time_zone).ok();
+        let first = tz.as_ref().and_then(|tz| {
+            jiff::Timestamp::from_second(from.unix_timestamp()).ok().map(|ts| ts.to_zoned(tz.clone()).date())
+        });
+        let days = first.into_iter().flat_map(|d| d.series(jiff::Span::new().days(1)).take(HORIZON_DAYS));
+        days.flat_map(move |date| {
+            let Some(tz) = tz.clone() else { return vec![] };
+            if civil_to_time(date).is_some_and(|d| self.holidays.contains(&d)) {
+                return vec![];
+            }
+            let instant = |date: jiff::civil::Date, minutes: u16| -> Option<OffsetDateTime> {
+                let (date, minutes) = if minutes == 24 * 60 { (date.tomorrow().ok()?, 0) } else { (date, minutes) };
+                let local = date.at((minutes / 60) as i8, (minutes % 60) as i8, 0, 0);
+                let zoned = local.to_zoned(tz.clone()).ok()?;
+                OffsetDateTime::from_unix_timestamp(zoned.timestamp().as_second()).ok()
+            };
+            let mut spans: Vec<(OffsetDateTime, OffsetDateTime)> = self
+                .weekly
+                .get(&weekday(date.weekday()))
+                .into_iter()
+                .flatten()
+                .filter_map(|s| {
+                    let (o, c) = (minutes(&s.open).ok()?, minutes(&s.close).ok()?);
+                    Some((instant(date, o)?, instant(date, c)?))
+                })
+                .filter(|(o, c)| o < c)
+                .collect();
+            spans.sort();
+            spans
+        })
+        .filter(move |(_, close)| *close > from)
+    }
+
+    /// The instant at which `amount` of open time has passed since `from` (nights, weekends and
+    /// holidays do not count). `None` when the hours never open within a year.
+    pub fn add_open_time(&self, from: OffsetDateTime, amount: time::Duration) -> Option<OffsetDateTime> {
+        let mut left = amount.max(time::Duration::ZERO);
+        let mut last_close = None;
+        for (open, close) in self.open_intervals(from) {
+            // Overlapping spans of one day are counted once.
+            let start = open.max(from).max(last_close.unwrap_or(open));
+            if start >= close {
+                continue;
+            }
+            if left <= close - start {
+                return Some(start + left);
+            }
+            left -= close - start;
+            last_close = Some(close);
+        }
+        None
+    }
+
+    /// The open time between `from` and `to`.
+    pub fn open_time_between(&self, from: OffsetDateTime, to: OffsetDateTime) -> time::Duration {
+        let mut total = time::Duration::ZERO;
+        let mut last_close: Option<OffsetDateTime> = None;
+        for (open, close) in self.open_intervals(from) {
+            if open >= to {
+                break;
+            }
+            let start = open.max(from).max(last_close.unwrap_or(open));
+            let end = close.min(to);
+            if end > start {
+                total += end - start;
+            }
+            last_close = Some(last_close.map_or(close, |l| l.max(close)));
+        }
+        total
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +298,44 @@ mod tests {
         h.weekly.insert(Day::Sunday, vec![Span { open: "18:00".into(), close: "09:00".into() }]);
         assert!(h.validate().is_err());
         assert!(minutes("24:00").is_ok() && minutes("24:01").is_err() && minutes("9:00").is_err());
+    }
+
+    #[test]
+    fn open_time_skips_nights_weekends_and_holidays() {
+        let h = paris_weekdays();
+        let hours = |n| time::Duration::hours(n);
+        // Friday 2026-11-20 16:00 UTC (17:00 Paris): half an hour left today, then Monday.
+        assert_eq!(h.add_open_time(datetime!(2026-11-20 16:00 UTC), hours(1)), Some(datetime!(2026-11-23 08:30 UTC)));
+        // Saturday: nothing counts until Monday 09:00 Paris.
+        assert_eq!(h.add_open_time(datetime!(2026-11-21 12:00 UTC), hours(8)), Some(datetime!(2026-11-23 16:00 UTC)));
+        // Christmas Eve after hours: the 25th is a holiday, then the weekend.
+        assert_eq!(
+            h.add_open_time(datetime!(2026-12-24 17:00 UTC), time::Duration::minutes(5)),
+            Some(datetime!(2026-12-28 08:05 UTC))
+        );
+        // Across the switch to summer time (Sunday 2026-03-29): Monday opens at 07:00 UTC.
+        assert_eq!(h.add_open_time(datetime!(2026-03-27 16:00 UTC), hours(1)), Some(datetime!(2026-03-30 07:30 UTC)));
+        assert_eq!(h.open_time_between(datetime!(2026-11-20 16:00 UTC), datetime!(2026-11-23 08:30 UTC)), hours(1));
+        let never = BusinessHours { time_zone: "UTC".into(), weekly: Default::default(), holidays: Default::default() };
+        assert_eq!(never.add_open_time(datetime!(2026-12-24 17:00 UTC), hours(1)), None);
+    }
+
+    proptest::proptest! {
+        /// A due time is never outside open hours, counts exactly the time asked, and never comes
+        /// sooner than in calendar time.
+        #[test]
+        fn a_due_time_falls_in_open_hours_and_counts_exactly(
+            start in 1_767_225_600i64..1_830_297_600i64, // 2026-01-01 .. 2028-01-01
+            secs in 1i64..(200 * 3600),
+        ) {
+            let h = paris_weekdays();
+            let from = OffsetDateTime::from_unix_timestamp(start).unwrap();
+            let amount = time::Duration::seconds(secs);
+            let due = h.add_open_time(from, amount).unwrap();
+            proptest::prop_assert!(due >= from + amount);
+            proptest::prop_assert_eq!(h.open_time_between(from, due), amount);
+            // The last counted second was open.
+            proptest::prop_assert!(h.is_open(due - time::Duration::seconds(1)));
+        }
     }
 }

@@ -94,6 +94,9 @@ pub struct Work {
     pub required_skills: BTreeSet<String>,
     pub team: Option<TeamId>,
     pub previous_owner: Option<AgentId>,
+    /// When its earliest service-level clock breaches (none: no clock runs).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub due_at: Option<OffsetDateTime>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,9 +149,18 @@ pub fn route(work: &Work, agents: &[AgentState], weights: &Weights, within_hours
     }
 }
 
-/// The waiting queue's order: higher priority first, then longer waiting, then conversation id.
+/// The waiting queue's order: the soonest to breach its service level first (work with no clock
+/// after all that has one), then higher priority, then longer waiting, then conversation id.
 pub fn queue_order(a: &Work, b: &Work) -> Ordering {
-    b.priority.cmp(&a.priority).then(a.waiting_since.cmp(&b.waiting_since)).then(a.conversation.cmp(&b.conversation))
+    let due = match (a.due_at, b.due_at) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    };
+    due.then(b.priority.cmp(&a.priority))
+        .then(a.waiting_since.cmp(&b.waiting_since))
+        .then(a.conversation.cmp(&b.conversation))
 }
 
 /// Assigns waiting work in queue order to whoever qualifies, updating loads as it goes (an agent
@@ -193,6 +205,7 @@ impl Work {
             required_skills: c.skills.clone(),
             team: c.team.clone(),
             previous_owner: c.previous_owner.clone(),
+            due_at: c.sla.next_due(),
         })
     }
 }
@@ -370,7 +383,22 @@ mod tests {
             required_skills: skills.iter().map(|s| (*s).to_owned()).collect(),
             team: None,
             previous_owner: None,
+            due_at: None,
         }
+    }
+
+    #[test]
+    fn the_queue_serves_the_soonest_to_breach_first() {
+        let at = |m: i64| Some(datetime!(2026-11-21 10:00 UTC) + time::Duration::minutes(m));
+        let urgent_no_clock = Work { priority: Priority::Urgent, ..work(Channel::Sms, &[]) };
+        let due_late = Work { due_at: at(30), ..work(Channel::Email, &[]) };
+        let due_soon = Work { due_at: at(5), ..work(Channel::Webchat, &[]) };
+        let mut q = [urgent_no_clock.clone(), due_late.clone(), due_soon.clone()];
+        q.sort_by(queue_order);
+        assert_eq!(
+            q.iter().map(|w| w.conversation).collect::<Vec<_>>(),
+            [due_soon.conversation, due_late.conversation, urgent_no_clock.conversation]
+        );
     }
 
     fn assigned(d: Decision) -> String {
@@ -488,8 +516,9 @@ mod tests {
     }
 
     fn arb_work() -> impl Strategy<Value = Work> {
-        (0usize..8, 0u8..4, 0i64..1000, proptest::collection::btree_set("[ab]", 0..2)).prop_map(|(c, p, t, skills)| {
-            Work {
+        let due = proptest::option::of(0i64..2000);
+        (0usize..8, 0u8..4, 0i64..1000, proptest::collection::btree_set("[ab]", 0..2), due).prop_map(
+            |(c, p, t, skills, due)| Work {
                 conversation: ConversationId::new(),
                 channel: Channel::ALL[c],
                 priority: [Priority::Low, Priority::Normal, Priority::High, Priority::Urgent][usize::from(p)],
@@ -497,8 +526,9 @@ mod tests {
                 required_skills: skills,
                 team: None,
                 previous_owner: None,
-            }
-        })
+                due_at: due.map(|d| OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(d)),
+            },
+        )
     }
 
     proptest! {

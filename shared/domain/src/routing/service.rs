@@ -338,9 +338,15 @@ pub async fn act<S: RoutingPorts + InboundStore + ?Sized>(
             Command::Assign { to, .. } => store.agents(ws).await?.into_iter().find(|a| &a.id == to),
             _ => None,
         };
-        let Some(plan) = crate::inbox::plan(&c, cmd, actor, target.as_ref(), &rules.weights, now)? else {
+        let Some(mut plan) = crate::inbox::plan(&c, cmd, actor, target.as_ref(), &rules.weights, now)? else {
             return Ok(Acted { conversation: c, changed: false, assigned: vec![] });
         };
+        if plan.next.status != c.status {
+            // Resolved stops the service-level clocks, snoozed pauses them, reopened resumes them
+            // (the caller starts the resumed clocks' timers).
+            let setup = store.sla_setup(ws).await?;
+            setup.clocks_for(&plan.next).status_changed(&mut plan.next, now);
+        }
         if plan.next.status.is_unresolved() && !c.status.is_unresolved() {
             reopenable(store, &c).await?;
         }
