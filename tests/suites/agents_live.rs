@@ -405,3 +405,74 @@ async fn a_snoozed_conversation_wakes_by_itself_through_step_functions() {
     let actions: Vec<&str> = trail["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions.iter().filter(|a| **a == "reopened").count(), 1, "{actions:?}");
 }
+
+/// Service levels end to end, on moto's Step Functions running the template's state machine: a
+/// message nobody answers is warned about, then breached — pushed to the supervisor's socket and
+/// escalated by the policy (priority raised, re-routed to the agent who is online) — while a
+/// message answered before its warning never warns.
+#[tokio::test]
+async fn an_unanswered_customer_is_warned_about_then_breached_and_escalated_an_answered_one_is_not() {
+    let t = spawn_stack().await;
+    let sup = t.token_as("sue", Role::Supervisor);
+    let policy = json!({
+        "rules": [{ "channel": "sms", "first_response_secs": 6, "next_response_secs": 6, "resolution_secs": 3600 }],
+        "counting": "calendar",
+        "warn_at_percent": 50,
+        "on_breach": [{ "action": "raise_priority" }, { "action": "reroute" }],
+    });
+    let (s, b) = t.send_as("PUT", "/sla-policy", &sup, Some(policy)).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = t.get("/sla-policy").await;
+    assert_eq!((s, &b["policy"]["warn_at_percent"]), (200, &json!(50)));
+    let mut sue = connect_socket(&t.stack.ws_url, &sup, false).await.expect("sue connects");
+
+    // Answered within a second: its clock stops, no warning ever comes.
+    let answered = random_number();
+    assert_eq!(t.text_in(&new_sid(), &answered, "quick question").await.status(), 200);
+    let quick = conversation_of(&t, &answered).await["id"].as_str().unwrap().to_owned();
+    let (s, b) = t.reply(&quick, "sla-quick", "Sure!").await;
+    assert_eq!(s, 202, "{b}");
+
+    // Nobody answers this one.
+    let waiting = random_number();
+    let sent_at = time::OffsetDateTime::now_utc();
+    assert_eq!(t.text_in(&new_sid(), &waiting, "hello? anyone?").await.status(), 200);
+    let id = conversation_of(&t, &waiting).await["id"].as_str().unwrap().to_owned();
+    let (_, c) = t.get(&format!("/conversations/{id}")).await;
+    let clock = &c["conversation"]["sla"]["response"];
+    assert_eq!(clock["kind"], "first_response", "{c}");
+    assert_eq!(clock["target_secs"], 6);
+
+    let warning = sue
+        .expect("the SLA warning", |f| {
+            f["event"]["type"] == "sla_warning" && f["event"]["conversation_id"] == id.as_str()
+        })
+        .await;
+    assert_eq!(warning["event"]["clock"], "first_response");
+    let breach = sue
+        .expect("the SLA breach", |f| {
+            f["event"]["type"] == "sla_breached" && f["event"]["conversation_id"] == id.as_str()
+        })
+        .await;
+    assert!(time::OffsetDateTime::now_utc() >= sent_at + time::Duration::seconds(6), "not before its due time");
+    assert_eq!(breach["event"]["actions"], json!([{ "action": "raise_priority" }, { "action": "reroute" }]));
+
+    let (_, c) = t.get(&format!("/conversations/{id}")).await;
+    assert_eq!(c["conversation"]["priority"], "high", "escalated: {c}");
+    assert_eq!(c["conversation"]["sla"]["breaches"], 1);
+    assert_eq!(c["conversation"]["sla"]["response"]["breached"], true);
+    let (_, trail) = t.get(&format!("/audit?conversation={id}")).await;
+    let actions: Vec<&str> = trail["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"sla_warning") && actions.contains(&"sla_breached"), "{actions:?}");
+
+    // The answered conversation never warned, and its first response is on record.
+    let (_, q) = t.get(&format!("/conversations/{quick}")).await;
+    assert!(q["conversation"]["sla"]["first_response_at"].is_string(), "{q}");
+    assert!(q["conversation"]["sla"]["response"]["stopped_at"].is_string());
+    assert_eq!(q["conversation"]["sla"]["response"]["warned"], false);
+    let frames = sue.drain(Duration::from_secs(1)).await;
+    assert!(
+        !frames.iter().any(|f| f["event"]["type"] == "sla_warning" && f["event"]["conversation_id"] == quick.as_str()),
+        "no warning for the answered conversation: {frames:#?}"
+    );
+}
