@@ -476,3 +476,76 @@ async fn an_unanswered_customer_is_warned_about_then_breached_and_escalated_an_a
         "no warning for the answered conversation: {frames:#?}"
     );
 }
+
+/// An agent who goes away and stays away past the policy's grace period has their waiting
+/// customers handed to the agent who is online (through the away check's Step Functions timer).
+#[tokio::test]
+async fn an_agent_who_stays_away_has_their_waiting_customers_rerouted_to_an_online_agent() {
+    let t = spawn_stack().await;
+    let sup = t.token_as("sue", Role::Supervisor);
+    let policy = json!({ "counting": "calendar", "reroute_when_away_secs": 2 });
+    let (s, b) = t.send_as("PUT", "/sla-policy", &sup, Some(policy)).await;
+    assert_eq!(s, 200, "{b}");
+    let mut ann = connect_socket(&t.stack.ws_url, &t.token_as("ann", Role::Agent), false).await.expect("ann");
+    ann.act(json!({ "action": "presence", "status": "online" })).await;
+    let from = random_number();
+    assert_eq!(t.text_in(&new_sid(), &from, "my order is late").await.status(), 200);
+    let id = conversation_of(&t, &from).await["id"].as_str().unwrap().to_owned();
+    eventually("ann owns it", || async {
+        let (_, c) = t.get(&format!("/conversations/{id}")).await;
+        (c["conversation"]["assignee"] == "ann").then_some(())
+    })
+    .await;
+    let mut bob = connect_socket(&t.stack.ws_url, &t.token_as("bob", Role::Agent), false).await.expect("bob");
+    bob.act(json!({ "action": "presence", "status": "online" })).await;
+    let left = time::OffsetDateTime::now_utc();
+    ann.act(json!({ "action": "presence", "status": "away" })).await;
+    bob.expect("the conversation handed over", |f| {
+        f["event"]["conversation_id"] == id.as_str() && f["event"]["assignee"] == "bob"
+    })
+    .await;
+    assert!(time::OffsetDateTime::now_utc() >= left + time::Duration::seconds(2), "not before the grace period");
+    let (_, trail) = t.get(&format!("/audit?conversation={id}")).await;
+    let actions: Vec<&str> = trail["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"rerouted_away"), "{actions:?}");
+}
+
+/// Counted in business hours, a message that arrives while the team is closed is due a target's
+/// worth of open time after the next opening, not after its arrival; and "breaching soon" lists it.
+#[tokio::test]
+async fn after_hours_the_clock_starts_counting_at_opening_time_and_breaching_soon_lists_it() {
+    let t = spawn_stack().await;
+    let sup = t.token_as("sue", Role::Supervisor);
+    let now = time::OffsetDateTime::now_utc();
+    // Open one hour a day, starting at least an hour from now (never across midnight).
+    let start = match now.hour() + 2 {
+        h if h <= 22 => h,
+        h => h - 23,
+    };
+    let span = json!([{ "open": format!("{start:02}:00"), "close": format!("{:02}:00", start + 1) }]);
+    let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    let weekly: serde_json::Map<String, serde_json::Value> =
+        days.iter().map(|d| ((*d).to_owned(), span.clone())).collect();
+    let (s, b) = t
+        .send_as("PUT", "/routing-rules", &sup, Some(json!({ "hours": { "time_zone": "UTC", "weekly": weekly } })))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let policy = json!({ "rules": [{ "channel": "sms", "first_response_secs": 600 }], "counting": "business_hours" });
+    let (s, b) = t.send_as("PUT", "/sla-policy", &sup, Some(policy)).await;
+    assert_eq!(s, 200, "{b}");
+    let from = random_number();
+    assert_eq!(t.text_in(&new_sid(), &from, "are you there?").await.status(), 200);
+    let id = conversation_of(&t, &from).await["id"].as_str().unwrap().to_owned();
+    let (_, c) = t.get(&format!("/conversations/{id}")).await;
+    let due = time::OffsetDateTime::parse(
+        c["conversation"]["sla"]["response"]["due_at"].as_str().expect("a running clock"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let today = now.replace_time(time::Time::from_hms(start, 0, 0).unwrap());
+    let opening = if today > now { today } else { today + time::Duration::days(1) };
+    assert_eq!(due, opening + time::Duration::minutes(10), "ten open minutes after opening");
+    let (s, list) = t.get_as("/conversations?sort=breaching", &sup).await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list["items"][0]["id"], id.as_str());
+}

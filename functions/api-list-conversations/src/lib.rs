@@ -6,6 +6,10 @@
 //!
 //! Query: `view` or `assignee`, `team`, `status`, `limit` (1-100, default 25), `cursor` (from
 //! `next_cursor`). Every agent sees every view of their own workspace, never another's.
+//!
+//! `sort=breaching`: the view's conversations whose service-level clock is still running, the
+//! soonest due first (`sla_due_at` on each) — what is about to breach. It reads up to
+//! [`BREACHING_SCAN`] conversations of the view and answers the `limit` soonest, without a cursor.
 
 use domain::ports::{AssigneeFilter, ConversationQuery, Cursor};
 use domain::{AgentId, ConversationStatus, TeamId};
@@ -41,14 +45,50 @@ async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
         }
         (None, Some(a)) => AssigneeFilter::Agent(AgentId::parse(a)?),
     };
-    let q = ConversationQuery {
-        status,
-        assignee,
-        limit: limit_param(req, 25, 100)?,
-        cursor: query_param(req, "cursor").map(Cursor),
-    };
+    let limit = limit_param(req, 25, 100)?;
+    match query_param(req, "sort").as_deref() {
+        None | Some("activity") => {}
+        Some("breaching") => return breaching(deps, &who, status, assignee, limit).await,
+        Some(other) => return Err(ApiError::BadRequest(format!("sort {other:?}: expected activity or breaching"))),
+    }
+    let q = ConversationQuery { status, assignee, limit, cursor: query_param(req, "cursor").map(Cursor) };
     let page = deps.store.conversations(&who.workspace, &q).await?;
     Ok(page_response(page))
+}
+
+/// How many conversations of a view `sort=breaching` reads at most.
+pub const BREACHING_SCAN: usize = 1000;
+
+async fn breaching(
+    deps: &Deps,
+    who: &kit::auth::Principal,
+    status: ConversationStatus,
+    assignee: AssigneeFilter,
+    limit: u16,
+) -> Result<Response<Body>, ApiError> {
+    let mut q = ConversationQuery { status, assignee, limit: 100, cursor: None };
+    let mut due = vec![];
+    let mut read = 0;
+    loop {
+        let page = deps.store.conversations(&who.workspace, &q).await?;
+        read += page.items.len();
+        due.extend(page.items.into_iter().filter_map(|c| c.sla.next_due().map(|at| (at, c))));
+        match page.next {
+            Some(next) if read < BREACHING_SCAN => q.cursor = Some(next),
+            _ => break,
+        }
+    }
+    due.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.id.cmp(&b.1.id)));
+    let items: Vec<serde_json::Value> = due
+        .into_iter()
+        .take(usize::from(limit))
+        .map(|(at, c)| {
+            let mut v = serde_json::to_value(&c).unwrap_or_default();
+            v["sla_due_at"] = at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default().into();
+            v
+        })
+        .collect();
+    Ok(kit::http::json(200, &serde_json::json!({ "items": items, "next_cursor": null })))
 }
 
 /// The caller's one team (an agent in several names it with `team=`).
@@ -175,5 +215,44 @@ mod tests {
             .unwrap();
         let res = handle(&deps, req).await.unwrap();
         assert_eq!(res.status(), 200);
+    }
+
+    #[tokio::test]
+    async fn breaching_soon_lists_running_clocks_soonest_first() {
+        use domain::ports::RoutingStore;
+        let store = std::sync::Arc::new(store::MemoryStore::new());
+        let deps = Deps::new(store.clone(), kit::auth::Authenticator::new("s"));
+        let ws = domain::WorkspaceId::parse("acme").unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let policy = domain::sla::Policy { counting: domain::sla::Counting::Calendar, ..Default::default() };
+        let mut ids = vec![];
+        for (n, ago) in [(1u32, 0i64), (2, 1800), (3, 600)] {
+            let (_, c) = store::contract::seed_conversation(&*store, &ws, n, now).await;
+            let mut next = c.clone();
+            let clocks = domain::sla::Clocks { policy: &policy, calendar: domain::sla::Calendar::Always };
+            clocks.customer_wrote(&mut next, domain::Channel::Sms, now - time::Duration::seconds(ago));
+            next.version += 1;
+            store
+                .commit_routing(domain::ports::RoutingCommit {
+                    conversation: next,
+                    expected_version: c.version,
+                    take: None,
+                    give_back: None,
+                    queue: domain::ports::QueueChange::Keep,
+                    audit: None,
+                })
+                .await
+                .unwrap();
+            ids.push(c.id.to_string());
+        }
+        store::contract::seed_conversation(&*store, &ws, 4, now).await; // no clock: not listed
+        let res = handle(&deps, get("/conversations?sort=breaching&limit=2", &token("acme"))).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let v = kit::apigw::json_of(&res);
+        let got: Vec<&str> = v["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+        assert_eq!(got, [ids[1].as_str(), ids[2].as_str()], "waited longest, due soonest");
+        assert!(v["items"][0]["sla_due_at"].is_string());
+        let bad = handle(&deps, get("/conversations?sort=priority", &token("acme"))).await.unwrap();
+        assert_eq!(bad.status(), 400);
     }
 }

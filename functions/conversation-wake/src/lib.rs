@@ -8,20 +8,7 @@
 use domain::timers::SnoozeWake;
 use lambda_runtime::Error;
 
-pub struct Deps {
-    pub store: std::sync::Arc<dyn store::Store>,
-    pub notifications: std::sync::Arc<dyn domain::ports::NotificationQueue>,
-    /// The service-level timers of the clocks a wake resumes (`SLA_STATE_MACHINE_ARN`).
-    pub sla_timers: std::sync::Arc<dyn domain::timers::SlaTimers>,
-}
-
-impl Deps {
-    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        let live = api::Live::from_config(config, aws).await?;
-        let sla = timers::SfnTimers::new(aws_sdk_sfn::Client::new(aws)).sla(config.required("SLA_STATE_MACHINE_ARN")?);
-        Ok(Self { store: live.store, notifications: live.notifications, sla_timers: std::sync::Arc::new(sla) })
-    }
-}
+pub use api::Timed as Deps;
 
 /// How early a timer may fire and still be honoured by waiting out the rest (Step Functions'
 /// timestamps are whole seconds; an earlier call fails, and the state machine retries later).

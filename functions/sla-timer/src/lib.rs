@@ -1,14 +1,28 @@
-//! The SLA timer's task (template.yaml `SlaTimerStateMachine`): Step Functions invokes this at a
-//! clock's warning time and again at its due time with the [`Timer`] the clock started and the
-//! stage. `app::sla::fire` checks the conversation as it is now — a clock answered, resolved,
-//! paused or restarted since is left alone — then records, announces and escalates. The answer's
-//! `running` tells the state machine whether to wait for the breach. An error (the table or the
-//! queue unavailable, a contended write) fails the invocation, and the state machine retries.
+//! The service-level timers' task. Two state machines invoke it:
+//! - `SlaTimerStateMachine`, at a clock's warning time and again at its due time, with the
+//!   [`Timer`] the clock started and the stage. `app::sla::fire` checks the conversation as it is
+//!   now — a clock answered, resolved, paused or restarted since is left alone — then records,
+//!   announces and escalates. The answer's `running` tells the state machine whether to wait for
+//!   the breach.
+//! - `AwayTimerStateMachine`, a grace period after an agent went away or offline, with the
+//!   [`AwayCheck`]: `app::sla::away_check` hands their waiting customers to someone online unless
+//!   they are back.
+//!
+//! An error (the table or the queue unavailable, a contended write) fails the invocation, and the
+//! state machine retries.
 
-use domain::sla::{Stage, Timer};
+use domain::sla::{AwayCheck, Stage, Timer};
 use lambda_runtime::Error;
 
 pub use api::Live as Deps;
+
+/// What a state machine asks.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum Task {
+    Fire(Fire),
+    Away(AwayCheck),
+}
 
 /// The task's input: the timer (the execution's input) and which stage fired.
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
@@ -21,11 +35,20 @@ pub struct Fire {
 /// timestamps are whole seconds).
 const EARLY_TOLERANCE: time::Duration = time::Duration::seconds(60);
 
-pub async fn handle(deps: &Deps, fire: Fire) -> Result<app::sla::Outcome, Error> {
-    let at = match fire.stage {
-        Stage::Warning => fire.timer.warn_at,
-        Stage::Breach => fire.timer.due_at,
-    };
+pub async fn handle(deps: &Deps, task: Task) -> Result<serde_json::Value, Error> {
+    match task {
+        Task::Fire(fire) => Ok(serde_json::to_value(fire_stage(deps, fire).await?)?),
+        Task::Away(check) => {
+            wait_until(check.check_at).await?;
+            let now = time::OffsetDateTime::now_utc().max(check.check_at);
+            let moved = app::sla::away_check(&*deps.store, &*deps.notifications, &check, now).await?;
+            Ok(serde_json::json!({ "rerouted": moved }))
+        }
+    }
+}
+
+/// Waits out a call that came a little early; refuses one far too early (the state machine retries).
+async fn wait_until(at: time::OffsetDateTime) -> Result<(), Error> {
     let early = at - time::OffsetDateTime::now_utc();
     if early > EARLY_TOLERANCE {
         return Err(format!("timer fired {early} early").into());
@@ -33,6 +56,15 @@ pub async fn handle(deps: &Deps, fire: Fire) -> Result<app::sla::Outcome, Error>
     if early.is_positive() {
         tokio::time::sleep(early.unsigned_abs()).await;
     }
+    Ok(())
+}
+
+async fn fire_stage(deps: &Deps, fire: Fire) -> Result<app::sla::Outcome, Error> {
+    let at = match fire.stage {
+        Stage::Warning => fire.timer.warn_at,
+        Stage::Breach => fire.timer.due_at,
+    };
+    wait_until(at).await?;
     let now = time::OffsetDateTime::now_utc().max(at);
     let outcome = app::sla::fire(&*deps.store, &*deps.notifications, &fire.timer, fire.stage, now).await?;
     tracing::info!(workspace = %fire.timer.workspace, conversation = %fire.timer.conversation_id,
@@ -56,7 +88,8 @@ mod tests {
     /// A conversation whose first-response clock started `ago` seconds ago with a 10 s target.
     async fn waiting(store: &MemoryStore, ws: &WorkspaceId, ago: i64) -> (domain::model::Conversation, Timer) {
         let now = time::OffsetDateTime::now_utc();
-        let (_, c) = seed_conversation(store, ws, 7, now).await;
+        let n = (now.unix_timestamp_nanos() % 9000) as u32;
+        let (_, c) = seed_conversation(store, ws, n, now).await;
         let policy = Policy {
             rules: vec![Rule {
                 channel: Some(Channel::Sms),
@@ -96,12 +129,12 @@ mod tests {
         seed_agent(&*store, &ws, "ann", 500, Presence::Online).await;
         let (c, timer) = waiting(&store, &ws, 11).await;
         let fire = |stage| Fire { timer: timer.clone(), stage };
-        let warned = handle(&deps, fire(Stage::Warning)).await.unwrap();
+        let warned = fire_stage(&deps, fire(Stage::Warning)).await.unwrap();
         assert_eq!((warned.fired, warned.running), (Fired::Warned { first: true }, true));
-        let breached = handle(&deps, fire(Stage::Breach)).await.unwrap();
+        let breached = fire_stage(&deps, fire(Stage::Breach)).await.unwrap();
         assert_eq!((breached.fired, breached.running), (Fired::Breached { first: true }, false));
         // A retry of the breach announces again (deduplicated by the queue) and changes nothing.
-        let again = handle(&deps, fire(Stage::Breach)).await.unwrap();
+        let again = fire_stage(&deps, fire(Stage::Breach)).await.unwrap();
         assert_eq!(again.fired, Fired::Breached { first: false });
         let stored = store.conversation(&ws, c.id).await.unwrap().unwrap();
         assert_eq!(stored.priority, Priority::High, "raised once");
@@ -123,11 +156,12 @@ mod tests {
         // Far too early: refused, so the state machine retries later.
         let mut early = timer.clone();
         early.warn_at = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
-        assert!(handle(&deps, Fire { timer: early, stage: Stage::Warning }).await.is_err());
+        assert!(fire_stage(&deps, Fire { timer: early, stage: Stage::Warning }).await.is_err());
         // Another clock id (the clock restarted since): stale, the execution ends.
         let mut other = timer.clone();
         other.clock_id += 7;
-        let out = handle(&deps, Fire { timer: other, stage: Stage::Warning }).await.unwrap();
+        other.warn_at = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
+        let out = fire_stage(&deps, Fire { timer: other, stage: Stage::Warning }).await.unwrap();
         assert_eq!((out.fired, out.running), (Fired::Stale, false));
         assert_eq!(store.conversation(&ws, c.id).await.unwrap().unwrap().version, c.version, "nothing written");
     }
@@ -142,7 +176,59 @@ mod tests {
             },
             "stage": "breach"
         });
-        let fire: Fire = serde_json::from_value(json).unwrap();
+        let Task::Fire(fire) = serde_json::from_value(json).unwrap() else { panic!("a stage") };
         assert_eq!((fire.stage, fire.timer.clock_id), (Stage::Breach, 3));
+        let away = serde_json::json!({
+            "workspace": "acme", "agent": "ann", "since": "2026-11-23T09:00:00Z", "check_at": "2026-11-23T09:05:00Z"
+        });
+        assert!(matches!(serde_json::from_value(away).unwrap(), Task::Away(_)));
+    }
+
+    #[tokio::test]
+    async fn an_agent_still_away_loses_only_the_conversations_where_a_customer_waits() {
+        let store = Arc::new(MemoryStore::new());
+        let queue = Arc::new(MemoryQueue::new());
+        let deps = Deps { store: store.clone(), notifications: queue.clone() };
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let ann = AgentId::parse("ann").unwrap();
+        seed_agent(&*store, &ws, "ann", 500, Presence::Online).await;
+        let (waiting_conv, _) = waiting(&store, &ws, 0).await;
+        let (answered, _) = waiting(&store, &ws, 0).await;
+        for c in [&waiting_conv, &answered] {
+            let mut owned = store.conversation(&ws, c.id).await.unwrap().unwrap();
+            let v = owned.version;
+            owned.assignee = Some(ann.clone());
+            owned.assigned_weight = 100;
+            if c.id == answered.id {
+                owned.record_outbound(time::OffsetDateTime::now_utc());
+            }
+            owned.version = v + 1;
+            store
+                .commit_routing(domain::ports::RoutingCommit {
+                    conversation: owned,
+                    expected_version: v,
+                    take: None,
+                    give_back: None,
+                    queue: domain::ports::QueueChange::Keep,
+                    audit: None,
+                })
+                .await
+                .unwrap();
+        }
+        let check = |at| AwayCheck { workspace: ws.clone(), agent: ann.clone(), since: at, check_at: at };
+        let now = time::OffsetDateTime::now_utc();
+        // Back online before the grace period ended: nothing moves.
+        let out = handle(&deps, Task::Away(check(now))).await.unwrap();
+        assert_eq!(out["rerouted"], 0);
+        store.set_presence(&ws, &ann, Presence::Away, 500).await.unwrap();
+        seed_agent(&*store, &ws, "bob", 500, Presence::Online).await;
+        let out = handle(&deps, Task::Away(check(now))).await.unwrap();
+        assert_eq!(out["rerouted"], 1);
+        let moved = store.conversation(&ws, waiting_conv.id).await.unwrap().unwrap();
+        assert_eq!(moved.assignee, Some(AgentId::parse("bob").unwrap()), "to the agent online");
+        let kept = store.conversation(&ws, answered.id).await.unwrap().unwrap();
+        assert_eq!(kept.assignee, Some(ann.clone()), "answered: stays with ann");
+        let audit = store.audit_trail(&ws, Some(waiting_conv.id), 10, None).await.unwrap().items;
+        assert!(audit.iter().any(|e| e.action == "rerouted_away"));
     }
 }

@@ -6,5 +6,5 @@ async fn main() -> Result<(), Error> {
     let config = kit::Config::from_env();
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let deps = sla_timer::Deps::from_config(&config, &aws).await?;
-    run(service_fn(|ev: LambdaEvent<sla_timer::Fire>| sla_timer::handle(&deps, ev.payload))).await
+    run(service_fn(|ev: LambdaEvent<sla_timer::Task>| sla_timer::handle(&deps, ev.payload))).await
 }

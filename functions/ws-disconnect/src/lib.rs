@@ -2,9 +2,9 @@
 //! Gateway's two-hour / ten-minute-idle limits closed it): the connection is removed, and an agent
 //! whose last connection this was goes offline, so routing stops sending them work.
 
-pub use api::Live;
-/// The wiring this route needs, under the name every function uses.
-pub use api::Live as Deps;
+/// The wiring this route needs, under the name every function uses: the store, the notification
+/// queue and the service-level timers (an agent who leaves starts the away check).
+pub use api::Timed as Deps;
 use domain::model::Role;
 use domain::routing::service::set_presence;
 use domain::routing::Presence;
@@ -12,11 +12,11 @@ use kit::http::ApiError;
 use kit::ws::{connection_id, ok, respond, WsRequest, WsResponse};
 use time::OffsetDateTime;
 
-pub async fn handle(deps: &Live, req: WsRequest) -> WsResponse {
+pub async fn handle(deps: &Deps, req: WsRequest) -> WsResponse {
     respond(disconnect(deps, &req, OffsetDateTime::now_utc()).await)
 }
 
-async fn disconnect(deps: &Live, req: &WsRequest, now: OffsetDateTime) -> Result<WsResponse, ApiError> {
+async fn disconnect(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<WsResponse, ApiError> {
     let id = connection_id(req)?;
     // Already gone (a 410 cleaned it up, or a redelivered disconnect): nothing to do.
     let Some(conn) = deps.store.connection(&id).await? else { return Ok(ok(serde_json::json!({}))) };
@@ -30,6 +30,8 @@ async fn disconnect(deps: &Live, req: &WsRequest, now: OffsetDateTime) -> Result
     let routed = deps.store.agents(ws).await?.into_iter().find(|a| a.id == conn.agent);
     if !still_here && routed.is_some_and(|a| a.presence != Presence::Offline) {
         set_presence(&*deps.store, &*deps.notifications, ws, &conn.agent, Presence::Offline, now).await?;
+        // Not back after the grace period: their waiting customers go to someone online.
+        app::sla::agent_left(&*deps.store, &*deps.sla_timers, ws, &conn.agent, now).await?;
     }
     Ok(ok(serde_json::json!({})))
 }
@@ -71,7 +73,11 @@ mod tests {
     async fn the_last_tab_closing_takes_the_agent_offline() {
         let store = Arc::new(MemoryStore::new());
         let q = Arc::new(MemoryQueue::new());
-        let deps = Live { store: store.clone(), notifications: q.clone() };
+        let deps = Deps {
+            store: store.clone(),
+            notifications: q.clone(),
+            sla_timers: Arc::new(timers::RecordingTimers::default()),
+        };
         let ws = WorkspaceId::parse("demo").unwrap();
         let ann = AgentId::parse("ann").unwrap();
         store.set_presence(&ws, &ann, Presence::Online, 500).await.unwrap();

@@ -6,7 +6,7 @@ async fn main() -> Result<(), Error> {
     kit::telemetry::init();
     let config = kit::Config::from_env();
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let deps = api::Live::from_config(&config, &aws).await?;
+    let deps = api::Timed::from_config(&config, &aws).await?;
     run(service_fn(|ev: LambdaEvent<WsRequest>| async {
         Ok::<_, Error>(ws_disconnect::handle(&deps, ev.payload).await)
     }))

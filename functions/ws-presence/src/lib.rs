@@ -6,9 +6,9 @@
 //! one every few minutes, inside API Gateway's ten-minute idle limit.
 
 use api::caller;
-pub use api::Live;
-/// The wiring this route needs, under the name every function uses.
-pub use api::Live as Deps;
+/// The wiring this route needs, under the name every function uses: the store, the notification
+/// queue and the service-level timers (an agent who leaves starts the away check).
+pub use api::Timed as Deps;
 use domain::model::Role;
 use domain::realtime::ClientAction;
 use domain::routing::service::set_presence;
@@ -17,11 +17,11 @@ use kit::http::ApiError;
 use kit::ws::{body, ok, respond, WsRequest, WsResponse};
 use time::OffsetDateTime;
 
-pub async fn handle(deps: &Live, req: WsRequest) -> WsResponse {
+pub async fn handle(deps: &Deps, req: WsRequest) -> WsResponse {
     respond(act(deps, &req, OffsetDateTime::now_utc()).await)
 }
 
-async fn act(deps: &Live, req: &WsRequest, now: OffsetDateTime) -> Result<WsResponse, ApiError> {
+async fn act(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<WsResponse, ApiError> {
     let action: ClientAction = body(req)?;
     let mut conn = caller(&*deps.store, req).await?;
     match action {
@@ -36,6 +36,10 @@ async fn act(deps: &Live, req: &WsRequest, now: OffsetDateTime) -> Result<WsResp
             }
             let assigned =
                 set_presence(&*deps.store, &*deps.notifications, &conn.workspace, &conn.agent, status, now).await?;
+            if status == Presence::Away {
+                // Still away after the grace period: their waiting customers go to someone online.
+                app::sla::agent_left(&*deps.store, &*deps.sla_timers, &conn.workspace, &conn.agent, now).await?;
+            }
             conn.last_seen_at = now;
             deps.store.put_connection(&conn).await?;
             tracing::info!(workspace = %conn.workspace, agent = %conn.agent, ?status, assigned = assigned.len(), "presence set");
@@ -62,7 +66,7 @@ mod tests {
 
     const FIXTURE: &str = include_str!("../../../events/ws-presence/presence-online.json");
 
-    async fn setup(role: Role) -> (Live, Arc<MemoryStore>, Arc<MemoryQueue>) {
+    async fn setup(role: Role) -> (Deps, Arc<MemoryStore>, Arc<MemoryQueue>) {
         let store = Arc::new(MemoryStore::new());
         let q = Arc::new(MemoryQueue::new());
         let now = OffsetDateTime::now_utc() - time::Duration::minutes(3);
@@ -78,7 +82,8 @@ mod tests {
             subscriptions: Default::default(),
         };
         store.put_connection(&conn).await.unwrap();
-        (Live { store: store.clone(), notifications: q.clone() }, store, q)
+        let sla_timers = Arc::new(timers::RecordingTimers::default());
+        (Deps { store: store.clone(), notifications: q.clone(), sla_timers }, store, q)
     }
 
     fn request(body: &str) -> WsRequest {

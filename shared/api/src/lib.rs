@@ -55,6 +55,26 @@ impl Live {
     }
 }
 
+/// [`Live`] with the service-level timers (`SLA_STATE_MACHINE_ARN`, `AWAY_STATE_MACHINE_ARN`):
+/// presence changes start the away check, wakes resume clocks.
+#[cfg(feature = "timers")]
+pub struct Timed {
+    pub store: Arc<dyn Store>,
+    pub notifications: Arc<dyn domain::ports::NotificationQueue>,
+    pub sla_timers: Arc<dyn domain::timers::SlaTimers>,
+}
+
+#[cfg(feature = "timers")]
+impl Timed {
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        let live = Live::from_config(config, aws).await?;
+        let sla = timers::SfnTimers::new(aws_sdk_sfn::Client::new(aws))
+            .sla(config.required("SLA_STATE_MACHINE_ARN")?)
+            .away(config.required("AWAY_STATE_MACHINE_ARN")?);
+        Ok(Self { store: live.store, notifications: live.notifications, sla_timers: Arc::new(sla) })
+    }
+}
+
 /// The wiring of inbox actions: authenticated REST routes whose changes agents see live.
 #[cfg(feature = "live")]
 pub struct Inbox {

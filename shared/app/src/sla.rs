@@ -157,3 +157,84 @@ async fn commit<S: RoutingPorts + ?Sized>(
     let plan = Plan { next, take: None, change, action, details, drain: requeue };
     commit_change(store, notify, current, plan, audit).await
 }
+
+/// An agent went away or went offline at `now`: the check that, after the policy's grace period,
+/// hands their waiting customers to someone online. Whether one was started (the policy may say never).
+pub async fn agent_left<S: domain::ports::RoutingStore + ?Sized>(
+    store: &S,
+    timers: &dyn SlaTimers,
+    ws: &domain::WorkspaceId,
+    agent: &domain::AgentId,
+    now: OffsetDateTime,
+) -> Result<bool, Error> {
+    let policy = store.sla_policy(ws).await?;
+    let Some(check) = sla::AwayCheck::after(&policy, ws.clone(), agent.clone(), now) else { return Ok(false) };
+    timers.start_away_check(&check).await.map_err(|e| Error::Unavailable(format!("away check not started: {e}")))?;
+    Ok(true)
+}
+
+/// The grace period after an agent left is over: if they are still not online, each of their open
+/// conversations in which a customer waits for an answer goes back to routing (and to whoever is
+/// online and has room). Conversations they already answered stay theirs. The number re-routed.
+pub async fn away_check<S: RoutingPorts + ?Sized>(
+    store: &S,
+    notify: &dyn NotificationQueue,
+    check: &sla::AwayCheck,
+    now: OffsetDateTime,
+) -> Result<usize, Error> {
+    use domain::ports::{AssigneeFilter, ConversationQuery};
+    use domain::routing::Presence;
+    let ws = &check.workspace;
+    let back = store
+        .agents(ws)
+        .await?
+        .into_iter()
+        .find(|a| a.id == check.agent)
+        .is_none_or(|a| a.presence == Presence::Online);
+    if back {
+        return Ok(0);
+    }
+    let mut q = ConversationQuery {
+        status: domain::model::ConversationStatus::Open,
+        assignee: AssigneeFilter::Agent(check.agent.clone()),
+        limit: 100,
+        cursor: None,
+    };
+    let mut waiting = vec![];
+    loop {
+        let page = store.conversations(ws, &q).await?;
+        waiting.extend(page.items.into_iter().filter(sla::customer_waiting).map(|c| c.id));
+        match page.next {
+            Some(next) => q.cursor = Some(next),
+            None => break,
+        }
+    }
+    let mut moved = 0;
+    for id in waiting {
+        for attempt in 0..ATTEMPTS {
+            crate::pause(attempt).await;
+            let Some(current) = store.conversation(ws, id).await? else { break };
+            if current.assignee.as_ref() != Some(&check.agent) || !sla::customer_waiting(&current) {
+                break;
+            }
+            let mut next = reassigned(&current, None);
+            next.waiting_since = Some(now);
+            // Continuity: if they are back before anyone else takes it, it is theirs again.
+            next.previous_owner = Some(check.agent.clone());
+            let details = serde_json::json!({ "from": check.agent, "away_since": rfc3339(check.since) });
+            match commit(store, notify, &current, next, "rerouted_away", details, true, now).await {
+                Err(RoutingError::Store(StoreError::Conflict)) => continue,
+                other => {
+                    other?;
+                    moved += 1;
+                    break;
+                }
+            }
+        }
+    }
+    if moved > 0 {
+        drain_queue(store, notify, ws, now).await?;
+    }
+    tracing::info!(workspace = %ws, agent = %check.agent, moved, "away check");
+    Ok(moved)
+}

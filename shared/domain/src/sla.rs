@@ -132,6 +132,14 @@ pub struct Policy {
     pub warn_at_percent: u8,
     #[serde(default = "default_breach")]
     pub on_breach: Vec<BreachAction>,
+    /// An agent away or offline this long gets their conversations with a waiting customer taken
+    /// back and routed to someone online (`null`: never).
+    #[serde(default = "default_away")]
+    pub reroute_when_away_secs: Option<u32>,
+}
+
+fn default_away() -> Option<u32> {
+    Some(5 * MINUTE)
 }
 
 fn yes() -> bool {
@@ -177,6 +185,7 @@ impl Default for Policy {
             counting: Counting::default(),
             warn_at_percent: default_warn(),
             on_breach: default_breach(),
+            reroute_when_away_secs: default_away(),
         }
     }
 }
@@ -206,6 +215,9 @@ impl Policy {
                     return Err(bad("every target is 1 second to 90 days".into()));
                 }
             }
+        }
+        if self.reroute_when_away_secs.is_some_and(|s| s == 0 || s > MAX_TARGET_SECS) {
+            return Err(bad("reroute_when_away_secs is 1 second to 90 days, or null".into()));
         }
         let mut actions = std::collections::HashSet::new();
         for a in &self.on_breach {
@@ -370,6 +382,46 @@ pub fn timers(c: &Conversation) -> Vec<Timer> {
             })
         })
         .collect()
+}
+
+/// The check, after a grace period, that an agent who went away or offline is still not back: their
+/// conversations with a waiting customer then go back to routing. A Step Functions execution's input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwayCheck {
+    pub workspace: WorkspaceId,
+    pub agent: crate::ids::AgentId,
+    /// When the agent left.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    /// RFC 3339 in UTC, as Step Functions' `TimestampPath` reads it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub check_at: OffsetDateTime,
+}
+
+impl AwayCheck {
+    /// The check for `agent` leaving at `now`, by the policy's grace period (`None`: never).
+    pub fn after(
+        policy: &Policy,
+        workspace: WorkspaceId,
+        agent: crate::ids::AgentId,
+        now: OffsetDateTime,
+    ) -> Option<Self> {
+        let grace = policy.reroute_when_away_secs?;
+        Some(AwayCheck { workspace, agent, since: now, check_at: now + Duration::seconds(i64::from(grace)) })
+    }
+
+    /// Unique to the agent and the moment they left (execution names: at most 80 of `[A-Za-z0-9-_]`).
+    pub fn name(&self) -> String {
+        let ms = self.since.unix_timestamp_nanos() / 1_000_000;
+        let agent: String =
+            self.agent.as_str().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(48).collect();
+        format!("away-{agent}-{ms}")
+    }
+}
+
+/// Whether a customer in `c` waits for an answer (its response clock runs).
+pub fn customer_waiting(c: &Conversation) -> bool {
+    c.sla.response.as_ref().is_some_and(|r| r.stopped_at.is_none())
 }
 
 /// The calendar a conversation's clocks count in.

@@ -51,6 +51,8 @@ pub trait SnoozeTimers: Send + Sync {
 pub trait SlaTimers: Send + Sync {
     /// Idempotent: the same timer (by name) twice is one execution.
     async fn start_sla_timer(&self, timer: &crate::sla::Timer) -> Result<(), TimerError>;
+    /// Idempotent by name too.
+    async fn start_away_check(&self, check: &crate::sla::AwayCheck) -> Result<(), TimerError>;
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

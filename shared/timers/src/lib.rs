@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use aws_sdk_sfn::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sfn::Client;
-use domain::sla::Timer;
+use domain::sla::{AwayCheck, Timer};
 use domain::timers::{SlaTimers, SnoozeTimers, SnoozeWake, TimerError};
 
 #[derive(Clone)]
@@ -17,11 +17,12 @@ pub struct SfnTimers {
     client: Client,
     snooze_state_machine: Option<String>,
     sla_state_machine: Option<String>,
+    away_state_machine: Option<String>,
 }
 
 impl SfnTimers {
     pub fn new(client: Client) -> Self {
-        Self { client, snooze_state_machine: None, sla_state_machine: None }
+        Self { client, snooze_state_machine: None, sla_state_machine: None, away_state_machine: None }
     }
 
     /// Snooze timers start executions of this state machine.
@@ -33,6 +34,12 @@ impl SfnTimers {
     /// SLA timers start executions of this state machine.
     pub fn sla(mut self, state_machine_arn: impl Into<String>) -> Self {
         self.sla_state_machine = Some(state_machine_arn.into());
+        self
+    }
+
+    /// Away checks start executions of this state machine.
+    pub fn away(mut self, state_machine_arn: impl Into<String>) -> Self {
+        self.away_state_machine = Some(state_machine_arn.into());
         self
     }
 
@@ -63,6 +70,11 @@ impl SlaTimers for SfnTimers {
         let input = serde_json::to_string(timer).map_err(|e| TimerError(Box::new(e)))?;
         self.start(self.sla_state_machine.as_ref(), timer.name(), input).await
     }
+
+    async fn start_away_check(&self, check: &AwayCheck) -> Result<(), TimerError> {
+        let input = serde_json::to_string(check).map_err(|e| TimerError(Box::new(e)))?;
+        self.start(self.away_state_machine.as_ref(), check.name(), input).await
+    }
 }
 
 /// Timers for tests: records what was started; `fail(true)` makes starting fail.
@@ -70,6 +82,7 @@ impl SlaTimers for SfnTimers {
 pub struct RecordingTimers {
     started: Mutex<Vec<SnoozeWake>>,
     sla: Mutex<Vec<Timer>>,
+    away: Mutex<Vec<AwayCheck>>,
     failing: Mutex<bool>,
 }
 
@@ -79,6 +92,9 @@ impl RecordingTimers {
     }
     pub fn sla_started(&self) -> Vec<Timer> {
         self.sla.lock().expect("lock").clone()
+    }
+    pub fn away_started(&self) -> Vec<AwayCheck> {
+        self.away.lock().expect("lock").clone()
     }
     pub fn fail(&self, on: bool) {
         *self.failing.lock().expect("lock") = on;
@@ -110,6 +126,15 @@ impl SlaTimers for RecordingTimers {
         let mut started = self.sla.lock().expect("lock");
         if !started.iter().any(|t| t.name() == timer.name()) {
             started.push(timer.clone());
+        }
+        Ok(())
+    }
+
+    async fn start_away_check(&self, check: &AwayCheck) -> Result<(), TimerError> {
+        self.check()?;
+        let mut started = self.away.lock().expect("lock");
+        if !started.iter().any(|c| c.name() == check.name()) {
+            started.push(check.clone());
         }
         Ok(())
     }
