@@ -270,6 +270,11 @@ async fn cold_starts(
     env.push(("NOTIFICATION_QUEUE_URL".into(), provisioned.queue_urls["NotificationQueue"].clone()));
     // The processor answers a HELP (and after hours) through the sender's queue.
     env.push(("OUTBOUND_QUEUE_URL".into(), provisioned.queue_urls["OutboundQueue"].clone()));
+    // Its service-level timers: the state machines the template gives it.
+    for (var, machine) in template.state_machine_env("inbound-processor") {
+        let arn = provisioned.state_machine_arns.get(&machine).context("a state machine the template names")?;
+        env.push((var, arn.clone()));
+    }
     env.push(("TWILIO_AUTH_TOKEN".into(), TOKEN.into()));
 
     let mut results: BTreeMap<&str, ColdStart> = BTreeMap::new();

@@ -273,12 +273,26 @@ pub struct Clock {
     /// While paused: the counted time that was left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remaining_secs: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub warned: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub breached: bool,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
     pub stopped_at: Option<OffsetDateTime>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Clocks keep whole seconds: Step Functions waits in seconds, and the conversation item (written
+/// with every message, projected into the indexes) stays small.
+fn whole_second(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap_or(t)
 }
 
 impl Clock {
@@ -304,7 +318,7 @@ pub struct Sla {
     #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
     pub resolved_at: Option<OffsetDateTime>,
     /// The clocks of this conversation that breached, ever.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub breaches: u32,
     /// The last clock id handed out.
     #[serde(default)]
@@ -483,6 +497,7 @@ impl Setup {
 
 /// Starts (or restarts) the clock of `kind` at `now` with its target; no target: none runs.
 fn start(sla: &mut Sla, kind: ClockKind, target: Option<u32>, warn_percent: u8, cal: Calendar, now: OffsetDateTime) {
+    let now = whole_second(now);
     let slot = kind.slot();
     let Some(target) = target else {
         *sla.clock_mut(slot) = None;
@@ -561,6 +576,7 @@ impl Clocks<'_> {
     /// Paused clocks run again with what they had left (a breached one stays breached and is not
     /// timed again).
     fn resume(&self, c: &mut Conversation, now: OffsetDateTime) {
+        let now = whole_second(now);
         for slot in [Slot::Response, Slot::Resolution] {
             let cal = self.calendar;
             let warn_percent = self.policy.warn_at_percent;
@@ -841,5 +857,16 @@ mod tests {
         let mut c = conversation();
         Clocks { policy: &p, calendar: Calendar::Always }.customer_wrote(&mut c, Channel::Sms, T0);
         assert!(timers(&c).is_empty() && c.sla.response.is_none());
+    }
+
+    #[test]
+    fn the_clocks_stay_small_on_the_conversation_item() {
+        // The conversation is written with every message and projected into three indexes: every
+        // kilobyte it grows costs write units on each.
+        let p = Policy::default();
+        let mut c = conversation();
+        Clocks { policy: &p, calendar: Calendar::Always }.customer_wrote(&mut c, Channel::Sms, T0 + secs(1));
+        let json = serde_json::to_string(&c.sla).unwrap();
+        assert!(json.len() <= 360, "{} bytes: {json}", json.len());
     }
 }
