@@ -224,8 +224,19 @@ pub fn parse(raw: &[u8], recipient: &str, received_at: OffsetDateTime) -> Result
         }
     }
     references.truncate(MAX_REFERENCES);
-    let full = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
-    let reply = super::quotes::reply_text(&full);
+    // An HTML-only body loses its quote containers before it is reduced to text.
+    let html_only = msg.text_part(0).and_then(|p| match &p.body {
+        mail_parser::PartType::Html(html) => Some(html.as_ref()),
+        _ => None,
+    });
+    let (full, reply) = match html_only {
+        Some(html) => (mail_parser::decoders::html::html_to_text(html), super::quotes::html_reply_text(html)),
+        None => {
+            let full = msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
+            let reply = super::quotes::reply_text(&full);
+            (full, reply)
+        }
+    };
     let text = cut_bytes(&reply, MAX_TEXT_BYTES).to_owned();
     let mut metadata = BTreeMap::new();
     if text.len() < reply.len() {
