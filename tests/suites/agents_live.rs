@@ -469,7 +469,7 @@ async fn an_unanswered_customer_is_warned_about_then_breached_and_escalated_an_a
     let (_, q) = t.get(&format!("/conversations/{quick}")).await;
     assert!(q["conversation"]["sla"]["first_response_at"].is_string(), "{q}");
     assert!(q["conversation"]["sla"]["response"]["stopped_at"].is_string());
-    assert_eq!(q["conversation"]["sla"]["response"]["warned"], false);
+    assert_ne!(q["conversation"]["sla"]["response"]["warned"], true, "never warned");
     let frames = sue.drain(Duration::from_secs(1)).await;
     assert!(
         !frames.iter().any(|f| f["event"]["type"] == "sla_warning" && f["event"]["conversation_id"] == quick.as_str()),
