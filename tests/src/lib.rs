@@ -327,8 +327,17 @@ impl TestStack {
     /// A customer's email arriving through SES (played by the gateway's receipt rule): the raw
     /// message is stored in the mail bucket and inbound-email invoked. Returns SES's id for it.
     pub async fn email_in(&self, raw: &str, to: &str) -> String {
+        self.email_in_with(raw, to, "").await
+    }
+
+    /// Mail SES could not authenticate: SPF, DKIM and DMARC fail (forged From).
+    pub async fn email_in_spoofed(&self, raw: &str, to: &str) -> String {
+        self.email_in_with(raw, to, "&auth=fail").await
+    }
+
+    async fn email_in_with(&self, raw: &str, to: &str, extra: &str) -> String {
         let url = format!(
-            "{}?to={}",
+            "{}?to={}{extra}",
             self.url("/_local/ses/receive"),
             url::form_urlencoded::byte_serialize(to.as_bytes()).collect::<String>()
         );

@@ -807,3 +807,62 @@ async fn web_chat_round_trip_with_typing_receipts_files_and_the_away_message() {
     assert_eq!(history["messages"][3]["id"], later["id"]);
     assert!(history["messages"][1]["files"][0].get("url").is_none(), "no bucket URLs for the visitor");
 }
+
+/// Trust: an address typed into the contact form, or mail that fails DMARC, is only claimed — it
+/// starts its own flagged conversation, suggests a merge with the real customer, and never reaches
+/// the customer's thread; the finance role cannot read or send customer messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claimed_address_never_reaches_the_customers_thread_and_finance_cannot_read_it() {
+    let s = spawn_stack().await;
+    let customer = format!("ana.{}@example.com", ulid::Ulid::new().to_string().to_lowercase());
+    let mail = format!(
+        "From: Ana <{customer}>\r\nTo: {to}\r\nSubject: Order 77\r\nMessage-ID: <a1.{customer}>\r\n\r\nWhere is order 77?\r\n",
+        to = s.email_address
+    );
+    s.email_in(&mail, &s.email_address).await;
+    let real = one_conversation(&s).await;
+    let real_id = real["id"].as_str().unwrap().to_owned();
+
+    // Someone types Ana's address into the contact form.
+    let path = format!("/webhooks/form/{}", s.workspace);
+    let form = [("name", "Ana"), ("email", customer.as_str()), ("message", "Please send the refund to IBAN X.")];
+    assert_eq!(s.http.post(s.url(&path)).form(&form).send().await.unwrap().status(), 202);
+    // And forges a reply from her address that fails DMARC, answering her thread.
+    let forged = format!(
+        "From: Ana <{customer}>\r\nTo: {to}\r\nSubject: Re: Order 77\r\nMessage-ID: <f1.{customer}>\r\nIn-Reply-To: <a1.{customer}>\r\n\r\nChange my address to 1 Evil Road.\r\n",
+        to = s.email_address
+    );
+    s.email_in_spoofed(&forged, &s.email_address).await;
+    let flagged = eventually("the claimed sender's own conversation", || async {
+        let all = s.conversations().await;
+        let other = all.into_iter().find(|c| c["id"] != real_id.as_str())?;
+        let id = other["id"].as_str()?.to_owned();
+        (s.messages(&id).await.len() == 2).then_some(other)
+    })
+    .await;
+    assert!(flagged["tags"].as_array().unwrap().iter().any(|t| t == "unverified-sender"), "{flagged}");
+    let real_msgs = s.messages(&real_id).await;
+    assert_eq!(real_msgs.len(), 1, "nothing reached the customer's thread: {real_msgs:#?}");
+    let flagged_msgs = s.messages(flagged["id"].as_str().unwrap()).await;
+    assert!(flagged_msgs.iter().all(|m| m["metadata"]["sender_unverified"] == true));
+    assert!(flagged_msgs.iter().any(|m| m["metadata"]["email_auth_failed"] == true));
+    // The agent is offered the merge with the real customer.
+    let contact = flagged["contact_id"].as_str().unwrap();
+    let (st, suggestions) = s.get(&format!("/contacts/{contact}/suggestions")).await;
+    assert_eq!(st, 200, "{suggestions}");
+    assert_eq!(suggestions["suggestions"][0]["contact"]["id"], real["contact_id"], "{suggestions}");
+
+    // Finance: costs yes, customers' words no.
+    let finance = s.token_as("fred", kit::auth::Role::Finance);
+    let (st, _) = s.get_as(&format!("/conversations/{real_id}"), &finance).await;
+    assert_eq!(st, 403);
+    let (st, _) = s.get_as(&format!("/conversations/{real_id}/messages"), &finance).await;
+    assert_eq!(st, 403);
+    let (st, _) =
+        s.send_as("POST", &format!("/conversations/{real_id}/messages"), &finance, Some(json!({ "text": "hi" }))).await;
+    assert_eq!(st, 403);
+    let (st, _) = s
+        .send_as("POST", "/finance/preview", &finance, Some(json!({ "conversation_id": real_id, "text": "hi" })))
+        .await;
+    assert_eq!(st, 403);
+}

@@ -13,6 +13,8 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
 
 async fn get(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
+    // Finance reads costs, never customers' messages.
+    who.require(kit::auth::INBOX)?;
     let id = path_param(req, "id", ConversationId::parse)?;
     let conversation = deps
         .store

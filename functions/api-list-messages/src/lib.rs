@@ -14,6 +14,8 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
 
 async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
+    // Finance reads costs, never customers' messages.
+    who.require(kit::auth::INBOX)?;
     let id = path_param(req, "id", ConversationId::parse)?;
     let order = match query_param(req, "order").as_deref() {
         None | Some("oldest") => Order::Oldest,

@@ -6,7 +6,7 @@
 //! picks the rate). Answers the encoding and segments (SMS), the estimated provider cost with its
 //! lines and rate-card version, for WhatsApp whether the 24-hour window is open (a free-form reply
 //! is free) or a template is required (and what each category costs), and whether a hard-stop
-//! budget would refuse the send. Any authenticated agent may preview.
+//! budget would refuse the send. Anyone who works the inbox may preview (not the finance role).
 
 use domain::finance::default_provider;
 use domain::finance::ledger::Month;
@@ -45,6 +45,8 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
 
 async fn preview(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
+    // Finance reads costs, never customers' messages.
+    who.require(kit::auth::INBOX)?;
     let draft: Draft = serde_json::from_slice(body_bytes(req))
         .map_err(|e| ApiError::BadRequest(format!("body must be {{\"channel\": ..., \"text\": ...}}: {e}")))?;
     let now = time::OffsetDateTime::now_utc();

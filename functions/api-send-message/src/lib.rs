@@ -117,6 +117,8 @@ fn request_hash(req: &Request) -> String {
 
 async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
+    // Finance reads costs, never customers' messages.
+    who.require(kit::auth::INBOX)?;
     let conversation_id = path_param(req, "id", ConversationId::parse)?;
     let key = header(req, "idempotency-key")
         .ok_or_else(|| ApiError::BadRequest("the Idempotency-Key header is required".into()))?;

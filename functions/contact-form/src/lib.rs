@@ -75,6 +75,14 @@ async fn submit(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response
         return Err(not_found());
     };
     let now = time::OffsetDateTime::now_utc();
+    // Per source address first (the email is the sender's to choose), then per email address.
+    let ip = kit::http::source_ip(req).unwrap_or_else(|| "unknown".into());
+    if !deps.limiter.take(&ws, &format!("form-ip:{ip}"), now, RATE_WINDOW, deps.per_address_per_hour).await? {
+        return Err(ApiError::TooManyRequests(format!(
+            "at most {} messages an hour from one network address; please try again later",
+            deps.per_address_per_hour
+        )));
+    }
     let key = format!("form:{}", submission.email.as_str());
     if !deps.limiter.take(&ws, &key, now, RATE_WINDOW, deps.per_address_per_hour).await? {
         return Err(ApiError::TooManyRequests(format!(

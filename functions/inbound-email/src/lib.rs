@@ -81,6 +81,19 @@ fn failed(verdict: &aws_lambda_events::ses::SimpleEmailVerdict) -> bool {
     verdict.status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("FAIL"))
 }
 
+fn passed(verdict: &aws_lambda_events::ses::SimpleEmailVerdict) -> bool {
+    verdict.status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("PASS"))
+}
+
+/// Whether SES could tie the mail to its From domain: DMARC passed, or (no DMARC verdict either
+/// way) SPF or DKIM passed. A DMARC failure is never authenticated.
+pub fn authenticated(receipt: &aws_lambda_events::ses::SimpleEmailReceipt) -> bool {
+    if failed(&receipt.dmarc_verdict) {
+        return false;
+    }
+    passed(&receipt.dmarc_verdict) || passed(&receipt.spf_verdict) || passed(&receipt.dkim_verdict)
+}
+
 pub async fn receive(deps: &Deps, record: &SimpleEmailRecord, inv: &meter::Invocation) -> Result<Outcome, Error> {
     let ses = &record.ses;
     let ses_id = ses.mail.message_id.clone().ok_or("SES event without a message id")?;
@@ -135,6 +148,14 @@ pub async fn receive(deps: &Deps, record: &SimpleEmailRecord, inv: &meter::Invoc
     let usage = inv.usage_so_far() + Usage { ses_messages: 1, sqs_requests_milli: 1000, ..Usage::default() };
     let mut inbound = parsed.into_inbound(workspace.clone(), now, usage);
     inbound.thread = Some(thread).filter(|t| *t != email::EmailThread::default());
+    if !authenticated(&ses.receipt) {
+        // Kept for agents to see, but the sender is only claimed: it never threads into the real
+        // customer's conversation (its own, flagged, with a merge suggestion).
+        tracing::warn!(workspace = %workspace, %ses_id, "mail failed DMARC/SPF/DKIM: the sender is unverified");
+        inbound.identity = inbound.identity.claimed();
+        inbound.thread = None;
+        inbound.metadata.insert(email::META_AUTH_FAILED.to_owned(), true.into());
+    }
     deps.queue.enqueue_inbound(&InboundEvent::Message(inbound)).await?;
     tracing::info!(workspace = %workspace, %ses_id, attachments = count, "email enqueued");
     Ok(Outcome::Enqueued { workspace, attachments: count })
@@ -230,5 +251,29 @@ mod tests {
         let mut missing = event();
         missing.records[0].ses.mail.message_id = Some("not-in-s3".into());
         assert!(handle(&deps, missing).await.is_err(), "a missing raw message is retried");
+    }
+
+    #[tokio::test]
+    async fn mail_failing_dmarc_is_kept_with_a_claimed_sender_and_no_threading() {
+        let (deps, files, q) = world().await;
+        put_raw(&files, "gmail-reply.eml").await;
+        let mut spoofed = event();
+        spoofed.records[0].ses.receipt.dmarc_verdict.status = Some("FAIL".into());
+        assert!(matches!(handle(&deps, spoofed).await.unwrap()[0], Outcome::Enqueued { .. }));
+        let body = &q.sent()[0].2;
+        let InboundEvent::Message(m) = serde_json::from_value::<InboundEvent>(body.clone()).unwrap() else {
+            panic!("not a message")
+        };
+        assert!(m.identity.unverified, "claimed, not proven");
+        assert!(m.thread.is_none(), "a forged reply names no conversation");
+        assert_eq!(m.metadata[email::META_AUTH_FAILED], true);
+        // SPF and DKIM failing without a DMARC verdict: the same.
+        let mut receipt = event().records[0].ses.receipt.clone();
+        receipt.dmarc_verdict.status = None;
+        receipt.spf_verdict.status = Some("FAIL".into());
+        receipt.dkim_verdict.status = Some("FAIL".into());
+        assert!(!authenticated(&receipt));
+        receipt.dkim_verdict.status = Some("PASS".into());
+        assert!(authenticated(&receipt));
     }
 }

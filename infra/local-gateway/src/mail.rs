@@ -45,8 +45,10 @@ impl Receiving {
     }
 }
 
-/// The SES event of the receipt rule's Lambda action (the shape Lambda gets in AWS).
-pub fn ses_event(message_id: &str, recipients: &[String], raw: &[u8]) -> serde_json::Value {
+/// The SES event of the receipt rule's Lambda action (the shape Lambda gets in AWS). Locally nothing
+/// checks SPF, DKIM or DMARC: they pass, unless the caller says the mail is spoofed (`?auth=fail`),
+/// when all three fail as SES reports for forged mail.
+pub fn ses_event(message_id: &str, recipients: &[String], raw: &[u8], spoofed: bool) -> serde_json::Value {
     let parsed = mail_parser::MessageParser::default().parse(raw);
     let from = parsed.as_ref().and_then(|m| m.from()).and_then(|a| a.first()).and_then(|a| a.address());
     let subject = parsed.as_ref().and_then(|m| m.subject());
@@ -54,6 +56,7 @@ pub fn ses_event(message_id: &str, recipients: &[String], raw: &[u8]) -> serde_j
     let now =
         time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let pass = serde_json::json!({ "status": "PASS" });
+    let auth = serde_json::json!({ "status": if spoofed { "FAIL" } else { "PASS" } });
     serde_json::json!({
         "Records": [{
             "eventSource": "aws:ses",
@@ -77,8 +80,8 @@ pub fn ses_event(message_id: &str, recipients: &[String], raw: &[u8]) -> serde_j
                     "timestamp": now,
                     "processingTimeMillis": 1,
                     "recipients": recipients,
-                    "spamVerdict": pass, "virusVerdict": pass, "spfVerdict": pass,
-                    "dkimVerdict": pass, "dmarcVerdict": pass,
+                    "spamVerdict": pass, "virusVerdict": pass, "spfVerdict": auth,
+                    "dkimVerdict": auth, "dmarcVerdict": auth,
                     "action": { "type": "Lambda", "invocationType": "Event" },
                 },
             },
@@ -96,7 +99,9 @@ pub async fn receive(State(mail): State<Arc<Receiving>>, RawQuery(query): RawQue
     let Some((bucket, prefix, function)) = &mail.rule else {
         return (StatusCode::NOT_FOUND, "template.yaml has no SES receipt rule").into_response();
     };
-    let mut recipients: Vec<String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+    let query = query.unwrap_or_default();
+    let spoofed = url::form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "auth" && v == "fail");
+    let mut recipients: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
         .filter(|(k, _)| k == "to")
         .map(|(_, v)| v.trim().to_lowercase())
         .collect();
@@ -122,7 +127,7 @@ pub async fn receive(State(mail): State<Arc<Receiving>>, RawQuery(query): RawQue
     let Some(f) = mail.functions.get(function) else {
         return (StatusCode::NOT_FOUND, format!("{function} is not served")).into_response();
     };
-    match f(ses_event(&message_id, &recipients, &body)).await {
+    match f(ses_event(&message_id, &recipients, &body, spoofed)).await {
         Ok(out) => (
             StatusCode::OK,
             [("content-type", "application/json")],
@@ -141,7 +146,7 @@ mod tests {
     fn recipients_and_headers_are_read_from_the_message() {
         let raw = b"From: Ann <ann@example.com>\r\nTo: Support <support@acme.example>,\r\n b@acme.example\r\nSubject: hi\r\n\r\nbody";
         assert_eq!(recipients_of(raw), vec!["support@acme.example", "b@acme.example"]);
-        let ev = ses_event("m1", &["support@acme.example".into()], raw);
+        let ev = ses_event("m1", &["support@acme.example".into()], raw, false);
         assert_eq!(ev["Records"][0]["ses"]["mail"]["commonHeaders"]["subject"], "hi");
         assert_eq!(ev["Records"][0]["ses"]["mail"]["source"], "ann@example.com");
         let parsed: aws_lambda_events::ses::SimpleEmailEvent = serde_json::from_value(ev).unwrap();

@@ -38,6 +38,14 @@ use crate::Error;
 /// Attempts before giving up on a contended write and letting the queue redeliver the event.
 pub const MAX_ATTEMPTS: u32 = 10;
 
+/// The tag on a conversation started by a sender who only claimed their identity (a form, a widget,
+/// mail that failed authentication): agents see it, and the contact's merge suggestions name who
+/// holds the proven identity.
+pub const TAG_UNVERIFIED_SENDER: &str = "unverified-sender";
+
+/// `metadata.sender_unverified` on a message from such a sender.
+pub const META_SENDER_UNVERIFIED: &str = "sender_unverified";
+
 /// `metadata.auto_reply` of the acknowledgement sent outside business hours.
 pub const AUTO_REPLY_AFTER_HOURS: &str = "after_hours";
 
@@ -234,7 +242,8 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
         let route = !matches!(outcome, Ingested::Stored { needs_routing: false, .. });
         let after_hours = known.rules.as_ref().map(|r| r.after_hours_message.clone());
         let routed = if route { self.route(&m.workspace, conversation, known).await? } else { Routed::Unchanged };
-        if routed == Routed::Waiting(WaitReason::OutsideBusinessHours) {
+        // Never an automatic answer to an address the sender only claimed (it may be anyone's).
+        if routed == Routed::Waiting(WaitReason::OutsideBusinessHours) && !m.identity.unverified {
             // Seed 001: outside business hours the customer hears when to expect an answer.
             let text = match after_hours {
                 Some(text) => text,
@@ -505,6 +514,10 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
                 let previous = current;
                 let mut c = Conversation::start_for(ws.clone(), contact_id, at);
                 c.record_inbound(route.clone(), at);
+                if m.identity.unverified {
+                    // Its own conversation, flagged: the sender only claimed who they are.
+                    c.tags.insert(TAG_UNVERIFIED_SENDER.to_owned());
+                }
                 // Team and skills are decided once, from the channel and the first message.
                 let rules = store.routing_rules(ws).await?;
                 rules.classify(&mut c, m.channel, m.text.as_deref().unwrap_or(""));
@@ -516,6 +529,9 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             }
         };
         let mut message = Message::received(m, conversation_id, contact_id, route);
+        if m.identity.unverified {
+            message.metadata.insert(META_SENDER_UNVERIFIED.to_owned(), true.into());
+        }
         // A whole-message keyword (STOP, START, HELP) on SMS or WhatsApp: consent changes in the
         // same transaction as the message; the message is tagged so agents see why.
         let keyword = if domain::consent::governed(m.channel) {
@@ -960,5 +976,35 @@ mod tests {
         d.timers.fail(true);
         let other = ingest(&d, inbound("SM00000000000000000000000000000093", "+14155552691", "hi")).await;
         assert!(matches!(other, Err(e) if e.is_retryable()));
+    }
+
+    #[tokio::test]
+    async fn a_claimed_address_never_reaches_the_customers_thread() {
+        let (d, s, _) = deps();
+        let email = domain::EmailAddress::parse("ann@example.com").unwrap();
+        let message = |id: &str, identity: Identity| {
+            let InboundEvent::Message(mut m) = inbound(id, "+14155552699", "hi") else { unreachable!() };
+            m.channel = Channel::Email;
+            m.contact_address = email.as_str().to_owned();
+            m.our_address = "support@acme.example".into();
+            m.identity = identity;
+            InboundEvent::Message(m)
+        };
+        let real = ingest(&d, message("<real-1@example.com>", Identity::email(&email))).await.unwrap();
+        let forged = ingest(&d, message("form-1", Identity::email(&email).claimed())).await.unwrap();
+        let (real_conv, forged_conv) = (real.conversation().unwrap(), forged.conversation().unwrap());
+        assert_ne!(real_conv, forged_conv, "its own conversation");
+        assert_eq!(s.messages(&ws(), real_conv, Order::Oldest, 10, None).await.unwrap().items.len(), 1);
+        let flagged = s.conversation(&ws(), forged_conv).await.unwrap().unwrap();
+        assert!(flagged.tags.contains(TAG_UNVERIFIED_SENDER));
+        assert_ne!(flagged.contact_id, s.conversation(&ws(), real_conv).await.unwrap().unwrap().contact_id);
+        let m = &s.messages(&ws(), forged_conv, Order::Oldest, 10, None).await.unwrap().items[0];
+        assert_eq!(m.metadata[META_SENDER_UNVERIFIED], true);
+        // The forger's contact is told who holds the proven address: an agent's merge to make.
+        let (_, suggested) = domain::contacts::suggest(&*s, &ws(), flagged.contact_id).await.unwrap();
+        assert_eq!(suggested[0].1.id, s.conversation(&ws(), real_conv).await.unwrap().unwrap().contact_id);
+        // And the real customer's next mail still goes to their own thread.
+        let next = ingest(&d, message("<real-2@example.com>", Identity::email(&email))).await.unwrap();
+        assert_eq!(next.conversation(), Some(real_conv));
     }
 }

@@ -369,6 +369,20 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
                 return false;
             }
         };
+        // Never past a hard bounce or a complaint on that address.
+        if let Some(identity) = domain::consent::identity_for(Channel::Email, &to) {
+            match self.store.consent(ws, &identity).await {
+                Ok(Some(r)) if r.refusal().is_some() => {
+                    tracing::info!(workspace = %ws, message = %m.id, "no email copy: the address is suppressed");
+                    return false;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(workspace = %ws, message = %m.id, error = %e, "no email copy: store unavailable");
+                    return false;
+                }
+            }
+        }
         let domain_part = from.address.rsplit_once('@').map_or("switchboard.invalid", |(_, d)| d);
         let title = from.display_name.clone().unwrap_or_else(|| "us".into());
         let outgoing = email::OutgoingEmail {

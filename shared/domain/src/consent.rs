@@ -51,8 +51,12 @@ pub fn governed(channel: Channel) -> bool {
 /// a complaint).
 pub fn identity_for(channel: Channel, contact_address: &str) -> Option<Identity> {
     match channel {
-        Channel::Email => Some(Identity { kind: IdentityKind::Email, value: contact_address.to_owned() }),
-        c if governed(c) => Some(Identity { kind: IdentityKind::Phone, value: contact_address.to_owned() }),
+        Channel::Email => {
+            Some(Identity { kind: IdentityKind::Email, value: contact_address.to_owned(), unverified: false })
+        }
+        c if governed(c) => {
+            Some(Identity { kind: IdentityKind::Phone, value: contact_address.to_owned(), unverified: false })
+        }
         _ => None,
     }
 }
@@ -196,7 +200,7 @@ mod tests {
 
     #[test]
     fn records_keep_every_change_and_explain_refusals() {
-        let id = Identity { kind: IdentityKind::Phone, value: "+14155552671".into() };
+        let id = Identity { kind: IdentityKind::Phone, value: "+14155552671".into(), unverified: false };
         let at = time::macros::datetime!(2026-11-21 10:00 UTC);
         let kw = |text: &str, status| Change {
             status,

@@ -464,15 +464,36 @@ pub async fn suggest<S: ContactPorts + ?Sized>(
     id: ContactId,
 ) -> Result<(Contact, Vec<(Suggestion, Contact)>), ContactError> {
     let contact = read(store, ws, id).await?;
+    // First: whoever holds the proven twin of an identity this contact only claimed (a form or a
+    // widget that named a customer's address, spoofed mail): the likeliest merge, an agent's call.
+    let mut out: Vec<(Suggestion, Contact)> = Vec::new();
+    for claimed in contact.identities.iter().filter(|i| i.unverified) {
+        let proven = claimed.clone().proven();
+        let Some(holder) = store.contact_by_identity(ws, &proven).await? else { continue };
+        if holder.id == contact.id || out.iter().any(|(s, _)| s.contact == holder.id) {
+            continue;
+        }
+        let name_similarity = match (contact.name.as_deref(), holder.name.as_deref()) {
+            (Some(a), Some(b)) => {
+                (strsim::jaro_winkler(&name_words(a).join(" "), &name_words(b).join(" ")) * 100.0).round() as u8
+            }
+            _ => 0,
+        };
+        let suggestion = Suggestion { contact: holder.id, name_similarity, similar: vec![(claimed.clone(), proven)] };
+        out.push((suggestion, holder));
+    }
     let Some(key) = contact.name.as_deref().and_then(name_key) else {
-        return Ok((contact, Vec::new()));
+        return Ok((contact, out));
     };
     let candidates = store.contacts_named(ws, &key, 50).await?;
     let found = suggestions(&contact, &candidates);
-    let out = found
-        .into_iter()
-        .filter_map(|s| candidates.iter().find(|c| c.id == s.contact).cloned().map(|c| (s, c)))
-        .collect();
+    out.extend(
+        found
+            .into_iter()
+            .filter(|s| !out.iter().any(|(o, _)| o.contact == s.contact))
+            .filter_map(|s| candidates.iter().find(|c| c.id == s.contact).cloned().map(|c| (s, c)))
+            .collect::<Vec<_>>(),
+    );
     Ok((contact, out))
 }
 

@@ -118,18 +118,36 @@ impl IdentityKind {
 
 /// One way to reach a contact, normalised: phone numbers in E.164, emails lower-cased, provider
 /// user ids as given (1–128 characters without `#` or whitespace).
+///
+/// `unverified`: claimed by the sender, not proven — an email typed into the contact form or the
+/// web chat widget, or mail that failed DMARC (or both SPF and DKIM). An unverified identity is a
+/// different identity from the proven one of the same value: it never links to, or threads into,
+/// the contact who holds the proven one (phone numbers from carriers, WhatsApp, Messenger,
+/// Instagram and Telegram ids from their platforms, authenticated mail, and what an agent links).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Identity {
     pub kind: IdentityKind,
     pub value: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unverified: bool,
 }
 
 impl Identity {
     pub fn phone(p: &PhoneNumber) -> Self {
-        Self { kind: IdentityKind::Phone, value: p.as_str().to_owned() }
+        Self { kind: IdentityKind::Phone, value: p.as_str().to_owned(), unverified: false }
     }
     pub fn email(e: &EmailAddress) -> Self {
-        Self { kind: IdentityKind::Email, value: e.as_str().to_owned() }
+        Self { kind: IdentityKind::Email, value: e.as_str().to_owned(), unverified: false }
+    }
+    /// The same identity, as claimed but not proven.
+    pub fn claimed(mut self) -> Self {
+        self.unverified = true;
+        self
+    }
+    /// The proven identity of the same value.
+    pub fn proven(mut self) -> Self {
+        self.unverified = false;
+        self
     }
     pub fn parse(kind: IdentityKind, value: &str) -> Result<Self, ParseError> {
         let value = match kind {
@@ -146,7 +164,7 @@ impl Identity {
                 v.to_owned()
             }
         };
-        Ok(Self { kind, value })
+        Ok(Self { kind, value, unverified: false })
     }
 }
 

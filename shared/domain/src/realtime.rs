@@ -191,7 +191,11 @@ mod tests {
     fn conversation(assignee: Option<&str>, team: Option<&str>) -> Conversation {
         let contact = Contact::new(
             ws("acme"),
-            crate::model::Identity { kind: crate::model::IdentityKind::Phone, value: "+14155552671".into() },
+            crate::model::Identity {
+                kind: crate::model::IdentityKind::Phone,
+                value: "+14155552671".into(),
+                unverified: false,
+            },
             None,
             NOW,
         );

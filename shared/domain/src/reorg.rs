@@ -505,7 +505,11 @@ mod tests {
 
     fn conv(contact: ContactId, owner: Option<&str>, status: ConversationStatus) -> Conversation {
         let ws = WorkspaceId::parse("acme").unwrap();
-        let phone = crate::model::Identity { kind: crate::model::IdentityKind::Phone, value: "+15550001111".into() };
+        let phone = crate::model::Identity {
+            kind: crate::model::IdentityKind::Phone,
+            value: "+15550001111".into(),
+            unverified: false,
+        };
         let mut who = crate::model::Contact::new(ws.clone(), phone, None, NOW);
         who.id = contact;
         let mut c = Conversation::start(ws, &who, NOW);

@@ -111,8 +111,11 @@ pub fn current_conversation(w: &WorkspaceId, contact: ContactId) -> Key {
     Key { pk: format!("{}#CONTACT#{contact}", ws(w)), sk: "CURRENT_CONV".into() }
 }
 
+/// An identity's item. A claimed (unverified) identity is another item than the proven one of the
+/// same value: it can never find, or take over, the proven one's contact.
 pub fn identity(w: &WorkspaceId, id: &Identity) -> Key {
-    Key { pk: format!("{}#IDENT#{}#{}", ws(w), id.kind.as_str(), id.value), sk: "IDENT".into() }
+    let claimed = if id.unverified { "~claimed" } else { "" };
+    Key { pk: format!("{}#IDENT#{}{claimed}#{}", ws(w), id.kind.as_str(), id.value), sk: "IDENT".into() }
 }
 
 /// Contacts by their name's blocking key (`domain::contacts::name_key`): probable-match candidates.

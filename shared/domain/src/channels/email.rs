@@ -40,6 +40,8 @@ pub const META_REFERENCES: &str = "email_references";
 pub const META_RAW: &str = "email_raw";
 /// Set when quoted history or a signature was cut from the text.
 pub const META_TRIMMED: &str = "email_trimmed";
+/// Set when SES could not authenticate the sender (DMARC failed, or neither SPF nor DKIM passed).
+pub const META_AUTH_FAILED: &str = "email_auth_failed";
 
 fn invalid(reason: impl Into<String>) -> ParseError {
     ParseError::Invalid { kind: "email", reason: reason.into() }
@@ -557,7 +559,11 @@ mod tests {
         let (m, thread, files) = message(&fixture("gmail-reply.eml"));
         assert_eq!(
             m.identity,
-            Identity { kind: crate::model::IdentityKind::Email, value: "ann.lee@example.com".into() }
+            Identity {
+                kind: crate::model::IdentityKind::Email,
+                value: "ann.lee@example.com".into(),
+                unverified: false
+            }
         );
         assert_eq!(m.contact_name.as_deref(), Some("Ann Lee"));
         assert_eq!(m.our_address, "support@acme.example");

@@ -129,7 +129,8 @@ impl Submission {
         }
         ParsedMessage {
             channel: Channel::Email,
-            identity: Identity::email(&self.email),
+            // Anyone can type any address into a form: claimed, never proven.
+            identity: Identity::email(&self.email).claimed(),
             contact_address: self.email.as_str().to_owned(),
             contact_country: None,
             our_address: our_address.to_owned(),

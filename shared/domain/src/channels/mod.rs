@@ -60,6 +60,10 @@ pub enum Rejection {
     Missing(&'static str),
     #[error("invalid {0}")]
     Invalid(&'static str),
+    /// The secret the request would be checked with is empty: nothing can be verified, so nothing is
+    /// accepted (an empty secret would let anyone sign).
+    #[error("no {0} is configured")]
+    NotConfigured(&'static str),
 }
 
 /// What a verified request asks of us.

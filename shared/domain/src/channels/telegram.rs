@@ -307,6 +307,9 @@ impl ChannelAdapter for Telegram {
         PROVIDER
     }
     fn verify(&self, req: &Webhook<'_>) -> Result<Verified, Rejection> {
+        if self.secret_token.trim().is_empty() {
+            return Err(Rejection::NotConfigured("webhook secret token"));
+        }
         let provided = req
             .header("x-telegram-bot-api-secret-token")
             .ok_or(Rejection::Missing("X-Telegram-Bot-Api-Secret-Token"))?;
@@ -376,7 +379,7 @@ mod tests {
     #[test]
     fn messages_and_edits_parse() {
         let m = &parsed(include_str!("../../../../events/telegram-webhook/message.json"))[0];
-        assert_eq!(m.identity, Identity { kind: IdentityKind::Telegram, value: "111222333".into() });
+        assert_eq!(m.identity, Identity { kind: IdentityKind::Telegram, value: "111222333".into(), unverified: false });
         assert_eq!(m.contact_address, "111222333");
         assert_eq!(m.our_address, "7012345678");
         assert_eq!(m.provider_message_id, "7012345678:861234501");
@@ -462,5 +465,13 @@ mod tests {
         );
         let slow = br#"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 5","parameters":{"retry_after":5}}"#;
         assert!(matches!(classify_response(429, slow), SendOutcome::Retryable { .. }));
+    }
+
+    #[test]
+    fn an_empty_secret_token_accepts_nothing() {
+        let bot = Telegram { bot_token: "1:x".into(), secret_token: String::new() };
+        let headers = vec![("x-telegram-bot-api-secret-token".to_owned(), String::new())];
+        let req = Webhook { method: "POST", url: "https://h/webhooks/telegram/1", headers: &headers, body: b"{}" };
+        assert_eq!(bot.verify(&req), Err(Rejection::NotConfigured("webhook secret token")));
     }
 }

@@ -43,6 +43,10 @@ pub fn compute_signature(auth_token: &str, url: &str, params: &[(String, String)
 /// Validates a signature in constant time. Like Twilio's own helpers, the URL is also tried with its
 /// default port added or removed, because proxies differ in whether Twilio's signed URL carried it.
 pub fn signature_is_valid(auth_token: &str, url: &str, params: &[(String, String)], signature: &str) -> bool {
+    // An empty token would let anyone sign: nothing is valid without one.
+    if auth_token.trim().is_empty() {
+        return false;
+    }
     let provided = signature.trim().as_bytes();
     url_variants(url).iter().any(|u| compute_signature(auth_token, u, params).as_bytes().ct_eq(provided).into())
 }
@@ -540,5 +544,14 @@ mod tests {
         assert_eq!(parse_price(br#"{"sid":"SM1","price":null,"price_unit":"USD"}"#).unwrap(), None);
         assert!(parse_price(br#"{"price":"abc","price_unit":"USD"}"#).is_err());
         assert!(parse_price(b"not json").is_err());
+    }
+
+    #[test]
+    fn an_empty_auth_token_validates_nothing() {
+        let params = vec![("Body".to_owned(), "hi".to_owned())];
+        let url = "https://hooks.example/webhooks/twilio/sms";
+        let forged = compute_signature("", url, &params);
+        assert!(!signature_is_valid("", url, &params, &forged));
+        assert!(signature_is_valid("tok", url, &params, &compute_signature("tok", url, &params)));
     }
 }

@@ -68,7 +68,7 @@ impl VisitorId {
     }
     /// The contact identity the visitor's messages carry.
     pub fn identity(&self) -> Identity {
-        Identity { kind: IdentityKind::Webchat, value: self.0.clone() }
+        Identity { kind: IdentityKind::Webchat, value: self.0.clone(), unverified: false }
     }
 }
 
@@ -579,7 +579,9 @@ pub async fn link_email<S: crate::contacts::ContactPorts + ?Sized>(
 ) -> Result<EmailLink, crate::ports::StoreError> {
     use crate::contacts::ContactError;
     let system = crate::AgentId::parse(crate::consent::SYSTEM_AGENT).expect("a valid agent id");
-    match crate::contacts::add_identity(store, ws, contact, Identity::email(email), &system, now).await {
+    // The visitor typed it: claimed, never proven, so real mail from the address never joins them.
+    let claimed = Identity::email(email).claimed();
+    match crate::contacts::add_identity(store, ws, contact, claimed, &system, now).await {
         Ok(c) if c.changed => Ok(EmailLink::Linked),
         Ok(_) => Ok(EmailLink::AlreadyLinked),
         Err(ContactError::Refused(crate::inbox::Refusal::Conflict(_))) => Ok(EmailLink::HeldByAnother),

@@ -52,6 +52,9 @@ pub fn compute_signature(app_secret: &str, body: &[u8]) -> String {
 /// handshake and the POST signature.
 pub fn verify_graph(req: &Webhook<'_>, app_secret: &str, verify_token: &str) -> Result<Verified, Rejection> {
     if req.method.eq_ignore_ascii_case("GET") {
+        if verify_token.trim().is_empty() {
+            return Err(Rejection::NotConfigured("verify token"));
+        }
         let mode = req.query("hub.mode").ok_or(Rejection::Missing("hub.mode"))?;
         let token = req.query("hub.verify_token").ok_or(Rejection::Missing("hub.verify_token"))?;
         let challenge = req.query("hub.challenge").ok_or(Rejection::Missing("hub.challenge"))?;
@@ -62,6 +65,9 @@ pub fn verify_graph(req: &Webhook<'_>, app_secret: &str, verify_token: &str) -> 
             return Err(Rejection::Invalid("hub.verify_token"));
         }
         return Ok(Verified::Challenge(challenge));
+    }
+    if app_secret.trim().is_empty() {
+        return Err(Rejection::NotConfigured("app secret"));
     }
     let provided = req.header("x-hub-signature-256").ok_or(Rejection::Missing("X-Hub-Signature-256"))?;
     let expected = compute_signature(app_secret, req.body);
@@ -698,7 +704,10 @@ mod tests {
             ]
         );
         let text = &m[0];
-        assert_eq!(text.identity, Identity { kind: crate::IdentityKind::Phone, value: "+16505551234".into() });
+        assert_eq!(
+            text.identity,
+            Identity { kind: crate::IdentityKind::Phone, value: "+16505551234".into(), unverified: false }
+        );
         assert_eq!(text.contact_address, "+16505551234");
         assert_eq!(text.contact_country.as_deref(), Some("US"));
         assert_eq!(text.our_address, "106540352242922");
@@ -834,5 +843,21 @@ mod tests {
         assert!(matches!(classify_response(400, throttled), SendOutcome::Retryable { .. }));
         assert!(matches!(classify_response(503, b""), SendOutcome::Retryable { .. }));
         assert!(matches!(classify_response(401, b"{}"), SendOutcome::Rejected { .. }));
+    }
+
+    #[test]
+    fn an_empty_app_secret_or_verify_token_accepts_nothing() {
+        let body = br#"{"object":"whatsapp_business_account","entry":[]}"#;
+        let forged = compute_signature("", body);
+        let headers = vec![("x-hub-signature-256".to_owned(), forged)];
+        let post = Webhook { method: "POST", url: "https://h/webhooks/whatsapp", headers: &headers, body };
+        assert_eq!(verify_graph(&post, "", "t"), Err(Rejection::NotConfigured("app secret")));
+        let get = Webhook {
+            method: "GET",
+            url: "https://h/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=&hub.challenge=1",
+            headers: &[],
+            body: b"",
+        };
+        assert_eq!(verify_graph(&get, "s", ""), Err(Rejection::NotConfigured("verify token")));
     }
 }
