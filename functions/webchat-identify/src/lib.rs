@@ -3,10 +3,11 @@
 //! online (seed 001: "We will respond by email").
 //!
 //! Kept on the visitor's profile (their later messages carry it). The email is linked to the
-//! visitor's contact at once when they have written already and no other contact holds it;
-//! before their first message the inbound processor links it when it makes them a contact. The
-//! answer never says whether another contact holds the address (a visitor must not learn who is
-//! a customer).
+//! visitor's contact as a *claimed* identity (anyone can type any address) at once when they have
+//! written already; before their first message the inbound processor links it when it makes them
+//! a contact. A claimed address never reaches the contact who holds it proven (real mail), nor the
+//! other way round: an agent merges them if they are one person. The answer never says whether
+//! another contact holds the address (a visitor must not learn who is a customer).
 
 use std::sync::Arc;
 
@@ -130,7 +131,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_unclaimed_email_is_linked_and_a_claimed_one_is_left_to_agents() {
+    async fn the_email_is_linked_as_claimed_and_never_reaches_whoever_holds_it_proven() {
         let store = Arc::new(MemoryStore::new());
         let ws = WorkspaceId::parse("demo").unwrap();
         let v = connected(&store).await;
@@ -138,9 +139,10 @@ mod tests {
         let deps = Deps { store: store.clone() };
         assert_eq!(handle(&deps, serde_json::from_str(FIXTURE).unwrap()).await.status_code, 200);
         let email = Identity::parse(domain::model::IdentityKind::Email, "rui@example.com").unwrap();
-        assert_eq!(store.contact_by_identity(&ws, &email).await.unwrap().unwrap().id, contact.id);
+        assert_eq!(store.contact_by_identity(&ws, &email.clone().claimed()).await.unwrap().unwrap().id, contact.id);
+        assert!(store.contact_by_identity(&ws, &email).await.unwrap().is_none(), "real mail from it stays apart");
 
-        // Someone else's address: same answer, nothing moves.
+        // Someone else's address: same answer, and the real owner keeps it.
         let taken = Identity::parse(domain::model::IdentityKind::Email, "owner@example.com").unwrap();
         let other = contact_with(&store, 8, taken.clone()).await;
         let res =
