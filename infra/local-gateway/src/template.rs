@@ -422,7 +422,7 @@ mod tests {
         let table = t.table("sb").unwrap();
         assert_eq!(table.name, "sb-switchboard");
         let queues = t.queues("sb").unwrap();
-        assert_eq!(queues.len(), 6);
+        assert_eq!(queues.len(), 7);
         let inbound = queues.iter().find(|q| q.logical_id == "InboundQueue").unwrap();
         assert_eq!(inbound.name, "sb-inbound.fifo");
         assert_eq!(inbound.attributes["FifoQueue"], "true");
@@ -510,5 +510,77 @@ mod tests {
         assert_eq!(sla.invokes, vec!["sla-timer".to_owned()]);
         let def: serde_json::Value = serde_json::from_str(&sla.definition).unwrap();
         assert_eq!(def["States"]["Breach"]["Parameters"]["FunctionName"], local_function_arn("st", "sla-timer"));
+    }
+
+    /// Operational hardening the deployment must keep; each check fails if its item is removed.
+    #[test]
+    fn the_template_keeps_its_operational_hardening() {
+        let doc: Value = serde_yaml::from_str(include_str!("../../../template.yaml")).unwrap();
+        let resources = doc["Resources"].as_mapping().unwrap();
+        let of_type = |ty: &str| -> Vec<(String, Value)> {
+            resources
+                .iter()
+                .filter(|(_, v)| v.get("Type").and_then(Value::as_str) == Some(ty))
+                .map(|(k, v)| (k.as_str().unwrap().to_owned(), v.clone()))
+                .collect()
+        };
+        let alarms = of_type("AWS::CloudWatch::Alarm");
+        // Every dead-letter queue has an alarm that tells someone.
+        for (queue, _) in of_type("AWS::SQS::Queue").into_iter().filter(|(id, _)| id.contains("DeadLetter")) {
+            let watched = alarms.iter().any(|(_, a)| {
+                let dims = a["Properties"]["Dimensions"].as_sequence().cloned().unwrap_or_default();
+                let names_queue = dims.iter().any(|d| getatt_target(&d["Value"]).as_deref() == Some(queue.as_str()));
+                names_queue && !a["Properties"]["AlarmActions"].as_sequence().unwrap().is_empty()
+            });
+            assert!(watched, "{queue} has no alarm with an action");
+        }
+        // Asynchronously invoked functions keep what failed after Lambda's retries.
+        for binary in ["inbound-email", "ses-events"] {
+            let (id, f) = of_type("AWS::Serverless::Function")
+                .into_iter()
+                .find(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(binary))
+                .unwrap();
+            let on_failure = &f["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"];
+            assert!(on_failure.get("Destination").is_some(), "{id} has no failure destination");
+        }
+        // Logs are kept for a set time.
+        let group = doc["Globals"]["Function"]["LoggingConfig"]["LogGroup"].clone();
+        let group = tagged(&group, "!Ref").and_then(Value::as_str).expect("functions log to the stack's log group");
+        assert!(resources[group]["Properties"].get("RetentionInDays").is_some(), "{group} keeps logs forever");
+        assert!(doc["Resources"]["HttpApi"]["Properties"].get("AccessLogSettings").is_some(), "HTTP API access logs");
+        // Topics are encrypted.
+        for (id, topic) in of_type("AWS::SNS::Topic") {
+            assert!(topic["Properties"].get("KmsMasterKeyId").is_some(), "{id} is not encrypted");
+        }
+        // Public routes cannot take every execution.
+        for binary in ["contact-form", "webchat-session"] {
+            let (id, f) = of_type("AWS::Serverless::Function")
+                .into_iter()
+                .find(|(_, f)| f["Metadata"]["BuildProperties"]["Binary"].as_str() == Some(binary))
+                .unwrap();
+            assert!(f["Properties"].get("ReservedConcurrentExecutions").is_some(), "{id} has no reserved concurrency");
+        }
+        // Sending mail is allowed from the workspace's identities only.
+        fn statements(v: &Value, out: &mut Vec<Value>) {
+            match v {
+                Value::Mapping(m) => {
+                    if m.contains_key("Action") && m.contains_key("Resource") {
+                        out.push(v.clone());
+                    }
+                    m.values().for_each(|x| statements(x, out));
+                }
+                Value::Sequence(s) => s.iter().for_each(|x| statements(x, out)),
+                Value::Tagged(t) => statements(&t.value, out),
+                _ => {}
+            }
+        }
+        let mut all = vec![];
+        statements(&doc["Resources"], &mut all);
+        for st in all {
+            let actions = serde_yaml::to_string(&st["Action"]).unwrap();
+            if actions.contains("ses:Send") {
+                assert_ne!(st["Resource"].as_str(), Some("*"), "SES sending on every resource: {actions}");
+            }
+        }
     }
 }
