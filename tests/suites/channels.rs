@@ -816,7 +816,7 @@ async fn a_claimed_address_never_reaches_the_customers_thread_and_finance_cannot
     let s = spawn_stack().await;
     let customer = format!("ana.{}@example.com", ulid::Ulid::new().to_string().to_lowercase());
     let mail = format!(
-        "From: Ana <{customer}>\r\nTo: {to}\r\nSubject: Order 77\r\nMessage-ID: <a1.{customer}>\r\n\r\nWhere is order 77?\r\n",
+        "From: Ana <{customer}>\r\nTo: {to}\r\nSubject: Order 77\r\nMessage-ID: <a1.{customer}>\r\n\r\nWhere is order 77? Refund to DE89 3704 0044 0532 0130 00, my PIN is 9911.\r\n",
         to = s.email_address
     );
     s.email_in(&mail, &s.email_address).await;
@@ -843,6 +843,22 @@ async fn a_claimed_address_never_reaches_the_customers_thread_and_finance_cannot
     assert!(flagged["tags"].as_array().unwrap().iter().any(|t| t == "unverified-sender"), "{flagged}");
     let real_msgs = s.messages(&real_id).await;
     assert_eq!(real_msgs.len(), 1, "nothing reached the customer's thread: {real_msgs:#?}");
+    // Stored masked: the IBAN by the workspace's default policy; the PIN by an agent, on demand.
+    assert_eq!(real_msgs[0]["text"], "Where is order 77? Refund to [IBAN ••••3000], my PIN is 9911.");
+    let mid = real_msgs[0]["id"].as_str().unwrap();
+    let (st, out) = s
+        .send_as(
+            "POST",
+            &format!("/conversations/{real_id}/messages/{mid}/redact"),
+            &s.token(),
+            Some(json!({ "text": "9911" })),
+        )
+        .await;
+    assert_eq!(st, 200, "{out}");
+    assert_eq!(
+        s.messages(&real_id).await[0]["text"],
+        "Where is order 77? Refund to [IBAN ••••3000], my PIN is [redacted]."
+    );
     let flagged_msgs = s.messages(flagged["id"].as_str().unwrap()).await;
     assert!(flagged_msgs.iter().all(|m| m["metadata"]["sender_unverified"] == true));
     assert!(flagged_msgs.iter().any(|m| m["metadata"]["email_auth_failed"] == true));

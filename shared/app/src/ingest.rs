@@ -43,6 +43,9 @@ pub const MAX_ATTEMPTS: u32 = 10;
 /// holds the proven identity.
 pub const TAG_UNVERIFIED_SENDER: &str = "unverified-sender";
 
+/// `metadata.redacted`: what was masked in a message's text (`card`, `iban`, a pattern's name).
+pub const META_REDACTED: &str = "redacted";
+
 /// `metadata.sender_unverified` on a message from such a sender.
 pub const META_SENDER_UNVERIFIED: &str = "sender_unverified";
 
@@ -529,6 +532,15 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             }
         };
         let mut message = Message::received(m, conversation_id, contact_id, route);
+        // What customers should never have typed (cards, IBANs, the workspace's patterns) is masked
+        // before anything is stored.
+        if let Some(text) = &message.text {
+            let setup = self.sla.setup(store, ws).await?;
+            if let Some(r) = domain::redact::redact(text, &setup.privacy) {
+                message.text = Some(r.text);
+                message.metadata.insert(META_REDACTED.to_owned(), r.kinds.into());
+            }
+        }
         if m.identity.unverified {
             message.metadata.insert(META_SENDER_UNVERIFIED.to_owned(), true.into());
         }
@@ -1006,5 +1018,19 @@ mod tests {
         // And the real customer's next mail still goes to their own thread.
         let next = ingest(&d, message("<real-2@example.com>", Identity::email(&email))).await.unwrap();
         assert_eq!(next.conversation(), Some(real_conv));
+    }
+
+    #[tokio::test]
+    async fn card_numbers_are_masked_before_anything_is_stored() {
+        let (d, s, _) = deps();
+        let out = ingest(
+            &d,
+            inbound("SM00000000000000000000000000000071", "+14155552677", "card 4111 1111 1111 1111 thanks"),
+        )
+        .await
+        .unwrap();
+        let m = &s.messages(&ws(), out.conversation().unwrap(), Order::Oldest, 1, None).await.unwrap().items[0];
+        assert_eq!(m.text.as_deref(), Some("card [card ••••1111] thanks"));
+        assert_eq!(m.metadata[META_REDACTED], serde_json::json!(["card"]));
     }
 }

@@ -18,6 +18,7 @@ pub mod model;
 pub mod objects;
 pub mod ports;
 pub mod realtime;
+pub mod redact;
 pub mod reorg;
 pub mod routing;
 pub mod sla;

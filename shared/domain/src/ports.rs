@@ -447,8 +447,12 @@ pub trait RoutingStore: Send + Sync {
     /// The workspace's service levels (the defaults when none were saved).
     async fn sla_policy(&self, ws: &WorkspaceId) -> Result<crate::sla::Policy, StoreError>;
     async fn put_sla_policy(&self, ws: &WorkspaceId, policy: &crate::sla::Policy) -> Result<(), StoreError>;
-    /// The service levels with the hours they count in (routing rules' and teams'), in one read.
+    /// The service levels with the hours they count in (routing rules' and teams') and the
+    /// redaction policy, in one read.
     async fn sla_setup(&self, ws: &WorkspaceId) -> Result<crate::sla::Setup, StoreError>;
+    /// What inbound text has masked (cards and IBANs by default).
+    async fn privacy_policy(&self, ws: &WorkspaceId) -> Result<crate::redact::Policy, StoreError>;
+    async fn put_privacy_policy(&self, ws: &WorkspaceId, policy: &crate::redact::Policy) -> Result<(), StoreError>;
     /// The waiting queue (unordered; `routing::queue_order` orders it).
     async fn waiting(&self, ws: &WorkspaceId) -> Result<Vec<crate::routing::Work>, StoreError>;
     /// `Conflict` when the conversation changed or the agent lost the capacity or presence.

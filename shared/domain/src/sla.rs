@@ -478,10 +478,13 @@ impl<'a> Calendar<'a> {
 }
 
 /// A workspace's policy with the calendars it counts in: the routing rules' hours and each
-/// team's (read together: one Query of the routing partition).
+/// team's — and, read in the same Query of the routing partition, what its inbound text must have
+/// masked (`redact::Policy`): everything ingest needs of the workspace's settings in one request,
+/// cached per container.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Setup {
     pub policy: Policy,
+    pub privacy: crate::redact::Policy,
     /// The workspace's routing hours (conversations without a team, or whose team has none).
     pub hours: Option<BusinessHours>,
     pub team_hours: std::collections::BTreeMap<TeamId, BusinessHours>,

@@ -1284,8 +1284,12 @@ async fn the_waiting_queue_rules_teams_and_presence<S: Store>(s: &S) {
     let policy = domain::sla::Policy { warn_at_percent: 60, ..Default::default() };
     s.put_sla_policy(&ws, &policy).await.unwrap();
     assert_eq!(s.sla_policy(&ws).await.unwrap(), policy);
+    let privacy = domain::redact::Policy { ibans: false, ..Default::default() };
+    s.put_privacy_policy(&ws, &privacy).await.unwrap();
+    assert_eq!(s.privacy_policy(&ws).await.unwrap(), privacy);
     let setup = s.sla_setup(&ws).await.unwrap();
     assert_eq!(setup.policy, policy);
+    assert_eq!(setup.privacy, privacy);
     assert_eq!(setup.hours, None);
     assert_eq!(setup.team_hours.get(&team.id), team.hours.as_ref());
 

@@ -1329,12 +1329,22 @@ impl RoutingStore for DynamoStore {
         self.put_plain(item(&keys::sla_policy(ws), "sla_policy", policy)?).await
     }
 
+    async fn privacy_policy(&self, ws: &WorkspaceId) -> Result<domain::redact::Policy, StoreError> {
+        Ok(self.get_as("privacy policy", &keys::privacy_policy(ws)).await?.unwrap_or_default())
+    }
+
+    async fn put_privacy_policy(&self, ws: &WorkspaceId, policy: &domain::redact::Policy) -> Result<(), StoreError> {
+        self.put_plain(item(&keys::privacy_policy(ws), "privacy_policy", policy)?).await
+    }
+
     async fn sla_setup(&self, ws: &WorkspaceId) -> Result<domain::sla::Setup, StoreError> {
         let mut setup = domain::sla::Setup::default();
         for it in self.query_all(&keys::routing_partition(ws), "").await? {
             let sk = it.get(keys::SK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
             if sk == keys::SLA_SORT {
                 setup.policy = decode("SLA policy", it)?;
+            } else if sk == keys::PRIVACY_SORT {
+                setup.privacy = decode("privacy policy", it)?;
             } else if sk == keys::RULES_SORT {
                 setup.hours = decode::<domain::routing::RoutingRules>("routing rules", it)?.hours;
             } else if sk.starts_with(keys::TEAM_PREFIX) {

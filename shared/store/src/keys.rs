@@ -149,6 +149,12 @@ pub fn sla_policy(w: &WorkspaceId) -> Key {
 }
 
 pub const SLA_SORT: &str = "SLA";
+pub const PRIVACY_SORT: &str = "PRIVACY";
+
+/// The workspace's redaction policy, read with the SLA policy in one Query of the partition.
+pub fn privacy_policy(w: &WorkspaceId) -> Key {
+    Key { pk: routing_partition(w), sk: PRIVACY_SORT.into() }
+}
 pub const RULES_SORT: &str = "RULES";
 
 pub const TEAM_PREFIX: &str = "TEAM#";

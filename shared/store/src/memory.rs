@@ -40,6 +40,7 @@ struct State {
     agents: BTreeMap<Key, domain::routing::AgentState>,
     routing_rules: HashMap<Key, domain::routing::RoutingRules>,
     sla_policies: HashMap<Key, domain::sla::Policy>,
+    privacy_policies: HashMap<Key, domain::redact::Policy>,
     teams: BTreeMap<Key, domain::routing::Team>,
     waiting: BTreeMap<Key, domain::routing::Work>,
     connections: BTreeMap<Key, domain::realtime::Connection>,
@@ -693,10 +694,20 @@ impl RoutingStore for MemoryStore {
         Ok(())
     }
 
+    async fn privacy_policy(&self, ws: &WorkspaceId) -> Result<domain::redact::Policy, StoreError> {
+        Ok(self.with(|s| s.privacy_policies.get(&keys::privacy_policy(ws)).cloned().unwrap_or_default()))
+    }
+
+    async fn put_privacy_policy(&self, ws: &WorkspaceId, policy: &domain::redact::Policy) -> Result<(), StoreError> {
+        self.with(|s| s.privacy_policies.insert(keys::privacy_policy(ws), policy.clone()));
+        Ok(())
+    }
+
     async fn sla_setup(&self, ws: &WorkspaceId) -> Result<domain::sla::Setup, StoreError> {
         let team_hours = self.teams(ws).await?.into_iter().filter_map(|t| Some((t.id, t.hours?))).collect();
         Ok(domain::sla::Setup {
             policy: self.sla_policy(ws).await?,
+            privacy: self.privacy_policy(ws).await?,
             hours: self.routing_rules(ws).await?.hours,
             team_hours,
         })
