@@ -349,6 +349,32 @@ async fn one_person_on_sms_whatsapp_and_email_is_one_thread() {
     assert_eq!(profile["conversations"].as_array().unwrap().len(), 2, "{profile}");
     let (_, trail) = s.get_as("/audit", &s.token_as("sue", domain::Role::Supervisor)).await;
     assert!(trail.to_string().contains("contacts_merged"), "{trail}");
+
+    // GDPR access: one archive with every message of the contact across channels, behind a link.
+    let admin = s.token_as("ada", domain::Role::Admin);
+    let (st, export) = s.send_as("POST", &format!("/contacts/{contact}/export"), &admin, None).await;
+    assert_eq!(st, 201, "{export}");
+    let archive: serde_json::Value =
+        s.http.get(export["url"].as_str().unwrap()).send().await.unwrap().json().await.expect("the archive is JSON");
+    assert_eq!(archive["format"], "switchboard.contact-export.v1");
+    let exported: Vec<&serde_json::Value> = archive["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["messages"].as_array().unwrap().iter())
+        .collect();
+    let mut expected = 0;
+    for c in profile["conversations"].as_array().unwrap() {
+        expected += s.messages(c["id"].as_str().unwrap()).await.len();
+    }
+    assert_eq!(exported.len(), expected, "every message of the contact");
+    assert_eq!(export["messages"], expected);
+    let channels: std::collections::BTreeSet<&str> = exported.iter().filter_map(|m| m["channel"].as_str()).collect();
+    for ch in ["sms", "whatsapp", "email"] {
+        assert!(channels.contains(ch), "{ch} missing from {channels:?}");
+    }
+    let (st, _) = s.send_as("POST", &format!("/contacts/{contact}/export"), &s.token(), None).await;
+    assert_eq!(st, 403, "agents do not export");
 }
 
 fn header<'a>(raw: &'a str, name: &str) -> Option<&'a str> {

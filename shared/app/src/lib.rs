@@ -9,6 +9,7 @@
 //!   (HELP, after hours) and every future system message take the same path.
 //! - [`delivery`]: a delivery status moved forward and announced with one publish policy, whoever
 //!   reports it (the sender, Twilio's callback, WhatsApp/Telegram/Meta through the inbound queue).
+//! - [`export`]: everything held about one contact, as an archive behind a short-lived link.
 //! - [`fanout`]: an event pushed to the agents' (and a web chat visitor's) sockets that should see it.
 //! - [`sla`]: a service-level timer's warning or breach, recorded, announced and escalated.
 //! - [`send`]: a queued message of ours out through its provider, SES or the visitor's sockets,
@@ -16,6 +17,7 @@
 
 pub mod cache;
 pub mod delivery;
+pub mod export;
 pub mod fanout;
 pub mod ingest;
 pub mod reply;

@@ -58,6 +58,12 @@ pub fn webchat_uploads(ws: &WorkspaceId, visitor: &str) -> String {
     format!("webchat/{ws}/{}/", safe(visitor))
 }
 
+/// A contact's export archive (GDPR access), one per request, kept a few days by the bucket's
+/// lifecycle rule on `exports/`.
+pub fn contact_export(ws: &WorkspaceId, contact: crate::ids::ContactId, at: time::OffsetDateTime) -> String {
+    format!("exports/{ws}/{contact}/{}.json", at.unix_timestamp_nanos() / 1_000_000)
+}
+
 /// `s3://bucket/key`: how a stored object is named on a message.
 pub fn s3_url(bucket: &str, key: &str) -> String {
     format!("s3://{bucket}/{key}")

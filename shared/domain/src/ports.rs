@@ -689,6 +689,8 @@ pub trait Uploads: Send + Sync {
     ) -> Result<String, StoreError>;
     /// The uploaded file at `key` (its `s3://` URL, size and type), `None` when nothing was put.
     async fn uploaded(&self, key: &str) -> Result<Option<Uploaded>, StoreError>;
+    /// A URL that lets its holder download the file at `key` until `ttl` runs out (an export).
+    async fn download_url(&self, key: &str, ttl: time::Duration) -> Result<String, StoreError>;
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -40,6 +40,9 @@ impl Uploads for MemoryFiles {
         let url = format!("s3://memory/{key}");
         Ok(self.file(&url).map(|(content_type, bytes)| Uploaded { url, size: bytes.len() as u64, content_type }))
     }
+    async fn download_url(&self, key: &str, _: time::Duration) -> Result<String, StoreError> {
+        Ok(format!("memory://download/{key}"))
+    }
 }
 
 /// The sink twin of S3's: the stream is collected, up to the cap.

@@ -94,6 +94,14 @@ impl Uploads for S3Files {
         Ok(req.uri().to_owned())
     }
 
+    async fn download_url(&self, key: &str, ttl: time::Duration) -> Result<String, StoreError> {
+        let expires = std::time::Duration::from_secs(ttl.whole_seconds().max(1) as u64);
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires)
+            .map_err(|e| StoreError::Rejected(Box::new(e)))?;
+        let req = self.client.get_object().bucket(&self.bucket).key(key).presigned(config).await.map_err(classify)?;
+        Ok(req.uri().to_owned())
+    }
+
     async fn uploaded(&self, key: &str) -> Result<Option<Uploaded>, StoreError> {
         meter::record(domain::finance::Usage { s3_get_requests: 1, ..Default::default() });
         let out = match self.client.head_object().bucket(&self.bucket).key(key).send().await {
