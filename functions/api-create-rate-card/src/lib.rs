@@ -27,6 +27,8 @@ async fn create(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
         let card = draft.clone().into_card(next)?;
         match deps.store.create_rate_card(&who.workspace, &card).await {
             Ok(()) => {
+                let details = serde_json::json!({ "version": next, "rate_card": card });
+                api::record_workspace_change(&*deps.store, &who, "rate_card_created", details).await?;
                 tracing::info!(workspace = %who.workspace, by = %who.agent, version = next, "rate card version created");
                 return Ok(kit::http::json(201, &serde_json::json!({ "rate_card": card })));
             }
@@ -75,6 +77,8 @@ mod tests {
         assert_eq!(handle(&deps, post(&ws, Role::Admin, &body)).await.unwrap().status(), 201);
         let versions: Vec<u32> = store.rate_cards(&ws).await.unwrap().iter().map(|c| c.version).collect();
         assert_eq!(versions, vec![1, 2]);
+        let audit = domain::ports::AuditLog::audit_trail(&*store, &ws, None, 5, None).await.unwrap().items;
+        assert_eq!(audit.iter().filter(|e| e.action == "rate_card_created").count(), 2, "every version audited");
         assert_eq!(handle(&deps, post(&ws, Role::Agent, &body)).await.unwrap().status(), 403);
         assert_eq!(handle(&deps, post(&ws, Role::Supervisor, &body)).await.unwrap().status(), 403);
         let mut bad = v.clone();

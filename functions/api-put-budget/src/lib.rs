@@ -53,7 +53,10 @@ async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
         )));
     }
     let budget = Budget::new(scope, currency, limit, draft.thresholds, draft.hard_stop, who.agent.clone(), now)?;
+    let before = deps.store.budgets(&who.workspace).await?.into_iter().find(|b| b.scope == budget.scope);
     deps.store.put_budget(&who.workspace, &budget).await?;
+    let details = serde_json::json!({ "scope": scope.as_str(), "before": before, "after": budget });
+    api::record_workspace_change(&*deps.store, &who, "budget_set", details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, scope = scope.as_str(), hard_stop = budget.hard_stop,
         "budget set");
     Ok(kit::http::json(200, &serde_json::json!({ "budget": budget })))
@@ -93,6 +96,12 @@ mod tests {
         assert_eq!(r.await.unwrap().status(), 200);
         let b = store.budgets(&ws).await.unwrap();
         assert_eq!(b.len(), 1);
+        let audit = domain::ports::AuditLog::audit_trail(&*store, &ws, None, 5, None).await.unwrap().items;
+        assert_eq!(audit.iter().filter(|e| e.action == "budget_set").count(), 2, "every change audited");
+        assert!(
+            audit.iter().any(|e| e.details["before"]["monthly_limit_micros"] == 250_500_000),
+            "with what it replaced"
+        );
         assert_eq!(
             (b[0].monthly_limit_micros, b[0].thresholds.clone(), b[0].hard_stop),
             (300_000_000, vec![75, 90], false)
