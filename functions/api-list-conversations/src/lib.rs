@@ -219,7 +219,6 @@ mod tests {
 
     #[tokio::test]
     async fn breaching_soon_lists_running_clocks_soonest_first() {
-        use domain::ports::RoutingStore;
         let store = std::sync::Arc::new(store::MemoryStore::new());
         let deps = Deps::new(store.clone(), kit::auth::Authenticator::new("s"));
         let ws = domain::WorkspaceId::parse("acme").unwrap();
@@ -231,18 +230,7 @@ mod tests {
             let mut next = c.clone();
             let clocks = domain::sla::Clocks { policy: &policy, calendar: domain::sla::Calendar::Always };
             clocks.customer_wrote(&mut next, domain::Channel::Sms, now - time::Duration::seconds(ago));
-            next.version += 1;
-            store
-                .commit_routing(domain::ports::RoutingCommit {
-                    conversation: next,
-                    expected_version: c.version,
-                    take: None,
-                    give_back: None,
-                    queue: domain::ports::QueueChange::Keep,
-                    audit: None,
-                })
-                .await
-                .unwrap();
+            store::contract::replace_conversation(&*store, &c, next).await;
             ids.push(c.id.to_string());
         }
         store::contract::seed_conversation(&*store, &ws, 4, now).await; // no clock: not listed

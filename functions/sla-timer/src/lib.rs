@@ -104,18 +104,7 @@ mod tests {
         let mut next = c.clone();
         let clocks = domain::sla::Clocks { policy: &policy, calendar: domain::sla::Calendar::Always };
         clocks.customer_wrote(&mut next, Channel::Sms, now - time::Duration::seconds(ago));
-        next.version += 1;
-        store
-            .commit_routing(domain::ports::RoutingCommit {
-                conversation: next.clone(),
-                expected_version: c.version,
-                take: None,
-                give_back: None,
-                queue: domain::ports::QueueChange::Keep,
-                audit: None,
-            })
-            .await
-            .unwrap();
+        let next = store::contract::replace_conversation(store, &c, next).await;
         let timer = domain::sla::timers(&next).into_iter().next().unwrap();
         (next, timer)
     }

@@ -93,6 +93,27 @@ pub async fn seed_conversation<S: Store>(
     (contact, conv)
 }
 
+/// Stores `next` in place of `before` (its version bumped past `before`'s), as a routing write
+/// would: for tests that set a conversation up in a given state.
+pub async fn replace_conversation<S: Store + ?Sized>(
+    s: &S,
+    before: &Conversation,
+    mut next: Conversation,
+) -> Conversation {
+    next.version = before.version + 1;
+    s.commit_routing(domain::ports::RoutingCommit {
+        conversation: next.clone(),
+        expected_version: before.version,
+        take: None,
+        give_back: None,
+        queue: domain::ports::QueueChange::Keep,
+        audit: None,
+    })
+    .await
+    .expect("replace the conversation");
+    next
+}
+
 /// An agent profile with `capacity` (hundredths) and a presence, for handler tests.
 pub async fn seed_agent<S: Store>(
     s: &S,

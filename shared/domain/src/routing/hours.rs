@@ -109,15 +109,7 @@ impl BusinessHours {
                 return false;
             }
         }
-        let day = match date.weekday() {
-            jiff::civil::Weekday::Monday => Day::Monday,
-            jiff::civil::Weekday::Tuesday => Day::Tuesday,
-            jiff::civil::Weekday::Wednesday => Day::Wednesday,
-            jiff::civil::Weekday::Thursday => Day::Thursday,
-            jiff::civil::Weekday::Friday => Day::Friday,
-            jiff::civil::Weekday::Saturday => Day::Saturday,
-            jiff::civil::Weekday::Sunday => Day::Sunday,
-        };
+        let day = weekday(date.weekday());
         let now = local.hour() as u16 * 60 + local.minute() as u16;
         self.weekly.get(&day).into_iter().flatten().any(|s| match (minutes(&s.open), minutes(&s.close)) {
             (Ok(o), Ok(c)) => o <= now && now < c,
