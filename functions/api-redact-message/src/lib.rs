@@ -69,7 +69,7 @@ async fn redact(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
     }
     let mut all: Vec<String> = message
         .metadata
-        .get("redacted")
+        .get(domain::redact::META_KEY)
         .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
         .unwrap_or_default();
     for k in &kinds {
@@ -78,7 +78,7 @@ async fn redact(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
         }
     }
     message.text = Some(masked);
-    message.metadata.insert("redacted".into(), all.into());
+    message.metadata.insert(domain::redact::META_KEY.into(), all.into());
     deps.store.complete_message(&message).await?;
     let now = time::OffsetDateTime::now_utc();
     let details = serde_json::json!({ "message_id": id, "masked": kinds });

@@ -144,10 +144,17 @@ pub async fn availability<S: domain::ports::RoutingStore + domain::ports::AgentS
     Ok(domain::channels::webchat::availability(rules, teams, agents, now, email_known))
 }
 
-/// A workspace's service levels and the hours they count in, remembered for [`SLA_TTL`]: read when
-/// a customer message starts a clock. A policy change applies to clocks started after it (a
+/// What ingest needs of a workspace's settings, read in one Query: the service levels with the
+/// hours they count in, and the redaction policy with its patterns compiled.
+pub struct Settings {
+    pub setup: domain::sla::Setup,
+    pub redactor: domain::redact::Redactor,
+}
+
+/// A workspace's [`Settings`], remembered for [`SLA_TTL`]: read by every inbound message (to mask
+/// its text, and to start a clock). A policy change applies to messages and clocks after it (a
 /// minute late at most); running clocks keep the due times they started with.
-pub struct SlaCache(TtlCache<WorkspaceId, Arc<domain::sla::Setup>>);
+pub struct SlaCache(TtlCache<WorkspaceId, Arc<Settings>>);
 
 pub const SLA_TTL: Duration = Duration::from_secs(60);
 
@@ -158,12 +165,18 @@ impl Default for SlaCache {
 }
 
 impl SlaCache {
-    pub async fn setup<S: domain::ports::RoutingStore + ?Sized>(
+    pub async fn settings<S: domain::ports::RoutingStore + ?Sized>(
         &self,
         store: &S,
         ws: &WorkspaceId,
-    ) -> Result<Arc<domain::sla::Setup>, StoreError> {
-        self.0.get_or_load(ws, || async { Ok(Arc::new(store.sla_setup(ws).await?)) }).await
+    ) -> Result<Arc<Settings>, StoreError> {
+        self.0
+            .get_or_load(ws, || async {
+                let setup = store.sla_setup(ws).await?;
+                let redactor = domain::redact::Redactor::new(&setup.privacy);
+                Ok(Arc::new(Settings { setup, redactor }))
+            })
+            .await
     }
 }
 

@@ -44,7 +44,7 @@ pub const MAX_ATTEMPTS: u32 = 10;
 pub const TAG_UNVERIFIED_SENDER: &str = "unverified-sender";
 
 /// `metadata.redacted`: what was masked in a message's text (`card`, `iban`, a pattern's name).
-pub const META_REDACTED: &str = "redacted";
+pub const META_REDACTED: &str = domain::redact::META_KEY;
 
 /// `metadata.sender_unverified` on a message from such a sender.
 pub const META_SENDER_UNVERIFIED: &str = "sender_unverified";
@@ -448,20 +448,19 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
     /// A customer message waits for an answer: the service-level clocks that should run and do not
     /// start (by the workspace's policy, in the conversation's hours). The timers of the clocks
     /// started, to start once the write is stored.
-    async fn start_clocks(
-        &self,
+    fn start_clocks(
+        setup: &domain::sla::Setup,
         c: &mut Conversation,
         channel: Channel,
         at: OffsetDateTime,
-    ) -> Result<Vec<Timer>, StoreError> {
+    ) -> Vec<Timer> {
         let running = |k: &Option<domain::sla::Clock>| k.as_ref().is_some_and(domain::sla::Clock::is_running);
         if running(&c.sla.response) && running(&c.sla.resolution) {
-            return Ok(vec![]);
+            return vec![];
         }
-        let setup = self.sla.setup(self.store, &c.workspace).await?;
         let before = c.sla.last_clock_id;
         setup.clocks_for(c).customer_wrote(c, channel, at);
-        Ok(domain::sla::timers(c).into_iter().filter(|t| t.clock_id > before).collect())
+        domain::sla::timers(c).into_iter().filter(|t| t.clock_id > before).collect()
     }
 
     /// Stores one message (or recognises it as stored): the single conditional write of ingest.
@@ -478,6 +477,8 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
                 return Ok((Ingested::Duplicate { conversation, message }, Known::default(), vec![]));
             }
         }
+        // The workspace's settings (service levels, redaction), from the container's cache.
+        let settings = self.sla.settings(store, ws).await?;
         let (contact_id, current, new_contact, hint_fresh) = match store.thread_of(ws, &m.identity).await? {
             Some(t) => (t.contact, t.current, None, t.hint_fresh),
             None => {
@@ -508,7 +509,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             Some(mut c) => {
                 let expected_version = c.version;
                 c.record_inbound(route.clone(), at);
-                timers = self.start_clocks(&mut c, m.channel, at).await?;
+                timers = Self::start_clocks(&settings.setup, &mut c, m.channel, at);
                 let (id, assignee) = (c.id, c.assignee.clone());
                 let needs_routing = assignee.is_none() && c.waiting_since.is_none();
                 (ConversationWrite::Update { conversation: c, expected_version }, id, false, assignee, needs_routing)
@@ -525,7 +526,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
                 let rules = store.routing_rules(ws).await?;
                 rules.classify(&mut c, m.channel, m.text.as_deref().unwrap_or(""));
                 classified_with = Some(rules);
-                timers = self.start_clocks(&mut c, m.channel, at).await?;
+                timers = Self::start_clocks(&settings.setup, &mut c, m.channel, at);
                 c.previous_owner = previous.as_ref().and_then(|p| p.assignee.clone());
                 let id = c.id;
                 (ConversationWrite::Create { conversation: c, replaces: previous.map(|p| p.id) }, id, true, None, true)
@@ -535,8 +536,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
         // What customers should never have typed (cards, IBANs, the workspace's patterns) is masked
         // before anything is stored.
         if let Some(text) = &message.text {
-            let setup = self.sla.setup(store, ws).await?;
-            if let Some(r) = domain::redact::redact(text, &setup.privacy) {
+            if let Some(r) = settings.redactor.redact(text) {
                 message.text = Some(r.text);
                 message.metadata.insert(META_REDACTED.to_owned(), r.kinds.into());
             }

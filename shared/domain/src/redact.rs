@@ -129,58 +129,73 @@ fn last4(s: &str) -> String {
     tail[tail.len().saturating_sub(4)..].iter().collect()
 }
 
-/// `text` with what the policy names masked; `None` when nothing was.
-pub fn redact(text: &str, policy: &Policy) -> Option<Redacted> {
-    let mut out = text.to_owned();
-    let mut kinds: Vec<String> = vec![];
-    let note = |kind: &str, kinds: &mut Vec<String>| {
-        if !kinds.iter().any(|k| k == kind) {
-            kinds.push(kind.to_owned());
-        }
-    };
-    if policy.ibans {
-        let mut hit = false;
-        out = IBAN
-            .replace_all(&out, |c: &regex::Captures| {
-                let m = &c[0];
-                if iban_valid(m) {
-                    hit = true;
-                    format!("[IBAN ••••{}]", last4(m))
-                } else {
-                    m.to_owned()
-                }
-            })
-            .into_owned();
-        if hit {
+/// `metadata.redacted` on a message: what was masked in its text (`card`, `iban`, a pattern's name).
+pub const META_KEY: &str = "redacted";
+
+/// A policy ready to apply: the workspace's patterns compiled once (per cached policy), not per
+/// message.
+#[derive(Clone, Debug)]
+pub struct Redactor {
+    cards: bool,
+    ibans: bool,
+    patterns: Vec<(String, Regex)>,
+}
+
+impl Redactor {
+    /// Validated when saved; a pattern that no longer compiles masks nothing rather than fail.
+    pub fn new(policy: &Policy) -> Self {
+        let patterns =
+            policy.patterns.iter().filter_map(|p| Regex::new(&p.regex).ok().map(|re| (p.name.clone(), re))).collect();
+        Redactor { cards: policy.cards, ibans: policy.ibans, patterns }
+    }
+
+    /// `text` with what the policy names masked; `None` when nothing was.
+    pub fn redact(&self, text: &str) -> Option<Redacted> {
+        let mut out = text.to_owned();
+        let mut kinds: Vec<String> = vec![];
+        let note = |kind: &str, kinds: &mut Vec<String>| {
+            if !kinds.iter().any(|k| k == kind) {
+                kinds.push(kind.to_owned());
+            }
+        };
+        if self.ibans && mask(&IBAN, &mut out, iban_valid, "IBAN") {
             note("iban", &mut kinds);
         }
-    }
-    if policy.cards {
-        let mut hit = false;
-        out = CARD
-            .replace_all(&out, |c: &regex::Captures| {
-                let m = &c[0];
-                if luhn(m) {
-                    hit = true;
-                    format!("[card ••••{}]", last4(m))
-                } else {
-                    m.to_owned()
-                }
-            })
-            .into_owned();
-        if hit {
+        if self.cards && mask(&CARD, &mut out, luhn, "card") {
             note("card", &mut kinds);
         }
-    }
-    for p in &policy.patterns {
-        // Validated when saved; a pattern that no longer compiles masks nothing rather than fail.
-        let Ok(re) = Regex::new(&p.regex) else { continue };
-        if re.is_match(&out) {
-            out = re.replace_all(&out, format!("[redacted {}]", p.name).as_str()).into_owned();
-            note(&p.name, &mut kinds);
+        for (name, re) in &self.patterns {
+            if re.is_match(&out) {
+                out = re.replace_all(&out, format!("[redacted {name}]").as_str()).into_owned();
+                note(name, &mut kinds);
+            }
         }
+        (!kinds.is_empty()).then_some(Redacted { text: out, kinds })
     }
-    (!kinds.is_empty()).then_some(Redacted { text: out, kinds })
+}
+
+/// Masks every match of `re` in `text` that passes `valid` as `[label ••••last4]`; whether any did.
+fn mask(re: &Regex, text: &mut String, valid: fn(&str) -> bool, label: &str) -> bool {
+    let mut hit = false;
+    let masked = re.replace_all(text, |c: &regex::Captures| {
+        let m = &c[0];
+        if valid(m) {
+            hit = true;
+            format!("[{label} ••••{}]", last4(m))
+        } else {
+            m.to_owned()
+        }
+    });
+    if hit {
+        *text = masked.into_owned();
+    }
+    hit
+}
+
+/// `text` with what the policy names masked; `None` when nothing was (a one-off: compiles the
+/// policy's patterns; keep a [`Redactor`] to apply one policy many times).
+pub fn redact(text: &str, policy: &Policy) -> Option<Redacted> {
+    Redactor::new(policy).redact(text)
 }
 
 #[cfg(test)]
