@@ -23,12 +23,10 @@ pub async fn handle(deps: &Deps, wake: SnoozeWake) -> Result<serde_json::Value, 
         tokio::time::sleep(early.unsigned_abs()).await;
     }
     let now = time::OffsetDateTime::now_utc();
-    let woke = domain::timers::wake(&*deps.store, &*deps.notifications, &wake, now).await?;
-    if woke == domain::timers::Woke::Reopened {
+    let (woke, reopened) = domain::timers::wake(&*deps.store, &*deps.notifications, &wake, now).await?;
+    if let Some(c) = reopened {
         // The clocks the snooze paused run again.
-        if let Some(c) = deps.store.conversation(&wake.workspace, wake.conversation_id).await? {
-            app::sla::start_timers(&*deps.sla_timers, &c).await?;
-        }
+        app::sla::start_timers(&*deps.sla_timers, &c).await?;
     }
     tracing::info!(workspace = %wake.workspace, conversation = %wake.conversation_id, ?woke, "snooze timer fired");
     Ok(serde_json::json!({ "conversation_id": wake.conversation_id, "woke": woke }))

@@ -62,7 +62,6 @@ pub async fn fire<S: RoutingPorts + ?Sized>(
             Fired::Early => return Err(Error::Unavailable(format!("SLA timer {} fired early", timer.name()))),
             Fired::Warned { first } => {
                 if first {
-                    next.version += 1;
                     let details = serde_json::json!({ "clock": kind, "due_at": rfc3339(due_at) });
                     match commit(store, notify, &current, next.clone(), "sla_warning", details, false, now).await {
                         Err(RoutingError::Store(StoreError::Conflict)) => continue,
@@ -83,7 +82,7 @@ pub async fn fire<S: RoutingPorts + ?Sized>(
             }
             Fired::Breached { first } => {
                 let policy = store.sla_policy(ws).await?;
-                let mut drain = false;
+                let reroutes = policy.on_breach.iter().any(|a| matches!(a, BreachAction::Reroute { .. }));
                 if first {
                     let before = current.assignee.clone();
                     for action in &policy.on_breach {
@@ -91,23 +90,20 @@ pub async fn fire<S: RoutingPorts + ?Sized>(
                             BreachAction::RaisePriority => next.priority = sla::raised(next.priority),
                             BreachAction::Reroute { team } => {
                                 let mut moved = reassigned(&next, None);
-                                moved.version = next.version;
                                 if let Some(t) = team {
                                     moved.team = Some(t.clone());
                                 }
                                 // The next best agent, not the one who let it breach.
                                 moved.previous_owner = None;
                                 moved.waiting_since = Some(current.waiting_since.unwrap_or(now));
-                                drain = true;
                                 next = moved;
                             }
                         }
                     }
-                    next.version += 1;
                     let details = serde_json::json!({
                         "clock": kind, "due_at": rfc3339(due_at), "actions": policy.on_breach, "from": before,
                     });
-                    match commit(store, notify, &current, next.clone(), "sla_breached", details, drain, now).await {
+                    match commit(store, notify, &current, next.clone(), "sla_breached", details, reroutes, now).await {
                         Err(RoutingError::Store(StoreError::Conflict)) => continue,
                         other => other?,
                     };
@@ -122,7 +118,7 @@ pub async fn fire<S: RoutingPorts + ?Sized>(
                     actions: policy.on_breach.clone(),
                 };
                 notify.publish(&note).await?;
-                if drain || !first {
+                if reroutes {
                     // Re-routed work goes to whoever can take it now (again on a retry: idempotent).
                     drain_queue(store, notify, ws, now).await?;
                 }
@@ -138,19 +134,21 @@ fn rfc3339(t: OffsetDateTime) -> Option<String> {
     t.format(&time::format_description::well_known::Rfc3339).ok()
 }
 
-/// One conditional write of the conversation with its audit entry (by `system`), announced as a
-/// conversation change; `requeue` when it went back to the routing queue.
+/// One conditional write of `next` over `current` (its version the one after `current`'s) with its
+/// audit entry (by `system`), announced as a conversation change; `requeue` when it went back to
+/// the routing queue.
 #[allow(clippy::too_many_arguments)]
 async fn commit<S: RoutingPorts + ?Sized>(
     store: &S,
     notify: &dyn NotificationQueue,
     current: &Conversation,
-    next: Conversation,
+    mut next: Conversation,
     action: &'static str,
     details: serde_json::Value,
     requeue: bool,
     now: OffsetDateTime,
 ) -> Result<Conversation, RoutingError> {
+    next.version = current.version + 1;
     let ws = current.workspace.clone();
     let audit = AuditEntry::new(ws, Some(current.id), AuditEntry::system(), action, details.clone(), now);
     let change = if requeue { ConversationChange::Unassigned } else { ConversationChange::Updated };

@@ -203,14 +203,20 @@ pub struct Suggestion {
 /// Names at least this alike (Jaro-Winkler, 0-1) count as similar.
 const NAME_THRESHOLD: f64 = 0.88;
 
+/// How alike two contacts' names are (Jaro-Winkler over their normalised words, 0-1); `None` when
+/// either has no name.
+fn name_similarity(a: &Contact, b: &Contact) -> Option<f64> {
+    let (a, b) = (a.name.as_deref()?, b.name.as_deref()?);
+    Some(strsim::jaro_winkler(&name_words(a).join(" "), &name_words(b).join(" ")))
+}
+
 /// Whether `other` is probably the same person as `contact`: a similar name plus a similar (not
 /// identical: identical identities link automatically) phone number or email.
 pub fn probable_match(contact: &Contact, other: &Contact) -> Option<Suggestion> {
     if contact.id == other.id || other.merged_into.is_some() {
         return None;
     }
-    let (a, b) = (contact.name.as_deref()?, other.name.as_deref()?);
-    let similarity = strsim::jaro_winkler(&name_words(a).join(" "), &name_words(b).join(" "));
+    let similarity = name_similarity(contact, other)?;
     if similarity < NAME_THRESHOLD {
         return None;
     }
@@ -473,12 +479,7 @@ pub async fn suggest<S: ContactPorts + ?Sized>(
         if holder.id == contact.id || out.iter().any(|(s, _)| s.contact == holder.id) {
             continue;
         }
-        let name_similarity = match (contact.name.as_deref(), holder.name.as_deref()) {
-            (Some(a), Some(b)) => {
-                (strsim::jaro_winkler(&name_words(a).join(" "), &name_words(b).join(" ")) * 100.0).round() as u8
-            }
-            _ => 0,
-        };
+        let name_similarity = name_similarity(&contact, &holder).map_or(0, |s| (s * 100.0).round() as u8);
         let suggestion = Suggestion { contact: holder.id, name_similarity, similar: vec![(claimed.clone(), proven)] };
         out.push((suggestion, holder));
     }

@@ -64,20 +64,22 @@ pub enum Woke {
     Unchanged,
 }
 
-/// Wakes a snoozed conversation if it still sleeps until `wake.snoozed_until`.
+/// Wakes a snoozed conversation if it still sleeps until `wake.snoozed_until`; the conversation as
+/// stored afterwards when it woke (its resumed service-level clocks need their timers).
 pub async fn wake<S: RoutingPorts + InboundStore + ?Sized>(
     store: &S,
     notify: &dyn NotificationQueue,
     wake: &SnoozeWake,
     now: OffsetDateTime,
-) -> Result<Woke, ActError> {
-    let Some(c) = store.conversation(&wake.workspace, wake.conversation_id).await? else { return Ok(Woke::Unchanged) };
+) -> Result<(Woke, Option<crate::model::Conversation>), ActError> {
+    let unchanged = Ok((Woke::Unchanged, None));
+    let Some(c) = store.conversation(&wake.workspace, wake.conversation_id).await? else { return unchanged };
     if c.status != ConversationStatus::Snoozed || c.snoozed_until != Some(wake.snoozed_until) {
-        return Ok(Woke::Unchanged);
+        return unchanged;
     }
     let system = Actor { agent: AuditEntry::system(), role: Role::Supervisor };
     let acted = act(store, notify, &wake.workspace, wake.conversation_id, &system, &Command::Reopen, now).await?;
-    Ok(if acted.changed { Woke::Reopened } else { Woke::Unchanged })
+    Ok(if acted.changed { (Woke::Reopened, Some(acted.conversation)) } else { (Woke::Unchanged, None) })
 }
 
 #[cfg(test)]
