@@ -138,6 +138,13 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "api-list-whatsapp-templates" => http!(api_list_whatsapp_templates),
         "api-delete-canned" => http!(api_delete_canned),
         "api-update-canned" => http!(api_update_canned),
+        "api-create-webhook" => http!(api_create_webhook),
+        "api-list-webhooks" => http!(api_list_webhooks),
+        "api-update-webhook" => http!(api_update_webhook),
+        "api-delete-webhook" => http!(api_delete_webhook),
+        "api-rotate-webhook-secret" => http!(api_rotate_webhook_secret),
+        "api-list-webhook-deliveries" => http!(api_list_webhook_deliveries),
+        "api-redeliver-webhook" => http!(api_redeliver_webhook),
         "api-merge-conversation" => http!(api_merge_conversation),
         "api-split-conversation" => http!(api_split_conversation),
         "api-preview-canned" => http!(api_preview_canned),
@@ -209,6 +216,7 @@ async fn sqs_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) -
         "inbound-processor" => sqs!(inbound_processor),
         "outbound-sender" => sqs!(outbound_sender),
         "notifier" => sqs!(notifier),
+        "webhook-sender" => sqs!(webhook_sender),
         other => bail!("template.yaml maps a queue to {other}, which the local gateway does not know"),
     })
 }
@@ -475,6 +483,8 @@ impl Stack {
                 ("JWT_SECRET".into(), opts.jwt_secret.clone()),
                 ("PUBLIC_BASE_URL".into(), base_url.clone()),
                 ("SEND_RETRY_BASE_MS".into(), opts.send_retry_base_ms.to_string()),
+                // Outbound webhooks may go to http and loopback here (the local receiver).
+                ("WEBHOOK_REACH".into(), "local".into()),
                 // The @connections management API is served by this gateway, at its root.
                 ("WEBSOCKET_ENDPOINT".into(), base_url.clone()),
                 ("VISITOR_SOCKET_ENDPOINT".into(), format!("{base_url}{}", socket_prefix(VISITOR_API))),

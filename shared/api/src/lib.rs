@@ -8,6 +8,8 @@ use domain::finance::service::RateCardCache;
 use kit::auth::Authenticator;
 use store::Store;
 
+#[cfg(feature = "hooks")]
+pub mod hooks;
 #[cfg(feature = "webhook")]
 pub mod webhook;
 

@@ -226,6 +226,7 @@ mod tests {
             message_id: msg.id,
             direction: domain::model::Direction::Inbound,
             channel: domain::model::Channel::Sms,
+            opened: false,
         };
         let out = fan_out(&deps, &event, now).await.unwrap();
         assert_eq!(out, FanOut { delivered: 3, removed: 2, failed: 1 });

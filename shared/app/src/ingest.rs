@@ -211,6 +211,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             message_id: message,
             direction: Direction::Inbound,
             channel: m.channel,
+            opened: matches!(outcome, Ingested::Stored { new_conversation: true, .. }),
         };
         self.notifications.publish(&note).await?;
         // The clocks this message started get their timers; a redelivery starts the timers of every

@@ -11,6 +11,8 @@
 //!   reports it (the sender, Twilio's callback, WhatsApp/Telegram/Meta through the inbound queue).
 //! - [`export`]: everything held about one contact, as an archive behind a short-lived link.
 //! - [`fanout`]: an event pushed to the agents' (and a web chat visitor's) sockets that should see it.
+//! - [`hooks`]: outbound webhooks — an event to every subscribed endpoint, signed per Standard
+//!   Webhooks, retried on the spec's schedule, logged, redelivered on demand.
 //! - [`sla`]: a service-level timer's warning or breach, recorded, announced and escalated.
 //! - [`send`]: a queued message of ours out through its provider, SES or the visitor's sockets,
 //!   exactly once, and its provider price reconciled.
@@ -19,6 +21,7 @@ pub mod cache;
 pub mod delivery;
 pub mod export;
 pub mod fanout;
+pub mod hooks;
 pub mod ingest;
 pub mod reply;
 pub mod send;

@@ -244,6 +244,9 @@ pub enum Notification {
         message_id: MessageId,
         direction: Direction,
         channel: Channel,
+        /// The message opened its conversation (outbound webhooks announce `conversation.created`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        opened: bool,
     },
     DeliveryStatusChanged {
         workspace: WorkspaceId,
@@ -328,6 +331,15 @@ pub enum Notification {
         assignee: Option<AgentId>,
         actions: Vec<crate::sla::BreachAction>,
     },
+    /// An outbound webhook endpoint failed for a day without a success and was disabled: for
+    /// supervisors and admins (and the audit trail).
+    WebhookEndpointDisabled {
+        workspace: WorkspaceId,
+        endpoint_id: String,
+        url: String,
+        #[serde(with = "time::serde::rfc3339")]
+        failing_since: OffsetDateTime,
+    },
     /// An internal note was added: for the workspace's agents only, never the customer.
     NoteAdded {
         workspace: WorkspaceId,
@@ -376,6 +388,7 @@ impl Notification {
             | Notification::AgentActivity { workspace, .. }
             | Notification::ContactTyping { workspace, .. }
             | Notification::PresenceChanged { workspace, .. }
+            | Notification::WebhookEndpointDisabled { workspace, .. }
             | Notification::NoteAdded { workspace, .. } => workspace,
         }
     }
@@ -391,7 +404,9 @@ impl Notification {
             | Notification::SlaWarning { conversation_id, .. }
             | Notification::SlaBreached { conversation_id, .. }
             | Notification::NoteAdded { conversation_id, .. } => Some(*conversation_id),
-            Notification::BudgetThresholdReached { .. } | Notification::PresenceChanged { .. } => None,
+            Notification::BudgetThresholdReached { .. }
+            | Notification::PresenceChanged { .. }
+            | Notification::WebhookEndpointDisabled { .. } => None,
         }
     }
     pub fn group_id(&self) -> String {
@@ -408,6 +423,9 @@ impl Notification {
                 format!("{workspace}:{conversation_id}")
             }
             Notification::BudgetThresholdReached { workspace, .. } => format!("{workspace}:budget"),
+            Notification::WebhookEndpointDisabled { workspace, endpoint_id, .. } => {
+                format!("{workspace}:{endpoint_id}")
+            }
             Notification::PresenceChanged { workspace, agent, .. } => format!("{workspace}:presence:{agent}"),
         }
     }
@@ -428,6 +446,9 @@ impl Notification {
             | Notification::ContactTyping { id, .. }
             | Notification::PresenceChanged { id, .. } => format!("live:{id}"),
             Notification::NoteAdded { note_id, .. } => format!("note:{note_id}"),
+            Notification::WebhookEndpointDisabled { endpoint_id, failing_since, .. } => {
+                format!("hook-off:{endpoint_id}:{}", failing_since.unix_timestamp())
+            }
             Notification::SlaWarning { conversation_id, clock_id, .. } => format!("sla:{conversation_id}:{clock_id}:w"),
             Notification::SlaBreached { conversation_id, clock_id, .. } => {
                 format!("sla:{conversation_id}:{clock_id}:b")

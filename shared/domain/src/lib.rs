@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod error;
 pub mod events;
 pub mod finance;
+pub mod hooks;
 pub mod ids;
 pub mod inbox;
 pub mod model;

@@ -808,3 +808,64 @@ pub trait ContactStore: Send + Sync {
     /// Contacts whose name has this blocking key (`contacts::name_key`), at most `limit`.
     async fn contacts_named(&self, ws: &WorkspaceId, name_key: &str, limit: u16) -> Result<Vec<Contact>, StoreError>;
 }
+
+/// A workspace's outbound webhook endpoints and their delivery log.
+#[async_trait]
+pub trait HookStore: Send + Sync {
+    async fn endpoints(&self, ws: &WorkspaceId) -> Result<Vec<crate::hooks::Endpoint>, StoreError>;
+    /// Read consistently: a delivery's failure path decides on the latest state.
+    async fn endpoint(&self, ws: &WorkspaceId, id: &str) -> Result<Option<crate::hooks::Endpoint>, StoreError>;
+    /// Creates the endpoint (`expected_version: None`; `Duplicate` if it exists) or replaces the one
+    /// stored at that version (`Conflict` if another write came first).
+    async fn put_endpoint(
+        &self,
+        endpoint: &crate::hooks::Endpoint,
+        expected_version: Option<u64>,
+    ) -> Result<(), StoreError>;
+    /// Deletes the endpoint (its log expires on its own).
+    async fn delete_endpoint(&self, ws: &WorkspaceId, id: &str) -> Result<(), StoreError>;
+    /// Appends one attempt to a delivery's log entry (created by the first) and sets its state.
+    async fn record_attempt(
+        &self,
+        job: &crate::hooks::DeliveryJob,
+        attempt: &crate::hooks::Attempt,
+        state: crate::hooks::DeliveryState,
+        next_attempt_at: Option<OffsetDateTime>,
+    ) -> Result<(), StoreError>;
+    /// An endpoint's deliveries, newest first.
+    async fn deliveries(
+        &self,
+        ws: &WorkspaceId,
+        endpoint: &str,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<crate::hooks::Delivery>, StoreError>;
+    async fn delivery(
+        &self,
+        ws: &WorkspaceId,
+        endpoint: &str,
+        msg_id: &str,
+    ) -> Result<Option<crate::hooks::Delivery>, StoreError>;
+}
+
+/// The webhook delivery queue (SQS standard: a failing endpoint holds up no one else's events).
+#[async_trait]
+pub trait HookQueue: Send + Sync {
+    async fn enqueue_deliveries(&self, jobs: &[crate::hooks::DeliveryJob]) -> Result<(), QueueError>;
+    /// The received message `receipt` comes back after `delay` (SQS: its visibility timeout).
+    async fn retry_after(&self, receipt: &str, delay: time::Duration) -> Result<(), QueueError>;
+}
+
+/// Sends one signed delivery to an endpoint and reports what came back.
+#[async_trait]
+pub trait HookTransport: Send + Sync {
+    async fn post(&self, url: &str, signed: &crate::hooks::Signed, body: &str) -> HookResponse;
+}
+
+/// What one POST got: the status, or why there was none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookResponse {
+    pub status: Option<u16>,
+    pub latency_ms: u32,
+    pub error: Option<String>,
+}

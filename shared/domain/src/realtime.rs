@@ -54,7 +54,8 @@ impl Connection {
 /// - Conversation events: supervisors and admins; the assignee (and, for a change of owner, the
 ///   previous one); for unassigned work, the agents of its team (everyone without a team); and
 ///   whoever views or subscribes to it. Typing and viewing skip the agent doing it.
-/// - Presence: everyone with inbox rights. Budget alerts: finance, supervisors and admins.
+/// - Presence: everyone with inbox rights. Budget alerts: finance, supervisors and admins. A
+///   disabled webhook endpoint: supervisors and admins.
 pub fn audience(
     event: &Notification,
     conversation: Option<&Conversation>,
@@ -67,6 +68,7 @@ pub fn audience(
     let sees = |c: &Connection| -> bool {
         match event {
             Notification::BudgetThresholdReached { .. } => c.role == Role::Finance || c.role.oversees(),
+            Notification::WebhookEndpointDisabled { .. } => c.role.oversees(),
             Notification::PresenceChanged { .. } => c.role != Role::Finance,
             _ => {
                 if c.role == Role::Finance {
@@ -211,6 +213,7 @@ mod tests {
             message_id: crate::MessageId::new(),
             direction: crate::model::Direction::Inbound,
             channel: crate::model::Channel::Sms,
+            opened: false,
         }
     }
     fn ids(v: Vec<ConnectionId>) -> Vec<String> {

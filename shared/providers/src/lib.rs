@@ -5,12 +5,15 @@
 //! - [`media`]: the media copier — a provider's file streamed into the media bucket with a size
 //!   cap (never buffered whole) — and its resolvers for WhatsApp, Meta's CDN, Telegram and Twilio
 //!   (MMS media and voice recordings).
+//! - [`hooks`]: the outbound webhooks' signed POST, refusing private addresses in AWS.
 //! - [`sink`]: where a stream of bytes is stored: S3 (multipart above one part) or memory.
 //! - [`s3`], [`ses`]: S3 behind the file store port, SES v2 behind the email transport port.
 //! - [`memory`]: the in-memory file store handler tests use (end-to-end tests use moto).
 //!
 //! Object keys are named by `domain::objects`, nowhere else.
 
+#[cfg(feature = "hooks")]
+pub mod hooks;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "http")]

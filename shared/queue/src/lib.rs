@@ -1,13 +1,16 @@
-//! SQS FIFO publishers for the inbound, outbound and notification queues. Each message carries its
-//! group (ordering scope) and deduplication id, both chosen by the domain event.
+//! SQS FIFO publishers for the inbound, outbound and notification queues (each message carries its
+//! group — ordering scope — and deduplication id, both chosen by the domain event), and the
+//! standard webhook delivery queue.
 
 pub mod memory;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
 use domain::events::{fifo_id, InboundEvent, Notification, OutboundJob};
-use domain::ports::{InboundQueue, NotificationQueue, OutboundQueue, QueueError};
+use domain::hooks::DeliveryJob;
+use domain::ports::{HookQueue, InboundQueue, NotificationQueue, OutboundQueue, QueueError};
 use serde::Serialize;
 
 #[derive(Clone)]
@@ -89,5 +92,79 @@ impl OutboundQueue for SqsQueue {
 impl NotificationQueue for SqsQueue {
     async fn publish(&self, event: &Notification) -> Result<(), QueueError> {
         self.send(event, &event.group_id(), &event.dedup_id()).await
+    }
+}
+
+/// SQS caps a batch at ten messages and 256 KiB.
+const BATCH_MAX: usize = 10;
+const BATCH_BYTES: usize = 256 * 1024;
+
+#[async_trait]
+impl HookQueue for SqsQueue {
+    /// The webhook queue is a standard queue: no group, no deduplication id (a repeat carries the
+    /// same `webhook-id`; receivers drop it by that).
+    async fn enqueue_deliveries(&self, jobs: &[DeliveryJob]) -> Result<(), QueueError> {
+        let mut bodies = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            bodies.push(serde_json::to_string(j).map_err(|e| QueueError::Rejected(Box::new(e)))?);
+        }
+        let mut batch: Vec<SendMessageBatchRequestEntry> = vec![];
+        let mut bytes = 0;
+        for (i, body) in bodies.into_iter().enumerate() {
+            if !batch.is_empty() && (batch.len() == BATCH_MAX || bytes + body.len() > BATCH_BYTES) {
+                self.send_batch(std::mem::take(&mut batch)).await?;
+                bytes = 0;
+            }
+            bytes += body.len();
+            let entry = SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(body)
+                .build()
+                .map_err(|e| QueueError::Rejected(Box::new(e)))?;
+            batch.push(entry);
+        }
+        if !batch.is_empty() {
+            self.send_batch(batch).await?;
+        }
+        Ok(())
+    }
+
+    async fn retry_after(&self, receipt: &str, delay: time::Duration) -> Result<(), QueueError> {
+        // SQS holds a message back for at most 12 hours.
+        let secs = delay.whole_seconds().clamp(0, 43_200) as i32;
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .visibility_timeout(secs)
+            .send()
+            .await
+            .map_err(classify)?;
+        meter::record(domain::finance::Usage { sqs_requests_milli: 1000, ..Default::default() });
+        Ok(())
+    }
+}
+
+impl SqsQueue {
+    async fn send_batch(&self, entries: Vec<SendMessageBatchRequestEntry>) -> Result<(), QueueError> {
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(classify)?;
+        meter::record(domain::finance::Usage { sqs_requests_milli: 1000, ..Default::default() });
+        if let Some(f) = out.failed.first() {
+            let why =
+                format!("{} of the batch refused: {} {}", out.failed.len(), f.code, f.message.as_deref().unwrap_or(""));
+            return Err(if f.sender_fault {
+                QueueError::Rejected(why.into())
+            } else {
+                QueueError::Unavailable(why.into())
+            });
+        }
+        Ok(())
     }
 }

@@ -6,7 +6,8 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use domain::events::{fifo_id, InboundEvent, Notification, OutboundJob};
-use domain::ports::{InboundQueue, NotificationQueue, OutboundQueue, QueueError};
+use domain::hooks::DeliveryJob;
+use domain::ports::{HookQueue, InboundQueue, NotificationQueue, OutboundQueue, QueueError};
 
 #[derive(Default)]
 pub struct MemoryQueue {
@@ -63,5 +64,21 @@ impl OutboundQueue for MemoryQueue {
 impl NotificationQueue for MemoryQueue {
     async fn publish(&self, event: &Notification) -> Result<(), QueueError> {
         self.push(fifo_id(&event.group_id()), fifo_id(&event.dedup_id()), json(event))
+    }
+}
+
+#[async_trait]
+impl HookQueue for MemoryQueue {
+    /// Recorded with the group `webhooks` and the job's `webhook-id` (a repeat is dropped).
+    async fn enqueue_deliveries(&self, jobs: &[DeliveryJob]) -> Result<(), QueueError> {
+        for j in jobs {
+            let body = serde_json::to_value(j).map_err(|e| QueueError::Rejected(Box::new(e)))?;
+            self.push("webhooks".into(), j.msg_id.clone(), body)?;
+        }
+        Ok(())
+    }
+
+    async fn retry_after(&self, _receipt: &str, _delay: time::Duration) -> Result<(), QueueError> {
+        Ok(())
     }
 }

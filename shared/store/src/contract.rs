@@ -763,6 +763,7 @@ pub async fn run_all<S: Store>(s: &S) {
     split_and_merge_move_messages_pointers_and_the_thread(s).await;
     whatsapp_templates_by_name_and_language(s).await;
     contacts_link_identities_merge_and_suggest(s).await;
+    webhook_endpoints_and_their_delivery_log(s).await;
 }
 
 pub async fn whatsapp_templates_by_name_and_language<S: Store>(s: &S) {
@@ -1735,6 +1736,79 @@ pub async fn contacts_link_identities_merge_and_suggest<S: Store>(s: &S) {
 
 fn linked_audit(ws: &WorkspaceId, by: &AgentId, at: OffsetDateTime) -> domain::audit::AuditEntry {
     domain::audit::AuditEntry::new(ws.clone(), None, by.clone(), "identity_added", serde_json::json!({}), at)
+}
+
+pub async fn webhook_endpoints_and_their_delivery_log<S: Store>(s: &S) {
+    use domain::hooks::{Attempt, DeliveryJob, DeliveryState, Endpoint, EventType, Secret};
+    let ws = workspace("hooks");
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let mut e = Endpoint {
+        id: domain::hooks::endpoint_id(ulid::Ulid::new()),
+        workspace: ws.clone(),
+        url: "https://hooks.example.com/in".into(),
+        description: Some("CRM".into()),
+        events: [EventType::MessageCreated].into(),
+        enabled: true,
+        secrets: vec![Secret::from_bytes(&[5; 32], now).unwrap()],
+        created_at: now,
+        updated_at: now,
+        failing_since: None,
+        last_success_at: None,
+        disabled_reason: None,
+        version: 1,
+    };
+    s.put_endpoint(&e, None).await.unwrap();
+    assert!(matches!(s.put_endpoint(&e, None).await, Err(StoreError::Duplicate)), "created once");
+    assert_eq!(s.endpoint(&ws, &e.id).await.unwrap().as_ref(), Some(&e));
+    let mut changed = e.clone();
+    changed.enabled = false;
+    changed.version = 2;
+    s.put_endpoint(&changed, Some(1)).await.unwrap();
+    assert!(matches!(s.put_endpoint(&e, Some(1)).await, Err(StoreError::Conflict)), "a stale version loses");
+    e = changed;
+    assert_eq!(s.endpoints(&ws).await.unwrap(), vec![e.clone()]);
+    assert!(s.endpoints(&workspace("other")).await.unwrap().is_empty());
+
+    // Three deliveries, the second tried twice; listed newest first, one page at a time.
+    let jobs: Vec<DeliveryJob> = (0..3u64)
+        .map(|i| DeliveryJob {
+            workspace: ws.clone(),
+            endpoint_id: e.id.clone(),
+            msg_id: domain::hooks::message_id(
+                1_700_000_000_000 + i,
+                &format!("n{i}"),
+                EventType::MessageCreated,
+                &e.id,
+            ),
+            event: EventType::MessageCreated,
+            body: format!("{{\"n\":{i}}}"),
+            manual: false,
+        })
+        .collect();
+    let attempt =
+        |code: Option<u16>| Attempt { at: now, status_code: code, latency_ms: 12, error: None, manual: false };
+    for j in &jobs {
+        s.record_attempt(j, &attempt(Some(200)), DeliveryState::Succeeded, None).await.unwrap();
+    }
+    let next = now + time::Duration::minutes(5);
+    s.record_attempt(&jobs[1], &attempt(Some(500)), DeliveryState::Retrying, Some(next)).await.unwrap();
+    let d = s.delivery(&ws, &e.id, &jobs[1].msg_id).await.unwrap().unwrap();
+    assert_eq!(d.attempts.len(), 2);
+    assert_eq!(d.attempts[1].status_code, Some(500));
+    assert_eq!((d.state, d.next_attempt_at), (DeliveryState::Retrying, Some(next)));
+    assert_eq!(d.body, jobs[1].body);
+    s.record_attempt(&jobs[1], &attempt(Some(204)), DeliveryState::Succeeded, None).await.unwrap();
+    assert_eq!(s.delivery(&ws, &e.id, &jobs[1].msg_id).await.unwrap().unwrap().next_attempt_at, None);
+    let first = s.deliveries(&ws, &e.id, 2, None).await.unwrap();
+    let ids: Vec<&str> = first.items.iter().map(|d| d.msg_id.as_str()).collect();
+    assert_eq!(ids, [jobs[2].msg_id.as_str(), jobs[1].msg_id.as_str()]);
+    let rest = s.deliveries(&ws, &e.id, 2, first.next.as_ref()).await.unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert_eq!(rest.items[0].msg_id, jobs[0].msg_id);
+    assert!(rest.next.is_none());
+
+    s.delete_endpoint(&ws, &e.id).await.unwrap();
+    assert!(s.endpoint(&ws, &e.id).await.unwrap().is_none());
 }
 
 #[cfg(test)]

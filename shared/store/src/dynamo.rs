@@ -1959,3 +1959,148 @@ impl VisitorStore for DynamoStore {
         self.transact(items, None).await
     }
 }
+
+#[async_trait]
+impl HookStore for DynamoStore {
+    async fn endpoints(&self, ws: &WorkspaceId) -> Result<Vec<domain::hooks::Endpoint>, StoreError> {
+        let items = self.query_all(&keys::hook_partition(ws), "").await?;
+        items.into_iter().map(|it| decode("webhook endpoint", it)).collect()
+    }
+
+    async fn endpoint(&self, ws: &WorkspaceId, id: &str) -> Result<Option<domain::hooks::Endpoint>, StoreError> {
+        self.get_as("webhook endpoint", &keys::hook_endpoint(ws, id)).await
+    }
+
+    async fn put_endpoint(&self, e: &domain::hooks::Endpoint, expected: Option<u64>) -> Result<(), StoreError> {
+        let it = item(&keys::hook_endpoint(&e.workspace, &e.id), "webhook_endpoint", e)?;
+        let req = self.client.put_item().table_name(&self.table).set_item(Some(it));
+        let req = match expected {
+            None => req.condition_expression(NOT_EXISTS),
+            Some(v) => req
+                .condition_expression("attribute_exists(PK) AND version = :v")
+                .expression_attribute_values(":v", n(v)),
+        };
+        let res = req.return_consumed_capacity(ReturnConsumedCapacity::Total).send().await;
+        match conditional(res, |o| o.consumed_capacity())? {
+            Some(_) => Ok(()),
+            None if expected.is_none() => Err(StoreError::Duplicate),
+            None => Err(StoreError::Conflict),
+        }
+    }
+
+    async fn delete_endpoint(&self, ws: &WorkspaceId, id: &str) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(&keys::hook_endpoint(ws, id))))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(classify)?;
+        metered(out.consumed_capacity(), true);
+        Ok(())
+    }
+
+    async fn record_attempt(
+        &self,
+        job: &domain::hooks::DeliveryJob,
+        attempt: &domain::hooks::Attempt,
+        state: domain::hooks::DeliveryState,
+        next_attempt_at: Option<OffsetDateTime>,
+    ) -> Result<(), StoreError> {
+        let value = |what: &str, v: &dyn erased::Ser| -> Result<AttributeValue, StoreError> {
+            v.attribute().map_err(|e| corrupt(what, e))
+        };
+        let expires = (attempt.at + domain::hooks::LOG_RETENTION).unix_timestamp();
+        let mut values = HashMap::from([
+            (":entity".to_owned(), s("webhook_delivery")),
+            (":msg".to_owned(), s(&job.msg_id)),
+            (":ep".to_owned(), s(&job.endpoint_id)),
+            (":ws".to_owned(), s(job.workspace.as_str())),
+            (":event".to_owned(), value("webhook event", &job.event)?),
+            (":body".to_owned(), s(&job.body)),
+            (":attempt".to_owned(), AttributeValue::L(vec![value("webhook attempt", attempt)?])),
+            (":none".to_owned(), AttributeValue::L(vec![])),
+            (":state".to_owned(), value("webhook state", &state)?),
+            (":ttl".to_owned(), n(expires)),
+        ]);
+        let mut set = "#entity = :entity, msg_id = :msg, endpoint_id = :ep, workspace = :ws, #event = :event, \
+                       body = if_not_exists(body, :body), attempts = list_append(if_not_exists(attempts, :none), :attempt), \
+                       #state = :state, #ttl = :ttl"
+            .to_owned();
+        let remove = match next_attempt_at {
+            Some(at) => {
+                let at = at
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .map_err(|e| corrupt("webhook next attempt", e))?;
+                values.insert(":next".to_owned(), s(at));
+                set.push_str(", next_attempt_at = :next");
+                ""
+            }
+            None => " REMOVE next_attempt_at",
+        };
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(&keys::hook_delivery(&job.workspace, &job.endpoint_id, &job.msg_id))))
+            .update_expression(format!("SET {set}{remove}"))
+            .expression_attribute_names("#entity", keys::ENTITY)
+            .expression_attribute_names("#event", "event")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#ttl", "ttl")
+            .set_expression_attribute_values(Some(values))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(classify)?;
+        metered(out.consumed_capacity(), true);
+        Ok(())
+    }
+
+    async fn deliveries(
+        &self,
+        ws: &WorkspaceId,
+        endpoint: &str,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<domain::hooks::Delivery>, StoreError> {
+        let pk = keys::hook_delivery_partition(ws, endpoint);
+        let start = keys::sort_cursor_after(cursor, "")?.map(|sk| key_map(&Key { pk: pk.clone(), sk }));
+        let (items, last) =
+            self.query_page(QuerySpec { limit: Some(limit), start, forward: false, ..prefix_spec(&pk, "") }).await?;
+        let mut last_sk = None;
+        let mut decoded = Vec::with_capacity(items.len());
+        for it in items {
+            last_sk = it.get(keys::SK).and_then(|v| v.as_s().ok()).cloned();
+            decoded.push(decode::<domain::hooks::Delivery>("webhook delivery", it)?);
+        }
+        let next = if last.is_some() { last_sk.map(|sk| keys::encode_cursor(&sk)) } else { None };
+        Ok(Page { items: decoded, next })
+    }
+
+    async fn delivery(
+        &self,
+        ws: &WorkspaceId,
+        endpoint: &str,
+        msg_id: &str,
+    ) -> Result<Option<domain::hooks::Delivery>, StoreError> {
+        self.get_as("webhook delivery", &keys::hook_delivery(ws, endpoint, msg_id)).await
+    }
+}
+
+/// Serializing one value to an attribute behind a `dyn` (the update names several types).
+mod erased {
+    use aws_sdk_dynamodb::types::AttributeValue;
+
+    pub trait Ser {
+        fn attribute(&self) -> Result<AttributeValue, serde_dynamo::Error>;
+    }
+
+    impl<T: serde::Serialize> Ser for T {
+        fn attribute(&self) -> Result<AttributeValue, serde_dynamo::Error> {
+            super::to_attribute_value(self)
+        }
+    }
+}

@@ -32,6 +32,8 @@
 //! | canned response      | `WS#<ws>#CANNED`                     | `<id>`             |
 //! | canned response uses | `WS#<ws>#CANNEDUSE#<agent>`          | `<id>`             |
 //! | WhatsApp template    | `WS#<ws>#WATEMPLATE`                 | `<name>#<language>` |
+//! | webhook endpoint     | `WS#<ws>#HOOKS`                      | `<endpoint id>`    |
+//! | webhook delivery     | `WS#<ws>#HOOK#<endpoint id>`         | `<msg id>` (ULID: newest last) |
 //!
 //! | cost counter         | `WS#<ws>#COST#<yyyy-mm>`             | see [`cost_counter`] |
 //! | ledger entry         | `WS#<ws>#LEDGER#<yyyy-mm-dd>`        | `<message>#<kind>` |
@@ -410,6 +412,22 @@ pub fn whatsapp_template_partition(w: &WorkspaceId) -> String {
 
 pub fn whatsapp_template(w: &WorkspaceId, name: &str, language: &str) -> Key {
     Key { pk: whatsapp_template_partition(w), sk: format!("{name}#{language}") }
+}
+
+pub fn hook_partition(w: &WorkspaceId) -> String {
+    format!("{}#HOOKS", ws(w))
+}
+
+pub fn hook_endpoint(w: &WorkspaceId, id: &str) -> Key {
+    Key { pk: hook_partition(w), sk: id.to_owned() }
+}
+
+pub fn hook_delivery_partition(w: &WorkspaceId, endpoint: &str) -> String {
+    format!("{}#HOOK#{endpoint}", ws(w))
+}
+
+pub fn hook_delivery(w: &WorkspaceId, endpoint: &str, msg_id: &str) -> Key {
+    Key { pk: hook_delivery_partition(w, endpoint), sk: msg_id.to_owned() }
 }
 
 /// Sort key of a conversation in every view: activity time, then id for a stable tie-break.

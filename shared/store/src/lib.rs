@@ -34,6 +34,7 @@ pub trait Store:
     + domain::ports::ContactStore
     + domain::ports::RateLimiter
     + domain::ports::VisitorStore
+    + domain::ports::HookStore
 {
 }
 
@@ -59,5 +60,6 @@ impl<T> Store for T where
         + domain::ports::ContactStore
         + domain::ports::RateLimiter
         + domain::ports::VisitorStore
+        + domain::ports::HookStore
 {
 }

@@ -56,6 +56,8 @@ struct State {
     visitor_profiles: HashMap<Key, VisitorProfile>,
     visitor_connections: BTreeMap<Key, VisitorConnection>,
     visitor_pointers: HashMap<Key, Key>,
+    hook_endpoints: BTreeMap<Key, domain::hooks::Endpoint>,
+    hook_deliveries: BTreeMap<Key, domain::hooks::Delivery>,
 }
 
 #[derive(Default)]
@@ -1251,4 +1253,92 @@ fn fits_an_item(m: &Message) -> Result<(), StoreError> {
         return Err(StoreError::Invalid(format!("Item size has exceeded the maximum allowed size ({size} bytes)")));
     }
     Ok(())
+}
+
+#[async_trait]
+impl HookStore for MemoryStore {
+    async fn endpoints(&self, ws: &WorkspaceId) -> Result<Vec<domain::hooks::Endpoint>, StoreError> {
+        let pk = keys::hook_partition(ws);
+        Ok(self.with(|s| s.hook_endpoints.iter().filter(|(k, _)| k.pk == pk).map(|(_, e)| e.clone()).collect()))
+    }
+
+    async fn endpoint(&self, ws: &WorkspaceId, id: &str) -> Result<Option<domain::hooks::Endpoint>, StoreError> {
+        Ok(self.with(|s| s.hook_endpoints.get(&keys::hook_endpoint(ws, id)).cloned()))
+    }
+
+    async fn put_endpoint(&self, e: &domain::hooks::Endpoint, expected: Option<u64>) -> Result<(), StoreError> {
+        self.with(|s| {
+            let k = keys::hook_endpoint(&e.workspace, &e.id);
+            match (s.hook_endpoints.get(&k), expected) {
+                (Some(_), None) => return Err(StoreError::Duplicate),
+                (Some(old), Some(v)) if old.version != v => return Err(StoreError::Conflict),
+                (None, Some(_)) => return Err(StoreError::Conflict),
+                _ => {}
+            }
+            s.hook_endpoints.insert(k, e.clone());
+            Ok(())
+        })
+    }
+
+    async fn delete_endpoint(&self, ws: &WorkspaceId, id: &str) -> Result<(), StoreError> {
+        self.with(|s| s.hook_endpoints.remove(&keys::hook_endpoint(ws, id)));
+        Ok(())
+    }
+
+    async fn record_attempt(
+        &self,
+        job: &domain::hooks::DeliveryJob,
+        attempt: &domain::hooks::Attempt,
+        state: domain::hooks::DeliveryState,
+        next_attempt_at: Option<OffsetDateTime>,
+    ) -> Result<(), StoreError> {
+        self.with(|s| {
+            let k = keys::hook_delivery(&job.workspace, &job.endpoint_id, &job.msg_id);
+            let d = s.hook_deliveries.entry(k).or_insert_with(|| domain::hooks::Delivery {
+                msg_id: job.msg_id.clone(),
+                endpoint_id: job.endpoint_id.clone(),
+                workspace: job.workspace.clone(),
+                event: job.event,
+                state,
+                attempts: vec![],
+                next_attempt_at: None,
+                body: job.body.clone(),
+            });
+            d.attempts.push(attempt.clone());
+            d.state = state;
+            d.next_attempt_at = next_attempt_at;
+        });
+        Ok(())
+    }
+
+    async fn deliveries(
+        &self,
+        ws: &WorkspaceId,
+        endpoint: &str,
+        limit: u16,
+        cursor: Option<&Cursor>,
+    ) -> Result<Page<domain::hooks::Delivery>, StoreError> {
+        let pk = keys::hook_delivery_partition(ws, endpoint);
+        let before = keys::sort_cursor_after(cursor, "")?;
+        self.with(|s| {
+            let rest: Vec<(String, domain::hooks::Delivery)> = s
+                .hook_deliveries
+                .iter()
+                .rev()
+                .filter(|(k, _)| k.pk == pk && before.as_ref().is_none_or(|b| k.sk < *b))
+                .map(|(k, v)| (k.sk.clone(), v.clone()))
+                .collect();
+            let (items, next) = paginate(rest, limit);
+            Ok(Page { items, next: next.map(|sk| keys::encode_cursor(&sk)) })
+        })
+    }
+
+    async fn delivery(
+        &self,
+        ws: &WorkspaceId,
+        endpoint: &str,
+        msg_id: &str,
+    ) -> Result<Option<domain::hooks::Delivery>, StoreError> {
+        Ok(self.with(|s| s.hook_deliveries.get(&keys::hook_delivery(ws, endpoint, msg_id)).cloned()))
+    }
 }

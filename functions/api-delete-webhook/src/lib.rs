@@ -1,0 +1,22 @@
+//! DELETE /webhooks/{id} — stop sending to an endpoint (admins). Deliveries already queued are
+//! dropped; its log expires on its own. Audited.
+
+use api::hooks::{endpoint_view, managed_endpoint, HookAdmin};
+use kit::http::{path_param, respond, ApiError};
+use lambda_http::{Body, Error, Request, Response};
+
+pub use api::hooks::HookAdmin as Deps;
+
+pub async fn handle(deps: &HookAdmin, req: Request) -> Result<Response<Body>, Error> {
+    Ok(respond(delete(deps, &req).await))
+}
+
+async fn delete(deps: &HookAdmin, req: &Request) -> Result<Response<Body>, ApiError> {
+    let who = deps.auth.authenticate(req)?;
+    let id: String = path_param(req, "id", |s| Ok::<_, domain::ParseError>(s.to_owned()))?;
+    let current = managed_endpoint(&*deps.store, &who, &id).await?;
+    deps.store.delete_endpoint(&who.workspace, &id).await?;
+    api::record_workspace_change(&*deps.store, &who, "webhook_deleted", endpoint_view(&current)).await?;
+    tracing::info!(workspace = %who.workspace, by = %who.agent, endpoint = %id, "webhook endpoint deleted");
+    Response::builder().status(204).body(Body::Empty).map_err(|e| ApiError::Internal(Box::new(e)))
+}

@@ -1,0 +1,24 @@
+//! GET /webhooks/{id}/deliveries — an endpoint's delivery log (admins), newest first: per event its
+//! `webhook-id`, type, state (`retrying`, `succeeded`, `failed`), every attempt (time, HTTP status,
+//! latency, error, manual) and the next attempt's time. Query: `limit` (1-100, default 50),
+//! `cursor`. Kept 30 days.
+
+use api::hooks::{managed_endpoint, HookAdmin};
+use domain::ports::Cursor;
+use kit::http::{limit_param, page_response, path_param, query_param, respond, ApiError};
+use lambda_http::{Body, Error, Request, Response};
+
+pub use api::hooks::HookAdmin as Deps;
+
+pub async fn handle(deps: &HookAdmin, req: Request) -> Result<Response<Body>, Error> {
+    Ok(respond(list(deps, &req).await))
+}
+
+async fn list(deps: &HookAdmin, req: &Request) -> Result<Response<Body>, ApiError> {
+    let who = deps.auth.authenticate(req)?;
+    let id: String = path_param(req, "id", |s| Ok::<_, domain::ParseError>(s.to_owned()))?;
+    managed_endpoint(&*deps.store, &who, &id).await?;
+    let limit = limit_param(req, 50, 100)?;
+    let cursor = query_param(req, "cursor").map(Cursor);
+    Ok(page_response(deps.store.deliveries(&who.workspace, &id, limit, cursor.as_ref()).await?))
+}
