@@ -10,10 +10,13 @@ MOTO_VERSION="5.2.5"
 SAM_VERSION="1.170.0"
 CFN_LINT_VERSION="1.58.0"
 DDB_LOCAL_NPM_VERSION="11.1.0"
+# The Standard Webhooks specification's own library: the local webhook receiver verifies with it.
+STANDARDWEBHOOKS_VERSION="1.3.0"
 
 log() { printf '[install] %s\n' "$*" >&2; }
 
-# Python tools: moto's server (SQS, SES v2, S3, Step Functions) and, with --ci, SAM CLI + cfn-lint.
+# Python tools: moto's server (SQS, SES v2, S3, Step Functions), the Standard Webhooks library (the
+# local webhook receiver) and, with --ci, SAM CLI + cfn-lint.
 venv="$local_dir/venv"
 if [ ! -x "$venv/bin/python" ]; then
   log "creating Python venv in .local/venv"
@@ -24,6 +27,10 @@ pip_want() { local out; out="$("$venv/bin/python" -m pip show "$1" 2>/dev/null |
 if ! pip_want moto "$MOTO_VERSION"; then
   log "installing moto[server]==$MOTO_VERSION"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+if ! pip_want standardwebhooks "$STANDARDWEBHOOKS_VERSION"; then
+  log "installing standardwebhooks==$STANDARDWEBHOOKS_VERSION"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "standardwebhooks==$STANDARDWEBHOOKS_VERSION"
 fi
 if [ "${1:-}" = "--ci" ] || [ "${1:-}" = "--all" ]; then
   if ! pip_want aws-sam-cli "$SAM_VERSION" || ! pip_want cfn-lint "$CFN_LINT_VERSION"; then

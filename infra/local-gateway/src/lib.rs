@@ -6,6 +6,7 @@
 pub mod gateway;
 pub mod mail;
 pub mod provision;
+pub mod receiver;
 pub mod services;
 pub mod sockets;
 pub mod template;

@@ -195,6 +195,32 @@ async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> 
             })
             .await?;
     }
+    // Outbound webhooks: the demo workspace sends every event to the local receiver, which
+    // verifies each with the Standard Webhooks library.
+    let receiver = switchboard_local::receiver::WebhookReceiver::start(&root).await?;
+    let hook_secret = {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        domain::hooks::Secret::from_bytes(&bytes, time::OffsetDateTime::now_utc())?
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let hook = domain::hooks::Endpoint {
+        id: domain::hooks::endpoint_id(ulid::Ulid::new()),
+        workspace: WorkspaceId::parse(dev::WORKSPACE)?,
+        url: format!("{}/switchboard", receiver.base_url),
+        description: Some("the local receiver (make run)".into()),
+        events: Default::default(),
+        enabled: true,
+        secrets: vec![hook_secret.clone()],
+        created_at: now,
+        updated_at: now,
+        failing_since: None,
+        last_success_at: None,
+        disabled_reason: None,
+        version: 1,
+    };
+    domain::ports::HookStore::put_endpoint(&store, &hook, None).await?;
+    receiver.set(&[&hook_secret.key], 0).await?;
     whatsapp.deliver_statuses_to(&format!("{}/webhooks/whatsapp", stack.base_url));
     meta.deliver_statuses_to(&format!("{}/webhooks/meta", stack.base_url));
 
@@ -233,6 +259,10 @@ Switchboard is running locally (Ctrl-C stops everything).
                     signed with the app secret {meta_secret}); calls to {number} are voicemail
                     (POST /webhooks/twilio/voice, signed like SMS); the contact form:
                     curl -sS -X POST '{base}/webhooks/form/{ws}' -d 'email=ana%40example.com&message=Hello'
+  webhooks          every event of {ws} goes to {receiver} (the local receiver verifies it
+                    with the Standard Webhooks library): curl -sS {receiver}/_received;
+                    the endpoint and its log: GET {base}/webhooks (as an admin token:
+                    `cargo run -p switchboard-local -- token --role admin`)
   web chat          widget key {webchat_key}: curl -sS -X POST '{base}/webchat/{webchat_key}/visitors'
                     gives a visitor token; the visitor's socket is {visitor_ws}?key={webchat_key}&token=<token>
 
@@ -272,6 +302,7 @@ Switchboard is running locally (Ctrl-C stops everything).
         number = dev::SMS_NUMBER,
         form = form_path.display(),
         agent = dev::AGENT,
+        receiver = receiver.base_url,
     );
     shutdown_signal().await;
     eprintln!("stopping");
