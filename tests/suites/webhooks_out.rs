@@ -32,9 +32,9 @@ async fn subscribed_events_arrive_signed_retried_until_the_receiver_recovers_and
 
     // An agent may not subscribe anything; an admin subscribes the receiver to three events.
     let body = json!({ "url": format!("{}/in", receiver.base_url), "events": ["conversation.created", "message.created", "conversation.resolved"] });
-    let (s, _) = t.send_as("POST", "/webhooks", &t.token(), Some(body.clone())).await;
+    let (s, _) = t.send_as("POST", "/webhook-endpoints", &t.token(), Some(body.clone())).await;
     assert_eq!(s, 403);
-    let (s, created) = t.send_as("POST", "/webhooks", &admin, Some(body)).await;
+    let (s, created) = t.send_as("POST", "/webhook-endpoints", &admin, Some(body)).await;
     assert_eq!(s, 201, "{created}");
     let endpoint = created["endpoint"]["id"].as_str().unwrap().to_owned();
     let secret = created["secret"].as_str().unwrap().to_owned();
@@ -67,7 +67,7 @@ async fn subscribed_events_arrive_signed_retried_until_the_receiver_recovers_and
     let conversation = message["payload"]["data"]["conversation_id"].as_str().unwrap().to_owned();
 
     // The delivery log shows every attempt, newest delivery first.
-    let (s, log) = t.get_as(&format!("/webhooks/{endpoint}/deliveries"), &admin).await;
+    let (s, log) = t.get_as(&format!("/webhook-endpoints/{endpoint}/deliveries"), &admin).await;
     assert_eq!(s, 200, "{log}");
     let items = log["items"].as_array().unwrap();
     assert_eq!(items.len(), 2, "{log}");
@@ -94,7 +94,8 @@ async fn subscribed_events_arrive_signed_retried_until_the_receiver_recovers_and
 
     // An admin sends one delivery again: the same webhook-id, freshly signed.
     let first = items[1]["msg_id"].as_str().unwrap().to_owned();
-    let (s, b) = t.send_as("POST", &format!("/webhooks/{endpoint}/deliveries/{first}/redeliver"), &admin, None).await;
+    let (s, b) =
+        t.send_as("POST", &format!("/webhook-endpoints/{endpoint}/deliveries/{first}/redeliver"), &admin, None).await;
     assert_eq!(s, 202, "{b}");
     eventually("the redelivery arrived", || async {
         let got = by_id(&receiver).await;
@@ -104,7 +105,7 @@ async fn subscribed_events_arrive_signed_retried_until_the_receiver_recovers_and
     let (s, _) = t
         .send_as(
             "POST",
-            &format!("/webhooks/{endpoint}/deliveries/msg_01ARZ3NDEKTSV4RRFFQ69G5FAV/redeliver"),
+            &format!("/webhook-endpoints/{endpoint}/deliveries/msg_01ARZ3NDEKTSV4RRFFQ69G5FAV/redeliver"),
             &admin,
             None,
         )
@@ -112,7 +113,7 @@ async fn subscribed_events_arrive_signed_retried_until_the_receiver_recovers_and
     assert_eq!(s, 404);
 
     // A rotation: both secrets sign for a day, so a receiver still holding the old one verifies.
-    let (s, rotated) = t.send_as("POST", &format!("/webhooks/{endpoint}/rotate-secret"), &admin, None).await;
+    let (s, rotated) = t.send_as("POST", &format!("/webhook-endpoints/{endpoint}/rotate-secret"), &admin, None).await;
     assert_eq!(s, 200, "{rotated}");
     assert_ne!(rotated["secret"], secret);
     assert_eq!(rotated["endpoint"]["secrets"].as_array().unwrap().len(), 2);
@@ -126,15 +127,16 @@ async fn subscribed_events_arrive_signed_retried_until_the_receiver_recovers_and
     assert_eq!((later["verified"].as_bool(), later["status"].as_u64()), (Some(true), Some(204)), "{later}");
 
     // Disabled: nothing more is sent; the list shows it.
-    let (s, b) = t.send_as("PUT", &format!("/webhooks/{endpoint}"), &admin, Some(json!({ "enabled": false }))).await;
+    let (s, b) =
+        t.send_as("PUT", &format!("/webhook-endpoints/{endpoint}"), &admin, Some(json!({ "enabled": false }))).await;
     assert_eq!((s, &b["endpoint"]["enabled"]), (200, &json!(false)), "{b}");
-    let (s, list) = t.get_as("/webhooks", &admin).await;
+    let (s, list) = t.get_as("/webhook-endpoints", &admin).await;
     assert_eq!(s, 200);
     assert_eq!(list["endpoints"][0]["enabled"], false);
     assert!(list["events"].as_array().unwrap().iter().any(|e| e == "sla.breached"));
     assert!(!list.to_string().contains(rotated["secret"].as_str().unwrap()), "secrets stay masked");
-    let (s, _) = t.send_as("DELETE", &format!("/webhooks/{endpoint}"), &admin, None).await;
+    let (s, _) = t.send_as("DELETE", &format!("/webhook-endpoints/{endpoint}"), &admin, None).await;
     assert_eq!(s, 204);
-    let (s, _) = t.get_as(&format!("/webhooks/{endpoint}/deliveries"), &admin).await;
+    let (s, _) = t.get_as(&format!("/webhook-endpoints/{endpoint}/deliveries"), &admin).await;
     assert_eq!(s, 404);
 }

@@ -1,4 +1,4 @@
-//! POST /webhooks — subscribe an endpoint to events (admins). Body:
+//! POST /webhook-endpoints — subscribe an endpoint to events (admins). Body:
 //! `{"url": "https://...", "events"?: ["conversation.created", ...], "description"?: "...", "enabled"?: true}`
 //! (no `events`, or an empty list: every event). In AWS the URL must be https on a public address
 //! (private, loopback and link-local ones are refused: 400). Answers 201 with the endpoint and its
@@ -70,8 +70,8 @@ mod tests {
         let auth = bearer("s", "acme", "alice", role);
         let req = kit::apigw::test_request(
             "POST",
-            "/webhooks",
-            "/webhooks",
+            "/webhook-endpoints",
+            "/webhook-endpoints",
             &[],
             &[("authorization", &auth)],
             Some(body.as_bytes()),

@@ -1,4 +1,4 @@
-//! DELETE /webhooks/{id} — stop sending to an endpoint (admins). Deliveries already queued are
+//! DELETE /webhook-endpoints/{id} — stop sending to an endpoint (admins). Deliveries already queued are
 //! dropped; its log expires on its own. Audited.
 
 use api::hooks::{endpoint_view, managed_endpoint, HookAdmin};

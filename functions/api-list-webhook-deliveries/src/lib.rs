@@ -1,4 +1,4 @@
-//! GET /webhooks/{id}/deliveries — an endpoint's delivery log (admins), newest first: per event its
+//! GET /webhook-endpoints/{id}/deliveries — an endpoint's delivery log (admins), newest first: per event its
 //! `webhook-id`, type, state (`retrying`, `succeeded`, `failed`), every attempt (time, HTTP status,
 //! latency, error, manual) and the next attempt's time. Query: `limit` (1-100, default 50),
 //! `cursor`. Kept 30 days.

@@ -1,4 +1,4 @@
-//! GET /webhooks — the workspace's webhook endpoints (admins), secrets masked, with the event
+//! GET /webhook-endpoints — the workspace's webhook endpoints (admins), secrets masked, with the event
 //! names an endpoint may subscribe to.
 
 use api::hooks::{endpoint_view, HookAdmin};

@@ -1,4 +1,4 @@
-//! POST /webhooks/{id}/deliveries/{msg_id}/redeliver — send one logged delivery again (admins):
+//! POST /webhook-endpoints/{id}/deliveries/{msg_id}/redeliver — send one logged delivery again (admins):
 //! the same `webhook-id` and body, freshly signed, on the full retry schedule. 202 once queued.
 
 use std::sync::Arc;

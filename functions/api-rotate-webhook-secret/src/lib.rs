@@ -1,4 +1,4 @@
-//! POST /webhooks/{id}/rotate-secret — a new signing secret (admins), shown this once. The previous
+//! POST /webhook-endpoints/{id}/rotate-secret — a new signing secret (admins), shown this once. The previous
 //! one keeps signing for 24 hours (every delivery carries both signatures), so receivers switch
 //! without losing a delivery. Audited without the secret.
 

@@ -1,4 +1,4 @@
-//! PUT /webhooks/{id} — change an endpoint (admins): `{"url"?, "events"?, "description"?,
+//! PUT /webhook-endpoints/{id} — change an endpoint (admins): `{"url"?, "events"?, "description"?,
 //! "enabled"?}`, each optional. Enabling an endpoint that was disabled for failing clears its
 //! failure record; deliveries it missed can be sent again from its log. Audited before and after.
 

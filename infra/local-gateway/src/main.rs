@@ -261,7 +261,7 @@ Switchboard is running locally (Ctrl-C stops everything).
                     curl -sS -X POST '{base}/webhooks/form/{ws}' -d 'email=ana%40example.com&message=Hello'
   webhooks          every event of {ws} goes to {receiver} (the local receiver verifies it
                     with the Standard Webhooks library): curl -sS {receiver}/_received;
-                    the endpoint and its log: GET {base}/webhooks (as an admin token:
+                    the endpoint and its log: GET {base}/webhook-endpoints (as an admin token:
                     `cargo run -p switchboard-local -- token --role admin`)
   web chat          widget key {webchat_key}: curl -sS -X POST '{base}/webchat/{webchat_key}/visitors'
                     gives a visitor token; the visitor's socket is {visitor_ws}?key={webchat_key}&token=<token>
