@@ -265,7 +265,7 @@ async fn compose(
     let (cost, entry) = estimate_message(&message, costing)?;
     message.cost = Some(cost);
     let response = serde_json::json!({ "message": message });
-    Ok((Composed { message, cost: Some(entry), response, counted }, budgets))
+    Ok((Composed { message, cost: Some(entry), response, counted, survey: None }, budgets))
 }
 
 #[cfg(test)]

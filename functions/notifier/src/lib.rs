@@ -1,16 +1,20 @@
 //! The notifier: consumes the notification FIFO queue (in order per conversation), fans each event
 //! out to the sockets that should see it (`app::fanout`), then hands it to the workspace's outbound
 //! webhook endpoints (`app::hooks::dispatch`: one job per subscribed endpoint on the webhook queue).
-//! Store and queue failures are retried (the event is redelivered: the webhook jobs it queued
-//! again carry the same `webhook-id`s); a socket that fails is skipped.
+//! A conversation's resolution also asks the customer's satisfaction (`app::csat`: once, on
+//! their channel, through the reply path). Store and queue failures are retried (the event is
+//! redelivered: the webhook jobs it queued again carry the same `webhook-id`s, the survey its
+//! idempotency key); a socket that fails is skipped.
 
 use std::sync::Arc;
 
+use app::csat::{Asker, Links};
 use app::fanout::{fan_out, Sockets};
 use app::hooks::{dispatch, EndpointCache};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use domain::events::Notification;
-use domain::ports::{ConnectionPusher, HookQueue};
+use domain::events::{ConversationChange, Notification};
+use domain::finance::service::RateCardCache;
+use domain::ports::{ConnectionPusher, HookQueue, OutboundQueue};
 use kit::fifo::{parse_body, process_in_order};
 use lambda_runtime::Error;
 use store::Store;
@@ -27,11 +31,19 @@ pub struct Deps {
     pub hooks: Arc<dyn HookQueue>,
     /// Each workspace's endpoints, per container.
     pub endpoints: EndpointCache,
+    /// Where the satisfaction survey is queued, priced and linked from.
+    pub outbound: Arc<dyn OutboundQueue>,
+    pub rates: RateCardCache,
+    pub links: Links,
 }
 
 impl Deps {
-    /// `TABLE_NAME`, `WEBSOCKET_ENDPOINT`, `VISITOR_SOCKET_ENDPOINT`, `WEBHOOK_QUEUE_URL`.
+    /// `TABLE_NAME`, `WEBSOCKET_ENDPOINT`, `VISITOR_SOCKET_ENDPOINT`, `WEBHOOK_QUEUE_URL`,
+    /// `OUTBOUND_QUEUE_URL`, `PUBLIC_BASE_URL` and the API's token secret (which signs the
+    /// survey's rating links).
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        let auth = kit::auth::Authenticator::from_config(config, aws).await?;
+        let sqs = aws_sdk_sqs::Client::new(aws);
         Ok(Self {
             store: Arc::new(store::DynamoStore::new(
                 aws_sdk_dynamodb::Client::new(aws),
@@ -39,8 +51,11 @@ impl Deps {
             )),
             pusher: Arc::new(ApiGatewayPusher::new(aws, &config.required("WEBSOCKET_ENDPOINT")?)),
             visitors: Arc::new(ApiGatewayPusher::new(aws, &config.required("VISITOR_SOCKET_ENDPOINT")?)),
-            hooks: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("WEBHOOK_QUEUE_URL")?)),
+            hooks: Arc::new(queue::SqsQueue::new(sqs.clone(), config.required("WEBHOOK_QUEUE_URL")?)),
             endpoints: EndpointCache::default(),
+            outbound: Arc::new(queue::SqsQueue::new(sqs, config.required("OUTBOUND_QUEUE_URL")?)),
+            rates: RateCardCache::default(),
+            links: Links { base_url: config.required("PUBLIC_BASE_URL")?, key: auth.link_key().to_vec() },
         })
     }
 }
@@ -58,6 +73,17 @@ pub async fn handle(deps: &Deps, event: SqsEvent) -> Result<SqsBatchResponse, Er
             .and_then(|t| t.parse::<u64>().ok())
             .unwrap_or_else(|| u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or_default());
         dispatch(&*deps.store, &deps.endpoints, &*deps.hooks, &event, queued_ms, now).await?;
+        if let Notification::ConversationChanged {
+            workspace,
+            conversation_id,
+            change: ConversationChange::Resolved,
+            ..
+        } = &event
+        {
+            let asker =
+                Asker { store: &*deps.store, outbound: &*deps.outbound, rates: &deps.rates, links: &deps.links };
+            asker.ask(workspace, *conversation_id, now).await?;
+        }
         Ok(())
     })
     .await)
@@ -89,6 +115,9 @@ mod tests {
             visitors: Arc::new(Nobody),
             hooks: Arc::new(queue::memory::MemoryQueue::new()),
             endpoints: EndpointCache::default(),
+            outbound: Arc::new(queue::memory::MemoryQueue::new()),
+            rates: RateCardCache::default(),
+            links: Links { base_url: "http://localhost".into(), key: b"k".to_vec() },
         };
         let mut event: SqsEvent = serde_json::from_str(FIXTURE).unwrap();
         let res = handle(&deps, event.clone()).await.unwrap();

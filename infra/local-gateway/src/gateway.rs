@@ -138,6 +138,8 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "api-list-whatsapp-templates" => http!(api_list_whatsapp_templates),
         "api-delete-canned" => http!(api_delete_canned),
         "api-update-canned" => http!(api_update_canned),
+        "csat-rate-page" => http!(csat_rate_page),
+        "csat-rate" => http!(csat_rate),
         "api-create-webhook" => http!(api_create_webhook),
         "api-list-webhooks" => http!(api_list_webhooks),
         "api-update-webhook" => http!(api_update_webhook),

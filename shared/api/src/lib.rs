@@ -8,6 +8,7 @@ use domain::finance::service::RateCardCache;
 use kit::auth::Authenticator;
 use store::Store;
 
+pub mod csat;
 #[cfg(feature = "hooks")]
 pub mod hooks;
 #[cfg(feature = "webhook")]

@@ -49,6 +49,9 @@ pub const META_REDACTED: &str = domain::redact::META_KEY;
 /// `metadata.sender_unverified` on a message from such a sender.
 pub const META_SENDER_UNVERIFIED: &str = "sender_unverified";
 
+/// `metadata.csat_score` of a customer's message that answered a satisfaction survey.
+pub const META_CSAT_SCORE: &str = "csat_score";
+
 /// `metadata.auto_reply` of the acknowledgement sent outside business hours.
 pub const AUTO_REPLY_AFTER_HOURS: &str = "after_hours";
 
@@ -103,6 +106,8 @@ pub enum Ingested {
         new_conversation: bool,
         /// The conversation had neither an owner nor a place in the queue when the message joined it.
         needs_routing: bool,
+        /// The message answered a satisfaction survey with this score.
+        answered: Option<u8>,
     },
     Duplicate {
         conversation: ConversationId,
@@ -214,6 +219,16 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             opened: matches!(outcome, Ingested::Stored { new_conversation: true, .. }),
         };
         self.notifications.publish(&note).await?;
+        if let Ingested::Stored { answered: Some(score), .. } = outcome {
+            let rated = Notification::CsatReceived {
+                workspace: m.workspace.clone(),
+                conversation_id: conversation,
+                score,
+                channel: m.channel,
+                comment: None,
+            };
+            self.notifications.publish(&rated).await?;
+        }
         // The clocks this message started get their timers; a redelivery starts the timers of every
         // running clock again (idempotent by name), so a crash before this line loses none.
         match outcome {
@@ -373,7 +388,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             }
         };
         let response = serde_json::json!({ "message_id": message.id });
-        Ok(Some(Composed { message, cost, response, counted }))
+        Ok(Some(Composed { message, cost, response, counted, survey: None }))
     }
 
     /// Budget alerts are level-triggered: a failed check is caught up by the next message's, so it
@@ -500,13 +515,36 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             (None, Some(hint)) => self.hinted_conversation(ws, hint).await?,
             _ => None,
         };
-        let target = match thread_hinted(current.as_ref(), hinted.as_ref(), contact_id) {
-            Threading::Append(id) => [hinted, current.clone()].into_iter().flatten().find(|c| c.id == id),
-            Threading::StartNew => None,
+        // A survey answer (`domain::csat`): the whole message is a score and a survey waits for
+        // it — in the current conversation, or the one it replaced if nobody wrote to the customer
+        // since. It joins the surveyed conversation without reopening it.
+        let answer = match (m.text.as_deref().and_then(domain::csat::parse_score), current.as_ref(), &hinted) {
+            (Some(score), Some(cur), None) => match domain::csat::answer_target(cur, m.channel, at) {
+                Some(domain::csat::AnswerTarget::This) => Some((cur.clone(), score)),
+                Some(domain::csat::AnswerTarget::Replaced(id)) => store
+                    .conversation(ws, id)
+                    .await?
+                    .filter(|c| c.csat.as_ref().is_some_and(|s| s.awaits(m.channel, at)))
+                    .map(|c| (c, score)),
+                None => None,
+            },
+            _ => None,
+        };
+        let answered = answer.as_ref().map(|(_, score)| *score);
+        let target = match (answer, thread_hinted(current.as_ref(), hinted.as_ref(), contact_id)) {
+            (Some((c, _)), _) => Some(c),
+            (None, Threading::Append(id)) => [hinted, current.clone()].into_iter().flatten().find(|c| c.id == id),
+            (None, Threading::StartNew) => None,
         };
         let mut classified_with = None;
         let mut timers = vec![];
         let (write, conversation_id, new_conversation, assignee, needs_routing) = match target {
+            Some(mut c) if answered.is_some() => {
+                let expected_version = c.version;
+                domain::csat::record_answer(&mut c, answered.unwrap_or_default(), at);
+                let (id, assignee) = (c.id, c.assignee.clone());
+                (ConversationWrite::Update { conversation: c, expected_version }, id, false, assignee, false)
+            }
             Some(mut c) => {
                 let expected_version = c.version;
                 c.record_inbound(route.clone(), at);
@@ -529,11 +567,19 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
                 classified_with = Some(rules);
                 timers = Self::start_clocks(&settings.setup, &mut c, m.channel, at);
                 c.previous_owner = previous.as_ref().and_then(|p| p.assignee.clone());
+                // A survey the replaced conversation still waits for may yet be answered there.
+                c.pending_survey = previous
+                    .as_ref()
+                    .filter(|p| p.csat.as_ref().is_some_and(|s| s.awaits(m.channel, at)))
+                    .map(|p| p.id);
                 let id = c.id;
                 (ConversationWrite::Create { conversation: c, replaces: previous.map(|p| p.id) }, id, true, None, true)
             }
         };
         let mut message = Message::received(m, conversation_id, contact_id, route);
+        if let Some(score) = answered {
+            message.metadata.insert(META_CSAT_SCORE.to_owned(), score.into());
+        }
         // What customers should never have typed (cards, IBANs, the workspace's patterns) is masked
         // before anything is stored.
         if let Some(text) = &message.text {
@@ -603,7 +649,8 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
         let known = Known { conversation: written, rules: classified_with };
         // The identity's hint follows the contact's current conversation: written when a new one
         // starts, or when the read found it missing or stale (once; then it is fresh again).
-        let hint = (new_conversation || !hint_fresh).then(|| m.identity.clone());
+        // (An answer goes to the surveyed conversation, which may not be the current one.)
+        let hint = (answered.is_none() && (new_conversation || !hint_fresh)).then(|| m.identity.clone());
         let commit = InboundCommit {
             hint,
             consent,
@@ -621,6 +668,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
                     message: message_id,
                     new_conversation,
                     needs_routing,
+                    answered,
                 },
                 known,
                 timers,
@@ -758,6 +806,84 @@ mod tests {
         store.current_conversation(&ws(), &contact).await.unwrap().unwrap()
     }
 
+    /// Resolves the sender's current conversation and asks its survey as the notifier does.
+    async fn resolve_and_ask(deps: &Deps, store: &MemoryStore, from: &str) -> Conversation {
+        let conv = conversation_of(store, from).await;
+        let mut resolved = conv.clone();
+        resolved.status = domain::ConversationStatus::Resolved;
+        store::contract::replace_conversation(store, &conv, resolved).await;
+        let links = crate::csat::Links { base_url: "https://api.example.com".into(), key: b"k".to_vec() };
+        let asker = crate::csat::Asker { store, outbound: &*deps.queue, rates: &deps.rates, links: &links };
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(asker.ask(&ws(), conv.id, now).await.unwrap(), crate::csat::Asked::Asked(domain::Channel::Sms));
+        assert_eq!(asker.ask(&ws(), conv.id, now).await.unwrap(), crate::csat::Asked::Skipped, "asked once");
+        store.conversation(&ws(), conv.id).await.unwrap().unwrap()
+    }
+
+    fn rated(q: &MemoryQueue) -> Vec<(ConversationId, u8)> {
+        q.sent()
+            .into_iter()
+            .filter(|(_, _, b)| b["type"] == "csat_received")
+            .map(|(_, _, b)| {
+                (
+                    ConversationId::parse(b["conversation_id"].as_str().unwrap()).unwrap(),
+                    b["score"].as_u64().unwrap() as u8,
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_score_answers_the_survey_without_reopening_and_other_text_is_an_ordinary_message() {
+        let (deps, store, q) = deps();
+        let from = "+14155552690";
+        ingest(&deps, inbound("SM00000000000000000000000000000071", from, "My parcel is late")).await.unwrap();
+        let surveyed = resolve_and_ask(&deps, &store, from).await;
+        let survey = surveyed.csat.clone().expect("the survey is on the conversation");
+        assert_eq!(survey.channel, domain::Channel::Sms);
+        let question = store.message(&ws(), surveyed.id, survey.message_id).await.unwrap().unwrap();
+        assert_eq!(question.text.as_deref(), Some(domain::csat::DEFAULT_QUESTION));
+        assert!(question.cost.is_some(), "priced like any message");
+        assert_eq!(question.metadata["auto_reply"], "csat");
+
+        let out = ingest(&deps, inbound("SM00000000000000000000000000000072", from, "4")).await.unwrap();
+        assert!(
+            matches!(out, Ingested::Stored { answered: Some(4), new_conversation: false, needs_routing: false, .. }),
+            "{out:?}"
+        );
+        let after = store.conversation(&ws(), surveyed.id).await.unwrap().unwrap();
+        assert_eq!(after.status, domain::ConversationStatus::Resolved, "an answer does not reopen");
+        assert_eq!(after.csat.as_ref().and_then(|s| s.score), Some(4));
+        assert_eq!(rated(&q), [(surveyed.id, 4)]);
+        let msgs = store.messages(&ws(), surveyed.id, Order::Oldest, 10, None).await.unwrap().items;
+        assert_eq!(msgs.last().unwrap().metadata[META_CSAT_SCORE], 4, "the answer is kept, tagged");
+
+        // Answered: the next "5" and any other text are ordinary messages in a new conversation.
+        ingest(&deps, inbound("SM00000000000000000000000000000073", from, "5")).await.unwrap();
+        let next = conversation_of(&store, from).await;
+        assert_ne!(next.id, surveyed.id);
+        assert_eq!(rated(&q).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_late_score_reaches_the_surveyed_conversation_unless_someone_wrote_in_the_new_one() {
+        let (deps, store, q) = deps();
+        let from = "+14155552691";
+        ingest(&deps, inbound("SM00000000000000000000000000000081", from, "Where is my refund?")).await.unwrap();
+        let surveyed = resolve_and_ask(&deps, &store, from).await;
+        // Not a score: never swallowed; it opens a new conversation that remembers the survey.
+        ingest(&deps, inbound("SM00000000000000000000000000000082", from, "4 items are missing")).await.unwrap();
+        let newer = conversation_of(&store, from).await;
+        assert_ne!(newer.id, surveyed.id);
+        assert_eq!(newer.pending_survey, Some(surveyed.id));
+        // Nobody has written to the customer in the new one yet: "3" is the survey's answer.
+        ingest(&deps, inbound("SM00000000000000000000000000000083", from, "3")).await.unwrap();
+        assert_eq!(rated(&q), [(surveyed.id, 3)]);
+        let old = store.conversation(&ws(), surveyed.id).await.unwrap().unwrap();
+        assert_eq!(old.csat.and_then(|s| s.score), Some(3));
+        assert_eq!(conversation_of(&store, from).await.id, newer.id, "the new conversation stays current");
+    }
+
     #[tokio::test]
     async fn new_conversations_are_routed_by_skill_and_wait_when_nobody_qualifies() {
         use domain::ports::{AgentStore, AuditLog, RoutingStore};
@@ -838,7 +964,13 @@ mod tests {
         let b = ingest(&deps, inbound("SM00000000000000000000000000000002", "+14155552671", "two")).await.unwrap();
         let again = ingest(&deps, inbound("SM00000000000000000000000000000001", "+14155552671", "one")).await.unwrap();
         let (
-            Ingested::Stored { conversation: c1, message: m1, new_conversation: true, needs_routing: true },
+            Ingested::Stored {
+                conversation: c1,
+                message: m1,
+                new_conversation: true,
+                needs_routing: true,
+                answered: None,
+            },
             Ingested::Stored { conversation: c2, new_conversation: false, .. },
         ) = (a, b)
         else {

@@ -11,6 +11,8 @@
 //!   reports it (the sender, Twilio's callback, WhatsApp/Telegram/Meta through the inbound queue).
 //! - [`export`]: everything held about one contact, as an archive behind a short-lived link.
 //! - [`fanout`]: an event pushed to the agents' (and a web chat visitor's) sockets that should see it.
+//! - [`csat`]: the satisfaction survey asked on resolve (once, on the customer's channel) and the
+//!   answers that come by email rating link.
 //! - [`hooks`]: outbound webhooks — an event to every subscribed endpoint, signed per Standard
 //!   Webhooks, retried on the spec's schedule, logged, redelivered on demand.
 //! - [`sla`]: a service-level timer's warning or breach, recorded, announced and escalated.
@@ -18,6 +20,7 @@
 //!   exactly once, and its provider price reconciled.
 
 pub mod cache;
+pub mod csat;
 pub mod delivery;
 pub mod export;
 pub mod fanout;

@@ -48,6 +48,8 @@ pub struct Composed {
     pub response: serde_json::Value,
     /// The usage the estimate counted (the rest travels on the job).
     pub counted: Usage,
+    /// A satisfaction survey this message asks: recorded on the conversation in the same commit.
+    pub survey: Option<domain::csat::Survey>,
 }
 
 /// The outcome.
@@ -109,7 +111,7 @@ where
         let Some(composed) = compose(conversation, at).await.map_err(ReplyError::Refused)? else {
             return Ok(Queued::Skipped);
         };
-        let Composed { message, cost, response, counted } = composed;
+        let Composed { message, cost, response, counted, survey } = composed;
         let record = IdempotencyRecord {
             workspace: req.workspace.clone(),
             agent: req.author.clone(),
@@ -126,6 +128,9 @@ where
             // An automatic answer marks nothing read; a person's reply answers everything before it.
             Sender::System => next.record_auto_reply(at),
             _ => next.record_outbound(at),
+        }
+        if survey.is_some() {
+            next.csat = survey;
         }
         let commit = ReplyCommit { conversation: next, expected_version, message, idempotency: record.clone(), cost };
         match store.commit_reply(commit).await {
@@ -181,7 +186,13 @@ mod tests {
             let sender = Sender::Agent { id: AgentId::parse("ada").unwrap() };
             let m = Message::queued_outbound(c.workspace.clone(), c.id, route, sender, text, Default::default(), now);
             let response = serde_json::json!({ "message_id": m.id });
-            std::future::ready(Ok(Some(Composed { message: m, cost: None, response, counted: Usage::default() })))
+            std::future::ready(Ok(Some(Composed {
+                message: m,
+                cost: None,
+                response,
+                counted: Usage::default(),
+                survey: None,
+            })))
         }
     }
 

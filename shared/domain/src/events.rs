@@ -331,6 +331,16 @@ pub enum Notification {
         assignee: Option<AgentId>,
         actions: Vec<crate::sla::BreachAction>,
     },
+    /// A customer rated a conversation: a reply that is a score, or an email rating link (the
+    /// comment the rating page offers comes as a second event, with `comment`).
+    CsatReceived {
+        workspace: WorkspaceId,
+        conversation_id: ConversationId,
+        score: u8,
+        channel: Channel,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
     /// An outbound webhook endpoint failed for a day without a success and was disabled: for
     /// supervisors and admins (and the audit trail).
     WebhookEndpointDisabled {
@@ -389,6 +399,7 @@ impl Notification {
             | Notification::ContactTyping { workspace, .. }
             | Notification::PresenceChanged { workspace, .. }
             | Notification::WebhookEndpointDisabled { workspace, .. }
+            | Notification::CsatReceived { workspace, .. }
             | Notification::NoteAdded { workspace, .. } => workspace,
         }
     }
@@ -403,6 +414,7 @@ impl Notification {
             | Notification::ContactTyping { conversation_id, .. }
             | Notification::SlaWarning { conversation_id, .. }
             | Notification::SlaBreached { conversation_id, .. }
+            | Notification::CsatReceived { conversation_id, .. }
             | Notification::NoteAdded { conversation_id, .. } => Some(*conversation_id),
             Notification::BudgetThresholdReached { .. }
             | Notification::PresenceChanged { .. }
@@ -419,6 +431,7 @@ impl Notification {
             | Notification::ContactTyping { workspace, conversation_id, .. }
             | Notification::SlaWarning { workspace, conversation_id, .. }
             | Notification::SlaBreached { workspace, conversation_id, .. }
+            | Notification::CsatReceived { workspace, conversation_id, .. }
             | Notification::NoteAdded { workspace, conversation_id, .. } => {
                 format!("{workspace}:{conversation_id}")
             }
@@ -446,6 +459,9 @@ impl Notification {
             | Notification::ContactTyping { id, .. }
             | Notification::PresenceChanged { id, .. } => format!("live:{id}"),
             Notification::NoteAdded { note_id, .. } => format!("note:{note_id}"),
+            Notification::CsatReceived { conversation_id, comment, .. } => {
+                format!("csat:{conversation_id}{}", if comment.is_some() { ":comment" } else { "" })
+            }
             Notification::WebhookEndpointDisabled { endpoint_id, failing_since, .. } => {
                 format!("hook-off:{endpoint_id}:{}", failing_since.unix_timestamp())
             }

@@ -42,10 +42,12 @@ pub enum EventType {
     SlaBreached,
     #[serde(rename = "budget.threshold_reached")]
     BudgetThresholdReached,
+    #[serde(rename = "csat.received")]
+    CsatReceived,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 11] = [
         EventType::ConversationCreated,
         EventType::ConversationAssigned,
         EventType::ConversationResolved,
@@ -56,6 +58,7 @@ impl EventType {
         EventType::SlaWarning,
         EventType::SlaBreached,
         EventType::BudgetThresholdReached,
+        EventType::CsatReceived,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +73,7 @@ impl EventType {
             EventType::SlaWarning => "sla.warning",
             EventType::SlaBreached => "sla.breached",
             EventType::BudgetThresholdReached => "budget.threshold_reached",
+            EventType::CsatReceived => "csat.received",
         }
     }
 
@@ -101,6 +105,7 @@ pub fn events_of(n: &Notification) -> Vec<EventType> {
         Notification::SlaWarning { .. } => vec![EventType::SlaWarning],
         Notification::SlaBreached { .. } => vec![EventType::SlaBreached],
         Notification::BudgetThresholdReached { .. } => vec![EventType::BudgetThresholdReached],
+        Notification::CsatReceived { .. } => vec![EventType::CsatReceived],
         _ => vec![],
     }
 }

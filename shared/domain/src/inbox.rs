@@ -416,6 +416,8 @@ mod tests {
             split_from: None,
             splits: vec![],
             sla: Default::default(),
+            csat: None,
+            pending_survey: None,
             version: 3,
         }
     }

@@ -8,6 +8,7 @@ pub mod canned;
 pub mod channels;
 pub mod consent;
 pub mod contacts;
+pub mod csat;
 pub mod delivery;
 pub mod error;
 pub mod events;

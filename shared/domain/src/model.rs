@@ -360,6 +360,12 @@ pub struct Conversation {
     /// Service-level clocks: first/next response and resolution, their due times and breaches.
     #[serde(default)]
     pub sla: crate::sla::Sla,
+    /// The satisfaction survey asked when it was resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csat: Option<crate::csat::Survey>,
+    /// The conversation this one replaced still waits for a survey answer (`domain::csat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_survey: Option<ConversationId>,
     /// Optimistic-concurrency version: every write is conditional on the version it read.
     pub version: u64,
 }

@@ -78,6 +78,8 @@ impl Conversation {
             split_from: None,
             splits: vec![],
             sla: Default::default(),
+            csat: None,
+            pending_survey: None,
             version: 0,
         }
     }

@@ -67,6 +67,8 @@ pub struct Authenticator {
     encoding: EncodingKey,
     validation: Validation,
     visitor_validation: Validation,
+    /// Signs the satisfaction survey's email rating links (`domain::csat::link_key`).
+    link_key: Vec<u8>,
 }
 
 /// The issuer of web chat visitors' tokens: an agent's token is never a visitor's, nor the reverse.
@@ -107,7 +109,13 @@ impl Authenticator {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             validation,
             visitor_validation,
+            link_key: domain::csat::link_key(secret.as_bytes()),
         }
+    }
+
+    /// The key of the satisfaction survey's rating links.
+    pub fn link_key(&self) -> &[u8] {
+        &self.link_key
     }
 
     /// A token for a web chat visitor of the widget `key`, valid for `ttl`.

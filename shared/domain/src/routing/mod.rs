@@ -265,6 +265,9 @@ pub struct RoutingRules {
     /// Sent once per conversation when it arrives outside business hours.
     #[serde(default = "default_after_hours")]
     pub after_hours_message: String,
+    /// The satisfaction survey asked when a conversation is resolved (on by default).
+    #[serde(default)]
+    pub csat: crate::csat::Policy,
 }
 
 fn default_capacity() -> u32 {
@@ -287,6 +290,7 @@ impl Default for RoutingRules {
             default_capacity: default_capacity(),
             hours: None,
             after_hours_message: default_after_hours(),
+            csat: crate::csat::Policy::default(),
         }
     }
 }
@@ -316,6 +320,7 @@ impl RoutingRules {
         if let Some(h) = &self.hours {
             h.validate()?;
         }
+        self.csat.validate().map_err(|e| invalid(format!("csat.{e}")))?;
         Ok(())
     }
 

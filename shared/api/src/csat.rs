@@ -1,0 +1,45 @@
+//! The satisfaction survey's public pages (the email rating links): small, self-contained HTML,
+//! nothing loaded from elsewhere, nothing the customer typed echoed back.
+
+use lambda_http::{Body, Response};
+
+const STYLE: &str =
+    "body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#1f2937}\
+h1{font-size:1.4rem}.stars{font-size:2rem;letter-spacing:.2rem;color:#f59e0b}textarea{width:100%;min-height:6rem}\
+button{margin-top:1rem;padding:.6rem 1.2rem;font-size:1rem;border:0;border-radius:.4rem;background:#2563eb;color:#fff}";
+
+fn html(status: u16, title: &str, body: &str) -> Response<Body> {
+    let doc = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+<meta name=\"robots\" content=\"noindex\"><title>{title}</title><style>{STYLE}</style></head><body>{body}</body></html>"
+    );
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/html; charset=utf-8")
+        .header("cache-control", "no-store")
+        .header("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+        .header("referrer-policy", "no-referrer")
+        .body(Body::Text(doc))
+        .expect("static response parts")
+}
+
+/// A page with a heading and one sentence (the sentence is ours, never the customer's).
+pub fn page(status: u16, title: &str, message: &str) -> Response<Body> {
+    html(status, title, &format!("<h1>{title}</h1><p>{message}</p>"))
+}
+
+/// The rating link's page: the score picked, a comment box, and the button that records both.
+pub fn confirm_page(token: &str, score: u8) -> Response<Body> {
+    let stars: String = (1..=5).map(|i| if i <= score { '★' } else { '☆' }).collect();
+    // The token is ours (base64url, digits, dots); the form posts back to the same path.
+    let token: String = token.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')).collect();
+    html(
+        200,
+        "How did we do?",
+        &format!(
+            "<h1>How did we do?</h1><p class=\"stars\" aria-label=\"{score} out of 5\">{stars}</p>\
+<form method=\"post\" action=\"{token}\"><label for=\"comment\">Anything to add? (optional)</label>\
+<textarea id=\"comment\" name=\"comment\" maxlength=\"1000\"></textarea><button type=\"submit\">Send my rating</button></form>"
+        ),
+    )
+}
