@@ -99,7 +99,7 @@ pub fn question_text(policy: &Policy, channel: Channel, links: Option<&[String; 
         (Channel::Email, Some(links)) => {
             let mut out = format!("{q}\n\n");
             for (i, l) in links.iter().enumerate() {
-                out.push_str(&format!("{} — {}\n", i + 1, l));
+                out.push_str(&format!("{}: {}\n", i + 1, l));
             }
             out
         }

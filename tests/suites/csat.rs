@@ -1,0 +1,124 @@
+//! Customer satisfaction end to end on the local stack: resolving an SMS conversation sends the
+//! survey question through fake Twilio, the customer's "4" answers it without reopening anything,
+//! and the rating reaches an outbound webhook (verified with the Standard Webhooks library); an
+//! email survey's rating link records once, and a forged link is refused.
+
+use domain::Role;
+use serde_json::json;
+use switchboard_e2e::*;
+use switchboard_local::receiver::WebhookReceiver;
+
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+async fn resolve(t: &TestStack, id: &str) {
+    let admin = t.token_as("root", Role::Admin);
+    let (s, b) =
+        t.send_as("PATCH", &format!("/conversations/{id}"), &admin, Some(json!({ "status": "resolved" }))).await;
+    assert_eq!(s, 200, "{b}");
+}
+
+async fn conversation(t: &TestStack, id: &str) -> serde_json::Value {
+    let (s, c) = t.get(&format!("/conversations/{id}")).await;
+    assert_eq!(s, 200, "{c}");
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resolving_an_sms_conversation_asks_and_a_4_comes_back_as_the_rating() {
+    let t = spawn_stack().await;
+    let receiver = WebhookReceiver::start(&root()).await.unwrap();
+    let admin = t.token_as("root", Role::Admin);
+    let hook = json!({ "url": format!("{}/in", receiver.base_url), "events": ["csat.received"] });
+    let (s, created) = t.send_as("POST", "/webhook-endpoints", &admin, Some(hook)).await;
+    assert_eq!(s, 201, "{created}");
+    receiver.set(&[created["secret"].as_str().unwrap()], 0).await.unwrap();
+
+    let from = random_number();
+    assert_eq!(t.text_in(&new_sid(), &from, "My parcel never came").await.status(), 200);
+    let id = eventually("the conversation", || async {
+        t.conversations().await.first().map(|c| c["id"].as_str().unwrap().to_owned())
+    })
+    .await;
+    resolve(&t, &id).await;
+    let question = eventually("the survey question at Twilio", || async {
+        t.twilio.received().into_iter().find(|r| r.get("To") == Some(from.as_str()))
+    })
+    .await;
+    assert_eq!(question.get("Body"), Some(domain::csat::DEFAULT_QUESTION));
+
+    assert_eq!(t.text_in(&new_sid(), &from, "4").await.status(), 200);
+    let rated = eventually("the rating on the conversation", || async {
+        let c = conversation(&t, &id).await;
+        let score = c["conversation"]["csat"]["score"].as_u64().or(c["csat"]["score"].as_u64());
+        score.map(|s| (s, c))
+    })
+    .await;
+    assert_eq!(rated.0, 4);
+    let status = rated.1["conversation"]["status"].as_str().or(rated.1["status"].as_str()).unwrap().to_owned();
+    assert_eq!(status, "resolved", "the answer does not reopen it");
+    assert_eq!(t.conversations().await.len(), 0, "no open conversation was started by the answer");
+
+    let delivered = eventually("csat.received at the webhook", || async {
+        receiver.received().await.unwrap().into_iter().find(|d| d["type"] == "csat.received")
+    })
+    .await;
+    assert_eq!(delivered["verified"], true);
+    assert_eq!(delivered["payload"]["data"]["score"], 4);
+    assert_eq!(delivered["payload"]["data"]["conversation_id"], id.as_str());
+    // Asked once: only one question went to the customer.
+    let questions = t.twilio.received().into_iter().filter(|r| r.get("To") == Some(from.as_str())).count();
+    assert_eq!(questions, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_email_rating_link_records_once_and_a_forged_one_is_refused() {
+    let t = spawn_stack().await;
+    let customer = format!("ana.{}@example.com", ulid::Ulid::new().to_string().to_lowercase());
+    let mail = format!(
+        "From: Ana <{customer}>\r\nTo: {to}\r\nSubject: Invoice\r\nMessage-ID: <i1.{customer}>\r\n\r\nWhere is my invoice?\r\n",
+        to = t.email_address
+    );
+    t.email_in(&mail, &t.email_address).await;
+    let id = eventually("the conversation", || async {
+        t.conversations().await.first().map(|c| c["id"].as_str().unwrap().to_owned())
+    })
+    .await;
+    resolve(&t, &id).await;
+    let raw = eventually("the survey email", || async { t.emails_sent_to(&customer).await.into_iter().next() }).await;
+    let parsed = mail_parser::MessageParser::default().parse(raw.as_bytes()).expect("MIME");
+    let text = parsed.body_text(0).expect("a text part").into_owned();
+    assert!(text.starts_with(domain::csat::DEFAULT_QUESTION), "{text}");
+    let links: Vec<String> =
+        text.lines().filter_map(|l| l.split_once(": ").map(|(_, u)| u.trim().to_owned())).collect();
+    assert_eq!(links.len(), 5, "{text}");
+    let path = |link: &str| link.split_once("/csat/").map(|(_, token)| format!("/csat/{token}")).unwrap();
+    let http = reqwest::Client::new();
+
+    // Opening the link (a mail scanner would) records nothing: the page asks to confirm.
+    let page = http.get(t.url(&path(&links[4]))).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("★★★★★") && html.contains("<form method=\"post\""), "{html}");
+    assert!(!conversation(&t, &id).await.to_string().contains("\"score\""), "nothing recorded by a GET");
+
+    // Confirmed with a comment: recorded.
+    let sent = http.post(t.url(&path(&links[4]))).form(&[("comment", "Quick and kind")]).send().await.unwrap();
+    assert_eq!(sent.status(), 200);
+    assert!(sent.text().await.unwrap().contains("5 out of 5"));
+    let c = conversation(&t, &id).await;
+    let survey = if c["csat"].is_object() { c["csat"].clone() } else { c["conversation"]["csat"].clone() };
+    assert_eq!((survey["score"].as_u64(), survey["comment"].as_str()), (Some(5), Some("Quick and kind")), "{c}");
+
+    // Another link of the same message later: the first score stands.
+    let again = http.post(t.url(&path(&links[1]))).send().await.unwrap();
+    assert!(again.text().await.unwrap().contains("already rated this conversation 5"));
+
+    // A forged link (the score changed, or another conversation) is refused.
+    let forged = path(&links[4]).replacen(".5.", ".1.", 1);
+    let res = http.post(t.url(&forged)).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let res = http.get(t.url("/csat/v1.x.y.3.1.nope")).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+}
