@@ -1,6 +1,7 @@
 //! Customer satisfaction end to end on the local stack: resolving an SMS conversation sends the
 //! survey question through fake Twilio, the customer's "4" answers it without reopening anything,
-//! and the rating reaches an outbound webhook (verified with the Standard Webhooks library); an
+//! and the rating reaches an outbound webhook (verified with the Standard Webhooks library) and
+//! analytics; an
 //! email survey's rating link records once, and a forged link is refused.
 
 use domain::Role;
@@ -67,6 +68,18 @@ async fn resolving_an_sms_conversation_asks_and_a_4_comes_back_as_the_rating() {
     assert_eq!(delivered["verified"], true);
     assert_eq!(delivered["payload"]["data"]["score"], 4);
     assert_eq!(delivered["payload"]["data"]["conversation_id"], id.as_str());
+    // Counted in analytics: one resolution on SMS, one rating of 4.
+    let sup = t.token_as("sue", Role::Supervisor);
+    let row = eventually("the rating in analytics", || async {
+        let (s, a) = t.get_as("/analytics", &sup).await;
+        assert_eq!(s, 200, "{a}");
+        a["rows"].as_array().and_then(|r| r.iter().find(|r| r["key"] == "sms" && r["csat"][3] == 1).cloned())
+    })
+    .await;
+    assert_eq!(row["counts"]["resolved"], 1, "{row}");
+    assert_eq!(row["resolution_seconds"]["count"], 1);
+    assert_eq!(row["counts"]["messages_in"], 2, "the question's answer is an inbound message too: {row}");
+    assert_eq!(row["csat_score"], 1.0);
     // Asked once: only one question went to the customer.
     let questions = t.twilio.received().into_iter().filter(|r| r.get("To") == Some(from.as_str())).count();
     assert_eq!(questions, 1);

@@ -12,9 +12,10 @@ use app::csat::{Asker, Links};
 use app::fanout::{fan_out, Sockets};
 use app::hooks::{dispatch, EndpointCache};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use domain::analytics::AnalyticsEvent;
 use domain::events::{ConversationChange, Notification};
 use domain::finance::service::RateCardCache;
-use domain::ports::{ConnectionPusher, HookQueue, OutboundQueue};
+use domain::ports::{AnalyticsQueue, ConnectionPusher, HookQueue, OutboundQueue};
 use kit::fifo::{parse_body, process_in_order};
 use lambda_runtime::Error;
 use store::Store;
@@ -35,6 +36,8 @@ pub struct Deps {
     pub outbound: Arc<dyn OutboundQueue>,
     pub rates: RateCardCache,
     pub links: Links,
+    /// Where the events analytics counts go, one batch per notifier batch.
+    pub analytics: Arc<dyn AnalyticsQueue>,
 }
 
 impl Deps {
@@ -56,37 +59,66 @@ impl Deps {
             outbound: Arc::new(queue::SqsQueue::new(sqs, config.required("OUTBOUND_QUEUE_URL")?)),
             rates: RateCardCache::default(),
             links: Links { base_url: config.required("PUBLIC_BASE_URL")?, key: auth.link_key().to_vec() },
+            analytics: Arc::new(queue::SqsQueue::new(
+                aws_sdk_sqs::Client::new(aws),
+                config.required("ANALYTICS_QUEUE_URL")?,
+            )),
         })
     }
 }
 
 pub async fn handle(deps: &Deps, event: SqsEvent) -> Result<SqsBatchResponse, Error> {
-    Ok(process_in_order(event, |record| async move {
-        let event: Notification = parse_body(&record)?;
-        let sockets = Sockets { store: &*deps.store, agents: &*deps.pusher, visitors: &*deps.visitors };
-        let now = OffsetDateTime::now_utc();
-        fan_out(&sockets, &event, now).await?;
-        // When the notification was first queued: a redelivery yields the same webhook ids.
-        let queued_ms = record
-            .attributes
-            .get("SentTimestamp")
-            .and_then(|t| t.parse::<u64>().ok())
-            .unwrap_or_else(|| u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or_default());
-        dispatch(&*deps.store, &deps.endpoints, &*deps.hooks, &event, queued_ms, now).await?;
-        if let Notification::ConversationChanged {
-            workspace,
-            conversation_id,
-            change: ConversationChange::Resolved,
-            ..
-        } = &event
-        {
-            let asker =
-                Asker { store: &*deps.store, outbound: &*deps.outbound, rates: &deps.rates, links: &deps.links };
-            asker.ask(workspace, *conversation_id, now).await?;
+    let counted = std::sync::Mutex::new(Vec::<(String, AnalyticsEvent)>::new());
+    let response = process_in_order(event, |record| {
+        let counted = &counted;
+        async move {
+            let event: Notification = parse_body(&record)?;
+            let sockets = Sockets { store: &*deps.store, agents: &*deps.pusher, visitors: &*deps.visitors };
+            let now = OffsetDateTime::now_utc();
+            fan_out(&sockets, &event, now).await?;
+            // When the notification was first queued: a redelivery yields the same webhook ids.
+            let queued_ms = record
+                .attributes
+                .get("SentTimestamp")
+                .and_then(|t| t.parse::<u64>().ok())
+                .unwrap_or_else(|| u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or_default());
+            dispatch(&*deps.store, &deps.endpoints, &*deps.hooks, &event, queued_ms, now).await?;
+            if let Notification::ConversationChanged {
+                workspace,
+                conversation_id,
+                change: ConversationChange::Resolved,
+                ..
+            } = &event
+            {
+                let asker =
+                    Asker { store: &*deps.store, outbound: &*deps.outbound, rates: &deps.rates, links: &deps.links };
+                asker.ask(workspace, *conversation_id, now).await?;
+            }
+            if app::analytics::counts(&event) {
+                let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(queued_ms) * 1_000_000).unwrap_or(now);
+                let id = record.message_id.clone().unwrap_or_default();
+                counted.lock().unwrap_or_else(|p| p.into_inner()).push((id, AnalyticsEvent { event, at }));
+            }
+            Ok(())
         }
-        Ok(())
     })
-    .await)
+    .await;
+    // What was handled goes to analytics in one batch. Analytics never holds up real time: if the
+    // batch cannot be queued, the gap is logged as an error; the notifications stand.
+    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let events: Vec<AnalyticsEvent> = counted
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .filter(|(id, _)| !failed.contains(&id.as_str()))
+        .map(|(_, e)| e)
+        .collect();
+    if !events.is_empty() {
+        if let Err(e) = deps.analytics.enqueue_analytics(&events).await {
+            tracing::error!(error = %e, events = events.len(), "analytics events not queued: a gap in analytics");
+        }
+    }
+    Ok(response)
 }
 
 #[cfg(test)]
@@ -118,6 +150,7 @@ mod tests {
             outbound: Arc::new(queue::memory::MemoryQueue::new()),
             rates: RateCardCache::default(),
             links: Links { base_url: "http://localhost".into(), key: b"k".to_vec() },
+            analytics: Arc::new(queue::memory::MemoryQueue::new()),
         };
         let mut event: SqsEvent = serde_json::from_str(FIXTURE).unwrap();
         let res = handle(&deps, event.clone()).await.unwrap();

@@ -138,6 +138,7 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "api-list-whatsapp-templates" => http!(api_list_whatsapp_templates),
         "api-delete-canned" => http!(api_delete_canned),
         "api-update-canned" => http!(api_update_canned),
+        "api-get-analytics" => http!(api_get_analytics),
         "csat-rate-page" => http!(csat_rate_page),
         "csat-rate" => http!(csat_rate),
         "api-create-webhook" => http!(api_create_webhook),
@@ -219,6 +220,7 @@ async fn sqs_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) -
         "outbound-sender" => sqs!(outbound_sender),
         "notifier" => sqs!(notifier),
         "webhook-sender" => sqs!(webhook_sender),
+        "analytics-aggregator" => sqs!(analytics_aggregator),
         other => bail!("template.yaml maps a queue to {other}, which the local gateway does not know"),
     })
 }

@@ -422,7 +422,7 @@ mod tests {
         let table = t.table("sb").unwrap();
         assert_eq!(table.name, "sb-switchboard");
         let queues = t.queues("sb").unwrap();
-        assert_eq!(queues.len(), 9);
+        assert_eq!(queues.len(), 11);
         let inbound = queues.iter().find(|q| q.logical_id == "InboundQueue").unwrap();
         assert_eq!(inbound.name, "sb-inbound.fifo");
         assert_eq!(inbound.attributes["FifoQueue"], "true");

@@ -11,6 +11,8 @@
 //!   reports it (the sender, Twilio's callback, WhatsApp/Telegram/Meta through the inbound queue).
 //! - [`export`]: everything held about one contact, as an archive behind a short-lived link.
 //! - [`fanout`]: an event pushed to the agents' (and a web chat visitor's) sockets that should see it.
+//! - [`analytics`]: the events analytics counts, turned into facts and applied to hourly
+//!   aggregates once each.
 //! - [`csat`]: the satisfaction survey asked on resolve (once, on the customer's channel) and the
 //!   answers that come by email rating link.
 //! - [`hooks`]: outbound webhooks — an event to every subscribed endpoint, signed per Standard
@@ -19,6 +21,7 @@
 //! - [`send`]: a queued message of ours out through its provider, SES or the visitor's sockets,
 //!   exactly once, and its provider price reconciled.
 
+pub mod analytics;
 pub mod cache;
 pub mod csat;
 pub mod delivery;

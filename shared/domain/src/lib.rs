@@ -3,6 +3,7 @@
 //! No AWS SDK here: everything is plain data and testable without a network.
 
 pub mod address;
+pub mod analytics;
 pub mod audit;
 pub mod canned;
 pub mod channels;

@@ -869,3 +869,27 @@ pub struct HookResponse {
     pub latency_ms: u32,
     pub error: Option<String>,
 }
+
+/// Analytics aggregates: one item per workspace × hour × dimension, and a marker per fact applied.
+#[async_trait]
+pub trait AnalyticsStore: Send + Sync {
+    /// Applies a fact to the aggregates of each of its dimensions, with the fact's marker, in one
+    /// transaction. `false`: the fact was applied before (its marker exists). `Conflict`: an
+    /// aggregate changed meanwhile (apply again).
+    async fn apply_fact(&self, fact: &crate::analytics::Fact) -> Result<bool, StoreError>;
+    /// The hourly aggregates of one dimension kind (`channel`, `agent`, `team`) from the hour
+    /// `from` to the hour `to`, inclusive: `(hour, dimension, aggregate)`.
+    async fn aggregates(
+        &self,
+        ws: &WorkspaceId,
+        kind: &str,
+        from_hour: &str,
+        to_hour: &str,
+    ) -> Result<Vec<(String, String, crate::analytics::Aggregate)>, StoreError>;
+}
+
+/// The analytics queue (SQS standard; latency is fine, every event is counted once downstream).
+#[async_trait]
+pub trait AnalyticsQueue: Send + Sync {
+    async fn enqueue_analytics(&self, events: &[crate::analytics::AnalyticsEvent]) -> Result<(), QueueError>;
+}

@@ -8,9 +8,10 @@ use async_trait::async_trait;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
+use domain::analytics::AnalyticsEvent;
 use domain::events::{fifo_id, InboundEvent, Notification, OutboundJob};
 use domain::hooks::DeliveryJob;
-use domain::ports::{HookQueue, InboundQueue, NotificationQueue, OutboundQueue, QueueError};
+use domain::ports::{AnalyticsQueue, HookQueue, InboundQueue, NotificationQueue, OutboundQueue, QueueError};
 use serde::Serialize;
 
 #[derive(Clone)]
@@ -104,8 +105,37 @@ impl HookQueue for SqsQueue {
     /// The webhook queue is a standard queue: no group, no deduplication id (a repeat carries the
     /// same `webhook-id`; receivers drop it by that).
     async fn enqueue_deliveries(&self, jobs: &[DeliveryJob]) -> Result<(), QueueError> {
-        let mut bodies = Vec::with_capacity(jobs.len());
-        for j in jobs {
+        self.send_all(jobs).await
+    }
+
+    async fn retry_after(&self, receipt: &str, delay: time::Duration) -> Result<(), QueueError> {
+        // SQS holds a message back for at most 12 hours.
+        let secs = delay.whole_seconds().clamp(0, 43_200) as i32;
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .visibility_timeout(secs)
+            .send()
+            .await
+            .map_err(classify)?;
+        meter::record(domain::finance::Usage { sqs_requests_milli: 1000, ..Default::default() });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AnalyticsQueue for SqsQueue {
+    async fn enqueue_analytics(&self, events: &[AnalyticsEvent]) -> Result<(), QueueError> {
+        self.send_all(events).await
+    }
+}
+
+impl SqsQueue {
+    /// Messages to a standard queue, in as few `SendMessageBatch` requests as SQS allows.
+    async fn send_all<T: Serialize>(&self, items: &[T]) -> Result<(), QueueError> {
+        let mut bodies = Vec::with_capacity(items.len());
+        for j in items {
             bodies.push(serde_json::to_string(j).map_err(|e| QueueError::Rejected(Box::new(e)))?);
         }
         let mut batch: Vec<SendMessageBatchRequestEntry> = vec![];
@@ -129,23 +159,6 @@ impl HookQueue for SqsQueue {
         Ok(())
     }
 
-    async fn retry_after(&self, receipt: &str, delay: time::Duration) -> Result<(), QueueError> {
-        // SQS holds a message back for at most 12 hours.
-        let secs = delay.whole_seconds().clamp(0, 43_200) as i32;
-        self.client
-            .change_message_visibility()
-            .queue_url(&self.url)
-            .receipt_handle(receipt)
-            .visibility_timeout(secs)
-            .send()
-            .await
-            .map_err(classify)?;
-        meter::record(domain::finance::Usage { sqs_requests_milli: 1000, ..Default::default() });
-        Ok(())
-    }
-}
-
-impl SqsQueue {
     async fn send_batch(&self, entries: Vec<SendMessageBatchRequestEntry>) -> Result<(), QueueError> {
         let out = self
             .client

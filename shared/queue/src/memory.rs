@@ -82,3 +82,16 @@ impl HookQueue for MemoryQueue {
         Ok(())
     }
 }
+
+#[async_trait]
+impl domain::ports::AnalyticsQueue for MemoryQueue {
+    /// Recorded with the group `analytics` (no deduplication: each call is its own message).
+    async fn enqueue_analytics(&self, events: &[domain::analytics::AnalyticsEvent]) -> Result<(), QueueError> {
+        for e in events {
+            let body = serde_json::to_value(e).map_err(|err| QueueError::Rejected(Box::new(err)))?;
+            let dedup = format!("analytics:{}:{}", e.event.dedup_id(), self.sent().len());
+            self.push("analytics".into(), dedup, body)?;
+        }
+        Ok(())
+    }
+}

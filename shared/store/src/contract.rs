@@ -764,6 +764,7 @@ pub async fn run_all<S: Store>(s: &S) {
     whatsapp_templates_by_name_and_language(s).await;
     contacts_link_identities_merge_and_suggest(s).await;
     webhook_endpoints_and_their_delivery_log(s).await;
+    analytics_facts_count_once_per_dimension_and_hour(s).await;
 }
 
 pub async fn whatsapp_templates_by_name_and_language<S: Store>(s: &S) {
@@ -1809,6 +1810,38 @@ pub async fn webhook_endpoints_and_their_delivery_log<S: Store>(s: &S) {
 
     s.delete_endpoint(&ws, &e.id).await.unwrap();
     assert!(s.endpoint(&ws, &e.id).await.unwrap().is_none());
+}
+
+pub async fn analytics_facts_count_once_per_dimension_and_hour<S: Store>(s: &S) {
+    use domain::analytics::{Fact, FactKind};
+    let ws = workspace("stats");
+    let at = OffsetDateTime::from_unix_timestamp(1_764_590_400).unwrap(); // 2025-12-01T12:00Z
+    let fact = |id: &str, at: OffsetDateTime, channel: Channel, agent: Option<&str>, kind: FactKind| Fact {
+        id: id.into(),
+        workspace: ws.clone(),
+        at,
+        channel,
+        agent: agent.map(str::to_owned),
+        team: None,
+        kind,
+    };
+    let resolved = fact("resolved:1", at, Channel::Sms, Some("ann"), FactKind::Resolved { seconds: 600.0 });
+    assert!(s.apply_fact(&resolved).await.unwrap());
+    assert!(!s.apply_fact(&resolved).await.unwrap(), "a fact counts once");
+    s.apply_fact(&fact("resolved:2", at, Channel::Sms, None, FactKind::Resolved { seconds: 60.0 })).await.unwrap();
+    let later = at + time::Duration::hours(3);
+    s.apply_fact(&fact("in:1", later, Channel::Email, None, FactKind::MessageIn)).await.unwrap();
+    let all = s.aggregates(&ws, "channel", "2025-12-01T00", "2025-12-01T23").await.unwrap();
+    let hours: Vec<(&str, &str)> = all.iter().map(|(h, d, _)| (h.as_str(), d.as_str())).collect();
+    assert_eq!(hours, [("2025-12-01T12", "channel:sms"), ("2025-12-01T15", "channel:email")]);
+    let sms = &all[0].2;
+    assert_eq!(sms.counts.resolved, 2);
+    assert_eq!(sms.resolution.count(), 2);
+    assert!((sms.resolution.quantile(1.0).unwrap() - 600.0).abs() <= 6.0);
+    let agents = s.aggregates(&ws, "agent", "2025-12-01T12", "2025-12-01T12").await.unwrap();
+    assert_eq!(agents.len(), 1);
+    assert_eq!((agents[0].1.as_str(), agents[0].2.counts.resolved), ("agent:ann", 1));
+    assert!(s.aggregates(&ws, "channel", "2025-12-02T00", "2025-12-02T23").await.unwrap().is_empty());
 }
 
 #[cfg(test)]

@@ -2104,3 +2104,88 @@ mod erased {
         }
     }
 }
+
+#[derive(Serialize)]
+struct FactMarker {
+    ttl: i64,
+}
+
+/// How long a fact's marker is kept: far longer than the analytics queue keeps a message.
+const FACT_MARKER_TTL_SECS: i64 = 3 * 24 * 3600;
+
+#[async_trait]
+impl AnalyticsStore for DynamoStore {
+    async fn apply_fact(&self, fact: &domain::analytics::Fact) -> Result<bool, StoreError> {
+        let ws = &fact.workspace;
+        let hour = domain::analytics::hour_of(fact.at);
+        let keys: Vec<Key> = domain::analytics::dimensions(fact).iter().map(|d| keys::stats(ws, &hour, d)).collect();
+        let found = self.get_many(&keys).await?;
+        let ttl = OffsetDateTime::now_utc().unix_timestamp() + FACT_MARKER_TTL_SECS;
+        let marker = item(&keys::fact_marker(ws, &fact.id), "fact", &FactMarker { ttl })?;
+        let mut items = vec![put(&self.table, marker, NOT_EXISTS, None)?];
+        for (k, stored) in keys.iter().zip(found) {
+            let (mut agg, expected) = match stored {
+                Some(it) => {
+                    let a: domain::analytics::Aggregate = decode("analytics aggregate", it)?;
+                    let v = a.version;
+                    (a, Some(v))
+                }
+                None => (domain::analytics::Aggregate::default(), None),
+            };
+            agg.apply(fact);
+            agg.version += 1;
+            let it = item(k, "stats", &agg)?;
+            items.push(match expected {
+                None => put(&self.table, it, NOT_EXISTS, None)?,
+                Some(v) => put(&self.table, it, "version = :v", Some(HashMap::from([(":v".to_owned(), n(v))])))?,
+            });
+        }
+        match self.transact(items, Some(0)).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Duplicate) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn aggregates(
+        &self,
+        ws: &WorkspaceId,
+        kind: &str,
+        from_hour: &str,
+        to_hour: &str,
+    ) -> Result<Vec<(String, String, domain::analytics::Aggregate)>, StoreError> {
+        let pk = keys::stats_partition(ws, kind);
+        let mut out = vec![];
+        let mut start = None;
+        loop {
+            let spec = QuerySpec {
+                index: None,
+                key_condition: "#pk = :pk AND #sk BETWEEN :lo AND :hi",
+                values: HashMap::from([
+                    (":pk".to_owned(), s(&pk)),
+                    (":lo".to_owned(), s(from_hour)),
+                    (":hi".to_owned(), s(format!("{to_hour}#\u{10ffff}"))),
+                ]),
+                names: HashMap::from([
+                    ("#pk".to_owned(), keys::PK.to_owned()),
+                    ("#sk".to_owned(), keys::SK.to_owned()),
+                ]),
+                forward: true,
+                limit: None,
+                start,
+                consistent: false,
+            };
+            let (items, last) = self.query_page(spec).await?;
+            for it in items {
+                let sk = it.get(keys::SK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let Some((hour, value)) = sk.split_once('#') else { continue };
+                let (hour, dimension) = (hour.to_owned(), format!("{kind}:{value}"));
+                out.push((hour, dimension, decode("analytics aggregate", it)?));
+            }
+            match last {
+                Some(k) => start = Some(k),
+                None => return Ok(out),
+            }
+        }
+    }
+}

@@ -34,6 +34,8 @@
 //! | WhatsApp template    | `WS#<ws>#WATEMPLATE`                 | `<name>#<language>` |
 //! | webhook endpoint     | `WS#<ws>#HOOKS`                      | `<endpoint id>`    |
 //! | webhook delivery     | `WS#<ws>#HOOK#<endpoint id>`         | `<msg id>` (ULID: newest last) |
+//! | analytics aggregate  | `WS#<ws>#STATS#<kind>`               | `<yyyy-mm-ddThh>#<value>` |
+//! | analytics fact marker | `WS#<ws>#FACT#<fact id>`            | `FACT` (TTL 3 days) |
 //!
 //! | cost counter         | `WS#<ws>#COST#<yyyy-mm>`             | see [`cost_counter`] |
 //! | ledger entry         | `WS#<ws>#LEDGER#<yyyy-mm-dd>`        | `<message>#<kind>` |
@@ -428,6 +430,21 @@ pub fn hook_delivery_partition(w: &WorkspaceId, endpoint: &str) -> String {
 
 pub fn hook_delivery(w: &WorkspaceId, endpoint: &str, msg_id: &str) -> Key {
     Key { pk: hook_delivery_partition(w, endpoint), sk: msg_id.to_owned() }
+}
+
+/// The partition of one dimension kind's hourly aggregates (`channel`, `agent`, `team`).
+pub fn stats_partition(w: &WorkspaceId, kind: &str) -> String {
+    format!("{}#STATS#{kind}", ws(w))
+}
+
+/// One hour of one dimension (`channel:sms`): the kind names the partition, the value ends the key.
+pub fn stats(w: &WorkspaceId, hour: &str, dimension: &str) -> Key {
+    let (kind, value) = dimension.split_once(':').unwrap_or((dimension, ""));
+    Key { pk: stats_partition(w, kind), sk: format!("{hour}#{value}") }
+}
+
+pub fn fact_marker(w: &WorkspaceId, id: &str) -> Key {
+    Key { pk: format!("{}#FACT#{id}", ws(w)), sk: "FACT".to_owned() }
 }
 
 /// Sort key of a conversation in every view: activity time, then id for a stable tie-break.

@@ -35,6 +35,7 @@ pub trait Store:
     + domain::ports::RateLimiter
     + domain::ports::VisitorStore
     + domain::ports::HookStore
+    + domain::ports::AnalyticsStore
 {
 }
 
@@ -61,5 +62,6 @@ impl<T> Store for T where
         + domain::ports::RateLimiter
         + domain::ports::VisitorStore
         + domain::ports::HookStore
+        + domain::ports::AnalyticsStore
 {
 }

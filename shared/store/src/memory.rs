@@ -58,6 +58,8 @@ struct State {
     visitor_pointers: HashMap<Key, Key>,
     hook_endpoints: BTreeMap<Key, domain::hooks::Endpoint>,
     hook_deliveries: BTreeMap<Key, domain::hooks::Delivery>,
+    stats: BTreeMap<Key, domain::analytics::Aggregate>,
+    fact_markers: HashSet<Key>,
 }
 
 #[derive(Default)]
@@ -1340,5 +1342,44 @@ impl HookStore for MemoryStore {
         msg_id: &str,
     ) -> Result<Option<domain::hooks::Delivery>, StoreError> {
         Ok(self.with(|s| s.hook_deliveries.get(&keys::hook_delivery(ws, endpoint, msg_id)).cloned()))
+    }
+}
+
+#[async_trait]
+impl AnalyticsStore for MemoryStore {
+    async fn apply_fact(&self, fact: &domain::analytics::Fact) -> Result<bool, StoreError> {
+        self.with(|s| {
+            if !s.fact_markers.insert(keys::fact_marker(&fact.workspace, &fact.id)) {
+                return Ok(false);
+            }
+            let hour = domain::analytics::hour_of(fact.at);
+            for d in domain::analytics::dimensions(fact) {
+                let a = s.stats.entry(keys::stats(&fact.workspace, &hour, &d)).or_default();
+                a.apply(fact);
+                a.version += 1;
+            }
+            Ok(true)
+        })
+    }
+
+    async fn aggregates(
+        &self,
+        ws: &WorkspaceId,
+        kind: &str,
+        from_hour: &str,
+        to_hour: &str,
+    ) -> Result<Vec<(String, String, domain::analytics::Aggregate)>, StoreError> {
+        let pk = keys::stats_partition(ws, kind);
+        let (lo, hi) = (from_hour.to_owned(), format!("{to_hour}#\u{10ffff}"));
+        Ok(self.with(|s| {
+            s.stats
+                .iter()
+                .filter(|(k, _)| k.pk == pk && k.sk >= lo && k.sk <= hi)
+                .filter_map(|(k, a)| {
+                    let (hour, value) = k.sk.split_once('#')?;
+                    Some((hour.to_owned(), format!("{kind}:{value}"), a.clone()))
+                })
+                .collect()
+        }))
     }
 }
