@@ -27,7 +27,7 @@ impl Deps {
     /// `TABLE_NAME`, `WEBHOOK_QUEUE_URL`, `NOTIFICATION_QUEUE_URL`; `WEBHOOK_REACH` (`local`: http
     /// and loopback allowed) and `WEBHOOK_RETRY_SCHEDULE` (`5s,5m,…`; the specification's by default).
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> anyhow::Result<Self> {
-        let reach = api_reach(config);
+        let reach = domain::hooks::Reach::from_setting(config.optional("WEBHOOK_REACH").as_deref());
         let mut policy = DeliveryPolicy { reach, ..Default::default() };
         if let Some(s) = config.optional("WEBHOOK_RETRY_SCHEDULE") {
             policy.schedule = domain::hooks::parse_schedule(&s)?;
@@ -43,13 +43,6 @@ impl Deps {
             notifications: Arc::new(queue::SqsQueue::new(sqs, config.required("NOTIFICATION_QUEUE_URL")?)),
             policy,
         })
-    }
-}
-
-fn api_reach(config: &kit::Config) -> domain::hooks::Reach {
-    match config.optional("WEBHOOK_REACH").as_deref() {
-        Some("local") => domain::hooks::Reach::Local,
-        _ => domain::hooks::Reach::Public,
     }
 }
 

@@ -28,10 +28,7 @@ impl HookAdmin {
 }
 
 pub fn reach(config: &kit::Config) -> Reach {
-    match config.optional("WEBHOOK_REACH").as_deref() {
-        Some("local") => Reach::Local,
-        _ => Reach::Public,
-    }
+    Reach::from_setting(config.optional("WEBHOOK_REACH").as_deref())
 }
 
 /// A fresh secret: 32 bytes from the operating system's generator.

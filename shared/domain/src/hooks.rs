@@ -382,6 +382,17 @@ pub enum Reach {
     Local,
 }
 
+impl Reach {
+    /// From the `WEBHOOK_REACH` setting: `local` on the local stack, anything else (or nothing)
+    /// is AWS.
+    pub fn from_setting(s: Option<&str>) -> Reach {
+        match s {
+            Some("local") => Reach::Local,
+            _ => Reach::Public,
+        }
+    }
+}
+
 /// Checks an endpoint URL before it is stored: https (in AWS), no credentials in it, and no
 /// private, loopback or link-local address literal. Names are checked again when resolved, at
 /// each delivery (`is_public_ip`).

@@ -981,16 +981,19 @@ impl DynamoStore {
         }
     }
 
-    /// One page of a partition by sort-key prefix, resuming after `after` (a sort key).
+    /// One page of a partition by sort-key prefix, resuming after `after` (a sort key), in key
+    /// order (`forward`) or newest key first.
     async fn query_prefix_page(
         &self,
         pk: &str,
         prefix: &str,
         limit: u16,
         after: Option<String>,
+        forward: bool,
     ) -> Result<(Vec<Item>, bool), StoreError> {
         let start = after.map(|sk| key_map(&Key { pk: pk.to_owned(), sk }));
-        let (items, last) = self.query_page(QuerySpec { limit: Some(limit), start, ..prefix_spec(pk, prefix) }).await?;
+        let spec = QuerySpec { limit: Some(limit), start, forward, ..prefix_spec(pk, prefix) };
+        let (items, last) = self.query_page(spec).await?;
         Ok((items, last.is_some()))
     }
 
@@ -1003,8 +1006,21 @@ impl DynamoStore {
         limit: u16,
         cursor: Option<&Cursor>,
     ) -> Result<Page<T>, StoreError> {
+        self.decoded_page_in(what, pk, prefix, limit, cursor, true).await
+    }
+
+    /// [`Self::decoded_page`] in either direction.
+    async fn decoded_page_in<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        pk: &str,
+        prefix: &str,
+        limit: u16,
+        cursor: Option<&Cursor>,
+        forward: bool,
+    ) -> Result<Page<T>, StoreError> {
         let after = keys::sort_cursor_after(cursor, prefix)?;
-        let (items, more) = self.query_prefix_page(pk, prefix, limit, after).await?;
+        let (items, more) = self.query_prefix_page(pk, prefix, limit, after, forward).await?;
         let mut last_sk = None;
         let mut decoded = Vec::with_capacity(items.len());
         for it in items {
@@ -1022,6 +1038,21 @@ impl DynamoStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(it))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(classify)?;
+        metered(out.consumed_capacity(), true);
+        Ok(())
+    }
+
+    /// Deletes one item, whether or not it exists.
+    async fn delete_plain(&self, k: &Key) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(k)))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
@@ -1150,7 +1181,7 @@ impl CostLedger for DynamoStore {
         };
         if matches!(grouping, Grouping::Conversation | Grouping::Contact) {
             let after = keys::sort_cursor_after(cursor, prefix)?;
-            let (items, more) = self.query_prefix_page(&pk, prefix, limit, after).await?;
+            let (items, more) = self.query_prefix_page(&pk, prefix, limit, after, true).await?;
             let merged = keys::merge_shards(decode_all(items)?.into_iter().map(CounterItem::into_shard));
             let next = match (more, merged.last()) {
                 (true, Some((sk, _))) => Some(keys::encode_cursor(sk)),
@@ -1622,17 +1653,7 @@ impl CannedStore for DynamoStore {
     }
 
     async fn delete_canned_response(&self, ws: &WorkspaceId, id: &str) -> Result<(), StoreError> {
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key_map(&keys::canned_response(ws, id))))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(classify)?;
-        metered(out.consumed_capacity(), true);
-        Ok(())
+        self.delete_plain(&keys::canned_response(ws, id)).await
     }
 
     async fn record_canned_use(&self, ws: &WorkspaceId, agent: &AgentId, id: &str) -> Result<(), StoreError> {
@@ -1989,17 +2010,7 @@ impl HookStore for DynamoStore {
     }
 
     async fn delete_endpoint(&self, ws: &WorkspaceId, id: &str) -> Result<(), StoreError> {
-        let out = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key_map(&keys::hook_endpoint(ws, id))))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(classify)?;
-        metered(out.consumed_capacity(), true);
-        Ok(())
+        self.delete_plain(&keys::hook_endpoint(ws, id)).await
     }
 
     async fn record_attempt(
@@ -2067,17 +2078,7 @@ impl HookStore for DynamoStore {
         cursor: Option<&Cursor>,
     ) -> Result<Page<domain::hooks::Delivery>, StoreError> {
         let pk = keys::hook_delivery_partition(ws, endpoint);
-        let start = keys::sort_cursor_after(cursor, "")?.map(|sk| key_map(&Key { pk: pk.clone(), sk }));
-        let (items, last) =
-            self.query_page(QuerySpec { limit: Some(limit), start, forward: false, ..prefix_spec(&pk, "") }).await?;
-        let mut last_sk = None;
-        let mut decoded = Vec::with_capacity(items.len());
-        for it in items {
-            last_sk = it.get(keys::SK).and_then(|v| v.as_s().ok()).cloned();
-            decoded.push(decode::<domain::hooks::Delivery>("webhook delivery", it)?);
-        }
-        let next = if last.is_some() { last_sk.map(|sk| keys::encode_cursor(&sk)) } else { None };
-        Ok(Page { items: decoded, next })
+        self.decoded_page_in("webhook delivery", &pk, "", limit, cursor, false).await
     }
 
     async fn delivery(
