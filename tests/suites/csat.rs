@@ -1,8 +1,8 @@
 //! Customer satisfaction end to end on the local stack: resolving an SMS conversation sends the
 //! survey question through fake Twilio, the customer's "4" answers it without reopening anything,
 //! and the rating reaches an outbound webhook (verified with the Standard Webhooks library) and
-//! analytics; an
-//! email survey's rating link records once, and a forged link is refused.
+//! analytics; an email survey's rating link records once, and a forged link is refused; the NPS
+//! run asks the right segment once and the answer lands on the contact.
 
 use domain::Role;
 use serde_json::json;
@@ -134,4 +134,62 @@ async fn an_email_rating_link_records_once_and_a_forged_one_is_refused() {
     assert_eq!(res.status(), 400);
     let res = http.get(t.url("/csat/v1.x.y.3.1.nope")).send().await.unwrap();
     assert_eq!(res.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_nps_run_asks_the_right_segment_once_and_keeps_the_answer_on_the_contact() {
+    let t = spawn_stack().await;
+    let sup = t.token_as("sue", Role::Supervisor);
+    let (s, rules) = t.get_as("/routing-rules", &sup).await;
+    assert_eq!(s, 200, "{rules}");
+    let mut rules = rules["rules"].clone();
+    rules["csat"] = json!({ "enabled": false });
+    rules["nps"] = json!({ "enabled": true, "cadence_days": 90, "resolved_within_days": 30 });
+    let (s, b) = t.send_as("PUT", "/routing-rules", &sup, Some(rules)).await;
+    assert_eq!(s, 200, "{b}");
+
+    // Two customers: one conversation resolved (in the segment), one still open (not asked).
+    let (done, busy) = (random_number(), random_number());
+    for (who, text) in [(&done, "Thanks, all good"), (&busy, "Still waiting for my parcel")] {
+        assert_eq!(t.text_in(&new_sid(), who, text).await.status(), 200);
+    }
+    let convs = eventually("both conversations", || async {
+        let c = t.conversations().await;
+        (c.len() == 2).then_some(c)
+    })
+    .await;
+    let contact_of = |who: &str| {
+        convs
+            .iter()
+            .find(|c| c["last_inbound"]["contact_address"] == who)
+            .map(|c| (c["id"].as_str().unwrap().to_owned(), c["contact_id"].as_str().unwrap().to_owned()))
+            .unwrap()
+    };
+    let (done_conv, done_contact) = contact_of(&done);
+    resolve(&t, &done_conv).await;
+
+    let ran = t.invoke("nps-run", &json!({})).await;
+    assert_eq!(ran[t.workspace.as_str()], json!({ "segment": 1, "asked": 1 }), "{ran}");
+    let again = t.invoke("nps-run", &json!({})).await;
+    assert_eq!(again[t.workspace.as_str()]["asked"], 0, "once per cadence: {again}");
+    let question = eventually("the NPS question at Twilio", || async {
+        t.twilio.received().into_iter().find(|r| r.get("To") == Some(done.as_str()))
+    })
+    .await;
+    assert_eq!(question.get("Body"), Some(domain::nps::DEFAULT_QUESTION));
+    assert!(
+        t.twilio.received().iter().all(|r| r.get("To") != Some(busy.as_str())),
+        "the open conversation is left alone"
+    );
+
+    assert_eq!(t.text_in(&new_sid(), &done, "9").await.status(), 200);
+    let nps = eventually("the answer on the contact", || async {
+        let (s, c) = t.get(&format!("/contacts/{done_contact}")).await;
+        assert_eq!(s, 200, "{c}");
+        let nps = if c["nps"].is_object() { c["nps"].clone() } else { c["contact"]["nps"].clone() };
+        nps["score"].as_u64().map(|_| nps)
+    })
+    .await;
+    assert_eq!(nps["score"], 9);
+    assert_eq!(nps["channel"], "sms");
 }

@@ -64,6 +64,7 @@ async fn get(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
                 "created_at": contact.created_at.format(&time::format_description::well_known::Rfc3339).ok(),
                 "identities": identities,
                 "merged_into": contact.merged_into,
+                "nps": contact.nps,
                 "version": contact.version,
             },
             "conversations": conversations,

@@ -2,7 +2,8 @@
 //! optional, defaults otherwise): `{"weights": {"live_chat": 150, "messaging": 100, "email": 50,
 //! "voice": 100}, "skills": {"by_channel": {"whatsapp": ["whatsapp"]}, "keywords": {"refund":
 //! "billing"}}, "team_by_channel": {"email": "billing"}, "default_capacity": 500, "hours": {...},
-//! "after_hours_message": "..."}`. Supervisors and admins only; validated against the workspace's
+//! "after_hours_message": "...", "csat": {"enabled": true, "question"?: "..."}, "nps": {"enabled":
+//! false, "cadence_days": 90, "resolved_within_days": 90, "question"?: "..."}}`. Supervisors and admins only; validated against the workspace's
 //! teams; audited with the rules before and after; waiting work the new rules open is assigned at once.
 
 use domain::routing::RoutingRules;

@@ -245,6 +245,7 @@ async fn invoke_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig
     Ok(match binary {
         "conversation-wake" => invoke!(conversation_wake),
         "sla-timer" => invoke!(sla_timer),
+        "nps-run" => invoke!(nps_run),
         "inbound-email" => invoke!(inbound_email),
         "ses-events" => invoke!(ses_events),
         other => bail!("template.yaml has AWS invoke {other}, which the local gateway does not know"),
@@ -558,6 +559,7 @@ impl Stack {
             template.state_machines(&opts.stack_name)?.into_iter().flat_map(|m| m.invokes).collect();
         invoked.extend(receipt_rules.iter().map(|r| r.binary.clone()));
         invoked.extend(template.sns_functions());
+        invoked.extend(template.scheduled_functions());
         for binary in invoked {
             if let std::collections::hash_map::Entry::Vacant(slot) =
                 invocable.entry(format!("{}--{binary}", opts.stack_name))

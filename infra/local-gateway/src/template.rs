@@ -361,6 +361,15 @@ impl Template {
         Ok(out)
     }
 
+    /// Functions EventBridge Scheduler invokes (`ScheduleV2` events): nothing fires them on the
+    /// local stack; they are invocable (`switchboard-local` and the tests invoke them).
+    pub fn scheduled_functions(&self) -> Vec<String> {
+        self.functions()
+            .filter(|(_, res, _)| Self::events(res, "ScheduleV2").next().is_some())
+            .map(|(_, _, b)| b)
+            .collect()
+    }
+
     /// Functions subscribed to an SNS topic (invoked directly on the local stack).
     pub fn sns_functions(&self) -> Vec<String> {
         self.functions().filter(|(_, res, _)| Self::events(res, "SNS").next().is_some()).map(|(_, _, b)| b).collect()

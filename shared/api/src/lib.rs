@@ -231,6 +231,7 @@ pub fn contact_view(c: &domain::model::Contact) -> serde_json::Value {
         "identities": c.identities,
         "attributes": c.attributes,
         "merged_into": c.merged_into,
+        "nps": c.nps,
         "version": c.version,
         "created_at": rfc(c.created_at),
         "updated_at": c.updated_at.and_then(rfc),

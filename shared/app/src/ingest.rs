@@ -52,6 +52,9 @@ pub const META_SENDER_UNVERIFIED: &str = "sender_unverified";
 /// `metadata.csat_score` of a customer's message that answered a satisfaction survey.
 pub const META_CSAT_SCORE: &str = "csat_score";
 
+/// `metadata.nps_score` of a customer's message that answered the NPS question.
+pub const META_NPS_SCORE: &str = "nps_score";
+
 /// `metadata.auto_reply` of the acknowledgement sent outside business hours.
 pub const AUTO_REPLY_AFTER_HOURS: &str = "after_hours";
 
@@ -108,6 +111,8 @@ pub enum Ingested {
         needs_routing: bool,
         /// The message answered a satisfaction survey with this score.
         answered: Option<u8>,
+        /// The message answered the contact's NPS question with this score.
+        nps: Option<u8>,
     },
     Duplicate {
         conversation: ConversationId,
@@ -219,6 +224,19 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             opened: matches!(outcome, Ingested::Stored { new_conversation: true, .. }),
         };
         self.notifications.publish(&note).await?;
+        if let Ingested::Stored { nps: Some(score), .. } = outcome {
+            // The answer is kept on the contact (the message is in the conversation asked in).
+            let at = m.provider_timestamp.unwrap_or(m.received_at);
+            if let Some(contact) = self.store.contact_by_identity(&m.workspace, &m.identity).await? {
+                crate::nps::update_contact(self.store, &m.workspace, contact.id, |c| {
+                    if let Some(s) = c.nps.as_mut().filter(|s| s.score.is_none()) {
+                        s.score = Some(score);
+                        s.answered_at = Some(at);
+                    }
+                })
+                .await?;
+            }
+        }
         if let Ingested::Stored { answered: Some(score), .. } = outcome {
             let rated = Notification::CsatReceived {
                 workspace: m.workspace.clone(),
@@ -530,8 +548,23 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             },
             _ => None,
         };
+        // An NPS answer (`domain::nps`): a whole 0–10 message while the contact's question waits
+        // on this channel; it joins the conversation the question was asked in. (The contact is
+        // read only for such messages.)
+        let nps_answer = match (&answer, m.text.as_deref().and_then(domain::nps::parse_score), &new_contact, &hinted) {
+            (None, Some(score), None, None) => {
+                let waiting =
+                    store.contact(ws, contact_id).await?.and_then(|c| c.nps).filter(|s| s.awaits(m.channel, at));
+                match waiting {
+                    Some(s) => store.conversation(ws, s.conversation_id).await?.map(|c| (c, score)),
+                    None => None,
+                }
+            }
+            _ => None,
+        };
         let answered = answer.as_ref().map(|(_, score)| *score);
-        let target = match (answer, thread_hinted(current.as_ref(), hinted.as_ref(), contact_id)) {
+        let nps = nps_answer.as_ref().map(|(_, score)| *score);
+        let target = match (answer.or(nps_answer), thread_hinted(current.as_ref(), hinted.as_ref(), contact_id)) {
             (Some((c, _)), _) => Some(c),
             (None, Threading::Append(id)) => [hinted, current.clone()].into_iter().flatten().find(|c| c.id == id),
             (None, Threading::StartNew) => None,
@@ -539,9 +572,12 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
         let mut classified_with = None;
         let mut timers = vec![];
         let (write, conversation_id, new_conversation, assignee, needs_routing) = match target {
-            Some(mut c) if answered.is_some() => {
+            Some(mut c) if answered.is_some() || nps.is_some() => {
                 let expected_version = c.version;
-                domain::csat::record_answer(&mut c, answered.unwrap_or_default(), at);
+                match answered {
+                    Some(score) => domain::csat::record_answer(&mut c, score, at),
+                    None => domain::csat::record_survey_answer(&mut c, at),
+                }
                 let (id, assignee) = (c.id, c.assignee.clone());
                 (ConversationWrite::Update { conversation: c, expected_version }, id, false, assignee, false)
             }
@@ -579,6 +615,9 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
         let mut message = Message::received(m, conversation_id, contact_id, route);
         if let Some(score) = answered {
             message.metadata.insert(META_CSAT_SCORE.to_owned(), score.into());
+        }
+        if let Some(score) = nps {
+            message.metadata.insert(META_NPS_SCORE.to_owned(), score.into());
         }
         // What customers should never have typed (cards, IBANs, the workspace's patterns) is masked
         // before anything is stored.
@@ -650,7 +689,8 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
         // The identity's hint follows the contact's current conversation: written when a new one
         // starts, or when the read found it missing or stale (once; then it is fresh again).
         // (An answer goes to the surveyed conversation, which may not be the current one.)
-        let hint = (answered.is_none() && (new_conversation || !hint_fresh)).then(|| m.identity.clone());
+        let hint =
+            (answered.is_none() && nps.is_none() && (new_conversation || !hint_fresh)).then(|| m.identity.clone());
         let commit = InboundCommit {
             hint,
             consent,
@@ -669,6 +709,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
                     new_conversation,
                     needs_routing,
                     answered,
+                    nps,
                 },
                 known,
                 timers,
@@ -885,6 +926,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_nps_run_asks_the_segment_once_per_cadence_and_a_0_to_10_answer_lands_on_the_contact() {
+        use domain::ports::RoutingStore;
+        let (deps, store, q) = deps();
+        let mut rules = domain::routing::RoutingRules::default();
+        rules.csat.enabled = false;
+        rules.nps.enabled = true;
+        store.put_routing_rules(&ws(), &rules).await.unwrap();
+        let (done, busy) = ("+14155552692", "+14155552693");
+        ingest(&deps, inbound("SM00000000000000000000000000000091", done, "Thanks for the help")).await.unwrap();
+        ingest(&deps, inbound("SM00000000000000000000000000000092", busy, "Still waiting")).await.unwrap();
+        let conv = conversation_of(&store, done).await;
+        let mut resolved = conv.clone();
+        resolved.status = domain::ConversationStatus::Resolved;
+        store::contract::replace_conversation(&*store, &conv, resolved).await;
+        let runner = crate::nps::Runner { store: &*store, outbound: &*deps.queue, rates: &deps.rates };
+        let now = OffsetDateTime::now_utc();
+        let ran = runner.run_all(now).await.unwrap();
+        assert_eq!(ran[&ws()], crate::nps::Ran { segment: 1, asked: 1 }, "the open conversation is not in the segment");
+        assert_eq!(runner.run(&ws(), now).await.unwrap().asked, 0, "once per cadence");
+        let questions: Vec<_> =
+            q.sent().into_iter().filter(|(_, _, b)| b.get("task").is_some_and(|t| t == "send")).collect();
+        assert_eq!(questions.len(), 1);
+
+        let out = ingest(&deps, inbound("SM00000000000000000000000000000093", done, "9")).await.unwrap();
+        assert!(matches!(out, Ingested::Stored { nps: Some(9), new_conversation: false, .. }), "{out:?}");
+        let p = PhoneNumber::parse(done).unwrap();
+        let contact = store.contact_by_identity(&ws(), &Identity::phone(&p)).await.unwrap().unwrap();
+        assert_eq!(contact.nps.as_ref().and_then(|s| s.score), Some(9));
+        let after = store.conversation(&ws(), conv.id).await.unwrap().unwrap();
+        assert_eq!(after.status, domain::ConversationStatus::Resolved, "not reopened");
+        // Answered: a later number is an ordinary message.
+        ingest(&deps, inbound("SM00000000000000000000000000000094", done, "10")).await.unwrap();
+        assert_ne!(conversation_of(&store, done).await.id, conv.id);
+    }
+
+    #[tokio::test]
     async fn new_conversations_are_routed_by_skill_and_wait_when_nobody_qualifies() {
         use domain::ports::{AgentStore, AuditLog, RoutingStore};
         use domain::routing::{AgentState, Presence, RoutingRules};
@@ -970,6 +1047,7 @@ mod tests {
                 new_conversation: true,
                 needs_routing: true,
                 answered: None,
+                nps: None,
             },
             Ingested::Stored { conversation: c2, new_conversation: false, .. },
         ) = (a, b)

@@ -15,6 +15,7 @@
 //!   aggregates once each.
 //! - [`csat`]: the satisfaction survey asked on resolve (once, on the customer's channel) and the
 //!   answers that come by email rating link.
+//! - [`nps`]: the Net Promoter Score run — the segment's due contacts asked once per cadence.
 //! - [`hooks`]: outbound webhooks — an event to every subscribed endpoint, signed per Standard
 //!   Webhooks, retried on the spec's schedule, logged, redelivered on demand.
 //! - [`sla`]: a service-level timer's warning or breach, recorded, announced and escalated.
@@ -29,6 +30,7 @@ pub mod export;
 pub mod fanout;
 pub mod hooks;
 pub mod ingest;
+pub mod nps;
 pub mod reply;
 pub mod send;
 pub mod sla;

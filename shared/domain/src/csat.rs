@@ -161,6 +161,11 @@ pub fn record_answer(c: &mut Conversation, score: u8, at: OffsetDateTime) {
         s.score = Some(score);
         s.answered_at = Some(at);
     }
+    record_survey_answer(c, at);
+}
+
+/// A survey's answer joins a conversation without reopening, routing or timing it.
+pub fn record_survey_answer(c: &mut Conversation, at: OffsetDateTime) {
     c.message_count = c.message_count.saturating_add(1);
     c.last_activity_at = c.last_activity_at.max(at);
     c.version += 1;

@@ -18,6 +18,7 @@ pub mod hooks;
 pub mod ids;
 pub mod inbox;
 pub mod model;
+pub mod nps;
 pub mod objects;
 pub mod ports;
 pub mod realtime;

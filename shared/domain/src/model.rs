@@ -187,6 +187,9 @@ pub struct Contact {
     /// Set once this contact was merged into another: it keeps no identities and forwards there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<ContactId>,
+    /// The latest Net Promoter Score question and its answer (`domain::nps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nps: Option<crate::nps::Survey>,
 }
 
 impl Contact {
@@ -201,6 +204,7 @@ impl Contact {
             version: 0,
             updated_at: None,
             merged_into: None,
+            nps: None,
         }
     }
 }

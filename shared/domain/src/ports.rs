@@ -440,8 +440,11 @@ pub struct RoutingCommit {
 pub trait RoutingStore: Send + Sync {
     /// The workspace's rules (the defaults when none were saved).
     async fn routing_rules(&self, ws: &WorkspaceId) -> Result<crate::routing::RoutingRules, StoreError>;
+    /// Saves the rules; a workspace whose rules enable NPS is listed for the NPS run.
     async fn put_routing_rules(&self, ws: &WorkspaceId, rules: &crate::routing::RoutingRules)
         -> Result<(), StoreError>;
+    /// The workspaces whose rules enable NPS.
+    async fn nps_workspaces(&self) -> Result<Vec<WorkspaceId>, StoreError>;
     async fn teams(&self, ws: &WorkspaceId) -> Result<Vec<crate::routing::Team>, StoreError>;
     async fn put_team(&self, ws: &WorkspaceId, team: &crate::routing::Team) -> Result<(), StoreError>;
     /// The workspace's service levels (the defaults when none were saved).
@@ -807,6 +810,9 @@ pub trait ContactStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Contacts whose name has this blocking key (`contacts::name_key`), at most `limit`.
     async fn contacts_named(&self, ws: &WorkspaceId, name_key: &str, limit: u16) -> Result<Vec<Contact>, StoreError>;
+    /// Writes the contact if it is still at `expected_version` (`Conflict` otherwise); identities
+    /// and their pointers are not touched (use `link_identity` for those).
+    async fn update_contact(&self, contact: &Contact, expected_version: u64) -> Result<(), StoreError>;
 }
 
 /// A workspace's outbound webhook endpoints and their delivery log.

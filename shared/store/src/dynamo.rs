@@ -1340,7 +1340,18 @@ impl RoutingStore for DynamoStore {
         ws: &WorkspaceId,
         rules: &domain::routing::RoutingRules,
     ) -> Result<(), StoreError> {
-        self.put_plain(item(&keys::routing_rules(ws), "routing_rules", rules)?).await
+        self.put_plain(item(&keys::routing_rules(ws), "routing_rules", rules)?).await?;
+        let listed = keys::nps_registered(ws);
+        if rules.nps.enabled {
+            self.put_plain(item(&listed, "nps_workspace", &NpsListing { workspace: ws.clone() })?).await
+        } else {
+            self.delete_plain(&listed).await
+        }
+    }
+
+    async fn nps_workspaces(&self) -> Result<Vec<WorkspaceId>, StoreError> {
+        let items = self.query_all(keys::NPS_REGISTRY, "").await?;
+        items.into_iter().map(|it| decode::<NpsListing>("NPS listing", it).map(|l| l.workspace)).collect()
     }
 
     async fn teams(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::Team>, StoreError> {
@@ -1922,6 +1933,11 @@ impl ContactStore for DynamoStore {
         let reads = wanted.iter().map(|k| self.get_as::<Contact>("contact", k));
         Ok(futures::future::try_join_all(reads).await?.into_iter().flatten().collect())
     }
+
+    async fn update_contact(&self, c: &Contact, expected_version: u64) -> Result<(), StoreError> {
+        let put = self.versioned_contact(c, expected_version)?;
+        self.transact(vec![put], None).await
+    }
 }
 
 fn visitor_connection_item(k: &Key, c: &VisitorConnection) -> Result<Item, StoreError> {
@@ -2104,6 +2120,11 @@ mod erased {
             super::to_attribute_value(self)
         }
     }
+}
+
+#[derive(Serialize, Deserialize)]
+struct NpsListing {
+    workspace: WorkspaceId,
 }
 
 #[derive(Serialize)]

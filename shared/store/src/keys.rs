@@ -34,6 +34,7 @@
 //! | WhatsApp template    | `WS#<ws>#WATEMPLATE`                 | `<name>#<language>` |
 //! | webhook endpoint     | `WS#<ws>#HOOKS`                      | `<endpoint id>`    |
 //! | webhook delivery     | `WS#<ws>#HOOK#<endpoint id>`         | `<msg id>` (ULID: newest last) |
+//! | workspace with NPS on | `NPS#WORKSPACES`                    | `<ws>`             |
 //! | analytics aggregate  | `WS#<ws>#STATS#<kind>`               | `<yyyy-mm-ddThh>#<value>` |
 //! | analytics fact marker | `WS#<ws>#FACT#<fact id>`            | `FACT` (TTL 3 days) |
 //!
@@ -441,6 +442,13 @@ pub fn stats_partition(w: &WorkspaceId, kind: &str) -> String {
 pub fn stats(w: &WorkspaceId, hour: &str, dimension: &str) -> Key {
     let (kind, value) = dimension.split_once(':').unwrap_or((dimension, ""));
     Key { pk: stats_partition(w, kind), sk: format!("{hour}#{value}") }
+}
+
+pub const NPS_REGISTRY: &str = "NPS#WORKSPACES";
+
+/// The listing of a workspace whose rules enable NPS (the daily run reads the partition).
+pub fn nps_registered(w: &WorkspaceId) -> Key {
+    Key { pk: NPS_REGISTRY.to_owned(), sk: w.to_string() }
 }
 
 pub fn fact_marker(w: &WorkspaceId, id: &str) -> Key {

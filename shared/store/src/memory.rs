@@ -59,6 +59,7 @@ struct State {
     hook_endpoints: BTreeMap<Key, domain::hooks::Endpoint>,
     hook_deliveries: BTreeMap<Key, domain::hooks::Delivery>,
     stats: BTreeMap<Key, domain::analytics::Aggregate>,
+    nps_workspaces: std::collections::BTreeSet<WorkspaceId>,
     fact_markers: HashSet<Key>,
 }
 
@@ -675,8 +676,19 @@ impl RoutingStore for MemoryStore {
         ws: &WorkspaceId,
         rules: &domain::routing::RoutingRules,
     ) -> Result<(), StoreError> {
-        self.with(|s| s.routing_rules.insert(keys::routing_rules(ws), rules.clone()));
+        self.with(|s| {
+            s.routing_rules.insert(keys::routing_rules(ws), rules.clone());
+            if rules.nps.enabled {
+                s.nps_workspaces.insert(ws.clone());
+            } else {
+                s.nps_workspaces.remove(ws);
+            }
+        });
         Ok(())
+    }
+
+    async fn nps_workspaces(&self) -> Result<Vec<WorkspaceId>, StoreError> {
+        Ok(self.with(|s| s.nps_workspaces.iter().cloned().collect()))
     }
 
     async fn teams(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::Team>, StoreError> {
@@ -1190,6 +1202,19 @@ impl ContactStore for MemoryStore {
                 .filter_map(|(_, id)| s.contacts.get(&keys::contact(ws, *id)).cloned())
                 .collect()
         }))
+    }
+
+    async fn update_contact(&self, c: &Contact, expected_version: u64) -> Result<(), StoreError> {
+        self.with(|s| {
+            let k = keys::contact(&c.workspace, c.id);
+            match s.contacts.get(&k) {
+                Some(stored) if stored.version == expected_version => {
+                    s.contacts.insert(k, c.clone());
+                    Ok(())
+                }
+                _ => Err(StoreError::Conflict),
+            }
+        })
     }
 }
 

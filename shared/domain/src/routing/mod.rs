@@ -268,6 +268,9 @@ pub struct RoutingRules {
     /// The satisfaction survey asked when a conversation is resolved (on by default).
     #[serde(default)]
     pub csat: crate::csat::Policy,
+    /// The Net Promoter Score survey (off by default).
+    #[serde(default)]
+    pub nps: crate::nps::Policy,
 }
 
 fn default_capacity() -> u32 {
@@ -291,6 +294,7 @@ impl Default for RoutingRules {
             hours: None,
             after_hours_message: default_after_hours(),
             csat: crate::csat::Policy::default(),
+            nps: crate::nps::Policy::default(),
         }
     }
 }
@@ -321,6 +325,7 @@ impl RoutingRules {
             h.validate()?;
         }
         self.csat.validate().map_err(|e| invalid(format!("csat.{e}")))?;
+        self.nps.validate().map_err(|e| invalid(format!("nps.{e}")))?;
         Ok(())
     }
 
