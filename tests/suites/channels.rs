@@ -439,18 +439,23 @@ async fn email_round_trip_threads_by_reply_to_and_suppresses_after_a_hard_bounce
     assert_eq!(status, "sent");
     let ses_id = m["provider_message_id"].as_str().unwrap().to_owned();
 
-    // The agent resolves; the customer answers to the Reply-To address (no In-Reply-To): the
-    // token brings it back into the same, reopened conversation.
+    // The agent resolves; the customer answers to the Reply-To address (no In-Reply-To), not with a
+    // rating: the token brings it back into the same, reopened conversation.
     let (st, _) =
         s.send_as("PATCH", &format!("/conversations/{id}"), &s.token(), Some(json!({ "status": "resolved" }))).await;
     assert_eq!(st, 200);
+    // Resolving asks the satisfaction survey (by email, with rating links).
+    eventually("the survey in the conversation", || async {
+        s.messages(&id).await.iter().any(|m| m["metadata"]["auto_reply"] == "csat").then_some(())
+    })
+    .await;
     let answer = format!(
         "From: Ann <{customer}>\r\nTo: {reply_to}\r\nSubject: Re: Your order 1234\r\nMessage-ID: <second.{customer}>\r\n\r\nThursday 3pm please.\r\n"
     );
     s.email_in(&answer, &reply_to).await;
     eventually("the answer to join the conversation", || async {
         let msgs = s.messages(&id).await;
-        (msgs.len() == 3).then_some(())
+        (msgs.len() == 4).then_some(())
     })
     .await;
     assert_eq!(s.conversations().await.len(), 1, "no second conversation");
