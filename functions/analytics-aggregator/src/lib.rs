@@ -1,7 +1,8 @@
 //! The analytics aggregator: consumes the analytics queue (SQS standard, latency-tolerant) and
-//! applies each event's facts to the hourly aggregates through `app::analytics` — each fact once
-//! (its marker commits with the aggregates), so a redelivered event changes nothing. Records are
-//! applied one after another: events of one hour and channel touch the same aggregate.
+//! applies the batch's facts to the hourly aggregates through `app::analytics` — each fact once
+//! (its marker commits with the aggregates), so a redelivered event changes nothing. The whole
+//! batch is applied together: events of one hour and channel touch the same aggregate, which is
+//! then read and written once.
 
 use std::sync::Arc;
 
@@ -29,20 +30,35 @@ impl Deps {
 
 pub async fn handle(deps: &Deps, event: SqsEvent) -> Result<SqsBatchResponse, Error> {
     let mut response = SqsBatchResponse::default();
+    let mut facts = vec![];
+    let mut read = vec![];
     for record in &event.records {
         let id = record.message_id.clone().unwrap_or_default();
-        let result: Result<usize, RecordError> = async {
+        let derived: Result<_, RecordError> = async {
             let e: AnalyticsEvent = parse_body(record)?;
-            Ok(app::analytics::aggregate(&*deps.store, &e).await?)
+            Ok(app::analytics::facts_of(&*deps.store, &e).await?)
         }
         .await;
-        match result {
-            Ok(n) => tracing::debug!(facts = n, "analytics event applied"),
+        match derived {
+            Ok(f) => {
+                facts.extend(f);
+                read.push(id);
+            }
             Err(RecordError::Retryable(e)) => {
                 tracing::warn!(error = %e, "analytics event will be retried");
                 response.add_failure(id);
             }
             Err(RecordError::Permanent(e)) => tracing::error!(error = %e, "analytics event dropped"),
+        }
+    }
+    // The whole batch's facts together: one read and one transaction per 25 facts.
+    match app::analytics::apply(&*deps.store, &facts).await {
+        Ok(n) => tracing::info!(events = read.len(), facts = facts.len(), applied = n, "analytics batch applied"),
+        Err(e) => {
+            tracing::warn!(error = %e, "analytics batch will be retried");
+            for id in read {
+                response.add_failure(id);
+            }
         }
     }
     Ok(response)

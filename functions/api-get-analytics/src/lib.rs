@@ -105,7 +105,7 @@ mod tests {
                 team: None,
                 kind: FactKind::Resolved { seconds: secs },
             };
-            store.apply_fact(&f).await.unwrap();
+            store.apply_facts(std::slice::from_ref(&f)).await.unwrap();
         }
         let deps = Deps::new(store, Authenticator::new("s"));
         let res = handle(&deps, get(Role::Supervisor, "")).await.unwrap();

@@ -1,6 +1,7 @@
 //! Analytics: the notifier forwards the events analytics counts to the analytics queue (one
-//! `SendMessageBatch` per notifier batch), and the aggregator turns each into facts
-//! ([`facts_of`]) and applies them to the hourly aggregates (`domain::analytics`), each fact once.
+//! `SendMessageBatch` per notifier batch), and the aggregator turns a batch of them into facts
+//! ([`facts_of`]) and applies them together ([`apply`]: one read and one transaction per 25
+//! facts) to the hourly aggregates (`domain::analytics`), each fact once.
 
 use domain::analytics::{Fact, FactKind};
 use domain::events::{ConversationChange, Notification};
@@ -123,36 +124,18 @@ pub async fn facts_of<S: ConversationReader + ?Sized>(store: &S, e: &AnalyticsEv
     Ok(out)
 }
 
-/// How many times applying one fact is tried while the same aggregate keeps changing.
+/// How many times applying a batch's facts is tried while its aggregates keep changing.
 const ATTEMPTS: u32 = 8;
 
-/// Applies every fact of one event; returns how many counted (the rest were counted before).
-pub async fn aggregate<S: ConversationReader + AnalyticsStore + ?Sized>(
-    store: &S,
-    e: &AnalyticsEvent,
-) -> Result<usize, Error> {
-    let mut applied = 0;
-    for f in facts_of(store, e).await? {
-        let mut done = false;
-        for attempt in 0..ATTEMPTS {
-            crate::pause(attempt).await;
-            match store.apply_fact(&f).await {
-                Ok(true) => {
-                    applied += 1;
-                    done = true;
-                    break;
-                }
-                Ok(false) => {
-                    done = true;
-                    break;
-                }
-                Err(StoreError::Conflict) => continue,
-                Err(err) => return Err(err.into()),
-            }
-        }
-        if !done {
-            return Err(Error::Contended(format!("analytics aggregate for {} kept changing", f.id)));
+/// Applies facts (a whole batch's); returns how many counted (the rest were counted before).
+pub async fn apply<S: AnalyticsStore + ?Sized>(store: &S, facts: &[Fact]) -> Result<usize, Error> {
+    for attempt in 0..ATTEMPTS {
+        crate::pause(attempt).await;
+        match store.apply_facts(facts).await {
+            Ok(n) => return Ok(n),
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
-    Ok(applied)
+    Err(Error::Contended("analytics aggregates kept changing".into()))
 }

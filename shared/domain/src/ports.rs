@@ -879,10 +879,10 @@ pub struct HookResponse {
 /// Analytics aggregates: one item per workspace × hour × dimension, and a marker per fact applied.
 #[async_trait]
 pub trait AnalyticsStore: Send + Sync {
-    /// Applies a fact to the aggregates of each of its dimensions, with the fact's marker, in one
-    /// transaction. `false`: the fact was applied before (its marker exists). `Conflict`: an
-    /// aggregate changed meanwhile (apply again).
-    async fn apply_fact(&self, fact: &crate::analytics::Fact) -> Result<bool, StoreError>;
+    /// Applies facts to the aggregates of each of their dimensions, with a marker per fact, one
+    /// transaction per chunk: facts applied before (their marker exists) are skipped. Returns how
+    /// many were applied. `Conflict`: an aggregate or a marker changed meanwhile (apply again).
+    async fn apply_facts(&self, facts: &[crate::analytics::Fact]) -> Result<usize, StoreError>;
     /// The hourly aggregates of one dimension kind (`channel`, `agent`, `team`) from the hour
     /// `from` to the hour `to`, inclusive: `(hour, dimension, aggregate)`.
     async fn aggregates(

@@ -1826,11 +1826,17 @@ pub async fn analytics_facts_count_once_per_dimension_and_hour<S: Store>(s: &S) 
         kind,
     };
     let resolved = fact("resolved:1", at, Channel::Sms, Some("ann"), FactKind::Resolved { seconds: 600.0 });
-    assert!(s.apply_fact(&resolved).await.unwrap());
-    assert!(!s.apply_fact(&resolved).await.unwrap(), "a fact counts once");
-    s.apply_fact(&fact("resolved:2", at, Channel::Sms, None, FactKind::Resolved { seconds: 60.0 })).await.unwrap();
+    assert_eq!(s.apply_facts(std::slice::from_ref(&resolved)).await.unwrap(), 1);
+    assert_eq!(s.apply_facts(std::slice::from_ref(&resolved)).await.unwrap(), 0, "a fact counts once");
+    // A batch: a new fact on the same aggregate, a repeat, and one in another hour and channel.
     let later = at + time::Duration::hours(3);
-    s.apply_fact(&fact("in:1", later, Channel::Email, None, FactKind::MessageIn)).await.unwrap();
+    let batch = [
+        fact("resolved:2", at, Channel::Sms, None, FactKind::Resolved { seconds: 60.0 }),
+        resolved.clone(),
+        fact("in:1", later, Channel::Email, None, FactKind::MessageIn),
+        fact("in:1", later, Channel::Email, None, FactKind::MessageIn),
+    ];
+    assert_eq!(s.apply_facts(&batch).await.unwrap(), 2, "repeats, in or out of the batch, count once");
     let all = s.aggregates(&ws, "channel", "2025-12-01T00", "2025-12-01T23").await.unwrap();
     let hours: Vec<(&str, &str)> = all.iter().map(|(h, d, _)| (h.as_str(), d.as_str())).collect();
     assert_eq!(hours, [("2025-12-01T12", "channel:sms"), ("2025-12-01T15", "channel:email")]);

@@ -2135,38 +2135,81 @@ struct FactMarker {
 /// How long a fact's marker is kept: far longer than the analytics queue keeps a message.
 const FACT_MARKER_TTL_SECS: i64 = 3 * 24 * 3600;
 
-#[async_trait]
-impl AnalyticsStore for DynamoStore {
-    async fn apply_fact(&self, fact: &domain::analytics::Fact) -> Result<bool, StoreError> {
-        let ws = &fact.workspace;
-        let hour = domain::analytics::hour_of(fact.at);
-        let keys: Vec<Key> = domain::analytics::dimensions(fact).iter().map(|d| keys::stats(ws, &hour, d)).collect();
-        let found = self.get_many(&keys).await?;
-        let ttl = OffsetDateTime::now_utc().unix_timestamp() + FACT_MARKER_TTL_SECS;
-        let marker = item(&keys::fact_marker(ws, &fact.id), "fact", &FactMarker { ttl })?;
-        let mut items = vec![put(&self.table, marker, NOT_EXISTS, None)?];
-        for (k, stored) in keys.iter().zip(found) {
-            let (mut agg, expected) = match stored {
+/// Facts per analytics transaction: each is a marker and up to three aggregates (100 items at most).
+const FACTS_PER_TRANSACTION: usize = 25;
+
+impl DynamoStore {
+    /// Applies up to [`FACTS_PER_TRANSACTION`] facts: one read of their markers and aggregates,
+    /// one transaction writing the new facts' markers and every aggregate they change.
+    async fn apply_fact_chunk(&self, facts: &[domain::analytics::Fact]) -> Result<usize, StoreError> {
+        use domain::analytics::{dimensions, hour_of, Aggregate};
+        let markers: Vec<Key> = facts.iter().map(|f| keys::fact_marker(&f.workspace, &f.id)).collect();
+        let seen = self.get_many(&markers).await?;
+        let mut fresh: Vec<&domain::analytics::Fact> = vec![];
+        for (f, marker) in facts.iter().zip(seen) {
+            if marker.is_none() && !fresh.iter().any(|g| g.workspace == f.workspace && g.id == f.id) {
+                fresh.push(f);
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        let mut agg_keys: Vec<Key> = vec![];
+        for f in &fresh {
+            for d in dimensions(f) {
+                let k = keys::stats(&f.workspace, &hour_of(f.at), &d);
+                if !agg_keys.contains(&k) {
+                    agg_keys.push(k);
+                }
+            }
+        }
+        let stored = self.get_many(&agg_keys).await?;
+        let mut aggs: Vec<(Key, Aggregate, Option<u64>)> = Vec::with_capacity(agg_keys.len());
+        for (k, it) in agg_keys.into_iter().zip(stored) {
+            let (a, v) = match it {
                 Some(it) => {
-                    let a: domain::analytics::Aggregate = decode("analytics aggregate", it)?;
+                    let a: Aggregate = decode("analytics aggregate", it)?;
                     let v = a.version;
                     (a, Some(v))
                 }
-                None => (domain::analytics::Aggregate::default(), None),
+                None => (Aggregate::default(), None),
             };
-            agg.apply(fact);
-            agg.version += 1;
-            let it = item(k, "stats", &agg)?;
+            aggs.push((k, a, v));
+        }
+        let ttl = OffsetDateTime::now_utc().unix_timestamp() + FACT_MARKER_TTL_SECS;
+        let mut items = Vec::with_capacity(fresh.len() + aggs.len());
+        for f in &fresh {
+            let marker = item(&keys::fact_marker(&f.workspace, &f.id), "fact", &FactMarker { ttl })?;
+            items.push(put(&self.table, marker, NOT_EXISTS, None)?);
+            for d in dimensions(f) {
+                let k = keys::stats(&f.workspace, &hour_of(f.at), &d);
+                if let Some((_, a, _)) = aggs.iter_mut().find(|(key, _, _)| *key == k) {
+                    a.apply(f);
+                }
+            }
+        }
+        for (k, mut a, expected) in aggs {
+            a.version += 1;
+            let it = item(&k, "stats", &a)?;
             items.push(match expected {
                 None => put(&self.table, it, NOT_EXISTS, None)?,
                 Some(v) => put(&self.table, it, "version = :v", Some(HashMap::from([(":v".to_owned(), n(v))])))?,
             });
         }
-        match self.transact(items, Some(0)).await {
-            Ok(()) => Ok(true),
-            Err(StoreError::Duplicate) => Ok(false),
-            Err(e) => Err(e),
+        self.transact(items, None).await?;
+        Ok(fresh.len())
+    }
+}
+
+#[async_trait]
+impl AnalyticsStore for DynamoStore {
+    async fn apply_facts(&self, facts: &[domain::analytics::Fact]) -> Result<usize, StoreError> {
+        let mut applied = 0;
+        // One transaction holds at most 100 items: a fact's marker and up to three aggregates.
+        for chunk in facts.chunks(FACTS_PER_TRANSACTION) {
+            applied += self.apply_fact_chunk(chunk).await?;
         }
+        Ok(applied)
     }
 
     async fn aggregates(

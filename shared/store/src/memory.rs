@@ -1372,18 +1372,22 @@ impl HookStore for MemoryStore {
 
 #[async_trait]
 impl AnalyticsStore for MemoryStore {
-    async fn apply_fact(&self, fact: &domain::analytics::Fact) -> Result<bool, StoreError> {
+    async fn apply_facts(&self, facts: &[domain::analytics::Fact]) -> Result<usize, StoreError> {
         self.with(|s| {
-            if !s.fact_markers.insert(keys::fact_marker(&fact.workspace, &fact.id)) {
-                return Ok(false);
+            let mut applied = 0;
+            for fact in facts {
+                if !s.fact_markers.insert(keys::fact_marker(&fact.workspace, &fact.id)) {
+                    continue;
+                }
+                let hour = domain::analytics::hour_of(fact.at);
+                for d in domain::analytics::dimensions(fact) {
+                    let a = s.stats.entry(keys::stats(&fact.workspace, &hour, &d)).or_default();
+                    a.apply(fact);
+                    a.version += 1;
+                }
+                applied += 1;
             }
-            let hour = domain::analytics::hour_of(fact.at);
-            for d in domain::analytics::dimensions(fact) {
-                let a = s.stats.entry(keys::stats(&fact.workspace, &hour, &d)).or_default();
-                a.apply(fact);
-                a.version += 1;
-            }
-            Ok(true)
+            Ok(applied)
         })
     }
 
