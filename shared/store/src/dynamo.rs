@@ -2143,14 +2143,17 @@ impl DynamoStore {
     /// one transaction writing the new facts' markers and every aggregate they change.
     async fn apply_fact_chunk(&self, facts: &[domain::analytics::Fact]) -> Result<usize, StoreError> {
         use domain::analytics::{dimensions, hour_of, Aggregate};
-        let markers: Vec<Key> = facts.iter().map(|f| keys::fact_marker(&f.workspace, &f.id)).collect();
-        let seen = self.get_many(&markers).await?;
-        let mut fresh: Vec<&domain::analytics::Fact> = vec![];
-        for (f, marker) in facts.iter().zip(seen) {
-            if marker.is_none() && !fresh.iter().any(|g| g.workspace == f.workspace && g.id == f.id) {
-                fresh.push(f);
+        // A fact repeated within the batch is one fact (and BatchGetItem refuses repeated keys).
+        let mut unique: Vec<&domain::analytics::Fact> = vec![];
+        for f in facts {
+            if !unique.iter().any(|g| g.workspace == f.workspace && g.id == f.id) {
+                unique.push(f);
             }
         }
+        let markers: Vec<Key> = unique.iter().map(|f| keys::fact_marker(&f.workspace, &f.id)).collect();
+        let seen = self.get_many(&markers).await?;
+        let fresh: Vec<&domain::analytics::Fact> =
+            unique.into_iter().zip(seen).filter(|(_, marker)| marker.is_none()).map(|(f, _)| f).collect();
         if fresh.is_empty() {
             return Ok(0);
         }
