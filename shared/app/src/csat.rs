@@ -15,16 +15,16 @@ use domain::audit::AuditEntry;
 use domain::csat::{self, Rating, Survey};
 use domain::events::Notification;
 use domain::finance::service::RateCardCache;
-use domain::finance::{estimate_message, Costing, Usage};
-use domain::model::{Channel, Conversation, ConversationStatus, Message, Sender};
+use domain::finance::Usage;
+use domain::model::{Channel, Conversation, ConversationStatus};
 use domain::ports::{
     ConsentStore, ConversationReader, NotificationQueue, OutboundQueue, QueueChange, RateCardStore, RoutingCommit,
     RoutingStore, StoreError,
 };
-use domain::{ConversationId, IdempotencyKey, WorkspaceId};
+use domain::{ConversationId, WorkspaceId};
 use time::OffsetDateTime;
 
-use crate::reply::{self, Composed, Queued, ReplyPorts, ReplyRequest};
+use crate::reply::{self, Composed, Queued, ReplyPorts};
 use crate::Error;
 
 /// `metadata.auto_reply` of a survey question.
@@ -82,18 +82,7 @@ impl<S: AskPorts + ?Sized> Asker<'_, S> {
         if !policy.enabled {
             return Ok(Asked::Skipped);
         }
-        let invalid = |e: domain::ParseError| Error::Invalid(e.to_string());
-        let system = domain::AgentId::parse(domain::consent::SYSTEM_AGENT).map_err(invalid)?;
-        let key_text = format!("csat-{conversation}");
-        let key = IdempotencyKey::parse(&key_text).map_err(invalid)?;
-        let req = ReplyRequest {
-            workspace: ws,
-            author: &system,
-            key: &key,
-            request_hash: &key_text,
-            conversation,
-            job_usage: &|_| Usage::default(),
-        };
+        let key = format!("csat-{conversation}");
         let asked_on = std::sync::Mutex::new(None);
         let compose = |c: Conversation, at: OffsetDateTime| {
             let (policy, asked_on) = (&policy, &asked_on);
@@ -104,7 +93,7 @@ impl<S: AskPorts + ?Sized> Asker<'_, S> {
                 Ok::<_, Error>(composed)
             }
         };
-        match reply::queue_reply(self.store, self.outbound, req, || now, compose).await {
+        match reply::queue_system(self.store, self.outbound, ws, conversation, &key, &key, || now, compose).await {
             Ok(Queued::Queued { replayed: false, .. }) => match *asked_on.lock().unwrap_or_else(|p| p.into_inner()) {
                 Some(ch) => {
                     tracing::info!(workspace = %ws, %conversation, channel = %ch, "satisfaction survey queued");
@@ -129,62 +118,25 @@ impl<S: AskPorts + ?Sized> Asker<'_, S> {
             return Ok(None);
         }
         let Some(channel) = csat::should_ask(policy, c) else { return Ok(None) };
-        let Ok(route) = c.reply_route(Some(channel)) else { return Ok(None) };
-        let needs_window = matches!(route.channel, Channel::Whatsapp | Channel::Messenger | Channel::Instagram);
-        if needs_window && !c.reply_window_open(route.channel, now) {
-            tracing::info!(workspace = %c.workspace, conversation = %c.id, channel = %route.channel,
-                "no survey: outside the 24-hour window (a template would be needed)");
-            return Ok(None);
-        }
-        if let Some(identity) = domain::consent::identity_for(route.channel, &route.contact_address) {
-            if self.store.consent(&c.workspace, &identity).await?.and_then(|r| r.refusal()).is_some() {
-                return Ok(None);
-            }
-        }
+        let Some(route) = reply::unsolicited_route(self.store, c, channel, now).await? else { return Ok(None) };
         let links = (route.channel == Channel::Email).then(|| self.links.for_conversation(&c.workspace, c.id, now));
         let text = csat::question_text(policy, route.channel, links.as_ref());
-        let seg = domain::sms::segment(&text);
-        let metadata = [
-            ("auto_reply".to_owned(), serde_json::Value::from(AUTO_REPLY_CSAT)),
-            ("sms_encoding".to_owned(), serde_json::to_value(seg.encoding).unwrap_or_default()),
-            ("sms_segments".to_owned(), seg.segments.into()),
-        ]
-        .into();
-        let mut message =
-            Message::queued_outbound(c.workspace.clone(), c.id, route, Sender::System, &text, metadata, now);
+        let mut composed =
+            reply::system_message(self.store, self.rates, c, route, AUTO_REPLY_CSAT, &text, Usage::default(), now)
+                .await?;
+        let message = &mut composed.message;
         if message.route.channel == Channel::Webchat {
             message.rich = Some(serde_json::json!({ "type": "csat", "scale": 5, "question": policy.question() }));
         }
-        let card = self.rates.card_at(self.store, &c.workspace, now).await?;
-        let costing = Costing {
-            card: &card,
-            contact: c.contact_id,
-            agent: None,
-            team: None,
-            usage: Usage::default(),
-            whatsapp_window_open: true,
-            now,
-        };
-        let cost = match estimate_message(&message, costing) {
-            Ok((priced, entry)) => {
-                message.cost = Some(priced);
-                Some(entry)
-            }
-            Err(e) => {
-                tracing::warn!(workspace = %c.workspace, error = %e, "survey could not be priced");
-                None
-            }
-        };
-        let survey = Survey {
+        composed.survey = Some(Survey {
             asked_at: now,
             channel: message.route.channel,
             message_id: message.id,
             score: None,
             answered_at: None,
             comment: None,
-        };
-        let response = serde_json::json!({ "message_id": message.id });
-        Ok(Some(Composed { message, cost, response, counted: Usage::default(), survey: Some(survey) }))
+        });
+        Ok(Some(composed))
     }
 }
 

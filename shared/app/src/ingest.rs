@@ -19,7 +19,7 @@ use domain::events::{ConsentUpdate, InboundEvent, InboundMessage, Notification};
 use domain::finance::ledger::Month;
 use domain::finance::service::{check_budgets, RateCardCache};
 use domain::finance::{estimate_message, Costing, Usage};
-use domain::model::{Contact, Conversation, Direction, Message, Route, Sender};
+use domain::model::{Contact, Conversation, Direction, Message, Route};
 use domain::ports::{
     BudgetStore, ConsentStore, ConversationWrite, CostLedger, InboundCommit, NotificationQueue, OutboundQueue,
     RateCardStore, StoreError,
@@ -28,11 +28,11 @@ use domain::routing::service::{route_known, Known, Routed, RoutingPorts};
 use domain::routing::WaitReason;
 use domain::sla::Timer;
 use domain::threading::{thread_hinted, Threading};
-use domain::{AgentId, Channel, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
+use domain::{Channel, ConversationId, MessageId, WorkspaceId};
 use time::OffsetDateTime;
 
 use crate::delivery::{self, StatusPorts};
-use crate::reply::{self, Composed, Queued, ReplyPorts, ReplyRequest};
+use crate::reply::{self, Composed, Queued, ReplyPorts};
 use crate::Error;
 
 /// Attempts before giving up on a contended write and letting the queue redeliver the event.
@@ -111,8 +111,8 @@ pub enum Ingested {
         needs_routing: bool,
         /// The message answered a satisfaction survey with this score.
         answered: Option<u8>,
-        /// The message answered the contact's NPS question with this score.
-        nps: Option<u8>,
+        /// The message answered its contact's NPS question.
+        nps: Option<NpsAnswer>,
     },
     Duplicate {
         conversation: ConversationId,
@@ -127,6 +127,13 @@ pub enum Ingested {
     Consent {
         applied: bool,
     },
+}
+
+/// An answer to a contact's NPS question, kept on the contact after the message commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NpsAnswer {
+    pub score: u8,
+    pub contact: domain::ContactId,
 }
 
 impl Ingested {
@@ -224,18 +231,16 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             opened: matches!(outcome, Ingested::Stored { new_conversation: true, .. }),
         };
         self.notifications.publish(&note).await?;
-        if let Ingested::Stored { nps: Some(score), .. } = outcome {
+        if let Ingested::Stored { nps: Some(NpsAnswer { score, contact }), .. } = outcome {
             // The answer is kept on the contact (the message is in the conversation asked in).
             let at = m.provider_timestamp.unwrap_or(m.received_at);
-            if let Some(contact) = self.store.contact_by_identity(&m.workspace, &m.identity).await? {
-                crate::nps::update_contact(self.store, &m.workspace, contact.id, |c| {
-                    if let Some(s) = c.nps.as_mut().filter(|s| s.score.is_none()) {
-                        s.score = Some(score);
-                        s.answered_at = Some(at);
-                    }
-                })
-                .await?;
-            }
+            crate::nps::update_contact(self.store, &m.workspace, contact, |c| {
+                if let Some(s) = c.nps.as_mut().filter(|s| s.score.is_none()) {
+                    s.score = Some(score);
+                    s.answered_at = Some(at);
+                }
+            })
+            .await?;
         }
         if let Ingested::Stored { answered: Some(score), .. } = outcome {
             let rated = Notification::CsatReceived {
@@ -343,21 +348,21 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
         text: &str,
         key: &str,
     ) -> Result<(), Error> {
-        let invalid = |e: domain::ParseError| Error::Invalid(e.to_string());
-        let system = AgentId::parse(domain::consent::SYSTEM_AGENT).map_err(invalid)?;
         let hash = format!("{kind}:{key}");
-        let key = IdempotencyKey::parse(key).map_err(invalid)?;
-        let req = ReplyRequest {
-            workspace: &m.workspace,
-            author: &system,
-            key: &key,
-            request_hash: &hash,
-            conversation,
-            job_usage: &|_| Usage::default(),
-        };
         let compose =
             |c: Conversation, now: OffsetDateTime| async move { self.compose_auto_reply(m, &c, kind, text, now).await };
-        match reply::queue_reply(self.store, self.outbound, req, self.clock, compose).await {
+        match reply::queue_system(
+            self.store,
+            self.outbound,
+            &m.workspace,
+            conversation,
+            key,
+            &hash,
+            self.clock,
+            compose,
+        )
+        .await
+        {
             Ok(Queued::Queued { .. } | Queued::Skipped) => Ok(()),
             Err(reply::ReplyError::App(e) | reply::ReplyError::Refused(e)) => Err(e),
             Err(reply::ReplyError::NotFound(id)) => Err(Error::Invalid(format!("conversation {id} vanished"))),
@@ -374,39 +379,10 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
         now: OffsetDateTime,
     ) -> Result<Option<Composed>, Error> {
         let Ok(route) = conversation.reply_route(Some(m.channel)) else { return Ok(None) };
-        let ws = &m.workspace;
-        let seg = domain::sms::segment(text);
-        let metadata = [
-            ("auto_reply".to_owned(), serde_json::Value::from(kind)),
-            ("sms_encoding".to_owned(), serde_json::to_value(seg.encoding).unwrap_or_default()),
-            ("sms_segments".to_owned(), seg.segments.into()),
-        ]
-        .into();
-        let mut message =
-            Message::queued_outbound(ws.clone(), conversation.id, route, Sender::System, text, metadata, now);
-        let card = self.rates.card_at(self.store, ws, now).await?;
         let counted = (self.usage_so_far)();
-        let costing = Costing {
-            card: &card,
-            contact: conversation.contact_id,
-            agent: None,
-            team: None,
-            usage: counted,
-            whatsapp_window_open: true,
-            now,
-        };
-        let cost = match estimate_message(&message, costing) {
-            Ok((c, entry)) => {
-                message.cost = Some(c);
-                Some(entry)
-            }
-            Err(e) => {
-                tracing::warn!(workspace = %ws, error = %e, kind, "automatic answer could not be priced");
-                None
-            }
-        };
-        let response = serde_json::json!({ "message_id": message.id });
-        Ok(Some(Composed { message, cost, response, counted, survey: None }))
+        let composed =
+            reply::system_message(self.store, self.rates, conversation, route, kind, text, counted, now).await?;
+        Ok(Some(composed))
     }
 
     /// Budget alerts are level-triggered: a failed check is caught up by the next message's, so it
@@ -563,7 +539,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             _ => None,
         };
         let answered = answer.as_ref().map(|(_, score)| *score);
-        let nps = nps_answer.as_ref().map(|(_, score)| *score);
+        let nps = nps_answer.as_ref().map(|(_, score)| NpsAnswer { score: *score, contact: contact_id });
         let target = match (answer.or(nps_answer), thread_hinted(current.as_ref(), hinted.as_ref(), contact_id)) {
             (Some((c, _)), _) => Some(c),
             (None, Threading::Append(id)) => [hinted, current.clone()].into_iter().flatten().find(|c| c.id == id),
@@ -616,8 +592,8 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
         if let Some(score) = answered {
             message.metadata.insert(META_CSAT_SCORE.to_owned(), score.into());
         }
-        if let Some(score) = nps {
-            message.metadata.insert(META_NPS_SCORE.to_owned(), score.into());
+        if let Some(a) = nps {
+            message.metadata.insert(META_NPS_SCORE.to_owned(), a.score.into());
         }
         // What customers should never have typed (cards, IBANs, the workspace's patterns) is masked
         // before anything is stored.
@@ -836,7 +812,7 @@ mod tests {
         let msgs = store.messages(&ws, conv.id, Order::Oldest, 10, None).await.unwrap().items;
         let answer = msgs.iter().find(|m| m.direction == Direction::Outbound).expect("the answer");
         assert_eq!(answer.text.as_deref(), Some(domain::consent::DEFAULT_HELP_TEXT));
-        assert_eq!(answer.sender, Sender::System);
+        assert_eq!(answer.sender, domain::model::Sender::System);
         assert!(answer.cost.is_some(), "priced like any message");
         assert_eq!(conv.unread_count, 2, "an automatic answer marks nothing read");
     }
@@ -950,7 +926,10 @@ mod tests {
         assert_eq!(questions.len(), 1);
 
         let out = ingest(&deps, inbound("SM00000000000000000000000000000093", done, "9")).await.unwrap();
-        assert!(matches!(out, Ingested::Stored { nps: Some(9), new_conversation: false, .. }), "{out:?}");
+        assert!(
+            matches!(out, Ingested::Stored { nps: Some(NpsAnswer { score: 9, .. }), new_conversation: false, .. }),
+            "{out:?}"
+        );
         let p = PhoneNumber::parse(done).unwrap();
         let contact = store.contact_by_identity(&ws(), &Identity::phone(&p)).await.unwrap().unwrap();
         assert_eq!(contact.nps.as_ref().and_then(|s| s.score), Some(9));
@@ -970,7 +949,7 @@ mod tests {
         rules.skills.keywords.insert("refund".into(), "billing".into());
         store.put_routing_rules(&ws(), &rules).await.unwrap();
         let agent = |id: &str, skills: &[&str]| AgentState {
-            id: AgentId::parse(id).unwrap(),
+            id: domain::AgentId::parse(id).unwrap(),
             presence: Presence::Online,
             teams: Default::default(),
             skills: skills.iter().map(|s| (*s).to_owned()).collect(),
@@ -982,7 +961,7 @@ mod tests {
         store.put_agent(&ws(), &agent("bob", &["billing"])).await.unwrap();
         ingest(&deps, inbound("SM00000000000000000000000000000021", "+14155552671", "I want a refund")).await.unwrap();
         let billing = conversation_of(&store, "+14155552671").await;
-        assert_eq!(billing.assignee.as_ref().map(AgentId::as_str), Some("bob"), "the skill decides");
+        assert_eq!(billing.assignee.as_ref().map(domain::AgentId::as_str), Some("bob"), "the skill decides");
         assert!(billing.skills.contains("billing"));
         // A follow-up keeps its owner and changes nothing in routing.
         ingest(&deps, inbound("SM00000000000000000000000000000022", "+14155552671", "hello?")).await.unwrap();

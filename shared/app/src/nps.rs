@@ -8,17 +8,17 @@
 use std::collections::BTreeMap;
 
 use domain::finance::service::RateCardCache;
-use domain::finance::{estimate_message, Costing, Usage};
-use domain::model::{Channel, Contact, Conversation, ConversationStatus, Message, Sender};
+use domain::finance::Usage;
+use domain::model::{Channel, Contact, Conversation, ConversationStatus};
 use domain::nps::{self, Survey};
 use domain::ports::{
     AssigneeFilter, ConsentStore, ContactStore, ConversationQuery, ConversationReader, InboundStore, OutboundQueue,
     RateCardStore, RoutingStore, StoreError,
 };
-use domain::{ContactId, IdempotencyKey, WorkspaceId};
+use domain::{ContactId, WorkspaceId};
 use time::{Duration, OffsetDateTime};
 
-use crate::reply::{self, Composed, Queued, ReplyPorts, ReplyRequest};
+use crate::reply::{self, Composed, Queued, ReplyPorts};
 use crate::Error;
 
 /// `metadata.auto_reply` of an NPS question.
@@ -114,18 +114,7 @@ impl<S: NpsPorts + ?Sized> Runner<'_, S> {
         if self.store.current_conversation(ws, &contact).await?.is_some_and(|c| c.status.is_unresolved()) {
             return Ok(false);
         }
-        let invalid = |e: domain::ParseError| Error::Invalid(e.to_string());
-        let system = domain::AgentId::parse(domain::consent::SYSTEM_AGENT).map_err(invalid)?;
-        let key_text = format!("nps-{contact_id}-{}", policy.period(now));
-        let key = IdempotencyKey::parse(&key_text).map_err(invalid)?;
-        let req = ReplyRequest {
-            workspace: ws,
-            author: &system,
-            key: &key,
-            request_hash: &key_text,
-            conversation: conversation.id,
-            job_usage: &|_| Usage::default(),
-        };
+        let key = format!("nps-{contact_id}-{}", policy.period(now));
         let asked = std::sync::Mutex::new(None);
         let compose = |c: Conversation, at: OffsetDateTime| {
             let asked = &asked;
@@ -136,7 +125,18 @@ impl<S: NpsPorts + ?Sized> Runner<'_, S> {
                 Ok::<_, Error>(composed)
             }
         };
-        let queued = match reply::queue_reply(self.store, self.outbound, req, || now, compose).await {
+        let queued = match reply::queue_system(
+            self.store,
+            self.outbound,
+            ws,
+            conversation.id,
+            &key,
+            &key,
+            || now,
+            compose,
+        )
+        .await
+        {
             Ok(Queued::Queued { replayed: false, .. }) => true,
             Ok(_) | Err(reply::ReplyError::KeyReused) => false,
             Err(reply::ReplyError::App(e) | reply::ReplyError::Refused(e)) => return Err(e),
@@ -166,48 +166,12 @@ impl<S: NpsPorts + ?Sized> Runner<'_, S> {
         if channel == Channel::Voice || c.tags.contains(crate::ingest::TAG_UNVERIFIED_SENDER) {
             return Ok(None);
         }
-        let Ok(route) = c.reply_route(Some(channel)) else { return Ok(None) };
-        let needs_window = matches!(route.channel, Channel::Whatsapp | Channel::Messenger | Channel::Instagram);
-        if needs_window && !c.reply_window_open(route.channel, now) {
-            return Ok(None);
-        }
-        if let Some(identity) = domain::consent::identity_for(route.channel, &route.contact_address) {
-            if self.store.consent(&c.workspace, &identity).await?.and_then(|r| r.refusal()).is_some() {
-                return Ok(None);
-            }
-        }
+        let Some(route) = reply::unsolicited_route(self.store, c, channel, now).await? else { return Ok(None) };
         let text = policy.question();
-        let seg = domain::sms::segment(text);
-        let metadata = [
-            ("auto_reply".to_owned(), serde_json::Value::from(AUTO_REPLY_NPS)),
-            ("sms_encoding".to_owned(), serde_json::to_value(seg.encoding).unwrap_or_default()),
-            ("sms_segments".to_owned(), seg.segments.into()),
-        ]
-        .into();
-        let mut message =
-            Message::queued_outbound(c.workspace.clone(), c.id, route, Sender::System, text, metadata, now);
-        let card = self.rates.card_at(self.store, &c.workspace, now).await?;
-        let costing = Costing {
-            card: &card,
-            contact: c.contact_id,
-            agent: None,
-            team: None,
-            usage: Usage::default(),
-            whatsapp_window_open: true,
-            now,
-        };
-        let cost = match estimate_message(&message, costing) {
-            Ok((priced, entry)) => {
-                message.cost = Some(priced);
-                Some(entry)
-            }
-            Err(e) => {
-                tracing::warn!(workspace = %c.workspace, error = %e, "NPS question could not be priced");
-                None
-            }
-        };
-        let response = serde_json::json!({ "message_id": message.id });
-        Ok(Some(Composed { message, cost, response, counted: Usage::default(), survey: None }))
+        let composed =
+            reply::system_message(self.store, self.rates, c, route, AUTO_REPLY_NPS, text, Usage::default(), now)
+                .await?;
+        Ok(Some(composed))
     }
 }
 

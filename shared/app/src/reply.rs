@@ -13,9 +13,13 @@
 use std::future::Future;
 
 use domain::events::OutboundJob;
-use domain::finance::{LedgerEntry, Usage};
-use domain::model::{Conversation, Message, Sender};
-use domain::ports::{ConversationReader, IdempotencyRecord, OutboundQueue, ReplyCommit, ReplyStore, StoreError};
+use domain::finance::service::RateCardCache;
+use domain::finance::{estimate_message, Costing, LedgerEntry, Usage};
+use domain::model::{Channel, Conversation, Message, Route, Sender};
+use domain::ports::{
+    ConsentStore, ConversationReader, IdempotencyRecord, OutboundQueue, RateCardStore, ReplyCommit, ReplyStore,
+    StoreError,
+};
 use domain::{AgentId, ConversationId, IdempotencyKey, WorkspaceId};
 use time::OffsetDateTime;
 
@@ -149,6 +153,108 @@ where
     Err(ReplyError::App(Error::Contended(format!(
         "the conversation is still changing after {MAX_ATTEMPTS} attempts; retry with the same key"
     ))))
+}
+
+/// [`queue_reply`] for an automatic message of ours: the reserved `system` author, `key` (an
+/// idempotency key's text) and `request_hash`, no usage carried to the sender.
+#[allow(clippy::too_many_arguments)]
+pub async fn queue_system<S, F, Fut>(
+    store: &S,
+    outbound: &dyn OutboundQueue,
+    ws: &WorkspaceId,
+    conversation: ConversationId,
+    key: &str,
+    request_hash: &str,
+    now: impl Fn() -> OffsetDateTime,
+    compose: F,
+) -> Result<Queued, ReplyError<Error>>
+where
+    S: ReplyPorts + ?Sized,
+    F: FnMut(Conversation, OffsetDateTime) -> Fut,
+    Fut: Future<Output = Result<Option<Composed>, Error>>,
+{
+    let invalid = |e: domain::ParseError| ReplyError::App(Error::Invalid(e.to_string()));
+    let system = AgentId::parse(domain::consent::SYSTEM_AGENT).map_err(invalid)?;
+    let key = IdempotencyKey::parse(key).map_err(invalid)?;
+    let req = ReplyRequest {
+        workspace: ws,
+        author: &system,
+        key: &key,
+        request_hash,
+        conversation,
+        job_usage: &|_| Usage::default(),
+    };
+    queue_reply(store, outbound, req, now, compose).await
+}
+
+/// An automatic message of ours (`Sender::System`, `metadata.auto_reply = kind`, its SMS
+/// segments), composed and priced with the card in force at `now`; `counted` is the AWS usage the
+/// estimate includes. A message that cannot be priced still goes (logged).
+#[allow(clippy::too_many_arguments)]
+pub async fn system_message<S: RateCardStore + ?Sized>(
+    store: &S,
+    rates: &RateCardCache,
+    c: &Conversation,
+    route: Route,
+    kind: &str,
+    text: &str,
+    counted: Usage,
+    now: OffsetDateTime,
+) -> Result<Composed, Error> {
+    let seg = domain::sms::segment(text);
+    let metadata = [
+        ("auto_reply".to_owned(), serde_json::Value::from(kind)),
+        ("sms_encoding".to_owned(), serde_json::to_value(seg.encoding).unwrap_or_default()),
+        ("sms_segments".to_owned(), seg.segments.into()),
+    ]
+    .into();
+    let mut message = Message::queued_outbound(c.workspace.clone(), c.id, route, Sender::System, text, metadata, now);
+    let card = rates.card_at(store, &c.workspace, now).await?;
+    let costing = Costing {
+        card: &card,
+        contact: c.contact_id,
+        agent: None,
+        team: None,
+        usage: counted,
+        whatsapp_window_open: true,
+        now,
+    };
+    let cost = match estimate_message(&message, costing) {
+        Ok((priced, entry)) => {
+            message.cost = Some(priced);
+            Some(entry)
+        }
+        Err(e) => {
+            tracing::warn!(workspace = %c.workspace, error = %e, kind, "automatic message could not be priced");
+            None
+        }
+    };
+    let response = serde_json::json!({ "message_id": message.id });
+    Ok(Composed { message, cost, response, counted, survey: None })
+}
+
+/// The route a message of ours that answers nothing (a survey) may take on `channel`: the
+/// customer wrote there, a free-form message is allowed (WhatsApp's, Messenger's and Instagram's
+/// 24-hour window is open), and the address is neither opted out nor suppressed.
+pub async fn unsolicited_route<S: ConsentStore + ?Sized>(
+    store: &S,
+    c: &Conversation,
+    channel: Channel,
+    now: OffsetDateTime,
+) -> Result<Option<Route>, Error> {
+    let Ok(route) = c.reply_route(Some(channel)) else { return Ok(None) };
+    let needs_window = matches!(route.channel, Channel::Whatsapp | Channel::Messenger | Channel::Instagram);
+    if needs_window && !c.reply_window_open(route.channel, now) {
+        tracing::info!(workspace = %c.workspace, conversation = %c.id, channel = %route.channel,
+            "not sent: outside the 24-hour window (a template would be needed)");
+        return Ok(None);
+    }
+    if let Some(identity) = domain::consent::identity_for(route.channel, &route.contact_address) {
+        if store.consent(&c.workspace, &identity).await?.and_then(|r| r.refusal()).is_some() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(route))
 }
 
 /// Enqueues the outbound job unless the record says it already is, then marks it. A failure
