@@ -142,6 +142,29 @@ async fn two_agents_work_live_routing_push_typing_viewing_presence_and_cleanup()
     // Loads match what each holds.
     let load = |id: &str| agents.iter().find(|a| a.id.as_str() == id).unwrap().load;
     assert_eq!((load("ann"), load("bob")), (200, 100));
+
+    // Utilisation in analytics: the online time each closed online period held (ann's first,
+    // ended by "away"; bob's, ended by "do not disturb"), and each assignment's load against
+    // capacity: bob took carol's chat at 100 of 300.
+    let sup = t.token_as("sue", Role::Supervisor);
+    let rows = eventually("utilisation in analytics", || async {
+        let (s, a) = t.get_as("/analytics?dimension=agent", &sup).await;
+        assert_eq!(s, 200, "{a}");
+        let rows = a["rows"].as_array().cloned().unwrap_or_default();
+        let row = |id: &str| rows.iter().find(|r| r["key"] == id).cloned();
+        let (ann, bob) = (row("ann")?, row("bob")?);
+        let done = ann["counts"]["assigned"] == 2
+            && bob["counts"]["assigned"] == 1
+            && ann["online_hours"].as_f64()? > 0.0
+            && bob["online_hours"].as_f64()? > 0.0;
+        done.then_some((ann, bob))
+    })
+    .await;
+    let (ann_row, bob_row) = rows;
+    let p50 = bob_row["load_at_assignment_pct"]["p50"].as_f64().unwrap();
+    assert!((p50 - 100.0 / 3.0).abs() < 1.0, "bob's load at assignment: {bob_row}");
+    assert_eq!(ann_row["load_at_assignment_pct"]["count"], 2, "{ann_row}");
+    assert!(bob_row["online_hours"].as_f64().unwrap() < 0.1, "seconds, not hours: {bob_row}");
 }
 
 #[tokio::test]
@@ -150,7 +173,16 @@ async fn fifty_new_conversations_at_once_never_exceed_capacity_and_the_rest_wait
     profile(&t, "ann", &[], 300).await;
     profile(&t, "bob", &[], 200).await;
     for a in ["ann", "bob"] {
-        t.store.set_presence(&t.workspace, &AgentId::parse(a).unwrap(), Presence::Online, 0).await.unwrap();
+        t.store
+            .set_presence(
+                &t.workspace,
+                &AgentId::parse(a).unwrap(),
+                Presence::Online,
+                0,
+                time::OffsetDateTime::now_utc(),
+            )
+            .await
+            .unwrap();
     }
     let numbers: Vec<String> = (0..50).map(|i| format!("+1415556{i:04}")).collect();
     let t = &t;

@@ -162,7 +162,16 @@ mod tests {
         seed_agent(w.store.as_ref(), &w.ws, "alice", 500, Presence::Online).await;
         let (_, c) = seed_conversation(w.store.as_ref(), &w.ws, 1, now).await;
         put(&w, c.id, ALICE, r#"{"agent": "alice"}"#).await;
-        w.store.set_presence(&w.ws, &AgentId::parse("alice").unwrap(), Presence::Away, 500).await.unwrap();
+        w.store
+            .set_presence(
+                &w.ws,
+                &AgentId::parse("alice").unwrap(),
+                Presence::Away,
+                500,
+                time::OffsetDateTime::now_utc(),
+            )
+            .await
+            .unwrap();
         let (status, body) = put(&w, c.id, ALICE, r#"{"agent": null, "note": "not my area"}"#).await;
         assert_eq!(status, 200, "{body}");
         assert!(body["conversation"]["assignee"].is_null());

@@ -1,8 +1,8 @@
 //! GET /analytics — what the workspace's conversations looked like over a range (supervisors and
 //! admins): per channel (or `dimension=agent|team`) volumes, first-response and resolution time
 //! percentiles (p50/p90/p95/p99, within 1% of the exact values: merged DDSketches of the hours in
-//! range), CSAT counts and the share of 4–5 ratings, channel migrations, and the same per hour of
-//! day (UTC). Query: `from`, `to` (dates `YYYY-MM-DD`, inclusive; the last 7 days by default; at
+//! range), CSAT counts and the share of 4–5 ratings, channel migrations, agent utilisation (online
+//! hours, load against capacity at assignment), and the same per hour of day (UTC). Query: `from`, `to` (dates `YYYY-MM-DD`, inclusive; the last 7 days by default; at
 //! most 92 days), `dimension`, `format=csv` (the rows, like the finance report).
 
 use domain::analytics::{report, to_csv};
@@ -100,7 +100,7 @@ mod tests {
                 id: format!("r{i}"),
                 workspace: ws.clone(),
                 at,
-                channel: Channel::Sms,
+                channel: Some(Channel::Sms),
                 agent: None,
                 team: None,
                 kind: FactKind::Resolved { seconds: secs },

@@ -209,7 +209,7 @@ mod tests {
         // Back online before the grace period ended: nothing moves.
         let out = handle(&deps, Task::Away(check(now))).await.unwrap();
         assert_eq!(out["rerouted"], 0);
-        store.set_presence(&ws, &ann, Presence::Away, 500).await.unwrap();
+        store.set_presence(&ws, &ann, Presence::Away, 500, time::OffsetDateTime::now_utc()).await.unwrap();
         seed_agent(&*store, &ws, "bob", 500, Presence::Online).await;
         let out = handle(&deps, Task::Away(check(now))).await.unwrap();
         assert_eq!(out["rerouted"], 1);

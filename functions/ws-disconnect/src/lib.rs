@@ -80,7 +80,7 @@ mod tests {
         };
         let ws = WorkspaceId::parse("demo").unwrap();
         let ann = AgentId::parse("ann").unwrap();
-        store.set_presence(&ws, &ann, Presence::Online, 500).await.unwrap();
+        store.set_presence(&ws, &ann, Presence::Online, 500, time::OffsetDateTime::now_utc()).await.unwrap();
         store.put_connection(&conn("tab1")).await.unwrap();
         store.put_connection(&conn("tab2")).await.unwrap();
 

@@ -23,6 +23,7 @@ pub fn counts(n: &Notification) -> bool {
         }
         Notification::CsatReceived { comment, .. } => comment.is_none(),
         Notification::SlaWarning { .. } | Notification::SlaBreached { .. } => true,
+        Notification::PresenceChanged { online, .. } => online.is_some(),
         _ => false,
     }
 }
@@ -42,7 +43,7 @@ pub async fn facts_of<S: ConversationReader + ?Sized>(store: &S, e: &AnalyticsEv
         id,
         workspace: ws.clone(),
         at: e.at,
-        channel,
+        channel: Some(channel),
         agent: c.and_then(|c| c.assignee.as_ref()).map(|a| a.to_string()),
         team: c.and_then(|c| c.team.as_ref()).map(|t| t.to_string()),
         kind,
@@ -86,13 +87,13 @@ pub async fn facts_of<S: ConversationReader + ?Sized>(store: &S, e: &AnalyticsEv
                 out.push(f);
             }
         }
-        Notification::ConversationChanged { conversation_id, change, version, assignee, .. } => {
+        Notification::ConversationChanged { conversation_id, change, version, assignee, load, .. } => {
             let Some(c) = store.conversation(&ws, *conversation_id).await? else { return Ok(out) };
             let Some(channel) = channel_of(&c) else { return Ok(out) };
             let id = |what: &str| format!("{what}:{conversation_id}:{version}");
             match change {
                 ConversationChange::Assigned => {
-                    let mut f = fact(id("assigned"), channel, Some(&c), FactKind::Assigned);
+                    let mut f = fact(id("assigned"), channel, Some(&c), FactKind::Assigned { load: *load });
                     f.agent = assignee.as_ref().map(|a| a.to_string());
                     out.push(f);
                 }
@@ -118,6 +119,20 @@ pub async fn facts_of<S: ConversationReader + ?Sized>(store: &S, e: &AnalyticsEv
                 FactKind::SlaBreach
             };
             out.push(fact(e.event.dedup_id(), channel, Some(&c), kind));
+        }
+        Notification::PresenceChanged { agent, online: Some(period), id, .. } => {
+            // Online time per hour of the period: utilisation's denominator.
+            for (at, seconds) in domain::analytics::online_pieces(period.since, period.until) {
+                out.push(Fact {
+                    id: format!("online:{id}:{}", domain::analytics::hour_of(at)),
+                    workspace: ws.clone(),
+                    at,
+                    channel: None,
+                    agent: Some(agent.to_string()),
+                    team: None,
+                    kind: FactKind::Online { seconds },
+                });
+            }
         }
         _ => {}
     }

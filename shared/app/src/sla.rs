@@ -152,7 +152,7 @@ async fn commit<S: RoutingPorts + ?Sized>(
     let ws = current.workspace.clone();
     let audit = AuditEntry::new(ws, Some(current.id), AuditEntry::system(), action, details.clone(), now);
     let change = if requeue { ConversationChange::Unassigned } else { ConversationChange::Updated };
-    let plan = Plan { next, take: None, change, action, details, drain: requeue };
+    let plan = Plan { next, take: None, change, action, details, drain: requeue, load: None };
     commit_change(store, notify, current, plan, audit).await
 }
 

@@ -31,7 +31,9 @@ pub struct Fact {
     pub workspace: WorkspaceId,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    pub channel: Channel,
+    /// None for what belongs to no channel (an agent's online time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,7 +47,15 @@ pub enum FactKind {
     ConversationCreated,
     MessageIn,
     MessageOut,
-    Assigned,
+    /// With the new owner's load against their capacity, the assignment included, when known.
+    Assigned {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        load: Option<crate::events::AgentLoad>,
+    },
+    /// An agent was online `seconds` within the hour of `at` (one fact per hour of a period).
+    Online {
+        seconds: f64,
+    },
     /// The first answer of an agent, `seconds` after the conversation started.
     FirstResponse {
         seconds: f64,
@@ -182,6 +192,12 @@ pub struct Aggregate {
     /// `from>to` → conversations that moved so.
     #[serde(default)]
     pub migrations: BTreeMap<String, u64>,
+    /// Seconds agents were online.
+    #[serde(default)]
+    pub online_seconds: f64,
+    /// The owner's load as a percentage of their capacity at each assignment (utilisation).
+    #[serde(default)]
+    pub load: Sketch,
     #[serde(default)]
     pub version: u64,
 }
@@ -192,7 +208,13 @@ impl Aggregate {
             FactKind::ConversationCreated => self.counts.conversations += 1,
             FactKind::MessageIn => self.counts.messages_in += 1,
             FactKind::MessageOut => self.counts.messages_out += 1,
-            FactKind::Assigned => self.counts.assigned += 1,
+            FactKind::Assigned { load } => {
+                self.counts.assigned += 1;
+                if let Some(l) = load.filter(|l| l.capacity > 0) {
+                    self.load.add(100.0 * f64::from(l.load) / f64::from(l.capacity));
+                }
+            }
+            FactKind::Online { seconds } => self.online_seconds += seconds.max(0.0),
             FactKind::FirstResponse { seconds } => self.first_response.add(*seconds),
             FactKind::Resolved { seconds } => {
                 self.counts.resolved += 1;
@@ -207,7 +229,9 @@ impl Aggregate {
             FactKind::SlaWarning => self.counts.sla_warnings += 1,
             FactKind::SlaBreach => self.counts.sla_breaches += 1,
             FactKind::ChannelMigration { from } => {
-                *self.migrations.entry(format!("{from}>{}", f.channel)).or_default() += 1;
+                if let Some(to) = f.channel {
+                    *self.migrations.entry(format!("{from}>{to}")).or_default() += 1;
+                }
             }
         }
     }
@@ -222,12 +246,14 @@ impl Aggregate {
         for (k, v) in &o.migrations {
             *self.migrations.entry(k.clone()).or_default() += v;
         }
+        self.online_seconds += o.online_seconds;
+        self.load.merge(&o.load);
     }
 }
 
 /// The dimensions a fact counts under: its channel, and its agent and team when it has them.
 pub fn dimensions(f: &Fact) -> Vec<String> {
-    let mut out = vec![format!("channel:{}", f.channel)];
+    let mut out: Vec<String> = f.channel.iter().map(|c| format!("channel:{c}")).collect();
     if let Some(a) = &f.agent {
         out.push(format!("agent:{a}"));
     }
@@ -251,6 +277,25 @@ pub fn hours_between(from: OffsetDateTime, to: OffsetDateTime) -> Vec<String> {
     while at <= to {
         out.push(hour_of(at));
         at += Duration::hours(1);
+    }
+    out
+}
+
+/// The longest an online period counts: a period whose end was never recorded (a socket that
+/// vanished without its disconnect) must not fill days.
+pub const MAX_ONLINE_PERIOD: Duration = Duration::hours(12);
+
+/// An online period cut at hour boundaries: each piece's start and its seconds, which sum to the
+/// period's length (capped at [`MAX_ONLINE_PERIOD`]).
+pub fn online_pieces(since: OffsetDateTime, until: OffsetDateTime) -> Vec<(OffsetDateTime, f64)> {
+    let until = until.min(since + MAX_ONLINE_PERIOD);
+    let mut out = vec![];
+    let mut at = since;
+    while at < until {
+        let hour = at.replace_minute(0).and_then(|t| t.replace_second(0)).and_then(|t| t.replace_nanosecond(0));
+        let next = hour.map_or(until, |h| (h + Duration::hours(1)).min(until));
+        out.push((at, (next - at).as_seconds_f64()));
+        at = next;
     }
     out
 }
@@ -288,6 +333,12 @@ pub struct Row {
     /// The share of ratings of 4 or 5 (none without ratings).
     pub csat_score: Option<f64>,
     pub migrations: BTreeMap<String, u64>,
+    /// Hours agents were online (agent and team rows).
+    pub online_hours: f64,
+    /// Conversations assigned per online hour (when anyone was online).
+    pub assigned_per_online_hour: Option<f64>,
+    /// The owner's load as a percentage of their capacity when each conversation was assigned.
+    pub load_at_assignment_pct: Percentiles,
 }
 
 impl Row {
@@ -301,6 +352,10 @@ impl Row {
             csat: a.csat,
             csat_score: (rated > 0).then(|| (a.csat[3] + a.csat[4]) as f64 / rated as f64),
             migrations: a.migrations.clone(),
+            online_hours: a.online_seconds / 3600.0,
+            assigned_per_online_hour: (a.online_seconds >= 1.0)
+                .then(|| a.counts.assigned as f64 / (a.online_seconds / 3600.0)),
+            load_at_assignment_pct: Percentiles::of(&a.load),
         }
     }
 }
@@ -343,6 +398,10 @@ pub fn to_csv(rows: &[Row]) -> String {
         "resolution_p99_s",
         "csat_responses",
         "csat_score",
+        "assigned",
+        "online_hours",
+        "load_at_assignment_p50_pct",
+        "load_at_assignment_p90_pct",
     ]);
     let f = |v: Option<f64>| v.map(|x| format!("{x:.1}")).unwrap_or_default();
     for r in rows {
@@ -364,6 +423,10 @@ pub fn to_csv(rows: &[Row]) -> String {
             f(r.resolution_seconds.p99),
             r.csat.iter().sum::<u64>().to_string(),
             r.csat_score.map(|s| format!("{s:.3}")).unwrap_or_default(),
+            r.counts.assigned.to_string(),
+            format!("{:.2}", r.online_hours),
+            f(r.load_at_assignment_pct.p50),
+            f(r.load_at_assignment_pct.p90),
         ]);
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
@@ -378,7 +441,7 @@ mod tests {
             id: format!("f{i}"),
             workspace: WorkspaceId::parse("acme").unwrap(),
             at,
-            channel,
+            channel: Some(channel),
             agent: None,
             team: None,
             kind,
@@ -471,8 +534,48 @@ mod tests {
         assert_eq!(row.csat_score, Some(0.5));
         let csv = to_csv(&[row]);
         assert!(csv.starts_with("key,conversations,"));
-        assert!(csv.lines().nth(1).unwrap().ends_with(",2,0.500"), "{csv}");
+        assert!(csv.lines().nth(1).unwrap().ends_with(",2,0.500,0,0.00,,"), "{csv}");
         assert_eq!(hour_of(at), "2025-12-01T00");
         assert_eq!(hours_between(at, at + Duration::minutes(150)).len(), 3);
+    }
+
+    #[test]
+    fn online_time_and_load_make_an_agents_utilisation() {
+        let at = OffsetDateTime::from_unix_timestamp(1_764_547_200).unwrap(); // 00:00
+        let since = at + Duration::minutes(40);
+        let pieces = online_pieces(since, since + Duration::minutes(90));
+        assert_eq!(pieces, vec![(since, 1200.0), (at + Duration::hours(1), 3600.0), (at + Duration::hours(2), 600.0)]);
+        let capped = online_pieces(since, since + Duration::days(3));
+        assert_eq!(capped.iter().map(|p| p.1).sum::<f64>(), MAX_ONLINE_PERIOD.as_seconds_f64());
+        assert!(online_pieces(since, since).is_empty() && online_pieces(since, at).is_empty());
+
+        let mut stored: BTreeMap<(String, String), Aggregate> = BTreeMap::new();
+        let mut push = |f: Fact| {
+            for d in dimensions(&f) {
+                stored.entry((hour_of(f.at), d)).or_default().apply(&f);
+            }
+        };
+        for (i, (start, secs)) in pieces.into_iter().enumerate() {
+            let mut f = fact(i as u64, start, Channel::Sms, FactKind::Online { seconds: secs });
+            f.channel = None;
+            f.agent = Some("ann".into());
+            push(f);
+        }
+        for (i, load) in [(10, 300, 600), (11, 600, 600), (12, 150, 600)].map(|(i, l, c)| (i, (l, c))) {
+            let kind = FactKind::Assigned { load: Some(crate::events::AgentLoad { load: load.0, capacity: load.1 }) };
+            let mut f = fact(i, at + Duration::minutes(70), Channel::Whatsapp, kind);
+            f.agent = Some("ann".into());
+            push(f);
+        }
+        let hours: Vec<_> = stored.into_iter().map(|((h, d), a)| (h, d, a)).collect();
+        assert!(hours.iter().all(|(_, d, a)| !d.starts_with("channel:") || a.online_seconds == 0.0));
+        let (rows, _) = report(&hours, "agent");
+        let ann = &rows[0];
+        assert_eq!((ann.key.as_str(), ann.online_hours, ann.counts.assigned), ("ann", 1.5, 3));
+        assert_eq!(ann.assigned_per_online_hour, Some(2.0));
+        let p50 = ann.load_at_assignment_pct.p50.unwrap();
+        assert!((p50 - 50.0).abs() <= 0.5 + 1e-9, "median load 50% of capacity, got {p50}");
+        let (channels, _) = report(&hours, "channel");
+        assert_eq!(channels[0].online_hours, 0.0, "online time belongs to no channel");
     }
 }

@@ -12,6 +12,22 @@ use crate::ids::{AgentId, ConversationId, MessageId, WorkspaceId};
 use crate::model::{Attachment, Channel, DeliveryEvent, DeliveryStatus, Direction, Identity};
 use crate::routing::Presence;
 
+/// An agent's weighted load against their capacity (hundredths of a conversation, as routing counts).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentLoad {
+    pub load: u32,
+    pub capacity: u32,
+}
+
+/// A stretch of time an agent was online.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OnlinePeriod {
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
+}
+
 /// A customer message, normalised by a channel adapter, on the inbound FIFO queue.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InboundMessage {
@@ -256,12 +272,7 @@ pub enum Notification {
     },
     /// A stored message was completed (a voicemail's transcript or audio arrived): `filled` names
     /// what (`text`, `attachments`).
-    MessageUpdated {
-        workspace: WorkspaceId,
-        conversation_id: ConversationId,
-        message_id: MessageId,
-        filled: String,
-    },
+    MessageUpdated { workspace: WorkspaceId, conversation_id: ConversationId, message_id: MessageId, filled: String },
     /// A budget's spend reached one of its thresholds this month: for supervisors and for outbound
     /// webhooks. Emitted once per (month, scope, threshold).
     BudgetThresholdReached {
@@ -284,6 +295,10 @@ pub enum Notification {
         /// The owner before a transfer or unassignment: their screens drop it.
         previous_assignee: Option<AgentId>,
         version: u64,
+        /// On an assignment: the new owner's load against their capacity, the assignment included
+        /// (analytics' utilisation).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        load: Option<AgentLoad>,
     },
     /// An agent is typing in, or viewing, a conversation (seed 001's soft lock).
     AgentActivity {
@@ -308,6 +323,9 @@ pub enum Notification {
         agent: AgentId,
         presence: Presence,
         id: String,
+        /// The online period this change ended, if the agent was online (analytics' online time).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        online: Option<OnlinePeriod>,
     },
     /// A service-level clock passed its warning threshold: the assignee and supervisors see what is
     /// about to breach.

@@ -86,6 +86,8 @@ pub struct Plan {
     /// Waiting work may now be assigned: someone's capacity was freed, or this conversation joined
     /// the waiting queue (unassigned, reopened without an owner).
     pub drain: bool,
+    /// On an assignment, the new owner's load with it (analytics' utilisation).
+    pub load: Option<crate::events::AgentLoad>,
 }
 
 /// Normalises one tag: trimmed, lower-cased, 1-50 characters of letters, digits, `-`, `_`, `:`,
@@ -191,6 +193,10 @@ pub fn plan(
                 action: if owner.is_some() { "transferred" } else { "assigned" },
                 details: serde_json::json!({ "to": to, "from": owner, "note": note }),
                 drain: owner.is_some(),
+                load: Some(crate::events::AgentLoad {
+                    load: agent.load.saturating_add(weight),
+                    capacity: agent.capacity,
+                }),
             }
         }
         Command::Unassign { note } => {
@@ -207,6 +213,7 @@ pub fn plan(
                 action: "unassigned",
                 details: serde_json::json!({ "from": from, "note": note }),
                 drain: true,
+                load: None,
             }
         }
         Command::Resolve => {
@@ -226,6 +233,7 @@ pub fn plan(
                 action: "resolved",
                 details: serde_json::json!({ "assignee": owner }),
                 drain: owner.is_some(),
+                load: None,
             }
         }
         Command::Reopen => {
@@ -256,6 +264,7 @@ pub fn plan(
                 action: "reopened",
                 details: serde_json::json!({ "from": current.status.as_str() }),
                 drain: owner.is_none(),
+                load: None,
             }
         }
         Command::Snooze { until } => {
@@ -279,6 +288,7 @@ pub fn plan(
                 action: "snoozed",
                 details: serde_json::json!({ "until": until.format(&time::format_description::well_known::Rfc3339).ok() }),
                 drain: false,
+                load: None,
             }
         }
         Command::SetPriority(p) => {
@@ -294,6 +304,7 @@ pub fn plan(
                 action: "priority_changed",
                 details: serde_json::json!({ "from": current.priority, "to": p }),
                 drain: false,
+                load: None,
             }
         }
         Command::Tag { add, remove } => {
@@ -319,6 +330,7 @@ pub fn plan(
                 action: "tags_changed",
                 details: serde_json::json!({ "added": add, "removed": remove }),
                 drain: false,
+                load: None,
             }
         }
     };

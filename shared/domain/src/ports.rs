@@ -402,6 +402,14 @@ pub trait AgentStore: Send + Sync {
     async fn agents(&self, ws: &WorkspaceId) -> Result<Vec<crate::routing::AgentState>, StoreError>;
 }
 
+/// An agent's presence after [`RoutingStore::set_presence`], with the online period it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PresenceSet {
+    pub state: crate::routing::AgentState,
+    /// When the agent had been online since, if the call ended an online period.
+    pub online_since: Option<OffsetDateTime>,
+}
+
 /// Capacity an assignment takes from an agent. With `capacity` (what the router read) the write
 /// fails (`Conflict`) unless the agent is still online with room under it; without, it only needs
 /// the agent to exist (a supervisor's assignment may exceed capacity).
@@ -460,14 +468,17 @@ pub trait RoutingStore: Send + Sync {
     async fn waiting(&self, ws: &WorkspaceId) -> Result<Vec<crate::routing::Work>, StoreError>;
     /// `Conflict` when the conversation changed or the agent lost the capacity or presence.
     async fn commit_routing(&self, commit: RoutingCommit) -> Result<(), StoreError>;
-    /// Sets an agent's presence, creating a profile with `default_capacity` for a new agent.
+    /// Sets an agent's presence as of `now`, creating a profile with `default_capacity` for a new
+    /// agent. Every call starts a new presence period; the one it ends is returned when it was
+    /// online (analytics counts online time from it).
     async fn set_presence(
         &self,
         ws: &WorkspaceId,
         agent: &AgentId,
         presence: crate::routing::Presence,
         default_capacity: u32,
-    ) -> Result<crate::routing::AgentState, StoreError>;
+        now: OffsetDateTime,
+    ) -> Result<PresenceSet, StoreError>;
 }
 
 /// Agents' open WebSocket connections.

@@ -280,6 +280,7 @@ mod tests {
             assignee: Some(agent("bob")),
             previous_assignee: Some(agent("ann")),
             version: 3,
+            load: None,
         };
         assert_eq!(ids(audience(&moved, Some(&c), &conns, &[], NOW)), ["ann1", "bob1"]);
     }

@@ -471,7 +471,7 @@ async fn announce(
         Reorg::Merge { .. } => ConversationChange::Merged,
     };
     for (conv, change) in [(&c.source, source_change), (&c.target, ConversationChange::Updated)] {
-        notify.publish(&changed(conv, change, actor.agent.clone(), None)).await?;
+        notify.publish(&changed(conv, change, actor.agent.clone(), None, None)).await?;
     }
     Ok(())
 }

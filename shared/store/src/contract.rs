@@ -132,7 +132,7 @@ pub async fn seed_agent<S: Store>(
         last_assigned_at: None,
     };
     s.put_agent(ws, &agent).await.unwrap();
-    s.set_presence(ws, &agent.id, presence, capacity).await.unwrap()
+    s.set_presence(ws, &agent.id, presence, capacity, time::OffsetDateTime::now_utc()).await.unwrap().state
 }
 
 /// A web chat visitor's open socket `id` on the widget `wk_demo_site`, as `$connect` stores it.
@@ -1316,12 +1316,21 @@ async fn the_waiting_queue_rules_teams_and_presence<S: Store>(s: &S) {
     assert_eq!(setup.hours, None);
     assert_eq!(setup.team_hours.get(&team.id), team.hours.as_ref());
 
-    // Presence creates a profile with the default capacity, and keeps an existing one's.
+    // Presence creates a profile with the default capacity, and keeps an existing one's; each
+    // change ends the period before it, and tells when an online one began.
     let bob = AgentId::parse("bob").unwrap();
-    let a = s.set_presence(&ws, &bob, Presence::Online, 300).await.unwrap();
-    assert_eq!((a.presence, a.capacity, a.load), (Presence::Online, 300, 0));
-    let a = s.set_presence(&ws, &bob, Presence::DoNotDisturb, 900).await.unwrap();
-    assert_eq!((a.presence, a.capacity), (Presence::DoNotDisturb, 300));
+    let t = |m: i64| at + time::Duration::minutes(m);
+    let set = s.set_presence(&ws, &bob, Presence::Online, 300, t(0)).await.unwrap();
+    assert_eq!((set.state.presence, set.state.capacity, set.state.load), (Presence::Online, 300, 0));
+    assert_eq!(set.online_since, None, "a new agent had no online period");
+    let set = s.set_presence(&ws, &bob, Presence::Online, 300, t(30)).await.unwrap();
+    assert_eq!(set.online_since, Some(t(0)), "online again: the first stretch ends, a new one starts");
+    let set = s.set_presence(&ws, &bob, Presence::DoNotDisturb, 900, t(95)).await.unwrap();
+    assert_eq!((set.state.presence, set.state.capacity), (Presence::DoNotDisturb, 300));
+    assert_eq!(set.online_since, Some(t(30)));
+    let off = s.set_presence(&ws, &bob, Presence::Offline, 900, t(120)).await.unwrap();
+    assert_eq!(off.online_since, None, "do-not-disturb is not online time");
+    let a = off.state;
     assert_eq!(s.agents(&ws).await.unwrap(), vec![a]);
 
     // Workspace audit entries page in time order.
@@ -1820,7 +1829,7 @@ pub async fn analytics_facts_count_once_per_dimension_and_hour<S: Store>(s: &S) 
         id: id.into(),
         workspace: ws.clone(),
         at,
-        channel,
+        channel: Some(channel),
         agent: agent.map(str::to_owned),
         team: None,
         kind,

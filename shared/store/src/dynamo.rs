@@ -1461,38 +1461,67 @@ impl RoutingStore for DynamoStore {
         agent: &AgentId,
         presence: domain::routing::Presence,
         default_capacity: u32,
-    ) -> Result<domain::routing::AgentState, StoreError> {
-        let presence = to_attribute_value(presence).map_err(|e| corrupt("presence", e))?;
+        now: OffsetDateTime,
+    ) -> Result<PresenceSet, StoreError> {
+        let value = to_attribute_value(presence).map_err(|e| corrupt("presence", e))?;
+        // The item as it was (ALL_OLD): it tells which period this call ends. The item as it is now
+        // follows from it and the expression below, without a second read.
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_map(&keys::agent(ws, agent))))
             .update_expression(
-                "SET #presence = :presence, #id = :id, #entity = :entity, #capacity = if_not_exists(#capacity, :cap), \
-                 #load = if_not_exists(#load, :zero), #teams = if_not_exists(#teams, :none), \
-                 #skills = if_not_exists(#skills, :none)",
+                "SET #presence = :presence, #since = :now, #id = :id, #entity = :entity, \
+                 #capacity = if_not_exists(#capacity, :cap), #load = if_not_exists(#load, :zero), \
+                 #teams = if_not_exists(#teams, :none), #skills = if_not_exists(#skills, :none)",
             )
             .expression_attribute_names("#presence", "presence")
+            .expression_attribute_names("#since", "presence_since")
             .expression_attribute_names("#id", "id")
             .expression_attribute_names("#entity", keys::ENTITY)
             .expression_attribute_names("#capacity", "capacity")
             .expression_attribute_names("#load", "load")
             .expression_attribute_names("#teams", "teams")
             .expression_attribute_names("#skills", "skills")
-            .expression_attribute_values(":presence", presence)
+            .expression_attribute_values(":presence", value)
+            .expression_attribute_values(":now", s(rfc3339(now)?))
             .expression_attribute_values(":id", s(agent.as_str()))
             .expression_attribute_values(":entity", s("agent"))
             .expression_attribute_values(":cap", n(default_capacity))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":none", AttributeValue::L(vec![]))
-            .return_values(ReturnValue::AllNew)
+            .return_values(ReturnValue::AllOld)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(classify)?;
         metered(out.consumed_capacity(), true);
-        decode("agent", out.attributes.unwrap_or_default())
+        let old = match out.attributes.filter(|a| !a.is_empty()) {
+            Some(item) => {
+                let since = item
+                    .get("presence_since")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());
+                Some((decode::<domain::routing::AgentState>("agent", item)?, since))
+            }
+            None => None,
+        };
+        let online_since =
+            old.as_ref().filter(|(a, _)| a.presence == domain::routing::Presence::Online).and_then(|(_, since)| *since);
+        let state = match old {
+            Some((was, _)) => domain::routing::AgentState { presence, ..was },
+            None => domain::routing::AgentState {
+                id: agent.clone(),
+                presence,
+                teams: Default::default(),
+                skills: Default::default(),
+                capacity: default_capacity,
+                load: 0,
+                last_assigned_at: None,
+            },
+        };
+        Ok(PresenceSet { state, online_since })
     }
 }
 

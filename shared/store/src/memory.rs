@@ -38,6 +38,8 @@ struct State {
     alerts: HashSet<Key>,
     consent: HashMap<Key, domain::consent::Record>,
     agents: BTreeMap<Key, domain::routing::AgentState>,
+    /// Since when each agent has had their current presence (the agent item's `presence_since`).
+    presence_since: BTreeMap<Key, time::OffsetDateTime>,
     routing_rules: HashMap<Key, domain::routing::RoutingRules>,
     sla_policies: HashMap<Key, domain::sla::Policy>,
     privacy_policies: HashMap<Key, domain::redact::Policy>,
@@ -789,9 +791,14 @@ impl RoutingStore for MemoryStore {
         agent: &AgentId,
         presence: domain::routing::Presence,
         default_capacity: u32,
-    ) -> Result<domain::routing::AgentState, StoreError> {
+        now: time::OffsetDateTime,
+    ) -> Result<PresenceSet, StoreError> {
         Ok(self.with(|s| {
-            let a = s.agents.entry(keys::agent(ws, agent)).or_insert_with(|| domain::routing::AgentState {
+            let key = keys::agent(ws, agent);
+            let was_online = s.agents.get(&key).is_some_and(|a| a.presence == domain::routing::Presence::Online);
+            let since = s.presence_since.insert(key.clone(), now);
+            let online_since = since.filter(|_| was_online);
+            let a = s.agents.entry(key).or_insert_with(|| domain::routing::AgentState {
                 id: agent.clone(),
                 presence,
                 teams: Default::default(),
@@ -801,7 +808,7 @@ impl RoutingStore for MemoryStore {
                 last_assigned_at: None,
             });
             a.presence = presence;
-            a.clone()
+            PresenceSet { state: a.clone(), online_since }
         }))
     }
 }

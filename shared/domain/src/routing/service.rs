@@ -57,6 +57,7 @@ pub(crate) fn changed(
     change: ConversationChange,
     actor: AgentId,
     previous: Option<AgentId>,
+    load: Option<crate::events::AgentLoad>,
 ) -> Notification {
     Notification::ConversationChanged {
         workspace: c.workspace.clone(),
@@ -66,7 +67,13 @@ pub(crate) fn changed(
         assignee: c.assignee.clone(),
         previous_assignee: previous,
         version: c.version,
+        load,
     }
+}
+
+/// The agent's load once they take `weight` more.
+fn load_after(agent: &super::AgentState, weight: u32) -> crate::events::AgentLoad {
+    crate::events::AgentLoad { load: agent.load.saturating_add(weight), capacity: agent.capacity }
 }
 
 /// The conversation as owned by `agent` (or nobody), with the capacity bookkeeping that goes with it.
@@ -184,13 +191,15 @@ pub async fn route_known<S: RoutingPorts + ?Sized>(
             }
         };
         let announced = commit.conversation.clone();
+        let load =
+            commit.take.as_ref().and_then(|t| agents.iter().find(|a| a.id == t.agent).map(|a| load_after(a, t.weight)));
         match store.commit_routing(commit).await {
             Ok(()) => {
                 let change = match routed {
                     Routed::Assigned { .. } => ConversationChange::Assigned,
                     _ => ConversationChange::Queued,
                 };
-                notify.publish(&changed(&announced, change, AuditEntry::system(), None)).await?;
+                notify.publish(&changed(&announced, change, AuditEntry::system(), None, load)).await?;
                 return Ok(routed);
             }
             // The conversation moved on or the agent lost the room: read again and decide again.
@@ -241,9 +250,11 @@ pub async fn drain_queue<S: RoutingPorts + ?Sized>(
         let why = serde_json::json!({ "agent": agent, "reason": "dequeued" });
         let commit = routed_assignment(&c, &work, state, &rules.weights, why, QueueChange::Remove, now);
         let next = commit.conversation.clone();
+        let load = commit.take.as_ref().map(|t| load_after(state, t.weight));
         match store.commit_routing(commit).await {
             Ok(()) => {
-                notify.publish(&changed(&next, ConversationChange::Assigned, AuditEntry::system(), None)).await?;
+                let event = changed(&next, ConversationChange::Assigned, AuditEntry::system(), None, load);
+                notify.publish(&event).await?;
                 done.push((id, agent));
             }
             Err(StoreError::Conflict) => continue,
@@ -289,7 +300,7 @@ pub async fn commit_change<S: RoutingPorts + ?Sized>(
     };
     store.commit_routing(commit).await?;
     let prev = if previous != next.assignee { previous } else { None };
-    notify.publish(&changed(&next, plan.change, actor, prev)).await?;
+    notify.publish(&changed(&next, plan.change, actor, prev, plan.load)).await?;
     Ok(next)
 }
 
@@ -407,12 +418,13 @@ pub async fn set_presence<S: RoutingPorts + ?Sized>(
     now: OffsetDateTime,
 ) -> Result<Vec<(ConversationId, AgentId)>, RoutingError> {
     let rules = store.routing_rules(ws).await?;
-    store.set_presence(ws, agent, presence, rules.default_capacity).await?;
+    let set = store.set_presence(ws, agent, presence, rules.default_capacity, now).await?;
     let event = Notification::PresenceChanged {
         workspace: ws.clone(),
         agent: agent.clone(),
         presence,
         id: ulid::Ulid::new().to_string(),
+        online: set.online_since.map(|since| crate::events::OnlinePeriod { since, until: now }),
     };
     notify.publish(&event).await?;
     if presence == super::Presence::Online {
