@@ -136,6 +136,88 @@ async fn an_email_rating_link_records_once_and_a_forged_one_is_refused() {
     assert_eq!(res.status(), 400);
 }
 
+fn wamid() -> String {
+    format!("wamid.{}", ulid::Ulid::new())
+}
+
+/// The conversation of a WhatsApp customer (by their digits).
+async fn whatsapp_conversation(t: &TestStack, digits: &str) -> String {
+    eventually("the WhatsApp conversation", || async {
+        t.conversations().await.into_iter().find_map(|c| {
+            let ours = c["last_inbound"]["contact_address"].as_str()?.trim_start_matches('+') == digits;
+            ours.then(|| c["id"].as_str().unwrap().to_owned())
+        })
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn whatsapp_asks_with_a_list_inside_the_window_and_the_survey_template_outside_it() {
+    let t = spawn_stack().await;
+    // Inside the window: a five-row list; the customer's tap comes back as the rating.
+    let digits = random_number().trim_start_matches('+').to_owned();
+    assert_eq!(t.whatsapp_in(&t.whatsapp_text(&wamid(), &digits, "Ana", "Where is my order?")).await.status(), 200);
+    let id = whatsapp_conversation(&t, &digits).await;
+    resolve(&t, &id).await;
+    let list = eventually("the survey list at WhatsApp", || async {
+        t.whatsapp.received().into_iter().find(|r| r.body["to"] == digits.as_str())
+    })
+    .await;
+    assert_eq!(list.body["type"], "interactive", "{}", list.body);
+    let rows = list.body["interactive"]["action"]["sections"][0]["rows"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), 5);
+    let mut tap = t.whatsapp_text(&wamid(), &digits, "Ana", "");
+    tap["entry"][0]["changes"][0]["value"]["messages"][0]["type"] = "interactive".into();
+    tap["entry"][0]["changes"][0]["value"]["messages"][0]["interactive"] =
+        json!({ "type": "list_reply", "list_reply": rows[1].clone() });
+    assert_eq!(t.whatsapp_in(&tap).await.status(), 200);
+    let c = eventually("the tapped rating", || async {
+        let c = conversation(&t, &id).await;
+        c["conversation"]["csat"]["score"].as_u64().is_some().then_some(c)
+    })
+    .await;
+    assert_eq!(c["conversation"]["csat"]["score"], 4, "the second row is four stars");
+
+    // Outside the window: nothing may go out free-form; the workspace's approved survey template does.
+    let admin = t.token_as("ada", Role::Admin);
+    let template = json!({ "category": "utility", "body": "How did we do? Tap a rating below.", "status": "approved" });
+    let (s, b) = t.send_as("PUT", "/whatsapp/templates/csat_survey/en", &admin, Some(template)).await;
+    assert_eq!(s, 201, "{b}");
+    let (s, rules) = t.get_as("/routing-rules", &admin).await;
+    assert_eq!(s, 200, "{rules}");
+    let mut rules = rules["rules"].clone();
+    rules["csat"] = json!({ "enabled": true, "whatsapp_template": { "name": "csat_survey", "language": "en" } });
+    let (s, b) = t.send_as("PUT", "/routing-rules", &admin, Some(rules)).await;
+    assert_eq!(s, 200, "{b}");
+    let late = random_number().trim_start_matches('+').to_owned();
+    let mut old = t.whatsapp_text(&wamid(), &late, "Pablo", "Is my refund done?");
+    let two_days_ago = time::OffsetDateTime::now_utc().unix_timestamp() - 2 * 86_400;
+    old["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = two_days_ago.to_string().into();
+    assert_eq!(t.whatsapp_in(&old).await.status(), 200);
+    let late_id = whatsapp_conversation(&t, &late).await;
+    resolve(&t, &late_id).await;
+    let sent = eventually("the survey template at WhatsApp", || async {
+        t.whatsapp.received().into_iter().find(|r| r.body["to"] == late.as_str())
+    })
+    .await;
+    assert_eq!(sent.body["type"], "template", "{}", sent.body);
+    assert_eq!(sent.body["template"], json!({ "name": "csat_survey", "language": { "code": "en" } }));
+    let msgs = t.messages(&late_id).await;
+    let question = msgs.iter().find(|m| m["metadata"]["auto_reply"] == "csat").unwrap();
+    assert_eq!(question["metadata"]["whatsapp_category"], "utility", "priced as a utility template");
+    // The template's quick-reply button answers.
+    let mut button = t.whatsapp_text(&wamid(), &late, "Pablo", "");
+    button["entry"][0]["changes"][0]["value"]["messages"][0]["type"] = "button".into();
+    button["entry"][0]["changes"][0]["value"]["messages"][0]["button"] = json!({ "payload": "csat-5", "text": "5" });
+    assert_eq!(t.whatsapp_in(&button).await.status(), 200);
+    let c = eventually("the template's rating", || async {
+        let c = conversation(&t, &late_id).await;
+        c["conversation"]["csat"]["score"].as_u64().is_some().then_some(c)
+    })
+    .await;
+    assert_eq!(c["conversation"]["csat"]["score"], 5);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_nps_run_asks_the_right_segment_once_and_keeps_the_answer_on_the_contact() {
     let t = spawn_stack().await;

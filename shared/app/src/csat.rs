@@ -5,9 +5,10 @@
 //!   idempotency key `csat-<conversation>`, and the survey recorded on the conversation in the same
 //!   transaction as the message): on the channel the customer last used, never to an opted-out or
 //!   suppressed address, a claimed identity or a conversation tagged `spam` or `no-csat`; priced
-//!   in the ledger like any message. WhatsApp outside its 24-hour window would need an approved
-//!   template: skipped (logged). Email carries five signed rating links; web chat the question
-//!   with a rating frame (`rich.type = "csat"`).
+//!   in the ledger like any message. WhatsApp asks with a five-row list inside its 24-hour window
+//!   and with the workspace's approved survey template outside it (none configured: skipped,
+//!   logged). Email carries five signed rating links; web chat the question with a rating frame
+//!   (`rich.type = "csat"`).
 //! - [`rate`]: a rating link's score (the first one counts; the same link again is fine) and the
 //!   optional comment its thank-you page offers.
 
@@ -19,7 +20,7 @@ use domain::finance::Usage;
 use domain::model::{Channel, Conversation, ConversationStatus};
 use domain::ports::{
     ConsentStore, ConversationReader, NotificationQueue, OutboundQueue, QueueChange, RateCardStore, RoutingCommit,
-    RoutingStore, StoreError,
+    RoutingStore, StoreError, TemplateStore,
 };
 use domain::{ConversationId, WorkspaceId};
 use time::OffsetDateTime;
@@ -53,8 +54,8 @@ impl Links {
 }
 
 /// What asking reads and writes.
-pub trait AskPorts: ReplyPorts + RoutingStore + ConsentStore + RateCardStore {}
-impl<T: ReplyPorts + RoutingStore + ConsentStore + RateCardStore + ?Sized> AskPorts for T {}
+pub trait AskPorts: ReplyPorts + RoutingStore + ConsentStore + RateCardStore + TemplateStore {}
+impl<T: ReplyPorts + RoutingStore + ConsentStore + RateCardStore + TemplateStore + ?Sized> AskPorts for T {}
 
 pub struct Asker<'a, S: ?Sized> {
     pub store: &'a S,
@@ -118,15 +119,54 @@ impl<S: AskPorts + ?Sized> Asker<'_, S> {
             return Ok(None);
         }
         let Some(channel) = csat::should_ask(policy, c) else { return Ok(None) };
-        let Some(route) = reply::unsolicited_route(self.store, c, channel, now).await? else { return Ok(None) };
+        let Some(reach) = reply::unsolicited_reach(self.store, c, channel, now).await? else { return Ok(None) };
+        // Outside WhatsApp's window only an approved template may ask; elsewhere nothing can.
+        let template = match (reach.window_open, reach.route.channel, &policy.whatsapp_template) {
+            (true, _, _) => None,
+            (false, Channel::Whatsapp, Some(t)) => {
+                match self.store.whatsapp_template(&c.workspace, &t.name, &t.language).await? {
+                    Some(registered) if registered.render(&[]).is_ok() => Some(registered),
+                    _ => {
+                        tracing::warn!(workspace = %c.workspace, conversation = %c.id, template = %t.name,
+                            "survey not sent: its WhatsApp template is not registered as approved without parameters");
+                        return Ok(None);
+                    }
+                }
+            }
+            (false, ch, _) => {
+                tracing::info!(workspace = %c.workspace, conversation = %c.id, channel = %ch,
+                    "survey not sent: outside the 24-hour window and no survey template");
+                return Ok(None);
+            }
+        };
+        let route = reach.route;
         let links = (route.channel == Channel::Email).then(|| self.links.for_conversation(&c.workspace, c.id, now));
-        let text = csat::question_text(policy, route.channel, links.as_ref());
-        let mut composed =
-            reply::system_message(self.store, self.rates, c, route, AUTO_REPLY_CSAT, &text, Usage::default(), now)
-                .await?;
+        let text = match &template {
+            Some(t) => t.render(&[]).unwrap_or_default(),
+            None => csat::question_text(policy, route.channel, links.as_ref()),
+        };
+        let mut composed = reply::system_message(
+            self.store,
+            self.rates,
+            c,
+            route,
+            AUTO_REPLY_CSAT,
+            &text,
+            Usage::default(),
+            template.as_ref(),
+            now,
+        )
+        .await?;
         let message = &mut composed.message;
-        if message.route.channel == Channel::Webchat {
-            message.rich = Some(serde_json::json!({ "type": "csat", "scale": 5, "question": policy.question() }));
+        match (message.route.channel, &template) {
+            (Channel::Webchat, _) => {
+                message.rich = Some(serde_json::json!({ "type": "csat", "scale": 5, "question": policy.question() }));
+            }
+            (Channel::Whatsapp, None) => {
+                let list = csat::whatsapp_list(&text);
+                message.rich = Some(serde_json::json!({ "type": "csat", "scale": 5, "interactive": list }));
+            }
+            _ => {}
         }
         composed.survey = Some(Survey {
             asked_at: now,

@@ -381,7 +381,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
         let Ok(route) = conversation.reply_route(Some(m.channel)) else { return Ok(None) };
         let counted = (self.usage_so_far)();
         let composed =
-            reply::system_message(self.store, self.rates, conversation, route, kind, text, counted, now).await?;
+            reply::system_message(self.store, self.rates, conversation, route, kind, text, counted, None, now).await?;
         Ok(Some(composed))
     }
 

@@ -169,7 +169,7 @@ impl<S: NpsPorts + ?Sized> Runner<'_, S> {
         let Some(route) = reply::unsolicited_route(self.store, c, channel, now).await? else { return Ok(None) };
         let text = policy.question();
         let composed =
-            reply::system_message(self.store, self.rates, c, route, AUTO_REPLY_NPS, text, Usage::default(), now)
+            reply::system_message(self.store, self.rates, c, route, AUTO_REPLY_NPS, text, Usage::default(), None, now)
                 .await?;
         Ok(Some(composed))
     }

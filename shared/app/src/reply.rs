@@ -12,6 +12,7 @@
 
 use std::future::Future;
 
+use domain::channels::templates::WhatsAppTemplate;
 use domain::events::OutboundJob;
 use domain::finance::service::RateCardCache;
 use domain::finance::{estimate_message, Costing, LedgerEntry, Usage};
@@ -199,16 +200,30 @@ pub async fn system_message<S: RateCardStore + ?Sized>(
     kind: &str,
     text: &str,
     counted: Usage,
+    template: Option<&WhatsAppTemplate>,
     now: OffsetDateTime,
 ) -> Result<Composed, Error> {
     let seg = domain::sms::segment(text);
-    let metadata = [
+    let mut metadata: std::collections::BTreeMap<String, serde_json::Value> = [
         ("auto_reply".to_owned(), serde_json::Value::from(kind)),
         ("sms_encoding".to_owned(), serde_json::to_value(seg.encoding).unwrap_or_default()),
         ("sms_segments".to_owned(), seg.segments.into()),
     ]
     .into();
+    // A template (WhatsApp outside the window) is sent as registered and priced by its category.
+    if let Some(t) = template {
+        metadata.insert("whatsapp_category".to_owned(), serde_json::to_value(t.category).unwrap_or_default());
+        metadata.insert("whatsapp_template".to_owned(), serde_json::Value::from(t.name.clone()));
+    }
     let mut message = Message::queued_outbound(c.workspace.clone(), c.id, route, Sender::System, text, metadata, now);
+    if let Some(t) = template {
+        let send = domain::channels::whatsapp::TemplateSend {
+            name: t.name.clone(),
+            language: t.language.clone(),
+            parameters: vec![],
+        };
+        message.rich = Some(serde_json::json!({ "template": send }));
+    }
     let card = rates.card_at(store, &c.workspace, now).await?;
     let costing = Costing {
         card: &card,
@@ -216,7 +231,7 @@ pub async fn system_message<S: RateCardStore + ?Sized>(
         agent: None,
         team: None,
         usage: counted,
-        whatsapp_window_open: true,
+        whatsapp_window_open: template.is_none(),
         now,
     };
     let cost = match estimate_message(&message, costing) {
@@ -233,28 +248,46 @@ pub async fn system_message<S: RateCardStore + ?Sized>(
     Ok(Composed { message, cost, response, counted, survey: None })
 }
 
-/// The route a message of ours that answers nothing (a survey) may take on `channel`: the
-/// customer wrote there, a free-form message is allowed (WhatsApp's, Messenger's and Instagram's
-/// 24-hour window is open), and the address is neither opted out nor suppressed.
+/// Where a message of ours that answers nothing (a survey) may go on `channel`, and whether a
+/// free-form message is allowed there now (WhatsApp's, Messenger's and Instagram's 24-hour window
+/// is open; elsewhere always).
+pub struct Reach {
+    pub route: Route,
+    pub window_open: bool,
+}
+
+/// The customer wrote on `channel` and the address is neither opted out nor suppressed.
+pub async fn unsolicited_reach<S: ConsentStore + ?Sized>(
+    store: &S,
+    c: &Conversation,
+    channel: Channel,
+    now: OffsetDateTime,
+) -> Result<Option<Reach>, Error> {
+    let Ok(route) = c.reply_route(Some(channel)) else { return Ok(None) };
+    if let Some(identity) = domain::consent::identity_for(route.channel, &route.contact_address) {
+        if store.consent(&c.workspace, &identity).await?.and_then(|r| r.refusal()).is_some() {
+            return Ok(None);
+        }
+    }
+    let needs_window = matches!(route.channel, Channel::Whatsapp | Channel::Messenger | Channel::Instagram);
+    let window_open = !needs_window || c.reply_window_open(route.channel, now);
+    Ok(Some(Reach { route, window_open }))
+}
+
+/// [`unsolicited_reach`] for a free-form message: none outside the window.
 pub async fn unsolicited_route<S: ConsentStore + ?Sized>(
     store: &S,
     c: &Conversation,
     channel: Channel,
     now: OffsetDateTime,
 ) -> Result<Option<Route>, Error> {
-    let Ok(route) = c.reply_route(Some(channel)) else { return Ok(None) };
-    let needs_window = matches!(route.channel, Channel::Whatsapp | Channel::Messenger | Channel::Instagram);
-    if needs_window && !c.reply_window_open(route.channel, now) {
-        tracing::info!(workspace = %c.workspace, conversation = %c.id, channel = %route.channel,
+    let Some(reach) = unsolicited_reach(store, c, channel, now).await? else { return Ok(None) };
+    if !reach.window_open {
+        tracing::info!(workspace = %c.workspace, conversation = %c.id, channel = %reach.route.channel,
             "not sent: outside the 24-hour window (a template would be needed)");
         return Ok(None);
     }
-    if let Some(identity) = domain::consent::identity_for(route.channel, &route.contact_address) {
-        if store.consent(&c.workspace, &identity).await?.and_then(|r| r.refusal()).is_some() {
-            return Ok(None);
-        }
-    }
-    Ok(Some(route))
+    Ok(Some(reach.route))
 }
 
 /// Enqueues the outbound job unless the record says it already is, then marks it. A failure

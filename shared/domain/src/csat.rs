@@ -30,12 +30,43 @@ pub struct Policy {
     /// The question (the default when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub question: Option<String>,
+    /// The approved WhatsApp template (no parameters; its quick replies answer 1-5) asked with when
+    /// the 24-hour window has closed. Without it a customer outside the window is not asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whatsapp_template: Option<TemplateRef>,
+}
+
+/// A template of the workspace's WhatsApp registry, by name and language.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateRef {
+    pub name: String,
+    pub language: String,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { enabled: true, question: None }
+        Policy { enabled: true, question: None, whatsapp_template: None }
     }
+}
+
+/// The rating choices of a WhatsApp list message, best first: each row's title is its stars, so a
+/// tap comes back as a message [`parse_score`] reads (`⭐⭐⭐⭐` is 4).
+pub const WHATSAPP_ROWS: [(u8, &str); 5] = [(5, "Excellent"), (4, "Good"), (3, "Okay"), (2, "Poor"), (1, "Very poor")];
+
+/// The Cloud API `interactive` object that asks on WhatsApp inside the window. A list, not reply
+/// buttons: WhatsApp allows at most three reply buttons, and the scale has five points.
+pub fn whatsapp_list(question: &str) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = WHATSAPP_ROWS
+        .iter()
+        .map(|(score, label)| {
+            serde_json::json!({ "id": format!("csat:{score}"), "title": "⭐".repeat(usize::from(*score)), "description": label })
+        })
+        .collect();
+    serde_json::json!({
+        "type": "list",
+        "body": { "text": question },
+        "action": { "button": "Rate us", "sections": [{ "title": "Your rating", "rows": rows }] },
+    })
 }
 
 impl Policy {
@@ -45,10 +76,15 @@ impl Policy {
 
     pub fn validate(&self) -> Result<(), String> {
         match &self.question {
-            Some(q) if q.trim().is_empty() => Err("question: empty".into()),
+            Some(q) if q.trim().is_empty() => Err(String::from("question: empty")),
             Some(q) if q.chars().count() > 300 => Err("question: at most 300 characters".into()),
             _ => Ok(()),
+        }?;
+        if let Some(t) = &self.whatsapp_template {
+            crate::channels::templates::parse_name(&t.name).map_err(|e| format!("whatsapp_template: {e}"))?;
+            crate::channels::templates::parse_language(&t.language).map_err(|e| format!("whatsapp_template: {e}"))?;
         }
+        Ok(())
     }
 }
 
@@ -242,6 +278,26 @@ pub fn verify_rating(secret: &[u8], token: &str, now: OffsetDateTime) -> Result<
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_tap_on_the_whatsapp_list_reads_back_as_its_score() {
+        let list = whatsapp_list("How did we do?");
+        let rows = list["action"]["sections"][0]["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 5);
+        for row in rows {
+            let id = row["id"].as_str().unwrap();
+            let title = row["title"].as_str().unwrap();
+            // Meta's limits: row titles at most 24 characters, descriptions 72, the button 20.
+            assert!(title.chars().count() <= 24 && row["description"].as_str().unwrap().len() <= 72);
+            assert_eq!(parse_score(title).map(|s| format!("csat:{s}")).as_deref(), Some(id), "{title}");
+        }
+        assert!(list["action"]["button"].as_str().unwrap().len() <= 20);
+        let bad = Policy {
+            whatsapp_template: Some(TemplateRef { name: "Bad Name".into(), language: "en".into() }),
+            ..Policy::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("whatsapp_template"));
+    }
 
     #[test]
     fn whole_message_scores_only() {

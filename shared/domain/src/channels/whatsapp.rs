@@ -486,6 +486,10 @@ pub fn request_body(message: &Message) -> Result<Value, RenderError> {
         }
         body["type"] = "template".into();
         body["template"] = template;
+    } else if let Some(i) = message.rich.as_ref().and_then(|r| r.get("interactive")).filter(|i| i.is_object()) {
+        // Reply buttons or a list (the satisfaction survey's), as the Cloud API takes them.
+        body["type"] = "interactive".into();
+        body["interactive"] = i.clone();
     } else if let Some(a) = message.attachments.first() {
         if message.attachments.len() > 1 {
             return Err(RenderError {
@@ -795,6 +799,12 @@ mod tests {
     #[test]
     fn text_media_and_templates_render_as_documented() {
         let a = adapter();
+        let mut survey = outbound("How did we do?");
+        survey.rich = Some(json!({ "type": "csat", "interactive": crate::csat::whatsapp_list("How did we do?") }));
+        let Payload::Json(body) = a.render(&survey).unwrap().payload else { panic!("json") };
+        assert_eq!(body["type"], "interactive");
+        assert_eq!(body["interactive"]["type"], "list");
+        assert_eq!(body["interactive"]["action"]["sections"][0]["rows"][0]["id"], "csat:5");
         let req = a.render(&outbound("Your order shipped")).unwrap();
         assert_eq!(req.path, "/106540352242922/messages");
         assert_eq!(req.auth, Auth::Bearer("tok".into()));
