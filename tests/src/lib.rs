@@ -106,6 +106,7 @@ pub async fn spawn_stack() -> TestStack {
         twilio_account_sid: ACCOUNT_SID.into(),
         twilio_auth_token: AUTH_TOKEN.into(),
         jwt_secret: JWT_SECRET.into(),
+        oidc_issuer: std::env::var(switchboard_local::services::OIDC_ISSUER_ENV).ok(),
         send_retry_base_ms: 10,
         poll_wait_secs: 1,
         pollers_per_queue: 2,

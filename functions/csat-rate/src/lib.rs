@@ -20,9 +20,12 @@ pub struct Deps {
 }
 
 impl Deps {
-    /// `TABLE_NAME`, `NOTIFICATION_QUEUE_URL` and the API's token secret.
+    /// `TABLE_NAME`, `NOTIFICATION_QUEUE_URL` and the key that signs the links (`LINK_SIGNING_SECRET`).
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         let api = api::Deps::from_config(config, aws).await?;
+        if api.auth.link_key().is_err() {
+            return Err(kit::ConfigError::Missing("LINK_SIGNING_SECRET_ARN (or LINK_SIGNING_SECRET locally)".into()));
+        }
         let notifications =
             queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("NOTIFICATION_QUEUE_URL")?);
         Ok(Self { store: api.store, auth: api.auth, notifications: Arc::new(notifications) })
@@ -32,7 +35,10 @@ impl Deps {
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     let token = req.path_parameters().first("token").unwrap_or_default().to_owned();
     let now = OffsetDateTime::now_utc();
-    let rating = match verify_rating(deps.auth.link_key(), &token, now) {
+    let Ok(key) = deps.auth.link_key() else {
+        return Ok(api::csat::page(503, "Rating link", "Ratings are not configured here."));
+    };
+    let rating = match verify_rating(key, &token, now) {
         Ok(r) => r,
         Err(e @ TokenError::Invalid) => return Ok(api::csat::page(400, "Rating link", &e.to_string())),
         Err(e @ TokenError::Expired) => return Ok(api::csat::page(410, "Rating link", &e.to_string())),

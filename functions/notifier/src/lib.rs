@@ -42,10 +42,9 @@ pub struct Deps {
 
 impl Deps {
     /// `TABLE_NAME`, `WEBSOCKET_ENDPOINT`, `VISITOR_SOCKET_ENDPOINT`, `WEBHOOK_QUEUE_URL`,
-    /// `OUTBOUND_QUEUE_URL`, `PUBLIC_BASE_URL` and the API's token secret (which signs the
+    /// `OUTBOUND_QUEUE_URL`, `PUBLIC_BASE_URL` and `LINK_SIGNING_SECRET` (which signs the
     /// survey's rating links).
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        let auth = kit::auth::Authenticator::from_config(config, aws).await?;
         let sqs = aws_sdk_sqs::Client::new(aws);
         Ok(Self {
             store: Arc::new(store::DynamoStore::new(
@@ -58,7 +57,10 @@ impl Deps {
             endpoints: EndpointCache::default(),
             outbound: Arc::new(queue::SqsQueue::new(sqs, config.required("OUTBOUND_QUEUE_URL")?)),
             rates: RateCardCache::default(),
-            links: Links { base_url: config.required("PUBLIC_BASE_URL")?, key: auth.link_key().to_vec() },
+            links: Links {
+                base_url: config.required("PUBLIC_BASE_URL")?,
+                key: domain::csat::link_key(config.secret("LINK_SIGNING_SECRET", aws).await?.as_bytes()),
+            },
             analytics: Arc::new(queue::SqsQueue::new(
                 aws_sdk_sqs::Client::new(aws),
                 config.required("ANALYTICS_QUEUE_URL")?,

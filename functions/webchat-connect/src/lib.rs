@@ -81,7 +81,7 @@ mod tests {
         let deps = Deps::new(store.clone(), Authenticator::new("test-secret"));
         let ws = WorkspaceId::parse("demo").unwrap();
         let v = VisitorId::new();
-        let (token, _) = deps.auth.issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::days(1));
+        let (token, _) = deps.auth.issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::days(1)).unwrap();
 
         let res =
             handle(&deps, request(Some("wk_demo_site"), None, Some(&format!("{}, {token}", webchat::SUBPROTOCOL))))
@@ -91,8 +91,9 @@ mod tests {
         let id = ConnectionId::parse("Vk9mY2hhdFRhYjE=").unwrap();
         assert_eq!(store.visitor_connection(&id).await.unwrap().unwrap().visitor, v);
 
-        let (expired, _) = deps.auth.issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::hours(-1));
-        let (forged, _) = Authenticator::new("x").issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::days(1));
+        let (expired, _) = deps.auth.issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::hours(-1)).unwrap();
+        let (forged, _) =
+            Authenticator::new("x").issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::days(1)).unwrap();
         let agent = kit::auth::issue_token(
             "test-secret",
             &ws,

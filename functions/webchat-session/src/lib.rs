@@ -109,7 +109,7 @@ async fn start(deps: &Deps, req: &Request, now: OffsetDateTime) -> Result<Respon
     };
     let email_known = profile.as_ref().is_some_and(|p| p.email.is_some());
     let availability = webchat::current_availability(&*deps.store, &ws, now, email_known).await?;
-    let (token, expires_at) = deps.auth.issue_visitor_token(&ws, &visitor, &key, TOKEN_TTL);
+    let (token, expires_at) = deps.auth.issue_visitor_token(&ws, &visitor, &key, TOKEN_TTL)?;
     tracing::info!(workspace = %ws, %visitor, returning = status == 200, "web chat visitor session");
     Ok(json(
         status,
@@ -221,12 +221,10 @@ mod tests {
         assert_eq!(call(&deps, request("wk_demo_site", r#"{"email":"not-an-email"}"#)).await.0, 400);
         assert_eq!(call(&deps, request("wk_demo_site", r#"{"nickname":"x"}"#)).await.0, 400);
         // A token for another widget does not carry over.
-        let (foreign, _) = deps.auth.issue_visitor_token(
-            &WorkspaceId::parse("other").unwrap(),
-            &VisitorId::new(),
-            "wk_other_site",
-            TOKEN_TTL,
-        );
+        let (foreign, _) = deps
+            .auth
+            .issue_visitor_token(&WorkspaceId::parse("other").unwrap(), &VisitorId::new(), "wk_other_site", TOKEN_TTL)
+            .unwrap();
         let (status, body) =
             call(&deps, request("wk_demo_site", &serde_json::json!({ "token": foreign }).to_string())).await;
         assert_eq!(status, 201, "{body}");

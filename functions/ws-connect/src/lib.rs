@@ -1,13 +1,47 @@
-//! `$connect` of the agents' WebSocket API. The agent's token (the REST API's JWT) comes in the
-//! `token` query parameter or, from a browser, as the second subprotocol after `switchboard.v1`.
-//! A forged, expired or missing token is refused with 401 before anything is stored, so API Gateway
-//! never opens the socket. An accepted connection is stored with a TTL at API Gateway's limits.
+//! `$connect` of the agents' WebSocket API. The agent's token (the ID token the REST API takes)
+//! comes in the `token` query parameter or, from a browser, as the second subprotocol after
+//! `switchboard.v1`. WebSocket APIs have no JWT authorizer, so it is validated here as the HTTP
+//! API's authorizer does (`kit::oidc`: the issuer's JWKS, `iss`, `aud`, `exp`, `nbf`); locally a dev
+//! token works too. A forged, expired or missing token is refused with 401 before anything is
+//! stored, so API Gateway never opens the socket. An accepted connection is stored with a TTL at
+//! API Gateway's limits.
 
-pub use api::Deps;
+use std::sync::Arc;
+
 use domain::realtime::Connection;
+use kit::auth::{Authenticator, Principal};
 use kit::http::ApiError;
+use kit::oidc::OidcVerifier;
 use kit::ws::{accept_subprotocol, connection_id, ok, respond, token, WsRequest, WsResponse, SUBPROTOCOL};
+use store::Store;
 use time::OffsetDateTime;
+
+pub struct Deps {
+    pub api: api::Deps,
+    /// The identity provider (`OIDC_ISSUER`, `OIDC_AUDIENCE`); without it only dev tokens (local).
+    pub oidc: Option<OidcVerifier>,
+}
+
+impl Deps {
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        Ok(Self { api: api::Deps::from_config(config, aws).await?, oidc: OidcVerifier::from_config(config)? })
+    }
+
+    pub fn new(store: Arc<dyn Store>, auth: Authenticator) -> Self {
+        Self { api: api::Deps::new(store, auth), oidc: None }
+    }
+}
+
+/// Who a socket's token names: the identity provider's ID token, or (locally) a dev token.
+async fn principal(deps: &Deps, token: &str) -> Result<Principal, ApiError> {
+    match &deps.oidc {
+        Some(oidc) if !Authenticator::is_dev_token(token) => {
+            let claims = oidc.verify(token).await?;
+            deps.api.auth.claim_names().principal(&claims)
+        }
+        _ => deps.api.auth.verify_token(token),
+    }
+}
 
 pub async fn handle(deps: &Deps, req: WsRequest) -> WsResponse {
     respond(connect(deps, &req, OffsetDateTime::now_utc()).await)
@@ -20,7 +54,7 @@ async fn connect(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<Ws
             "missing token: pass ?token=<jwt> or Sec-WebSocket-Protocol: {SUBPROTOCOL}, <jwt>"
         ))
     })?;
-    let who = deps.auth.verify_token(&token)?;
+    let who = principal(deps, &token).await?;
     let conn = Connection {
         id: id.clone(),
         workspace: who.workspace,
@@ -32,7 +66,7 @@ async fn connect(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<Ws
         viewing: None,
         subscriptions: Default::default(),
     };
-    deps.store.put_connection(&conn).await?;
+    deps.api.store.put_connection(&conn).await?;
     tracing::info!(workspace = %conn.workspace, agent = %conn.agent, connection = %id, "agent connected");
     let mut res = ok(serde_json::json!({ "connection_id": id }));
     if subprotocol {

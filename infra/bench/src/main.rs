@@ -92,7 +92,7 @@ fn main() -> Result<()> {
     let args = Args::parse().smoke();
     let root = repo_root();
     let release = if args.release_dir.is_absolute() { args.release_dir.clone() } else { root.join(&args.release_dir) };
-    let services = Services::start(&root, free_port()?, free_port()?, &root.join("target/local-logs"))?;
+    let services = Services::start(&root, free_port()?, free_port()?, free_port()?, &root.join("target/local-logs"))?;
     let (ddb_proxy, sqs_proxy) = (free_port()?, free_port()?);
     // The in-process pipeline (capacity run) talks to the servers through the counting proxies;
     // set before the runtime starts, so no other thread reads the environment meanwhile.
@@ -307,6 +307,7 @@ async fn cold_starts(
             body: Some(body.as_bytes()),
             domain_name: "bench.local",
             source_ip: "127.0.0.1",
+            authorizer_claims: None,
         }
         .to_json()
         .to_string();
@@ -441,6 +442,7 @@ pub(crate) fn stack_options(prefix: &str, twilio_base: &str, poll_wait_secs: i32
         twilio_account_sid: SID.into(),
         twilio_auth_token: TOKEN.into(),
         jwt_secret: latency::JWT.into(),
+        oidc_issuer: None,
         // Every function of the template is configured, the optional channels too; their API
         // bases point nowhere unless a run starts their fakes (the capacity run does).
         extra_env: switchboard_local::channel_env(

@@ -38,6 +38,9 @@ pub struct StackOptions {
     pub twilio_account_sid: String,
     pub twilio_auth_token: String,
     pub jwt_secret: String,
+    /// The local OpenID provider (infra/oidc) the HTTP API's JWT authorizer and `$connect` trust;
+    /// without it only dev tokens sign in.
+    pub oidc_issuer: Option<String>,
     /// Domains SES may send from (verified on moto at start).
     pub email_domains: Vec<String>,
     /// More configuration for every function: the optional channels' credentials and API bases
@@ -300,6 +303,53 @@ async fn invoke(
 struct Router {
     routes: Vec<(HttpRoute, HttpFn)>,
     domain: String,
+    /// Plays the HTTP API's JWT authorizer.
+    oidc: Option<Arc<kit::oidc::OidcVerifier>>,
+}
+
+/// The functions' view of the local OpenID provider: its issuer and client, and the claims its ID
+/// tokens name the workspace and roles with (not Cognito's defaults: the mapping is configuration).
+pub fn oidc_env(issuer: &str) -> Vec<(String, String)> {
+    vec![
+        ("OIDC_ISSUER".into(), issuer.to_owned()),
+        ("OIDC_AUDIENCE".into(), crate::dev::OIDC_CLIENT_ID.into()),
+        ("OIDC_WORKSPACE_CLAIM".into(), "workspace".into()),
+        ("OIDC_ROLE_CLAIM".into(), "roles".into()),
+        ("OIDC_AGENT_CLAIM".into(), "sub".into()),
+    ]
+}
+
+/// API Gateway's answer when its JWT authorizer refuses a request.
+fn unauthorized() -> AxumResponse {
+    (
+        StatusCode::UNAUTHORIZED,
+        [("content-type", "application/json"), ("www-authenticate", "Bearer")],
+        r#"{"message":"Unauthorized"}"#,
+    )
+        .into_response()
+}
+
+/// The JWT authorizer: the bearer token verified against the provider's keys, its claims handed on
+/// as API Gateway renders them. A dev token (HS256) passes through unverified for the function to
+/// verify itself: a local convenience only; in AWS the authorizer refuses it.
+async fn authorize(
+    router: &Router,
+    headers: &HeaderMap,
+) -> std::result::Result<Option<HashMap<String, String>>, AxumResponse> {
+    let header = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let token = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")).map(str::trim);
+    let Some(token) = token.filter(|t| !t.is_empty()) else { return Err(unauthorized()) };
+    if kit::auth::Authenticator::is_dev_token(token) {
+        return Ok(None);
+    }
+    let Some(oidc) = &router.oidc else { return Err(unauthorized()) };
+    match oidc.verify(token).await {
+        Ok(claims) => Ok(Some(kit::oidc::as_authorizer_claims(&claims))),
+        Err(e) => {
+            tracing::info!(error = %e, "the JWT authorizer refused a token");
+            Err(unauthorized())
+        }
+    }
 }
 
 type PathParams = Vec<(String, String)>;
@@ -358,7 +408,15 @@ async fn serve(
         return (StatusCode::NOT_FOUND, [("content-type", "application/json")], r#"{"message":"Not Found"}"#)
             .into_response();
     };
+    let authorizer_claims = match &route.authorizer {
+        None => None,
+        Some(_) => match authorize(&router, &headers).await {
+            Ok(claims) => claims,
+            Err(refused) => return refused,
+        },
+    };
     let event = HttpEvent {
+        authorizer_claims,
         method: method.as_str(),
         route_path: &route.path,
         raw_path: path,
@@ -486,6 +544,9 @@ impl Stack {
                 ("TWILIO_ACCOUNT_SID".into(), opts.twilio_account_sid.clone()),
                 ("TWILIO_API_BASE".into(), opts.twilio_api_base.clone()),
                 ("JWT_SECRET".into(), opts.jwt_secret.clone()),
+                // Each key its own, as the template's generated secrets are.
+                ("VISITOR_TOKEN_SECRET".into(), format!("{}:visitor-tokens", opts.jwt_secret)),
+                ("LINK_SIGNING_SECRET".into(), format!("{}:rating-links", opts.jwt_secret)),
                 ("PUBLIC_BASE_URL".into(), base_url.clone()),
                 ("SEND_RETRY_BASE_MS".into(), opts.send_retry_base_ms.to_string()),
                 // Outbound webhooks may go to http and loopback here (the local receiver).
@@ -495,6 +556,9 @@ impl Stack {
                 ("VISITOR_SOCKET_ENDPOINT".into(), format!("{base_url}{}", socket_prefix(VISITOR_API))),
                 ("VISITOR_SOCKET_URL".into(), format!("ws://{addr}{}/ws", socket_prefix(VISITOR_API))),
             ];
+            if let Some(issuer) = &opts.oidc_issuer {
+                vars.extend(oidc_env(issuer));
+            }
             vars.extend(opts.extra_env.iter().cloned());
             for (var, machine) in template.state_machine_env(binary) {
                 let arn = provisioned
@@ -530,7 +594,11 @@ impl Stack {
             let f = http_function(&route.binary, &config_for(&route.binary)?, aws).await?;
             routes.push((route, f));
         }
-        let router = Arc::new(Router { routes, domain: addr.to_string() });
+        let oidc = opts
+            .oidc_issuer
+            .as_deref()
+            .map(|issuer| Arc::new(kit::oidc::OidcVerifier::new(issuer, vec![crate::dev::OIDC_CLIENT_ID.into()])));
+        let router = Arc::new(Router { routes, domain: addr.to_string(), oidc });
         // Each WebSocket API of the template on its own path, with its own @connections endpoint.
         let mut apis: std::collections::BTreeMap<String, Vec<(crate::template::WsRoute, WsFn)>> = Default::default();
         for route in template.ws_routes()? {
@@ -628,7 +696,9 @@ mod tests {
 
     #[test]
     fn routes_match_like_api_gateway() {
-        let r = |m: &str, p: &str, b: &str| (HttpRoute { method: m.into(), path: p.into(), binary: b.into() }, noop());
+        let r = |m: &str, p: &str, b: &str| {
+            (HttpRoute { method: m.into(), path: p.into(), binary: b.into(), authorizer: None }, noop())
+        };
         let router = Router {
             routes: vec![
                 r("GET", "/conversations", "list"),
@@ -638,6 +708,7 @@ mod tests {
                 r("GET", "/conversations/stats", "stats"),
             ],
             domain: "x".into(),
+            oidc: None,
         };
         let find = |m: &str, p: &str| router.find(m, p).map(|m| (m.route.binary.clone(), m.params));
         assert_eq!(find("GET", "/conversations").unwrap().0, "list");

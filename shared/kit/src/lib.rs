@@ -6,6 +6,8 @@ pub mod auth;
 pub mod config;
 pub mod fifo;
 pub mod http;
+#[cfg(feature = "oidc")]
+pub mod oidc;
 pub mod telemetry;
 pub mod twilio;
 pub mod webhook;

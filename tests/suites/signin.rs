@@ -1,0 +1,102 @@
+//! Sign-in end to end on the local stack: agents sign in through the local OpenID provider (the
+//! `oidc-provider` package: the authorization code flow with PKCE, as the console does) and use
+//! its ID token on the REST API (behind the gateway's JWT authorizer, as API Gateway's) and the
+//! WebSocket; the role comes from the token's claims. Tokens from another issuer, for another
+//! audience, expired, or signed with a key the provider does not publish (rotated out) are refused,
+//! and a web chat visitor's token opens no agent route.
+
+use domain::Role;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::json;
+use switchboard_e2e::*;
+use switchboard_local::oidc;
+
+fn issuer() -> String {
+    std::env::var(switchboard_local::services::OIDC_ISSUER_ENV)
+        .expect("the local OpenID provider runs with the other local servers (make test)")
+}
+
+/// A token signed with one of the test keys (events/oidc/test-keys.json); the provider signs with
+/// `rsa-key-1`, so that key's tokens pass the signature check and fail only on their claims.
+fn forge(kid: &str, claims: serde_json::Value) -> String {
+    let keys: serde_json::Value =
+        serde_json::from_str(include_str!("../../events/oidc/test-keys.json")).expect("test keys");
+    let key = EncodingKey::from_rsa_pem(keys[kid]["pem"].as_str().unwrap().as_bytes()).unwrap();
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn agents_sign_in_with_the_identity_provider_and_foreign_expired_or_visitor_tokens_are_refused() {
+    let t = spawn_stack().await;
+    let issuer = issuer();
+    let ws = t.workspace.to_string();
+    let suffix = ulid::Ulid::new().to_string().to_lowercase();
+    let (admin, agent) = (format!("ada-{suffix}"), format!("ann-{suffix}"));
+    oidc::add_user(&issuer, &admin, &ws, &["admin"]).await.unwrap();
+    oidc::add_user(&issuer, &agent, &ws, &["agent"]).await.unwrap();
+
+    // The admin signs in (code + PKCE) and works the API with the ID token.
+    let admin_token = oidc::sign_in(&issuer, &admin).await.unwrap();
+    let (s, agents) = t.send_as("GET", "/agents", &admin_token, None).await;
+    assert_eq!(s, 200, "{agents}");
+    let profile = json!({ "capacity": 300, "skills": [], "teams": [] });
+    let (s, b) = t.send_as("PUT", &format!("/agents/{agent}"), &admin_token, Some(profile)).await;
+    assert!(s == 200 || s == 201, "{s} {b}");
+    // The audit trail names the person the identity provider vouched for.
+    let (s, audit) = t.send_as("GET", "/audit", &admin_token, None).await;
+    assert_eq!(s, 200, "{audit}");
+    assert!(audit.to_string().contains(&admin), "{audit}");
+
+    // The agent's role comes from the token: the inbox yes, admin routes no.
+    let agent_token = oidc::sign_in(&issuer, &agent).await.unwrap();
+    let (s, _) = t.send_as("GET", "/conversations", &agent_token, None).await;
+    assert_eq!(s, 200);
+    let (s, b) = t.send_as("PUT", "/agents/someone", &agent_token, Some(json!({ "capacity": 100 }))).await;
+    assert_eq!(s, 403, "{b}");
+
+    // Their socket opens with the same token; a forged one never does.
+    let socket = connect_socket(&t.stack.ws_url, &agent_token, true).await;
+    assert!(socket.is_ok(), "the ID token opens the agent socket");
+
+    // Refused by the authorizer: each token below is wrong in one way only.
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = |iss: &str, aud: &str, exp: i64| {
+        json!({ "iss": iss, "aud": aud, "sub": agent, "exp": exp, "iat": now - 60,
+                "workspace": ws, "roles": ["admin"] })
+    };
+    let aud = switchboard_local::dev::OIDC_CLIENT_ID;
+    let good = forge("rsa-key-1", claims(&issuer, aud, now + 600));
+    let (s, _) = t.send_as("GET", "/agents", &good, None).await;
+    assert_eq!(s, 200, "the control: the provider's key, its issuer, our audience, in date");
+    for (why, token) in [
+        ("another issuer", forge("rsa-key-1", claims("https://login.other.example", aud, now + 600))),
+        ("another audience", forge("rsa-key-1", claims(&issuer, "someone-elses-app", now + 600))),
+        ("expired", forge("rsa-key-1", claims(&issuer, aud, now - 300))),
+        ("a key the provider does not publish (rotated out)", forge("rsa-key-2", claims(&issuer, aud, now + 600))),
+    ] {
+        let (s, b) = t.send_as("GET", "/conversations", &token, None).await;
+        assert_eq!(s, 401, "{why}: {b}");
+        assert_eq!(connect_socket(&t.stack.ws_url, &token, false).await.err(), Some(401), "{why} (socket)");
+    }
+    let (s, _) = t.send_as("GET", "/conversations", "not-a-token", None).await;
+    assert_eq!(s, 401);
+    let res = t.http.get(t.url("/conversations")).send().await.unwrap();
+    assert_eq!(res.status(), 401, "no token at all");
+
+    // A web chat visitor's token is for the web chat routes only.
+    let res =
+        t.http.post(t.url(&format!("/webchat/{}/visitors", t.webchat_key))).json(&json!({})).send().await.unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let visitor: serde_json::Value = res.json().await.unwrap();
+    let visitor_token = visitor["token"].as_str().expect("a visitor token").to_owned();
+    for path in ["/conversations", "/agents", "/analytics"] {
+        let (s, b) = t.send_as("GET", path, &visitor_token, None).await;
+        assert_eq!(s, 401, "{path}: {b}");
+    }
+    assert_eq!(connect_socket(&t.stack.ws_url, &visitor_token, false).await.err(), Some(401));
+    // The dev token path (local only) still works beside the provider's.
+    let (s, _) = t.send_as("GET", "/conversations", &t.token_as("alice", Role::Agent), None).await;
+    assert_eq!(s, 200);
+}
