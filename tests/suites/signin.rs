@@ -5,6 +5,7 @@
 //! audience, expired, or signed with a key the provider does not publish (rotated out) are refused,
 //! and a web chat visitor's token opens no agent route.
 
+use domain::ports::ConnectionStore;
 use domain::Role;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
@@ -80,6 +81,23 @@ async fn agents_sign_in_with_the_identity_provider_and_foreign_expired_or_visito
         assert_eq!(s, 401, "{why}: {b}");
         assert_eq!(connect_socket(&t.stack.ws_url, &token, false).await.err(), Some(401), "{why} (socket)");
     }
+    // A socket lasts as long as its sign-in: once the token expires its actions are refused and
+    // the next fan-out closes it (the console reconnects with a fresh token, and any new role).
+    let short = forge("rsa-key-1", claims(&issuer, aud, now + 3));
+    let mut expiring = connect_socket(&t.stack.ws_url, &short, false).await.expect("open while the token is valid");
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let answer = expiring.act(json!({ "action": "presence", "status": "online" })).await;
+    assert_eq!(answer["error"]["code"], "unauthorized", "{answer}");
+    assert_eq!(t.text_in(&new_sid(), &random_number(), "hello").await.status(), 200);
+    eventually("the expired socket closed and forgotten", || async {
+        let conns = t.store.connections(&t.workspace).await.unwrap();
+        (!conns
+            .iter()
+            .any(|c| c.agent.as_str() == agent && c.token_expires_at.is_some_and(|e| e.unix_timestamp() == now + 3)))
+        .then_some(())
+    })
+    .await;
+
     let (s, _) = t.send_as("GET", "/conversations", "not-a-token", None).await;
     assert_eq!(s, 401);
     let res = t.http.get(t.url("/conversations")).send().await.unwrap();

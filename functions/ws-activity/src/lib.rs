@@ -127,6 +127,7 @@ mod tests {
             last_seen_at: now,
             viewing: None,
             subscriptions: Default::default(),
+            token_expires_at: None,
         };
         store.put_connection(&conn).await.unwrap();
         (Live { store: store.clone(), notifications: q.clone() }, store, q, conv.id)

@@ -65,6 +65,7 @@ async fn connect(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<Ws
         last_seen_at: now,
         viewing: None,
         subscriptions: Default::default(),
+        token_expires_at: who.expires_at,
     };
     deps.api.store.put_connection(&conn).await?;
     tracing::info!(workspace = %conn.workspace, agent = %conn.agent, connection = %id, "agent connected");

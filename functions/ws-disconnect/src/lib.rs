@@ -60,6 +60,7 @@ mod tests {
             last_seen_at: now,
             viewing: None,
             subscriptions: Default::default(),
+            token_expires_at: None,
         }
     }
 

@@ -80,6 +80,7 @@ mod tests {
             last_seen_at: now,
             viewing: None,
             subscriptions: Default::default(),
+            token_expires_at: None,
         };
         store.put_connection(&conn).await.unwrap();
         let sla_timers = Arc::new(timers::RecordingTimers::default());

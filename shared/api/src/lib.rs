@@ -102,10 +102,14 @@ pub async fn caller(
     req: &kit::ws::WsRequest,
 ) -> Result<domain::realtime::Connection, kit::http::ApiError> {
     let id = kit::ws::connection_id(req)?;
-    store
+    let conn = store
         .connection(&id)
         .await?
-        .ok_or_else(|| kit::http::ApiError::Unauthorized("unknown connection: reconnect with a token".into()))
+        .ok_or_else(|| kit::http::ApiError::Unauthorized("unknown connection: reconnect with a token".into()))?;
+    if conn.token_expires_at.is_some_and(|t| t <= time::OffsetDateTime::now_utc()) {
+        return Err(kit::http::ApiError::Unauthorized("your sign-in expired: reconnect with a fresh token".into()));
+    }
+    Ok(conn)
 }
 
 /// Who acts, as the inbox rules know them.

@@ -86,6 +86,13 @@ async fn to_agents<S: FanOutPorts + ?Sized>(
     for stale in connections.iter().filter(|c| c.is_stale(now)) {
         deps.store.delete_connection(ws, &stale.id).await?;
         out.removed += 1;
+        // Its sign-in expired while the socket is still open: close it (the console reconnects
+        // with a fresh token, and with it any change of role).
+        if stale.token_expires_at.is_some_and(|t| t <= now) {
+            if let Err(e) = deps.agents.close(&stale.id).await {
+                tracing::warn!(connection = %stale.id, error = %e, "closing an expired socket failed");
+            }
+        }
     }
     if connections.iter().all(|c| c.is_stale(now)) {
         return Ok(out);
@@ -174,6 +181,7 @@ mod tests {
             last_seen_at: now,
             viewing: None,
             subscriptions: Default::default(),
+            token_expires_at: None,
         }
     }
 

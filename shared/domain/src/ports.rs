@@ -549,6 +549,10 @@ pub enum PushError {
 #[async_trait]
 pub trait ConnectionPusher: Send + Sync {
     async fn push(&self, id: &crate::ConnectionId, frame: &[u8]) -> Result<(), PushError>;
+    /// Closes the socket (its sign-in expired). Gone already is fine.
+    async fn close(&self, _id: &crate::ConnectionId) -> Result<(), PushError> {
+        Ok(())
+    }
 }
 
 /// Internal notes: stored beside a conversation's messages but never among them, so nothing that

@@ -34,12 +34,17 @@ pub struct Connection {
     /// Conversations this tab follows beyond what its role and assignments show it.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub subscriptions: BTreeSet<ConversationId>,
+    /// When the token it opened with expires: the socket ends then (the agent reconnects with a
+    /// fresh token, which also brings any change of role).
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<OffsetDateTime>,
 }
 
 impl Connection {
-    /// When API Gateway will have dropped it at the latest: the item's TTL.
+    /// When it ends at the latest: API Gateway's limits or its token's expiry. The item's TTL.
     pub fn expires_at(&self) -> OffsetDateTime {
-        (self.connected_at + MAX_CONNECTION_AGE).min(self.last_seen_at + IDLE_TIMEOUT)
+        let gateway = (self.connected_at + MAX_CONNECTION_AGE).min(self.last_seen_at + IDLE_TIMEOUT);
+        self.token_expires_at.map_or(gateway, |t| gateway.min(t))
     }
     pub fn is_stale(&self, now: OffsetDateTime) -> bool {
         now >= self.expires_at()
@@ -188,6 +193,7 @@ mod tests {
             last_seen_at: NOW - Duration::minutes(1),
             viewing: None,
             subscriptions: BTreeSet::new(),
+            token_expires_at: None,
         }
     }
     fn conversation(assignee: Option<&str>, team: Option<&str>) -> Conversation {

@@ -52,6 +52,8 @@ pub struct Principal {
     pub agent: AgentId,
     pub name: Option<String>,
     pub role: Role,
+    /// When the token expires (its `exp`), where known.
+    pub expires_at: Option<time::OffsetDateTime>,
 }
 
 impl Principal {
@@ -162,7 +164,11 @@ impl ClaimNames {
                 ))
             })?;
         let name = text(&self.name).or_else(|| text("email")).map(str::to_owned);
-        Ok(Principal { workspace, agent, name, role })
+        let expires_at = claims
+            .get("exp")
+            .and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok());
+        Ok(Principal { workspace, agent, name, role, expires_at })
     }
 }
 
@@ -315,7 +321,8 @@ impl Authenticator {
         if agent.as_str() == domain::consent::SYSTEM_AGENT {
             return Err(ApiError::Unauthorized("invalid token: the agent id \"system\" is reserved".into()));
         }
-        Ok(Principal { workspace, agent, name: c.name, role: c.role })
+        let expires_at = time::OffsetDateTime::from_unix_timestamp(c.exp).ok();
+        Ok(Principal { workspace, agent, name: c.name, role: c.role, expires_at })
     }
 
     /// Whether a token is a dev token (HS256) by its header, without verifying it.

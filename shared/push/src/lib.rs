@@ -31,4 +31,15 @@ impl ConnectionPusher for ApiGatewayPusher {
             },
         }
     }
+
+    async fn close(&self, id: &ConnectionId) -> Result<(), PushError> {
+        use aws_sdk_apigatewaymanagement::operation::delete_connection::DeleteConnectionError;
+        match self.client.delete_connection().connection_id(id.as_str()).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(DeleteConnectionError::GoneException(_)) => Ok(()),
+                _ => Err(PushError::Failed(Box::new(e))),
+            },
+        }
+    }
 }

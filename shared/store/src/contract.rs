@@ -1366,6 +1366,7 @@ async fn connections_by_id_and_by_workspace<S: Store>(s: &S) {
         last_seen_at: at,
         viewing: None,
         subscriptions: Default::default(),
+        token_expires_at: None,
     };
     let tag = ulid::Ulid::new().to_string();
     let (a, b) = (c(&format!("a{tag}="), "ann"), c(&format!("b{tag}="), "bob"));
