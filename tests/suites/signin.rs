@@ -114,6 +114,25 @@ async fn agents_sign_in_with_the_identity_provider_and_foreign_expired_or_visito
         assert_eq!(s, 401, "{path}: {b}");
     }
     assert_eq!(connect_socket(&t.stack.ws_url, &visitor_token, false).await.err(), Some(401));
+    // CORS for the console's origins (the template's ConsoleUrls), as the HTTP API answers it.
+    let preflight = |origin: &'static str| {
+        t.http
+            .request(reqwest::Method::OPTIONS, t.url("/conversations"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization,idempotency-key")
+            .send()
+    };
+    let ok = preflight("http://localhost:5173").await.unwrap();
+    assert_eq!(ok.status(), 204);
+    assert_eq!(ok.headers()["access-control-allow-origin"], "http://localhost:5173");
+    assert!(ok.headers()["access-control-allow-headers"].to_str().unwrap().contains("idempotency-key"));
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none(), "an unlisted origin gets no CORS");
+    let refused = t.http.get(t.url("/conversations")).header("origin", "http://localhost:5173").send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert!(refused.headers().contains_key("access-control-allow-origin"), "the console can read a 401");
+
     // The dev token path (local only) still works beside the provider's.
     let (s, _) = t.send_as("GET", "/conversations", &t.token_as("alice", Role::Agent), None).await;
     assert_eq!(s, 200);

@@ -305,6 +305,29 @@ struct Router {
     domain: String,
     /// Plays the HTTP API's JWT authorizer.
     oidc: Option<Arc<kit::oidc::OidcVerifier>>,
+    /// The HTTP API's CORS configuration (API Gateway answers preflights itself).
+    cors: Option<crate::template::Cors>,
+}
+
+/// API Gateway's CORS handling: a preflight from an allowed origin is answered here (204 with the
+/// allowed methods and headers) and never reaches a function; other responses to an allowed origin
+/// carry `access-control-allow-origin`. Origins not listed get no CORS headers.
+fn cors_headers(cors: &crate::template::Cors, headers: &HeaderMap, preflight: bool) -> Vec<(String, String)> {
+    let Some(origin) = headers.get("origin").and_then(|v| v.to_str().ok()) else { return vec![] };
+    if !cors.allow_origins.iter().any(|o| o == origin || o == "*") {
+        return vec![];
+    }
+    let mut out = vec![("access-control-allow-origin".to_owned(), origin.to_owned()), ("vary".into(), "origin".into())];
+    if preflight {
+        out.push(("access-control-allow-methods".into(), cors.allow_methods.join(",")));
+        out.push(("access-control-allow-headers".into(), cors.allow_headers.join(",")));
+        if let Some(age) = cors.max_age {
+            out.push(("access-control-max-age".into(), age.to_string()));
+        }
+    } else if !cors.expose_headers.is_empty() {
+        out.push(("access-control-expose-headers".into(), cors.expose_headers.join(",")));
+    }
+    out
 }
 
 /// The functions' view of the local OpenID provider: its issuer and client, and the claims its ID
@@ -403,6 +426,21 @@ async fn serve(
     headers: HeaderMap,
     body: Bytes,
 ) -> AxumResponse {
+    let preflight = method == Method::OPTIONS && headers.contains_key("access-control-request-method");
+    let mut res = if preflight {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        route(&router, method, uri, &headers, body).await
+    };
+    for (k, v) in router.cors.as_ref().map(|c| cors_headers(c, &headers, preflight)).unwrap_or_default() {
+        if let (Ok(k), Ok(v)) = (axum::http::HeaderName::try_from(k), axum::http::HeaderValue::try_from(v)) {
+            res.headers_mut().insert(k, v);
+        }
+    }
+    res
+}
+
+async fn route(router: &Router, method: Method, uri: Uri, headers: &HeaderMap, body: Bytes) -> AxumResponse {
     let path = uri.path();
     let Some(Matched { route, handler: f, params, .. }) = router.find(method.as_str(), path) else {
         return (StatusCode::NOT_FOUND, [("content-type", "application/json")], r#"{"message":"Not Found"}"#)
@@ -410,7 +448,7 @@ async fn serve(
     };
     let authorizer_claims = match &route.authorizer {
         None => None,
-        Some(_) => match authorize(&router, &headers).await {
+        Some(_) => match authorize(router, headers).await {
             Ok(claims) => claims,
             Err(refused) => return refused,
         },
@@ -598,7 +636,7 @@ impl Stack {
             .oidc_issuer
             .as_deref()
             .map(|issuer| Arc::new(kit::oidc::OidcVerifier::new(issuer, vec![crate::dev::OIDC_CLIENT_ID.into()])));
-        let router = Arc::new(Router { routes, domain: addr.to_string(), oidc });
+        let router = Arc::new(Router { routes, domain: addr.to_string(), oidc, cors: template.cors() });
         // Each WebSocket API of the template on its own path, with its own @connections endpoint.
         let mut apis: std::collections::BTreeMap<String, Vec<(crate::template::WsRoute, WsFn)>> = Default::default();
         for route in template.ws_routes()? {
@@ -709,6 +747,7 @@ mod tests {
             ],
             domain: "x".into(),
             oidc: None,
+            cors: None,
         };
         let find = |m: &str, p: &str| router.find(m, p).map(|m| (m.route.binary.clone(), m.params));
         assert_eq!(find("GET", "/conversations").unwrap().0, "list");

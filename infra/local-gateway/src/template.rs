@@ -11,6 +11,17 @@ use serde_yaml::Value;
 #[derive(Debug, Clone)]
 pub struct Template {
     resources: serde_yaml::Mapping,
+    parameters: serde_yaml::Mapping,
+}
+
+/// The HTTP API's CORS configuration, with parameters at their defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Cors {
+    pub allow_origins: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub expose_headers: Vec<String>,
+    pub max_age: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -139,7 +150,34 @@ impl Template {
             .and_then(Value::as_mapping)
             .cloned()
             .ok_or_else(|| anyhow!("template.yaml has no Resources"))?;
-        Ok(Self { resources })
+        let parameters = doc.get("Parameters").and_then(Value::as_mapping).cloned().unwrap_or_default();
+        Ok(Self { resources, parameters })
+    }
+
+    /// A list the way the template gives it: literal, or `!Ref` a parameter (its default, split on
+    /// commas for a `CommaDelimitedList`).
+    fn list(&self, v: Option<&Value>) -> Vec<String> {
+        let Some(v) = v else { return vec![] };
+        if let Some(name) = tagged(v, "!Ref").and_then(Value::as_str) {
+            let default = self.parameters.get(name).and_then(|p| p.get("Default")).and_then(Value::as_str);
+            return default.map(|d| d.split(',').map(|s| s.trim().to_owned()).collect()).unwrap_or_default();
+        }
+        v.as_sequence()
+            .map(|items| items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    /// The HTTP API's `CorsConfiguration`, if it has one.
+    pub fn cors(&self) -> Option<Cors> {
+        let api = self.of_type("AWS::Serverless::HttpApi").next()?.1;
+        let c = api.get("Properties")?.get("CorsConfiguration")?;
+        Some(Cors {
+            allow_origins: self.list(c.get("AllowOrigins")),
+            allow_headers: self.list(c.get("AllowHeaders")),
+            allow_methods: self.list(c.get("AllowMethods")),
+            expose_headers: self.list(c.get("ExposeHeaders")),
+            max_age: c.get("MaxAge").and_then(Value::as_u64),
+        })
     }
 
     fn of_type<'a>(&'a self, ty: &'a str) -> impl Iterator<Item = (String, &'a Value)> + 'a {
@@ -485,6 +523,14 @@ mod tests {
             assert_eq!(r.binary.starts_with("api-"), !is_public, "{} is named as what it is", r.binary);
         }
         assert!(routes.iter().any(|r| r.authorizer.as_deref() == Some("OidcAuthorizer")));
+    }
+
+    #[test]
+    fn cors_comes_from_the_http_api_with_parameter_defaults() {
+        let cors = template().cors().unwrap();
+        assert_eq!(cors.allow_origins, ["http://localhost:5173"]);
+        assert!(cors.allow_headers.contains(&"idempotency-key".to_owned()));
+        assert!(cors.allow_methods.contains(&"PATCH".to_owned()));
     }
 
     #[test]
