@@ -399,4 +399,26 @@ async fn mms_media_are_copied_from_twilio_and_one_over_the_cap_keeps_its_link() 
     assert_eq!(files[1]["url"], video);
     assert_eq!(files[1]["size_bytes"], 12 * 1024 * 1024);
     assert_eq!(msgs[0]["text"], "Here is the damage");
+
+    // An agent opens the photo through a short-lived presigned link; the bucket stays private.
+    let mid = msgs[0]["id"].as_str().unwrap().to_owned();
+    let file = |n: usize| format!("/conversations/{id}/messages/{mid}/attachments/{n}");
+    let (status, link) = s.send_as("GET", &file(0), &s.token(), None).await;
+    assert_eq!(status, 200, "{link}");
+    assert_eq!(link["content_type"], "image/jpeg");
+    let url = link["url"].as_str().unwrap();
+    assert!(url.contains("X-Amz-Signature") && url.contains("X-Amz-Expires=300"), "{url}");
+    let bytes = s.http.get(url).send().await.unwrap().error_for_status().unwrap().bytes().await.unwrap();
+    assert_eq!(&bytes[..], fake_twilio::MEDIA_BYTES, "the link serves the stored photo");
+    // The video was never copied (over the cap): no link. Finance reads costs, not files; another
+    // workspace's token finds nothing.
+    let (status, b) = s.send_as("GET", &file(1), &s.token(), None).await;
+    assert_eq!(status, 404, "{b}");
+    let (status, _) = s.send_as("GET", &file(2), &s.token(), None).await;
+    assert_eq!(status, 404);
+    let (status, _) = s.send_as("GET", &file(0), &s.token_as("fin", kit::auth::Role::Finance), None).await;
+    assert_eq!(status, 403);
+    let elsewhere = s.token_for(&domain::WorkspaceId::parse("another-ws").unwrap());
+    let (status, _) = s.send_as("GET", &file(0), &elsewhere, None).await;
+    assert_eq!(status, 404);
 }

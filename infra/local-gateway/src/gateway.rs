@@ -164,6 +164,7 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "api-put-privacy-policy" => http!(api_put_privacy_policy),
         "api-redact-message" => http!(api_redact_message),
         "api-export-contact" => http!(api_export_contact),
+        "api-get-attachment" => http!(api_get_attachment),
         "api-set-consent" => http!(api_set_consent),
         "api-get-routing-rules" => http!(api_get_routing_rules),
         "api-list-teams" => http!(api_list_teams),

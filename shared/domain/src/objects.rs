@@ -69,6 +69,13 @@ pub fn s3_url(bucket: &str, key: &str) -> String {
     format!("s3://{bucket}/{key}")
 }
 
+/// Whether an object key is one of `ws`'s files (media, email attachments, web chat uploads):
+/// every such key has the workspace right after its kind. A link is only ever signed for these.
+pub fn is_workspace_file(ws: &WorkspaceId, key: &str) -> bool {
+    ["media", "attachments", "webchat"].iter().any(|kind| key.starts_with(&format!("{kind}/{ws}/")))
+        && !key.split('/').any(|part| part == ".." || part.is_empty())
+}
+
 /// Splits `s3://bucket/key`.
 pub fn parse_s3_url(url: &str) -> Option<(&str, &str)> {
     let rest = url.strip_prefix("s3://")?;
@@ -110,6 +117,18 @@ mod tests {
         assert_eq!(email_attachment(&ws(), "abc", 2, None), "attachments/acme/email/abc/2-file");
         assert_eq!(webchat_uploads(&ws(), "v_01J"), "webchat/acme/v_01J/");
         assert_eq!(raw_email("mail/inbound/", "m1"), "mail/inbound/m1");
+    }
+
+    #[test]
+    fn only_a_workspaces_own_files_are_its_files() {
+        let ws = WorkspaceId::parse("acme").unwrap();
+        assert!(is_workspace_file(&ws, &media(&ws, MediaSource::Mms, "ME1")));
+        assert!(is_workspace_file(&ws, &email_attachment(&ws, "m1", 0, Some("invoice.pdf"))));
+        assert!(is_workspace_file(&ws, &format!("{}x.png", webchat_uploads(&ws, "v1"))));
+        let other = WorkspaceId::parse("acme2").unwrap();
+        assert!(!is_workspace_file(&ws, &media(&other, MediaSource::Mms, "ME1")), "acme is not acme2");
+        assert!(!is_workspace_file(&ws, "exports/acme/c.json"), "exports are not message files");
+        assert!(!is_workspace_file(&ws, "media/acme/../acme2/x"));
     }
 
     #[test]
