@@ -136,6 +136,11 @@ async fn an_email_rating_link_records_once_and_a_forged_one_is_refused() {
     assert_eq!(res.status(), 400);
 }
 
+/// The score a conversation's survey got, once it has one.
+async fn rating(t: &TestStack, id: &str, what: &str) -> u64 {
+    eventually(what, || async { conversation(t, id).await["conversation"]["csat"]["score"].as_u64() }).await
+}
+
 fn wamid() -> String {
     format!("wamid.{}", ulid::Ulid::new())
 }
@@ -171,12 +176,7 @@ async fn whatsapp_asks_with_a_list_inside_the_window_and_the_survey_template_out
     tap["entry"][0]["changes"][0]["value"]["messages"][0]["interactive"] =
         json!({ "type": "list_reply", "list_reply": rows[1].clone() });
     assert_eq!(t.whatsapp_in(&tap).await.status(), 200);
-    let c = eventually("the tapped rating", || async {
-        let c = conversation(&t, &id).await;
-        c["conversation"]["csat"]["score"].as_u64().is_some().then_some(c)
-    })
-    .await;
-    assert_eq!(c["conversation"]["csat"]["score"], 4, "the second row is four stars");
+    assert_eq!(rating(&t, &id, "the tapped rating").await, 4, "the second row is four stars");
 
     // Outside the window: nothing may go out free-form; the workspace's approved survey template does.
     let admin = t.token_as("ada", Role::Admin);
@@ -210,12 +210,7 @@ async fn whatsapp_asks_with_a_list_inside_the_window_and_the_survey_template_out
     button["entry"][0]["changes"][0]["value"]["messages"][0]["type"] = "button".into();
     button["entry"][0]["changes"][0]["value"]["messages"][0]["button"] = json!({ "payload": "csat-5", "text": "5" });
     assert_eq!(t.whatsapp_in(&button).await.status(), 200);
-    let c = eventually("the template's rating", || async {
-        let c = conversation(&t, &late_id).await;
-        c["conversation"]["csat"]["score"].as_u64().is_some().then_some(c)
-    })
-    .await;
-    assert_eq!(c["conversation"]["csat"]["score"], 5);
+    assert_eq!(rating(&t, &late_id, "the template's rating").await, 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

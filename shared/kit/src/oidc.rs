@@ -110,28 +110,13 @@ impl OidcVerifier {
         match &self.source {
             Source::Fixed(keys) => Ok(keys.clone()),
             Source::Discovery { client, issuer } => {
-                let url = format!("{issuer}/.well-known/openid-configuration");
-                let d: Discovery = client
-                    .get(&url)
-                    .send()
+                let d: Discovery = get_json(client, &format!("{issuer}/.well-known/openid-configuration"))
                     .await
-                    .and_then(|r| r.error_for_status())
-                    .map_err(|e| unavailable(e.to_string()))?
-                    .json()
-                    .await
-                    .map_err(|e| unavailable(e.to_string()))?;
+                    .map_err(unavailable)?;
                 if d.issuer.trim_end_matches('/') != issuer {
                     return Err(unavailable(format!("the discovery document names issuer {}", d.issuer)));
                 }
-                client
-                    .get(&d.jwks_uri)
-                    .send()
-                    .await
-                    .and_then(|r| r.error_for_status())
-                    .map_err(|e| unavailable(e.to_string()))?
-                    .json()
-                    .await
-                    .map_err(|e| unavailable(e.to_string()))
+                get_json(client, &d.jwks_uri).await.map_err(unavailable)
             }
         }
     }
@@ -181,6 +166,12 @@ impl OidcVerifier {
         validation.leeway = 30;
         Ok(jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(refused)?.claims)
     }
+}
+
+/// A JSON document over HTTP: a non-2xx status is an error like any other.
+async fn get_json<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: &str) -> Result<T, String> {
+    let res = client.get(url).send().await.and_then(|r| r.error_for_status()).map_err(|e| e.to_string())?;
+    res.json().await.map_err(|e| e.to_string())
 }
 
 /// Claims as API Gateway's JWT authorizer hands them to a function: every value a string, lists

@@ -1511,15 +1511,7 @@ impl RoutingStore for DynamoStore {
             old.as_ref().filter(|(a, _)| a.presence == domain::routing::Presence::Online).and_then(|(_, since)| *since);
         let state = match old {
             Some((was, _)) => domain::routing::AgentState { presence, ..was },
-            None => domain::routing::AgentState {
-                id: agent.clone(),
-                presence,
-                teams: Default::default(),
-                skills: Default::default(),
-                capacity: default_capacity,
-                load: 0,
-                last_assigned_at: None,
-            },
+            None => domain::routing::AgentState::first_seen(agent.clone(), presence, default_capacity),
         };
         Ok(PresenceSet { state, online_since })
     }

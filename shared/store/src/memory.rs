@@ -798,15 +798,10 @@ impl RoutingStore for MemoryStore {
             let was_online = s.agents.get(&key).is_some_and(|a| a.presence == domain::routing::Presence::Online);
             let since = s.presence_since.insert(key.clone(), now);
             let online_since = since.filter(|_| was_online);
-            let a = s.agents.entry(key).or_insert_with(|| domain::routing::AgentState {
-                id: agent.clone(),
-                presence,
-                teams: Default::default(),
-                skills: Default::default(),
-                capacity: default_capacity,
-                load: 0,
-                last_assigned_at: None,
-            });
+            let a = s
+                .agents
+                .entry(key)
+                .or_insert_with(|| domain::routing::AgentState::first_seen(agent.clone(), presence, default_capacity));
             a.presence = presence;
             PresenceSet { state: a.clone(), online_since }
         }))

@@ -83,6 +83,22 @@ pub struct AgentState {
     pub last_assigned_at: Option<OffsetDateTime>,
 }
 
+impl AgentState {
+    /// The profile an agent gets when they first set a presence: no teams or skills, the
+    /// workspace's default capacity, nothing assigned.
+    pub fn first_seen(id: AgentId, presence: Presence, capacity: u32) -> Self {
+        AgentState {
+            id,
+            presence,
+            teams: Default::default(),
+            skills: Default::default(),
+            capacity,
+            load: 0,
+            last_assigned_at: None,
+        }
+    }
+}
+
 /// A conversation that needs an owner.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Work {
