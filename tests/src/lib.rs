@@ -123,6 +123,7 @@ pub async fn spawn_stack() -> TestStack {
             channel: Channel::Sms,
             address: number.clone(),
             display_name: None,
+            allowed_origins: Vec::new(),
         })
         .await
         .unwrap();
@@ -145,6 +146,7 @@ pub async fn spawn_stack() -> TestStack {
                 channel,
                 address: address.clone(),
                 display_name: (channel == Channel::Email).then(|| "Acme Support".to_owned()),
+                allowed_origins: Vec::new(),
             })
             .await
             .unwrap();

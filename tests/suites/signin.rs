@@ -137,3 +137,70 @@ async fn agents_sign_in_with_the_identity_provider_and_foreign_expired_or_visito
     let (s, _) = t.send_as("GET", "/conversations", &t.token_as("alice", Role::Agent), None).await;
     assert_eq!(s, 200);
 }
+
+/// Issue 19's set-up, as a team does it after `sam deploy`: an admin signs in, names the
+/// workspace and sets its HELP answer, connects a number and a widget key through the API (no
+/// table writes by hand), and the number takes messages at once; another workspace cannot take
+/// the number, and the widget answers only the site it was connected for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_admin_sets_up_a_workspace_through_the_api_and_its_number_takes_messages() {
+    let t = spawn_stack().await;
+    let issuer = issuer();
+    let suffix = ulid::Ulid::new().to_string().to_lowercase();
+    let ws = format!("ws-new-{suffix}");
+    let admin = format!("ada-{suffix}");
+    oidc::add_user(&issuer, &admin, &ws, &["admin"]).await.unwrap();
+    let token = oidc::sign_in(&issuer, &admin).await.unwrap();
+
+    let help = "Globex support, 9-5 weekdays. Reply STOP to opt out.";
+    let settings = json!({ "name": "Globex", "help_text": help, "max_sms_segments": 2 });
+    let (s, b) = t.send_as("PUT", "/workspace", &token, Some(settings)).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = t.send_as("GET", "/workspace", &token, None).await;
+    assert_eq!((s, b["workspace"].as_str(), b["settings"]["name"].as_str()), (200, Some(ws.as_str()), Some("Globex")));
+
+    let number = random_number();
+    let path = format!("/channels/sms/{number}");
+    let (s, b) = t.send_as("PUT", &path, &token, Some(json!({ "display_name": "Globex line" }))).await;
+    assert_eq!(s, 201, "{b}");
+    let (s, _) = t.send_as("PUT", &path, &token, Some(json!({ "display_name": "Globex line" }))).await;
+    assert_eq!(s, 200, "connecting again changes nothing");
+    // The test stack's own workspace (another tenant) cannot take it.
+    let (s, b) = t.send_as("PUT", &path, &t.token_as("ada", Role::Admin), None).await;
+    assert_eq!(s, 409, "{b}");
+    let key = format!("wk_{suffix}");
+    let widget = json!({ "allowed_origins": ["https://shop.globex.example"] });
+    let (s, b) = t.send_as("PUT", &format!("/channels/webchat/{key}"), &token, Some(widget)).await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = t.send_as("GET", "/channels", &token, None).await;
+    assert_eq!((s, b["channels"].as_array().map(Vec::len)), (200, Some(2)), "{b}");
+
+    // The number works at once: a HELP to it is answered with the workspace's own text.
+    let customer = random_number();
+    let form = sms_form(&new_sid(), &customer, &number, "HELP");
+    assert_eq!(t.post_signed("/webhooks/twilio/sms", &form, AUTH_TOKEN).await.status(), 200);
+    let answer = eventually("the workspace's HELP answer to reach Twilio", || async {
+        t.twilio.received().into_iter().find(|m| m.get("To") == Some(customer.as_str()))
+    })
+    .await;
+    assert_eq!(answer.get("Body"), Some(help));
+    assert_eq!(answer.get("From"), Some(number.as_str()));
+
+    // The widget opens chats on the site it was connected for, and nowhere else.
+    let start = |origin: &'static str| {
+        t.http.post(t.url(&format!("/webchat/{key}/visitors"))).header("origin", origin).json(&json!({})).send()
+    };
+    assert_eq!(start("https://shop.globex.example").await.unwrap().status(), 201);
+    assert_eq!(start("https://copycat.example").await.unwrap().status(), 403);
+
+    // Disconnected: the number no longer takes messages for the workspace.
+    let (s, b) = t.send_as("DELETE", &path, &token, None).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, _) = t.send_as("DELETE", &path, &token, None).await;
+    assert_eq!(s, 404, "a retry finds nothing to remove");
+    let (s, audit) = t.send_as("GET", "/audit", &token, None).await;
+    assert_eq!(s, 200);
+    for action in ["workspace_settings_changed", "channel_connected", "channel_disconnected"] {
+        assert!(audit.to_string().contains(action), "{action} audited: {audit}");
+    }
+}

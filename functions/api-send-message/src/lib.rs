@@ -38,8 +38,10 @@ pub struct Deps {
     /// Budget alerts go to supervisors through the notification queue.
     pub notifications: Arc<dyn NotificationQueue>,
     pub auth: Authenticator,
-    /// The most SMS segments one reply may take (each is billed).
+    /// The most SMS segments one reply may take (each is billed), unless the workspace's settings
+    /// say otherwise.
     pub max_sms_segments: u32,
+    pub settings: app::cache::SettingsCache,
     pub rates: RateCardCache,
     pub memory_mb: u64,
 }
@@ -58,6 +60,7 @@ impl Deps {
             notifications,
             auth,
             max_sms_segments,
+            settings: Default::default(),
             rates: RateCardCache::default(),
             memory_mb: meter::memory_mb_from_env(),
         }
@@ -94,12 +97,17 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
 
 /// Channel limits, checked before anything is stored or queued. Returns what the channel adapter
 /// learned about the text (for SMS: encoding and segments), kept in the message's metadata.
-fn check_constraints(
+async fn check_constraints(
     deps: &Deps,
+    ws: &domain::WorkspaceId,
     channel: Channel,
     text: &str,
 ) -> Result<BTreeMap<String, serde_json::Value>, ApiError> {
-    let checked = domain::channels::constraints::check(channel, text, &[], deps.max_sms_segments)?;
+    let max_segments = match channel {
+        Channel::Sms => deps.settings.get(&*deps.store, ws).await?.max_sms_segments.unwrap_or(deps.max_sms_segments),
+        _ => deps.max_sms_segments,
+    };
+    let checked = domain::channels::constraints::check(channel, text, &[], max_segments)?;
     let Some(s) = checked.sms else { return Ok(BTreeMap::new()) };
     Ok(BTreeMap::from([
         ("sms_encoding".to_owned(), serde_json::to_value(s.encoding).unwrap_or_default()),
@@ -226,7 +234,7 @@ async fn compose(
             ]);
             (text, metadata)
         }
-        None => (draft.text.clone(), check_constraints(deps, route.channel, &draft.text)?),
+        None => (draft.text.clone(), check_constraints(deps, &who.workspace, route.channel, &draft.text).await?),
     };
     if reply_as == domain::channels::ReplyAs::HumanAgentTag {
         let tag = domain::channels::meta::HUMAN_AGENT;

@@ -178,6 +178,7 @@ mod tests {
             channel: Channel::Email,
             address: "support@acme.example".into(),
             display_name: Some("Acme Support".into()),
+            allowed_origins: Vec::new(),
         };
         store.put_channel_account(&account).await.unwrap();
         let files = Arc::new(MemoryFiles::default());

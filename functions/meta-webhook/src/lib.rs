@@ -57,6 +57,7 @@ mod tests {
                 channel,
                 address: address.into(),
                 display_name: None,
+                allowed_origins: Vec::new(),
             };
             store.put_channel_account(&account).await.unwrap();
         }

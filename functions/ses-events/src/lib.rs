@@ -127,6 +127,7 @@ mod tests {
             channel: Channel::Email,
             address: "support@acme.example".into(),
             display_name: None,
+            allowed_origins: Vec::new(),
         };
         store.put_channel_account(&account).await.unwrap();
         let q = Arc::new(MemoryQueue::new());

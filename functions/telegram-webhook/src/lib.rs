@@ -59,6 +59,7 @@ mod tests {
                 channel: Channel::Telegram,
                 address: bot.into(),
                 display_name: None,
+                allowed_origins: Vec::new(),
             })
             .await
             .unwrap();

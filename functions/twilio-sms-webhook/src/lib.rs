@@ -75,6 +75,7 @@ mod tests {
                 channel: Channel::Sms,
                 address: "+14155550100".into(),
                 display_name: None,
+                allowed_origins: Vec::new(),
             })
             .await
             .unwrap();

@@ -29,6 +29,9 @@ pub const DEFAULT_GREETING: &str =
     "Thank you for calling. Nobody can take your call right now. Please leave a message after the tone.";
 pub struct Deps {
     pub directory: Arc<dyn ChannelDirectory>,
+    /// Each workspace's own greeting, when its admins set one (cached a minute).
+    pub workspaces: Arc<dyn domain::ports::WorkspaceStore>,
+    pub settings: app::cache::SettingsCache,
     pub queue: Arc<dyn InboundQueue>,
     /// Recordings are copied from Twilio's API (only from there) into the media bucket.
     pub recordings: TwilioMedia,
@@ -52,7 +55,9 @@ impl Deps {
             .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?;
         let auth_token = config.secret("TWILIO_AUTH_TOKEN", aws).await?;
         Ok(Self {
-            directory: Arc::new(app::cache::CachedDirectory::new(store)),
+            directory: Arc::new(app::cache::CachedDirectory::new(store.clone())),
+            workspaces: store,
+            settings: Default::default(),
             queue: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("INBOUND_QUEUE_URL")?)),
             recordings: TwilioMedia {
                 copier,
@@ -96,15 +101,17 @@ async fn owner(deps: &Deps, our_number: &PhoneNumber) -> Result<Option<Workspace
 
 async fn call(deps: &Deps, req: &Request, params: &[(String, String)]) -> Result<Response<Body>, ApiError> {
     let call = voice::parse_call(params)?;
-    if owner(deps, &call.to).await?.is_none() {
+    let Some(ws) = owner(deps, &call.to).await? else {
         tracing::warn!(to = %call.to.as_str(), "a call to a number no workspace answers on; rejected");
         return Ok(xml(200, voice::REJECT));
-    }
+    };
+    let settings = deps.settings.get(&*deps.workspaces, &ws).await?;
+    let greeting = settings.voicemail_greeting.as_deref().unwrap_or(&deps.greeting);
     // The callbacks go to this function's own public URL.
     let here = public_url(req, deps.public_base_url.as_deref());
     let base = here.split("/webhooks/").next().unwrap_or_default();
     tracing::info!(call = %call.call_sid, "voicemail call answered");
-    Ok(xml(200, &voice::answer(&deps.greeting, base, &call)))
+    Ok(xml(200, &voice::answer(greeting, base, &call)))
 }
 
 /// A callback's caller and our number (from its URL's query) and the workspace answering there.
@@ -239,13 +246,16 @@ mod tests {
             channel: Channel::Voice,
             address: "+14155550100".into(),
             display_name: None,
+            allowed_origins: Vec::new(),
         };
         store.put_channel_account(&account).await.unwrap();
         let queue = Arc::new(MemoryQueue::new());
         let files = Arc::new(providers::memory::MemoryFiles::default());
         let twilio = fake_recordings().await;
         let deps = Deps {
-            directory: store,
+            directory: store.clone(),
+            workspaces: store,
+            settings: Default::default(),
             queue: queue.clone(),
             recordings: TwilioMedia {
                 copier: MediaCopier::standard(files.clone()).unwrap(),

@@ -60,14 +60,28 @@ struct Start {
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     let mut res = respond(start(deps, &req, OffsetDateTime::now_utc()).await);
-    res.headers_mut().insert("access-control-allow-origin", lambda_http::http::HeaderValue::from_static("*"));
+    // Any origin may ask; a key with allowed origins only answers those (checked in `start`), and
+    // the answer names the asking origin so a browser elsewhere cannot read it.
+    let origin = origin(&req).and_then(|o| lambda_http::http::HeaderValue::from_str(o).ok());
+    let allow = origin.unwrap_or(lambda_http::http::HeaderValue::from_static("*"));
+    res.headers_mut().insert("access-control-allow-origin", allow);
+    res.headers_mut().insert("vary", lambda_http::http::HeaderValue::from_static("origin"));
     Ok(res)
+}
+
+fn origin(req: &Request) -> Option<&str> {
+    req.headers().get("origin").and_then(|o| o.to_str().ok())
 }
 
 async fn start(deps: &Deps, req: &Request, now: OffsetDateTime) -> Result<Response<Body>, ApiError> {
     let not_found = || ApiError::NotFound("no web chat widget has this key".into());
     let key = path_param(req, "key", |k| webchat::parse_key(k).map(str::to_owned)).map_err(|_| not_found())?;
     let account = deps.store.channel_account(Channel::Webchat, &key).await?.ok_or_else(not_found)?;
+    if !domain::workspace::origin_allowed(&account.allowed_origins, origin(req)) {
+        return Err(ApiError::Forbidden(
+            "this widget key is not allowed on this site (its admins list the sites it may be used on)".into(),
+        ));
+    }
     let ws = account.workspace;
     let raw = body_bytes(req);
     let body: Start = if raw.iter().all(u8::is_ascii_whitespace) {
@@ -142,6 +156,7 @@ mod tests {
             channel: Channel::Webchat,
             address: "wk_demo_site".into(),
             display_name: Some("Demo support".into()),
+            allowed_origins: Vec::new(),
         };
         store.put_channel_account(&account).await.unwrap();
         let deps = Deps {
@@ -167,6 +182,31 @@ mod tests {
     async fn call(deps: &Deps, req: Request) -> (u16, serde_json::Value) {
         let res = handle(deps, req).await.unwrap();
         (res.status().as_u16(), kit::apigw::json_of(&res))
+    }
+
+    #[tokio::test]
+    async fn a_key_with_allowed_origins_answers_only_pages_there() {
+        let (deps, store) = deps(30).await;
+        let mut account = store.channel_account(Channel::Webchat, "wk_demo_site").await.unwrap().unwrap();
+        account.allowed_origins = vec!["https://shop.example".into()];
+        store.put_channel_account(&account).await.unwrap();
+        let from = |origin: Option<&str>| {
+            let mut headers = vec![("content-type", "application/json")];
+            headers.extend(origin.map(|o| ("origin", o)));
+            kit::apigw::test_request(
+                "POST",
+                "/webchat/{key}/visitors",
+                "/webchat/wk_demo_site/visitors",
+                &[("key", "wk_demo_site")],
+                &headers,
+                Some(b""),
+            )
+        };
+        let res = handle(&deps, from(Some("https://shop.example"))).await.unwrap();
+        assert_eq!(res.status(), 201);
+        assert_eq!(res.headers()["access-control-allow-origin"], "https://shop.example");
+        assert_eq!(handle(&deps, from(Some("https://copycat.example"))).await.unwrap().status(), 403);
+        assert_eq!(handle(&deps, from(None)).await.unwrap().status(), 403, "no Origin, no chat");
     }
 
     #[tokio::test]

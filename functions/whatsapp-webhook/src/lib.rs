@@ -62,6 +62,7 @@ mod tests {
                 channel: Channel::Whatsapp,
                 address: "106540352242922".into(),
                 display_name: None,
+                allowed_origins: Vec::new(),
             })
             .await
             .unwrap();

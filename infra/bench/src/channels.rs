@@ -54,7 +54,13 @@ impl Channels<'_> {
     }
 
     async fn own(&self, ws: &WorkspaceId, channel: Channel, address: &str) -> Result<()> {
-        let account = ChannelAccount { workspace: ws.clone(), channel, address: address.into(), display_name: None };
+        let account = ChannelAccount {
+            workspace: ws.clone(),
+            channel,
+            address: address.into(),
+            display_name: None,
+            allowed_origins: Vec::new(),
+        };
         Ok(self.store.put_channel_account(&account).await?)
     }
 

@@ -412,8 +412,13 @@ pub(crate) fn table(title: &str, snapshot: &BTreeMap<String, proxy::OpStats>, n:
 
 /// Receives SMS on `number` for `ws`.
 pub(crate) async fn own_number(store: &store::DynamoStore, ws: &WorkspaceId, number: &str) -> Result<()> {
-    let account =
-        ChannelAccount { workspace: ws.clone(), channel: Channel::Sms, address: number.into(), display_name: None };
+    let account = ChannelAccount {
+        workspace: ws.clone(),
+        channel: Channel::Sms,
+        address: number.into(),
+        display_name: None,
+        allowed_origins: Vec::new(),
+    };
     Ok(store.put_channel_account(&account).await?)
 }
 

@@ -193,6 +193,7 @@ async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> 
             channel: Channel::Sms,
             address: dev::SMS_NUMBER.into(),
             display_name: Some("Demo support line".into()),
+            allowed_origins: Vec::new(),
         })
         .await?;
     for (channel, address) in [
@@ -210,6 +211,7 @@ async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> 
                 channel,
                 address: address.into(),
                 display_name: None,
+                allowed_origins: Vec::new(),
             })
             .await?;
     }

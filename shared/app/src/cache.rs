@@ -56,8 +56,48 @@ impl ChannelDirectory for CachedDirectory {
         Ok(())
     }
 
+    async fn connect_channel_account(&self, account: &ChannelAccount) -> Result<bool, StoreError> {
+        let connected = self.inner.connect_channel_account(account).await?;
+        self.lock().remove(&(account.channel, account.address.clone()));
+        Ok(connected)
+    }
+
+    async fn disconnect_channel_account(
+        &self,
+        ws: &WorkspaceId,
+        channel: Channel,
+        address: &str,
+    ) -> Result<Option<ChannelAccount>, StoreError> {
+        let removed = self.inner.disconnect_channel_account(ws, channel, address).await?;
+        self.lock().remove(&(channel, address.to_owned()));
+        Ok(removed)
+    }
+
     async fn channel_accounts(&self, ws: &WorkspaceId) -> Result<Vec<ChannelAccount>, StoreError> {
         self.inner.channel_accounts(ws).await
+    }
+}
+
+/// A workspace's settings (help text, greeting, segment cap), remembered per container for
+/// [`SETTINGS_TTL`]: the voice webhook and the send route read them on every call; an admin's
+/// change reaches every container within a minute.
+pub struct SettingsCache(TtlCache<WorkspaceId, Arc<domain::workspace::Settings>>);
+
+pub const SETTINGS_TTL: Duration = Duration::from_secs(60);
+
+impl Default for SettingsCache {
+    fn default() -> Self {
+        Self(TtlCache::new(SETTINGS_TTL))
+    }
+}
+
+impl SettingsCache {
+    pub async fn get<S: domain::ports::WorkspaceStore + ?Sized>(
+        &self,
+        store: &S,
+        ws: &WorkspaceId,
+    ) -> Result<Arc<domain::workspace::Settings>, StoreError> {
+        self.0.get_or_load(ws, || async { Ok(Arc::new(store.workspace_settings(ws).await?)) }).await
     }
 }
 
@@ -196,6 +236,17 @@ mod tests {
         async fn put_channel_account(&self, account: &ChannelAccount) -> Result<(), StoreError> {
             self.0.put_channel_account(account).await
         }
+        async fn connect_channel_account(&self, account: &ChannelAccount) -> Result<bool, StoreError> {
+            self.0.connect_channel_account(account).await
+        }
+        async fn disconnect_channel_account(
+            &self,
+            ws: &WorkspaceId,
+            c: Channel,
+            a: &str,
+        ) -> Result<Option<ChannelAccount>, StoreError> {
+            self.0.disconnect_channel_account(ws, c, a).await
+        }
         async fn channel_accounts(&self, ws: &WorkspaceId) -> Result<Vec<ChannelAccount>, StoreError> {
             self.0.channel_accounts(ws).await
         }
@@ -206,16 +257,18 @@ mod tests {
         let inner = Arc::new(Counting(store::MemoryStore::new(), AtomicUsize::new(0)));
         let cached = CachedDirectory::new(inner.clone());
         assert_eq!(cached.channel_account(Channel::Sms, "+14155550100").await.unwrap(), None);
-        let account = ChannelAccount {
-            workspace: WorkspaceId::parse("acme").unwrap(),
-            channel: Channel::Sms,
-            address: "+14155550100".into(),
-            display_name: None,
-        };
+        let account = ChannelAccount::new(WorkspaceId::parse("acme").unwrap(), Channel::Sms, "+14155550100");
         cached.put_channel_account(&account).await.unwrap();
         for _ in 0..5 {
             assert_eq!(cached.channel_account(Channel::Sms, "+14155550100").await.unwrap(), Some(account.clone()));
         }
         assert_eq!(inner.1.load(Ordering::SeqCst), 2, "the miss, then one read for five hits");
+        // Disconnecting through the cache is seen at once too.
+        assert!(cached
+            .disconnect_channel_account(&account.workspace, Channel::Sms, "+14155550100")
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(cached.channel_account(Channel::Sms, "+14155550100").await.unwrap(), None);
     }
 }

@@ -68,6 +68,7 @@ pub trait IngestPorts:
     + BudgetStore
     + CostLedger
     + domain::contacts::ContactPorts
+    + domain::ports::WorkspaceStore
 {
 }
 impl<T> IngestPorts for T where
@@ -79,6 +80,7 @@ impl<T> IngestPorts for T where
         + BudgetStore
         + CostLedger
         + domain::contacts::ContactPorts
+        + domain::ports::WorkspaceStore
         + ?Sized
 {
 }
@@ -95,6 +97,7 @@ pub struct Ingest<'a, S: ?Sized> {
     pub sla: &'a crate::cache::SlaCache,
     /// One timer per clock that starts (Step Functions in AWS).
     pub timers: &'a dyn domain::timers::SlaTimers,
+    /// The answer to HELP when the workspace has not set its own (the stack's `HelpText`).
     pub help_text: &'a str,
     /// AWS usage spent on this event so far (the processor's meter), for the estimate.
     pub usage_so_far: &'a (dyn Fn() -> Usage + Send + Sync),
@@ -277,7 +280,10 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             && m.text.as_deref().and_then(domain::consent::keyword) == Some(Keyword::Help);
         if help {
             let key = format!("help-{}-{}", m.provider, m.provider_message_id);
-            self.auto_reply(m, conversation, domain::consent::AUTO_REPLY_HELP, self.help_text, &key).await?;
+            // Read only for the rare HELP: the common path pays nothing for the setting.
+            let settings = self.store.workspace_settings(&m.workspace).await?;
+            let text = settings.help_text.as_deref().unwrap_or(self.help_text);
+            self.auto_reply(m, conversation, domain::consent::AUTO_REPLY_HELP, text, &key).await?;
         }
         // One routing brain: a conversation without an owner is routed (or queued) now; a
         // follow-up in an owned or waiting conversation skips the re-read.
@@ -815,6 +821,21 @@ mod tests {
         assert_eq!(answer.sender, domain::model::Sender::System);
         assert!(answer.cost.is_some(), "priced like any message");
         assert_eq!(conv.unread_count, 2, "an automatic answer marks nothing read");
+    }
+
+    #[tokio::test]
+    async fn help_answers_with_the_workspace_text_when_its_admins_set_one() {
+        use domain::ports::WorkspaceStore;
+        let (deps, store, _q) = deps();
+        let own = "Acme support, Mon-Fri 9-5. Reply STOP to opt out.";
+        let settings = domain::workspace::Settings { help_text: Some(own.into()), ..Default::default() };
+        store.put_workspace_settings(&ws(), &settings).await.unwrap();
+        let from = "+14155552672";
+        ingest(&deps, inbound("SM00000000000000000000000000000021", from, "HELP")).await.unwrap();
+        let conv = conversation_of(&store, from).await;
+        let msgs = store.messages(&ws(), conv.id, Order::Oldest, 10, None).await.unwrap().items;
+        let answer = msgs.iter().find(|m| m.direction == Direction::Outbound).expect("the answer");
+        assert_eq!(answer.text.as_deref(), Some(own));
     }
 
     async fn conversation_of(store: &MemoryStore, from: &str) -> Conversation {

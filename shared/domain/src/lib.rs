@@ -29,6 +29,7 @@ pub mod sla;
 pub mod sms;
 pub mod threading;
 pub mod timers;
+pub mod workspace;
 
 pub use address::{EmailAddress, PhoneNumber};
 pub use error::ParseError;

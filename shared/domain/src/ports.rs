@@ -61,14 +61,47 @@ pub struct ChannelAccount {
     pub channel: Channel,
     pub address: String,
     pub display_name: Option<String>,
+    /// Web chat: the page origins the widget key may be used from (empty: any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
+}
+
+impl ChannelAccount {
+    pub fn new(workspace: WorkspaceId, channel: Channel, address: impl Into<String>) -> Self {
+        Self { workspace, channel, address: address.into(), display_name: None, allowed_origins: Vec::new() }
+    }
 }
 
 #[async_trait]
 pub trait ChannelDirectory: Send + Sync {
     async fn channel_account(&self, channel: Channel, address: &str) -> Result<Option<ChannelAccount>, StoreError>;
+    /// Writes the account whoever held it (seeding a stack; admins go through
+    /// [`connect_channel_account`](Self::connect_channel_account)).
     async fn put_channel_account(&self, account: &ChannelAccount) -> Result<(), StoreError>;
+    /// Connects an address to its workspace, or updates its details when the workspace already
+    /// holds it: `false` (and nothing written) when another workspace holds it.
+    async fn connect_channel_account(&self, account: &ChannelAccount) -> Result<bool, StoreError>;
+    /// Disconnects one of the workspace's addresses: the account it removed, `None` when the
+    /// workspace did not hold it (another workspace's account is left alone).
+    async fn disconnect_channel_account(
+        &self,
+        ws: &WorkspaceId,
+        channel: Channel,
+        address: &str,
+    ) -> Result<Option<ChannelAccount>, StoreError>;
     /// Every channel account of a workspace (the contact form answers from its email address).
     async fn channel_accounts(&self, ws: &WorkspaceId) -> Result<Vec<ChannelAccount>, StoreError>;
+}
+
+/// A workspace's settings ([`crate::workspace::Settings`]); all defaults until an admin saves them.
+#[async_trait]
+pub trait WorkspaceStore: Send + Sync {
+    async fn workspace_settings(&self, ws: &WorkspaceId) -> Result<crate::workspace::Settings, StoreError>;
+    async fn put_workspace_settings(
+        &self,
+        ws: &WorkspaceId,
+        settings: &crate::workspace::Settings,
+    ) -> Result<(), StoreError>;
 }
 
 /// Fixed-window rate limits: counts uses of a key per window, atomically.

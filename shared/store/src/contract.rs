@@ -697,27 +697,59 @@ pub async fn channel_accounts_resolve_to_their_workspace<S: Store>(s: &S) {
     let ws = workspace("chan");
     let number = format!("+1415556{:04}", ulid::Ulid::new().random() % 10_000);
     let acct = ChannelAccount {
-        workspace: ws.clone(),
-        channel: Channel::Sms,
-        address: number.clone(),
         display_name: Some("Support".into()),
+        ..ChannelAccount::new(ws.clone(), Channel::Sms, number.clone())
     };
     s.put_channel_account(&acct).await.unwrap();
     assert_eq!(s.channel_account(Channel::Sms, &number).await.unwrap(), Some(acct.clone()));
     assert!(s.channel_account(Channel::Whatsapp, &number).await.unwrap().is_none());
     // The workspace lists its accounts; another workspace's are not among them.
-    let email = ChannelAccount {
-        workspace: ws.clone(),
-        channel: Channel::Email,
-        address: format!("support@{}.example", ws.as_str()),
-        display_name: None,
-    };
+    let email = ChannelAccount::new(ws.clone(), Channel::Email, format!("support@{}.example", ws.as_str()));
     s.put_channel_account(&email).await.unwrap();
     let other = workspace("chan-other");
     let theirs = ChannelAccount { workspace: other.clone(), address: "x@y.example".into(), ..email.clone() };
     s.put_channel_account(&theirs).await.unwrap();
     assert_eq!(s.channel_accounts(&ws).await.unwrap(), vec![email, acct]);
     assert_eq!(s.channel_accounts(&other).await.unwrap().len(), 1);
+}
+
+pub async fn admins_connect_and_disconnect_only_their_own_addresses<S: Store>(s: &S) {
+    let ws = workspace("connect");
+    let other = workspace("connect-other");
+    let key = format!("wk_{}", ulid::Ulid::new());
+    let mut widget = ChannelAccount::new(ws.clone(), Channel::Webchat, key.clone());
+    widget.allowed_origins = vec!["https://shop.example".into()];
+    assert!(s.connect_channel_account(&widget).await.unwrap());
+    widget.display_name = Some("Shop".into());
+    assert!(s.connect_channel_account(&widget).await.unwrap(), "the holder may update its account");
+    assert_eq!(s.channel_account(Channel::Webchat, &key).await.unwrap(), Some(widget.clone()));
+    // Another workspace can neither take it nor remove it.
+    let theirs = ChannelAccount::new(other.clone(), Channel::Webchat, key.clone());
+    assert!(!s.connect_channel_account(&theirs).await.unwrap());
+    assert_eq!(s.disconnect_channel_account(&other, Channel::Webchat, &key).await.unwrap(), None);
+    assert_eq!(s.channel_accounts(&ws).await.unwrap(), vec![widget.clone()]);
+    assert!(s.channel_accounts(&other).await.unwrap().is_empty());
+    // Disconnected: gone from the directory and the list, free for anyone, and a retry finds nothing.
+    assert_eq!(s.disconnect_channel_account(&ws, Channel::Webchat, &key).await.unwrap(), Some(widget));
+    assert_eq!(s.channel_account(Channel::Webchat, &key).await.unwrap(), None);
+    assert!(s.channel_accounts(&ws).await.unwrap().is_empty());
+    assert_eq!(s.disconnect_channel_account(&ws, Channel::Webchat, &key).await.unwrap(), None);
+    assert!(s.connect_channel_account(&theirs).await.unwrap());
+    assert_eq!(s.channel_accounts(&other).await.unwrap(), vec![theirs]);
+}
+
+pub async fn workspace_settings_default_until_saved<S: Store>(s: &S) {
+    let ws = workspace("settings");
+    assert_eq!(s.workspace_settings(&ws).await.unwrap(), domain::workspace::Settings::default());
+    let saved = domain::workspace::Settings {
+        name: Some("Acme".into()),
+        help_text: Some("Acme support: reply STOP to opt out.".into()),
+        voicemail_greeting: None,
+        max_sms_segments: Some(3),
+    };
+    s.put_workspace_settings(&ws, &saved).await.unwrap();
+    assert_eq!(s.workspace_settings(&ws).await.unwrap(), saved);
+    assert_eq!(s.workspace_settings(&workspace("settings-other")).await.unwrap(), Default::default());
 }
 
 pub async fn rate_limits_count_per_key_and_window<S: Store>(s: &S) {
@@ -750,6 +782,8 @@ pub async fn run_all<S: Store>(s: &S) {
     messages_page_in_both_orders(s).await;
     delivery_status_only_moves_forward(s).await;
     channel_accounts_resolve_to_their_workspace(s).await;
+    admins_connect_and_disconnect_only_their_own_addresses(s).await;
+    workspace_settings_default_until_saved(s).await;
     rate_limits_count_per_key_and_window(s).await;
     the_ledger_counts_every_entry_once(s).await;
     rate_card_versions_never_change(s).await;

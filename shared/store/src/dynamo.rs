@@ -402,6 +402,57 @@ impl ChannelDirectory for DynamoStore {
         self.transact(vec![put_always(&self.table, it)?, put_always(&self.table, listed)?], None).await
     }
 
+    async fn connect_channel_account(&self, account: &ChannelAccount) -> Result<bool, StoreError> {
+        // Ours or nobody's: the account item's condition decides, the list entry follows it.
+        let ws = Some(HashMap::from([(":ws".to_owned(), s(account.workspace.as_str()))]));
+        let it = item(&keys::channel_account(account.channel, &account.address), "channel_account", account)?;
+        let listed = item(
+            &keys::workspace_channel(&account.workspace, account.channel, &account.address),
+            "workspace_channel",
+            account,
+        )?;
+        let writes = vec![
+            put(&self.table, it, "attribute_not_exists(PK) OR workspace = :ws", ws)?,
+            put_always(&self.table, listed)?,
+        ];
+        match self.transact(writes, Some(0)).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Duplicate) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn disconnect_channel_account(
+        &self,
+        ws: &WorkspaceId,
+        channel: Channel,
+        address: &str,
+    ) -> Result<Option<ChannelAccount>, StoreError> {
+        let Some(account) = self.channel_account(channel, address).await? else { return Ok(None) };
+        if &account.workspace != ws {
+            return Ok(None);
+        }
+        let owned = build(
+            "delete",
+            Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_map(&keys::channel_account(channel, address))))
+                .condition_expression("workspace = :ws")
+                .expression_attribute_values(":ws", s(ws.as_str()))
+                .build(),
+        )?;
+        let writes = vec![
+            TransactWriteItem::builder().delete(owned).build(),
+            self.delete_item(&keys::workspace_channel(ws, channel, address))?,
+        ];
+        match self.transact(writes, Some(0)).await {
+            Ok(()) => Ok(Some(account)),
+            // Disconnected (or moved) since the read: nothing of ours is left to remove.
+            Err(StoreError::Duplicate) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn channel_accounts(&self, ws: &WorkspaceId) -> Result<Vec<ChannelAccount>, StoreError> {
         let mut all = Vec::new();
         let mut cursor = None;
@@ -414,6 +465,21 @@ impl ChannelDirectory for DynamoStore {
                 None => return Ok(all),
             }
         }
+    }
+}
+
+#[async_trait]
+impl domain::ports::WorkspaceStore for DynamoStore {
+    async fn workspace_settings(&self, ws: &WorkspaceId) -> Result<domain::workspace::Settings, StoreError> {
+        Ok(self.get_as("workspace settings", &keys::workspace_settings(ws)).await?.unwrap_or_default())
+    }
+
+    async fn put_workspace_settings(
+        &self,
+        ws: &WorkspaceId,
+        settings: &domain::workspace::Settings,
+    ) -> Result<(), StoreError> {
+        self.put_plain(item(&keys::workspace_settings(ws), "workspace_settings", settings)?).await
     }
 }
 

@@ -90,6 +90,11 @@ pub fn channel_account(channel: Channel, address: &str) -> Key {
     Key { pk: format!("CHANNEL#{channel}#{address}"), sk: "CHANNEL".into() }
 }
 
+/// The workspace's settings, alone in their partition (read by the routes that use them, cached).
+pub fn workspace_settings(w: &WorkspaceId) -> Key {
+    Key { pk: format!("{}#SETTINGS", ws(w)), sk: "SETTINGS".into() }
+}
+
 pub fn workspace_channels(w: &WorkspaceId) -> String {
     format!("{}#CHANNELS", ws(w))
 }

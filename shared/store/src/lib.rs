@@ -36,6 +36,7 @@ pub trait Store:
     + domain::ports::VisitorStore
     + domain::ports::HookStore
     + domain::ports::AnalyticsStore
+    + domain::ports::WorkspaceStore
 {
 }
 
@@ -63,5 +64,6 @@ impl<T> Store for T where
         + domain::ports::VisitorStore
         + domain::ports::HookStore
         + domain::ports::AnalyticsStore
+        + domain::ports::WorkspaceStore
 {
 }

@@ -42,6 +42,7 @@ struct State {
     presence_since: BTreeMap<Key, time::OffsetDateTime>,
     routing_rules: HashMap<Key, domain::routing::RoutingRules>,
     sla_policies: HashMap<Key, domain::sla::Policy>,
+    settings: HashMap<Key, domain::workspace::Settings>,
     privacy_policies: HashMap<Key, domain::redact::Policy>,
     teams: BTreeMap<Key, domain::routing::Team>,
     waiting: BTreeMap<Key, domain::routing::Work>,
@@ -185,11 +186,50 @@ impl ChannelDirectory for MemoryStore {
         self.with(|s| s.channels.insert(keys::channel_account(account.channel, &account.address), account.clone()));
         Ok(())
     }
+    async fn connect_channel_account(&self, account: &ChannelAccount) -> Result<bool, StoreError> {
+        Ok(self.with(|s| {
+            let k = keys::channel_account(account.channel, &account.address);
+            if s.channels.get(&k).is_some_and(|held| held.workspace != account.workspace) {
+                return false;
+            }
+            s.channels.insert(k, account.clone());
+            true
+        }))
+    }
+    async fn disconnect_channel_account(
+        &self,
+        ws: &WorkspaceId,
+        channel: Channel,
+        address: &str,
+    ) -> Result<Option<ChannelAccount>, StoreError> {
+        Ok(self.with(|s| {
+            let k = keys::channel_account(channel, address);
+            match s.channels.get(&k) {
+                Some(held) if &held.workspace == ws => s.channels.remove(&k),
+                _ => None,
+            }
+        }))
+    }
     async fn channel_accounts(&self, ws: &WorkspaceId) -> Result<Vec<ChannelAccount>, StoreError> {
         let mut all: Vec<ChannelAccount> =
             self.with(|s| s.channels.values().filter(|a| &a.workspace == ws).cloned().collect());
         all.sort_by(|a, b| (a.channel.as_str(), &a.address).cmp(&(b.channel.as_str(), &b.address)));
         Ok(all)
+    }
+}
+
+#[async_trait]
+impl domain::ports::WorkspaceStore for MemoryStore {
+    async fn workspace_settings(&self, ws: &WorkspaceId) -> Result<domain::workspace::Settings, StoreError> {
+        Ok(self.with(|s| s.settings.get(&keys::workspace_settings(ws)).cloned().unwrap_or_default()))
+    }
+    async fn put_workspace_settings(
+        &self,
+        ws: &WorkspaceId,
+        settings: &domain::workspace::Settings,
+    ) -> Result<(), StoreError> {
+        self.with(|s| s.settings.insert(keys::workspace_settings(ws), settings.clone()));
+        Ok(())
     }
 }
 

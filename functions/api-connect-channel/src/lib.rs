@@ -1,0 +1,154 @@
+//! PUT /channels/{channel}/{address} — an admin connects one of the workspace's channel accounts,
+//! or updates one it holds: an SMS or voice number (`/channels/sms/+14155550100`), a WhatsApp
+//! phone number id, a Page or Instagram account id, a Telegram bot id, a mailbox
+//! (`/channels/email/support@acme.example`) or a web chat widget key (8-64 letters, digits, `_`,
+//! `-`; the console generates one). Body (optional): `{"display_name": "Acme Support",
+//! "allowed_origins": ["https://shop.example"]}` (origins only for web chat: the widget answers
+//! only pages there; empty allows any).
+//!
+//! Idempotent: 201 when it connected the address, 200 when the workspace already held it (its
+//! details replaced); 409 when another workspace holds it (never taken over); 422 for an address
+//! or origin that is not valid for the channel. Admins only; audited with the account.
+
+use domain::ports::ChannelAccount;
+use domain::Channel;
+use kit::auth::ADMINS;
+use kit::http::{body_bytes, json, path_param, respond, ApiError};
+use lambda_http::{Body, Error, Request, Response};
+use serde::Deserialize;
+
+pub use api::Deps;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Details {
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+}
+
+pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
+    Ok(respond(connect(deps, &req).await))
+}
+
+async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
+    let who = deps.auth.authenticate(req)?;
+    who.require(ADMINS)?;
+    let channel = path_param(req, "channel", Channel::parse)?;
+    let address = path_param(req, "address", |a| Ok(a.to_owned()))?;
+    let address =
+        domain::workspace::parse_address(channel, &address).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let raw = body_bytes(req);
+    let details: Details = if raw.iter().all(u8::is_ascii_whitespace) {
+        Details::default()
+    } else {
+        serde_json::from_slice(raw).map_err(|e| {
+            ApiError::BadRequest(format!("body must be {{\"display_name\"?, \"allowed_origins\"?: [...]}}: {e}"))
+        })?
+    };
+    let unprocessable = |m: String| ApiError::Unprocessable(m);
+    if channel != Channel::Webchat && !details.allowed_origins.is_empty() {
+        return Err(unprocessable("allowed_origins apply to web chat widget keys only".into()));
+    }
+    if details.allowed_origins.len() > domain::workspace::MAX_ORIGINS {
+        return Err(unprocessable(format!("at most {} allowed origins", domain::workspace::MAX_ORIGINS)));
+    }
+    let mut origins = details
+        .allowed_origins
+        .iter()
+        .map(|o| domain::workspace::parse_origin(o))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| unprocessable(e.to_string()))?;
+    origins.sort();
+    origins.dedup();
+    let display_name = details.display_name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+    if display_name.as_ref().is_some_and(|n| n.chars().count() > 100) {
+        return Err(unprocessable("display_name: at most 100 characters".into()));
+    }
+    let account = ChannelAccount {
+        display_name,
+        allowed_origins: origins,
+        ..ChannelAccount::new(who.workspace.clone(), channel, address.clone())
+    };
+    let before = deps.store.channel_account(channel, &address).await?;
+    if let Some(held) = &before {
+        if held.workspace != who.workspace {
+            return Err(ApiError::Conflict(format!("{channel} {address} is connected to another workspace")));
+        }
+        if held == &account {
+            return Ok(json(200, &serde_json::json!({ "channel": account })));
+        }
+    }
+    if !deps.store.connect_channel_account(&account).await? {
+        return Err(ApiError::Conflict(format!("{channel} {address} is connected to another workspace")));
+    }
+    let (status, action) = if before.is_some() { (200, "channel_updated") } else { (201, "channel_connected") };
+    let details = serde_json::json!({ "before": before, "after": account });
+    api::record_workspace_change(&*deps.store, &who, action, details).await?;
+    tracing::info!(workspace = %who.workspace, by = %who.agent, %channel, action, "channel account saved");
+    Ok(json(status, &serde_json::json!({ "channel": account })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::ports::{AuditLog, ChannelDirectory};
+    use domain::{Role, WorkspaceId};
+    use kit::auth::{bearer, Authenticator};
+    use std::sync::Arc;
+    use store::MemoryStore;
+
+    async fn put(
+        deps: &Deps,
+        ws: &str,
+        role: Role,
+        channel: &str,
+        address: &str,
+        body: &str,
+    ) -> (u16, serde_json::Value) {
+        let auth = bearer("s", ws, "ada", role);
+        let path = format!("/channels/{channel}/{address}");
+        let req = kit::apigw::test_request(
+            "PUT",
+            "/channels/{channel}/{address}",
+            &path,
+            &[("channel", channel), ("address", address)],
+            &[("authorization", &auth)],
+            Some(body.as_bytes()),
+        );
+        let res = handle(deps, req).await.unwrap();
+        (res.status().as_u16(), kit::apigw::json_of(&res))
+    }
+
+    #[tokio::test]
+    async fn admins_connect_numbers_and_widgets_once_and_never_anothers() {
+        let store = Arc::new(MemoryStore::new());
+        let deps = Deps::new(store.clone(), Authenticator::new("s"));
+        let acme = WorkspaceId::parse("acme").unwrap();
+        let (status, v) = put(&deps, "acme", Role::Admin, "sms", "+1 415 555 0100", "").await;
+        assert_eq!((status, v["channel"]["address"].as_str()), (201, Some("+14155550100")));
+        assert_eq!(put(&deps, "acme", Role::Admin, "sms", "+14155550100", "").await.0, 200, "a retry");
+        assert_eq!(store.audit_trail(&acme, None, 10, None).await.unwrap().items.len(), 1, "audited once");
+        assert_eq!(put(&deps, "globex", Role::Admin, "sms", "+14155550100", "").await.0, 409);
+        let owner = store.channel_account(Channel::Sms, "+14155550100").await.unwrap().unwrap();
+        assert_eq!(owner.workspace, acme, "never taken over");
+
+        let widget =
+            r#"{"display_name": "Shop chat", "allowed_origins": ["https://Shop.Example/", "https://shop.example"]}"#;
+        let (status, v) = put(&deps, "acme", Role::Admin, "webchat", "wk_acme_shop", widget).await;
+        assert_eq!(status, 201);
+        assert_eq!(v["channel"]["allowed_origins"], serde_json::json!(["https://shop.example"]));
+
+        for (channel, address, body, expected) in [
+            ("sms", "+14155550101", r#"{"allowed_origins": ["https://shop.example"]}"#, 422),
+            ("webchat", "wk_acme_shop", r#"{"allowed_origins": ["http://shop.example"]}"#, 422),
+            ("whatsapp", "@acme", "", 422),
+            ("fax", "123", "", 404),
+            ("email", "support@acme.example", r#"{"name": "x"}"#, 400),
+        ] {
+            assert_eq!(put(&deps, "acme", Role::Admin, channel, address, body).await.0, expected, "{channel} {body}");
+        }
+        assert_eq!(put(&deps, "acme", Role::Supervisor, "sms", "+14155550102", "").await.0, 403);
+    }
+}

@@ -1,0 +1,70 @@
+//! DELETE /channels/{channel}/{address} — an admin disconnects one of the workspace's channel
+//! accounts: messages to it are no longer taken in (its webhooks answer as for an unknown
+//! address) and a widget key stops opening chats. Conversations and history stay. 200 with the
+//! account removed; 404 when the workspace does not hold it (a retry, or another workspace's).
+//! Admins only; audited.
+
+use domain::Channel;
+use kit::auth::ADMINS;
+use kit::http::{json, path_param, respond, ApiError};
+use lambda_http::{Body, Error, Request, Response};
+
+pub use api::Deps;
+
+pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
+    Ok(respond(disconnect(deps, &req).await))
+}
+
+async fn disconnect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
+    let who = deps.auth.authenticate(req)?;
+    who.require(ADMINS)?;
+    let channel = path_param(req, "channel", Channel::parse)?;
+    let raw = path_param(req, "address", |a| Ok(a.to_owned()))?;
+    let not_found = || ApiError::NotFound(format!("this workspace has no {channel} account {raw}"));
+    let address = domain::workspace::parse_address(channel, &raw).map_err(|_| not_found())?;
+    let removed =
+        deps.store.disconnect_channel_account(&who.workspace, channel, &address).await?.ok_or_else(not_found)?;
+    let details = serde_json::json!({ "before": removed });
+    api::record_workspace_change(&*deps.store, &who, "channel_disconnected", details).await?;
+    tracing::info!(workspace = %who.workspace, by = %who.agent, %channel, "channel account disconnected");
+    Ok(json(200, &serde_json::json!({ "channel": removed })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::ports::{AuditLog, ChannelAccount, ChannelDirectory};
+    use domain::{Role, WorkspaceId};
+    use kit::auth::{bearer, Authenticator};
+    use std::sync::Arc;
+    use store::MemoryStore;
+
+    async fn delete(deps: &Deps, ws: &str, role: Role, address: &str) -> u16 {
+        let auth = bearer("s", ws, "ada", role);
+        let req = kit::apigw::test_request(
+            "DELETE",
+            "/channels/{channel}/{address}",
+            &format!("/channels/sms/{address}"),
+            &[("channel", "sms"), ("address", address)],
+            &[("authorization", &auth)],
+            None,
+        );
+        handle(deps, req).await.unwrap().status().as_u16()
+    }
+
+    #[tokio::test]
+    async fn admins_disconnect_their_own_accounts_only() {
+        let store = Arc::new(MemoryStore::new());
+        let acme = WorkspaceId::parse("acme").unwrap();
+        store.put_channel_account(&ChannelAccount::new(acme.clone(), Channel::Sms, "+14155550100")).await.unwrap();
+        let deps = Deps::new(store.clone(), Authenticator::new("s"));
+        assert_eq!(delete(&deps, "globex", Role::Admin, "+14155550100").await, 404, "another workspace's");
+        assert_eq!(delete(&deps, "acme", Role::Supervisor, "+14155550100").await, 403);
+        assert!(store.channel_account(Channel::Sms, "+14155550100").await.unwrap().is_some());
+        assert_eq!(delete(&deps, "acme", Role::Admin, "+14155550100").await, 200);
+        assert!(store.channel_account(Channel::Sms, "+14155550100").await.unwrap().is_none());
+        assert_eq!(delete(&deps, "acme", Role::Admin, "+14155550100").await, 404, "a retry finds nothing");
+        let trail = store.audit_trail(&acme, None, 5, None).await.unwrap().items;
+        assert_eq!(trail.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), ["channel_disconnected"]);
+    }
+}
