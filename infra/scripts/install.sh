@@ -12,6 +12,8 @@ CFN_LINT_VERSION="1.58.0"
 DDB_LOCAL_NPM_VERSION="11.1.0"
 # The Standard Webhooks specification's own library: the local webhook receiver verifies with it.
 STANDARDWEBHOOKS_VERSION="1.3.0"
+# Validates the API's OpenAPI 3.1 document (docs/openapi.json) in the test suite.
+OPENAPI_VALIDATOR_VERSION="0.9.0"
 
 log() { printf '[install] %s\n' "$*" >&2; }
 
@@ -27,6 +29,10 @@ pip_want() { local out; out="$("$venv/bin/python" -m pip show "$1" 2>/dev/null |
 if ! pip_want moto "$MOTO_VERSION"; then
   log "installing moto[server]==$MOTO_VERSION"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+if ! pip_want openapi-spec-validator "$OPENAPI_VALIDATOR_VERSION"; then
+  log "installing openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "openapi-spec-validator==$OPENAPI_VALIDATOR_VERSION"
 fi
 if ! pip_want standardwebhooks "$STANDARDWEBHOOKS_VERSION"; then
   log "installing standardwebhooks==$STANDARDWEBHOOKS_VERSION"

@@ -20,7 +20,8 @@ pub use api::Deps;
 
 const SHAPE: &str = r#"{"kind": "phone|email|messenger|instagram|telegram|webchat", "value": "..."}"#;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AddIdentityRequest)]
 #[serde(deny_unknown_fields)]
 struct Draft {
     kind: String,
@@ -31,6 +32,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(add(deps, &req).await))
 }
 
+#[utoipa::path(post, path = "/contacts/{id}/identities", operation_id = "addIdentity", tag = "contacts",
+    params(("id" = String, Path, description = "The contact")),
+    request_body = Draft,
+    responses((status = 201, description = "Linked", body = api::ContactChanged), (status = 200, description = "Already linked", body = api::ContactChanged), (status = 404, body = kit::http::ErrorBody), (status = 409, body = kit::http::ErrorBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn add(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
@@ -42,7 +47,7 @@ async fn add(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     tracing::info!(workspace = %who.workspace, by = %who.agent, contact = %id, kind = draft.kind, changed = done.changed,
         "identity linked");
     let status = if done.changed { 201 } else { 200 };
-    Ok(json(status, &serde_json::json!({ "contact": api::contact_view(&done.contact), "changed": done.changed })))
+    Ok(json(status, &api::ContactChanged { contact: api::contact_view(&done.contact), changed: done.changed }))
 }
 
 #[cfg(test)]

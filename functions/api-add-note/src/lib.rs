@@ -16,7 +16,8 @@ use serde::Deserialize;
 
 pub use api::Inbox as Deps;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AddNoteRequest)]
 #[serde(deny_unknown_fields)]
 struct Draft {
     text: String,
@@ -26,6 +27,11 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(add(deps, &req).await))
 }
 
+#[utoipa::path(post, path = "/conversations/{id}/notes", operation_id = "addNote", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation"),
+           ("Idempotency-Key" = String, Header, description = "Required: a retry with the same key adds nothing")),
+    request_body = Draft,
+    responses((status = 201, description = "The note (also for a retry)", body = NoteBody), (status = 404, body = kit::http::ErrorBody), (status = 409, body = kit::http::ErrorBody)))]
 async fn add(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
@@ -63,7 +69,7 @@ async fn add(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     // finds the note and announces it again (the queue drops the duplicate by note id).
     announce(deps, &note).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, conversation = %id, note = %note.id, "note added");
-    Ok(json(201, &serde_json::json!({ "note": note })))
+    Ok(json(201, &NoteBody { note }))
 }
 
 async fn announce(deps: &Deps, note: &Note) -> Result<(), ApiError> {
@@ -84,7 +90,13 @@ async fn replay(deps: &Deps, first: Note, id: ConversationId, draft: &Draft) -> 
         return Err(ApiError::Conflict("this Idempotency-Key was already used for a different note".into()));
     }
     announce(deps, &first).await?;
-    Ok(json(201, &serde_json::json!({ "note": first })))
+    Ok(json(201, &NoteBody { note: first }))
+}
+
+/// A note as this route answers it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct NoteBody {
+    pub note: Note,
 }
 
 #[cfg(test)]

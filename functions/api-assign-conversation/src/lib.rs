@@ -18,7 +18,8 @@ pub use api::Inbox as Deps;
 
 const SHAPE: &str = r#"{"agent": "<agent id>" | null, "note"?: "..."}"#;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AssignConversationRequest)]
 #[serde(deny_unknown_fields)]
 struct Draft {
     agent: Option<String>,
@@ -30,6 +31,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(assign(deps, &req).await))
 }
 
+#[utoipa::path(put, path = "/conversations/{id}/assignee", operation_id = "assignConversation", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation")),
+    request_body(content = Draft, description = "`agent`: who takes it, or null to put it back in the queue"),
+    responses((status = 200, body = api::ActedBody), (status = 404, body = kit::http::ErrorBody), (status = 409, body = kit::http::ErrorBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn assign(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;

@@ -17,22 +17,39 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(suggest(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/contacts/{id}/suggestions", operation_id = "contactSuggestions", tag = "contacts",
+    params(("id" = String, Path, description = "The contact")),
+    responses((status = 200, body = Suggestions), (status = 404, body = kit::http::ErrorBody)))]
 async fn suggest(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
     let id = path_param(req, "id", ContactId::parse)?;
     let (contact, found) = domain::contacts::suggest(&*deps.store, &who.workspace, id).await?;
-    let suggestions: Vec<serde_json::Value> = found
+    let suggestions = found
         .iter()
-        .map(|(s, c)| {
-            serde_json::json!({
-                "contact": api::contact_view(c),
-                "name_similarity": s.name_similarity,
-                "similar": s.similar,
-            })
+        .map(|(s, c)| ContactSuggestion {
+            contact: api::contact_view(c),
+            name_similarity: s.name_similarity,
+            similar: s.similar.clone(),
         })
         .collect();
-    Ok(json(200, &serde_json::json!({ "contact": api::contact_view(&contact), "suggestions": suggestions })))
+    Ok(json(200, &Suggestions { contact: api::contact_view(&contact), suggestions }))
+}
+
+/// The contact and those that are probably the same person, best first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Suggestions {
+    pub contact: api::ContactView,
+    pub suggestions: Vec<ContactSuggestion>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ContactSuggestion {
+    pub contact: api::ContactView,
+    /// 0-100: how alike the names are.
+    pub name_similarity: u8,
+    /// The identities that look alike: `[this contact's, the other's]`.
+    pub similar: Vec<(domain::model::Identity, domain::model::Identity)>,
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@ pub use api::Deps;
 
 const SHAPE: &str = r#"{"scope": "workspace" | "team" | "personal", "team"?: "...", "shortcut": "/refund", "title": "...", "body": "..."}"#;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = CreateCannedRequest)]
 struct Draft {
     #[serde(flatten)]
     scope: Scope,
@@ -29,6 +30,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(create(deps, &req).await))
 }
 
+#[utoipa::path(post, path = "/canned-responses", operation_id = "createCanned", tag = "canned responses",
+    request_body = Draft,
+    responses((status = 201, body = CannedBody), (status = 409, body = kit::http::ErrorBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn create(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
@@ -64,7 +68,12 @@ async fn create(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
     let details = serde_json::json!({ "id": response.id, "shortcut": response.shortcut, "scope": response.scope });
     api::record_workspace_change(&*deps.store, &who, "canned_response_created", details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, id = %response.id, "canned response created");
-    Ok(json(201, &serde_json::json!({ "canned_response": response })))
+    Ok(json(201, &CannedBody { canned_response: response }))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct CannedBody {
+    pub canned_response: CannedResponse,
 }
 
 #[cfg(test)]

@@ -17,6 +17,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(create(deps, &req).await))
 }
 
+#[utoipa::path(post, path = "/finance/rate-cards", operation_id = "createRateCard", tag = "finance",
+    request_body(content = domain::finance::ratecard::RateCardDraft, description = "A whole card without its version"),
+    responses((status = 201, body = RateCardBody), (status = 409, body = kit::http::ErrorBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn create(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(FINANCE_ADMINS)?;
@@ -30,7 +33,7 @@ async fn create(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
                 let details = serde_json::json!({ "version": next, "rate_card": card });
                 api::record_workspace_change(&*deps.store, &who, "rate_card_created", details).await?;
                 tracing::info!(workspace = %who.workspace, by = %who.agent, version = next, "rate card version created");
-                return Ok(kit::http::json(201, &serde_json::json!({ "rate_card": card })));
+                return Ok(kit::http::json(201, &RateCardBody { rate_card: card }));
             }
             // Another admin took this number a moment ago: take the next one.
             Err(StoreError::Duplicate) => continue,
@@ -38,6 +41,11 @@ async fn create(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
         }
     }
     Err(ApiError::Conflict("rate cards are being created concurrently; retry".into()))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RateCardBody {
+    pub rate_card: domain::finance::ratecard::RateCard,
 }
 
 #[cfg(test)]

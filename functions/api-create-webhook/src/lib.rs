@@ -20,6 +20,9 @@ pub async fn handle(deps: &HookAdmin, req: Request) -> Result<Response<Body>, Er
     Ok(respond(create(deps, &req).await))
 }
 
+#[utoipa::path(post, path = "/webhook-endpoints", operation_id = "createWebhook", tag = "webhooks",
+    request_body = api::hooks::Draft,
+    responses((status = 201, description = "The endpoint and its secret, shown this once", body = api::hooks::EndpointWithSecret), (status = 409, body = kit::http::ErrorBody)))]
 async fn create(deps: &HookAdmin, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(ADMINS)?;
@@ -51,9 +54,10 @@ async fn create(deps: &HookAdmin, req: &Request) -> Result<Response<Body>, ApiEr
     };
     deps.store.put_endpoint(&endpoint, None).await?;
     let view = endpoint_view(&endpoint);
-    api::record_workspace_change(&*deps.store, &who, "webhook_created", view.clone()).await?;
+    let details = serde_json::to_value(&view).unwrap_or_default();
+    api::record_workspace_change(&*deps.store, &who, "webhook_created", details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, endpoint = %endpoint.id, "webhook endpoint created");
-    Ok(json(201, &serde_json::json!({ "endpoint": view, "secret": secret.key })))
+    Ok(json(201, &api::hooks::EndpointWithSecret { endpoint: view, secret: secret.key }))
 }
 
 #[cfg(test)]

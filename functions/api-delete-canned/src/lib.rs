@@ -14,6 +14,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(delete(deps, &req).await))
 }
 
+#[utoipa::path(delete, path = "/canned-responses/{id}", operation_id = "deleteCanned", tag = "canned responses",
+    params(("id" = String, Path, description = "The canned response")),
+    responses((status = 204, description = "Deleted"), (status = 404, body = kit::http::ErrorBody)))]
 async fn delete(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;

@@ -36,6 +36,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(export(deps, &req).await))
 }
 
+#[utoipa::path(post, path = "/contacts/{id}/export", operation_id = "exportContact", tag = "contacts",
+    params(("id" = String, Path, description = "The contact")),
+    responses((status = 201, description = "The archive, behind a 15-minute link", body = app::export::Exported), (status = 404, body = kit::http::ErrorBody)))]
 async fn export(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(ADMINS)?;

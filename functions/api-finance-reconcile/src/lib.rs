@@ -19,6 +19,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(check(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/finance/reports/{month}/reconciliation", operation_id = "financeReconcile", tag = "finance",
+    params(("month" = String, Path, description = "YYYY-MM")),
+    responses((status = 200, body = Reconciliation)))]
 async fn check(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(FINANCE_READERS)?;
@@ -59,16 +62,28 @@ async fn check(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     }
     Ok(kit::http::json(
         200,
-        &serde_json::json!({
-            "month": month,
-            "balanced": mismatches.is_empty(),
-            "entries": entries.len(),
-            "counters": counters.len(),
-            "total_from_entries": row_of("total".into(), None, &from_entries),
-            "total_from_counters": row_of("total".into(), None, &from_counters),
-            "mismatches": mismatches,
-        }),
+        &Reconciliation {
+            month,
+            balanced: mismatches.is_empty(),
+            entries: entries.len(),
+            counters: counters.len(),
+            total_from_entries: row_of("total".into(), None, &from_entries),
+            total_from_counters: row_of("total".into(), None, &from_counters),
+            mismatches,
+        },
     ))
+}
+
+/// The month's ledger entries summed, against its counters.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Reconciliation {
+    pub month: Month,
+    pub balanced: bool,
+    pub entries: usize,
+    pub counters: usize,
+    pub total_from_entries: domain::finance::report::ReportRow,
+    pub total_from_counters: domain::finance::report::ReportRow,
+    pub mismatches: Vec<domain::finance::ledger::Mismatch>,
 }
 
 #[cfg(test)]

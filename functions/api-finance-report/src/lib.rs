@@ -21,6 +21,14 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(report(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/finance/reports/{month}", operation_id = "financeReport", tag = "finance",
+    params(("month" = String, Path, description = "YYYY-MM"),
+           ("by" = Option<String>, Query, description = "channel (default), direction, country, agent, team, total"),
+           ("format" = Option<String>, Query, description = "json (default) or csv"),
+           ("limit" = Option<u16>, Query, description = "1-1000, default 100"),
+           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = Report, content_type = "application/json"),
+              (status = 200, description = "format=csv", body = String, content_type = "text/csv")))]
 async fn report(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(FINANCE_READERS)?;
@@ -49,14 +57,14 @@ async fn report(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
     }
     Ok(kit::http::json(
         200,
-        &serde_json::json!({
-            "month": month,
-            "by": by.as_str(),
-            "currency": currency,
-            "rows": rows,
-            "total": row_of("total".into(), None, &total),
-            "next_cursor": page.next.map(|c| c.0),
-        }),
+        &Report {
+            month,
+            by: by.as_str().to_owned(),
+            currency,
+            rows,
+            total: row_of("total".into(), None, &total),
+            next_cursor: page.next.map(|c| c.0),
+        },
     ))
 }
 
@@ -64,6 +72,17 @@ async fn report(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
 fn month_end(m: Month) -> time::OffsetDateTime {
     let last = m.days().last().copied().unwrap_or(time::Date::MIN);
     last.with_hms(23, 59, 59).map(|t| t.assume_utc()).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A month's costs grouped one way, most expensive first.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Report {
+    pub month: Month,
+    pub by: String,
+    pub currency: domain::finance::Currency,
+    pub rows: Vec<ReportRow>,
+    pub total: ReportRow,
+    pub next_cursor: Option<String>,
 }
 
 #[cfg(test)]

@@ -27,6 +27,13 @@ fn date_param(req: &Request, name: &str) -> Result<Option<Date>, ApiError> {
         .transpose()
 }
 
+#[utoipa::path(get, path = "/analytics", operation_id = "getAnalytics", tag = "analytics",
+    params(("from" = Option<String>, Query, description = "YYYY-MM-DD (default: six days before `to`)"),
+           ("to" = Option<String>, Query, description = "YYYY-MM-DD (default: today, UTC)"),
+           ("dimension" = Option<String>, Query, description = "channel (default), agent or team"),
+           ("format" = Option<String>, Query, description = "json (default) or csv")),
+    responses((status = 200, body = Analytics, content_type = "application/json"),
+              (status = 200, description = "format=csv", body = String, content_type = "text/csv")))]
 async fn analytics(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(SUPERVISORS)?;
@@ -57,15 +64,28 @@ async fn analytics(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiErro
     }
     Ok(json(
         200,
-        &serde_json::json!({
-            "from": from.to_string(),
-            "to": to.to_string(),
-            "dimension": dimension,
-            "relative_accuracy": domain::analytics::RELATIVE_ACCURACY,
-            "rows": rows,
-            "by_hour_of_day": by_hour,
-        }),
+        &Analytics {
+            from: from.to_string(),
+            to: to.to_string(),
+            dimension,
+            relative_accuracy: domain::analytics::RELATIVE_ACCURACY,
+            rows,
+            by_hour_of_day: by_hour,
+        },
     ))
+}
+
+/// Volumes, response-time percentiles and CSAT per channel, agent or team, and per hour of day.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Analytics {
+    pub from: String,
+    pub to: String,
+    pub dimension: String,
+    /// Percentiles are within this relative error (DDSketch).
+    pub relative_accuracy: f64,
+    pub rows: Vec<domain::analytics::Row>,
+    /// Keyed `00`-`23` (UTC).
+    pub by_hour_of_day: Vec<domain::analytics::Row>,
 }
 
 #[cfg(test)]

@@ -42,6 +42,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(link(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/conversations/{id}/messages/{message_id}/attachments/{index}", operation_id = "getAttachment", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation"), ("message_id" = String, Path, description = "The message"),
+           ("index" = usize, Path, description = "The file's position in the message's attachments (0, 1, …)")),
+    responses((status = 200, description = "A presigned link valid five minutes", body = FileLink), (status = 404, body = kit::http::ErrorBody)))]
 async fn link(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
@@ -65,12 +69,23 @@ async fn link(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     tracing::info!(workspace = %who.workspace, by = %who.agent, %message, index, "file link issued");
     Ok(json(
         200,
-        &serde_json::json!({
-            "url": url,
-            "expires_at": expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-            "content_type": a.content_type,
-            "filename": a.filename,
-            "size_bytes": a.size_bytes,
-        }),
+        &FileLink {
+            url,
+            expires_at,
+            content_type: a.content_type.clone(),
+            filename: a.filename.clone(),
+            size_bytes: a.size_bytes,
+        },
     ))
+}
+
+/// A short-lived link to a stored file.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct FileLink {
+    pub url: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: time::OffsetDateTime,
+    pub content_type: String,
+    pub filename: Option<String>,
+    pub size_bytes: Option<u64>,
 }

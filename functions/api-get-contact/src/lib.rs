@@ -17,6 +17,11 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(get(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/contacts/{id}", operation_id = "getContact", tag = "contacts",
+    params(("id" = String, Path, description = "The contact"),
+           ("limit" = Option<u16>, Query, description = "Conversations per page: 1-100, default 25"),
+           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = ContactProfile), (status = 404, body = kit::http::ErrorBody)))]
 async fn get(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
@@ -30,47 +35,90 @@ async fn get(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
         let consent = deps.store.consent(&who.workspace, identity).await?;
         let status = consent.as_ref().map_or(Status::OptedIn, |r| r.status);
         let changed_at = consent.as_ref().and_then(|r| r.history.last()).map(|c| c.at);
-        identities.push(serde_json::json!({
-            "kind": identity.kind,
-            "value": identity.value,
-            "consent": status,
-            "consent_changed_at": changed_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
-        }));
+        identities.push(IdentityWithConsent {
+            kind: identity.kind,
+            value: identity.value.clone(),
+            consent: status,
+            consent_changed_at: changed_at,
+        });
     }
     let history = deps.store.contact_conversations(&who.workspace, id, limit, cursor.as_ref()).await?;
-    let conversations: Vec<serde_json::Value> = history
+    let conversations = history
         .items
         .iter()
-        .map(|c| {
-            serde_json::json!({
-                "id": c.id,
-                "status": c.status,
-                "assignee": c.assignee,
-                "channel": c.last_inbound.as_ref().map(|r| r.channel),
-                "message_count": c.message_count,
-                "tags": c.tags,
-                "created_at": c.created_at.format(&time::format_description::well_known::Rfc3339).ok(),
-                "last_activity_at": c.last_activity_at.format(&time::format_description::well_known::Rfc3339).ok(),
-            })
+        .map(|c| PastConversation {
+            id: c.id,
+            status: c.status,
+            assignee: c.assignee.clone(),
+            channel: c.last_inbound.as_ref().map(|r| r.channel),
+            message_count: c.message_count,
+            tags: c.tags.clone(),
+            created_at: c.created_at,
+            last_activity_at: c.last_activity_at,
         })
         .collect();
     Ok(json(
         200,
-        &serde_json::json!({
-            "contact": {
-                "id": contact.id,
-                "name": contact.name,
-                "attributes": contact.attributes,
-                "created_at": contact.created_at.format(&time::format_description::well_known::Rfc3339).ok(),
-                "identities": identities,
-                "merged_into": contact.merged_into,
-                "nps": contact.nps,
-                "version": contact.version,
+        &ContactProfile {
+            contact: ContactDetails {
+                id: contact.id,
+                name: contact.name,
+                attributes: contact.attributes,
+                created_at: contact.created_at,
+                identities,
+                merged_into: contact.merged_into,
+                nps: contact.nps,
+                version: contact.version,
             },
-            "conversations": conversations,
-            "next_cursor": history.next.map(|c| c.0),
-        }),
+            conversations,
+            next_cursor: history.next.map(|c| c.0),
+        },
     ))
+}
+
+/// A contact with the consent of each identity and their conversations across channels.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ContactProfile {
+    pub contact: ContactDetails,
+    pub conversations: Vec<PastConversation>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ContactDetails {
+    pub id: domain::ContactId,
+    pub name: Option<String>,
+    pub attributes: std::collections::BTreeMap<String, String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    pub identities: Vec<IdentityWithConsent>,
+    pub merged_into: Option<domain::ContactId>,
+    pub nps: Option<domain::nps::Survey>,
+    pub version: u64,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct IdentityWithConsent {
+    pub kind: domain::model::IdentityKind,
+    pub value: String,
+    pub consent: Status,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub consent_changed_at: Option<time::OffsetDateTime>,
+}
+
+/// One of the contact's conversations, in brief.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct PastConversation {
+    pub id: domain::ConversationId,
+    pub status: domain::model::ConversationStatus,
+    pub assignee: Option<domain::AgentId>,
+    pub channel: Option<domain::Channel>,
+    pub message_count: u32,
+    pub tags: std::collections::BTreeSet<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_activity_at: time::OffsetDateTime,
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(get(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/conversations/{id}", operation_id = "getConversation", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation")),
+    responses((status = 200, body = ConversationWithContact), (status = 404, body = kit::http::ErrorBody)))]
 async fn get(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     // Finance reads costs, never customers' messages.
@@ -22,7 +25,13 @@ async fn get(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no conversation {id}")))?;
     let contact = deps.store.contact(&who.workspace, conversation.contact_id).await?;
-    Ok(json(200, &serde_json::json!({ "conversation": conversation, "contact": contact })))
+    Ok(json(200, &ConversationWithContact { conversation, contact }))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ConversationWithContact {
+    pub conversation: domain::model::Conversation,
+    pub contact: Option<domain::model::Contact>,
 }
 
 #[cfg(test)]

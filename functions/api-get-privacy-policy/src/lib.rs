@@ -12,10 +12,17 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(get(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/privacy-policy", operation_id = "getPrivacyPolicy", tag = "workspace",
+    responses((status = 200, description = "The defaults until one was saved", body = PrivacyPolicyBody)))]
 async fn get(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(SUPERVISORS)?;
-    Ok(json(200, &serde_json::json!({ "policy": deps.store.privacy_policy(&who.workspace).await? })))
+    Ok(json(200, &PrivacyPolicyBody { policy: deps.store.privacy_policy(&who.workspace).await? }))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct PrivacyPolicyBody {
+    pub policy: domain::redact::Policy,
 }
 
 #[cfg(test)]

@@ -12,10 +12,17 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(get(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/routing-rules", operation_id = "getRoutingRules", tag = "routing",
+    responses((status = 200, description = "The defaults until rules were saved", body = RulesBody)))]
 async fn get(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
-    Ok(json(200, &serde_json::json!({ "rules": deps.store.routing_rules(&who.workspace).await? })))
+    Ok(json(200, &RulesBody { rules: deps.store.routing_rules(&who.workspace).await? }))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RulesBody {
+    pub rules: domain::routing::RoutingRules,
 }
 
 #[cfg(test)]

@@ -11,26 +11,53 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(get(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/workspace", operation_id = "getWorkspace", tag = "workspace",
+    responses((status = 200, body = WorkspaceView)))]
 async fn get(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     let settings = deps.store.workspace_settings(&who.workspace).await?;
     Ok(json(
         200,
-        &serde_json::json!({
-            "workspace": who.workspace,
-            "settings": settings,
-            "defaults": {
-                "help_text": domain::consent::DEFAULT_HELP_TEXT,
-                "max_sms_segments": domain::workspace::MAX_SMS_SEGMENTS,
+        &WorkspaceView {
+            workspace: who.workspace,
+            settings,
+            defaults: Defaults {
+                help_text: domain::consent::DEFAULT_HELP_TEXT,
+                max_sms_segments: domain::workspace::MAX_SMS_SEGMENTS,
             },
-            "managed_elsewhere": {
-                "business_hours_and_csat": "/routing-rules",
-                "service_levels": "/sla-policy",
-                "redaction": "/privacy-policy",
-                "channels": "/channels",
+            managed_elsewhere: Elsewhere {
+                business_hours_and_csat: "/routing-rules",
+                service_levels: "/sla-policy",
+                redaction: "/privacy-policy",
+                channels: "/channels",
             },
-        }),
+        },
     ))
+}
+
+/// The workspace, its settings as saved, the defaults that apply where a setting is absent, and
+/// where its other policies are managed.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct WorkspaceView {
+    pub workspace: domain::WorkspaceId,
+    pub settings: domain::workspace::Settings,
+    pub defaults: Defaults,
+    pub managed_elsewhere: Elsewhere,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Defaults {
+    pub help_text: &'static str,
+    pub max_sms_segments: u32,
+}
+
+/// The routes of the workspace's other policies.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Elsewhere {
+    pub business_hours_and_csat: &'static str,
+    pub service_levels: &'static str,
+    pub redaction: &'static str,
+    pub channels: &'static str,
 }
 
 #[cfg(test)]

@@ -12,11 +12,13 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(list(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/agents", operation_id = "listAgents", tag = "routing",
+    responses((status = 200, description = "Every agent with presence, teams, skills, capacity and load", body = kit::http::Items<domain::routing::AgentState>)))]
 async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
     let agents = deps.store.agents(&who.workspace).await?;
-    Ok(json(200, &serde_json::json!({ "items": agents })))
+    Ok(json(200, &kit::http::Items { items: agents }))
 }
 
 #[cfg(test)]

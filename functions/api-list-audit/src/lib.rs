@@ -15,6 +15,11 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(list(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/audit", operation_id = "listAudit", tag = "workspace",
+    params(("conversation" = Option<String>, Query, description = "One conversation's trail (agents); without it the workspace's (supervisors, admins)"),
+           ("limit" = Option<u16>, Query, description = "1-100, default 50"),
+           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, description = "Newest first", body = kit::http::PageBody<domain::audit::AuditEntry>), (status = 404, body = kit::http::ErrorBody)))]
 async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     let limit = limit_param(req, 50, 100)?;

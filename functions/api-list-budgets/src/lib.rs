@@ -14,6 +14,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(list(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/finance/budgets", operation_id = "listBudgets", tag = "finance",
+    params(("month" = Option<String>, Query, description = "YYYY-MM (default: this month)")),
+    responses((status = 200, body = Budgets)))]
 async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(FINANCE_READERS)?;
@@ -30,21 +33,46 @@ async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
         let spent = deps.store.spend(ws, month, b.scope).await?.estimated_micros();
         let mut thresholds_alerted: Vec<u8> = alerted.iter().filter(|(s, _)| *s == b.scope).map(|(_, t)| *t).collect();
         thresholds_alerted.sort_unstable();
-        out.push(serde_json::json!({
-            "scope": b.scope,
-            "currency": b.currency,
-            "monthly_limit": Amount::of(b.monthly_limit_micros),
-            "thresholds": b.thresholds,
-            "hard_stop": b.hard_stop,
-            "spent": Amount::of(spent),
-            "percent_used": (i128::from(spent) * 10_000 / i128::from(b.monthly_limit_micros.max(1))) as f64 / 100.0,
-            "thresholds_alerted": thresholds_alerted,
-            "paid_sends_stopped": b.refuses(spent),
-            "updated_at": b.updated_at.format(&time::format_description::well_known::Rfc3339).ok(),
-            "updated_by": b.updated_by,
-        }));
+        out.push(BudgetStatus {
+            paid_sends_stopped: b.refuses(spent),
+            scope: b.scope,
+            currency: b.currency,
+            monthly_limit: Amount::of(b.monthly_limit_micros),
+            thresholds: b.thresholds,
+            hard_stop: b.hard_stop,
+            spent: Amount::of(spent),
+            percent_used: (i128::from(spent) * 10_000 / i128::from(b.monthly_limit_micros.max(1))) as f64 / 100.0,
+            thresholds_alerted,
+            updated_at: b.updated_at,
+            updated_by: b.updated_by,
+        });
     }
-    Ok(kit::http::json(200, &serde_json::json!({ "month": month, "budgets": out })))
+    Ok(kit::http::json(200, &Budgets { month, budgets: out }))
+}
+
+/// The month's budgets with what has been spent against each.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Budgets {
+    pub month: Month,
+    pub budgets: Vec<BudgetStatus>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct BudgetStatus {
+    pub scope: domain::finance::budget::BudgetScope,
+    pub currency: domain::finance::Currency,
+    pub monthly_limit: Amount,
+    /// Percentages that alert finance once each per month.
+    pub thresholds: Vec<u8>,
+    /// Paid sends are refused (402) once the limit is spent.
+    pub hard_stop: bool,
+    pub spent: Amount,
+    pub percent_used: f64,
+    pub thresholds_alerted: Vec<u8>,
+    pub paid_sends_stopped: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: time::OffsetDateTime,
+    pub updated_by: domain::AgentId,
 }
 
 #[cfg(test)]

@@ -13,6 +13,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(list(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/canned-responses", operation_id = "listCanned", tag = "canned responses",
+    params(("q" = Option<String>, Query, description = "Search shortcut, title and body (ranked: shortcut prefix, then use)"),
+           ("limit" = Option<u16>, Query, description = "1-50, default 10")),
+    responses((status = 200, description = "Best first", body = kit::http::Items<Hit>)))]
 async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
@@ -25,11 +29,18 @@ async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let usage = deps.store.canned_usage(&who.workspace, &who.agent).await?;
     let teams = api::callers_teams(&*deps.store, &who).await?;
     let hits = domain::canned::search(&responses, &q, &who.agent, &teams, &usage, usize::from(limit));
-    let items: Vec<serde_json::Value> = hits
+    let items = hits
         .into_iter()
-        .map(|r| serde_json::json!({ "canned_response": r, "uses": usage.get(&r.id).copied().unwrap_or(0) }))
+        .map(|r| Hit { uses: usage.get(&r.id).copied().unwrap_or(0), canned_response: r.clone() })
         .collect();
-    Ok(json(200, &serde_json::json!({ "items": items })))
+    Ok(json(200, &kit::http::Items { items }))
+}
+
+/// A canned response the caller may use, and how often they have.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Hit {
+    pub canned_response: domain::canned::CannedResponse,
+    pub uses: u32,
 }
 
 #[cfg(test)]

@@ -12,11 +12,19 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(list(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/channels", operation_id = "listChannels", tag = "workspace",
+    responses((status = 200, body = Channels)))]
 async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(SUPERVISORS)?;
     let accounts = deps.store.channel_accounts(&who.workspace).await?;
-    Ok(json(200, &serde_json::json!({ "channels": accounts })))
+    Ok(json(200, &Channels { channels: accounts }))
+}
+
+/// The workspace's channel accounts.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Channels {
+    pub channels: Vec<domain::ports::ChannelAccount>,
 }
 
 #[cfg(test)]

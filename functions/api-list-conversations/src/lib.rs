@@ -22,6 +22,15 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(list(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/conversations", operation_id = "listConversations", tag = "conversations",
+    params(("view" = Option<String>, Query, description = "mine, unassigned, team or all"),
+           ("assignee" = Option<String>, Query, description = "me, none, any or an agent id (instead of view)"),
+           ("team" = Option<String>, Query, description = "With view=team: which team (default: the caller's one)"),
+           ("status" = Option<String>, Query, description = "open (default), snoozed or resolved"),
+           ("sort" = Option<String>, Query, description = "activity (default: most recent first) or breaching (soonest service-level due first, each with sla_due_at)"),
+           ("limit" = Option<u16>, Query, description = "1-100, default 25"),
+           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = kit::http::PageBody<domain::model::Conversation>), (status = 422, body = kit::http::ErrorBody)))]
 async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     let status = match query_param(req, "status") {
@@ -79,16 +88,12 @@ async fn breaching(
         }
     }
     due.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.id.cmp(&b.1.id)));
-    let items: Vec<serde_json::Value> = due
+    let items = due
         .into_iter()
         .take(usize::from(limit))
-        .map(|(at, c)| {
-            let mut v = serde_json::to_value(&c).unwrap_or_default();
-            v["sla_due_at"] = at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default().into();
-            v
-        })
+        .map(|(at, conversation)| Breaching { conversation, sla_due_at: at })
         .collect();
-    Ok(kit::http::json(200, &serde_json::json!({ "items": items, "next_cursor": null })))
+    Ok(kit::http::json(200, &kit::http::PageBody::<Breaching> { items, next_cursor: None }))
 }
 
 /// The caller's one team (an agent in several names it with `team=`).
@@ -99,6 +104,15 @@ async fn callers_team(deps: &Deps, who: &kit::auth::Principal) -> Result<TeamId,
         (None, _) => Err(ApiError::Unprocessable("you are in no team: an admin adds you to one".into())),
         (Some(_), Some(_)) => Err(ApiError::BadRequest("you are in several teams: name one with team=".into())),
     }
+}
+
+/// A conversation of `sort=breaching`, with its soonest service-level due time.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Breaching {
+    #[serde(flatten)]
+    pub conversation: domain::model::Conversation,
+    #[serde(with = "time::serde::rfc3339")]
+    pub sla_due_at: time::OffsetDateTime,
 }
 
 #[cfg(test)]

@@ -12,6 +12,12 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(list(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/conversations/{id}/messages", operation_id = "listMessages", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation"),
+           ("order" = Option<String>, Query, description = "oldest (default) or newest first"),
+           ("limit" = Option<u16>, Query, description = "1-100, default 50"),
+           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = kit::http::PageBody<domain::model::Message>), (status = 404, body = kit::http::ErrorBody)))]
 async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     // Finance reads costs, never customers' messages.

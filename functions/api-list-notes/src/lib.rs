@@ -13,6 +13,11 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(list(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/conversations/{id}/notes", operation_id = "listNotes", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation"),
+           ("limit" = Option<u16>, Query, description = "1-100, default 50"),
+           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, body = kit::http::PageBody<domain::inbox::Note>), (status = 404, body = kit::http::ErrorBody)))]
 async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;

@@ -14,6 +14,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(list(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/finance/rate-cards", operation_id = "listRateCards", tag = "finance",
+    params(("at" = Option<String>, Query, description = "RFC 3339 time the card in force is shown for (default: now)")),
+    responses((status = 200, body = RateCards)))]
 async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(FINANCE_READERS)?;
@@ -28,12 +31,30 @@ async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let in_force = effective_at(&versions, at);
     Ok(kit::http::json(
         200,
-        &serde_json::json!({
-            "in_force": { "version": in_force.version, "effective_from": in_force.effective_from.format(&Rfc3339).ok(), "at": at.format(&Rfc3339).ok() },
-            "builtin": RateCard::builtin(),
-            "versions": versions,
-        }),
+        &RateCards {
+            in_force: InForce { version: in_force.version, effective_from: in_force.effective_from, at },
+            builtin: RateCard::builtin(),
+            versions,
+        },
     ))
+}
+
+/// Every version of the workspace's rate card, the built-in list prices, and which is in force.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RateCards {
+    pub in_force: InForce,
+    pub builtin: RateCard,
+    pub versions: Vec<RateCard>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct InForce {
+    /// 0: the built-in card.
+    pub version: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub effective_from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 #[cfg(test)]

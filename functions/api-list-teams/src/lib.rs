@@ -10,10 +10,12 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(list(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/teams", operation_id = "listTeams", tag = "routing",
+    responses((status = 200, body = kit::http::Items<domain::routing::Team>)))]
 async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
-    Ok(json(200, &serde_json::json!({ "items": deps.store.teams(&who.workspace).await? })))
+    Ok(json(200, &kit::http::Items { items: deps.store.teams(&who.workspace).await? }))
 }
 
 #[cfg(test)]

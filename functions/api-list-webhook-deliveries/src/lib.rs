@@ -14,6 +14,11 @@ pub async fn handle(deps: &HookAdmin, req: Request) -> Result<Response<Body>, Er
     Ok(respond(list(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/webhook-endpoints/{id}/deliveries", operation_id = "listWebhookDeliveries", tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint"),
+           ("limit" = Option<u16>, Query, description = "1-100, default 50"),
+           ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, description = "Newest first", body = kit::http::PageBody<domain::hooks::Delivery>), (status = 404, body = kit::http::ErrorBody)))]
 async fn list(deps: &HookAdmin, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     let id: String = path_param(req, "id", |s| Ok::<_, domain::ParseError>(s.to_owned()))?;

@@ -13,12 +13,20 @@ pub async fn handle(deps: &HookAdmin, req: Request) -> Result<Response<Body>, Er
     Ok(respond(list(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/webhook-endpoints", operation_id = "listWebhooks", tag = "webhooks",
+    responses((status = 200, body = Endpoints)))]
 async fn list(deps: &HookAdmin, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(ADMINS)?;
     let mut endpoints = deps.store.endpoints(&who.workspace).await?;
     endpoints.sort_by_key(|e| e.created_at);
-    let views: Vec<serde_json::Value> = endpoints.iter().map(endpoint_view).collect();
-    let events: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
-    Ok(json(200, &serde_json::json!({ "endpoints": views, "events": events })))
+    let views = endpoints.iter().map(endpoint_view).collect();
+    Ok(json(200, &Endpoints { endpoints: views, events: EventType::ALL.to_vec() }))
+}
+
+/// The workspace's endpoints, oldest first, and every event one may subscribe to.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Endpoints {
+    pub endpoints: Vec<api::hooks::EndpointView>,
+    pub events: Vec<EventType>,
 }

@@ -13,6 +13,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(list(deps, &req).await))
 }
 
+#[utoipa::path(get, path = "/whatsapp/templates", operation_id = "listWhatsappTemplates", tag = "whatsapp",
+    params(("status" = Option<String>, Query, description = "approved, pending, rejected, paused or disabled")),
+    responses((status = 200, body = kit::http::Items<Listed>)))]
 async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
@@ -25,14 +28,16 @@ async fn list(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let mut templates = deps.store.whatsapp_templates(&who.workspace).await?;
     templates.retain(|t| status.is_none_or(|s| t.status == s));
     templates.sort_by(|a, b| (&a.name, &a.language).cmp(&(&b.name, &b.language)));
-    let items: Vec<serde_json::Value> = templates
-        .into_iter()
-        .map(|t| {
-            let parameters = variables(&t.body).unwrap_or(0);
-            serde_json::json!({ "template": t, "parameters": parameters })
-        })
-        .collect();
-    Ok(json(200, &serde_json::json!({ "items": items })))
+    let items =
+        templates.into_iter().map(|t| Listed { parameters: variables(&t.body).unwrap_or(0), template: t }).collect();
+    Ok(json(200, &kit::http::Items { items }))
+}
+
+/// A registered template and how many body parameters a send must give.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Listed {
+    pub template: domain::channels::templates::WhatsAppTemplate,
+    pub parameters: usize,
 }
 
 #[cfg(test)]

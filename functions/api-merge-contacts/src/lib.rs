@@ -21,7 +21,8 @@ pub use api::Deps;
 
 const SHAPE: &str = r#"{"into": "<contact id>"}"#;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = MergeContactsRequest)]
 #[serde(deny_unknown_fields)]
 struct Draft {
     into: String,
@@ -31,6 +32,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(merge(deps, &req).await))
 }
 
+#[utoipa::path(post, path = "/contacts/{id}/merge", operation_id = "mergeContacts", tag = "contacts",
+    params(("id" = String, Path, description = "The contact merged away")),
+    request_body = Draft,
+    responses((status = 200, body = Merged), (status = 404, body = kit::http::ErrorBody), (status = 409, body = kit::http::ErrorBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn merge(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
@@ -43,13 +48,23 @@ async fn merge(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
         changed = done.changed, "contacts merged");
     Ok(json(
         200,
-        &serde_json::json!({
-            "contact": api::contact_view(&done.contact),
-            "source": api::contact_view(&done.source),
-            "moved": done.moved,
-            "changed": done.changed,
-        }),
+        &Merged {
+            contact: api::contact_view(&done.contact),
+            source: api::contact_view(&done.source),
+            moved: done.moved,
+            changed: done.changed,
+        },
     ))
+}
+
+/// The contact merged into, the one merged away (now forwarding), and how much moved.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Merged {
+    pub contact: api::ContactView,
+    pub source: api::ContactView,
+    /// Conversations moved to the contact merged into.
+    pub moved: usize,
+    pub changed: bool,
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ pub use api::Inbox as Deps;
 
 const SHAPE: &str = r#"{"into": "<conversation id>"}"#;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = MergeConversationRequest)]
 #[serde(deny_unknown_fields)]
 struct Draft {
     into: String,
@@ -30,6 +31,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(merge(deps, &req).await))
 }
 
+#[utoipa::path(post, path = "/conversations/{id}/merge", operation_id = "mergeConversation", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation merged away")),
+    request_body = Draft,
+    responses((status = 200, body = api::ReorganisedBody), (status = 404, body = kit::http::ErrorBody), (status = 409, body = kit::http::ErrorBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn merge(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;

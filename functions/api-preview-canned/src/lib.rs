@@ -13,7 +13,8 @@ use serde::Deserialize;
 
 pub use api::Deps;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PreviewCannedRequest)]
 #[serde(deny_unknown_fields)]
 struct Draft {
     conversation_id: ConversationId,
@@ -23,6 +24,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(preview(deps, &req).await))
 }
 
+#[utoipa::path(post, path = "/canned-responses/{id}/preview", operation_id = "previewCanned", tag = "canned responses",
+    params(("id" = String, Path, description = "The canned response")),
+    request_body = Draft,
+    responses((status = 200, description = "The text with the conversation's variables filled (counts as a use)", body = Preview), (status = 404, body = kit::http::ErrorBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn preview(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
@@ -49,7 +54,14 @@ async fn preview(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
     let vars = Variables::for_conversation(&contact, &conversation, who.name.as_deref());
     let text = render(&response.body, &vars)?;
     deps.store.record_canned_use(&who.workspace, &who.agent, &response.id).await?;
-    Ok(json(200, &serde_json::json!({ "text": text, "canned_response_id": response.id, "conversation_id": conv_id })))
+    Ok(json(200, &Preview { text, canned_response_id: response.id, conversation_id: conv_id }))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Preview {
+    pub text: String,
+    pub canned_response_id: String,
+    pub conversation_id: ConversationId,
 }
 
 #[cfg(test)]

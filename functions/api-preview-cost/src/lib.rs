@@ -21,7 +21,8 @@ use serde::Deserialize;
 
 pub use api::Deps;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = PreviewCostRequest)]
 #[serde(deny_unknown_fields)]
 struct Draft {
     channel: Channel,
@@ -43,6 +44,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(preview(deps, &req).await))
 }
 
+#[utoipa::path(post, path = "/finance/preview", operation_id = "previewCost", tag = "finance",
+    request_body = Draft,
+    responses((status = 200, description = "What a message would cost, before it is sent", body = CostPreview), (status = 404, body = kit::http::ErrorBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn preview(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     // Finance reads costs, never customers' messages.
@@ -96,7 +100,7 @@ async fn preview(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
         Err(e) => return Err(ApiError::Unprocessable(e.to_string())),
     };
     let whatsapp = (draft.channel == Channel::Whatsapp).then(|| {
-        let template_costs: serde_json::Map<String, serde_json::Value> = [
+        let template_costs: std::collections::BTreeMap<String, Amount> = [
             WhatsappCategory::Marketing,
             WhatsappCategory::Utility,
             WhatsappCategory::Authentication,
@@ -105,36 +109,62 @@ async fn preview(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
         .into_iter()
         .filter_map(|cat| {
             let i = PricingInput { whatsapp_category: Some(cat), ..input.clone() };
-            estimate(&card, &i)
-                .ok()
-                .map(|e| (cat.as_str().to_owned(), serde_json::json!(Amount::of(e.provider_micros))))
+            estimate(&card, &i).ok().map(|e| (cat.as_str().to_owned(), Amount::of(e.provider_micros)))
         })
         .collect();
-        serde_json::json!({
-            "window_open": window_open,
-            "free_form_free": window_open,
-            "template_required": template_required,
-            "template_costs": template_costs,
-        })
+        WhatsappPreview { window_open, free_form_free: window_open, template_required, template_costs }
     });
     let budgets = deps.store.budgets(&who.workspace).await?;
     let refused = hard_stop(&*deps.store, &budgets, &who.workspace, Month::of(now), draft.channel).await?;
     Ok(kit::http::json(
         200,
-        &serde_json::json!({
-            "channel": draft.channel,
-            "country": country,
-            "sms": sms,
-            "estimate": est.as_ref().map(|e| serde_json::json!({
-                "provider": Amount::of(e.provider_micros),
-                "currency": e.currency,
-                "rate_card_version": e.rate_card_version,
-                "lines": e.lines,
-            })),
-            "whatsapp": whatsapp,
-            "refused_by_budget": refused,
-        }),
+        &CostPreview {
+            channel: draft.channel,
+            country,
+            sms,
+            estimate: est.map(|e| EstimateView {
+                provider: Amount::of(e.provider_micros),
+                currency: e.currency,
+                rate_card_version: e.rate_card_version,
+                lines: e.lines,
+            }),
+            whatsapp,
+            refused_by_budget: refused,
+        },
     ))
+}
+
+/// A message's price before it is sent: the estimate on the workspace's rate card, SMS
+/// segmentation, WhatsApp's window and template prices, and whether a budget would refuse it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct CostPreview {
+    pub channel: Channel,
+    /// ISO country of the recipient's number (`*` when unknown).
+    pub country: Option<String>,
+    pub sms: Option<domain::sms::Segmentation>,
+    /// None when WhatsApp needs a template (outside the window): see `whatsapp.template_costs`.
+    pub estimate: Option<EstimateView>,
+    pub whatsapp: Option<WhatsappPreview>,
+    /// Why a hard-stop budget would refuse the send, if it would.
+    pub refused_by_budget: Option<String>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct EstimateView {
+    pub provider: Amount,
+    pub currency: domain::finance::Currency,
+    pub rate_card_version: u32,
+    pub lines: Vec<domain::finance::pricing::CostLine>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct WhatsappPreview {
+    pub window_open: bool,
+    /// Inside the 24-hour window a free-form reply costs nothing.
+    pub free_form_free: bool,
+    pub template_required: bool,
+    /// Per template category (marketing, utility, authentication…).
+    pub template_costs: std::collections::BTreeMap<String, Amount>,
 }
 
 #[cfg(test)]

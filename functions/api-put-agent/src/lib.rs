@@ -18,7 +18,8 @@ pub use api::Inbox as Deps;
 
 const SHAPE: &str = r#"{"teams": ["<team id>"], "skills": ["..."], "capacity": <hundredths>}"#;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PutAgentRequest)]
 #[serde(deny_unknown_fields)]
 struct Draft {
     #[serde(default)]
@@ -32,6 +33,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(put(deps, &req).await))
 }
 
+#[utoipa::path(put, path = "/agents/{id}", operation_id = "putAgent", tag = "routing",
+    params(("id" = String, Path, description = "The agent (as the identity provider names them)")),
+    request_body = Draft,
+    responses((status = 200, body = AgentSaved), (status = 422, body = kit::http::ErrorBody)))]
 async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(ADMINS)?;
@@ -58,7 +63,14 @@ async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let assigned = api::after_admin_change(deps, &who, "agent_changed", details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, agent = %id, "agent profile saved");
     let stored = deps.store.agents(&who.workspace).await?.into_iter().find(|a| a.id == id).unwrap_or(agent);
-    Ok(json(200, &serde_json::json!({ "agent": stored, "assigned": assigned.len() })))
+    Ok(json(200, &AgentSaved { agent: stored, assigned: assigned.len() }))
+}
+
+/// The agent's profile as stored, and how many waiting conversations flowed to agents after it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AgentSaved {
+    pub agent: AgentState,
+    pub assigned: usize,
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use serde::Deserialize;
 
 pub use api::Deps;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PutBudgetRequest)]
 #[serde(deny_unknown_fields)]
 struct BudgetDraft {
     /// A decimal amount in the currency, e.g. `"250.00"`.
@@ -30,6 +31,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(put(deps, &req).await))
 }
 
+#[utoipa::path(put, path = "/finance/budgets/{scope}", operation_id = "putBudget", tag = "finance",
+    params(("scope" = String, Path, description = "workspace, or a channel (sms, whatsapp…)")),
+    request_body = BudgetDraft,
+    responses((status = 200, body = BudgetBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(FINANCE_ADMINS)?;
@@ -59,7 +64,12 @@ async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     api::record_workspace_change(&*deps.store, &who, "budget_set", details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, scope = scope.as_str(), hard_stop = budget.hard_stop,
         "budget set");
-    Ok(kit::http::json(200, &serde_json::json!({ "budget": budget })))
+    Ok(kit::http::json(200, &BudgetBody { budget }))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct BudgetBody {
+    pub budget: Budget,
 }
 
 #[cfg(test)]

@@ -17,6 +17,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(put(deps, &req).await))
 }
 
+#[utoipa::path(put, path = "/routing-rules", operation_id = "putRoutingRules", tag = "routing",
+    request_body = RoutingRules,
+    responses((status = 200, body = RulesSaved), (status = 422, body = kit::http::ErrorBody)))]
 async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(SUPERVISORS)?;
@@ -27,7 +30,14 @@ async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let details = serde_json::json!({ "before": before, "after": rules });
     let assigned = api::after_admin_change(deps, &who, "rules_changed", details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, "routing rules saved");
-    Ok(json(200, &serde_json::json!({ "rules": rules, "assigned": assigned.len() })))
+    Ok(json(200, &RulesSaved { rules, assigned: assigned.len() }))
+}
+
+/// The rules saved, and how many waiting conversations flowed to agents after them.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RulesSaved {
+    pub rules: RoutingRules,
+    pub assigned: usize,
 }
 
 #[cfg(test)]

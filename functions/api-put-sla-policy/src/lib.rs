@@ -17,6 +17,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(put(deps, &req).await))
 }
 
+#[utoipa::path(put, path = "/sla-policy", operation_id = "putSlaPolicy", tag = "service levels",
+    request_body = domain::sla::Policy,
+    responses((status = 200, body = SlaPolicyBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(SUPERVISORS)?;
@@ -27,7 +30,12 @@ async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let details = serde_json::json!({ "before": before, "after": policy });
     api::record_workspace_change(&*deps.store, &who, "sla_policy_changed", details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, "SLA policy saved");
-    Ok(json(200, &serde_json::json!({ "policy": policy })))
+    Ok(json(200, &SlaPolicyBody { policy }))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SlaPolicyBody {
+    pub policy: domain::sla::Policy,
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use serde::Deserialize;
 
 pub use api::Inbox as Deps;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PutTeamRequest)]
 #[serde(deny_unknown_fields)]
 struct Draft {
     name: String,
@@ -25,6 +26,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(put(deps, &req).await))
 }
 
+#[utoipa::path(put, path = "/teams/{id}", operation_id = "putTeam", tag = "routing",
+    params(("id" = String, Path, description = "The team")),
+    request_body = Draft,
+    responses((status = 200, body = TeamSaved), (status = 422, body = kit::http::ErrorBody)))]
 async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(ADMINS)?;
@@ -35,7 +40,14 @@ async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     deps.store.put_team(&who.workspace, &team).await?;
     let assigned = api::after_admin_change(deps, &who, "team_changed", serde_json::json!({ "team": team })).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, team = %id, "team saved");
-    Ok(json(200, &serde_json::json!({ "team": team, "assigned": assigned.len() })))
+    Ok(json(200, &TeamSaved { team, assigned: assigned.len() }))
+}
+
+/// The team saved, and how many waiting conversations flowed to agents after it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct TeamSaved {
+    pub team: Team,
+    pub assigned: usize,
 }
 
 #[cfg(test)]

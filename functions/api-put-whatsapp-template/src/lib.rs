@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 pub use api::Deps;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PutWhatsappTemplateRequest)]
 #[serde(deny_unknown_fields)]
 struct Draft {
     category: WhatsappCategory,
@@ -24,6 +25,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(put(deps, &req).await))
 }
 
+#[utoipa::path(put, path = "/whatsapp/templates/{name}/{language}", operation_id = "putWhatsappTemplate", tag = "whatsapp",
+    params(("name" = String, Path, description = "The template's name at Meta"), ("language" = String, Path, description = "Its language (en_US)")),
+    request_body = Draft,
+    responses((status = 201, description = "Registered", body = TemplateBody), (status = 200, description = "Updated", body = TemplateBody), (status = 404, body = kit::http::ErrorBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(ADMINS)?;
@@ -40,7 +45,12 @@ async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let details = serde_json::json!({ "before": before, "after": template });
     api::record_workspace_change(&*deps.store, &who, "whatsapp_template_changed", details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, template = %template.name, "WhatsApp template saved");
-    Ok(json(if before.is_some() { 200 } else { 201 }, &serde_json::json!({ "template": template })))
+    Ok(json(if before.is_some() { 200 } else { 201 }, &TemplateBody { template }))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct TemplateBody {
+    pub template: WhatsAppTemplate,
 }
 
 #[cfg(test)]

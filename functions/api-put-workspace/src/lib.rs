@@ -14,7 +14,8 @@ pub use api::Deps;
 
 /// The body: [`domain::workspace::Settings`], refusing fields it does not know (a typo must not
 /// silently keep the default).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PutWorkspaceRequest)]
 #[serde(deny_unknown_fields)]
 struct Draft {
     #[serde(default)]
@@ -31,6 +32,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(put(deps, &req).await))
 }
 
+#[utoipa::path(put, path = "/workspace", operation_id = "putWorkspace", tag = "workspace",
+    request_body = Draft,
+    responses((status = 200, body = SettingsBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(ADMINS)?;
@@ -51,7 +55,13 @@ async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
         api::record_workspace_change(&*deps.store, &who, "workspace_settings_changed", details).await?;
         tracing::info!(workspace = %who.workspace, by = %who.agent, "workspace settings saved");
     }
-    Ok(json(200, &serde_json::json!({ "workspace": who.workspace, "settings": settings })))
+    Ok(json(200, &SettingsBody { workspace: who.workspace, settings }))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SettingsBody {
+    pub workspace: domain::WorkspaceId,
+    pub settings: domain::workspace::Settings,
 }
 
 #[cfg(test)]

@@ -15,7 +15,8 @@ use serde::Deserialize;
 
 pub use api::Inbox as Deps;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[schema(as = RedactMessageRequest)]
 #[serde(deny_unknown_fields)]
 struct Draft {
     #[serde(default)]
@@ -26,6 +27,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(redact(deps, &req).await))
 }
 
+#[utoipa::path(post, path = "/conversations/{id}/messages/{message_id}/redact", operation_id = "redactMessage", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation"), ("message_id" = String, Path, description = "The message")),
+    request_body(content = Option<Draft>, description = "Optional: a passage to mask besides what the policy masks"),
+    responses((status = 200, body = MessageChanged), (status = 404, body = kit::http::ErrorBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn redact(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
@@ -65,7 +70,7 @@ async fn redact(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
         kinds.push("passage".into());
     }
     if masked == text {
-        return Ok(json(200, &serde_json::json!({ "message": message, "changed": false })));
+        return Ok(json(200, &MessageChanged { message, changed: false }));
     }
     let mut all: Vec<String> = message
         .metadata
@@ -92,7 +97,13 @@ async fn redact(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
     };
     deps.notifications.publish(&note).await?;
     tracing::info!(workspace = %ws, by = %who.agent, message = %id, "message redacted");
-    Ok(json(200, &serde_json::json!({ "message": message, "changed": true })))
+    Ok(json(200, &MessageChanged { message, changed: true }))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct MessageChanged {
+    pub message: domain::model::Message,
+    pub changed: bool,
 }
 
 #[cfg(test)]

@@ -29,6 +29,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(send_again(deps, &req).await))
 }
 
+#[utoipa::path(post, path = "/webhook-endpoints/{id}/deliveries/{msg_id}/redeliver", operation_id = "redeliverWebhook", tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint"), ("msg_id" = String, Path, description = "The delivery's webhook-id")),
+    responses((status = 202, description = "Queued, with the same webhook-id", body = Redelivery), (status = 404, body = kit::http::ErrorBody)))]
 async fn send_again(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     let id: String = path_param(req, "id", |s| Ok::<_, domain::ParseError>(s.to_owned()))?;
@@ -49,5 +52,12 @@ async fn send_again(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiErr
         serde_json::json!({ "endpoint_id": id, "msg_id": msg_id, "event": job.event }),
     )
     .await?;
-    Ok(json(202, &serde_json::json!({ "msg_id": job.msg_id, "event": job.event, "queued": true })))
+    Ok(json(202, &Redelivery { msg_id: job.msg_id, event: job.event, queued: true }))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Redelivery {
+    pub msg_id: String,
+    pub event: domain::hooks::EventType,
+    pub queued: bool,
 }

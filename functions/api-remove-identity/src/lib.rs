@@ -19,6 +19,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(remove(deps, &req).await))
 }
 
+#[utoipa::path(delete, path = "/contacts/{id}/identities/{kind}/{value}", operation_id = "removeIdentity", tag = "contacts",
+    params(("id" = String, Path, description = "The contact"), ("kind" = String, Path, description = "phone, email, messenger, instagram, telegram or webchat"),
+           ("value" = String, Path, description = "The identity, percent-encoded (%2B1415…)")),
+    responses((status = 200, body = api::ContactChanged), (status = 404, body = kit::http::ErrorBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn remove(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
@@ -30,7 +34,7 @@ async fn remove(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
     let done = domain::contacts::remove_identity(&*deps.store, &who.workspace, id, &identity, &who.agent, now).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, contact = %id, kind = kind.as_str(),
         changed = done.changed, "identity unlinked");
-    Ok(json(200, &serde_json::json!({ "contact": api::contact_view(&done.contact), "changed": done.changed })))
+    Ok(json(200, &api::ContactChanged { contact: api::contact_view(&done.contact), changed: done.changed }))
 }
 
 #[cfg(test)]

@@ -14,6 +14,9 @@ pub async fn handle(deps: &HookAdmin, req: Request) -> Result<Response<Body>, Er
     Ok(respond(rotate(deps, &req).await))
 }
 
+#[utoipa::path(post, path = "/webhook-endpoints/{id}/rotate-secret", operation_id = "rotateWebhookSecret", tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint")),
+    responses((status = 200, description = "The new secret, shown this once; the old one signs 24 h more", body = api::hooks::EndpointWithSecret), (status = 404, body = kit::http::ErrorBody), (status = 409, body = kit::http::ErrorBody)))]
 async fn rotate(deps: &HookAdmin, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     let id: String = path_param(req, "id", |s| Ok::<_, domain::ParseError>(s.to_owned()))?;
@@ -25,7 +28,8 @@ async fn rotate(deps: &HookAdmin, req: &Request) -> Result<Response<Body>, ApiEr
     next.version = current.version + 1;
     deps.store.put_endpoint(&next, Some(current.version)).await?;
     let view = endpoint_view(&next);
-    api::record_workspace_change(&*deps.store, &who, "webhook_secret_rotated", view.clone()).await?;
+    let details = serde_json::to_value(&view).unwrap_or_default();
+    api::record_workspace_change(&*deps.store, &who, "webhook_secret_rotated", details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, endpoint = %id, "webhook secret rotated");
-    Ok(json(200, &serde_json::json!({ "endpoint": view, "secret": secret.key })))
+    Ok(json(200, &api::hooks::EndpointWithSecret { endpoint: view, secret: secret.key }))
 }

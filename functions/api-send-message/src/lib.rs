@@ -78,7 +78,8 @@ impl Deps {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = SendMessageRequest)]
 #[serde(deny_unknown_fields)]
 struct Draft {
     #[serde(default)]
@@ -123,6 +124,11 @@ fn request_hash(req: &Request) -> String {
     base64::engine::general_purpose::STANDARD.encode(h.finalize())
 }
 
+#[utoipa::path(post, path = "/conversations/{id}/messages", operation_id = "sendMessage", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation"),
+           ("Idempotency-Key" = String, Header, description = "Required: a retry with the same key and body sends nothing twice (answered with `idempotent-replayed: true`)")),
+    request_body = Draft,
+    responses((status = 202, description = "Stored and queued for its channel", body = MessageBody), (status = 402, description = "A hard-stop budget is spent", body = kit::http::ErrorBody), (status = 404, body = kit::http::ErrorBody), (status = 409, body = kit::http::ErrorBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     // Finance reads costs, never customers' messages.
@@ -272,8 +278,14 @@ async fn compose(
     };
     let (cost, entry) = estimate_message(&message, costing)?;
     message.cost = Some(cost);
-    let response = serde_json::json!({ "message": message });
+    let response = serde_json::to_value(MessageBody { message: message.clone() }).unwrap_or_default();
     Ok((Composed { message, cost: Some(entry), response, counted, survey: None }, budgets))
+}
+
+/// The reply as stored (status `queued`; its ticks follow on the socket).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct MessageBody {
+    pub message: Message,
 }
 
 #[cfg(test)]

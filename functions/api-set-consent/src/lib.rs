@@ -16,7 +16,8 @@ use serde::Deserialize;
 
 pub use api::Deps;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = SetConsentRequest)]
 #[serde(deny_unknown_fields)]
 struct Draft {
     kind: String,
@@ -33,6 +34,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(set(deps, &req).await))
 }
 
+#[utoipa::path(put, path = "/contacts/{id}/consent", operation_id = "setConsent", tag = "contacts",
+    params(("id" = String, Path, description = "The contact")),
+    request_body = Draft,
+    responses((status = 200, body = ConsentBody), (status = 404, body = kit::http::ErrorBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn set(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
@@ -52,7 +57,7 @@ async fn set(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     }
     let current = deps.store.consent(ws, &identity).await?;
     if current.as_ref().is_some_and(|r| r.status == draft.status) {
-        return Ok(json(200, &serde_json::json!({ "consent": current, "changed": false })));
+        return Ok(json(200, &ConsentBody { consent: current, changed: false }));
     }
     let now = time::OffsetDateTime::now_utc();
     let change = Change { status: draft.status, at: now, source: Source::Agent { agent: who.agent.clone(), note } };
@@ -62,7 +67,14 @@ async fn set(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let entry = AuditEntry::new(ws.clone(), None, who.agent.clone(), "consent_changed", details, now);
     deps.store.record_audit(&entry).await?;
     tracing::info!(workspace = %ws, by = %who.agent, contact = %id, status = ?draft.status, "consent recorded by hand");
-    Ok(json(200, &serde_json::json!({ "consent": record, "changed": true })))
+    Ok(json(200, &ConsentBody { consent: Some(record), changed: true }))
+}
+
+/// The identity's consent record with its history, and whether this request changed it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ConsentBody {
+    pub consent: Option<Record>,
+    pub changed: bool,
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ pub use api::Inbox as Deps;
 
 const SHAPE: &str = r#"{"from_message": "<message id>"}"#;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = SplitConversationRequest)]
 #[serde(deny_unknown_fields)]
 struct Draft {
     from_message: String,
@@ -30,6 +31,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(split(deps, &req).await))
 }
 
+#[utoipa::path(post, path = "/conversations/{id}/split", operation_id = "splitConversation", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation")),
+    request_body = Draft,
+    responses((status = 201, description = "Split", body = api::ReorganisedBody), (status = 200, description = "Already split (a retry)", body = api::ReorganisedBody), (status = 404, body = kit::http::ErrorBody), (status = 409, body = kit::http::ErrorBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn split(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;

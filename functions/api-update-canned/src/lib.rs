@@ -15,7 +15,8 @@ pub use api::Deps;
 
 const SHAPE: &str = r#"{"shortcut"?: "/refund", "title"?: "...", "body"?: "..."}"#;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = UpdateCannedRequest)]
 #[serde(deny_unknown_fields)]
 struct Draft {
     #[serde(default)]
@@ -30,6 +31,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(update(deps, &req).await))
 }
 
+#[utoipa::path(patch, path = "/canned-responses/{id}", operation_id = "updateCanned", tag = "canned responses",
+    params(("id" = String, Path, description = "The canned response")),
+    request_body = Draft,
+    responses((status = 200, body = CannedChanged), (status = 404, body = kit::http::ErrorBody), (status = 409, body = kit::http::ErrorBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn update(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
@@ -62,7 +67,14 @@ async fn update(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
         api::record_workspace_change(&*deps.store, &who, "canned_response_changed", details).await?;
         tracing::info!(workspace = %who.workspace, by = %who.agent, id = %id, "canned response changed");
     }
-    Ok(json(200, &serde_json::json!({ "canned_response": next, "changed": next != current })))
+    let changed = next != current;
+    Ok(json(200, &CannedChanged { canned_response: next, changed }))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct CannedChanged {
+    pub canned_response: domain::canned::CannedResponse,
+    pub changed: bool,
 }
 
 #[cfg(test)]

@@ -46,7 +46,8 @@ impl Deps {
 
 const SHAPE: &str = r#"{"status"?: "open" | "resolved" | "snoozed", "snoozed_until"?: RFC 3339, "priority"?: "low" | "normal" | "high" | "urgent", "tags"?: {"add"?: [...], "remove"?: [...]}}"#;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = UpdateConversationRequest)]
 #[serde(deny_unknown_fields)]
 struct Draft {
     #[serde(default)]
@@ -59,7 +60,8 @@ struct Draft {
     tags: Option<TagDraft>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = UpdateConversationTags)]
 #[serde(deny_unknown_fields)]
 struct TagDraft {
     #[serde(default)]
@@ -98,6 +100,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(update(deps, &req).await))
 }
 
+#[utoipa::path(patch, path = "/conversations/{id}", operation_id = "updateConversation", tag = "conversations",
+    params(("id" = String, Path, description = "The conversation")),
+    request_body = Draft,
+    responses((status = 200, body = api::ActedBody), (status = 404, body = kit::http::ErrorBody), (status = 409, body = kit::http::ErrorBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn update(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.inbox.auth.authenticate(req)?;
     who.require(INBOX)?;

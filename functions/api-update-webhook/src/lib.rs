@@ -13,6 +13,10 @@ pub async fn handle(deps: &HookAdmin, req: Request) -> Result<Response<Body>, Er
     Ok(respond(update(deps, &req).await))
 }
 
+#[utoipa::path(put, path = "/webhook-endpoints/{id}", operation_id = "updateWebhook", tag = "webhooks",
+    params(("id" = String, Path, description = "The endpoint")),
+    request_body = api::hooks::Draft,
+    responses((status = 200, body = api::hooks::EndpointChanged), (status = 404, body = kit::http::ErrorBody), (status = 409, body = kit::http::ErrorBody)))]
 async fn update(deps: &HookAdmin, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     let id: String = path_param(req, "id", |s| Ok::<_, domain::ParseError>(s.to_owned()))?;
@@ -44,5 +48,5 @@ async fn update(deps: &HookAdmin, req: &Request) -> Result<Response<Body>, ApiEr
         api::record_workspace_change(&*deps.store, &who, "webhook_changed", details).await?;
         tracing::info!(workspace = %who.workspace, by = %who.agent, endpoint = %id, "webhook endpoint changed");
     }
-    Ok(json(200, &serde_json::json!({ "endpoint": endpoint_view(&next), "changed": changed })))
+    Ok(json(200, &api::hooks::EndpointChanged { endpoint: endpoint_view(&next), changed }))
 }

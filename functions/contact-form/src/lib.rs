@@ -55,6 +55,10 @@ fn received() -> Response<Body> {
     json(202, &serde_json::json!({ "status": "received" }))
 }
 
+#[utoipa::path(post, path = "/webhooks/form/{workspace}", operation_id = "contactForm", tag = "public",
+    params(("workspace" = String, Path, description = "The workspace")),
+    request_body(content = Object, description = "JSON or form-encoded: name, email, phone, subject, message"),
+    responses((status = 202, description = "Received", body = Object), (status = 404, body = kit::http::ErrorBody), (status = 429, body = kit::http::ErrorBody)))]
 async fn submit(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<Body>, ApiError> {
     let not_found = || ApiError::NotFound("no contact form here".into());
     let ws = path_param(req, "workspace", WorkspaceId::parse).map_err(|_| not_found())?;

@@ -27,6 +27,11 @@ impl Deps {
     }
 }
 
+#[utoipa::path(get, path = "/csat/{token}", operation_id = "csatRatePage", tag = "public",
+    params(("token" = String, Path, description = "The signed rating link")),
+    responses((status = 200, description = "The confirm page (records nothing)", body = String, content_type = "text/html"),
+              (status = 404, description = "The conversation is gone", body = String, content_type = "text/html"),
+              (status = 410, description = "The link expired", body = String, content_type = "text/html")))]
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     let token = req.path_parameters().first("token").unwrap_or_default().to_owned();
     let Ok(key) = deps.auth.link_key() else {

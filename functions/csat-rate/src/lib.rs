@@ -32,6 +32,11 @@ impl Deps {
     }
 }
 
+#[utoipa::path(post, path = "/csat/{token}", operation_id = "csatRate", tag = "public",
+    params(("token" = String, Path, description = "The signed rating link")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Optional comment (up to 1000 characters)"),
+    responses((status = 200, description = "Thank-you page", body = String, content_type = "text/html"),
+              (status = 410, description = "The link expired", body = String, content_type = "text/html")))]
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     let token = req.path_parameters().first("token").unwrap_or_default().to_owned();
     let now = OffsetDateTime::now_utc();

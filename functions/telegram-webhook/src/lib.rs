@@ -33,6 +33,10 @@ impl Deps {
     }
 }
 
+#[utoipa::path(post, path = "/webhooks/telegram/{bot}", operation_id = "telegramWebhook", tag = "provider webhooks",
+    params(("bot" = String, Path, description = "The bot's id"), ("X-Telegram-Bot-Api-Secret-Token" = String, Header, description = "The secret token set with setWebhook")),
+    request_body(content = Object, description = "A Telegram Update"),
+    responses((status = 200, description = "Enqueued (or not a customer message)"), (status = 403, description = "The provider's signature does not verify: nothing stored", body = kit::http::ErrorBody)))]
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     let media = deps.files.as_ref().map(|f| f as &dyn MediaResolver);
     Ok(deps.inbound.handle_json_with(req, media).await)

@@ -40,6 +40,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(respond(receive(deps, &req).await))
 }
 
+#[utoipa::path(post, path = "/webhooks/twilio/sms", operation_id = "twilioSmsWebhook", tag = "provider webhooks",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Twilio's form, signed in X-Twilio-Signature"),
+    responses((status = 200, description = "TwiML", body = String, content_type = "text/xml"), (status = 403, description = "The provider's signature does not verify: nothing stored", body = kit::http::ErrorBody)))]
 async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let media = deps.media.as_ref().map(|m| m as &dyn MediaResolver);
     match deps.inbound.receive_with(req, media).await? {

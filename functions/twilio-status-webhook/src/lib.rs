@@ -58,6 +58,10 @@ fn id_param<T>(
     Ok(parse(&raw)?)
 }
 
+#[utoipa::path(post, path = "/webhooks/twilio/status", operation_id = "twilioStatusWebhook", tag = "provider webhooks",
+    params(("ws" = String, Query, description = "Set by the sender"), ("conv" = String, Query), ("msg" = String, Query)),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Twilio's form, signed in X-Twilio-Signature"),
+    responses((status = 200, description = "Applied, or stale and ignored"), (status = 403, description = "The provider's signature does not verify: nothing stored", body = kit::http::ErrorBody)))]
 async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let params = kit::twilio::verified_form(req, &deps.auth_token, deps.public_base_url.as_deref())?;
     let ws = id_param(req, "ws", WorkspaceId::parse)?;

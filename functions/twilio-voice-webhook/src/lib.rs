@@ -201,6 +201,34 @@ async fn transcription(
     Ok(enqueued())
 }
 
+/// `POST /webhooks/twilio/voice` (served by [`handle`]), for the API's OpenAPI document.
+#[utoipa::path(post, path = "/webhooks/twilio/voice", operation_id = "voiceCall", tag = "provider webhooks",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Twilio's form, signed in X-Twilio-Signature"),
+    responses((status = 200, description = "TwiML: the greeting, a beep and a recording (or Reject)", body = String, content_type = "text/xml"), (status = 403, description = "The provider's signature does not verify: nothing stored", body = kit::http::ErrorBody)))]
+#[allow(dead_code)]
+fn voice_call() {}
+
+/// `POST /webhooks/twilio/voice/done` (served by [`handle`]), for the API's OpenAPI document.
+#[utoipa::path(post, path = "/webhooks/twilio/voice/done", operation_id = "voiceDone", tag = "provider webhooks",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Twilio's form, signed in X-Twilio-Signature"),
+    responses((status = 200, description = "TwiML: thanks, and hang up", body = String, content_type = "text/xml"), (status = 403, description = "The provider's signature does not verify: nothing stored", body = kit::http::ErrorBody)))]
+#[allow(dead_code)]
+fn voice_done() {}
+
+/// `POST /webhooks/twilio/voice/recording` (served by [`handle`]), for the API's OpenAPI document.
+#[utoipa::path(post, path = "/webhooks/twilio/voice/recording", operation_id = "voiceRecording", tag = "provider webhooks",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Twilio's form, signed in X-Twilio-Signature"),
+    responses((status = 200, description = "The recording is stored and the voicemail enqueued", body = String, content_type = "text/xml"), (status = 403, description = "The provider's signature does not verify: nothing stored", body = kit::http::ErrorBody)))]
+#[allow(dead_code)]
+fn voice_recording() {}
+
+/// `POST /webhooks/twilio/voice/transcription` (served by [`handle`]), for the API's OpenAPI document.
+#[utoipa::path(post, path = "/webhooks/twilio/voice/transcription", operation_id = "voiceTranscription", tag = "provider webhooks",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Twilio's form, signed in X-Twilio-Signature"),
+    responses((status = 200, description = "The transcript is enqueued", body = String, content_type = "text/xml"), (status = 403, description = "The provider's signature does not verify: nothing stored", body = kit::http::ErrorBody)))]
+#[allow(dead_code)]
+fn voice_transcription() {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,6 +73,10 @@ fn origin(req: &Request) -> Option<&str> {
     req.headers().get("origin").and_then(|o| o.to_str().ok())
 }
 
+#[utoipa::path(post, path = "/webchat/{key}/visitors", operation_id = "webchatSession", tag = "public",
+    params(("key" = String, Path, description = "The widget key"), ("Origin" = Option<String>, Header, description = "Required when the key lists allowed origins")),
+    request_body(content = Object, description = "Optional: token (to renew), name, email"),
+    responses((status = 201, description = "A new visitor: token, socket_url, availability", body = Object), (status = 200, description = "The returning visitor", body = Object), (status = 403, body = kit::http::ErrorBody), (status = 404, body = kit::http::ErrorBody), (status = 429, body = kit::http::ErrorBody)))]
 async fn start(deps: &Deps, req: &Request, now: OffsetDateTime) -> Result<Response<Body>, ApiError> {
     let not_found = || ApiError::NotFound("no web chat widget has this key".into());
     let key = path_param(req, "key", |k| webchat::parse_key(k).map(str::to_owned)).map_err(|_| not_found())?;

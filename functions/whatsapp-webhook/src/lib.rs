@@ -39,6 +39,20 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     Ok(deps.inbound.handle_json_with(req, media).await)
 }
 
+/// `GET /webhooks/whatsapp` (served by [`handle`]), for the API's OpenAPI document.
+#[utoipa::path(get, path = "/webhooks/whatsapp", operation_id = "whatsappHandshake", tag = "provider webhooks",
+    params(("hub.mode" = String, Query), ("hub.verify_token" = String, Query), ("hub.challenge" = String, Query)),
+    responses((status = 200, description = "hub.challenge, echoed", body = String, content_type = "text/plain"), (status = 403, description = "The provider's signature does not verify: nothing stored", body = kit::http::ErrorBody)))]
+#[allow(dead_code)]
+fn whatsapp_handshake() {}
+
+/// `POST /webhooks/whatsapp` (served by [`handle`]), for the API's OpenAPI document.
+#[utoipa::path(post, path = "/webhooks/whatsapp", operation_id = "whatsappEvents", tag = "provider webhooks",
+    request_body(content = Object, description = "Meta's webhook payload, signed in X-Hub-Signature-256"),
+    responses((status = 200, description = "Every message and status enqueued"), (status = 403, description = "The provider's signature does not verify: nothing stored", body = kit::http::ErrorBody)))]
+#[allow(dead_code)]
+fn whatsapp_events() {}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -6,6 +6,7 @@
 pub mod gateway;
 pub mod mail;
 pub mod oidc;
+pub mod openapi;
 pub mod provision;
 pub mod receiver;
 pub mod services;

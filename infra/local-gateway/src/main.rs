@@ -49,6 +49,8 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8855")]
         issuer: String,
     },
+    /// Print the REST API's OpenAPI document (docs/openapi.json is this output).
+    Openapi,
     /// Print a development JWT for the local API (HS256, local only; `sign-in` is the real thing).
     Token {
         #[arg(long, default_value = dev::WORKSPACE)]
@@ -98,6 +100,10 @@ fn main() -> Result<()> {
             );
             runtime()?.block_on(shutdown_signal());
             drop(services);
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", switchboard_local::openapi::document());
             Ok(())
         }
         Command::SignIn { user, issuer } => {

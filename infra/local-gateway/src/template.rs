@@ -516,7 +516,7 @@ mod tests {
     #[test]
     fn every_agent_route_is_behind_the_jwt_authorizer_and_only_public_routes_are_not() {
         let routes = template().http_routes();
-        let public = ["/webhooks/", "/webchat/", "/csat/"];
+        let public = ["/webhooks/", "/webchat/", "/csat/", "/openapi.json"];
         for r in &routes {
             let is_public = public.iter().any(|p| r.path.starts_with(p));
             assert_eq!(r.authorizer.is_none(), is_public, "{} {} ({})", r.method, r.path, r.binary);

@@ -40,32 +40,78 @@ pub fn new_secret(now: OffsetDateTime) -> Result<Secret, ApiError> {
 
 /// The endpoint as the API answers it: secrets masked (the full secret is shown once, when it is
 /// created or rotated).
-pub fn endpoint_view(e: &Endpoint) -> serde_json::Value {
-    let rfc = |t: OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).ok();
-    let secrets: Vec<serde_json::Value> = e
-        .secrets
-        .iter()
-        .map(|s| serde_json::json!({ "masked": s.masked(), "created_at": rfc(s.created_at), "expires_at": s.expires_at.and_then(rfc) }))
-        .collect();
-    serde_json::json!({
-        "id": e.id,
-        "url": e.url,
-        "description": e.description,
-        "events": e.events,
-        "enabled": e.enabled,
-        "disabled_reason": e.disabled_reason,
-        "failing_since": e.failing_since.and_then(rfc),
-        "last_success_at": e.last_success_at.and_then(rfc),
-        "secrets": secrets,
-        "created_at": rfc(e.created_at),
-        "updated_at": rfc(e.updated_at),
-        "version": e.version,
-    })
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct EndpointView {
+    pub id: String,
+    pub url: String,
+    pub description: Option<String>,
+    pub events: BTreeSet<EventType>,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub failing_since: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_success_at: Option<OffsetDateTime>,
+    pub secrets: Vec<SecretView>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub version: u64,
+}
+
+/// A signing secret, masked; one that was rotated out keeps signing until `expires_at`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SecretView {
+    #[schema(example = "whsec_MfKQ…")]
+    pub masked: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+pub fn endpoint_view(e: &Endpoint) -> EndpointView {
+    EndpointView {
+        id: e.id.clone(),
+        url: e.url.clone(),
+        description: e.description.clone(),
+        events: e.events.clone(),
+        enabled: e.enabled,
+        disabled_reason: e.disabled_reason.clone(),
+        failing_since: e.failing_since,
+        last_success_at: e.last_success_at,
+        secrets: e
+            .secrets
+            .iter()
+            .map(|s| SecretView { masked: s.masked(), created_at: s.created_at, expires_at: s.expires_at })
+            .collect(),
+        created_at: e.created_at,
+        updated_at: e.updated_at,
+        version: e.version,
+    }
+}
+
+/// An endpoint with its full new secret (shown this once).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct EndpointWithSecret {
+    pub endpoint: EndpointView,
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")]
+    pub secret: String,
+}
+
+/// An endpoint and whether the request changed it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct EndpointChanged {
+    pub endpoint: EndpointView,
+    pub changed: bool,
 }
 
 pub const DRAFT_SHAPE: &str = r#"{"url": "https://...", "events"?: ["conversation.created", ...] (empty or absent: all), "description"?: "...", "enabled"?: true}"#;
 
-#[derive(Deserialize)]
+/// An endpoint to create (`url` required) or the fields of one to change.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = WebhookEndpointDraft)]
 #[serde(deny_unknown_fields)]
 pub struct Draft {
     #[serde(default)]

@@ -130,15 +130,34 @@ pub async fn act(
         .await?)
 }
 
-/// `{"conversation": ..., "changed": bool, "assigned": [{"conversation_id", "agent"}]}`.
+/// What an inbox action answers: the conversation after it, whether it changed, and the waiting
+/// conversations that flowed to agents because of it (freed capacity).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ActedBody {
+    pub conversation: domain::model::Conversation,
+    pub changed: bool,
+    pub assigned: Vec<Assignment>,
+}
+
+/// A conversation given to an agent.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Assignment {
+    pub conversation_id: domain::ConversationId,
+    pub agent: domain::AgentId,
+}
+
+impl Assignment {
+    pub fn all(pairs: &[(domain::ConversationId, domain::AgentId)]) -> Vec<Assignment> {
+        pairs.iter().map(|(c, a)| Assignment { conversation_id: *c, agent: a.clone() }).collect()
+    }
+}
+
+/// [`ActedBody`] as a 200 response.
 #[cfg(feature = "live")]
 pub fn acted_response(a: &domain::routing::service::Acted) -> lambda_http::Response<lambda_http::Body> {
-    let assigned: Vec<serde_json::Value> =
-        a.assigned.iter().map(|(c, agent)| serde_json::json!({ "conversation_id": c, "agent": agent })).collect();
-    kit::http::json(
-        200,
-        &serde_json::json!({ "conversation": a.conversation, "changed": a.changed, "assigned": assigned }),
-    )
+    let body =
+        ActedBody { conversation: a.conversation.clone(), changed: a.changed, assigned: Assignment::all(&a.assigned) };
+    kit::http::json(200, &body)
 }
 
 /// After an admin change (agents, teams, rules): the workspace audit entry, then waiting work may
@@ -188,15 +207,26 @@ pub async fn reorganise(
     Ok(done)
 }
 
-/// `{"source": ..., "conversation": ..., "moved": n, "changed": bool}` with `status` (a repeated
-/// request answers 200 with `changed: false`).
+/// What a split or merge answers: the conversation the messages left, the one they are in now, how
+/// many moved, and whether anything changed (a repeated request: `false`, status 200).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ReorganisedBody {
+    pub source: domain::model::Conversation,
+    pub conversation: domain::model::Conversation,
+    pub moved: usize,
+    pub changed: bool,
+}
+
 #[cfg(feature = "live")]
 pub fn reorganised_response(status: u16, r: &domain::reorg::Reorganised) -> lambda_http::Response<lambda_http::Body> {
     let status = if r.changed { status } else { 200 };
-    kit::http::json(
-        status,
-        &serde_json::json!({ "source": r.source, "conversation": r.conversation, "moved": r.moved, "changed": r.changed }),
-    )
+    let body = ReorganisedBody {
+        source: r.source.clone(),
+        conversation: r.conversation.clone(),
+        moved: r.moved,
+        changed: r.changed,
+    };
+    kit::http::json(status, &body)
 }
 
 /// Records what the caller changed in the workspace (agents, teams, rules, canned responses).
@@ -227,19 +257,40 @@ pub async fn managed_canned_response(
 }
 
 /// A contact as the contact routes answer it: who, how to reach them, and where it went if merged.
-pub fn contact_view(c: &domain::model::Contact) -> serde_json::Value {
-    let rfc = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).ok();
-    serde_json::json!({
-        "id": c.id,
-        "name": c.name,
-        "identities": c.identities,
-        "attributes": c.attributes,
-        "merged_into": c.merged_into,
-        "nps": c.nps,
-        "version": c.version,
-        "created_at": rfc(c.created_at),
-        "updated_at": c.updated_at.and_then(rfc),
-    })
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ContactView {
+    pub id: domain::ContactId,
+    pub name: Option<String>,
+    pub identities: Vec<domain::model::Identity>,
+    pub attributes: std::collections::BTreeMap<String, String>,
+    pub merged_into: Option<domain::ContactId>,
+    pub nps: Option<domain::nps::Survey>,
+    pub version: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub updated_at: Option<time::OffsetDateTime>,
+}
+
+pub fn contact_view(c: &domain::model::Contact) -> ContactView {
+    ContactView {
+        id: c.id,
+        name: c.name.clone(),
+        identities: c.identities.clone(),
+        attributes: c.attributes.clone(),
+        merged_into: c.merged_into,
+        nps: c.nps.clone(),
+        version: c.version,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+    }
+}
+
+/// A contact and whether the request changed it (a repeated one: `false`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ContactChanged {
+    pub contact: ContactView,
+    pub changed: bool,
 }
 
 /// The visitor socket a web chat message came from, as stored at its `$connect` (401 when it is

@@ -23,7 +23,7 @@ pub const FORMAT: &str = "switchboard.contact-export.v1";
 pub const LINK_TTL: time::Duration = time::Duration::minutes(15);
 
 /// One export written.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Exported {
     pub url: String,
     #[serde(with = "time::serde::rfc3339")]

@@ -12,6 +12,8 @@ use crate::error::ParseError;
 #[serde(try_from = "String", into = "String")]
 pub struct PhoneNumber(String);
 
+crate::string_schema!(PhoneNumber, "A phone number in E.164 (+14155550100)");
+
 impl PhoneNumber {
     /// Parses an international number (`+` and country code required: providers such as Twilio always
     /// send E.164, and guessing a country for a national number would link the wrong people).
@@ -60,6 +62,8 @@ impl fmt::Display for PhoneNumber {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct EmailAddress(String);
+
+crate::string_schema!(EmailAddress, "An email address, lower-cased");
 
 impl EmailAddress {
     pub fn parse(s: &str) -> Result<Self, ParseError> {

@@ -16,7 +16,7 @@ use crate::model::Channel;
 pub const RELATIVE_ACCURACY: f64 = 0.01;
 
 /// A notification on its way to analytics, with when it happened (its notification's queue time).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AnalyticsEvent {
     pub event: crate::events::Notification,
     #[serde(with = "time::serde::rfc3339")]
@@ -24,7 +24,7 @@ pub struct AnalyticsEvent {
 }
 
 /// One thing that happened, with the dimensions it counts under.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Fact {
     /// Unique per fact: a fact seen twice counts once (the consumer keeps a marker per id).
     pub id: String,
@@ -41,7 +41,7 @@ pub struct Fact {
     pub kind: FactKind,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FactKind {
     ConversationCreated,
@@ -124,6 +124,8 @@ impl PartialEq for Sketch {
     }
 }
 
+crate::string_schema!(Sketch, "A DDSketch (base64 of its Java encoding)");
+
 impl Serialize for Sketch {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use base64::Engine;
@@ -144,7 +146,7 @@ impl<'de> Deserialize<'de> for Sketch {
 }
 
 /// Counters of one hour of one dimension.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Counts {
     #[serde(default)]
     pub conversations: u64,
@@ -178,7 +180,7 @@ impl Counts {
 }
 
 /// One hour of one dimension of one workspace.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Aggregate {
     #[serde(default)]
     pub counts: Counts,
@@ -301,7 +303,7 @@ pub fn online_pieces(since: OffsetDateTime, until: OffsetDateTime) -> Vec<(Offse
 }
 
 /// Percentiles of a duration sketch.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Percentiles {
     pub count: u64,
     pub p50: Option<f64>,
@@ -323,7 +325,7 @@ impl Percentiles {
 }
 
 /// One row of a report: a dimension value (or an hour of day) over the range.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Row {
     pub key: String,
     pub counts: Counts,

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use crate::ids::{AgentId, ConversationId, WorkspaceId};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// A ULID: entries sort by time.
     pub id: String,

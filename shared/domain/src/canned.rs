@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ParseError;
 use crate::ids::{AgentId, TeamId};
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "scope", rename_all = "snake_case")]
 pub enum Scope {
     Workspace,
@@ -27,6 +27,8 @@ pub enum Scope {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Shortcut(String);
+
+crate::string_schema!(Shortcut, "A canned response shortcut (typed after /)");
 
 impl Shortcut {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
@@ -59,7 +61,7 @@ impl From<Shortcut> for String {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CannedResponse {
     pub id: String,
     pub scope: Scope,

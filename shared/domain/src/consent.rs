@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use crate::ids::AgentId;
 use crate::model::{Channel, Identity, IdentityKind};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Keyword {
     OptOut,
@@ -71,14 +71,14 @@ pub const DEFAULT_HELP_TEXT: &str =
 /// The metadata mark of an automatic answer, which consent does not block (HELP is always answered).
 pub const AUTO_REPLY_HELP: &str = "help";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     OptedIn,
     OptedOut,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Source {
     /// The contact sent a keyword.
@@ -89,7 +89,7 @@ pub enum Source {
     Provider { provider: String, reason: String, provider_message_id: String },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Change {
     pub status: Status,
     #[serde(with = "time::serde::rfc3339")]
@@ -98,7 +98,7 @@ pub struct Change {
 }
 
 /// An identity's consent and its whole history, oldest first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Record {
     pub identity: Identity,
     pub status: Status,

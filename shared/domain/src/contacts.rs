@@ -191,7 +191,8 @@ fn name_words(name: &str) -> Vec<String> {
 }
 
 /// Why two contacts are probably one person.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = SuggestionScore)]
 pub struct Suggestion {
     pub contact: ContactId,
     /// 0-100: how alike the names are.

@@ -24,7 +24,8 @@ pub const DEFAULT_QUESTION: &str = "How did we do? Reply with a number from 1 (p
 pub const DEFAULT_THANKS: &str = "Thank you for your feedback!";
 
 /// A workspace's CSAT settings (on by default).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = CsatPolicy)]
 pub struct Policy {
     pub enabled: bool,
     /// The question (the default when absent).
@@ -37,7 +38,7 @@ pub struct Policy {
 }
 
 /// A template of the workspace's WhatsApp registry, by name and language.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TemplateRef {
     pub name: String,
     pub language: String,
@@ -89,7 +90,8 @@ impl Policy {
 }
 
 /// The survey of one conversation, kept on it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = CsatSurvey)]
 pub struct Survey {
     #[serde(with = "time::serde::rfc3339")]
     pub asked_at: OffsetDateTime,

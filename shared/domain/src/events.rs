@@ -13,14 +13,14 @@ use crate::model::{Attachment, Channel, DeliveryEvent, DeliveryStatus, Direction
 use crate::routing::Presence;
 
 /// An agent's weighted load against their capacity (hundredths of a conversation, as routing counts).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AgentLoad {
     pub load: u32,
     pub capacity: u32,
 }
 
 /// A stretch of time an agent was online.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OnlinePeriod {
     #[serde(with = "time::serde::rfc3339")]
     pub since: OffsetDateTime,
@@ -29,7 +29,7 @@ pub struct OnlinePeriod {
 }
 
 /// A customer message, normalised by a channel adapter, on the inbound FIFO queue.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InboundMessage {
     pub workspace: WorkspaceId,
     pub channel: Channel,
@@ -107,7 +107,7 @@ pub enum InboundEvent {
     ReadUpTo(ReadUpTo),
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReadUpTo {
     pub workspace: WorkspaceId,
     pub channel: Channel,
@@ -127,7 +127,7 @@ impl ReadUpTo {
 }
 
 /// A change to an identity's consent record, applied in that person's FIFO group.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsentUpdate {
     pub workspace: WorkspaceId,
     pub identity: Identity,
@@ -180,7 +180,7 @@ impl InboundEvent {
 }
 
 /// A delivery status for one of our outbound messages, found by the provider's id for it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusUpdate {
     pub workspace: WorkspaceId,
     pub channel: Channel,
@@ -203,7 +203,7 @@ impl StatusUpdate {
 }
 
 /// What the outbound sender does with a message.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutboundTask {
     /// Send a queued reply.
@@ -214,7 +214,7 @@ pub enum OutboundTask {
 }
 
 /// Work for the outbound sender: a reply stored as queued, or a price to fetch.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OutboundJob {
     pub workspace: WorkspaceId,
     pub conversation_id: ConversationId,
@@ -251,7 +251,7 @@ impl OutboundJob {
 }
 
 /// Events for agents' screens and integrations, on the notification FIFO queue.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Notification {
     MessageCreated {
@@ -378,7 +378,7 @@ pub enum Notification {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationChange {
     Assigned,
@@ -394,7 +394,7 @@ pub enum ConversationChange {
     Merged,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Activity {
     Typing,

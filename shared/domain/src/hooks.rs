@@ -19,7 +19,7 @@ use crate::ids::WorkspaceId;
 use crate::model::DeliveryStatus;
 
 /// What an endpoint can subscribe to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum EventType {
     #[serde(rename = "conversation.created")]
     ConversationCreated,
@@ -114,7 +114,7 @@ pub fn events_of(n: &Notification) -> Vec<EventType> {
 pub const SECRET_PREFIX: &str = "whsec_";
 
 /// A signing secret. Several are valid at once while a rotation overlaps.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Secret {
     /// `whsec_` and the base64 of the key bytes.
     pub key: String,
@@ -208,7 +208,7 @@ pub fn verify(
 }
 
 /// A workspace's subscription: where events go and which.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Endpoint {
     pub id: String,
     pub workspace: WorkspaceId,
@@ -283,7 +283,8 @@ pub fn is_message_id(s: &str) -> bool {
 }
 
 /// The Standard Webhooks payload: `type`, `timestamp`, `data`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = WebhookPayload)]
 pub struct Payload {
     #[serde(rename = "type")]
     pub kind: EventType,
@@ -294,7 +295,7 @@ pub struct Payload {
 
 /// One event for one endpoint, on the webhook queue. The body is serialized once, so every attempt
 /// signs and sends the same bytes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveryJob {
     pub workspace: WorkspaceId,
     pub endpoint_id: String,
@@ -475,7 +476,7 @@ pub enum HookError {
 }
 
 /// One attempt to deliver, as the log keeps it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attempt {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
@@ -495,7 +496,7 @@ impl Attempt {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
     /// Failed so far; another attempt is scheduled.
@@ -506,7 +507,7 @@ pub enum DeliveryState {
 }
 
 /// One event's delivery to one endpoint: the per-endpoint log.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Delivery {
     pub msg_id: String,
     pub endpoint_id: String,

@@ -27,6 +27,8 @@ macro_rules! slug_id {
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
+        $crate::string_schema!($name, concat!("A ", $kind, ": 1-64 characters of A-Z a-z 0-9 _ . -"));
+
         impl $name {
             pub fn parse(s: &str) -> Result<Self, ParseError> {
                 parse_slug($kind, s).map(Self)
@@ -68,6 +70,8 @@ slug_id!(TeamId, "team id");
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ConnectionId(String);
+
+crate::string_schema!(ConnectionId, "An API Gateway WebSocket connection id");
 
 impl ConnectionId {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
@@ -118,6 +122,8 @@ macro_rules! ulid_id {
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(ulid::Ulid);
+
+        $crate::string_schema!($name, concat!("A ", $kind, " (a ULID, time-ordered)"));
 
         impl $name {
             pub fn new() -> Self {
@@ -171,7 +177,7 @@ ulid_id!(MessageId, "message id");
 
 /// A client-chosen idempotency key (the `Idempotency-Key` header): 1–128 printable ASCII characters
 /// without spaces.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {

@@ -339,7 +339,7 @@ pub fn plan(
 
 /// An internal note: written by an agent on a conversation, seen only by the workspace's agents.
 /// Notes are not messages: nothing that sends to customers can ever read them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Note {
     /// A ULID: notes sort by time.
     pub id: String,

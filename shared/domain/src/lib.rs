@@ -25,6 +25,7 @@ pub mod realtime;
 pub mod redact;
 pub mod reorg;
 pub mod routing;
+pub mod schema;
 pub mod sla;
 pub mod sms;
 pub mod threading;

@@ -17,7 +17,8 @@ pub const DEFAULT_QUESTION: &str =
 pub const ANSWER_WINDOW: Duration = Duration::days(7);
 
 /// A workspace's NPS settings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = NpsPolicy)]
 pub struct Policy {
     #[serde(default)]
     pub enabled: bool,
@@ -66,7 +67,8 @@ impl Policy {
 }
 
 /// The contact's latest NPS question and its answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = NpsSurvey)]
 pub struct Survey {
     #[serde(with = "time::serde::rfc3339")]
     pub asked_at: OffsetDateTime,
@@ -103,7 +105,7 @@ pub fn parse_score(text: &str) -> Option<u8> {
     n.parse::<u8>().ok().filter(|s| *s <= 10)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     Detractor,

@@ -55,7 +55,7 @@ pub enum QueueError {
 }
 
 /// Which workspace owns one of our channel addresses (a Twilio number, a mailbox).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChannelAccount {
     pub workspace: WorkspaceId,
     pub channel: Channel,
@@ -193,7 +193,7 @@ pub trait InboundStore: Send + Sync {
 }
 
 /// Opaque continuation token of a paginated list.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Cursor(pub String);
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -259,7 +259,7 @@ pub trait ConversationReader: Send + Sync {
 }
 
 /// The first answer to an idempotent request, replayed to every retry with the same key.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IdempotencyRecord {
     pub workspace: WorkspaceId,
     pub agent: AgentId,

@@ -16,7 +16,7 @@ pub const MAX_CONNECTION_AGE: Duration = Duration::hours(2);
 /// ...and after ten minutes without a frame; clients send a heartbeat well within that.
 pub const IDLE_TIMEOUT: Duration = Duration::minutes(10);
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Connection {
     pub id: ConnectionId,
     pub workspace: WorkspaceId,
@@ -126,7 +126,7 @@ pub struct Push<'a> {
 }
 
 /// What an agent's socket may send (API Gateway routes on `action`).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientAction {
     Presence {

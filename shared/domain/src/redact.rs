@@ -13,14 +13,15 @@ use std::sync::LazyLock;
 use crate::error::ParseError;
 
 /// A workspace's pattern: what it is called in the mask, and the regular expression it matches.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Pattern {
     pub name: String,
     pub regex: String,
 }
 
 /// What a workspace masks in the text it stores (cards and IBANs by default).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = PrivacyPolicy)]
 pub struct Policy {
     #[serde(default = "yes")]
     pub cards: bool,

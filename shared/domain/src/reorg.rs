@@ -51,7 +51,7 @@ pub enum Reorg {
 }
 
 /// The mark a source carries while its messages move.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Moving {
     pub to: ConversationId,
     /// For a split: the first message that moves (the later ones follow it).
@@ -77,7 +77,7 @@ impl Moving {
 }
 
 /// One split made from a conversation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SplitRecord {
     pub from_message: MessageId,
     pub into: ConversationId,

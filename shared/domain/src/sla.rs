@@ -27,7 +27,7 @@ use crate::model::{Channel, Conversation, ConversationStatus, Priority};
 use crate::routing::hours::BusinessHours;
 
 /// The two clocks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ClockKind {
     FirstResponse,
@@ -52,7 +52,7 @@ impl ClockKind {
 }
 
 /// Which of the conversation's two clocks a timer watches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Slot {
     Response,
@@ -60,7 +60,7 @@ pub enum Slot {
 }
 
 /// Targets in seconds; `None`: no target for that clock.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Targets {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_response_secs: Option<u32>,
@@ -83,7 +83,7 @@ impl Targets {
 /// Targets for a channel and/or a priority. The most specific rule that matches wins (channel and
 /// priority, then channel, then priority, then the rule naming neither); a clock with no target
 /// in it falls through to the next.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<Channel>,
@@ -95,7 +95,7 @@ pub struct Rule {
 
 /// Whether due times count every hour or only the conversation's business hours (its team's,
 /// else the workspace's routing hours; always-open without either).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Counting {
     #[default]
@@ -104,7 +104,7 @@ pub enum Counting {
 }
 
 /// What a breach does, besides telling the assignee and supervisors (always).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum BreachAction {
     /// One step up, up to urgent.
@@ -118,7 +118,8 @@ pub enum BreachAction {
 }
 
 /// A workspace's service levels.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = SlaPolicy)]
 pub struct Policy {
     /// Off: no clock starts (running ones finish as they were).
     #[serde(default = "yes")]
@@ -258,7 +259,7 @@ impl Policy {
 }
 
 /// One clock: running (`due_at` set), paused (`remaining_secs` set) or stopped.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Clock {
     pub kind: ClockKind,
     /// Increases with every start and resume of this conversation's clocks: a timer names it.
@@ -305,7 +306,7 @@ impl Clock {
 }
 
 /// A conversation's service-level state.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Sla {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<Clock>,
@@ -351,7 +352,7 @@ impl Sla {
 }
 
 /// The timer of one running clock: its Step Functions execution's input.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Timer {
     pub workspace: WorkspaceId,
     pub conversation_id: ConversationId,
@@ -400,7 +401,7 @@ pub fn timers(c: &Conversation) -> Vec<Timer> {
 
 /// The check, after a grace period, that an agent who went away or offline is still not back: their
 /// conversations with a waiting customer then go back to routing. A Step Functions execution's input.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AwayCheck {
     pub workspace: WorkspaceId,
     pub agent: crate::ids::AgentId,
@@ -610,7 +611,7 @@ pub fn agent_replied(sla: &mut Sla, now: OffsetDateTime) {
 }
 
 /// What a timer's stage found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Fired {
     /// The clock is past its warning. `first`: marked now; else a retry of a stage that was
@@ -625,7 +626,7 @@ pub enum Fired {
 }
 
 /// Stage of a timer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     Warning,

@@ -17,7 +17,7 @@ use crate::ports::{BoxError, InboundStore, NotificationQueue};
 use crate::routing::service::{act, ActError, RoutingPorts};
 
 /// The timer's input and the wake function's event.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SnoozeWake {
     pub workspace: WorkspaceId,
     pub conversation_id: ConversationId,
@@ -55,7 +55,7 @@ pub trait SlaTimers: Send + Sync {
     async fn start_away_check(&self, check: &crate::sla::AwayCheck) -> Result<(), TimerError>;
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Woke {
     /// Reopened: back to its owner's inbox, or into the routing queue when it has none.

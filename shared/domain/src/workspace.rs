@@ -24,7 +24,7 @@ pub const MAX_ORIGINS: usize = 20;
 /// A workspace's settings. Every field is optional: absent means the stack's default (the
 /// `HelpText`, `VoicemailGreeting` and `MaxSmsSegments` parameters), so a workspace nobody has
 /// configured behaves as before.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Settings {
     /// How the workspace is shown (the console's title, the audit trail).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -86,8 +86,26 @@ impl ApiError {
             // The code, not the message: messages can quote the caller's input.
             tracing::info!(status, code = self.code(), "request rejected");
         }
-        (status, serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } }))
+        let body = ErrorBody { error: ErrorDetail { code: self.code().to_owned(), message: self.to_string() } };
+        (status, serde_json::to_value(body).unwrap_or_default())
     }
+}
+
+/// Every error the API answers: a stable `code` to branch on and a `message` for people.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// One of `bad_request` (400), `unauthorized` (401), `budget_exceeded` (402), `forbidden`
+    /// (403), `not_found` (404), `conflict` (409), `unprocessable` (422), `too_many_requests`
+    /// (429), `internal` (500), `unavailable` (503: retry).
+    #[schema(example = "not_found")]
+    pub code: String,
+    /// What was wrong, in words (may quote the request).
+    pub message: String,
 }
 
 impl From<domain::routing::service::RoutingError> for ApiError {
@@ -310,9 +328,22 @@ pub fn limit_param(req: &Request, default: u16, max: u16) -> Result<u16, ApiErro
     }
 }
 
-/// A page of a list endpoint: `{"items": [...], "next_cursor": "..." | null}`.
+/// A page of a list endpoint: pass `next_cursor` as `cursor` for the next page (`null`: the last).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PageBody<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// A whole list (no pages: the list is small by nature, such as a workspace's agents).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
+
+/// A page of a list endpoint as a 200 response ([`PageBody`]).
 pub fn page_response<T: Serialize>(page: domain::ports::Page<T>) -> Response<Body> {
-    json(200, &serde_json::json!({ "items": page.items, "next_cursor": page.next.map(|c| c.0) }))
+    json(200, &PageBody { items: page.items, next_cursor: page.next.map(|c| c.0) })
 }
 
 #[cfg(test)]

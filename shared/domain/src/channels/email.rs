@@ -48,7 +48,7 @@ fn invalid(reason: impl Into<String>) -> ParseError {
 }
 
 /// What an inbound email says about the thread it belongs to.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EmailThread {
     /// The tag of the plus-addressed recipient (`support+<tag>@…`), when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

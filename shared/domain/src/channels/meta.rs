@@ -44,7 +44,7 @@ pub const HUMAN_AGENT_WINDOW: Duration = Duration::days(7);
 
 /// The app's credentials: the app secret signs webhooks, the verify token answers the handshake,
 /// and each Page (or Instagram account) id maps to the Page access token that sends for it.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Meta {
     pub app_secret: String,
     pub verify_token: String,

@@ -188,13 +188,13 @@ impl ChannelEvent {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Method {
     Get,
     Post,
 }
 
-#[derive(Clone, PartialEq, Eq, Serialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub enum Auth {
     None,
     Bearer(String),
@@ -212,7 +212,8 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = ChannelPayload)]
 pub enum Payload {
     Json(serde_json::Value),
     Form(Vec<(String, String)>),

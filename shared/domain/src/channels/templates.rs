@@ -12,7 +12,7 @@ use crate::finance::pricing::WhatsappCategory;
 use crate::ids::AgentId;
 
 /// Meta's review status of a template.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TemplateStatus {
     Approved,
@@ -22,7 +22,7 @@ pub enum TemplateStatus {
     Disabled,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WhatsAppTemplate {
     pub name: String,
     pub language: String,

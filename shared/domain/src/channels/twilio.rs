@@ -274,7 +274,7 @@ pub fn parse_price(body: &[u8]) -> Result<Option<(crate::finance::Micros, crate:
 }
 
 /// The fields of a created Message resource we keep.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct MessageResource {
     pub sid: String,
     pub status: String,
@@ -287,7 +287,7 @@ pub struct MessageResource {
 }
 
 /// Twilio's REST error body.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct ApiError {
     pub code: Option<i64>,
     pub message: Option<String>,

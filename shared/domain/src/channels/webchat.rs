@@ -51,6 +51,8 @@ fn invalid(kind: &'static str, reason: impl Into<String>) -> ParseError {
 #[serde(try_from = "String", into = "String")]
 pub struct VisitorId(String);
 
+crate::string_schema!(VisitorId, "A web chat visitor id (v_ and a ULID)");
+
 impl VisitorId {
     pub fn new() -> Self {
         Self(format!("v_{}", ulid::Ulid::new()))
@@ -109,7 +111,7 @@ pub fn parse_key(s: &str) -> Result<&str, ParseError> {
 }
 
 /// One open visitor socket.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VisitorConnection {
     pub id: ConnectionId,
     pub workspace: WorkspaceId,
@@ -129,7 +131,7 @@ impl VisitorConnection {
 }
 
 /// What a visitor told us about themselves.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VisitorProfile {
     pub workspace: WorkspaceId,
     pub visitor: VisitorId,
@@ -153,7 +155,7 @@ pub fn parse_name(name: &str) -> Result<String, ParseError> {
 /// The `message` route: `{"action":"message","client_id":"…","text":"…","attachments":[{"key":"…"}]}`.
 /// `client_id` is the widget's own id for the message: sending it again (a reconnect, a retry)
 /// stores nothing twice.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VisitorMessage {
     #[serde(default)]
@@ -166,7 +168,7 @@ pub struct VisitorMessage {
 }
 
 /// A file the visitor uploaded (the `key` an upload answer gave).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UploadRef {
     pub key: String,
@@ -233,7 +235,7 @@ impl VisitorMessage {
 pub const META_VISITOR_EMAIL: &str = "visitor_email";
 
 /// The `upload` route: `{"action":"upload","file_name":"…","content_type":"…","size":123}`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UploadRequest {
     #[serde(default)]
@@ -324,7 +326,7 @@ pub fn owns_upload(ws: &WorkspaceId, visitor: &VisitorId, key: &str) -> bool {
 }
 
 /// A message as the visitor sees it: no costs, routes, metadata or agents' notes.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct VisitorView {
     pub id: MessageId,
     /// `visitor` or `agent` (automatic answers count as the agent's side).
@@ -342,7 +344,7 @@ pub struct VisitorView {
     pub client_id: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FileView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_name: Option<String>,
@@ -384,7 +386,7 @@ pub fn view(m: &Message, visitor: &VisitorId) -> Option<VisitorView> {
 }
 
 /// What the server pushes to a visitor's socket.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum VisitorFrame {
     /// An agent's reply.
@@ -400,7 +402,7 @@ pub enum VisitorFrame {
 
 /// When the visitor can expect an answer (seed 001: set expectations prominently; with nobody
 /// available, move to asynchronous mode and ask for an email).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Availability {
     /// `online` (agents are here), `away` (open, nobody online), `closed` (outside business hours).
     pub state: &'static str,

@@ -34,7 +34,7 @@ pub const MEDIA_SCHEME: &str = "whatsapp-media:";
 
 /// The adapter, with the app's credentials: the app secret signs webhooks, the verify token is
 /// ours (set in the app dashboard for the handshake), the access token sends.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct WhatsApp {
     pub app_secret: String,
     pub verify_token: String,
@@ -443,7 +443,7 @@ pub fn parse(body: &[u8], received_at: OffsetDateTime) -> Result<Vec<ChannelEven
 
 /// A template message to send: the registry's name and language, and its body's parameters in
 /// order (`{{1}}`, `{{2}}`…). Stored in the message's `rich` content under `template`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TemplateSend {
     pub name: String,
     pub language: String,

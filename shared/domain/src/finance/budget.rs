@@ -22,6 +22,8 @@ pub enum BudgetScope {
     Channel(Channel),
 }
 
+crate::string_schema!(BudgetScope, "What a budget caps: workspace, or a channel name");
+
 impl BudgetScope {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         if s == "workspace" {
@@ -52,7 +54,7 @@ impl<'de> Deserialize<'de> for BudgetScope {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Budget {
     pub scope: BudgetScope,
     pub currency: Currency,

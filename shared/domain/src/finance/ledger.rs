@@ -18,7 +18,7 @@ use crate::error::ParseError;
 use crate::ids::{AgentId, ContactId, ConversationId, MessageId, WorkspaceId};
 use crate::model::{Channel, Direction};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
     /// The provider estimate and the AWS share measured so far, written with the message itself.
@@ -43,7 +43,7 @@ impl EntryKind {
 }
 
 /// What an entry adds to every counter it touches.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Totals {
     /// Messages (only an estimate counts one).
@@ -90,6 +90,8 @@ pub struct Month {
     pub year: i32,
     pub month: time::Month,
 }
+
+crate::string_schema!(Month, "A calendar month, YYYY-MM");
 
 impl Month {
     pub fn of(at: OffsetDateTime) -> Month {
@@ -140,7 +142,7 @@ impl From<Month> for String {
 }
 
 /// One way to slice the monthly totals. Each entry adds to one counter of every dimension.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum Dimension {
     Total,
@@ -216,7 +218,7 @@ impl Dimension {
 }
 
 /// An immutable cost entry.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LedgerEntry {
     pub workspace: WorkspaceId,
     pub kind: EntryKind,
@@ -263,7 +265,7 @@ impl LedgerEntry {
 
 /// The cost summary kept on a message: the estimate, the AWS share, and the provider's price once
 /// it reports one (beside the estimate, never replacing it).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessageCost {
     /// Who the cost is attributed to, as the estimate counted it; later entries follow it.
     pub contact_id: ContactId,
@@ -282,14 +284,14 @@ pub struct MessageCost {
 }
 
 /// A counter as the store holds it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Counter {
     pub dimension: Dimension,
     pub totals: Totals,
 }
 
 /// Where counters and entries disagree, found by summing the entries of a month.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Mismatch {
     pub dimension: Dimension,
     pub counter: Totals,

@@ -20,6 +20,8 @@ const PICO_DIGITS: usize = 12;
 #[serde(try_from = "String", into = "String")]
 pub struct Currency(String);
 
+crate::string_schema!(Currency, "An ISO 4217 currency code (USD)");
+
 impl Currency {
     pub fn parse(s: &str) -> Result<Self, ParseError> {
         if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
@@ -60,6 +62,8 @@ impl fmt::Display for Currency {
 pub struct UnitPrice {
     picos: i64,
 }
+
+crate::string_schema!(UnitPrice, "A price as a decimal string, exact to a millionth (0.0079)");
 
 impl UnitPrice {
     pub const ZERO: UnitPrice = UnitPrice { picos: 0 };

@@ -17,7 +17,7 @@ use super::money::{round_picos, Currency, Micros, UnitPrice};
 use super::ratecard::RateCard;
 use crate::model::{Channel, Direction};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WhatsappCategory {
     Marketing,
@@ -59,7 +59,7 @@ pub struct PricingInput {
 }
 
 /// One line of a cost breakdown: `quantity` × `unit_price`, rounded to micros half to even.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CostLine {
     pub item: String,
     pub quantity: u64,
@@ -79,7 +79,7 @@ impl CostLine {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Estimate {
     pub currency: Currency,
     pub rate_card_version: u32,

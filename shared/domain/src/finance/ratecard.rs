@@ -14,7 +14,7 @@ use crate::model::Direction;
 
 pub const ANY_COUNTRY: &str = "*";
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SmsRate {
     pub provider: String,
     pub country: String,
@@ -27,7 +27,7 @@ pub struct SmsRate {
     pub failed_fee: UnitPrice,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MmsRate {
     pub provider: String,
     pub country: String,
@@ -38,7 +38,7 @@ pub struct MmsRate {
 }
 
 /// WhatsApp Business per-message prices by template category for a recipient country.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WhatsappRate {
     pub country: String,
     pub marketing: UnitPrice,
@@ -50,13 +50,13 @@ pub struct WhatsappRate {
     pub authentication_international: Option<UnitPrice>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EmailRates {
     pub outbound_per_recipient: UnitPrice,
     pub inbound_per_message: UnitPrice,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VoicemailRates {
     /// The inbound call itself, per started minute.
     pub per_minute: UnitPrice,
@@ -65,7 +65,7 @@ pub struct VoicemailRates {
 }
 
 /// AWS unit prices, per single unit (a request, a GB-second, a request unit).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AwsPrices {
     pub lambda_request: UnitPrice,
     pub lambda_gb_second: UnitPrice,
@@ -80,7 +80,7 @@ pub struct AwsPrices {
     pub s3_get_request: UnitPrice,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RateCard {
     pub version: u32,
     #[serde(with = "time::serde::rfc3339")]
@@ -99,7 +99,7 @@ pub struct RateCard {
 
 /// What an admin posts to create a version: a whole card without the version number, which the
 /// store assigns.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateCardDraft {
     #[serde(with = "time::serde::rfc3339")]

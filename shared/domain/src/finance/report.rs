@@ -8,7 +8,7 @@ use super::ledger::{Counter, Dimension, Grouping, Month};
 use super::money::{format_micros, Currency, Micros};
 use super::Totals;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Amount {
     pub micros: Micros,
     pub amount: String,
@@ -20,7 +20,7 @@ impl Amount {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ReportRow {
     /// The channel, team, agent, conversation or contact (`-` for none; `total` for the total).
     pub key: String,

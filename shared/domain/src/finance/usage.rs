@@ -13,7 +13,7 @@ use super::money::{round_picos, Micros};
 use super::ratecard::AwsPrices;
 use super::CostLine;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Usage {
     /// Lambda invocations, in thousandths (a batch of n records shares one invocation).

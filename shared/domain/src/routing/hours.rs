@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::error::ParseError;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Day {
     Monday,
@@ -22,7 +22,7 @@ pub enum Day {
 
 /// An opening span within one day, `"09:00"` to `"17:30"` (close after open; a span across
 /// midnight is two spans, one on each day).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Span {
     pub open: String,
     pub close: String,
@@ -66,7 +66,7 @@ fn minutes(hhmm: &str) -> Result<u16, ParseError> {
     Ok(h * 60 + m)
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BusinessHours {
     /// An IANA time zone (`Europe/Paris`); daylight saving is applied.
     pub time_zone: String,

@@ -31,7 +31,7 @@ use crate::ids::{AgentId, ConversationId, TeamId};
 use crate::model::{Channel, Conversation, Priority};
 pub use hours::BusinessHours;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Presence {
     Online,
@@ -42,7 +42,7 @@ pub enum Presence {
 }
 
 /// Channel weights in hundredths of a conversation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Weights {
     pub live_chat: u32,
     pub messaging: u32,
@@ -69,7 +69,7 @@ impl Weights {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AgentState {
     pub id: AgentId,
     pub presence: Presence,
@@ -100,7 +100,7 @@ impl AgentState {
 }
 
 /// A conversation that needs an owner.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Work {
     pub conversation: ConversationId,
     pub channel: Channel,
@@ -115,14 +115,14 @@ pub struct Work {
     pub due_at: Option<OffsetDateTime>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     Continuity,
     LowestLoad,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitReason {
     OutsideBusinessHours,
@@ -227,7 +227,7 @@ impl Work {
 }
 
 /// A team: its members are the agents whose profile names it; its hours gate assignment.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Team {
     pub id: TeamId,
     pub name: String,
@@ -263,7 +263,7 @@ pub fn validate_profile(agent: &AgentState, teams: &[Team]) -> Result<(), crate:
 }
 
 /// A workspace's routing rules, changed through the admin API without a deploy.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RoutingRules {
     #[serde(default)]
     pub weights: Weights,
@@ -361,7 +361,7 @@ impl RoutingRules {
 
 /// Skills a conversation needs: its channel's (workspace rules) plus every keyword rule whose
 /// keyword appears in the text as a whole word, case-insensitively.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SkillRules {
     pub by_channel: BTreeMap<Channel, BTreeSet<String>>,
     /// keyword → skill
