@@ -421,4 +421,52 @@ async fn mms_media_are_copied_from_twilio_and_one_over_the_cap_keeps_its_link() 
     let elsewhere = s.token_for(&domain::WorkspaceId::parse("another-ws").unwrap());
     let (status, _) = s.send_as("GET", &file(0), &elsewhere, None).await;
     assert_eq!(status, 404);
+
+    // The agent answers with a PDF: uploaded straight to the bucket through a presigned PUT, then
+    // named on the reply; Twilio fetches it (an MMS) by a presigned link.
+    let pdf = b"%PDF-1.4 the refund form".to_vec();
+    let upload = |name: &str, content_type: &str, size: usize| serde_json::json!({ "file_name": name, "content_type": content_type, "size": size });
+    let (status, up) =
+        s.send_as("POST", "/uploads", &s.token(), Some(upload("refund form.pdf", "application/pdf", pdf.len()))).await;
+    assert_eq!(status, 201, "{up}");
+    let put = s.http.put(up["url"].as_str().unwrap()).header("content-type", "application/pdf").body(pdf.clone());
+    assert!(put.send().await.unwrap().status().is_success(), "the browser's PUT is accepted");
+    let send = |key: &str, text: &str, files: serde_json::Value| {
+        s.http
+            .post(s.url(&format!("/conversations/{id}/messages")))
+            .bearer_auth(s.token())
+            .header("idempotency-key", key)
+            .json(&serde_json::json!({ "text": text, "attachments": files }))
+            .send()
+    };
+    let res = send("pdf-reply", "Here is the form", serde_json::json!([{ "key": up["key"] }])).await.unwrap();
+    assert_eq!(res.status(), 202);
+    let reply: serde_json::Value = res.json().await.unwrap();
+    let stored = &reply["message"]["attachments"][0];
+    assert_eq!(
+        (stored["content_type"].as_str(), stored["size_bytes"].as_u64()),
+        (Some("application/pdf"), Some(pdf.len() as u64))
+    );
+    assert_eq!(stored["filename"], "refund_form.pdf");
+    let sent = eventually("the MMS reply to reach Twilio", || async {
+        s.twilio.received().into_iter().find(|m| m.get("To") == Some(customer.as_str()))
+    })
+    .await;
+    assert_eq!(sent.get("Body"), Some("Here is the form"));
+    let link = sent.get("MediaUrl").or(sent.get("MediaUrl0")).expect("the file's link").to_owned();
+    let fetched = s.http.get(&link).send().await.unwrap().error_for_status().unwrap().bytes().await.unwrap();
+    assert_eq!(&fetched[..], &pdf[..], "Twilio fetches the agent's PDF by its link");
+
+    // What a channel does not take is refused before anything is stored: a zip is no MMS, and a
+    // key nobody uploaded is nothing.
+    let (_, zip) = s.send_as("POST", "/uploads", &s.token(), Some(upload("logs.zip", "application/zip", 3))).await;
+    let put = s.http.put(zip["url"].as_str().unwrap()).header("content-type", "application/zip").body(b"PK!".to_vec());
+    assert!(put.send().await.unwrap().status().is_success());
+    let res = send("zip-reply", "", serde_json::json!([{ "key": zip["key"] }])).await.unwrap();
+    assert_eq!(res.status(), 422);
+    let why = res.json::<serde_json::Value>().await.unwrap()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(why.contains("application/zip") && why.contains("image/jpeg"), "{why}");
+    let (_, never) = s.send_as("POST", "/uploads", &s.token(), Some(upload("x.png", "image/png", 3))).await;
+    let res = send("never-put", "see", serde_json::json!([{ "key": never["key"] }])).await.unwrap();
+    assert_eq!(res.status(), 422, "a file that was never PUT");
 }

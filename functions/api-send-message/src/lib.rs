@@ -21,7 +21,7 @@ use domain::channels::whatsapp::TemplateSend;
 use domain::finance::ledger::Month;
 use domain::finance::service::{check_budgets, hard_stop, RateCardCache};
 use domain::finance::{estimate_message, Costing, Usage};
-use domain::model::{Channel, Message, Sender};
+use domain::model::{Attachment, Channel, Message, Sender};
 use domain::ports::{NotificationQueue, OutboundQueue};
 use domain::{ConversationId, IdempotencyKey};
 use kit::auth::{Authenticator, Principal};
@@ -42,6 +42,8 @@ pub struct Deps {
     /// say otherwise.
     pub max_sms_segments: u32,
     pub settings: app::cache::SettingsCache,
+    /// The media bucket: the files agents uploaded (`MEDIA_BUCKET`).
+    pub uploads: Option<Arc<dyn domain::ports::Uploads>>,
     pub rates: RateCardCache,
     pub memory_mb: u64,
 }
@@ -61,6 +63,7 @@ impl Deps {
             auth,
             max_sms_segments,
             settings: Default::default(),
+            uploads: None,
             rates: RateCardCache::default(),
             memory_mb: meter::memory_mb_from_env(),
         }
@@ -68,13 +71,20 @@ impl Deps {
 
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         let sqs = aws_sdk_sqs::Client::new(aws);
+        let s3 = providers::s3::S3Files::new(aws_sdk_s3::Client::new(aws), config.required("MEDIA_BUCKET")?);
         Ok(Self::new(
             Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
             Arc::new(queue::SqsQueue::new(sqs.clone(), config.required("OUTBOUND_QUEUE_URL")?)),
             Arc::new(queue::SqsQueue::new(sqs, config.required("NOTIFICATION_QUEUE_URL")?)),
             Authenticator::from_config(config, aws).await?,
             config.parse("MAX_SMS_SEGMENTS", 10u32)?,
-        ))
+        )
+        .with_uploads(Arc::new(s3)))
+    }
+
+    pub fn with_uploads(mut self, uploads: Arc<dyn domain::ports::Uploads>) -> Self {
+        self.uploads = Some(uploads);
+        self
     }
 }
 
@@ -89,6 +99,9 @@ struct Draft {
     /// A WhatsApp template (the only message WhatsApp allows outside its 24-hour window).
     #[serde(default)]
     template: Option<TemplateSend>,
+    /// Files uploaded with `POST /uploads`, by key (the channel's limits apply: 422 otherwise).
+    #[serde(default)]
+    attachments: Vec<domain::files::FileRef>,
 }
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
@@ -103,17 +116,57 @@ async fn check_constraints(
     ws: &domain::WorkspaceId,
     channel: Channel,
     text: &str,
+    files: &[Attachment],
 ) -> Result<BTreeMap<String, serde_json::Value>, ApiError> {
     let max_segments = match channel {
         Channel::Sms => deps.settings.get(&*deps.store, ws).await?.max_sms_segments.unwrap_or(deps.max_sms_segments),
         _ => deps.max_sms_segments,
     };
-    let checked = domain::channels::constraints::check(channel, text, &[], max_segments)?;
+    let checked = domain::channels::constraints::check(channel, text, files, max_segments)?;
     let Some(s) = checked.sms else { return Ok(BTreeMap::new()) };
     Ok(BTreeMap::from([
         ("sms_encoding".to_owned(), serde_json::to_value(s.encoding).unwrap_or_default()),
         ("sms_segments".to_owned(), s.segments.into()),
     ]))
+}
+
+/// The files a draft names, as stored: each must be an agent upload of this workspace that was
+/// put (a HEAD each; none without files). Their type and size come from the bucket, not the
+/// client.
+async fn files(deps: &Deps, ws: &domain::WorkspaceId, draft: &Draft) -> Result<Vec<Attachment>, ApiError> {
+    if draft.attachments.is_empty() {
+        return Ok(vec![]);
+    }
+    if draft.template.is_some() {
+        return Err(ApiError::Unprocessable("a WhatsApp template carries no files; send them separately".into()));
+    }
+    if draft.attachments.len() > domain::files::MAX_FILES_PER_REPLY {
+        let max = domain::files::MAX_FILES_PER_REPLY;
+        return Err(ApiError::Unprocessable(format!("at most {max} files on one reply")));
+    }
+    let uploads = deps
+        .uploads
+        .as_deref()
+        .ok_or_else(|| ApiError::Unprocessable("this deployment stores no files (MEDIA_BUCKET)".into()))?;
+    let mut out = Vec::with_capacity(draft.attachments.len());
+    for f in &draft.attachments {
+        if !domain::objects::is_agent_upload(ws, &f.key) {
+            return Err(ApiError::Unprocessable(format!(
+                "{} is not a file uploaded to this workspace (POST /uploads)",
+                f.key
+            )));
+        }
+        let stored = uploads.uploaded(&f.key).await?.ok_or_else(|| {
+            ApiError::Unprocessable(format!("{} was not uploaded: PUT the file to its link first", f.key))
+        })?;
+        out.push(Attachment {
+            content_type: stored.content_type,
+            size_bytes: Some(stored.size),
+            url: stored.url,
+            filename: domain::objects::file_name(&f.key).map(str::to_owned),
+        });
+    }
+    Ok(out)
 }
 
 fn request_hash(req: &Request) -> String {
@@ -140,9 +193,10 @@ async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<B
     let hash = request_hash(req);
     let draft: Draft = serde_json::from_slice(body_bytes(req))
         .map_err(|e| ApiError::BadRequest(format!("body must be JSON {{\"text\": ..., \"channel\"?: ...}}: {e}")))?;
-    if draft.text.trim().is_empty() && draft.template.is_none() {
+    if draft.text.trim().is_empty() && draft.template.is_none() && draft.attachments.is_empty() {
         return Err(ApiError::Unprocessable("text must not be empty".into()));
     }
+    let files = files(deps, &who.workspace, &draft).await?;
     // The budgets as the composer read them, for the alert check after the commit.
     let budgets_read = std::sync::Mutex::new(None);
     // What this request spends after the estimate counted (its commit, the enqueue and the mark)
@@ -160,9 +214,9 @@ async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<B
         job_usage: &job_usage,
     };
     let compose = |conversation, now| {
-        let (who, draft, budgets_read) = (&who, &draft, &budgets_read);
+        let (who, draft, budgets_read, files) = (&who, &draft, &budgets_read, &files);
         async move {
-            let (composed, budgets) = compose(deps, who, draft, conversation, now, inv).await?;
+            let (composed, budgets) = compose(deps, who, draft, files, conversation, now, inv).await?;
             let channel = composed.message.channel;
             *budgets_read.lock().unwrap_or_else(|p| p.into_inner()) = Some((budgets, channel));
             Ok(Some(composed))
@@ -216,6 +270,7 @@ async fn compose(
     deps: &Deps,
     who: &Principal,
     draft: &Draft,
+    files: &[Attachment],
     conversation: domain::Conversation,
     now: time::OffsetDateTime,
     inv: &Invocation,
@@ -240,7 +295,7 @@ async fn compose(
             ]);
             (text, metadata)
         }
-        None => (draft.text.clone(), check_constraints(deps, &who.workspace, route.channel, &draft.text).await?),
+        None => (draft.text.clone(), check_constraints(deps, &who.workspace, route.channel, &draft.text, files).await?),
     };
     if reply_as == domain::channels::ReplyAs::HumanAgentTag {
         let tag = domain::channels::meta::HUMAN_AGENT;
@@ -266,6 +321,7 @@ async fn compose(
     if let Some(t) = &draft.template {
         message.rich = Some(serde_json::json!({ "template": t }));
     }
+    message.attachments = files.to_vec();
     let counted = inv.usage_so_far();
     let costing = Costing {
         card: &card,

@@ -30,6 +30,8 @@ pub struct Deps {
     pub email: Option<EmailOut>,
     /// Web chat's way out: the visitors' socket API (`VISITOR_SOCKET_ENDPOINT`).
     pub visitors: Option<Arc<dyn ConnectionPusher>>,
+    /// Presigned links to agents' files in the media bucket (`MEDIA_BUCKET`).
+    pub media: Option<app::send::MediaLinks>,
     /// Twilio's Messages API, for the prices of finished messages.
     pub twilio: TwilioApi,
     pub retry: RetryPolicy,
@@ -96,6 +98,10 @@ impl Deps {
                 let pusher: Arc<dyn ConnectionPusher> = Arc::new(push::ApiGatewayPusher::new(aws, &endpoint));
                 pusher
             }),
+            media: config.optional("MEDIA_BUCKET").filter(|b| !b.is_empty()).map(|bucket| app::send::MediaLinks {
+                uploads: Arc::new(providers::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket.clone())),
+                bucket,
+            }),
             twilio,
             retry: RetryPolicy {
                 attempts: config.parse("SEND_ATTEMPTS", 2u32)?,
@@ -133,6 +139,7 @@ pub async fn run(deps: &Deps, job: &OutboundJob, receive_count: u32, inv: &Invoc
         providers: &deps.providers,
         email: deps.email.as_ref(),
         visitors: deps.visitors.as_deref(),
+        media: deps.media.as_ref(),
         prices: &deps.twilio,
         retry: &deps.retry,
         rates: &deps.rates,
@@ -188,6 +195,7 @@ mod tests {
             providers: Providers { http: reqwest::Client::new(), by_channel },
             email: None,
             visitors: None,
+            media: None,
             twilio: TwilioApi {
                 http: reqwest::Client::new(),
                 base_url: twilio.base_url(),

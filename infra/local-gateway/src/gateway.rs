@@ -160,6 +160,7 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "api-put-routing-rules" => http!(api_put_routing_rules),
         "api-get-sla-policy" => http!(api_get_sla_policy),
         "api-put-sla-policy" => http!(api_put_sla_policy),
+        "api-create-upload" => http!(api_create_upload),
         "openapi-document" => http!(openapi_document),
         "api-get-workspace" => http!(api_get_workspace),
         "api-put-workspace" => http!(api_put_workspace),

@@ -66,6 +66,13 @@ pub struct EmailOut {
     pub files: Arc<dyn FileStore>,
 }
 
+/// The media bucket, whose files (an agent's uploads) providers fetch by a presigned link:
+/// Twilio (MMS), WhatsApp, Messenger, Instagram and Telegram take a file by URL.
+pub struct MediaLinks {
+    pub uploads: Arc<dyn domain::ports::Uploads>,
+    pub bucket: String,
+}
+
 /// The ports and settings of sending.
 pub struct Sender<'a, S: ?Sized> {
     pub store: &'a S,
@@ -75,6 +82,8 @@ pub struct Sender<'a, S: ?Sized> {
     pub email: Option<&'a EmailOut>,
     /// Web chat's way out: the visitors' socket API.
     pub visitors: Option<&'a dyn ConnectionPusher>,
+    /// Links to the media bucket's files for providers and visitors.
+    pub media: Option<&'a MediaLinks>,
     /// Twilio's rated prices, for reconciliation.
     pub prices: &'a dyn PriceLookup,
     pub retry: &'a RetryPolicy,
@@ -170,7 +179,11 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
             let Some(adapter) = self.providers.adapter(m.channel) else {
                 return self.fail(job, "channel_not_configured", &not_configured()).await;
             };
-            match adapter.render(m) {
+            let linked = match self.linked(m).await? {
+                Ok(linked) => linked,
+                Err(why) => return self.fail(job, "file_unavailable", &why).await,
+            };
+            match adapter.render(&linked) {
                 Ok(request) => Way::Http {
                     channel: m.channel,
                     provider: adapter.provider(),
@@ -216,6 +229,23 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
         }
         self.store.release_claim(&job.workspace, job.conversation_id, job.message_id).await?;
         Err(Error::Unavailable(last_error))
+    }
+
+    /// The message as a provider fetches it: files of the media bucket (`s3://`) replaced by links
+    /// valid an hour (signing is local: no request). A file elsewhere cannot be sent.
+    async fn linked(&self, m: &Message) -> Result<Result<Message, String>, StoreError> {
+        if !m.attachments.iter().any(|a| a.url.starts_with("s3://")) {
+            return Ok(Ok(m.clone()));
+        }
+        let mut out = m.clone();
+        for a in &mut out.attachments {
+            let Some((bucket, key)) = domain::objects::parse_s3_url(&a.url) else { continue };
+            match self.media.filter(|l| l.bucket == bucket) {
+                Some(links) => a.url = links.uploads.download_url(key, domain::files::PROVIDER_LINK_TTL).await?,
+                None => return Ok(Err(format!("{} is not in the media bucket", a.url))),
+            }
+        }
+        Ok(Ok(out))
     }
 
     /// The AWS usage of sending (the reply API's remainder carried on the job, and this job so
@@ -332,6 +362,12 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
             return self.fail(job, "invalid_recipient", "the message is not for this visitor").await;
         };
         view.status = DeliveryStatus::Delivered;
+        // An agent's files: a link the widget can open (valid an hour, as for providers).
+        if let Ok(linked) = self.linked(m).await? {
+            for (file, a) in view.files.iter_mut().zip(&linked.attachments) {
+                file.url = Some(a.url.clone()).filter(|u| !u.starts_with("s3://"));
+            }
+        }
         let frame = VisitorFrame::Message { message: view };
         let on_screen = webchat::push_to_visitor(self.store, pusher, &job.workspace, &visitor, &frame).await?.delivered;
         self.record_sent(job, m, webchat::PROVIDER, &m.id.to_string()).await?;

@@ -13,6 +13,7 @@ pub mod csat;
 pub mod delivery;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod finance;
 pub mod hooks;
 pub mod ids;

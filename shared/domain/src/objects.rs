@@ -48,6 +48,37 @@ pub fn email_attachment(ws: &WorkspaceId, ses_message_id: &str, index: usize, fi
     format!("attachments/{ws}/email/{}/{name}", safe(ses_message_id))
 }
 
+/// Where an agent's upload goes: `attachments/<ws>/agent/<agent>/<ULID>/<file name>` (under the
+/// workspace's attachments, so links and erasure treat it as any file of the workspace).
+pub fn agent_upload(ws: &WorkspaceId, agent: &crate::ids::AgentId, file_name: &str) -> String {
+    format!(
+        "{}{}/{}/{}",
+        agent_uploads(ws),
+        safe(agent.as_str()),
+        ulid::Ulid::new(),
+        crate::channels::webchat::safe_file_name(file_name)
+    )
+}
+
+fn agent_uploads(ws: &WorkspaceId) -> String {
+    format!("attachments/{ws}/agent/")
+}
+
+/// Whether `key` is an agent upload of `ws` (any agent's: a colleague may send a file another
+/// uploaded), of the shape [`agent_upload`] makes.
+pub fn is_agent_upload(ws: &WorkspaceId, key: &str) -> bool {
+    let Some(rest) = key.strip_prefix(&agent_uploads(ws)) else { return false };
+    let parts: Vec<&str> = rest.split('/').collect();
+    matches!(parts.as_slice(), [agent, id, name]
+        if !agent.is_empty() && ulid::Ulid::from_string(id).is_ok()
+            && !name.is_empty() && crate::channels::webchat::safe_file_name(name) == *name)
+}
+
+/// The file name at the end of a key.
+pub fn file_name(key: &str) -> Option<&str> {
+    key.rsplit('/').next().filter(|n| !n.is_empty())
+}
+
 /// The raw mail SES stored for a message: the receipt rule's prefix and SES's message id.
 pub fn raw_email(prefix: &str, ses_message_id: &str) -> String {
     format!("{prefix}{}", safe(ses_message_id))

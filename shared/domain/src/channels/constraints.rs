@@ -8,7 +8,9 @@
 //! Telegram text 4096 characters (1024 as a caption), photos 10 MB, other files 50 MB (Bot API
 //! uploads); email through SES v2 40 MB per message, attachments included (base64 grows a file by a
 //! third, so 30 MB of files). SMS is counted in segments (see [`crate::sms`]) under a configurable
-//! maximum, at most 1600 characters (Twilio's limit) and no attachments (MMS is not supported).
+//! maximum, at most 1600 characters (Twilio's limit); with files it is an MMS: up to 10, 5 MB in
+//! all (Twilio: JPEG, PNG and GIF everywhere MMS reaches; PDF, audio, video and vCards reach US
+//! and Canadian numbers), its text not counted in segments.
 //! Web chat is ours: 10 000 characters, files up to 25 MB by presigned upload.
 
 use crate::model::{Attachment, Channel};
@@ -87,6 +89,15 @@ const TELEGRAM_MEDIA: &[MediaRule] = &[
     MediaRule { kind: "document", types: &[], max_bytes: 50 * MB },
 ];
 
+const MMS_MEDIA: &[MediaRule] = &[
+    MediaRule { kind: "image", types: &["image/jpeg", "image/png", "image/gif"], max_bytes: 5 * MB },
+    MediaRule {
+        kind: "file",
+        types: &["application/pdf", "audio/mpeg", "video/mp4", "text/vcard", "text/x-vcard"],
+        max_bytes: 5 * MB,
+    },
+];
+
 const EMAIL_MEDIA: &[MediaRule] = &[MediaRule { kind: "attachment", types: &[], max_bytes: 30 * MB }];
 const WEBCHAT_MEDIA: &[MediaRule] = &[MediaRule { kind: "file", types: &[], max_bytes: 25 * MB }];
 
@@ -102,7 +113,9 @@ pub fn constraints(channel: Channel) -> Constraints {
         max_total_bytes: None,
     };
     match channel {
-        Channel::Sms => c(TextLimit::Chars(SMS_MAX_CHARS), &[], 0),
+        Channel::Sms => {
+            Constraints { max_total_bytes: Some(5 * MB), ..c(TextLimit::Chars(SMS_MAX_CHARS), MMS_MEDIA, 10) }
+        }
         Channel::Whatsapp => c(TextLimit::Chars(4096), WHATSAPP_MEDIA, 1),
         Channel::Messenger => c(TextLimit::Chars(2000), MESSENGER_MEDIA, 1),
         Channel::Instagram => c(TextLimit::Bytes(1000), INSTAGRAM_MEDIA, 1),
@@ -209,7 +222,8 @@ pub fn check(
     if let Some(limit) = c.max_total_bytes.filter(|l| total > *l) {
         return Err(Violation::TotalTooLarge { channel, actual: total, limit });
     }
-    if channel != Channel::Sms {
+    // An MMS's text is not split into segments (and is priced as one MMS).
+    if channel != Channel::Sms || !attachments.is_empty() {
         return Ok(Checked::default());
     }
     let s = crate::sms::segment(text);
@@ -269,10 +283,18 @@ mod tests {
         let e = check(Channel::Sms, &format!("{}🙂", "a".repeat(140)), &[], 2).unwrap_err();
         assert!(e.to_string().contains("UCS-2, 67 characters a part, because of"), "{e}");
         assert!(matches!(check(Channel::Sms, &"a".repeat(1601), &[], 100), Err(Violation::TextTooLong { .. })));
-        assert!(matches!(
-            check(Channel::Sms, "see attached", &[file("image/png", 10)], 10),
-            Err(Violation::TooManyAttachments { max: 0, .. })
-        ));
+    }
+
+    #[test]
+    fn with_files_an_sms_is_an_mms_of_at_most_five_megabytes() {
+        let mms = check(Channel::Sms, &"a".repeat(900), &[file("image/png", 10), file("application/pdf", MB)], 1);
+        assert_eq!(mms.unwrap().sms, None, "an MMS's text is not counted in segments");
+        let e = check(Channel::Sms, "", &[file("image/jpeg", 3 * MB), file("application/pdf", 3 * MB)], 10);
+        assert!(matches!(e, Err(Violation::TotalTooLarge { limit, .. }) if limit == 5 * MB));
+        let e = check(Channel::Sms, "", &[file("application/zip", 10)], 10).unwrap_err();
+        assert!(e.to_string().contains("image/jpeg"), "{e}");
+        let eleven: Vec<_> = (0..11).map(|_| file("image/png", 10)).collect();
+        assert!(matches!(check(Channel::Sms, "", &eleven, 10), Err(Violation::TooManyAttachments { max: 10, .. })));
     }
 
     #[test]

@@ -247,7 +247,7 @@ pub struct UploadRequest {
 
 /// Content types a visitor may upload: pictures, sound, video, PDFs, plain text and office
 /// documents. Nothing a browser would run (HTML, SVG, scripts) is accepted.
-const UPLOAD_TYPES: &[&str] = &[
+pub const UPLOAD_TYPES: &[&str] = &[
     "image/png",
     "image/jpeg",
     "image/gif",
@@ -351,6 +351,9 @@ pub struct FileView {
     pub content_type: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
+    /// A link to open the file (an agent's file, as pushed; valid an hour).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// The visitor's view of a message of their conversation, or `None` for what they must not see
@@ -377,6 +380,7 @@ pub fn view(m: &Message, visitor: &VisitorId) -> Option<VisitorView> {
                 file_name: a.filename.clone(),
                 content_type: a.content_type.clone(),
                 size: a.size_bytes,
+                url: None,
             })
             .collect(),
         at: m.created_at,
