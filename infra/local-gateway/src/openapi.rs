@@ -26,6 +26,7 @@ authorizer refuses a missing, forged, foreign or expired token with 401 before a
         api_contact_suggestions::suggest,
         api_create_canned::create,
         api_create_rate_card::create,
+        api_create_upload::create,
         api_create_webhook::create,
         api_delete_canned::delete,
         api_delete_webhook::delete,

@@ -569,7 +569,13 @@ mod tests {
         );
         assert_eq!(t.sns_functions(), vec!["ses-events".to_owned()]);
         assert_eq!(t.bucket_env("inbound-email"), vec![("MAIL_BUCKET".to_owned(), "MailBucket".to_owned())]);
-        assert_eq!(t.bucket_env("outbound-sender"), vec![("MAIL_BUCKET".to_owned(), "MailBucket".to_owned())]);
+        assert_eq!(
+            t.bucket_env("outbound-sender"),
+            vec![
+                ("MAIL_BUCKET".to_owned(), "MailBucket".to_owned()),
+                ("MEDIA_BUCKET".to_owned(), "MediaBucket".to_owned())
+            ]
+        );
     }
 
     #[test]
