@@ -151,17 +151,27 @@ const server = createServer(async (req, res) => {
         res.writeHead(401, { 'content-type': 'text/html; charset=utf-8' });
         return res.end(loginPage(details.uid, `No user ${login}`));
       }
+      if (users.get(login).disabled) {
+        res.writeHead(403, { 'content-type': 'text/html; charset=utf-8' });
+        return res.end(loginPage(details.uid, `${login} may no longer sign in`));
+      }
       return provider.interactionFinished(req, res, { login: { accountId: login } }, { mergeWithLastSubmission: false });
     }
     if (url.pathname === '/_local/users' && req.method === 'POST') {
       const u = JSON.parse(await readBody(req));
       if (!loginPattern.test(u.login || '') || !u.workspace || !Array.isArray(u.roles)) {
         res.writeHead(400, { 'content-type': 'application/json' });
-        return res.end(JSON.stringify({ error: 'expected {login, workspace, roles: [..], name?, email?}' }));
+        return res.end(JSON.stringify({ error: 'expected {login, workspace, roles: [..], name?, email?, disabled?}' }));
       }
-      users.set(u.login, { workspace: u.workspace, roles: u.roles, name: u.name || u.login, email: u.email });
+      users.set(u.login, { workspace: u.workspace, roles: u.roles, name: u.name || u.login, email: u.email, disabled: !!u.disabled });
       res.writeHead(201, { 'content-type': 'application/json' });
       return res.end(JSON.stringify({ login: u.login }));
+    }
+    const one = url.pathname.match(/^\/_local\/users\/([^/]+)$/);
+    if (one && req.method === 'GET') {
+      const u = users.get(decodeURIComponent(one[1]));
+      res.writeHead(u ? 200 : 404, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify(u ? { login: decodeURIComponent(one[1]), ...u } : { error: 'no such user' }));
     }
     return callback(req, res);
   } catch (e) {

@@ -204,3 +204,129 @@ async fn an_admin_sets_up_a_workspace_through_the_api_and_its_number_takes_messa
         assert!(audit.to_string().contains(action), "{action} audited: {audit}");
     }
 }
+
+/// Agents invited and disabled through the API, on the local stack's OpenID provider: the
+/// invited person signs in and works; disabled, they can no longer sign in; a role change
+/// applies from their next sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_admin_invites_an_agent_who_signs_in_until_disabled() {
+    let t = spawn_stack().await;
+    let issuer = issuer();
+    let ws = t.workspace.to_string();
+    let suffix = ulid::Ulid::new().to_string().to_lowercase();
+    let admin = format!("ada-{suffix}");
+    oidc::add_user(&issuer, &admin, &ws, &["admin"]).await.unwrap();
+    let token = oidc::sign_in(&issuer, &admin).await.unwrap();
+
+    let email = format!("ann-{suffix}@acme.example");
+    let invite = json!({ "email": email, "name": "Ann", "role": "agent", "capacity": 300 });
+    let (s, b) = t.send_as("POST", "/agents/invitations", &token, Some(invite.clone())).await;
+    assert_eq!(s, 201, "{b}");
+    let agent = b["agent"].as_str().unwrap().to_owned();
+    let (s, again) = t.send_as("POST", "/agents/invitations", &token, Some(invite.clone())).await;
+    assert_eq!((s, again["agent"].as_str()), (200, Some(agent.as_str())), "a retry invites nobody twice");
+    // Another workspace cannot claim the same person.
+    let other_admin = format!("oz-{suffix}");
+    oidc::add_user(&issuer, &other_admin, &format!("ws-other-{suffix}"), &["admin"]).await.unwrap();
+    let other = oidc::sign_in(&issuer, &other_admin).await.unwrap();
+    let (s, b) = t.send_as("POST", "/agents/invitations", &other, Some(invite)).await;
+    assert_eq!(s, 409, "{b}");
+
+    // The invited agent signs in (their login is their address made safe) and works the inbox.
+    let ann = oidc::sign_in(&issuer, &agent).await.unwrap();
+    let (s, _) = t.send_as("GET", "/conversations", &ann, None).await;
+    assert_eq!(s, 200);
+    let (s, agents) = t.send_as("GET", "/agents", &token, None).await;
+    assert_eq!(s, 200);
+    assert!(agents["items"].as_array().unwrap().iter().any(|a| a["id"] == agent.as_str() && a["capacity"] == 300));
+
+    // Promoted: the next sign-in carries the new role. Another workspace's admin finds nobody.
+    let path = format!("/agents/{agent}/access");
+    let (s, b) = t.send_as("PUT", &path, &other, Some(json!({ "enabled": false }))).await;
+    assert_eq!(s, 404, "{b}");
+    let (s, b) = t.send_as("PUT", &path, &token, Some(json!({ "role": "supervisor" }))).await;
+    assert_eq!(s, 200, "{b}");
+    let promoted = oidc::sign_in(&issuer, &agent).await.unwrap();
+    let (s, _) = t.send_as("GET", "/analytics", &promoted, None).await;
+    assert_eq!(s, 200, "supervisors read analytics");
+
+    // Disabled: no new sign-in, and the audit trail says who did what.
+    let (s, b) = t.send_as("PUT", &path, &token, Some(json!({ "enabled": false }))).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(oidc::sign_in(&issuer, &agent).await.is_err(), "a disabled agent cannot sign in");
+    let (s, audit) = t.send_as("GET", "/audit", &token, None).await;
+    assert_eq!(s, 200);
+    assert!(audit.to_string().contains("agent_invited") && audit.to_string().contains("agent_access_changed"));
+}
+
+/// The same directory port against Cognito's API (moto's user pool), as a deployed stack with its
+/// own user pool uses it: invitations carry the workspace, ids are `sub`, and nothing crosses
+/// workspaces although they share the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cognito_directory_invites_promotes_and_disables_within_a_workspace() {
+    use aws_sdk_cognitoidentityprovider::types::{AttributeDataType, SchemaAttributeType, UsernameAttributeType};
+    use domain::ports::{AgentDirectory, DirectoryError, Invite};
+    let aws = aws().await;
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(&aws);
+    let pool = cognito
+        .create_user_pool()
+        .pool_name(format!("agents-{}", ulid::Ulid::new()))
+        .username_attributes(UsernameAttributeType::Email)
+        .schema(
+            SchemaAttributeType::builder()
+                .name("workspace")
+                .attribute_data_type(AttributeDataType::String)
+                .mutable(true)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("moto's user pool")
+        .user_pool
+        .and_then(|p| p.id)
+        .unwrap();
+    for group in ["admin", "supervisor", "agent", "finance"] {
+        cognito.create_group().user_pool_id(&pool).group_name(group).send().await.unwrap();
+    }
+    let dir = providers::cognito::CognitoDirectory::new(cognito.clone(), pool.clone());
+    let (acme, globex) = (domain::WorkspaceId::parse("acme").unwrap(), domain::WorkspaceId::parse("globex").unwrap());
+    let invite = Invite {
+        email: domain::EmailAddress::parse("ann@acme.example").unwrap(),
+        name: Some("Ann".into()),
+        role: Role::Agent,
+    };
+
+    let first = dir.invite(&acme, &invite).await.unwrap();
+    assert!(first.created);
+    let again = dir.invite(&acme, &invite).await.unwrap();
+    assert_eq!((again.agent.clone(), again.created), (first.agent.clone(), false), "the same sub, nothing new");
+    assert!(matches!(dir.invite(&globex, &invite).await, Err(DirectoryError::Taken)));
+    let user = cognito.admin_get_user().user_pool_id(&pool).username("ann@acme.example").send().await.unwrap();
+    let attr =
+        |n: &str| user.user_attributes().iter().find(|a| a.name() == n).and_then(|a| a.value()).map(str::to_owned);
+    assert_eq!(attr("custom:workspace").as_deref(), Some("acme"));
+    assert_eq!(attr("sub").as_deref(), Some(first.agent.as_str()));
+    let groups = |pool: String| {
+        let cognito = cognito.clone();
+        async move {
+            let out = cognito
+                .admin_list_groups_for_user()
+                .user_pool_id(pool)
+                .username("ann@acme.example")
+                .send()
+                .await
+                .unwrap();
+            out.groups().iter().filter_map(|g| g.group_name().map(str::to_owned)).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(groups(pool.clone()).await, ["agent"]);
+
+    // Another workspace's admin finds nobody; this one's promotes and disables.
+    assert!(!dir.set_role(&globex, &first.agent, Role::Admin).await.unwrap());
+    assert!(!dir.set_enabled(&globex, &first.agent, false).await.unwrap());
+    assert!(dir.set_role(&acme, &first.agent, Role::Supervisor).await.unwrap());
+    assert_eq!(groups(pool.clone()).await, ["supervisor"]);
+    assert!(dir.set_enabled(&acme, &first.agent, false).await.unwrap());
+    let user = cognito.admin_get_user().user_pool_id(&pool).username("ann@acme.example").send().await.unwrap();
+    assert!(!user.enabled(), "disabled in the pool");
+}

@@ -160,6 +160,8 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "api-put-routing-rules" => http!(api_put_routing_rules),
         "api-get-sla-policy" => http!(api_get_sla_policy),
         "api-put-sla-policy" => http!(api_put_sla_policy),
+        "api-invite-agent" => http!(api_invite_agent),
+        "api-set-agent-access" => http!(api_set_agent_access),
         "api-create-upload" => http!(api_create_upload),
         "openapi-document" => http!(openapi_document),
         "api-get-workspace" => http!(api_get_workspace),
@@ -347,6 +349,8 @@ pub fn oidc_env(issuer: &str) -> Vec<(String, String)> {
         ("OIDC_WORKSPACE_CLAIM".into(), "workspace".into()),
         ("OIDC_ROLE_CLAIM".into(), "roles".into()),
         ("OIDC_AGENT_CLAIM".into(), "sub".into()),
+        // Invitations and access changes write to the local provider's users (Cognito's pool in AWS).
+        ("LOCAL_OIDC_DIRECTORY".into(), issuer.to_owned()),
     ]
 }
 

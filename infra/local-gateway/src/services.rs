@@ -152,6 +152,7 @@ impl Services {
             ("AWS_ENDPOINT_URL_S3", self.moto_url.clone()),
             ("AWS_ENDPOINT_URL_SFN", self.moto_url.clone()),
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", self.moto_url.clone()),
+            ("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", self.moto_url.clone()),
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ACCESS_KEY_ID", "local".into()),
             ("AWS_SECRET_ACCESS_KEY", "local".into()),

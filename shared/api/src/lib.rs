@@ -34,6 +34,41 @@ impl Deps {
     }
 }
 
+/// The identity provider's directory of agents: Cognito's user pool (`USER_POOL_ID`, when the
+/// stack created one), or the local OpenID provider's (`LOCAL_OIDC_DIRECTORY`, the local stack).
+/// `None` with any other issuer: its own console invites and disables people.
+#[cfg(feature = "directory")]
+pub fn directory(config: &kit::Config, aws: &aws_config::SdkConfig) -> Option<Arc<dyn domain::ports::AgentDirectory>> {
+    if let Some(pool) = config.optional("USER_POOL_ID").filter(|p| !p.is_empty()) {
+        let client = aws_sdk_cognitoidentityprovider::Client::new(aws);
+        return Some(Arc::new(providers::cognito::CognitoDirectory::new(client, pool)));
+    }
+    let issuer = config.optional("LOCAL_OIDC_DIRECTORY").filter(|p| !p.is_empty())?;
+    Some(Arc::new(providers::local_directory::LocalDirectory::new(reqwest_client(), issuer)))
+}
+
+#[cfg(feature = "directory")]
+fn reqwest_client() -> reqwest::Client {
+    providers::http::client(std::time::Duration::from_secs(5)).unwrap_or_default()
+}
+
+/// What a route answers when the deployment has no directory it can write to.
+pub fn no_directory() -> kit::http::ApiError {
+    kit::http::ApiError::Unprocessable(
+        "agents sign in through your own identity provider (OidcIssuer): invite, disable and change roles there".into(),
+    )
+}
+
+/// The directory's refusals as HTTP.
+pub fn directory_error(e: domain::ports::DirectoryError) -> kit::http::ApiError {
+    use domain::ports::DirectoryError;
+    match e {
+        DirectoryError::Taken => kit::http::ApiError::Conflict(e.to_string()),
+        DirectoryError::Unavailable(_) => kit::http::ApiError::Unavailable(Box::new(e)),
+        DirectoryError::Rejected(why) => kit::http::ApiError::Unprocessable(why),
+    }
+}
+
 /// The wiring of WebSocket routes after `$connect`: the store and the notification queue
 /// (`NOTIFICATION_QUEUE_URL`). The connection was authenticated when it opened.
 #[cfg(feature = "live")]

@@ -93,6 +93,51 @@ pub trait ChannelDirectory: Send + Sync {
     async fn channel_accounts(&self, ws: &WorkspaceId) -> Result<Vec<ChannelAccount>, StoreError>;
 }
 
+/// The identity provider's directory of people who sign in (Cognito's user pool, or the local
+/// OpenID provider): where an admin invites an agent, changes their role, or stops their sign-in.
+/// Every call is scoped to a workspace: a person of another workspace is never found.
+#[async_trait]
+pub trait AgentDirectory: Send + Sync {
+    /// Creates the person's sign-in in `ws` with `role` (the provider emails the invitation) and
+    /// answers the agent id they will sign in as. Inviting an address already invited to `ws`
+    /// answers the same id (`created: false`); one of another workspace is [`DirectoryError::Taken`].
+    async fn invite(&self, ws: &WorkspaceId, invite: &Invite) -> Result<Invited, DirectoryError>;
+    /// Allows or stops the agent's sign-in (stopping also ends their sessions at the provider);
+    /// `false` when `ws` has no such agent.
+    async fn set_enabled(&self, ws: &WorkspaceId, agent: &AgentId, enabled: bool) -> Result<bool, DirectoryError>;
+    /// Gives the agent exactly `role` from their next sign-in; `false` when `ws` has no such agent.
+    async fn set_role(
+        &self,
+        ws: &WorkspaceId,
+        agent: &AgentId,
+        role: crate::model::Role,
+    ) -> Result<bool, DirectoryError>;
+}
+
+/// Who to invite.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invite {
+    pub email: crate::address::EmailAddress,
+    pub name: Option<String>,
+    pub role: crate::model::Role,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invited {
+    pub agent: AgentId,
+    pub created: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("this address already signs in to another workspace")]
+    Taken,
+    #[error("the identity provider is unavailable")]
+    Unavailable(#[source] BoxError),
+    #[error("the identity provider refused the request: {0}")]
+    Rejected(String),
+}
+
 /// A workspace's settings ([`crate::workspace::Settings`]); all defaults until an admin saves them.
 #[async_trait]
 pub trait WorkspaceStore: Send + Sync {

@@ -8,14 +8,20 @@
 //! - [`hooks`]: the outbound webhooks' signed POST, refusing private addresses in AWS.
 //! - [`sink`]: where a stream of bytes is stored: S3 (multipart above one part) or memory.
 //! - [`s3`], [`ses`]: S3 behind the file store port, SES v2 behind the email transport port.
+//! - [`cognito`], [`local_directory`]: the agent directory (Cognito's user pool; the local
+//!   OpenID provider's users on the local stack).
 //! - [`memory`]: the in-memory file store handler tests use (end-to-end tests use moto).
 //!
 //! Object keys are named by `domain::objects`, nowhere else.
 
+#[cfg(feature = "cognito")]
+pub mod cognito;
 #[cfg(feature = "hooks")]
 pub mod hooks;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "local-directory")]
+pub mod local_directory;
 #[cfg(feature = "http")]
 pub mod media;
 pub mod memory;
