@@ -37,7 +37,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     params(("channel" = domain::Channel, Path, description = "The channel"),
            ("address" = String, Path, description = "The number (E.164), id, mailbox or widget key")),
     request_body(content = Option<Details>, description = "Optional: a display name, and a widget's allowed origins"),
-    responses((status = 201, description = "Connected", body = ChannelBody), (status = 200, description = "Already held: its details replaced", body = ChannelBody), (status = 404, body = kit::http::ErrorBody), (status = 409, body = kit::http::ErrorBody), (status = 422, body = kit::http::ErrorBody)))]
+    responses((status = 201, description = "Connected", body = api::ChannelBody), (status = 200, description = "Already held: its details replaced", body = api::ChannelBody), (status = 404, body = kit::http::ErrorBody), (status = 409, body = kit::http::ErrorBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(ADMINS)?;
@@ -83,7 +83,7 @@ async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
             return Err(ApiError::Conflict(format!("{channel} {address} is connected to another workspace")));
         }
         if held == &account {
-            return Ok(json(200, &ChannelBody { channel: account }));
+            return Ok(json(200, &api::ChannelBody { channel: account }));
         }
     }
     if !deps.store.connect_channel_account(&account).await? {
@@ -93,12 +93,7 @@ async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
     let details = serde_json::json!({ "before": before, "after": account });
     api::record_workspace_change(&*deps.store, &who, action, details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, %channel, action, "channel account saved");
-    Ok(json(status, &ChannelBody { channel: account }))
-}
-
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct ChannelBody {
-    pub channel: ChannelAccount,
+    Ok(json(status, &api::ChannelBody { channel: account }))
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
 #[utoipa::path(delete, path = "/channels/{channel}/{address}", operation_id = "disconnectChannel", tag = "workspace",
     params(("channel" = domain::Channel, Path, description = "The channel"),
            ("address" = String, Path, description = "The number (E.164), id, mailbox or widget key")),
-    responses((status = 200, description = "The account removed", body = Disconnected), (status = 404, body = kit::http::ErrorBody)))]
+    responses((status = 200, description = "The account removed", body = api::ChannelBody), (status = 404, body = kit::http::ErrorBody)))]
 async fn disconnect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(ADMINS)?;
@@ -31,12 +31,7 @@ async fn disconnect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiErr
     let details = serde_json::json!({ "before": removed });
     api::record_workspace_change(&*deps.store, &who, "channel_disconnected", details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, %channel, "channel account disconnected");
-    Ok(json(200, &Disconnected { channel: removed }))
-}
-
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct Disconnected {
-    pub channel: domain::ports::ChannelAccount,
+    Ok(json(200, &api::ChannelBody { channel: removed }))
 }
 
 #[cfg(test)]

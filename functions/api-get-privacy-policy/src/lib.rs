@@ -13,16 +13,11 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
 }
 
 #[utoipa::path(get, path = "/privacy-policy", operation_id = "getPrivacyPolicy", tag = "workspace",
-    responses((status = 200, description = "The defaults until one was saved", body = PrivacyPolicyBody)))]
+    responses((status = 200, description = "The defaults until one was saved", body = api::PrivacyPolicyBody)))]
 async fn get(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(SUPERVISORS)?;
-    Ok(json(200, &PrivacyPolicyBody { policy: deps.store.privacy_policy(&who.workspace).await? }))
-}
-
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct PrivacyPolicyBody {
-    pub policy: domain::redact::Policy,
+    Ok(json(200, &api::PrivacyPolicyBody { policy: deps.store.privacy_policy(&who.workspace).await? }))
 }
 
 #[cfg(test)]

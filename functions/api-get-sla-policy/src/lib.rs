@@ -13,16 +13,11 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
 }
 
 #[utoipa::path(get, path = "/sla-policy", operation_id = "getSlaPolicy", tag = "service levels",
-    responses((status = 200, description = "The defaults until a policy was saved", body = SlaPolicyBody)))]
+    responses((status = 200, description = "The defaults until a policy was saved", body = api::SlaPolicyBody)))]
 async fn get(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(INBOX)?;
-    Ok(json(200, &SlaPolicyBody { policy: deps.store.sla_policy(&who.workspace).await? }))
-}
-
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct SlaPolicyBody {
-    pub policy: domain::sla::Policy,
+    Ok(json(200, &api::SlaPolicyBody { policy: deps.store.sla_policy(&who.workspace).await? }))
 }
 
 #[cfg(test)]

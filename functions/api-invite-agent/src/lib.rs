@@ -7,9 +7,8 @@
 //! 422 when the stack signs in through another issuer (invite people there). Audited.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use domain::ports::{AgentDirectory, Invite};
+use domain::ports::Invite;
 use domain::routing::{validate_profile, AgentState, Presence};
 use domain::{EmailAddress, Role, TeamId};
 use kit::auth::ADMINS;
@@ -17,17 +16,7 @@ use kit::http::{json, json_body, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
 use serde::Deserialize;
 
-pub struct Deps {
-    pub api: api::Deps,
-    pub directory: Option<Arc<dyn AgentDirectory>>,
-}
-
-impl Deps {
-    /// The API wiring and the directory (`USER_POOL_ID`, or the local provider's).
-    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        Ok(Self { api: api::Deps::from_config(config, aws).await?, directory: api::directory(config, aws) })
-    }
-}
+pub use api::AgentAdmin as Deps;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(as = InviteAgentRequest)]
@@ -102,9 +91,10 @@ pub struct InvitedBody {
 mod tests {
     use super::*;
     use async_trait::async_trait;
-    use domain::ports::{AgentStore, DirectoryError, Invited};
+    use domain::ports::{AgentDirectory, AgentStore, DirectoryError, Invited};
     use domain::{AgentId, WorkspaceId};
     use kit::auth::{bearer, Authenticator};
+    use std::sync::Arc;
     use std::sync::Mutex;
     use store::MemoryStore;
 

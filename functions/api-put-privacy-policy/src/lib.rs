@@ -17,7 +17,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
 
 #[utoipa::path(put, path = "/privacy-policy", operation_id = "putPrivacyPolicy", tag = "workspace",
     request_body = domain::redact::Policy,
-    responses((status = 200, body = PrivacyPolicyBody), (status = 422, body = kit::http::ErrorBody)))]
+    responses((status = 200, body = api::PrivacyPolicyBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(ADMINS)?;
@@ -28,12 +28,7 @@ async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let details = serde_json::json!({ "before": before, "after": policy });
     api::record_workspace_change(&*deps.store, &who, "privacy_policy_changed", details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, "privacy policy saved");
-    Ok(json(200, &PrivacyPolicyBody { policy }))
-}
-
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct PrivacyPolicyBody {
-    pub policy: domain::redact::Policy,
+    Ok(json(200, &api::PrivacyPolicyBody { policy }))
 }
 
 #[cfg(test)]

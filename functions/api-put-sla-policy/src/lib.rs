@@ -19,7 +19,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
 
 #[utoipa::path(put, path = "/sla-policy", operation_id = "putSlaPolicy", tag = "service levels",
     request_body = domain::sla::Policy,
-    responses((status = 200, body = SlaPolicyBody), (status = 422, body = kit::http::ErrorBody)))]
+    responses((status = 200, body = api::SlaPolicyBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(SUPERVISORS)?;
@@ -30,12 +30,7 @@ async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let details = serde_json::json!({ "before": before, "after": policy });
     api::record_workspace_change(&*deps.store, &who, "sla_policy_changed", details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, "SLA policy saved");
-    Ok(json(200, &SlaPolicyBody { policy }))
-}
-
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct SlaPolicyBody {
-    pub policy: domain::sla::Policy,
+    Ok(json(200, &api::SlaPolicyBody { policy }))
 }
 
 #[cfg(test)]

@@ -5,9 +5,6 @@
 //! sign-in. 404 when the workspace has no such agent; 422 when the stack signs in through another
 //! issuer. Admins only, never on themselves; audited.
 
-use std::sync::Arc;
-
-use domain::ports::AgentDirectory;
 use domain::routing::Presence;
 use domain::{AgentId, Role};
 use kit::auth::ADMINS;
@@ -15,16 +12,7 @@ use kit::http::{json, json_body, path_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
 use serde::Deserialize;
 
-pub struct Deps {
-    pub api: api::Deps,
-    pub directory: Option<Arc<dyn AgentDirectory>>,
-}
-
-impl Deps {
-    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        Ok(Self { api: api::Deps::from_config(config, aws).await?, directory: api::directory(config, aws) })
-    }
-}
+pub use api::AgentAdmin as Deps;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(as = SetAgentAccessRequest)]

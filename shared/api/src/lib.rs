@@ -52,6 +52,20 @@ fn reqwest_client() -> reqwest::Client {
     providers::http::client(std::time::Duration::from_secs(5)).unwrap_or_default()
 }
 
+/// The wiring of the agent admin routes: the API's, and the directory (see [`directory`]).
+#[cfg(feature = "directory")]
+pub struct AgentAdmin {
+    pub api: Deps,
+    pub directory: Option<Arc<dyn domain::ports::AgentDirectory>>,
+}
+
+#[cfg(feature = "directory")]
+impl AgentAdmin {
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        Ok(Self { api: Deps::from_config(config, aws).await?, directory: directory(config, aws) })
+    }
+}
+
 /// What a route answers when the deployment has no directory it can write to.
 pub fn no_directory() -> kit::http::ApiError {
     kit::http::ApiError::Unprocessable(
@@ -289,6 +303,24 @@ pub async fn managed_canned_response(
     let teams = callers_teams(store, who).await?;
     domain::canned::may_manage(&current.scope, &who.agent, who.role, &teams)?;
     Ok(current)
+}
+
+/// The SLA policy, as `GET` and `PUT /sla-policy` answer it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SlaPolicyBody {
+    pub policy: domain::sla::Policy,
+}
+
+/// The redaction policy, as `GET` and `PUT /privacy-policy` answer it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PrivacyPolicyBody {
+    pub policy: domain::redact::Policy,
+}
+
+/// One channel account, as connecting and disconnecting answer it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ChannelBody {
+    pub channel: domain::ports::ChannelAccount,
 }
 
 /// A contact as the contact routes answer it: who, how to reach them, and where it went if merged.

@@ -35,25 +35,34 @@ pub struct UploadRequest {
 
 impl UploadRequest {
     pub fn validate(&self) -> Result<(), ParseError> {
-        let invalid = |kind, reason: String| ParseError::Invalid { kind, reason };
-        let ct = self.content_type.to_ascii_lowercase();
-        if !crate::channels::webchat::UPLOAD_TYPES.contains(&ct.as_str()) && !AGENT_EXTRA_TYPES.contains(&ct.as_str()) {
-            return Err(invalid(
-                "content_type",
-                format!(
-                    "{} is not accepted; send pictures, audio, video, PDF, text or office files",
-                    self.content_type
-                ),
-            ));
-        }
-        if self.size == 0 || self.size > MAX_UPLOAD_BYTES {
-            return Err(invalid("size", format!("expected 1 to {MAX_UPLOAD_BYTES} bytes")));
-        }
-        if self.file_name.trim().is_empty() || self.file_name.chars().count() > 200 {
-            return Err(invalid("file_name", "expected 1-200 characters".into()));
-        }
-        Ok(())
+        let types = |ct: &str| crate::channels::webchat::UPLOAD_TYPES.contains(&ct) || AGENT_EXTRA_TYPES.contains(&ct);
+        check_upload(&self.file_name, &self.content_type.to_ascii_lowercase(), self.size, types, MAX_UPLOAD_BYTES)
     }
+}
+
+/// The checks every browser upload passes before a link is signed (an agent's, a visitor's): an
+/// accepted type, 1 byte to `max_bytes`, a name of 1-200 characters.
+pub fn check_upload(
+    file_name: &str,
+    content_type: &str,
+    size: u64,
+    accepted: impl Fn(&str) -> bool,
+    max_bytes: u64,
+) -> Result<(), ParseError> {
+    let invalid = |kind, reason: String| ParseError::Invalid { kind, reason };
+    if !accepted(content_type) {
+        return Err(invalid(
+            "content_type",
+            format!("{content_type} is not accepted; send pictures, audio, video, PDF, text or office files"),
+        ));
+    }
+    if size == 0 || size > max_bytes {
+        return Err(invalid("size", format!("expected 1 to {max_bytes} bytes")));
+    }
+    if file_name.trim().is_empty() || file_name.chars().count() > 200 {
+        return Err(invalid("file_name", "expected 1-200 characters".into()));
+    }
+    Ok(())
 }
 
 /// A file named on a reply: the `key` `POST /uploads` answered.

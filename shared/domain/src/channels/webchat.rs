@@ -273,22 +273,8 @@ pub const UPLOAD_TYPES: &[&str] = &[
 
 impl UploadRequest {
     pub fn validate(&self) -> Result<(), ParseError> {
-        if !UPLOAD_TYPES.contains(&self.content_type.as_str()) {
-            return Err(invalid(
-                "content_type",
-                format!(
-                    "{} is not accepted; send pictures, audio, video, PDF, text or office files",
-                    self.content_type
-                ),
-            ));
-        }
-        if self.size == 0 || self.size > MAX_UPLOAD_BYTES {
-            return Err(invalid("size", format!("expected 1 to {MAX_UPLOAD_BYTES} bytes")));
-        }
-        if self.file_name.trim().is_empty() || self.file_name.chars().count() > 200 {
-            return Err(invalid("file_name", "expected 1-200 characters"));
-        }
-        Ok(())
+        let accepted = |ct: &str| UPLOAD_TYPES.contains(&ct);
+        crate::files::check_upload(&self.file_name, &self.content_type, self.size, accepted, MAX_UPLOAD_BYTES)
     }
 }
 
