@@ -470,3 +470,43 @@ async fn mms_media_are_copied_from_twilio_and_one_over_the_cap_keeps_its_link() 
     let res = send("never-put", "see", serde_json::json!([{ "key": never["key"] }])).await.unwrap();
     assert_eq!(res.status(), 422, "a file that was never PUT");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_agent_texts_a_new_customer_first_and_the_answer_joins_that_conversation() {
+    let s = spawn_stack().await;
+    let customer = random_number();
+    // The agent starts the conversation; a retry finds the same one.
+    let start = serde_json::json!({ "channel": "sms", "to": customer });
+    let (status, started) = s.send_as("POST", "/conversations", &s.token(), Some(start.clone())).await;
+    assert_eq!(status, 201, "{started}");
+    let id = started["conversation"]["id"].as_str().unwrap().to_owned();
+    let (status, again) = s.send_as("POST", "/conversations", &s.token(), Some(start)).await;
+    assert_eq!((status, again["conversation"]["id"].as_str()), (200, Some(id.as_str())));
+    // The first message is an ordinary reply: priced, sent once, delivered.
+    let (status, sent) = s.reply(&id, "first-touch", "Hi, your order 1042 is delayed by a day. Sorry!").await;
+    assert_eq!(status, 202, "{sent}");
+    let out = eventually("the first message to reach Twilio", || async {
+        s.twilio.received().into_iter().find(|m| m.get("To") == Some(customer.as_str()))
+    })
+    .await;
+    assert_eq!(out.get("From"), Some(s.number.as_str()));
+    // The customer answers: threaded into the conversation the agent started.
+    assert_eq!(s.text_in(&new_sid(), &customer, "Thanks for letting me know").await.status(), 200);
+    let msgs = eventually("the answer in the same conversation", || async {
+        Some(s.messages(&id).await).filter(|m| m.len() == 2)
+    })
+    .await;
+    assert_eq!(msgs[1]["text"], "Thanks for letting me know");
+    assert_eq!(s.conversations().await.len(), 1, "one conversation for the customer");
+    // Opted out numbers cannot be started; WhatsApp needs a template (no window: they never wrote).
+    let stopped = random_number();
+    assert_eq!(s.text_in(&new_sid(), &stopped, "STOP").await.status(), 200);
+    let refused = eventually("the opt-out to be stored", || async {
+        let (status, b) = s
+            .send_as("POST", "/conversations", &s.token(), Some(serde_json::json!({ "channel": "sms", "to": stopped })))
+            .await;
+        (status == 422).then_some(b)
+    })
+    .await;
+    assert!(refused["error"]["message"].as_str().unwrap().contains("opted out"), "{refused}");
+}

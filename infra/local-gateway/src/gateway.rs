@@ -160,6 +160,7 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "api-put-routing-rules" => http!(api_put_routing_rules),
         "api-get-sla-policy" => http!(api_get_sla_policy),
         "api-put-sla-policy" => http!(api_put_sla_policy),
+        "api-start-conversation" => http!(api_start_conversation),
         "api-invite-agent" => http!(api_invite_agent),
         "api-set-agent-access" => http!(api_set_agent_access),
         "api-create-upload" => http!(api_create_upload),

@@ -76,6 +76,7 @@ authorizer refuses a missing, forged, foreign or expired token with 401 before a
         api_set_agent_access::set,
         api_set_consent::set,
         api_split_conversation::split,
+        api_start_conversation::start,
         api_update_canned::update,
         api_update_conversation::update,
         api_update_webhook::update,

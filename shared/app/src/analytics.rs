@@ -57,7 +57,11 @@ pub async fn facts_of<S: ConversationReader + ?Sized>(store: &S, e: &AnalyticsEv
             }
             // The customer moved here from another channel of the same conversation.
             if let Some(c) = store.conversation(&ws, *conversation_id).await? {
-                let from = c.channels.iter().filter(|(ch, _)| *ch != channel).max_by_key(|(_, seen)| seen.at);
+                let from = c
+                    .channels
+                    .iter()
+                    .filter(|(ch, seen)| *ch != channel && seen.at.is_some())
+                    .max_by_key(|(_, seen)| seen.at);
                 if let Some((from, _)) = from {
                     let kind = FactKind::ChannelMigration { from: *from };
                     out.push(fact(format!("moved:{conversation_id}:{channel}"), *channel, Some(&c), kind));

@@ -297,12 +297,13 @@ pub struct Route {
     pub contact_country: Option<String>,
 }
 
-/// A channel the customer wrote on: the route a reply takes there, and when they last wrote.
+/// A channel of the conversation: the route a reply takes there, and when the customer last wrote
+/// on it (`None`: an agent opened it and the customer has not written there yet).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChannelSeen {
     pub route: Route,
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub at: Option<OffsetDateTime>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -192,6 +192,16 @@ pub struct InboundCommit {
     pub hint: Option<Identity>,
 }
 
+/// What an agent starting a conversation changes, written atomically (see
+/// [`crate::threading::open_outreach`]): a contact first written to, and the conversation.
+pub struct OutreachCommit {
+    /// A contact first seen now (created only if its identity is still unclaimed).
+    pub new_contact: Option<Contact>,
+    pub conversation: ConversationWrite,
+    /// Point this identity's current-conversation hint at the conversation (as an inbound commit does).
+    pub hint: Option<Identity>,
+}
+
 /// The threading read of an inbound message: who holds the identity and their current
 /// conversation.
 #[derive(Clone, Debug, PartialEq)]
@@ -231,6 +241,9 @@ pub trait InboundStore: Send + Sync {
     /// `Conflict` when the contact identity, the open-conversation slot or the conversation version was
     /// taken concurrently; `Duplicate` when the provider message was already stored.
     async fn commit_inbound(&self, commit: InboundCommit) -> Result<(), StoreError>;
+    /// `Conflict` when the contact identity, the open-conversation slot or the conversation version
+    /// was taken concurrently (read again and retry).
+    async fn commit_outreach(&self, commit: OutreachCommit) -> Result<(), StoreError>;
     /// Rewrites a stored inbound message with parts that arrived later (a voicemail's transcript).
     /// Only the sender's FIFO group writes its inbound messages, so there is no race to settle;
     /// `Conflict` when the message is not there.

@@ -215,9 +215,9 @@ impl Tally {
                     t.unread_count = t.unread_count.saturating_add(1);
                     t.last_inbound = Some(m.route.clone());
                     t.last_inbound_at = Some(t.last_inbound_at.map_or(m.created_at, |a| a.max(m.created_at)));
-                    let seen = crate::model::ChannelSeen { route: m.route.clone(), at: m.created_at };
+                    let seen = crate::model::ChannelSeen { route: m.route.clone(), at: Some(m.created_at) };
                     match t.channels.get(&m.channel) {
-                        Some(s) if s.at > m.created_at => {}
+                        Some(s) if s.at > Some(m.created_at) => {}
                         _ => {
                             t.channels.insert(m.channel, seen);
                         }

@@ -33,6 +33,63 @@ pub fn thread_hinted(current: Option<&Conversation>, hinted: Option<&Conversatio
     }
 }
 
+/// Where an agent's first message to a customer goes, threaded as the customer's own would be:
+/// their unresolved conversation takes the route (opened on it if new), otherwise a new
+/// conversation starts for them (a new contact too, when nobody holds the identity). The new
+/// conversation is open and unassigned, with the agent as its previous owner, so the customer's
+/// answer is routed like any first message and continuity prefers the agent who wrote.
+pub struct Outreach {
+    pub conversation: Conversation,
+    /// What to write: `None` when the conversation already had this route (a retry).
+    pub commit: Option<crate::ports::OutreachCommit>,
+    /// A new conversation (and possibly a new contact) was started.
+    pub started: bool,
+}
+
+pub fn open_outreach(
+    ws: &WorkspaceId,
+    identity: &crate::model::Identity,
+    route: Route,
+    thread: Option<crate::ports::ThreadOf>,
+    agent: &crate::ids::AgentId,
+    now: OffsetDateTime,
+) -> Outreach {
+    use crate::ports::{ConversationWrite, OutreachCommit};
+    let (contact_id, new_contact, current, hint_fresh) = match thread {
+        Some(t) => (t.contact, None, t.current, t.hint_fresh),
+        None => {
+            let contact = Contact::new(ws.clone(), identity.clone(), None, now);
+            (contact.id, Some(contact), None, false)
+        }
+    };
+    let hint = (!hint_fresh).then(|| identity.clone());
+    // A resolved conversation may hold the contact's slot: the new one replaces it there.
+    let previous = current.as_ref().map(|c| c.id);
+    match current.filter(|c| c.status.is_unresolved() && c.merged_into.is_none()) {
+        Some(mut c) => {
+            let expected_version = c.version;
+            let opened = c.open_route(route);
+            let commit = (opened || hint.is_some()).then(|| OutreachCommit {
+                new_contact: None,
+                conversation: ConversationWrite::Update { conversation: c.clone(), expected_version },
+                hint,
+            });
+            Outreach { conversation: c, commit, started: false }
+        }
+        None => {
+            let mut c = Conversation::start_for(ws.clone(), contact_id, now);
+            c.open_route(route);
+            c.previous_owner = Some(agent.clone());
+            let commit = OutreachCommit {
+                new_contact,
+                conversation: ConversationWrite::Create { conversation: c.clone(), replaces: previous },
+                hint: Some(identity.clone()),
+            };
+            Outreach { conversation: c, commit: Some(commit), started: true }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
     #[error("the contact has not written on {0} in this conversation, so there is no address to reply to")]
@@ -90,14 +147,26 @@ impl Conversation {
         self.status = ConversationStatus::Open;
         self.unread_count = self.unread_count.saturating_add(1);
         self.message_count = self.message_count.saturating_add(1);
-        let seen = self.channels.entry(route.channel).or_insert_with(|| ChannelSeen { route: route.clone(), at });
-        if at >= seen.at {
-            *seen = ChannelSeen { route: route.clone(), at };
+        let seen = self.channels.entry(route.channel).or_insert_with(|| ChannelSeen { route: route.clone(), at: None });
+        if seen.at.is_none_or(|last| at >= last) {
+            *seen = ChannelSeen { route: route.clone(), at: Some(at) };
         }
         self.last_inbound = Some(route);
         self.last_inbound_at = Some(self.last_inbound_at.map_or(at, |t| t.max(at)));
         self.last_activity_at = self.last_activity_at.max(at);
         self.version += 1;
+    }
+
+    /// An agent opens `route` to write to the customer first (a business-initiated conversation,
+    /// or another channel of theirs): replies may take it; no reply window opens until they write.
+    /// `false` when the conversation already had a route on that channel (kept as it is).
+    pub fn open_route(&mut self, route: Route) -> bool {
+        if self.channels.contains_key(&route.channel) {
+            return false;
+        }
+        self.channels.insert(route.channel, ChannelSeen { route, at: None });
+        self.version += 1;
+        true
     }
 
     /// An agent replied: everything before it counts as read, and the customer is answered (the
@@ -119,7 +188,7 @@ impl Conversation {
     /// How long ago the customer last wrote on `channel` in this conversation (`None`: never).
     pub fn since_customer_wrote(&self, channel: Channel, now: OffsetDateTime) -> Option<time::Duration> {
         match self.channels.get(&channel) {
-            Some(seen) => Some(now - seen.at),
+            Some(seen) => seen.at.map(|at| now - at),
             // Conversations stored before per-channel routes were kept.
             None => {
                 self.last_inbound.as_ref().filter(|r| r.channel == channel).and(self.last_inbound_at).map(|t| now - t)
@@ -138,7 +207,16 @@ impl Conversation {
     /// the customer wrote on it in this conversation (the route they used there).
     /// A voicemail is answered by SMS to the caller's number, from the number they called.
     pub fn reply_route(&self, requested: Option<Channel>) -> Result<Route, RouteError> {
-        let last = self.last_inbound.as_ref().ok_or(RouteError::NoInbound)?;
+        let Some(last) = self.last_inbound.as_ref() else {
+            // Started by an agent and not answered yet: the route they opened.
+            return match (requested, self.channels.values().next()) {
+                (Some(ch), _) => {
+                    self.channels.get(&ch).map(|s| s.route.clone()).ok_or(RouteError::NoAddressOnChannel(ch))
+                }
+                (None, Some(only)) if self.channels.len() == 1 => Ok(only.route.clone()),
+                _ => Err(RouteError::NoInbound),
+            };
+        };
         let by_sms = |r: &Route| Route { channel: Channel::Sms, ..r.clone() };
         match requested {
             None if last.channel == Channel::Voice => Ok(by_sms(last)),
@@ -175,6 +253,49 @@ mod tests {
             contact_address: "+14155552671".into(),
             our_address: "+14155550100".into(),
             contact_country: Some("US".into()),
+        }
+    }
+
+    #[test]
+    fn an_agent_writing_first_opens_a_route_without_a_reply_window() {
+        use crate::ids::AgentId;
+        let now = datetime!(2026-03-01 9:00 UTC);
+        let id = Identity::phone(&PhoneNumber::parse("+14155552671").unwrap());
+        let route = Route {
+            channel: Channel::Whatsapp,
+            contact_address: "+14155552671".into(),
+            our_address: "1065".into(),
+            contact_country: None,
+        };
+        let ann = AgentId::parse("ann").unwrap();
+        // Nobody holds the number: a new contact and conversation, answerable only by template.
+        let first = open_outreach(&ws(), &id, route.clone(), None, &ann, now);
+        assert!(first.started);
+        let commit = first.commit.as_ref().unwrap();
+        assert!(commit.new_contact.is_some() && commit.hint.is_some());
+        let c = &first.conversation;
+        assert_eq!((c.assignee.as_ref(), c.previous_owner.as_ref()), (None, Some(&ann)));
+        assert_eq!(c.reply_route(None).unwrap(), route, "the route the agent opened");
+        assert!(!c.reply_window_open(Channel::Whatsapp, now), "the customer has not written");
+        assert_eq!(c.since_customer_wrote(Channel::Whatsapp, now), None);
+        // Again (a retry): the same conversation, nothing to write.
+        let thread = crate::ports::ThreadOf { contact: c.contact_id, current: Some(c.clone()), hint_fresh: true };
+        let again = open_outreach(&ws(), &id, route.clone(), Some(thread), &ann, now);
+        assert!(!again.started && again.commit.is_none());
+        assert_eq!(again.conversation.id, c.id);
+        // The customer answers: the route becomes theirs, the window opens.
+        let mut answered = c.clone();
+        answered.record_inbound(route.clone(), now);
+        assert!(answered.reply_window_open(Channel::Whatsapp, now));
+        // Resolved: the next outreach starts a new conversation that replaces it in the slot.
+        answered.status = ConversationStatus::Resolved;
+        let thread =
+            crate::ports::ThreadOf { contact: c.contact_id, current: Some(answered.clone()), hint_fresh: true };
+        let next = open_outreach(&ws(), &id, route, Some(thread), &ann, now);
+        assert!(next.started);
+        match &next.commit.unwrap().conversation {
+            crate::ports::ConversationWrite::Create { replaces, .. } => assert_eq!(*replaces, Some(answered.id)),
+            other => panic!("{:?}", matches!(other, crate::ports::ConversationWrite::Update { .. })),
         }
     }
 

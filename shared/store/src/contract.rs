@@ -738,6 +738,49 @@ pub async fn admins_connect_and_disconnect_only_their_own_addresses<S: Store>(s:
     assert_eq!(s.channel_accounts(&other).await.unwrap(), vec![theirs]);
 }
 
+pub async fn an_agents_first_message_threads_like_the_customers_own<S: Store>(s: &S) {
+    use domain::threading::open_outreach;
+    let ws = workspace("outreach");
+    let ann = AgentId::parse("ann").unwrap();
+    let number = format!("+1415557{:04}", ulid::Ulid::new().random() % 10_000);
+    let id = Identity::phone(&PhoneNumber::parse(&number).unwrap());
+    let route = |channel| Route {
+        channel,
+        contact_address: number.clone(),
+        our_address: "+14155550100".into(),
+        contact_country: None,
+    };
+    let now = OffsetDateTime::now_utc();
+    // A new contact and conversation, written together.
+    let first = open_outreach(&ws, &id, route(Channel::Sms), s.thread_of(&ws, &id).await.unwrap(), &ann, now);
+    s.commit_outreach(first.commit.unwrap()).await.unwrap();
+    let thread = s.thread_of(&ws, &id).await.unwrap().expect("the number has a contact now");
+    assert_eq!(thread.current.as_ref().map(|c| c.id), Some(first.conversation.id));
+    // The same contact's other channel joins the open conversation.
+    let second = open_outreach(&ws, &id, route(Channel::Whatsapp), Some(thread), &ann, now);
+    assert!(!second.started);
+    s.commit_outreach(second.commit.unwrap()).await.unwrap();
+    let stored = s.conversation(&ws, first.conversation.id).await.unwrap().unwrap();
+    assert_eq!(stored.channels.len(), 2);
+    // A second writer that read the old version conflicts rather than overwrite.
+    let stale = open_outreach(
+        &ws,
+        &id,
+        route(Channel::Email),
+        Some(ThreadOf { contact: stored.contact_id, current: Some(first.conversation.clone()), hint_fresh: true }),
+        &ann,
+        now,
+    );
+    assert!(matches!(s.commit_outreach(stale.commit.unwrap()).await, Err(StoreError::Conflict)));
+    // Two starts for one new address: one contact, the loser conflicts.
+    let other = format!("+1415558{:04}", ulid::Ulid::new().random() % 10_000);
+    let oid = Identity::phone(&PhoneNumber::parse(&other).unwrap());
+    let a = open_outreach(&ws, &oid, route(Channel::Sms), None, &ann, now);
+    let b = open_outreach(&ws, &oid, route(Channel::Sms), None, &ann, now);
+    s.commit_outreach(a.commit.unwrap()).await.unwrap();
+    assert!(matches!(s.commit_outreach(b.commit.unwrap()).await, Err(StoreError::Conflict)));
+}
+
 pub async fn workspace_settings_default_until_saved<S: Store>(s: &S) {
     let ws = workspace("settings");
     assert_eq!(s.workspace_settings(&ws).await.unwrap(), domain::workspace::Settings::default());
@@ -784,6 +827,7 @@ pub async fn run_all<S: Store>(s: &S) {
     channel_accounts_resolve_to_their_workspace(s).await;
     admins_connect_and_disconnect_only_their_own_addresses(s).await;
     workspace_settings_default_until_saved(s).await;
+    an_agents_first_message_threads_like_the_customers_own(s).await;
     rate_limits_count_per_key_and_window(s).await;
     the_ledger_counts_every_entry_once(s).await;
     rate_card_versions_never_change(s).await;

@@ -605,7 +605,46 @@ impl InboundStore for DynamoStore {
             )?,
             put(&self.table, message_item(&c.message)?, NOT_EXISTS, None)?,
         ];
-        let hinted = c.hint.as_ref().map(|_| c.message.conversation_id);
+        let thread = OutreachCommit { new_contact: c.new_contact, conversation: c.conversation, hint: c.hint };
+        items.extend(self.thread_items(ws, &thread, c.message.conversation_id)?);
+        if let Some(record) = &c.consent {
+            // Keyword messages of one identity are serialised by their FIFO group: no race to settle.
+            let it = item(&keys::consent(ws, &record.identity), "consent", record)?;
+            items.push(
+                TransactWriteItem::builder()
+                    .put(build("put", Put::builder().table_name(&self.table).set_item(Some(it)).build())?)
+                    .build(),
+            );
+        }
+        if let Some(entry) = &c.cost {
+            items.extend(self.ledger_items(entry)?);
+        }
+        self.transact(items, Some(0)).await
+    }
+
+    async fn commit_outreach(&self, c: OutreachCommit) -> Result<(), StoreError> {
+        let (ws, id) = match &c.conversation {
+            ConversationWrite::Create { conversation, .. } | ConversationWrite::Update { conversation, .. } => {
+                (conversation.workspace.clone(), conversation.id)
+            }
+        };
+        let items = self.thread_items(&ws, &c, id)?;
+        self.transact(items, None).await
+    }
+}
+
+impl DynamoStore {
+    /// The writes that thread a conversation to its contact: a new contact (its identities, the
+    /// item, its name entry), the conversation, and the identity's hint at it. Every identity and
+    /// contact is created only if still unclaimed, the hint only on an identity still linked.
+    fn thread_items(
+        &self,
+        ws: &WorkspaceId,
+        c: &OutreachCommit,
+        conversation_id: ConversationId,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut items = vec![];
+        let hinted = c.hint.as_ref().map(|_| conversation_id);
         if let Some(contact) = &c.new_contact {
             for identity in &contact.identities {
                 let current_conversation_id = hinted.filter(|_| c.hint.as_ref() == Some(identity));
@@ -626,23 +665,11 @@ impl InboundStore for DynamoStore {
                 .set_key(Some(key_map(&keys::identity(ws, identity))))
                 .update_expression("SET current_conversation_id = :c")
                 .condition_expression("attribute_exists(PK)")
-                .expression_attribute_values(":c", s(c.message.conversation_id.to_string()))
+                .expression_attribute_values(":c", s(conversation_id.to_string()))
                 .build();
             items.push(TransactWriteItem::builder().update(build("update", update)?).build());
         }
-        if let Some(record) = &c.consent {
-            // Keyword messages of one identity are serialised by their FIFO group: no race to settle.
-            let it = item(&keys::consent(ws, &record.identity), "consent", record)?;
-            items.push(
-                TransactWriteItem::builder()
-                    .put(build("put", Put::builder().table_name(&self.table).set_item(Some(it)).build())?)
-                    .build(),
-            );
-        }
-        if let Some(entry) = &c.cost {
-            items.extend(self.ledger_items(entry)?);
-        }
-        self.transact(items, Some(0)).await
+        Ok(items)
     }
 }
 

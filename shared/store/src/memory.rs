@@ -333,6 +333,29 @@ impl InboundStore for MemoryStore {
             Ok(())
         })
     }
+
+    async fn commit_outreach(&self, c: OutreachCommit) -> Result<(), StoreError> {
+        self.with(|s| {
+            if let Some(contact) = &c.new_contact {
+                let ws = &contact.workspace;
+                let taken = contact.identities.iter().any(|i| s.identities.contains_key(&keys::identity(ws, i)))
+                    || s.contacts.contains_key(&keys::contact(ws, contact.id));
+                if taken {
+                    return Err(StoreError::Conflict);
+                }
+            }
+            s.check_conversation_write(&c.conversation)?;
+            if let Some(contact) = c.new_contact {
+                for i in &contact.identities {
+                    s.identities.insert(keys::identity(&contact.workspace, i), contact.id);
+                }
+                s.index_name(&contact);
+                s.contacts.insert(keys::contact(&contact.workspace, contact.id), contact);
+            }
+            s.apply_conversation_write(c.conversation);
+            Ok(())
+        })
+    }
 }
 
 #[async_trait]
