@@ -17,7 +17,24 @@ use kit::http::{body_bytes, json, path_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
 use serde::Deserialize;
 
-pub use api::Deps;
+pub struct Deps {
+    pub api: api::Deps,
+    /// The domains SES receives mail for (`EMAIL_DOMAIN`, comma-separated): a mailbox elsewhere
+    /// would never receive anything.
+    pub email_domains: Vec<String>,
+}
+
+impl Deps {
+    pub fn new(api: api::Deps, email_domains: &[&str]) -> Self {
+        Self { api, email_domains: email_domains.iter().map(|d| d.to_ascii_lowercase()).collect() }
+    }
+
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        let domains = config.optional("EMAIL_DOMAIN").unwrap_or_default();
+        let domains: Vec<&str> = domains.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
+        Ok(Self::new(api::Deps::from_config(config, aws).await?, &domains))
+    }
+}
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[schema(as = ConnectChannelRequest)]
@@ -39,12 +56,21 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     request_body(content = Option<Details>, description = "Optional: a display name, and a widget's allowed origins"),
     responses((status = 201, description = "Connected", body = api::ChannelBody), (status = 200, description = "Already held: its details replaced", body = api::ChannelBody), (status = 404, body = kit::http::ErrorBody), (status = 409, body = kit::http::ErrorBody), (status = 422, body = kit::http::ErrorBody)))]
 async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
-    let who = deps.auth.authenticate(req)?;
+    let who = deps.api.auth.authenticate(req)?;
     who.require(ADMINS)?;
     let channel = path_param(req, "channel", Channel::parse)?;
     let address = path_param(req, "address", |a| Ok(a.to_owned()))?;
     let address =
         domain::workspace::parse_address(channel, &address).map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    if channel == Channel::Email {
+        let domain = address.rsplit('@').next().unwrap_or_default();
+        if !deps.email_domains.iter().any(|d| d == domain) {
+            return Err(ApiError::Unprocessable(match deps.email_domains.as_slice() {
+                [] => "this stack receives no email (its EmailDomain parameter is empty)".into(),
+                ds => format!("this stack receives mail for {} only (its EmailDomain)", ds.join(", ")),
+            }));
+        }
+    }
     let raw = body_bytes(req);
     let details: Details = if raw.iter().all(u8::is_ascii_whitespace) {
         Details::default()
@@ -77,7 +103,7 @@ async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
         allowed_origins: origins,
         ..ChannelAccount::new(who.workspace.clone(), channel, address.clone())
     };
-    let before = deps.store.channel_account(channel, &address).await?;
+    let before = deps.api.store.channel_account(channel, &address).await?;
     if let Some(held) = &before {
         if held.workspace != who.workspace {
             return Err(ApiError::Conflict(format!("{channel} {address} is connected to another workspace")));
@@ -86,12 +112,12 @@ async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
             return Ok(json(200, &api::ChannelBody { channel: account }));
         }
     }
-    if !deps.store.connect_channel_account(&account).await? {
+    if !deps.api.store.connect_channel_account(&account).await? {
         return Err(ApiError::Conflict(format!("{channel} {address} is connected to another workspace")));
     }
     let (status, action) = if before.is_some() { (200, "channel_updated") } else { (201, "channel_connected") };
     let details = serde_json::json!({ "before": before, "after": account });
-    api::record_workspace_change(&*deps.store, &who, action, details).await?;
+    api::record_workspace_change(&*deps.api.store, &who, action, details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, %channel, action, "channel account saved");
     Ok(json(status, &api::ChannelBody { channel: account }))
 }
@@ -130,7 +156,7 @@ mod tests {
     #[tokio::test]
     async fn admins_connect_numbers_and_widgets_once_and_never_anothers() {
         let store = Arc::new(MemoryStore::new());
-        let deps = Deps::new(store.clone(), Authenticator::new("s"));
+        let deps = Deps::new(api::Deps::new(store.clone(), Authenticator::new("s")), &["acme.example"]);
         let acme = WorkspaceId::parse("acme").unwrap();
         let (status, v) = put(&deps, "acme", Role::Admin, "sms", "+1 415 555 0100", "").await;
         assert_eq!((status, v["channel"]["address"].as_str()), (201, Some("+14155550100")));
@@ -152,6 +178,7 @@ mod tests {
             ("whatsapp", "@acme", "", 422),
             ("fax", "123", "", 404),
             ("email", "support@acme.example", r#"{"name": "x"}"#, 400),
+            ("email", "support@elsewhere.example", "", 422),
         ] {
             assert_eq!(put(&deps, "acme", Role::Admin, channel, address, body).await.0, expected, "{channel} {body}");
         }

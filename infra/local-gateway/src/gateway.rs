@@ -598,6 +598,8 @@ impl Stack {
                 // Each key its own, as the template's generated secrets are.
                 ("VISITOR_TOKEN_SECRET".into(), format!("{}:visitor-tokens", opts.jwt_secret)),
                 ("LINK_SIGNING_SECRET".into(), format!("{}:rating-links", opts.jwt_secret)),
+                // The domains SES receives for (the template's EmailDomain).
+                ("EMAIL_DOMAIN".into(), opts.email_domains.join(",")),
                 ("PUBLIC_BASE_URL".into(), base_url.clone()),
                 ("SEND_RETRY_BASE_MS".into(), opts.send_retry_base_ms.to_string()),
                 // Outbound webhooks may go to http and loopback here (the local receiver).
