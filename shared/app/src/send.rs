@@ -14,6 +14,7 @@
 //!
 //! And reconciliation: the price the provider rated a finished message at, beside the estimate.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -233,9 +234,9 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
 
     /// The message as a provider fetches it: files of the media bucket (`s3://`) replaced by links
     /// valid an hour (signing is local: no request). A file elsewhere cannot be sent.
-    async fn linked(&self, m: &Message) -> Result<Result<Message, String>, StoreError> {
+    async fn linked<'m>(&self, m: &'m Message) -> Result<Result<Cow<'m, Message>, String>, StoreError> {
         if !m.attachments.iter().any(|a| a.url.starts_with("s3://")) {
-            return Ok(Ok(m.clone()));
+            return Ok(Ok(Cow::Borrowed(m)));
         }
         let mut out = m.clone();
         for a in &mut out.attachments {
@@ -245,7 +246,7 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
                 None => return Ok(Err(format!("{} is not in the media bucket", a.url))),
             }
         }
-        Ok(Ok(out))
+        Ok(Ok(Cow::Owned(out)))
     }
 
     /// The AWS usage of sending (the reply API's remainder carried on the job, and this job so
@@ -365,7 +366,7 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
         // An agent's files: a link the widget can open (valid an hour, as for providers).
         if let Ok(linked) = self.linked(m).await? {
             for (file, a) in view.files.iter_mut().zip(&linked.attachments) {
-                file.url = Some(a.url.clone()).filter(|u| !u.starts_with("s3://"));
+                file.url = Some(a.url.clone());
             }
         }
         let frame = VisitorFrame::Message { message: view };
