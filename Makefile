@@ -3,6 +3,7 @@
 
 run:
 	bash infra/scripts/install.sh
+	npm --prefix web run --silent build
 	cargo run -p switchboard-local -- up
 
 test:

@@ -43,13 +43,14 @@ function signingKey() {
   return { ...privateKey.export({ format: 'jwk' }), kid: `local-${randomBytes(6).toString('hex')}`, use: 'sig', alg: 'RS256' };
 }
 
-const redirectUris = [
-  'http://127.0.0.1/callback',
-  'http://127.0.0.1:5173/callback',
-  'http://localhost:5173/callback',
-  'http://127.0.0.1:3000/console/callback',
-  'http://localhost:3000/console/callback',
+// The console signs in at <origin>/callback: `make run` serves it on port 5173; the browser tests
+// start the stack on free ports and name their console's origins in SWITCHBOARD_CONSOLE_ORIGINS.
+const consoleOrigins = [
+  'http://127.0.0.1:5173',
+  'http://localhost:5173',
+  ...(process.env.SWITCHBOARD_CONSOLE_ORIGINS || '').split(',').map((o) => o.trim()).filter(Boolean),
 ];
+const redirectUris = ['http://127.0.0.1/callback', ...consoleOrigins.map((o) => `${o}/callback`)];
 
 function configuration() {
   return {

@@ -61,4 +61,20 @@ if [ ! -f "$oidc/node_modules/.package-lock.json" ] || ! cmp -s "$oidc/package-l
   log "installing the local OpenID provider (npm ci in infra/oidc)"
   (cd "$oidc" && npm ci --silent --no-audit --no-fund >/dev/null && cp package-lock.json node_modules/.lock-installed)
 fi
+# The browser code (web/: Vite, TypeScript, Preact, Playwright), pinned by web/package-lock.json.
+web="$root/web"
+if [ ! -f "$web/node_modules/.lock-installed" ] || ! cmp -s "$web/package-lock.json" "$web/node_modules/.lock-installed"; then
+  log "installing the browser code's packages (npm ci in web)"
+  (cd "$web" && npm ci --silent --no-audit --no-fund >/dev/null && cp package-lock.json node_modules/.lock-installed)
+fi
+# Debian's Chromium for the browser tests (Playwright drives it; it never downloads a browser).
+if [ "${1:-}" = "--browser" ] || [ "${1:-}" = "--ci" ] || [ "${1:-}" = "--all" ]; then
+  if ! command -v chromium >/dev/null 2>&1; then
+    log "installing Debian's chromium"
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo_cmd apt-get install -y -qq chromium >/dev/null 2>&1 || { $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq chromium >/dev/null; }
+  fi
+fi
 log "ready: $local_dir"

@@ -25,7 +25,15 @@ source "$envfile"
 log="$(mktemp)"
 status=0
 cargo test --workspace "$@" 2>&1 | tee "$log" || status=$?
-# One closing line with the totals over every test binary (cargo prints one line per binary).
-awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' "$log"
+# The browser tests (Playwright, Debian's Chromium, the whole local stack) with the full run only:
+# with arguments, this runs the Rust tests those arguments pick. SKIP_BROWSER=1 skips them.
+if [ "$#" -eq 0 ] && [ "${SKIP_BROWSER:-}" != 1 ]; then
+  bash infra/scripts/browser-tests.sh 2>&1 | tee -a "$log" || status=$?
+fi
+# One closing line with the totals over every test binary (cargo prints one line per binary) and
+# Playwright's ("  3 passed (41.2s)", "  1 failed").
+awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     /^ +[0-9]+ passed \(/ { p += $1 } /^ +[0-9]+ failed$/ { f += $1 } /^ +[0-9]+ skipped$/ { i += $1 }
+     END { printf "%d passed, %d failed, %d skipped\n", p, f, i }' "$log"
 rm -f "$log"
 exit "$status"

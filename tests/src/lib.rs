@@ -112,6 +112,7 @@ pub async fn spawn_stack() -> TestStack {
         pollers_per_queue: 2,
         ws_idle: std::time::Duration::from_secs(600),
         ws_max_age: std::time::Duration::from_secs(7200),
+        console_origins: vec![],
     };
     let stack = Stack::start(&template, opts, &aws).await.expect("local stack");
     let store = store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), stack.provisioned.table.clone());

@@ -76,7 +76,7 @@ fn origin(req: &Request) -> Option<&str> {
 #[utoipa::path(post, path = "/webchat/{key}/visitors", operation_id = "webchatSession", tag = "public",
     params(("key" = String, Path, description = "The widget key"), ("Origin" = Option<String>, Header, description = "Required when the key lists allowed origins")),
     request_body(content = Object, description = "Optional: token (to renew), name, email"),
-    responses((status = 201, description = "A new visitor: token, socket_url, availability", body = Object), (status = 200, description = "The returning visitor", body = Object), (status = 403, body = kit::http::ErrorBody), (status = 404, body = kit::http::ErrorBody), (status = 429, body = kit::http::ErrorBody)))]
+    responses((status = 201, description = "A new visitor", body = WebchatSession), (status = 200, description = "The returning visitor (same visitor id, a fresh token)", body = WebchatSession), (status = 403, body = kit::http::ErrorBody), (status = 404, body = kit::http::ErrorBody), (status = 429, body = kit::http::ErrorBody)))]
 async fn start(deps: &Deps, req: &Request, now: OffsetDateTime) -> Result<Response<Body>, ApiError> {
     let not_found = || ApiError::NotFound("no web chat widget has this key".into());
     let key = path_param(req, "key", |k| webchat::parse_key(k).map(str::to_owned)).map_err(|_| not_found())?;
@@ -131,16 +131,36 @@ async fn start(deps: &Deps, req: &Request, now: OffsetDateTime) -> Result<Respon
     tracing::info!(workspace = %ws, %visitor, returning = status == 200, "web chat visitor session");
     Ok(json(
         status,
-        &serde_json::json!({
-            "visitor_id": visitor,
-            "token": token,
-            "expires_at": expires_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-            "socket_url": deps.socket_url,
-            "subprotocol": webchat::SUBPROTOCOL,
-            "title": account.display_name,
-            "availability": availability,
-        }),
+        &WebchatSession {
+            visitor_id: visitor.to_string(),
+            token,
+            expires_at,
+            socket_url: deps.socket_url.clone(),
+            subprotocol: webchat::SUBPROTOCOL,
+            title: account.display_name,
+            availability,
+        },
     ))
+}
+
+/// A visitor's session: what the widget keeps (the token, sent back next visit to stay the same
+/// visitor) and where it connects.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct WebchatSession {
+    /// `v_<ULID>`.
+    pub visitor_id: String,
+    /// The visitor token (30 days): the socket's second subprotocol, and `token` in the next
+    /// session request.
+    pub token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// The visitors' WebSocket endpoint; connect to `socket_url?key=<key>`.
+    pub socket_url: String,
+    /// The first subprotocol to offer (the token is the second).
+    pub subprotocol: &'static str,
+    /// The widget's title (the channel account's display name).
+    pub title: Option<String>,
+    pub availability: webchat::Availability,
 }
 
 #[cfg(test)]

@@ -467,6 +467,7 @@ pub(crate) fn stack_options(prefix: &str, twilio_base: &str, poll_wait_secs: i32
         pollers_per_queue: 4,
         ws_idle: std::time::Duration::from_secs(600),
         ws_max_age: std::time::Duration::from_secs(7200),
+        console_origins: vec![],
     })
 }
 

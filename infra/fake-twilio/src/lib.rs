@@ -80,7 +80,7 @@ impl FakeTwilio {
             http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client"),
         });
         let app = Router::new()
-            .route("/2010-04-01/Accounts/{account}/Messages.json", post(create_message))
+            .route("/2010-04-01/Accounts/{account}/Messages.json", post(create_message).get(list_messages))
             .route("/2010-04-01/Accounts/{account}/Messages/{sid}", get(fetch_message))
             .route("/2010-04-01/Accounts/{account}/Recordings/{file}", get(fetch_recording))
             .route("/2010-04-01/Accounts/{account}/Messages/{sid}/Media/{media}", get(fetch_media))
@@ -172,10 +172,40 @@ async fn fetch_message(
     else {
         return answer(twilio_error(404, 20404, &format!("The requested resource /Messages/{sid}.json was not found")));
     };
+    (StatusCode::OK, Json(resource(&inner, &account, &sent))).into_response()
+}
+
+/// `GET /2010-04-01/Accounts/{AccountSid}/Messages.json?To=…`: the messages sent, newest first,
+/// optionally to one number (Twilio's list filter), as Twilio pages them.
+async fn list_messages(
+    State(inner): State<Arc<Inner>>,
+    Path(account): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorised(&inner, &headers, &account) {
+        return answer(twilio_error(401, 20003, "Authenticate"));
+    }
+    let received = inner.received.lock().expect("lock").clone();
+    let messages: Vec<serde_json::Value> = received
+        .iter()
+        .rev()
+        .filter(|r| r.sid.is_some())
+        .filter(|r| query.get("To").is_none_or(|to| r.get("To") == Some(to.as_str())))
+        .map(|r| resource(&inner, &account, r))
+        .collect();
+    let page =
+        serde_json::json!({ "messages": messages, "page": 0, "page_size": messages.len(), "next_page_uri": null });
+    (StatusCode::OK, Json(page)).into_response()
+}
+
+/// A sent message as Twilio's Message resource, with its price (negative, as Twilio reports charges).
+fn resource(inner: &Inner, account: &str, sent: &Received) -> serde_json::Value {
+    let sid = sent.sid.clone().unwrap_or_default();
     let segments = domain::sms::segment(sent.get("Body").unwrap_or_default()).segments;
     let default_price = format!("-{}", domain::finance::money::format_micros(i64::from(segments) * 7_900));
     let price = inner.prices.lock().expect("lock").get(&sid).cloned().unwrap_or(Some(default_price));
-    let resource = serde_json::json!({
+    serde_json::json!({
         "account_sid": account,
         "body": sent.get("Body"),
         "from": sent.get("From"),
@@ -185,8 +215,7 @@ async fn fetch_message(
         "price_unit": "USD",
         "sid": sid,
         "status": "delivered",
-    });
-    (StatusCode::OK, Json(resource)).into_response()
+    })
 }
 
 /// A Twilio error as an HTTP answer.

@@ -58,6 +58,9 @@ pub struct StackOptions {
     /// API Gateway closes an idle WebSocket after ten minutes and any after two hours.
     pub ws_idle: Duration,
     pub ws_max_age: Duration,
+    /// Origins of console builds served locally, allowed by the HTTP API's CORS beside the
+    /// template's `ConsoleUrls` (whose default is the usual `make run` console).
+    pub console_origins: Vec<String>,
 }
 
 pub struct Stack {
@@ -651,7 +654,15 @@ impl Stack {
             .oidc_issuer
             .as_deref()
             .map(|issuer| Arc::new(kit::oidc::OidcVerifier::new(issuer, vec![crate::dev::OIDC_CLIENT_ID.into()])));
-        let router = Arc::new(Router { routes, domain: addr.to_string(), oidc, cors: template.cors() });
+        let router = Arc::new(Router {
+            routes,
+            domain: addr.to_string(),
+            oidc,
+            cors: template.cors().map(|mut c| {
+                c.allow_origins.extend(opts.console_origins.iter().cloned());
+                c
+            }),
+        });
         // Each WebSocket API of the template on its own path, with its own @connections endpoint.
         let mut apis: std::collections::BTreeMap<String, Vec<(crate::template::WsRoute, WsFn)>> = Default::default();
         for route in template.ws_routes()? {

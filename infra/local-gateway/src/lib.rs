@@ -12,6 +12,7 @@ pub mod receiver;
 pub mod services;
 pub mod sockets;
 pub mod template;
+pub mod web;
 
 /// Fixed, public development values. Never used outside the local stack.
 pub mod dev {

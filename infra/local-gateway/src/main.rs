@@ -34,6 +34,14 @@ enum Command {
         twilio_port: u16,
         #[arg(long, default_value_t = 8855)]
         oidc_port: u16,
+        /// Where the agent console, the widget and its demo page are served (web/dist), on their
+        /// own origin as CloudFront serves them in AWS.
+        #[arg(long, default_value_t = 5173)]
+        console_port: u16,
+        /// Write the stack's addresses (API, console, fakes…) to this file as JSON once it is up
+        /// (the browser tests read it).
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
     },
     /// Run only DynamoDB Local and moto (for the test suite); writes their environment to a file.
     Services {
@@ -111,15 +119,19 @@ fn main() -> Result<()> {
             println!("{token}");
             Ok(())
         }
-        Command::Up { port, dynamodb_port, moto_port, twilio_port, oidc_port } => {
+        Command::Up { port, dynamodb_port, moto_port, twilio_port, oidc_port, console_port, ready_file } => {
             let root = repo_root();
+            let console_origins = console_origins(console_port);
+            // The local OpenID provider takes sign-ins back to these consoles (node inherits it).
+            std::env::set_var("SWITCHBOARD_CONSOLE_ORIGINS", console_origins.join(","));
             let services = Services::start(&root, dynamodb_port, moto_port, oidc_port, &root.join("target/local-logs"))
                 .context("starting the local AWS servers (run infra/scripts/install.sh first)")?;
             // Set before the runtime exists: no other thread can be reading the environment.
             for (k, v) in services.env() {
                 std::env::set_var(k, v);
             }
-            let result = runtime()?.block_on(up(root, port, twilio_port, &services));
+            let ports = Ports { http: port, twilio: twilio_port, console: console_port };
+            let result = runtime()?.block_on(up(root, ports, console_origins, ready_file, &services));
             drop(services);
             result
         }
@@ -138,7 +150,25 @@ async fn shutdown_signal() {
     }
 }
 
-async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> Result<()> {
+/// The console's origins on `port`: by address and by name, as a browser may open either.
+fn console_origins(port: u16) -> Vec<String> {
+    vec![format!("http://127.0.0.1:{port}"), format!("http://localhost:{port}")]
+}
+
+struct Ports {
+    http: u16,
+    twilio: u16,
+    console: u16,
+}
+
+async fn up(
+    root: PathBuf,
+    ports: Ports,
+    console_origins: Vec<String>,
+    ready_file: Option<PathBuf>,
+    services: &Services,
+) -> Result<()> {
+    let (port, twilio_port) = (ports.http, ports.twilio);
     kit::telemetry::init_pretty();
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let template = Template::load(&root.join("template.yaml"))?;
@@ -186,10 +216,15 @@ async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> 
         jwt_secret: dev::JWT_SECRET.into(),
         oidc_issuer: Some(services.oidc_issuer.clone()),
         send_retry_base_ms: 200,
-        poll_wait_secs: 5,
+        // moto (5.2) keeps a FIFO group it saw in flight at the start of a long poll blocked for the
+        // whole poll, even once its message is deleted: a 5 s wait held every next event of a
+        // conversation 5 s (agents saw typing and assignments late). SQS does not; 1 s keeps the
+        // local console live.
+        poll_wait_secs: 1,
         pollers_per_queue: 4,
         ws_idle: std::time::Duration::from_secs(600),
         ws_max_age: std::time::Duration::from_secs(7200),
+        console_origins,
     };
     let stack = Stack::start(&template, opts, &aws).await?;
     let store = store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), stack.provisioned.table.clone());
@@ -250,6 +285,45 @@ async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> 
     whatsapp.deliver_statuses_to(&format!("{}/webhooks/whatsapp", stack.base_url));
     meta.deliver_statuses_to(&format!("{}/webhooks/meta", stack.base_url));
 
+    let dist = root.join("web/dist");
+    if !dist.join("index.html").exists() {
+        eprintln!(
+            "web/dist is missing: `npm --prefix web run build` (make run does it) builds the console and the widget"
+        );
+    }
+    let (console_url, _console) = switchboard_local::web::serve(
+        &dist,
+        ([127, 0, 0, 1], ports.console).into(),
+        switchboard_local::web::WebConfig {
+            api_url: stack.base_url.clone(),
+            socket_url: stack.ws_url.clone(),
+            oidc: Some(switchboard_local::web::Oidc {
+                issuer: services.oidc_issuer.clone(),
+                client_id: dev::OIDC_CLIENT_ID.into(),
+            }),
+            dev_tokens: true,
+            widget_key: dev::WEBCHAT_KEY.into(),
+        },
+    )
+    .await?;
+    if let Some(file) = &ready_file {
+        let ready = serde_json::json!({
+            "api_url": stack.base_url,
+            "socket_url": stack.ws_url,
+            "visitor_socket_url": stack.visitor_ws_url,
+            "console_url": console_url,
+            "oidc_issuer": services.oidc_issuer,
+            "twilio_url": fake.base_url(),
+            "twilio_auth_token": dev::TWILIO_AUTH_TOKEN,
+            "twilio_account_sid": dev::TWILIO_ACCOUNT_SID,
+            "sms_number": dev::SMS_NUMBER,
+            "widget_key": dev::WEBCHAT_KEY,
+            "workspace": dev::WORKSPACE,
+            "jwt_secret": dev::JWT_SECRET,
+        });
+        std::fs::write(file, ready.to_string()).with_context(|| format!("writing {}", file.display()))?;
+    }
+
     let form_path = root.join("events/twilio-sms-webhook/inbound-sms.form");
     let form = std::fs::read_to_string(&form_path).with_context(|| format!("reading {}", form_path.display()))?;
     let params = twilio::parse_form(form.trim().as_bytes())?;
@@ -267,6 +341,8 @@ async fn up(root: PathBuf, port: u16, twilio_port: u16, services: &Services) -> 
         r#"
 Switchboard is running locally (Ctrl-C stops everything).
 
+  agent console     {console_url}   (sign in as alice, sue, ada or fin: the local identity provider)
+  web chat demo     {console_url}/demo/   (a page embedding the widget; chat with the console)
   API and webhooks  {base}
   DynamoDB Local    {ddb}   table {table}
   moto (SQS ...)    {moto}
@@ -335,6 +411,7 @@ Switchboard is running locally (Ctrl-C stops everything).
         agent = dev::AGENT,
         receiver = receiver.base_url,
         issuer = services.oidc_issuer,
+        console_url = console_url,
     );
     shutdown_signal().await;
     eprintln!("stopping");

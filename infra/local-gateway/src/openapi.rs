@@ -97,7 +97,15 @@ authorizer refuses a missing, forged, foreign or expired token with 401 before a
         whatsapp_webhook::whatsapp_handshake,
         whatsapp_webhook::whatsapp_events,
     ),
-    components(schemas(kit::http::ErrorBody)),
+    // The sockets' frames, for typed clients (the console and the widget): what an agent's socket
+    // pushes and accepts, and what a visitor's socket pushes.
+    components(schemas(
+        kit::http::ErrorBody,
+        domain::realtime::Push,
+        domain::realtime::ClientAction,
+        domain::channels::webchat::VisitorFrame,
+        domain::channels::webchat::VisitorMessage,
+    )),
     modifiers(&Conventions),
 )]
 struct Document;

@@ -116,7 +116,8 @@ pub fn audience(
 
 /// What a socket receives: the event, and the state it refers to so the screen updates without a
 /// second request.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AgentPush)]
 pub struct Push<'a> {
     pub event: &'a Notification,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,0 +1,295 @@
+import { useEffect, useState } from 'preact/hooks';
+import { errorText, type Api, type Conversation, type Message, type Note, type Schemas } from '../../src/api/client';
+import type { Presence, PushListener } from './App';
+import type { Session } from './auth';
+import { Composer } from './Composer';
+import { channelLabel, clockText, counterpart, failureReason, lastChannel, money, newKey, TICK } from './format';
+import type { AgentSocket } from './socket';
+
+interface Props {
+  api: Api;
+  conversation: Conversation;
+  session: Session;
+  socket: AgentSocket;
+  subscribe(l: PushListener): () => void;
+  activity: Presence;
+  onChanged(c: Conversation): void;
+}
+
+type Profile = Schemas['ContactProfile'];
+
+/** Messages in order, a newer copy of one replacing the older (status only moves forward). */
+function merge(list: Message[], m: Message): Message[] {
+  const i = list.findIndex((x) => x.id === m.id);
+  if (i < 0) return [...list, m].sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
+  const copy = [...list];
+  copy[i] = m;
+  return copy;
+}
+
+export function ConversationPane({ api, conversation: c, session, socket, subscribe, activity, onChanged }: Props) {
+  const [messages, setMessages] = useState<Message[]>([]);
+  const [notes, setNotes] = useState<Note[]>([]);
+  const [profile, setProfile] = useState<Profile | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [now, setNow] = useState(Date.now());
+
+  useEffect(() => {
+    let live = true;
+    void (async () => {
+      const [m, n, p] = await Promise.all([
+        api.GET('/conversations/{id}/messages', { params: { path: { id: c.id }, query: { order: 'newest', limit: 100 } } }),
+        api.GET('/conversations/{id}/notes', { params: { path: { id: c.id } } }),
+        api.GET('/contacts/{id}', { params: { path: { id: c.contact_id } } }),
+      ]);
+      if (!live) return;
+      if (m.data) setMessages([...m.data.items].reverse());
+      else setError(errorText(m.error, m.response));
+      if (n.data) setNotes(n.data.items);
+      if (p.data) setProfile(p.data);
+    })();
+    return () => {
+      live = false;
+    };
+  }, [api, c.id, c.contact_id]);
+
+  useEffect(
+    () =>
+      subscribe((push) => {
+        const ev = push.event;
+        if (!('conversation_id' in ev) || ev.conversation_id !== c.id) return;
+        if (push.message) {
+          const m = push.message;
+          setMessages((l) => merge(l, m));
+        }
+        if (ev.type === 'note_added') {
+          void api.GET('/conversations/{id}/notes', { params: { path: { id: c.id } } }).then((r) => r.data && setNotes(r.data.items));
+        }
+      }),
+    [subscribe, c.id, api],
+  );
+
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(t);
+  }, []);
+
+  const act = async (run: () => Promise<{ data?: { conversation: Conversation }; error?: unknown; response: Response }>) => {
+    const r = await run();
+    if (r.data) {
+      setError(null);
+      onChanged(r.data.conversation);
+    } else setError(errorText(r.error, r.response));
+  };
+  const patch = (body: Schemas['UpdateConversationRequest']) =>
+    act(() => api.PATCH('/conversations/{id}', { params: { path: { id: c.id } }, body }));
+  const assign = (agent: string | null) =>
+    act(() => api.PUT('/conversations/{id}/assignee', { params: { path: { id: c.id } }, body: { agent } }));
+
+  const viewers = [...(activity.viewing.get(c.id)?.values() ?? [])];
+  const typing = activity.typing.get(c.id);
+  const channel = lastChannel(c);
+  const clocks = [c.sla?.response, c.sla?.resolution].filter((k): k is Schemas['Clock'] => !!k && !!k.due_at && !k.stopped_at);
+
+  return (
+    <div class="conversation">
+      <header class="conv-head">
+        <div>
+          <h1>
+            <span class={`chip chip-${channel ?? 'none'}`}>{channelLabel(channel)}</span> {profile?.contact.name ?? counterpart(c)}
+          </h1>
+          <p class="sub">
+            {c.status} · {c.assignee ? (c.assignee === session.agent ? 'assigned to you' : `assigned to ${c.assignee}`) : 'unassigned'} ·{' '}
+            {c.message_count} messages
+            {clocks.map((k) => (
+              <span key={k.kind} class={`sla${Date.parse(k.due_at ?? '') < now ? ' overdue' : ''}`}>
+                {' '}
+                · {k.kind.replace(/_/g, ' ')} {clockText(k.due_at ?? '', now)}
+              </span>
+            ))}
+          </p>
+          {viewers.length > 0 && (
+            <p class="viewing" role="status">
+              {viewers.join(', ')} {viewers.length === 1 ? 'is' : 'are'} viewing
+            </p>
+          )}
+        </div>
+        <div class="actions">
+          {c.assignee !== session.agent && (
+            <button type="button" onClick={() => void assign(session.agent)}>
+              Assign to me
+            </button>
+          )}
+          {c.status === 'resolved' ? (
+            <button type="button" onClick={() => void patch({ status: 'open' })}>
+              Reopen
+            </button>
+          ) : (
+            <>
+              <button type="button" onClick={() => void patch({ snoozed_until: new Date(Date.now() + 3600_000).toISOString() })}>
+                Snooze 1 h
+              </button>
+              <button type="button" class="primary" onClick={() => void patch({ status: 'resolved' })}>
+                Resolve
+              </button>
+            </>
+          )}
+          <label>
+            <span class="visually-hidden">Priority</span>
+            <select value={c.priority} onChange={(e) => void patch({ priority: e.currentTarget.value as Schemas['Priority'] })}>
+              {(['low', 'normal', 'high', 'urgent'] as const).map((p) => (
+                <option key={p} value={p}>
+                  {p}
+                </option>
+              ))}
+            </select>
+          </label>
+        </div>
+      </header>
+      {error && (
+        <p role="alert" class="error">
+          {error}
+        </p>
+      )}
+      <div class="body">
+        <ol class="messages" aria-label="Messages">
+          {messages.map((m) => (
+            <MessageItem key={m.id} api={api} message={m} />
+          ))}
+          {activity.contactTyping.has(c.id) && <li class="typing">The customer is typing…</li>}
+          {typing && <li class="typing">{typing} is typing…</li>}
+        </ol>
+        <aside class="contact" aria-label="Contact">
+          <h2>Contact</h2>
+          {profile ? (
+            <>
+              <p>{profile.contact.name ?? 'No name yet'}</p>
+              <ul class="identities">
+                {profile.contact.identities.map((i) => (
+                  <li key={`${i.kind}:${i.value}`}>
+                    <span class="kind">{i.kind}</span> {i.value}
+                    {i.consent === 'opted_out' && <span class="optout"> opted out</span>}
+                  </li>
+                ))}
+              </ul>
+              <h3>Conversations</h3>
+              <ul>
+                {profile.conversations.map((p) => (
+                  <li key={p.id}>
+                    {p.status} · {new Date(p.last_activity_at).toLocaleDateString()}
+                  </li>
+                ))}
+              </ul>
+            </>
+          ) : (
+            <p>Loading…</p>
+          )}
+          <h2>Notes</h2>
+          <ul class="notes">
+            {notes.map((n) => (
+              <li key={n.id}>
+                <strong>{n.author}</strong> {n.text}
+              </li>
+            ))}
+          </ul>
+          <NoteForm api={api} conversationId={c.id} onAdded={(n) => setNotes((l) => [...l.filter((x) => x.id !== n.id), n])} />
+        </aside>
+      </div>
+      <Composer key={c.id} api={api} conversation={c} socket={socket} onSent={(m) => setMessages((l) => merge(l, m))} />
+    </div>
+  );
+}
+
+function MessageItem({ api, message: m }: { api: Api; message: Message }) {
+  const mine = m.direction === 'outbound';
+  const tick = TICK[m.status];
+  const reason = failureReason(m);
+  return (
+    <li class={`msg ${mine ? 'out' : 'in'}`} data-message={m.id}>
+      <div class="bubble">
+        {m.text && <p class="text">{m.text}</p>}
+        {(m.attachments ?? []).map((a, i) => (
+          <AttachmentView key={i} api={api} message={m} index={i} contentType={a.content_type} filename={a.filename ?? null} />
+        ))}
+      </div>
+      <div class="msg-meta">
+        <span class={`chip chip-${m.channel}`}>{channelLabel(m.channel)}</span>
+        <time dateTime={m.created_at}>{new Date(m.created_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}</time>
+        {mine && (
+          <span class={`tick tick-${m.status}`} data-status={m.status} title={reason ?? tick.label}>
+            {tick.mark} {tick.label}
+          </span>
+        )}
+        {reason && <span class="reason">{reason}</span>}
+        {m.cost && <span class="cost">{money(m.cost.actual_micros ?? m.cost.provider_micros, m.cost.currency)}</span>}
+      </div>
+    </li>
+  );
+}
+
+/** A stored file: a picture previews through a short-lived presigned link; others download. */
+function AttachmentView(props: { api: Api; message: Message; index: number; contentType: string; filename: string | null }) {
+  const { api, message, index, contentType, filename } = props;
+  const [url, setUrl] = useState<string | null>(null);
+  const image = contentType.startsWith('image/');
+  const fetchLink = async () => {
+    const r = await api.GET('/conversations/{id}/messages/{message_id}/attachments/{index}', {
+      params: { path: { id: message.conversation_id, message_id: message.id, index } },
+    });
+    return r.data?.url ?? null;
+  };
+  useEffect(() => {
+    if (image) void fetchLink().then(setUrl);
+    // The link is fetched once per message view; it is valid long enough to look at it.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [message.id, index]);
+  const label = filename ?? `${contentType} file`;
+  return (
+    <div class="file">
+      {image && url && <img src={url} alt={filename ?? 'picture from the customer'} loading="lazy" />}
+      <button
+        type="button"
+        class="link"
+        onClick={() =>
+          void fetchLink().then((u) => {
+            if (u) window.open(u, '_blank', 'noopener');
+          })
+        }
+      >
+        Download {label}
+      </button>
+    </div>
+  );
+}
+
+function NoteForm({ api, conversationId, onAdded }: { api: Api; conversationId: string; onAdded(n: Note): void }) {
+  const [text, setText] = useState('');
+  const [key, setKey] = useState(newKey);
+  const [error, setError] = useState<string | null>(null);
+  return (
+    <form
+      class="note-form"
+      onSubmit={async (e) => {
+        e.preventDefault();
+        if (!text.trim()) return;
+        const r = await api.POST('/conversations/{id}/notes', {
+          params: { path: { id: conversationId }, header: { 'Idempotency-Key': key } },
+          body: { text },
+        });
+        if (r.data) {
+          onAdded(r.data.note);
+          setKey(newKey());
+          setText('');
+          setError(null);
+        } else setError(errorText(r.error, r.response));
+      }}
+    >
+      <label>
+        <span class="visually-hidden">Internal note</span>
+        <textarea rows={2} value={text} placeholder="Internal note (@name mentions)" onInput={(e) => setText(e.currentTarget.value)} />
+      </label>
+      <button type="submit">Add note</button>
+      {error && <p role="alert">{error}</p>}
+    </form>
+  );
+}
