@@ -27,8 +27,8 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
            ("format" = Option<String>, Query, description = "json (default) or csv"),
            ("limit" = Option<u16>, Query, description = "1-1000, default 100"),
            ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
-    responses((status = 200, body = Report, content_type = "application/json"),
-              (status = 200, description = "format=csv", body = String, content_type = "text/csv")))]
+    responses((status = 200, description = "The report (JSON, or CSV with format=csv)",
+               content((Report = "application/json"), (String = "text/csv")))))]
 async fn report(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(FINANCE_READERS)?;

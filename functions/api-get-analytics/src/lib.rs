@@ -32,8 +32,8 @@ fn date_param(req: &Request, name: &str) -> Result<Option<Date>, ApiError> {
            ("to" = Option<String>, Query, description = "YYYY-MM-DD (default: today, UTC)"),
            ("dimension" = Option<String>, Query, description = "channel (default), agent or team"),
            ("format" = Option<String>, Query, description = "json (default) or csv")),
-    responses((status = 200, body = Analytics, content_type = "application/json"),
-              (status = 200, description = "format=csv", body = String, content_type = "text/csv")))]
+    responses((status = 200, description = "The report (JSON, or CSV with format=csv)",
+               content((Analytics = "application/json"), (String = "text/csv")))))]
 async fn analytics(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(SUPERVISORS)?;

@@ -150,6 +150,10 @@ impl utoipa::Modify for Conventions {
             "422" => "Understood, but refused by a rule (the message says which)",
             "429" => "Too many requests: try again later",
             "503" => "A dependency is briefly unavailable: retry",
+            "200" => "OK",
+            "201" => "Created",
+            "202" => "Accepted: queued",
+            "204" => "Done, nothing to answer",
             _ => "Internal error",
         };
         for (path, item) in doc.paths.paths.iter_mut() {

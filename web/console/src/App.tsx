@@ -1,3 +1,4 @@
+import type { ComponentType } from 'preact';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { apiClient, errorText, type AgentPush, type Api, type Channel, type Conversation } from '../../src/api/client';
 import type { Auth, Session } from './auth';
@@ -60,6 +61,45 @@ const VIEWS: { id: View; label: string }[] = [
 
 export type PushListener = (push: AgentPush) => void;
 
+type Page = 'inbox' | 'team' | 'reports' | 'finance';
+
+/** What every page besides the inbox is given. */
+export interface PageProps {
+  api: Api;
+  apiUrl: string;
+  token: string;
+  subscribe(l: PushListener): () => void;
+  onOpen(id: string): void;
+}
+
+/** The pages a person's roles open (finance has no inbox rights; agents see no reports). */
+export function pagesFor(roles: string[]): Page[] {
+  const has = (r: string) => roles.includes(r);
+  const pages: Page[] = [];
+  if (has('agent') || has('supervisor') || has('admin')) pages.push('inbox');
+  if (has('supervisor') || has('admin')) pages.push('team', 'reports');
+  if (has('finance') || has('supervisor') || has('admin')) pages.push('finance');
+  return pages;
+}
+
+const PAGE_LABEL: Record<Page, string> = { inbox: 'Inbox', team: 'Team', reports: 'Reports', finance: 'Costs' };
+
+function pageFromHash(pages: Page[]): Page {
+  const h = location.hash.replace(/^#\/?/, '') as Page;
+  return pages.includes(h) ? h : (pages[0] ?? 'inbox');
+}
+
+/** The report pages load on first use (their charts are most of their weight). */
+function useLazyPage(page: Page): ComponentType<PageProps> | null {
+  const [loaded, setLoaded] = useState<Partial<Record<Page, ComponentType<PageProps>>>>({});
+  useEffect(() => {
+    if (page === 'inbox' || loaded[page]) return;
+    const load = { team: () => import('./TeamPage'), reports: () => import('./ReportsPage'), finance: () => import('./FinancePage') }[page];
+    void load().then((m) => setLoaded((l) => ({ ...l, [page]: m.default as ComponentType<PageProps> })));
+  }, [page, loaded]);
+  return loaded[page] ?? null;
+}
+
 /** Who is viewing or typing in each conversation (seed 001's soft lock), from agents' activity. */
 export interface Presence {
   viewing: Map<string, Map<string, string>>;
@@ -69,6 +109,15 @@ export interface Presence {
 
 function Console({ config, auth, session }: { config: ConsoleConfig; auth: Auth; session: Session }) {
   const api: Api = useMemo(() => apiClient(config.api_url, () => session.token), [config.api_url, session.token]);
+  const pages = useMemo(() => pagesFor(session.roles), [session.roles]);
+  const [page, setPage] = useState<Page>(() => pageFromHash(pages));
+  useEffect(() => {
+    const onHash = () => setPage(pageFromHash(pages));
+    window.addEventListener('hashchange', onHash);
+    return () => window.removeEventListener('hashchange', onHash);
+  }, [pages]);
+  const Lazy = useLazyPage(page);
+  const inboxRights = pages.includes('inbox');
   const [filters, setFilters] = useState<Filters>({ view: 'mine', status: 'open', channel: 'any' });
   const [list, setList] = useState<Conversation[]>([]);
   const [loading, setLoading] = useState(true);
@@ -115,14 +164,15 @@ function Console({ config, auth, session }: { config: ConsoleConfig; auth: Auth;
   }, [api, session.agent]);
 
   useEffect(() => {
-    void load();
-  }, [filters, load]);
+    if (inboxRights) void load();
+  }, [filters, load, inboxRights]);
 
   const socket = useMemo(
     () =>
       new AgentSocket(config.socket_url, () => session.token, {
         onState: setSocketState,
         onOpen: () => {
+          if (!inboxRights) return;
           socket.send({ action: 'presence', status: presenceRef.current });
           void load();
         },
@@ -157,7 +207,7 @@ function Console({ config, auth, session }: { config: ConsoleConfig; auth: Auth;
           for (const l of listeners.current) l(push);
         },
       }),
-    [config.socket_url, session.token, session.agent, load],
+    [config.socket_url, session.token, session.agent, load, inboxRights],
   );
 
   useEffect(() => {
@@ -202,6 +252,13 @@ function Console({ config, auth, session }: { config: ConsoleConfig; auth: Auth;
 
   const unread = list.reduce((n, c) => n + (c.unread_count > 0 ? 1 : 0), 0);
   const current = open;
+  const openConversation = async (id: string) => {
+    const r = await api.GET('/conversations/{id}', { params: { path: { id } } });
+    if (!r.data) return;
+    location.hash = '#/inbox';
+    setSelectedId(id);
+    setOpen(r.data.conversation);
+  };
   const togglePresence = () => {
     const next = presence === 'online' ? 'away' : 'online';
     setPresence(next);
@@ -215,15 +272,27 @@ function Console({ config, auth, session }: { config: ConsoleConfig; auth: Auth;
         <span class={`live live-${socketState}`} role="status">
           {socketState === 'live' ? 'Live' : socketState === 'connecting' ? 'Connecting…' : 'Offline: reconnecting'}
         </span>
+        <nav class="pages" aria-label="Pages">
+          {pages.length > 1 &&
+            pages.map((p) => (
+              <a key={p} href={`#/${p}`} aria-current={p === page ? 'page' : undefined}>
+                {PAGE_LABEL[p]}
+              </a>
+            ))}
+        </nav>
         <span class="spacer" />
-        <button type="button" class={`presence presence-${presence}`} onClick={togglePresence} aria-pressed={presence === 'online'}>
-          {presence === 'online' ? 'Online' : 'Away'}
-        </button>
+        {inboxRights && (
+          <button type="button" class={`presence presence-${presence}`} onClick={togglePresence} aria-pressed={presence === 'online'}>
+            {presence === 'online' ? 'Online' : 'Away'}
+          </button>
+        )}
         <span class="me">{session.name}</span>
         <button type="button" onClick={() => void auth.signOut()}>
           Sign out
         </button>
       </header>
+      {page === 'inbox' ? (
+        <>
       <nav class="views" aria-label="Inbox views">
         {VIEWS.map((v) => (
           <button
@@ -286,6 +355,16 @@ function Console({ config, auth, session }: { config: ConsoleConfig; auth: Auth;
           <p class="empty">Choose a conversation (j / k move through the list).</p>
         )}
       </main>
+        </>
+      ) : Lazy ? (
+        <main class="page-host">
+          <Lazy api={api} apiUrl={config.api_url} token={session.token} subscribe={subscribe} onOpen={(id: string) => void openConversation(id)} />
+        </main>
+      ) : (
+        <main class="page-host">
+          <p class="empty">Loading…</p>
+        </main>
+      )}
     </div>
   );
 }

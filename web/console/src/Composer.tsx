@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { errorText, type Api, type Channel, type Conversation, type CostPreview, type Hit, type Message } from '../../src/api/client';
+import { errorText, type Api, type Channel, type Conversation, type CostPreview, type Hit, type Message, type Schemas } from '../../src/api/client';
 import { channelLabel, lastChannel, money, newKey } from './format';
 import type { AgentSocket } from './socket';
 
@@ -32,6 +32,8 @@ export function Composer({ api, conversation: c, socket, onSent }: Props) {
   const [active, setActive] = useState(0);
   const [preview, setPreview] = useState<CostPreview | null>(null);
   const [files, setFiles] = useState<Upload[]>([]);
+  const [templates, setTemplates] = useState<Schemas['WhatsAppTemplate'][]>([]);
+  const [template, setTemplate] = useState<{ name: string; language: string; parameters: string[] } | null>(null);
   const inFlight = useRef(false);
   const typingSent = useRef(0);
   const typingStop = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
@@ -73,6 +75,13 @@ export function Composer({ api, conversation: c, socket, onSent }: Props) {
       clearTimeout(t);
     };
   }, [text, channel, c.id, api, shortcut, files.length]);
+
+  // WhatsApp outside its 24-hour window takes only an approved template: offer them.
+  const windowClosed = channel === 'whatsapp' && preview?.whatsapp?.template_required === true;
+  useEffect(() => {
+    if (!windowClosed || templates.length) return;
+    void api.GET('/whatsapp/templates', { params: { query: { status: 'approved' } } }).then((r) => setTemplates((r.data?.items ?? []).map((i) => i.template)));
+  }, [windowClosed, api, templates.length]);
 
   const typing = (on: boolean) => {
     clearTimeout(typingStop.current);
@@ -117,22 +126,26 @@ export function Composer({ api, conversation: c, socket, onSent }: Props) {
   };
 
   const send = async () => {
-    if (inFlight.current || (!text.trim() && files.length === 0)) return;
+    const useTemplate = windowClosed && template;
+    if (inFlight.current || (!useTemplate && !text.trim() && files.length === 0)) return;
     inFlight.current = true;
     setSending(true);
     try {
       const r = await api.POST('/conversations/{id}/messages', {
         params: { path: { id: c.id }, header: { 'Idempotency-Key': key } },
-        body: {
-          text,
-          ...(channel ? { channel } : {}),
-          ...(files.length ? { attachments: files.map((f) => ({ key: f.key })) } : {}),
-        },
+        body: useTemplate
+          ? { channel: 'whatsapp', template: useTemplate }
+          : {
+              text,
+              ...(channel ? { channel } : {}),
+              ...(files.length ? { attachments: files.map((f) => ({ key: f.key })) } : {}),
+            },
       });
       if (r.data) {
         onSent(r.data.message);
         setText('');
         setFiles([]);
+        setTemplate(null);
         setKey(newKey());
         setError(null);
         typing(false);
@@ -199,6 +212,41 @@ export function Composer({ api, conversation: c, socket, onSent }: Props) {
             </li>
           ))}
         </ul>
+      )}
+      {windowClosed && (
+        <fieldset class="templates">
+          <legend>WhatsApp's 24-hour window is closed: send an approved template</legend>
+          <label>
+            Template
+            <select
+              value={template ? `${template.name}|${template.language}` : ''}
+              onChange={(e) => {
+                const t = templates.find((x) => `${x.name}|${x.language}` === e.currentTarget.value);
+                const count = t ? new Set(t.body.match(/\{\{\d+\}\}/g) ?? []).size : 0;
+                setTemplate(t ? { name: t.name, language: t.language, parameters: Array.from({ length: count }, () => '') } : null);
+              }}
+            >
+              <option value="">Choose a template</option>
+              {templates.map((t) => (
+                <option key={`${t.name}|${t.language}`} value={`${t.name}|${t.language}`}>
+                  {t.name} ({t.language}): {t.body}
+                </option>
+              ))}
+            </select>
+          </label>
+          {template?.parameters.map((p, i) => (
+            <label key={i}>
+              {`{{${i + 1}}}`}
+              <input
+                value={p}
+                onInput={(e) => {
+                  const v = e.currentTarget.value;
+                  setTemplate((t) => t && { ...t, parameters: t.parameters.map((x, j) => (j === i ? v : x)) });
+                }}
+              />
+            </label>
+          ))}
+        </fieldset>
       )}
       <div class="compose-row">
         <label>

@@ -83,8 +83,38 @@ export function ConversationPane({ api, conversation: c, session, socket, subscr
   };
   const patch = (body: Schemas['UpdateConversationRequest']) =>
     act(() => api.PATCH('/conversations/{id}', { params: { path: { id: c.id } }, body }));
-  const assign = (agent: string | null) =>
-    act(() => api.PUT('/conversations/{id}/assignee', { params: { path: { id: c.id } }, body: { agent } }));
+  const assign = (agent: string | null, note?: string) =>
+    act(() => api.PUT('/conversations/{id}/assignee', { params: { path: { id: c.id } }, body: { agent, ...(note ? { note } : {}) } }));
+
+  // e resolves, a takes it, r writes a reply (not while typing somewhere).
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const t = e.target as HTMLElement | null;
+      if (e.metaKey || e.ctrlKey || e.altKey) return;
+      if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT' || t.isContentEditable)) return;
+      if (e.key === 'e' && c.status !== 'resolved') void patch({ status: 'resolved' });
+      else if (e.key === 'a' && c.assignee !== session.agent) void assign(session.agent);
+      else if (e.key === 'r') {
+        e.preventDefault();
+        document.querySelector<HTMLTextAreaElement>('.composer textarea')?.focus();
+      } else return;
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  });
+
+  // A failed reply sent again: a new message (the failed one stays, with its reason), on the same
+  // channel, with its own idempotency key.
+  const retry = async (m: Message, text: string) => {
+    const r = await api.POST('/conversations/{id}/messages', {
+      params: { path: { id: c.id }, header: { 'Idempotency-Key': `retry-${m.id}` } },
+      body: { text, channel: m.channel },
+    });
+    if (r.data) {
+      const sent = r.data.message;
+      setMessages((l) => merge(l, sent));
+    } else setError(errorText(r.error, r.response));
+  };
 
   const viewers = [...(activity.viewing.get(c.id)?.values() ?? [])];
   const typing = activity.typing.get(c.id);
@@ -108,6 +138,12 @@ export function ConversationPane({ api, conversation: c, session, socket, subscr
               </span>
             ))}
           </p>
+          <Tags tags={c.tags ?? []} onChange={(tags) => void patch({ tags })} />
+          {c.csat?.score != null && (
+            <p class="sub">
+              Satisfaction: {c.csat.score} / 5{c.csat.comment ? ` “${c.csat.comment}”` : ''}
+            </p>
+          )}
           {viewers.length > 0 && (
             <p class="viewing" role="status">
               {viewers.join(', ')} {viewers.length === 1 ? 'is' : 'are'} viewing
@@ -120,6 +156,7 @@ export function ConversationPane({ api, conversation: c, session, socket, subscr
               Assign to me
             </button>
           )}
+          <Transfer api={api} me={session.agent} onTransfer={(agent, note) => void assign(agent, note)} />
           {c.status === 'resolved' ? (
             <button type="button" onClick={() => void patch({ status: 'open' })}>
               Reopen
@@ -154,7 +191,7 @@ export function ConversationPane({ api, conversation: c, session, socket, subscr
       <div class="body">
         <ol class="messages" aria-label="Messages">
           {messages.map((m) => (
-            <MessageItem key={m.id} api={api} message={m} />
+            <MessageItem key={m.id} api={api} message={m} onRetry={(text) => void retry(m, text)} />
           ))}
           {activity.contactTyping.has(c.id) && <li class="typing">The customer is typing…</li>}
           {typing && <li class="typing">{typing} is typing…</li>}
@@ -172,6 +209,7 @@ export function ConversationPane({ api, conversation: c, session, socket, subscr
                   </li>
                 ))}
               </ul>
+              <Suggestions api={api} contactId={c.contact_id} />
               <h3>Conversations</h3>
               <ul>
                 {profile.conversations.map((p) => (
@@ -200,7 +238,7 @@ export function ConversationPane({ api, conversation: c, session, socket, subscr
   );
 }
 
-function MessageItem({ api, message: m }: { api: Api; message: Message }) {
+function MessageItem({ api, message: m, onRetry }: { api: Api; message: Message; onRetry(text: string): void }) {
   const mine = m.direction === 'outbound';
   const tick = TICK[m.status];
   const reason = failureReason(m);
@@ -221,6 +259,11 @@ function MessageItem({ api, message: m }: { api: Api; message: Message }) {
           </span>
         )}
         {reason && <span class="reason">{reason}</span>}
+        {mine && (m.status === 'failed' || m.status === 'undelivered') && m.text && (
+          <button type="button" class="link" onClick={() => onRetry(m.text ?? '')}>
+            Retry
+          </button>
+        )}
         {m.cost && <span class="cost">{money(m.cost.actual_micros ?? m.cost.provider_micros, m.cost.currency)}</span>}
       </div>
     </li>
@@ -291,5 +334,113 @@ function NoteForm({ api, conversationId, onAdded }: { api: Api; conversationId: 
       <button type="submit">Add note</button>
       {error && <p role="alert">{error}</p>}
     </form>
+  );
+}
+
+function Tags({ tags, onChange }: { tags: string[]; onChange(t: Schemas['UpdateConversationTags']): void }) {
+  const [adding, setAdding] = useState('');
+  return (
+    <div class="tags">
+      {tags.map((t) => (
+        <span class="tag" key={t}>
+          {t}{' '}
+          <button type="button" class="link" aria-label={`Remove tag ${t}`} onClick={() => onChange({ remove: [t] })}>
+            ×
+          </button>
+        </span>
+      ))}
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          const t = adding.trim().toLowerCase();
+          if (t) onChange({ add: [t] });
+          setAdding('');
+        }}
+      >
+        <label>
+          <span class="visually-hidden">Add a tag</span>
+          <input class="tag-input" value={adding} placeholder="+ tag" onInput={(e) => setAdding(e.currentTarget.value)} />
+        </label>
+      </form>
+    </div>
+  );
+}
+
+/** Transfer to another agent, with a note for them (the assignment is audited with it). */
+function Transfer({ api, me, onTransfer }: { api: Api; me: string; onTransfer(agent: string, note: string): void }) {
+  const [agents, setAgents] = useState<Schemas['AgentState'][] | null>(null);
+  const [to, setTo] = useState('');
+  const [note, setNote] = useState('');
+  return (
+    <details
+      class="transfer"
+      onToggle={(e) => {
+        if ((e.currentTarget as HTMLDetailsElement).open && !agents)
+          void api.GET('/agents').then((r) => setAgents((r.data?.items ?? []).filter((a) => a.id !== me)));
+      }}
+    >
+      <summary>Transfer</summary>
+      <form
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (to) onTransfer(to, note);
+        }}
+      >
+        <label>
+          To
+          <select value={to} onChange={(e) => setTo(e.currentTarget.value)} required>
+            <option value="">Choose an agent</option>
+            {(agents ?? []).map((a) => (
+              <option key={a.id} value={a.id}>
+                {a.id} ({a.presence.replace(/_/g, ' ')}, {(a.load / 100).toFixed(1)} / {(a.capacity / 100).toFixed(1)})
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Note
+          <input value={note} onInput={(e) => setNote(e.currentTarget.value)} placeholder="What they need to know" />
+        </label>
+        <button type="submit">Transfer</button>
+      </form>
+    </details>
+  );
+}
+
+type SuggestionList = NonNullable<Awaited<ReturnType<typeof suggestionsOf>>['data']>['suggestions'];
+const suggestionsOf = (api: Api, id: string) => api.GET('/contacts/{id}/suggestions', { params: { path: { id } } });
+
+/** Contacts that are probably the same person (shared identities, similar names): one click merges. */
+function Suggestions({ api, contactId }: { api: Api; contactId: string }) {
+  const [items, setItems] = useState<SuggestionList>([]);
+  const [done, setDone] = useState<string | null>(null);
+  const [merged, setMerged] = useState<Set<string>>(new Set());
+  useEffect(() => {
+    void suggestionsOf(api, contactId).then((r) => setItems(r.data?.suggestions ?? []));
+  }, [api, contactId]);
+  if (!items.some((s) => !merged.has(s.contact.id)) && !done) return null;
+  return (
+    <div class="suggestions-panel">
+      <h3>Possibly the same person</h3>
+      {done && <p role="status">{done}</p>}
+      <ul>
+        {items.filter((s) => !merged.has(s.contact.id)).map((s) => (
+          <li key={s.contact.id}>
+            {s.contact.name ?? s.contact.identities[0]?.value ?? s.contact.id}{' '}
+            <button
+              type="button"
+              class="link"
+              onClick={async () => {
+                const r = await api.POST('/contacts/{id}/merge', { params: { path: { id: s.contact.id } }, body: { into: contactId } });
+                setDone(r.data ? `Merged: ${r.data.moved} conversation(s) moved here.` : errorText(r.error, r.response));
+                if (r.data) setMerged((m) => new Set(m).add(s.contact.id));
+              }}
+            >
+              Merge into this contact
+            </button>
+          </li>
+        ))}
+      </ul>
+    </div>
   );
 }

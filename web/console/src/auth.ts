@@ -21,10 +21,12 @@ function decodeClaims(jwt: string): Record<string, unknown> {
   return JSON.parse(new TextDecoder().decode(Uint8Array.from(json, (c) => c.charCodeAt(0)))) as Record<string, unknown>;
 }
 
-function fromToken(token: string): Session {
+/** The person a token names, read with the stack's claim names (dev tokens: `role`, `sub`). */
+function fromToken(token: string, claims: { role_claim?: string; agent_claim?: string } = {}): Session {
   const c = decodeClaims(token);
-  const roles = Array.isArray(c.roles) ? (c.roles as string[]) : typeof c.role === 'string' ? [c.role] : [];
-  const agent = String(c.agent ?? c.sub ?? '');
+  const r = c[claims.role_claim ?? 'roles'] ?? c.role;
+  const roles = Array.isArray(r) ? r.map(String) : typeof r === 'string' ? r.split(/[ ,]+/).filter(Boolean) : [];
+  const agent = String(c[claims.agent_claim ?? 'sub'] ?? c.sub ?? '');
   return {
     token,
     agent,
@@ -77,7 +79,7 @@ export class Auth {
       user = await this.manager.getUser();
     }
     if (!user || user.expired || !user.id_token) return null;
-    return fromToken(user.id_token);
+    return fromToken(user.id_token, this.config.oidc ?? {});
   }
 
   async signIn(): Promise<void> {

@@ -7,7 +7,15 @@ export interface ConsoleConfig {
   /** The agents' WebSocket API (`wss://…`). */
   socket_url: string;
   /** The team's OpenID provider: the console signs in with the authorization code flow + PKCE. */
-  oidc: { issuer: string; client_id: string; scope?: string } | null;
+  oidc: {
+    issuer: string;
+    client_id: string;
+    /** Scopes to ask for (Cognito: `openid profile email`). */
+    scope?: string;
+    /** The claim holding the roles (`roles`; Cognito: `cognito:groups`) and the agent id (`sub`). */
+    role_claim?: string;
+    agent_claim?: string;
+  } | null;
   /** Local stacks only: HS256 development tokens may be pasted instead of signing in. */
   dev_tokens?: boolean;
 }

@@ -17,11 +17,11 @@ export type Hit = Schemas['Hit'];
 export type Note = Schemas['Note'];
 export type ErrorBody = Schemas['ErrorBody'];
 
-export type Api = ReturnType<typeof createClient<paths>>;
+export type Api = ReturnType<typeof createClient<paths, 'application/json'>>;
 
 /** A client for `baseUrl` that signs every request with the current token. */
 export function apiClient(baseUrl: string, token: () => string | null): Api {
-  const client = createClient<paths>({ baseUrl });
+  const client = createClient<paths, 'application/json'>({ baseUrl });
   const auth: Middleware = {
     onRequest({ request }) {
       const t = token();
