@@ -30,4 +30,9 @@ out="bench-results/$(date -u +%Y-%m-%dT%H%M%SZ)-$profile.md"
 bench_bin="$target_dir/$profile/switchboard-bench"
 [ "$profile" = release ] && bench_bin="$target_dir/bench-host/switchboard-bench"
 "$bench_bin" --release-dir "$target_dir/$profile" "$@" | tee "$out"
+# The console's inbox list in Debian's Chromium: 10,000 conversations (smoke: 500).
+bash infra/scripts/install.sh --browser
+conversations=10000
+[ "$profile" = debug ] && conversations=500
+npm --prefix web run --silent bench:inbox -- "$conversations" | tee -a "$out"
 echo "written to $out" >&2

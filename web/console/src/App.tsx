@@ -134,34 +134,43 @@ function Console({ config, auth, session }: { config: ConsoleConfig; auth: Auth;
   const presenceRef = useRef(presence);
   presenceRef.current = presence;
 
-  const load = useCallback(async () => {
-    const f = filtersRef.current;
-    setLoading(true);
-    const query =
-      f.view === 'breaching'
-        ? { view: 'all', status: f.status, sort: 'breaching', limit: 100 }
-        : { view: f.view, status: f.status, limit: 100 };
-    const items: Conversation[] = [];
-    let cursor: string | undefined;
-    // Up to 1,000 conversations in pages of 100: the list is virtualised, so all of them can show.
-    for (let page = 0; page < 10; page += 1) {
+  // The list in pages of 100: the first on open, the next when the list scrolls near its end, so a
+  // view of 10,000 conversations costs one request to open and the DOM holds only the rows in view.
+  const next = useRef<{ cursor: string | null; loading: boolean }>({ cursor: null, loading: false });
+  const fetchPage = useCallback(
+    async (first: boolean) => {
+      const f = filtersRef.current;
+      if (!first && (next.current.loading || !next.current.cursor)) return;
+      next.current.loading = true;
+      if (first) setLoading(true);
+      const query =
+        f.view === 'breaching'
+          ? { view: 'all', status: f.status, sort: 'breaching', limit: 100 }
+          : { view: f.view, status: f.status, limit: 100 };
+      const cursor = first ? null : next.current.cursor;
       const { data, error: e, response } = await api.GET('/conversations', {
         params: { query: { ...query, ...(cursor ? { cursor } : {}) } },
       });
+      next.current.loading = false;
+      if (filtersRef.current !== f) return;
+      setLoading(false);
       if (!data) {
         setError(errorText(e, response));
-        setLoading(false);
         return;
       }
-      items.push(...data.items);
-      cursor = data.next_cursor ?? undefined;
-      if (!cursor) break;
-    }
-    if (filtersRef.current !== f) return;
-    setError(null);
-    setList(items.filter((c) => belongs(c, f, session.agent)).sort(sortFor(f.view)));
-    setLoading(false);
-  }, [api, session.agent]);
+      next.current.cursor = data.next_cursor ?? null;
+      setError(null);
+      const items = data.items.filter((c) => belongs(c, f, session.agent));
+      setList((l) => {
+        if (first) return items.sort(sortFor(f.view));
+        const have = new Set(l.map((c) => c.id));
+        return [...l, ...items.filter((c) => !have.has(c.id))].sort(sortFor(f.view));
+      });
+    },
+    [api, session.agent],
+  );
+  const load = useCallback(() => fetchPage(true), [fetchPage]);
+  const loadMore = useCallback(() => void fetchPage(false), [fetchPage]);
 
   useEffect(() => {
     if (inboxRights) void load();
@@ -334,7 +343,14 @@ function Console({ config, auth, session }: { config: ConsoleConfig; auth: Auth;
       <section class="inbox" aria-label="Conversations">
         {error && <p role="alert">{error}</p>}
         {!loading && list.length === 0 && !error && <p class="empty">Nothing here. New conversations appear live.</p>}
-        <InboxList items={list} selected={selected} onSelect={setSelected} activity={activity} me={session.agent} />
+        <InboxList
+          items={list}
+          selected={selected}
+          onSelect={setSelected}
+          onEndReached={loadMore}
+          activity={activity}
+          me={session.agent}
+        />
       </section>
       <main class="pane">
         {current ? (

@@ -13,11 +13,13 @@ interface Props {
   items: Conversation[];
   selected: string | null;
   onSelect(id: string): void;
+  /** The rows in view reach the last 20: time to fetch the next page. */
+  onEndReached?(): void;
   activity: Presence;
   me: string;
 }
 
-export function InboxList({ items, selected, onSelect, activity, me }: Props) {
+export function InboxList({ items, selected, onSelect, onEndReached, activity, me }: Props) {
   const scroller = useRef<HTMLDivElement>(null);
   const [, rerender] = useReducer((n: number) => n + 1, 0);
   const [virtualizer] = useState(
@@ -36,6 +38,10 @@ export function InboxList({ items, selected, onSelect, activity, me }: Props) {
   virtualizer.setOptions({ ...virtualizer.options, count: items.length, getItemKey: (i) => items[i]?.id ?? i });
   useLayoutEffect(() => virtualizer._didMount(), [virtualizer]);
   useLayoutEffect(() => virtualizer._willUpdate());
+  const last = virtualizer.getVirtualItems().at(-1)?.index ?? -1;
+  useEffect(() => {
+    if (items.length > 0 && last >= items.length - 20) onEndReached?.();
+  }, [last, items.length, onEndReached]);
   // A clock that ticks the relative times and SLA countdowns.
   const [now, setNow] = useState(Date.now());
   useEffect(() => {
