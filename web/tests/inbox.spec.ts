@@ -84,3 +84,33 @@ async function viewingAndDoubleClick(customer: string, alice: Page, sue: Page): 
   await sue.keyboard.press('Escape');
   await expect(alice.getByRole('status').filter({ hasText: /is viewing/ })).toHaveCount(0);
 }
+
+test('an agent splits a second topic off, then merges it back', async ({ page }) => {
+  await signIn(page, 'alice');
+  const customer = customerNumber();
+  await customerTexts(customer, 'My parcel arrived damaged.');
+  const rows = page.locator('.row', { hasText: customer });
+  await expect(rows).toHaveCount(1);
+  await customerTexts(customer, 'Also, can I change my billing address?');
+  await rows.first().click();
+  const second = page.locator('.msg.in', { hasText: 'billing address' });
+  await expect(second).toBeVisible();
+
+  // "Split from here": the billing question becomes its own conversation, which carries the thread
+  // on (open, Alice's); the first keeps the damaged parcel and is resolved.
+  await second.hover();
+  await second.getByRole('button', { name: 'Split from here' }).click();
+  await expect(page.getByRole('status').filter({ hasText: '1 message(s) moved to a new conversation.' })).toBeVisible();
+  await expect(page.locator('.msg.in')).toHaveCount(1);
+  await expect(page.locator('.conv-head .sub')).toContainText('resolved');
+  await expect(rows).toHaveCount(1);
+  await rows.first().click();
+  await expect(page.locator('.msg.in .text')).toHaveText('Also, can I change my billing address?');
+
+  // Merged back into the first: it reopens with both messages, the only conversation in the inbox.
+  await page.getByRole('button', { name: 'Merge the open one into this' }).click();
+  await expect(page.getByRole('status').filter({ hasText: '1 message(s) moved into the other conversation.' })).toBeVisible();
+  await expect(rows).toHaveCount(1);
+  await rows.first().click();
+  await expect(page.locator('.msg.in .text')).toHaveText(['My parcel arrived damaged.', 'Also, can I change my billing address?']);
+});

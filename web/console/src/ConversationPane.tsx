@@ -116,6 +116,29 @@ export function ConversationPane({ api, conversation: c, session, socket, subscr
     } else setError(errorText(r.error, r.response));
   };
 
+  // Split: this message and every later one become a new conversation (another topic); merge: this
+  // conversation's messages move into another of the contact's. Both answer where things went.
+  const [moved, setMoved] = useState<string | null>(null);
+  const split = async (m: Message) => {
+    const r = await api.POST('/conversations/{id}/split', {
+      params: { path: { id: c.id } },
+      body: { from_message: m.id },
+    });
+    if (!r.data) return setError(errorText(r.error, r.response));
+    const body = r.data;
+    setMessages((l) => l.filter((x) => x.created_at < m.created_at || (x.created_at === m.created_at && x.id < m.id)));
+    setMoved(`${body.moved} message(s) moved to a new conversation.`);
+    onChanged(body.source);
+    onChanged(body.conversation);
+  };
+  const mergeInto = async (into: string) => {
+    const r = await api.POST('/conversations/{id}/merge', { params: { path: { id: c.id } }, body: { into } });
+    if (!r.data) return setError(errorText(r.error, r.response));
+    setMoved(`${r.data.moved} message(s) moved into the other conversation.`);
+    onChanged(r.data.source);
+    onChanged(r.data.conversation);
+  };
+
   const viewers = [...(activity.viewing.get(c.id)?.values() ?? [])];
   const typing = activity.typing.get(c.id);
   const channel = lastChannel(c);
@@ -188,10 +211,21 @@ export function ConversationPane({ api, conversation: c, session, socket, subscr
           {error}
         </p>
       )}
+      {moved && (
+        <p role="status" class="notice">
+          {moved}
+        </p>
+      )}
       <div class="body">
         <ol class="messages" aria-label="Messages">
           {messages.map((m) => (
-            <MessageItem key={m.id} api={api} message={m} onRetry={(text) => void retry(m, text)} />
+            <MessageItem
+              key={m.id}
+              api={api}
+              message={m}
+              onRetry={(text) => void retry(m, text)}
+              onSplit={m.direction === 'inbound' && m.id !== messages[0]?.id ? () => void split(m) : undefined}
+            />
           ))}
           {activity.contactTyping.has(c.id) && <li class="typing">The customer is typing…</li>}
           {typing && <li class="typing">{typing} is typing…</li>}
@@ -209,12 +243,22 @@ export function ConversationPane({ api, conversation: c, session, socket, subscr
                   </li>
                 ))}
               </ul>
+              {profile.contact.nps?.score != null && <p>NPS: {profile.contact.nps.score} / 10</p>}
               <Suggestions api={api} contactId={c.contact_id} />
               <h3>Conversations</h3>
               <ul>
                 {profile.conversations.map((p) => (
                   <li key={p.id}>
-                    {p.status} · {new Date(p.last_activity_at).toLocaleDateString()}
+                    {p.id === c.id ? 'this one' : p.status} · {p.channel ? channelLabel(p.channel) : ''} ·{' '}
+                    {new Date(p.last_activity_at).toLocaleDateString()}
+                    {p.id !== c.id && !c.merged_into && (
+                      <>
+                        {' '}
+                        <button type="button" class="link" onClick={() => void mergeInto(p.id)}>
+                          Merge the open one into this
+                        </button>
+                      </>
+                    )}
                   </li>
                 ))}
               </ul>
@@ -238,7 +282,8 @@ export function ConversationPane({ api, conversation: c, session, socket, subscr
   );
 }
 
-function MessageItem({ api, message: m, onRetry }: { api: Api; message: Message; onRetry(text: string): void }) {
+function MessageItem(props: { api: Api; message: Message; onRetry(text: string): void; onSplit?: () => void }) {
+  const { api, message: m, onRetry, onSplit } = props;
   const mine = m.direction === 'outbound';
   const tick = TICK[m.status];
   const reason = failureReason(m);
@@ -265,6 +310,11 @@ function MessageItem({ api, message: m, onRetry }: { api: Api; message: Message;
           </button>
         )}
         {m.cost && <span class="cost">{money(m.cost.actual_micros ?? m.cost.provider_micros, m.cost.currency)}</span>}
+        {onSplit && (
+          <button type="button" class="link split" onClick={onSplit} title="This message and every later one become a new conversation">
+            Split from here
+          </button>
+        )}
       </div>
     </li>
   );
