@@ -64,3 +64,27 @@ async function chat(agent: Page, visitor: Page): Promise<void> {
   expect(await seriousViolations(visitor)).toEqual([]);
   expect(await seriousViolations(agent)).toEqual([]);
 }
+
+test('with nobody online the widget says so and takes an email to answer by', async ({ browser }) => {
+  const context = await browser.newContext();
+  try {
+    const visitor = await context.newPage();
+    await visitor.goto(`${stack.console_url}/demo/`);
+    const widget = visitor.locator('#switchboard-widget');
+    await widget.getByRole('button', { name: 'Chat with us' }).click();
+    const chat = widget.getByRole('dialog', { name: 'Chat' });
+    const email = chat.getByLabel(/Leave your email/);
+    await expect(email).toBeVisible();
+    await email.fill('rui@example.com');
+    await chat.getByRole('button', { name: 'Save email' }).click();
+    await expect(chat.getByRole('status')).toHaveText('We will answer at rui@example.com if you have left.');
+    await expect(email).toBeHidden();
+    // Still a chat: the message is taken and acknowledged.
+    await chat.getByLabel('Your message').fill('Are you open on Sundays?');
+    await chat.getByLabel('Your message').press('Enter');
+    await expect(chat.locator('.msg.visitor .meta').last()).toHaveText('Sent');
+    expect(await seriousViolations(visitor)).toEqual([]);
+  } finally {
+    await context.close();
+  }
+});
