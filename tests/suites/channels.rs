@@ -913,3 +913,81 @@ async fn a_claimed_address_never_reaches_the_customers_thread_and_finance_cannot
         .await;
     assert_eq!(st, 403);
 }
+
+/// A workspace connects its own Telegram bot with its token: the token and a generated webhook
+/// secret go into the workspace's own secret (moto's Secrets Manager), Telegram is told where to
+/// post and with which secret, updates verify with that bot's secret only, replies go out as that
+/// bot, and disconnecting unregisters the webhook and deletes the secret.
+#[tokio::test]
+async fn a_workspace_connects_its_own_telegram_bot() {
+    let s = spawn_stack().await;
+    let bot = format!("71{:08}", ulid::Ulid::new().random() % 100_000_000);
+    let token = format!("{bot}:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw");
+    s.telegram.add_bot(&token);
+    let admin = s.token_as("ada", domain::Role::Admin);
+    let path = format!("/channels/telegram/{bot}");
+
+    // A token of another bot, or for an agent: refused.
+    let (status, body) = s
+        .send_as("PUT", &path, &admin, Some(json!({ "bot_token": "7099999999:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" })))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(s.send_as("PUT", &path, &s.token(), Some(json!({ "bot_token": token }))).await.0, 403);
+
+    let (status, body) = s.send_as("PUT", &path, &admin, Some(json!({ "bot_token": token }))).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(!body.to_string().contains("AAHdqTcv"), "the token is never answered: {body}");
+    let (url, secret) = s.telegram.webhook(&bot).expect("setWebhook was called");
+    assert_eq!(url, s.url(&format!("/webhooks/telegram/{bot}")));
+    assert_eq!(secret.len(), 43);
+    // Kept in the workspace's own secret, named under the stack's prefix.
+    let sm = aws_sdk_secretsmanager::Client::new(&s.aws);
+    let name = format!("{}/credentials/telegram/{bot}", s.stack.provisioned.stack);
+    let stored = sm.get_secret_value().secret_id(&name).send().await.expect("the bot's secret");
+    let stored: serde_json::Value = serde_json::from_str(stored.secret_string().unwrap()).unwrap();
+    assert_eq!(
+        (stored["bot_token"].as_str(), stored["secret_token"].as_str()),
+        (Some(token.as_str()), Some(secret.as_str()))
+    );
+    // Connecting again: the same secret, registered again.
+    assert_eq!(s.send_as("PUT", &path, &admin, Some(json!({ "bot_token": token }))).await.0, 200);
+    assert_eq!(s.telegram.webhook(&bot).unwrap().1, secret);
+    let audit = s.get_as("/audit", &admin).await.1.to_string();
+    assert!(!audit.contains("AAHdqTcv"), "the token is never audited");
+
+    let update = json!({ "update_id": 77001, "message": {
+        "message_id": 1, "date": time::OffsetDateTime::now_utc().unix_timestamp(),
+        "from": { "id": 66601, "is_bot": false, "first_name": "Rui" },
+        "chat": { "id": 66601, "type": "private", "first_name": "Rui" }, "text": "Olá from my own bot" } });
+    let post = |secret: String| {
+        let (http, url, update) = (s.http.clone(), url.clone(), update.clone());
+        async move {
+            http.post(url)
+                .header("x-telegram-bot-api-secret-token", secret)
+                .json(&update)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // The stack bot's secret is not this bot's.
+    assert_eq!(post(TELEGRAM_SECRET_TOKEN.to_owned()).await, 403);
+    assert_eq!(post(secret.clone()).await, 200);
+    let conv = one_conversation(&s).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+    assert_eq!(conv["last_inbound"]["our_address"], bot.as_str());
+    let (status, reply) = s.reply(&id, "own-bot-1", "Olá Rui!").await;
+    assert_eq!(status, 202, "{reply}");
+    let sent = eventually("the reply to go out as the workspace's bot", || async {
+        let r = s.telegram.received_by(&bot);
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    assert_eq!(sent[0].body, json!({ "chat_id": "66601", "text": "Olá Rui!" }));
+
+    // Disconnected: Telegram no longer posts, the secret is gone, updates are refused.
+    assert_eq!(s.send_as("DELETE", &path, &admin, None).await.0, 200);
+    assert!(s.telegram.webhook(&bot).is_none());
+    assert!(sm.get_secret_value().secret_id(&name).send().await.is_err());
+}

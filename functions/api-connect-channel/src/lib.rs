@@ -6,11 +6,20 @@
 //! "allowed_origins": ["https://shop.example"]}` (origins only for web chat: the widget answers
 //! only pages there; empty allows any).
 //!
+//! A Telegram bot of the workspace's own comes with its token: `{"bot_token": "<id>:<secret>"}`.
+//! The token (it must be the bot's in the path) is kept in the workspace's own secret with a
+//! webhook secret token generated here, and Telegram is told to post the bot's updates to this
+//! stack with it (`setWebhook`); 422 when Telegram refuses the token. The token is never logged,
+//! audited or answered.
+//!
 //! Idempotent: 201 when it connected the address, 200 when the workspace already held it (its
 //! details replaced); 409 when another workspace holds it (never taken over); 422 for an address
 //! or origin that is not valid for the channel. Admins only; audited with the account.
 
-use domain::ports::ChannelAccount;
+use std::sync::Arc;
+
+use app::credentials::{CredentialsError, Registered};
+use domain::ports::{BotApiError, ChannelAccount, CredentialVault, TelegramWebhooks};
 use domain::Channel;
 use kit::auth::ADMINS;
 use kit::http::{body_bytes, json, path_param, respond, ApiError};
@@ -22,17 +31,35 @@ pub struct Deps {
     /// The domains SES receives mail for (`EMAIL_DOMAIN`, comma-separated): a mailbox elsewhere
     /// would never receive anything.
     pub email_domains: Vec<String>,
+    /// Where workspaces' own bots are kept and registered (`CREDENTIALS_PREFIX`).
+    pub bots: Option<Bots>,
+}
+
+/// A workspace's own Telegram bots: the vault, Telegram's webhook API, and this stack's webhook
+/// base (`PUBLIC_BASE_URL`).
+pub struct Bots {
+    pub vault: Arc<dyn CredentialVault>,
+    pub webhooks: Arc<dyn TelegramWebhooks>,
+    pub public_base_url: String,
 }
 
 impl Deps {
     pub fn new(api: api::Deps, email_domains: &[&str]) -> Self {
-        Self { api, email_domains: email_domains.iter().map(|d| d.to_ascii_lowercase()).collect() }
+        Self { api, email_domains: email_domains.iter().map(|d| d.to_ascii_lowercase()).collect(), bots: None }
     }
 
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         let domains = config.optional("EMAIL_DOMAIN").unwrap_or_default();
         let domains: Vec<&str> = domains.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
-        Ok(Self::new(api::Deps::from_config(config, aws).await?, &domains))
+        let mut deps = Self::new(api::Deps::from_config(config, aws).await?, &domains);
+        if let Some(vault) = api::credentials::vault(config, aws) {
+            deps.bots = Some(Bots {
+                vault,
+                webhooks: Arc::new(api::credentials::bot_api(config)?),
+                public_base_url: config.required("PUBLIC_BASE_URL")?,
+            });
+        }
+        Ok(deps)
     }
 }
 
@@ -44,6 +71,10 @@ struct Details {
     display_name: Option<String>,
     #[serde(default)]
     allowed_origins: Vec<String>,
+    /// A Telegram bot's token (`<bot id>:<secret>`, from BotFather): kept in the workspace's own
+    /// secret, never answered.
+    #[serde(default)]
+    bot_token: Option<String>,
 }
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
@@ -103,23 +134,61 @@ async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
         allowed_origins: origins,
         ..ChannelAccount::new(who.workspace.clone(), channel, address.clone())
     };
+    let token = match details.bot_token.as_deref() {
+        None => None,
+        Some(_) if channel != Channel::Telegram => {
+            return Err(unprocessable("bot_token applies to Telegram bots only".into()))
+        }
+        Some(t) => Some(domain::credentials::parse_bot_token(&address, t).map_err(|e| unprocessable(e.to_string()))?),
+    };
     let before = deps.api.store.channel_account(channel, &address).await?;
     if let Some(held) = &before {
         if held.workspace != who.workspace {
             return Err(ApiError::Conflict(format!("{channel} {address} is connected to another workspace")));
         }
-        if held == &account {
-            return Ok(json(200, &api::ChannelBody { channel: account }));
+    }
+    // The bot's own credentials first: once the account is connected its updates are taken, and
+    // they must verify.
+    let registered = match token {
+        Some(token) => Some(register_bot(deps, &who.workspace, &address, &token).await?),
+        None => None,
+    };
+    if before.as_ref() == Some(&account) {
+        if registered == Some(Registered::New) {
+            let details = serde_json::json!({ "account": account, "credentials": "telegram bot token replaced" });
+            api::record_workspace_change(&*deps.api.store, &who, "channel_credentials_replaced", details).await?;
         }
+        return Ok(json(200, &api::ChannelBody { channel: account }));
     }
     if !deps.api.store.connect_channel_account(&account).await? {
         return Err(ApiError::Conflict(format!("{channel} {address} is connected to another workspace")));
     }
     let (status, action) = if before.is_some() { (200, "channel_updated") } else { (201, "channel_connected") };
-    let details = serde_json::json!({ "before": before, "after": account });
+    let mut details = serde_json::json!({ "before": before, "after": account });
+    if registered == Some(Registered::New) {
+        details["credentials"] = "telegram bot token stored".into();
+    }
     api::record_workspace_change(&*deps.api.store, &who, action, details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, %channel, action, "channel account saved");
     Ok(json(status, &api::ChannelBody { channel: account }))
+}
+
+/// Keeps a workspace bot's token with a webhook secret and registers the webhook with Telegram.
+async fn register_bot(deps: &Deps, ws: &domain::WorkspaceId, bot: &str, token: &str) -> Result<Registered, ApiError> {
+    let bots = deps.bots.as_ref().ok_or_else(|| {
+        ApiError::Unprocessable("this stack keeps no workspace credentials (its CREDENTIALS_PREFIX is not set)".into())
+    })?;
+    let random = api::credentials::random_32().map_err(|e| ApiError::Unavailable(Box::new(e)))?;
+    let url = format!("{}/webhooks/telegram/{bot}", bots.public_base_url.trim_end_matches('/'));
+    let outcome = app::credentials::register_telegram_bot(&*bots.vault, &*bots.webhooks, ws, bot, token, &url, &random)
+        .await
+        .map_err(|e| match e {
+            CredentialsError::Telegram(BotApiError::Refused(m)) => ApiError::Unprocessable(m),
+            CredentialsError::Telegram(BotApiError::Unavailable(m)) => ApiError::Unavailable(m.into()),
+            CredentialsError::Vault(v) => ApiError::Unavailable(Box::new(v)),
+        })?;
+    tracing::info!(workspace = %ws, bot, new_secret = outcome == Registered::New, "telegram bot registered");
+    Ok(outcome)
 }
 
 #[cfg(test)]

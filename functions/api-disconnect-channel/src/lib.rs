@@ -3,13 +3,43 @@
 //! address) and a widget key stops opening chats. Conversations and history stay. 200 with the
 //! account removed; 404 when the workspace does not hold it (a retry, or another workspace's).
 //! Admins only; audited.
+//!
+//! A Telegram bot the workspace connected with its own token is also unregistered at Telegram
+//! (`deleteWebhook`) and its credentials deleted from the vault.
 
+use std::sync::Arc;
+
+use domain::ports::{CredentialVault, TelegramWebhooks};
 use domain::Channel;
 use kit::auth::ADMINS;
 use kit::http::{json, path_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
+use store::Store;
 
-pub use api::Deps;
+pub struct Deps {
+    pub store: Arc<dyn Store>,
+    pub auth: kit::auth::Authenticator,
+    /// Workspaces' own bots (`CREDENTIALS_PREFIX`): unregistered when disconnected.
+    pub bots: Option<(Arc<dyn CredentialVault>, Arc<dyn TelegramWebhooks>)>,
+}
+
+impl Deps {
+    pub fn new(store: Arc<dyn Store>, auth: kit::auth::Authenticator) -> Self {
+        Self { store, auth, bots: None }
+    }
+
+    pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        let api = api::Deps::from_config(config, aws).await?;
+        let bots = match api::credentials::vault(config, aws) {
+            Some(vault) => {
+                let webhooks: Arc<dyn TelegramWebhooks> = Arc::new(api::credentials::bot_api(config)?);
+                Some((vault, webhooks))
+            }
+            None => None,
+        };
+        Ok(Self { store: api.store, auth: api.auth, bots })
+    }
+}
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     Ok(respond(disconnect(deps, &req).await))
@@ -26,6 +56,17 @@ async fn disconnect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiErr
     let raw = path_param(req, "address", |a| Ok(a.to_owned()))?;
     let not_found = || ApiError::NotFound(format!("this workspace has no {channel} account {raw}"));
     let address = domain::workspace::parse_address(channel, &raw).map_err(|_| not_found())?;
+    if let (Channel::Telegram, Some((vault, webhooks))) = (channel, &deps.bots) {
+        // The workspace's own bot: unregistered while the account is still there, so a failure
+        // (503) leaves everything for a retry of this request to finish.
+        let held = deps.store.channel_account(channel, &address).await?;
+        if held.is_none_or(|a| a.workspace != who.workspace) {
+            return Err(not_found());
+        }
+        app::credentials::unregister_telegram_bot(&**vault, &**webhooks, &address)
+            .await
+            .map_err(|e| ApiError::Unavailable(Box::new(e)))?;
+    }
     let removed =
         deps.store.disconnect_channel_account(&who.workspace, channel, &address).await?.ok_or_else(not_found)?;
     let details = serde_json::json!({ "before": removed });

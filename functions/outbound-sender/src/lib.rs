@@ -9,7 +9,6 @@ use std::time::Duration;
 use app::send::{EmailOut, RetryPolicy, Sender};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use domain::channels::meta::Meta;
-use domain::channels::telegram::Telegram;
 use domain::channels::twilio::Twilio;
 use domain::channels::whatsapp::WhatsApp;
 use domain::events::OutboundJob;
@@ -72,11 +71,9 @@ impl Deps {
                 by_channel.insert(channel, Provider { adapter: adapter.clone(), base_url: base_url.clone() });
             }
         }
-        if config.has_secret("TELEGRAM_CREDENTIALS") {
-            let adapter: Telegram = config.json_secret("TELEGRAM_CREDENTIALS", aws).await?;
-            let base_url = config.optional("TELEGRAM_API_BASE").unwrap_or_else(|| TELEGRAM_API_BASE.into());
-            by_channel.insert(Channel::Telegram, Provider { adapter: Arc::new(adapter), base_url });
-        }
+        // Telegram: each workspace's own bots (their tokens in the vault, `CREDENTIALS_PREFIX`)
+        // and the stack's `TELEGRAM_CREDENTIALS` bot.
+        let telegram_bots = Some(api::credentials::telegram_bots(config, aws).await?);
         Ok(Self {
             store: Arc::new(store::DynamoStore::new(
                 aws_sdk_dynamodb::Client::new(aws),
@@ -86,7 +83,7 @@ impl Deps {
                 aws_sdk_sqs::Client::new(aws),
                 config.required("NOTIFICATION_QUEUE_URL")?,
             )),
-            providers: Providers { http, by_channel },
+            providers: Providers { http, by_channel, telegram_bots },
             email: config.optional("MAIL_BUCKET").filter(|b| !b.is_empty()).map(|bucket| EmailOut {
                 transport: Arc::new(providers::ses::SesTransport::new(
                     aws_sdk_sesv2::Client::new(aws),
@@ -192,7 +189,7 @@ mod tests {
         let deps = Deps {
             store: store.clone(),
             notifications: Arc::new(MemoryQueue::new()),
-            providers: Providers { http: reqwest::Client::new(), by_channel },
+            providers: Providers { http: reqwest::Client::new(), by_channel, telegram_bots: None },
             email: None,
             visitors: None,
             media: None,

@@ -4,32 +4,41 @@
 //! enqueued; a redelivered update (same `update_id`) is a duplicate for the inbox. Photos,
 //! documents and voice notes are copied into the media bucket first (`getFile`, then the file);
 //! a Bot API outage answers 503 so Telegram retries the update.
+//!
+//! Each bot is checked with its own credentials: a workspace's own bot (connected with its token
+//! through the admin API) with the secret token kept in its secret, the stack's
+//! `TELEGRAM_CREDENTIALS` bot with that one. A bot with neither is refused (403); the secret store
+//! being unavailable answers 503 (Telegram retries).
+
+use std::sync::Arc;
 
 use api::webhook::Inbound;
-use domain::channels::telegram::{self, Telegram};
+use domain::channels::telegram::Telegram;
 use domain::ports::MediaResolver;
+use kit::http::{path_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
+use providers::media::MediaCopier;
 pub use providers::media::TelegramFiles;
+use providers::telegram::TelegramBots;
 
 pub struct Deps {
-    pub inbound: Inbound<Telegram>,
-    pub files: Option<TelegramFiles>,
+    /// What every bot's request shares (the adapter is the bot's, set per request).
+    pub inbound: Inbound<()>,
+    pub bots: Arc<TelegramBots>,
+    /// Copies photos, documents and voice notes into the media bucket (`MEDIA_BUCKET`).
+    pub copier: Option<Arc<MediaCopier>>,
 }
 
 impl Deps {
-    /// `TELEGRAM_CREDENTIALS` (a secret): `{"bot_token", "secret_token"}`; `MEDIA_BUCKET` (files
-    /// copied there; without it they stay named by id), optional `TELEGRAM_API_BASE`.
+    /// `TELEGRAM_CREDENTIALS` (a secret, optional): `{"bot_token", "secret_token"}` of the stack's
+    /// bot; `CREDENTIALS_PREFIX` (workspaces' own bots); `MEDIA_BUCKET` (files copied there;
+    /// without it they stay named by id), optional `TELEGRAM_API_BASE`.
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        let adapter: Telegram = config.json_secret("TELEGRAM_CREDENTIALS", aws).await?;
-        let files = match api::webhook::media_copier(config, aws)? {
-            Some(copier) => Some(TelegramFiles {
-                copier,
-                api_base: config.optional("TELEGRAM_API_BASE").unwrap_or_else(|| telegram::API_BASE.into()),
-                bot_token: adapter.bot_token.clone(),
-            }),
-            None => None,
-        };
-        Ok(Self { inbound: Inbound::from_config(adapter, config, aws)?, files })
+        Ok(Self {
+            inbound: Inbound::from_config((), config, aws)?,
+            bots: api::credentials::telegram_bots(config, aws).await?,
+            copier: api::webhook::media_copier(config, aws)?,
+        })
     }
 }
 
@@ -38,8 +47,34 @@ impl Deps {
     request_body(content = Object, description = "A Telegram Update"),
     responses((status = 200, description = "Enqueued (or not a customer message)"), (status = 403, description = "The provider's signature does not verify: nothing stored", body = kit::http::ErrorBody)))]
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
-    let media = deps.files.as_ref().map(|f| f as &dyn MediaResolver);
-    Ok(deps.inbound.handle_json_with(req, media).await)
+    let bot = match bot(deps, &req).await {
+        Ok(bot) => bot,
+        Err(e) => return Ok(respond(Err(e))),
+    };
+    let files = deps.copier.as_ref().map(|copier| TelegramFiles {
+        copier: copier.clone(),
+        api_base: deps.bots.api_base().to_owned(),
+        bot_token: bot.bot_token.clone(),
+    });
+    let inbound = Inbound {
+        adapter: (*bot).clone(),
+        directory: deps.inbound.directory.clone(),
+        queue: deps.inbound.queue.clone(),
+        public_base_url: deps.inbound.public_base_url.clone(),
+        memory_mb: deps.inbound.memory_mb,
+    };
+    let media = files.as_ref().map(|f| f as &dyn MediaResolver);
+    Ok(inbound.handle_json_with(req, media).await)
+}
+
+/// The credentials of the bot in the path.
+async fn bot(deps: &Deps, req: &Request) -> Result<Arc<Telegram>, ApiError> {
+    let id = path_param(req, "bot", |b| Ok(b.to_owned()))?;
+    deps.bots
+        .bot(&id)
+        .await
+        .map_err(|e| ApiError::Unavailable(Box::new(e)))?
+        .ok_or_else(|| ApiError::Forbidden("no credentials are configured for this bot".into()))
 }
 
 #[cfg(test)]
@@ -74,8 +109,15 @@ mod tests {
         };
         (
             Deps {
-                inbound: Inbound { adapter, directory: store, queue: q.clone(), public_base_url: None, memory_mb: 128 },
-                files: None,
+                inbound: Inbound {
+                    adapter: (),
+                    directory: store,
+                    queue: q.clone(),
+                    public_base_url: None,
+                    memory_mb: 128,
+                },
+                bots: Arc::new(TelegramBots::new("http://telegram.invalid", None, Some(adapter))),
+                copier: None,
             },
             q,
         )
@@ -117,5 +159,64 @@ mod tests {
         let (deps, q) = deps("999").await;
         assert_eq!(handle(&deps, request(MESSAGE, |_| {})).await.unwrap().status(), 200);
         assert!(q.sent().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod workspace_bots {
+    use std::sync::Arc;
+
+    use super::*;
+    use domain::credentials::{self, CredentialKey};
+    use domain::ports::{ChannelAccount, ChannelDirectory, CredentialVault};
+    use domain::{Channel, WorkspaceId};
+    use providers::memory::MemoryVault;
+    use queue::memory::MemoryQueue;
+    use store::MemoryStore;
+
+    const MESSAGE: &str = include_str!("../../../events/telegram-webhook/message.json");
+
+    #[tokio::test]
+    async fn a_workspace_bot_is_checked_with_its_own_secret_and_an_unknown_bot_is_refused() {
+        let store = Arc::new(MemoryStore::new());
+        let acme = WorkspaceId::parse("acme").unwrap();
+        store.put_channel_account(&ChannelAccount::new(acme.clone(), Channel::Telegram, "7012345678")).await.unwrap();
+        let vault = Arc::new(MemoryVault::default());
+        let token = "7012345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+        vault
+            .put(&CredentialKey::telegram("7012345678"), &acme, &credentials::telegram_secret(token, "own-secret"))
+            .await
+            .unwrap();
+        let q = Arc::new(MemoryQueue::new());
+        let deps = |vault: Option<Arc<MemoryVault>>| Deps {
+            inbound: Inbound {
+                adapter: (),
+                directory: store.clone(),
+                queue: q.clone(),
+                public_base_url: None,
+                memory_mb: 128,
+            },
+            bots: Arc::new(TelegramBots::new(
+                "http://telegram.invalid",
+                vault.map(|v| v as Arc<dyn CredentialVault>),
+                None,
+            )),
+            copier: None,
+        };
+        let with = |secret: &str| {
+            let mut v: serde_json::Value = serde_json::from_str(MESSAGE).unwrap();
+            v["headers"]["x-telegram-bot-api-secret-token"] = secret.into();
+            lambda_http::request::from_str(&v.to_string()).unwrap()
+        };
+        let own = deps(Some(vault));
+        assert_eq!(
+            handle(&own, with("fixture-telegram-secret-token")).await.unwrap().status(),
+            403,
+            "the stack's secret is not this bot's"
+        );
+        assert!(q.sent().is_empty());
+        assert_eq!(handle(&own, with("own-secret")).await.unwrap().status(), 200);
+        assert_eq!(q.sent()[0].0, "acme:telegram:111222333");
+        assert_eq!(handle(&deps(None), with("own-secret")).await.unwrap().status(), 403, "no credentials for the bot");
     }
 }

@@ -371,6 +371,12 @@ async fn meta_receipts(inner: &MetaInner, ours: &str, mid: &str, to: &str) {
 
 struct TelegramInner {
     bot_token: String,
+    /// Tokens of further bots (a workspace's own, connected through the admin API).
+    more_tokens: Mutex<Vec<String>>,
+    /// `setWebhook` per bot id: (url, secret_token); removed by `deleteWebhook`.
+    webhooks: Mutex<std::collections::HashMap<String, (String, String)>>,
+    /// Which bot each received request was for (ids, in `received` order).
+    senders: Mutex<Vec<String>>,
     received: Mutex<Vec<Sent>>,
     script: Script,
     next_id: AtomicI64,
@@ -390,6 +396,9 @@ impl FakeTelegram {
     pub async fn start_on(addr: SocketAddr, bot_token: &str) -> std::io::Result<Self> {
         let inner = Arc::new(TelegramInner {
             bot_token: bot_token.to_owned(),
+            more_tokens: Mutex::new(vec![]),
+            webhooks: Mutex::default(),
+            senders: Mutex::new(vec![]),
             received: Mutex::new(vec![]),
             script: Script::default(),
             next_id: AtomicI64::new(100),
@@ -407,8 +416,31 @@ impl FakeTelegram {
     pub fn received(&self) -> Vec<Sent> {
         self.inner.received.lock().expect("lock").clone()
     }
+    /// What was sent as the bot `bot_id`.
+    pub fn received_by(&self, bot_id: &str) -> Vec<Sent> {
+        let senders = self.inner.senders.lock().expect("lock").clone();
+        let received = self.inner.received.lock().expect("lock").clone();
+        received.into_iter().zip(senders).filter(|(_, s)| s == bot_id).map(|(r, _)| r).collect()
+    }
     pub fn script(&self, n: usize, status: u16, body: Value) {
         self.inner.script.push(n, status, body);
+    }
+    /// Another bot Telegram knows (BotFather made it): its token is accepted from now on.
+    pub fn add_bot(&self, bot_token: &str) {
+        self.inner.more_tokens.lock().expect("lock").push(bot_token.to_owned());
+    }
+    /// The webhook registered for `bot_id`: (url, secret_token).
+    pub fn webhook(&self, bot_id: &str) -> Option<(String, String)> {
+        self.inner.webhooks.lock().expect("lock").get(bot_id).cloned()
+    }
+}
+
+impl TelegramInner {
+    /// The bot a `bot<token>` path segment authenticates, if Telegram knows the token.
+    fn bot_of(&self, segment: &str) -> Option<String> {
+        let token = segment.strip_prefix("bot")?;
+        let known = token == self.bot_token || self.more_tokens.lock().expect("lock").iter().any(|t| t == token);
+        known.then(|| token.split(':').next().unwrap_or_default().to_owned())
     }
 }
 
@@ -421,7 +453,7 @@ async fn telegram_get_file(
     Path((bot, method)): Path<(String, String)>,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    if bot.strip_prefix("bot") != Some(inner.bot_token.as_str()) {
+    if inner.bot_of(&bot).is_none() {
         return telegram_error(401, "Unauthorized");
     }
     let Some(id) = q.get("file_id").filter(|_| method == "getFile") else {
@@ -438,7 +470,7 @@ async fn telegram_download(
     State(inner): State<Arc<TelegramInner>>,
     Path((bot, _path)): Path<(String, String)>,
 ) -> Response {
-    if bot.strip_prefix("bot") != Some(inner.bot_token.as_str()) {
+    if inner.bot_of(&bot).is_none() {
         return telegram_error(401, "Unauthorized");
     }
     ([("content-type", "image/jpeg")], TELEGRAM_FILE_BYTES).into_response()
@@ -453,12 +485,31 @@ async fn telegram_call(
     Path((bot, method)): Path<(String, String)>,
     body: String,
 ) -> Response {
-    if bot.strip_prefix("bot") != Some(inner.bot_token.as_str()) {
+    if inner.bot_of(&bot).is_none() {
         return telegram_error(401, "Unauthorized");
     }
     let Ok(body) = serde_json::from_str::<Value>(&body) else {
         return telegram_error(400, "Bad Request: the body is not JSON");
     };
+    let bot_id = inner.bot_of(&bot).unwrap_or_default();
+    match method.as_str() {
+        "setWebhook" => {
+            let (Some(url), Some(secret)) = (body["url"].as_str(), body["secret_token"].as_str()) else {
+                return telegram_error(400, "Bad Request: url and secret_token are required here");
+            };
+            if !url.starts_with("http") || secret.is_empty() || secret.len() > 256 {
+                return telegram_error(400, "Bad Request: bad webhook");
+            }
+            inner.webhooks.lock().expect("lock").insert(bot_id, (url.to_owned(), secret.to_owned()));
+            return reply(200, json!({ "ok": true, "result": true, "description": "Webhook was set" }));
+        }
+        "deleteWebhook" => {
+            inner.webhooks.lock().expect("lock").remove(&bot_id);
+            return reply(200, json!({ "ok": true, "result": true, "description": "Webhook was deleted" }));
+        }
+        _ => {}
+    }
+    inner.senders.lock().expect("lock").push(bot_id.clone());
     let mut sent = Sent { path: format!("/{method}"), body: body.clone(), id: None };
     if let Some((status, answer)) = inner.script.next() {
         inner.received.lock().expect("lock").push(sent);
@@ -485,7 +536,7 @@ async fn telegram_call(
     let id = inner.next_id.fetch_add(1, Ordering::SeqCst);
     sent.id = Some(format!("{chat}:{id}"));
     inner.received.lock().expect("lock").push(sent);
-    let bot_id: i64 = inner.bot_token.split(':').next().and_then(|b| b.parse().ok()).unwrap_or(0);
+    let bot_id: i64 = bot_id.parse().unwrap_or(0);
     reply(
         200,
         json!({ "ok": true, "result": {

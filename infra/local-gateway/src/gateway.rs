@@ -604,6 +604,9 @@ impl Stack {
                 // The domains SES receives for (the template's EmailDomain).
                 ("EMAIL_DOMAIN".into(), opts.email_domains.join(",")),
                 ("PUBLIC_BASE_URL".into(), base_url.clone()),
+                // Workspaces' own provider credentials, in moto's Secrets Manager (the template's
+                // Globals set the same).
+                ("CREDENTIALS_PREFIX".into(), format!("{}/credentials/", opts.stack_name)),
                 ("SEND_RETRY_BASE_MS".into(), opts.send_retry_base_ms.to_string()),
                 // Outbound webhooks may go to http and loopback here (the local receiver).
                 ("WEBHOOK_REACH".into(), "local".into()),

@@ -8,6 +8,8 @@ use domain::finance::service::RateCardCache;
 use kit::auth::Authenticator;
 use store::Store;
 
+#[cfg(feature = "credentials")]
+pub mod credentials;
 pub mod csat;
 #[cfg(feature = "hooks")]
 pub mod hooks;

@@ -36,7 +36,7 @@ pub struct Inbound<A> {
     pub memory_mb: u64,
 }
 
-impl<A: ChannelAdapter> Inbound<A> {
+impl<A> Inbound<A> {
     /// `TABLE_NAME`, `INBOUND_QUEUE_URL`, optional `PUBLIC_BASE_URL`.
     pub fn from_config(
         adapter: A,
@@ -55,7 +55,9 @@ impl<A: ChannelAdapter> Inbound<A> {
             memory_mb: meter::memory_mb_from_env(),
         })
     }
+}
 
+impl<A: ChannelAdapter> Inbound<A> {
     /// Verifies, parses and enqueues, measuring what the request spent.
     pub async fn receive(&self, req: &Request) -> Result<Received, ApiError> {
         self.receive_with(req, None).await

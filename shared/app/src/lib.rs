@@ -24,6 +24,7 @@
 
 pub mod analytics;
 pub mod cache;
+pub mod credentials;
 pub mod csat;
 pub mod delivery;
 pub mod export;

@@ -96,8 +96,19 @@ pub struct Sender<'a, S: ?Sized> {
 
 /// How one message leaves: a provider's HTTP API, or a raw email through SES.
 enum Way<'a> {
-    Http { channel: Channel, provider: &'static str, accepted: Option<DeliveryStatus>, request: ProviderRequest },
-    Email { out: &'a EmailOut, from: String, to: String, raw: Vec<u8> },
+    Http {
+        channel: Channel,
+        adapter: std::sync::Arc<dyn domain::channels::ChannelAdapter>,
+        provider: &'static str,
+        accepted: Option<DeliveryStatus>,
+        request: ProviderRequest,
+    },
+    Email {
+        out: &'a EmailOut,
+        from: String,
+        to: String,
+        raw: Vec<u8>,
+    },
 }
 
 impl Way<'_> {
@@ -177,8 +188,10 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
                 Err(e) => return self.fail(job, e.code, &e.message).await,
             }
         } else {
-            let Some(adapter) = self.providers.adapter(m.channel) else {
-                return self.fail(job, "channel_not_configured", &not_configured()).await;
+            let adapter = match self.providers.adapter(m.channel, &m.route.our_address).await {
+                Ok(Some(adapter)) => adapter,
+                Ok(None) => return self.fail(job, "channel_not_configured", &not_configured()).await,
+                Err(e) => return Err(Error::Unavailable(e.to_string())),
             };
             let linked = match self.linked(m).await? {
                 Ok(linked) => linked,
@@ -189,6 +202,7 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
                     channel: m.channel,
                     provider: adapter.provider(),
                     accepted: adapter.accepted_status(),
+                    adapter: adapter.clone(),
                     request,
                 },
                 Err(e) => return self.fail(job, e.code, &e.message).await,
@@ -200,7 +214,9 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
                 tokio::time::sleep(self.retry.base_delay * 2u32.saturating_pow(attempt - 1)).await;
             }
             let answer = match &way {
-                Way::Http { channel, request, .. } => self.providers.perform(*channel, request).await,
+                Way::Http { channel, adapter, request, .. } => {
+                    self.providers.perform(*channel, &**adapter, request).await
+                }
                 Way::Email { out, from, to, raw } => out.transport.send_raw(from, to, raw.clone()).await,
             };
             match answer {

@@ -9,6 +9,7 @@ pub mod canned;
 pub mod channels;
 pub mod consent;
 pub mod contacts;
+pub mod credentials;
 pub mod csat;
 pub mod delivery;
 pub mod error;

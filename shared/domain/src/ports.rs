@@ -1,6 +1,8 @@
 //! Ports: the narrow capabilities handlers depend on. `switchboard-store` implements them on DynamoDB
 //! and in memory, `switchboard-queue` on SQS; one contract-test suite runs against both stores.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -836,11 +838,20 @@ pub trait EmailTransport: Send + Sync {
 /// the answer.
 #[async_trait]
 pub trait ProviderApi: Send + Sync {
-    /// The adapter of a channel this deployment sends on; `None` when its credentials are not configured.
-    fn adapter(&self, channel: Channel) -> Option<&dyn crate::channels::ChannelAdapter>;
+    /// The adapter that sends from `account` (our address: a number, a bot id…) on `channel`: the
+    /// workspace's own credentials for that account where it has connected them, else the stack's;
+    /// `Ok(None)` when neither is configured. An error is the secret store being unavailable
+    /// (retry later).
+    async fn adapter(
+        &self,
+        channel: Channel,
+        account: &str,
+    ) -> Result<Option<Arc<dyn crate::channels::ChannelAdapter>>, VaultError>;
+    /// Performs a request `adapter` rendered, on `channel`'s API; `adapter` reads the answer.
     async fn perform(
         &self,
         channel: Channel,
+        adapter: &dyn crate::channels::ChannelAdapter,
         request: &crate::channels::ProviderRequest,
     ) -> Result<crate::channels::SendOutcome, TransportError>;
 }
@@ -1004,4 +1015,43 @@ pub trait AnalyticsStore: Send + Sync {
 #[async_trait]
 pub trait AnalyticsQueue: Send + Sync {
     async fn enqueue_analytics(&self, events: &[crate::analytics::AnalyticsEvent]) -> Result<(), QueueError>;
+}
+
+/// Why the secret store could not answer (Secrets Manager throttling or down): retry later.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the secret store is unavailable: {0}")]
+pub struct VaultError(pub String);
+
+/// Each workspace's provider credentials, one secret per provider account
+/// ([`crate::credentials::CredentialKey`]). Values are opaque strings (JSON) and never logged.
+#[async_trait]
+pub trait CredentialVault: Send + Sync {
+    async fn get(&self, key: &crate::credentials::CredentialKey) -> Result<Option<String>, VaultError>;
+    /// Creates or replaces the secret, tagged with the workspace that connected it.
+    async fn put(
+        &self,
+        key: &crate::credentials::CredentialKey,
+        workspace: &WorkspaceId,
+        value: &str,
+    ) -> Result<(), VaultError>;
+    /// Deletes the secret at once (a disconnected account's credentials are not kept).
+    async fn delete(&self, key: &crate::credentials::CredentialKey) -> Result<(), VaultError>;
+}
+
+/// Why Telegram did not take a webhook registration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BotApiError {
+    /// Telegram refused it (a revoked or wrong token, an unreachable URL): the admin must act.
+    #[error("{0}")]
+    Refused(String),
+    /// Telegram is down or throttling: try again.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Telegram's webhook registration for a workspace's bot (`setWebhook`, `deleteWebhook`).
+#[async_trait]
+pub trait TelegramWebhooks: Send + Sync {
+    async fn set_webhook(&self, bot_token: &str, url: &str, secret_token: &str) -> Result<(), BotApiError>;
+    async fn delete_webhook(&self, bot_token: &str) -> Result<(), BotApiError>;
 }

@@ -10,7 +10,9 @@
 //! - [`s3`], [`ses`]: S3 behind the file store port, SES v2 behind the email transport port.
 //! - [`cognito`], [`local_directory`]: the agent directory (Cognito's user pool; the local
 //!   OpenID provider's users on the local stack).
-//! - [`memory`]: the in-memory file store handler tests use (end-to-end tests use moto).
+//! - [`vault`], [`telegram`]: each workspace's provider credentials in Secrets Manager, and its
+//!   Telegram bots (credentials cached per container, `setWebhook`).
+//! - [`memory`]: the in-memory file store and vault handler tests use (end-to-end tests use moto).
 //!
 //! Object keys are named by `domain::objects`, nowhere else.
 
@@ -32,5 +34,9 @@ pub mod s3;
 #[cfg(feature = "ses")]
 pub mod ses;
 pub mod sink;
+#[cfg(feature = "http")]
+pub mod telegram;
+#[cfg(feature = "vault")]
+pub mod vault;
 
 pub use domain::objects::parse_s3_url;

@@ -67,3 +67,36 @@ impl crate::sink::ObjectSink for MemoryFiles {
         Ok(crate::sink::Put::Stored { url, size })
     }
 }
+
+/// An in-memory credential vault for handler tests (end-to-end tests use moto's Secrets Manager).
+#[derive(Default)]
+pub struct MemoryVault {
+    secrets: Mutex<HashMap<domain::credentials::CredentialKey, (domain::WorkspaceId, String)>>,
+}
+
+impl MemoryVault {
+    /// The workspace a secret was stored for.
+    pub fn owner(&self, key: &domain::credentials::CredentialKey) -> Option<domain::WorkspaceId> {
+        self.secrets.lock().expect("vault lock").get(key).map(|(ws, _)| ws.clone())
+    }
+}
+
+#[async_trait]
+impl domain::ports::CredentialVault for MemoryVault {
+    async fn get(&self, key: &domain::credentials::CredentialKey) -> Result<Option<String>, domain::ports::VaultError> {
+        Ok(self.secrets.lock().expect("vault lock").get(key).map(|(_, v)| v.clone()))
+    }
+    async fn put(
+        &self,
+        key: &domain::credentials::CredentialKey,
+        workspace: &domain::WorkspaceId,
+        value: &str,
+    ) -> Result<(), domain::ports::VaultError> {
+        self.secrets.lock().expect("vault lock").insert(key.clone(), (workspace.clone(), value.to_owned()));
+        Ok(())
+    }
+    async fn delete(&self, key: &domain::credentials::CredentialKey) -> Result<(), domain::ports::VaultError> {
+        self.secrets.lock().expect("vault lock").remove(key);
+        Ok(())
+    }
+}

@@ -9,7 +9,7 @@ use domain::channels::twilio;
 use domain::channels::{Auth, ChannelAdapter, Method, Payload, ProviderRequest, SendOutcome};
 use domain::finance::{Currency, Micros};
 use domain::model::Channel;
-use domain::ports::{PriceError, PriceLookup, ProviderApi, TransportError};
+use domain::ports::{PriceError, PriceLookup, ProviderApi, TransportError, VaultError};
 
 /// One channel's way out: its adapter and the provider's API base URL.
 pub struct Provider {
@@ -21,12 +21,25 @@ pub struct Provider {
 pub struct Providers {
     pub http: reqwest::Client,
     pub by_channel: HashMap<Channel, Provider>,
+    /// Workspaces' own Telegram bots (their tokens from the vault); the stack's bot is in
+    /// `by_channel` and is the fallback for its own id.
+    pub telegram_bots: Option<Arc<crate::telegram::TelegramBots>>,
 }
 
 impl Providers {
     /// Performs a rendered request and lets the adapter read the answer.
     pub async fn send(&self, provider: &Provider, req: &ProviderRequest) -> Result<SendOutcome, TransportError> {
-        let url = format!("{}{}", provider.base_url.trim_end_matches('/'), req.path);
+        self.send_via(&provider.base_url, &*provider.adapter, req).await
+    }
+
+    /// Performs a rendered request against `base_url`; `adapter` reads the answer.
+    pub async fn send_via(
+        &self,
+        base_url: &str,
+        adapter: &dyn ChannelAdapter,
+        req: &ProviderRequest,
+    ) -> Result<SendOutcome, TransportError> {
+        let url = format!("{}{}", base_url.trim_end_matches('/'), req.path);
         let mut builder = match req.method {
             Method::Post => self.http.post(url),
             Method::Get => self.http.get(url),
@@ -51,21 +64,40 @@ impl Providers {
         })?;
         let status = res.status().as_u16();
         let body = res.bytes().await.map_err(|e| TransportError::Ambiguous(e.without_url().to_string()))?;
-        Ok(provider.adapter.classify(status, &body))
+        Ok(adapter.classify(status, &body))
     }
 }
 
 #[async_trait::async_trait]
 impl ProviderApi for Providers {
-    fn adapter(&self, channel: Channel) -> Option<&dyn ChannelAdapter> {
-        self.by_channel.get(&channel).map(|p| &*p.adapter)
+    async fn adapter(&self, channel: Channel, account: &str) -> Result<Option<Arc<dyn ChannelAdapter>>, VaultError> {
+        if let (Channel::Telegram, Some(bots)) = (channel, &self.telegram_bots) {
+            let bot: Option<Arc<dyn ChannelAdapter>> = bots.bot(account).await?.map(|b| b as Arc<dyn ChannelAdapter>);
+            return Ok(bot);
+        }
+        Ok(self.by_channel.get(&channel).map(|p| p.adapter.clone()))
     }
 
-    async fn perform(&self, channel: Channel, request: &ProviderRequest) -> Result<SendOutcome, TransportError> {
-        let provider = self.by_channel.get(&channel).ok_or_else(|| {
-            TransportError::NotSent(format!("this deployment has no {channel} credentials configured"))
-        })?;
-        self.send(provider, request).await
+    async fn perform(
+        &self,
+        channel: Channel,
+        adapter: &dyn ChannelAdapter,
+        request: &ProviderRequest,
+    ) -> Result<SendOutcome, TransportError> {
+        let base_url = match (channel, &self.telegram_bots) {
+            // A workspace's bot: its token is in the rendered path.
+            (Channel::Telegram, Some(bots)) => bots.api_base(),
+            _ => {
+                &self
+                    .by_channel
+                    .get(&channel)
+                    .ok_or_else(|| {
+                        TransportError::NotSent(format!("this deployment has no {channel} credentials configured"))
+                    })?
+                    .base_url
+            }
+        };
+        self.send_via(base_url, adapter, request).await
     }
 }
 

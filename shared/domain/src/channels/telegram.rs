@@ -28,7 +28,7 @@ pub const PROVIDER: &str = "telegram";
 pub const FILE_SCHEME: &str = "telegram-file:";
 pub const API_BASE: &str = "https://api.telegram.org";
 
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
 pub struct Telegram {
     /// The bot's token (`<bot id>:<secret>`): sends, and downloads files.
     pub bot_token: String,

@@ -1,0 +1,50 @@
+//! Wiring for each workspace's own provider credentials: the vault (Secrets Manager under
+//! `CREDENTIALS_PREFIX`) and the Telegram bots resolved from it, with the stack's
+//! `TELEGRAM_CREDENTIALS` bot as the fallback for its own id.
+
+use std::sync::Arc;
+
+use domain::channels::telegram::{self, Telegram};
+use domain::ports::CredentialVault;
+use providers::telegram::{BotApi, TelegramBots};
+
+/// The vault, when the stack names its prefix (`CREDENTIALS_PREFIX`, `<stack>/credentials/`).
+pub fn vault(config: &kit::Config, aws: &aws_config::SdkConfig) -> Option<Arc<dyn CredentialVault>> {
+    config.optional("CREDENTIALS_PREFIX").map(|prefix| {
+        let vault: Arc<dyn CredentialVault> =
+            Arc::new(providers::vault::SecretsManagerVault::new(aws_sdk_secretsmanager::Client::new(aws), prefix));
+        vault
+    })
+}
+
+/// The Bot API base (`TELEGRAM_API_BASE`, Telegram's own by default).
+pub fn telegram_api_base(config: &kit::Config) -> String {
+    config.optional("TELEGRAM_API_BASE").unwrap_or_else(|| telegram::API_BASE.into())
+}
+
+/// Every Telegram bot this stack answers for: the workspaces' own (the vault) and the stack's.
+pub async fn telegram_bots(
+    config: &kit::Config,
+    aws: &aws_config::SdkConfig,
+) -> Result<Arc<TelegramBots>, kit::ConfigError> {
+    let stack_bot: Option<Telegram> = if config.has_secret("TELEGRAM_CREDENTIALS") {
+        Some(config.json_secret("TELEGRAM_CREDENTIALS", aws).await?)
+    } else {
+        None
+    };
+    Ok(Arc::new(TelegramBots::new(telegram_api_base(config), vault(config, aws), stack_bot)))
+}
+
+/// Telegram's webhook registration over a client with the providers' timeout.
+pub fn bot_api(config: &kit::Config) -> Result<BotApi, kit::ConfigError> {
+    let http = providers::http::client(providers::http::API_TIMEOUT)
+        .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?;
+    Ok(BotApi { http, base_url: telegram_api_base(config) })
+}
+
+/// 32 random bytes (a webhook's secret token).
+pub fn random_32() -> Result<[u8; 32], getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes)
+}
