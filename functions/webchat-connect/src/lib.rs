@@ -2,6 +2,10 @@
 //! (or, from a browser, the subprotocols `switchboard.webchat.v1, <token>` with `?key=`). A
 //! missing, forged or expired token, or one issued for another widget, is refused with 401
 //! before anything is stored, so API Gateway never opens the socket.
+//!
+//! The widget key is checked again here: a disconnected key opens no socket (401), and a key that
+//! lists allowed origins opens sockets only from pages there (403 otherwise, by the browser's
+//! `Origin`), as the session route checks. A token taken from a page elsewhere is no use.
 
 /// The store and the token check, as every authenticated route has them.
 pub use api::Deps;
@@ -30,6 +34,16 @@ async fn connect(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<Ws
     if who.key != key {
         return Err(ApiError::Unauthorized("this visitor token belongs to another widget".into()));
     }
+    let account = deps
+        .store
+        .channel_account(domain::Channel::Webchat, &who.key)
+        .await?
+        .filter(|a| a.workspace == who.workspace)
+        .ok_or_else(|| ApiError::Unauthorized("this widget key is no longer connected".into()))?;
+    let origin = req.headers.get("origin").and_then(|o| o.to_str().ok());
+    if !domain::workspace::origin_allowed(&account.allowed_origins, origin) {
+        return Err(ApiError::Forbidden("this widget key is not allowed on this site".into()));
+    }
     let conn = VisitorConnection {
         id: id.clone(),
         workspace: who.workspace,
@@ -50,7 +64,8 @@ async fn connect(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<Ws
 mod tests {
     use super::*;
     use domain::channels::webchat::VisitorId;
-    use domain::ports::VisitorStore;
+    use domain::ports::{ChannelAccount, ChannelDirectory, VisitorStore};
+    use domain::Channel;
     use domain::{ConnectionId, WorkspaceId};
     use kit::auth::Authenticator;
     use std::sync::Arc;
@@ -80,6 +95,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let deps = Deps::new(store.clone(), Authenticator::new("test-secret"));
         let ws = WorkspaceId::parse("demo").unwrap();
+        store.put_channel_account(&ChannelAccount::new(ws.clone(), Channel::Webchat, "wk_demo_site")).await.unwrap();
         let v = VisitorId::new();
         let (token, _) = deps.auth.issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::days(1)).unwrap();
 
@@ -116,5 +132,32 @@ mod tests {
         }
         assert!(store.visitor_connections(&ws, &other).await.unwrap().is_empty());
         assert_eq!(store.visitor_connections(&ws, &v).await.unwrap().len(), 1, "only the good one");
+    }
+
+    #[tokio::test]
+    async fn a_key_with_allowed_origins_opens_sockets_from_its_sites_only_and_a_disconnected_key_none() {
+        let store = Arc::new(MemoryStore::new());
+        let deps = Deps::new(store.clone(), Authenticator::new("test-secret"));
+        let ws = WorkspaceId::parse("demo").unwrap();
+        let v = VisitorId::new();
+        let (token, _) = deps.auth.issue_visitor_token(&ws, &v, "wk_demo_site", time::Duration::days(1)).unwrap();
+        let from = |origin: Option<&str>| {
+            let mut req = request(Some("wk_demo_site"), Some(&token), None);
+            req.headers.remove("origin");
+            if let Some(o) = origin {
+                req.headers.insert("origin", o.parse().unwrap());
+            }
+            req
+        };
+        assert_eq!(handle(&deps, from(Some("https://shop.example"))).await.status_code, 401, "not connected");
+        let account = ChannelAccount {
+            allowed_origins: vec!["https://shop.example".into()],
+            ..ChannelAccount::new(ws.clone(), Channel::Webchat, "wk_demo_site")
+        };
+        store.put_channel_account(&account).await.unwrap();
+        assert_eq!(handle(&deps, from(Some("https://evil.example"))).await.status_code, 403);
+        assert_eq!(handle(&deps, from(None)).await.status_code, 403, "no Origin: not a page there");
+        assert!(store.visitor_connections(&ws, &v).await.unwrap().is_empty());
+        assert_eq!(handle(&deps, from(Some("https://shop.example"))).await.status_code, 200);
     }
 }

@@ -79,6 +79,13 @@ async fn send(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<WsRes
     let ws = &conn.workspace;
     let raw = req.body.as_deref().ok_or_else(|| ApiError::BadRequest("empty message".into()))?;
     let msg = webchat::parse_message(raw.as_bytes(), ws, &conn.visitor)?;
+    let bucket = webchat::message_bucket(&conn.visitor);
+    if !deps.store.take(ws, &bucket, now, time::Duration::minutes(1), webchat::MESSAGES_PER_MINUTE).await? {
+        return Err(ApiError::TooManyRequests(format!(
+            "at most {} messages a minute; please wait a moment",
+            webchat::MESSAGES_PER_MINUTE
+        )));
+    }
     let attachments = files(deps, &msg).await?;
     let profile = deps.store.visitor_profile(ws, &conn.visitor).await?;
     let client_id = msg.client_id.clone();
@@ -161,6 +168,20 @@ mod tests {
         assert_eq!(dedup, &format!("webchat:{}:m-1", w.visitor));
         assert_eq!((body["channel"].as_str(), body["our_address"].as_str()), (Some("webchat"), Some("wk_demo_site")));
         assert_eq!(body["text"], "Hi, my order #1042 never arrived");
+    }
+
+    #[tokio::test]
+    async fn a_visitor_sending_faster_than_a_person_types_is_slowed_down() {
+        let w = world().await;
+        for i in 0..webchat::MESSAGES_PER_MINUTE {
+            let req =
+                request(serde_json::json!({ "action": "message", "client_id": format!("m-{i}"), "text": "spam" }));
+            assert_eq!(handle(&w.deps, req).await.status_code, 200);
+        }
+        let req = request(serde_json::json!({ "action": "message", "client_id": "m-over", "text": "spam" }));
+        let res = handle(&w.deps, req).await;
+        assert_eq!(res.status_code, 429);
+        assert_eq!(w.queue.sent().len(), webchat::MESSAGES_PER_MINUTE as usize, "nothing over the limit is enqueued");
     }
 
     #[tokio::test]

@@ -43,6 +43,10 @@ async fn upload(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<WsR
     let raw = req.body.as_deref().ok_or_else(|| ApiError::BadRequest("empty message".into()))?;
     let asked = webchat::parse_upload(raw.as_bytes())?;
     let conn = api::visitor(&*deps.store, req).await?;
+    let bucket = webchat::upload_bucket(&conn.visitor);
+    if !deps.store.take(&conn.workspace, &bucket, now, time::Duration::hours(1), webchat::UPLOADS_PER_HOUR).await? {
+        return Err(ApiError::TooManyRequests(format!("at most {} files an hour", webchat::UPLOADS_PER_HOUR)));
+    }
     let key = webchat::upload_key(&conn.workspace, &conn.visitor, &asked.file_name);
     let url = deps.uploads.upload_url(&key, &asked.content_type, asked.size, webchat::UPLOAD_URL_TTL).await?;
     tracing::info!(workspace = %conn.workspace, visitor = %conn.visitor, size = asked.size, "upload link issued");

@@ -34,6 +34,19 @@ pub const MAX_UPLOAD_BYTES: u64 = 25 * 1024 * 1024;
 /// Files per message.
 pub const MAX_FILES: usize = 5;
 /// How long a visitor may take to upload after asking.
+/// What one visitor may do (seed: abuse of a public widget): messages a minute, and upload links
+/// an hour. Generous for a person typing and attaching; a script hits them within seconds.
+pub const MESSAGES_PER_MINUTE: u32 = 20;
+pub const UPLOADS_PER_HOUR: u32 = 20;
+
+/// The rate limiter's bucket names for one visitor (the store builds the keys).
+pub fn message_bucket(visitor: &VisitorId) -> String {
+    format!("webchat-messages:{visitor}")
+}
+pub fn upload_bucket(visitor: &VisitorId) -> String {
+    format!("webchat-uploads:{visitor}")
+}
+
 pub const UPLOAD_URL_TTL: time::Duration = time::Duration::minutes(15);
 /// What the widget promises while agents are online (seed 001: "Typical response time: under 2
 /// minutes").
