@@ -991,3 +991,54 @@ async fn a_workspace_connects_its_own_telegram_bot() {
     assert!(s.telegram.webhook(&bot).is_none());
     assert!(sm.get_secret_value().secret_id(&name).send().await.is_err());
 }
+
+/// A workspace brings its own Twilio account for a number: the credentials are checked with Twilio
+/// and kept in the workspace's own secret; that number's webhooks verify with that account's
+/// token (the stack's is refused), replies go out through that account, and its signed status
+/// callbacks move the tick. Disconnecting deletes the secret.
+#[tokio::test]
+async fn a_workspace_brings_its_own_twilio_account_for_a_number() {
+    let s = spawn_stack().await;
+    let (sid, token) = ("AC0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef");
+    s.twilio.add_account(sid, token);
+    let number = random_number();
+    let admin = s.token_as("ada", domain::Role::Admin);
+    let path = format!("/channels/sms/{number}");
+    let wrong = json!({ "twilio": { "account_sid": sid, "auth_token": "ffffffffffffffffffffffffffffffff" } });
+    let (status, body) = s.send_as("PUT", &path, &admin, Some(wrong)).await;
+    assert_eq!(status, 422, "Twilio refuses a wrong token: {body}");
+    let (status, body) =
+        s.send_as("PUT", &path, &admin, Some(json!({ "twilio": { "account_sid": sid, "auth_token": token } }))).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(!body.to_string().contains(token), "the token is never answered");
+    let sm = aws_sdk_secretsmanager::Client::new(&s.aws);
+    let name = format!("{}/credentials/twilio/{number}", s.stack.provisioned.stack);
+    assert!(sm.get_secret_value().secret_id(&name).send().await.unwrap().secret_string().unwrap().contains(sid));
+
+    let form = sms_form(&new_sid(), "+14155550123", &number, "Hi, it's Maya");
+    assert_eq!(
+        s.post_signed("/webhooks/twilio/sms", &form, AUTH_TOKEN).await.status(),
+        403,
+        "the stack's token is not this number's"
+    );
+    assert_eq!(s.post_signed("/webhooks/twilio/sms", &form, token).await.status(), 200);
+    let conv = one_conversation(&s).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+    let (status, reply) = s.reply(&id, "own-twilio-1", "Hi Maya!").await;
+    assert_eq!(status, 202, "{reply}");
+    let reply_id = reply["message"]["id"].as_str().unwrap().to_owned();
+    let sent = eventually("the reply to go out through the workspace's account", || async {
+        s.twilio.received().into_iter().find(|r| r.get("To") == Some("+14155550123") && r.sid.is_some())
+    })
+    .await;
+    assert_eq!(sent.account_sid, sid);
+    assert_eq!(sent.get("From"), Some(number.as_str()));
+    eventually("that account's signed callbacks to deliver it", || async {
+        let (status, _) = message_status(&s, &id, &reply_id).await;
+        (status == "delivered").then_some(())
+    })
+    .await;
+
+    assert_eq!(s.send_as("DELETE", &path, &admin, None).await.0, 200);
+    assert!(sm.get_secret_value().secret_id(&name).send().await.is_err(), "the secret is deleted");
+}

@@ -19,7 +19,8 @@
 use std::sync::Arc;
 
 use app::credentials::{CredentialsError, Registered};
-use domain::ports::{BotApiError, ChannelAccount, CredentialVault, TelegramWebhooks};
+use domain::credentials::{CredentialKey, TwilioAccount};
+use domain::ports::{BotApiError, ChannelAccount, CredentialVault, TelegramWebhooks, TwilioAccountCheck};
 use domain::Channel;
 use kit::auth::ADMINS;
 use kit::http::{body_bytes, json, path_param, respond, ApiError};
@@ -35,11 +36,12 @@ pub struct Deps {
     pub bots: Option<Bots>,
 }
 
-/// A workspace's own Telegram bots: the vault, Telegram's webhook API, and this stack's webhook
-/// base (`PUBLIC_BASE_URL`).
+/// A workspace's own provider accounts: the vault, Telegram's webhook API, Twilio's account
+/// check, and this stack's webhook base (`PUBLIC_BASE_URL`).
 pub struct Bots {
     pub vault: Arc<dyn CredentialVault>,
     pub webhooks: Arc<dyn TelegramWebhooks>,
+    pub twilio: Arc<dyn TwilioAccountCheck>,
     pub public_base_url: String,
 }
 
@@ -56,6 +58,7 @@ impl Deps {
             deps.bots = Some(Bots {
                 vault,
                 webhooks: Arc::new(api::credentials::bot_api(config)?),
+                twilio: Arc::new(api::credentials::twilio_accounts(config)?),
                 public_base_url: config.required("PUBLIC_BASE_URL")?,
             });
         }
@@ -75,6 +78,17 @@ struct Details {
     /// secret, never answered.
     #[serde(default)]
     bot_token: Option<String>,
+    /// The workspace's own Twilio account for this number (SMS and voice): kept in its own
+    /// secret, never answered; without it the stack's account serves the number.
+    #[serde(default)]
+    twilio: Option<TwilioCredentials>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct TwilioCredentials {
+    account_sid: String,
+    auth_token: String,
 }
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
@@ -141,11 +155,21 @@ async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
         }
         Some(t) => Some(domain::credentials::parse_bot_token(&address, t).map_err(|e| unprocessable(e.to_string()))?),
     };
+    let twilio = match &details.twilio {
+        None => None,
+        Some(_) if !matches!(channel, Channel::Sms | Channel::Voice) => {
+            return Err(unprocessable("twilio credentials apply to SMS and voice numbers only".into()))
+        }
+        Some(t) => Some(TwilioAccount::parse(&t.account_sid, &t.auth_token).map_err(|e| unprocessable(e.to_string()))?),
+    };
     let before = deps.api.store.channel_account(channel, &address).await?;
     if let Some(held) = &before {
         if held.workspace != who.workspace {
             return Err(ApiError::Conflict(format!("{channel} {address} is connected to another workspace")));
         }
+    }
+    if let Some(account) = &twilio {
+        keep_twilio_account(deps, &who.workspace, &address, account).await?;
     }
     // The bot's own credentials first: once the account is connected its updates are taken, and
     // they must verify.
@@ -154,8 +178,12 @@ async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
         None => None,
     };
     if before.as_ref() == Some(&account) {
-        if registered == Some(Registered::New) {
-            let details = serde_json::json!({ "account": account, "credentials": "telegram bot token replaced" });
+        if registered == Some(Registered::New) || twilio.is_some() {
+            let what = match &twilio {
+                Some(t) => format!("twilio account {} stored", t.account_sid),
+                None => "telegram bot token replaced".into(),
+            };
+            let details = serde_json::json!({ "account": account, "credentials": what });
             api::record_workspace_change(&*deps.api.store, &who, "channel_credentials_replaced", details).await?;
         }
         return Ok(json(200, &api::ChannelBody { channel: account }));
@@ -168,9 +196,34 @@ async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
     if registered == Some(Registered::New) {
         details["credentials"] = "telegram bot token stored".into();
     }
+    if let Some(t) = &twilio {
+        details["credentials"] = format!("twilio account {} stored", t.account_sid).into();
+    }
     api::record_workspace_change(&*deps.api.store, &who, action, details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, %channel, action, "channel account saved");
     Ok(json(status, &api::ChannelBody { channel: account }))
+}
+
+/// Checks a workspace's own Twilio account with Twilio, then keeps it for the number.
+async fn keep_twilio_account(
+    deps: &Deps,
+    ws: &domain::WorkspaceId,
+    number: &str,
+    account: &TwilioAccount,
+) -> Result<(), ApiError> {
+    let bots = deps.bots.as_ref().ok_or_else(|| {
+        ApiError::Unprocessable("this stack keeps no workspace credentials (its CREDENTIALS_PREFIX is not set)".into())
+    })?;
+    bots.twilio.check(account).await.map_err(|e| match e {
+        BotApiError::Refused(m) => ApiError::Unprocessable(m),
+        BotApiError::Unavailable(m) => ApiError::Unavailable(m.into()),
+    })?;
+    bots.vault
+        .put(&CredentialKey::twilio(number), ws, &account.secret())
+        .await
+        .map_err(|e| ApiError::Unavailable(Box::new(e)))?;
+    tracing::info!(workspace = %ws, account = %account.account_sid, "twilio account stored for a number");
+    Ok(())
 }
 
 /// Keeps a workspace bot's token with a webhook secret and registers the webhook with Telegram.

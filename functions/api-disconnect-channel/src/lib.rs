@@ -69,6 +69,16 @@ async fn disconnect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiErr
     }
     let removed =
         deps.store.disconnect_channel_account(&who.workspace, channel, &address).await?.ok_or_else(not_found)?;
+    if let (Channel::Sms | Channel::Voice, Some((vault, _))) = (channel, &deps.bots) {
+        // The number's own Twilio account serves SMS and voice: kept while either is connected.
+        let other = if channel == Channel::Sms { Channel::Voice } else { Channel::Sms };
+        if deps.store.channel_account(other, &address).await?.is_none_or(|a| a.workspace != who.workspace) {
+            vault
+                .delete(&domain::credentials::CredentialKey::twilio(&address))
+                .await
+                .map_err(|e| ApiError::Unavailable(Box::new(e)))?;
+        }
+    }
     let details = serde_json::json!({ "before": removed });
     api::record_workspace_change(&*deps.store, &who, "channel_disconnected", details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, %channel, "channel account disconnected");

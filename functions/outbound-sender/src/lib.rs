@@ -44,18 +44,19 @@ impl Deps {
             Duration::from_secs(config.parse("PROVIDER_TIMEOUT_SECS", providers::http::API_TIMEOUT.as_secs())?);
         let http = providers::http::client(timeout)
             .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?;
+        let account_sid = config.required("TWILIO_ACCOUNT_SID")?;
+        let auth_token = config.secret("TWILIO_AUTH_TOKEN", aws).await?;
+        // Twilio accounts by number: a workspace's own where it connected one, else the stack's.
+        let numbers = api::credentials::twilio_numbers(config, aws).await?;
         let twilio = TwilioApi {
             http: http.clone(),
             base_url: config.optional("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
-            account_sid: config.required("TWILIO_ACCOUNT_SID")?,
-            auth_token: config.secret("TWILIO_AUTH_TOKEN", aws).await?,
+            numbers: numbers.clone(),
         };
+        let public_base_url = config.required("PUBLIC_BASE_URL")?;
         let mut by_channel = HashMap::new();
-        let sms = Twilio {
-            account_sid: twilio.account_sid.clone(),
-            auth_token: twilio.auth_token.clone(),
-            public_base_url: config.required("PUBLIC_BASE_URL")?,
-        };
+        let sms = Twilio { account_sid, auth_token, public_base_url: public_base_url.clone() };
+        let twilio_numbers = Some(providers::outbound::TwilioSenders { numbers, public_base_url });
         by_channel.insert(Channel::Sms, Provider { adapter: Arc::new(sms), base_url: twilio.base_url.clone() });
         // Optional channels: a deployment sends on them once their credentials are configured.
         if config.has_secret("WHATSAPP_CREDENTIALS") {
@@ -83,7 +84,7 @@ impl Deps {
                 aws_sdk_sqs::Client::new(aws),
                 config.required("NOTIFICATION_QUEUE_URL")?,
             )),
-            providers: Providers { http, by_channel, telegram_bots },
+            providers: Providers { http, by_channel, telegram_bots, twilio_numbers },
             email: config.optional("MAIL_BUCKET").filter(|b| !b.is_empty()).map(|bucket| EmailOut {
                 transport: Arc::new(providers::ses::SesTransport::new(
                     aws_sdk_sesv2::Client::new(aws),
@@ -189,15 +190,22 @@ mod tests {
         let deps = Deps {
             store: store.clone(),
             notifications: Arc::new(MemoryQueue::new()),
-            providers: Providers { http: reqwest::Client::new(), by_channel, telegram_bots: None },
+            providers: Providers {
+                http: reqwest::Client::new(),
+                by_channel,
+                telegram_bots: None,
+                twilio_numbers: None,
+            },
             email: None,
             visitors: None,
             media: None,
             twilio: TwilioApi {
                 http: reqwest::Client::new(),
                 base_url: twilio.base_url(),
-                account_sid: "ACtest".into(),
-                auth_token: "tok".into(),
+                numbers: Arc::new(providers::accounts::twilio_numbers(
+                    None,
+                    Some(domain::credentials::TwilioAccount { account_sid: "ACtest".into(), auth_token: "tok".into() }),
+                )),
             },
             retry: RetryPolicy { attempts, base_delay: Duration::from_millis(1), max_receives: 3 },
             rates: RateCardCache::default(),

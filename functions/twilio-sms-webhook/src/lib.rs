@@ -6,34 +6,50 @@
 use api::webhook::Inbound;
 use domain::channels::twilio::{self, Twilio};
 use domain::ports::MediaResolver;
-use kit::http::{respond, xml, ApiError};
+use std::sync::Arc;
+
+use domain::credentials::TwilioAccount;
+use kit::http::{body_bytes, respond, xml, ApiError};
 use kit::webhook::Received;
 use lambda_http::{Body, Error, Request, Response};
+use providers::accounts::TwilioNumbers;
+use providers::media::MediaCopier;
 use providers::media::TwilioMedia;
 
 pub struct Deps {
-    pub inbound: Inbound<Twilio>,
+    /// What every request shares (the adapter is the receiving number's account, set per request).
+    pub inbound: Inbound<()>,
+    /// Twilio accounts by number: a workspace's own where it connected one, else the stack's.
+    pub numbers: Arc<TwilioNumbers>,
     /// MMS media copied from Twilio (`MEDIA_BUCKET` set); without it they keep Twilio's URLs.
-    pub media: Option<TwilioMedia>,
+    pub copier: Option<Arc<MediaCopier>>,
+    pub api_base: String,
 }
 
 impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
-        // The webhook only verifies and parses: the account and the status-callback base are the
-        // sender's business, so they are not required here.
-        let adapter = Twilio {
-            account_sid: config.optional("TWILIO_ACCOUNT_SID").unwrap_or_default(),
-            auth_token: config.secret("TWILIO_AUTH_TOKEN", aws).await?,
-            public_base_url: config.optional("PUBLIC_BASE_URL").unwrap_or_default(),
-        };
-        let media = api::webhook::media_copier(config, aws)?.map(|copier| TwilioMedia {
-            copier,
+        Ok(Self {
+            inbound: Inbound::from_config((), config, aws)?,
+            numbers: api::credentials::twilio_numbers(config, aws).await?,
+            copier: api::webhook::media_copier(config, aws)?,
             api_base: config.optional("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
-            account_sid: adapter.account_sid.clone(),
-            auth_token: adapter.auth_token.clone(),
-        });
-        Ok(Self { inbound: Inbound::from_config(adapter, config, aws)?, media })
+        })
     }
+}
+
+/// The account that owns the receiving number (`To`), whose auth token signs the request.
+async fn account(deps: &Deps, req: &Request) -> Result<Arc<TwilioAccount>, ApiError> {
+    let form = twilio::parse_form(body_bytes(req)).map_err(|_| ApiError::Forbidden("not Twilio's form".into()))?;
+    let to = form
+        .iter()
+        .find(|(k, _)| k == "To")
+        .map(|(_, v)| v.as_str())
+        .ok_or_else(|| ApiError::Forbidden("no To: not a Twilio message".into()))?;
+    deps.numbers
+        .get(to)
+        .await
+        .map_err(|e| ApiError::Unavailable(Box::new(e)))?
+        .ok_or_else(|| ApiError::Forbidden("no Twilio account is configured for this number".into()))
 }
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
@@ -44,8 +60,27 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Twilio's form, signed in X-Twilio-Signature"),
     responses((status = 200, description = "TwiML", body = String, content_type = "text/xml"), (status = 403, description = "The provider's signature does not verify: nothing stored", body = kit::http::ErrorBody)))]
 async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
-    let media = deps.media.as_ref().map(|m| m as &dyn MediaResolver);
-    match deps.inbound.receive_with(req, media).await? {
+    let account = account(deps, req).await?;
+    let inbound = Inbound {
+        adapter: Twilio {
+            account_sid: account.account_sid.clone(),
+            auth_token: account.auth_token.clone(),
+            // The status-callback base is the sender's business.
+            public_base_url: String::new(),
+        },
+        directory: deps.inbound.directory.clone(),
+        queue: deps.inbound.queue.clone(),
+        public_base_url: deps.inbound.public_base_url.clone(),
+        memory_mb: deps.inbound.memory_mb,
+    };
+    let media = deps.copier.as_ref().map(|copier| TwilioMedia {
+        copier: copier.clone(),
+        api_base: deps.api_base.clone(),
+        account_sid: account.account_sid.clone(),
+        auth_token: account.auth_token.clone(),
+    });
+    let media = media.as_ref().map(|m| m as &dyn MediaResolver);
+    match inbound.receive_with(req, media).await? {
         // Twilio sends one message per request: a number no workspace owns is a 404, so the
         // misconfiguration shows in Twilio's debugger.
         Received::Enqueued { unclaimed: 1.., .. } => {
@@ -68,8 +103,6 @@ mod tests {
     const FIXTURE: &str = include_str!("../../../events/twilio-sms-webhook/inbound-sms.json");
     const TOKEN: &str = "test-auth-token";
 
-    use std::sync::Arc;
-
     async fn deps() -> (Deps, Arc<MemoryQueue>) {
         let store = Arc::new(MemoryStore::new());
         store
@@ -83,20 +116,19 @@ mod tests {
             .await
             .unwrap();
         let q = Arc::new(MemoryQueue::new());
+        let stack = TwilioAccount { account_sid: "ACtest".into(), auth_token: TOKEN.into() };
         (
             Deps {
                 inbound: Inbound {
-                    adapter: Twilio {
-                        account_sid: String::new(),
-                        auth_token: TOKEN.into(),
-                        public_base_url: String::new(),
-                    },
+                    adapter: (),
                     directory: store,
                     queue: q.clone(),
                     public_base_url: None,
                     memory_mb: 128,
                 },
-                media: None,
+                numbers: Arc::new(providers::accounts::twilio_numbers(None, Some(stack))),
+                copier: None,
+                api_base: String::new(),
             },
             q,
         )

@@ -19,7 +19,8 @@ pub struct Deps {
     pub notifications: Arc<dyn NotificationQueue>,
     /// Price lookups for finished messages go to the outbound sender.
     pub outbound: Arc<dyn OutboundQueue>,
-    pub auth_token: String,
+    /// Twilio accounts by number: the callback is signed by the account that owns `From`.
+    pub numbers: Arc<providers::accounts::TwilioNumbers>,
     pub public_base_url: Option<String>,
     pub rates: RateCardCache,
 }
@@ -34,7 +35,7 @@ impl Deps {
             )),
             notifications: Arc::new(queue::SqsQueue::new(sqs.clone(), config.required("NOTIFICATION_QUEUE_URL")?)),
             outbound: Arc::new(queue::SqsQueue::new(sqs, config.required("OUTBOUND_QUEUE_URL")?)),
-            auth_token: config.secret("TWILIO_AUTH_TOKEN", aws).await?,
+            numbers: api::credentials::twilio_numbers(config, aws).await?,
             public_base_url: config.optional("PUBLIC_BASE_URL"),
             rates: RateCardCache::default(),
         })
@@ -63,7 +64,16 @@ fn id_param<T>(
     request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "Twilio's form, signed in X-Twilio-Signature"),
     responses((status = 200, description = "Applied, or stale and ignored"), (status = 403, description = "The provider's signature does not verify: nothing stored", body = kit::http::ErrorBody)))]
 async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
-    let params = kit::twilio::verified_form(req, &deps.auth_token, deps.public_base_url.as_deref())?;
+    // The account that sent the message (from our number) signs its callbacks.
+    let unsigned = twilio::parse_form(kit::http::body_bytes(req))?;
+    let from = unsigned.iter().find(|(k, _)| k == "From").map(|(_, v)| v.as_str()).unwrap_or_default();
+    let account = deps
+        .numbers
+        .get(from)
+        .await
+        .map_err(|e| ApiError::Unavailable(Box::new(e)))?
+        .ok_or_else(|| ApiError::Forbidden("no Twilio account is configured for this number".into()))?;
+    let params = kit::twilio::verified_form(req, &account.auth_token, deps.public_base_url.as_deref())?;
     let ws = id_param(req, "ws", WorkspaceId::parse)?;
     let conv = id_param(req, "conv", ConversationId::parse)?;
     let msg = id_param(req, "msg", MessageId::parse)?;
@@ -97,7 +107,10 @@ mod tests {
             store,
             notifications: q.clone(),
             outbound: q,
-            auth_token: TOKEN.into(),
+            numbers: Arc::new(providers::accounts::twilio_numbers(
+                None,
+                Some(domain::credentials::TwilioAccount { account_sid: "ACtest".into(), auth_token: TOKEN.into() }),
+            )),
             public_base_url: None,
             rates: RateCardCache::default(),
         }

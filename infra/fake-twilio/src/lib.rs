@@ -43,6 +43,8 @@ pub enum Callbacks {
 struct Inner {
     account_sid: String,
     auth_token: String,
+    /// Further accounts (a workspace's own Twilio account): sid → auth token.
+    accounts: Mutex<HashMap<String, String>>,
     callbacks: Callbacks,
     received: Mutex<Vec<Received>>,
     /// Scripted answers for the next requests: (HTTP status, body).
@@ -73,6 +75,7 @@ impl FakeTwilio {
         let inner = Arc::new(Inner {
             account_sid: account_sid.to_owned(),
             auth_token: auth_token.to_owned(),
+            accounts: Mutex::default(),
             callbacks,
             received: Mutex::new(vec![]),
             scripted: Mutex::new(VecDeque::new()),
@@ -81,6 +84,7 @@ impl FakeTwilio {
         });
         let app = Router::new()
             .route("/2010-04-01/Accounts/{account}/Messages.json", post(create_message).get(list_messages))
+            .route("/2010-04-01/Accounts/{file}", get(fetch_account))
             .route("/2010-04-01/Accounts/{account}/Messages/{sid}", get(fetch_message))
             .route("/2010-04-01/Accounts/{account}/Recordings/{file}", get(fetch_recording))
             .route("/2010-04-01/Accounts/{account}/Messages/{sid}/Media/{media}", get(fetch_media))
@@ -251,8 +255,29 @@ fn authorised(inner: &Inner, headers: &HeaderMap, account: &str) -> bool {
     let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) else { return false };
     let Some(b64) = auth.strip_prefix("Basic ") else { return false };
     let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64) else { return false };
-    let expected = format!("{}:{}", inner.account_sid, inner.auth_token);
-    raw == expected.as_bytes() && account == inner.account_sid
+    let Some(token) = inner.token_of(account) else { return false };
+    raw == format!("{account}:{token}").as_bytes()
+}
+
+impl Inner {
+    /// The auth token of an account the fake knows.
+    fn token_of(&self, account: &str) -> Option<String> {
+        if account == self.account_sid {
+            return Some(self.auth_token.clone());
+        }
+        self.accounts.lock().expect("lock").get(account).cloned()
+    }
+}
+
+/// `GET /2010-04-01/Accounts/{AccountSid}.json`: the account, when the credentials are its own.
+async fn fetch_account(State(inner): State<Arc<Inner>>, Path(file): Path<String>, headers: HeaderMap) -> Response {
+    let account = file.strip_suffix(".json").unwrap_or(&file).to_owned();
+    if !authorised(&inner, &headers, &account) {
+        return answer(twilio_error(401, 20003, "Authenticate"));
+    }
+    let resource =
+        serde_json::json!({ "sid": account, "status": "active", "type": "Full", "friendly_name": "Fake account" });
+    (StatusCode::OK, Json(resource)).into_response()
 }
 
 async fn create_message(
@@ -316,7 +341,8 @@ async fn create_message(
                 tokio::spawn(async move {
                     for status in ["sent", "delivered"] {
                         tokio::time::sleep(Duration::from_millis(20)).await;
-                        post_callback(&inner.http, &inner.auth_token, &accepted, status).await;
+                        let token = inner.token_of(&accepted.account_sid).unwrap_or_default();
+                        post_callback(&inner.http, &token, &accepted, status).await;
                     }
                 });
             }
@@ -360,6 +386,12 @@ impl FakeTwilio {
     /// Posts a signed status callback for an accepted message, as Twilio would (tests use this to
     /// deliver callbacks late, twice or out of order).
     pub async fn send_status_callback(&self, received: &Received, status: &str) {
-        post_callback(&self.inner.http, &self.inner.auth_token, received, status).await;
+        let token = self.inner.token_of(&received.account_sid).unwrap_or_default();
+        post_callback(&self.inner.http, &token, received, status).await;
+    }
+
+    /// Another Twilio account (a workspace's own), accepted from now on.
+    pub fn add_account(&self, account_sid: &str, auth_token: &str) {
+        self.inner.accounts.lock().expect("lock").insert(account_sid.to_owned(), auth_token.to_owned());
     }
 }

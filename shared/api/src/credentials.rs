@@ -48,3 +48,29 @@ pub fn random_32() -> Result<[u8; 32], getrandom::Error> {
     getrandom::fill(&mut bytes)?;
     Ok(bytes)
 }
+
+/// Twilio accounts by number: the workspaces' own (the vault) and the stack's
+/// (`TWILIO_ACCOUNT_SID`, the `TWILIO_AUTH_TOKEN` secret) for every other number.
+pub async fn twilio_numbers(
+    config: &kit::Config,
+    aws: &aws_config::SdkConfig,
+) -> Result<Arc<providers::accounts::TwilioNumbers>, kit::ConfigError> {
+    let stack = match config.optional("TWILIO_ACCOUNT_SID") {
+        Some(account_sid) => Some(domain::credentials::TwilioAccount {
+            account_sid,
+            auth_token: config.secret("TWILIO_AUTH_TOKEN", aws).await?,
+        }),
+        None => None,
+    };
+    Ok(Arc::new(providers::accounts::twilio_numbers(vault(config, aws), stack)))
+}
+
+/// Twilio's Accounts API (`TWILIO_API_BASE`): checks a workspace's credentials before they are kept.
+pub fn twilio_accounts(config: &kit::Config) -> Result<providers::outbound::TwilioAccounts, kit::ConfigError> {
+    let http = providers::http::client(providers::http::API_TIMEOUT)
+        .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?;
+    Ok(providers::outbound::TwilioAccounts {
+        http,
+        base_url: config.optional("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
+    })
+}

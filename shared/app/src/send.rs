@@ -486,7 +486,7 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
             return Ok(());
         }
         let last_try = receive_count >= self.retry.max_receives;
-        let price = match self.prices.price(sid).await {
+        let price = match self.prices.price(&m.route.our_address, sid).await {
             Ok(p) => p,
             Err(PriceError::Retryable(e)) if last_try => {
                 tracing::warn!(message = %m.id, error = %e, "price lookup kept failing; left unreconciled");

@@ -26,6 +26,11 @@ impl CredentialKey {
         Self { provider: crate::channels::telegram::PROVIDER, account: bot_id.to_owned() }
     }
 
+    /// The Twilio account a workspace's number (SMS and voice, E.164) belongs to.
+    pub fn twilio(number: &str) -> Self {
+        Self { provider: crate::channels::twilio::PROVIDER, account: number.to_owned() }
+    }
+
     /// The secret's name under the stack's prefix.
     pub fn secret_name(&self, prefix: &str) -> String {
         format!("{prefix}{}/{}", self.provider, self.account)
@@ -71,6 +76,42 @@ pub fn parse_telegram_secret(raw: &str) -> Option<Telegram> {
     (!t.bot_token.trim().is_empty() && !t.secret_token.trim().is_empty()).then_some(t)
 }
 
+/// A Twilio account's credentials as a workspace gives them for one of its numbers.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TwilioAccount {
+    pub account_sid: String,
+    pub auth_token: String,
+}
+
+impl TwilioAccount {
+    /// `AC` and 32 hex digits; an auth token of 32 hex digits (Twilio's formats).
+    pub fn parse(account_sid: &str, auth_token: &str) -> Result<Self, ParseError> {
+        let hex32 = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let sid = account_sid.trim();
+        if !(sid.starts_with("AC") && hex32(&sid[2.min(sid.len())..])) {
+            return Err(ParseError::Invalid { kind: "account_sid", reason: "expected AC and 32 hex digits".into() });
+        }
+        let token = auth_token.trim();
+        if !hex32(token) {
+            return Err(ParseError::Invalid {
+                kind: "auth_token",
+                reason: "expected the account's 32-hex-digit auth token".into(),
+            });
+        }
+        Ok(Self { account_sid: sid.to_owned(), auth_token: token.to_owned() })
+    }
+
+    pub fn secret(&self) -> String {
+        serde_json::to_string(self).expect("two strings serialise")
+    }
+
+    /// Reads stored credentials; `None` when they are not a valid account's.
+    pub fn from_secret(raw: &str) -> Option<Self> {
+        let a: Self = serde_json::from_str(raw).ok()?;
+        Self::parse(&a.account_sid, &a.auth_token).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +143,20 @@ mod tests {
         assert_eq!((t.bot_id(), t.secret_token.as_str()), ("7012345678", "s3cr3t"));
         assert!(parse_telegram_secret(&telegram_secret("7012345678:x", "")).is_none());
         assert!(parse_telegram_secret("not json").is_none());
+    }
+
+    #[test]
+    fn twilio_accounts_are_validated_and_round_trip() {
+        let a = TwilioAccount::parse("AC0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef").unwrap();
+        assert_eq!(TwilioAccount::from_secret(&a.secret()), Some(a));
+        assert!(TwilioAccount::parse("AB0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef").is_err());
+        assert!(TwilioAccount::parse("AC", "0123456789abcdef0123456789abcdef").is_err());
+        assert!(TwilioAccount::parse("AC0123456789abcdef0123456789abcdef", "short").is_err());
+        assert!(TwilioAccount::from_secret(r#"{"account_sid":"x","auth_token":"y"}"#).is_none());
+        assert_eq!(
+            CredentialKey::twilio("+14155550100").secret_name("s/credentials/"),
+            "s/credentials/twilio/+14155550100"
+        );
     }
 
     proptest! {

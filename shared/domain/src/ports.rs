@@ -870,9 +870,11 @@ pub enum PriceError {
 /// The price a provider rated a sent message at (Twilio rates messages some time after they finish).
 #[async_trait]
 pub trait PriceLookup: Send + Sync {
-    /// `None` while the provider has not rated the message.
+    /// `None` while the provider has not rated the message; `from` is our address it went from
+    /// (the account that owns it is asked).
     async fn price(
         &self,
+        from: &str,
         provider_message_id: &str,
     ) -> Result<Option<(crate::finance::Micros, crate::finance::Currency)>, PriceError>;
 }
@@ -1054,4 +1056,11 @@ pub enum BotApiError {
 pub trait TelegramWebhooks: Send + Sync {
     async fn set_webhook(&self, bot_token: &str, url: &str, secret_token: &str) -> Result<(), BotApiError>;
     async fn delete_webhook(&self, bot_token: &str) -> Result<(), BotApiError>;
+}
+
+/// Asks Twilio whether account credentials a workspace gives are good (`GET /Accounts/{sid}`).
+#[async_trait]
+pub trait TwilioAccountCheck: Send + Sync {
+    /// `Refused` when Twilio does not accept them; `Unavailable` when it could not be asked.
+    async fn check(&self, account: &crate::credentials::TwilioAccount) -> Result<(), BotApiError>;
 }

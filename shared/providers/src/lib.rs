@@ -16,6 +16,7 @@
 //!
 //! Object keys are named by `domain::objects`, nowhere else.
 
+pub mod accounts;
 #[cfg(feature = "cognito")]
 pub mod cognito;
 #[cfg(feature = "hooks")]

@@ -24,6 +24,27 @@ pub struct Providers {
     /// Workspaces' own Telegram bots (their tokens from the vault); the stack's bot is in
     /// `by_channel` and is the fallback for its own id.
     pub telegram_bots: Option<Arc<crate::telegram::TelegramBots>>,
+    /// SMS from a number whose workspace connected its own Twilio account sends with that
+    /// account; every other number with the stack's (`by_channel`).
+    pub twilio_numbers: Option<TwilioSenders>,
+}
+
+/// Twilio adapters by our number: the account that owns it, and the status callbacks' base.
+pub struct TwilioSenders {
+    pub numbers: Arc<crate::accounts::TwilioNumbers>,
+    pub public_base_url: String,
+}
+
+impl TwilioSenders {
+    pub async fn adapter(&self, number: &str) -> Result<Option<Arc<twilio::Twilio>>, VaultError> {
+        Ok(self.numbers.get(number).await?.map(|a| {
+            Arc::new(twilio::Twilio {
+                account_sid: a.account_sid.clone(),
+                auth_token: a.auth_token.clone(),
+                public_base_url: self.public_base_url.clone(),
+            })
+        }))
+    }
 }
 
 impl Providers {
@@ -75,6 +96,13 @@ impl ProviderApi for Providers {
             let bot: Option<Arc<dyn ChannelAdapter>> = bots.bot(account).await?.map(|b| b as Arc<dyn ChannelAdapter>);
             return Ok(bot);
         }
+        if let (Channel::Sms, Some(senders)) = (channel, &self.twilio_numbers) {
+            if self.by_channel.contains_key(&channel) {
+                let sms: Option<Arc<dyn ChannelAdapter>> =
+                    senders.adapter(account).await?.map(|t| t as Arc<dyn ChannelAdapter>);
+                return Ok(sms);
+            }
+        }
         Ok(self.by_channel.get(&channel).map(|p| p.adapter.clone()))
     }
 
@@ -101,23 +129,29 @@ impl ProviderApi for Providers {
     }
 }
 
-/// Twilio's Messages API, for the prices of finished messages.
+/// Twilio's Messages API, for the prices of finished messages: asked of the account that owns the
+/// number the message went from.
 pub struct TwilioApi {
     pub http: reqwest::Client,
     pub base_url: String,
-    pub account_sid: String,
-    pub auth_token: String,
+    pub numbers: Arc<crate::accounts::TwilioNumbers>,
 }
 
 #[async_trait::async_trait]
 impl PriceLookup for TwilioApi {
     /// The price Twilio rated a message at, `None` while it has not.
-    async fn price(&self, sid: &str) -> Result<Option<(Micros, Currency)>, PriceError> {
-        let url = format!("{}{}", self.base_url.trim_end_matches('/'), twilio::message_path(&self.account_sid, sid));
+    async fn price(&self, from: &str, sid: &str) -> Result<Option<(Micros, Currency)>, PriceError> {
+        let account = self
+            .numbers
+            .get(from)
+            .await
+            .map_err(|e| PriceError::Retryable(e.to_string()))?
+            .ok_or_else(|| PriceError::Permanent(format!("no Twilio account is configured for {from}")))?;
+        let url = format!("{}{}", self.base_url.trim_end_matches('/'), twilio::message_path(&account.account_sid, sid));
         let res = self
             .http
             .get(url)
-            .basic_auth(&self.account_sid, Some(&self.auth_token))
+            .basic_auth(&account.account_sid, Some(&account.auth_token))
             .send()
             .await
             .map_err(|e| PriceError::Retryable(e.without_url().to_string()))?;
@@ -131,6 +165,34 @@ impl PriceLookup for TwilioApi {
             Err(PriceError::Retryable(why))
         } else {
             Err(PriceError::Permanent(why))
+        }
+    }
+}
+
+/// Twilio's Accounts API: whether a workspace's account credentials are good before they are kept.
+pub struct TwilioAccounts {
+    pub http: reqwest::Client,
+    pub base_url: String,
+}
+
+#[async_trait::async_trait]
+impl domain::ports::TwilioAccountCheck for TwilioAccounts {
+    async fn check(&self, account: &domain::credentials::TwilioAccount) -> Result<(), domain::ports::BotApiError> {
+        use domain::ports::BotApiError;
+        let url = format!("{}/2010-04-01/Accounts/{}.json", self.base_url.trim_end_matches('/'), account.account_sid);
+        let res = self
+            .http
+            .get(url)
+            .basic_auth(&account.account_sid, Some(&account.auth_token))
+            .send()
+            .await
+            .map_err(|e| BotApiError::Unavailable(format!("Twilio did not answer: {}", e.without_url())))?;
+        match res.status().as_u16() {
+            200 => Ok(()),
+            401 | 403 | 404 => {
+                Err(BotApiError::Refused("Twilio does not accept this account SID and auth token".into()))
+            }
+            s => Err(BotApiError::Unavailable(format!("Twilio answered HTTP {s}"))),
         }
     }
 }

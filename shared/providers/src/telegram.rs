@@ -3,28 +3,20 @@
 //! the sender sends with its bot's own token. The stack's `TELEGRAM_CREDENTIALS` bot, if any, is
 //! the fallback for its own id only.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use domain::channels::telegram::Telegram;
 use domain::credentials::{self, CredentialKey};
 use domain::ports::{BotApiError, CredentialVault, TelegramWebhooks, VaultError};
 
-/// How long a container trusts what it read: a rotated or disconnected bot takes effect within it.
-pub const CACHE_TTL: Duration = Duration::from_secs(300);
+use crate::accounts::Accounts;
 
-/// What a container read of a bot, and when (`None`: nobody connected it).
-type Cached = (Instant, Option<Arc<Telegram>>);
-
+/// Every bot this stack answers for, and the Bot API they are reached at.
 pub struct TelegramBots {
     /// The Bot API (`TELEGRAM_API_BASE`).
     api_base: String,
-    vault: Option<Arc<dyn CredentialVault>>,
-    stack_bot: Option<Arc<Telegram>>,
-    cache: Mutex<HashMap<String, Cached>>,
-    ttl: Duration,
+    bots: Accounts<Telegram>,
 }
 
 impl TelegramBots {
@@ -33,13 +25,14 @@ impl TelegramBots {
         vault: Option<Arc<dyn CredentialVault>>,
         stack_bot: Option<Telegram>,
     ) -> Self {
-        Self {
-            api_base: api_base.into(),
+        let stack_bot = stack_bot.map(Arc::new);
+        let bots = Accounts::new(
+            CredentialKey::telegram,
             vault,
-            stack_bot: stack_bot.map(Arc::new),
-            cache: Mutex::default(),
-            ttl: CACHE_TTL,
-        }
+            |bot_id: &str, raw: &str| credentials::parse_telegram_secret(raw).filter(|t| t.bot_id() == bot_id),
+            move |bot_id: &str| stack_bot.clone().filter(|t| t.bot_id() == bot_id),
+        );
+        Self { api_base: api_base.into(), bots }
     }
 
     pub fn api_base(&self) -> &str {
@@ -49,28 +42,12 @@ impl TelegramBots {
     /// The credentials of `bot_id`: the workspace's own (the vault), else the stack's bot if it is
     /// that one; `None` for a bot nobody connected.
     pub async fn bot(&self, bot_id: &str) -> Result<Option<Arc<Telegram>>, VaultError> {
-        if let Some((at, hit)) = self.cache.lock().expect("bots lock").get(bot_id) {
-            if at.elapsed() < self.ttl {
-                return Ok(hit.clone());
-            }
-        }
-        let own = match &self.vault {
-            Some(vault) => vault
-                .get(&CredentialKey::telegram(bot_id))
-                .await?
-                .and_then(|raw| credentials::parse_telegram_secret(&raw))
-                .filter(|t| t.bot_id() == bot_id)
-                .map(Arc::new),
-            None => None,
-        };
-        let found = own.or_else(|| self.stack_bot.clone().filter(|t| t.bot_id() == bot_id));
-        self.cache.lock().expect("bots lock").insert(bot_id.to_owned(), (Instant::now(), found.clone()));
-        Ok(found)
+        self.bots.get(bot_id).await
     }
 
     /// Drops what this container remembers of a bot (after connecting or disconnecting it here).
     pub fn forget(&self, bot_id: &str) {
-        self.cache.lock().expect("bots lock").remove(bot_id);
+        self.bots.forget(bot_id);
     }
 }
 
