@@ -152,6 +152,19 @@ pub async fn spawn_stack() -> TestStack {
             .await
             .unwrap();
     }
+    // The test's bot is the workspace's own (its token in the workspace's secret, as the admin API
+    // keeps it), with the suite's secret token: the stack's bot answers for its own id only.
+    let bot_token = format!("{telegram_bot}:e2e-telegram-bot-token");
+    telegram.add_bot(&bot_token);
+    let secret = domain::credentials::CredentialKey::telegram(&telegram_bot)
+        .secret_name(&format!("{}/credentials/", stack.provisioned.stack));
+    aws_sdk_secretsmanager::Client::new(&aws)
+        .create_secret()
+        .name(secret)
+        .secret_string(domain::credentials::telegram_secret(&bot_token, TELEGRAM_SECRET_TOKEN))
+        .send()
+        .await
+        .expect("the test bot's secret");
     whatsapp.deliver_statuses_to(&format!("{}/webhooks/whatsapp", stack.base_url));
     meta.deliver_statuses_to(&format!("{}/webhooks/meta", stack.base_url));
     TestStack {
