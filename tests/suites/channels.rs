@@ -1042,3 +1042,41 @@ async fn a_workspace_brings_its_own_twilio_account_for_a_number() {
     assert_eq!(s.send_as("DELETE", &path, &admin, None).await.0, 200);
     assert!(sm.get_secret_value().secret_id(&name).send().await.is_err(), "the secret is deleted");
 }
+
+/// A workspace connects its own Facebook Page with the Page's access token: checked with Meta,
+/// kept in the workspace's own secret, and replies from that Page go out with it (the stack's Meta
+/// app still receives and verifies every Page's webhooks).
+#[tokio::test]
+async fn a_workspace_connects_its_own_page_with_its_token() {
+    let s = spawn_stack().await;
+    let page = format!("1098{:011}", ulid::Ulid::new().random() % 100_000_000_000);
+    let token = format!("EAAG-own-page-token-{}", ulid::Ulid::new());
+    s.meta.add_page(&page, &token);
+    let admin = s.token_as("ada", domain::Role::Admin);
+    let path = format!("/channels/messenger/{page}");
+    let (status, body) =
+        s.send_as("PUT", &path, &admin, Some(json!({ "page_token": "EAAG-someone-elses-page-token" }))).await;
+    assert_eq!(status, 422, "Meta refuses another Page's token: {body}");
+    let (status, body) = s.send_as("PUT", &path, &admin, Some(json!({ "page_token": token }))).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(!body.to_string().contains(&token));
+
+    let mut event =
+        s.meta_text(domain::Channel::Messenger, &format!("m_{}", ulid::Ulid::new()), "24000000000000001", "Hello Page");
+    event["entry"][0]["id"] = page.clone().into();
+    event["entry"][0]["messaging"][0]["recipient"]["id"] = page.clone().into();
+    assert_eq!(s.meta_in(&event).await.status(), 200);
+    let conv = one_conversation(&s).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+    let (status, reply) = s.reply(&id, "own-page-1", "Hello from our Page").await;
+    assert_eq!(status, 202, "{reply}");
+    let sent = eventually("the reply to go out with the Page's own token", || async {
+        s.meta.received().into_iter().find(|r| r.path == format!("/{page}/messages") && r.id.is_some())
+    })
+    .await;
+    assert_eq!(sent.body["message"]["text"], "Hello from our Page");
+
+    assert_eq!(s.send_as("DELETE", &path, &admin, None).await.0, 200);
+    let name = format!("{}/credentials/meta/{page}", s.stack.provisioned.stack);
+    assert!(aws_sdk_secretsmanager::Client::new(&s.aws).get_secret_value().secret_id(name).send().await.is_err());
+}

@@ -20,7 +20,9 @@ use std::sync::Arc;
 
 use app::credentials::{CredentialsError, Registered};
 use domain::credentials::{CredentialKey, TwilioAccount};
-use domain::ports::{BotApiError, ChannelAccount, CredentialVault, TelegramWebhooks, TwilioAccountCheck};
+use domain::ports::{
+    BotApiError, ChannelAccount, CredentialVault, PageTokenCheck, TelegramWebhooks, TwilioAccountCheck,
+};
 use domain::Channel;
 use kit::auth::ADMINS;
 use kit::http::{body_bytes, json, path_param, respond, ApiError};
@@ -42,6 +44,7 @@ pub struct Bots {
     pub vault: Arc<dyn CredentialVault>,
     pub webhooks: Arc<dyn TelegramWebhooks>,
     pub twilio: Arc<dyn TwilioAccountCheck>,
+    pub pages: Arc<dyn PageTokenCheck>,
     pub public_base_url: String,
 }
 
@@ -59,6 +62,7 @@ impl Deps {
                 vault,
                 webhooks: Arc::new(api::credentials::bot_api(config)?),
                 twilio: Arc::new(api::credentials::twilio_accounts(config)?),
+                pages: Arc::new(api::credentials::graph_pages(config)?),
                 public_base_url: config.required("PUBLIC_BASE_URL")?,
             });
         }
@@ -82,6 +86,10 @@ struct Details {
     /// secret, never answered; without it the stack's account serves the number.
     #[serde(default)]
     twilio: Option<TwilioCredentials>,
+    /// A Facebook Page's or Instagram account's Page access token (Messenger, Instagram): replies
+    /// from it are sent with it. Kept in the workspace's own secret, never answered.
+    #[serde(default)]
+    page_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -162,6 +170,13 @@ async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
         }
         Some(t) => Some(TwilioAccount::parse(&t.account_sid, &t.auth_token).map_err(|e| unprocessable(e.to_string()))?),
     };
+    let page_token = match details.page_token.as_deref() {
+        None => None,
+        Some(_) if !matches!(channel, Channel::Messenger | Channel::Instagram) => {
+            return Err(unprocessable("page_token applies to Messenger Pages and Instagram accounts only".into()))
+        }
+        Some(t) => Some(domain::credentials::parse_page_token(t).map_err(|e| unprocessable(e.to_string()))?),
+    };
     let before = deps.api.store.channel_account(channel, &address).await?;
     if let Some(held) = &before {
         if held.workspace != who.workspace {
@@ -171,6 +186,9 @@ async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
     if let Some(account) = &twilio {
         keep_twilio_account(deps, &who.workspace, &address, account).await?;
     }
+    if let Some(token) = &page_token {
+        keep_page_token(deps, &who.workspace, &address, token).await?;
+    }
     // The bot's own credentials first: once the account is connected its updates are taken, and
     // they must verify.
     let registered = match token {
@@ -178,10 +196,11 @@ async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
         None => None,
     };
     if before.as_ref() == Some(&account) {
-        if registered == Some(Registered::New) || twilio.is_some() {
-            let what = match &twilio {
-                Some(t) => format!("twilio account {} stored", t.account_sid),
-                None => "telegram bot token replaced".into(),
+        if registered == Some(Registered::New) || twilio.is_some() || page_token.is_some() {
+            let what = match (&twilio, &page_token) {
+                (Some(t), _) => format!("twilio account {} stored", t.account_sid),
+                (None, Some(_)) => "page access token stored".into(),
+                (None, None) => "telegram bot token replaced".into(),
             };
             let details = serde_json::json!({ "account": account, "credentials": what });
             api::record_workspace_change(&*deps.api.store, &who, "channel_credentials_replaced", details).await?;
@@ -198,6 +217,9 @@ async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
     }
     if let Some(t) = &twilio {
         details["credentials"] = format!("twilio account {} stored", t.account_sid).into();
+    }
+    if page_token.is_some() {
+        details["credentials"] = "page access token stored".into();
     }
     api::record_workspace_change(&*deps.api.store, &who, action, details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, %channel, action, "channel account saved");
@@ -223,6 +245,23 @@ async fn keep_twilio_account(
         .await
         .map_err(|e| ApiError::Unavailable(Box::new(e)))?;
     tracing::info!(workspace = %ws, account = %account.account_sid, "twilio account stored for a number");
+    Ok(())
+}
+
+/// Checks a Page access token with Meta, then keeps it for the Page (or Instagram account).
+async fn keep_page_token(deps: &Deps, ws: &domain::WorkspaceId, page: &str, token: &str) -> Result<(), ApiError> {
+    let bots = deps.bots.as_ref().ok_or_else(|| {
+        ApiError::Unprocessable("this stack keeps no workspace credentials (its CREDENTIALS_PREFIX is not set)".into())
+    })?;
+    bots.pages.check(page, token).await.map_err(|e| match e {
+        BotApiError::Refused(m) => ApiError::Unprocessable(m),
+        BotApiError::Unavailable(m) => ApiError::Unavailable(m.into()),
+    })?;
+    bots.vault
+        .put(&CredentialKey::meta(page), ws, &domain::credentials::page_secret(token))
+        .await
+        .map_err(|e| ApiError::Unavailable(Box::new(e)))?;
+    tracing::info!(workspace = %ws, "page access token stored");
     Ok(())
 }
 

@@ -69,6 +69,12 @@ async fn disconnect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiErr
     }
     let removed =
         deps.store.disconnect_channel_account(&who.workspace, channel, &address).await?.ok_or_else(not_found)?;
+    if let (Channel::Messenger | Channel::Instagram, Some((vault, _))) = (channel, &deps.bots) {
+        vault
+            .delete(&domain::credentials::CredentialKey::meta(&address))
+            .await
+            .map_err(|e| ApiError::Unavailable(Box::new(e)))?;
+    }
     if let (Channel::Sms | Channel::Voice, Some((vault, _))) = (channel, &deps.bots) {
         // The number's own Twilio account serves SMS and voice: kept while either is connected.
         let other = if channel == Channel::Sms { Channel::Voice } else { Channel::Sms };

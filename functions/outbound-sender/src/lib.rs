@@ -64,9 +64,18 @@ impl Deps {
             let base_url = config.optional("WHATSAPP_API_BASE").unwrap_or_else(|| WHATSAPP_API_BASE.into());
             by_channel.insert(Channel::Whatsapp, Provider { adapter: Arc::new(adapter), base_url });
         }
+        let mut meta_pages = None;
         if config.has_secret("META_CREDENTIALS") {
-            // One app sends for every Page and Instagram account it holds a token for.
+            // One app sends for every Page and Instagram account it holds a token for, and for the
+            // workspaces' own Pages with their tokens.
             let adapter: Arc<Meta> = Arc::new(config.json_secret("META_CREDENTIALS", aws).await?);
+            meta_pages = Some(providers::outbound::MetaSenders {
+                pages: Arc::new(providers::accounts::meta_pages(
+                    api::credentials::vault(config, aws),
+                    adapter.page_tokens.clone(),
+                )),
+                app: adapter.clone(),
+            });
             let base_url = config.optional("META_API_BASE").unwrap_or_else(|| META_API_BASE.into());
             for channel in [Channel::Messenger, Channel::Instagram] {
                 by_channel.insert(channel, Provider { adapter: adapter.clone(), base_url: base_url.clone() });
@@ -84,7 +93,7 @@ impl Deps {
                 aws_sdk_sqs::Client::new(aws),
                 config.required("NOTIFICATION_QUEUE_URL")?,
             )),
-            providers: Providers { http, by_channel, telegram_bots, twilio_numbers },
+            providers: Providers { http, by_channel, telegram_bots, twilio_numbers, meta_pages },
             email: config.optional("MAIL_BUCKET").filter(|b| !b.is_empty()).map(|bucket| EmailOut {
                 transport: Arc::new(providers::ses::SesTransport::new(
                     aws_sdk_sesv2::Client::new(aws),
@@ -195,6 +204,7 @@ mod tests {
                 by_channel,
                 telegram_bots: None,
                 twilio_numbers: None,
+                meta_pages: None,
             },
             email: None,
             visitors: None,

@@ -249,7 +249,7 @@ async fn post_graph_webhook(http: &reqwest::Client, url: &str, app_secret: &str,
 
 struct MetaInner {
     /// Page (or Instagram account) id → its Page access token.
-    page_tokens: std::collections::HashMap<String, String>,
+    page_tokens: Mutex<std::collections::HashMap<String, String>>,
     app_secret: String,
     received: Mutex<Vec<Sent>>,
     script: Script,
@@ -270,7 +270,7 @@ pub struct FakeMeta {
 impl FakeMeta {
     pub async fn start(page_tokens: &[(&str, &str)], app_secret: &str) -> std::io::Result<Self> {
         let inner = Arc::new(MetaInner {
-            page_tokens: page_tokens.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            page_tokens: Mutex::new(page_tokens.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()),
             app_secret: app_secret.to_owned(),
             received: Mutex::new(vec![]),
             script: Script::default(),
@@ -280,10 +280,16 @@ impl FakeMeta {
         // Its CDN too: attachment links in webhooks point here (signed links, no token).
         let app = Router::new()
             .route("/{id}/messages", post(meta_send))
+            .route("/{id}", axum::routing::get(meta_node))
             .route("/cdn/{name}", axum::routing::get(|| async { ([("content-type", "image/jpeg")], MEDIA_BYTES) }))
             .with_state(inner.clone());
         Ok(Self { addr: serve("127.0.0.1:0".parse().expect("loopback"), app).await?, inner })
     }
+    /// Another Page (a workspace's own) with its Page access token.
+    pub fn add_page(&self, page_id: &str, page_token: &str) {
+        self.inner.page_tokens.lock().expect("lock").insert(page_id.to_owned(), page_token.to_owned());
+    }
+
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -302,6 +308,15 @@ impl FakeMeta {
     }
 }
 
+/// `GET /{page-id}?fields=id,name` with the Page's token: the Page node, or Graph's 190 error.
+async fn meta_node(State(inner): State<Arc<MetaInner>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    if bearer.is_none() || inner.page_tokens.lock().expect("lock").get(&id).map(String::as_str) != bearer {
+        return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
+    }
+    reply(200, json!({ "id": id, "name": "Fake Page" }))
+}
+
 async fn meta_send(
     State(inner): State<Arc<MetaInner>>,
     Path(id): Path<String>,
@@ -309,7 +324,7 @@ async fn meta_send(
     body: String,
 ) -> Response {
     let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    if bearer.is_none() || inner.page_tokens.get(&id).map(String::as_str) != bearer {
+    if bearer.is_none() || inner.page_tokens.lock().expect("lock").get(&id).map(String::as_str) != bearer {
         return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
     }
     let Ok(body) = serde_json::from_str::<Value>(&body) else {

@@ -74,3 +74,13 @@ pub fn twilio_accounts(config: &kit::Config) -> Result<providers::outbound::Twil
         base_url: config.optional("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
     })
 }
+
+/// Meta's Graph API (`META_API_BASE`): checks a workspace's Page token before it is kept.
+pub fn graph_pages(config: &kit::Config) -> Result<providers::outbound::GraphPages, kit::ConfigError> {
+    let http = providers::http::client(providers::http::API_TIMEOUT)
+        .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?;
+    Ok(providers::outbound::GraphPages {
+        http,
+        base_url: config.optional("META_API_BASE").unwrap_or_else(|| domain::channels::whatsapp::API_BASE.into()),
+    })
+}

@@ -26,6 +26,11 @@ impl CredentialKey {
         Self { provider: crate::channels::telegram::PROVIDER, account: bot_id.to_owned() }
     }
 
+    /// A workspace's Facebook Page or Instagram account, by id: its Page access token.
+    pub fn meta(page_id: &str) -> Self {
+        Self { provider: crate::channels::meta::PROVIDER, account: page_id.to_owned() }
+    }
+
     /// The Twilio account a workspace's number (SMS and voice, E.164) belongs to.
     pub fn twilio(number: &str) -> Self {
         Self { provider: crate::channels::twilio::PROVIDER, account: number.to_owned() }
@@ -74,6 +79,28 @@ pub fn telegram_secret(bot_token: &str, secret_token: &str) -> String {
 pub fn parse_telegram_secret(raw: &str) -> Option<Telegram> {
     let t: Telegram = serde_json::from_str(raw).ok()?;
     (!t.bot_token.trim().is_empty() && !t.secret_token.trim().is_empty()).then_some(t)
+}
+
+/// A Page access token as stored (`{"page_token"}`); `None` when empty or not one.
+pub fn parse_page_secret(raw: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(raw).ok()?;
+    v["page_token"].as_str().map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned)
+}
+
+pub fn page_secret(page_token: &str) -> String {
+    serde_json::json!({ "page_token": page_token }).to_string()
+}
+
+/// A Page access token as given: 20-1000 printable characters, no spaces.
+pub fn parse_page_token(token: &str) -> Result<String, ParseError> {
+    let t = token.trim();
+    if t.len() < 20 || t.len() > 1000 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ParseError::Invalid {
+            kind: "page_token",
+            reason: "expected the Page access token Meta gave (20-1000 characters, no spaces)".into(),
+        });
+    }
+    Ok(t.to_owned())
 }
 
 /// A Twilio account's credentials as a workspace gives them for one of its numbers.
@@ -157,6 +184,15 @@ mod tests {
             CredentialKey::twilio("+14155550100").secret_name("s/credentials/"),
             "s/credentials/twilio/+14155550100"
         );
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_bad_ones_are_refused() {
+        let t = parse_page_token("EAAGm0PX4ZCpsBAO1234567890").unwrap();
+        assert_eq!(parse_page_secret(&page_secret(&t)), Some(t));
+        assert!(parse_page_token("short").is_err());
+        assert!(parse_page_token("EAAGm0PX4ZCps BAO1234567890").is_err());
+        assert!(parse_page_secret(r#"{"page_token":" "}"#).is_none());
     }
 
     proptest! {

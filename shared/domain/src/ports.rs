@@ -1064,3 +1064,9 @@ pub trait TwilioAccountCheck: Send + Sync {
     /// `Refused` when Twilio does not accept them; `Unavailable` when it could not be asked.
     async fn check(&self, account: &crate::credentials::TwilioAccount) -> Result<(), BotApiError>;
 }
+
+/// Asks Meta whether a Page access token is that Page's (`GET /{page-id}` with it).
+#[async_trait]
+pub trait PageTokenCheck: Send + Sync {
+    async fn check(&self, page_id: &str, page_token: &str) -> Result<(), BotApiError>;
+}

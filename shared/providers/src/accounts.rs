@@ -86,6 +86,19 @@ pub fn twilio_numbers(
     )
 }
 
+/// Page access tokens by Page or Instagram account id: a workspace's own (connected with its
+/// Page), else the stack's `META_CREDENTIALS` `page_tokens`.
+pub type MetaPages = Accounts<String>;
+
+pub fn meta_pages(vault: Option<Arc<dyn CredentialVault>>, stack: HashMap<String, String>) -> MetaPages {
+    Accounts::new(
+        CredentialKey::meta,
+        vault,
+        |_page: &str, raw: &str| domain::credentials::parse_page_secret(raw),
+        move |page: &str| stack.get(page).cloned().map(Arc::new),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

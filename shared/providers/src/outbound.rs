@@ -27,6 +27,56 @@ pub struct Providers {
     /// SMS from a number whose workspace connected its own Twilio account sends with that
     /// account; every other number with the stack's (`by_channel`).
     pub twilio_numbers: Option<TwilioSenders>,
+    /// Messenger and Instagram from a Page whose workspace connected it with its own token (the
+    /// stack's Meta app receives every Page's webhooks; each workspace brings its Pages' tokens).
+    pub meta_pages: Option<MetaSenders>,
+}
+
+/// Meta adapters by our Page or Instagram account: its token, with the stack app's secrets (the
+/// app signs webhooks; sending needs only the token).
+pub struct MetaSenders {
+    pub pages: Arc<crate::accounts::MetaPages>,
+    pub app: Arc<domain::channels::meta::Meta>,
+}
+
+impl MetaSenders {
+    pub async fn adapter(&self, page: &str) -> Result<Option<Arc<domain::channels::meta::Meta>>, VaultError> {
+        Ok(self.pages.get(page).await?.map(|token| {
+            Arc::new(domain::channels::meta::Meta {
+                app_secret: self.app.app_secret.clone(),
+                verify_token: self.app.verify_token.clone(),
+                page_tokens: HashMap::from([(page.to_owned(), (*token).clone())]),
+            })
+        }))
+    }
+}
+
+/// Meta's Graph API: whether a Page access token is the Page's before it is kept.
+pub struct GraphPages {
+    pub http: reqwest::Client,
+    pub base_url: String,
+}
+
+#[async_trait::async_trait]
+impl domain::ports::PageTokenCheck for GraphPages {
+    async fn check(&self, page_id: &str, page_token: &str) -> Result<(), domain::ports::BotApiError> {
+        use domain::ports::BotApiError;
+        let url = format!("{}/{page_id}?fields=id", self.base_url.trim_end_matches('/'));
+        let res = self
+            .http
+            .get(url)
+            .bearer_auth(page_token)
+            .send()
+            .await
+            .map_err(|e| BotApiError::Unavailable(format!("Meta did not answer: {}", e.without_url())))?;
+        match res.status().as_u16() {
+            200 => Ok(()),
+            400 | 401 | 403 | 404 => {
+                Err(BotApiError::Refused("Meta does not accept this Page access token for this Page".into()))
+            }
+            s => Err(BotApiError::Unavailable(format!("Meta answered HTTP {s}"))),
+        }
+    }
 }
 
 /// Twilio adapters by our number: the account that owns it, and the status callbacks' base.
@@ -95,6 +145,11 @@ impl ProviderApi for Providers {
         if let (Channel::Telegram, Some(bots)) = (channel, &self.telegram_bots) {
             let bot: Option<Arc<dyn ChannelAdapter>> = bots.bot(account).await?.map(|b| b as Arc<dyn ChannelAdapter>);
             return Ok(bot);
+        }
+        if let (Channel::Messenger | Channel::Instagram, Some(senders)) = (channel, &self.meta_pages) {
+            let meta: Option<Arc<dyn ChannelAdapter>> =
+                senders.adapter(account).await?.map(|m| m as Arc<dyn ChannelAdapter>);
+            return Ok(meta);
         }
         if let (Channel::Sms, Some(senders)) = (channel, &self.twilio_numbers) {
             if self.by_channel.contains_key(&channel) {
