@@ -56,13 +56,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
         api_base: deps.bots.api_base().to_owned(),
         bot_token: bot.bot_token.clone(),
     });
-    let inbound = Inbound {
-        adapter: (*bot).clone(),
-        directory: deps.inbound.directory.clone(),
-        queue: deps.inbound.queue.clone(),
-        public_base_url: deps.inbound.public_base_url.clone(),
-        memory_mb: deps.inbound.memory_mb,
-    };
+    let inbound = deps.inbound.with_adapter((*bot).clone());
     let media = files.as_ref().map(|f| f as &dyn MediaResolver);
     Ok(inbound.handle_json_with(req, media).await)
 }

@@ -61,18 +61,12 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     responses((status = 200, description = "TwiML", body = String, content_type = "text/xml"), (status = 403, description = "The provider's signature does not verify: nothing stored", body = kit::http::ErrorBody)))]
 async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let account = account(deps, req).await?;
-    let inbound = Inbound {
-        adapter: Twilio {
-            account_sid: account.account_sid.clone(),
-            auth_token: account.auth_token.clone(),
-            // The status-callback base is the sender's business.
-            public_base_url: String::new(),
-        },
-        directory: deps.inbound.directory.clone(),
-        queue: deps.inbound.queue.clone(),
-        public_base_url: deps.inbound.public_base_url.clone(),
-        memory_mb: deps.inbound.memory_mb,
-    };
+    let inbound = deps.inbound.with_adapter(Twilio {
+        account_sid: account.account_sid.clone(),
+        auth_token: account.auth_token.clone(),
+        // The status-callback base is the sender's business.
+        public_base_url: String::new(),
+    });
     let media = deps.copier.as_ref().map(|copier| TwilioMedia {
         copier: copier.clone(),
         api_base: deps.api_base.clone(),

@@ -55,6 +55,18 @@ impl<A> Inbound<A> {
             memory_mb: meter::memory_mb_from_env(),
         })
     }
+
+    /// The same wiring with another adapter: a webhook whose credentials depend on the request
+    /// (the receiving number's Twilio account, the bot in the path) builds one per request.
+    pub fn with_adapter<B>(&self, adapter: B) -> Inbound<B> {
+        Inbound {
+            adapter,
+            directory: self.directory.clone(),
+            queue: self.queue.clone(),
+            public_base_url: self.public_base_url.clone(),
+            memory_mb: self.memory_mb,
+        }
+    }
 }
 
 impl<A: ChannelAdapter> Inbound<A> {

@@ -60,22 +60,9 @@ pub struct GraphPages {
 #[async_trait::async_trait]
 impl domain::ports::PageTokenCheck for GraphPages {
     async fn check(&self, page_id: &str, page_token: &str) -> Result<(), domain::ports::BotApiError> {
-        use domain::ports::BotApiError;
         let url = format!("{}/{page_id}?fields=id", self.base_url.trim_end_matches('/'));
-        let res = self
-            .http
-            .get(url)
-            .bearer_auth(page_token)
-            .send()
-            .await
-            .map_err(|e| BotApiError::Unavailable(format!("Meta did not answer: {}", e.without_url())))?;
-        match res.status().as_u16() {
-            200 => Ok(()),
-            400 | 401 | 403 | 404 => {
-                Err(BotApiError::Refused("Meta does not accept this Page access token for this Page".into()))
-            }
-            s => Err(BotApiError::Unavailable(format!("Meta answered HTTP {s}"))),
-        }
+        let req = self.http.get(url).bearer_auth(page_token);
+        credentials_check(req, "Meta", "Meta does not accept this Page access token for this Page").await
     }
 }
 
@@ -233,21 +220,27 @@ pub struct TwilioAccounts {
 #[async_trait::async_trait]
 impl domain::ports::TwilioAccountCheck for TwilioAccounts {
     async fn check(&self, account: &domain::credentials::TwilioAccount) -> Result<(), domain::ports::BotApiError> {
-        use domain::ports::BotApiError;
         let url = format!("{}/2010-04-01/Accounts/{}.json", self.base_url.trim_end_matches('/'), account.account_sid);
-        let res = self
-            .http
-            .get(url)
-            .basic_auth(&account.account_sid, Some(&account.auth_token))
-            .send()
-            .await
-            .map_err(|e| BotApiError::Unavailable(format!("Twilio did not answer: {}", e.without_url())))?;
-        match res.status().as_u16() {
-            200 => Ok(()),
-            401 | 403 | 404 => {
-                Err(BotApiError::Refused("Twilio does not accept this account SID and auth token".into()))
-            }
-            s => Err(BotApiError::Unavailable(format!("Twilio answered HTTP {s}"))),
-        }
+        let req = self.http.get(url).basic_auth(&account.account_sid, Some(&account.auth_token));
+        credentials_check(req, "Twilio", "Twilio does not accept this account SID and auth token").await
+    }
+}
+
+/// Asks a provider whether credentials are good: 2xx yes; 400/401/403/404 refused (the admin must
+/// act); anything else, or no answer, unavailable (retry). Errors never carry the URL.
+async fn credentials_check(
+    req: reqwest::RequestBuilder,
+    provider: &str,
+    refused: &str,
+) -> Result<(), domain::ports::BotApiError> {
+    use domain::ports::BotApiError;
+    let res = req
+        .send()
+        .await
+        .map_err(|e| BotApiError::Unavailable(format!("{provider} did not answer: {}", e.without_url())))?;
+    match res.status().as_u16() {
+        200..=299 => Ok(()),
+        400 | 401 | 403 | 404 => Err(BotApiError::Refused(refused.into())),
+        s => Err(BotApiError::Unavailable(format!("{provider} answered HTTP {s}"))),
     }
 }
