@@ -55,12 +55,14 @@ pub async fn twilio_numbers(
     config: &kit::Config,
     aws: &aws_config::SdkConfig,
 ) -> Result<Arc<providers::accounts::TwilioNumbers>, kit::ConfigError> {
-    let stack = match config.optional("TWILIO_ACCOUNT_SID") {
-        Some(account_sid) => Some(domain::credentials::TwilioAccount {
-            account_sid,
+    // Verifying a webhook needs only the token; the account SID is for sending.
+    let stack = if config.has_secret("TWILIO_AUTH_TOKEN") {
+        Some(domain::credentials::TwilioAccount {
+            account_sid: config.optional("TWILIO_ACCOUNT_SID").unwrap_or_default(),
             auth_token: config.secret("TWILIO_AUTH_TOKEN", aws).await?,
-        }),
-        None => None,
+        })
+    } else {
+        None
     };
     Ok(Arc::new(providers::accounts::twilio_numbers(vault(config, aws), stack)))
 }
