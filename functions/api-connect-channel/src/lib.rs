@@ -58,11 +58,13 @@ impl Deps {
         let domains: Vec<&str> = domains.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
         let mut deps = Self::new(api::Deps::from_config(config, aws).await?, &domains);
         if let Some(vault) = api::credentials::vault(config, aws) {
+            // One client for Telegram's, Twilio's and Meta's checks.
+            let http = api::credentials::http_client()?;
             deps.bots = Some(Bots {
                 vault,
-                webhooks: Arc::new(api::credentials::bot_api(config)?),
-                twilio: Arc::new(api::credentials::twilio_accounts(config)?),
-                pages: Arc::new(api::credentials::graph_pages(config)?),
+                webhooks: Arc::new(api::credentials::bot_api(config, http.clone())),
+                twilio: Arc::new(api::credentials::twilio_accounts(config, http.clone())),
+                pages: Arc::new(api::credentials::graph_pages(config, http)),
                 public_base_url: config.required("PUBLIC_BASE_URL")?,
             });
         }

@@ -32,7 +32,8 @@ impl Deps {
         let api = api::Deps::from_config(config, aws).await?;
         let bots = match api::credentials::vault(config, aws) {
             Some(vault) => {
-                let webhooks: Arc<dyn TelegramWebhooks> = Arc::new(api::credentials::bot_api(config)?);
+                let webhooks: Arc<dyn TelegramWebhooks> =
+                    Arc::new(api::credentials::bot_api(config, api::credentials::http_client()?));
                 Some((vault, webhooks))
             }
             None => None,

@@ -47,7 +47,9 @@ impl Deps {
         let account_sid = config.required("TWILIO_ACCOUNT_SID")?;
         let auth_token = config.secret("TWILIO_AUTH_TOKEN", aws).await?;
         // Twilio accounts by number: a workspace's own where it connected one, else the stack's.
-        let numbers = api::credentials::twilio_numbers(config, aws).await?;
+        // Workspaces' own accounts (Twilio numbers, Pages, Telegram bots): one vault for all.
+        let vault = api::credentials::vault(config, aws);
+        let numbers = api::credentials::twilio_numbers(config, aws, vault.clone()).await?;
         let twilio = TwilioApi {
             http: http.clone(),
             base_url: config.optional("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
@@ -70,10 +72,7 @@ impl Deps {
             // workspaces' own Pages with their tokens.
             let adapter: Arc<Meta> = Arc::new(config.json_secret("META_CREDENTIALS", aws).await?);
             meta_pages = Some(providers::outbound::MetaSenders {
-                pages: Arc::new(providers::accounts::meta_pages(
-                    api::credentials::vault(config, aws),
-                    adapter.page_tokens.clone(),
-                )),
+                pages: Arc::new(providers::accounts::meta_pages(vault.clone(), adapter.page_tokens.clone())),
                 app: adapter.clone(),
             });
             let base_url = config.optional("META_API_BASE").unwrap_or_else(|| META_API_BASE.into());
@@ -83,7 +82,7 @@ impl Deps {
         }
         // Telegram: each workspace's own bots (their tokens in the vault, `CREDENTIALS_PREFIX`)
         // and the stack's `TELEGRAM_CREDENTIALS` bot.
-        let telegram_bots = Some(api::credentials::telegram_bots(config, aws).await?);
+        let telegram_bots = Some(api::credentials::telegram_bots(config, aws, vault).await?);
         Ok(Self {
             store: Arc::new(store::DynamoStore::new(
                 aws_sdk_dynamodb::Client::new(aws),

@@ -36,7 +36,7 @@ impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         Ok(Self {
             inbound: Inbound::from_config((), config, aws)?,
-            bots: api::credentials::telegram_bots(config, aws).await?,
+            bots: api::credentials::telegram_bots(config, aws, api::credentials::vault(config, aws)).await?,
             copier: api::webhook::media_copier(config, aws)?,
         })
     }

@@ -30,7 +30,7 @@ impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         Ok(Self {
             inbound: Inbound::from_config((), config, aws)?,
-            numbers: api::credentials::twilio_numbers(config, aws).await?,
+            numbers: api::credentials::twilio_numbers(config, aws, api::credentials::vault(config, aws)).await?,
             copier: api::webhook::media_copier(config, aws)?,
             api_base: config.optional("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
         })

@@ -35,7 +35,7 @@ impl Deps {
             )),
             notifications: Arc::new(queue::SqsQueue::new(sqs.clone(), config.required("NOTIFICATION_QUEUE_URL")?)),
             outbound: Arc::new(queue::SqsQueue::new(sqs, config.required("OUTBOUND_QUEUE_URL")?)),
-            numbers: api::credentials::twilio_numbers(config, aws).await?,
+            numbers: api::credentials::twilio_numbers(config, aws, api::credentials::vault(config, aws)).await?,
             public_base_url: config.optional("PUBLIC_BASE_URL"),
             rates: RateCardCache::default(),
         })

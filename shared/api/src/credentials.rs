@@ -1,6 +1,7 @@
 //! Wiring for each workspace's own provider credentials: the vault (Secrets Manager under
-//! `CREDENTIALS_PREFIX`) and the Telegram bots resolved from it, with the stack's
-//! `TELEGRAM_CREDENTIALS` bot as the fallback for its own id.
+//! `CREDENTIALS_PREFIX`), the accounts resolved from it (Telegram bots, Twilio numbers) with the
+//! stack's own as the fallback, and the providers' APIs that check credentials before they are
+//! kept. A function builds the vault and the HTTP client once and hands them to what needs them.
 
 use std::sync::Arc;
 
@@ -22,24 +23,29 @@ pub fn telegram_api_base(config: &kit::Config) -> String {
     config.optional("TELEGRAM_API_BASE").unwrap_or_else(|| telegram::API_BASE.into())
 }
 
-/// Every Telegram bot this stack answers for: the workspaces' own (the vault) and the stack's.
+/// An HTTP client with the providers' timeout, for the credential checks and registrations.
+pub fn http_client() -> Result<reqwest::Client, kit::ConfigError> {
+    providers::http::client(providers::http::API_TIMEOUT)
+        .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })
+}
+
+/// Every Telegram bot this stack answers for: the workspaces' own (`vault`) and the stack's.
 pub async fn telegram_bots(
     config: &kit::Config,
     aws: &aws_config::SdkConfig,
+    vault: Option<Arc<dyn CredentialVault>>,
 ) -> Result<Arc<TelegramBots>, kit::ConfigError> {
     let stack_bot: Option<Telegram> = if config.has_secret("TELEGRAM_CREDENTIALS") {
         Some(config.json_secret("TELEGRAM_CREDENTIALS", aws).await?)
     } else {
         None
     };
-    Ok(Arc::new(TelegramBots::new(telegram_api_base(config), vault(config, aws), stack_bot)))
+    Ok(Arc::new(TelegramBots::new(telegram_api_base(config), vault, stack_bot)))
 }
 
-/// Telegram's webhook registration over a client with the providers' timeout.
-pub fn bot_api(config: &kit::Config) -> Result<BotApi, kit::ConfigError> {
-    let http = providers::http::client(providers::http::API_TIMEOUT)
-        .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?;
-    Ok(BotApi { http, base_url: telegram_api_base(config) })
+/// Telegram's webhook registration.
+pub fn bot_api(config: &kit::Config, http: reqwest::Client) -> BotApi {
+    BotApi { http, base_url: telegram_api_base(config) }
 }
 
 /// 32 random bytes (a webhook's secret token).
@@ -49,11 +55,12 @@ pub fn random_32() -> Result<[u8; 32], getrandom::Error> {
     Ok(bytes)
 }
 
-/// Twilio accounts by number: the workspaces' own (the vault) and the stack's
+/// Twilio accounts by number: the workspaces' own (`vault`) and the stack's
 /// (`TWILIO_ACCOUNT_SID`, the `TWILIO_AUTH_TOKEN` secret) for every other number.
 pub async fn twilio_numbers(
     config: &kit::Config,
     aws: &aws_config::SdkConfig,
+    vault: Option<Arc<dyn CredentialVault>>,
 ) -> Result<Arc<providers::accounts::TwilioNumbers>, kit::ConfigError> {
     // Verifying a webhook needs only the token; the account SID is for sending.
     let stack = if config.has_secret("TWILIO_AUTH_TOKEN") {
@@ -64,25 +71,21 @@ pub async fn twilio_numbers(
     } else {
         None
     };
-    Ok(Arc::new(providers::accounts::twilio_numbers(vault(config, aws), stack)))
+    Ok(Arc::new(providers::accounts::twilio_numbers(vault, stack)))
 }
 
 /// Twilio's Accounts API (`TWILIO_API_BASE`): checks a workspace's credentials before they are kept.
-pub fn twilio_accounts(config: &kit::Config) -> Result<providers::outbound::TwilioAccounts, kit::ConfigError> {
-    let http = providers::http::client(providers::http::API_TIMEOUT)
-        .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?;
-    Ok(providers::outbound::TwilioAccounts {
+pub fn twilio_accounts(config: &kit::Config, http: reqwest::Client) -> providers::outbound::TwilioAccounts {
+    providers::outbound::TwilioAccounts {
         http,
         base_url: config.optional("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
-    })
+    }
 }
 
 /// Meta's Graph API (`META_API_BASE`): checks a workspace's Page token before it is kept.
-pub fn graph_pages(config: &kit::Config) -> Result<providers::outbound::GraphPages, kit::ConfigError> {
-    let http = providers::http::client(providers::http::API_TIMEOUT)
-        .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?;
-    Ok(providers::outbound::GraphPages {
+pub fn graph_pages(config: &kit::Config, http: reqwest::Client) -> providers::outbound::GraphPages {
+    providers::outbound::GraphPages {
         http,
         base_url: config.optional("META_API_BASE").unwrap_or_else(|| domain::channels::whatsapp::API_BASE.into()),
-    })
+    }
 }
