@@ -228,6 +228,25 @@ async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
     Ok(json(status, &api::ChannelBody { channel: account }))
 }
 
+/// The credential wiring, or 422 on a stack that keeps no workspace credentials.
+fn bots(deps: &Deps) -> Result<&Bots, ApiError> {
+    deps.bots.as_ref().ok_or_else(|| {
+        ApiError::Unprocessable("this stack keeps no workspace credentials (its CREDENTIALS_PREFIX is not set)".into())
+    })
+}
+
+/// A provider refusing credentials is the admin's to fix (422); not answering, a retry (503).
+fn provider_answer(e: BotApiError) -> ApiError {
+    match e {
+        BotApiError::Refused(m) => ApiError::Unprocessable(m),
+        BotApiError::Unavailable(m) => ApiError::Unavailable(m.into()),
+    }
+}
+
+fn vault_answer(e: domain::ports::VaultError) -> ApiError {
+    ApiError::Unavailable(Box::new(e))
+}
+
 /// Checks a workspace's own Twilio account with Twilio, then keeps it for the number.
 async fn keep_twilio_account(
     deps: &Deps,
@@ -235,51 +254,35 @@ async fn keep_twilio_account(
     number: &str,
     account: &TwilioAccount,
 ) -> Result<(), ApiError> {
-    let bots = deps.bots.as_ref().ok_or_else(|| {
-        ApiError::Unprocessable("this stack keeps no workspace credentials (its CREDENTIALS_PREFIX is not set)".into())
-    })?;
-    bots.twilio.check(account).await.map_err(|e| match e {
-        BotApiError::Refused(m) => ApiError::Unprocessable(m),
-        BotApiError::Unavailable(m) => ApiError::Unavailable(m.into()),
-    })?;
-    bots.vault
-        .put(&CredentialKey::twilio(number), ws, &account.secret())
-        .await
-        .map_err(|e| ApiError::Unavailable(Box::new(e)))?;
+    let bots = bots(deps)?;
+    bots.twilio.check(account).await.map_err(provider_answer)?;
+    bots.vault.put(&CredentialKey::twilio(number), ws, &account.secret()).await.map_err(vault_answer)?;
     tracing::info!(workspace = %ws, account = %account.account_sid, "twilio account stored for a number");
     Ok(())
 }
 
 /// Checks a Page access token with Meta, then keeps it for the Page (or Instagram account).
 async fn keep_page_token(deps: &Deps, ws: &domain::WorkspaceId, page: &str, token: &str) -> Result<(), ApiError> {
-    let bots = deps.bots.as_ref().ok_or_else(|| {
-        ApiError::Unprocessable("this stack keeps no workspace credentials (its CREDENTIALS_PREFIX is not set)".into())
-    })?;
-    bots.pages.check(page, token).await.map_err(|e| match e {
-        BotApiError::Refused(m) => ApiError::Unprocessable(m),
-        BotApiError::Unavailable(m) => ApiError::Unavailable(m.into()),
-    })?;
+    let bots = bots(deps)?;
+    bots.pages.check(page, token).await.map_err(provider_answer)?;
     bots.vault
         .put(&CredentialKey::meta(page), ws, &domain::credentials::page_secret(token))
         .await
-        .map_err(|e| ApiError::Unavailable(Box::new(e)))?;
+        .map_err(vault_answer)?;
     tracing::info!(workspace = %ws, "page access token stored");
     Ok(())
 }
 
 /// Keeps a workspace bot's token with a webhook secret and registers the webhook with Telegram.
 async fn register_bot(deps: &Deps, ws: &domain::WorkspaceId, bot: &str, token: &str) -> Result<Registered, ApiError> {
-    let bots = deps.bots.as_ref().ok_or_else(|| {
-        ApiError::Unprocessable("this stack keeps no workspace credentials (its CREDENTIALS_PREFIX is not set)".into())
-    })?;
+    let bots = bots(deps)?;
     let random = api::credentials::random_32().map_err(|e| ApiError::Unavailable(Box::new(e)))?;
     let url = format!("{}/webhooks/telegram/{bot}", bots.public_base_url.trim_end_matches('/'));
     let outcome = app::credentials::register_telegram_bot(&*bots.vault, &*bots.webhooks, ws, bot, token, &url, &random)
         .await
         .map_err(|e| match e {
-            CredentialsError::Telegram(BotApiError::Refused(m)) => ApiError::Unprocessable(m),
-            CredentialsError::Telegram(BotApiError::Unavailable(m)) => ApiError::Unavailable(m.into()),
-            CredentialsError::Vault(v) => ApiError::Unavailable(Box::new(v)),
+            CredentialsError::Telegram(e) => provider_answer(e),
+            CredentialsError::Vault(v) => vault_answer(v),
         })?;
     tracing::info!(workspace = %ws, bot, new_secret = outcome == Registered::New, "telegram bot registered");
     Ok(outcome)

@@ -4,8 +4,10 @@
 //! account removed; 404 when the workspace does not hold it (a retry, or another workspace's).
 //! Admins only; audited.
 //!
-//! A Telegram bot the workspace connected with its own token is also unregistered at Telegram
-//! (`deleteWebhook`) and its credentials deleted from the vault.
+//! What the workspace kept for the account goes first, while it is still connected (a failure is
+//! a 503 that a retry finishes): its own Telegram bot is unregistered at Telegram
+//! (`deleteWebhook`) and its token deleted, a Page's token deleted, and a number's own Twilio
+//! account deleted once neither its SMS nor its voice is connected.
 
 use std::sync::Arc;
 
@@ -57,39 +59,50 @@ async fn disconnect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiErr
     let raw = path_param(req, "address", |a| Ok(a.to_owned()))?;
     let not_found = || ApiError::NotFound(format!("this workspace has no {channel} account {raw}"));
     let address = domain::workspace::parse_address(channel, &raw).map_err(|_| not_found())?;
-    if let (Channel::Telegram, Some((vault, webhooks))) = (channel, &deps.bots) {
-        // The workspace's own bot: unregistered while the account is still there, so a failure
+    if let Some((vault, webhooks)) = &deps.bots {
+        // The account's own credentials go first, while the account is still there: a failure
         // (503) leaves everything for a retry of this request to finish.
         let held = deps.store.channel_account(channel, &address).await?;
         if held.is_none_or(|a| a.workspace != who.workspace) {
             return Err(not_found());
         }
-        app::credentials::unregister_telegram_bot(&**vault, &**webhooks, &address)
+        forget_credentials(deps, &**vault, &**webhooks, &who.workspace, channel, &address)
             .await
-            .map_err(|e| ApiError::Unavailable(Box::new(e)))?;
+            .map_err(ApiError::Unavailable)?;
     }
     let removed =
         deps.store.disconnect_channel_account(&who.workspace, channel, &address).await?.ok_or_else(not_found)?;
-    if let (Channel::Messenger | Channel::Instagram, Some((vault, _))) = (channel, &deps.bots) {
-        vault
-            .delete(&domain::credentials::CredentialKey::meta(&address))
-            .await
-            .map_err(|e| ApiError::Unavailable(Box::new(e)))?;
-    }
-    if let (Channel::Sms | Channel::Voice, Some((vault, _))) = (channel, &deps.bots) {
-        // The number's own Twilio account serves SMS and voice: kept while either is connected.
-        let other = if channel == Channel::Sms { Channel::Voice } else { Channel::Sms };
-        if deps.store.channel_account(other, &address).await?.is_none_or(|a| a.workspace != who.workspace) {
-            vault
-                .delete(&domain::credentials::CredentialKey::twilio(&address))
-                .await
-                .map_err(|e| ApiError::Unavailable(Box::new(e)))?;
-        }
-    }
     let details = serde_json::json!({ "before": removed });
     api::record_workspace_change(&*deps.store, &who, "channel_disconnected", details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, %channel, "channel account disconnected");
     Ok(json(200, &api::ChannelBody { channel: removed }))
+}
+
+/// Deletes what the workspace keeps for the account: a Telegram bot's webhook and token, a Page's
+/// token, and a number's own Twilio account once neither its SMS nor its voice is connected.
+async fn forget_credentials(
+    deps: &Deps,
+    vault: &dyn CredentialVault,
+    webhooks: &dyn TelegramWebhooks,
+    ws: &domain::WorkspaceId,
+    channel: Channel,
+    address: &str,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use domain::credentials::CredentialKey;
+    match channel {
+        Channel::Telegram => {
+            app::credentials::unregister_telegram_bot(vault, webhooks, address).await?;
+        }
+        Channel::Messenger | Channel::Instagram => vault.delete(&CredentialKey::meta(address)).await?,
+        Channel::Sms | Channel::Voice => {
+            let other = if channel == Channel::Sms { Channel::Voice } else { Channel::Sms };
+            if deps.store.channel_account(other, address).await?.is_none_or(|a| &a.workspace != ws) {
+                vault.delete(&CredentialKey::twilio(address)).await?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]
