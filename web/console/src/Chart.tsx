@@ -69,3 +69,18 @@ export async function downloadCsv(url: string, token: string, name: string): Pro
   a.click();
   setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
 }
+
+/** A report's Refresh and Download CSV buttons (the CSV is the same report, `format=csv`). */
+export function ReportButtons(props: { onRefresh(): void; csvUrl: string; token: string; fileName: string; onError(m: string): void }) {
+  const { onRefresh, csvUrl, token, fileName, onError } = props;
+  return (
+    <>
+      <button type="button" onClick={onRefresh}>
+        Refresh
+      </button>
+      <button type="button" onClick={() => void downloadCsv(csvUrl, token, fileName).catch((e: Error) => onError(e.message))}>
+        Download CSV
+      </button>
+    </>
+  );
+}

@@ -2,7 +2,7 @@
 // what the providers reported), as a chart and a table with CSV download; budgets and their spend.
 import { useEffect, useState } from 'preact/hooks';
 import { errorText, type Api, type Schemas } from '../../src/api/client';
-import { Chart, downloadCsv } from './Chart';
+import { Chart, ReportButtons } from './Chart';
 
 type Report = Schemas['Report'];
 type Budgets = Schemas['Budgets'];
@@ -53,19 +53,13 @@ export default function FinancePage({ api, apiUrl, token }: { api: Api; apiUrl: 
             ))}
           </select>
         </label>
-        <button type="button" onClick={() => setReload((n) => n + 1)}>
-          Refresh
-        </button>
-        <button
-          type="button"
-          onClick={() =>
-            void downloadCsv(`${apiUrl}/finance/reports/${month}?by=${by}&format=csv`, token, `costs-${month}-by-${by}.csv`).catch((e: Error) =>
-              setError(e.message),
-            )
-          }
-        >
-          Download CSV
-        </button>
+        <ReportButtons
+          onRefresh={() => setReload((n) => n + 1)}
+          csvUrl={`${apiUrl}/finance/reports/${month}?by=${by}&format=csv`}
+          token={token}
+          fileName={`costs-${month}-by-${by}.csv`}
+          onError={setError}
+        />
       </form>
       {error && <p role="alert">{error}</p>}
       {budgets && budgets.budgets.length > 0 && (

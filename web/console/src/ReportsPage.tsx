@@ -2,7 +2,7 @@
 // channel (or agent, or team) over a date range, and the day's shape by hour; CSV for spreadsheets.
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { errorText, type Api, type Schemas } from '../../src/api/client';
-import { Chart, downloadCsv } from './Chart';
+import { Chart, ReportButtons } from './Chart';
 
 type Analytics = Schemas['Analytics'];
 
@@ -62,19 +62,13 @@ export default function ReportsPage({ api, apiUrl, token }: { api: Api; apiUrl: 
             <option value="team">Team</option>
           </select>
         </label>
-        <button type="button" onClick={() => setReload((n) => n + 1)}>
-          Refresh
-        </button>
-        <button
-          type="button"
-          onClick={() =>
-            void downloadCsv(`${apiUrl}/analytics?from=${from}&to=${to}&dimension=${dimension}&format=csv`, token, `analytics-${from}-${to}.csv`).catch(
-              (e: Error) => setError(e.message),
-            )
-          }
-        >
-          Download CSV
-        </button>
+        <ReportButtons
+          onRefresh={() => setReload((n) => n + 1)}
+          csvUrl={`${apiUrl}/analytics?from=${from}&to=${to}&dimension=${dimension}&format=csv`}
+          token={token}
+          fileName={`analytics-${from}-${to}.csv`}
+          onError={setError}
+        />
       </form>
       {error && <p role="alert">{error}</p>}
       {data && (
