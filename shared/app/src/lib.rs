@@ -10,6 +10,7 @@
 //! - [`delivery`]: a delivery status moved forward and announced with one publish policy, whoever
 //!   reports it (the sender, Twilio's callback, WhatsApp/Telegram/Meta through the inbound queue).
 //! - [`export`]: everything held about one contact, as an archive behind a short-lived link.
+//! - [`erase`]: a contact and everything about it removed, step by step, leaving a receipt.
 //! - [`fanout`]: an event pushed to the agents' (and a web chat visitor's) sockets that should see it.
 //! - [`analytics`]: the events analytics counts, turned into facts and applied to hourly
 //!   aggregates once each.
@@ -27,6 +28,7 @@ pub mod cache;
 pub mod credentials;
 pub mod csat;
 pub mod delivery;
+pub mod erase;
 pub mod export;
 pub mod fanout;
 pub mod hooks;

@@ -129,6 +129,8 @@ macro_rules! ulid_id {
             pub fn new() -> Self {
                 Self(next_ulid())
             }
+            /// The all-zero id: what anonymised cost rows name once the real one was erased.
+            pub const ERASED: Self = Self(ulid::Ulid::nil());
             pub fn from_ulid(u: ulid::Ulid) -> Self {
                 Self(u)
             }

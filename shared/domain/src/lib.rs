@@ -12,6 +12,7 @@ pub mod contacts;
 pub mod credentials;
 pub mod csat;
 pub mod delivery;
+pub mod erasure;
 pub mod error;
 pub mod events;
 pub mod files;

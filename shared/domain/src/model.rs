@@ -190,6 +190,9 @@ pub struct Contact {
     /// The latest Net Promoter Score question and its answer (`domain::nps`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nps: Option<crate::nps::Survey>,
+    /// Set when an admin asked to erase the contact (`domain::erasure`): it is being removed.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub erasing: Option<OffsetDateTime>,
 }
 
 impl Contact {
@@ -204,6 +207,7 @@ impl Contact {
             version: 0,
             updated_at: None,
             merged_into: None,
+            erasing: None,
             nps: None,
         }
     }

@@ -92,7 +92,12 @@ pub fn webchat_uploads(ws: &WorkspaceId, visitor: &str) -> String {
 /// A contact's export archive (GDPR access), one per request, kept a few days by the bucket's
 /// lifecycle rule on `exports/`.
 pub fn contact_export(ws: &WorkspaceId, contact: crate::ids::ContactId, at: time::OffsetDateTime) -> String {
-    format!("exports/{ws}/{contact}/{}.json", at.unix_timestamp_nanos() / 1_000_000)
+    format!("{}{}.json", contact_exports(ws, contact), at.unix_timestamp_nanos() / 1_000_000)
+}
+
+/// The prefix every export of a contact lives under (erasure removes them).
+pub fn contact_exports(ws: &WorkspaceId, contact: crate::ids::ContactId) -> String {
+    format!("exports/{ws}/{contact}/")
 }
 
 /// `s3://bucket/key`: how a stored object is named on a message.

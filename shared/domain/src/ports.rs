@@ -140,6 +140,56 @@ pub enum DirectoryError {
     Rejected(String),
 }
 
+/// Erasing a contact, step by step (`crate::erasure`). Every method is idempotent: a step that
+/// failed half-way is run again.
+#[async_trait]
+pub trait ErasureStore: Send + Sync {
+    /// The receipt of an erasure that finished.
+    async fn erasure_receipt(
+        &self,
+        ws: &WorkspaceId,
+        contact: ContactId,
+    ) -> Result<Option<crate::erasure::Receipt>, StoreError>;
+    /// Makes the contact unreachable: deletes its identities' pointers (proven and claimed, where
+    /// they still name it), their consent records, its name-index entry, its current-conversation
+    /// slot and its web chat visitors (profile, sockets), and marks it `erasing` since `at`.
+    async fn begin_erasure(&self, contact: &Contact, at: OffsetDateTime) -> Result<(), StoreError>;
+    /// Deletes one conversation of `contact`: every item of it (messages, notes, audit trail), its
+    /// place in the waiting queue and its messages' provider-id pointers; its ledger rows and cost
+    /// counters move to the erased ids; the contact's pointer to it goes last.
+    async fn erase_conversation(
+        &self,
+        ws: &WorkspaceId,
+        contact: ContactId,
+        conversation: ConversationId,
+        trace: &crate::erasure::ConversationTrace,
+    ) -> Result<(), StoreError>;
+    /// Rewrites a workspace audit entry in place with its details replaced by `{"erased": true}`.
+    async fn scrub_audit(&self, entry: &crate::audit::AuditEntry) -> Result<(), StoreError>;
+    /// Deletes one entry of an endpoint's webhook delivery log.
+    async fn delete_delivery(&self, ws: &WorkspaceId, endpoint: &str, msg_id: &str) -> Result<(), StoreError>;
+    /// The last step: moves the contact's cost counters of `months` to the erased contact, deletes
+    /// what is left of the contact, and writes the receipt with its audit entry, atomically with
+    /// the contact item's removal.
+    async fn finish_erasure(
+        &self,
+        ws: &WorkspaceId,
+        contact: ContactId,
+        months: &[Month],
+        receipt: &crate::erasure::Receipt,
+        audit: &crate::audit::AuditEntry,
+    ) -> Result<(), StoreError>;
+}
+
+/// Deleting stored files (erasure).
+#[async_trait]
+pub trait FileRemover: Send + Sync {
+    /// Deletes the file behind an `s3://` URL; a file already gone is fine.
+    async fn delete_file(&self, url: &str) -> Result<(), StoreError>;
+    /// Deletes every file under `prefix` in the media bucket; returns how many.
+    async fn delete_prefix(&self, prefix: &str) -> Result<usize, StoreError>;
+}
+
 /// A workspace's settings ([`crate::workspace::Settings`]); all defaults until an admin saves them.
 #[async_trait]
 pub trait WorkspaceStore: Send + Sync {

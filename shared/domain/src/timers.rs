@@ -46,6 +46,14 @@ pub trait SnoozeTimers: Send + Sync {
     async fn start_snooze_timer(&self, wake: &SnoozeWake) -> Result<(), TimerError>;
 }
 
+/// Starts the Step Functions loop that erases a large contact step by step
+/// (template.yaml's `ErasureStateMachine`).
+#[async_trait]
+pub trait ErasureRuns: Send + Sync {
+    /// Idempotent within a minute (by the execution's name, `Job::execution_name`).
+    async fn start_erasure(&self, job: &crate::erasure::Job, now: OffsetDateTime) -> Result<(), TimerError>;
+}
+
 /// Starts service-level timers (one per running clock, see `sla`).
 #[async_trait]
 pub trait SlaTimers: Send + Sync {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use domain::ports::{FileStore, StoreError, Uploaded, Uploads};
+use domain::ports::{FileRemover, FileStore, StoreError, Uploaded, Uploads};
 
 #[derive(Default)]
 pub struct MemoryFiles {
@@ -27,6 +27,30 @@ impl FileStore for MemoryFiles {
     }
     async fn get_file(&self, url: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.files.lock().expect("files lock").get(url).map(|(_, b)| b.clone()))
+    }
+}
+
+#[async_trait]
+impl FileRemover for MemoryFiles {
+    async fn delete_file(&self, url: &str) -> Result<(), StoreError> {
+        self.files.lock().expect("files lock").remove(url);
+        Ok(())
+    }
+    async fn delete_prefix(&self, prefix: &str) -> Result<usize, StoreError> {
+        let start = format!("s3://memory/{prefix}");
+        let mut files = self.files.lock().expect("files lock");
+        let before = files.len();
+        files.retain(|url, _| !url.starts_with(&start));
+        Ok(before - files.len())
+    }
+}
+
+impl MemoryFiles {
+    /// Every stored URL (tests check what is left).
+    pub fn urls(&self) -> Vec<String> {
+        let mut urls: Vec<String> = self.files.lock().expect("files lock").keys().cloned().collect();
+        urls.sort();
+        urls
     }
 }
 

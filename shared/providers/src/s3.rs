@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use domain::ports::{FileStore, StoreError, Uploaded, Uploads};
+use domain::ports::{FileRemover, FileStore, StoreError, Uploaded, Uploads};
 
 pub struct S3Files {
     client: aws_sdk_s3::Client,
@@ -65,6 +65,44 @@ impl FileStore for S3Files {
         };
         let bytes = out.body.collect().await.map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         Ok(Some(bytes.into_bytes().to_vec()))
+    }
+}
+
+#[async_trait]
+impl FileRemover for S3Files {
+    async fn delete_file(&self, url: &str) -> Result<(), StoreError> {
+        let (bucket, key) =
+            crate::parse_s3_url(url).ok_or_else(|| StoreError::Rejected(format!("not an s3:// URL: {url}").into()))?;
+        // DeleteObject answers 204 for a key that is not there: deleting twice is fine.
+        self.client.delete_object().bucket(bucket).key(key).send().await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(classify)?;
+            // LIST is billed as a PUT-class request.
+            meter::record(domain::finance::Usage { s3_put_requests: 1, ..Default::default() });
+            let keys: Vec<String> = page.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect();
+            for key in &keys {
+                self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(classify)?;
+                deleted += 1;
+            }
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+                _ => return Ok(deleted),
+            }
+        }
     }
 }
 

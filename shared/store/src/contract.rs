@@ -811,6 +811,7 @@ pub async fn rate_limits_count_per_key_and_window<S: Store>(s: &S) {
 
 /// Runs every case, sequentially (each is independent; parallel runs are the caller's choice).
 pub async fn run_all<S: Store>(s: &S) {
+    an_erased_contact_leaves_a_receipt_and_anonymous_costs(s).await;
     first_message_creates_contact_conversation_and_message(s).await;
     a_provider_message_is_stored_once(s).await;
     an_item_over_400_kb_is_refused_as_invalid(s).await;
@@ -1944,4 +1945,88 @@ mod tests {
     async fn the_memory_store_meets_the_contract() {
         super::run_all(&crate::MemoryStore::new()).await;
     }
+}
+
+/// Erasure's steps: the contact unreachable, its conversation gone with everything in it, its cost
+/// rows anonymous and still adding up, a receipt; another contact untouched; each step twice.
+pub async fn an_erased_contact_leaves_a_receipt_and_anonymous_costs<S: Store>(s: &S) {
+    use domain::erasure::{ConversationTrace, Receipt};
+    let ws = workspace("erase");
+    let at = now();
+    let month = Month::of(at);
+    let (contact, conv) = seed_conversation(s, &ws, 77, at).await;
+    let (other, other_conv) = seed_conversation(s, &ws, 78, at).await;
+    let mine = s.messages(&ws, conv.id, Order::Oldest, 10, None).await.unwrap().items;
+    let theirs = s.messages(&ws, other_conv.id, Order::Oldest, 10, None).await.unwrap().items;
+    let one = |p| Totals { messages: 1, provider_micros: p, ..Totals::default() };
+    s.record_cost(&cost_entry(&mine[0], contact.id, EntryKind::Estimate, one(7_500))).await.unwrap();
+    s.record_cost(&cost_entry(&theirs[0], other.id, EntryKind::Estimate, one(2_000))).await.unwrap();
+    let ann = AgentId::parse("ann").unwrap();
+    let note = domain::inbox::Note::new(ws.clone(), conv.id, ann.clone(), "called them back", at).unwrap();
+    let key = IdempotencyKey::parse("erase-note").unwrap();
+    let note_audit =
+        domain::audit::AuditEntry::new(ws.clone(), Some(conv.id), ann.clone(), "note_added", serde_json::json!({}), at);
+    s.add_note(&note, &note_audit, &key).await.unwrap();
+    let proven = contact.identities[0].clone();
+    let change = domain::consent::Change {
+        status: domain::consent::Status::OptedOut,
+        at,
+        source: domain::consent::Source::Agent { agent: ann.clone(), note: None },
+    };
+    s.put_consent(&ws, &domain::consent::Record::apply(None, &proven, change)).await.unwrap();
+
+    for _ in 0..2 {
+        s.begin_erasure(&contact, at).await.unwrap();
+    }
+    assert!(s.contact_by_identity(&ws, &proven).await.unwrap().is_none(), "no message can reach it any more");
+    assert!(s.consent(&ws, &proven).await.unwrap().is_none());
+    assert!(s.contact(&ws, contact.id).await.unwrap().unwrap().erasing.is_some());
+
+    let mut trace = ConversationTrace::default();
+    mine.iter().for_each(|m| trace.add(m));
+    for _ in 0..2 {
+        s.erase_conversation(&ws, contact.id, conv.id, &trace).await.unwrap();
+    }
+    assert!(s.conversation(&ws, conv.id).await.unwrap().is_none());
+    assert!(s.messages(&ws, conv.id, Order::Oldest, 10, None).await.unwrap().items.is_empty());
+    assert!(s.notes(&ws, conv.id, 10, None).await.unwrap().items.is_empty());
+    assert!(s.note_by_key(&ws, &ann, &key).await.unwrap().is_none(), "the note's key names nothing now");
+    assert!(s.audit_trail(&ws, Some(conv.id), 10, None).await.unwrap().items.is_empty());
+    let pmid = mine[0].provider_message_id.clone().unwrap_or_default();
+    if !pmid.is_empty() {
+        assert!(s.provider_message(&ws, "twilio", &pmid).await.unwrap().is_none());
+    }
+    assert!(s.contact_conversations(&ws, contact.id, 10, None).await.unwrap().items.is_empty());
+
+    let receipt = Receipt { contact: contact.id, by: ann.clone(), requested_at: at, erased_at: at };
+    let audit =
+        domain::audit::AuditEntry::new(ws.clone(), None, ann.clone(), "contact_erased", serde_json::json!({}), at);
+    s.finish_erasure(&ws, contact.id, &[month], &receipt, &audit).await.unwrap();
+    assert!(s.contact(&ws, contact.id).await.unwrap().is_none());
+    assert_eq!(s.erasure_receipt(&ws, contact.id).await.unwrap(), Some(receipt));
+
+    // The ledger keeps the cost, naming nobody; the counters still add up to the entries.
+    let entries = s.entries(&ws, at.date(), 10, None).await.unwrap().items;
+    let erased = entries.iter().find(|e| e.message_id == mine[0].id).unwrap();
+    assert_eq!((erased.contact_id, erased.conversation_id), (ContactId::ERASED, ConversationId::ERASED));
+    assert_eq!(erased.totals.provider_micros, 7_500);
+    let mut counters = Vec::new();
+    for g in Grouping::ALL {
+        counters.extend(s.counters(&ws, month, g, 100, None).await.unwrap().items);
+    }
+    assert!(reconcile(&entries, &counters).is_empty(), "{counters:?}");
+    assert!(counters.iter().all(|c| c.dimension != Dimension::Contact { contact: contact.id }
+        && c.dimension != Dimension::Conversation { conversation: conv.id }));
+    assert!(
+        counters
+            .iter()
+            .any(|c| c.dimension == Dimension::Contact { contact: ContactId::ERASED }
+                && c.totals.provider_micros == 7_500)
+    );
+    assert_eq!(s.spend(&ws, month, BudgetScope::Workspace).await.unwrap().provider_micros, 9_500);
+
+    // The other contact is whole.
+    assert!(s.contact_by_identity(&ws, &other.identities[0]).await.unwrap().is_some());
+    assert_eq!(s.messages(&ws, other_conv.id, Order::Oldest, 10, None).await.unwrap().items.len(), 1);
+    assert!(counters.iter().any(|c| c.dimension == Dimension::Contact { contact: other.id }));
 }

@@ -25,6 +25,8 @@ use time::OffsetDateTime;
 use crate::error::{classify, corrupt};
 use crate::keys::{self, Key};
 
+mod erasure;
+
 pub type Item = HashMap<String, AttributeValue>;
 
 /// Idempotency records outlive any sane client retry window, then expire through the table's TTL.
@@ -61,6 +63,11 @@ struct CurrentSlot {
 #[derive(Serialize, Deserialize)]
 struct NameEntry {
     contact_id: ContactId,
+}
+#[derive(Serialize, Deserialize)]
+struct NotePointer {
+    conversation_id: ConversationId,
+    note_id: String,
 }
 #[derive(Serialize, Deserialize)]
 struct ProviderPointer {
@@ -1670,7 +1677,11 @@ impl NoteStore for DynamoStore {
         audit: &domain::audit::AuditEntry,
         key: &IdempotencyKey,
     ) -> Result<(), StoreError> {
-        let marker = item(&keys::note_idempotency(&note.workspace, &note.author, key), "note_key", note)?;
+        // The marker names the note, never holds its text (an erased conversation leaves nothing
+        // behind), and expires like the replies' keys.
+        let pointer = NotePointer { conversation_id: note.conversation_id, note_id: note.id.clone() };
+        let mut marker = item(&keys::note_idempotency(&note.workspace, &note.author, key), "note_key", &pointer)?;
+        marker.insert(keys::TTL.into(), n(note.created_at.unix_timestamp() + IDEMPOTENCY_TTL_SECS));
         let note_item = item(&keys::note(&note.workspace, note.conversation_id, &note.id), "note", note)?;
         let items = vec![
             put(&self.table, marker, NOT_EXISTS, None)?,
@@ -1686,7 +1697,10 @@ impl NoteStore for DynamoStore {
         author: &AgentId,
         key: &IdempotencyKey,
     ) -> Result<Option<domain::inbox::Note>, StoreError> {
-        self.get_as("note", &keys::note_idempotency(ws, author, key)).await
+        let Some(p) = self.get_as::<NotePointer>("note key", &keys::note_idempotency(ws, author, key)).await? else {
+            return Ok(None);
+        };
+        self.get_as("note", &keys::note(ws, p.conversation_id, &p.note_id)).await
     }
 
     async fn notes(

@@ -37,6 +37,7 @@
 //! | workspace with NPS on | `NPS#WORKSPACES`                    | `<ws>`             |
 //! | analytics aggregate  | `WS#<ws>#STATS#<kind>`               | `<yyyy-mm-ddThh>#<value>` |
 //! | analytics fact marker | `WS#<ws>#FACT#<fact id>`            | `FACT` (TTL 3 days) |
+//! | erasure receipt      | `WS#<ws>#ERASED`                     | `<contact>`        |
 //!
 //! | cost counter         | `WS#<ws>#COST#<yyyy-mm>`             | see [`cost_counter`] |
 //! | ledger entry         | `WS#<ws>#LEDGER#<yyyy-mm-dd>`        | `<message>#<kind>` |
@@ -316,6 +317,16 @@ pub fn counter_group_key(sk: &str) -> &str {
 
 pub fn ledger_partition(w: &WorkspaceId, day: time::Date) -> String {
     format!("{}#LEDGER#{day}", ws(w))
+}
+
+/// The sort-key prefix of every ledger row of one message (one per entry kind).
+pub fn ledger_message_prefix(message: MessageId) -> String {
+    format!("{message}#")
+}
+
+/// The receipt an erasure leaves (`domain::erasure::Receipt`).
+pub fn erasure_receipt(w: &WorkspaceId, contact: ContactId) -> Key {
+    Key { pk: format!("{}#ERASED", ws(w)), sk: contact.to_string() }
 }
 
 pub fn ledger_entry(w: &WorkspaceId, day: time::Date, message: MessageId, kind: EntryKind) -> Key {

@@ -37,6 +37,7 @@ pub trait Store:
     + domain::ports::HookStore
     + domain::ports::AnalyticsStore
     + domain::ports::WorkspaceStore
+    + domain::ports::ErasureStore
 {
 }
 
@@ -65,5 +66,6 @@ impl<T> Store for T where
         + domain::ports::HookStore
         + domain::ports::AnalyticsStore
         + domain::ports::WorkspaceStore
+        + domain::ports::ErasureStore
 {
 }

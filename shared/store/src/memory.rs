@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use domain::channels::webchat::{VisitorConnection, VisitorId, VisitorProfile};
 use domain::finance::ledger::{Counter, Grouping, Month};
 use domain::finance::ratecard::RateCard;
-use domain::finance::{Budget, BudgetScope, EntryKind, LedgerEntry, Totals};
+use domain::finance::{Budget, BudgetScope, Dimension, EntryKind, LedgerEntry, Totals};
 use domain::model::{Channel, Contact, Conversation, DeliveryEvent, DeliveryStatus, Identity, Message};
 use domain::ports::*;
 use domain::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, WorkspaceId};
@@ -50,7 +50,8 @@ struct State {
     connection_pointers: HashMap<Key, WorkspaceId>,
     audit: BTreeMap<Key, domain::audit::AuditEntry>,
     notes: BTreeMap<Key, domain::inbox::Note>,
-    note_keys: HashMap<Key, domain::inbox::Note>,
+    /// Note idempotency markers: the note's key (never its text).
+    note_keys: HashMap<Key, Key>,
     contact_conversations: BTreeMap<Key, ConversationId>,
     canned: BTreeMap<Key, domain::canned::CannedResponse>,
     templates: BTreeMap<Key, domain::channels::templates::WhatsAppTemplate>,
@@ -64,6 +65,7 @@ struct State {
     stats: BTreeMap<Key, domain::analytics::Aggregate>,
     nps_workspaces: std::collections::BTreeSet<WorkspaceId>,
     fact_markers: HashSet<Key>,
+    erasure_receipts: HashMap<Key, domain::erasure::Receipt>,
 }
 
 #[derive(Default)]
@@ -956,7 +958,7 @@ impl NoteStore for MemoryStore {
             if s.notes.contains_key(&k) {
                 return Err(StoreError::Conflict);
             }
-            s.note_keys.insert(marker, note.clone());
+            s.note_keys.insert(marker, k.clone());
             s.notes.insert(k, note.clone());
             s.put_audit(audit.clone());
             Ok(())
@@ -969,7 +971,8 @@ impl NoteStore for MemoryStore {
         author: &AgentId,
         key: &IdempotencyKey,
     ) -> Result<Option<domain::inbox::Note>, StoreError> {
-        Ok(self.with(|s| s.note_keys.get(&keys::note_idempotency(ws, author, key)).cloned()))
+        Ok(self
+            .with(|s| s.note_keys.get(&keys::note_idempotency(ws, author, key)).and_then(|k| s.notes.get(k)).cloned()))
     }
 
     async fn notes(
@@ -1475,5 +1478,138 @@ impl AnalyticsStore for MemoryStore {
                 })
                 .collect()
         }))
+    }
+}
+
+impl State {
+    /// Moves a per-conversation or per-contact counter's totals to another (the erased id's).
+    fn move_counter(&mut self, ws: &WorkspaceId, month: Month, from: &Dimension, to: &Dimension) {
+        let from_key = keys::cost_counter(ws, month, from, MessageId::ERASED);
+        let Some(c) = self.counters.remove(&from_key) else { return };
+        let to_key = keys::cost_counter(ws, month, to, MessageId::ERASED);
+        self.counters
+            .entry(to_key)
+            .or_insert_with(|| Counter { dimension: to.clone(), totals: Totals::default() })
+            .totals += c.totals;
+    }
+}
+
+#[async_trait]
+impl ErasureStore for MemoryStore {
+    async fn erasure_receipt(
+        &self,
+        ws: &WorkspaceId,
+        contact: ContactId,
+    ) -> Result<Option<domain::erasure::Receipt>, StoreError> {
+        Ok(self.with(|s| s.erasure_receipts.get(&keys::erasure_receipt(ws, contact)).cloned()))
+    }
+
+    async fn begin_erasure(&self, c: &Contact, at: OffsetDateTime) -> Result<(), StoreError> {
+        let ws = &c.workspace;
+        self.with(|s| {
+            for identity in &c.identities {
+                let k = keys::identity(ws, identity);
+                if s.identities.get(&k) == Some(&c.id) {
+                    s.identities.remove(&k);
+                }
+                s.consent.remove(&keys::consent(ws, &identity.clone().proven()));
+                if identity.kind == domain::model::IdentityKind::Webchat {
+                    if let Ok(v) = VisitorId::parse(&identity.value) {
+                        s.visitor_profiles.remove(&keys::visitor_profile(ws, &v));
+                        let partition = keys::visitor_partition(ws, &v);
+                        s.visitor_connections.retain(|k, _| k.pk != partition);
+                        s.visitor_pointers.retain(|_, k| k.pk != partition);
+                    }
+                }
+            }
+            if let Some(name) = c.name.as_deref().and_then(domain::contacts::name_key) {
+                s.names.remove(&keys::contact_name(ws, &name, c.id));
+            }
+            s.current.remove(&keys::current_conversation(ws, c.id));
+            s.retired.remove(&keys::current_conversation(ws, c.id));
+            if let Some(stored) = s.contacts.get_mut(&keys::contact(ws, c.id)) {
+                stored.erasing.get_or_insert(at);
+            }
+        });
+        Ok(())
+    }
+
+    async fn erase_conversation(
+        &self,
+        ws: &WorkspaceId,
+        contact: ContactId,
+        conversation: ConversationId,
+        trace: &domain::erasure::ConversationTrace,
+    ) -> Result<(), StoreError> {
+        self.with(|s| {
+            for (message, at) in &trace.messages {
+                let pk = keys::ledger_partition(ws, at.to_offset(time::UtcOffset::UTC).date());
+                let prefix = keys::ledger_message_prefix(*message);
+                for (_, e) in s.ledger.iter_mut().filter(|(k, _)| k.pk == pk && k.sk.starts_with(&prefix)) {
+                    e.contact_id = ContactId::ERASED;
+                    e.conversation_id = ConversationId::ERASED;
+                }
+            }
+            for month in trace.months() {
+                s.move_counter(
+                    ws,
+                    month,
+                    &Dimension::Conversation { conversation },
+                    &Dimension::Conversation { conversation: ConversationId::ERASED },
+                );
+            }
+            for (provider, id) in &trace.provider_ids {
+                s.provider_messages.remove(&keys::provider_message(ws, provider, id));
+            }
+            s.waiting.remove(&keys::waiting(ws, conversation));
+            let partition = conversation_partition(ws, conversation);
+            s.messages.remove(&partition);
+            s.notes.retain(|k, _| k.pk != partition);
+            s.audit.retain(|k, _| k.pk != partition);
+            s.conversations.remove(&keys::conversation(ws, conversation));
+            s.contact_conversations.remove(&keys::contact_conversation(ws, contact, conversation));
+        });
+        Ok(())
+    }
+
+    async fn scrub_audit(&self, entry: &domain::audit::AuditEntry) -> Result<(), StoreError> {
+        let mut scrubbed = entry.clone();
+        scrubbed.details = serde_json::json!({ "erased": true });
+        self.with(|s| s.put_audit(scrubbed));
+        Ok(())
+    }
+
+    async fn delete_delivery(&self, ws: &WorkspaceId, endpoint: &str, msg_id: &str) -> Result<(), StoreError> {
+        self.with(|s| s.hook_deliveries.remove(&keys::hook_delivery(ws, endpoint, msg_id)));
+        Ok(())
+    }
+
+    async fn finish_erasure(
+        &self,
+        ws: &WorkspaceId,
+        contact: ContactId,
+        months: &[Month],
+        receipt: &domain::erasure::Receipt,
+        audit: &domain::audit::AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.with(|s| {
+            for month in months {
+                s.move_counter(
+                    ws,
+                    *month,
+                    &Dimension::Contact { contact },
+                    &Dimension::Contact { contact: ContactId::ERASED },
+                );
+            }
+            let partition = keys::contact(ws, contact).pk;
+            s.contact_conversations.retain(|k, _| k.pk != partition);
+            s.current.remove(&keys::current_conversation(ws, contact));
+            if s.contacts.remove(&keys::contact(ws, contact)).is_none() {
+                return Err(StoreError::Conflict);
+            }
+            s.erasure_receipts.insert(keys::erasure_receipt(ws, contact), receipt.clone());
+            s.put_audit(audit.clone());
+            Ok(())
+        })
     }
 }

@@ -9,8 +9,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use aws_sdk_sfn::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sfn::Client;
+use domain::erasure::Job;
 use domain::sla::{AwayCheck, Timer};
-use domain::timers::{SlaTimers, SnoozeTimers, SnoozeWake, TimerError};
+use domain::timers::{ErasureRuns, SlaTimers, SnoozeTimers, SnoozeWake, TimerError};
 
 #[derive(Clone)]
 pub struct SfnTimers {
@@ -18,11 +19,18 @@ pub struct SfnTimers {
     snooze_state_machine: Option<String>,
     sla_state_machine: Option<String>,
     away_state_machine: Option<String>,
+    erasure_state_machine: Option<String>,
 }
 
 impl SfnTimers {
     pub fn new(client: Client) -> Self {
-        Self { client, snooze_state_machine: None, sla_state_machine: None, away_state_machine: None }
+        Self {
+            client,
+            snooze_state_machine: None,
+            sla_state_machine: None,
+            away_state_machine: None,
+            erasure_state_machine: None,
+        }
     }
 
     /// Snooze timers start executions of this state machine.
@@ -40,6 +48,12 @@ impl SfnTimers {
     /// Away checks start executions of this state machine.
     pub fn away(mut self, state_machine_arn: impl Into<String>) -> Self {
         self.away_state_machine = Some(state_machine_arn.into());
+        self
+    }
+
+    /// Erasures run as executions of this state machine.
+    pub fn erasure(mut self, state_machine_arn: impl Into<String>) -> Self {
+        self.erasure_state_machine = Some(state_machine_arn.into());
         self
     }
 
@@ -77,12 +91,21 @@ impl SlaTimers for SfnTimers {
     }
 }
 
+#[async_trait]
+impl ErasureRuns for SfnTimers {
+    async fn start_erasure(&self, job: &Job, now: time::OffsetDateTime) -> Result<(), TimerError> {
+        let input = serde_json::to_string(job).map_err(|e| TimerError(Box::new(e)))?;
+        self.start(self.erasure_state_machine.as_ref(), job.execution_name(now), input).await
+    }
+}
+
 /// Timers for tests: records what was started; `fail(true)` makes starting fail.
 #[derive(Default)]
 pub struct RecordingTimers {
     started: Mutex<Vec<SnoozeWake>>,
     sla: Mutex<Vec<Timer>>,
     away: Mutex<Vec<AwayCheck>>,
+    erasures: Mutex<Vec<Job>>,
     failing: Mutex<bool>,
 }
 
@@ -95,6 +118,9 @@ impl RecordingTimers {
     }
     pub fn away_started(&self) -> Vec<AwayCheck> {
         self.away.lock().expect("lock").clone()
+    }
+    pub fn erasures_started(&self) -> Vec<Job> {
+        self.erasures.lock().expect("lock").clone()
     }
     pub fn fail(&self, on: bool) {
         *self.failing.lock().expect("lock") = on;
@@ -136,6 +162,15 @@ impl SlaTimers for RecordingTimers {
         if !started.iter().any(|c| c.name() == check.name()) {
             started.push(check.clone());
         }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ErasureRuns for RecordingTimers {
+    async fn start_erasure(&self, job: &Job, _now: time::OffsetDateTime) -> Result<(), TimerError> {
+        self.check()?;
+        self.erasures.lock().expect("lock").push(job.clone());
         Ok(())
     }
 }

@@ -109,6 +109,23 @@ impl Month {
         let month = time::Month::try_from(month).map_err(|_| invalid())?;
         Ok(Month { year, month })
     }
+    /// The month after this one.
+    pub fn next(self) -> Month {
+        match self.month {
+            time::Month::December => Month { year: self.year + 1, month: time::Month::January },
+            m => Month { year: self.year, month: m.next() },
+        }
+    }
+    /// Every month from this one through `last` (empty when `last` is earlier).
+    pub fn through(self, last: Month) -> Vec<Month> {
+        let mut out = vec![];
+        let mut m = self;
+        while m <= last {
+            out.push(m);
+            m = m.next();
+        }
+        out
+    }
     /// Every day of the month.
     pub fn days(self) -> Vec<Date> {
         let mut out = Vec::with_capacity(31);

@@ -1,0 +1,234 @@
+//! Erasing a contact on DynamoDB (`domain::erasure`): every step idempotent, each deletion a
+//! plain DeleteItem (deleting twice is fine), the ledger rows rewritten in place and the cost
+//! counters moved to the erased ids under a condition on the totals read.
+
+use super::*;
+use domain::erasure::{ConversationTrace, Receipt};
+
+#[async_trait]
+impl ErasureStore for DynamoStore {
+    async fn erasure_receipt(&self, ws: &WorkspaceId, contact: ContactId) -> Result<Option<Receipt>, StoreError> {
+        self.get_as("erasure receipt", &keys::erasure_receipt(ws, contact)).await
+    }
+
+    async fn begin_erasure(&self, c: &Contact, at: OffsetDateTime) -> Result<(), StoreError> {
+        let ws = &c.workspace;
+        for identity in &c.identities {
+            self.delete_pointer(&keys::identity(ws, identity), c.id).await?;
+            self.delete_plain(&keys::consent(ws, &identity.clone().proven())).await?;
+            if identity.kind == domain::model::IdentityKind::Webchat {
+                if let Ok(v) = VisitorId::parse(&identity.value) {
+                    for it in self.query_all(&keys::visitor_partition(ws, &v), "").await? {
+                        let k = item_key(&it)?;
+                        if let Some(conn) = k.sk.strip_prefix(keys::VISITOR_CONNECTION_PREFIX) {
+                            let id = domain::ConnectionId::parse(conn).map_err(|e| corrupt("visitor socket", e))?;
+                            self.delete_plain(&keys::visitor_connection_pointer(&id)).await?;
+                        }
+                        self.delete_plain(&k).await?;
+                    }
+                }
+            }
+        }
+        if let Some(name) = c.name.as_deref().and_then(domain::contacts::name_key) {
+            self.delete_plain(&keys::contact_name(ws, &name, c.id)).await?;
+        }
+        self.delete_plain(&keys::current_conversation(ws, c.id)).await?;
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(&keys::contact(ws, c.id))))
+            .update_expression("SET erasing = if_not_exists(erasing, :at)")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":at", s(rfc3339(at)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        // A contact already gone (a finished erasure ran meanwhile) has nothing left to mark.
+        conditional(res, |o| o.consumed_capacity()).map(drop)
+    }
+
+    async fn erase_conversation(
+        &self,
+        ws: &WorkspaceId,
+        contact: ContactId,
+        conversation: ConversationId,
+        trace: &ConversationTrace,
+    ) -> Result<(), StoreError> {
+        // Cost rows first: they are found through the messages, which go next.
+        for (message, at) in &trace.messages {
+            let day = at.to_offset(time::UtcOffset::UTC).date();
+            let pk = keys::ledger_partition(ws, day);
+            for it in self.query_all(&pk, &keys::ledger_message_prefix(*message)).await? {
+                let k = item_key(&it)?;
+                let mut entry: LedgerEntry = decode("ledger entry", it)?;
+                if entry.contact_id == ContactId::ERASED && entry.conversation_id == ConversationId::ERASED {
+                    continue;
+                }
+                entry.contact_id = ContactId::ERASED;
+                entry.conversation_id = ConversationId::ERASED;
+                self.put_plain(item(&k, "ledger_entry", &entry)?).await?;
+            }
+        }
+        for month in trace.months() {
+            self.move_counter(
+                ws,
+                month,
+                &Dimension::Conversation { conversation },
+                &Dimension::Conversation { conversation: ConversationId::ERASED },
+            )
+            .await?;
+        }
+        for (provider, id) in &trace.provider_ids {
+            self.delete_plain(&keys::provider_message(ws, provider, id)).await?;
+        }
+        self.delete_plain(&keys::waiting(ws, conversation)).await?;
+        for it in self.query_all(&keys::conversation(ws, conversation).pk, "").await? {
+            self.delete_plain(&item_key(&it)?).await?;
+        }
+        self.delete_plain(&keys::contact_conversation(ws, contact, conversation)).await
+    }
+
+    async fn scrub_audit(&self, entry: &domain::audit::AuditEntry) -> Result<(), StoreError> {
+        let mut scrubbed = entry.clone();
+        scrubbed.details = serde_json::json!({ "erased": true });
+        self.put_plain(audit_item(&scrubbed)?).await
+    }
+
+    async fn delete_delivery(&self, ws: &WorkspaceId, endpoint: &str, msg_id: &str) -> Result<(), StoreError> {
+        self.delete_plain(&keys::hook_delivery(ws, endpoint, msg_id)).await
+    }
+
+    async fn finish_erasure(
+        &self,
+        ws: &WorkspaceId,
+        contact: ContactId,
+        months: &[Month],
+        receipt: &Receipt,
+        audit: &domain::audit::AuditEntry,
+    ) -> Result<(), StoreError> {
+        for month in months {
+            self.move_counter(
+                ws,
+                *month,
+                &Dimension::Contact { contact },
+                &Dimension::Contact { contact: ContactId::ERASED },
+            )
+            .await?;
+        }
+        let contact_key = keys::contact(ws, contact);
+        for it in self.query_all(&contact_key.pk, "").await? {
+            let k = item_key(&it)?;
+            if k != contact_key {
+                self.delete_plain(&k).await?;
+            }
+        }
+        let delete = build(
+            "contact delete",
+            Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_map(&contact_key)))
+                .condition_expression("attribute_exists(PK)")
+                .build(),
+        )?;
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            put_always(&self.table, item(&keys::erasure_receipt(ws, contact), "erasure_receipt", receipt)?)?,
+            put_always(&self.table, audit_item(audit)?)?,
+        ];
+        self.transact(items, None).await
+    }
+}
+
+impl DynamoStore {
+    /// Deletes an identity's pointer only while it names `contact` (a merge may have moved it).
+    async fn delete_pointer(&self, k: &Key, contact: ContactId) -> Result<(), StoreError> {
+        let res = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(k)))
+            .condition_expression("contact_id = :c")
+            .expression_attribute_values(":c", s(contact.to_string()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        conditional(res, |o| o.consumed_capacity()).map(drop)
+    }
+
+    /// Moves a per-conversation or per-contact cost counter to another (the erased id's): one
+    /// transaction deletes it under the totals read and adds them there; a concurrent change to
+    /// the counter makes it read again.
+    async fn move_counter(
+        &self,
+        ws: &WorkspaceId,
+        month: Month,
+        from: &Dimension,
+        to: &Dimension,
+    ) -> Result<(), StoreError> {
+        // Per-conversation and per-contact counters are not sharded: any message id names them.
+        let any = MessageId::ERASED;
+        let from_key = keys::cost_counter(ws, month, from, any);
+        let to_key = keys::cost_counter(ws, month, to, any);
+        for _ in 0..5 {
+            let Some(it) = self.get(&from_key).await? else { return Ok(()) };
+            let currency = it.get("currency").cloned().unwrap_or_else(|| s("USD"));
+            let t = decode::<CounterItem>("cost counter", it)?.totals();
+            let values = HashMap::from([
+                (":m".to_owned(), n(t.messages)),
+                (":p".to_owned(), n(t.provider_micros)),
+                (":a".to_owned(), n(t.aws_micros)),
+                (":x".to_owned(), n(t.actual_micros)),
+                (":r".to_owned(), n(t.reconciled)),
+            ]);
+            let delete = build(
+                "counter delete",
+                Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(&from_key)))
+                    .condition_expression(
+                        "messages = :m AND provider_micros = :p AND aws_micros = :a AND actual_micros = :x \
+                         AND (reconciled = :r OR attribute_not_exists(reconciled))",
+                    )
+                    .set_expression_attribute_values(Some(values.clone()))
+                    .build(),
+            )?;
+            let mut add_values = values;
+            add_values.insert(":dim".into(), to_attribute_value(to).map_err(|e| corrupt("dimension", e))?);
+            add_values.insert(":entity".into(), s("cost_counter"));
+            add_values.insert(":cur".into(), currency);
+            let add = build(
+                "counter move",
+                Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(&to_key)))
+                    .update_expression(
+                        "SET dimension = if_not_exists(dimension, :dim), entity = :entity, currency = if_not_exists(currency, :cur) \
+                         ADD messages :m, provider_micros :p, aws_micros :a, actual_micros :x, reconciled :r",
+                    )
+                    .set_expression_attribute_values(Some(add_values))
+                    .build(),
+            )?;
+            let items = vec![
+                TransactWriteItem::builder().delete(delete).build(),
+                TransactWriteItem::builder().update(add).build(),
+            ];
+            match self.transact(items, None).await {
+                Err(StoreError::Conflict) => continue,
+                other => return other,
+            }
+        }
+        Err(StoreError::Conflict)
+    }
+}
+
+fn item_key(it: &Item) -> Result<Key, StoreError> {
+    let get = |name: &str| {
+        it.get(name).and_then(|v| v.as_s().ok()).cloned().ok_or_else(|| corrupt("item key", format!("no {name}")))
+    };
+    Ok(Key { pk: get(keys::PK)?, sk: get(keys::SK)? })
+}
+
+fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
