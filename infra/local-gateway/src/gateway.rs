@@ -177,6 +177,7 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "api-put-privacy-policy" => http!(api_put_privacy_policy),
         "api-redact-message" => http!(api_redact_message),
         "api-export-contact" => http!(api_export_contact),
+        "api-erase-contact" => http!(api_erase_contact),
         "api-get-attachment" => http!(api_get_attachment),
         "api-set-consent" => http!(api_set_consent),
         "api-get-routing-rules" => http!(api_get_routing_rules),
@@ -261,6 +262,7 @@ async fn invoke_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig
     }
     Ok(match binary {
         "conversation-wake" => invoke!(conversation_wake),
+        "erase-contact" => invoke!(erase_contact),
         "sla-timer" => invoke!(sla_timer),
         "nps-run" => invoke!(nps_run),
         "inbound-email" => invoke!(inbound_email),

@@ -32,6 +32,7 @@ authorizer refuses a missing, forged, foreign or expired token with 401 before a
         api_delete_webhook::delete,
         api_disconnect_channel::disconnect,
         api_export_contact::export,
+        api_erase_contact::erase,
         api_finance_reconcile::check,
         api_finance_report::report,
         api_get_analytics::analytics,

@@ -116,7 +116,12 @@ where
         let Some(composed) = compose(conversation, at).await.map_err(ReplyError::Refused)? else {
             return Ok(Queued::Skipped);
         };
-        let Composed { message, cost, response, counted, survey } = composed;
+        let Composed { mut message, cost, response, counted, survey } = composed;
+        // The message names its key, so erasing the conversation can find the key's record.
+        message.metadata.insert(
+            domain::erasure::META_IDEMPOTENCY.to_owned(),
+            serde_json::json!({ "agent": req.author, "key": req.key }),
+        );
         let record = IdempotencyRecord {
             workspace: req.workspace.clone(),
             agent: req.author.clone(),

@@ -64,6 +64,10 @@ pub enum Progress {
     More,
 }
 
+/// The metadata entry naming the idempotency key a message of ours was queued under
+/// (`{"agent", "key"}`): its record (which keeps the route's answer for 24 h) goes with it.
+pub const META_IDEMPOTENCY: &str = "idempotency";
+
 /// What erasing one conversation's items needs to know about its messages, read before they go.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ConversationTrace {
@@ -73,6 +77,8 @@ pub struct ConversationTrace {
     pub provider_ids: Vec<(String, String)>,
     /// `s3://` URLs of every file the messages hold (attachments, raw mail).
     pub files: Vec<String>,
+    /// The idempotency keys our messages were queued under.
+    pub idempotency: Vec<(AgentId, crate::ids::IdempotencyKey)>,
 }
 
 impl ConversationTrace {
@@ -84,6 +90,13 @@ impl ConversationTrace {
         for a in &m.attachments {
             if a.url.starts_with("s3://") {
                 self.files.push(a.url.clone());
+            }
+        }
+        if let Some(k) = m.metadata.get(META_IDEMPOTENCY) {
+            let agent = k.get("agent").and_then(|a| a.as_str()).and_then(|a| AgentId::parse(a).ok());
+            let key = k.get("key").and_then(|a| a.as_str()).and_then(|a| crate::ids::IdempotencyKey::parse(a).ok());
+            if let (Some(agent), Some(key)) = (agent, key) {
+                self.idempotency.push((agent, key));
             }
         }
         for v in m.metadata.values() {
@@ -182,10 +195,15 @@ mod tests {
             filename: None,
         });
         m.metadata.insert("raw".into(), "s3://mail/inbound/abc".into());
+        m.metadata.insert(META_IDEMPOTENCY.into(), serde_json::json!({ "agent": "ann", "key": "r-1" }));
         let mut t = ConversationTrace::default();
         t.add(&m);
         assert_eq!(t.files, ["s3://media/media/acme/mms/x.png", "s3://mail/inbound/abc"]);
         assert_eq!(t.provider_ids, [("ses".to_owned(), "0100".to_owned())]);
+        assert_eq!(
+            t.idempotency,
+            [(AgentId::parse("ann").unwrap(), crate::ids::IdempotencyKey::parse("r-1").unwrap())]
+        );
         assert_eq!(t.months().iter().map(|m| m.to_string()).collect::<Vec<_>>(), ["2026-03"]);
     }
 

@@ -1939,14 +1939,6 @@ pub async fn analytics_facts_count_once_per_dimension_and_hour<S: Store>(s: &S) 
     assert!(s.aggregates(&ws, "channel", "2025-12-02T00", "2025-12-02T23").await.unwrap().is_empty());
 }
 
-#[cfg(test)]
-mod tests {
-    #[tokio::test]
-    async fn the_memory_store_meets_the_contract() {
-        super::run_all(&crate::MemoryStore::new()).await;
-    }
-}
-
 /// Erasure's steps: the contact unreachable, its conversation gone with everything in it, its cost
 /// rows anonymous and still adding up, a receipt; another contact untouched; each step twice.
 pub async fn an_erased_contact_leaves_a_receipt_and_anonymous_costs<S: Store>(s: &S) {
@@ -2029,4 +2021,12 @@ pub async fn an_erased_contact_leaves_a_receipt_and_anonymous_costs<S: Store>(s:
     assert!(s.contact_by_identity(&ws, &other.identities[0]).await.unwrap().is_some());
     assert_eq!(s.messages(&ws, other_conv.id, Order::Oldest, 10, None).await.unwrap().items.len(), 1);
     assert!(counters.iter().any(|c| c.dimension == Dimension::Contact { contact: other.id }));
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn the_memory_store_meets_the_contract() {
+        super::run_all(&crate::MemoryStore::new()).await;
+    }
 }

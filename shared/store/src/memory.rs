@@ -1561,6 +1561,9 @@ impl ErasureStore for MemoryStore {
             for (provider, id) in &trace.provider_ids {
                 s.provider_messages.remove(&keys::provider_message(ws, provider, id));
             }
+            for (agent, key) in &trace.idempotency {
+                s.idempotency.remove(&keys::idempotency(ws, agent, key));
+            }
             s.waiting.remove(&keys::waiting(ws, conversation));
             let partition = conversation_partition(ws, conversation);
             s.messages.remove(&partition);

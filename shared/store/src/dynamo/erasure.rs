@@ -82,6 +82,9 @@ impl ErasureStore for DynamoStore {
         for (provider, id) in &trace.provider_ids {
             self.delete_plain(&keys::provider_message(ws, provider, id)).await?;
         }
+        for (agent, key) in &trace.idempotency {
+            self.delete_plain(&keys::idempotency(ws, agent, key)).await?;
+        }
         self.delete_plain(&keys::waiting(ws, conversation)).await?;
         for it in self.query_all(&keys::conversation(ws, conversation).pk, "").await? {
             self.delete_plain(&item_key(&it)?).await?;

@@ -1,0 +1,11 @@
+use domain::erasure::Job;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    kit::telemetry::init();
+    let config = kit::Config::from_env();
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let deps = erase_contact::Deps::from_config(&config, &aws).await?;
+    run(service_fn(|ev: LambdaEvent<Job>| erase_contact::handle(&deps, ev.payload))).await
+}

@@ -1,0 +1,182 @@
+//! GDPR erasure on the whole local stack: a contact who wrote by MMS and by email (with an
+//! attachment), was answered, exported and then erased leaves nothing findable — no item of the
+//! table and no object of the buckets holds their number, address, words or id, except the
+//! receipt and its audit entry (the id alone); their cost rows stay, anonymous. A contact with
+//! more conversations than one request's step is finished by the Step Functions loop.
+
+use domain::ports::{ConversationReader, ErasureStore, InboundStore, Order};
+use serde_json::json;
+use switchboard_e2e::*;
+
+/// Every item of this test's table, as JSON text.
+async fn table_dump(s: &TestStack) -> Vec<String> {
+    let client = s.store.client();
+    let (mut out, mut start) = (vec![], None);
+    loop {
+        let page = client.scan().table_name(s.store.table()).set_exclusive_start_key(start).send().await.expect("scan");
+        for it in page.items() {
+            out.push(format!("{it:?}"));
+        }
+        match page.last_evaluated_key() {
+            Some(k) => start = Some(k.clone()),
+            None => return out,
+        }
+    }
+}
+
+/// Every object key of this test's buckets (media and mail), with its bytes as text.
+async fn bucket_dump(s: &TestStack) -> Vec<(String, String)> {
+    let s3 = aws_sdk_s3::Client::new(&s.aws);
+    let mut out = vec![];
+    for bucket in s.stack.provisioned.buckets.values() {
+        let list = s3.list_objects_v2().bucket(bucket).send().await.expect("list");
+        for o in list.contents() {
+            let key = o.key().unwrap_or_default().to_owned();
+            let body =
+                s3.get_object().bucket(bucket).key(&key).send().await.expect("get").body.collect().await.unwrap();
+            out.push((format!("{bucket}/{key}"), String::from_utf8_lossy(&body.into_bytes()).into_owned()));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_contact_leaves_nothing_findable_in_the_table_or_the_buckets() {
+    let s = spawn_stack().await;
+    let customer = random_number();
+    let tag = ulid::Ulid::new().to_string().to_lowercase();
+    let (sms_words, mail_words, reply_words) =
+        (format!("my boiler {tag} leaks"), format!("invoice {tag} attached"), format!("engineer {tag} booked"));
+
+    // An MMS with a photo, an answer, the customer's email address linked and a mail with a file.
+    let media = format!("{}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/MM1/Media/ME0001", s.twilio.base_url());
+    let mut form = sms_form(&new_sid(), &customer, &s.number, &sms_words);
+    form.retain(|(k, _)| k != "NumMedia");
+    form.extend(
+        [("NumMedia", "1"), ("MediaUrl0", media.as_str()), ("MediaContentType0", "image/jpeg")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    assert_eq!(s.post_signed("/webhooks/twilio/sms", &form, AUTH_TOKEN).await.status(), 200);
+    let conv = eventually("the conversation", || async { s.conversations().await.into_iter().next() }).await;
+    let (id, contact) = (conv["id"].as_str().unwrap().to_owned(), conv["contact_id"].as_str().unwrap().to_owned());
+    let (st, _) = s.reply(&id, "e-1", &reply_words).await;
+    assert_eq!(st, 202);
+    let email = format!("erase.{tag}@example.com");
+    let (st, linked) = s
+        .send_as(
+            "POST",
+            &format!("/contacts/{contact}/identities"),
+            &s.token(),
+            Some(json!({ "kind": "email", "value": email })),
+        )
+        .await;
+    assert_eq!(st, 201, "{linked}");
+    let mail = format!(
+        "From: Rui <{email}>\r\nTo: {to}\r\nSubject: Invoice\r\nMessage-ID: <i1.{tag}@example.com>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\n{mail_words}\r\n\
+         --b1\r\nContent-Type: text/plain; name=notes.txt\r\nContent-Disposition: attachment; filename=notes.txt\r\n\r\n\
+         meter reading {tag}\r\n--b1--\r\n",
+        to = s.email_address
+    );
+    s.email_in(&mail, &s.email_address).await;
+    let msgs = eventually("the reply sent and the mail in the thread", || async {
+        let m = s.messages(&id).await;
+        let sent = m.iter().any(|m| m["direction"] == "outbound" && m["provider_message_id"].is_string());
+        (m.len() == 3 && sent).then_some(m)
+    })
+    .await;
+    assert!(msgs.iter().any(|m| m["attachments"].as_array().is_some_and(|a| !a.is_empty()) && m["channel"] == "email"));
+    let admin = s.token_as("ada", domain::Role::Admin);
+    let (st, _) = s.send_as("POST", &format!("/contacts/{contact}/export"), &admin, None).await;
+    assert_eq!(st, 201);
+    let needles =
+        [customer.trim_start_matches('+').to_owned(), email.clone(), tag.clone(), contact.clone(), id.clone()];
+    let before = table_dump(&s).await;
+    let files_before = bucket_dump(&s).await;
+    assert!(before.iter().any(|it| it.contains(&tag)) && files_before.iter().any(|(_, b)| b.contains(&tag)), "seeded");
+    let ledger_rows = before.iter().filter(|it| it.contains("ledger_entry")).count();
+    assert!(ledger_rows > 0);
+
+    // Agents and supervisors cannot erase; an admin can, and asking again answers the receipt.
+    let (st, _) = s.send_as("DELETE", &format!("/contacts/{contact}"), &s.token(), None).await;
+    assert_eq!(st, 403);
+    let (st, erased) = s.send_as("DELETE", &format!("/contacts/{contact}"), &admin, None).await;
+    assert_eq!((st, erased["status"].as_str()), (200, Some("erased")), "{erased}");
+    let (st, again) = s.send_as("DELETE", &format!("/contacts/{contact}"), &admin, None).await;
+    assert_eq!((st, &again), (200, &erased));
+    let (st, _) = s.send_as("DELETE", &format!("/contacts/{}", domain::ContactId::new()), &admin, None).await;
+    assert_eq!(st, 404);
+
+    // Nothing findable: no item holds their number, address or words; only the receipt and its
+    // audit entry name the (random) contact id; only analytics' dedup markers (ids alone, expiring
+    // after 3 days) name the conversation.
+    let after = table_dump(&s).await;
+    let personal = [customer.trim_start_matches('+').to_owned(), email.clone(), tag.clone()];
+    let leaks: Vec<&String> = after.iter().filter(|it| personal.iter().any(|n| it.contains(n.as_str()))).collect();
+    assert!(leaks.is_empty(), "items still holding the customer's data: {leaks:#?}");
+    let naming: Vec<&String> = after.iter().filter(|it| it.contains(&contact)).collect();
+    assert!(naming.iter().all(|it| it.contains("erasure_receipt") || it.contains("contact_erased")), "{naming:#?}");
+    assert_eq!(naming.len(), 2, "{naming:#?}");
+    let thread: Vec<&String> = after.iter().filter(|it| it.contains(&id) && !it.contains("\"fact\"")).collect();
+    assert!(thread.is_empty(), "items still naming the conversation: {thread:#?}");
+    let files_after = bucket_dump(&s).await;
+    let left: Vec<_> = files_after
+        .iter()
+        .filter(|(k, b)| needles.iter().any(|n| k.contains(n.as_str()) || b.contains(n.as_str())))
+        .collect();
+    assert!(left.is_empty(), "objects still about the contact: {left:?}");
+    assert!(files_after.len() < files_before.len(), "the photo, the raw mail, its file and the export went");
+    // The cost rows stayed, anonymous.
+    let ledger: Vec<&String> = after.iter().filter(|it| it.contains("ledger_entry")).collect();
+    assert_eq!(ledger.len(), ledger_rows);
+    assert!(ledger.iter().all(|it| it.contains("00000000000000000000000000")), "{ledger:#?}");
+    let (st, _) = s.get(&format!("/conversations/{id}")).await;
+    assert_eq!(st, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_with_many_conversations_is_finished_by_the_erasure_loop() {
+    let s = spawn_stack().await;
+    // Twelve conversations over time (more than one request's step erases), stored directly.
+    let now = time::OffsetDateTime::now_utc();
+    let (contact, mut current) = store::contract::seed_conversation(&s.store, &s.workspace, 7, now).await;
+    let contact_id = contact.id;
+    for _ in 0..=app::erase::REQUEST_CONVERSATIONS {
+        let mut done = current.clone();
+        done.status = domain::model::ConversationStatus::Resolved;
+        store::contract::replace_conversation(&s.store, &current, done).await;
+        let at = time::OffsetDateTime::now_utc();
+        let mut next = domain::model::Conversation::start(s.workspace.clone(), &contact, at);
+        let msg = store::contract::inbound_message(&s.workspace, &next, &contact, at);
+        next.record_inbound(msg.route.clone(), at);
+        s.store
+            .commit_inbound(domain::ports::InboundCommit {
+                hint: None,
+                consent: None,
+                cost: None,
+                new_contact: None,
+                conversation: domain::ports::ConversationWrite::Create {
+                    conversation: next.clone(),
+                    replaces: Some(current.id),
+                },
+                message: msg,
+                provider: "twilio".into(),
+                provider_message_id: new_sid(),
+            })
+            .await
+            .unwrap();
+        current = next;
+    }
+    let admin = s.token_as("ada", domain::Role::Admin);
+    let (st, first) = s.send_as("DELETE", &format!("/contacts/{contact_id}"), &admin, None).await;
+    assert_eq!((st, first["status"].as_str()), (202, Some("erasing")), "{first}");
+    // The loop (moto's Step Functions invoking erase-contact through the gateway) finishes it.
+    let receipt = eventually("the erasure loop to write the receipt", || async {
+        s.store.erasure_receipt(&s.workspace, contact_id).await.unwrap()
+    })
+    .await;
+    assert_eq!(receipt.by.as_str(), "ada");
+    assert!(s.store.messages(&s.workspace, current.id, Order::Oldest, 10, None).await.unwrap().items.is_empty());
+    let (st, done) = s.send_as("DELETE", &format!("/contacts/{contact_id}"), &admin, None).await;
+    assert_eq!((st, done["status"].as_str()), (200, Some("erased")), "{done}");
+}
