@@ -180,3 +180,77 @@ async fn a_contact_with_many_conversations_is_finished_by_the_erasure_loop() {
     let (st, done) = s.send_as("DELETE", &format!("/contacts/{contact_id}"), &admin, None).await;
     assert_eq!((st, done["status"].as_str()), (200, Some("erased")), "{done}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_erases_old_resolved_conversations_a_legal_hold_keeps_everything() {
+    let s = spawn_stack().await;
+    let admin = s.token_as("ada", domain::Role::Admin);
+    let now = time::OffsetDateTime::now_utc();
+    // A conversation resolved 40 days ago (with a file) and one still open from then.
+    let (contact, old) =
+        store::contract::seed_conversation(&s.store, &s.workspace, 21, now - time::Duration::days(40)).await;
+    let s3 = aws_sdk_s3::Client::new(&s.aws);
+    let media = &s.stack.provisioned.buckets["MediaBucket"];
+    let key = format!("media/{}/mms/old-photo.jpg", s.workspace);
+    s3.put_object().bucket(media).key(&key).body(b"JFIF".to_vec().into()).send().await.unwrap();
+    let mut msg = s.store.messages(&s.workspace, old.id, Order::Oldest, 1, None).await.unwrap().items[0].clone();
+    msg.attachments.push(domain::model::Attachment {
+        content_type: "image/jpeg".into(),
+        size_bytes: Some(4),
+        url: format!("s3://{media}/{key}"),
+        filename: None,
+    });
+    s.store.complete_message(&msg).await.unwrap();
+    let mut resolved = old.clone();
+    resolved.status = domain::model::ConversationStatus::Resolved;
+    store::contract::replace_conversation(&s.store, &old, resolved).await;
+    let (_, open) =
+        store::contract::seed_conversation(&s.store, &s.workspace, 22, now - time::Duration::days(40)).await;
+
+    // A legal hold first: the run erases nothing, and neither does an erasure request.
+    let held = json!({ "retention_days": 30, "legal_hold": "Smith v. Acme" });
+    let (st, saved) = s.send_as("PUT", "/workspace", &admin, Some(held)).await;
+    assert_eq!(st, 200, "{saved}");
+    let out = s.invoke("retention-run", &json!({})).await;
+    assert_eq!(out["workspaces"][0]["swept"]["held"], true, "{out}");
+    assert!(s.store.conversation(&s.workspace, old.id).await.unwrap().is_some());
+    let (st, refused) = s.send_as("DELETE", &format!("/contacts/{}", contact.id), &admin, None).await;
+    assert_eq!(st, 409, "{refused}");
+
+    // The hold lifted: the old resolved conversation and its file go; open work and the contact stay.
+    let (st, _) = s.send_as("PUT", "/workspace", &admin, Some(json!({ "retention_days": 30 }))).await;
+    assert_eq!(st, 200);
+    let out = s.invoke("retention-run", &json!({})).await;
+    assert_eq!(out["workspaces"][0]["swept"]["conversations"], 1, "{out}");
+    assert!(s.store.conversation(&s.workspace, old.id).await.unwrap().is_none());
+    assert!(s3.head_object().bucket(media).key(&key).send().await.is_err(), "the file went with it");
+    assert!(s.store.conversation(&s.workspace, open.id).await.unwrap().is_some());
+    assert!(s.store.contact(&s.workspace, contact.id).await.unwrap().is_some());
+    assert!(s.store.current_conversation(&s.workspace, &contact).await.unwrap().is_none(), "its slot is free");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_can_drop_mail_that_fails_dmarc() {
+    let s = spawn_stack().await;
+    let admin = s.token_as("ada", domain::Role::Admin);
+    let (st, _) = s.send_as("PUT", "/workspace", &admin, Some(json!({ "unauthenticated_mail": "drop" }))).await;
+    assert_eq!(st, 200);
+    let forged = format!(
+        "From: CEO <ceo@bank.example>\r\nTo: {to}\r\nSubject: Urgent\r\nMessage-ID: <f1@bank.example>\r\n\r\nPay this now.\r\n",
+        to = s.email_address
+    );
+    s.email_in_spoofed(&forged, &s.email_address).await;
+    let real = format!(
+        "From: Rui <rui@example.com>\r\nTo: {to}\r\nSubject: Hello\r\nMessage-ID: <r1@example.com>\r\n\r\nHello there.\r\n",
+        to = s.email_address
+    );
+    s.email_in(&real, &s.email_address).await;
+    let convs = eventually("the authentic mail", || async {
+        let c = s.conversations().await;
+        (!c.is_empty()).then_some(c)
+    })
+    .await;
+    assert_eq!(convs.len(), 1, "only the authentic mail reached the inbox: {convs:?}");
+    let msgs = s.messages(convs[0]["id"].as_str().unwrap()).await;
+    assert_eq!(msgs[0]["text"], "Hello there.");
+}

@@ -2,7 +2,7 @@
 //! `app::erase`, `domain::erasure` for what goes and what stays). Admins only. The first step
 //! runs now: a contact with few conversations answers 200 `{"status": "erased", "receipt"}`; a
 //! larger one answers 202 `{"status": "erasing"}` and a Step Functions loop finishes it (ask
-//! again to see the receipt). Asking again is always safe: an erased contact answers its receipt,
+//! again to see the receipt); 409 while the workspace is under a legal hold. Asking again is always safe: an erased contact answers its receipt,
 //! an erasure in progress continues. 404 for a contact the workspace never had. Audited as
 //! `contact_erased` (the id only).
 
@@ -54,7 +54,8 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     responses(
         (status = 200, description = "Erased: the receipt", body = ErasureStatus),
         (status = 202, description = "Erasing continues in the background; ask again for the receipt", body = ErasureStatus),
-        (status = 404, body = kit::http::ErrorBody)))]
+        (status = 404, body = kit::http::ErrorBody),
+        (status = 409, description = "The workspace is under a legal hold", body = kit::http::ErrorBody)))]
 async fn erase(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(ADMINS)?;
@@ -64,6 +65,9 @@ async fn erase(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     match app::erase::request(&*deps.store, &*deps.files, &*deps.runs, &job, now).await? {
         Requested::NotFound => Err(ApiError::NotFound(format!("no contact {contact}"))),
         Requested::Erased(receipt) => Ok(json(200, &ErasureStatus { status: "erased", receipt: Some(receipt) })),
+        Requested::Held(matter) => Err(ApiError::Conflict(format!(
+            "the workspace is under a legal hold ({matter}): nothing is erased until an admin lifts it (PUT /workspace)"
+        ))),
         Requested::Erasing => {
             tracing::info!(workspace = %who.workspace, by = %who.agent, %contact, "erasure continues in the loop");
             Ok(json(202, &ErasureStatus { status: "erasing", receipt: None }))
@@ -120,5 +124,15 @@ mod tests {
         let audit = store.audit_trail(&ws, None, 5, None).await.unwrap().items;
         assert_eq!(audit.iter().filter(|e| e.action == "contact_erased").count(), 1);
         assert_eq!(handle(&deps, call(Role::Admin, &ContactId::new().to_string())).await.unwrap().status(), 404);
+
+        // Under a legal hold nothing is erased.
+        use domain::ports::WorkspaceStore;
+        let (held, _) = store::contract::seed_conversation(&*store, &ws, 4, time::OffsetDateTime::now_utc()).await;
+        let hold = domain::workspace::Settings { legal_hold: Some("Smith v. Acme".into()), ..Default::default() };
+        store.put_workspace_settings(&ws, &hold).await.unwrap();
+        let res = handle(&deps, call(Role::Admin, &held.id.to_string())).await.unwrap();
+        assert_eq!(res.status(), 409);
+        assert!(kit::apigw::json_of(&res).to_string().contains("Smith v. Acme"));
+        assert!(store.contact(&ws, held.id).await.unwrap().is_some());
     }
 }

@@ -1,9 +1,12 @@
 //! PUT /workspace — an admin saves the workspace's settings, no deploy needed. Body (every field
 //! optional; absent or blank means the stack's default): `{"name": "Acme", "help_text": "Acme
 //! support: reply STOP to opt out.", "voicemail_greeting": "You've reached Acme…",
-//! "max_sms_segments": 4}`. The whole document is replaced (PUT: saving the same body twice is one
+//! "max_sms_segments": 4, "retention_days": 365, "legal_hold": "Smith v. Acme", "unauthenticated_mail":
+//! "drop"}`. The whole document is replaced (PUT: saving the same body twice is one
 //! change); validated (texts up to 1,000 characters, 1-10 segments); audited with the settings
 //! before and after. Containers pick the change up within a minute (they cache settings).
+//! Retention (30-3650 days) is applied by the daily retention run; a legal hold suspends it and
+//! refuses erasure requests.
 
 use kit::auth::ADMINS;
 use kit::http::{json, json_body, respond, ApiError};
@@ -26,6 +29,12 @@ struct Draft {
     voicemail_greeting: Option<String>,
     #[serde(default)]
     max_sms_segments: Option<u32>,
+    #[serde(default)]
+    retention_days: Option<u32>,
+    #[serde(default)]
+    legal_hold: Option<String>,
+    #[serde(default)]
+    unauthenticated_mail: Option<domain::workspace::MailPolicy>,
 }
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
@@ -38,13 +47,18 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
 async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     let who = deps.auth.authenticate(req)?;
     who.require(ADMINS)?;
-    let draft: Draft =
-        json_body(req, r#"{"name"?, "help_text"?, "voicemail_greeting"?, "max_sms_segments"?} (see GET /workspace)"#)?;
+    let draft: Draft = json_body(
+        req,
+        r#"{"name"?, "help_text"?, "voicemail_greeting"?, "max_sms_segments"?, "retention_days"?, "legal_hold"?, "unauthenticated_mail"?} (see GET /workspace)"#,
+    )?;
     let settings = domain::workspace::Settings {
         name: draft.name,
         help_text: draft.help_text,
         voicemail_greeting: draft.voicemail_greeting,
         max_sms_segments: draft.max_sms_segments,
+        retention_days: draft.retention_days,
+        legal_hold: draft.legal_hold,
+        unauthenticated_mail: draft.unauthenticated_mail,
     }
     .validated()
     .map_err(|e| ApiError::Unprocessable(e.to_string()))?;

@@ -37,6 +37,11 @@ pub async fn handle(deps: &Deps, mut job: Job) -> Result<Job, Error> {
     job.done = match app::erase::step(&*deps.store, &*deps.files, &job, app::erase::TASK_CONVERSATIONS, now).await? {
         Some(Progress::Done(_)) => true,
         Some(Progress::More) => false,
+        // A legal hold stops the loop; erasing again after the hold is lifted resumes the work.
+        Some(Progress::Held) => {
+            tracing::warn!(workspace = %job.workspace, contact = %job.contact, "erasure stopped by a legal hold");
+            true
+        }
         // Nothing to erase and no receipt: nothing more will ever come of it.
         None => {
             tracing::warn!(workspace = %job.workspace, contact = %job.contact, "erasure of a contact that is not there");

@@ -24,6 +24,8 @@ use lambda_runtime::Error;
 
 pub struct Deps {
     pub directory: Arc<dyn ChannelDirectory>,
+    /// The workspace's settings, read only for mail that fails authentication (its policy).
+    pub workspaces: Arc<dyn domain::ports::WorkspaceStore>,
     pub queue: Arc<dyn InboundQueue>,
     /// The mail bucket: raw messages (written by SES) and the files taken out of them.
     pub files: Arc<dyn FileStore>,
@@ -37,11 +39,11 @@ impl Deps {
     /// `TABLE_NAME`, `INBOUND_QUEUE_URL`, `MAIL_BUCKET`, optional `MAIL_RAW_PREFIX` (`inbound/`).
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         let bucket = config.required("MAIL_BUCKET")?;
+        let table =
+            Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?));
         Ok(Self {
-            directory: Arc::new(app::cache::CachedDirectory::new(Arc::new(store::DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(aws),
-                config.required("TABLE_NAME")?,
-            )))),
+            directory: Arc::new(app::cache::CachedDirectory::new(table.clone())),
+            workspaces: table,
             queue: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("INBOUND_QUEUE_URL")?)),
             files: Arc::new(providers::s3::S3Files::new(aws_sdk_s3::Client::new(aws), bucket.clone())),
             bucket,
@@ -128,6 +130,13 @@ pub async fn receive(deps: &Deps, record: &SimpleEmailRecord, inv: &meter::Invoc
             return Ok(Outcome::Dropped { reason: "unreadable" });
         }
     };
+    let authentic = authenticated(&ses.receipt);
+    if !authentic && deps.workspaces.workspace_settings(&workspace).await?.drops_unauthenticated_mail() {
+        // The workspace's policy: spoofed-looking mail stays out of the inbox (the raw copy stays
+        // in the mail bucket for an operator, like unreadable mail).
+        tracing::warn!(workspace = %workspace, %ses_id, "mail failed DMARC/SPF/DKIM; dropped by the workspace's policy");
+        return Ok(Outcome::Dropped { reason: "unauthenticated" });
+    }
     let mut attachments = Vec::with_capacity(files.len());
     for (i, f) in files.into_iter().enumerate() {
         let key = objects::email_attachment(&workspace, &ses_id, i, f.filename.as_deref());
@@ -148,7 +157,7 @@ pub async fn receive(deps: &Deps, record: &SimpleEmailRecord, inv: &meter::Invoc
     let usage = inv.usage_so_far() + Usage { ses_messages: 1, sqs_requests_milli: 1000, ..Usage::default() };
     let mut inbound = parsed.into_inbound(workspace.clone(), now, usage);
     inbound.thread = Some(thread).filter(|t| *t != email::EmailThread::default());
-    if !authenticated(&ses.receipt) {
+    if !authentic {
         // Kept for agents to see, but the sender is only claimed: it never threads into the real
         // customer's conversation (its own, flagged, with a merge suggestion).
         tracing::warn!(workspace = %workspace, %ses_id, "mail failed DMARC/SPF/DKIM: the sender is unverified");
@@ -184,7 +193,8 @@ mod tests {
         let files = Arc::new(MemoryFiles::default());
         let q = Arc::new(MemoryQueue::new());
         let deps = Deps {
-            directory: store,
+            directory: store.clone(),
+            workspaces: store,
             queue: q.clone(),
             files: files.clone(),
             bucket: "memory".into(),
@@ -276,5 +286,21 @@ mod tests {
         assert!(!authenticated(&receipt));
         receipt.dkim_verdict.status = Some("PASS".into());
         assert!(authenticated(&receipt));
+
+        // A workspace that drops such mail: nothing reaches the inbox, no file is stored.
+        let drop = domain::workspace::Settings {
+            unauthenticated_mail: Some(domain::workspace::MailPolicy::Drop),
+            ..Default::default()
+        };
+        deps.workspaces.put_workspace_settings(&WorkspaceId::parse("acme").unwrap(), &drop).await.unwrap();
+        let mut spoofed = event();
+        spoofed.records[0].ses.receipt.dmarc_verdict.status = Some("FAIL".into());
+        let out = handle(&deps, spoofed).await.unwrap();
+        assert_eq!(out[0], Outcome::Dropped { reason: "unauthenticated" });
+        assert_eq!(q.sent().len(), 1, "only the earlier one");
+        assert!(
+            matches!(handle(&deps, event()).await.unwrap()[0], Outcome::Enqueued { .. }),
+            "authentic mail still comes in"
+        );
     }
 }

@@ -265,6 +265,7 @@ async fn invoke_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig
         "erase-contact" => invoke!(erase_contact),
         "sla-timer" => invoke!(sla_timer),
         "nps-run" => invoke!(nps_run),
+        "retention-run" => invoke!(retention_run),
         "inbound-email" => invoke!(inbound_email),
         "ses-events" => invoke!(ses_events),
         other => bail!("template.yaml has AWS invoke {other}, which the local gateway does not know"),

@@ -8,7 +8,7 @@ use domain::audit::AuditEntry;
 use domain::erasure::{self, ConversationTrace, Job, Progress, Receipt};
 use domain::model::IdentityKind;
 use domain::ports::{
-    AuditLog, ContactHistory, ConversationReader, Cursor, ErasureStore, FileRemover, HookStore, Order,
+    AuditLog, ContactHistory, ConversationReader, Cursor, ErasureStore, FileRemover, HookStore, Order, WorkspaceStore,
 };
 use domain::timers::ErasureRuns;
 use time::OffsetDateTime;
@@ -16,8 +16,14 @@ use time::OffsetDateTime;
 use crate::Error;
 
 /// What erasing reads and writes.
-pub trait ErasePorts: ConversationReader + ContactHistory + ErasureStore + AuditLog + HookStore {}
-impl<T: ConversationReader + ContactHistory + ErasureStore + AuditLog + HookStore + ?Sized> ErasePorts for T {}
+pub trait ErasePorts:
+    ConversationReader + ContactHistory + ErasureStore + AuditLog + HookStore + WorkspaceStore
+{
+}
+impl<T: ConversationReader + ContactHistory + ErasureStore + AuditLog + HookStore + WorkspaceStore + ?Sized> ErasePorts
+    for T
+{
+}
 
 /// Conversations one step erases: the request's step answers within an API Gateway timeout,
 /// a loop task well within its function's.
@@ -33,6 +39,8 @@ pub enum Requested {
     Erased(Receipt),
     /// Erasing continues in the background.
     Erasing,
+    /// The workspace is under a legal hold (its matter): nothing is erased.
+    Held(String),
 }
 
 /// The admin's request: one step now; if more remains, the loop takes over.
@@ -43,8 +51,12 @@ pub async fn request<S: ErasePorts + ?Sized>(
     job: &Job,
     now: OffsetDateTime,
 ) -> Result<Requested, Error> {
+    if let Some(matter) = store.workspace_settings(&job.workspace).await?.legal_hold {
+        return Ok(Requested::Held(matter));
+    }
     match step(store, files, job, REQUEST_CONVERSATIONS, now).await? {
         None => Ok(Requested::NotFound),
+        Some(Progress::Held) => Ok(Requested::Held("a legal hold".into())),
         Some(Progress::Done(receipt)) => Ok(Requested::Erased(receipt)),
         Some(Progress::More) => {
             runs.start_erasure(job, now)
@@ -68,6 +80,10 @@ pub async fn step<S: ErasePorts + ?Sized>(
         return Ok(Some(Progress::Done(receipt)));
     }
     let Some(contact) = store.contact(ws, id).await? else { return Ok(None) };
+    // A hold placed while a large erasure runs stops it where it is.
+    if store.workspace_settings(ws).await?.legal_hold.is_some() {
+        return Ok(Some(Progress::Held));
+    }
     if contact.erasing.is_none() {
         // Records that name the contact in free form go while its conversations are still known.
         let mut needles = erasure::needles(&contact);
@@ -87,24 +103,10 @@ pub async fn step<S: ErasePorts + ?Sized>(
     }
     let (mut erased, mut cursor) = (0, None::<Cursor>);
     loop {
-        let left = u16::try_from(max_conversations - erased).unwrap_or(u16::MAX).clamp(1, 100);
+        let left = u16::try_from(max_conversations.saturating_sub(erased)).unwrap_or(u16::MAX).clamp(1, 100);
         let page = store.contact_conversations(ws, id, left, cursor.as_ref()).await?;
         for c in &page.items {
-            let mut trace = ConversationTrace::default();
-            let mut messages = None::<Cursor>;
-            loop {
-                let p = store.messages(ws, c.id, Order::Oldest, 100, messages.as_ref()).await?;
-                p.items.iter().for_each(|m| trace.add(m));
-                match p.next {
-                    Some(n) => messages = Some(n),
-                    None => break,
-                }
-            }
-            // Files before the items that name them: a retry still finds them.
-            for url in &trace.files {
-                files.delete_file(url).await?;
-            }
-            store.erase_conversation(ws, id, c.id, &trace).await?;
+            conversation(store, files, ws, id, c.id, true).await?;
             erased += 1;
         }
         match page.next {
@@ -125,6 +127,34 @@ pub async fn step<S: ErasePorts + ?Sized>(
     store.finish_erasure(ws, id, &erasure::contact_months(&contact, now), &receipt, &audit).await?;
     tracing::info!(workspace = %ws, contact = %id, "contact erased");
     Ok(Some(Progress::Done(receipt)))
+}
+
+/// Erases one conversation of `contact` with its files (`forget_contact`: its cost rows stop
+/// naming the contact too, as when the contact itself goes); returns how many messages it had.
+pub async fn conversation<S: ErasePorts + ?Sized>(
+    store: &S,
+    files: &dyn FileRemover,
+    ws: &domain::WorkspaceId,
+    contact: domain::ContactId,
+    id: domain::ConversationId,
+    forget_contact: bool,
+) -> Result<usize, Error> {
+    let mut trace = ConversationTrace::default();
+    let mut cursor = None::<Cursor>;
+    loop {
+        let p = store.messages(ws, id, Order::Oldest, 100, cursor.as_ref()).await?;
+        p.items.iter().for_each(|m| trace.add(m));
+        match p.next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    // Files before the items that name them: a retry still finds them.
+    for url in &trace.files {
+        files.delete_file(url).await?;
+    }
+    store.erase_conversation(ws, contact, id, &trace, forget_contact).await?;
+    Ok(trace.messages.len())
 }
 
 /// Workspace audit entries naming the contact keep who did what and when; their details go.

@@ -11,6 +11,7 @@
 //!   reports it (the sender, Twilio's callback, WhatsApp/Telegram/Meta through the inbound queue).
 //! - [`export`]: everything held about one contact, as an archive behind a short-lived link.
 //! - [`erase`]: a contact and everything about it removed, step by step, leaving a receipt.
+//! - [`retention`]: each workspace's old resolved conversations erased by the daily run.
 //! - [`fanout`]: an event pushed to the agents' (and a web chat visitor's) sockets that should see it.
 //! - [`analytics`]: the events analytics counts, turned into facts and applied to hourly
 //!   aggregates once each.
@@ -35,6 +36,7 @@ pub mod hooks;
 pub mod ingest;
 pub mod nps;
 pub mod reply;
+pub mod retention;
 pub mod send;
 pub mod sla;
 pub mod webhook;

@@ -62,6 +62,8 @@ pub enum Progress {
     Done(Receipt),
     /// More conversations remain: run another step.
     More,
+    /// The workspace is under a legal hold: nothing more is erased until it is lifted.
+    Held,
 }
 
 /// The metadata entry naming the idempotency key a message of ours was queued under
@@ -113,6 +115,21 @@ impl ConversationTrace {
         months.dedup();
         months
     }
+}
+
+/// A ledger row of an erased conversation: it names the erased conversation, and the erased
+/// contact too when the contact goes (retention keeps the contact, so its rows keep it). `false`
+/// when the row already was.
+pub fn anonymise(entry: &mut crate::finance::LedgerEntry, forget_contact: bool) -> bool {
+    let contact_done = !forget_contact || entry.contact_id == ContactId::ERASED;
+    if entry.conversation_id == crate::ids::ConversationId::ERASED && contact_done {
+        return false;
+    }
+    entry.conversation_id = crate::ids::ConversationId::ERASED;
+    if forget_contact {
+        entry.contact_id = ContactId::ERASED;
+    }
+    true
 }
 
 /// Every month a contact can have cost rows in: from its creation through `now`.

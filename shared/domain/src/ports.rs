@@ -155,15 +155,25 @@ pub trait ErasureStore: Send + Sync {
     /// slot and its web chat visitors (profile, sockets), and marks it `erasing` since `at`.
     async fn begin_erasure(&self, contact: &Contact, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Deletes one conversation of `contact`: every item of it (messages, notes, audit trail), its
-    /// place in the waiting queue and its messages' provider-id pointers; its ledger rows and cost
-    /// counters move to the erased ids; the contact's pointer to it goes last.
+    /// place in the waiting queue, its messages' provider-id pointers and idempotency records, the
+    /// contact's current-conversation slot if it still holds it; its ledger rows and cost counters
+    /// move to the erased conversation (and the erased contact when `forget_contact`); the
+    /// contact's pointer to it goes last.
     async fn erase_conversation(
         &self,
         ws: &WorkspaceId,
         contact: ContactId,
         conversation: ConversationId,
         trace: &crate::erasure::ConversationTrace,
+        forget_contact: bool,
     ) -> Result<(), StoreError>;
+    /// Up to `limit` resolved conversations last active before `before`, oldest first (retention).
+    async fn expired_conversations(
+        &self,
+        ws: &WorkspaceId,
+        before: OffsetDateTime,
+        limit: u16,
+    ) -> Result<Vec<Conversation>, StoreError>;
     /// Rewrites a workspace audit entry in place with its details replaced by `{"erased": true}`.
     async fn scrub_audit(&self, entry: &crate::audit::AuditEntry) -> Result<(), StoreError>;
     /// Deletes one entry of an endpoint's webhook delivery log.
@@ -194,11 +204,14 @@ pub trait FileRemover: Send + Sync {
 #[async_trait]
 pub trait WorkspaceStore: Send + Sync {
     async fn workspace_settings(&self, ws: &WorkspaceId) -> Result<crate::workspace::Settings, StoreError>;
+    /// Saves the settings; a workspace with a retention period is listed for the daily run.
     async fn put_workspace_settings(
         &self,
         ws: &WorkspaceId,
         settings: &crate::workspace::Settings,
     ) -> Result<(), StoreError>;
+    /// The workspaces with a retention period (the daily retention run's list).
+    async fn retention_workspaces(&self) -> Result<Vec<WorkspaceId>, StoreError>;
 }
 
 /// Fixed-window rate limits: counts uses of a key per window, atomically.

@@ -38,7 +38,32 @@ pub struct Settings {
     /// The most segments an agent's SMS reply may take (1-10); longer replies are refused with 422.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_sms_segments: Option<u32>,
+    /// Resolved conversations untouched for this many days (30-3650) are erased with everything in
+    /// them — messages, notes, attachments, raw mail — by the daily retention run; their cost
+    /// rows stay, naming no conversation. Absent: kept until erased by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    /// A legal hold (its matter, e.g. "Smith v. Acme"): while set nothing is erased — not by
+    /// retention, not by an erasure request (409), as GDPR Art. 17(3)(e) allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_hold: Option<String>,
+    /// Mail that fails DMARC (or SPF and DKIM): `flag` (default) keeps it as its own flagged
+    /// conversation that never threads into the real customer's; `drop` keeps it out of the inbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unauthenticated_mail: Option<MailPolicy>,
 }
+
+/// What becomes of mail SES could not authenticate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MailPolicy {
+    Flag,
+    Drop,
+}
+
+/// The shortest and longest retention a workspace may set.
+pub const MIN_RETENTION_DAYS: u32 = 30;
+pub const MAX_RETENTION_DAYS: u32 = 3650;
 
 impl Settings {
     /// Trims the texts (an empty one means "the default") and checks the bounds.
@@ -61,12 +86,37 @@ impl Settings {
                 });
             }
         }
+        if let Some(d) = self.retention_days {
+            if !(MIN_RETENTION_DAYS..=MAX_RETENTION_DAYS).contains(&d) {
+                return Err(ParseError::Invalid {
+                    kind: "retention_days",
+                    reason: format!("expected {MIN_RETENTION_DAYS} to {MAX_RETENTION_DAYS} days"),
+                });
+            }
+        }
         Ok(Settings {
             name: text("name", self.name, MAX_NAME_CHARS)?,
             help_text: text("help_text", self.help_text, MAX_TEXT_CHARS)?,
             voicemail_greeting: text("voicemail_greeting", self.voicemail_greeting, MAX_TEXT_CHARS)?,
             max_sms_segments: self.max_sms_segments,
+            retention_days: self.retention_days,
+            legal_hold: text("legal_hold", self.legal_hold, MAX_NAME_CHARS * 2)?,
+            unauthenticated_mail: self.unauthenticated_mail,
         })
+    }
+
+    /// Resolved conversations last active before this are due for erasure; `None` when the
+    /// workspace keeps everything (no retention, or a legal hold).
+    pub fn retention_cutoff(&self, now: time::OffsetDateTime) -> Option<time::OffsetDateTime> {
+        if self.legal_hold.is_some() {
+            return None;
+        }
+        self.retention_days.map(|d| now - time::Duration::days(i64::from(d)))
+    }
+
+    /// Whether mail failing authentication stays out of the inbox.
+    pub fn drops_unauthenticated_mail(&self) -> bool {
+        self.unauthenticated_mail == Some(MailPolicy::Drop)
     }
 }
 
@@ -137,6 +187,9 @@ mod tests {
             help_text: Some("   ".into()),
             voicemail_greeting: Some("Hello.".into()),
             max_sms_segments: Some(3),
+            retention_days: Some(90),
+            legal_hold: Some("  ".into()),
+            unauthenticated_mail: Some(MailPolicy::Drop),
         }
         .validated()
         .unwrap();
@@ -146,6 +199,21 @@ mod tests {
         assert!(Settings { max_sms_segments: Some(11), ..Default::default() }.validated().is_err());
         assert!(Settings { help_text: Some("x".repeat(1001)), ..Default::default() }.validated().is_err());
         assert!(Settings { name: Some("a\u{7}b".into()), ..Default::default() }.validated().is_err());
+        assert_eq!(s.legal_hold, None, "a blank hold is no hold");
+        assert!(s.drops_unauthenticated_mail());
+        for days in [0, 29, 3651] {
+            assert!(Settings { retention_days: Some(days), ..Default::default() }.validated().is_err(), "{days}");
+        }
+    }
+
+    #[test]
+    fn a_legal_hold_suspends_retention() {
+        let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let mut s = Settings { retention_days: Some(30), ..Default::default() };
+        assert_eq!(s.retention_cutoff(now), Some(now - time::Duration::days(30)));
+        s.legal_hold = Some("Smith v. Acme".into());
+        assert_eq!(s.retention_cutoff(now), None);
+        assert_eq!(Settings::default().retention_cutoff(now), None);
     }
 
     #[test]

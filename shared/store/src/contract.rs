@@ -789,9 +789,17 @@ pub async fn workspace_settings_default_until_saved<S: Store>(s: &S) {
         help_text: Some("Acme support: reply STOP to opt out.".into()),
         voicemail_greeting: None,
         max_sms_segments: Some(3),
+        retention_days: Some(365),
+        legal_hold: None,
+        unauthenticated_mail: Some(domain::workspace::MailPolicy::Drop),
     };
     s.put_workspace_settings(&ws, &saved).await.unwrap();
     assert_eq!(s.workspace_settings(&ws).await.unwrap(), saved);
+    assert!(s.retention_workspaces().await.unwrap().contains(&ws), "listed for the retention run");
+    let kept = domain::workspace::Settings { retention_days: None, ..saved.clone() };
+    s.put_workspace_settings(&ws, &kept).await.unwrap();
+    assert!(!s.retention_workspaces().await.unwrap().contains(&ws));
+    s.put_workspace_settings(&ws, &saved).await.unwrap();
     assert_eq!(s.workspace_settings(&workspace("settings-other")).await.unwrap(), Default::default());
 }
 
@@ -1977,7 +1985,7 @@ pub async fn an_erased_contact_leaves_a_receipt_and_anonymous_costs<S: Store>(s:
     let mut trace = ConversationTrace::default();
     mine.iter().for_each(|m| trace.add(m));
     for _ in 0..2 {
-        s.erase_conversation(&ws, contact.id, conv.id, &trace).await.unwrap();
+        s.erase_conversation(&ws, contact.id, conv.id, &trace, true).await.unwrap();
     }
     assert!(s.conversation(&ws, conv.id).await.unwrap().is_none());
     assert!(s.messages(&ws, conv.id, Order::Oldest, 10, None).await.unwrap().items.is_empty());

@@ -486,7 +486,18 @@ impl domain::ports::WorkspaceStore for DynamoStore {
         ws: &WorkspaceId,
         settings: &domain::workspace::Settings,
     ) -> Result<(), StoreError> {
-        self.put_plain(item(&keys::workspace_settings(ws), "workspace_settings", settings)?).await
+        self.put_plain(item(&keys::workspace_settings(ws), "workspace_settings", settings)?).await?;
+        let listed = keys::retention_registered(ws);
+        if settings.retention_days.is_some() {
+            self.put_plain(item(&listed, "retention_workspace", &NpsListing { workspace: ws.clone() })?).await
+        } else {
+            self.delete_plain(&listed).await
+        }
+    }
+
+    async fn retention_workspaces(&self) -> Result<Vec<WorkspaceId>, StoreError> {
+        let items = self.query_all(keys::RETENTION_REGISTRY, "").await?;
+        items.into_iter().map(|it| decode::<NpsListing>("retention listing", it).map(|l| l.workspace)).collect()
     }
 }
 

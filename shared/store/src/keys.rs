@@ -38,6 +38,7 @@
 //! | analytics aggregate  | `WS#<ws>#STATS#<kind>`               | `<yyyy-mm-ddThh>#<value>` |
 //! | analytics fact marker | `WS#<ws>#FACT#<fact id>`            | `FACT` (TTL 3 days) |
 //! | erasure receipt      | `WS#<ws>#ERASED`                     | `<contact>`        |
+//! | workspace with retention | `RETENTION#WORKSPACES`           | `<ws>`             |
 //!
 //! | cost counter         | `WS#<ws>#COST#<yyyy-mm>`             | see [`cost_counter`] |
 //! | ledger entry         | `WS#<ws>#LEDGER#<yyyy-mm-dd>`        | `<message>#<kind>` |
@@ -322,6 +323,13 @@ pub fn ledger_partition(w: &WorkspaceId, day: time::Date) -> String {
 /// The sort-key prefix of every ledger row of one message (one per entry kind).
 pub fn ledger_message_prefix(message: MessageId) -> String {
     format!("{message}#")
+}
+
+pub const RETENTION_REGISTRY: &str = "RETENTION#WORKSPACES";
+
+/// A workspace's listing for the daily retention run.
+pub fn retention_registered(w: &WorkspaceId) -> Key {
+    Key { pk: RETENTION_REGISTRY.to_owned(), sk: w.to_string() }
 }
 
 /// The receipt an erasure leaves (`domain::erasure::Receipt`).

@@ -66,6 +66,7 @@ struct State {
     nps_workspaces: std::collections::BTreeSet<WorkspaceId>,
     fact_markers: HashSet<Key>,
     erasure_receipts: HashMap<Key, domain::erasure::Receipt>,
+    retention_workspaces: std::collections::BTreeSet<WorkspaceId>,
 }
 
 #[derive(Default)]
@@ -230,8 +231,18 @@ impl domain::ports::WorkspaceStore for MemoryStore {
         ws: &WorkspaceId,
         settings: &domain::workspace::Settings,
     ) -> Result<(), StoreError> {
-        self.with(|s| s.settings.insert(keys::workspace_settings(ws), settings.clone()));
+        self.with(|s| {
+            s.settings.insert(keys::workspace_settings(ws), settings.clone());
+            if settings.retention_days.is_some() {
+                s.retention_workspaces.insert(ws.clone());
+            } else {
+                s.retention_workspaces.remove(ws);
+            }
+        });
         Ok(())
+    }
+    async fn retention_workspaces(&self) -> Result<Vec<WorkspaceId>, StoreError> {
+        Ok(self.with(|s| s.retention_workspaces.iter().cloned().collect()))
     }
 }
 
@@ -1540,14 +1551,14 @@ impl ErasureStore for MemoryStore {
         contact: ContactId,
         conversation: ConversationId,
         trace: &domain::erasure::ConversationTrace,
+        forget_contact: bool,
     ) -> Result<(), StoreError> {
         self.with(|s| {
             for (message, at) in &trace.messages {
                 let pk = keys::ledger_partition(ws, at.to_offset(time::UtcOffset::UTC).date());
                 let prefix = keys::ledger_message_prefix(*message);
                 for (_, e) in s.ledger.iter_mut().filter(|(k, _)| k.pk == pk && k.sk.starts_with(&prefix)) {
-                    e.contact_id = ContactId::ERASED;
-                    e.conversation_id = ConversationId::ERASED;
+                    domain::erasure::anonymise(e, forget_contact);
                 }
             }
             for month in trace.months() {
@@ -1565,6 +1576,10 @@ impl ErasureStore for MemoryStore {
                 s.idempotency.remove(&keys::idempotency(ws, agent, key));
             }
             s.waiting.remove(&keys::waiting(ws, conversation));
+            let slot = keys::current_conversation(ws, contact);
+            if s.current.get(&slot) == Some(&conversation) {
+                s.current.remove(&slot);
+            }
             let partition = conversation_partition(ws, conversation);
             s.messages.remove(&partition);
             s.notes.retain(|k, _| k.pk != partition);
@@ -1573,6 +1588,28 @@ impl ErasureStore for MemoryStore {
             s.contact_conversations.remove(&keys::contact_conversation(ws, contact, conversation));
         });
         Ok(())
+    }
+
+    async fn expired_conversations(
+        &self,
+        ws: &WorkspaceId,
+        before: OffsetDateTime,
+        limit: u16,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let mut due: Vec<Conversation> = self.with(|s| {
+            s.conversations
+                .values()
+                .filter(|c| {
+                    &c.workspace == ws
+                        && c.status == domain::model::ConversationStatus::Resolved
+                        && c.last_activity_at < before
+                })
+                .cloned()
+                .collect()
+        });
+        due.sort_by_key(|c| (c.last_activity_at, c.id));
+        due.truncate(usize::from(limit));
+        Ok(due)
     }
 
     async fn scrub_audit(&self, entry: &domain::audit::AuditEntry) -> Result<(), StoreError> {

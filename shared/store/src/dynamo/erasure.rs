@@ -40,7 +40,7 @@ impl ErasureStore for DynamoStore {
             .set_key(Some(key_map(&keys::contact(ws, c.id))))
             .update_expression("SET erasing = if_not_exists(erasing, :at)")
             .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":at", s(rfc3339(at)))
+            .expression_attribute_values(":at", s(rfc3339(at)?))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
@@ -54,19 +54,31 @@ impl ErasureStore for DynamoStore {
         contact: ContactId,
         conversation: ConversationId,
         trace: &ConversationTrace,
+        forget_contact: bool,
     ) -> Result<(), StoreError> {
-        // Cost rows first: they are found through the messages, which go next.
+        // First the contact's slot, while it still holds this conversation (a newer one stays): a
+        // message arriving from here on starts a new conversation instead of joining this one.
+        let res = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(&keys::current_conversation(ws, contact))))
+            .condition_expression("conversation_id = :c")
+            .expression_attribute_values(":c", s(conversation.to_string()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        conditional(res, |o| o.consumed_capacity())?;
+        // Cost rows next: they are found through the messages, which go after.
         for (message, at) in &trace.messages {
             let day = at.to_offset(time::UtcOffset::UTC).date();
             let pk = keys::ledger_partition(ws, day);
             for it in self.query_all(&pk, &keys::ledger_message_prefix(*message)).await? {
                 let k = item_key(&it)?;
                 let mut entry: LedgerEntry = decode("ledger entry", it)?;
-                if entry.contact_id == ContactId::ERASED && entry.conversation_id == ConversationId::ERASED {
+                if !domain::erasure::anonymise(&mut entry, forget_contact) {
                     continue;
                 }
-                entry.contact_id = ContactId::ERASED;
-                entry.conversation_id = ConversationId::ERASED;
                 self.put_plain(item(&k, "ledger_entry", &entry)?).await?;
             }
         }
@@ -90,6 +102,34 @@ impl ErasureStore for DynamoStore {
             self.delete_plain(&item_key(&it)?).await?;
         }
         self.delete_plain(&keys::contact_conversation(ws, contact, conversation)).await
+    }
+
+    async fn expired_conversations(
+        &self,
+        ws: &WorkspaceId,
+        before: OffsetDateTime,
+        limit: u16,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let partition = keys::status_partition(ws, domain::model::ConversationStatus::Resolved);
+        let (items, _) = self
+            .query_page(QuerySpec {
+                index: Some(keys::INDEX_BY_STATUS),
+                key_condition: "#pk = :pk AND #sk < :cut",
+                values: HashMap::from([
+                    (":pk".to_owned(), s(&partition)),
+                    (":cut".to_owned(), s(keys::activity_sort(before, ConversationId::ERASED))),
+                ]),
+                names: HashMap::from([
+                    ("#pk".to_owned(), keys::GSI1PK.to_owned()),
+                    ("#sk".to_owned(), keys::GSI1SK.to_owned()),
+                ]),
+                forward: true,
+                limit: Some(limit),
+                start: None,
+                consistent: false,
+            })
+            .await?;
+        items.into_iter().map(|it| decode("conversation", it)).collect()
     }
 
     async fn scrub_audit(&self, entry: &domain::audit::AuditEntry) -> Result<(), StoreError> {
@@ -230,8 +270,4 @@ fn item_key(it: &Item) -> Result<Key, StoreError> {
         it.get(name).and_then(|v| v.as_s().ok()).cloned().ok_or_else(|| corrupt("item key", format!("no {name}")))
     };
     Ok(Key { pk: get(keys::PK)?, sk: get(keys::SK)? })
-}
-
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
