@@ -9,7 +9,7 @@ use app::delivery;
 use domain::channels::twilio;
 use domain::finance::service::RateCardCache;
 use domain::ports::{NotificationQueue, OutboundQueue};
-use domain::{ConversationId, MessageId, ParseError, WorkspaceId};
+use domain::{Channel, ConversationId, MessageId, ParseError, WorkspaceId};
 use kit::http::{query_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
 use store::Store;
@@ -81,7 +81,9 @@ async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
     let status = callback.event.status;
     // The same delivery use case as every other provider's status. A failed announcement answers
     // 503: Twilio retries the callback, which finds the status stored and announces it then.
-    let applied = delivery::advance(&*deps.store, &*deps.notifications, &ws, conv, msg, &callback.event).await?;
+    // Twilio's status callbacks are for SMS and MMS (voice has none).
+    let applied =
+        delivery::advance(&*deps.store, &*deps.notifications, &ws, (conv, msg), Channel::Sms, &callback.event).await?;
     tracing::info!(workspace = %ws, message = %msg, message_sid = %callback.message_sid, status = status.as_str(), applied,
         "delivery status callback");
     if delivery::is_final(status) {

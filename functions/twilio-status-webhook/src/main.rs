@@ -6,5 +6,5 @@ async fn main() -> Result<(), Error> {
     let config = kit::Config::from_env();
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let deps = twilio_status_webhook::Deps::from_config(&config, &aws).await?;
-    run(service_fn(|req| twilio_status_webhook::handle(&deps, req))).await
+    run(service_fn(|req| kit::telemetry::flushed(twilio_status_webhook::handle(&deps, req)))).await
 }

@@ -671,5 +671,26 @@ mod tests {
                 assert_ne!(st["Resource"].as_str(), Some("*"), "SES sending on every resource: {actions}");
             }
         }
+        // Functions write delivery metrics in the namespace the dashboard charts, under the names
+        // the code records; every queue's age and every dead-letter queue are on it.
+        let namespace = doc["Globals"]["Function"]["Environment"]["Variables"]["METRICS_NAMESPACE"].clone();
+        let namespace = tagged(&namespace, "!Sub").and_then(Value::as_str).expect("functions have a metrics namespace");
+        let dashboard = of_type("AWS::CloudWatch::Dashboard");
+        assert_eq!(dashboard.len(), 1, "one operations dashboard");
+        let body = tagged(&dashboard[0].1["Properties"]["DashboardBody"], "!Sub").and_then(Value::as_str).unwrap();
+        let widgets: serde_json::Value = serde_json::from_str(body).expect("the dashboard body is JSON");
+        let text = widgets.to_string();
+        for metric in [app::delivery::METRIC_SENT, app::delivery::METRIC_DELIVERED, app::delivery::METRIC_FAILED] {
+            assert!(text.contains(&format!("{{{namespace},{}}}", app::delivery::METRIC_CHANNEL)), "namespace");
+            assert!(text.contains(&format!("MetricName=\\\"{metric}\\\"")), "{metric} is not charted");
+        }
+        for (queue, _) in of_type("AWS::SQS::Queue") {
+            assert!(text.contains(&format!("${{{queue}.QueueName}}")), "{queue} is not on the dashboard");
+        }
+        // Both WebSocket stages write access logs when the deployment opts in.
+        for (id, stage) in of_type("AWS::ApiGatewayV2::Stage") {
+            let logs = &stage["Properties"]["AccessLogSettings"];
+            assert!(tagged(logs, "!If").is_some() || logs.is_mapping(), "{id} has no access logs");
+        }
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use domain::events::{Notification, OutboundJob, ReadUpTo, StatusUpdate};
 use domain::finance::service::RateCardCache;
 use domain::finance::{follow_up_entry, pricing, EntryKind, Totals};
-use domain::model::{DeliveryEvent, DeliveryStatus, Direction};
+use domain::model::{Channel, DeliveryEvent, DeliveryStatus, Direction};
 use domain::ports::{
     ConversationReader, CostLedger, DeliveryStore, InboundStore, NotificationQueue, Order, OutboundQueue,
     RateCardStore, StoreError,
@@ -25,17 +25,21 @@ use crate::Error;
 pub trait DeliveryPorts: DeliveryStore + ConversationReader {}
 impl<T: DeliveryStore + ConversationReader + ?Sized> DeliveryPorts for T {}
 
-/// Moves message `id`'s status forward with `event` and announces it by the policy above.
-/// Returns whether the status moved.
+/// Moves message `id`'s status forward with `event` and announces it by the policy above; a move
+/// to an outcome counts in the channel's delivery metrics ([`record_outcome`]). Returns whether
+/// the status moved.
 pub async fn advance<S: DeliveryPorts + ?Sized>(
     store: &S,
     notifications: &dyn NotificationQueue,
     ws: &WorkspaceId,
-    conversation_id: ConversationId,
-    message_id: MessageId,
+    (conversation_id, message_id): (ConversationId, MessageId),
+    channel: Channel,
     event: &DeliveryEvent,
 ) -> Result<bool, Error> {
     let applied = store.advance_status(ws, conversation_id, message_id, event).await?;
+    if applied {
+        record_outcome(channel, event.status);
+    }
     let announce =
         applied || store.message(ws, conversation_id, message_id).await?.is_some_and(|m| m.status == event.status);
     if announce {
@@ -48,6 +52,26 @@ pub async fn advance<S: DeliveryPorts + ?Sized>(
         notifications.publish(&note).await?;
     }
     Ok(applied)
+}
+
+/// The delivery metrics, per channel (dimension [`METRIC_CHANNEL`]): messages the provider took,
+/// confirmed delivered, and failed (rejected, undeliverable, bounced). CloudWatch receives them in
+/// the embedded metric format (`kit::telemetry`); the operations dashboard charts them and the
+/// failure rate `failed / (delivered + failed)`.
+pub const METRIC_SENT: &str = "Sent";
+pub const METRIC_DELIVERED: &str = "Delivered";
+pub const METRIC_FAILED: &str = "DeliveryFailed";
+pub const METRIC_CHANNEL: &str = "Channel";
+
+/// Counts a status that moved in its channel's metric, if it is one the metrics follow.
+pub fn record_outcome(channel: Channel, status: DeliveryStatus) {
+    let name = match status {
+        DeliveryStatus::Sent => METRIC_SENT,
+        DeliveryStatus::Delivered => METRIC_DELIVERED,
+        DeliveryStatus::Failed | DeliveryStatus::Undelivered => METRIC_FAILED,
+        _ => return,
+    };
+    metrics::counter!(name, METRIC_CHANNEL => channel.as_str()).increment(1);
 }
 
 /// Pauses before each look-up of the message a provider's status is about: the provider can report
@@ -82,7 +106,7 @@ pub async fn apply_provider_status<S: StatusPorts + ?Sized>(
             status = s.event.status.as_str(), "status for a message Switchboard did not send; dropped");
         return Ok(false);
     };
-    let applied = advance(store, notifications, ws, conversation_id, message_id, &s.event).await?;
+    let applied = advance(store, notifications, ws, (conversation_id, message_id), s.channel, &s.event).await?;
     tracing::info!(workspace = %ws, message = %message_id, status = s.event.status.as_str(), applied, "delivery status");
     Ok(applied)
 }
@@ -107,7 +131,7 @@ pub async fn apply_read<S: StatusPorts + ?Sized>(
             && m.created_at <= r.up_to
             && matches!(m.status, DeliveryStatus::Sent | DeliveryStatus::Delivered)
     }) {
-        applied |= advance(store, notifications, ws, conversation.id, m.id, &event).await?;
+        applied |= advance(store, notifications, ws, (conversation.id, m.id), m.channel, &event).await?;
     }
     tracing::info!(workspace = %ws, conversation = %conversation.id, applied, "read watermark");
     Ok(applied)
@@ -181,16 +205,16 @@ mod tests {
         let (conv, out) = seed_queued_reply(&store, &ws, "+14155552671", None, None).await;
         let at = OffsetDateTime::now_utc();
         let delivered = DeliveryEvent::new(DeliveryStatus::Delivered, at);
-        assert!(advance(&store, &q, &ws, conv.id, out.id, &delivered).await.unwrap());
+        assert!(advance(&store, &q, &ws, (conv.id, out.id), Channel::Sms, &delivered).await.unwrap());
         assert_eq!(changes(&q), ["delivered"]);
         // A late `sent` moves nothing and tells nobody.
         let sent = DeliveryEvent::new(DeliveryStatus::Sent, at);
-        assert!(!advance(&store, &q, &ws, conv.id, out.id, &sent).await.unwrap());
+        assert!(!advance(&store, &q, &ws, (conv.id, out.id), Channel::Sms, &sent).await.unwrap());
         assert_eq!(changes(&q), ["delivered"]);
         // The same `delivered` again (a redelivery after a crash before the publish) is announced
         // again; the queue's dedup id drops the copy (the memory queue keeps both to show it).
         let q2 = MemoryQueue::new();
-        assert!(!advance(&store, &q2, &ws, conv.id, out.id, &delivered).await.unwrap());
+        assert!(!advance(&store, &q2, &ws, (conv.id, out.id), Channel::Sms, &delivered).await.unwrap());
         assert_eq!(changes(&q2), ["delivered"]);
     }
 
@@ -202,11 +226,11 @@ mod tests {
         let (conv, out) = seed_queued_reply(&store, &ws, "+14155552671", None, None).await;
         let failed = DeliveryEvent::failed("30003", "Unreachable destination handset", OffsetDateTime::now_utc());
         q.fail(true);
-        let err = advance(&store, &q, &ws, conv.id, out.id, &failed).await.unwrap_err();
+        let err = advance(&store, &q, &ws, (conv.id, out.id), Channel::Sms, &failed).await.unwrap_err();
         assert!(err.is_retryable());
         q.fail(false);
         // The retry finds the status stored and announces it.
-        assert!(!advance(&store, &q, &ws, conv.id, out.id, &failed).await.unwrap());
+        assert!(!advance(&store, &q, &ws, (conv.id, out.id), Channel::Sms, &failed).await.unwrap());
         assert_eq!(changes(&q), ["failed"]);
         let m = store.message(&ws, conv.id, out.id).await.unwrap().unwrap();
         assert_eq!(m.last_error().and_then(|e| e.error_code.as_deref()), Some("30003"));

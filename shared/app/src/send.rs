@@ -146,9 +146,10 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
                 tracing::info!(message = %msg, "already sent; redelivery ignored");
                 Ok(())
             }
-            Claim::InFlight(_) => {
+            Claim::InFlight(m) => {
                 self.fail(
                     job,
+                    m.channel,
                     "outcome_unknown",
                     "an earlier send attempt was interrupted before the provider answered; not resent to avoid a duplicate",
                 )
@@ -168,34 +169,34 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
             domain::consent::identity_for(m.channel, &m.route.contact_address).filter(|_| !help_answer)
         {
             if let Some(why) = self.store.consent(&job.workspace, &identity).await?.and_then(|r| r.refusal()) {
-                return self.fail(job, "opted_out", &why).await;
+                return self.fail(job, m.channel, "opted_out", &why).await;
             }
         }
         if m.channel == Channel::Webchat {
             let Some(pusher) = self.visitors else {
-                return self.fail(job, "channel_not_configured", &not_configured()).await;
+                return self.fail(job, m.channel, "channel_not_configured", &not_configured()).await;
             };
             return self.push_to_visitor(pusher, job, m).await;
         }
         let way = if m.channel == Channel::Email {
             let Some(out) = self.email else {
-                return self.fail(job, "channel_not_configured", &not_configured()).await;
+                return self.fail(job, m.channel, "channel_not_configured", &not_configured()).await;
             };
             match self.render_email(out, m).await? {
                 Ok(raw) => {
                     Way::Email { out, from: m.route.our_address.clone(), to: m.route.contact_address.clone(), raw }
                 }
-                Err(e) => return self.fail(job, e.code, &e.message).await,
+                Err(e) => return self.fail(job, m.channel, e.code, &e.message).await,
             }
         } else {
             let adapter = match self.providers.adapter(m.channel, &m.route.our_address).await {
                 Ok(Some(adapter)) => adapter,
-                Ok(None) => return self.fail(job, "channel_not_configured", &not_configured()).await,
+                Ok(None) => return self.fail(job, m.channel, "channel_not_configured", &not_configured()).await,
                 Err(e) => return Err(Error::Unavailable(e.to_string())),
             };
             let linked = match self.linked(m).await? {
                 Ok(linked) => linked,
-                Err(why) => return self.fail(job, "file_unavailable", &why).await,
+                Err(why) => return self.fail(job, m.channel, "file_unavailable", &why).await,
             };
             match adapter.render(&linked) {
                 Ok(request) => Way::Http {
@@ -205,7 +206,7 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
                     adapter: adapter.clone(),
                     request,
                 },
-                Err(e) => return self.fail(job, e.code, &e.message).await,
+                Err(e) => return self.fail(job, m.channel, e.code, &e.message).await,
             }
         };
         let mut last_error = String::new();
@@ -223,26 +224,26 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
                 Ok(SendOutcome::Accepted { provider_message_id }) => {
                     self.record_sent(job, m, way.provider(), &provider_message_id).await?;
                     if let Some(status) = way.accepted_status() {
-                        self.advance(job, &DeliveryEvent::new(status, (self.clock)())).await?;
+                        self.advance(job, m.channel, &DeliveryEvent::new(status, (self.clock)())).await?;
                     }
                     tracing::info!(workspace = %job.workspace, message = %job.message_id, provider = way.provider(),
                         %provider_message_id, attempt, "reply accepted by the provider");
                     return Ok(());
                 }
-                Ok(SendOutcome::Rejected { code, message }) => return self.fail(job, &code, &message).await,
+                Ok(SendOutcome::Rejected { code, message }) => return self.fail(job, m.channel, &code, &message).await,
                 Ok(SendOutcome::Retryable { http_status, detail }) => {
                     last_error = format!("HTTP {http_status}: {detail}")
                 }
                 Err(TransportError::NotSent(e)) => last_error = format!("not sent: {e}"),
                 Err(TransportError::Ambiguous(e)) => {
                     let why = format!("no answer from {} ({e}); not resent to avoid a duplicate", way.provider());
-                    return self.fail(job, "outcome_unknown", &why).await;
+                    return self.fail(job, m.channel, "outcome_unknown", &why).await;
                 }
             }
             tracing::warn!(message = %job.message_id, attempt, error = %last_error, "transient send failure");
         }
         if receive_count >= self.retry.max_receives {
-            return self.fail(job, "retries_exhausted", &last_error).await;
+            return self.fail(job, m.channel, "retries_exhausted", &last_error).await;
         }
         self.store.release_claim(&job.workspace, job.conversation_id, job.message_id).await?;
         Err(Error::Unavailable(last_error))
@@ -373,10 +374,10 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
     ) -> Result<(), Error> {
         let Ok(visitor) = VisitorId::parse(&m.route.contact_address) else {
             let why = format!("{} is not a web chat visitor", m.route.contact_address);
-            return self.fail(job, "invalid_recipient", &why).await;
+            return self.fail(job, m.channel, "invalid_recipient", &why).await;
         };
         let Some(mut view) = webchat::view(m, &visitor) else {
-            return self.fail(job, "invalid_recipient", "the message is not for this visitor").await;
+            return self.fail(job, m.channel, "invalid_recipient", "the message is not for this visitor").await;
         };
         view.status = DeliveryStatus::Delivered;
         // An agent's files: a link the widget can open (valid an hour, as for providers).
@@ -390,7 +391,7 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
         self.record_sent(job, m, webchat::PROVIDER, &m.id.to_string()).await?;
         let status = if on_screen > 0 { DeliveryStatus::Delivered } else { DeliveryStatus::Sent };
         // Advanced first: a redelivery after this point finds the message settled and never emails twice.
-        let moved = self.advance(job, &DeliveryEvent::new(status, (self.clock)())).await?;
+        let moved = self.advance(job, m.channel, &DeliveryEvent::new(status, (self.clock)())).await?;
         let emailed = on_screen == 0 && moved && self.email_copy_to_visitor(m, &visitor).await;
         tracing::info!(workspace = %job.workspace, message = %job.message_id, sockets = on_screen, emailed,
             "web chat reply pushed");
@@ -525,16 +526,16 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
     }
 
     /// Marks the message failed (if nothing later already settled it) and tells agents.
-    async fn fail(&self, job: &OutboundJob, code: &str, message: &str) -> Result<(), Error> {
-        if self.advance(job, &DeliveryEvent::failed(code, message, (self.clock)())).await? {
+    async fn fail(&self, job: &OutboundJob, channel: Channel, code: &str, message: &str) -> Result<(), Error> {
+        if self.advance(job, channel, &DeliveryEvent::failed(code, message, (self.clock)())).await? {
             tracing::warn!(workspace = %job.workspace, message = %job.message_id, code, "reply failed");
         }
         Ok(())
     }
 
     /// Moves the message's status forward by the one delivery use case; whether it moved.
-    async fn advance(&self, job: &OutboundJob, event: &DeliveryEvent) -> Result<bool, Error> {
+    async fn advance(&self, job: &OutboundJob, channel: Channel, event: &DeliveryEvent) -> Result<bool, Error> {
         let (ws, conv, msg) = (&job.workspace, job.conversation_id, job.message_id);
-        delivery::advance(self.store, self.notifications, ws, conv, msg, event).await
+        delivery::advance(self.store, self.notifications, ws, (conv, msg), channel, event).await
     }
 }
