@@ -825,7 +825,10 @@ async fn web_chat_round_trip_with_typing_receipts_files_and_the_away_message() {
         (m["status"] == "sent").then_some(m)
     })
     .await;
-    let copy = eventually("the email copy", || async { s.emails_sent_to(&email).await.into_iter().next() }).await;
+    let copy = eventually("the email copy", || async {
+        s.emails_sent_to(&email).await.into_iter().find(|m| m.contains("Tracking: 1Z999"))
+    })
+    .await;
     assert!(copy.contains("Tracking: 1Z999") && copy.contains("Reply-To:"), "{copy}");
     let mut widget = connect_visitor(&visitors, &s.webchat_key, &token).await.expect("the visitor comes back");
     let history = widget.act(json!({ "action": "history" })).await;

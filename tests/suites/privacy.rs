@@ -254,3 +254,70 @@ async fn a_workspace_can_drop_mail_that_fails_dmarc() {
     let msgs = s.messages(convs[0]["id"].as_str().unwrap()).await;
     assert_eq!(msgs[0]["text"], "Hello there.");
 }
+
+/// The proof link in the mail SES was given for `to`.
+async fn proof_link(s: &TestStack, to: &str) -> String {
+    let raw = eventually("the proof mail", || async {
+        s.emails_sent_to(to).await.into_iter().find(|m| m.contains("Confirm your email address"))
+    })
+    .await;
+    let msg = mail_parser::MessageParser::default().parse(raw.as_bytes()).expect("MIME");
+    let text = msg.body_text(0).expect("a text part").into_owned();
+    let start = text.find("/webchat/verify/").expect("a proof link");
+    let path: String = text[start..].chars().take_while(|c| !c.is_whitespace()).collect();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_who_proves_a_customers_address_joins_that_customer() {
+    let s = spawn_stack().await;
+    // A customer who wrote by (authenticated) email.
+    let email = format!("ana.{}@example.com", ulid::Ulid::new().to_string().to_lowercase());
+    let mail = format!(
+        "From: Ana <{email}>\r\nTo: {to}\r\nSubject: Order 9\r\nMessage-ID: <o9.{email}>\r\n\r\nWhere is order 9?\r\n",
+        to = s.email_address
+    );
+    s.email_in(&mail, &s.email_address).await;
+    let customer = eventually("the customer", || async { s.conversations().await.into_iter().next() }).await;
+    let customer_contact = customer["contact_id"].as_str().unwrap().to_owned();
+
+    // A web chat visitor writes, then types Ana's address: claimed, and a proof link goes to it.
+    let res =
+        s.http.post(s.url(&format!("/webchat/{}/visitors", s.webchat_key))).json(&json!({})).send().await.unwrap();
+    let session: serde_json::Value = res.json().await.unwrap();
+    let token = session["token"].as_str().unwrap();
+    let mut widget =
+        connect_visitor(&s.stack.visitor_ws_url, &s.webchat_key, token).await.expect("the visitor connects");
+    let sent = widget.act(json!({ "action": "message", "client_id": "c-1", "text": "It's Ana, about order 9" })).await;
+    assert_eq!(sent["status"], "accepted", "{sent}");
+    let chat = eventually("the chat", || async {
+        s.conversations().await.into_iter().find(|c| c["contact_id"] != customer_contact.as_str())
+    })
+    .await;
+    let answer = widget.act(json!({ "action": "identify", "email": email })).await;
+    assert_eq!(answer["proof"], "sent", "{answer}");
+    let (_, before) = s.get(&format!("/contacts/{customer_contact}")).await;
+    assert_eq!(before["conversations"].as_array().unwrap().len(), 1, "claimed: nothing joins Ana yet");
+
+    // Opening the link proves nothing (mail scanners open links); the button does.
+    let path = proof_link(&s, &email).await;
+    let page = s.http.get(s.url(&path)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let (_, still) = s.get(&format!("/contacts/{customer_contact}")).await;
+    assert_eq!(still["conversations"].as_array().unwrap().len(), 1);
+    let forged = s.http.post(s.url(&format!("{path}x"))).send().await.unwrap();
+    assert_eq!(forged.status(), 400);
+    let proved = s.http.post(s.url(&path)).send().await.unwrap();
+    assert_eq!(proved.status(), 200);
+
+    // The visitor is Ana: their chat is in her history now, their socket identity hers.
+    let (_, after) = s.get(&format!("/contacts/{customer_contact}")).await;
+    let ids: Vec<&str> = after["conversations"].as_array().unwrap().iter().filter_map(|c| c["id"].as_str()).collect();
+    assert!(ids.contains(&chat["id"].as_str().unwrap()), "{after}");
+    let kinds: Vec<&str> =
+        after["contact"]["identities"].as_array().unwrap().iter().filter_map(|i| i["kind"].as_str()).collect();
+    assert!(kinds.contains(&"webchat"), "{after}");
+    // Asking again for the same address: already proven, no second mail.
+    let again = widget.act(json!({ "action": "identify", "email": email })).await;
+    assert_eq!(again["proof"], "already_proven", "{again}");
+}

@@ -8,6 +8,11 @@
 //! a contact. A claimed address never reaches the contact who holds it proven (real mail), nor the
 //! other way round: an agent merges them if they are one person. The answer never says whether
 //! another contact holds the address (a visitor must not learn who is a customer).
+//!
+//! A given address is mailed a proof link (`app::proof`, within per-visitor and per-address
+//! limits); opening it proves the address (`functions/webchat-verify`). The answer's `proof` says
+//! `sent`, `already_proven`, `limited`, `suppressed`, `unavailable` (the workspace receives no
+//! email, or links are not configured) or `not_sent` (the mail service failed).
 
 use std::sync::Arc;
 
@@ -21,16 +26,32 @@ use time::OffsetDateTime;
 
 pub struct Deps {
     pub store: Arc<dyn Store>,
+    /// Mails proof links; `None` where links or email are not configured.
+    pub proof: Option<app::proof::ProofMail>,
 }
 
 impl Deps {
-    /// `TABLE_NAME`.
+    /// `TABLE_NAME`; for proof links `LINK_SIGNING_SECRET`, `PUBLIC_BASE_URL` and optional
+    /// `SES_CONFIGURATION_SET`.
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
+        let auth = kit::auth::Authenticator::from_config(config, aws).await?;
+        let proof = match (auth.link_key(), config.optional("PUBLIC_BASE_URL")) {
+            (Ok(key), Some(base_url)) => Some(app::proof::ProofMail {
+                transport: Arc::new(providers::ses::SesTransport::new(
+                    aws_sdk_sesv2::Client::new(aws),
+                    config.optional("SES_CONFIGURATION_SET"),
+                )),
+                key: webchat::proof_key(key),
+                base_url,
+            }),
+            _ => None,
+        };
         Ok(Self {
             store: Arc::new(store::DynamoStore::new(
                 aws_sdk_dynamodb::Client::new(aws),
                 config.required("TABLE_NAME")?,
             )),
+            proof,
         })
     }
 }
@@ -73,10 +94,25 @@ async fn identify(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result<W
             tracing::info!(workspace = %ws, visitor = %conn.visitor, contact = %contact.id, outcome, "visitor gave an email");
         }
     }
+    let proof = match (&email, &deps.proof) {
+        (None, _) => None,
+        (Some(_), None) => Some("unavailable".to_owned()),
+        (Some(email), Some(mail)) => {
+            let offered = app::proof::offer(&*deps.store, mail, ws, &conn.visitor, email, now).await;
+            Some(match offered {
+                Ok(o) => serde_json::to_value(o).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                Err(e) => {
+                    tracing::warn!(workspace = %ws, visitor = %conn.visitor, error = %e, "proof link not sent");
+                    "not_sent".to_owned()
+                }
+            })
+        }
+    };
     Ok(ok(serde_json::json!({
         "action": "identify",
         "name": profile.name,
         "email": profile.email.as_ref().map(EmailAddress::as_str),
+        "proof": proof,
     })))
 }
 
@@ -118,7 +154,7 @@ mod tests {
     async fn before_the_first_message_the_profile_keeps_it() {
         let store = Arc::new(MemoryStore::new());
         let v = connected(&store).await;
-        let deps = Deps { store: store.clone() };
+        let deps = Deps { store: store.clone(), proof: None };
         let res = handle(&deps, serde_json::from_str(FIXTURE).unwrap()).await;
         assert_eq!(res.status_code, 200);
         let p = store.visitor_profile(&WorkspaceId::parse("demo").unwrap(), &v).await.unwrap().unwrap();
@@ -136,7 +172,7 @@ mod tests {
         let ws = WorkspaceId::parse("demo").unwrap();
         let v = connected(&store).await;
         let contact = contact_with(&store, 7, v.identity()).await;
-        let deps = Deps { store: store.clone() };
+        let deps = Deps { store: store.clone(), proof: None };
         assert_eq!(handle(&deps, serde_json::from_str(FIXTURE).unwrap()).await.status_code, 200);
         let email = Identity::parse(domain::model::IdentityKind::Email, "rui@example.com").unwrap();
         assert_eq!(store.contact_by_identity(&ws, &email.clone().claimed()).await.unwrap().unwrap().id, contact.id);

@@ -178,6 +178,8 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "api-redact-message" => http!(api_redact_message),
         "api-export-contact" => http!(api_export_contact),
         "api-erase-contact" => http!(api_erase_contact),
+        "webchat-verify-page" => http!(webchat_verify_page),
+        "webchat-verify" => http!(webchat_verify),
         "api-get-attachment" => http!(api_get_attachment),
         "api-set-consent" => http!(api_set_consent),
         "api-get-routing-rules" => http!(api_get_routing_rules),

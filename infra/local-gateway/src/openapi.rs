@@ -33,6 +33,8 @@ authorizer refuses a missing, forged, foreign or expired token with 401 before a
         api_disconnect_channel::disconnect,
         api_export_contact::export,
         api_erase_contact::erase,
+        webchat_verify_page::handle,
+        webchat_verify::handle,
         api_finance_reconcile::check,
         api_finance_report::report,
         api_get_analytics::analytics,

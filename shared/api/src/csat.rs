@@ -1,5 +1,6 @@
-//! The satisfaction survey's public pages (the email rating links): small, self-contained HTML,
-//! nothing loaded from elsewhere, nothing the customer typed echoed back.
+//! The public pages email links open (the satisfaction survey's rating links, a web chat
+//! visitor's email proof): small, self-contained HTML, nothing loaded from elsewhere, nothing the
+//! customer typed echoed back.
 
 use lambda_http::{Body, Response};
 
@@ -40,6 +41,21 @@ pub fn confirm_page(token: &str, score: u8) -> Response<Body> {
             "<h1>How did we do?</h1><p class=\"stars\" aria-label=\"{score} out of 5\">{stars}</p>\
 <form method=\"post\" action=\"{token}\"><label for=\"comment\">Anything to add? (optional)</label>\
 <textarea id=\"comment\" name=\"comment\" maxlength=\"1000\"></textarea><button type=\"submit\">Send my rating</button></form>"
+        ),
+    )
+}
+
+/// An email proof link's page: one button that proves the address (opening the link alone does
+/// not: mail scanners open every link).
+pub fn proof_page(token: &str) -> Response<Body> {
+    let token: String = token.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')).collect();
+    html(
+        200,
+        "Confirm your email address",
+        &format!(
+            "<h1>Confirm your email address</h1><p>You gave this address in a chat with us. Confirm it is yours, \
+and we will keep your conversations together.</p><form method=\"post\" action=\"{token}\">\
+<button type=\"submit\">Yes, this is my address</button></form>"
         ),
     )
 }

@@ -335,6 +335,25 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             return Ok(());
         };
         let Some(contact) = self.store.contact_by_identity(&m.workspace, &m.identity).await? else { return Ok(()) };
+        let proven = m.metadata.get(webchat::META_VISITOR_EMAIL_PROVEN).and_then(|v| v.as_bool()) == Some(true);
+        if proven {
+            // They opened the link mailed to it: the address is theirs (linked proven, or their
+            // contact merged into the customer who holds it).
+            if !contact.identities.contains(&domain::model::Identity::email(&email)) {
+                let system = domain::AgentId::parse(domain::consent::SYSTEM_AGENT).expect("a valid agent id");
+                match webchat::link_proven(self.store, &m.workspace, contact.id, &email, &system, m.received_at).await {
+                    Ok(outcome) => {
+                        tracing::info!(workspace = %m.workspace, contact = %contact.id, ?outcome, "web chat visitor's proven email");
+                    }
+                    Err(domain::contacts::ContactError::Store(e)) => return Err(Error::Store(e)),
+                    // The message is stored either way; a refusal (too many identities) is for an agent.
+                    Err(why) => {
+                        tracing::warn!(workspace = %m.workspace, contact = %contact.id, %why, "proven email not linked")
+                    }
+                }
+            }
+            return Ok(());
+        }
         if contact.identities.iter().any(|i| i.kind == domain::model::IdentityKind::Email) {
             return Ok(());
         }

@@ -17,6 +17,7 @@
 //!   aggregates once each.
 //! - [`csat`]: the satisfaction survey asked on resolve (once, on the customer's channel) and the
 //!   answers that come by email rating link.
+//! - [`proof`]: a web chat visitor's email proven by a signed link mailed to it.
 //! - [`nps`]: the Net Promoter Score run — the segment's due contacts asked once per cadence.
 //! - [`hooks`]: outbound webhooks — an event to every subscribed endpoint, signed per Standard
 //!   Webhooks, retried on the spec's schedule, logged, redelivered on demand.
@@ -35,6 +36,7 @@ pub mod fanout;
 pub mod hooks;
 pub mod ingest;
 pub mod nps;
+pub mod proof;
 pub mod reply;
 pub mod retention;
 pub mod send;

@@ -1484,6 +1484,7 @@ async fn visitor_profiles_and_sockets<S: Store>(s: &S) {
         visitor: v.clone(),
         name: Some("Rui".into()),
         email: Some(domain::EmailAddress::parse("rui@example.com").unwrap()),
+        proven_email: Some(domain::EmailAddress::parse("rui@example.com").unwrap()),
         updated_at: at,
     };
     s.put_visitor_profile(&profile).await.unwrap();

@@ -240,6 +240,12 @@ class Widget {
       case 'upload':
         this.onUploadLink(f);
         break;
+      case 'identify':
+        // The address stays unconfirmed until the visitor opens the link mailed to it.
+        if (f.proof === 'sent' && typeof f.email === 'string') {
+          this.status.textContent = `We will answer at ${f.email}. We sent a link there: open it to confirm the address is yours.`;
+        }
+        break;
     }
   }
 

@@ -152,8 +152,18 @@ pub struct VisitorProfile {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailAddress>,
+    /// The address the visitor proved by opening the link mailed to it ([`prove_email`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proven_email: Option<EmailAddress>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+impl VisitorProfile {
+    /// Whether the address the visitor gave is one they proved.
+    pub fn email_proven(&self) -> bool {
+        self.email.is_some() && self.email == self.proven_email
+    }
 }
 
 /// A visitor's name: trimmed, 1-100 characters, no control characters.
@@ -221,8 +231,13 @@ impl VisitorMessage {
         attachments: Vec<Attachment>,
     ) -> ParsedMessage {
         let mut metadata = BTreeMap::new();
-        if let Some(email) = profile.and_then(|p| p.email.as_ref()) {
-            metadata.insert(META_VISITOR_EMAIL.to_owned(), serde_json::json!(email.as_str()));
+        if let Some(p) = profile {
+            if let Some(email) = &p.email {
+                metadata.insert(META_VISITOR_EMAIL.to_owned(), serde_json::json!(email.as_str()));
+                if p.email_proven() {
+                    metadata.insert(META_VISITOR_EMAIL_PROVEN.to_owned(), serde_json::json!(true));
+                }
+            }
         }
         ParsedMessage {
             channel: Channel::Webchat,
@@ -246,6 +261,8 @@ impl VisitorMessage {
 /// The email a visitor gave, on their messages' metadata: the inbound processor links it to the
 /// contact when no other contact holds it.
 pub const META_VISITOR_EMAIL: &str = "visitor_email";
+/// Set (true) when the visitor proved that address: the processor links it as proven.
+pub const META_VISITOR_EMAIL_PROVEN: &str = "visitor_email_proven";
 
 /// The `upload` route: `{"action":"upload","file_name":"…","content_type":"…","size":123}`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
@@ -494,11 +511,167 @@ pub async fn remember<S: crate::ports::VisitorStore + ?Sized>(
         workspace: ws.clone(),
         visitor: visitor.clone(),
         name: name.or_else(|| kept.as_ref().and_then(|p| p.name.clone())),
-        email: email.or_else(|| kept.and_then(|p| p.email)),
+        email: email.or_else(|| kept.as_ref().and_then(|p| p.email.clone())),
+        proven_email: kept.and_then(|p| p.proven_email),
         updated_at: now,
     };
     store.put_visitor_profile(&profile).await?;
     Ok(profile)
+}
+
+/// The key that signs email-proof links, derived from the link secret under its own label (a
+/// rating link can never pass as a proof link, nor the other way round).
+pub fn proof_key(secret: &[u8]) -> Vec<u8> {
+    use hmac::Mac;
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    m.update(b"switchboard/email-proof-links/v1");
+    m.finalize().into_bytes().to_vec()
+}
+
+/// How long a proof link works.
+pub const PROOF_LINK_TTL: time::Duration = time::Duration::hours(24);
+
+/// What a verified proof link says: this visitor of this workspace received mail at this address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmailProof {
+    pub workspace: WorkspaceId,
+    pub visitor: VisitorId,
+    pub email: EmailAddress,
+}
+
+/// The signed token of one proof link: `p1.<ws>.<visitor>.<email, base64url>.<expires unix>.<sig>`.
+pub fn proof_token(key: &[u8], proof: &EmailProof, expires: OffsetDateTime) -> String {
+    use base64::Engine;
+    let email = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(proof.email.as_str());
+    let payload = format!("p1.{}.{}.{email}.{}", proof.workspace, proof.visitor, expires.unix_timestamp());
+    format!("{payload}.{}", proof_mac(key, &payload))
+}
+
+fn proof_mac(key: &[u8], payload: &str) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    m.update(payload.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+}
+
+/// Checks a proof link's token (constant-time signature comparison, then the expiry).
+pub fn verify_proof(key: &[u8], token: &str, now: OffsetDateTime) -> Result<EmailProof, crate::csat::TokenError> {
+    use crate::csat::TokenError;
+    use base64::Engine;
+    use subtle::ConstantTimeEq;
+    let (payload, sig) = token.rsplit_once('.').ok_or(TokenError::Invalid)?;
+    if !bool::from(proof_mac(key, payload).as_bytes().ct_eq(sig.as_bytes())) {
+        return Err(TokenError::Invalid);
+    }
+    let parts: Vec<&str> = payload.split('.').collect();
+    let ["p1", ws, visitor, email, expires] = parts.as_slice() else { return Err(TokenError::Invalid) };
+    let workspace = WorkspaceId::parse(ws).map_err(|_| TokenError::Invalid)?;
+    let visitor = VisitorId::parse(visitor).map_err(|_| TokenError::Invalid)?;
+    let email = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(email).map_err(|_| TokenError::Invalid)?;
+    let email = String::from_utf8(email).ok().and_then(|e| EmailAddress::parse(&e).ok()).ok_or(TokenError::Invalid)?;
+    let expires: i64 = expires.parse().map_err(|_| TokenError::Invalid)?;
+    if now.unix_timestamp() > expires {
+        return Err(TokenError::Expired);
+    }
+    Ok(EmailProof { workspace, visitor, email })
+}
+
+/// How often one visitor may ask for a proof link, and how often one address may receive one
+/// (whoever asks): nobody uses the widget to mail an address over and over.
+pub const PROOFS_PER_VISITOR_PER_HOUR: u32 = 3;
+pub const PROOFS_PER_ADDRESS_PER_DAY: u32 = 5;
+
+/// The mail that carries a proof link, from the workspace's support address.
+pub fn proof_email(
+    from: &crate::ports::ChannelAccount,
+    to: &EmailAddress,
+    link: &str,
+    now: OffsetDateTime,
+) -> crate::channels::email::OutgoingEmail {
+    let title = from.display_name.clone().unwrap_or_else(|| "us".into());
+    let domain_part = from.address.rsplit_once('@').map_or("switchboard.invalid", |(_, d)| d);
+    crate::channels::email::OutgoingEmail {
+        from: from.address.clone(),
+        from_name: from.display_name.clone(),
+        to: to.as_str().to_owned(),
+        reply_to: from.address.clone(),
+        subject: "Confirm your email address".into(),
+        message_id: format!("proof.{}@{domain_part}", ulid::Ulid::new().to_string().to_lowercase()),
+        in_reply_to: None,
+        references: vec![],
+        text: format!(
+            "You gave this address in a chat with {title}. To confirm it is yours, open this link within 24 hours:\n\n{link}\n\n\
+             If it was not you, ignore this email: nothing changes."
+        ),
+        files: vec![],
+        date: now,
+    }
+}
+
+/// What proving a visitor's address did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Proven {
+    /// The visitor has not written yet: their profile remembers it, and their first message links it.
+    Remembered,
+    /// Now a proven identity of the visitor's contact (their mail joins the same thread).
+    Linked,
+    /// Another contact held the address proven: the visitor is that customer, and their contact was
+    /// merged into it (identities, conversations).
+    Merged { into: crate::ContactId },
+}
+
+/// A visitor proved `email` (they opened the link mailed to it): the address is theirs. The
+/// claimed identity they typed gives way to the proven one; if a customer already holds the
+/// address proven, the visitor is that customer and their contact merges into it. Audited as the
+/// system's doing. Idempotent: proving twice changes nothing more.
+pub async fn prove_email<S: crate::contacts::ContactPorts + crate::ports::VisitorStore + ?Sized>(
+    store: &S,
+    ws: &WorkspaceId,
+    visitor: &VisitorId,
+    email: &EmailAddress,
+    now: OffsetDateTime,
+) -> Result<Proven, crate::contacts::ContactError> {
+    let system = crate::AgentId::parse(crate::consent::SYSTEM_AGENT).expect("a valid agent id");
+    let kept = store.visitor_profile(ws, visitor).await?;
+    let profile = VisitorProfile {
+        workspace: ws.clone(),
+        visitor: visitor.clone(),
+        name: kept.as_ref().and_then(|p| p.name.clone()),
+        email: Some(email.clone()),
+        proven_email: Some(email.clone()),
+        updated_at: now,
+    };
+    store.put_visitor_profile(&profile).await?;
+    let Some(contact) = store.contact_by_identity(ws, &visitor.identity()).await? else {
+        return Ok(Proven::Remembered);
+    };
+    link_proven(store, ws, contact.id, email, &system, now).await
+}
+
+/// Links `email` proven to `contact`, replacing the claimed one, or merges `contact` into whoever
+/// holds it proven.
+pub async fn link_proven<S: crate::contacts::ContactPorts + ?Sized>(
+    store: &S,
+    ws: &WorkspaceId,
+    contact: crate::ContactId,
+    email: &EmailAddress,
+    actor: &crate::AgentId,
+    now: OffsetDateTime,
+) -> Result<Proven, crate::contacts::ContactError> {
+    let proven = Identity::email(email);
+    crate::contacts::remove_identity(store, ws, contact, &proven.clone().claimed(), actor, now).await?;
+    match store.identity_owner(ws, &proven).await? {
+        Some(owner) if owner != contact => {
+            crate::contacts::merge(store, ws, contact, owner, actor, now).await?;
+            Ok(Proven::Merged { into: owner })
+        }
+        Some(_) => Ok(Proven::Linked),
+        None => {
+            crate::contacts::add_identity(store, ws, contact, proven, actor, now).await?;
+            Ok(Proven::Linked)
+        }
+    }
 }
 
 /// [`availability`] from the workspace's stored routing rules, teams and agents.
@@ -647,9 +820,17 @@ mod tests {
             visitor: v.clone(),
             name: Some("Rui".into()),
             email: Some(EmailAddress::parse("rui@example.com").unwrap()),
+            proven_email: None,
             updated_at: datetime!(2026-11-20 10:00 UTC),
         };
         let p = msg(Some(" hello "), vec![]).into_parsed(&v, "wk_demo_site", Some(&profile), vec![]);
+        assert!(!p.metadata.contains_key(META_VISITOR_EMAIL_PROVEN), "typed, not proven");
+        let proven = VisitorProfile { proven_email: profile.email.clone(), ..profile.clone() };
+        let q = msg(Some("hi"), vec![]).into_parsed(&v, "wk_demo_site", Some(&proven), vec![]);
+        assert_eq!(q.metadata[META_VISITOR_EMAIL_PROVEN], true);
+        let other =
+            VisitorProfile { proven_email: Some(EmailAddress::parse("old@example.com").unwrap()), ..profile.clone() };
+        assert!(!other.email_proven(), "a later, different address is not proven");
         assert_eq!(
             (p.channel, p.text.as_deref(), p.our_address.as_str()),
             (Channel::Webchat, Some("hello"), "wk_demo_site")
@@ -657,6 +838,30 @@ mod tests {
         assert_eq!(p.provider_message_id, format!("{v}:c-1"));
         assert_eq!((p.identity.kind, p.contact_name.as_deref()), (IdentityKind::Webchat, Some("Rui")));
         assert_eq!(p.metadata[META_VISITOR_EMAIL], "rui@example.com");
+    }
+
+    #[test]
+    fn proof_links_verify_only_untouched_unexpired_and_under_their_own_key() {
+        let key = proof_key(b"deployment secret");
+        let proof = EmailProof {
+            workspace: ws(),
+            visitor: VisitorId::new(),
+            email: EmailAddress::parse("rui.costa+chat@example.com").unwrap(),
+        };
+        let now = datetime!(2026-11-20 10:00 UTC);
+        let token = proof_token(&key, &proof, now + PROOF_LINK_TTL);
+        assert_eq!(verify_proof(&key, &token, now), Ok(proof.clone()));
+        assert_eq!(
+            verify_proof(&key, &token, now + PROOF_LINK_TTL + time::Duration::seconds(1)),
+            Err(crate::csat::TokenError::Expired)
+        );
+        assert_eq!(verify_proof(&proof_key(b"another"), &token, now), Err(crate::csat::TokenError::Invalid));
+        // A rating link's key (the same deployment secret, another label) signs nothing here.
+        let rating_key = crate::csat::link_key(b"deployment secret");
+        assert_eq!(verify_proof(&rating_key, &token, now), Err(crate::csat::TokenError::Invalid));
+        // Another address in the same token is a forgery.
+        let forged = token.replacen(&token.split('.').nth(3).unwrap().to_owned(), "YUBiLmM", 1);
+        assert_eq!(verify_proof(&key, &forged, now), Err(crate::csat::TokenError::Invalid));
     }
 
     #[test]
