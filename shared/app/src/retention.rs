@@ -21,6 +21,8 @@ const BATCH: u16 = 25;
 pub struct Swept {
     pub conversations: usize,
     pub messages: usize,
+    /// Web chat visitors forgotten with their contact's last conversation.
+    pub visitors: usize,
     /// Every due conversation went (false: the deadline came first).
     pub complete: bool,
     /// Under a legal hold: nothing was erased.
@@ -56,12 +58,35 @@ pub async fn sweep<S: ErasePorts + ?Sized>(
             out.messages += erase::conversation(store, files, ws, c.contact_id, c.id, false).await?;
             out.conversations += 1;
             erased_any = true;
+            out.visitors += forget_idle_visitors(store, files, ws, c.contact_id).await?;
         }
         if due.len() < usize::from(BATCH) || !erased_any {
             out.complete = true;
             return Ok(out);
         }
     }
+}
+
+/// A contact left with no conversation keeps no web chat visitor: their profile (the name and
+/// address they typed), sockets and uploads go with the history they belonged to.
+async fn forget_idle_visitors<S: ErasePorts + ?Sized>(
+    store: &S,
+    files: &dyn FileRemover,
+    ws: &WorkspaceId,
+    contact: domain::ContactId,
+) -> Result<usize, Error> {
+    if !store.contact_conversations(ws, contact, 1, None).await?.items.is_empty() {
+        return Ok(0);
+    }
+    let Some(c) = store.contact(ws, contact).await? else { return Ok(0) };
+    let mut forgotten = 0;
+    for identity in c.identities.iter().filter(|i| i.kind == domain::model::IdentityKind::Webchat) {
+        let Ok(visitor) = domain::channels::webchat::VisitorId::parse(&identity.value) else { continue };
+        files.delete_prefix(&domain::objects::webchat_uploads(ws, &identity.value)).await?;
+        store.forget_visitor(ws, &visitor).await?;
+        forgotten += 1;
+    }
+    Ok(forgotten)
 }
 
 /// Every workspace with a retention period, one after the other, until `out_of_time()`.
@@ -139,7 +164,10 @@ mod tests {
 
         store.put_workspace_settings(&ws, &keep).await.unwrap();
         let out = run(&store, &files, now, &never).await.unwrap();
-        assert_eq!(out, vec![(ws.clone(), Swept { conversations: 1, messages: 1, complete: true, held: false })]);
+        assert_eq!(
+            out,
+            vec![(ws.clone(), Swept { conversations: 1, messages: 1, visitors: 0, complete: true, held: false })]
+        );
         assert!(store.conversation(&ws, old.id).await.unwrap().is_none());
         assert!(files.urls().is_empty(), "the photo went with it");
         assert!(store.conversation(&ws, open.id).await.unwrap().is_some(), "open work stays");
@@ -153,5 +181,51 @@ mod tests {
         // A second run finds nothing; a run out of time stops before starting.
         assert_eq!(sweep(&store, &files, &ws, now, &never).await.unwrap().conversations, 0);
         assert!(!sweep(&store, &files, &ws, now, &|| true).await.unwrap().complete);
+    }
+
+    #[tokio::test]
+    async fn a_visitor_goes_with_their_contacts_last_conversation() {
+        use domain::channels::webchat::{VisitorId, VisitorProfile};
+        use domain::ports::VisitorStore;
+        let store = MemoryStore::new();
+        let files = MemoryFiles::default();
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let now = OffsetDateTime::now_utc();
+        let (contact, old) = store::contract::seed_conversation(&store, &ws, 4, now - time::Duration::days(60)).await;
+        let v = VisitorId::new();
+        let system = domain::AgentId::parse(domain::consent::SYSTEM_AGENT).unwrap();
+        domain::contacts::add_identity(&store, &ws, contact.id, v.identity(), &system, now).await.unwrap();
+        let profile = VisitorProfile {
+            workspace: ws.clone(),
+            visitor: v.clone(),
+            name: Some("Rui".into()),
+            email: Some(domain::EmailAddress::parse("rui@example.com").unwrap()),
+            proven_email: None,
+            updated_at: now,
+        };
+        store.put_visitor_profile(&profile).await.unwrap();
+        let upload = files
+            .put_file(
+                &format!("{}f/a.pdf", domain::objects::webchat_uploads(&ws, v.as_str())),
+                "application/pdf",
+                vec![1],
+            )
+            .await
+            .unwrap();
+        let mut done = old.clone();
+        done.status = ConversationStatus::Resolved;
+        store::contract::replace_conversation(&store, &old, done).await;
+        store
+            .put_workspace_settings(
+                &ws,
+                &domain::workspace::Settings { retention_days: Some(30), ..Default::default() },
+            )
+            .await
+            .unwrap();
+        let swept = sweep(&store, &files, &ws, now, &|| false).await.unwrap();
+        assert_eq!((swept.conversations, swept.visitors), (1, 1));
+        assert!(store.visitor_profile(&ws, &v).await.unwrap().is_none(), "the typed name and address went");
+        assert!(files.file(&upload).is_none(), "and the uploads");
+        assert!(store.contact(&ws, contact.id).await.unwrap().is_some());
     }
 }

@@ -152,7 +152,8 @@ pub trait ErasureStore: Send + Sync {
     ) -> Result<Option<crate::erasure::Receipt>, StoreError>;
     /// Makes the contact unreachable: deletes its identities' pointers (proven and claimed, where
     /// they still name it), their consent records, its name-index entry, its current-conversation
-    /// slot and its web chat visitors (profile, sockets), and marks it `erasing` since `at`.
+    /// slot and its web chat visitors ([`ErasureStore::forget_visitor`]), and marks it `erasing`
+    /// since `at`.
     async fn begin_erasure(&self, contact: &Contact, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Deletes one conversation of `contact`: every item of it (messages, notes, audit trail), its
     /// place in the waiting queue, its messages' provider-id pointers and idempotency records, the
@@ -174,6 +175,12 @@ pub trait ErasureStore: Send + Sync {
         before: OffsetDateTime,
         limit: u16,
     ) -> Result<Vec<Conversation>, StoreError>;
+    /// Deletes a web chat visitor: their profile (name, the address they typed), their sockets.
+    async fn forget_visitor(
+        &self,
+        ws: &WorkspaceId,
+        visitor: &crate::channels::webchat::VisitorId,
+    ) -> Result<(), StoreError>;
     /// Rewrites a workspace audit entry in place with its details replaced by `{"erased": true}`.
     async fn scrub_audit(&self, entry: &crate::audit::AuditEntry) -> Result<(), StoreError>;
     /// Deletes one entry of an endpoint's webhook delivery log.

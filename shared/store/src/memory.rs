@@ -1493,6 +1493,13 @@ impl AnalyticsStore for MemoryStore {
 }
 
 impl State {
+    fn forget_visitor(&mut self, ws: &WorkspaceId, v: &VisitorId) {
+        self.visitor_profiles.remove(&keys::visitor_profile(ws, v));
+        let partition = keys::visitor_partition(ws, v);
+        self.visitor_connections.retain(|k, _| k.pk != partition);
+        self.visitor_pointers.retain(|_, k| k.pk != partition);
+    }
+
     /// Moves a per-conversation or per-contact counter's totals to another (the erased id's).
     fn move_counter(&mut self, ws: &WorkspaceId, month: Month, from: &Dimension, to: &Dimension) {
         let from_key = keys::cost_counter(ws, month, from, MessageId::ERASED);
@@ -1526,10 +1533,7 @@ impl ErasureStore for MemoryStore {
                 s.consent.remove(&keys::consent(ws, &identity.clone().proven()));
                 if identity.kind == domain::model::IdentityKind::Webchat {
                     if let Ok(v) = VisitorId::parse(&identity.value) {
-                        s.visitor_profiles.remove(&keys::visitor_profile(ws, &v));
-                        let partition = keys::visitor_partition(ws, &v);
-                        s.visitor_connections.retain(|k, _| k.pk != partition);
-                        s.visitor_pointers.retain(|_, k| k.pk != partition);
+                        s.forget_visitor(ws, &v);
                     }
                 }
             }
@@ -1610,6 +1614,11 @@ impl ErasureStore for MemoryStore {
         due.sort_by_key(|c| (c.last_activity_at, c.id));
         due.truncate(usize::from(limit));
         Ok(due)
+    }
+
+    async fn forget_visitor(&self, ws: &WorkspaceId, visitor: &VisitorId) -> Result<(), StoreError> {
+        self.with(|s| s.forget_visitor(ws, visitor));
+        Ok(())
     }
 
     async fn scrub_audit(&self, entry: &domain::audit::AuditEntry) -> Result<(), StoreError> {

@@ -18,14 +18,7 @@ impl ErasureStore for DynamoStore {
             self.delete_plain(&keys::consent(ws, &identity.clone().proven())).await?;
             if identity.kind == domain::model::IdentityKind::Webchat {
                 if let Ok(v) = VisitorId::parse(&identity.value) {
-                    for it in self.query_all(&keys::visitor_partition(ws, &v), "").await? {
-                        let k = item_key(&it)?;
-                        if let Some(conn) = k.sk.strip_prefix(keys::VISITOR_CONNECTION_PREFIX) {
-                            let id = domain::ConnectionId::parse(conn).map_err(|e| corrupt("visitor socket", e))?;
-                            self.delete_plain(&keys::visitor_connection_pointer(&id)).await?;
-                        }
-                        self.delete_plain(&k).await?;
-                    }
+                    self.forget_visitor(ws, &v).await?;
                 }
             }
         }
@@ -130,6 +123,18 @@ impl ErasureStore for DynamoStore {
             })
             .await?;
         items.into_iter().map(|it| decode("conversation", it)).collect()
+    }
+
+    async fn forget_visitor(&self, ws: &WorkspaceId, visitor: &VisitorId) -> Result<(), StoreError> {
+        for it in self.query_all(&keys::visitor_partition(ws, visitor), "").await? {
+            let k = item_key(&it)?;
+            if let Some(conn) = k.sk.strip_prefix(keys::VISITOR_CONNECTION_PREFIX) {
+                let id = domain::ConnectionId::parse(conn).map_err(|e| corrupt("visitor socket", e))?;
+                self.delete_plain(&keys::visitor_connection_pointer(&id)).await?;
+            }
+            self.delete_plain(&k).await?;
+        }
+        Ok(())
     }
 
     async fn scrub_audit(&self, entry: &domain::audit::AuditEntry) -> Result<(), StoreError> {
