@@ -354,9 +354,21 @@ async fn one_person_on_sms_whatsapp_and_email_is_one_thread() {
     let admin = s.token_as("ada", domain::Role::Admin);
     let (st, export) = s.send_as("POST", &format!("/contacts/{contact}/export"), &admin, None).await;
     assert_eq!(st, 201, "{export}");
-    let archive: serde_json::Value =
-        s.http.get(export["url"].as_str().unwrap()).send().await.unwrap().json().await.expect("the archive is JSON");
-    assert_eq!(archive["format"], "switchboard.contact-export.v1");
+    let zipped = s.http.get(export["url"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(zipped.to_vec())).expect("the archive is a zip");
+    let mut json = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("contact.json").expect("contact.json"), &mut json).unwrap();
+    let archive: serde_json::Value = serde_json::from_str(&json).expect("contact.json is JSON");
+    assert_eq!(archive["format"], "switchboard.contact-export.v2");
+    // The original of every email is in it.
+    let originals = archive["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["files"].as_array().unwrap().iter())
+        .filter(|f| f["content_type"] == "message/rfc822" && f["file"].is_string())
+        .count();
+    assert_eq!(originals, 2, "both emails' originals");
     let exported: Vec<&serde_json::Value> = archive["conversations"]
         .as_array()
         .unwrap()

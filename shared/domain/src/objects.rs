@@ -92,7 +92,7 @@ pub fn webchat_uploads(ws: &WorkspaceId, visitor: &str) -> String {
 /// A contact's export archive (GDPR access), one per request, kept a few days by the bucket's
 /// lifecycle rule on `exports/`.
 pub fn contact_export(ws: &WorkspaceId, contact: crate::ids::ContactId, at: time::OffsetDateTime) -> String {
-    format!("{}{}.json", contact_exports(ws, contact), at.unix_timestamp_nanos() / 1_000_000)
+    format!("{}{}.zip", contact_exports(ws, contact), at.unix_timestamp_nanos() / 1_000_000)
 }
 
 /// The prefix every export of a contact lives under (erasure removes them).
