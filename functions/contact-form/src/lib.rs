@@ -24,13 +24,17 @@ pub struct Deps {
     pub directory: Arc<dyn ChannelDirectory>,
     pub limiter: Arc<dyn RateLimiter>,
     pub queue: Arc<dyn InboundQueue>,
-    /// Submissions per sender address per hour.
+    /// Submissions per sender address (and per network address) per hour.
     pub per_address_per_hour: u32,
+    /// Submissions per workspace per hour, whoever sends them: a botnet's many addresses cannot
+    /// flood a workspace's inbox (or its mail reputation).
+    pub per_workspace_per_hour: u32,
     pub memory_mb: u64,
 }
 
 impl Deps {
-    /// `TABLE_NAME`, `INBOUND_QUEUE_URL`, optional `FORM_RATE_LIMIT`.
+    /// `TABLE_NAME`, `INBOUND_QUEUE_URL`, optional `FORM_RATE_LIMIT` (per address, 5) and
+    /// `FORM_WORKSPACE_RATE_LIMIT` (per workspace, 200).
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         let store =
             Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?));
@@ -39,6 +43,7 @@ impl Deps {
             limiter: store,
             queue: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("INBOUND_QUEUE_URL")?)),
             per_address_per_hour: config.parse("FORM_RATE_LIMIT", 5u32)?,
+            per_workspace_per_hour: config.parse("FORM_WORKSPACE_RATE_LIMIT", 200u32)?,
             memory_mb: meter::memory_mb_from_env(),
         })
     }
@@ -95,6 +100,11 @@ async fn submit(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response
             deps.per_address_per_hour
         )));
     }
+    if !deps.limiter.take(&ws, "form-workspace", now, RATE_WINDOW, deps.per_workspace_per_hour).await? {
+        return Err(ApiError::TooManyRequests(
+            "this form is receiving too many messages right now; please try again later".into(),
+        ));
+    }
     let usage = inv.usage_so_far() + Usage { sqs_requests_milli: 1000, ..Usage::default() };
     let message = submission.into_inbound(ws.clone(), &support.address, now, usage);
     deps.queue.enqueue_inbound(&InboundEvent::Message(message)).await?;
@@ -127,6 +137,7 @@ mod tests {
             limiter: store,
             queue: q.clone(),
             per_address_per_hour: 2,
+            per_workspace_per_hour: 100,
             memory_mb: 128,
         };
         (deps, q)
@@ -182,6 +193,21 @@ mod tests {
         assert_eq!(handle(&deps, request("demo", "application/json", third)).await.unwrap().status(), 429);
         assert_eq!(handle(&deps, request("nowhere", "application/json", ok)).await.unwrap().status(), 404);
         assert_eq!(handle(&deps, request("NOT A WS", "application/json", ok)).await.unwrap().status(), 404);
+    }
+
+    #[tokio::test]
+    async fn a_workspace_takes_at_most_its_hourly_share_whoever_sends() {
+        let (mut deps, q) = deps().await;
+        (deps.per_address_per_hour, deps.per_workspace_per_hour) = (100, 3);
+        for i in 0..3 {
+            let body = format!(r#"{{"email":"sender{i}@example.com","message":"hi"}}"#);
+            assert_eq!(handle(&deps, request("demo", "application/json", &body)).await.unwrap().status(), 202);
+        }
+        let body = r#"{"email":"sender9@example.com","message":"hi"}"#;
+        let res = handle(&deps, request("demo", "application/json", body)).await.unwrap();
+        assert_eq!(res.status(), 429);
+        assert!(kit::apigw::json_of(&res)["error"]["message"].as_str().unwrap().contains("too many"));
+        assert_eq!(q.sent().len(), 3);
     }
 
     #[tokio::test]
