@@ -4,7 +4,6 @@
 //! both as a small page; nothing the visitor typed is shown.
 
 use domain::channels::webchat;
-use domain::csat::TokenError;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use time::OffsetDateTime;
 
@@ -28,17 +27,9 @@ impl Deps {
               (status = 410, description = "The link expired", body = String, content_type = "text/html")))]
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     let token = req.path_parameters().first("token").unwrap_or_default().to_owned();
-    let Some(key) = &deps.key else {
-        return Ok(api::csat::page(503, "Email confirmation", "Email confirmation is not configured here."));
-    };
-    Ok(match webchat::verify_proof(key, &token, OffsetDateTime::now_utc()) {
+    Ok(match api::csat::proof_from_link(deps.key.as_deref(), &token, OffsetDateTime::now_utc()) {
         Ok(_) => api::csat::proof_page(&token),
-        Err(TokenError::Invalid) => api::csat::page(400, "Email confirmation", "This confirmation link is not valid."),
-        Err(TokenError::Expired) => api::csat::page(
-            410,
-            "Email confirmation",
-            "This confirmation link has expired: ask for a new one in the chat.",
-        ),
+        Err(page) => page,
     })
 }
 

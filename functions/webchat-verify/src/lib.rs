@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use domain::channels::webchat::{self, Proven};
-use domain::csat::TokenError;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use store::Store;
 use time::OffsetDateTime;
@@ -33,22 +32,12 @@ impl Deps {
               (status = 400, description = "A forged or altered link", body = String, content_type = "text/html"),
               (status = 410, description = "The link expired", body = String, content_type = "text/html")))]
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
-    const TITLE: &str = "Email confirmation";
+    const TITLE: &str = api::csat::PROOF_TITLE;
     let token = req.path_parameters().first("token").unwrap_or_default().to_owned();
-    let Some(key) = &deps.key else {
-        return Ok(api::csat::page(503, TITLE, "Email confirmation is not configured here."));
-    };
     let now = OffsetDateTime::now_utc();
-    let proof = match webchat::verify_proof(key, &token, now) {
+    let proof = match api::csat::proof_from_link(deps.key.as_deref(), &token, now) {
         Ok(p) => p,
-        Err(TokenError::Invalid) => return Ok(api::csat::page(400, TITLE, "This confirmation link is not valid.")),
-        Err(TokenError::Expired) => {
-            return Ok(api::csat::page(
-                410,
-                TITLE,
-                "This confirmation link has expired: ask for a new one in the chat.",
-            ))
-        }
+        Err(page) => return Ok(page),
     };
     match webchat::prove_email(&*deps.store, &proof.workspace, &proof.visitor, &proof.email, now).await {
         Ok(outcome) => {
