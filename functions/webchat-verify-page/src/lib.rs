@@ -29,7 +29,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     let token = req.path_parameters().first("token").unwrap_or_default().to_owned();
     Ok(match api::csat::proof_from_link(deps.key.as_deref(), &token, OffsetDateTime::now_utc()) {
         Ok(_) => api::csat::proof_page(&token),
-        Err(page) => page,
+        Err(page) => *page,
     })
 }
 

@@ -37,7 +37,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
     let now = OffsetDateTime::now_utc();
     let proof = match api::csat::proof_from_link(deps.key.as_deref(), &token, now) {
         Ok(p) => p,
-        Err(page) => return Ok(page),
+        Err(page) => return Ok(*page),
     };
     match webchat::prove_email(&*deps.store, &proof.workspace, &proof.visitor, &proof.email, now).await {
         Ok(outcome) => {

@@ -65,19 +65,20 @@ pub const PROOF_TITLE: &str = "Email confirmation";
 
 /// An email proof link's token checked under `key`: the proof, or the page to answer instead
 /// (503 not configured, 400 forged or altered, 410 expired).
-#[allow(clippy::result_large_err)]
 pub fn proof_from_link(
     key: Option<&[u8]>,
     token: &str,
     now: time::OffsetDateTime,
-) -> Result<domain::channels::webchat::EmailProof, Response<Body>> {
+) -> Result<domain::channels::webchat::EmailProof, Box<Response<Body>>> {
     let Some(key) = key else {
-        return Err(page(503, PROOF_TITLE, "Email confirmation is not configured here."));
+        return Err(Box::new(page(503, PROOF_TITLE, "Email confirmation is not configured here.")));
     };
-    domain::channels::webchat::verify_proof(key, token, now).map_err(|e| match e {
-        domain::csat::TokenError::Invalid => page(400, PROOF_TITLE, "This confirmation link is not valid."),
-        domain::csat::TokenError::Expired => {
-            page(410, PROOF_TITLE, "This confirmation link has expired: ask for a new one in the chat.")
-        }
+    domain::channels::webchat::verify_proof(key, token, now).map_err(|e| {
+        Box::new(match e {
+            domain::csat::TokenError::Invalid => page(400, PROOF_TITLE, "This confirmation link is not valid."),
+            domain::csat::TokenError::Expired => {
+                page(410, PROOF_TITLE, "This confirmation link has expired: ask for a new one in the chat.")
+            }
+        })
     })
 }
