@@ -1050,30 +1050,41 @@ impl DynamoStore {
         let month = e.month();
         for d in e.dimensions() {
             let k = keys::cost_counter(&e.workspace, month, &d, e.message_id);
-            let dim = to_attribute_value(&d).map_err(|err| corrupt("dimension", err))?;
-            let t = e.totals;
-            let update = build(
-                "counter update",
-                Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key_map(&k)))
-                    .update_expression(
-                        "SET dimension = if_not_exists(dimension, :dim), entity = :entity, currency = if_not_exists(currency, :cur) \
-                         ADD messages :m, provider_micros :p, aws_micros :a, actual_micros :x, reconciled :r",
-                    )
-                    .expression_attribute_values(":dim", dim)
-                    .expression_attribute_values(":entity", s("cost_counter"))
-                    .expression_attribute_values(":cur", s(e.currency.as_str()))
-                    .expression_attribute_values(":m", n(t.messages))
-                    .expression_attribute_values(":p", n(t.provider_micros))
-                    .expression_attribute_values(":a", n(t.aws_micros))
-                    .expression_attribute_values(":x", n(t.actual_micros))
-                    .expression_attribute_values(":r", n(t.reconciled))
-                    .build(),
-            )?;
-            items.push(TransactWriteItem::builder().update(update).build());
+            items.push(self.counter_add(&k, &d, s(e.currency.as_str()), e.totals)?);
         }
         Ok(items)
+    }
+
+    /// A transaction update adding `t` to the counter at `k` (created with its dimension and
+    /// currency on first use).
+    fn counter_add(
+        &self,
+        k: &Key,
+        d: &Dimension,
+        currency: AttributeValue,
+        t: Totals,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let dim = to_attribute_value(d).map_err(|err| corrupt("dimension", err))?;
+        let update = build(
+            "counter update",
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_map(k)))
+                .update_expression(
+                    "SET dimension = if_not_exists(dimension, :dim), entity = :entity, currency = if_not_exists(currency, :cur) \
+                     ADD messages :m, provider_micros :p, aws_micros :a, actual_micros :x, reconciled :r",
+                )
+                .expression_attribute_values(":dim", dim)
+                .expression_attribute_values(":entity", s("cost_counter"))
+                .expression_attribute_values(":cur", currency)
+                .expression_attribute_values(":m", n(t.messages))
+                .expression_attribute_values(":p", n(t.provider_micros))
+                .expression_attribute_values(":a", n(t.aws_micros))
+                .expression_attribute_values(":x", n(t.actual_micros))
+                .expression_attribute_values(":r", n(t.reconciled))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// Every item of a partition whose sort key starts with `prefix`, following pages, read

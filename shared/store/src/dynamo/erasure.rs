@@ -238,29 +238,11 @@ impl DynamoStore {
                         "messages = :m AND provider_micros = :p AND aws_micros = :a AND actual_micros = :x \
                          AND (reconciled = :r OR attribute_not_exists(reconciled))",
                     )
-                    .set_expression_attribute_values(Some(values.clone()))
+                    .set_expression_attribute_values(Some(values))
                     .build(),
             )?;
-            let mut add_values = values;
-            add_values.insert(":dim".into(), to_attribute_value(to).map_err(|e| corrupt("dimension", e))?);
-            add_values.insert(":entity".into(), s("cost_counter"));
-            add_values.insert(":cur".into(), currency);
-            let add = build(
-                "counter move",
-                Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key_map(&to_key)))
-                    .update_expression(
-                        "SET dimension = if_not_exists(dimension, :dim), entity = :entity, currency = if_not_exists(currency, :cur) \
-                         ADD messages :m, provider_micros :p, aws_micros :a, actual_micros :x, reconciled :r",
-                    )
-                    .set_expression_attribute_values(Some(add_values))
-                    .build(),
-            )?;
-            let items = vec![
-                TransactWriteItem::builder().delete(delete).build(),
-                TransactWriteItem::builder().update(add).build(),
-            ];
+            let items =
+                vec![TransactWriteItem::builder().delete(delete).build(), self.counter_add(&to_key, to, currency, t)?];
             match self.transact(items, None).await {
                 Err(StoreError::Conflict) => continue,
                 other => return other,
