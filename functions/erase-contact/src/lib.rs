@@ -38,7 +38,7 @@ pub async fn handle(deps: &Deps, mut job: Job) -> Result<Job, Error> {
         Some(Progress::Done(_)) => true,
         Some(Progress::More) => false,
         // A legal hold stops the loop; erasing again after the hold is lifted resumes the work.
-        Some(Progress::Held) => {
+        Some(Progress::Held(_)) => {
             tracing::warn!(workspace = %job.workspace, contact = %job.contact, "erasure stopped by a legal hold");
             true
         }

@@ -91,7 +91,7 @@ mod tests {
         let deps = Deps { store: store.clone(), key: Some(key.clone()) };
         let ws = WorkspaceId::parse("acme").unwrap();
         let now = OffsetDateTime::now_utc();
-        let system = domain::AgentId::parse(domain::consent::SYSTEM_AGENT).unwrap();
+        let system = domain::audit::AuditEntry::system();
         // A visitor who wrote and typed an address nobody holds: proven, it replaces the claim.
         let v = VisitorId::new();
         let (visitor_contact, _) = store::contract::seed_conversation(&*store, &ws, 1, now).await;

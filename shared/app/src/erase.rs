@@ -51,12 +51,9 @@ pub async fn request<S: ErasePorts + ?Sized>(
     job: &Job,
     now: OffsetDateTime,
 ) -> Result<Requested, Error> {
-    if let Some(matter) = store.workspace_settings(&job.workspace).await?.legal_hold {
-        return Ok(Requested::Held(matter));
-    }
     match step(store, files, job, REQUEST_CONVERSATIONS, now).await? {
         None => Ok(Requested::NotFound),
-        Some(Progress::Held) => Ok(Requested::Held("a legal hold".into())),
+        Some(Progress::Held(matter)) => Ok(Requested::Held(matter)),
         Some(Progress::Done(receipt)) => Ok(Requested::Erased(receipt)),
         Some(Progress::More) => {
             runs.start_erasure(job, now)
@@ -80,9 +77,10 @@ pub async fn step<S: ErasePorts + ?Sized>(
         return Ok(Some(Progress::Done(receipt)));
     }
     let Some(contact) = store.contact(ws, id).await? else { return Ok(None) };
-    // A hold placed while a large erasure runs stops it where it is.
-    if store.workspace_settings(ws).await?.legal_hold.is_some() {
-        return Ok(Some(Progress::Held));
+    // Under a legal hold nothing is erased; a hold placed while a large erasure runs stops it
+    // where it is.
+    if let Some(matter) = store.workspace_settings(ws).await?.legal_hold {
+        return Ok(Some(Progress::Held(matter)));
     }
     if contact.erasing.is_none() {
         // Records that name the contact in free form go while its conversations are still known.

@@ -340,7 +340,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             // They opened the link mailed to it: the address is theirs (linked proven, or their
             // contact merged into the customer who holds it).
             if !contact.identities.contains(&domain::model::Identity::email(&email)) {
-                let system = domain::AgentId::parse(domain::consent::SYSTEM_AGENT).expect("a valid agent id");
+                let system = domain::audit::AuditEntry::system();
                 match webchat::link_proven(self.store, &m.workspace, contact.id, &email, &system, m.received_at).await {
                     Ok(outcome) => {
                         tracing::info!(workspace = %m.workspace, contact = %contact.id, ?outcome, "web chat visitor's proven email");

@@ -193,7 +193,7 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let (contact, old) = store::contract::seed_conversation(&store, &ws, 4, now - time::Duration::days(60)).await;
         let v = VisitorId::new();
-        let system = domain::AgentId::parse(domain::consent::SYSTEM_AGENT).unwrap();
+        let system = domain::audit::AuditEntry::system();
         domain::contacts::add_identity(&store, &ws, contact.id, v.identity(), &system, now).await.unwrap();
         let profile = VisitorProfile {
             workspace: ws.clone(),

@@ -62,8 +62,8 @@ pub enum Progress {
     Done(Receipt),
     /// More conversations remain: run another step.
     More,
-    /// The workspace is under a legal hold: nothing more is erased until it is lifted.
-    Held,
+    /// The workspace is under a legal hold (its matter): nothing more is erased until it is lifted.
+    Held(String),
 }
 
 /// The metadata entry naming the idempotency key a message of ours was queued under

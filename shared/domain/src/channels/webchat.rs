@@ -632,7 +632,7 @@ pub async fn prove_email<S: crate::contacts::ContactPorts + crate::ports::Visito
     email: &EmailAddress,
     now: OffsetDateTime,
 ) -> Result<Proven, crate::contacts::ContactError> {
-    let system = crate::AgentId::parse(crate::consent::SYSTEM_AGENT).expect("a valid agent id");
+    let system = crate::audit::AuditEntry::system();
     let kept = store.visitor_profile(ws, visitor).await?;
     let profile = VisitorProfile {
         workspace: ws.clone(),
@@ -756,7 +756,7 @@ pub async fn link_email<S: crate::contacts::ContactPorts + ?Sized>(
     now: OffsetDateTime,
 ) -> Result<EmailLink, crate::ports::StoreError> {
     use crate::contacts::ContactError;
-    let system = crate::AgentId::parse(crate::consent::SYSTEM_AGENT).expect("a valid agent id");
+    let system = crate::audit::AuditEntry::system();
     // The visitor typed it: claimed, never proven, so real mail from the address never joins them.
     let claimed = Identity::email(email).claimed();
     match crate::contacts::add_identity(store, ws, contact, claimed, &system, now).await {
