@@ -115,9 +115,7 @@ pub async fn step<S: ErasePorts + ?Sized>(
         }
     }
     files.delete_prefix(&domain::objects::contact_exports(ws, id)).await?;
-    for identity in contact.identities.iter().filter(|i| i.kind == IdentityKind::Webchat) {
-        files.delete_prefix(&domain::objects::webchat_uploads(ws, &identity.value)).await?;
-    }
+    forget_visitors(store, files, &contact).await?;
     let receipt = Receipt { contact: id, by: job.by.clone(), requested_at: job.requested_at, erased_at: now };
     let details = serde_json::json!({ "contact": id, "requested_at": job.requested_at
         .format(&time::format_description::well_known::Rfc3339).unwrap_or_default() });
@@ -153,6 +151,24 @@ pub async fn conversation<S: ErasePorts + ?Sized>(
     }
     store.erase_conversation(ws, contact, id, &trace, forget_contact).await?;
     Ok(trace.messages.len())
+}
+
+/// Forgets the contact's web chat visitors: their profiles (the name and address they typed),
+/// sockets and uploads. Returns how many.
+pub async fn forget_visitors<S: ErasePorts + ?Sized>(
+    store: &S,
+    files: &dyn FileRemover,
+    contact: &domain::model::Contact,
+) -> Result<usize, Error> {
+    let ws = &contact.workspace;
+    let mut forgotten = 0;
+    for identity in contact.identities.iter().filter(|i| i.kind == IdentityKind::Webchat) {
+        let Ok(visitor) = domain::channels::webchat::VisitorId::parse(&identity.value) else { continue };
+        files.delete_prefix(&domain::objects::webchat_uploads(ws, &identity.value)).await?;
+        store.forget_visitor(ws, &visitor).await?;
+        forgotten += 1;
+    }
+    Ok(forgotten)
 }
 
 /// Workspace audit entries naming the contact keep who did what and when; their details go.
@@ -206,7 +222,7 @@ async fn erase_deliveries<S: ErasePorts + ?Sized>(
 mod tests {
     use super::*;
     use domain::hooks::{Attempt, DeliveryJob, DeliveryState, Endpoint, EventType, Secret};
-    use domain::ports::{ConversationReader, FileStore, InboundStore};
+    use domain::ports::{ConversationReader, FileStore, InboundStore, VisitorStore};
     use domain::{AgentId, ContactId, WorkspaceId};
     use providers::memory::MemoryFiles;
     use store::MemoryStore;
@@ -279,6 +295,22 @@ mod tests {
             .put_file(&domain::objects::contact_export(&ws, other.id, now), "application/json", vec![3])
             .await
             .unwrap();
+        // The contact chatted on the website too: a visitor with a profile and an upload.
+        let visitor = domain::channels::webchat::VisitorId::new();
+        let system = AuditEntry::system();
+        domain::contacts::add_identity(&store, &ws, contact.id, visitor.identity(), &system, now).await.unwrap();
+        let contact = store.contact(&ws, contact.id).await.unwrap().unwrap();
+        let profile = domain::channels::webchat::VisitorProfile {
+            workspace: ws.clone(),
+            visitor: visitor.clone(),
+            name: Some("Rui".into()),
+            email: None,
+            proven_email: None,
+            updated_at: now,
+        };
+        store.put_visitor_profile(&profile).await.unwrap();
+        let uploads = domain::objects::webchat_uploads(&ws, visitor.as_str());
+        files.put_file(&format!("{uploads}u/a.pdf"), "application/pdf", vec![4]).await.unwrap();
         // An admin's change that named the customer's number, and one that did not.
         let phone = contact.identities[0].value.clone();
         let ada = AgentId::parse("ada").unwrap();
@@ -332,7 +364,8 @@ mod tests {
             assert!(store.conversation(&ws, c).await.unwrap().is_none());
         }
         assert!(store.contact(&ws, contact.id).await.unwrap().is_none());
-        assert_eq!(files.urls(), vec![kept], "the photo and the export are gone ({export})");
+        assert_eq!(files.urls(), vec![kept], "the photo, the upload and the export are gone ({export})");
+        assert!(store.visitor_profile(&ws, &visitor).await.unwrap().is_none(), "the visitor went too");
         let trail = store.audit_trail(&ws, None, 10, None).await.unwrap().items;
         let named: Vec<_> = trail.iter().filter(|e| e.details.to_string().contains(&phone)).collect();
         assert!(named.is_empty(), "{named:?}");

@@ -79,14 +79,7 @@ async fn forget_idle_visitors<S: ErasePorts + ?Sized>(
         return Ok(0);
     }
     let Some(c) = store.contact(ws, contact).await? else { return Ok(0) };
-    let mut forgotten = 0;
-    for identity in c.identities.iter().filter(|i| i.kind == domain::model::IdentityKind::Webchat) {
-        let Ok(visitor) = domain::channels::webchat::VisitorId::parse(&identity.value) else { continue };
-        files.delete_prefix(&domain::objects::webchat_uploads(ws, &identity.value)).await?;
-        store.forget_visitor(ws, &visitor).await?;
-        forgotten += 1;
-    }
-    Ok(forgotten)
+    erase::forget_visitors(store, files, &c).await
 }
 
 /// Every workspace with a retention period, one after the other, until `out_of_time()`.

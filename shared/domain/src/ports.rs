@@ -151,9 +151,9 @@ pub trait ErasureStore: Send + Sync {
         contact: ContactId,
     ) -> Result<Option<crate::erasure::Receipt>, StoreError>;
     /// Makes the contact unreachable: deletes its identities' pointers (proven and claimed, where
-    /// they still name it), their consent records, its name-index entry, its current-conversation
-    /// slot and its web chat visitors ([`ErasureStore::forget_visitor`]), and marks it `erasing`
-    /// since `at`.
+    /// they still name it), their consent records, its name-index entry and its
+    /// current-conversation slot, and marks it `erasing` since `at`. (Its web chat visitors go
+    /// at the end, [`ErasureStore::forget_visitor`].)
     async fn begin_erasure(&self, contact: &Contact, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Deletes one conversation of `contact`: every item of it (messages, notes, audit trail), its
     /// place in the waiting queue, its messages' provider-id pointers and idempotency records, the

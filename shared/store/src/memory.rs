@@ -1531,11 +1531,6 @@ impl ErasureStore for MemoryStore {
                     s.identities.remove(&k);
                 }
                 s.consent.remove(&keys::consent(ws, &identity.clone().proven()));
-                if identity.kind == domain::model::IdentityKind::Webchat {
-                    if let Ok(v) = VisitorId::parse(&identity.value) {
-                        s.forget_visitor(ws, &v);
-                    }
-                }
             }
             if let Some(name) = c.name.as_deref().and_then(domain::contacts::name_key) {
                 s.names.remove(&keys::contact_name(ws, &name, c.id));

@@ -16,11 +16,6 @@ impl ErasureStore for DynamoStore {
         for identity in &c.identities {
             self.delete_pointer(&keys::identity(ws, identity), c.id).await?;
             self.delete_plain(&keys::consent(ws, &identity.clone().proven())).await?;
-            if identity.kind == domain::model::IdentityKind::Webchat {
-                if let Ok(v) = VisitorId::parse(&identity.value) {
-                    self.forget_visitor(ws, &v).await?;
-                }
-            }
         }
         if let Some(name) = c.name.as_deref().and_then(domain::contacts::name_key) {
             self.delete_plain(&keys::contact_name(ws, &name, c.id)).await?;
