@@ -6,11 +6,11 @@
 
 use domain::channels::email;
 use domain::channels::webchat::{self, EmailProof, VisitorId};
-use domain::model::Channel;
 use domain::ports::{ChannelDirectory, ConsentStore, EmailTransport, RateLimiter, VisitorStore};
 use domain::{EmailAddress, WorkspaceId};
 use time::OffsetDateTime;
 
+use crate::send::MailFrom;
 use crate::Error;
 
 /// What sending a proof link needs from the store.
@@ -52,14 +52,11 @@ pub async fn offer<S: ProofPorts + ?Sized>(
     if store.visitor_profile(ws, visitor).await?.and_then(|p| p.proven_email).as_ref() == Some(email) {
         return Ok(Offer::AlreadyProven);
     }
-    let Some(from) = store.channel_accounts(ws).await?.into_iter().find(|a| a.channel == Channel::Email) else {
-        return Ok(Offer::Unavailable);
+    let from = match crate::send::mail_from(store, ws, email.as_str()).await? {
+        MailFrom::Account(from) => from,
+        MailFrom::NoMailbox => return Ok(Offer::Unavailable),
+        MailFrom::Suppressed => return Ok(Offer::Suppressed),
     };
-    if let Some(identity) = domain::consent::identity_for(Channel::Email, email.as_str()) {
-        if store.consent(ws, &identity).await?.is_some_and(|r| r.refusal().is_some()) {
-            return Ok(Offer::Suppressed);
-        }
-    }
     let hour = time::Duration::hours(1);
     if !store.take(ws, &format!("proof:{visitor}"), now, hour, webchat::PROOFS_PER_VISITOR_PER_HOUR).await? {
         return Ok(Offer::Limited);

@@ -67,6 +67,34 @@ pub struct EmailOut {
     pub files: Arc<dyn FileStore>,
 }
 
+/// Who a mail of ours to an address goes out from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MailFrom {
+    /// The workspace's support address.
+    Account(domain::ports::ChannelAccount),
+    /// The workspace receives no email: it has no address to send from.
+    NoMailbox,
+    /// The address refuses our mail (a hard bounce or a complaint): never past it.
+    Suppressed,
+}
+
+/// The workspace's address to mail `to` from, unless it has none or `to` refuses our mail.
+pub async fn mail_from<S: domain::ports::ChannelDirectory + domain::ports::ConsentStore + ?Sized>(
+    store: &S,
+    ws: &domain::WorkspaceId,
+    to: &str,
+) -> Result<MailFrom, StoreError> {
+    let Some(from) = store.channel_accounts(ws).await?.into_iter().find(|a| a.channel == Channel::Email) else {
+        return Ok(MailFrom::NoMailbox);
+    };
+    if let Some(identity) = domain::consent::identity_for(Channel::Email, to) {
+        if store.consent(ws, &identity).await?.is_some_and(|r| r.refusal().is_some()) {
+            return Ok(MailFrom::Suppressed);
+        }
+    }
+    Ok(MailFrom::Account(from))
+}
+
 /// The media bucket, whose files (an agent's uploads) providers fetch by a presigned link:
 /// Twilio (MMS), WhatsApp, Messenger, Instagram and Telegram take a file by URL.
 pub struct MediaLinks {
@@ -333,7 +361,7 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
         references.dedup();
         references.extend(parent_id.clone());
         let account = self.store.channel_account(Channel::Email, &m.route.our_address).await?;
-        let domain_part = m.route.our_address.rsplit_once('@').map_or("switchboard.invalid", |(_, d)| d);
+        let domain_part = email::domain_of(&m.route.our_address);
         let mut files = vec![];
         for a in &m.attachments {
             let Some(bytes) = out.files.get_file(&a.url).await? else {
@@ -412,32 +440,22 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
                         c.identities.into_iter().find(|i| i.kind == IdentityKind::Email).map(|i| i.value)
                     }),
                 };
-            let from = self.store.channel_accounts(ws).await?.into_iter().find(|a| a.channel == Channel::Email);
-            Ok::<_, StoreError>(email.zip(from))
+            let Some(to) = email else { return Ok::<_, StoreError>(None) };
+            Ok(Some((mail_from(self.store, ws, &to).await?, to)))
         };
-        let (to, from) = match found.await {
-            Ok(Some(pair)) => pair,
-            Ok(None) => return false,
+        let (from, to) = match found.await {
+            Ok(Some((MailFrom::Account(from), to))) => (from, to),
+            Ok(None | Some((MailFrom::NoMailbox, _))) => return false,
+            Ok(Some((MailFrom::Suppressed, _))) => {
+                tracing::info!(workspace = %ws, message = %m.id, "no email copy: the address is suppressed");
+                return false;
+            }
             Err(e) => {
                 tracing::warn!(workspace = %ws, message = %m.id, error = %e, "no email copy: store unavailable");
                 return false;
             }
         };
-        // Never past a hard bounce or a complaint on that address.
-        if let Some(identity) = domain::consent::identity_for(Channel::Email, &to) {
-            match self.store.consent(ws, &identity).await {
-                Ok(Some(r)) if r.refusal().is_some() => {
-                    tracing::info!(workspace = %ws, message = %m.id, "no email copy: the address is suppressed");
-                    return false;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(workspace = %ws, message = %m.id, error = %e, "no email copy: store unavailable");
-                    return false;
-                }
-            }
-        }
-        let domain_part = from.address.rsplit_once('@').map_or("switchboard.invalid", |(_, d)| d);
+        let domain_part = email::domain_of(&from.address);
         let title = from.display_name.clone().unwrap_or_else(|| "us".into());
         let outgoing = email::OutgoingEmail {
             from: from.address.clone(),

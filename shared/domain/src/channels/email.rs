@@ -94,6 +94,12 @@ pub fn split_plus(address: &str) -> (String, Option<String>) {
     }
 }
 
+/// The domain part of one of our addresses, for the Message-IDs we mint (an address without
+/// one, which validation prevents, falls back to a reserved name).
+pub fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map_or("switchboard.invalid", |(_, d)| d)
+}
+
 /// The Reply-To of a reply in `conversation`: our address, plus-addressed with its id.
 pub fn reply_to_address(our_address: &str, conversation: ConversationId) -> String {
     let (base, _) = split_plus(our_address);

@@ -590,7 +590,7 @@ pub fn proof_email(
     now: OffsetDateTime,
 ) -> crate::channels::email::OutgoingEmail {
     let title = from.display_name.clone().unwrap_or_else(|| "us".into());
-    let domain_part = from.address.rsplit_once('@').map_or("switchboard.invalid", |(_, d)| d);
+    let domain_part = crate::channels::email::domain_of(&from.address);
     crate::channels::email::OutgoingEmail {
         from: from.address.clone(),
         from_name: from.display_name.clone(),
