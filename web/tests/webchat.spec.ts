@@ -65,7 +65,7 @@ async function chat(agent: Page, visitor: Page): Promise<void> {
   expect(await seriousViolations(agent)).toEqual([]);
 }
 
-test('with nobody online the widget says so and takes an email to answer by', async ({ browser }) => {
+test('with nobody online the widget says so, takes an email to answer by and asks to confirm it', async ({ browser }) => {
   const context = await browser.newContext();
   try {
     const visitor = await context.newPage();
@@ -79,6 +79,10 @@ test('with nobody online the widget says so and takes an email to answer by', as
     await chat.getByRole('button', { name: 'Save email' }).click();
     await expect(chat.getByRole('status')).toHaveText('We will answer at rui@example.com if you have left.');
     await expect(email).toBeHidden();
+    // The address is only claimed until the visitor opens the link mailed to it: the widget says so.
+    await expect(chat.getByRole('status')).toHaveText(
+      'We will answer at rui@example.com. We sent a link there: open it to confirm the address is yours.',
+    );
     // Still a chat: the message is taken and acknowledged.
     await chat.getByLabel('Your message').fill('Are you open on Sundays?');
     await chat.getByLabel('Your message').press('Enter');

@@ -557,3 +557,39 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
         delivery::advance(self.store, self.notifications, ws, (conv, msg), channel, event).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::consent::{Change, Record, Source, Status};
+    use domain::ports::{ChannelAccount, ChannelDirectory, ConsentStore};
+    use store::MemoryStore;
+
+    #[tokio::test]
+    async fn mail_goes_from_the_support_address_never_to_a_suppressed_one() {
+        let store = MemoryStore::new();
+        let ws = domain::WorkspaceId::parse("acme").unwrap();
+        assert_eq!(mail_from(&store, &ws, "rui@example.com").await.unwrap(), MailFrom::NoMailbox);
+        let support = ChannelAccount {
+            workspace: ws.clone(),
+            channel: Channel::Email,
+            address: "support@acme.example".into(),
+            display_name: Some("Acme".into()),
+            allowed_origins: vec![],
+        };
+        store.connect_channel_account(&support).await.unwrap();
+        assert_eq!(mail_from(&store, &ws, "rui@example.com").await.unwrap(), MailFrom::Account(support));
+        let bounced = domain::consent::identity_for(Channel::Email, "gone@example.com").unwrap();
+        let change = Change {
+            status: Status::OptedOut,
+            at: time::OffsetDateTime::now_utc(),
+            source: Source::Provider {
+                provider: "ses".into(),
+                reason: "hard bounce".into(),
+                provider_message_id: "m1".into(),
+            },
+        };
+        store.put_consent(&ws, &Record::apply(None, &bounced, change)).await.unwrap();
+        assert_eq!(mail_from(&store, &ws, "gone@example.com").await.unwrap(), MailFrom::Suppressed);
+    }
+}
