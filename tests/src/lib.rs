@@ -125,6 +125,8 @@ pub async fn spawn_stack() -> TestStack {
             address: number.clone(),
             display_name: None,
             allowed_origins: Vec::new(),
+            business_account_id: None,
+            messaging_service_sid: None,
         })
         .await
         .unwrap();
@@ -148,6 +150,8 @@ pub async fn spawn_stack() -> TestStack {
                 address: address.clone(),
                 display_name: (channel == Channel::Email).then(|| "Acme Support".to_owned()),
                 allowed_origins: Vec::new(),
+                business_account_id: None,
+                messaging_service_sid: None,
             })
             .await
             .unwrap();

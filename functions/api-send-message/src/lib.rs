@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use app::reply::{self, Composed, Queued, ReplyError, ReplyRequest};
 use base64::Engine;
+use domain::channels::rich::{Interactive, Location};
 use domain::channels::templates::TemplateError;
 use domain::channels::whatsapp::TemplateSend;
 use domain::finance::ledger::Month;
@@ -23,7 +24,7 @@ use domain::finance::service::{check_budgets, hard_stop, RateCardCache};
 use domain::finance::{estimate_message, Costing, Usage};
 use domain::model::{Attachment, Channel, Message, Sender};
 use domain::ports::{NotificationQueue, OutboundQueue};
-use domain::{ConversationId, IdempotencyKey};
+use domain::{ConversationId, IdempotencyKey, MessageId};
 use kit::auth::{Authenticator, Principal};
 use kit::http::{body_bytes, header, path_param, respond, ApiError};
 use lambda_http::{Body, Error, Request, RequestExt, Response};
@@ -102,6 +103,45 @@ struct Draft {
     /// Files uploaded with `POST /uploads`, by key (the channel's limits apply: 422 otherwise).
     #[serde(default)]
     attachments: Vec<domain::files::FileRef>,
+    /// WhatsApp: reply buttons or a list; the customer's tap comes back as their answer.
+    #[serde(default)]
+    interactive: Option<Interactive>,
+    /// WhatsApp: an emoji reaction to one of the customer's messages in this conversation (`""`
+    /// takes it back).
+    #[serde(default)]
+    reaction: Option<ReactionDraft>,
+    /// WhatsApp: a location pin.
+    #[serde(default)]
+    location: Option<Location>,
+    /// WhatsApp: one of this conversation's messages the reply quotes.
+    #[serde(default)]
+    reply_to: Option<MessageId>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ReactionDraft {
+    message_id: MessageId,
+    emoji: String,
+}
+
+impl Draft {
+    /// What the draft sends besides plain text, by name (at most one may be given).
+    fn kinds(&self) -> Vec<&'static str> {
+        let given = [
+            ("template", self.template.is_some()),
+            ("attachments", !self.attachments.is_empty()),
+            ("interactive", self.interactive.is_some()),
+            ("reaction", self.reaction.is_some()),
+            ("location", self.location.is_some()),
+        ];
+        given.into_iter().filter(|(_, g)| *g).map(|(k, _)| k).collect()
+    }
+
+    /// Whether it uses what only WhatsApp sends.
+    fn whatsapp_only(&self) -> bool {
+        self.interactive.is_some() || self.reaction.is_some() || self.location.is_some() || self.reply_to.is_some()
+    }
 }
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
@@ -193,8 +233,29 @@ async fn send(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<B
     let hash = request_hash(req);
     let draft: Draft = serde_json::from_slice(body_bytes(req))
         .map_err(|e| ApiError::BadRequest(format!("body must be JSON {{\"text\": ..., \"channel\"?: ...}}: {e}")))?;
-    if draft.text.trim().is_empty() && draft.template.is_none() && draft.attachments.is_empty() {
+    let kinds = draft.kinds();
+    if kinds.len() > 1 {
+        return Err(ApiError::Unprocessable(format!("one of {} per message", kinds.join(", "))));
+    }
+    if draft.text.trim().is_empty() && kinds.is_empty() {
         return Err(ApiError::Unprocessable("text must not be empty".into()));
+    }
+    if (draft.interactive.is_some() || draft.reaction.is_some() || draft.location.is_some())
+        && !draft.text.trim().is_empty()
+    {
+        return Err(ApiError::Unprocessable(
+            "interactive, reaction and location messages carry their own text: leave text empty".into(),
+        ));
+    }
+    let invalid = |e: domain::ParseError| ApiError::Unprocessable(e.to_string());
+    if let Some(i) = &draft.interactive {
+        i.check().map_err(invalid)?;
+    }
+    if let Some(l) = &draft.location {
+        l.check().map_err(invalid)?;
+    }
+    if let Some(r) = &draft.reaction {
+        domain::channels::rich::check_emoji(&r.emoji).map_err(invalid)?;
     }
     let files = files(deps, &who.workspace, &draft).await?;
     // The budgets as the composer read them, for the alert check after the commit.
@@ -276,6 +337,30 @@ async fn compose(
     inv: &Invocation,
 ) -> Result<(Composed, Vec<domain::finance::Budget>), ApiError> {
     let route = conversation.reply_route(draft.channel)?;
+    if draft.whatsapp_only() && route.channel != Channel::Whatsapp {
+        return Err(ApiError::Unprocessable(format!(
+            "buttons, lists, reactions, locations and quoted replies are WhatsApp's; on {} send text or files",
+            route.channel
+        )));
+    }
+    // A reaction or a quote names one of this conversation's WhatsApp messages by its WhatsApp id.
+    let target = match draft.reaction.as_ref().map(|r| r.message_id).or(draft.reply_to) {
+        Some(id) => {
+            let m = deps
+                .store
+                .message(&who.workspace, conversation.id, id)
+                .await?
+                .ok_or_else(|| ApiError::Unprocessable(format!("no message {id} in this conversation")))?;
+            let wamid = m.provider_message_id.clone().filter(|_| m.channel == Channel::Whatsapp).ok_or_else(|| {
+                ApiError::Unprocessable(format!("message {id} is not a WhatsApp message WhatsApp has accepted"))
+            })?;
+            if draft.reaction.is_some() && m.direction != domain::model::Direction::Inbound {
+                return Err(ApiError::Unprocessable("reactions answer the customer's messages".into()));
+            }
+            Some(wamid)
+        }
+        None => None,
+    };
     let since = conversation.since_customer_wrote(route.channel, now);
     let reply_as = domain::channels::reply_policy(route.channel, since, draft.template.is_some())?;
     // A template is sent as registered: approved, with exactly its parameters; the customer reads
@@ -288,15 +373,28 @@ async fn compose(
                         TemplateError::Unknown { name: t.name.clone(), language: t.language.clone() }.to_string(),
                     )
                 })?;
-            let text = registered.render(&t.parameters)?;
+            let text = registered.check_send(t)?;
             let metadata = BTreeMap::from([
                 ("whatsapp_category".to_owned(), serde_json::to_value(registered.category).unwrap_or_default()),
                 ("whatsapp_template".to_owned(), serde_json::Value::from(registered.name.clone())),
             ]);
             (text, metadata)
         }
-        None => (draft.text.clone(), check_constraints(deps, &who.workspace, route.channel, &draft.text, files).await?),
+        None => {
+            let text = match (&draft.interactive, &draft.reaction, &draft.location) {
+                (Some(i), _, _) => i.body().to_owned(),
+                (_, Some(r), _) => r.emoji.clone(),
+                (_, _, Some(l)) => l.summary(),
+                _ => draft.text.clone(),
+            };
+            let metadata = check_constraints(deps, &who.workspace, route.channel, &text, files).await?;
+            (text, metadata)
+        }
     };
+    if let (Some(wamid), None) = (&target, &draft.reaction) {
+        metadata.insert("reply_to_provider_id".to_owned(), serde_json::Value::from(wamid.clone()));
+        metadata.insert("reply_to".to_owned(), serde_json::Value::from(draft.reply_to.map(|m| m.to_string())));
+    }
     if reply_as == domain::channels::ReplyAs::HumanAgentTag {
         let tag = domain::channels::meta::HUMAN_AGENT;
         metadata.insert(domain::channels::meta::META_TAG.to_owned(), serde_json::Value::from(tag));
@@ -318,9 +416,14 @@ async fn compose(
     let sender = Sender::Agent { id: who.agent.clone() };
     let mut message =
         Message::queued_outbound(who.workspace.clone(), conversation.id, route, sender, &text, metadata, now);
-    if let Some(t) = &draft.template {
-        message.rich = Some(serde_json::json!({ "template": t }));
-    }
+    message.rich = match (&draft.template, &draft.interactive, &draft.reaction, &draft.location) {
+        (Some(t), ..) => Some(serde_json::json!({ "template": t })),
+        (_, Some(i), ..) => Some(serde_json::json!({ "interactive": i.cloud_api() })),
+        (_, _, Some(r), _) => Some(serde_json::json!({ "reaction": {
+            "message_id": r.message_id, "provider_message_id": target, "emoji": r.emoji } })),
+        (.., Some(l)) => Some(serde_json::json!({ "location": l })),
+        _ => None,
+    };
     message.attachments = files.to_vec();
     let counted = inv.usage_so_far();
     let costing = Costing {

@@ -129,6 +129,8 @@ mod tests {
             address: "support@demo.switchboard.test".into(),
             display_name: None,
             allowed_origins: Vec::new(),
+            business_account_id: None,
+            messaging_service_sid: None,
         };
         store.put_channel_account(&account).await.unwrap();
         let q = Arc::new(MemoryQueue::new());

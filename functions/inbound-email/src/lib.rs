@@ -188,6 +188,8 @@ mod tests {
             address: "support@acme.example".into(),
             display_name: Some("Acme Support".into()),
             allowed_origins: Vec::new(),
+            business_account_id: None,
+            messaging_service_sid: None,
         };
         store.put_channel_account(&account).await.unwrap();
         let files = Arc::new(MemoryFiles::default());

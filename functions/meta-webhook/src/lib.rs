@@ -72,6 +72,8 @@ mod tests {
                 address: address.into(),
                 display_name: None,
                 allowed_origins: Vec::new(),
+                business_account_id: None,
+                messaging_service_sid: None,
             };
             store.put_channel_account(&account).await.unwrap();
         }

@@ -93,6 +93,8 @@ mod tests {
                 address: bot.into(),
                 display_name: None,
                 allowed_origins: Vec::new(),
+                business_account_id: None,
+                messaging_service_sid: None,
             })
             .await
             .unwrap();

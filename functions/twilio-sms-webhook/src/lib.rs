@@ -106,6 +106,8 @@ mod tests {
                 address: "+14155550100".into(),
                 display_name: None,
                 allowed_origins: Vec::new(),
+                business_account_id: None,
+                messaging_service_sid: None,
             })
             .await
             .unwrap();

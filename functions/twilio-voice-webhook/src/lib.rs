@@ -275,6 +275,8 @@ mod tests {
             address: "+14155550100".into(),
             display_name: None,
             allowed_origins: Vec::new(),
+            business_account_id: None,
+            messaging_service_sid: None,
         };
         store.put_channel_account(&account).await.unwrap();
         let queue = Arc::new(MemoryQueue::new());

@@ -181,6 +181,8 @@ mod tests {
             address: "wk_demo_site".into(),
             display_name: Some("Demo support".into()),
             allowed_origins: Vec::new(),
+            business_account_id: None,
+            messaging_service_sid: None,
         };
         store.put_channel_account(&account).await.unwrap();
         let deps = Deps {

@@ -77,6 +77,8 @@ mod tests {
                 address: "106540352242922".into(),
                 display_name: None,
                 allowed_origins: Vec::new(),
+                business_account_id: None,
+                messaging_service_sid: None,
             })
             .await
             .unwrap();

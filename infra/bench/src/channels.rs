@@ -60,6 +60,8 @@ impl Channels<'_> {
             address: address.into(),
             display_name: None,
             allowed_origins: Vec::new(),
+            business_account_id: None,
+            messaging_service_sid: None,
         };
         Ok(self.store.put_channel_account(&account).await?)
     }

@@ -418,6 +418,8 @@ pub(crate) async fn own_number(store: &store::DynamoStore, ws: &WorkspaceId, num
         address: number.into(),
         display_name: None,
         allowed_origins: Vec::new(),
+        business_account_id: None,
+        messaging_service_sid: None,
     };
     Ok(store.put_channel_account(&account).await?)
 }

@@ -235,6 +235,8 @@ async fn up(
             address: dev::SMS_NUMBER.into(),
             display_name: Some("Demo support line".into()),
             allowed_origins: Vec::new(),
+            business_account_id: None,
+            messaging_service_sid: None,
         })
         .await?;
     for (channel, address) in [
@@ -253,6 +255,8 @@ async fn up(
                 address: address.into(),
                 display_name: None,
                 allowed_origins: Vec::new(),
+                business_account_id: None,
+                messaging_service_sid: None,
             })
             .await?;
     }

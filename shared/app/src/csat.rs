@@ -13,6 +13,7 @@
 //!   optional comment its thank-you page offers.
 
 use domain::audit::AuditEntry;
+use domain::channels::whatsapp::TemplateSend;
 use domain::csat::{self, Rating, Survey};
 use domain::events::Notification;
 use domain::finance::service::RateCardCache;
@@ -125,7 +126,9 @@ impl<S: AskPorts + ?Sized> Asker<'_, S> {
             (true, _, _) => None,
             (false, Channel::Whatsapp, Some(t)) => {
                 match self.store.whatsapp_template(&c.workspace, &t.name, &t.language).await? {
-                    Some(registered) if registered.render(&[]).is_ok() => Some(registered),
+                    Some(registered) if registered.check_send(&TemplateSend::bare(&registered)).is_ok() => {
+                        Some(registered)
+                    }
                     _ => {
                         tracing::warn!(workspace = %c.workspace, conversation = %c.id, template = %t.name,
                             "survey not sent: its WhatsApp template is not registered as approved without parameters");
@@ -142,7 +145,7 @@ impl<S: AskPorts + ?Sized> Asker<'_, S> {
         let route = reach.route;
         let links = (route.channel == Channel::Email).then(|| self.links.for_conversation(&c.workspace, c.id, now));
         let text = match &template {
-            Some(t) => t.render(&[]).unwrap_or_default(),
+            Some(t) => t.check_send(&TemplateSend::bare(t)).unwrap_or_default(),
             None => csat::question_text(policy, route.channel, links.as_ref()),
         };
         let mut composed = reply::system_message(

@@ -222,11 +222,7 @@ pub async fn system_message<S: RateCardStore + ?Sized>(
     }
     let mut message = Message::queued_outbound(c.workspace.clone(), c.id, route, Sender::System, text, metadata, now);
     if let Some(t) = template {
-        let send = domain::channels::whatsapp::TemplateSend {
-            name: t.name.clone(),
-            language: t.language.clone(),
-            parameters: vec![],
-        };
+        let send = domain::channels::whatsapp::TemplateSend::bare(t);
         message.rich = Some(serde_json::json!({ "template": send }));
     }
     let card = rates.card_at(store, &c.workspace, now).await?;

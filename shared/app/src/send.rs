@@ -576,6 +576,8 @@ mod tests {
             address: "support@acme.example".into(),
             display_name: Some("Acme".into()),
             allowed_origins: vec![],
+            business_account_id: None,
+            messaging_service_sid: None,
         };
         store.connect_channel_account(&support).await.unwrap();
         assert_eq!(mail_from(&store, &ws, "rui@example.com").await.unwrap(), MailFrom::Account(support));

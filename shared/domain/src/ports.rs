@@ -66,12 +66,46 @@ pub struct ChannelAccount {
     /// Web chat: the page origins the widget key may be used from (empty: any).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_origins: Vec<String>,
+    /// WhatsApp: the WhatsApp Business Account the number belongs to (its templates are submitted
+    /// there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_account_id: Option<String>,
+    /// SMS: the Twilio Messaging Service replies from this number go out through (`MG…`): Twilio
+    /// picks the sender from its pool, keeping each customer on the same one (sticky sender).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messaging_service_sid: Option<String>,
 }
 
 impl ChannelAccount {
     pub fn new(workspace: WorkspaceId, channel: Channel, address: impl Into<String>) -> Self {
-        Self { workspace, channel, address: address.into(), display_name: None, allowed_origins: Vec::new() }
+        Self {
+            workspace,
+            channel,
+            address: address.into(),
+            display_name: None,
+            allowed_origins: Vec::new(),
+            business_account_id: None,
+            messaging_service_sid: None,
+        }
     }
+}
+
+/// What Meta answered a template's submission or edit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submitted {
+    pub meta_id: String,
+    pub status: crate::channels::templates::TemplateStatus,
+    /// The category Meta filed it under (it may differ from the one asked for).
+    pub category: Option<crate::finance::pricing::WhatsappCategory>,
+}
+
+/// Meta's template management (Graph API): creating a template under a WhatsApp Business Account
+/// and editing one it rejected or paused. Either way Meta reviews it and answers by webhook.
+#[async_trait]
+pub trait TemplateSubmissions: Send + Sync {
+    async fn create(&self, business_account_id: &str, submission: &serde_json::Value)
+        -> Result<Submitted, BotApiError>;
+    async fn edit(&self, meta_id: &str, submission: &serde_json::Value) -> Result<Submitted, BotApiError>;
 }
 
 #[async_trait]
@@ -777,6 +811,19 @@ pub trait TemplateStore: Send + Sync {
         ws: &WorkspaceId,
         template: &crate::channels::templates::WhatsAppTemplate,
     ) -> Result<(), StoreError>;
+    /// The template Meta knows by `meta_id` (one submitted through the API), with its workspace.
+    async fn whatsapp_template_by_meta_id(
+        &self,
+        meta_id: &str,
+    ) -> Result<Option<(WorkspaceId, crate::channels::templates::WhatsAppTemplate)>, StoreError>;
+    /// Writes `template` over the stored one only if that one was last reviewed at `reviewed_at`
+    /// (`None`: never reviewed): `false`, nothing written, when another review came first.
+    async fn replace_whatsapp_template(
+        &self,
+        ws: &WorkspaceId,
+        template: &crate::channels::templates::WhatsAppTemplate,
+        reviewed_at: Option<time::OffsetDateTime>,
+    ) -> Result<bool, StoreError>;
 }
 
 #[async_trait]

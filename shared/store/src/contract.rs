@@ -878,6 +878,27 @@ pub async fn whatsapp_templates_by_name_and_language<S: Store>(s: &S) {
     );
     assert!(s.whatsapp_template(&ws, "refund_update", "es").await.unwrap().is_none());
     assert!(s.whatsapp_templates(&other).await.unwrap().is_empty());
+
+    // Submitted through the API: Meta's id finds it, and reviews replace it only in turn.
+    let meta_id = format!("9{}", at.unix_timestamp_nanos() % 1_000_000_000);
+    let mut submitted = t("es", TemplateStatus::Pending);
+    submitted.meta_id = Some(meta_id.clone());
+    s.put_whatsapp_template(&ws, &submitted).await.unwrap();
+    assert_eq!(s.whatsapp_template_by_meta_id(&meta_id).await.unwrap(), Some((ws.clone(), submitted.clone())));
+    assert!(s.whatsapp_template_by_meta_id("404").await.unwrap().is_none());
+    let mut approved = submitted.clone();
+    approved.status = TemplateStatus::Approved;
+    approved.reviewed_at = Some(at);
+    assert!(s.replace_whatsapp_template(&ws, &approved, None).await.unwrap());
+    // A second writer that read the template before the approval loses.
+    let mut stale = submitted.clone();
+    stale.reviewed_at = Some(at + time::Duration::seconds(5));
+    assert!(!s.replace_whatsapp_template(&ws, &stale, None).await.unwrap());
+    let mut paused = approved.clone();
+    paused.status = TemplateStatus::Paused;
+    paused.reviewed_at = Some(at + time::Duration::seconds(9));
+    assert!(s.replace_whatsapp_template(&ws, &paused, Some(at)).await.unwrap());
+    assert_eq!(s.whatsapp_template(&ws, "refund_update", "es").await.unwrap(), Some(paused));
 }
 
 pub async fn notes_history_team_views_and_canned_responses<S: Store>(s: &S) {

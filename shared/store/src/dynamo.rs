@@ -1786,8 +1786,55 @@ impl TemplateStore for DynamoStore {
         ws: &WorkspaceId,
         t: &domain::channels::templates::WhatsAppTemplate,
     ) -> Result<(), StoreError> {
+        if let Some(id) = &t.meta_id {
+            let pointer = TemplatePointer { workspace: ws.clone(), name: t.name.clone(), language: t.language.clone() };
+            self.put_plain(item(&keys::whatsapp_template_by_meta_id(id), "whatsapp_template_id", &pointer)?).await?;
+        }
         self.put_plain(item(&keys::whatsapp_template(ws, &t.name, &t.language), "whatsapp_template", t)?).await
     }
+
+    async fn whatsapp_template_by_meta_id(
+        &self,
+        meta_id: &str,
+    ) -> Result<Option<(WorkspaceId, domain::channels::templates::WhatsAppTemplate)>, StoreError> {
+        let Some(p) = self
+            .get_as::<TemplatePointer>("WhatsApp template id", &keys::whatsapp_template_by_meta_id(meta_id))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let t = self.whatsapp_template(&p.workspace, &p.name, &p.language).await?;
+        Ok(t.filter(|t| t.meta_id.as_deref() == Some(meta_id)).map(|t| (p.workspace, t)))
+    }
+
+    async fn replace_whatsapp_template(
+        &self,
+        ws: &WorkspaceId,
+        t: &domain::channels::templates::WhatsAppTemplate,
+        reviewed_at: Option<time::OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
+        let it = item(&keys::whatsapp_template(ws, &t.name, &t.language), "whatsapp_template", t)?;
+        let req = self.client.put_item().table_name(&self.table).set_item(Some(it));
+        let req = match reviewed_at {
+            None => req.condition_expression("attribute_exists(PK) AND attribute_not_exists(reviewed_at)"),
+            Some(at) => {
+                req.condition_expression("attribute_exists(PK) AND reviewed_at = :r").expression_attribute_values(
+                    ":r",
+                    s(at.format(&time::format_description::well_known::Rfc3339).map_err(|e| corrupt("template", e))?),
+                )
+            }
+        };
+        let res = req.return_consumed_capacity(ReturnConsumedCapacity::Total).send().await;
+        Ok(conditional(res, |o| o.consumed_capacity())?.is_some())
+    }
+}
+
+/// Where Meta's id of a template points.
+#[derive(Serialize, Deserialize)]
+struct TemplatePointer {
+    workspace: WorkspaceId,
+    name: String,
+    language: String,
 }
 
 #[async_trait]

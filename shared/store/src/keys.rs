@@ -32,6 +32,7 @@
 //! | canned response      | `WS#<ws>#CANNED`                     | `<id>`             |
 //! | canned response uses | `WS#<ws>#CANNEDUSE#<agent>`          | `<id>`             |
 //! | WhatsApp template    | `WS#<ws>#WATEMPLATE`                 | `<name>#<language>` |
+//! | template by Meta's id | `WATEMPLATEID#<meta id>`            | `WATEMPLATEID`     |
 //! | webhook endpoint     | `WS#<ws>#HOOKS`                      | `<endpoint id>`    |
 //! | webhook delivery     | `WS#<ws>#HOOK#<endpoint id>`         | `<msg id>` (ULID: newest last) |
 //! | workspace with NPS on | `NPS#WORKSPACES`                    | `<ws>`             |
@@ -439,6 +440,12 @@ pub fn whatsapp_template_partition(w: &WorkspaceId) -> String {
 
 pub fn whatsapp_template(w: &WorkspaceId, name: &str, language: &str) -> Key {
     Key { pk: whatsapp_template_partition(w), sk: format!("{name}#{language}") }
+}
+
+/// Which workspace's template Meta's id names (Meta's template reviews carry only its id, name and
+/// language, under the business account).
+pub fn whatsapp_template_by_meta_id(meta_id: &str) -> Key {
+    Key { pk: format!("WATEMPLATEID#{meta_id}"), sk: "WATEMPLATEID".into() }
 }
 
 pub fn hook_partition(w: &WorkspaceId) -> String {

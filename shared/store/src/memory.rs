@@ -1043,6 +1043,34 @@ impl TemplateStore for MemoryStore {
         self.with(|s| s.templates.insert(keys::whatsapp_template(ws, &t.name, &t.language), t.clone()));
         Ok(())
     }
+
+    async fn whatsapp_template_by_meta_id(
+        &self,
+        meta_id: &str,
+    ) -> Result<Option<(WorkspaceId, domain::channels::templates::WhatsAppTemplate)>, StoreError> {
+        Ok(self.with(|s| {
+            s.templates.iter().find(|(_, t)| t.meta_id.as_deref() == Some(meta_id)).and_then(|(k, t)| {
+                let ws = k.pk.strip_prefix("WS#")?.strip_suffix("#WATEMPLATE")?;
+                Some((WorkspaceId::parse(ws).ok()?, t.clone()))
+            })
+        }))
+    }
+
+    async fn replace_whatsapp_template(
+        &self,
+        ws: &WorkspaceId,
+        t: &domain::channels::templates::WhatsAppTemplate,
+        reviewed_at: Option<time::OffsetDateTime>,
+    ) -> Result<bool, StoreError> {
+        let k = keys::whatsapp_template(ws, &t.name, &t.language);
+        Ok(self.with(|s| match s.templates.get(&k) {
+            Some(held) if held.reviewed_at == reviewed_at => {
+                s.templates.insert(k, t.clone());
+                true
+            }
+            _ => false,
+        }))
+    }
 }
 
 #[async_trait]

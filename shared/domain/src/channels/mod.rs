@@ -24,6 +24,7 @@ pub mod email;
 pub mod form;
 pub mod meta;
 pub mod quotes;
+pub mod rich;
 pub mod telegram;
 pub mod templates;
 pub mod twilio;

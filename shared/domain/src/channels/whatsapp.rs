@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
+
+use super::templates::{ReviewChange, TemplateQuality, TemplateReview, TemplateStatus};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -87,6 +89,9 @@ struct Payload_ {
 
 #[derive(Deserialize)]
 struct Entry {
+    /// When Meta sent the entry (unix seconds); template reviews are ordered by it.
+    #[serde(default)]
+    time: Option<i64>,
     #[serde(default)]
     changes: Vec<Change>,
 }
@@ -441,14 +446,120 @@ pub fn parse(body: &[u8], received_at: OffsetDateTime) -> Result<Vec<ChannelEven
     Ok(events)
 }
 
-/// A template message to send: the registry's name and language, and its body's parameters in
-/// order (`{{1}}`, `{{2}}`…). Stored in the message's `rich` content under `template`.
+/// Meta's reviews of templates in a webhook body (`message_template_status_update`,
+/// `template_category_update`, `message_template_quality_update`); other fields are skipped, and
+/// so are review events that change nothing we keep (a lock).
+pub fn template_reviews(body: &[u8], received_at: OffsetDateTime) -> Result<Vec<TemplateReview>, ParseError> {
+    let payload: Payload_ = json_body("WhatsApp webhook", body)?;
+    let mut reviews = vec![];
+    for entry in payload.entry {
+        let at = entry.time.and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()).unwrap_or(received_at);
+        for change in entry.changes {
+            let v = &change.value;
+            let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+            let kind = change.field.as_str();
+            let change = match kind {
+                "message_template_status_update" => {
+                    let Some(status) = text("event").as_deref().and_then(TemplateStatus::from_meta_event) else {
+                        continue;
+                    };
+                    ReviewChange::Status { status, reason: text("reason") }
+                }
+                "template_category_update" => {
+                    let new = text("new_category").or_else(|| text("correct_category")).unwrap_or_default();
+                    match serde_json::from_value(Value::from(new.to_ascii_lowercase())) {
+                        Ok(c) => ReviewChange::Category(c),
+                        Err(_) => continue,
+                    }
+                }
+                "message_template_quality_update" => {
+                    ReviewChange::Quality(TemplateQuality::from_meta(&text("new_quality_score").unwrap_or_default()))
+                }
+                _ => continue,
+            };
+            let meta_id = match v.get("message_template_id") {
+                Some(Value::Number(n)) => n.to_string(),
+                Some(Value::String(s)) if !s.is_empty() => s.clone(),
+                _ => return Err(ParseError::Missing("message_template_id")),
+            };
+            let name = text("message_template_name").ok_or(ParseError::Missing("message_template_name"))?;
+            let language = text("message_template_language").ok_or(ParseError::Missing("message_template_language"))?;
+            reviews.push(TemplateReview { meta_id, name, language, at, change });
+        }
+    }
+    Ok(reviews)
+}
+
+/// A template message to send: the registry's name and language, its body's parameters in
+/// order (`{{1}}`, `{{2}}`…), and its header's and buttons' when it has them. Stored in the
+/// message's `rich` content under `template`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct TemplateSend {
     pub name: String,
     pub language: String,
     #[serde(default)]
     pub parameters: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<super::templates::HeaderParameter>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buttons: Vec<super::templates::ButtonParameter>,
+}
+
+impl TemplateSend {
+    /// A send of `template` with no parameters at all.
+    pub fn bare(template: &super::templates::WhatsAppTemplate) -> TemplateSend {
+        TemplateSend {
+            name: template.name.clone(),
+            language: template.language.clone(),
+            parameters: vec![],
+            header: None,
+            buttons: vec![],
+        }
+    }
+
+    /// The `components` of the Cloud API's template object (empty when it takes no parameters).
+    fn components(&self) -> Vec<Value> {
+        use super::templates::{ButtonParameter, HeaderParameter};
+        let mut components = Vec::new();
+        match &self.header {
+            Some(HeaderParameter::Text { text }) => {
+                components.push(json!({ "type": "header", "parameters": [{ "type": "text", "text": text }] }))
+            }
+            Some(HeaderParameter::Media { link }) => {
+                let kind = header_media_kind(link);
+                components.push(json!({ "type": "header", "parameters": [{ "type": kind, kind: { "link": link } }] }))
+            }
+            None => {}
+        }
+        if !self.parameters.is_empty() {
+            let params: Vec<Value> = self.parameters.iter().map(|p| json!({ "type": "text", "text": p })).collect();
+            components.push(json!({ "type": "body", "parameters": params }));
+        }
+        let mut buttons = self.buttons.clone();
+        buttons.sort_by_key(ButtonParameter::index);
+        for b in &buttons {
+            components.push(match b {
+                ButtonParameter::Url { index, text } => json!({ "type": "button", "sub_type": "url",
+                    "index": index.to_string(), "parameters": [{ "type": "text", "text": text }] }),
+                ButtonParameter::QuickReply { index, payload } => json!({ "type": "button", "sub_type": "quick_reply",
+                    "index": index.to_string(), "parameters": [{ "type": "payload", "payload": payload }] }),
+            });
+        }
+        components
+    }
+}
+
+/// A media header's type, from its link's file extension (Meta needs the type named).
+fn header_media_kind(link: &str) -> &'static str {
+    let path = link.split(['?', '#']).next().unwrap_or_default().to_ascii_lowercase();
+    if [".jpg", ".jpeg", ".png"].iter().any(|e| path.ends_with(e)) {
+        "image"
+    } else if [".mp4", ".3gp"].iter().any(|e| path.ends_with(e)) {
+        "video"
+    } else {
+        "document"
+    }
 }
 
 impl TemplateSend {
@@ -480,9 +591,9 @@ pub fn request_body(message: &Message) -> Result<Value, RenderError> {
     let mut body = json!({ "messaging_product": "whatsapp", "recipient_type": "individual", "to": to });
     if let Some(t) = TemplateSend::of(message) {
         let mut template = json!({ "name": t.name, "language": { "code": t.language } });
-        if !t.parameters.is_empty() {
-            let params: Vec<Value> = t.parameters.iter().map(|p| json!({ "type": "text", "text": p })).collect();
-            template["components"] = json!([{ "type": "body", "parameters": params }]);
+        let components = t.components();
+        if !components.is_empty() {
+            template["components"] = Value::Array(components);
         }
         body["type"] = "template".into();
         body["template"] = template;
@@ -490,6 +601,14 @@ pub fn request_body(message: &Message) -> Result<Value, RenderError> {
         // Reply buttons or a list (the satisfaction survey's), as the Cloud API takes them.
         body["type"] = "interactive".into();
         body["interactive"] = i.clone();
+    } else if let Some(r) = message.rich.as_ref().and_then(|r| r.get("reaction")).filter(|r| r.is_object()) {
+        // A reaction names the customer's message by its WhatsApp id; it quotes nothing.
+        body["type"] = "reaction".into();
+        body["reaction"] = json!({ "message_id": r["provider_message_id"], "emoji": r["emoji"] });
+        return Ok(body);
+    } else if let Some(l) = message.rich.as_ref().and_then(|r| r.get("location")).filter(|l| l.is_object()) {
+        body["type"] = "location".into();
+        body["location"] = l.clone();
     } else if let Some(a) = message.attachments.first() {
         if message.attachments.len() > 1 {
             return Err(RenderError {
