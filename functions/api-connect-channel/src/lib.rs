@@ -92,6 +92,13 @@ struct Details {
     /// from it are sent with it. Kept in the workspace's own secret, never answered.
     #[serde(default)]
     page_token: Option<String>,
+    /// A WhatsApp number's WhatsApp Business Account id (templates are submitted there).
+    #[serde(default)]
+    business_account_id: Option<String>,
+    /// An SMS number's Twilio Messaging Service (`MG` and 32 hex digits): replies go out through
+    /// its sender pool, each customer kept on one sender.
+    #[serde(default)]
+    messaging_service_sid: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -153,9 +160,41 @@ async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
     if display_name.as_ref().is_some_and(|n| n.chars().count() > 100) {
         return Err(unprocessable("display_name: at most 100 characters".into()));
     }
+    let business_account_id = match details.business_account_id {
+        None => None,
+        Some(_) if channel != Channel::Whatsapp => {
+            return Err(unprocessable("business_account_id applies to WhatsApp numbers only".into()))
+        }
+        Some(id) if (5..=20).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit()) => Some(id),
+        Some(_) => {
+            return Err(unprocessable("business_account_id: Meta's numeric WhatsApp Business Account id".into()))
+        }
+    };
+    let messaging_service_sid = match details.messaging_service_sid {
+        None => None,
+        Some(_) if channel != Channel::Sms => {
+            return Err(unprocessable("messaging_service_sid applies to SMS numbers only".into()))
+        }
+        Some(sid) => Some(
+            domain::channels::twilio::parse_sid("messaging_service_sid", &sid)
+                .and_then(|sid| {
+                    if sid.starts_with("MG") {
+                        Ok(sid)
+                    } else {
+                        Err(domain::ParseError::Invalid {
+                            kind: "messaging_service_sid",
+                            reason: "a Messaging Service SID starts with MG".into(),
+                        })
+                    }
+                })
+                .map_err(|e| unprocessable(e.to_string()))?,
+        ),
+    };
     let account = ChannelAccount {
         display_name,
         allowed_origins: origins,
+        business_account_id,
+        messaging_service_sid,
         ..ChannelAccount::new(who.workspace.clone(), channel, address.clone())
     };
     let token = match details.bot_token.as_deref() {

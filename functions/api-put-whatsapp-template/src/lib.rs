@@ -48,10 +48,7 @@ async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     Ok(json(if before.is_some() { 200 } else { 201 }, &TemplateBody { template }))
 }
 
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct TemplateBody {
-    pub template: WhatsAppTemplate,
-}
+use api::TemplateBody;
 
 #[cfg(test)]
 mod tests {

@@ -57,8 +57,16 @@ impl Deps {
         };
         let public_base_url = config.required("PUBLIC_BASE_URL")?;
         let mut by_channel = HashMap::new();
-        let sms = Twilio { account_sid, auth_token, public_base_url: public_base_url.clone() };
-        let twilio_numbers = Some(providers::outbound::TwilioSenders { numbers, public_base_url });
+        let sms =
+            Twilio { account_sid, auth_token, public_base_url: public_base_url.clone(), messaging_service_sid: None };
+        let table = config.required("TABLE_NAME")?;
+        let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+        // Which numbers send through a Messaging Service: read once per container and TTL.
+        let directory: Arc<dyn domain::ports::ChannelDirectory> = Arc::new(app::cache::CachedDirectory::new(Arc::new(
+            store::DynamoStore::new(dynamodb.clone(), table.clone()),
+        )));
+        let twilio_numbers =
+            Some(providers::outbound::TwilioSenders { numbers, public_base_url, directory: Some(directory) });
         by_channel.insert(Channel::Sms, Provider { adapter: Arc::new(sms), base_url: twilio.base_url.clone() });
         // Optional channels: a deployment sends on them once their credentials are configured.
         if config.has_secret("WHATSAPP_CREDENTIALS") {
@@ -84,10 +92,7 @@ impl Deps {
         // and the stack's `TELEGRAM_CREDENTIALS` bot.
         let telegram_bots = Some(api::credentials::telegram_bots(config, aws, vault).await?);
         Ok(Self {
-            store: Arc::new(store::DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(aws),
-                config.required("TABLE_NAME")?,
-            )),
+            store: Arc::new(store::DynamoStore::new(dynamodb, table)),
             notifications: Arc::new(queue::SqsQueue::new(
                 aws_sdk_sqs::Client::new(aws),
                 config.required("NOTIFICATION_QUEUE_URL")?,
@@ -192,6 +197,7 @@ mod tests {
             account_sid: "ACtest".into(),
             auth_token: "tok".into(),
             public_base_url: "https://hooks.test".into(),
+            messaging_service_sid: None,
         };
         let by_channel =
             HashMap::from([(Channel::Sms, Provider { adapter: Arc::new(sms), base_url: twilio.base_url() })]);

@@ -66,6 +66,7 @@ async fn receive(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
         auth_token: account.auth_token.clone(),
         // The status-callback base is the sender's business.
         public_base_url: String::new(),
+        messaging_service_sid: None,
     });
     let media = deps.copier.as_ref().map(|copier| TwilioMedia {
         copier: copier.clone(),

@@ -4,16 +4,25 @@
 //! the inbound FIFO queue for the workspace owning the business number (`phone_number_id`). Meta
 //! gets its 200 only once all are enqueued; a media download that fails for now answers 503, so
 //! Meta retries the whole delivery (the queue and the store drop what was enqueued already).
+//! Meta's reviews of the templates we submitted (`message_template_status_update`,
+//! `template_category_update`, `message_template_quality_update`) are written to the registry
+//! before the 200 too (`app::templates`): a failed write answers 503 and Meta redelivers.
 
 use api::webhook::Inbound;
 use domain::channels::whatsapp::{self, WhatsApp};
 use domain::ports::MediaResolver;
+use std::sync::Arc;
+
+use domain::ports::TemplateStore;
+use kit::http::{respond, ApiError};
 use lambda_http::{Body, Error, Request, Response};
 pub use providers::media::WhatsAppMedia;
 
 pub struct Deps {
     pub inbound: Inbound<WhatsApp>,
     pub media: Option<WhatsAppMedia>,
+    /// The template registry Meta's reviews update.
+    pub templates: Arc<dyn TemplateStore>,
 }
 
 impl Deps {
@@ -30,13 +39,46 @@ impl Deps {
             }),
             None => None,
         };
-        Ok(Self { inbound: Inbound::from_config(adapter, config, aws)?, media })
+        let templates =
+            Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?));
+        Ok(Self { inbound: Inbound::from_config(adapter, config, aws)?, media, templates })
     }
 }
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     let media = deps.media.as_ref().map(|m| m as &dyn MediaResolver);
-    Ok(deps.inbound.handle_json_with(req, media).await)
+    let post = req.method() == lambda_http::http::Method::POST;
+    let body = post.then(|| req.body().to_vec());
+    let res = deps.inbound.handle_json_with(req, media).await;
+    // Only a verified delivery (its signature checked above) may change the registry.
+    match body.filter(|_| res.status() == 200) {
+        Some(body) => Ok(reviews(deps, &body).await.unwrap_or(res)),
+        None => Ok(res),
+    }
+}
+
+/// Applies the template reviews in a verified delivery; an answer only when that fails.
+async fn reviews(deps: &Deps, body: &[u8]) -> Option<Response<Body>> {
+    let reviews = match whatsapp::template_reviews(body, time::OffsetDateTime::now_utc()) {
+        Ok(r) if r.is_empty() => return None,
+        Ok(r) => r,
+        Err(e) => return Some(respond(Err(ApiError::BadRequest(e.to_string())))),
+    };
+    match app::templates::apply_reviews(&*deps.templates, &reviews).await {
+        Ok(applied) => {
+            tracing::info!(
+                applied = applied.applied,
+                stale = applied.stale,
+                unknown = applied.unknown,
+                "template reviews"
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "template reviews not written: Meta will redeliver");
+            Some(respond(Err(ApiError::Unavailable(Box::new(e)))))
+        }
+    }
 }
 
 /// `GET /webhooks/whatsapp` (served by [`handle`]), for the API's OpenAPI document.
@@ -55,8 +97,6 @@ fn whatsapp_events() {}
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use domain::ports::{ChannelAccount, ChannelDirectory};
     use domain::{Channel, WorkspaceId};
@@ -89,7 +129,8 @@ mod tests {
             access_token: "unused".into(),
         };
         let inbound = Inbound { adapter, directory: store, queue: q.clone(), public_base_url: None, memory_mb: 128 };
-        (Deps { inbound, media: None }, q)
+        let templates = Arc::new(MemoryStore::new());
+        (Deps { inbound, media: None, templates }, q)
     }
 
     fn request(fixture: &str, mutate: impl FnOnce(&mut serde_json::Value)) -> Request {
@@ -154,6 +195,38 @@ mod tests {
         });
         assert_eq!(handle(&deps, altered).await.unwrap().status(), 403);
         assert!(q.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn metas_template_reviews_reach_the_registry_only_when_signed() {
+        use domain::channels::templates::{TemplateStatus, WhatsAppTemplate};
+        let (mut deps, q) = deps().await;
+        let store = Arc::new(MemoryStore::new());
+        deps.templates = store.clone();
+        let ws = WorkspaceId::parse("demo").unwrap();
+        let by = domain::AgentId::parse("ada").unwrap();
+        let at = time::OffsetDateTime::now_utc();
+        let category = domain::finance::pricing::WhatsappCategory::Utility;
+        let mut t =
+            WhatsAppTemplate::new("order_update", "en_US", category, "Hi", TemplateStatus::Pending, by, at).unwrap();
+        t.meta_id = Some("1689556908129832".into());
+        store.put_whatsapp_template(&ws, &t).await.unwrap();
+        let payload = include_str!("../../../events/whatsapp-webhook/payloads/template-reviews.json");
+        let signed = |secret: &str| {
+            let signature = whatsapp::compute_signature(secret, payload.as_bytes());
+            request(MESSAGES, |v| {
+                v["body"] = payload.into();
+                v["headers"]["x-hub-signature-256"] = signature.into();
+            })
+        };
+        assert_eq!(handle(&deps, signed("forged")).await.unwrap().status(), 403);
+        let held = store.whatsapp_template(&ws, "order_update", "en_US").await.unwrap().unwrap();
+        assert_eq!(held.status, TemplateStatus::Pending);
+        assert_eq!(handle(&deps, signed("fixture-whatsapp-app-secret")).await.unwrap().status(), 200);
+        let held = store.whatsapp_template(&ws, "order_update", "en_US").await.unwrap().unwrap();
+        assert_eq!(held.status, TemplateStatus::Approved);
+        assert_eq!(held.quality, Some(domain::channels::templates::TemplateQuality::Yellow));
+        assert!(q.sent().is_empty(), "reviews are not customer messages");
     }
 
     /// Meta's media endpoints: `/{id}` → a URL on the same server; `/download/{id}` → the bytes.

@@ -51,6 +51,8 @@ struct Inner {
     scripted: Mutex<VecDeque<(u16, serde_json::Value)>>,
     /// Prices set by tests (`None`: not rated yet); otherwise 0.0079 per segment.
     prices: Mutex<HashMap<String, Option<String>>>,
+    /// Messaging Services: sid → their sender pool.
+    services: Mutex<HashMap<String, Vec<String>>>,
     http: reqwest::Client,
 }
 
@@ -80,6 +82,7 @@ impl FakeTwilio {
             received: Mutex::new(vec![]),
             scripted: Mutex::new(VecDeque::new()),
             prices: Mutex::new(HashMap::new()),
+            services: Mutex::new(HashMap::new()),
             http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client"),
         });
         let app = Router::new()
@@ -299,10 +302,21 @@ async fn create_message(
         Err(twilio_error(400, 21604, "A 'To' phone number is required."))
     } else if get("From").is_none() && get("MessagingServiceSid").is_none() {
         Err(twilio_error(400, 21603, "A 'From' phone number is required."))
-    } else if get("Body").is_none() && get("MediaUrl").is_none() {
-        Err(twilio_error(400, 21602, "Message body is required."))
     } else if let Some(e) = get("To").as_deref().and_then(magic_number_error) {
         Err(e)
+    } else if get("Body").is_none() && get("MediaUrl").is_none() {
+        Err(twilio_error(400, 21602, "Message body is required."))
+    } else if let Some(service) = get("MessagingServiceSid").filter(|_| get("From").is_none()) {
+        // The service picks the sender: sticky per recipient.
+        let pool = inner.services.lock().expect("lock").get(&service).cloned().unwrap_or_default();
+        if pool.is_empty() {
+            Err(twilio_error(400, 21701, "The Messaging Service Sid is invalid."))
+        } else {
+            let to = get("To").unwrap_or_default();
+            let pick = to.bytes().map(usize::from).sum::<usize>() % pool.len();
+            record.form.push(("From".to_owned(), pool[pick].clone()));
+            Ok(())
+        }
     } else {
         Ok(())
     };
@@ -318,6 +332,7 @@ async fn create_message(
             let accepted = record.clone();
             inner.received.lock().expect("lock").push(record);
             let body_text = get("Body").unwrap_or_default();
+            let from = accepted.get("From").map(str::to_owned);
             let resource = serde_json::json!({
                 "account_sid": account,
                 "api_version": "2010-04-01",
@@ -325,7 +340,7 @@ async fn create_message(
                 "direction": "outbound-api",
                 "error_code": null,
                 "error_message": null,
-                "from": get("From"),
+                "from": from,
                 "messaging_service_sid": get("MessagingServiceSid"),
                 "num_media": "0",
                 "num_segments": "1",
@@ -393,5 +408,12 @@ impl FakeTwilio {
     /// Another Twilio account (a workspace's own), accepted from now on.
     pub fn add_account(&self, account_sid: &str, auth_token: &str) {
         self.inner.accounts.lock().expect("lock").insert(account_sid.to_owned(), auth_token.to_owned());
+    }
+
+    /// A Messaging Service with its sender pool: a send naming it goes out from one of them,
+    /// always the same one for the same recipient (Twilio's sticky sender).
+    pub fn add_messaging_service(&self, sid: &str, senders: &[&str]) {
+        let pool = senders.iter().map(|s| (*s).to_owned()).collect();
+        self.inner.services.lock().expect("lock").insert(sid.to_owned(), pool);
     }
 }

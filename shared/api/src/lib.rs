@@ -319,6 +319,12 @@ pub struct PrivacyPolicyBody {
     pub policy: domain::redact::Policy,
 }
 
+/// One WhatsApp template, as registering and submitting answer it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TemplateBody {
+    pub template: domain::channels::templates::WhatsAppTemplate,
+}
+
 /// One channel account, as connecting and disconnecting answer it.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ChannelBody {

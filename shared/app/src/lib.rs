@@ -41,6 +41,7 @@ pub mod reply;
 pub mod retention;
 pub mod send;
 pub mod sla;
+pub mod templates;
 pub mod webhook;
 
 use domain::ports::{QueueError, StoreError};

@@ -66,21 +66,110 @@ impl domain::ports::PageTokenCheck for GraphPages {
     }
 }
 
+/// Meta's template management (Graph API) with the stack's WhatsApp access token.
+pub struct GraphTemplates {
+    pub http: reqwest::Client,
+    pub base_url: String,
+    pub access_token: String,
+}
+
+impl GraphTemplates {
+    /// Sends a template request: Meta's answer when accepted, its own words when it refuses (the
+    /// admin must change the template), unavailable when it is down or throttling.
+    async fn call(
+        &self,
+        url: String,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, domain::ports::BotApiError> {
+        use domain::ports::BotApiError;
+        let res = self
+            .http
+            .post(url)
+            .bearer_auth(&self.access_token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| BotApiError::Unavailable(format!("Meta did not answer: {}", e.without_url())))?;
+        let status = res.status().as_u16();
+        let answer: serde_json::Value = res.json().await.unwrap_or_default();
+        match status {
+            200..=299 => Ok(answer),
+            429 | 500.. => Err(BotApiError::Unavailable(format!("Meta answered HTTP {status}"))),
+            _ => {
+                let e = &answer["error"];
+                let said = e["error_user_msg"].as_str().or(e["message"].as_str()).unwrap_or("no reason given");
+                Err(BotApiError::Refused(format!("Meta refused the template: {said}")))
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl domain::ports::TemplateSubmissions for GraphTemplates {
+    async fn create(
+        &self,
+        business_account_id: &str,
+        submission: &serde_json::Value,
+    ) -> Result<domain::ports::Submitted, domain::ports::BotApiError> {
+        let url = format!("{}/{business_account_id}/message_templates", self.base_url.trim_end_matches('/'));
+        let answer = self.call(url, submission).await?;
+        let meta_id = match &answer["id"] {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => return Err(domain::ports::BotApiError::Unavailable("Meta named no template id".into())),
+        };
+        let status = answer["status"]
+            .as_str()
+            .and_then(domain::channels::templates::TemplateStatus::from_meta_event)
+            .unwrap_or(domain::channels::templates::TemplateStatus::Pending);
+        let category =
+            answer["category"].as_str().and_then(|c| serde_json::from_value(c.to_ascii_lowercase().into()).ok());
+        Ok(domain::ports::Submitted { meta_id, status, category })
+    }
+
+    /// An edit names the template by Meta's id and takes its components and category only.
+    async fn edit(
+        &self,
+        meta_id: &str,
+        submission: &serde_json::Value,
+    ) -> Result<domain::ports::Submitted, domain::ports::BotApiError> {
+        let url = format!("{}/{meta_id}", self.base_url.trim_end_matches('/'));
+        let body = serde_json::json!({ "category": submission["category"], "components": submission["components"] });
+        self.call(url, &body).await?;
+        Ok(domain::ports::Submitted {
+            meta_id: meta_id.to_owned(),
+            status: domain::channels::templates::TemplateStatus::Pending,
+            category: None,
+        })
+    }
+}
+
 /// Twilio adapters by our number: the account that owns it, and the status callbacks' base.
 pub struct TwilioSenders {
     pub numbers: Arc<crate::accounts::TwilioNumbers>,
     pub public_base_url: String,
+    /// Which numbers send through a Messaging Service (their channel account says; cached per
+    /// container by the caller's directory).
+    pub directory: Option<Arc<dyn domain::ports::ChannelDirectory>>,
 }
 
 impl TwilioSenders {
     pub async fn adapter(&self, number: &str) -> Result<Option<Arc<twilio::Twilio>>, VaultError> {
-        Ok(self.numbers.get(number).await?.map(|a| {
-            Arc::new(twilio::Twilio {
-                account_sid: a.account_sid.clone(),
-                auth_token: a.auth_token.clone(),
-                public_base_url: self.public_base_url.clone(),
-            })
-        }))
+        let Some(a) = self.numbers.get(number).await? else { return Ok(None) };
+        let messaging_service_sid = match &self.directory {
+            Some(d) => d
+                .channel_account(Channel::Sms, number)
+                .await
+                .map_err(|e| VaultError(format!("the channel directory: {e}")))?
+                .and_then(|acct| acct.messaging_service_sid),
+            None => None,
+        };
+        Ok(Some(Arc::new(twilio::Twilio {
+            account_sid: a.account_sid.clone(),
+            auth_token: a.auth_token.clone(),
+            public_base_url: self.public_base_url.clone(),
+            messaging_service_sid,
+        })))
     }
 }
 

@@ -88,7 +88,7 @@ fn require<'a>(params: &'a [(String, String)], name: &'static str) -> Result<&'a
 
 /// Message SIDs are `SM`/`MM` + 32 hex digits; we accept any two-letter prefix and 32 alphanumerics
 /// so test and future id kinds pass, but nothing that could smuggle a key separator.
-fn parse_sid(name: &'static str, v: &str) -> Result<String, ParseError> {
+pub fn parse_sid(name: &'static str, v: &str) -> Result<String, ParseError> {
     let ok = v.len() == 34 && v.bytes().all(|b| b.is_ascii_alphanumeric());
     if ok {
         Ok(v.to_owned())
@@ -224,6 +224,9 @@ pub fn parse_status_callback(params: &[(String, String)], at: OffsetDateTime) ->
 pub struct SendSms<'a> {
     pub to: &'a str,
     pub from: &'a str,
+    /// Sent through this Messaging Service instead of `from`: Twilio picks the sender from its
+    /// pool (sticky sender, geographic match), so `From` is left out.
+    pub messaging_service_sid: Option<&'a str>,
     pub body: &'a str,
     pub media_urls: Vec<&'a str>,
     pub status_callback: Option<String>,
@@ -231,7 +234,11 @@ pub struct SendSms<'a> {
 
 impl SendSms<'_> {
     pub fn form(&self) -> Vec<(&'static str, String)> {
-        let mut f = vec![("To", self.to.to_owned()), ("From", self.from.to_owned())];
+        let mut f = vec![("To", self.to.to_owned())];
+        match self.messaging_service_sid {
+            Some(sid) => f.push(("MessagingServiceSid", sid.to_owned())),
+            None => f.push(("From", self.from.to_owned())),
+        }
         if !self.body.is_empty() {
             f.push(("Body", self.body.to_owned()));
         }
@@ -331,6 +338,8 @@ pub struct Twilio {
     pub account_sid: String,
     pub auth_token: String,
     pub public_base_url: String,
+    /// The Messaging Service the number's replies go out through, if its workspace set one.
+    pub messaging_service_sid: Option<String>,
 }
 
 impl Twilio {
@@ -367,6 +376,7 @@ impl ChannelAdapter for Twilio {
         let request = SendSms {
             to: &m.route.contact_address,
             from: &m.route.our_address,
+            messaging_service_sid: self.messaging_service_sid.as_deref(),
             body: m.text.as_deref().unwrap_or_default(),
             media_urls: m.attachments.iter().map(|a| a.url.as_str()).collect(),
             status_callback: Some(self.status_callback(m)),
@@ -528,13 +538,19 @@ mod tests {
         let req = SendSms {
             to: "+14155552671",
             from: "+14155550100",
+            messaging_service_sid: None,
             body: "On its way!",
             media_urls: vec![],
             status_callback: Some("https://x/webhooks/twilio/status".into()),
         };
         let f = req.form();
         assert_eq!(f[0], ("To", "+14155552671".to_owned()));
+        assert!(f.contains(&("From", "+14155550100".to_owned())));
         assert!(f.contains(&("StatusCallback", "https://x/webhooks/twilio/status".to_owned())));
+        // Through a Messaging Service: Twilio picks the sender, so there is no From.
+        let pooled = SendSms { messaging_service_sid: Some("MG9752274e9e519418a7406176694466fa"), ..req }.form();
+        assert!(pooled.contains(&("MessagingServiceSid", "MG9752274e9e519418a7406176694466fa".to_owned())));
+        assert!(!pooled.iter().any(|(k, _)| *k == "From"));
     }
 
     #[test]
