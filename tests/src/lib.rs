@@ -450,6 +450,26 @@ impl TestStack {
         (status, res.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// An agent's message with any body (`{"text"}`, `{"template"}`, `{"interactive"}`…).
+    pub async fn send_message(
+        &self,
+        conversation: &str,
+        key: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let res = self
+            .http
+            .post(self.url(&format!("/conversations/{conversation}/messages")))
+            .bearer_auth(self.token())
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+            .await
+            .expect("gateway reachable");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     /// The workspace's open conversations, as the API lists them.
     pub async fn conversations(&self) -> Vec<serde_json::Value> {
         let (status, body) = self.get("/conversations?limit=100").await;

@@ -1095,3 +1095,148 @@ async fn a_workspace_connects_its_own_page_with_its_token() {
     let name = format!("{}/credentials/meta/{page}", s.stack.provisioned.stack);
     assert!(aws_sdk_secretsmanager::Client::new(&s.aws).get_secret_value().secret_id(name).send().await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapp_templates_go_through_metas_review_and_rich_replies_reach_the_cloud_api() {
+    let s = spawn_stack().await;
+    let admin = s.token_as("ada", kit::auth::Role::Admin);
+    let waba = "102290129340398";
+    // The number is connected with its business account; the template is submitted there.
+    let path = format!("/channels/whatsapp/{}", s.whatsapp_number_id);
+    let (status, body) = s.send_as("PUT", &path, &admin, Some(json!({ "business_account_id": waba }))).await;
+    assert_eq!(status, 200, "{body}");
+    let draft = json!({ "name": "order_update", "language": "en_US", "category": "utility",
+        "body": "Hi {{1}}, order {{2}} ships today.",
+        "header": { "format": "text", "text": "Order {{1}}" }, "footer": "Acme Shop",
+        "buttons": [{ "type": "url", "text": "Track it", "url": "https://acme.example/t/{{1}}" },
+                    { "type": "quick_reply", "text": "Talk to us" }],
+        "examples": { "body": ["Ana", "8812"], "header_text": "8812", "urls": ["https://acme.example/t/8812"] } });
+    let (status, body) = s.send_as("POST", "/whatsapp/templates", &admin, Some(draft.clone())).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["template"]["status"], "pending");
+    let at_meta = s.whatsapp.templates();
+    assert_eq!((at_meta.len(), at_meta[0].business_account_id.as_str()), (1, waba));
+    assert_eq!(body["template"]["meta_id"], at_meta[0].id.as_str());
+    assert_eq!(
+        at_meta[0].body["components"][0],
+        json!({ "type": "HEADER", "format": "TEXT", "text": "Order {{1}}", "example": { "header_text": ["8812"] } })
+    );
+    assert_eq!(at_meta[0].body["components"][3]["buttons"][0]["example"], json!(["https://acme.example/t/8812"]));
+    // The same again submits nothing.
+    assert_eq!(s.send_as("POST", "/whatsapp/templates", &admin, Some(draft)).await.0, 200);
+    assert_eq!(s.whatsapp.templates().len(), 1);
+
+    // A customer writes; the template cannot go out before Meta approves it.
+    let digits = random_number().trim_start_matches('+').to_owned();
+    let wamid_in = wamid();
+    assert_eq!(s.whatsapp_in(&s.whatsapp_text(&wamid_in, &digits, "Ana", "Where is my order?")).await.status(), 200);
+    let id = one_conversation(&s).await["id"].as_str().unwrap().to_owned();
+    let template = json!({ "template": { "name": "order_update", "language": "en_US", "parameters": ["Ana", "8812"],
+        "header": { "text": "8812" }, "buttons": [{ "type": "url", "index": 0, "text": "8812" },
+                                                  { "type": "quick_reply", "index": 1, "payload": "HUMAN-8812" }] } });
+    let (status, body) = s.send_message(&id, "tpl-early", template.clone()).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("Pending"), "{body}");
+
+    // Meta approves it (a signed webhook to the stack); the registry follows.
+    s.whatsapp.review_template("order_update", "en_US", "APPROVED", "NONE").await;
+    eventually("the template to be approved", || async {
+        let (_, listed) = s.get("/whatsapp/templates?status=approved").await;
+        (listed["items"].as_array().is_some_and(|i| i.len() == 1)).then_some(())
+    })
+    .await;
+    let (status, body) = s.send_message(&id, "tpl-1", template).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["message"]["text"], "Hi Ana, order 8812 ships today.");
+
+    // Reply buttons, a reaction to the customer's message, a location, and a quoted reply.
+    let inbound = s.messages(&id).await.into_iter().find(|m| m["direction"] == "inbound").unwrap();
+    let inbound_id = inbound["id"].as_str().unwrap().to_owned();
+    let buttons = json!({ "interactive": { "type": "buttons", "body": "Which day suits you?",
+        "buttons": [{ "id": "mon", "title": "Monday" }, { "id": "tue", "title": "Tuesday" }] } });
+    assert_eq!(s.send_message(&id, "rich-1", buttons).await.0, 202);
+    let reaction = json!({ "reaction": { "message_id": inbound_id, "emoji": "👍" } });
+    assert_eq!(s.send_message(&id, "rich-2", reaction).await.0, 202);
+    let location = json!({ "location": { "latitude": 51.5072, "longitude": -0.1276, "name": "Acme London" } });
+    assert_eq!(s.send_message(&id, "rich-3", location).await.0, 202);
+    let quoted = json!({ "text": "About this: it left today.", "reply_to": inbound_id });
+    assert_eq!(s.send_message(&id, "rich-4", quoted).await.0, 202);
+    // Too many buttons never reach Meta.
+    let four = json!({ "interactive": { "type": "buttons", "body": "Pick",
+        "buttons": [{ "id": "a", "title": "A" }, { "id": "b", "title": "B" }, { "id": "c", "title": "C" }, { "id": "d", "title": "D" }] } });
+    assert_eq!(s.send_message(&id, "rich-5", four).await.0, 422);
+
+    let sent = eventually("WhatsApp to receive all five", || async {
+        let r = s.whatsapp.received();
+        (r.len() >= 5).then_some(r)
+    })
+    .await;
+    let by_type = |t: &str| sent.iter().find(|m| m.body["type"] == t).map(|m| m.body.clone()).unwrap_or_default();
+    assert_eq!(
+        by_type("template")["template"]["components"],
+        json!([{ "type": "header", "parameters": [{ "type": "text", "text": "8812" }] },
+               { "type": "body", "parameters": [{ "type": "text", "text": "Ana" }, { "type": "text", "text": "8812" }] },
+               { "type": "button", "sub_type": "url", "index": "0", "parameters": [{ "type": "text", "text": "8812" }] },
+               { "type": "button", "sub_type": "quick_reply", "index": "1", "parameters": [{ "type": "payload", "payload": "HUMAN-8812" }] }])
+    );
+    assert_eq!(
+        by_type("interactive")["interactive"],
+        json!({ "type": "button", "body": { "text": "Which day suits you?" }, "action": { "buttons": [
+            { "type": "reply", "reply": { "id": "mon", "title": "Monday" } },
+            { "type": "reply", "reply": { "id": "tue", "title": "Tuesday" } }] } })
+    );
+    assert_eq!(by_type("reaction")["reaction"], json!({ "message_id": wamid_in, "emoji": "👍" }));
+    assert_eq!(
+        by_type("location")["location"],
+        json!({ "latitude": 51.5072, "longitude": -0.1276, "name": "Acme London" })
+    );
+    let text = sent.iter().find(|m| m.body["type"] == "text").unwrap();
+    assert_eq!(text.body["context"], json!({ "message_id": wamid_in }));
+
+    // Meta pauses it for low quality: sends are refused until it is approved again.
+    s.whatsapp.review_template("order_update", "en_US", "PAUSED", "").await;
+    eventually("the template to be paused", || async {
+        let (_, listed) = s.get("/whatsapp/templates?status=paused").await;
+        (listed["items"].as_array().is_some_and(|i| i.len() == 1)).then_some(())
+    })
+    .await;
+    let again = json!({ "template": { "name": "order_update", "language": "en_US", "parameters": ["Ana", "8812"],
+        "header": { "text": "8812" }, "buttons": [{ "type": "url", "index": 0, "text": "8812" }] } });
+    assert_eq!(s.send_message(&id, "tpl-2", again).await.0, 422);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_number_on_a_messaging_service_replies_from_its_pool() {
+    let s = spawn_stack().await;
+    let admin = s.token_as("ada", kit::auth::Role::Admin);
+    let service = "MG9752274e9e519418a7406176694466fa";
+    s.twilio.add_messaging_service(service, &[&s.number]);
+    let path = format!("/channels/sms/{}", s.number);
+    let (status, body) = s.send_as("PUT", &path, &admin, Some(json!({ "messaging_service_sid": service }))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["channel"]["messaging_service_sid"], service);
+    let (status, _) = s.send_as("PUT", &path, &admin, Some(json!({ "messaging_service_sid": "PN123" }))).await;
+    assert_eq!(status, 422);
+
+    let customer = random_number();
+    assert_eq!(
+        s.text_in(&format!("SM{:032x}", ulid::Ulid::new().0), &customer, "Is the shop open?").await.status(),
+        200
+    );
+    let id = one_conversation(&s).await["id"].as_str().unwrap().to_owned();
+    let (status, reply) = s.reply(&id, "svc-1", "Until 6pm today.").await;
+    assert_eq!(status, 202, "{reply}");
+    let sent = eventually("Twilio to receive the reply", || async {
+        s.twilio.received().into_iter().find(|r| r.get("Body") == Some("Until 6pm today."))
+    })
+    .await;
+    assert_eq!(sent.get("MessagingServiceSid"), Some(service));
+    assert_eq!(sent.get("To"), Some(customer.as_str()));
+    // Twilio picked the sender from the pool, and its status callbacks reach the message.
+    let reply_id = reply["message"]["id"].as_str().unwrap().to_owned();
+    eventually("the reply to be delivered", || async {
+        let (status, _) = message_status(&s, &id, &reply_id).await;
+        (status == "delivered").then_some(())
+    })
+    .await;
+}

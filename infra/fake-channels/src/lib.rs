@@ -73,6 +73,20 @@ struct WhatsAppInner {
     /// Where to post status webhooks, once known.
     webhook: Mutex<Option<String>>,
     http: reqwest::Client,
+    /// Templates submitted: Meta's id → (business account, the last body submitted).
+    templates: Mutex<Vec<SubmittedTemplate>>,
+}
+
+/// A template as the fake's Graph API holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubmittedTemplate {
+    pub id: String,
+    pub business_account_id: String,
+    pub name: String,
+    pub language: String,
+    /// The last create or edit body.
+    pub body: Value,
+    pub edits: usize,
 }
 
 #[derive(Clone)]
@@ -95,10 +109,12 @@ impl FakeWhatsApp {
             script: Script::default(),
             webhook: Mutex::new(None),
             http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client"),
+            templates: Mutex::new(vec![]),
         });
         let app = Router::new()
             .route("/{phone}/messages", post(whatsapp_send))
-            .route("/{media}", axum::routing::get(whatsapp_media))
+            .route("/{waba}/message_templates", post(template_create))
+            .route("/{media}", axum::routing::get(whatsapp_media).post(template_edit))
             .route("/media-download/{media}", axum::routing::get(whatsapp_media_bytes))
             .with_state(inner.clone());
         let addr = serve(addr, app).await?;
@@ -118,6 +134,30 @@ impl FakeWhatsApp {
     /// Post `sent` and `delivered` statuses of accepted messages to this webhook URL, signed.
     pub fn deliver_statuses_to(&self, webhook_url: &str) {
         *self.inner.webhook.lock().expect("lock") = Some(webhook_url.to_owned());
+    }
+
+    /// The templates submitted so far.
+    pub fn templates(&self) -> Vec<SubmittedTemplate> {
+        self.inner.templates.lock().expect("lock").clone()
+    }
+
+    /// Meta's review of a submitted template (`APPROVED`, `REJECTED` with a reason, `PAUSED`…),
+    /// posted to the webhook signed, as the business account's `message_template_status_update`.
+    pub async fn review_template(&self, name: &str, language: &str, event: &str, reason: &str) {
+        let Some(t) = self.templates().into_iter().find(|t| t.name == name && t.language == language) else {
+            panic!("no template {name} ({language}) was submitted");
+        };
+        let Some(url) = self.inner.webhook.lock().expect("lock").clone() else { return };
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let payload = json!({
+            "object": "whatsapp_business_account",
+            "entry": [{ "id": t.business_account_id, "time": now, "changes": [{
+                "field": "message_template_status_update",
+                "value": { "event": event, "message_template_id": t.id.parse::<u64>().unwrap_or_default(),
+                    "message_template_name": name, "message_template_language": language, "reason": reason,
+                    "message_template_category": t.body["category"] } }] }]
+        });
+        post_graph_webhook(&self.inner.http, &url, &self.inner.app_secret, &payload).await;
     }
 
     /// Posts a status webhook for an accepted message, signed with the app secret.
@@ -212,6 +252,78 @@ async fn whatsapp_send(
         200,
         json!({ "messaging_product": "whatsapp", "contacts": [{ "input": to, "wa_id": to }], "messages": [{ "id": wamid }] }),
     )
+}
+
+/// `POST /{waba-id}/message_templates`: Meta's checks (a name, a language, a category, a BODY
+/// component; examples for variables), a duplicate refused, `{"id", "status": "PENDING", "category"}`.
+async fn template_create(
+    State(inner): State<Arc<WhatsAppInner>>,
+    Path(waba): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if !bearer_ok(&inner, &headers) {
+        return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
+    }
+    let (Some(name), Some(language), Some(category)) =
+        (body["name"].as_str(), body["language"].as_str(), body["category"].as_str())
+    else {
+        return graph_error(400, 100, "Invalid parameter: name, language and category are required");
+    };
+    if let Err(why) = template_components_ok(&body) {
+        return graph_error(400, 100, &format!("Invalid parameter: {why}"));
+    }
+    let mut templates = inner.templates.lock().expect("lock");
+    if templates.iter().any(|t| t.business_account_id == waba && t.name == name && t.language == language) {
+        return graph_error(400, 100, "Message template already exists in this language");
+    }
+    let id =
+        format!("{}", 1_700_000_000_000_000u64 + templates.len() as u64 + u64::from(ulid::Ulid::new().random() as u16));
+    templates.push(SubmittedTemplate {
+        id: id.clone(),
+        business_account_id: waba,
+        name: name.to_owned(),
+        language: language.to_owned(),
+        body: body.clone(),
+        edits: 0,
+    });
+    reply(200, json!({ "id": id, "status": "PENDING", "category": category }))
+}
+
+/// `POST /{template-id}`: an edit (new components, Meta reviews it again): `{"success": true}`.
+async fn template_edit(
+    State(inner): State<Arc<WhatsAppInner>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if !bearer_ok(&inner, &headers) {
+        return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
+    }
+    if body.get("name").is_some() || body.get("language").is_some() {
+        return graph_error(400, 100, "Invalid parameter: a template's name and language cannot be edited");
+    }
+    if let Err(why) = template_components_ok(&body) {
+        return graph_error(400, 100, &format!("Invalid parameter: {why}"));
+    }
+    let mut templates = inner.templates.lock().expect("lock");
+    let Some(t) = templates.iter_mut().find(|t| t.id == id) else {
+        return graph_error(400, 100, "Unsupported post request. Object with ID does not exist");
+    };
+    t.body["components"] = body["components"].clone();
+    t.edits += 1;
+    reply(200, json!({ "success": true }))
+}
+
+/// A body component, and an example for each of its variables.
+fn template_components_ok(body: &Value) -> Result<(), &'static str> {
+    let components = body["components"].as_array().ok_or("components is required")?;
+    let component = components.iter().find(|c| c["type"] == "BODY").ok_or("a BODY component is required")?;
+    let text = component["text"].as_str().unwrap_or_default();
+    if text.contains("{{") && component["example"]["body_text"].as_array().is_none_or(|e| e.is_empty()) {
+        return Err("the body has variables: example.body_text is required");
+    }
+    Ok(())
 }
 
 async fn post_status(inner: &WhatsAppInner, phone: &str, wamid: &str, to: &str, status: &str) {
