@@ -35,6 +35,10 @@ struct Draft {
     legal_hold: Option<String>,
     #[serde(default)]
     unauthenticated_mail: Option<domain::workspace::MailPolicy>,
+    /// Where failed replies are re-sent, per channel (`{"whatsapp": ["sms", "email"]}`).
+    #[serde(default)]
+    #[schema(value_type = std::collections::BTreeMap<String, Vec<domain::Channel>>)]
+    fallback: domain::fallback::Policy,
 }
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
@@ -49,7 +53,7 @@ async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
     who.require(ADMINS)?;
     let draft: Draft = json_body(
         req,
-        r#"{"name"?, "help_text"?, "voicemail_greeting"?, "max_sms_segments"?, "retention_days"?, "legal_hold"?, "unauthenticated_mail"?} (see GET /workspace)"#,
+        r#"{"name"?, "help_text"?, "voicemail_greeting"?, "max_sms_segments"?, "retention_days"?, "legal_hold"?, "unauthenticated_mail"?, "fallback"?} (see GET /workspace)"#,
     )?;
     let settings = domain::workspace::Settings {
         name: draft.name,
@@ -59,6 +63,7 @@ async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
         retention_days: draft.retention_days,
         legal_hold: draft.legal_hold,
         unauthenticated_mail: draft.unauthenticated_mail,
+        fallback: draft.fallback,
     }
     .validated()
     .map_err(|e| ApiError::Unprocessable(e.to_string()))?;

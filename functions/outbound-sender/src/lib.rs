@@ -35,6 +35,9 @@ pub struct Deps {
     pub twilio: TwilioApi,
     pub retry: RetryPolicy,
     pub rates: RateCardCache,
+    /// The outbound queue, where a refused reply's re-send is queued by the workspace's fallback
+    /// policy (`OUTBOUND_QUEUE_URL`).
+    pub outbound: Option<Arc<dyn domain::ports::OutboundQueue>>,
     pub memory_mb: u64,
 }
 
@@ -120,6 +123,11 @@ impl Deps {
                 max_receives: config.parse("MAX_RECEIVES", 5u32)?,
             },
             rates: RateCardCache::default(),
+            outbound: config.optional("OUTBOUND_QUEUE_URL").map(|url| {
+                let q: Arc<dyn domain::ports::OutboundQueue> =
+                    Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), url));
+                q
+            }),
             memory_mb: meter::memory_mb_from_env(),
         })
     }
@@ -154,6 +162,7 @@ pub async fn run(deps: &Deps, job: &OutboundJob, receive_count: u32, inv: &Invoc
         prices: &deps.twilio,
         retry: &deps.retry,
         rates: &deps.rates,
+        fallback: deps.outbound.as_deref(),
         usage_so_far: &usage_so_far,
         clock: &time::OffsetDateTime::now_utc,
     };
@@ -224,6 +233,7 @@ mod tests {
             },
             retry: RetryPolicy { attempts, base_delay: Duration::from_millis(1), max_receives: 3 },
             rates: RateCardCache::default(),
+            outbound: None,
             memory_mb: 128,
         };
         World { deps, store, twilio, ws: WorkspaceId::parse("acme").unwrap() }

@@ -141,6 +141,7 @@ async fn http_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig) 
         "api-add-identity" => http!(api_add_identity),
         "api-merge-contacts" => http!(api_merge_contacts),
         "api-put-whatsapp-template" => http!(api_put_whatsapp_template),
+        "api-resend-message" => http!(api_resend_message),
         "api-submit-whatsapp-template" => http!(api_submit_whatsapp_template),
         "api-list-whatsapp-templates" => http!(api_list_whatsapp_templates),
         "api-delete-canned" => http!(api_delete_canned),

@@ -70,6 +70,7 @@ authorizer refuses a missing, forged, foreign or expired token with 401 before a
         api_put_sla_policy::put,
         api_put_team::put,
         api_put_whatsapp_template::put,
+        api_resend_message::resend,
         api_submit_whatsapp_template::submit,
         api_put_workspace::put,
         api_redact_message::redact,

@@ -86,12 +86,13 @@ impl<T: DeliveryPorts + InboundStore + ?Sized> StatusPorts for T {}
 
 /// A provider's status about its message id. A status about a message we never sent (one sent from
 /// the provider's own app) is acknowledged and dropped after a short wait, never retried through
-/// the queue: that would hold up the person's FIFO group. Returns whether the status moved.
+/// the queue: that would hold up the person's FIFO group. Returns whether the status moved, and
+/// the message it is about when we sent it.
 pub async fn apply_provider_status<S: StatusPorts + ?Sized>(
     store: &S,
     notifications: &dyn NotificationQueue,
     s: &StatusUpdate,
-) -> Result<bool, Error> {
+) -> Result<(bool, Option<(ConversationId, MessageId)>), Error> {
     let ws = &s.workspace;
     let mut found = None;
     for pause in STATUS_LOOKUP_PAUSES_MS {
@@ -104,11 +105,11 @@ pub async fn apply_provider_status<S: StatusPorts + ?Sized>(
     let Some((conversation_id, message_id)) = found else {
         tracing::warn!(workspace = %ws, provider = %s.provider, provider_message_id = %s.provider_message_id,
             status = s.event.status.as_str(), "status for a message Switchboard did not send; dropped");
-        return Ok(false);
+        return Ok((false, None));
     };
     let applied = advance(store, notifications, ws, (conversation_id, message_id), s.channel, &s.event).await?;
     tracing::info!(workspace = %ws, message = %message_id, status = s.event.status.as_str(), applied, "delivery status");
-    Ok(applied)
+    Ok((applied, Some((conversation_id, message_id))))
 }
 
 /// A read watermark (Messenger): every message we sent the reader on that channel before it, in
@@ -249,7 +250,7 @@ mod tests {
             event: DeliveryEvent::new(DeliveryStatus::Delivered, OffsetDateTime::now_utc()),
             metadata: Default::default(),
         };
-        assert!(!apply_provider_status(&store, &q, &s).await.unwrap());
+        assert!(!apply_provider_status(&store, &q, &s).await.unwrap().0);
         assert!(q.sent().is_empty());
         // The whole wait is bounded by the pauses (a FIFO batch of ten stays far below a timeout).
         let budget: u64 = STATUS_LOOKUP_PAUSES_MS.iter().sum();

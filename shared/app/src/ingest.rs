@@ -19,7 +19,7 @@ use domain::events::{ConsentUpdate, InboundEvent, InboundMessage, Notification};
 use domain::finance::ledger::Month;
 use domain::finance::service::{check_budgets, RateCardCache};
 use domain::finance::{estimate_message, Costing, Usage};
-use domain::model::{Contact, Conversation, Direction, Message, Route};
+use domain::model::{Contact, Conversation, DeliveryStatus, Direction, Message, Route};
 use domain::ports::{
     BudgetStore, ConsentStore, ConversationWrite, CostLedger, InboundCommit, NotificationQueue, OutboundQueue,
     RateCardStore, StoreError,
@@ -155,7 +155,13 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
         match event {
             InboundEvent::Message(m) => self.message(m).await,
             InboundEvent::Status(s) => {
-                let applied = delivery::apply_provider_status(self.store, self.notifications, &s).await?;
+                let (applied, message) = delivery::apply_provider_status(self.store, self.notifications, &s).await?;
+                // A failure the workspace's policy re-sends elsewhere; also on a redelivery of the
+                // status (the re-send is idempotent), so a crash in between loses nothing.
+                if let (Some(m), DeliveryStatus::Failed | DeliveryStatus::Undelivered) = (message, s.event.status) {
+                    crate::fallback::after_failure(self.store, self.outbound, self.rates, &s.workspace, m, self.clock)
+                        .await?;
+                }
                 Ok(Ingested::Status { applied })
             }
             InboundEvent::Consent(c) => self.consent(c).await,

@@ -32,6 +32,7 @@ pub mod csat;
 pub mod delivery;
 pub mod erase;
 pub mod export;
+pub mod fallback;
 pub mod fanout;
 pub mod hooks;
 pub mod ingest;

@@ -36,7 +36,14 @@ use crate::Error;
 
 /// What sending needs from the store.
 pub trait SendPorts:
-    DeliveryPorts + ConsentStore + ChannelDirectory + VisitorStore + InboundStore + CostLedger + RateCardStore
+    DeliveryPorts
+    + ConsentStore
+    + ChannelDirectory
+    + VisitorStore
+    + InboundStore
+    + CostLedger
+    + RateCardStore
+    + crate::fallback::FallbackPorts
 {
 }
 impl<T> SendPorts for T where
@@ -47,6 +54,7 @@ impl<T> SendPorts for T where
         + InboundStore
         + CostLedger
         + RateCardStore
+        + crate::fallback::FallbackPorts
         + ?Sized
 {
 }
@@ -117,6 +125,9 @@ pub struct Sender<'a, S: ?Sized> {
     pub prices: &'a dyn PriceLookup,
     pub retry: &'a RetryPolicy,
     pub rates: &'a RateCardCache,
+    /// Where the workspace's fallback policy queues the re-send of a refused reply (the outbound
+    /// queue itself); `None`: refused replies wait for an agent.
+    pub fallback: Option<&'a dyn domain::ports::OutboundQueue>,
     /// AWS usage spent on this job so far (the sender's meter), added to the message's cost.
     pub usage_so_far: &'a (dyn Fn() -> Usage + Send + Sync),
     pub clock: &'a (dyn Fn() -> OffsetDateTime + Send + Sync),
@@ -547,6 +558,11 @@ impl<S: SendPorts + ?Sized> Sender<'_, S> {
     async fn fail(&self, job: &OutboundJob, channel: Channel, code: &str, message: &str) -> Result<(), Error> {
         if self.advance(job, channel, &DeliveryEvent::failed(code, message, (self.clock)())).await? {
             tracing::warn!(workspace = %job.workspace, message = %job.message_id, code, "reply failed");
+        }
+        // Also when the job is redelivered after a crash here: the re-send is idempotent.
+        if let Some(outbound) = self.fallback {
+            let ids = (job.conversation_id, job.message_id);
+            crate::fallback::after_failure(self.store, outbound, self.rates, &job.workspace, ids, self.clock).await?;
         }
         Ok(())
     }

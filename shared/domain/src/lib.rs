@@ -15,6 +15,7 @@ pub mod delivery;
 pub mod erasure;
 pub mod error;
 pub mod events;
+pub mod fallback;
 pub mod files;
 pub mod finance;
 pub mod hooks;

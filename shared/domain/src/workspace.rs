@@ -51,6 +51,12 @@ pub struct Settings {
     /// conversation that never threads into the real customer's; `drop` keeps it out of the inbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unauthenticated_mail: Option<MailPolicy>,
+    /// Where a reply that failed on its channel is re-sent, per channel, in order
+    /// (`{"whatsapp": ["sms", "email"]}`): the first channel the conversation has that consent and
+    /// the channel's window allow. Empty: failed replies wait for an agent.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schema(value_type = std::collections::BTreeMap<String, Vec<Channel>>)]
+    pub fallback: crate::fallback::Policy,
 }
 
 /// What becomes of mail SES could not authenticate.
@@ -102,6 +108,7 @@ impl Settings {
             retention_days: self.retention_days,
             legal_hold: text("legal_hold", self.legal_hold, MAX_NAME_CHARS * 2)?,
             unauthenticated_mail: self.unauthenticated_mail,
+            fallback: crate::fallback::validated(self.fallback)?,
         })
     }
 
@@ -190,6 +197,7 @@ mod tests {
             retention_days: Some(90),
             legal_hold: Some("  ".into()),
             unauthenticated_mail: Some(MailPolicy::Drop),
+            fallback: Default::default(),
         }
         .validated()
         .unwrap();

@@ -792,6 +792,7 @@ pub async fn workspace_settings_default_until_saved<S: Store>(s: &S) {
         retention_days: Some(365),
         legal_hold: None,
         unauthenticated_mail: Some(domain::workspace::MailPolicy::Drop),
+        fallback: domain::fallback::Policy::from([(Channel::Whatsapp, vec![Channel::Sms, Channel::Email])]),
     };
     s.put_workspace_settings(&ws, &saved).await.unwrap();
     assert_eq!(s.workspace_settings(&ws).await.unwrap(), saved);
