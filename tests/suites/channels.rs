@@ -1240,3 +1240,65 @@ async fn an_sms_number_on_a_messaging_service_replies_from_its_pool() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_whatsapp_reply_is_resent_by_sms_by_hand_and_by_the_workspaces_policy() {
+    let s = spawn_stack().await;
+    // One person on WhatsApp and SMS: one thread with both routes.
+    let number = random_number();
+    let digits = number.trim_start_matches('+').to_owned();
+    assert_eq!(s.whatsapp_in(&s.whatsapp_text(&wamid(), &digits, "Rui", "Is my parcel coming?")).await.status(), 200);
+    let id = one_conversation(&s).await["id"].as_str().unwrap().to_owned();
+    assert_eq!(s.text_in(&format!("SM{:032x}", ulid::Ulid::new().0), &number, "Texting too").await.status(), 200);
+    eventually("the SMS to join the thread", || async { (s.messages(&id).await.len() == 2).then_some(()) }).await;
+
+    // Meta refuses the reply (code 131047: the window closed on Meta's side).
+    let refusal = json!({ "error": { "message": "Re-engagement message", "type": "OAuthException", "code": 131047,
+        "error_data": { "messaging_product": "whatsapp", "details": "More than 24 hours have passed" }, "fbtrace_id": "A" } });
+    s.whatsapp.script(1, 400, refusal.clone());
+    let (status, reply) = s.send_message(&id, "fb-1", json!({ "text": "Yes, tomorrow.", "channel": "whatsapp" })).await;
+    assert_eq!(status, 202, "{reply}");
+    let failed = reply["message"]["id"].as_str().unwrap().to_owned();
+    eventually("the reply to fail", || async {
+        let (status, _) = message_status(&s, &id, &failed).await;
+        (status == "failed").then_some(())
+    })
+    .await;
+
+    // No policy yet: the agent re-sends it by SMS; twice is one re-send, by email is refused.
+    let path = format!("/conversations/{id}/messages/{failed}/resend");
+    let agent = s.token();
+    let (status, body) = s.send_as("POST", &path, &agent, Some(json!({ "channel": "sms" }))).await;
+    assert_eq!(status, 202, "{body}");
+    let resent = body["message_id"].as_str().unwrap().to_owned();
+    let (status, again) = s.send_as("POST", &path, &agent, Some(json!({ "channel": "sms" }))).await;
+    assert_eq!((status, again["message_id"].as_str()), (202, Some(resent.as_str())));
+    assert_eq!(s.send_as("POST", &path, &agent, Some(json!({ "channel": "email" }))).await.0, 409);
+    let sms = eventually("Twilio to receive the re-send", || async {
+        s.twilio.received().into_iter().find(|r| r.get("Body") == Some("Yes, tomorrow."))
+    })
+    .await;
+    assert_eq!(sms.get("To"), Some(number.as_str()));
+    let (_, m) = message_status(&s, &id, &resent).await;
+    assert_eq!((m["channel"].as_str(), m["metadata"]["resend_of"].as_str()), (Some("sms"), Some(failed.as_str())));
+
+    // With a policy, the next refusal is re-sent by SMS without anyone asking.
+    let admin = s.token_as("ada", kit::auth::Role::Admin);
+    let (status, body) =
+        s.send_as("PUT", "/workspace", &admin, Some(json!({ "fallback": { "whatsapp": ["sms", "email"] } }))).await;
+    assert_eq!(status, 200, "{body}");
+    s.whatsapp.script(1, 400, refusal);
+    let (status, reply) = s.send_message(&id, "fb-2", json!({ "text": "Courier: DPD.", "channel": "whatsapp" })).await;
+    assert_eq!(status, 202, "{reply}");
+    let second = reply["message"]["id"].as_str().unwrap().to_owned();
+    let auto = eventually("the policy to re-send it", || async {
+        s.messages(&id).await.into_iter().find(|m| m["metadata"]["resend_of"] == second.as_str())
+    })
+    .await;
+    assert_eq!((auto["channel"].as_str(), auto["text"].as_str()), (Some("sms"), Some("Courier: DPD.")));
+    assert_eq!(auto["metadata"]["auto_reply"], "fallback");
+    eventually("Twilio to receive it", || async {
+        s.twilio.received().into_iter().find(|r| r.get("Body") == Some("Courier: DPD."))
+    })
+    .await;
+}
