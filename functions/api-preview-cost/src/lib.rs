@@ -38,6 +38,10 @@ struct Draft {
     whatsapp_category: Option<WhatsappCategory>,
     #[serde(default)]
     recipients: Option<u32>,
+    /// SMS: which of the workspace's numbers would send (default: the conversation's, else the
+    /// workspace's first).
+    #[serde(default)]
+    from: Option<String>,
 }
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
@@ -55,7 +59,7 @@ async fn preview(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
         .map_err(|e| ApiError::BadRequest(format!("body must be {{\"channel\": ..., \"text\": ...}}: {e}")))?;
     let now = time::OffsetDateTime::now_utc();
     // The recipient and the window: from the conversation when one is named.
-    let (to, window_open) = match &draft.conversation_id {
+    let (to, window_open, from) = match &draft.conversation_id {
         Some(id) => {
             let id = ConversationId::parse(id)?;
             let c = deps
@@ -65,9 +69,10 @@ async fn preview(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
                 .ok_or_else(|| ApiError::NotFound(format!("no conversation {id}")))?;
             let route = c.reply_route(Some(draft.channel)).ok();
             let open = c.reply_window_open(draft.channel, now);
-            (route.map(|r| r.contact_address).or(draft.to.clone()), open)
+            let from = route.as_ref().map(|r| r.our_address.clone()).or(draft.from.clone());
+            (route.map(|r| r.contact_address).or(draft.to.clone()), open, from)
         }
-        None => (draft.to.clone(), false),
+        None => (draft.to.clone(), false, draft.from.clone()),
     };
     let country = match (&to, draft.channel) {
         (Some(t), Channel::Sms | Channel::Whatsapp | Channel::Voice) => Some(
@@ -79,6 +84,21 @@ async fn preview(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
         _ => None,
     };
     let sms = (draft.channel == Channel::Sms).then(|| domain::sms::segment(&draft.text));
+    // Which kind of number sends, and the carriers' rules for it towards this recipient.
+    let sender = match (draft.channel, from) {
+        (Channel::Sms, Some(from)) => Some(domain::channels::twilio::sender_rules(&from, country.as_deref())),
+        (Channel::Sms, None) => {
+            let accounts = deps.store.channel_accounts(&who.workspace).await?;
+            accounts.into_iter().find(|a| a.channel == Channel::Sms).map(|a| {
+                let mut rules = domain::channels::twilio::sender_rules(&a.address, country.as_deref());
+                if a.messaging_service_sid.is_some() {
+                    rules.notes.push("sent through the number's Messaging Service".into());
+                }
+                rules
+            })
+        }
+        _ => None,
+    };
     let card = deps.rates.card_at(&*deps.store, &who.workspace, now).await?;
     let input = PricingInput {
         channel: Some(draft.channel),
@@ -130,6 +150,7 @@ async fn preview(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
             }),
             whatsapp,
             refused_by_budget: refused,
+            sender,
         },
     ))
 }
@@ -147,6 +168,9 @@ pub struct CostPreview {
     pub whatsapp: Option<WhatsappPreview>,
     /// Why a hard-stop budget would refuse the send, if it would.
     pub refused_by_budget: Option<String>,
+    /// SMS: the sending number's kind (long code, toll-free, short code) and the carriers' rules
+    /// towards this recipient; `deliverable: false` means the send would be refused.
+    pub sender: Option<domain::channels::twilio::SenderRules>,
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -250,6 +274,19 @@ mod tests {
 
         let (s, _) = call(&deps, &ws, serde_json::json!({"channel":"sms","text":"x","to":"12"})).await;
         assert_eq!(s, 422);
+        // The sending number's rules: a toll-free number cannot reach the UK; a US long code
+        // writing to the US needs 10DLC.
+        let tf = serde_json::json!({"channel":"sms","text":"x","to":"+447400123456","from":"+18885550100"});
+        let (s, v) = call(&deps, &ws, tf).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(
+            (v["sender"]["kind"].as_str(), v["sender"]["deliverable"].as_bool()),
+            (Some("toll_free"), Some(false))
+        );
+        let lc = serde_json::json!({"channel":"sms","text":"x","to":"+14155552671","from":"+14155550100"});
+        let (_, v) = call(&deps, &ws, lc).await;
+        assert_eq!(v["sender"]["kind"], "long_code");
+        assert!(v["sender"]["notes"][0].as_str().unwrap().contains("10DLC"), "{v}");
         let (s, _) = call(&deps, &ws, serde_json::json!({"channel":"fax","text":"x"})).await;
         assert_eq!(s, 400);
     }

@@ -343,6 +343,18 @@ async fn compose(
             route.channel
         )));
     }
+    // Carriers' rules for the sending number (a toll-free number reaches North America only).
+    if route.channel == Channel::Sms {
+        let country = domain::PhoneNumber::parse(&route.contact_address).ok().and_then(|p| p.country());
+        let rules = domain::channels::twilio::sender_rules(&route.our_address, country.as_deref());
+        if !rules.deliverable {
+            return Err(ApiError::Unprocessable(format!(
+                "{} cannot reach this customer: {}",
+                route.our_address,
+                rules.notes.join("; ")
+            )));
+        }
+    }
     // A reaction or a quote names one of this conversation's WhatsApp messages by its WhatsApp id.
     let target = match draft.reaction.as_ref().map(|r| r.message_id).or(draft.reply_to) {
         Some(id) => {

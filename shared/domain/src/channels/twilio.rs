@@ -396,6 +396,101 @@ impl ChannelAdapter for Twilio {
 /// The empty TwiML answer: acknowledge, send no auto-reply.
 pub const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
 
+/// What kind of sender an SMS goes out from: the carriers' rules differ by kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SenderKind {
+    /// An ordinary number (US: 10DLC).
+    LongCode,
+    /// A US or Canadian toll-free number (800, 833, 844, 855, 866, 877, 888).
+    TollFree,
+    /// A 5-6 digit short code.
+    ShortCode,
+    /// A Twilio Messaging Service: the sender is picked from its pool.
+    MessagingService,
+}
+
+/// The carrier rules a send from `from` to a recipient in `to_country` meets: whether it can be
+/// delivered at all and what the sender must have done (registration, verification). Shown in
+/// the cost preview; an undeliverable combination is refused before anything is queued.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct SenderRules {
+    pub kind: SenderKind,
+    /// The sender's country (ISO), when known.
+    pub country: Option<String>,
+    pub deliverable: bool,
+    pub notes: Vec<String>,
+}
+
+const TOLL_FREE_AREA_CODES: [&str; 7] = ["800", "833", "844", "855", "866", "877", "888"];
+/// Where North American toll-free numbers deliver.
+const TOLL_FREE_REACH: [&str; 3] = ["US", "CA", "PR"];
+
+/// The kind of sender an address is.
+pub fn sender_kind(from: &str) -> SenderKind {
+    let digits: String = from.chars().filter(char::is_ascii_digit).collect();
+    if !from.starts_with('+') && (5..=6).contains(&digits.len()) {
+        SenderKind::ShortCode
+    } else if from.starts_with("MG") {
+        SenderKind::MessagingService
+    } else if digits.len() == 11 && digits.starts_with('1') && TOLL_FREE_AREA_CODES.contains(&&digits[1..4]) {
+        SenderKind::TollFree
+    } else {
+        SenderKind::LongCode
+    }
+}
+
+/// The rules for a send from `from` (our number, or a Messaging Service) to a recipient in
+/// `to_country`.
+pub fn sender_rules(from: &str, to_country: Option<&str>) -> SenderRules {
+    let kind = sender_kind(from);
+    let country = crate::address::PhoneNumber::parse(from).ok().and_then(|p| p.country());
+    let mut notes = Vec::new();
+    let mut deliverable = true;
+    let to_us = to_country == Some("US");
+    match kind {
+        SenderKind::TollFree => {
+            if to_country.is_some_and(|c| !TOLL_FREE_REACH.contains(&c)) {
+                deliverable = false;
+                notes.push(format!(
+                    "toll-free numbers deliver only to the US, Canada and Puerto Rico, not {}",
+                    to_country.unwrap_or_default()
+                ));
+            }
+            if to_us {
+                notes.push(
+                    "US carriers block unverified toll-free traffic: the number needs toll-free verification".into(),
+                );
+            }
+        }
+        SenderKind::LongCode => {
+            if to_us && country.as_deref().is_some_and(|c| c == "US" || c == "CA") {
+                notes.push(
+                    "US carriers block unregistered long-code traffic: the number needs an A2P 10DLC brand and campaign"
+                        .into(),
+                );
+            }
+            if let (Some(from_c), Some(to_c)) = (country.as_deref(), to_country) {
+                if from_c != to_c && to_c != "*" {
+                    notes.push(format!(
+                        "international: a {from_c} number writing to {to_c}; some countries replace the sender id"
+                    ));
+                }
+            }
+        }
+        SenderKind::ShortCode => {
+            notes.push("short codes deliver only within their own country".into());
+            if to_country.is_some_and(|c| c != "US" && c != "*") {
+                deliverable = false;
+            }
+        }
+        SenderKind::MessagingService => {
+            notes.push("the Messaging Service picks the sender from its pool (sticky per customer)".into());
+        }
+    }
+    SenderRules { kind, country, deliverable, notes }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -569,5 +664,26 @@ mod tests {
         let forged = compute_signature("", url, &params);
         assert!(!signature_is_valid("", url, &params, &forged));
         assert!(signature_is_valid("tok", url, &params, &compute_signature("tok", url, &params)));
+    }
+
+    #[test]
+    fn senders_meet_their_carriers_rules() {
+        assert_eq!(sender_kind("+18005550100"), SenderKind::TollFree);
+        assert_eq!(sender_kind("+18885550100"), SenderKind::TollFree);
+        assert_eq!(sender_kind("+14155550100"), SenderKind::LongCode);
+        assert_eq!(sender_kind("+447400123456"), SenderKind::LongCode);
+        assert_eq!(sender_kind("12345"), SenderKind::ShortCode);
+        // Toll-free: North America only, and verification for the US.
+        let tf = sender_rules("+18885550100", Some("GB"));
+        assert!(!tf.deliverable && tf.notes[0].contains("toll-free"));
+        let tf_us = sender_rules("+18885550100", Some("US"));
+        assert!(tf_us.deliverable && tf_us.notes.iter().any(|n| n.contains("verification")));
+        // A US long code writing to a US customer needs 10DLC; abroad it is international.
+        assert!(sender_rules("+14155550100", Some("US")).notes.iter().any(|n| n.contains("10DLC")));
+        let intl = sender_rules("+14155550100", Some("GB"));
+        assert!(intl.deliverable && intl.notes.iter().any(|n| n.contains("international")));
+        assert!(!sender_rules("12345", Some("FR")).deliverable);
+        let uk = sender_rules("+447400123456", Some("GB"));
+        assert!(uk.notes.is_empty(), "{uk:?}");
     }
 }
