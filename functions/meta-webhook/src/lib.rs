@@ -82,6 +82,7 @@ mod tests {
             app_secret: "fixture-meta-app-secret".into(),
             verify_token: "fixture-meta-verify-token".into(),
             page_tokens: HashMap::new(),
+            app_id: Some("1517776481860111".into()),
         };
         let inbound = Inbound { adapter, directory: store, queue: q.clone(), public_base_url: None, memory_mb: 128 };
         (Deps { inbound, media: None }, q)

@@ -47,6 +47,9 @@ pub mod dev {
 
 /// The Meta app as the functions see it: the Send API base, the app secret, the verify token and
 /// each Page's (or Instagram account's) access token.
+/// The local stack's Meta app id (its echoes are its own sends).
+pub const LOCAL_META_APP_ID: &str = "1517776481860111";
+
 pub struct MetaEnv<'a> {
     pub base_url: &'a str,
     pub app_secret: &'a str,
@@ -70,8 +73,10 @@ pub fn channel_env(
     vec![
         (
             "META_CREDENTIALS".into(),
-            serde_json::json!({ "app_secret": meta.app_secret, "verify_token": meta.verify_token, "page_tokens": page_tokens })
-                .to_string(),
+            serde_json::json!({ "app_secret": meta.app_secret, "verify_token": meta.verify_token, "page_tokens": page_tokens,
+                // The local app's id: echoes carrying another app's are messages sent from Meta's inbox.
+                "app_id": LOCAL_META_APP_ID })
+            .to_string(),
         ),
         ("META_API_BASE".into(), meta.base_url.to_owned()),
         (

@@ -172,6 +172,88 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
         }
     }
 
+    /// A message a person sent from the provider's own inbox (Meta Business Suite, the Instagram
+    /// app): recorded in the customer's open conversation as an outbound message already sent,
+    /// answering them as an agent's reply would. Stored once (its provider id); with no open
+    /// conversation there is no thread to show it in, and it is skipped (logged).
+    async fn echo(&self, m: &InboundMessage) -> Result<Ingested, Error> {
+        let ws = &m.workspace;
+        let at = m.provider_timestamp.unwrap_or(m.received_at);
+        for attempt in 0..MAX_ATTEMPTS {
+            crate::pause(attempt).await;
+            let Some(mut c) = self.store.thread_of(ws, &m.identity).await?.and_then(|t| t.current) else {
+                tracing::info!(workspace = %ws, channel = %m.channel, "a message sent from the provider's inbox to someone with no open conversation: not recorded");
+                return Ok(Ingested::Status { applied: false });
+            };
+            let expected_version = c.version;
+            c.record_outbound(at);
+            let route = Route {
+                channel: m.channel,
+                contact_address: m.contact_address.clone(),
+                our_address: m.our_address.clone(),
+                contact_country: m.contact_country.clone(),
+            };
+            let mut message = Message::queued_outbound(
+                ws.clone(),
+                c.id,
+                route,
+                domain::model::Sender::System,
+                m.text.as_deref().unwrap_or_default(),
+                m.metadata.clone(),
+                at,
+            );
+            if m.text.is_none() {
+                message.text = None;
+            }
+            message.attachments = m.attachments.clone();
+            message.rich = m.rich.clone();
+            message.provider = Some(m.provider.clone());
+            message.provider_message_id = Some(m.provider_message_id.clone());
+            message.provider_timestamp = m.provider_timestamp;
+            message.status = DeliveryStatus::Sent;
+            message.status_history.push(domain::model::DeliveryEvent::new(DeliveryStatus::Sent, at));
+            let (conversation, id) = (c.id, message.id);
+            let commit = domain::ports::InboundCommit {
+                new_contact: None,
+                conversation: domain::ports::ConversationWrite::Update { conversation: c, expected_version },
+                message,
+                provider: m.provider.clone(),
+                provider_message_id: m.provider_message_id.clone(),
+                cost: None,
+                consent: None,
+                hint: None,
+            };
+            match self.store.commit_inbound(commit).await {
+                Err(StoreError::Conflict) => continue,
+                // Stored already (a redelivery, or one of our own sends).
+                Err(StoreError::Duplicate) => return Ok(Ingested::Status { applied: false }),
+                Err(e) => return Err(e.into()),
+                Ok(()) => {
+                    let note = Notification::MessageCreated {
+                        workspace: ws.clone(),
+                        conversation_id: conversation,
+                        message_id: id,
+                        direction: Direction::Outbound,
+                        channel: m.channel,
+                        opened: false,
+                    };
+                    self.notifications.publish(&note).await?;
+                    tracing::info!(workspace = %ws, %conversation, message = %id, channel = %m.channel, "a message sent from the provider's inbox recorded");
+                    let stored = Ingested::Stored {
+                        conversation,
+                        message: id,
+                        new_conversation: false,
+                        needs_routing: false,
+                        answered: None,
+                        nps: None,
+                    };
+                    return Ok(stored);
+                }
+            }
+        }
+        Err(Error::Contended(format!("still contended after {MAX_ATTEMPTS} attempts")))
+    }
+
     /// Applies a provider's consent change (an email suppression). A redelivery finds the change
     /// already in the history and writes nothing.
     async fn consent(&self, c: ConsentUpdate) -> Result<Ingested, Error> {
@@ -187,6 +269,9 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
     }
 
     async fn message(&self, m: InboundMessage) -> Result<Ingested, Error> {
+        if m.metadata.contains_key(domain::channels::meta::SENT_FROM_META_INBOX) {
+            return self.echo(&m).await;
+        }
         for attempt in 0..MAX_ATTEMPTS {
             crate::pause(attempt).await;
             let (outcome, known, timers) = match self.store_message(&m).await {
@@ -1083,6 +1168,34 @@ mod tests {
         assert_eq!(again, Ingested::Duplicate { conversation: c1, message: m1 });
         let msgs = s.messages(&ws(), c1, Order::Oldest, 10, None).await.unwrap().items;
         assert_eq!(msgs.iter().map(|m| m.text.clone().unwrap()).collect::<Vec<_>>(), vec!["one", "two"]);
+    }
+
+    #[tokio::test]
+    async fn a_message_sent_from_the_providers_inbox_joins_the_thread_as_ours_once() {
+        let (deps, s, _) = deps();
+        let echo = || {
+            let InboundEvent::Message(mut m) = inbound("SM000000000000000000000000000000e1", "+14155552671", "On it!")
+            else {
+                unreachable!()
+            };
+            m.metadata.insert(domain::channels::meta::SENT_FROM_META_INBOX.into(), serde_json::Value::Bool(true));
+            InboundEvent::Message(m)
+        };
+        // Nobody is talking to them: nothing to record it in.
+        assert_eq!(ingest(&deps, echo()).await.unwrap(), Ingested::Status { applied: false });
+        let Ingested::Stored { conversation, .. } =
+            ingest(&deps, inbound("SM00000000000000000000000000000001", "+14155552671", "Help?")).await.unwrap()
+        else {
+            panic!("stored")
+        };
+        assert!(matches!(ingest(&deps, echo()).await.unwrap(), Ingested::Stored { new_conversation: false, .. }));
+        assert_eq!(ingest(&deps, echo()).await.unwrap(), Ingested::Status { applied: false }, "stored once");
+        let msgs = s.messages(&ws(), conversation, Order::Oldest, 10, None).await.unwrap().items;
+        assert_eq!(msgs.len(), 2);
+        assert_eq!((msgs[1].direction, msgs[1].status), (Direction::Outbound, DeliveryStatus::Sent));
+        assert_eq!(msgs[1].text.as_deref(), Some("On it!"));
+        let c = s.conversation(&ws(), conversation).await.unwrap().unwrap();
+        assert_eq!(c.unread_count, 0, "answered from the provider's inbox");
     }
 
     fn email(message_id: &str, from: &str, thread: domain::channels::email::EmailThread) -> InboundEvent {

@@ -46,6 +46,7 @@ impl MetaSenders {
                 app_secret: self.app.app_secret.clone(),
                 verify_token: self.app.verify_token.clone(),
                 page_tokens: HashMap::from([(page.to_owned(), (*token).clone())]),
+                app_id: self.app.app_id.clone(),
             })
         }))
     }

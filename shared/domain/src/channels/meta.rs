@@ -50,7 +50,16 @@ pub struct Meta {
     pub verify_token: String,
     #[serde(default)]
     pub page_tokens: HashMap<String, String>,
+    /// This app's id: an echo carrying it is one of our own sends; an echo carrying another app's
+    /// (or none) is a message a person sent from Meta's own inbox, recorded in the thread. Without
+    /// it every echo is taken for ours.
+    #[serde(default)]
+    pub app_id: Option<String>,
 }
+
+/// The metadata mark of a message a person sent from Meta's own inbox (Business Suite, the
+/// Instagram app): an outbound message of ours to record, not to send.
+pub const SENT_FROM_META_INBOX: &str = "sent_from_meta_inbox";
 
 impl std::fmt::Debug for Meta {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -120,6 +129,9 @@ struct MessageBody {
     is_echo: bool,
     #[serde(default)]
     is_deleted: bool,
+    /// An echo's app (a number in Meta's payloads).
+    #[serde(default)]
+    app_id: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -166,8 +178,31 @@ fn scoped_id(kind: IdentityKind, id: &str) -> Result<Identity, ParseError> {
     Identity::parse(kind, id)
 }
 
-/// The canonical events of a webhook body, in Meta's order.
+/// Whether an echo is one of this app's own sends.
+fn ours(echo: &MessageBody, our_app: Option<&str>) -> bool {
+    let app = match &echo.app_id {
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    match our_app {
+        Some(our) => app.as_deref() == Some(our),
+        None => true,
+    }
+}
+
+/// The canonical events of a webhook body, in Meta's order (every echo taken for our own send).
 pub fn parse(body: &[u8], received_at: OffsetDateTime) -> Result<Vec<ChannelEvent>, ParseError> {
+    parse_for(body, received_at, None)
+}
+
+/// [`parse`] for the app `our_app`: echoes of other apps' messages (a person answering from
+/// Meta's inbox) become messages of ours to record, marked [`SENT_FROM_META_INBOX`].
+pub fn parse_for(
+    body: &[u8],
+    received_at: OffsetDateTime,
+    our_app: Option<&str>,
+) -> Result<Vec<ChannelEvent>, ParseError> {
     let env: Envelope = json_body("Messenger webhook", body)?;
     let channel = match env.object.as_str() {
         "page" => Channel::Messenger,
@@ -189,7 +224,14 @@ pub fn parse(body: &[u8], received_at: OffsetDateTime) -> Result<Vec<ChannelEven
             };
             // Echoes and our own sends: the Page is the sender and the customer the recipient.
             if let Some(msg) = m.message.as_ref().filter(|b| b.is_echo) {
-                out.push(status(channel, &m.sender.id, &m.recipient.id, kind, &msg.mid, DeliveryStatus::Sent, at)?);
+                if ours(msg, our_app) {
+                    out.push(status(channel, &m.sender.id, &m.recipient.id, kind, &msg.mid, DeliveryStatus::Sent, at)?);
+                } else if let Some(msg) = m.message {
+                    // Sent by a person in Meta's inbox: ours (the Page) to the customer (recipient).
+                    let mut echo = message(channel, &m.sender.id, &m.recipient.id, msg, at)?;
+                    echo.metadata.insert(SENT_FROM_META_INBOX.into(), Value::Bool(true));
+                    out.push(ChannelEvent::Message(Box::new(echo)));
+                }
                 continue;
             }
             let (ours, theirs) = (&m.recipient.id, &m.sender.id);
@@ -329,7 +371,9 @@ fn message(
                 url: url.to_owned(),
                 filename: None,
             }),
-            // Shares, story mentions, stickers, locations, templates: kept as Meta described them.
+            // An Instagram story that mentions the business: the story's (expiring) link.
+            ("story_mention", url) => rich = Some(json!({ "type": "story_mention", "story": { "url": url } })),
+            // Shares, stickers, locations, templates: kept as Meta described them.
             (kind, _) => rich = Some(json!({ "type": kind, "payload": a.payload })),
         }
     }
@@ -342,7 +386,11 @@ fn message(
             m.metadata.insert("reply_to_provider_id".into(), Value::from(mid));
         }
         if let Some(story) = r.get("story") {
+            // A reply to one of the business's stories: the inbox shows which.
             m.metadata.insert("reply_to_story".into(), story.clone());
+            if m.rich.is_none() {
+                m.rich = Some(json!({ "type": "story_reply", "story": story }));
+            }
         }
     }
     if m.text.is_none() && m.attachments.is_empty() && m.rich.is_none() {
@@ -429,7 +477,7 @@ impl ChannelAdapter for Meta {
         super::whatsapp::verify_graph(req, &self.app_secret, &self.verify_token)
     }
     fn parse(&self, req: &Webhook<'_>, received_at: OffsetDateTime) -> Result<Vec<ChannelEvent>, ParseError> {
-        parse(req.body, received_at)
+        parse_for(req.body, received_at, self.app_id.as_deref())
     }
     fn render(&self, message: &Message) -> Result<ProviderRequest, RenderError> {
         let ours = &message.route.our_address;
@@ -479,6 +527,7 @@ mod tests {
             app_secret: "s".into(),
             verify_token: "v".into(),
             page_tokens: HashMap::from([("109876543210987".to_owned(), "page-token".to_owned())]),
+            app_id: None,
         }
     }
 
@@ -533,5 +582,39 @@ mod tests {
         assert_eq!(reply_window(Some(Duration::hours(30))), Window::HumanAgent);
         assert_eq!(reply_window(Some(Duration::days(8))), Window::Closed);
         assert_eq!(reply_window(None), Window::Closed);
+    }
+
+    #[test]
+    fn echoes_of_other_apps_are_messages_of_ours_and_stories_keep_their_context() {
+        let body = json!({ "object": "instagram", "entry": [{ "id": "17841400000000000", "time": 1764000000000i64, "messaging": [
+            // Our own send's echo.
+            { "sender": { "id": "17841400000000000" }, "recipient": { "id": "5500000000000001" }, "timestamp": 1764000000001i64,
+              "message": { "mid": "m-ours", "is_echo": true, "app_id": 1517776481860111i64, "text": "Hello" } },
+            // Typed by a person in the Instagram app.
+            { "sender": { "id": "17841400000000000" }, "recipient": { "id": "5500000000000001" }, "timestamp": 1764000000002i64,
+              "message": { "mid": "m-app", "is_echo": true, "app_id": 124024574287414i64, "text": "Sent from the app" } },
+            // A customer replying to one of the business's stories, and one mentioning it in theirs.
+            { "sender": { "id": "5500000000000001" }, "recipient": { "id": "17841400000000000" }, "timestamp": 1764000000003i64,
+              "message": { "mid": "m-story", "text": "Love this!", "reply_to": { "story": { "url": "https://lookaside.example/s1", "id": "1799" } } } },
+            { "sender": { "id": "5500000000000001" }, "recipient": { "id": "17841400000000000" }, "timestamp": 1764000000004i64,
+              "message": { "mid": "m-mention", "attachments": [{ "type": "story_mention", "payload": { "url": "https://lookaside.example/s2" } }] } }
+        ] }] });
+        let bytes = body.to_string().into_bytes();
+        let events = parse_for(&bytes, OffsetDateTime::now_utc(), Some("1517776481860111")).unwrap();
+        assert!(matches!(&events[0], ChannelEvent::Status(s) if s.provider_message_id == "m-ours"));
+        let ChannelEvent::Message(app) = &events[1] else { panic!("{:?}", events[1]) };
+        assert_eq!(app.metadata[SENT_FROM_META_INBOX], true);
+        assert_eq!((app.contact_address.as_str(), app.our_address.as_str()), ("5500000000000001", "17841400000000000"));
+        let ChannelEvent::Message(story) = &events[2] else { panic!() };
+        assert_eq!(story.rich.as_ref().unwrap()["type"], "story_reply");
+        assert_eq!(story.rich.as_ref().unwrap()["story"]["id"], "1799");
+        let ChannelEvent::Message(mention) = &events[3] else { panic!() };
+        assert_eq!(
+            mention.rich.as_ref().unwrap(),
+            &json!({ "type": "story_mention", "story": { "url": "https://lookaside.example/s2" } })
+        );
+        // Without our app id every echo is taken for our own send.
+        let events = parse(&bytes, OffsetDateTime::now_utc()).unwrap();
+        assert!(matches!(&events[1], ChannelEvent::Status(_)));
     }
 }
