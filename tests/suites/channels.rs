@@ -1302,3 +1302,36 @@ async fn a_failed_whatsapp_reply_is_resent_by_sms_by_hand_and_by_the_workspaces_
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_typed_in_metas_inbox_joins_the_thread_once_and_our_own_echoes_add_nothing() {
+    let s = spawn_stack().await;
+    let psid = format!("71{:014}", ulid::Ulid::new().random() % 100_000_000_000_000);
+    let hi =
+        s.meta_text(domain::Channel::Messenger, &format!("m_{}", ulid::Ulid::new()), &psid, "Do you ship to Lisbon?");
+    assert_eq!(s.meta_in(&hi).await.status(), 200);
+    let id = one_conversation(&s).await["id"].as_str().unwrap().to_owned();
+    let page = s.messenger_page.clone();
+    let echo = |mid: &str, app: u64, text: &str| {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        json!({ "object": "page", "entry": [{ "id": page, "time": now as i64, "messaging": [{
+            "sender": { "id": page }, "recipient": { "id": psid }, "timestamp": now as i64,
+            "message": { "mid": mid, "is_echo": true, "app_id": app, "text": text } }] }] })
+    };
+    // Someone answers from Meta Business Suite (another app): recorded as ours, once.
+    let typed = echo("m_typed_in_inbox", 263_902_037_430_900, "Yes, in three days.");
+    assert_eq!(s.meta_in(&typed).await.status(), 200);
+    assert_eq!(s.meta_in(&typed).await.status(), 200, "a redelivery");
+    let recorded = eventually("the inbox message to join the thread", || async {
+        s.messages(&id).await.into_iter().find(|m| m["direction"] == "outbound")
+    })
+    .await;
+    assert_eq!(recorded["text"], "Yes, in three days.");
+    assert_eq!(recorded["metadata"]["sent_from_meta_inbox"], true);
+    assert_eq!(recorded["status"], "sent");
+    // An echo of our own app confirms a send; of a message we do not know, it adds nothing.
+    let ours = echo("m_unknown_own_send", switchboard_local::LOCAL_META_APP_ID.parse().unwrap(), "x");
+    assert_eq!(s.meta_in(&ours).await.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(s.messages(&id).await.len(), 2, "the customer's message and the one typed in Meta's inbox");
+}
