@@ -10,7 +10,7 @@
 
 use domain::fallback::{self, NotResendable};
 use domain::finance::service::RateCardCache;
-use domain::finance::{estimate_message, Costing, Usage};
+use domain::finance::{Costing, Usage};
 use domain::model::{Channel, Message, Sender};
 use domain::ports::{ConsentStore, OutboundQueue, RateCardStore, WorkspaceStore};
 use domain::{AgentId, ConversationId, MessageId, WorkspaceId};
@@ -141,16 +141,7 @@ async fn compose<S: FallbackPorts + ?Sized>(
         whatsapp_window_open: true,
         now,
     };
-    let cost = match estimate_message(&message, costing) {
-        Ok((priced, entry)) => {
-            message.cost = Some(priced);
-            Some(entry)
-        }
-        Err(e) => {
-            tracing::warn!(workspace = %c.workspace, error = %e, "a re-send could not be priced");
-            None
-        }
-    };
+    let cost = reply::price_automatic(&mut message, costing, "fallback");
     let response = serde_json::json!({ "message": message });
     Ok(Composed { message, cost, response, counted: Usage::default(), survey: None })
 }

@@ -235,18 +235,25 @@ pub async fn system_message<S: RateCardStore + ?Sized>(
         whatsapp_window_open: template.is_none(),
         now,
     };
-    let cost = match estimate_message(&message, costing) {
+    let cost = price_automatic(&mut message, costing, kind);
+    let response = serde_json::json!({ "message_id": message.id });
+    Ok(Composed { message, cost, response, counted, survey: None })
+}
+
+/// Prices a message nobody typed just now (an automatic answer, a re-send) on the card in force:
+/// its cost goes on the message, and the ledger entry to commit with it is returned. One that
+/// cannot be priced still goes out (logged): the customer's message matters more than its estimate.
+pub fn price_automatic(message: &mut Message, costing: Costing<'_>, kind: &str) -> Option<LedgerEntry> {
+    match estimate_message(message, costing) {
         Ok((priced, entry)) => {
             message.cost = Some(priced);
             Some(entry)
         }
         Err(e) => {
-            tracing::warn!(workspace = %c.workspace, error = %e, kind, "automatic message could not be priced");
+            tracing::warn!(workspace = %message.workspace, error = %e, kind, "automatic message could not be priced");
             None
         }
-    };
-    let response = serde_json::json!({ "message_id": message.id });
-    Ok(Composed { message, cost, response, counted, survey: None })
+    }
 }
 
 /// Where a message of ours that answers nothing (a survey) may go on `channel`, and whether a
