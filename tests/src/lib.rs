@@ -118,18 +118,7 @@ pub async fn spawn_stack() -> TestStack {
     let store = store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), stack.provisioned.table.clone());
     let workspace = WorkspaceId::parse(&format!("ws-{}", unique())).unwrap();
     let number = random_number();
-    store
-        .put_channel_account(&ChannelAccount {
-            workspace: workspace.clone(),
-            channel: Channel::Sms,
-            address: number.clone(),
-            display_name: None,
-            allowed_origins: Vec::new(),
-            business_account_id: None,
-            messaging_service_sid: None,
-        })
-        .await
-        .unwrap();
+    store.put_channel_account(&ChannelAccount::new(workspace.clone(), Channel::Sms, number.clone())).await.unwrap();
     let whatsapp_number_id = format!("1065{:011}", ulid::Ulid::new().random() % 100_000_000_000);
     let telegram_bot = format!("71{:08}", ulid::Ulid::new().random() % 100_000_000);
     let email_address = format!("support-{}@{EMAIL_DOMAIN}", unique());
@@ -145,13 +134,8 @@ pub async fn spawn_stack() -> TestStack {
     ] {
         store
             .put_channel_account(&ChannelAccount {
-                workspace: workspace.clone(),
-                channel,
-                address: address.clone(),
                 display_name: (channel == Channel::Email).then(|| "Acme Support".to_owned()),
-                allowed_origins: Vec::new(),
-                business_account_id: None,
-                messaging_service_sid: None,
+                ..ChannelAccount::new(workspace.clone(), channel, address.clone())
             })
             .await
             .unwrap();

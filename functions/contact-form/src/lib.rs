@@ -123,15 +123,8 @@ mod tests {
 
     async fn deps() -> (Deps, Arc<MemoryQueue>) {
         let store = Arc::new(MemoryStore::new());
-        let account = ChannelAccount {
-            workspace: WorkspaceId::parse("demo").unwrap(),
-            channel: Channel::Email,
-            address: "support@demo.switchboard.test".into(),
-            display_name: None,
-            allowed_origins: Vec::new(),
-            business_account_id: None,
-            messaging_service_sid: None,
-        };
+        let account =
+            ChannelAccount::new(WorkspaceId::parse("demo").unwrap(), Channel::Email, "support@demo.switchboard.test");
         store.put_channel_account(&account).await.unwrap();
         let q = Arc::new(MemoryQueue::new());
         let deps = Deps {

@@ -183,13 +183,8 @@ mod tests {
     async fn world() -> (Deps, Arc<MemoryFiles>, Arc<MemoryQueue>) {
         let store = Arc::new(MemoryStore::new());
         let account = ChannelAccount {
-            workspace: WorkspaceId::parse("acme").unwrap(),
-            channel: Channel::Email,
-            address: "support@acme.example".into(),
             display_name: Some("Acme Support".into()),
-            allowed_origins: Vec::new(),
-            business_account_id: None,
-            messaging_service_sid: None,
+            ..ChannelAccount::new(WorkspaceId::parse("acme").unwrap(), Channel::Email, "support@acme.example")
         };
         store.put_channel_account(&account).await.unwrap();
         let files = Arc::new(MemoryFiles::default());

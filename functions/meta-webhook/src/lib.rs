@@ -66,15 +66,7 @@ mod tests {
     async fn deps() -> (Deps, Arc<MemoryQueue>) {
         let store = Arc::new(MemoryStore::new());
         for (channel, address) in [(Channel::Messenger, "109876543210987"), (Channel::Instagram, "17841400000000001")] {
-            let account = ChannelAccount {
-                workspace: WorkspaceId::parse("demo").unwrap(),
-                channel,
-                address: address.into(),
-                display_name: None,
-                allowed_origins: Vec::new(),
-                business_account_id: None,
-                messaging_service_sid: None,
-            };
+            let account = ChannelAccount::new(WorkspaceId::parse("demo").unwrap(), channel, address);
             store.put_channel_account(&account).await.unwrap();
         }
         let q = Arc::new(MemoryQueue::new());

@@ -122,15 +122,7 @@ mod tests {
 
     async fn deps() -> (Deps, Arc<MemoryQueue>) {
         let store = Arc::new(MemoryStore::new());
-        let account = ChannelAccount {
-            workspace: WorkspaceId::parse("acme").unwrap(),
-            channel: Channel::Email,
-            address: "support@acme.example".into(),
-            display_name: None,
-            allowed_origins: Vec::new(),
-            business_account_id: None,
-            messaging_service_sid: None,
-        };
+        let account = ChannelAccount::new(WorkspaceId::parse("acme").unwrap(), Channel::Email, "support@acme.example");
         store.put_channel_account(&account).await.unwrap();
         let q = Arc::new(MemoryQueue::new());
         (Deps { directory: store, queue: q.clone() }, q)

@@ -87,15 +87,7 @@ mod tests {
     async fn deps(bot: &str) -> (Deps, Arc<MemoryQueue>) {
         let store = Arc::new(MemoryStore::new());
         store
-            .put_channel_account(&ChannelAccount {
-                workspace: WorkspaceId::parse("demo").unwrap(),
-                channel: Channel::Telegram,
-                address: bot.into(),
-                display_name: None,
-                allowed_origins: Vec::new(),
-                business_account_id: None,
-                messaging_service_sid: None,
-            })
+            .put_channel_account(&ChannelAccount::new(WorkspaceId::parse("demo").unwrap(), Channel::Telegram, bot))
             .await
             .unwrap();
         let q = Arc::new(MemoryQueue::new());

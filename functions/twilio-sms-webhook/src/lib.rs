@@ -101,15 +101,11 @@ mod tests {
     async fn deps() -> (Deps, Arc<MemoryQueue>) {
         let store = Arc::new(MemoryStore::new());
         store
-            .put_channel_account(&ChannelAccount {
-                workspace: WorkspaceId::parse("demo").unwrap(),
-                channel: Channel::Sms,
-                address: "+14155550100".into(),
-                display_name: None,
-                allowed_origins: Vec::new(),
-                business_account_id: None,
-                messaging_service_sid: None,
-            })
+            .put_channel_account(&ChannelAccount::new(
+                WorkspaceId::parse("demo").unwrap(),
+                Channel::Sms,
+                "+14155550100",
+            ))
             .await
             .unwrap();
         let q = Arc::new(MemoryQueue::new());

@@ -269,15 +269,7 @@ mod tests {
 
     async fn world() -> World {
         let store = Arc::new(MemoryStore::new());
-        let account = ChannelAccount {
-            workspace: WorkspaceId::parse("demo").unwrap(),
-            channel: Channel::Voice,
-            address: "+14155550100".into(),
-            display_name: None,
-            allowed_origins: Vec::new(),
-            business_account_id: None,
-            messaging_service_sid: None,
-        };
+        let account = ChannelAccount::new(WorkspaceId::parse("demo").unwrap(), Channel::Voice, "+14155550100");
         store.put_channel_account(&account).await.unwrap();
         let queue = Arc::new(MemoryQueue::new());
         let files = Arc::new(providers::memory::MemoryFiles::default());

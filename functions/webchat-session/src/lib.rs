@@ -176,13 +176,8 @@ mod tests {
     async fn deps(limit: u32) -> (Deps, Arc<MemoryStore>) {
         let store = Arc::new(MemoryStore::new());
         let account = ChannelAccount {
-            workspace: WorkspaceId::parse("demo").unwrap(),
-            channel: Channel::Webchat,
-            address: "wk_demo_site".into(),
             display_name: Some("Demo support".into()),
-            allowed_origins: Vec::new(),
-            business_account_id: None,
-            messaging_service_sid: None,
+            ..ChannelAccount::new(WorkspaceId::parse("demo").unwrap(), Channel::Webchat, "wk_demo_site")
         };
         store.put_channel_account(&account).await.unwrap();
         let deps = Deps {

@@ -111,15 +111,11 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         // Only the first entry's number belongs to a workspace here.
         store
-            .put_channel_account(&ChannelAccount {
-                workspace: WorkspaceId::parse("demo").unwrap(),
-                channel: Channel::Whatsapp,
-                address: "106540352242922".into(),
-                display_name: None,
-                allowed_origins: Vec::new(),
-                business_account_id: None,
-                messaging_service_sid: None,
-            })
+            .put_channel_account(&ChannelAccount::new(
+                WorkspaceId::parse("demo").unwrap(),
+                Channel::Whatsapp,
+                "106540352242922",
+            ))
             .await
             .unwrap();
         let q = Arc::new(MemoryQueue::new());

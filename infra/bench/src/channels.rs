@@ -54,15 +54,7 @@ impl Channels<'_> {
     }
 
     async fn own(&self, ws: &WorkspaceId, channel: Channel, address: &str) -> Result<()> {
-        let account = ChannelAccount {
-            workspace: ws.clone(),
-            channel,
-            address: address.into(),
-            display_name: None,
-            allowed_origins: Vec::new(),
-            business_account_id: None,
-            messaging_service_sid: None,
-        };
+        let account = ChannelAccount::new(ws.clone(), channel, address);
         Ok(self.store.put_channel_account(&account).await?)
     }
 

@@ -412,15 +412,7 @@ pub(crate) fn table(title: &str, snapshot: &BTreeMap<String, proxy::OpStats>, n:
 
 /// Receives SMS on `number` for `ws`.
 pub(crate) async fn own_number(store: &store::DynamoStore, ws: &WorkspaceId, number: &str) -> Result<()> {
-    let account = ChannelAccount {
-        workspace: ws.clone(),
-        channel: Channel::Sms,
-        address: number.into(),
-        display_name: None,
-        allowed_origins: Vec::new(),
-        business_account_id: None,
-        messaging_service_sid: None,
-    };
+    let account = ChannelAccount::new(ws.clone(), Channel::Sms, number);
     Ok(store.put_channel_account(&account).await?)
 }
 

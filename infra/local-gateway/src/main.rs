@@ -230,13 +230,8 @@ async fn up(
     let store = store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), stack.provisioned.table.clone());
     store
         .put_channel_account(&ChannelAccount {
-            workspace: WorkspaceId::parse(dev::WORKSPACE)?,
-            channel: Channel::Sms,
-            address: dev::SMS_NUMBER.into(),
             display_name: Some("Demo support line".into()),
-            allowed_origins: Vec::new(),
-            business_account_id: None,
-            messaging_service_sid: None,
+            ..ChannelAccount::new(WorkspaceId::parse(dev::WORKSPACE)?, Channel::Sms, dev::SMS_NUMBER)
         })
         .await?;
     for (channel, address) in [
@@ -248,17 +243,7 @@ async fn up(
         (Channel::Instagram, dev::INSTAGRAM_ACCOUNT_ID),
         (Channel::Webchat, dev::WEBCHAT_KEY),
     ] {
-        store
-            .put_channel_account(&ChannelAccount {
-                workspace: WorkspaceId::parse(dev::WORKSPACE)?,
-                channel,
-                address: address.into(),
-                display_name: None,
-                allowed_origins: Vec::new(),
-                business_account_id: None,
-                messaging_service_sid: None,
-            })
-            .await?;
+        store.put_channel_account(&ChannelAccount::new(WorkspaceId::parse(dev::WORKSPACE)?, channel, address)).await?;
     }
     // Outbound webhooks: the demo workspace sends every event to the local receiver, which
     // verifies each with the Standard Webhooks library.

@@ -587,13 +587,8 @@ mod tests {
         let ws = domain::WorkspaceId::parse("acme").unwrap();
         assert_eq!(mail_from(&store, &ws, "rui@example.com").await.unwrap(), MailFrom::NoMailbox);
         let support = ChannelAccount {
-            workspace: ws.clone(),
-            channel: Channel::Email,
-            address: "support@acme.example".into(),
             display_name: Some("Acme".into()),
-            allowed_origins: vec![],
-            business_account_id: None,
-            messaging_service_sid: None,
+            ..ChannelAccount::new(ws.clone(), Channel::Email, "support@acme.example")
         };
         store.connect_channel_account(&support).await.unwrap();
         assert_eq!(mail_from(&store, &ws, "rui@example.com").await.unwrap(), MailFrom::Account(support));
