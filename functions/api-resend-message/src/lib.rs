@@ -83,34 +83,33 @@ async fn resend(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
         serde_json::from_slice(raw).map_err(|e| ApiError::BadRequest(format!("body must be {{\"channel\"?}}: {e}")))?
     };
     let store: &dyn Store = &*deps.store;
-    let channel = match draft.channel {
-        Some(c) => c,
+    let by = By::Agent(who.agent.clone());
+    let now = time::OffsetDateTime::now_utc;
+    let resent = match draft.channel {
+        Some(channel) => {
+            let ids = (conversation, failed);
+            app::fallback::resend(store, &*deps.outbound, &deps.rates, &who.workspace, ids, channel, by, now)
+                .await
+                .map(|id| (id, channel))
+        }
         None => {
             let policy = store.workspace_settings(&who.workspace).await?.fallback;
             let m = store
                 .message(&who.workspace, conversation, failed)
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("no message {failed} in conversation {conversation}")))?;
-            let c = store
-                .conversation(&who.workspace, conversation)
-                .await?
-                .ok_or_else(|| ApiError::NotFound(format!("no conversation {conversation}")))?;
-            let now = time::OffsetDateTime::now_utc();
-            domain::fallback::next_channel(&policy, &m, |ch| domain::fallback::routable(&c, ch, now)).ok_or_else(
-                || {
-                    ApiError::Unprocessable(
-                        "name a channel: the workspace's fallback policy names none the customer can be reached on"
-                            .into(),
-                    )
-                },
-            )?
+            let channel = app::fallback::policy_channel(store, &policy, &m, now()).await?.ok_or_else(|| {
+                ApiError::Unprocessable(
+                    "name a channel: the workspace's fallback policy names none the customer can be reached on".into(),
+                )
+            })?;
+            app::fallback::resend_message(store, &*deps.outbound, &deps.rates, m, channel, by, now)
+                .await
+                .map(|id| (id, channel))
         }
     };
-    let by = By::Agent(who.agent.clone());
-    let ids = (conversation, failed);
-    let now = time::OffsetDateTime::now_utc;
-    match app::fallback::resend(store, &*deps.outbound, &deps.rates, &who.workspace, ids, channel, by, now).await {
-        Ok(message_id) => {
+    match resent {
+        Ok((message_id, channel)) => {
             tracing::info!(workspace = %who.workspace, by = %who.agent, message = %failed, resent = %message_id, %channel, "reply re-sent");
             Ok(json(202, &Resent { message_id, resend_of: failed, channel }))
         }

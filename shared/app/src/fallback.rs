@@ -67,6 +67,20 @@ pub async fn resend<S: FallbackPorts + ?Sized>(
     now: impl Fn() -> OffsetDateTime,
 ) -> Result<Resent, ResendError> {
     let m = store.message(ws, conversation, failed).await?.ok_or(ResendError::NotFound(failed))?;
+    resend_message(store, outbound, rates, m, channel, by, now).await
+}
+
+/// [`resend`] of a message already read.
+pub async fn resend_message<S: FallbackPorts + ?Sized>(
+    store: &S,
+    outbound: &dyn OutboundQueue,
+    rates: &RateCardCache,
+    m: Message,
+    channel: Channel,
+    by: By,
+    now: impl Fn() -> OffsetDateTime,
+) -> Result<Resent, ResendError> {
+    let (ws, conversation, failed) = (&m.workspace, m.conversation_id, m.id);
     fallback::check(&m, channel)?;
     let key = format!("resend-{failed}");
     // The channel is the request: the same channel again replays, another one is refused.
@@ -105,9 +119,6 @@ async fn compose<S: FallbackPorts + ?Sized>(
     by: &By,
     now: OffsetDateTime,
 ) -> Result<Composed, ResendError> {
-    if !fallback::routable(c, channel, now) {
-        return Err(ResendError::Unreachable(channel));
-    }
     let route = reply::unsolicited_route(store, c, channel, now).await?.ok_or(ResendError::Unreachable(channel))?;
     let text = failed.text.clone().unwrap_or_default();
     let checked =
@@ -146,6 +157,20 @@ async fn compose<S: FallbackPorts + ?Sized>(
     Ok(Composed { message, cost, response, counted: Usage::default(), survey: None })
 }
 
+/// The channel `policy` re-sends `m` on now, if any (reads its conversation).
+pub async fn policy_channel<S: FallbackPorts + ?Sized>(
+    store: &S,
+    policy: &fallback::Policy,
+    m: &Message,
+    now: OffsetDateTime,
+) -> Result<Option<Channel>, Error> {
+    if policy.is_empty() {
+        return Ok(None);
+    }
+    let Some(c) = store.conversation(&m.workspace, m.conversation_id).await? else { return Ok(None) };
+    Ok(fallback::next_channel(policy, m, |ch| fallback::routable(&c, ch, now)))
+}
+
 /// After a reply failed: the workspace's policy re-sends it on the next channel, if it names one
 /// the customer can be reached on. Never fails the caller for a refusal (logged); store and queue
 /// errors are returned for the caller's retry (the re-send is idempotent).
@@ -162,13 +187,11 @@ pub async fn after_failure<S: FallbackPorts + ?Sized>(
         return Ok(None);
     }
     let Some(m) = store.message(ws, conversation, failed).await? else { return Ok(None) };
-    let Some(c) = store.conversation(ws, conversation).await? else { return Ok(None) };
-    let at = now();
-    let Some(channel) = fallback::next_channel(&policy, &m, |ch| fallback::routable(&c, ch, at)) else {
+    let Some(channel) = policy_channel(store, &policy, &m, now()).await? else {
         tracing::info!(workspace = %ws, message = %failed, channel = %m.channel, "failed reply: no fallback channel reachable");
         return Ok(None);
     };
-    match resend(store, outbound, rates, ws, (conversation, failed), channel, By::Policy, now).await {
+    match resend_message(store, outbound, rates, m, channel, By::Policy, now).await {
         Ok(id) => {
             tracing::info!(workspace = %ws, message = %failed, resent = %id, channel = %channel, "failed reply re-sent by the workspace's policy");
             Ok(Some(id))

@@ -277,8 +277,7 @@ pub async fn unsolicited_reach<S: ConsentStore + ?Sized>(
             return Ok(None);
         }
     }
-    let needs_window = matches!(route.channel, Channel::Whatsapp | Channel::Messenger | Channel::Instagram);
-    let window_open = !needs_window || c.reply_window_open(route.channel, now);
+    let window_open = c.free_form_open(route.channel, now);
     Ok(Some(Reach { route, window_open }))
 }
 

@@ -99,10 +99,11 @@ pub fn next_channel(policy: &Policy, m: &Message, reachable: impl Fn(Channel) ->
     policy.get(&m.channel)?.iter().copied().find(|&ch| check(m, ch).is_ok() && reachable(ch))
 }
 
-/// Whether the conversation has a route on `channel` a free-form message may take now.
+/// Whether the conversation has a route on `channel` a free-form message may take now (the same
+/// test the re-send itself passes: Messenger's 7-day human-agent tag is an agent's, not a
+/// re-send's).
 pub fn routable(c: &Conversation, channel: Channel, now: time::OffsetDateTime) -> bool {
-    c.reply_route(Some(channel)).is_ok()
-        && crate::channels::reply_policy(channel, c.since_customer_wrote(channel, now), false).is_ok()
+    c.reply_route(Some(channel)).is_ok() && c.free_form_open(channel, now)
 }
 
 /// The metadata a re-send of `m` carries.
@@ -179,6 +180,34 @@ mod tests {
         again.metadata = resend_metadata(&m);
         assert_eq!(next_channel(&policy, &again, |_| true), Some(Channel::Email));
         assert!(next_channel(&Policy::new(), &m, |_| true).is_none());
+    }
+
+    #[test]
+    fn a_channel_is_routable_only_while_a_free_form_message_may_go_there() {
+        use crate::model::{Contact, Identity};
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        let two_days_ago = now - time::Duration::days(2);
+        let contact = Contact::new(
+            ws.clone(),
+            Identity::parse(crate::model::IdentityKind::Messenger, "7012").unwrap(),
+            None,
+            two_days_ago,
+        );
+        let mut c = Conversation::start(ws, &contact, two_days_ago);
+        let route = |channel, addr: &str| Route {
+            channel,
+            contact_address: addr.into(),
+            our_address: "100".into(),
+            contact_country: None,
+        };
+        c.record_inbound(route(Channel::Messenger, "7012"), two_days_ago);
+        c.record_inbound(route(Channel::Email, "rui@example.com"), two_days_ago);
+        // Messenger's human-agent tag (7 days) is for an agent's reply, not a re-send.
+        assert!(!routable(&c, Channel::Messenger, now));
+        assert!(routable(&c, Channel::Messenger, two_days_ago + time::Duration::hours(1)));
+        assert!(routable(&c, Channel::Email, now));
+        assert!(!routable(&c, Channel::Sms, now), "no route there");
     }
 
     proptest! {

@@ -185,6 +185,14 @@ impl Conversation {
         self.since_customer_wrote(channel, now).is_some_and(|d| d < REPLY_WINDOW)
     }
 
+    /// Whether a message of ours that answers nothing in particular (a survey, a re-send) may go
+    /// out free-form on `channel` now: WhatsApp's, Messenger's and Instagram's 24-hour window is
+    /// open; on the other channels always.
+    pub fn free_form_open(&self, channel: Channel, now: OffsetDateTime) -> bool {
+        let needs_window = matches!(channel, Channel::Whatsapp | Channel::Messenger | Channel::Instagram);
+        !needs_window || self.reply_window_open(channel, now)
+    }
+
     /// How long ago the customer last wrote on `channel` in this conversation (`None`: never).
     pub fn since_customer_wrote(&self, channel: Channel, now: OffsetDateTime) -> Option<time::Duration> {
         match self.channels.get(&channel) {
