@@ -48,7 +48,7 @@ impl Deps {
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> {
     let media = deps.media.as_ref().map(|m| m as &dyn MediaResolver);
     let post = req.method() == lambda_http::http::Method::POST;
-    let body = post.then(|| req.body().to_vec());
+    let body = (post && whatsapp::may_carry_template_reviews(req.body())).then(|| req.body().to_vec());
     let res = deps.inbound.handle_json_with(req, media).await;
     // Only a verified delivery (its signature checked above) may change the registry.
     match body.filter(|_| res.status() == 200) {

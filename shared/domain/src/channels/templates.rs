@@ -664,6 +664,9 @@ mod tests {
     #[test]
     fn metas_reviews_are_read_and_applied_in_order() {
         let body = include_bytes!("../../../../events/whatsapp-webhook/payloads/template-reviews.json");
+        assert!(super::super::whatsapp::may_carry_template_reviews(body));
+        let messages = include_bytes!("../../../../events/whatsapp-webhook/payloads/messages.json");
+        assert!(!super::super::whatsapp::may_carry_template_reviews(messages), "parsed once");
         let reviews = super::super::whatsapp::template_reviews(body, datetime!(2026-12-01 0:00 UTC)).unwrap();
         assert_eq!(reviews.len(), 4, "the lock changes nothing we keep");
         assert_eq!(reviews[0].meta_id, "1689556908129832");

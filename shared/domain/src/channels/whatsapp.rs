@@ -446,6 +446,13 @@ pub fn parse(body: &[u8], received_at: OffsetDateTime) -> Result<Vec<ChannelEven
     Ok(events)
 }
 
+/// Whether a webhook body may carry template reviews: every such field's name contains
+/// `template_`. A cheap look before [`template_reviews`] parses the body a second time, so the
+/// messages and statuses that make up nearly all deliveries are parsed once.
+pub fn may_carry_template_reviews(body: &[u8]) -> bool {
+    body.windows(b"template_".len()).any(|w| w == b"template_")
+}
+
 /// Meta's reviews of templates in a webhook body (`message_template_status_update`,
 /// `template_category_update`, `message_template_quality_update`); other fields are skipped, and
 /// so are review events that change nothing we keep (a lock).
