@@ -9,9 +9,11 @@
 //!   by a proxy in front of DynamoDB Local and moto while the pipeline runs.
 
 mod channels;
+mod heat;
 mod latency;
 mod proxy;
 mod runtime_api;
+mod simulate;
 mod throughput;
 
 use std::collections::BTreeMap;
@@ -55,6 +57,15 @@ struct Args {
     /// Only the throughput curve (no release binaries needed).
     #[arg(long)]
     throughput_only: bool,
+    /// Only the partition-heat simulation (no release binaries needed).
+    #[arg(long)]
+    heat_only: bool,
+    /// Inbound messages sampled per heat scenario.
+    #[arg(long, default_value_t = 2000)]
+    heat_messages: usize,
+    /// Agents of the one-workspace heat scenario (all with the console open).
+    #[arg(long, default_value_t = 500)]
+    heat_agents: usize,
     /// Every benchmark once, as small as it can be: one cold start, three messages per scenario,
     /// three latency probes, one throughput step of two seconds. For CI: it fails on an error,
     /// never on a time (the figures of a smoke run mean nothing).
@@ -70,6 +81,8 @@ impl Args {
             self.latency_runs = 3;
             self.throughput = vec![5];
             self.throughput_secs = 2;
+            self.heat_messages = 30;
+            self.heat_agents = 10;
         }
         self
     }
@@ -99,7 +112,9 @@ fn main() -> Result<()> {
     for (k, v) in services.env() {
         std::env::set_var(k, v);
     }
-    if !args.latency_only && !args.throughput_only {
+    if args.heat_only {
+        std::env::set_var("AWS_ENDPOINT_URL_DYNAMODB", format!("http://127.0.0.1:{ddb_proxy}"));
+    } else if !args.latency_only && !args.throughput_only {
         std::env::set_var("AWS_ENDPOINT_URL_DYNAMODB", format!("http://127.0.0.1:{ddb_proxy}"));
         std::env::set_var("AWS_ENDPOINT_URL_SQS", format!("http://127.0.0.1:{sqs_proxy}"));
     }
@@ -132,6 +147,9 @@ async fn run(
     let mut out = Printed;
     // CPU per process in the throughput run: the two AWS emulators, and this process, which hosts
     // the local gateway and every function.
+    if args.heat_only {
+        return partition_heat(args, root, services, ddb_proxy).await;
+    }
     let mut processes: Vec<(String, u32)> =
         services.pids().into_iter().map(|(name, pid)| (name.to_owned(), pid)).collect();
     processes.push(("gateway + functions".into(), std::process::id()));
@@ -158,6 +176,44 @@ async fn run(
     out += &latency::webhook_to_socket(args.latency_runs, &template, &aws).await?;
     if !args.throughput.is_empty() {
         out += &throughput::load_curve(&args.throughput, args.throughput_secs, &template, &aws, &processes).await?;
+    }
+    Ok(())
+}
+
+/// The partition-heat simulation: one workspace at 10,000 msg/s, and 100 workspaces at 100 each.
+async fn partition_heat(args: &Args, root: &Path, services: &Services, proxy_port: u16) -> Result<()> {
+    let mut out = Printed;
+    let recording = Arc::new(heat::Heat::default());
+    heat::start(([127, 0, 0, 1], proxy_port).into(), services.dynamodb_url.clone(), recording.clone()).await?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let template = Template::load(&root.join("template.yaml"))?;
+    out += &String::from(
+        "## Partition heat at 10,000 msg/s\n\nThe whole pipeline on the local stack, its DynamoDB requests recorded by \
+         partition (`infra/bench/src/heat.rs`); the sample's units scaled to the rate it stands for. Limits per \
+         partition: 1,000 WCU/s and 3,000 RCU/s.\n\n",
+    );
+    let workspaces = if args.smoke { 3 } else { 100 };
+    let loads = [
+        simulate::Workload {
+            title: "One workspace at 10,000 msg/s".into(),
+            workspaces: 1,
+            messages: args.heat_messages,
+            agents: args.heat_agents,
+            sockets: args.heat_agents,
+            rate: 10_000.0,
+        },
+        simulate::Workload {
+            title: format!("{workspaces} workspaces at {} msg/s each", 10_000 / workspaces),
+            workspaces,
+            messages: args.heat_messages,
+            agents: 5,
+            sockets: 5,
+            rate: 10_000.0,
+        },
+    ];
+    for load in &loads {
+        recording.reset();
+        out += &simulate::run(load, &template, &aws, &recording, &services.dynamodb_url).await?;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use domain::finance::{
 };
 use domain::model::*;
 use domain::ports::*;
-use domain::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, PhoneNumber, WorkspaceId};
+use domain::{AgentId, ContactId, ConversationId, IdempotencyKey, MessageId, PhoneNumber, TeamId, WorkspaceId};
 use time::OffsetDateTime;
 
 use crate::Store;
@@ -480,6 +480,116 @@ pub async fn conversations_list_by_status_and_activity_with_pagination<S: Store>
     assert!(matches!(s.conversations(&ws, &bad).await, Err(StoreError::BadCursor)));
 }
 
+/// Every page through `list` with a page size of `limit`, items in order.
+async fn every_page<T, F, Fut>(limit: u16, mut list: F) -> Vec<T>
+where
+    F: FnMut(u16, Option<Cursor>) -> Fut,
+    Fut: std::future::Future<Output = Page<T>>,
+{
+    let mut out = vec![];
+    let mut cursor = None;
+    for _ in 0..100 {
+        let page = list(limit, cursor).await;
+        assert!(page.items.len() <= usize::from(limit), "a page holds at most its limit");
+        out.extend(page.items);
+        cursor = page.next;
+        if cursor.is_none() {
+            return out;
+        }
+    }
+    panic!("the pages never ended");
+}
+
+/// The workspace-wide inbox views, the ledger's days and the month's counters are spread over
+/// shards (`keys::INBOX_SHARDS`, `LEDGER_SHARDS`, `COST_SHARDS`): whatever the page size, they
+/// list every item once, in the order one partition would give — activity (ties by id) for the
+/// views, key order for ledger entries and per-conversation counters.
+pub async fn sharded_views_and_ledgers_list_in_one_order<S: Store>(s: &S) {
+    let ws = &workspace("shards");
+    let base = now();
+    let team = TeamId::parse("billing").unwrap();
+    let mut convs = vec![];
+    for i in 0..14u32 {
+        // Pairs share an activity time: the id breaks the tie.
+        let (_, c) = seed_conversation(s, ws, 200 + i, base + time::Duration::seconds(i64::from(i / 2))).await;
+        let c = if i % 3 == 0 {
+            let mut next = c.clone();
+            next.team = Some(team.clone());
+            replace_conversation(s, &c, next).await
+        } else {
+            c
+        };
+        convs.push(c);
+    }
+    let newest_first = |cs: &[&Conversation]| {
+        let mut v: Vec<(String, ConversationId)> =
+            cs.iter().map(|c| (crate::keys::activity_sort(c.last_activity_at, c.id), c.id)).collect();
+        v.sort();
+        v.reverse();
+        v.into_iter().map(|(_, id)| id).collect::<Vec<_>>()
+    };
+    let all: Vec<&Conversation> = convs.iter().collect();
+    let billing: Vec<&Conversation> = convs.iter().filter(|c| c.team.is_some()).collect();
+    for (assignee, want) in [
+        (AssigneeFilter::Any, newest_first(&all)),
+        (AssigneeFilter::Unassigned, newest_first(&all)),
+        (AssigneeFilter::Team(team.clone()), newest_first(&billing)),
+    ] {
+        for limit in [1u16, 4, 50] {
+            let got = every_page(limit, |limit, cursor| {
+                let q = ConversationQuery { status: ConversationStatus::Open, assignee: assignee.clone(), limit, cursor };
+                async move { s.conversations(ws, &q).await.unwrap() }
+            })
+            .await;
+            let ids: Vec<ConversationId> = got.iter().map(|c| c.id).collect();
+            assert_eq!(ids, want, "{assignee:?} by {limit}: every conversation once, newest activity first");
+        }
+    }
+
+    // Twelve costed replies over six conversations: entries page in key order, counters per
+    // conversation too, and the shards of the total merge.
+    let est = Totals { messages: 1, provider_micros: 1_000, aws_micros: 1, ..Totals::default() };
+    let mut replies = vec![];
+    for c in convs.iter().take(6) {
+        for _ in 0..2 {
+            replies.push(costed_reply(s, ws, c.id, est).await);
+        }
+    }
+    let day = replies[0].created_at.date();
+    let month = Month::of(replies[0].created_at);
+    for limit in [1u16, 5, 100] {
+        let entries = every_page(limit, |limit, cursor| async move {
+            s.entries(ws, day, limit, cursor.as_ref()).await.unwrap()
+        })
+        .await;
+        let keys: Vec<String> = entries.iter().map(|e| format!("{}#{}", e.message_id, e.kind.as_str())).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(keys, sorted, "ledger entries by {limit}: once each, in key order");
+        assert_eq!(entries.len(), replies.len());
+        let per_conv = every_page(limit, |limit, cursor| async move {
+            s.counters(ws, month, Grouping::Conversation, limit, cursor.as_ref()).await.unwrap()
+        })
+        .await;
+        let ids: Vec<String> = per_conv
+            .iter()
+            .map(|c| match &c.dimension {
+                Dimension::Conversation { conversation } => conversation.to_string(),
+                other => panic!("a conversation counter, not {other:?}"),
+            })
+            .collect();
+        let mut want: Vec<String> = convs.iter().take(6).map(|c| c.id.to_string()).collect();
+        want.sort();
+        assert_eq!(ids, want, "conversation counters by {limit}: once each, in key order");
+        assert!(per_conv.iter().all(|c| c.totals.messages == 2));
+    }
+    let total = s.counters(ws, month, Grouping::Total, 10, None).await.unwrap().items;
+    assert_eq!(total.len(), 1, "the shards of the total merge into one");
+    assert_eq!(total[0].totals.messages, 12);
+    assert_eq!(s.spend(ws, month, BudgetScope::Workspace).await.unwrap().messages, 12);
+}
+
 pub async fn workspaces_never_see_each_other<S: Store>(s: &S) {
     let a = workspace("iso-a");
     let b = workspace("iso-b");
@@ -830,6 +940,7 @@ pub async fn run_all<S: Store>(s: &S) {
     a_conversation_and_its_message_read_together(s).await;
     stale_conversation_versions_conflict(s).await;
     conversations_list_by_status_and_activity_with_pagination(s).await;
+    sharded_views_and_ledgers_list_in_one_order(s).await;
     workspaces_never_see_each_other(s).await;
     replies_are_idempotent_per_key(s).await;
     messages_page_in_both_orders(s).await;

@@ -100,11 +100,11 @@ fn decode<T: DeserializeOwned>(what: &str, it: Item) -> Result<T, StoreError> {
 fn conversation_item(c: &Conversation) -> Result<Item, StoreError> {
     let mut it = item(&keys::conversation(&c.workspace, c.id), "conversation", c)?;
     let sort = keys::activity_sort(c.last_activity_at, c.id);
-    it.insert(keys::GSI1PK.into(), s(keys::status_partition(&c.workspace, c.status)));
+    it.insert(keys::GSI1PK.into(), s(keys::status_partition(&c.workspace, c.status, c.id)));
     it.insert(keys::GSI1SK.into(), s(&sort));
-    it.insert(keys::GSI2PK.into(), s(keys::assignee_partition(&c.workspace, c.assignee.as_ref(), c.status)));
+    it.insert(keys::GSI2PK.into(), s(keys::assignee_partition(&c.workspace, c.assignee.as_ref(), c.status, c.id)));
     if let Some(team) = &c.team {
-        it.insert(keys::GSI3PK.into(), s(keys::team_partition(&c.workspace, team, c.status)));
+        it.insert(keys::GSI3PK.into(), s(keys::team_partition(&c.workspace, team, c.status, c.id)));
         it.insert(keys::GSI3SK.into(), s(&sort));
     }
     it.insert(keys::GSI2SK.into(), s(sort));
@@ -716,43 +716,38 @@ impl ConversationReader for DynamoStore {
     }
 
     async fn conversations(&self, ws: &WorkspaceId, q: &ConversationQuery) -> Result<Page<Conversation>, StoreError> {
-        let (index, pk_attr, sk_attr, partition) = match &q.assignee {
-            AssigneeFilter::Any => {
-                (keys::INDEX_BY_STATUS, keys::GSI1PK, keys::GSI1SK, keys::status_partition(ws, q.status))
-            }
-            AssigneeFilter::Unassigned => {
-                (keys::INDEX_BY_ASSIGNEE, keys::GSI2PK, keys::GSI2SK, keys::assignee_partition(ws, None, q.status))
-            }
-            AssigneeFilter::Agent(a) => {
-                (keys::INDEX_BY_ASSIGNEE, keys::GSI2PK, keys::GSI2SK, keys::assignee_partition(ws, Some(a), q.status))
-            }
-            AssigneeFilter::Team(t) => {
-                (keys::INDEX_BY_TEAM, keys::GSI3PK, keys::GSI3SK, keys::team_partition(ws, t, q.status))
-            }
+        let view = match &q.assignee {
+            AssigneeFilter::Any => IndexView {
+                index: keys::INDEX_BY_STATUS,
+                pk_attr: keys::GSI1PK,
+                sk_attr: keys::GSI1SK,
+                partitions: keys::status_partitions(ws, q.status),
+            },
+            AssigneeFilter::Unassigned => IndexView {
+                index: keys::INDEX_BY_ASSIGNEE,
+                pk_attr: keys::GSI2PK,
+                sk_attr: keys::GSI2SK,
+                partitions: keys::assignee_partitions(ws, None, q.status),
+            },
+            AssigneeFilter::Agent(a) => IndexView {
+                index: keys::INDEX_BY_ASSIGNEE,
+                pk_attr: keys::GSI2PK,
+                sk_attr: keys::GSI2SK,
+                partitions: keys::assignee_partitions(ws, Some(a), q.status),
+            },
+            AssigneeFilter::Team(t) => IndexView {
+                index: keys::INDEX_BY_TEAM,
+                pk_attr: keys::GSI3PK,
+                sk_attr: keys::GSI3SK,
+                partitions: keys::team_partitions(ws, t, q.status),
+            },
         };
-        let start = match &q.cursor {
+        // Newest activity first: the next page holds what sorts before the cursor's conversation.
+        let before = match &q.cursor {
             None => None,
-            Some(c) => {
-                let (sort, id) = keys::decode_activity_cursor(c).ok_or(StoreError::BadCursor)?;
-                let mut k = key_map(&keys::conversation(ws, id));
-                k.insert(pk_attr.into(), s(&partition));
-                k.insert(sk_attr.into(), s(sort));
-                Some(k)
-            }
+            Some(c) => Some(keys::decode_activity_cursor(c).ok_or(StoreError::BadCursor)?.0),
         };
-        let (items, more) = self
-            .query_page(QuerySpec {
-                index: Some(index),
-                key_condition: "#pk = :pk",
-                values: HashMap::from([(":pk".to_owned(), s(&partition))]),
-                names: HashMap::from([("#pk".to_owned(), pk_attr.to_owned())]),
-                forward: false,
-                limit: Some(q.limit),
-                start,
-                consistent: false,
-            })
-            .await?;
-        let more = more.is_some();
+        let (items, more) = self.index_scatter(&view, before.map(|b| ("<", b)), false, q.limit).await?;
         let convs: Vec<Conversation> =
             items.into_iter().map(|it| decode("conversation", it)).collect::<Result<_, _>>()?;
         let next = match (more, convs.last()) {
@@ -1001,6 +996,19 @@ fn message_cost_values(e: &LedgerEntry) -> Item {
     HashMap::from([(":cp".to_owned(), n(e.totals.provider_micros)), (":ca".to_owned(), n(e.totals.aws_micros))])
 }
 
+/// A view of an index over the shards of one sharded partition.
+pub(crate) struct IndexView {
+    index: &'static str,
+    pk_attr: &'static str,
+    sk_attr: &'static str,
+    partitions: Vec<String>,
+}
+
+/// An item's sort key (empty if it has none).
+fn sort_key(it: &Item) -> &str {
+    it.get(keys::SK).and_then(|v| v.as_s().ok()).map_or("", String::as_str)
+}
+
 /// A counter as stored: its dimension and its totals as top-level numbers (so `ADD` can update them).
 #[derive(Deserialize)]
 struct CounterItem {
@@ -1101,6 +1109,85 @@ impl DynamoStore {
                 None => return Ok(out),
             }
         }
+    }
+
+    /// Every item of the shards `pks` under `prefix` (read concurrently), in sort-key order.
+    async fn query_all_shards(&self, pks: &[String], prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let shards = futures::future::try_join_all(pks.iter().map(|pk| self.query_all(pk, prefix))).await?;
+        let mut items: Vec<Item> = shards.into_iter().flatten().collect();
+        items.sort_by(|a, b| sort_key(a).cmp(sort_key(b)));
+        Ok(items)
+    }
+
+    /// One page of an index view: each shard's page (items whose index sort key is `bound.0`
+    /// `bound.1`, if bounded), read concurrently, merged on the index sort key in the direction
+    /// asked and cut to `limit`; `true` when more follow.
+    pub(crate) async fn index_scatter(
+        &self,
+        view: &IndexView,
+        bound: Option<(&str, String)>,
+        forward: bool,
+        limit: u16,
+    ) -> Result<(Vec<Item>, bool), StoreError> {
+        let condition = match &bound {
+            None => "#pk = :pk".to_owned(),
+            Some((op, _)) => format!("#pk = :pk AND #sk {op} :bound"),
+        };
+        let pages = futures::future::try_join_all(view.partitions.iter().map(|pk| {
+            let mut values = HashMap::from([(":pk".to_owned(), s(pk))]);
+            let mut names = HashMap::from([("#pk".to_owned(), view.pk_attr.to_owned())]);
+            if let Some((_, b)) = &bound {
+                values.insert(":bound".to_owned(), s(b));
+                names.insert("#sk".to_owned(), view.sk_attr.to_owned());
+            }
+            self.query_page(QuerySpec {
+                index: Some(view.index),
+                key_condition: &condition,
+                values,
+                names,
+                forward,
+                limit: Some(limit),
+                start: None,
+                consistent: false,
+            })
+        }))
+        .await?;
+        let mut more = pages.iter().any(|(_, last)| last.is_some());
+        let mut items: Vec<Item> = pages.into_iter().flat_map(|(items, _)| items).collect();
+        let sk = |it: &Item| it.get(view.sk_attr).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        items.sort_by_cached_key(|it| sk(it));
+        if !forward {
+            items.reverse();
+        }
+        if items.len() > usize::from(limit) {
+            items.truncate(usize::from(limit));
+            more = true;
+        }
+        Ok((items, more))
+    }
+
+    /// One page across the shards `pks` of a sharded partition: each shard's page after `after`
+    /// (read concurrently), merged in sort-key order and cut to `limit`; `true` when more follow.
+    async fn scatter_page(
+        &self,
+        pks: &[String],
+        prefix: &str,
+        limit: u16,
+        after: Option<String>,
+        forward: bool,
+    ) -> Result<(Vec<Item>, bool), StoreError> {
+        let pages = futures::future::try_join_all(
+            pks.iter().map(|pk| self.query_prefix_page(pk, prefix, limit, after.clone(), forward)),
+        )
+        .await?;
+        let mut more = pages.iter().any(|(_, more)| *more);
+        let mut items: Vec<Item> = pages.into_iter().flat_map(|(items, _)| items).collect();
+        items.sort_by(|a, b| if forward { sort_key(a).cmp(sort_key(b)) } else { sort_key(b).cmp(sort_key(a)) });
+        if items.len() > usize::from(limit) {
+            items.truncate(usize::from(limit));
+            more = true;
+        }
+        Ok((items, more))
     }
 
     /// One page of a partition by sort-key prefix, resuming after `after` (a sort key), in key
@@ -1296,14 +1383,15 @@ impl CostLedger for DynamoStore {
         limit: u16,
         cursor: Option<&Cursor>,
     ) -> Result<Page<Counter>, StoreError> {
-        let pk = keys::cost_partition(ws, month);
+        let pks = keys::cost_partitions(ws, month);
         let prefix = keys::counter_prefix(grouping);
         let decode_all = |items: Vec<Item>| -> Result<Vec<CounterItem>, StoreError> {
             items.into_iter().map(|it| decode("cost counter", it)).collect()
         };
         if matches!(grouping, Grouping::Conversation | Grouping::Contact) {
+            // One item per conversation or contact, spread over the shards: pages merge in key order.
             let after = keys::sort_cursor_after(cursor, prefix)?;
-            let (items, more) = self.query_prefix_page(&pk, prefix, limit, after, true).await?;
+            let (items, more) = self.scatter_page(&pks, prefix, limit, after, true).await?;
             let merged = keys::merge_shards(decode_all(items)?.into_iter().map(CounterItem::into_shard));
             let next = match (more, merged.last()) {
                 (true, Some((sk, _))) => Some(keys::encode_cursor(sk)),
@@ -1313,13 +1401,13 @@ impl CostLedger for DynamoStore {
         }
         // Sharded groupings hold a handful of items: read them whole so shards always merge.
         let merged = keys::merge_shards(
-            decode_all(self.query_all(&pk, prefix).await?)?.into_iter().map(CounterItem::into_shard),
+            decode_all(self.query_all_shards(&pks, prefix).await?)?.into_iter().map(CounterItem::into_shard),
         );
         Ok(Page { items: merged.into_iter().map(|(_, c)| c).collect(), next: None })
     }
 
     async fn spend(&self, ws: &WorkspaceId, month: Month, scope: BudgetScope) -> Result<Totals, StoreError> {
-        let items = self.query_all(&keys::cost_partition(ws, month), &keys::budget_scope_prefix(scope)).await?;
+        let items = self.query_all_shards(&keys::cost_partitions(ws, month), &keys::budget_scope_prefix(scope)).await?;
         let mut t = Totals::default();
         for it in items {
             t += decode::<CounterItem>("cost counter", it)?.totals();
@@ -1334,7 +1422,14 @@ impl CostLedger for DynamoStore {
         limit: u16,
         cursor: Option<&Cursor>,
     ) -> Result<Page<LedgerEntry>, StoreError> {
-        self.decoded_page("ledger entry", &keys::ledger_partition(ws, day), "", limit, cursor).await
+        let after = keys::sort_cursor_after(cursor, "")?;
+        let (items, more) = self.scatter_page(&keys::ledger_partitions(ws, day), "", limit, after, true).await?;
+        let next = match (more, items.last().and_then(|it| it.get(keys::SK)).and_then(|v| v.as_s().ok())) {
+            (true, Some(sk)) => Some(keys::encode_cursor(sk)),
+            _ => None,
+        };
+        let items = items.into_iter().map(|it| decode("ledger entry", it)).collect::<Result<_, _>>()?;
+        Ok(Page { items, next })
     }
 }
 

@@ -41,16 +41,18 @@
 //! | erasure receipt      | `WS#<ws>#ERASED`                     | `<contact>`        |
 //! | workspace with retention | `RETENTION#WORKSPACES`           | `<ws>`             |
 //!
-//! | cost counter         | `WS#<ws>#COST#<yyyy-mm>`             | see [`cost_counter`] |
-//! | ledger entry         | `WS#<ws>#LEDGER#<yyyy-mm-dd>`        | `<message>#<kind>` |
+//! | cost counter         | `WS#<ws>#COST#<yyyy-mm>#<shard>`     | see [`cost_counter`] |
+//! | ledger entry         | `WS#<ws>#LEDGER#<yyyy-mm-dd>#<shard>` | `<message>#<kind>` |
 //! | rate card version    | `WS#<ws>#RATECARD`                   | `V#<version, 10 digits>` |
 //! | budget               | `WS#<ws>#BUDGET`                     | `<scope>`          |
 //! | budget alert marker  | `WS#<ws>#ALERT#<yyyy-mm>`            | `<scope>#<percent>` |
 //!
 //! Conversations carry two index keys, both sorted by `<last activity ms, 13 digits>#<conv>`:
-//! `GSI1PK = WS#<ws>#STATUS#<status>` (index `ByStatus`) and
-//! `GSI2PK = WS#<ws>#ASSIGNEE#<agent or ->#STATUS#<status>` (index `ByAssignee`); a conversation
-//! with a team also carries `GSI3PK = WS#<ws>#TEAM#<team>#STATUS#<status>` (sparse index `ByTeam`).
+//! `GSI1PK = WS#<ws>#STATUS#<status>#<shard>` (index `ByStatus`) and
+//! `GSI2PK = WS#<ws>#ASSIGNEE#<agent>#STATUS#<status>` or `WS#<ws>#ASSIGNEE#-#STATUS#<status>#<shard>`
+//! (index `ByAssignee`); a conversation with a team also carries
+//! `GSI3PK = WS#<ws>#TEAM#<team>#STATUS#<status>#<shard>` (sparse index `ByTeam`). The shard is
+//! [`inbox_shard`]: the workspace-wide views are read by scatter-gather (see [`INBOX_SHARDS`]).
 
 use base64::Engine;
 use domain::channels::webchat::VisitorId;
@@ -256,12 +258,33 @@ pub fn note_idempotency(w: &WorkspaceId, agent: &AgentId, key: &IdempotencyKey) 
     Key { pk: idempotency(w, agent, key).pk, sk: "NOTE".into() }
 }
 
-/// Workspace-wide counters (total, channel, team, agent) are split over this many items so that
-/// concurrent messages rarely contend for one item; reports sum the shards.
-pub const COUNTER_SHARDS: u32 = 8;
+/// Every message of a workspace adds to its month's counters and its day's ledger: partitions hot
+/// by nature. Both are written across this many partitions (`<partition>#<shard>`) and read by
+/// scatter-gather, merged in key order. Sized from the partition-heat simulation
+/// (docs/benchmarks.md): at 100 messages a second per workspace the hottest cost shard stays under
+/// half of a partition's 1,000 WCU.
+pub const COST_SHARDS: u32 = 8;
+pub const LEDGER_SHARDS: u32 = 4;
 
-pub fn cost_partition(w: &WorkspaceId, month: Month) -> String {
-    format!("{}#COST#{month}", ws(w))
+/// A stable shard of a string (FNV-1a): the same entity always lands in the same shard.
+pub fn shard_of_str(key: &str, shards: u32) -> u32 {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (hash % u64::from(shards.max(1))) as u32
+}
+
+/// A message's shard: the random half of its ULID spreads messages evenly.
+pub fn shard_of_message(message: MessageId, shards: u32) -> u32 {
+    (u128::from(message.ulid()) % u128::from(shards.max(1))) as u32
+}
+
+/// One shard of a workspace's month of cost counters.
+pub fn cost_partition(w: &WorkspaceId, month: Month, shard: u32) -> String {
+    format!("{}#COST#{month}#{shard}", ws(w))
+}
+
+/// Every shard of a month's cost counters, for a scatter-gather read.
+pub fn cost_partitions(w: &WorkspaceId, month: Month) -> Vec<String> {
+    (0..COST_SHARDS).map(|shard| cost_partition(w, month, shard)).collect()
 }
 
 /// The prefix every counter of a grouping starts with.
@@ -284,29 +307,33 @@ pub fn budget_scope_prefix(scope: BudgetScope) -> String {
     }
 }
 
-/// A counter's key: `TOTAL#<shard>`, `CHANNEL#<channel>#<direction>#<shard>`, `TEAM#<team or ->#<shard>`,
-/// `AGENT#<agent or ->#<shard>`, `CONV#<conversation>`, `CONTACT#<contact>`. `shard_of` picks the
-/// shard (from the message id) for the sharded groupings.
+/// A counter's key. Workspace-wide groupings are one item per shard, the shard picked from the
+/// message id and named in both keys: `TOTAL#<shard>`, `CHANNEL#<channel>#<direction>#<shard>`,
+/// `TEAM#<team or ->#<shard>`, `AGENT#<agent or ->#<shard>`. A conversation's or contact's counter
+/// is one item, `CONV#<conversation>` or `CONTACT#<contact>`, in the shard its id hashes to.
 pub fn cost_counter(w: &WorkspaceId, month: Month, d: &Dimension, message: MessageId) -> Key {
-    let shard = shard_of(message);
+    let shard = shard_of_message(message, COST_SHARDS);
     let p = counter_prefix(d.grouping());
-    let sk = match d {
-        Dimension::Total => format!("{p}{shard}"),
+    let (sk, shard) = match d {
+        Dimension::Total => (format!("{p}{shard}"), shard),
         Dimension::Channel { channel, direction } => {
             let dir = serde_json::to_value(direction).ok().and_then(|v| v.as_str().map(str::to_owned));
-            format!("{p}{channel}#{}#{shard}", dir.unwrap_or_default())
+            (format!("{p}{channel}#{}#{shard}", dir.unwrap_or_default()), shard)
         }
-        Dimension::Team { team } => format!("{p}{}#{shard}", team.as_deref().unwrap_or("-")),
-        Dimension::Agent { agent } => format!("{p}{}#{shard}", agent.as_ref().map(AgentId::as_str).unwrap_or("-")),
-        Dimension::Conversation { conversation } => format!("{p}{conversation}"),
-        Dimension::Contact { contact } => format!("{p}{contact}"),
+        Dimension::Team { team } => (format!("{p}{}#{shard}", team.as_deref().unwrap_or("-")), shard),
+        Dimension::Agent { agent } => {
+            (format!("{p}{}#{shard}", agent.as_ref().map(AgentId::as_str).unwrap_or("-")), shard)
+        }
+        Dimension::Conversation { conversation } => {
+            let id = conversation.to_string();
+            (format!("{p}{id}"), shard_of_str(&id, COST_SHARDS))
+        }
+        Dimension::Contact { contact } => {
+            let id = contact.to_string();
+            (format!("{p}{id}"), shard_of_str(&id, COST_SHARDS))
+        }
     };
-    Key { pk: cost_partition(w, month), sk }
-}
-
-fn shard_of(message: MessageId) -> u32 {
-    // The random half of the ULID spreads messages evenly over the shards.
-    (u128::from(message.ulid()) % u128::from(COUNTER_SHARDS)) as u32
+    Key { pk: cost_partition(w, month, shard), sk }
 }
 
 /// Counter sort keys without their shard: the key under which shards merge.
@@ -317,8 +344,19 @@ pub fn counter_group_key(sk: &str) -> &str {
     sk.rsplit_once('#').map_or(sk, |(head, _)| head)
 }
 
-pub fn ledger_partition(w: &WorkspaceId, day: time::Date) -> String {
-    format!("{}#LEDGER#{day}", ws(w))
+/// One shard of a workspace's day of ledger entries.
+pub fn ledger_partition(w: &WorkspaceId, day: time::Date, shard: u32) -> String {
+    format!("{}#LEDGER#{day}#{shard}", ws(w))
+}
+
+/// Every shard of a day's ledger, for a scatter-gather read.
+pub fn ledger_partitions(w: &WorkspaceId, day: time::Date) -> Vec<String> {
+    (0..LEDGER_SHARDS).map(|shard| ledger_partition(w, day, shard)).collect()
+}
+
+/// The shard holding one message's ledger rows of `day`.
+pub fn ledger_message_partition(w: &WorkspaceId, day: time::Date, message: MessageId) -> String {
+    ledger_partition(w, day, shard_of_message(message, LEDGER_SHARDS))
 }
 
 /// The sort-key prefix of every ledger row of one message (one per entry kind).
@@ -339,7 +377,7 @@ pub fn erasure_receipt(w: &WorkspaceId, contact: ContactId) -> Key {
 }
 
 pub fn ledger_entry(w: &WorkspaceId, day: time::Date, message: MessageId, kind: EntryKind) -> Key {
-    Key { pk: ledger_partition(w, day), sk: format!("{message}#{}", kind.as_str()) }
+    Key { pk: ledger_message_partition(w, day, message), sk: format!("{message}#{}", kind.as_str()) }
 }
 
 pub fn rate_card_partition(w: &WorkspaceId) -> String {
@@ -397,17 +435,61 @@ pub fn merge_shards(shards: impl IntoIterator<Item = (String, Counter)>) -> Vec<
     out
 }
 
-pub fn status_partition(w: &WorkspaceId, status: ConversationStatus) -> String {
-    format!("{}#STATUS#{}", ws(w), status.as_str())
+/// The workspace-wide inbox views (by status, the unassigned, a team's) take a write from every
+/// message of every conversation in them: each is spread over this many index partitions, a
+/// conversation always in the one its id hashes to, and listed by scatter-gather merged on the
+/// activity sort key. An agent's own view is bounded by the agent's capacity and stays whole.
+pub const INBOX_SHARDS: u32 = 4;
+
+/// The inbox shard of a conversation.
+pub fn inbox_shard(conv: ConversationId) -> u32 {
+    shard_of_str(&conv.to_string(), INBOX_SHARDS)
 }
 
-pub fn assignee_partition(w: &WorkspaceId, assignee: Option<&AgentId>, status: ConversationStatus) -> String {
-    let who = assignee.map(AgentId::as_str).unwrap_or("-");
-    format!("{}#ASSIGNEE#{who}#STATUS#{}", ws(w), status.as_str())
+fn shards(partition: &str) -> Vec<String> {
+    (0..INBOX_SHARDS).map(|shard| format!("{partition}#{shard}")).collect()
 }
 
-pub fn team_partition(w: &WorkspaceId, team: &TeamId, status: ConversationStatus) -> String {
-    format!("{}#TEAM#{team}#STATUS#{}", ws(w), status.as_str())
+/// The `ByStatus` partition of one conversation: `WS#<ws>#STATUS#<status>#<shard>`.
+pub fn status_partition(w: &WorkspaceId, status: ConversationStatus, conv: ConversationId) -> String {
+    format!("{}#STATUS#{}#{}", ws(w), status.as_str(), inbox_shard(conv))
+}
+
+/// Every shard of a status view.
+pub fn status_partitions(w: &WorkspaceId, status: ConversationStatus) -> Vec<String> {
+    shards(&format!("{}#STATUS#{}", ws(w), status.as_str()))
+}
+
+/// The `ByAssignee` partition of one conversation: an agent's `WS#<ws>#ASSIGNEE#<agent>#STATUS#<status>`,
+/// or the unassigned view's shard `WS#<ws>#ASSIGNEE#-#STATUS#<status>#<shard>`.
+pub fn assignee_partition(
+    w: &WorkspaceId,
+    assignee: Option<&AgentId>,
+    status: ConversationStatus,
+    conv: ConversationId,
+) -> String {
+    match assignee {
+        Some(a) => format!("{}#ASSIGNEE#{a}#STATUS#{}", ws(w), status.as_str()),
+        None => format!("{}#ASSIGNEE#-#STATUS#{}#{}", ws(w), status.as_str(), inbox_shard(conv)),
+    }
+}
+
+/// The partitions of an assignee view: an agent's one, or every shard of the unassigned view.
+pub fn assignee_partitions(w: &WorkspaceId, assignee: Option<&AgentId>, status: ConversationStatus) -> Vec<String> {
+    match assignee {
+        Some(a) => vec![format!("{}#ASSIGNEE#{a}#STATUS#{}", ws(w), status.as_str())],
+        None => shards(&format!("{}#ASSIGNEE#-#STATUS#{}", ws(w), status.as_str())),
+    }
+}
+
+/// The `ByTeam` partition of one conversation: `WS#<ws>#TEAM#<team>#STATUS#<status>#<shard>`.
+pub fn team_partition(w: &WorkspaceId, team: &TeamId, status: ConversationStatus, conv: ConversationId) -> String {
+    format!("{}#TEAM#{team}#STATUS#{}#{}", ws(w), status.as_str(), inbox_shard(conv))
+}
+
+/// Every shard of a team's view.
+pub fn team_partitions(w: &WorkspaceId, team: &TeamId, status: ConversationStatus) -> Vec<String> {
+    shards(&format!("{}#TEAM#{team}#STATUS#{}", ws(w), status.as_str()))
 }
 
 pub fn note(w: &WorkspaceId, conv: ConversationId, id: &str) -> Key {

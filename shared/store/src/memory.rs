@@ -581,14 +581,16 @@ impl DeliveryStore for MemoryStore {
     }
 }
 
-/// Counters of one partition whose sort key starts with `prefix`, shards merged, in key order,
-/// those after the group key `after` only.
-fn merged_counters(s: &State, pk: &str, prefix: &str, after: Option<&str>) -> Vec<(String, Counter)> {
-    let shards = s
+/// Counters of the partitions `pks` whose sort key starts with `prefix`, shards merged, in key
+/// order, those after the group key `after` only.
+fn merged_counters(s: &State, pks: &[String], prefix: &str, after: Option<&str>) -> Vec<(String, Counter)> {
+    let mut shards: Vec<(String, Counter)> = s
         .counters
         .iter()
-        .filter(|(k, _)| k.pk == pk && k.sk.starts_with(prefix))
-        .map(|(k, c)| (k.sk.clone(), c.clone()));
+        .filter(|(k, _)| pks.contains(&k.pk) && k.sk.starts_with(prefix))
+        .map(|(k, c)| (k.sk.clone(), c.clone()))
+        .collect();
+    shards.sort_by(|a, b| a.0.cmp(&b.0));
     keys::merge_shards(shards).into_iter().filter(|(group, _)| after.is_none_or(|a| group.as_str() > a)).collect()
 }
 
@@ -623,7 +625,7 @@ impl CostLedger for MemoryStore {
     ) -> Result<Page<Counter>, StoreError> {
         let prefix = keys::counter_prefix(grouping);
         let after = keys::sort_cursor_after(cursor, prefix)?;
-        let all = self.with(|s| merged_counters(s, &keys::cost_partition(ws, month), prefix, after.as_deref()));
+        let all = self.with(|s| merged_counters(s, &keys::cost_partitions(ws, month), prefix, after.as_deref()));
         if !matches!(grouping, Grouping::Conversation | Grouping::Contact) {
             return Ok(Page { items: all.into_iter().map(|(_, c)| c).collect(), next: None });
         }
@@ -634,7 +636,7 @@ impl CostLedger for MemoryStore {
     async fn spend(&self, ws: &WorkspaceId, month: Month, scope: BudgetScope) -> Result<Totals, StoreError> {
         let prefix = keys::budget_scope_prefix(scope);
         Ok(self.with(|s| {
-            merged_counters(s, &keys::cost_partition(ws, month), &prefix, None)
+            merged_counters(s, &keys::cost_partitions(ws, month), &prefix, None)
                 .into_iter()
                 .fold(Totals::default(), |t, (_, c)| t + c.totals)
         }))
@@ -647,8 +649,8 @@ impl CostLedger for MemoryStore {
         limit: u16,
         cursor: Option<&Cursor>,
     ) -> Result<Page<LedgerEntry>, StoreError> {
-        let pk = keys::ledger_partition(ws, day);
-        self.with(|s| prefix_page(&s.ledger, &pk, "", limit, cursor))
+        let pks = keys::ledger_partitions(ws, day);
+        self.with(|s| sharded_prefix_page(&s.ledger, &pks, "", limit, cursor))
     }
 }
 
@@ -942,12 +944,24 @@ fn prefix_page<T: Clone>(
     limit: u16,
     cursor: Option<&Cursor>,
 ) -> Result<Page<T>, StoreError> {
+    sharded_prefix_page(map, &[pk.to_owned()], prefix, limit, cursor)
+}
+
+/// [`prefix_page`] over the shards of one sharded partition, merged in sort-key order.
+fn sharded_prefix_page<T: Clone>(
+    map: &BTreeMap<Key, T>,
+    pks: &[String],
+    prefix: &str,
+    limit: u16,
+    cursor: Option<&Cursor>,
+) -> Result<Page<T>, StoreError> {
     let after = keys::sort_cursor_after(cursor, prefix)?;
-    let rest: Vec<(String, T)> = map
+    let mut rest: Vec<(String, T)> = map
         .iter()
-        .filter(|(k, _)| k.pk == pk && k.sk.starts_with(prefix) && after.as_ref().is_none_or(|a| k.sk > *a))
+        .filter(|(k, _)| pks.contains(&k.pk) && k.sk.starts_with(prefix) && after.as_ref().is_none_or(|a| k.sk > *a))
         .map(|(k, v)| (k.sk.clone(), v.clone()))
         .collect();
+    rest.sort_by(|a, b| a.0.cmp(&b.0));
     let (items, next) = paginate(rest, limit);
     Ok(Page { items, next: next.map(|sk| keys::encode_cursor(&sk)) })
 }
@@ -1582,7 +1596,7 @@ impl ErasureStore for MemoryStore {
     ) -> Result<(), StoreError> {
         self.with(|s| {
             for (message, at) in &trace.messages {
-                let pk = keys::ledger_partition(ws, at.to_offset(time::UtcOffset::UTC).date());
+                let pk = keys::ledger_message_partition(ws, at.to_offset(time::UtcOffset::UTC).date(), *message);
                 let prefix = keys::ledger_message_prefix(*message);
                 for (_, e) in s.ledger.iter_mut().filter(|(k, _)| k.pk == pk && k.sk.starts_with(&prefix)) {
                     domain::erasure::anonymise(e, forget_contact);

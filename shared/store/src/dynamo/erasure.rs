@@ -60,7 +60,7 @@ impl ErasureStore for DynamoStore {
         // Cost rows next: they are found through the messages, which go after.
         for (message, at) in &trace.messages {
             let day = at.to_offset(time::UtcOffset::UTC).date();
-            let pk = keys::ledger_partition(ws, day);
+            let pk = keys::ledger_message_partition(ws, day, *message);
             for it in self.query_all(&pk, &keys::ledger_message_prefix(*message)).await? {
                 let k = item_key(&it)?;
                 let mut entry: LedgerEntry = decode("ledger entry", it)?;
@@ -98,25 +98,14 @@ impl ErasureStore for DynamoStore {
         before: OffsetDateTime,
         limit: u16,
     ) -> Result<Vec<Conversation>, StoreError> {
-        let partition = keys::status_partition(ws, domain::model::ConversationStatus::Resolved);
-        let (items, _) = self
-            .query_page(QuerySpec {
-                index: Some(keys::INDEX_BY_STATUS),
-                key_condition: "#pk = :pk AND #sk < :cut",
-                values: HashMap::from([
-                    (":pk".to_owned(), s(&partition)),
-                    (":cut".to_owned(), s(keys::activity_sort(before, ConversationId::ERASED))),
-                ]),
-                names: HashMap::from([
-                    ("#pk".to_owned(), keys::GSI1PK.to_owned()),
-                    ("#sk".to_owned(), keys::GSI1SK.to_owned()),
-                ]),
-                forward: true,
-                limit: Some(limit),
-                start: None,
-                consistent: false,
-            })
-            .await?;
+        let view = IndexView {
+            index: keys::INDEX_BY_STATUS,
+            pk_attr: keys::GSI1PK,
+            sk_attr: keys::GSI1SK,
+            partitions: keys::status_partitions(ws, domain::model::ConversationStatus::Resolved),
+        };
+        let cut = keys::activity_sort(before, ConversationId::ERASED);
+        let (items, _) = self.index_scatter(&view, Some(("<", cut)), true, limit).await?;
         items.into_iter().map(|it| decode("conversation", it)).collect()
     }
 
