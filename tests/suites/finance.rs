@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use domain::finance::ledger::Month;
 use domain::finance::LedgerEntry;
-use domain::ports::CostLedger;
+use domain::ports::{AnalyticsStore, CostLedger};
 use kit::auth::Role;
 use switchboard_e2e::*;
 
@@ -259,4 +259,117 @@ async fn a_new_rate_card_version_prices_what_follows_and_costs_name_their_versio
     assert_eq!(cost["provider_micros"], 23_000, "0.02 + 0.003 carrier fee");
     let (_, cards) = s.get_as("/finance/rate-cards", &finance).await;
     assert_eq!(cards["in_force"]["version"], 1);
+}
+
+/// An existing table's items as the design before sharding wrote them: counters and ledger
+/// entries in one partition per month and day, conversations under unsharded index keys.
+async fn back_to_the_unsharded_keys(s: &TestStack) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let (client, table) = (s.store.client(), s.store.table());
+    let ws = format!("WS#{}#", s.workspace);
+    let strip = |pk: &str| pk.rsplit_once('#').unwrap().0.to_owned();
+    let items = client.scan().table_name(table).send().await.unwrap().items.unwrap_or_default();
+    let mut shared_sort_keys: HashMap<(String, String), usize> = HashMap::new();
+    for it in &items {
+        if it.get("entity").and_then(|e| e.as_s().ok()).is_some_and(|e| e == "stats") {
+            let key = (strip(it["PK"].as_s().unwrap()), it["SK"].as_s().unwrap().clone());
+            *shared_sort_keys.entry(key).or_default() += 1;
+        }
+    }
+    let mut moved = 0;
+    for it in items {
+        let pk = it["PK"].as_s().unwrap().clone();
+        let entity = it.get("entity").and_then(|e| e.as_s().ok()).cloned().unwrap_or_default();
+        if !pk.starts_with(&ws) {
+            continue;
+        }
+        match entity.as_str() {
+            // Shards of one aggregate would fold into one item: those stay where they are.
+            "stats" if shared_sort_keys.get(&(strip(&pk), it["SK"].as_s().unwrap().clone())) > Some(&1) => {}
+            "cost_counter" | "ledger_entry" | "stats" => {
+                let mut old = it.clone();
+                old.insert("PK".into(), AttributeValue::S(strip(&pk)));
+                client.put_item().table_name(table).set_item(Some(old)).send().await.unwrap();
+                let key = [("PK", it["PK"].clone()), ("SK", it["SK"].clone())]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect();
+                client.delete_item().table_name(table).set_key(Some(key)).send().await.unwrap();
+                moved += 1;
+            }
+            "conversation" => {
+                let key = [("PK", it["PK"].clone()), ("SK", it["SK"].clone())]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect();
+                client
+                    .update_item()
+                    .table_name(table)
+                    .set_key(Some(key))
+                    .update_expression("SET GSI1PK = :s, GSI2PK = :a")
+                    .expression_attribute_values(":s", AttributeValue::S(strip(it["GSI1PK"].as_s().unwrap())))
+                    .expression_attribute_values(":a", AttributeValue::S(strip(it["GSI2PK"].as_s().unwrap())))
+                    .send()
+                    .await
+                    .unwrap();
+                moved += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(moved > 3, "the run left counters, entries and a conversation to move back");
+}
+
+#[tokio::test]
+async fn an_existing_table_moves_to_the_sharded_keys_and_reports_the_same() {
+    let s = spawn_stack().await;
+    let finance = s.token_as("fiona", Role::Finance);
+    let from = random_number();
+    assert_eq!(s.text_in(&new_sid(), &from, "Where is my order?").await.status(), 200);
+    let conv = conversation_of(&s, &from).await;
+    let (status, body) = s.reply(&conv, "m1", "On its way!").await;
+    assert_eq!(status, 202, "{body}");
+    let month = Month::of(time::OffsetDateTime::now_utc()).to_string();
+    let before = eventually("the reply to be reconciled", || async {
+        let r = report(&s, &finance, &month, "by=channel").await;
+        (r["total"]["reconciled"] == 1).then_some(r)
+    })
+    .await;
+    let day = time::OffsetDateTime::now_utc().date();
+    let entries = s.store.entries(&s.workspace, day, 1000, None).await.unwrap().items;
+    let hours = ("2000-01-01T00", "2999-12-31T23");
+    let stats = || async {
+        let got = s.store.aggregates(&s.workspace, "channel", hours.0, hours.1).await.unwrap();
+        serde_json::to_value(got).unwrap()
+    };
+    let aggregates = eventually("the analytics of the message and the reply", || async {
+        let a = stats().await;
+        (a[0][2]["counts"]["messages_in"] == 1 && a[0][2]["counts"]["messages_out"] == 1).then_some(a)
+    })
+    .await;
+
+    // The table as an earlier release left it: the new code finds none of it.
+    back_to_the_unsharded_keys(&s).await;
+    assert_eq!(report(&s, &finance, &month, "by=channel").await["total"]["messages"], 0);
+    assert!(s.store.entries(&s.workspace, day, 1000, None).await.unwrap().items.is_empty());
+    assert!(!s.conversations().await.iter().any(|c| c["id"] == conv.as_str()));
+
+    // One run moves it all; the report, the ledger and the inbox are as they were.
+    let run = s.invoke("migrate-table", &serde_json::json!({})).await;
+    assert!(run["conversations"].as_u64().is_some_and(|n| n >= 1), "{run}");
+    assert!(run["counters"].as_u64().unwrap() >= 4, "{run}");
+    assert_eq!(run["ledger_entries"].as_u64().unwrap() as usize, entries.len(), "{run}");
+    assert!(run.get("next").is_none(), "one run finishes a small table: {run}");
+    assert_eq!(report(&s, &finance, &month, "by=channel").await, before);
+    assert_eq!(s.store.entries(&s.workspace, day, 1000, None).await.unwrap().items, entries);
+    assert!(s.conversations().await.iter().any(|c| c["id"] == conv.as_str()));
+    assert_eq!(stats().await, aggregates);
+
+    // Again: nothing left to move.
+    let again = s.invoke("migrate-table", &serde_json::json!({"segment": 0, "segments": 1})).await;
+    assert_eq!(
+        (again["conversations"].as_u64(), again["counters"].as_u64(), again["ledger_entries"].as_u64()),
+        (Some(0), Some(0), Some(0)),
+        "{again}"
+    );
 }

@@ -161,14 +161,19 @@ impl Proxy {
     }
 
     fn key_of(&self, item: &Map<String, Value>) -> Map<String, Value> {
-        item.iter().filter(|(k, _)| **k == self.schema().pk || **k == self.schema().sk).map(|(k, v)| (k.clone(), v.clone())).collect()
+        item.iter()
+            .filter(|(k, _)| **k == self.schema().pk || **k == self.schema().sk)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     fn targets(&self, op: &str, req: &Value) -> Vec<Target> {
         let obj = |v: &Value| v.as_object().cloned().unwrap_or_default();
         let table = |v: &Value| v["TableName"].as_str().unwrap_or_default().to_owned();
         match op {
-            "PutItem" => vec![Target { table: table(req), key: self.key_of(&obj(&req["Item"])), check_only: false, factor: 1.0 }],
+            "PutItem" => {
+                vec![Target { table: table(req), key: self.key_of(&obj(&req["Item"])), check_only: false, factor: 1.0 }]
+            }
             "UpdateItem" | "DeleteItem" => {
                 vec![Target { table: table(req), key: obj(&req["Key"]), check_only: false, factor: 1.0 }]
             }
@@ -208,7 +213,12 @@ impl Proxy {
         v["Item"].as_object().cloned()
     }
 
-    async fn send(&self, headers: &HeaderMap, target: &str, body: Vec<u8>) -> reqwest::Result<(StatusCode, HeaderMap, Bytes)> {
+    async fn send(
+        &self,
+        headers: &HeaderMap,
+        target: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Result<(StatusCode, HeaderMap, Bytes)> {
         let mut req = self.http.post(format!("{}/", self.upstream)).body(body);
         for (k, v) in headers {
             if k != "host" && k != "content-length" && k != "x-amz-target" {
@@ -432,6 +442,8 @@ pub fn shape(key: &str, workspaces: &[String], ours: &[String]) -> String {
                 "<month>".to_owned()
             } else if digits >= 6 {
                 "<n>".to_owned()
+            } else if !seg.is_empty() && seg.len() <= 3 && digits == seg.len() {
+                "<shard>".to_owned()
             } else if seg.starts_with("agent-") {
                 "<agent>".to_owned()
             } else {
@@ -452,7 +464,21 @@ pub fn per_customer(shape: &str) -> bool {
 /// (someone typing as fast as they can), with its share of replies and deliveries.
 pub const CUSTOMER_MESSAGES_PER_SECOND: f64 = 1.0;
 
+/// The recording as the design before sharding would have taken it: each shard folded into the
+/// one partition that design wrote (the items written are the same; only their partition differs).
+pub fn folded(parts: &HashMap<Partition, Units>) -> HashMap<Partition, Units> {
+    let mut out: HashMap<Partition, Units> = HashMap::new();
+    for (p, u) in parts {
+        let key = store::keys::legacy::partition(&p.key).unwrap_or_else(|| p.key.clone());
+        let e = out.entry(Partition { index: p.index.clone(), key }).or_default();
+        e.read += u.read;
+        e.write += u.write;
+    }
+    out
+}
+
 /// What the report says about one run.
+#[derive(Clone, Copy)]
 pub struct Run<'a> {
     pub title: &'a str,
     /// Inbound messages sampled (replies and deliveries ride along in the mix).

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use domain::channels::twilio;
-use domain::ports::{AgentStore, AssigneeFilter, ChannelAccount, ChannelDirectory, ConversationQuery, ConversationReader};
+use domain::ports::{
+    AgentStore, AssigneeFilter, ChannelAccount, ChannelDirectory, ConversationQuery, ConversationReader,
+};
 use domain::routing::{AgentState, Presence};
 use domain::{AgentId, Channel, ConversationStatus, WorkspaceId};
 use futures::{SinkExt, StreamExt};
@@ -39,6 +41,8 @@ pub struct Workload {
 
 /// Concurrent webhook posts and replies (the pipeline's own pollers set its pace).
 const IN_FLIGHT: usize = 8;
+/// Posts per wave.
+const WAVE: usize = 40;
 
 fn workspace_name(i: usize, of: usize) -> String {
     if of == 1 {
@@ -63,8 +67,15 @@ fn whatsapp_number(w: usize) -> String {
 }
 
 /// Runs `load` on a stack of its own; returns its report section.
-pub async fn run(load: &Workload, template: &Template, aws: &aws_config::SdkConfig, heat: &Arc<Heat>, direct_url: &str) -> Result<String> {
-    let twilio = fake_twilio::FakeTwilio::start(crate::SID, crate::TOKEN, fake_twilio::Callbacks::SentThenDelivered).await?;
+pub async fn run(
+    load: &Workload,
+    template: &Template,
+    aws: &aws_config::SdkConfig,
+    heat: &Arc<Heat>,
+    direct_url: &str,
+) -> Result<String> {
+    let twilio =
+        fake_twilio::FakeTwilio::start(crate::SID, crate::TOKEN, fake_twilio::Callbacks::SentThenDelivered).await?;
     let whatsapp = fake_channels::FakeWhatsApp::start(WHATSAPP_ACCESS_TOKEN, WHATSAPP_APP_SECRET).await?;
     let mut opts = crate::stack_options("heat", &twilio.base_url(), 1)?;
     let meta = switchboard_local::MetaEnv {
@@ -116,7 +127,14 @@ pub async fn run(load: &Workload, template: &Template, aws: &aws_config::SdkConf
             if !with_socket {
                 continue;
             }
-            let jwt = kit::auth::issue_token(crate::latency::JWT, &ws, &id, None, kit::auth::Role::Agent, time::Duration::hours(4));
+            let jwt = kit::auth::issue_token(
+                crate::latency::JWT,
+                &ws,
+                &id,
+                None,
+                kit::auth::Role::Agent,
+                time::Duration::hours(4),
+            );
             let (mut socket, _) = tokio_tungstenite::connect_async(format!("{}?token={jwt}", stack.ws_url))
                 .await
                 .context("agent socket")?;
@@ -140,7 +158,10 @@ pub async fn run(load: &Workload, template: &Template, aws: &aws_config::SdkConf
     let posts: Vec<(usize, usize)> =
         (0..per_ws).flat_map(|i| (0..load.workspaces).map(move |w| (w, i))).take(load.messages).collect();
     let errors = AtomicUsize::new(0);
-    futures::stream::iter(posts)
+    // In waves the pipeline drains before the next: moto's queues slow down with their backlog,
+    // and partition heat does not depend on how fast the sample runs.
+    for (wave, posts) in posts.chunks(WAVE).enumerate() {
+        futures::stream::iter(posts.iter().copied())
         .map(|(w, i)| {
             let (http, base) = (http.clone(), stack.base_url.clone());
             let errors = &errors;
@@ -191,6 +212,9 @@ pub async fn run(load: &Workload, template: &Template, aws: &aws_config::SdkConf
         .buffer_unordered(IN_FLIGHT)
         .collect::<Vec<()>>()
         .await;
+        heat::settle(heat, Duration::from_millis(400), Duration::from_secs(300)).await?;
+        eprintln!("heat: {} of {} inbound messages", ((wave + 1) * WAVE).min(load.messages), load.messages);
+    }
     anyhow::ensure!(errors.load(Ordering::Relaxed) == 0, "{} webhooks were refused", errors.load(Ordering::Relaxed));
     heat::settle(heat, Duration::from_secs(3), Duration::from_secs(900)).await?;
 
@@ -201,7 +225,12 @@ pub async fn run(load: &Workload, template: &Template, aws: &aws_config::SdkConf
         let ws = WorkspaceId::parse(name)?;
         let mut cursor = None;
         loop {
-            let q = ConversationQuery { status: ConversationStatus::Open, assignee: AssigneeFilter::Any, limit: 100, cursor };
+            let q = ConversationQuery {
+                status: ConversationStatus::Open,
+                assignee: AssigneeFilter::Any,
+                limit: 100,
+                cursor,
+            };
             let page = store.conversations(&ws, &q).await?;
             for c in page.items {
                 stored += c.message_count as usize;
@@ -214,39 +243,50 @@ pub async fn run(load: &Workload, template: &Template, aws: &aws_config::SdkConf
         }
     }
     anyhow::ensure!(stored >= load.messages, "{stored} of {} messages stored", load.messages);
-    let replies: Vec<_> = convs.iter().cycle().take(load.messages / 2).cloned().enumerate().collect();
-    futures::stream::iter(replies)
-        .map(|(i, (ws, conv, assignee))| {
-            let (http, base) = (http.clone(), stack.base_url.clone());
-            let errors = &errors;
-            async move {
-                let agent = assignee.unwrap_or_else(|| AgentId::parse("agent-0").expect("an agent id"));
-                let jwt = kit::auth::issue_token(crate::latency::JWT, &ws, &agent, None, kit::auth::Role::Agent, time::Duration::hours(1));
-                let res = http
-                    .post(format!("{base}/conversations/{conv}/messages"))
-                    .bearer_auth(jwt)
-                    .header("idempotency-key", format!("heat-{i}"))
-                    .json(&serde_json::json!({"text": "It ships today."}))
-                    .send()
-                    .await;
-                match res {
-                    Ok(r) if r.status() == 202 => {}
-                    Ok(r) => {
-                        if errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                            eprintln!("a reply answered {}: {}", r.status(), r.text().await.unwrap_or_default());
+    let replies: Vec<_> = convs.iter().cycle().take(load.messages / 2).cloned().collect();
+    for (wave, replies) in replies.chunks(WAVE).enumerate() {
+        futures::stream::iter(replies.iter().cloned())
+            .map(|(ws, conv, assignee)| {
+                let (http, base) = (http.clone(), stack.base_url.clone());
+                let errors = &errors;
+                async move {
+                    let agent = assignee.unwrap_or_else(|| AgentId::parse("agent-0").expect("an agent id"));
+                    let jwt = kit::auth::issue_token(
+                        crate::latency::JWT,
+                        &ws,
+                        &agent,
+                        None,
+                        kit::auth::Role::Agent,
+                        time::Duration::hours(1),
+                    );
+                    let res = http
+                        .post(format!("{base}/conversations/{conv}/messages"))
+                        .bearer_auth(jwt)
+                        .header("idempotency-key", ulid::Ulid::new().to_string())
+                        .json(&serde_json::json!({"text": "It ships today."}))
+                        .send()
+                        .await;
+                    match res {
+                        Ok(r) if r.status() == 202 => {}
+                        Ok(r) => {
+                            if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                                eprintln!("a reply answered {}: {}", r.status(), r.text().await.unwrap_or_default());
+                            }
                         }
-                    }
-                    Err(e) => {
-                        if errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                            eprintln!("a reply failed: {e}");
+                        Err(e) => {
+                            if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                                eprintln!("a reply failed: {e}");
+                            }
                         }
                     }
                 }
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect::<Vec<()>>()
-        .await;
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect::<Vec<()>>()
+            .await;
+        heat::settle(heat, Duration::from_millis(400), Duration::from_secs(300)).await?;
+        eprintln!("heat: {} of {} replies", ((wave + 1) * WAVE).min(load.messages / 2), load.messages / 2);
+    }
     anyhow::ensure!(errors.load(Ordering::Relaxed) == 0, "{} replies were refused", errors.load(Ordering::Relaxed));
     heat::settle(heat, Duration::from_secs(3), Duration::from_secs(900)).await?;
 
@@ -257,19 +297,20 @@ pub async fn run(load: &Workload, template: &Template, aws: &aws_config::SdkConf
         r.abort();
     }
     drop(stack);
-    let mut s = heat::report(
-        &heat::Run {
-            title: &load.title,
-            messages: load.messages,
-            per_customer: 3,
-            rate: load.rate,
-            workspaces: &names,
-            ours: &ours,
-            top: 15,
-        },
-        &parts,
-        &requests,
-    );
+    let run = heat::Run {
+        title: &load.title,
+        messages: load.messages,
+        per_customer: 3,
+        rate: load.rate,
+        workspaces: &names,
+        ours: &ours,
+        top: 15,
+    };
+    let before =
+        heat::Run { title: &format!("{} — before: one partition per view, month and day", load.title), ..run };
+    let mut s = heat::report(&before, &heat::folded(&parts), &requests);
+    let after = heat::Run { title: &format!("{} — now: sharded", load.title), ..run };
+    s += &heat::report(&after, &parts, &requests);
     s += &format!(
         "Workload: {} workspace(s), {} agents each ({} with the console open, room for {} conversations each), {} \
          contacts each writing three messages (60 % SMS, 40 % WhatsApp), {} replies sent and delivered. Socket frames \

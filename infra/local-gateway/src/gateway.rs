@@ -270,6 +270,7 @@ async fn invoke_function(binary: &str, cfg: &Config, aws: &aws_config::SdkConfig
         "sla-timer" => invoke!(sla_timer),
         "nps-run" => invoke!(nps_run),
         "retention-run" => invoke!(retention_run),
+        "migrate-table" => invoke!(migrate_table),
         "inbound-email" => invoke!(inbound_email),
         "ses-events" => invoke!(ses_events),
         other => bail!("template.yaml has AWS invoke {other}, which the local gateway does not know"),
@@ -694,7 +695,7 @@ impl Stack {
             );
         }
         // Functions AWS services invoke: Step Functions tasks, the SES receipt rule's action, SNS
-        // subscribers.
+        // subscribers, schedules; and those an operator invokes by hand (no event).
         let mut invocable = HashMap::new();
         let receipt_rules = template.receipt_rules()?;
         let mut invoked: Vec<String> =
@@ -702,6 +703,7 @@ impl Stack {
         invoked.extend(receipt_rules.iter().map(|r| r.binary.clone()));
         invoked.extend(template.sns_functions());
         invoked.extend(template.scheduled_functions());
+        invoked.extend(template.manual_functions());
         for binary in invoked {
             if let std::collections::hash_map::Entry::Vacant(slot) =
                 invocable.entry(format!("{}--{binary}", opts.stack_name))

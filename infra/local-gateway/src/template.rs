@@ -423,6 +423,17 @@ impl Template {
             .collect()
     }
 
+    /// Functions an operator invokes by hand (`sam remote invoke`; `Metadata: {Invocation: manual}`),
+    /// as `switchboard-local` and the tests do on the local stack.
+    pub fn manual_functions(&self) -> Vec<String> {
+        self.functions()
+            .filter(|(_, res, _)| {
+                res.get("Metadata").and_then(|m| m.get("Invocation")).and_then(Value::as_str) == Some("manual")
+            })
+            .map(|(_, _, b)| b)
+            .collect()
+    }
+
     /// Functions subscribed to an SNS topic (invoked directly on the local stack).
     pub fn sns_functions(&self) -> Vec<String> {
         self.functions().filter(|(_, res, _)| Self::events(res, "SNS").next().is_some()).map(|(_, _, b)| b).collect()

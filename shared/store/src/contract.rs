@@ -537,7 +537,8 @@ pub async fn sharded_views_and_ledgers_list_in_one_order<S: Store>(s: &S) {
     ] {
         for limit in [1u16, 4, 50] {
             let got = every_page(limit, |limit, cursor| {
-                let q = ConversationQuery { status: ConversationStatus::Open, assignee: assignee.clone(), limit, cursor };
+                let q =
+                    ConversationQuery { status: ConversationStatus::Open, assignee: assignee.clone(), limit, cursor };
                 async move { s.conversations(ws, &q).await.unwrap() }
             })
             .await;
@@ -558,10 +559,9 @@ pub async fn sharded_views_and_ledgers_list_in_one_order<S: Store>(s: &S) {
     let day = replies[0].created_at.date();
     let month = Month::of(replies[0].created_at);
     for limit in [1u16, 5, 100] {
-        let entries = every_page(limit, |limit, cursor| async move {
-            s.entries(ws, day, limit, cursor.as_ref()).await.unwrap()
-        })
-        .await;
+        let entries =
+            every_page(limit, |limit, cursor| async move { s.entries(ws, day, limit, cursor.as_ref()).await.unwrap() })
+                .await;
         let keys: Vec<String> = entries.iter().map(|e| format!("{}#{}", e.message_id, e.kind.as_str())).collect();
         let mut sorted = keys.clone();
         sorted.sort();

@@ -1,7 +1,7 @@
 //! The DynamoDB adapter: one table, keys from [`crate::keys`], every multi-item change in one
 //! transaction, every race settled by a condition expression.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -26,6 +26,9 @@ use crate::error::{classify, corrupt};
 use crate::keys::{self, Key};
 
 mod erasure;
+mod migrate;
+
+pub use migrate::Migrated;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -2449,10 +2452,12 @@ impl DynamoStore {
         if fresh.is_empty() {
             return Ok(0);
         }
+        // The whole chunk adds to one shard of each aggregate (named by its first fact).
+        let shard = keys::stats_shard(&fresh[0].id);
         let mut agg_keys: Vec<Key> = vec![];
         for f in &fresh {
             for d in dimensions(f) {
-                let k = keys::stats(&f.workspace, &hour_of(f.at), &d);
+                let k = keys::stats(&f.workspace, &hour_of(f.at), &d, shard);
                 if !agg_keys.contains(&k) {
                     agg_keys.push(k);
                 }
@@ -2477,7 +2482,7 @@ impl DynamoStore {
             let marker = item(&keys::fact_marker(&f.workspace, &f.id), "fact", &FactMarker { ttl })?;
             items.push(put(&self.table, marker, NOT_EXISTS, None)?);
             for d in dimensions(f) {
-                let k = keys::stats(&f.workspace, &hour_of(f.at), &d);
+                let k = keys::stats(&f.workspace, &hour_of(f.at), &d, shard);
                 if let Some((_, a, _)) = aggs.iter_mut().find(|(key, _, _)| *key == k) {
                     a.apply(f);
                 }
@@ -2514,7 +2519,41 @@ impl AnalyticsStore for DynamoStore {
         from_hour: &str,
         to_hour: &str,
     ) -> Result<Vec<(String, String, domain::analytics::Aggregate)>, StoreError> {
-        let pk = keys::stats_partition(ws, kind);
+        let shards = futures::future::try_join_all(
+            keys::stats_partitions(ws, kind).into_iter().map(|pk| self.stats_shard(pk, from_hour, to_hour)),
+        )
+        .await?;
+        Ok(merge_aggregates(kind, shards.into_iter().flatten()))
+    }
+}
+
+/// Partial aggregates `(sort key, aggregate)` of every shard merged per hour and value, in sort-key
+/// order, as `(hour, "kind:value", aggregate)`.
+fn merge_aggregates(
+    kind: &str,
+    shards: impl IntoIterator<Item = (String, domain::analytics::Aggregate)>,
+) -> Vec<(String, String, domain::analytics::Aggregate)> {
+    let mut merged: BTreeMap<String, domain::analytics::Aggregate> = BTreeMap::new();
+    for (sk, a) in shards {
+        merged.entry(sk).or_default().merge(&a);
+    }
+    merged
+        .into_iter()
+        .filter_map(|(sk, a)| {
+            let (hour, value) = sk.split_once('#')?;
+            Some((hour.to_owned(), format!("{kind}:{value}"), a))
+        })
+        .collect()
+}
+
+impl DynamoStore {
+    /// One shard's aggregates of the hours `from_hour..=to_hour`, by sort key.
+    async fn stats_shard(
+        &self,
+        pk: String,
+        from_hour: &str,
+        to_hour: &str,
+    ) -> Result<Vec<(String, domain::analytics::Aggregate)>, StoreError> {
         let mut out = vec![];
         let mut start = None;
         loop {
@@ -2537,10 +2576,8 @@ impl AnalyticsStore for DynamoStore {
             };
             let (items, last) = self.query_page(spec).await?;
             for it in items {
-                let sk = it.get(keys::SK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                let Some((hour, value)) = sk.split_once('#') else { continue };
-                let (hour, dimension) = (hour.to_owned(), format!("{kind}:{value}"));
-                out.push((hour, dimension, decode("analytics aggregate", it)?));
+                let sk = sort_key(&it).to_owned();
+                out.push((sk, decode("analytics aggregate", it)?));
             }
             match last {
                 Some(k) => start = Some(k),

@@ -36,7 +36,7 @@
 //! | webhook endpoint     | `WS#<ws>#HOOKS`                      | `<endpoint id>`    |
 //! | webhook delivery     | `WS#<ws>#HOOK#<endpoint id>`         | `<msg id>` (ULID: newest last) |
 //! | workspace with NPS on | `NPS#WORKSPACES`                    | `<ws>`             |
-//! | analytics aggregate  | `WS#<ws>#STATS#<kind>`               | `<yyyy-mm-ddThh>#<value>` |
+//! | analytics aggregate  | `WS#<ws>#STATS#<kind>#<shard>`       | `<yyyy-mm-ddThh>#<value>` |
 //! | analytics fact marker | `WS#<ws>#FACT#<fact id>`            | `FACT` (TTL 3 days) |
 //! | erasure receipt      | `WS#<ws>#ERASED`                     | `<contact>`        |
 //! | workspace with retention | `RETENTION#WORKSPACES`           | `<ws>`             |
@@ -364,6 +364,64 @@ pub fn ledger_message_prefix(message: MessageId) -> String {
     format!("{message}#")
 }
 
+/// Keys of the design before partitions were sharded, and where `migrate-table` moves each item.
+pub mod legacy {
+    use super::*;
+
+    /// `WS#<ws>#<kind>#<period>`, unsharded: the period of it, if `pk` is one.
+    fn unsharded<'a>(pk: &'a str, kind: &str) -> Option<&'a str> {
+        let parts: Vec<&str> = pk.split('#').collect();
+        match parts.as_slice() {
+            ["WS", _, k, period] if *k == kind => Some(period),
+            _ => None,
+        }
+    }
+
+    /// A counter of a month's single cost partition (`WS#<ws>#COST#<yyyy-mm>`): its sharded key.
+    /// The workspace-wide groupings' sort keys already end in their shard (8 then and now).
+    pub fn cost_counter(pk: &str, sk: &str) -> Option<Key> {
+        unsharded(pk, "COST")?;
+        let shard = if sk.starts_with("CONV#") || sk.starts_with("CONTACT#") {
+            shard_of_str(sk.split_once('#')?.1, COST_SHARDS)
+        } else {
+            sk.rsplit_once('#')?.1.parse::<u32>().ok()? % COST_SHARDS
+        };
+        Some(Key { pk: format!("{pk}#{shard}"), sk: sk.to_owned() })
+    }
+
+    /// The partition the design before sharding wrote where a sharded one is written now (`None`:
+    /// `pk` is not a shard). The partition-heat simulation folds shards with it for its "before".
+    pub fn partition(pk: &str) -> Option<String> {
+        let (head, shard) = pk.rsplit_once('#')?;
+        shard.parse::<u32>().ok()?;
+        let parts: Vec<&str> = head.split('#').collect();
+        let sharded = matches!(
+            parts.as_slice(),
+            ["WS", _, "COST", _]
+                | ["WS", _, "LEDGER", _]
+                | ["WS", _, "STATS", _]
+                | ["WS", _, "STATUS", _]
+                | ["WS", _, "ASSIGNEE", "-", "STATUS", _]
+                | ["WS", _, "TEAM", _, "STATUS", _]
+        );
+        sharded.then(|| head.to_owned())
+    }
+
+    /// An hourly aggregate of a kind's single partition (`WS#<ws>#STATS#<kind>`): its key in shard 0,
+    /// where it merges with what the new code has added there.
+    pub fn stats(pk: &str, sk: &str) -> Option<Key> {
+        unsharded(pk, "STATS")?;
+        Some(Key { pk: format!("{pk}#0"), sk: sk.to_owned() })
+    }
+
+    /// An entry of a day's single ledger partition (`WS#<ws>#LEDGER#<yyyy-mm-dd>`): its sharded key.
+    pub fn ledger_entry(pk: &str, sk: &str) -> Option<Key> {
+        unsharded(pk, "LEDGER")?;
+        let message = MessageId::parse(sk.split_once('#')?.0).ok()?;
+        Some(Key { pk: format!("{pk}#{}", shard_of_message(message, LEDGER_SHARDS)), sk: sk.to_owned() })
+    }
+}
+
 pub const RETENTION_REGISTRY: &str = "RETENTION#WORKSPACES";
 
 /// A workspace's listing for the daily retention run.
@@ -546,15 +604,31 @@ pub fn hook_delivery(w: &WorkspaceId, endpoint: &str, msg_id: &str) -> Key {
     Key { pk: hook_delivery_partition(w, endpoint), sk: msg_id.to_owned() }
 }
 
-/// The partition of one dimension kind's hourly aggregates (`channel`, `agent`, `team`).
-pub fn stats_partition(w: &WorkspaceId, kind: &str) -> String {
-    format!("{}#STATS#{kind}", ws(w))
+/// Hourly aggregates take a write from every fact of a workspace: each kind's partition is spread
+/// over this many shards, each holding partial aggregates merged on read.
+pub const STATS_SHARDS: u32 = 4;
+
+/// One shard of one dimension kind's hourly aggregates (`channel`, `agent`, `team`).
+pub fn stats_partition(w: &WorkspaceId, kind: &str, shard: u32) -> String {
+    format!("{}#STATS#{kind}#{shard}", ws(w))
 }
 
-/// One hour of one dimension (`channel:sms`): the kind names the partition, the value ends the key.
-pub fn stats(w: &WorkspaceId, hour: &str, dimension: &str) -> Key {
+/// Every shard of one dimension kind's aggregates.
+pub fn stats_partitions(w: &WorkspaceId, kind: &str) -> Vec<String> {
+    (0..STATS_SHARDS).map(|shard| stats_partition(w, kind, shard)).collect()
+}
+
+/// The shard a batch of facts adds to, named by one of its fact ids (any shard is right: facts
+/// are sums, counted once by their markers).
+pub fn stats_shard(fact_id: &str) -> u32 {
+    shard_of_str(fact_id, STATS_SHARDS)
+}
+
+/// One hour of one dimension (`channel:sms`) in one shard: the kind names the partition, the value
+/// ends the key.
+pub fn stats(w: &WorkspaceId, hour: &str, dimension: &str, shard: u32) -> Key {
     let (kind, value) = dimension.split_once(':').unwrap_or((dimension, ""));
-    Key { pk: stats_partition(w, kind), sk: format!("{hour}#{value}") }
+    Key { pk: stats_partition(w, kind, shard), sk: format!("{hour}#{value}") }
 }
 
 pub const NPS_REGISTRY: &str = "NPS#WORKSPACES";
@@ -621,6 +695,59 @@ mod tests {
         let (x, y) = if a < b { (a, b) } else { (b, a) };
         assert!(activity_sort(t1, y) < activity_sort(t2, x));
         assert!(activity_sort(t1, x) < activity_sort(t1, y));
+    }
+
+    #[test]
+    fn legacy_keys_move_to_the_shard_todays_writes_use() {
+        let w = WorkspaceId::parse("acme").unwrap();
+        let month = Month::of(time::macros::datetime!(2026-12-07 12:00 UTC));
+        let message = MessageId::new();
+        let conversation = ConversationId::new();
+        for d in [
+            Dimension::Total,
+            Dimension::Team { team: None },
+            Dimension::Conversation { conversation },
+            Dimension::Agent { agent: Some(AgentId::parse("ann").unwrap()) },
+        ] {
+            let now = cost_counter(&w, month, &d, message);
+            let old_pk = now.pk.rsplit_once('#').unwrap().0.to_owned();
+            assert_eq!(legacy::cost_counter(&old_pk, &now.sk), Some(now.clone()), "{d:?}");
+            // A sharded key is not legacy.
+            assert_eq!(legacy::cost_counter(&now.pk, &now.sk), None);
+        }
+        let day = time::macros::date!(2026 - 12 - 07);
+        let now = ledger_entry(&w, day, message, EntryKind::Estimate);
+        assert_eq!(legacy::ledger_entry(&format!("WS#acme#LEDGER#{day}"), &now.sk), Some(now.clone()));
+        assert_eq!(legacy::ledger_entry(&now.pk, &now.sk), None);
+        // Every sharded partition folds back to the one key the earlier design wrote.
+        let conv = ConversationId::new();
+        let open = ConversationStatus::Open;
+        let team = TeamId::parse("billing").unwrap();
+        for (now, then) in [
+            (ledger_partition(&w, day, 3), format!("WS#acme#LEDGER#{day}")),
+            (cost_partition(&w, month, 7), format!("WS#acme#COST#{month}")),
+            (status_partition(&w, open, conv), "WS#acme#STATUS#open".to_owned()),
+            (assignee_partition(&w, None, open, conv), "WS#acme#ASSIGNEE#-#STATUS#open".to_owned()),
+            (team_partition(&w, &team, open, conv), "WS#acme#TEAM#billing#STATUS#open".to_owned()),
+        ] {
+            assert_eq!(legacy::partition(&now), Some(then));
+        }
+        let ann = AgentId::parse("ann").unwrap();
+        assert_eq!(legacy::partition(&assignee_partition(&w, Some(&ann), open, conv)), None);
+        assert_eq!(legacy::partition(&super::conversation(&w, conv).pk), None);
+    }
+
+    #[test]
+    fn shards_spread_and_stay_put() {
+        let mut seen = std::collections::BTreeMap::<u32, u32>::new();
+        for _ in 0..4000 {
+            let c = ConversationId::new();
+            assert_eq!(inbox_shard(c), inbox_shard(c));
+            *seen.entry(inbox_shard(c)).or_default() += 1;
+        }
+        assert_eq!(seen.len() as u32, INBOX_SHARDS);
+        // Even within 15 % of the mean.
+        assert!(seen.values().all(|n| (850..=1150).contains(n)), "{seen:?}");
     }
 
     #[test]

@@ -1502,7 +1502,8 @@ impl AnalyticsStore for MemoryStore {
                 }
                 let hour = domain::analytics::hour_of(fact.at);
                 for d in domain::analytics::dimensions(fact) {
-                    let a = s.stats.entry(keys::stats(&fact.workspace, &hour, &d)).or_default();
+                    let shard = keys::stats_shard(&fact.id);
+                    let a = s.stats.entry(keys::stats(&fact.workspace, &hour, &d, shard)).or_default();
                     a.apply(fact);
                     a.version += 1;
                 }
@@ -1519,15 +1520,18 @@ impl AnalyticsStore for MemoryStore {
         from_hour: &str,
         to_hour: &str,
     ) -> Result<Vec<(String, String, domain::analytics::Aggregate)>, StoreError> {
-        let pk = keys::stats_partition(ws, kind);
+        let pks = keys::stats_partitions(ws, kind);
         let (lo, hi) = (from_hour.to_owned(), format!("{to_hour}#\u{10ffff}"));
         Ok(self.with(|s| {
-            s.stats
-                .iter()
-                .filter(|(k, _)| k.pk == pk && k.sk >= lo && k.sk <= hi)
-                .filter_map(|(k, a)| {
-                    let (hour, value) = k.sk.split_once('#')?;
-                    Some((hour.to_owned(), format!("{kind}:{value}"), a.clone()))
+            let mut merged: BTreeMap<String, domain::analytics::Aggregate> = BTreeMap::new();
+            for (k, a) in s.stats.iter().filter(|(k, _)| pks.contains(&k.pk) && k.sk >= lo && k.sk <= hi) {
+                merged.entry(k.sk.clone()).or_default().merge(a);
+            }
+            merged
+                .into_iter()
+                .filter_map(|(sk, a)| {
+                    let (hour, value) = sk.split_once('#')?;
+                    Some((hour.to_owned(), format!("{kind}:{value}"), a))
                 })
                 .collect()
         }))

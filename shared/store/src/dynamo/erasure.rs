@@ -236,7 +236,7 @@ impl DynamoStore {
     }
 }
 
-fn item_key(it: &Item) -> Result<Key, StoreError> {
+pub(super) fn item_key(it: &Item) -> Result<Key, StoreError> {
     let get = |name: &str| {
         it.get(name).and_then(|v| v.as_s().ok()).cloned().ok_or_else(|| corrupt("item key", format!("no {name}")))
     };
