@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use app::csat::{Asker, Links};
-use app::fanout::{fan_out, Sockets};
+use app::fanout::{fan_out, ConnectionSnapshot, Sockets};
 use app::hooks::{dispatch, EndpointCache};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use domain::analytics::AnalyticsEvent;
@@ -71,11 +71,15 @@ impl Deps {
 
 pub async fn handle(deps: &Deps, event: SqsEvent) -> Result<SqsBatchResponse, Error> {
     let counted = std::sync::Mutex::new(Vec::<(String, AnalyticsEvent)>::new());
+    // Each workspace's connections are read once for the whole batch.
+    let connections = ConnectionSnapshot::default();
     let response = process_in_order(event, |record| {
         let counted = &counted;
+        let connections = &connections;
         async move {
             let event: Notification = parse_body(&record)?;
-            let sockets = Sockets { store: &*deps.store, agents: &*deps.pusher, visitors: &*deps.visitors };
+            let sockets =
+                Sockets { store: &*deps.store, connections, agents: &*deps.pusher, visitors: &*deps.visitors };
             let now = OffsetDateTime::now_utc();
             fan_out(&sockets, &event, now).await?;
             // When the notification was first queued: a redelivery yields the same webhook ids.

@@ -19,9 +19,41 @@ use crate::Error;
 pub trait FanOutPorts: ConversationReader + ConnectionStore + AgentStore + VisitorStore {}
 impl<T: ConversationReader + ConnectionStore + AgentStore + VisitorStore + ?Sized> FanOutPorts for T {}
 
+/// The agents' connections of each workspace, read once for a batch of events: every event of a
+/// batch was queued before the batch was received, so one read is as fresh for all of them, and a
+/// busy workspace's connection partition is read once per batch instead of once per event.
+#[derive(Default)]
+pub struct ConnectionSnapshot {
+    by_workspace: std::sync::Mutex<std::collections::HashMap<domain::WorkspaceId, Vec<domain::realtime::Connection>>>,
+}
+
+impl ConnectionSnapshot {
+    async fn get<S: ConnectionStore + ?Sized>(
+        &self,
+        store: &S,
+        ws: &domain::WorkspaceId,
+    ) -> Result<Vec<domain::realtime::Connection>, domain::ports::StoreError> {
+        if let Some(known) = self.by_workspace.lock().expect("lock").get(ws) {
+            return Ok(known.clone());
+        }
+        let read = store.connections(ws).await?;
+        self.by_workspace.lock().expect("lock").insert(ws.clone(), read.clone());
+        Ok(read)
+    }
+
+    /// A connection removed (gone or stale) is not pushed to again within the batch.
+    fn forget(&self, ws: &domain::WorkspaceId, id: &domain::ConnectionId) {
+        if let Some(known) = self.by_workspace.lock().expect("lock").get_mut(ws) {
+            known.retain(|c| &c.id != id);
+        }
+    }
+}
+
 /// The store and the two socket APIs.
 pub struct Sockets<'a, S: ?Sized> {
     pub store: &'a S,
+    /// This batch's connections.
+    pub connections: &'a ConnectionSnapshot,
     /// The agents' socket API.
     pub agents: &'a dyn ConnectionPusher,
     /// The web chat visitors' socket API: agents' typing and "seen" reach the visitor.
@@ -81,10 +113,11 @@ async fn to_agents<S: FanOutPorts + ?Sized>(
     now: OffsetDateTime,
 ) -> Result<FanOut, Error> {
     let ws = event.workspace();
-    let connections = deps.store.connections(ws).await?;
+    let connections = deps.connections.get(deps.store, ws).await?;
     let mut out = FanOut::default();
     for stale in connections.iter().filter(|c| c.is_stale(now)) {
         deps.store.delete_connection(ws, &stale.id).await?;
+        deps.connections.forget(ws, &stale.id);
         out.removed += 1;
         // Its sign-in expired while the socket is still open: close it (the console reconnects
         // with a fresh token, and with it any change of role).
@@ -126,6 +159,7 @@ async fn to_agents<S: FanOutPorts + ?Sized>(
             Ok(()) => out.delivered += 1,
             Err(PushError::Gone) => {
                 deps.store.delete_connection(ws, id).await?;
+                deps.connections.forget(ws, id);
                 out.removed += 1;
             }
             Err(PushError::Failed(e)) => {
@@ -227,7 +261,8 @@ mod tests {
             ..Default::default()
         });
         let none = Recorder::default();
-        let deps = super::Sockets { store: &*store, agents: &*sockets, visitors: &none };
+        let snapshot = super::ConnectionSnapshot::default();
+        let deps = super::Sockets { store: &*store, connections: &snapshot, agents: &*sockets, visitors: &none };
         let event = Notification::MessageCreated {
             workspace: ws.clone(),
             conversation_id: conv.id,
@@ -248,6 +283,16 @@ mod tests {
         let left: Vec<String> = store.connections(&ws).await.unwrap().into_iter().map(|c| c.id.to_string()).collect();
         assert!(!left.contains(&"ann-gone".to_owned()) && !left.contains(&"ann-old".to_owned()));
         assert_eq!(left.len(), 5);
+
+        // The next event of the same batch reuses the batch's read of the connections: a tab
+        // opened since is not read (the next batch sees it), and what was removed is not tried.
+        store.put_connection(&conn("ann-3", "ann", Role::Agent, now)).await.unwrap();
+        sockets.frames.lock().unwrap().clear();
+        let out = fan_out(&deps, &event, now).await.unwrap();
+        assert_eq!(out, FanOut { delivered: 3, removed: 0, failed: 1 });
+        let next = super::ConnectionSnapshot::default();
+        let fresh = super::Sockets { connections: &next, ..deps };
+        assert_eq!(fan_out(&fresh, &event, now).await.unwrap().delivered, 4, "the next batch reads ann-3");
     }
 
     #[tokio::test]
@@ -265,7 +310,8 @@ mod tests {
         }
         let visitors = Arc::new(Recorder { gone: vec!["tab-gone".into()], ..Default::default() });
         let none = Recorder::default();
-        let deps = super::Sockets { store: &*store, agents: &none, visitors: &*visitors };
+        let snapshot = super::ConnectionSnapshot::default();
+        let deps = super::Sockets { store: &*store, connections: &snapshot, agents: &none, visitors: &*visitors };
         let activity = |activity| Notification::AgentActivity {
             workspace: ws.clone(),
             conversation_id: conv.id,
