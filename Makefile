@@ -1,5 +1,5 @@
 # The two commands: `make run` (the whole platform, locally) and `make test` (every test).
-.PHONY: run test lint fmt validate fuzz bench bench-smoke ci
+.PHONY: run test lint fmt validate fuzz bench bench-smoke heat ci
 
 run:
 	bash infra/scripts/install.sh
@@ -25,6 +25,10 @@ bench:
 
 bench-smoke:
 	bash infra/scripts/bench.sh --smoke
+
+# Partition heat at 10,000 msg/s: one workspace, then 100 (docs/scaling.md; ~30 minutes).
+heat:
+	bash infra/scripts/bench.sh --heat-only --heat-messages 1000
 
 # Every parser's fuzz target, 60 s each (CI runs 15 s each).
 fuzz:

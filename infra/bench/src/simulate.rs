@@ -107,8 +107,8 @@ pub async fn run(
     let mut readers = vec![];
     for (w, name) in names.iter().enumerate() {
         let ws = WorkspaceId::parse(name)?;
-        store.put_channel_account(&ChannelAccount::new(ws.clone(), Channel::Sms, &sms_number(w))).await?;
-        store.put_channel_account(&ChannelAccount::new(ws.clone(), Channel::Whatsapp, &whatsapp_number(w))).await?;
+        store.put_channel_account(&ChannelAccount::new(ws.clone(), Channel::Sms, sms_number(w))).await?;
+        store.put_channel_account(&ChannelAccount::new(ws.clone(), Channel::Whatsapp, whatsapp_number(w))).await?;
         for a in 0..load.agents {
             let id = AgentId::parse(&format!("agent-{a}"))?;
             // Agents without a socket are online by their stored presence; the others go online
