@@ -66,6 +66,42 @@ fn whatsapp_number(w: usize) -> String {
     format!("1065403500{w:05}")
 }
 
+/// Sends `items` in waves of [`WAVE`], [`IN_FLIGHT`] at a time, letting the pipeline drain after
+/// each wave (moto's queues slow down with their backlog, and heat does not depend on how fast the
+/// sample runs), then waits for it to settle. Fails if any answer is not `status`.
+async fn in_waves<T, F, Fut>(heat: &Heat, what: &str, items: &[T], status: u16, send: F) -> Result<()>
+where
+    T: Clone,
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = reqwest::Result<reqwest::Response>>,
+{
+    let refused = AtomicUsize::new(0);
+    for (wave, chunk) in items.chunks(WAVE).enumerate() {
+        futures::stream::iter(chunk.iter().cloned())
+            .map(|item| {
+                let (refused, sent) = (&refused, send(item));
+                async move {
+                    let why = match sent.await {
+                        Ok(r) if r.status() == status => return,
+                        Ok(r) => format!("answered {}: {}", r.status(), r.text().await.unwrap_or_default()),
+                        Err(e) => e.to_string(),
+                    };
+                    if refused.fetch_add(1, Ordering::Relaxed) == 0 {
+                        eprintln!("heat: one of the {what} was refused: {why}");
+                    }
+                }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect::<Vec<()>>()
+            .await;
+        heat::settle(heat, Duration::from_millis(400), Duration::from_secs(300)).await?;
+        eprintln!("heat: {} of {} {what}", ((wave + 1) * WAVE).min(items.len()), items.len());
+    }
+    let refused = refused.load(Ordering::Relaxed);
+    anyhow::ensure!(refused == 0, "{refused} of the {what} were refused");
+    heat::settle(heat, Duration::from_secs(3), Duration::from_secs(900)).await
+}
+
 /// Runs `load` on a stack of its own; returns its report section.
 pub async fn run(
     load: &Workload,
@@ -157,66 +193,41 @@ pub async fn run(
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
     let posts: Vec<(usize, usize)> =
         (0..per_ws).flat_map(|i| (0..load.workspaces).map(move |w| (w, i))).take(load.messages).collect();
-    let errors = AtomicUsize::new(0);
-    // In waves the pipeline drains before the next: moto's queues slow down with their backlog,
-    // and partition heat does not depend on how fast the sample runs.
-    for (wave, posts) in posts.chunks(WAVE).enumerate() {
-        futures::stream::iter(posts.iter().copied())
-        .map(|(w, i)| {
-            let (http, base) = (http.clone(), stack.base_url.clone());
-            let errors = &errors;
-            async move {
-                let contact = i % contacts;
-                let ok = if contact % 10 < 6 {
-                    let url = format!("{base}/webhooks/twilio/sms");
-                    let form = crate::sms_form(customer(w, contact), &sms_number(w), "Where is my order?");
-                    let sig = twilio::compute_signature(crate::TOKEN, &url, &form);
-                    http.post(&url).header("x-twilio-signature", sig).form(&form).send().await
-                } else {
-                    let from = customer(w, contact).trim_start_matches('+').to_owned();
-                    let body = serde_json::json!({
-                        "object": "whatsapp_business_account",
-                        "entry": [{ "id": "102290129340398", "changes": [{ "field": "messages", "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": { "display_phone_number": "15550783881", "phone_number_id": whatsapp_number(w) },
-                            "contacts": [{ "profile": { "name": "Heat" }, "wa_id": from }],
-                            "messages": [{ "from": from, "id": format!("wamid.heat{w}x{i}x{}", ulid::Ulid::new()),
-                                "timestamp": time::OffsetDateTime::now_utc().unix_timestamp().to_string(), "type": "text",
-                                "text": { "body": "Where is my order?" } }]
-                        }}]}]
-                    })
-                    .to_string();
-                    let sig = domain::channels::whatsapp::compute_signature(WHATSAPP_APP_SECRET, body.as_bytes());
-                    http.post(format!("{base}/webhooks/whatsapp"))
-                        .header("content-type", "application/json")
-                        .header("x-hub-signature-256", sig)
-                        .body(body)
-                        .send()
-                        .await
-                };
-                match ok {
-                    Ok(r) if r.status() == 200 => {}
-                    Ok(r) => {
-                        if errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                            eprintln!("a webhook answered {}: {}", r.status(), r.text().await.unwrap_or_default());
-                        }
-                    }
-                    Err(e) => {
-                        if errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                            eprintln!("a webhook failed: {e}");
-                        }
-                    }
-                }
+    let base = stack.base_url.clone();
+    in_waves(heat, "inbound messages", &posts, 200, |(w, i)| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let contact = i % contacts;
+            if contact % 10 < 6 {
+                let url = format!("{base}/webhooks/twilio/sms");
+                let form = crate::sms_form(customer(w, contact), &sms_number(w), "Where is my order?");
+                let sig = twilio::compute_signature(crate::TOKEN, &url, &form);
+                http.post(&url).header("x-twilio-signature", sig).form(&form).send().await
+            } else {
+                let from = customer(w, contact).trim_start_matches('+').to_owned();
+                let body = serde_json::json!({
+                    "object": "whatsapp_business_account",
+                    "entry": [{ "id": "102290129340398", "changes": [{ "field": "messages", "value": {
+                        "messaging_product": "whatsapp",
+                        "metadata": { "display_phone_number": "15550783881", "phone_number_id": whatsapp_number(w) },
+                        "contacts": [{ "profile": { "name": "Heat" }, "wa_id": from }],
+                        "messages": [{ "from": from, "id": format!("wamid.heat{w}x{i}x{}", ulid::Ulid::new()),
+                            "timestamp": time::OffsetDateTime::now_utc().unix_timestamp().to_string(), "type": "text",
+                            "text": { "body": "Where is my order?" } }]
+                    }}]}]
+                })
+                .to_string();
+                let sig = domain::channels::whatsapp::compute_signature(WHATSAPP_APP_SECRET, body.as_bytes());
+                http.post(format!("{base}/webhooks/whatsapp"))
+                    .header("content-type", "application/json")
+                    .header("x-hub-signature-256", sig)
+                    .body(body)
+                    .send()
+                    .await
             }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect::<Vec<()>>()
-        .await;
-        heat::settle(heat, Duration::from_millis(400), Duration::from_secs(300)).await?;
-        eprintln!("heat: {} of {} inbound messages", ((wave + 1) * WAVE).min(load.messages), load.messages);
-    }
-    anyhow::ensure!(errors.load(Ordering::Relaxed) == 0, "{} webhooks were refused", errors.load(Ordering::Relaxed));
-    heat::settle(heat, Duration::from_secs(3), Duration::from_secs(900)).await?;
+        }
+    })
+    .await?;
 
     // Agents answer: one reply per two inbound messages, from the assignee (or the first agent).
     let mut convs = vec![];
@@ -244,51 +255,21 @@ pub async fn run(
     }
     anyhow::ensure!(stored >= load.messages, "{stored} of {} messages stored", load.messages);
     let replies: Vec<_> = convs.iter().cycle().take(load.messages / 2).cloned().collect();
-    for (wave, replies) in replies.chunks(WAVE).enumerate() {
-        futures::stream::iter(replies.iter().cloned())
-            .map(|(ws, conv, assignee)| {
-                let (http, base) = (http.clone(), stack.base_url.clone());
-                let errors = &errors;
-                async move {
-                    let agent = assignee.unwrap_or_else(|| AgentId::parse("agent-0").expect("an agent id"));
-                    let jwt = kit::auth::issue_token(
-                        crate::latency::JWT,
-                        &ws,
-                        &agent,
-                        None,
-                        kit::auth::Role::Agent,
-                        time::Duration::hours(1),
-                    );
-                    let res = http
-                        .post(format!("{base}/conversations/{conv}/messages"))
-                        .bearer_auth(jwt)
-                        .header("idempotency-key", ulid::Ulid::new().to_string())
-                        .json(&serde_json::json!({"text": "It ships today."}))
-                        .send()
-                        .await;
-                    match res {
-                        Ok(r) if r.status() == 202 => {}
-                        Ok(r) => {
-                            if errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                                eprintln!("a reply answered {}: {}", r.status(), r.text().await.unwrap_or_default());
-                            }
-                        }
-                        Err(e) => {
-                            if errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                                eprintln!("a reply failed: {e}");
-                            }
-                        }
-                    }
-                }
-            })
-            .buffer_unordered(IN_FLIGHT)
-            .collect::<Vec<()>>()
-            .await;
-        heat::settle(heat, Duration::from_millis(400), Duration::from_secs(300)).await?;
-        eprintln!("heat: {} of {} replies", ((wave + 1) * WAVE).min(load.messages / 2), load.messages / 2);
-    }
-    anyhow::ensure!(errors.load(Ordering::Relaxed) == 0, "{} replies were refused", errors.load(Ordering::Relaxed));
-    heat::settle(heat, Duration::from_secs(3), Duration::from_secs(900)).await?;
+    in_waves(heat, "replies", &replies, 202, |(ws, conv, assignee)| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let agent = assignee.unwrap_or_else(|| AgentId::parse("agent-0").expect("an agent id"));
+            let role = kit::auth::Role::Agent;
+            let jwt = kit::auth::issue_token(crate::latency::JWT, &ws, &agent, None, role, time::Duration::hours(1));
+            http.post(format!("{base}/conversations/{conv}/messages"))
+                .bearer_auth(jwt)
+                .header("idempotency-key", ulid::Ulid::new().to_string())
+                .json(&serde_json::json!({"text": "It ships today."}))
+                .send()
+                .await
+        }
+    })
+    .await?;
 
     let (parts, requests) = heat.snapshot();
     let ours: Vec<String> = (0..load.workspaces).flat_map(|w| [sms_number(w), whatsapp_number(w)]).collect();

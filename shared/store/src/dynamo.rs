@@ -1,7 +1,7 @@
 //! The DynamoDB adapter: one table, keys from [`crate::keys`], every multi-item change in one
 //! transaction, every race settled by a condition expression.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -2523,27 +2523,8 @@ impl AnalyticsStore for DynamoStore {
             keys::stats_partitions(ws, kind).into_iter().map(|pk| self.stats_shard(pk, from_hour, to_hour)),
         )
         .await?;
-        Ok(merge_aggregates(kind, shards.into_iter().flatten()))
+        Ok(keys::merge_stats_shards(kind, shards.into_iter().flatten()))
     }
-}
-
-/// Partial aggregates `(sort key, aggregate)` of every shard merged per hour and value, in sort-key
-/// order, as `(hour, "kind:value", aggregate)`.
-fn merge_aggregates(
-    kind: &str,
-    shards: impl IntoIterator<Item = (String, domain::analytics::Aggregate)>,
-) -> Vec<(String, String, domain::analytics::Aggregate)> {
-    let mut merged: BTreeMap<String, domain::analytics::Aggregate> = BTreeMap::new();
-    for (sk, a) in shards {
-        merged.entry(sk).or_default().merge(&a);
-    }
-    merged
-        .into_iter()
-        .filter_map(|(sk, a)| {
-            let (hour, value) = sk.split_once('#')?;
-            Some((hour.to_owned(), format!("{kind}:{value}"), a))
-        })
-        .collect()
 }
 
 impl DynamoStore {

@@ -624,6 +624,25 @@ pub fn stats_shard(fact_id: &str) -> u32 {
     shard_of_str(fact_id, STATS_SHARDS)
 }
 
+/// Partial aggregates `(sort key, aggregate)` of a kind's shards merged per hour and value, in
+/// sort-key order, as `(hour, "kind:value", aggregate)`.
+pub fn merge_stats_shards(
+    kind: &str,
+    shards: impl IntoIterator<Item = (String, domain::analytics::Aggregate)>,
+) -> Vec<(String, String, domain::analytics::Aggregate)> {
+    let mut merged: std::collections::BTreeMap<String, domain::analytics::Aggregate> = Default::default();
+    for (sk, a) in shards {
+        merged.entry(sk).or_default().merge(&a);
+    }
+    merged
+        .into_iter()
+        .filter_map(|(sk, a)| {
+            let (hour, value) = sk.split_once('#')?;
+            Some((hour.to_owned(), format!("{kind}:{value}"), a))
+        })
+        .collect()
+}
+
 /// One hour of one dimension (`channel:sms`) in one shard: the kind names the partition, the value
 /// ends the key.
 pub fn stats(w: &WorkspaceId, hour: &str, dimension: &str, shard: u32) -> Key {

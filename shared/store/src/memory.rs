@@ -1523,17 +1523,8 @@ impl AnalyticsStore for MemoryStore {
         let pks = keys::stats_partitions(ws, kind);
         let (lo, hi) = (from_hour.to_owned(), format!("{to_hour}#\u{10ffff}"));
         Ok(self.with(|s| {
-            let mut merged: BTreeMap<String, domain::analytics::Aggregate> = BTreeMap::new();
-            for (k, a) in s.stats.iter().filter(|(k, _)| pks.contains(&k.pk) && k.sk >= lo && k.sk <= hi) {
-                merged.entry(k.sk.clone()).or_default().merge(a);
-            }
-            merged
-                .into_iter()
-                .filter_map(|(sk, a)| {
-                    let (hour, value) = sk.split_once('#')?;
-                    Some((hour.to_owned(), format!("{kind}:{value}"), a))
-                })
-                .collect()
+            let shards = s.stats.iter().filter(|(k, _)| pks.contains(&k.pk) && k.sk >= lo && k.sk <= hi);
+            keys::merge_stats_shards(kind, shards.map(|(k, a)| (k.sk.clone(), a.clone())))
         }))
     }
 }

@@ -202,10 +202,23 @@ impl DynamoStore {
         let any = MessageId::ERASED;
         let from_key = keys::cost_counter(ws, month, from, any);
         let to_key = keys::cost_counter(ws, month, to, any);
+        self.move_counter_item(&from_key, &to_key, Some(to)).await.map(drop)
+    }
+
+    /// Moves a counter's totals from `from` to `to` (created with `dimension`, or the moved one's):
+    /// one transaction deletes `from` on the totals read and adds them to `to`, retried while
+    /// writers still add to `from`. `false` if there was nothing to move.
+    pub(super) async fn move_counter_item(
+        &self,
+        from: &Key,
+        to: &Key,
+        dimension: Option<&Dimension>,
+    ) -> Result<bool, StoreError> {
         for _ in 0..5 {
-            let Some(it) = self.get(&from_key).await? else { return Ok(()) };
+            let Some(it) = self.get(from).await? else { return Ok(false) };
             let currency = it.get("currency").cloned().unwrap_or_else(|| s("USD"));
-            let t = decode::<CounterItem>("cost counter", it)?.totals();
+            let counter = decode::<CounterItem>("cost counter", it)?;
+            let t = counter.totals();
             let values = HashMap::from([
                 (":m".to_owned(), n(t.messages)),
                 (":p".to_owned(), n(t.provider_micros)),
@@ -217,7 +230,7 @@ impl DynamoStore {
                 "counter delete",
                 Delete::builder()
                     .table_name(&self.table)
-                    .set_key(Some(key_map(&from_key)))
+                    .set_key(Some(key_map(from)))
                     .condition_expression(
                         "messages = :m AND provider_micros = :p AND aws_micros = :a AND actual_micros = :x \
                          AND (reconciled = :r OR attribute_not_exists(reconciled))",
@@ -225,11 +238,11 @@ impl DynamoStore {
                     .set_expression_attribute_values(Some(values))
                     .build(),
             )?;
-            let items =
-                vec![TransactWriteItem::builder().delete(delete).build(), self.counter_add(&to_key, to, currency, t)?];
-            match self.transact(items, None).await {
+            let add = self.counter_add(to, dimension.unwrap_or(&counter.dimension), currency, t)?;
+            match self.transact(vec![TransactWriteItem::builder().delete(delete).build(), add], None).await {
+                Ok(()) => return Ok(true),
                 Err(StoreError::Conflict) => continue,
-                other => return other,
+                Err(e) => return Err(e),
             }
         }
         Err(StoreError::Conflict)

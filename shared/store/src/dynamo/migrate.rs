@@ -91,7 +91,7 @@ impl DynamoStore {
                     Some("conversation") => done.conversations += u64::from(self.migrate_conversation(it).await?),
                     Some("cost_counter") => {
                         if let Some(to) = keys::legacy::cost_counter(&k.pk, &k.sk) {
-                            done.counters += u64::from(self.migrate_counter(&k, &to).await?);
+                            done.counters += u64::from(self.move_counter_item(&k, &to, None).await?);
                         }
                     }
                     Some("stats") => {
@@ -144,41 +144,6 @@ impl DynamoStore {
             .send()
             .await;
         Ok(conditional(res, |_| None)?.is_some())
-    }
-
-    /// A legacy counter's totals added to its shard and the legacy item deleted, in one
-    /// transaction on the totals read; retried while the new code still writes to it.
-    async fn migrate_counter(&self, from: &Key, to: &Key) -> Result<bool, StoreError> {
-        for _ in 0..5 {
-            let Some(it) = self.get(from).await? else { return Ok(false) };
-            let currency = it.get("currency").cloned().unwrap_or_else(|| s("USD"));
-            let counter = decode::<CounterItem>("cost counter", it)?;
-            let t = counter.totals();
-            let values = HashMap::from([
-                (":m".to_owned(), n(t.messages)),
-                (":p".to_owned(), n(t.provider_micros)),
-                (":a".to_owned(), n(t.aws_micros)),
-                (":x".to_owned(), n(t.actual_micros)),
-            ]);
-            let delete = build(
-                "legacy counter delete",
-                Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key_map(from)))
-                    .condition_expression(
-                        "messages = :m AND provider_micros = :p AND aws_micros = :a AND actual_micros = :x",
-                    )
-                    .set_expression_attribute_values(Some(values))
-                    .build(),
-            )?;
-            let add = self.counter_add(to, &counter.dimension, currency, t)?;
-            match self.transact(vec![TransactWriteItem::builder().delete(delete).build(), add], None).await {
-                Ok(()) => return Ok(true),
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(StoreError::Conflict)
     }
 
     /// A legacy aggregate merged into its shard and deleted, both on the versions read; retried
