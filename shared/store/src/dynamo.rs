@@ -1007,6 +1007,23 @@ pub(crate) struct IndexView {
     partitions: Vec<String>,
 }
 
+/// Pages of the shards of one sharded partition `(items, more follow)`, merged on `sk_attr` in the
+/// direction read and cut to `limit`; `true` when more follow (a shard had more, or the cut left some).
+fn merge_pages(pages: Vec<(Vec<Item>, bool)>, sk_attr: &str, forward: bool, limit: u16) -> (Vec<Item>, bool) {
+    let mut more = pages.iter().any(|(_, more)| *more);
+    let mut items: Vec<Item> = pages.into_iter().flat_map(|(items, _)| items).collect();
+    let sk = |it: &Item| it.get(sk_attr).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+    items.sort_by_cached_key(|it| sk(it));
+    if !forward {
+        items.reverse();
+    }
+    if items.len() > usize::from(limit) {
+        items.truncate(usize::from(limit));
+        more = true;
+    }
+    (items, more)
+}
+
 /// An item's sort key (empty if it has none).
 fn sort_key(it: &Item) -> &str {
     it.get(keys::SK).and_then(|v| v.as_s().ok()).map_or("", String::as_str)
@@ -1155,18 +1172,8 @@ impl DynamoStore {
             })
         }))
         .await?;
-        let mut more = pages.iter().any(|(_, last)| last.is_some());
-        let mut items: Vec<Item> = pages.into_iter().flat_map(|(items, _)| items).collect();
-        let sk = |it: &Item| it.get(view.sk_attr).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-        items.sort_by_cached_key(|it| sk(it));
-        if !forward {
-            items.reverse();
-        }
-        if items.len() > usize::from(limit) {
-            items.truncate(usize::from(limit));
-            more = true;
-        }
-        Ok((items, more))
+        let pages = pages.into_iter().map(|(items, last)| (items, last.is_some())).collect();
+        Ok(merge_pages(pages, view.sk_attr, forward, limit))
     }
 
     /// One page across the shards `pks` of a sharded partition: each shard's page after `after`
@@ -1183,14 +1190,7 @@ impl DynamoStore {
             pks.iter().map(|pk| self.query_prefix_page(pk, prefix, limit, after.clone(), forward)),
         )
         .await?;
-        let mut more = pages.iter().any(|(_, more)| *more);
-        let mut items: Vec<Item> = pages.into_iter().flat_map(|(items, _)| items).collect();
-        items.sort_by(|a, b| if forward { sort_key(a).cmp(sort_key(b)) } else { sort_key(b).cmp(sort_key(a)) });
-        if items.len() > usize::from(limit) {
-            items.truncate(usize::from(limit));
-            more = true;
-        }
-        Ok((items, more))
+        Ok(merge_pages(pages, keys::SK, forward, limit))
     }
 
     /// One page of a partition by sort-key prefix, resuming after `after` (a sort key), in key
