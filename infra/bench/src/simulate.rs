@@ -31,7 +31,7 @@ pub struct Workload {
     /// Inbound messages in all (spread evenly over the workspaces).
     pub messages: usize,
     /// Agents per workspace, all online, with room together for three quarters of the
-    /// conversations (a storm: the rest wait in the routing queue).
+    /// conversations (the rest wait in the routing queue), and for at least one each.
     pub agents: usize,
     /// Agents per workspace with the console open (a socket).
     pub sockets: usize,
