@@ -26,7 +26,7 @@ bench:
 bench-smoke:
 	bash infra/scripts/bench.sh --smoke
 
-# Partition heat at 10,000 msg/s: one workspace, then 100 (docs/scaling.md; ~30 minutes).
+# Partition heat at 10,000 msg/s: one workspace, then 100 (docs/scaling.md; ~35 minutes).
 heat:
 	bash infra/scripts/bench.sh --heat-only --heat-messages 1000
 
