@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use domain::finance::ledger::Month;
 use domain::finance::LedgerEntry;
-use domain::ports::{AnalyticsStore, CostLedger};
+use domain::ports::{AnalyticsStore, CostLedger, RoutingStore};
 use kit::auth::Role;
 use switchboard_e2e::*;
 
@@ -286,7 +286,7 @@ async fn back_to_the_unsharded_keys(s: &TestStack) {
         match entity.as_str() {
             // Shards of one aggregate would fold into one item: those stay where they are.
             "stats" if shared_sort_keys.get(&(strip(&pk), it["SK"].as_s().unwrap().clone())) > Some(&1) => {}
-            "cost_counter" | "ledger_entry" | "stats" => {
+            "cost_counter" | "ledger_entry" | "stats" | "waiting" => {
                 let mut old = it.clone();
                 old.insert("PK".into(), AttributeValue::S(strip(&pk)));
                 client.put_item().table_name(table).set_item(Some(old)).send().await.unwrap();
@@ -342,6 +342,9 @@ async fn an_existing_table_moves_to_the_sharded_keys_and_reports_the_same() {
         let got = s.store.aggregates(&s.workspace, "channel", hours.0, hours.1).await.unwrap();
         serde_json::to_value(got).unwrap()
     };
+    // Nobody is online: the conversation waits in the routing queue.
+    let queued = s.store.waiting(&s.workspace).await.unwrap();
+    assert_eq!(queued.len(), 1, "the conversation waits for an agent");
     let aggregates = eventually("the analytics of the message and the reply", || async {
         let a = stats().await;
         (a[0][2]["counts"]["messages_in"] == 1 && a[0][2]["counts"]["messages_out"] == 1).then_some(a)
@@ -353,6 +356,7 @@ async fn an_existing_table_moves_to_the_sharded_keys_and_reports_the_same() {
     assert_eq!(report(&s, &finance, &month, "by=channel").await["total"]["messages"], 0);
     assert!(s.store.entries(&s.workspace, day, 1000, None).await.unwrap().items.is_empty());
     assert!(!s.conversations().await.iter().any(|c| c["id"] == conv.as_str()));
+    assert!(s.store.waiting(&s.workspace).await.unwrap().is_empty());
 
     // One run moves it all; the report, the ledger and the inbox are as they were.
     let run = s.invoke("migrate-table", &serde_json::json!({})).await;
@@ -364,12 +368,11 @@ async fn an_existing_table_moves_to_the_sharded_keys_and_reports_the_same() {
     assert_eq!(s.store.entries(&s.workspace, day, 1000, None).await.unwrap().items, entries);
     assert!(s.conversations().await.iter().any(|c| c["id"] == conv.as_str()));
     assert_eq!(stats().await, aggregates);
+    assert_eq!(run["waiting"], 1, "{run}");
+    assert_eq!(s.store.waiting(&s.workspace).await.unwrap(), queued);
 
     // Again: nothing left to move.
     let again = s.invoke("migrate-table", &serde_json::json!({"segment": 0, "segments": 1})).await;
-    assert_eq!(
-        (again["conversations"].as_u64(), again["counters"].as_u64(), again["ledger_entries"].as_u64()),
-        (Some(0), Some(0), Some(0)),
-        "{again}"
-    );
+    let moved = ["conversations", "counters", "ledger_entries", "aggregates", "waiting"].map(|k| again[k].as_u64());
+    assert_eq!(moved, [Some(0); 5], "{again}");
 }

@@ -1618,7 +1618,7 @@ impl RoutingStore for DynamoStore {
     }
 
     async fn waiting(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::Work>, StoreError> {
-        let items = self.query_all(&keys::waiting_partition(ws), "").await?;
+        let items = self.query_all_shards(&keys::waiting_partitions(ws), "").await?;
         items.into_iter().map(|it| decode("waiting work", it)).collect()
     }
 

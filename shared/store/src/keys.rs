@@ -19,7 +19,7 @@
 //! | agent routing state  | `WS#<ws>#AGENTS`                     | `<agent>`          |
 //! | routing rules        | `WS#<ws>#ROUTING`                    | `RULES`            |
 //! | team                 | `WS#<ws>#ROUTING`                    | `TEAM#<team>`      |
-//! | waiting conversation | `WS#<ws>#ROUTEQ`                     | `<conv>`           |
+//! | waiting conversation | `WS#<ws>#ROUTEQ#<shard>`             | `<conv>`           |
 //! | agent connection     | `WS#<ws>#CONN`                       | `<connection>`     |
 //! | connection → workspace | `CONN#<connection>`                | `CONN`             |
 //! | web chat visitor's profile | `WS#<ws>#VISITOR#<visitor>`    | `PROFILE`          |
@@ -178,12 +178,15 @@ pub fn team(w: &WorkspaceId, id: &TeamId) -> Key {
     Key { pk: routing_partition(w), sk: format!("{TEAM_PREFIX}{id}") }
 }
 
-pub fn waiting_partition(w: &WorkspaceId) -> String {
-    format!("{}#ROUTEQ", ws(w))
+/// The waiting queue takes a write when work waits and one when it is taken: in a storm, every
+/// new conversation of a workspace. It is spread over the inbox shards (`WS#<ws>#ROUTEQ#<shard>`,
+/// the conversation's [`inbox_shard`]), read whole and ordered in memory as before.
+pub fn waiting_partitions(w: &WorkspaceId) -> Vec<String> {
+    shards(&format!("{}#ROUTEQ", ws(w)))
 }
 
 pub fn waiting(w: &WorkspaceId, conv: ConversationId) -> Key {
-    Key { pk: waiting_partition(w), sk: conv.to_string() }
+    Key { pk: format!("{}#ROUTEQ#{}", ws(w), inbox_shard(conv)), sk: conv.to_string() }
 }
 
 pub fn connections_partition(w: &WorkspaceId) -> String {
@@ -400,6 +403,7 @@ pub mod legacy {
             ["WS", _, "COST", _]
                 | ["WS", _, "LEDGER", _]
                 | ["WS", _, "STATS", _]
+                | ["WS", _, "ROUTEQ"]
                 | ["WS", _, "STATUS", _]
                 | ["WS", _, "ASSIGNEE", "-", "STATUS", _]
                 | ["WS", _, "TEAM", _, "STATUS", _]
@@ -412,6 +416,16 @@ pub mod legacy {
     pub fn stats(pk: &str, sk: &str) -> Option<Key> {
         unsharded(pk, "STATS")?;
         Some(Key { pk: format!("{pk}#0"), sk: sk.to_owned() })
+    }
+
+    /// A conversation waiting in the single queue partition (`WS#<ws>#ROUTEQ`): its sharded key.
+    pub fn waiting(pk: &str, sk: &str) -> Option<Key> {
+        let parts: Vec<&str> = pk.split('#').collect();
+        if !matches!(parts.as_slice(), ["WS", _, "ROUTEQ"]) {
+            return None;
+        }
+        let conv = ConversationId::parse(sk).ok()?;
+        Some(Key { pk: format!("{pk}#{}", inbox_shard(conv)), sk: sk.to_owned() })
     }
 
     /// An entry of a day's single ledger partition (`WS#<ws>#LEDGER#<yyyy-mm-dd>`): its sharded key.
@@ -738,6 +752,9 @@ mod tests {
         let now = ledger_entry(&w, day, message, EntryKind::Estimate);
         assert_eq!(legacy::ledger_entry(&format!("WS#acme#LEDGER#{day}"), &now.sk), Some(now.clone()));
         assert_eq!(legacy::ledger_entry(&now.pk, &now.sk), None);
+        let queued = waiting(&w, ConversationId::new());
+        assert_eq!(legacy::waiting("WS#acme#ROUTEQ", &queued.sk), Some(queued.clone()));
+        assert_eq!(legacy::waiting(&queued.pk, &queued.sk), None);
         // Every sharded partition folds back to the one key the earlier design wrote.
         let conv = ConversationId::new();
         let open = ConversationStatus::Open;
@@ -748,6 +765,7 @@ mod tests {
             (status_partition(&w, open, conv), "WS#acme#STATUS#open".to_owned()),
             (assignee_partition(&w, None, open, conv), "WS#acme#ASSIGNEE#-#STATUS#open".to_owned()),
             (team_partition(&w, &team, open, conv), "WS#acme#TEAM#billing#STATUS#open".to_owned()),
+            (waiting(&w, conv).pk, "WS#acme#ROUTEQ".to_owned()),
         ] {
             assert_eq!(legacy::partition(&now), Some(then));
         }

@@ -810,8 +810,8 @@ impl RoutingStore for MemoryStore {
     }
 
     async fn waiting(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::Work>, StoreError> {
-        let pk = keys::waiting_partition(ws);
-        Ok(self.with(|s| s.waiting.iter().filter(|(k, _)| k.pk == pk).map(|(_, w)| w.clone()).collect()))
+        let pks = keys::waiting_partitions(ws);
+        Ok(self.with(|s| s.waiting.iter().filter(|(k, _)| pks.contains(&k.pk)).map(|(_, w)| w.clone()).collect()))
     }
 
     async fn commit_routing(&self, c: RoutingCommit) -> Result<(), StoreError> {

@@ -9,6 +9,7 @@
 //!   has started meanwhile is summed, never overwritten.
 //! - A ledger entry of a day's single partition moves to its shard (put if absent, delete the old,
 //!   in one transaction).
+//! - A conversation waiting in the single queue partition moves to its shard, as a ledger entry.
 //! - An hourly analytics aggregate of a kind's single partition merges into shard 0 (both on their
 //!   versions, in one transaction).
 //!
@@ -25,6 +26,7 @@ pub struct Migrated {
     pub counters: u64,
     pub ledger_entries: u64,
     pub aggregates: u64,
+    pub waiting: u64,
     /// The key after which the next run of this segment starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<Key>,
@@ -73,12 +75,13 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .segment(segment)
                 .total_segments(segments)
-                .filter_expression("#e IN (:conv, :counter, :ledger, :stats)")
+                .filter_expression("#e IN (:conv, :counter, :ledger, :stats, :waiting)")
                 .expression_attribute_names("#e", keys::ENTITY)
                 .expression_attribute_values(":conv", s("conversation"))
                 .expression_attribute_values(":counter", s("cost_counter"))
                 .expression_attribute_values(":ledger", s("ledger_entry"))
                 .expression_attribute_values(":stats", s("stats"))
+                .expression_attribute_values(":waiting", s("waiting"))
                 .set_exclusive_start_key(start.take())
                 .limit(200)
                 .send()
@@ -101,7 +104,12 @@ impl DynamoStore {
                     }
                     Some("ledger_entry") => {
                         if let Some(to) = keys::legacy::ledger_entry(&k.pk, &k.sk) {
-                            done.ledger_entries += u64::from(self.migrate_ledger_entry(it, &k, &to).await?);
+                            done.ledger_entries += u64::from(self.move_item(it, &k, &to).await?);
+                        }
+                    }
+                    Some("waiting") => {
+                        if let Some(to) = keys::legacy::waiting(&k.pk, &k.sk) {
+                            done.waiting += u64::from(self.move_item(it, &k, &to).await?);
                         }
                     }
                     _ => {}
@@ -185,8 +193,9 @@ impl DynamoStore {
         Err(StoreError::Conflict)
     }
 
-    /// A legacy ledger entry put under its sharded key (unless there already) and deleted.
-    async fn migrate_ledger_entry(&self, mut it: Item, from: &Key, to: &Key) -> Result<bool, StoreError> {
+    /// A legacy item that is written once (a ledger entry, a queued conversation) put under its
+    /// sharded key (unless there already) and deleted.
+    async fn move_item(&self, mut it: Item, from: &Key, to: &Key) -> Result<bool, StoreError> {
         it.extend(key_map(to));
         let items = vec![put(&self.table, it, NOT_EXISTS, None)?, self.delete_item(from)?];
         match self.transact(items, Some(0)).await {
