@@ -1231,8 +1231,22 @@ impl DynamoStore {
         cursor: Option<&Cursor>,
         forward: bool,
     ) -> Result<Page<T>, StoreError> {
+        self.decoded_shards_page(what, std::slice::from_ref(&pk.to_owned()), prefix, limit, cursor, forward).await
+    }
+
+    /// [`Self::decoded_page_in`] across the shards `pks` of a sharded partition, merged in
+    /// sort-key order.
+    async fn decoded_shards_page<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        pks: &[String],
+        prefix: &str,
+        limit: u16,
+        cursor: Option<&Cursor>,
+        forward: bool,
+    ) -> Result<Page<T>, StoreError> {
         let after = keys::sort_cursor_after(cursor, prefix)?;
-        let (items, more) = self.query_prefix_page(pk, prefix, limit, after, forward).await?;
+        let (items, more) = self.scatter_page(pks, prefix, limit, after, forward).await?;
         let mut last_sk = None;
         let mut decoded = Vec::with_capacity(items.len());
         for it in items {
@@ -1425,14 +1439,7 @@ impl CostLedger for DynamoStore {
         limit: u16,
         cursor: Option<&Cursor>,
     ) -> Result<Page<LedgerEntry>, StoreError> {
-        let after = keys::sort_cursor_after(cursor, "")?;
-        let (items, more) = self.scatter_page(&keys::ledger_partitions(ws, day), "", limit, after, true).await?;
-        let next = match (more, items.last().and_then(|it| it.get(keys::SK)).and_then(|v| v.as_s().ok())) {
-            (true, Some(sk)) => Some(keys::encode_cursor(sk)),
-            _ => None,
-        };
-        let items = items.into_iter().map(|it| decode("ledger entry", it)).collect::<Result<_, _>>()?;
-        Ok(Page { items, next })
+        self.decoded_shards_page("ledger entry", &keys::ledger_partitions(ws, day), "", limit, cursor, true).await
     }
 }
 
