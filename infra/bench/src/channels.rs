@@ -19,6 +19,31 @@ pub const WHATSAPP_ACCESS_TOKEN: &str = "bench-wa-token";
 pub const WHATSAPP_APP_SECRET: &str = "bench-wa-secret";
 pub const EMAIL_DOMAIN: &str = "bench.example";
 
+/// Posts a signed Cloud API webhook carrying one text message from `from` (a WhatsApp id) to
+/// the phone number id `number_id`, with the provider message id `id`.
+pub async fn whatsapp_text_in(
+    http: &reqwest::Client,
+    url: &str,
+    number_id: &str,
+    from: &str,
+    id: &str,
+) -> reqwest::Result<reqwest::Response> {
+    let body = serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "102290129340398", "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550783881", "phone_number_id": number_id },
+            "contacts": [{ "profile": { "name": "Bench" }, "wa_id": from }],
+            "messages": [{ "from": from, "id": id,
+                "timestamp": time::OffsetDateTime::now_utc().unix_timestamp().to_string(), "type": "text",
+                "text": { "body": "Where is my order?" } }]
+        }}]}]
+    })
+    .to_string();
+    let sig = domain::channels::whatsapp::compute_signature(WHATSAPP_APP_SECRET, body.as_bytes());
+    http.post(url).header("content-type", "application/json").header("x-hub-signature-256", sig).body(body).send().await
+}
+
 pub struct Channels<'a> {
     pub stack: &'a Stack,
     pub store: &'a store::DynamoStore,
@@ -85,27 +110,9 @@ impl Channels<'_> {
         self.two_rounds(&ws, "WhatsApp", |person, round| {
             let (http, url) = (self.http.clone(), url.clone());
             let from = format!("1415560{person:04}");
-            let body = serde_json::json!({
-                "object": "whatsapp_business_account",
-                "entry": [{ "id": "102290129340398", "changes": [{ "field": "messages", "value": {
-                    "messaging_product": "whatsapp",
-                    "metadata": { "display_phone_number": "15550783881", "phone_number_id": number_id },
-                    "contacts": [{ "profile": { "name": "Bench" }, "wa_id": from }],
-                    "messages": [{ "from": from, "id": format!("wamid.bench{round}x{person}x{}", ulid::Ulid::new()),
-                        "timestamp": time::OffsetDateTime::now_utc().unix_timestamp().to_string(), "type": "text",
-                        "text": { "body": "Where is my order?" } }]
-                }}]}]
-            })
-            .to_string();
-            let sig = domain::channels::whatsapp::compute_signature(WHATSAPP_APP_SECRET, body.as_bytes());
+            let id = format!("wamid.bench{round}x{person}x{}", ulid::Ulid::new());
             async move {
-                let res = http
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("x-hub-signature-256", sig)
-                    .body(body)
-                    .send()
-                    .await?;
+                let res = whatsapp_text_in(&http, &url, number_id, &from, &id).await?;
                 anyhow::ensure!(res.status() == 200, "the WhatsApp webhook answered {}", res.status());
                 Ok(())
             }

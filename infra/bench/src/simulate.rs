@@ -205,25 +205,9 @@ pub async fn run(
                 http.post(&url).header("x-twilio-signature", sig).form(&form).send().await
             } else {
                 let from = customer(w, contact).trim_start_matches('+').to_owned();
-                let body = serde_json::json!({
-                    "object": "whatsapp_business_account",
-                    "entry": [{ "id": "102290129340398", "changes": [{ "field": "messages", "value": {
-                        "messaging_product": "whatsapp",
-                        "metadata": { "display_phone_number": "15550783881", "phone_number_id": whatsapp_number(w) },
-                        "contacts": [{ "profile": { "name": "Heat" }, "wa_id": from }],
-                        "messages": [{ "from": from, "id": format!("wamid.heat{w}x{i}x{}", ulid::Ulid::new()),
-                            "timestamp": time::OffsetDateTime::now_utc().unix_timestamp().to_string(), "type": "text",
-                            "text": { "body": "Where is my order?" } }]
-                    }}]}]
-                })
-                .to_string();
-                let sig = domain::channels::whatsapp::compute_signature(WHATSAPP_APP_SECRET, body.as_bytes());
-                http.post(format!("{base}/webhooks/whatsapp"))
-                    .header("content-type", "application/json")
-                    .header("x-hub-signature-256", sig)
-                    .body(body)
-                    .send()
-                    .await
+                let id = format!("wamid.heat{w}x{i}x{}", ulid::Ulid::new());
+                let url = format!("{base}/webhooks/whatsapp");
+                crate::channels::whatsapp_text_in(&http, &url, &whatsapp_number(w), &from, &id).await
             }
         }
     })
