@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use domain::finance::ledger::Month;
 use domain::finance::LedgerEntry;
-use domain::ports::{AnalyticsStore, CostLedger, RoutingStore};
+use domain::ports::{AnalyticsStore, ConnectionStore, CostLedger, RoutingStore};
 use kit::auth::Role;
 use switchboard_e2e::*;
 
@@ -284,6 +284,20 @@ async fn back_to_the_unsharded_keys(s: &TestStack) {
             continue;
         }
         match entity.as_str() {
+            // An agent's connection was in one list of the workspace (and its pointer).
+            "connection" => {
+                if pk.ends_with("#CONN#0") {
+                    let mut old = it.clone();
+                    old.insert("PK".into(), AttributeValue::S(strip(&pk)));
+                    client.put_item().table_name(table).set_item(Some(old)).send().await.unwrap();
+                    moved += 1;
+                }
+                let key = [("PK", it["PK"].clone()), ("SK", it["SK"].clone())]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect();
+                client.delete_item().table_name(table).set_key(Some(key)).send().await.unwrap();
+            }
             // Shards of one aggregate would fold into one item: those stay where they are.
             "stats" if shared_sort_keys.get(&(strip(&pk), it["SK"].as_s().unwrap().clone())) > Some(&1) => {}
             "cost_counter" | "ledger_entry" | "stats" | "waiting" => {
@@ -351,8 +365,24 @@ async fn an_existing_table_moves_to_the_sharded_keys_and_reports_the_same() {
     })
     .await;
 
+    // An agent's open tab, following the conversation.
+    let tab = domain::realtime::Connection {
+        id: domain::ConnectionId::parse("tab-before-the-upgrade=").unwrap(),
+        workspace: s.workspace.clone(),
+        agent: domain::AgentId::parse("ann").unwrap(),
+        name: None,
+        role: domain::model::Role::Agent,
+        connected_at: time::OffsetDateTime::now_utc(),
+        last_seen_at: time::OffsetDateTime::now_utc(),
+        viewing: None,
+        subscriptions: [domain::ConversationId::parse(&conv).unwrap()].into(),
+        token_expires_at: None,
+    };
+    s.store.put_connection(&tab).await.unwrap();
+
     // The table as an earlier release left it: the new code finds none of it.
     back_to_the_unsharded_keys(&s).await;
+    assert!(s.store.agent_connections(&s.workspace, &tab.agent).await.unwrap().is_empty());
     assert_eq!(report(&s, &finance, &month, "by=channel").await["total"]["messages"], 0);
     assert!(s.store.entries(&s.workspace, day, 1000, None).await.unwrap().items.is_empty());
     assert!(!s.conversations().await.iter().any(|c| c["id"] == conv.as_str()));
@@ -370,9 +400,16 @@ async fn an_existing_table_moves_to_the_sharded_keys_and_reports_the_same() {
     assert_eq!(stats().await, aggregates);
     assert_eq!(run["waiting"], 1, "{run}");
     assert_eq!(s.store.waiting(&s.workspace).await.unwrap(), queued);
+    assert_eq!(run["connections"], 1, "{run}");
+    let conv_id = domain::ConversationId::parse(&conv).unwrap();
+    let tabs = vec![tab.clone()];
+    assert_eq!(s.store.agent_connections(&s.workspace, &tab.agent).await.unwrap(), tabs);
+    assert_eq!(s.store.watching(&s.workspace, conv_id).await.unwrap(), tabs);
+    assert_eq!(s.store.connections(&s.workspace).await.unwrap(), tabs);
 
     // Again: nothing left to move.
     let again = s.invoke("migrate-table", &serde_json::json!({"segment": 0, "segments": 1})).await;
-    let moved = ["conversations", "counters", "ledger_entries", "aggregates", "waiting"].map(|k| again[k].as_u64());
-    assert_eq!(moved, [Some(0); 5], "{again}");
+    let moved = ["conversations", "counters", "ledger_entries", "aggregates", "waiting", "connections"]
+        .map(|k| again[k].as_u64());
+    assert_eq!(moved, [Some(0); 6], "{again}");
 }

@@ -53,7 +53,10 @@ impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         let sqs = aws_sdk_sqs::Client::new(aws);
         let mut deps = Self::new(
-            Arc::new(store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)),
+            Arc::new(
+                store::DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.required("TABLE_NAME")?)
+                    .with_settings_cache(settings_ttl(config)?),
+            ),
             Arc::new(queue::SqsQueue::new(sqs.clone(), config.required("NOTIFICATION_QUEUE_URL")?)),
             Arc::new(queue::SqsQueue::new(sqs, config.required("OUTBOUND_QUEUE_URL")?)),
             Arc::new(
@@ -65,6 +68,16 @@ impl Deps {
         }
         Ok(deps)
     }
+}
+
+/// `SETTINGS_CACHE_SECONDS`: how long routing rules, teams and budgets are remembered (0 or unset:
+/// read on every message).
+fn settings_ttl(config: &kit::Config) -> Result<std::time::Duration, kit::ConfigError> {
+    let Some(raw) = config.optional("SETTINGS_CACHE_SECONDS") else { return Ok(std::time::Duration::ZERO) };
+    raw.trim().parse::<u64>().map(std::time::Duration::from_secs).map_err(|_| kit::ConfigError::Invalid {
+        name: "SETTINGS_CACHE_SECONDS".into(),
+        reason: format!("not a number of seconds: {raw}"),
+    })
 }
 
 pub async fn handle(deps: &Deps, event: SqsEvent) -> Result<SqsBatchResponse, Error> {

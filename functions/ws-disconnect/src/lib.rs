@@ -26,7 +26,7 @@ async fn disconnect(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result
     if conn.role == Role::Finance {
         return Ok(ok(serde_json::json!({})));
     }
-    let still_here = deps.store.connections(ws).await?.iter().any(|c| c.agent == conn.agent && !c.is_stale(now));
+    let still_here = deps.store.agent_connections(ws, &conn.agent).await?.iter().any(|c| !c.is_stale(now));
     let routed = deps.store.agents(ws).await?.into_iter().find(|a| a.id == conn.agent);
     if !still_here && routed.is_some_and(|a| a.presence != Presence::Offline) {
         set_presence(&*deps.store, &*deps.notifications, ws, &conn.agent, Presence::Offline, now).await?;

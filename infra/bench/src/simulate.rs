@@ -127,6 +127,8 @@ pub async fn run(
         ("1:bench", "bench-telegram-secret"),
         &meta,
     );
+    // As the template deploys the inbound processor: settings remembered for 5 s a container.
+    opts.extra_env.push(("SETTINGS_CACHE_SECONDS".into(), "5".into()));
     let stack = Stack::start(template, opts, aws).await?;
     let direct = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(aws).endpoint_url(direct_url).build(),

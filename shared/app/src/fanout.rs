@@ -10,7 +10,7 @@
 
 use domain::events::Notification;
 use domain::ports::{AgentStore, ConnectionPusher, ConnectionStore, ConversationReader, PushError, VisitorStore};
-use domain::realtime::{audience, Push};
+use domain::realtime::{audience, reach, Push, Reach};
 use time::OffsetDateTime;
 
 use crate::Error;
@@ -19,32 +19,61 @@ use crate::Error;
 pub trait FanOutPorts: ConversationReader + ConnectionStore + AgentStore + VisitorStore {}
 impl<T: ConversationReader + ConnectionStore + AgentStore + VisitorStore + ?Sized> FanOutPorts for T {}
 
-/// The agents' connections of each workspace, read once for a batch of events: every event of a
-/// batch was queued before the batch was received, so one read is as fresh for all of them, and a
-/// busy workspace's connection partition is read once per batch instead of once per event.
+/// The connection lists (`domain::realtime::Reach`) a batch of events has read, each read once
+/// for the batch: every event of a batch was queued before the batch was received, so one read is
+/// as fresh for all of them, and a busy workspace's overseers (or everyone, for unassigned work)
+/// are read once per batch instead of once per event.
 #[derive(Default)]
 pub struct ConnectionSnapshot {
-    by_workspace: std::sync::Mutex<std::collections::HashMap<domain::WorkspaceId, Vec<domain::realtime::Connection>>>,
+    lists: std::sync::Mutex<ConnectionLists>,
 }
 
+type ConnectionLists = std::collections::HashMap<(domain::WorkspaceId, Reach), Vec<domain::realtime::Connection>>;
+
 impl ConnectionSnapshot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ConnectionLists> {
+        // Plain data: a panic elsewhere cannot leave it half-written.
+        self.lists.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn list<S: ConnectionStore + ?Sized>(
+        &self,
+        store: &S,
+        ws: &domain::WorkspaceId,
+        reach: &Reach,
+    ) -> Result<Vec<domain::realtime::Connection>, domain::ports::StoreError> {
+        let key = (ws.clone(), reach.clone());
+        if let Some(known) = self.lock().get(&key) {
+            return Ok(known.clone());
+        }
+        let read = match reach {
+            Reach::Everyone => store.connections(ws).await?,
+            Reach::Overseers => store.overseer_connections(ws).await?,
+            Reach::Agent(a) => store.agent_connections(ws, a).await?,
+            Reach::Watching(conv) => store.watching(ws, *conv).await?,
+        };
+        self.lock().insert(key, read.clone());
+        Ok(read)
+    }
+
+    /// The connections of every list in `reach`, each once (read concurrently).
     async fn get<S: ConnectionStore + ?Sized>(
         &self,
         store: &S,
         ws: &domain::WorkspaceId,
+        reach: &[Reach],
     ) -> Result<Vec<domain::realtime::Connection>, domain::ports::StoreError> {
-        if let Some(known) = self.by_workspace.lock().expect("lock").get(ws) {
-            return Ok(known.clone());
-        }
-        let read = store.connections(ws).await?;
-        self.by_workspace.lock().expect("lock").insert(ws.clone(), read.clone());
-        Ok(read)
+        let lists = futures::future::try_join_all(reach.iter().map(|r| self.list(store, ws, r))).await?;
+        let mut seen = std::collections::HashSet::new();
+        Ok(lists.into_iter().flatten().filter(|c| seen.insert(c.id.clone())).collect())
     }
 
     /// A connection removed (gone or stale) is not pushed to again within the batch.
     fn forget(&self, ws: &domain::WorkspaceId, id: &domain::ConnectionId) {
-        if let Some(known) = self.by_workspace.lock().expect("lock").get_mut(ws) {
-            known.retain(|c| &c.id != id);
+        for ((w, _), known) in self.lock().iter_mut() {
+            if w == ws {
+                known.retain(|c| &c.id != id);
+            }
         }
     }
 }
@@ -113,7 +142,21 @@ async fn to_agents<S: FanOutPorts + ?Sized>(
     now: OffsetDateTime,
 ) -> Result<FanOut, Error> {
     let ws = event.workspace();
-    let connections = deps.connections.get(deps.store, ws).await?;
+    // A message's event reads its conversation and the message in one request.
+    let about_message = match event {
+        Notification::MessageCreated { conversation_id, message_id, .. }
+        | Notification::DeliveryStatusChanged { conversation_id, message_id, .. }
+        | Notification::MessageUpdated { conversation_id, message_id, .. } => Some((*conversation_id, *message_id)),
+        _ => None,
+    };
+    let (conversation, message) = match (about_message, event.conversation()) {
+        (Some((conv, msg)), _) => deps.store.conversation_with_message(ws, conv, msg).await?,
+        (None, Some(id)) => (deps.store.conversation(ws, id).await?, None),
+        (None, None) => (None, None),
+    };
+    // Only the lists the audience can be in: for assigned work, its owner's tabs, the overseers'
+    // and its watchers', not every agent's.
+    let connections = deps.connections.get(deps.store, ws, &reach(event, conversation.as_ref())).await?;
     let mut out = FanOut::default();
     for stale in connections.iter().filter(|c| c.is_stale(now)) {
         deps.store.delete_connection(ws, &stale.id).await?;
@@ -130,18 +173,6 @@ async fn to_agents<S: FanOutPorts + ?Sized>(
     if connections.iter().all(|c| c.is_stale(now)) {
         return Ok(out);
     }
-    // A message's event reads its conversation and the message in one request.
-    let about_message = match event {
-        Notification::MessageCreated { conversation_id, message_id, .. }
-        | Notification::DeliveryStatusChanged { conversation_id, message_id, .. }
-        | Notification::MessageUpdated { conversation_id, message_id, .. } => Some((*conversation_id, *message_id)),
-        _ => None,
-    };
-    let (conversation, message) = match (about_message, event.conversation()) {
-        (Some((conv, msg)), _) => deps.store.conversation_with_message(ws, conv, msg).await?,
-        (None, Some(id)) => (deps.store.conversation(ws, id).await?, None),
-        (None, None) => (None, None),
-    };
     // Teams only matter for unassigned work that has a team.
     let agents = match &conversation {
         Some(c) if c.assignee.is_none() && c.team.is_some() => deps.store.agents(ws).await?,

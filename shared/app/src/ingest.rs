@@ -35,6 +35,30 @@ use crate::delivery::{self, StatusPorts};
 use crate::reply::{self, Composed, Queued, ReplyPorts};
 use crate::Error;
 
+/// Events held back to be published after another (`release`, in the order they came). Routing's
+/// events are held this way; as when routing published them itself, a crash between its write and
+/// the publish loses the assignment's event (the redelivery finds the conversation routed), never
+/// the assignment: the message's own event, published again, carries the conversation with its owner.
+#[derive(Default)]
+struct HeldNotifications(std::sync::Mutex<Vec<Notification>>);
+
+#[async_trait::async_trait]
+impl NotificationQueue for HeldNotifications {
+    async fn publish(&self, event: &Notification) -> Result<(), domain::ports::QueueError> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(event.clone());
+        Ok(())
+    }
+}
+
+impl HeldNotifications {
+    async fn release(self, to: &dyn NotificationQueue) -> Result<(), domain::ports::QueueError> {
+        for event in self.0.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            to.publish(&event).await?;
+        }
+        Ok(())
+    }
+}
+
 /// Attempts before giving up on a contended write and letting the queue redeliver the event.
 pub const MAX_ATTEMPTS: u32 = 10;
 
@@ -314,6 +338,15 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
         }) else {
             return Ok(());
         };
+        // One routing brain: a conversation without an owner is routed (or queued) now; a
+        // follow-up in an owned or waiting conversation skips the re-read. Routing comes before
+        // the message's event, whose audience then is the new owner rather than every agent; its
+        // own events are held and follow the message's, in the order they always had.
+        let route = !matches!(outcome, Ingested::Stored { needs_routing: false, .. });
+        let after_hours = known.rules.as_ref().map(|r| r.after_hours_message.clone());
+        let held = HeldNotifications::default();
+        let routed =
+            if route { self.route(&held, &m.workspace, conversation, known).await? } else { Routed::Unchanged };
         // Published after the commit, and again on a redelivery (the queue drops the copy by its
         // dedup id): a crash between commit and publish cannot lose the notification.
         let note = Notification::MessageCreated {
@@ -325,6 +358,7 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             opened: matches!(outcome, Ingested::Stored { new_conversation: true, .. }),
         };
         self.notifications.publish(&note).await?;
+        held.release(self.notifications).await?;
         if let Ingested::Stored { nps: Some(NpsAnswer { score, contact }), .. } = outcome {
             // The answer is kept on the contact (the message is in the conversation asked in).
             let at = m.provider_timestamp.unwrap_or(m.received_at);
@@ -376,11 +410,6 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
             let text = settings.help_text.as_deref().unwrap_or(self.help_text);
             self.auto_reply(m, conversation, domain::consent::AUTO_REPLY_HELP, text, &key).await?;
         }
-        // One routing brain: a conversation without an owner is routed (or queued) now; a
-        // follow-up in an owned or waiting conversation skips the re-read.
-        let route = !matches!(outcome, Ingested::Stored { needs_routing: false, .. });
-        let after_hours = known.rules.as_ref().map(|r| r.after_hours_message.clone());
-        let routed = if route { self.route(&m.workspace, conversation, known).await? } else { Routed::Unchanged };
         // Never an automatic answer to an address the sender only claimed (it may be anyone's).
         if routed == Routed::Waiting(WaitReason::OutsideBusinessHours) && !m.identity.unverified {
             // Seed 001: outside business hours the customer hears when to expect an answer.
@@ -397,12 +426,18 @@ impl<S: IngestPorts + ?Sized> Ingest<'_, S> {
     /// Routes the conversation, pausing between rounds while concurrent messages keep changing it
     /// (the routing service re-reads and decides again within each round). The first round starts
     /// from what the commit wrote (no re-read of the conversation or the rules).
-    async fn route(&self, ws: &WorkspaceId, conversation: ConversationId, known: Known) -> Result<Routed, Error> {
+    async fn route(
+        &self,
+        notify: &dyn NotificationQueue,
+        ws: &WorkspaceId,
+        conversation: ConversationId,
+        known: Known,
+    ) -> Result<Routed, Error> {
         let mut known = Some(known);
         for attempt in 0..MAX_ATTEMPTS {
             crate::pause(attempt).await;
             let start = known.take().unwrap_or_default();
-            match route_known(self.store, self.notifications, ws, conversation, start, (self.clock)()).await {
+            match route_known(self.store, notify, ws, conversation, start, (self.clock)()).await {
                 Err(domain::routing::service::RoutingError::Store(StoreError::Conflict)) => continue,
                 other => return Ok(other?),
             }

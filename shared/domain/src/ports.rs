@@ -680,13 +680,33 @@ pub trait RoutingStore: Send + Sync {
 
 /// Agents' open WebSocket connections.
 #[async_trait]
+///
+/// Every read returns stale connections too (callers check [`Connection::is_stale`]). Besides the
+/// whole workspace, a connection is found by each audience it can be in (its agent, the overseers,
+/// the conversations its tab views or follows), so an event about one conversation reads only
+/// the connections that may see it.
 pub trait ConnectionStore: Send + Sync {
-    /// Creates or replaces a connection (heartbeat, viewing and subscriptions rewrite it).
+    /// Creates or replaces a connection (heartbeat, viewing and subscriptions rewrite it): it is
+    /// then found by every audience it is in now, and no longer by one it has left.
     async fn put_connection(&self, c: &crate::realtime::Connection) -> Result<(), StoreError>;
     /// By id alone, as API Gateway names it on `$disconnect` and messages.
     async fn connection(&self, id: &crate::ConnectionId) -> Result<Option<crate::realtime::Connection>, StoreError>;
-    /// A workspace's connections, stale ones included (callers check [`Connection::is_stale`]).
+    /// A workspace's connections.
     async fn connections(&self, ws: &WorkspaceId) -> Result<Vec<crate::realtime::Connection>, StoreError>;
+    /// An agent's connections (its tabs).
+    async fn agent_connections(
+        &self,
+        ws: &WorkspaceId,
+        agent: &crate::AgentId,
+    ) -> Result<Vec<crate::realtime::Connection>, StoreError>;
+    /// The connections of supervisors and admins ([`crate::model::Role::oversees`]).
+    async fn overseer_connections(&self, ws: &WorkspaceId) -> Result<Vec<crate::realtime::Connection>, StoreError>;
+    /// The connections whose tab views or follows `conversation`.
+    async fn watching(
+        &self,
+        ws: &WorkspaceId,
+        conversation: ConversationId,
+    ) -> Result<Vec<crate::realtime::Connection>, StoreError>;
     async fn delete_connection(&self, ws: &WorkspaceId, id: &crate::ConnectionId) -> Result<(), StoreError>;
 }
 

@@ -114,6 +114,60 @@ pub fn audience(
     live.filter(|c| sees(c)).map(|c| c.id.clone()).collect()
 }
 
+/// A list of connections the store keeps ready (`ports::ConnectionStore`): the audience of an
+/// event is found in a few of them, so the notifier reads those instead of every connection.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reach {
+    /// Every connection of the workspace.
+    Everyone,
+    /// Supervisors' and admins' connections.
+    Overseers,
+    /// One agent's connections.
+    Agent(AgentId),
+    /// The connections viewing or following a conversation.
+    Watching(ConversationId),
+}
+
+impl Reach {
+    /// Whether `c` is in this list (what each store's list must hold).
+    pub fn holds(&self, c: &Connection) -> bool {
+        match self {
+            Reach::Everyone => true,
+            Reach::Overseers => c.role.oversees(),
+            Reach::Agent(a) => &c.agent == a,
+            Reach::Watching(conv) => c.viewing == Some(*conv) || c.subscriptions.contains(conv),
+        }
+    }
+}
+
+/// The lists that together hold every connection [`audience`] can choose for `event` (and
+/// `conversation` as stored now). Assigned work is found through its owner, the overseers and its
+/// watchers; only what every agent may see (unassigned work, presence, budget alerts) needs the
+/// whole workspace.
+pub fn reach(event: &Notification, conversation: Option<&Conversation>) -> Vec<Reach> {
+    match event {
+        Notification::BudgetThresholdReached { .. } | Notification::PresenceChanged { .. } => vec![Reach::Everyone],
+        Notification::WebhookEndpointDisabled { .. } => vec![Reach::Overseers],
+        _ => {
+            let Some(conv) = event.conversation() else { return vec![] };
+            if conversation.is_some_and(|c| c.assignee.is_none()) {
+                return vec![Reach::Everyone];
+            }
+            let mut out = vec![Reach::Overseers, Reach::Watching(conv)];
+            out.extend(conversation.and_then(|c| c.assignee.clone()).map(Reach::Agent));
+            if let Notification::ConversationChanged { previous_assignee: Some(prev), .. } = event {
+                out.push(Reach::Agent(prev.clone()));
+            }
+            if let Notification::NoteAdded { mentions, .. } = event {
+                out.extend(mentions.iter().cloned().map(Reach::Agent));
+            }
+            out.sort();
+            out.dedup();
+            out
+        }
+    }
+}
+
 /// What a socket receives: the event, and the state it refers to so the screen updates without a
 /// second request.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -330,5 +384,118 @@ mod tests {
         assert!(serde_json::from_str::<ClientAction>(r#"{"action":"typing"}"#).is_err());
         let v: ClientAction = serde_json::from_str(r#"{"action":"viewing","conversation_id":null}"#).unwrap();
         assert_eq!(v, ClientAction::Viewing { conversation_id: None });
+    }
+
+    mod reach_property {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_connection() -> impl Strategy<Value = Connection> {
+            let roles = prop::sample::select(vec![Role::Agent, Role::Supervisor, Role::Admin, Role::Finance]);
+            (
+                0..40u32,
+                0..4usize,
+                roles,
+                prop::option::of(0..3usize),
+                prop::collection::btree_set(0..3usize, 0..3),
+                any::<bool>(),
+            )
+                .prop_map(|(n, a, role, viewing, follows, stale)| {
+                    let mut c = conn(
+                        &format!("c{n}"),
+                        if n % 7 == 0 { "other" } else { "acme" },
+                        ["ann", "bob", "cat", "dan"][a],
+                        role,
+                    );
+                    c.viewing = viewing.map(conv_id);
+                    c.subscriptions = follows.into_iter().map(conv_id).collect();
+                    if stale {
+                        c.last_seen_at = NOW - IDLE_TIMEOUT;
+                    }
+                    c
+                })
+        }
+
+        /// Three conversations, the same ids in every case.
+        fn conv_id(i: usize) -> ConversationId {
+            ConversationId::parse(
+                ["01J00000000000000000000001", "01J00000000000000000000002", "01J00000000000000000000003"][i],
+            )
+            .unwrap()
+        }
+
+        fn any_event() -> impl Strategy<Value = (Notification, Option<Conversation>)> {
+            let who = || prop::option::of(prop::sample::select(vec!["ann", "bob", "cat", "dan"]));
+            (0..6usize, 0..3usize, who(), who(), prop::option::of(prop::sample::select(vec!["billing"])), any::<bool>())
+                .prop_map(|(kind, i, assignee, other, team, stored)| {
+                    let mut c = conversation(assignee, team);
+                    c.id = conv_id(i);
+                    let event = match kind {
+                        0 => created(&c),
+                        1 => Notification::ConversationChanged {
+                            workspace: ws("acme"),
+                            conversation_id: c.id,
+                            change: ConversationChange::Assigned,
+                            actor: agent("sue"),
+                            assignee: c.assignee.clone(),
+                            previous_assignee: other.map(agent),
+                            version: 2,
+                            load: None,
+                        },
+                        2 => Notification::NoteAdded {
+                            workspace: ws("acme"),
+                            conversation_id: c.id,
+                            note_id: "n".into(),
+                            author: agent("ann"),
+                            mentions: other.map(agent).into_iter().collect(),
+                        },
+                        3 => Notification::AgentActivity {
+                            workspace: ws("acme"),
+                            conversation_id: c.id,
+                            agent: agent(other.unwrap_or("ann")),
+                            name: None,
+                            activity: Activity::Viewing,
+                            id: "a".into(),
+                        },
+                        4 => Notification::PresenceChanged {
+                            workspace: ws("acme"),
+                            agent: agent("ann"),
+                            presence: Presence::Away,
+                            id: "p".into(),
+                            online: None,
+                        },
+                        _ => Notification::WebhookEndpointDisabled {
+                            workspace: ws("acme"),
+                            endpoint_id: "e".into(),
+                            url: "https://example.com/hook".into(),
+                            failing_since: NOW,
+                        },
+                    };
+                    (event, stored.then_some(c))
+                })
+        }
+
+        proptest! {
+            /// Reading only the lists `reach` names chooses the same connections as reading all.
+            #[test]
+            fn the_reached_lists_hold_the_whole_audience(
+                conns in prop::collection::vec(any_connection(), 0..25),
+                (event, conversation) in any_event(),
+            ) {
+                let agents = vec![AgentState {
+                    id: agent("bob"),
+                    presence: Presence::Online,
+                    teams: BTreeSet::from([TeamId::parse("billing").unwrap()]),
+                    skills: BTreeSet::new(),
+                    capacity: 500,
+                    load: 0,
+                    last_assigned_at: None,
+                }];
+                let lists = reach(&event, conversation.as_ref());
+                let read: Vec<Connection> = conns.iter().filter(|c| lists.iter().any(|l| l.holds(c))).cloned().collect();
+                let all = ids(audience(&event, conversation.as_ref(), &conns, &agents, NOW));
+                prop_assert_eq!(ids(audience(&event, conversation.as_ref(), &read, &agents, NOW)), all);
+            }
+        }
     }
 }

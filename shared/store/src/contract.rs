@@ -957,6 +957,7 @@ pub async fn run_all<S: Store>(s: &S) {
     fifty_assignments_at_once_never_exceed_capacity(s).await;
     the_waiting_queue_rules_teams_and_presence(s).await;
     connections_by_id_and_by_workspace(s).await;
+    connections_by_audience(s).await;
     visitor_profiles_and_sockets(s).await;
     notes_history_team_views_and_canned_responses(s).await;
     split_and_merge_move_messages_pointers_and_the_thread(s).await;
@@ -1602,8 +1603,70 @@ async fn connections_by_id_and_by_workspace<S: Store>(s: &S) {
     assert!(s.connections(&workspace("conn-other")).await.unwrap().is_empty());
     s.delete_connection(&ws, &a.id).await.unwrap();
     assert_eq!(s.connection(&a.id).await.unwrap(), None);
-    assert_eq!(s.connections(&ws).await.unwrap(), vec![b]);
+    assert_eq!(s.connections(&ws).await.unwrap(), vec![b.clone()]);
     s.delete_connection(&ws, &a.id).await.unwrap();
+    assert_eq!(s.agent_connections(&ws, &a.agent).await.unwrap(), vec![]);
+}
+
+/// Each audience finds exactly the connections in it, through every change of what a tab shows.
+async fn connections_by_audience<S: Store>(s: &S) {
+    use domain::realtime::Connection;
+    let ws = workspace("audience");
+    let at = now();
+    let tag = ulid::Ulid::new().to_string();
+    let c = |id: &str, agent: &str, role: Role| Connection {
+        id: domain::ConnectionId::parse(&format!("{id}{tag}=")).unwrap(),
+        workspace: ws.clone(),
+        agent: AgentId::parse(agent).unwrap(),
+        name: None,
+        role,
+        connected_at: at,
+        last_seen_at: at,
+        viewing: None,
+        subscriptions: Default::default(),
+        token_expires_at: None,
+    };
+    let (first, second, third) = (ConversationId::new(), ConversationId::new(), ConversationId::new());
+    let mut ann = c("ann1", "ann", Role::Agent);
+    let ann2 = c("ann2", "ann", Role::Agent);
+    let mut sue = c("sue1", "sue", Role::Supervisor);
+    ann.viewing = Some(first);
+    sue.subscriptions = [first, second].into();
+    for conn in [&ann, &ann2, &sue] {
+        s.put_connection(conn).await.unwrap();
+    }
+    let ids = |v: Vec<Connection>| {
+        let mut ids: Vec<String> = v.into_iter().map(|c| c.id.to_string()).collect();
+        ids.sort();
+        ids
+    };
+    let id = |c: &Connection| c.id.to_string();
+    assert_eq!(ids(s.agent_connections(&ws, &ann.agent).await.unwrap()), [id(&ann), id(&ann2)]);
+    assert_eq!(ids(s.overseer_connections(&ws).await.unwrap()), [id(&sue)]);
+    assert_eq!(ids(s.watching(&ws, first).await.unwrap()), [id(&ann), id(&sue)]);
+    assert_eq!(ids(s.watching(&ws, second).await.unwrap()), [id(&sue)]);
+    // Every read of the workspace-wide lists sees the same (whichever copy it reads).
+    for _ in 0..6 {
+        assert_eq!(ids(s.connections(&ws).await.unwrap()), [id(&ann), id(&ann2), id(&sue)]);
+    }
+    // A tab that moves on leaves the conversation it showed; what it shows now carries the change.
+    ann.viewing = Some(third);
+    sue.subscriptions = [second].into();
+    s.put_connection(&ann).await.unwrap();
+    s.put_connection(&sue).await.unwrap();
+    assert_eq!(s.watching(&ws, first).await.unwrap(), vec![]);
+    assert_eq!(s.watching(&ws, third).await.unwrap(), vec![ann.clone()]);
+    assert_eq!(s.watching(&ws, second).await.unwrap(), vec![sue.clone()]);
+    assert_eq!(s.overseer_connections(&ws).await.unwrap(), vec![sue.clone()]);
+    assert!(s.agent_connections(&ws, &ann.agent).await.unwrap().contains(&ann));
+    // Gone from every audience.
+    s.delete_connection(&ws, &sue.id).await.unwrap();
+    s.delete_connection(&ws, &ann.id).await.unwrap();
+    assert_eq!(s.overseer_connections(&ws).await.unwrap(), vec![]);
+    assert_eq!(s.watching(&ws, second).await.unwrap(), vec![]);
+    assert_eq!(s.watching(&ws, third).await.unwrap(), vec![]);
+    assert_eq!(s.agent_connections(&ws, &ann.agent).await.unwrap(), vec![ann2.clone()]);
+    assert_eq!(s.connections(&ws).await.unwrap(), vec![ann2]);
 }
 
 async fn visitor_profiles_and_sockets<S: Store>(s: &S) {

@@ -27,6 +27,7 @@ use crate::keys::{self, Key};
 
 mod erasure;
 mod migrate;
+mod settings;
 
 pub use migrate::Migrated;
 
@@ -39,6 +40,8 @@ const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// Routing rules, teams and budgets remembered for a few seconds (`with_settings_cache`).
+    settings: Option<std::sync::Arc<settings::SettingsCache>>,
 }
 
 /// Pointer items: small items whose only job is to make one fact unique.
@@ -222,7 +225,14 @@ fn prefix_spec(pk: &str, prefix: &str) -> QuerySpec<'static> {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), settings: None }
+    }
+
+    /// Remembers each workspace's routing rules, teams and budgets for `ttl` (`dynamo/settings.rs`);
+    /// a zero `ttl` remembers nothing.
+    pub fn with_settings_cache(mut self, ttl: std::time::Duration) -> Self {
+        self.settings = (!ttl.is_zero()).then(|| std::sync::Arc::new(settings::SettingsCache::new(ttl)));
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -1463,12 +1473,23 @@ impl RateCardStore for DynamoStore {
 #[async_trait]
 impl BudgetStore for DynamoStore {
     async fn budgets(&self, ws: &WorkspaceId) -> Result<Vec<Budget>, StoreError> {
+        if let Some(known) = self.settings.as_ref().and_then(|c| c.fresh(&c.budgets, ws)) {
+            return Ok(known);
+        }
         let items = self.query_all(&keys::budget_partition(ws), "").await?;
-        items.into_iter().map(|it| decode("budget", it)).collect()
+        let read: Vec<Budget> = items.into_iter().map(|it| decode("budget", it)).collect::<Result<_, _>>()?;
+        if let Some(c) = &self.settings {
+            c.keep(&c.budgets, ws, read.clone());
+        }
+        Ok(read)
     }
 
     async fn put_budget(&self, ws: &WorkspaceId, budget: &Budget) -> Result<(), StoreError> {
-        self.put_plain(item(&keys::budget(ws, budget.scope), "budget", budget)?).await
+        self.put_plain(item(&keys::budget(ws, budget.scope), "budget", budget)?).await?;
+        if let Some(c) = &self.settings {
+            c.forget(&c.budgets, ws);
+        }
+        Ok(())
     }
 
     async fn claim_alert(
@@ -1559,7 +1580,15 @@ fn rfc3339(t: OffsetDateTime) -> Result<String, StoreError> {
 #[async_trait]
 impl RoutingStore for DynamoStore {
     async fn routing_rules(&self, ws: &WorkspaceId) -> Result<domain::routing::RoutingRules, StoreError> {
-        Ok(self.get_as("routing rules", &keys::routing_rules(ws)).await?.unwrap_or_default())
+        if let Some(known) = self.settings.as_ref().and_then(|c| c.fresh(&c.rules, ws)) {
+            return Ok(known);
+        }
+        let read: domain::routing::RoutingRules =
+            self.get_as("routing rules", &keys::routing_rules(ws)).await?.unwrap_or_default();
+        if let Some(c) = &self.settings {
+            c.keep(&c.rules, ws, read.clone());
+        }
+        Ok(read)
     }
 
     async fn put_routing_rules(
@@ -1568,6 +1597,9 @@ impl RoutingStore for DynamoStore {
         rules: &domain::routing::RoutingRules,
     ) -> Result<(), StoreError> {
         self.put_plain(item(&keys::routing_rules(ws), "routing_rules", rules)?).await?;
+        if let Some(c) = &self.settings {
+            c.forget(&c.rules, ws);
+        }
         let listed = keys::nps_registered(ws);
         if rules.nps.enabled {
             self.put_plain(item(&listed, "nps_workspace", &NpsListing { workspace: ws.clone() })?).await
@@ -1582,12 +1614,24 @@ impl RoutingStore for DynamoStore {
     }
 
     async fn teams(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::Team>, StoreError> {
+        if let Some(known) = self.settings.as_ref().and_then(|c| c.fresh(&c.teams, ws)) {
+            return Ok(known);
+        }
         let items = self.query_all(&keys::routing_partition(ws), keys::TEAM_PREFIX).await?;
-        items.into_iter().map(|it| decode("team", it)).collect()
+        let read: Vec<domain::routing::Team> =
+            items.into_iter().map(|it| decode("team", it)).collect::<Result<_, _>>()?;
+        if let Some(c) = &self.settings {
+            c.keep(&c.teams, ws, read.clone());
+        }
+        Ok(read)
     }
 
     async fn put_team(&self, ws: &WorkspaceId, team: &domain::routing::Team) -> Result<(), StoreError> {
-        self.put_plain(item(&keys::team(ws, &team.id), "team", team)?).await
+        self.put_plain(item(&keys::team(ws, &team.id), "team", team)?).await?;
+        if let Some(c) = &self.settings {
+            c.forget(&c.teams, ws);
+        }
+        Ok(())
     }
 
     async fn sla_policy(&self, ws: &WorkspaceId) -> Result<domain::sla::Policy, StoreError> {
@@ -1751,15 +1795,54 @@ fn connection_item(k: &Key, c: &domain::realtime::Connection) -> Result<Item, St
     Ok(it)
 }
 
+/// Every item a connection is kept in (`keys::CONNECTION_REPLICAS`): its pointer, the workspace's
+/// list, its agent's, the overseers' for a supervisor or admin, and beside each conversation its
+/// tab views or follows.
+fn connection_placements(c: &domain::realtime::Connection) -> Vec<Key> {
+    let (ws, id) = (&c.workspace, &c.id);
+    let mut out =
+        vec![keys::connection_pointer(id), keys::connection_in(keys::agent_connections_partition(ws, &c.agent), id)];
+    for r in 0..keys::CONNECTION_REPLICAS {
+        out.push(keys::connection_in(keys::connections_partition(ws, r), id));
+        if c.role.oversees() {
+            out.push(keys::connection_in(keys::overseers_partition(ws, r), id));
+        }
+    }
+    let watched: std::collections::BTreeSet<ConversationId> =
+        c.viewing.iter().chain(&c.subscriptions).copied().collect();
+    out.extend(watched.into_iter().map(|conv| keys::watcher(ws, conv, id)));
+    out
+}
+
+impl DynamoStore {
+    /// Writes in transactions of at most 100 items (a tab following many conversations takes more).
+    async fn transact_chunks(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            self.transact(items.by_ref().take(100).collect(), None).await?;
+        }
+        Ok(())
+    }
+
+    async fn connections_in(&self, pk: &str) -> Result<Vec<domain::realtime::Connection>, StoreError> {
+        self.query_all(pk, "").await?.into_iter().map(|it| decode("connection", it)).collect()
+    }
+}
+
 #[async_trait]
 impl ConnectionStore for DynamoStore {
     async fn put_connection(&self, c: &domain::realtime::Connection) -> Result<(), StoreError> {
-        // Both items hold the whole connection: a lookup by id is one read.
-        let items = vec![
-            put_always(&self.table, connection_item(&keys::connection_pointer(&c.id), c)?)?,
-            put_always(&self.table, connection_item(&keys::connection(&c.workspace, &c.id), c)?)?,
-        ];
-        self.transact(items, None).await
+        // Every placement holds the whole connection: each audience's read is one Query. What the
+        // tab no longer shows (its previous version's placements) is deleted in the same write.
+        let previous: Option<domain::realtime::Connection> =
+            self.get_as("connection", &keys::connection_pointer(&c.id)).await?;
+        let now = connection_placements(c);
+        let mut items =
+            now.iter().map(|k| put_always(&self.table, connection_item(k, c)?)).collect::<Result<Vec<_>, _>>()?;
+        for gone in previous.iter().flat_map(connection_placements).filter(|k| !now.contains(k)) {
+            items.push(self.delete_item(&gone)?);
+        }
+        self.transact_chunks(items).await
     }
 
     async fn connection(&self, id: &domain::ConnectionId) -> Result<Option<domain::realtime::Connection>, StoreError> {
@@ -1767,14 +1850,41 @@ impl ConnectionStore for DynamoStore {
     }
 
     async fn connections(&self, ws: &WorkspaceId) -> Result<Vec<domain::realtime::Connection>, StoreError> {
-        let items = self.query_all(&keys::connections_partition(ws), "").await?;
-        items.into_iter().map(|it| decode("connection", it)).collect()
+        self.connections_in(&keys::connections_partition(ws, keys::any_replica())).await
+    }
+
+    async fn agent_connections(
+        &self,
+        ws: &WorkspaceId,
+        agent: &AgentId,
+    ) -> Result<Vec<domain::realtime::Connection>, StoreError> {
+        self.connections_in(&keys::agent_connections_partition(ws, agent)).await
+    }
+
+    async fn overseer_connections(&self, ws: &WorkspaceId) -> Result<Vec<domain::realtime::Connection>, StoreError> {
+        self.connections_in(&keys::overseers_partition(ws, keys::any_replica())).await
+    }
+
+    async fn watching(
+        &self,
+        ws: &WorkspaceId,
+        conversation: ConversationId,
+    ) -> Result<Vec<domain::realtime::Connection>, StoreError> {
+        let pk = keys::conversation(ws, conversation).pk;
+        self.query_all(&pk, keys::WATCHER_PREFIX).await?.into_iter().map(|it| decode("connection", it)).collect()
     }
 
     async fn delete_connection(&self, ws: &WorkspaceId, id: &domain::ConnectionId) -> Result<(), StoreError> {
-        let items =
-            vec![self.delete_item(&keys::connection_pointer(id))?, self.delete_item(&keys::connection(ws, id))?];
-        self.transact(items, None).await
+        let found: Option<domain::realtime::Connection> =
+            self.get_as("connection", &keys::connection_pointer(id)).await?;
+        // A connection of the design before (`migrate-table` moves them) is in the legacy list.
+        let mut gone = vec![keys::connection_in(keys::legacy_connections_partition(ws), id)];
+        match found.filter(|c| &c.workspace == ws) {
+            Some(c) => gone.extend(connection_placements(&c)),
+            None => gone.push(keys::connection_pointer(id)),
+        }
+        let items = gone.iter().map(|k| self.delete_item(k)).collect::<Result<Vec<_>, _>>()?;
+        self.transact_chunks(items).await
     }
 }
 

@@ -20,7 +20,10 @@
 //! | routing rules        | `WS#<ws>#ROUTING`                    | `RULES`            |
 //! | team                 | `WS#<ws>#ROUTING`                    | `TEAM#<team>`      |
 //! | waiting conversation | `WS#<ws>#ROUTEQ#<shard>`             | `<conv>`           |
-//! | agent connection     | `WS#<ws>#CONN`                       | `<connection>`     |
+//! | agent connection (everyone's list) | `WS#<ws>#CONN#<replica 0-15>` | `<connection>` |
+//! | supervisor's or admin's connection | `WS#<ws>#OVERSEERS#<replica 0-15>` | `<connection>` |
+//! | agent's connection   | `WS#<ws>#AGENTCONN#<agent>`          | `<connection>`     |
+//! | tab viewing or following a conversation | `WS#<ws>#CONV#<conv>` | `CONV#WATCH#<connection>` |
 //! | connection → workspace | `CONN#<connection>`                | `CONN`             |
 //! | web chat visitor's profile | `WS#<ws>#VISITOR#<visitor>`    | `PROFILE`          |
 //! | web chat visitor's socket  | `WS#<ws>#VISITOR#<visitor>`    | `CONN#<connection>` |
@@ -189,12 +192,55 @@ pub fn waiting(w: &WorkspaceId, conv: ConversationId) -> Key {
     Key { pk: format!("{}#ROUTEQ#{}", ws(w), inbox_shard(conv)), sk: conv.to_string() }
 }
 
-pub fn connections_partition(w: &WorkspaceId) -> String {
+/// An agent's connection is kept where each audience finds it without reading everyone's
+/// (`domain::realtime::audience`): in every replica of the workspace's list (presence, unassigned
+/// work), in its agent's partition (what the agent is assigned or mentioned in), in every replica
+/// of the overseers' list when a supervisor or admin holds it, and beside each conversation its tab
+/// views or follows. The workspace-wide lists are read for events of every conversation: each is
+/// written to this many partitions and read from one chosen at random, so their reads spread over
+/// them (writes are a tab opening, closing or changing what it shows: rare next to messages).
+pub const CONNECTION_REPLICAS: u32 = 16;
+
+/// The design before: one partition of every connection of a workspace (`migrate-table` moves
+/// what it holds to today's placements).
+pub fn legacy_connections_partition(w: &WorkspaceId) -> String {
     format!("{}#CONN", ws(w))
 }
 
-pub fn connection(w: &WorkspaceId, id: &ConnectionId) -> Key {
-    Key { pk: connections_partition(w), sk: id.to_string() }
+/// A replica of the workspace's connections: `WS#<ws>#CONN#<replica>`.
+pub fn connections_partition(w: &WorkspaceId, replica: u32) -> String {
+    format!("{}#CONN#{replica}", ws(w))
+}
+
+/// A replica of the supervisors' and admins' connections: `WS#<ws>#OVERSEERS#<replica>`.
+pub fn overseers_partition(w: &WorkspaceId, replica: u32) -> String {
+    format!("{}#OVERSEERS#{replica}", ws(w))
+}
+
+/// An agent's connections: `WS#<ws>#AGENTCONN#<agent>`.
+pub fn agent_connections_partition(w: &WorkspaceId, agent: &AgentId) -> String {
+    format!("{}#AGENTCONN#{agent}", ws(w))
+}
+
+/// The replica a read uses: any, spread at random.
+pub fn any_replica() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::hash::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    (h.finish() % u64::from(CONNECTION_REPLICAS)) as u32
+}
+
+/// A connection's item in a partition of connections (each placement's sort key is its id).
+pub fn connection_in(pk: String, id: &ConnectionId) -> Key {
+    Key { pk, sk: id.to_string() }
+}
+
+/// A tab viewing or following a conversation, beside it: `WS#<ws>#CONV#<conv>` /
+/// `CONV#WATCH#<connection>` (sorts right after the conversation, before its messages).
+pub const WATCHER_PREFIX: &str = "CONV#WATCH#";
+
+pub fn watcher(w: &WorkspaceId, conv: ConversationId, id: &ConnectionId) -> Key {
+    Key { pk: conversation(w, conv).pk, sk: format!("{WATCHER_PREFIX}{id}") }
 }
 
 /// API Gateway names a connection without its workspace: this item leads from one to the other.
@@ -404,6 +450,7 @@ pub mod legacy {
                 | ["WS", _, "LEDGER", _]
                 | ["WS", _, "STATS", _]
                 | ["WS", _, "ROUTEQ"]
+                | ["WS", _, "CONN"]
                 | ["WS", _, "STATUS", _]
                 | ["WS", _, "ASSIGNEE", "-", "STATUS", _]
                 | ["WS", _, "TEAM", _, "STATUS", _]
@@ -416,6 +463,11 @@ pub mod legacy {
     pub fn stats(pk: &str, sk: &str) -> Option<Key> {
         unsharded(pk, "STATS")?;
         Some(Key { pk: format!("{pk}#0"), sk: sk.to_owned() })
+    }
+
+    /// Whether `pk` is a workspace's single list of connections (`WS#<ws>#CONN`).
+    pub fn connection_list(pk: &str) -> bool {
+        matches!(pk.split('#').collect::<Vec<_>>().as_slice(), ["WS", _, "CONN"])
     }
 
     /// A conversation waiting in the single queue partition (`WS#<ws>#ROUTEQ`): its sharded key.

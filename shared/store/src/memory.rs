@@ -46,8 +46,8 @@ struct State {
     privacy_policies: HashMap<Key, domain::redact::Policy>,
     teams: BTreeMap<Key, domain::routing::Team>,
     waiting: BTreeMap<Key, domain::routing::Work>,
+    /// By the connection's pointer key.
     connections: BTreeMap<Key, domain::realtime::Connection>,
-    connection_pointers: HashMap<Key, WorkspaceId>,
     audit: BTreeMap<Key, domain::audit::AuditEntry>,
     notes: BTreeMap<Key, domain::inbox::Note>,
     /// Note idempotency markers: the note's key (never its text).
@@ -889,31 +889,61 @@ impl RoutingStore for MemoryStore {
 #[async_trait]
 impl ConnectionStore for MemoryStore {
     async fn put_connection(&self, c: &domain::realtime::Connection) -> Result<(), StoreError> {
-        self.with(|s| {
-            s.connection_pointers.insert(keys::connection_pointer(&c.id), c.workspace.clone());
-            s.connections.insert(keys::connection(&c.workspace, &c.id), c.clone());
-        });
+        self.with(|s| s.connections.insert(keys::connection_pointer(&c.id), c.clone()));
         Ok(())
     }
 
     async fn connection(&self, id: &domain::ConnectionId) -> Result<Option<domain::realtime::Connection>, StoreError> {
-        Ok(self.with(|s| {
-            let ws = s.connection_pointers.get(&keys::connection_pointer(id))?;
-            s.connections.get(&keys::connection(ws, id)).cloned()
-        }))
+        Ok(self.with(|s| s.connections.get(&keys::connection_pointer(id)).cloned()))
     }
 
     async fn connections(&self, ws: &WorkspaceId) -> Result<Vec<domain::realtime::Connection>, StoreError> {
-        let pk = keys::connections_partition(ws);
-        Ok(self.with(|s| s.connections.iter().filter(|(k, _)| k.pk == pk).map(|(_, c)| c.clone()).collect()))
+        Ok(self.connections_where(ws, |_| true))
+    }
+
+    async fn agent_connections(
+        &self,
+        ws: &WorkspaceId,
+        agent: &domain::AgentId,
+    ) -> Result<Vec<domain::realtime::Connection>, StoreError> {
+        Ok(self.connections_where(ws, |c| &c.agent == agent))
+    }
+
+    async fn overseer_connections(&self, ws: &WorkspaceId) -> Result<Vec<domain::realtime::Connection>, StoreError> {
+        Ok(self.connections_where(ws, |c| c.role.oversees()))
+    }
+
+    async fn watching(
+        &self,
+        ws: &WorkspaceId,
+        conversation: ConversationId,
+    ) -> Result<Vec<domain::realtime::Connection>, StoreError> {
+        Ok(self.connections_where(ws, |c| c.viewing == Some(conversation) || c.subscriptions.contains(&conversation)))
     }
 
     async fn delete_connection(&self, ws: &WorkspaceId, id: &domain::ConnectionId) -> Result<(), StoreError> {
         self.with(|s| {
-            s.connection_pointers.remove(&keys::connection_pointer(id));
-            s.connections.remove(&keys::connection(ws, id));
+            let k = keys::connection_pointer(id);
+            if s.connections.get(&k).is_some_and(|c| &c.workspace == ws) {
+                s.connections.remove(&k);
+            }
         });
         Ok(())
+    }
+}
+
+impl MemoryStore {
+    /// A workspace's connections that `keep`, in id order (as a partition lists them).
+    fn connections_where(
+        &self,
+        ws: &WorkspaceId,
+        keep: impl Fn(&domain::realtime::Connection) -> bool,
+    ) -> Vec<domain::realtime::Connection> {
+        self.with(|s| {
+            let mut found: Vec<_> = s.connections.values().filter(|c| &c.workspace == ws && keep(c)).cloned().collect();
+            found.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+            found
+        })
     }
 }
 

@@ -10,6 +10,9 @@
 //! - A ledger entry of a day's single partition moves to its shard (put if absent, delete the old,
 //!   in one transaction).
 //! - A conversation waiting in the single queue partition moves to its shard, as a ledger entry.
+//! - An agent's connection of the workspace's single list (`WS#<ws>#CONN`) is written where each
+//!   audience finds it (`put_connection`), then deleted from the list. A socket is at most two hours
+//!   old: until the run, a tab opened before the upgrade gets only what every agent gets.
 //! - An hourly analytics aggregate of a kind's single partition merges into shard 0 (both on their
 //!   versions, in one transaction).
 //!
@@ -27,6 +30,9 @@ pub struct Migrated {
     pub ledger_entries: u64,
     pub aggregates: u64,
     pub waiting: u64,
+    /// Agents' connections of the workspace's single list, now kept by audience.
+    #[serde(default)]
+    pub connections: u64,
     /// The key after which the next run of this segment starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<Key>,
@@ -75,13 +81,14 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .segment(segment)
                 .total_segments(segments)
-                .filter_expression("#e IN (:conv, :counter, :ledger, :stats, :waiting)")
+                .filter_expression("#e IN (:conv, :counter, :ledger, :stats, :waiting, :connection)")
                 .expression_attribute_names("#e", keys::ENTITY)
                 .expression_attribute_values(":conv", s("conversation"))
                 .expression_attribute_values(":counter", s("cost_counter"))
                 .expression_attribute_values(":ledger", s("ledger_entry"))
                 .expression_attribute_values(":stats", s("stats"))
                 .expression_attribute_values(":waiting", s("waiting"))
+                .expression_attribute_values(":connection", s("connection"))
                 .set_exclusive_start_key(start.take())
                 .limit(200)
                 .send()
@@ -106,6 +113,12 @@ impl DynamoStore {
                         if let Some(to) = keys::legacy::ledger_entry(&k.pk, &k.sk) {
                             done.ledger_entries += u64::from(self.move_item(it, &k, &to).await?);
                         }
+                    }
+                    Some("connection") if keys::legacy::connection_list(&k.pk) => {
+                        let c: domain::realtime::Connection = decode("connection", it)?;
+                        self.put_connection(&c).await?;
+                        self.delete_plain(&k).await?;
+                        done.connections += 1;
                     }
                     Some("waiting") => {
                         if let Some(to) = keys::legacy::waiting(&k.pk, &k.sk) {

@@ -1,0 +1,50 @@
+//! A container's memory of a workspace's settings that every message reads: routing rules, teams
+//! and budgets. At one workspace's 10,000 messages a second those reads alone would take a
+//! partition several times over (docs/scaling.md); remembered for a few seconds, each container
+//! reads them once per TTL. A change made through this store is seen at once by it, and by every
+//! other container within the TTL (the trade an eventually consistent read makes, a little longer).
+//!
+//! Off unless asked for ([`DynamoStore::with_settings_cache`]): the inbound processor turns it on
+//! (`SETTINGS_CACHE_SECONDS`, 5 in the template).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use domain::finance::Budget;
+use domain::routing::{RoutingRules, Team};
+use domain::WorkspaceId;
+
+type Remembered<T> = Mutex<HashMap<WorkspaceId, (Instant, T)>>;
+
+pub(crate) struct SettingsCache {
+    ttl: Duration,
+    pub(crate) rules: Remembered<RoutingRules>,
+    pub(crate) teams: Remembered<Vec<Team>>,
+    pub(crate) budgets: Remembered<Vec<Budget>>,
+}
+
+impl SettingsCache {
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Self { ttl, rules: Mutex::default(), teams: Mutex::default(), budgets: Mutex::default() }
+    }
+
+    /// What `which` remembers of `ws` if still fresh.
+    pub(crate) fn fresh<T: Clone>(&self, which: &Remembered<T>, ws: &WorkspaceId) -> Option<T> {
+        let known = lock(which);
+        known.get(ws).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| v.clone())
+    }
+
+    pub(crate) fn keep<T>(&self, which: &Remembered<T>, ws: &WorkspaceId, value: T) {
+        lock(which).insert(ws.clone(), (Instant::now(), value));
+    }
+
+    pub(crate) fn forget<T>(&self, which: &Remembered<T>, ws: &WorkspaceId) {
+        lock(which).remove(ws);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain data: a panic elsewhere cannot leave it half-written.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
