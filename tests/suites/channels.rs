@@ -1096,6 +1096,63 @@ async fn a_workspace_connects_its_own_page_with_its_token() {
     assert!(aws_sdk_secretsmanager::Client::new(&s.aws).get_secret_value().secret_id(name).send().await.is_err());
 }
 
+/// A workspace connects a WhatsApp number of its own business account with that account's
+/// access token: checked with Meta, kept in the workspace's own secret; its customers' media are
+/// fetched and its replies sent with it (the stack's app still receives and verifies the webhooks).
+#[tokio::test]
+async fn a_workspace_connects_its_own_whatsapp_number_with_its_token() {
+    let s = spawn_stack().await;
+    let number = format!("1077{:011}", ulid::Ulid::new().random() % 100_000_000_000);
+    let token = format!("EAAG-own-business-token-{}", ulid::Ulid::new());
+    s.whatsapp.add_number(&number, &token);
+    let admin = s.token_as("ada", domain::Role::Admin);
+    let path = format!("/channels/whatsapp/{number}");
+    let (status, body) =
+        s.send_as("PUT", &path, &admin, Some(json!({ "access_token": "EAAG-the-stacks-or-someone-elses" }))).await;
+    assert_eq!(status, 422, "Meta refuses a token that does not reach the number: {body}");
+    let (status, body) = s.send_as("PUT", &path, &admin, Some(json!({ "page_token": token }))).await;
+    assert_eq!(status, 422, "a Page token is not a WhatsApp number's: {body}");
+    let (status, body) = s.send_as("PUT", &path, &admin, Some(json!({ "access_token": token }))).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(!body.to_string().contains(&token));
+    let name = format!("{}/credentials/whatsapp/{number}", s.stack.provisioned.stack);
+    let sm = aws_sdk_secretsmanager::Client::new(&s.aws);
+    assert!(sm.get_secret_value().secret_id(&name).send().await.is_ok(), "kept in the workspace's own secret");
+
+    // A customer sends a photo to that number: fetched from Meta with the workspace's token.
+    let digits = random_number().trim_start_matches('+').to_owned();
+    let mut photo = s.whatsapp_text(&format!("wamid.own{}", ulid::Ulid::new()), &digits, "Ana", "");
+    photo["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = number.clone().into();
+    let m = &mut photo["entry"][0]["changes"][0]["value"]["messages"][0];
+    m["type"] = json!("image");
+    m.as_object_mut().unwrap().remove("text");
+    let media = format!("2{:015}", ulid::Ulid::new().random() % 1_000_000_000_000_000);
+    m["image"] = json!({ "id": media, "mime_type": "image/jpeg", "sha256": "x", "caption": "Broken lid" });
+    assert_eq!(s.whatsapp_in(&photo).await.status(), 200);
+    let fetched: Vec<String> =
+        s.whatsapp.media_fetches().into_iter().filter(|(id, _)| id == &media).map(|(_, t)| t).collect();
+    assert_eq!(fetched, [token.clone(), token.clone()], "the lookup and the download, both with its token");
+    let conv = one_conversation(&s).await;
+    let id = conv["id"].as_str().unwrap().to_owned();
+    let image = eventually("the photo to arrive", || async {
+        s.messages(&id).await.into_iter().find(|m| m["text"] == "Broken lid")
+    })
+    .await;
+    assert!(image["attachments"][0]["url"].as_str().unwrap().starts_with("s3://"), "{image}");
+
+    // The reply goes out from that number with its token (the fake refuses any other).
+    let (status, reply) = s.reply(&id, "own-wa-1", "Sorry about that, a new one is on its way").await;
+    assert_eq!(status, 202, "{reply}");
+    let sent = eventually("the reply to go out with the number's own token", || async {
+        s.whatsapp.received().into_iter().find(|r| r.path == format!("/{number}/messages") && r.id.is_some())
+    })
+    .await;
+    assert_eq!(sent.body["text"]["body"], "Sorry about that, a new one is on its way");
+
+    assert_eq!(s.send_as("DELETE", &path, &admin, None).await.0, 200);
+    assert!(sm.get_secret_value().secret_id(&name).send().await.is_err(), "the secret is deleted");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whatsapp_templates_go_through_metas_review_and_rich_replies_reach_the_cloud_api() {
     let s = spawn_stack().await;

@@ -12,6 +12,10 @@
 //! stack with it (`setWebhook`); 422 when Telegram refuses the token. The token is never logged,
 //! audited or answered.
 //!
+//! A WhatsApp number of the workspace's own business account comes with that account's access
+//! token: `{"access_token": "..."}`, checked with Meta (it must reach the number) and kept in the
+//! workspace's own secret; replies from the number and its customers' media then go with it.
+//!
 //! Idempotent: 201 when it connected the address, 200 when the workspace already held it (its
 //! details replaced); 409 when another workspace holds it (never taken over); 422 for an address
 //! or origin that is not valid for the channel. Admins only; audited with the account.
@@ -45,6 +49,8 @@ pub struct Bots {
     pub webhooks: Arc<dyn TelegramWebhooks>,
     pub twilio: Arc<dyn TwilioAccountCheck>,
     pub pages: Arc<dyn PageTokenCheck>,
+    /// The same check against WhatsApp's Graph API base (`WHATSAPP_API_BASE`).
+    pub whatsapp: Arc<dyn PageTokenCheck>,
     pub public_base_url: String,
 }
 
@@ -64,7 +70,8 @@ impl Deps {
                 vault,
                 webhooks: Arc::new(api::credentials::bot_api(config, http.clone())),
                 twilio: Arc::new(api::credentials::twilio_accounts(config, http.clone())),
-                pages: Arc::new(api::credentials::graph_pages(config, http)),
+                pages: Arc::new(api::credentials::graph_pages(config, http.clone())),
+                whatsapp: Arc::new(api::credentials::graph_whatsapp(config, http)),
                 public_base_url: config.required("PUBLIC_BASE_URL")?,
             });
         }
@@ -95,6 +102,11 @@ struct Details {
     /// A WhatsApp number's WhatsApp Business Account id (templates are submitted there).
     #[serde(default)]
     business_account_id: Option<String>,
+    /// The access token of the workspace's own WhatsApp Business Account (a System User token)
+    /// for this number: its replies and media go with it. Kept in the workspace's own secret,
+    /// never answered; without it the stack's `WHATSAPP_CREDENTIALS` token serves the number.
+    #[serde(default)]
+    access_token: Option<String>,
     /// An SMS number's Twilio Messaging Service (`MG` and 32 hex digits): replies go out through
     /// its sender pool, each customer kept on one sender.
     #[serde(default)]
@@ -218,6 +230,13 @@ async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
         }
         Some(t) => Some(domain::credentials::parse_page_token(t).map_err(|e| unprocessable(e.to_string()))?),
     };
+    let whatsapp_token = match details.access_token.as_deref() {
+        None => None,
+        Some(_) if channel != Channel::Whatsapp => {
+            return Err(unprocessable("access_token applies to WhatsApp numbers only".into()))
+        }
+        Some(t) => Some(domain::credentials::parse_whatsapp_token(t).map_err(|e| unprocessable(e.to_string()))?),
+    };
     let before = deps.api.store.channel_account(channel, &address).await?;
     if let Some(held) = &before {
         if held.workspace != who.workspace {
@@ -230,6 +249,9 @@ async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
     if let Some(token) = &page_token {
         keep_page_token(deps, &who.workspace, &address, token).await?;
     }
+    if let Some(token) = &whatsapp_token {
+        keep_whatsapp_token(deps, &who.workspace, &address, token).await?;
+    }
     // The bot's own credentials first: once the account is connected its updates are taken, and
     // they must verify.
     let registered = match token {
@@ -237,11 +259,12 @@ async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
         None => None,
     };
     if before.as_ref() == Some(&account) {
-        if registered == Some(Registered::New) || twilio.is_some() || page_token.is_some() {
-            let what = match (&twilio, &page_token) {
-                (Some(t), _) => format!("twilio account {} stored", t.account_sid),
-                (None, Some(_)) => "page access token stored".into(),
-                (None, None) => "telegram bot token replaced".into(),
+        if registered == Some(Registered::New) || twilio.is_some() || page_token.is_some() || whatsapp_token.is_some() {
+            let what = match (&twilio, &page_token, &whatsapp_token) {
+                (Some(t), _, _) => format!("twilio account {} stored", t.account_sid),
+                (None, Some(_), _) => "page access token stored".into(),
+                (None, None, Some(_)) => "whatsapp access token stored".into(),
+                (None, None, None) => "telegram bot token replaced".into(),
             };
             let details = serde_json::json!({ "account": account, "credentials": what });
             api::record_workspace_change(&*deps.api.store, &who, "channel_credentials_replaced", details).await?;
@@ -261,6 +284,9 @@ async fn connect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError>
     }
     if page_token.is_some() {
         details["credentials"] = "page access token stored".into();
+    }
+    if whatsapp_token.is_some() {
+        details["credentials"] = "whatsapp access token stored".into();
     }
     api::record_workspace_change(&*deps.api.store, &who, action, details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, %channel, action, "channel account saved");
@@ -309,6 +335,19 @@ async fn keep_page_token(deps: &Deps, ws: &domain::WorkspaceId, page: &str, toke
         .await
         .map_err(vault_answer)?;
     tracing::info!(workspace = %ws, "page access token stored");
+    Ok(())
+}
+
+/// Checks a WhatsApp Business Account's access token with Meta (it must reach the number), then
+/// keeps it for the number.
+async fn keep_whatsapp_token(deps: &Deps, ws: &domain::WorkspaceId, number: &str, token: &str) -> Result<(), ApiError> {
+    let bots = bots(deps)?;
+    bots.whatsapp.check(number, token).await.map_err(provider_answer)?;
+    bots.vault
+        .put(&CredentialKey::whatsapp(number), ws, &domain::credentials::whatsapp_secret(token))
+        .await
+        .map_err(vault_answer)?;
+    tracing::info!(workspace = %ws, "whatsapp access token stored");
     Ok(())
 }
 

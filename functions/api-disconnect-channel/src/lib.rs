@@ -79,7 +79,7 @@ async fn disconnect(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiErr
 }
 
 /// Deletes what the workspace keeps for the account: a Telegram bot's webhook and token, a Page's
-/// token, and a number's own Twilio account once neither its SMS nor its voice is connected.
+/// or a WhatsApp number's token, and a number's own Twilio account once neither its SMS nor its voice is connected.
 async fn forget_credentials(
     deps: &Deps,
     vault: &dyn CredentialVault,
@@ -94,6 +94,7 @@ async fn forget_credentials(
             app::credentials::unregister_telegram_bot(vault, webhooks, address).await?;
         }
         Channel::Messenger | Channel::Instagram => vault.delete(&CredentialKey::meta(address)).await?,
+        Channel::Whatsapp => vault.delete(&CredentialKey::whatsapp(address)).await?,
         Channel::Sms | Channel::Voice => {
             let other = if channel == Channel::Sms { Channel::Voice } else { Channel::Sms };
             if deps.store.channel_account(other, address).await?.is_none_or(|a| &a.workspace != ws) {

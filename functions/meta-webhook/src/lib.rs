@@ -184,7 +184,7 @@ mod tests {
             attachment(format!("{cdn}/gone/old.jpg")),
             attachment("s3://media/already/ours".into()),
         ];
-        media.resolve(&ws, &mut list).await.unwrap();
+        media.resolve(&ws, "1098765432", &mut list).await.unwrap();
         assert!(list[0].url.starts_with("s3://memory/media/demo/meta/"), "{}", list[0].url);
         assert_eq!((list[0].content_type.as_str(), list[0].size_bytes), ("image/jpeg", Some(9)));
         assert_eq!(files.file(&list[0].url).unwrap().1, b"JFIF-fake");
@@ -192,10 +192,13 @@ mod tests {
         assert_eq!(list[2].url, "s3://media/already/ours");
         // A redelivery writes the same object.
         let mut again = vec![attachment(format!("{cdn}/ok/470124_n.jpg?_nc_cat=1&oh=sig"))];
-        media.resolve(&ws, &mut again).await.unwrap();
+        media.resolve(&ws, "1098765432", &mut again).await.unwrap();
         assert_eq!(again[0].url, list[0].url);
         // An outage is retryable: Meta redelivers.
         let mut down = vec![attachment(format!("{cdn}/down/x.jpg"))];
-        assert!(matches!(media.resolve(&ws, &mut down).await, Err(domain::ports::StoreError::Unavailable(_))));
+        assert!(matches!(
+            media.resolve(&ws, "1098765432", &mut down).await,
+            Err(domain::ports::StoreError::Unavailable(_))
+        ));
     }
 }

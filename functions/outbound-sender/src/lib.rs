@@ -72,10 +72,19 @@ impl Deps {
             Some(providers::outbound::TwilioSenders { numbers, public_base_url, directory: Some(directory) });
         by_channel.insert(Channel::Sms, Provider { adapter: Arc::new(sms), base_url: twilio.base_url.clone() });
         // Optional channels: a deployment sends on them once their credentials are configured.
+        let mut whatsapp_numbers = None;
         if config.has_secret("WHATSAPP_CREDENTIALS") {
-            let adapter: WhatsApp = config.json_secret("WHATSAPP_CREDENTIALS", aws).await?;
+            let adapter: Arc<WhatsApp> = Arc::new(config.json_secret("WHATSAPP_CREDENTIALS", aws).await?);
+            // Each number with its workspace's own token where it connected one.
+            whatsapp_numbers = Some(providers::outbound::WhatsAppSenders {
+                tokens: Arc::new(providers::accounts::whatsapp_numbers(
+                    vault.clone(),
+                    Some(adapter.access_token.clone()),
+                )),
+                app: adapter.clone(),
+            });
             let base_url = config.optional("WHATSAPP_API_BASE").unwrap_or_else(|| WHATSAPP_API_BASE.into());
-            by_channel.insert(Channel::Whatsapp, Provider { adapter: Arc::new(adapter), base_url });
+            by_channel.insert(Channel::Whatsapp, Provider { adapter, base_url });
         }
         let mut meta_pages = None;
         if config.has_secret("META_CREDENTIALS") {
@@ -100,7 +109,7 @@ impl Deps {
                 aws_sdk_sqs::Client::new(aws),
                 config.required("NOTIFICATION_QUEUE_URL")?,
             )),
-            providers: Providers { http, by_channel, telegram_bots, twilio_numbers, meta_pages },
+            providers: Providers { http, by_channel, telegram_bots, twilio_numbers, meta_pages, whatsapp_numbers },
             email: config.optional("MAIL_BUCKET").filter(|b| !b.is_empty()).map(|bucket| EmailOut {
                 transport: Arc::new(providers::ses::SesTransport::new(
                     aws_sdk_sesv2::Client::new(aws),
@@ -219,6 +228,7 @@ mod tests {
                 telegram_bots: None,
                 twilio_numbers: None,
                 meta_pages: None,
+                whatsapp_numbers: None,
             },
             email: None,
             visitors: None,

@@ -1,6 +1,7 @@
 //! WhatsApp Cloud API webhook. `GET` answers Meta's subscription handshake (our verify token,
 //! echoing `hub.challenge`); `POST` checks `X-Hub-Signature-256` over the raw body, copies every
-//! message's media into the media bucket, then every message and status of every entry goes onto
+//! message's media into the media bucket (fetched with the access token of the number it came to:
+//! its workspace's own, connected with the number, else the stack's), then every message and status of every entry goes onto
 //! the inbound FIFO queue for the workspace owning the business number (`phone_number_id`). Meta
 //! gets its 200 only once all are enqueued; a media download that fails for now answers 503, so
 //! Meta retries the whole delivery (the queue and the store drop what was enqueued already).
@@ -32,10 +33,14 @@ impl Deps {
     pub async fn from_config(config: &kit::Config, aws: &aws_config::SdkConfig) -> Result<Self, kit::ConfigError> {
         let adapter: WhatsApp = config.json_secret("WHATSAPP_CREDENTIALS", aws).await?;
         let media = match api::webhook::media_copier(config, aws)? {
+            // Each number's media with its own workspace's token where it connected one.
             Some(copier) => Some(WhatsAppMedia {
                 copier,
                 api_base: config.optional("WHATSAPP_API_BASE").unwrap_or_else(|| whatsapp::API_BASE.into()),
-                access_token: adapter.access_token.clone(),
+                tokens: Arc::new(providers::accounts::whatsapp_numbers(
+                    api::credentials::vault(config, aws),
+                    Some(adapter.access_token.clone()),
+                )),
             }),
             None => None,
         };
@@ -255,7 +260,7 @@ mod tests {
         deps.media = Some(WhatsAppMedia {
             copier: providers::media::MediaCopier::standard(files.clone()).unwrap(),
             api_base: fake_graph(false).await,
-            access_token: "t".into(),
+            tokens: Arc::new(providers::accounts::whatsapp_numbers(None, Some("t".into()))),
         });
         assert_eq!(handle(&deps, request(MESSAGES, |_| {})).await.unwrap().status(), 200);
         let sent = q.sent();
@@ -273,7 +278,7 @@ mod tests {
             copier: providers::media::MediaCopier::standard(Arc::new(providers::memory::MemoryFiles::default()))
                 .unwrap(),
             api_base: fake_graph(true).await,
-            access_token: "t".into(),
+            tokens: Arc::new(providers::accounts::whatsapp_numbers(None, Some("t".into()))),
         });
         assert_eq!(handle(&deps, request(MESSAGES, |_| {})).await.unwrap().status(), 503);
     }

@@ -9,7 +9,7 @@
 //! - [`FakeTelegram`] serves `POST /bot{token}/sendMessage|sendPhoto|sendDocument`: the token in
 //!   the path, `chat_id` required, `{"ok": true, "result": Message}` or Telegram's error shape.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -75,6 +75,31 @@ struct WhatsAppInner {
     http: reqwest::Client,
     /// Templates submitted: Meta's id → (business account, the last body submitted).
     templates: Mutex<Vec<SubmittedTemplate>>,
+    /// Numbers of other business accounts, each with that account's token (`add_number`).
+    numbers: Mutex<HashMap<String, String>>,
+    /// Every media lookup and download: (media id, the token it came with).
+    media_fetches: Mutex<Vec<(String, String)>>,
+}
+
+impl WhatsAppInner {
+    /// The bearer token of a request, if any.
+    fn bearer(headers: &HeaderMap) -> Option<String> {
+        headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_owned)
+    }
+
+    /// The token a number's requests must carry: its own business account's, else the stack's.
+    fn token_of(&self, phone: &str) -> String {
+        self.numbers.lock().expect("lock").get(phone).cloned().unwrap_or_else(|| self.access_token.clone())
+    }
+
+    /// Any token this Graph API knows (media belong to whichever business account received them).
+    fn knows(&self, token: &str) -> bool {
+        token == self.access_token || self.numbers.lock().expect("lock").values().any(|t| t == token)
+    }
 }
 
 /// A template as the fake's Graph API holds it.
@@ -110,6 +135,8 @@ impl FakeWhatsApp {
             webhook: Mutex::new(None),
             http: reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client"),
             templates: Mutex::new(vec![]),
+            numbers: Mutex::new(HashMap::new()),
+            media_fetches: Mutex::new(vec![]),
         });
         let app = Router::new()
             .route("/{phone}/messages", post(whatsapp_send))
@@ -160,6 +187,16 @@ impl FakeWhatsApp {
         post_graph_webhook(&self.inner.http, &url, &self.inner.app_secret, &payload).await;
     }
 
+    /// A number of another business account: only that account's token sends from it or reads it.
+    pub fn add_number(&self, phone_number_id: &str, access_token: &str) {
+        self.inner.numbers.lock().expect("lock").insert(phone_number_id.to_owned(), access_token.to_owned());
+    }
+
+    /// Every media lookup and download so far: (media id, the access token it came with).
+    pub fn media_fetches(&self) -> Vec<(String, String)> {
+        self.inner.media_fetches.lock().expect("lock").clone()
+    }
+
     /// Posts a status webhook for an accepted message, signed with the app secret.
     pub async fn post_status(&self, phone_number_id: &str, wamid: &str, to: &str, status: &str) {
         post_status(&self.inner, phone_number_id, wamid, to, status).await;
@@ -174,15 +211,25 @@ fn bearer_ok(inner: &WhatsAppInner, headers: &HeaderMap) -> bool {
         == Some(inner.access_token.as_str())
 }
 
-/// `GET /{media-id}`: Meta's media lookup (any numeric id exists; `404…` ids do not).
+/// `GET /{media-id}`: Meta's media lookup (any numeric id exists; `404…` ids do not), with any
+/// business account's token; `GET /{phone-number-id}` of an added number: the number, with its
+/// own account's token only.
 async fn whatsapp_media(
     State(inner): State<Arc<WhatsAppInner>>,
     Path(media): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if !bearer_ok(&inner, &headers) {
+    let token = WhatsAppInner::bearer(&headers).unwrap_or_default();
+    if inner.numbers.lock().expect("lock").contains_key(&media) {
+        if token != inner.token_of(&media) {
+            return graph_error(400, 100, "Unsupported get request. Object does not exist or missing permissions");
+        }
+        return reply(200, json!({ "id": media }));
+    }
+    if !inner.knows(&token) {
         return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
     }
+    inner.media_fetches.lock().expect("lock").push((media.clone(), token));
     if !media.bytes().all(|b| b.is_ascii_digit()) || media.starts_with("404") {
         return graph_error(400, 100, "Unsupported get request. Object with ID does not exist");
     }
@@ -194,10 +241,16 @@ async fn whatsapp_media(
     )
 }
 
-async fn whatsapp_media_bytes(State(inner): State<Arc<WhatsAppInner>>, headers: HeaderMap) -> Response {
-    if !bearer_ok(&inner, &headers) {
+async fn whatsapp_media_bytes(
+    State(inner): State<Arc<WhatsAppInner>>,
+    Path(media): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let token = WhatsAppInner::bearer(&headers).unwrap_or_default();
+    if !inner.knows(&token) {
         return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
     }
+    inner.media_fetches.lock().expect("lock").push((media, token));
     ([("content-type", "image/jpeg")], MEDIA_BYTES).into_response()
 }
 
@@ -214,8 +267,8 @@ async fn whatsapp_send(
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    if bearer != Some(inner.access_token.as_str()) {
+    // A number sends only with its own business account's token.
+    if WhatsAppInner::bearer(&headers) != Some(inner.token_of(&phone)) {
         return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
     }
     let Ok(body) = serde_json::from_str::<Value>(&body) else {

@@ -89,3 +89,11 @@ pub fn graph_pages(config: &kit::Config, http: reqwest::Client) -> providers::ou
         base_url: config.optional("META_API_BASE").unwrap_or_else(|| domain::channels::whatsapp::API_BASE.into()),
     }
 }
+
+/// Meta's Graph API as WhatsApp reaches it (`WHATSAPP_API_BASE`): a number's access token checked.
+pub fn graph_whatsapp(config: &kit::Config, http: reqwest::Client) -> providers::outbound::GraphPages {
+    providers::outbound::GraphPages {
+        http,
+        base_url: config.optional("WHATSAPP_API_BASE").unwrap_or_else(|| domain::channels::whatsapp::API_BASE.into()),
+    }
+}

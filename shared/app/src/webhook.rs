@@ -90,7 +90,7 @@ impl Receiver<'_> {
             let inbound = match event {
                 ChannelEvent::Message(mut m) => {
                     if let Some(r) = self.media.filter(|_| !m.attachments.is_empty()) {
-                        r.resolve(&workspace, &mut m.attachments).await.map_err(crate::Error::from)?;
+                        r.resolve(&workspace, &key.1, &mut m.attachments).await.map_err(crate::Error::from)?;
                     }
                     let share = request_usage.take().unwrap_or_default()
                         + Usage { sqs_requests_milli: 1000, ..Usage::default() };

@@ -31,6 +31,12 @@ impl CredentialKey {
         Self { provider: crate::channels::meta::PROVIDER, account: page_id.to_owned() }
     }
 
+    /// A workspace's WhatsApp business number, by Meta's phone number id: the access token of the
+    /// workspace's own WhatsApp Business Account (a System User token).
+    pub fn whatsapp(phone_number_id: &str) -> Self {
+        Self { provider: crate::channels::whatsapp::PROVIDER, account: phone_number_id.to_owned() }
+    }
+
     /// The Twilio account a workspace's number (SMS and voice, E.164) belongs to.
     pub fn twilio(number: &str) -> Self {
         Self { provider: crate::channels::twilio::PROVIDER, account: number.to_owned() }
@@ -93,14 +99,34 @@ pub fn page_secret(page_token: &str) -> String {
 
 /// A Page access token as given: 20-1000 printable characters, no spaces.
 pub fn parse_page_token(token: &str) -> Result<String, ParseError> {
+    parse_meta_token("page_token", "the Page access token", token)
+}
+
+/// A WhatsApp Business Account's access token as given (a System User token), as a Page's.
+pub fn parse_whatsapp_token(token: &str) -> Result<String, ParseError> {
+    parse_meta_token("access_token", "the WhatsApp Business Account's access token", token)
+}
+
+fn parse_meta_token(kind: &'static str, what: &str, token: &str) -> Result<String, ParseError> {
     let t = token.trim();
     if t.len() < 20 || t.len() > 1000 || !t.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ParseError::Invalid {
-            kind: "page_token",
-            reason: "expected the Page access token Meta gave (20-1000 characters, no spaces)".into(),
+            kind,
+            reason: format!("expected {what} Meta gave (20-1000 characters, no spaces)"),
         });
     }
     Ok(t.to_owned())
+}
+
+/// A WhatsApp number's stored access token.
+pub fn whatsapp_secret(access_token: &str) -> String {
+    serde_json::json!({ "access_token": access_token }).to_string()
+}
+
+/// Reads a WhatsApp number's stored access token; `None` when the secret is not one.
+pub fn parse_whatsapp_secret(raw: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(raw).ok()?;
+    v["access_token"].as_str().map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned)
 }
 
 /// A Twilio account's credentials as a workspace gives them for one of its numbers.

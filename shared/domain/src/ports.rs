@@ -918,7 +918,14 @@ pub trait ReorgStore: Send + Sync {
 /// and the provider retries); media the provider no longer has stay as they were named.
 #[async_trait]
 pub trait MediaResolver: Send + Sync {
-    async fn resolve(&self, ws: &WorkspaceId, attachments: &mut [crate::model::Attachment]) -> Result<(), StoreError>;
+    /// `account`: our address the media came to (a WhatsApp phone number id), whose credentials
+    /// may be the ones that fetch it.
+    async fn resolve(
+        &self,
+        ws: &WorkspaceId,
+        account: &str,
+        attachments: &mut [crate::model::Attachment],
+    ) -> Result<(), StoreError>;
 }
 
 /// Files (email attachments, raw messages, media): stored under a key, named by a URL

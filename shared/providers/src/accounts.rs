@@ -99,6 +99,21 @@ pub fn meta_pages(vault: Option<Arc<dyn CredentialVault>>, stack: HashMap<String
     )
 }
 
+/// WhatsApp access tokens by phone number id: a workspace's own (connected with its number, the
+/// token of its own WhatsApp Business Account), else the stack's `WHATSAPP_CREDENTIALS`
+/// `access_token`, which serves every number of the stack's own business account.
+pub type WhatsAppNumbers = Accounts<String>;
+
+pub fn whatsapp_numbers(vault: Option<Arc<dyn CredentialVault>>, stack: Option<String>) -> WhatsAppNumbers {
+    let stack = stack.map(Arc::new);
+    Accounts::new(
+        CredentialKey::whatsapp,
+        vault,
+        |_number: &str, raw: &str| domain::credentials::parse_whatsapp_secret(raw),
+        move |_number: &str| stack.clone(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +134,29 @@ mod tests {
         assert_eq!(*numbers.get("+14155550100").await.unwrap().unwrap(), own);
         assert_eq!(*numbers.get("+14155550199").await.unwrap().unwrap(), stack);
         assert!(twilio_numbers(None, None).get("+14155550199").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_whatsapp_number_with_its_own_token_uses_it_and_every_other_number_the_stacks() {
+        let vault = Arc::new(MemoryVault::default());
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let own = "EAAG-acme-system-user-token-0001";
+        vault
+            .put(&CredentialKey::whatsapp("106540352242922"), &ws, &domain::credentials::whatsapp_secret(own))
+            .await
+            .unwrap();
+        let numbers = whatsapp_numbers(Some(vault.clone()), Some("EAAG-stack-token".into()));
+        assert_eq!(numbers.get("106540352242922").await.unwrap().as_deref().map(String::as_str), Some(own));
+        assert_eq!(
+            numbers.get("100000000000001").await.unwrap().as_deref().map(String::as_str),
+            Some("EAAG-stack-token")
+        );
+        // A secret that is not a token is refused, not trusted: the stack's serves instead.
+        vault.put(&CredentialKey::whatsapp("100000000000002"), &ws, "not json").await.unwrap();
+        assert_eq!(
+            numbers.get("100000000000002").await.unwrap().as_deref().map(String::as_str),
+            Some("EAAG-stack-token")
+        );
+        assert!(whatsapp_numbers(None, None).get("100000000000001").await.unwrap().is_none());
     }
 }

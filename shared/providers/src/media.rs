@@ -170,11 +170,12 @@ fn apply(ws: &WorkspaceId, source: MediaSource, a: &mut Attachment, copied: Copi
 // ------------------------------------------------------------------------------------- WhatsApp
 
 /// WhatsApp media: `GET /{media-id}` answers a short-lived URL, whose bytes are fetched with the
-/// same access token (Meta's "Download media" steps).
+/// same access token (Meta's "Download media" steps): the token of the number the media came to
+/// (its workspace's own business account, else the stack's).
 pub struct WhatsAppMedia {
     pub copier: Arc<MediaCopier>,
     pub api_base: String,
-    pub access_token: String,
+    pub tokens: Arc<crate::accounts::WhatsAppNumbers>,
 }
 
 /// WhatsApp's own largest file (documents).
@@ -189,8 +190,14 @@ struct WhatsAppMediaInfo {
 
 #[async_trait]
 impl MediaResolver for WhatsAppMedia {
-    async fn resolve(&self, ws: &WorkspaceId, attachments: &mut [Attachment]) -> Result<(), StoreError> {
-        let auth = Auth::Bearer(self.access_token.clone());
+    async fn resolve(&self, ws: &WorkspaceId, account: &str, attachments: &mut [Attachment]) -> Result<(), StoreError> {
+        let token = self.tokens.get(account).await.map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        let Some(token) = token else {
+            // Nobody holds a token for this number: the media stay named by id.
+            tracing::warn!(workspace = %ws, "no WhatsApp access token for this number; media references kept");
+            return Ok(());
+        };
+        let auth = Auth::Bearer((*token).clone());
         for a in attachments.iter_mut() {
             let Some(id) = a.url.strip_prefix(domain::channels::whatsapp::MEDIA_SCHEME).map(str::to_owned) else {
                 continue;
@@ -230,7 +237,12 @@ pub const META_MAX_BYTES: u64 = 25 * 1024 * 1024;
 
 #[async_trait]
 impl MediaResolver for MetaMedia {
-    async fn resolve(&self, ws: &WorkspaceId, attachments: &mut [Attachment]) -> Result<(), StoreError> {
+    async fn resolve(
+        &self,
+        ws: &WorkspaceId,
+        _account: &str,
+        attachments: &mut [Attachment],
+    ) -> Result<(), StoreError> {
         for a in attachments.iter_mut().filter(|a| a.url.starts_with("https://") || a.url.starts_with("http://")) {
             let name = hex::encode(&sha2::Sha256::digest(a.url.as_bytes())[..16]);
             let key = objects::media(ws, MediaSource::Meta, &name);
@@ -268,7 +280,12 @@ struct TelegramFileInfo {
 
 #[async_trait]
 impl MediaResolver for TelegramFiles {
-    async fn resolve(&self, ws: &WorkspaceId, attachments: &mut [Attachment]) -> Result<(), StoreError> {
+    async fn resolve(
+        &self,
+        ws: &WorkspaceId,
+        _account: &str,
+        attachments: &mut [Attachment],
+    ) -> Result<(), StoreError> {
         let base = self.api_base.trim_end_matches('/');
         for a in attachments.iter_mut() {
             let Some(id) = a.url.strip_prefix(domain::channels::telegram::FILE_SCHEME).map(str::to_owned) else {
@@ -363,7 +380,12 @@ impl TwilioMedia {
 #[async_trait]
 impl MediaResolver for TwilioMedia {
     /// MMS media: named by the media's own sid (the URL's last segment).
-    async fn resolve(&self, ws: &WorkspaceId, attachments: &mut [Attachment]) -> Result<(), StoreError> {
+    async fn resolve(
+        &self,
+        ws: &WorkspaceId,
+        _account: &str,
+        attachments: &mut [Attachment],
+    ) -> Result<(), StoreError> {
         for a in attachments.iter_mut().filter(|a| a.url.starts_with("http")) {
             let name = a.url.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned();
             let name = if name.is_empty() { hex::encode(&sha2::Sha256::digest(a.url.as_bytes())[..16]) } else { name };

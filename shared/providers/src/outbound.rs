@@ -30,6 +30,28 @@ pub struct Providers {
     /// Messenger and Instagram from a Page whose workspace connected it with its own token (the
     /// stack's Meta app receives every Page's webhooks; each workspace brings its Pages' tokens).
     pub meta_pages: Option<MetaSenders>,
+    /// WhatsApp from a number whose workspace connected it with its own business account's
+    /// access token; every other number with the stack's (`by_channel`).
+    pub whatsapp_numbers: Option<WhatsAppSenders>,
+}
+
+/// WhatsApp adapters by our phone number id: its token, with the stack app's secrets (the app
+/// signs webhooks; sending needs only the token).
+pub struct WhatsAppSenders {
+    pub tokens: Arc<crate::accounts::WhatsAppNumbers>,
+    pub app: Arc<domain::channels::whatsapp::WhatsApp>,
+}
+
+impl WhatsAppSenders {
+    pub async fn adapter(&self, number: &str) -> Result<Option<Arc<domain::channels::whatsapp::WhatsApp>>, VaultError> {
+        Ok(self.tokens.get(number).await?.map(|token| {
+            Arc::new(domain::channels::whatsapp::WhatsApp {
+                app_secret: self.app.app_secret.clone(),
+                verify_token: self.app.verify_token.clone(),
+                access_token: (*token).clone(),
+            })
+        }))
+    }
 }
 
 /// Meta adapters by our Page or Instagram account: its token, with the stack app's secrets (the
@@ -52,7 +74,8 @@ impl MetaSenders {
     }
 }
 
-/// Meta's Graph API: whether a Page access token is the Page's before it is kept.
+/// Meta's Graph API: whether an access token reaches a Page, an Instagram account or a WhatsApp
+/// phone number id (`GET /{id}?fields=id`) before it is kept.
 pub struct GraphPages {
     pub http: reqwest::Client,
     pub base_url: String,
@@ -63,7 +86,7 @@ impl domain::ports::PageTokenCheck for GraphPages {
     async fn check(&self, page_id: &str, page_token: &str) -> Result<(), domain::ports::BotApiError> {
         let url = format!("{}/{page_id}?fields=id", self.base_url.trim_end_matches('/'));
         let req = self.http.get(url).bearer_auth(page_token);
-        credentials_check(req, "Meta", "Meta does not accept this Page access token for this Page").await
+        credentials_check(req, "Meta", "Meta does not accept this access token for this account").await
     }
 }
 
@@ -227,6 +250,13 @@ impl ProviderApi for Providers {
             let meta: Option<Arc<dyn ChannelAdapter>> =
                 senders.adapter(account).await?.map(|m| m as Arc<dyn ChannelAdapter>);
             return Ok(meta);
+        }
+        if let (Channel::Whatsapp, Some(senders)) = (channel, &self.whatsapp_numbers) {
+            if self.by_channel.contains_key(&channel) {
+                let wa: Option<Arc<dyn ChannelAdapter>> =
+                    senders.adapter(account).await?.map(|w| w as Arc<dyn ChannelAdapter>);
+                return Ok(wa);
+            }
         }
         if let (Channel::Sms, Some(senders)) = (channel, &self.twilio_numbers) {
             if self.by_channel.contains_key(&channel) {
