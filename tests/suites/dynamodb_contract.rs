@@ -55,19 +55,6 @@ async fn a_store_that_remembers_settings_meets_the_contract_and_sees_others_chan
     assert_eq!(cached.routing_rules(&ws).await.unwrap().default_capacity, 300);
     assert_eq!(cached.teams(&ws).await.unwrap(), vec![team]);
     assert_eq!(cached.budgets(&ws).await.unwrap(), vec![budget]);
-    // The roster: remembered a second at most, read again on demand (before a wait).
-    use domain::ports::AgentStore;
-    assert!(cached.agents(&ws).await.unwrap().is_empty());
-    let ann = domain::routing::AgentState::first_seen(
-        domain::AgentId::parse("ann").unwrap(),
-        domain::routing::Presence::Online,
-        500,
-    );
-    other.put_agent(&ws, &ann).await.unwrap();
-    assert!(cached.agents(&ws).await.unwrap().is_empty(), "remembered");
-    assert_eq!(cached.refreshed_agents(&ws).await.unwrap(), Some(vec![ann.clone()]));
-    assert_eq!(cached.agents(&ws).await.unwrap(), vec![ann]);
-    assert_eq!(other.refreshed_agents(&ws).await.unwrap(), None, "a store that remembers nothing");
     // Its own change it sees at once.
     let rules = domain::routing::RoutingRules { default_capacity: 700, ..Default::default() };
     cached.put_routing_rules(&ws, &rules).await.unwrap();

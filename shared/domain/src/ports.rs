@@ -596,16 +596,7 @@ pub trait ConsentStore: Send + Sync {
 pub trait AgentStore: Send + Sync {
     /// Creates or updates an agent's profile; their current load is kept (0 for a new agent).
     async fn put_agent(&self, ws: &WorkspaceId, agent: &crate::routing::AgentState) -> Result<(), StoreError>;
-    /// The routing roster. A store may answer from a container's memory of the last second
-    /// (the inbound processor's, `SETTINGS_CACHE_SECONDS`): choosing from it is safe because an
-    /// assignment's write is conditional on the agent being online with room ([`Take`]).
     async fn agents(&self, ws: &WorkspaceId) -> Result<Vec<crate::routing::AgentState>, StoreError>;
-    /// The roster read again as stored now, where [`AgentStore::agents`] may remember it (`None`:
-    /// it never does). Routing reads it before it makes a conversation wait: a remembered roster
-    /// could say nobody has room a moment after someone has.
-    async fn refreshed_agents(&self, _ws: &WorkspaceId) -> Result<Option<Vec<crate::routing::AgentState>>, StoreError> {
-        Ok(None)
-    }
 }
 
 /// An agent's presence after [`RoutingStore::set_presence`], with the online period it ended.

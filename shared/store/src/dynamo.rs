@@ -1473,13 +1473,13 @@ impl RateCardStore for DynamoStore {
 #[async_trait]
 impl BudgetStore for DynamoStore {
     async fn budgets(&self, ws: &WorkspaceId) -> Result<Vec<Budget>, StoreError> {
-        if let Some(known) = self.settings.as_ref().and_then(|c| c.budgets.fresh(ws)) {
+        if let Some(known) = self.settings.as_ref().and_then(|c| c.fresh(&c.budgets, ws)) {
             return Ok(known);
         }
         let items = self.query_all(&keys::budget_partition(ws), "").await?;
         let read: Vec<Budget> = items.into_iter().map(|it| decode("budget", it)).collect::<Result<_, _>>()?;
         if let Some(c) = &self.settings {
-            c.budgets.keep(ws, read.clone());
+            c.keep(&c.budgets, ws, read.clone());
         }
         Ok(read)
     }
@@ -1487,7 +1487,7 @@ impl BudgetStore for DynamoStore {
     async fn put_budget(&self, ws: &WorkspaceId, budget: &Budget) -> Result<(), StoreError> {
         self.put_plain(item(&keys::budget(ws, budget.scope), "budget", budget)?).await?;
         if let Some(c) = &self.settings {
-            c.budgets.forget(ws);
+            c.forget(&c.budgets, ws);
         }
         Ok(())
     }
@@ -1564,24 +1564,12 @@ impl AgentStore for DynamoStore {
             .send()
             .await
             .map_err(classify)?;
-        if let Some(c) = &self.settings {
-            c.roster.forget(ws);
-        }
         Ok(())
     }
 
     async fn agents(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::AgentState>, StoreError> {
-        if let Some(known) = self.settings.as_ref().and_then(|c| c.roster.fresh(ws)) {
-            return Ok(known);
-        }
-        self.read_roster(ws).await
-    }
-
-    async fn refreshed_agents(&self, ws: &WorkspaceId) -> Result<Option<Vec<domain::routing::AgentState>>, StoreError> {
-        match &self.settings {
-            Some(_) => self.read_roster(ws).await.map(Some),
-            None => Ok(None),
-        }
+        let items = self.query_all(&keys::agents_partition(ws), "").await?;
+        items.into_iter().map(|it| decode("agent", it)).collect()
     }
 }
 
@@ -1592,13 +1580,13 @@ fn rfc3339(t: OffsetDateTime) -> Result<String, StoreError> {
 #[async_trait]
 impl RoutingStore for DynamoStore {
     async fn routing_rules(&self, ws: &WorkspaceId) -> Result<domain::routing::RoutingRules, StoreError> {
-        if let Some(known) = self.settings.as_ref().and_then(|c| c.rules.fresh(ws)) {
+        if let Some(known) = self.settings.as_ref().and_then(|c| c.fresh(&c.rules, ws)) {
             return Ok(known);
         }
         let read: domain::routing::RoutingRules =
             self.get_as("routing rules", &keys::routing_rules(ws)).await?.unwrap_or_default();
         if let Some(c) = &self.settings {
-            c.rules.keep(ws, read.clone());
+            c.keep(&c.rules, ws, read.clone());
         }
         Ok(read)
     }
@@ -1610,7 +1598,7 @@ impl RoutingStore for DynamoStore {
     ) -> Result<(), StoreError> {
         self.put_plain(item(&keys::routing_rules(ws), "routing_rules", rules)?).await?;
         if let Some(c) = &self.settings {
-            c.rules.forget(ws);
+            c.forget(&c.rules, ws);
         }
         let listed = keys::nps_registered(ws);
         if rules.nps.enabled {
@@ -1626,14 +1614,14 @@ impl RoutingStore for DynamoStore {
     }
 
     async fn teams(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::Team>, StoreError> {
-        if let Some(known) = self.settings.as_ref().and_then(|c| c.teams.fresh(ws)) {
+        if let Some(known) = self.settings.as_ref().and_then(|c| c.fresh(&c.teams, ws)) {
             return Ok(known);
         }
         let items = self.query_all(&keys::routing_partition(ws), keys::TEAM_PREFIX).await?;
         let read: Vec<domain::routing::Team> =
             items.into_iter().map(|it| decode("team", it)).collect::<Result<_, _>>()?;
         if let Some(c) = &self.settings {
-            c.teams.keep(ws, read.clone());
+            c.keep(&c.teams, ws, read.clone());
         }
         Ok(read)
     }
@@ -1641,7 +1629,7 @@ impl RoutingStore for DynamoStore {
     async fn put_team(&self, ws: &WorkspaceId, team: &domain::routing::Team) -> Result<(), StoreError> {
         self.put_plain(item(&keys::team(ws, &team.id), "team", team)?).await?;
         if let Some(c) = &self.settings {
-            c.teams.forget(ws);
+            c.forget(&c.teams, ws);
         }
         Ok(())
     }
@@ -1735,26 +1723,7 @@ impl RoutingStore for DynamoStore {
         if let Some(e) = &c.audit {
             items.push(put(&self.table, audit_item(e)?, NOT_EXISTS, None)?);
         }
-        let done = self.transact(items, None).await;
-        if let Some(cache) = &self.settings {
-            match &done {
-                Ok(()) => {
-                    if let Some(t) = &c.take {
-                        cache.roster.loaded(&ws, &t.agent, |a| {
-                            a.load = a.load.saturating_add(t.weight);
-                            a.last_assigned_at = Some(t.at);
-                        });
-                    }
-                    if let Some((agent, weight)) = &c.give_back {
-                        cache.roster.loaded(&ws, agent, |a| a.load = a.load.saturating_sub(*weight));
-                    }
-                }
-                // The roster it chose from may be what is stale: read it again next time.
-                Err(StoreError::Conflict) => cache.roster.forget(&ws),
-                Err(_) => {}
-            }
-        }
-        done
+        self.transact(items, None).await
     }
 
     async fn set_presence(
@@ -1815,9 +1784,6 @@ impl RoutingStore for DynamoStore {
             Some((was, _)) => domain::routing::AgentState { presence, ..was },
             None => domain::routing::AgentState::first_seen(agent.clone(), presence, default_capacity),
         };
-        if let Some(c) = &self.settings {
-            c.roster.forget(ws);
-        }
         Ok(PresenceSet { state, online_since })
     }
 }
@@ -1856,17 +1822,6 @@ impl DynamoStore {
             self.transact(items.by_ref().take(100).collect(), None).await?;
         }
         Ok(())
-    }
-
-    /// The roster as stored, remembered where settings are.
-    async fn read_roster(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::AgentState>, StoreError> {
-        let items = self.query_all(&keys::agents_partition(ws), "").await?;
-        let read: Vec<domain::routing::AgentState> =
-            items.into_iter().map(|it| decode("agent", it)).collect::<Result<_, _>>()?;
-        if let Some(c) = &self.settings {
-            c.roster.keep(ws, read.clone());
-        }
-        Ok(read)
     }
 
     async fn connections_in(&self, pk: &str) -> Result<Vec<domain::realtime::Connection>, StoreError> {

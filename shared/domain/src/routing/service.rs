@@ -155,18 +155,10 @@ pub async fn route_known<S: RoutingPorts + ?Sized>(
             None => store.routing_rules(ws).await?,
         };
         let teams = store.teams(ws).await?;
-        let mut agents = store.agents(ws).await?;
+        let agents = store.agents(ws).await?;
         let within = rules.within_hours(&teams, &work, now);
         let system = AuditEntry::system();
-        let mut decision = decide(&work, &agents, &rules.weights, within);
-        if matches!(decision, Decision::Wait(_)) {
-            // Waiting is decided on the roster as it is now, never on one remembered.
-            if let Some(now_stored) = store.refreshed_agents(ws).await? {
-                agents = now_stored;
-                decision = decide(&work, &agents, &rules.weights, within);
-            }
-        }
-        let (commit, routed) = match decision {
+        let (commit, routed) = match decide(&work, &agents, &rules.weights, within) {
             Decision::Assign { agent, reason } => {
                 // The policy only names agents it was given.
                 let Some(state) = agents.iter().find(|a| a.id == agent) else { continue };
