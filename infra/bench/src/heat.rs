@@ -67,6 +67,9 @@ struct Recorded {
 pub struct Heat {
     rec: Mutex<Recorded>,
     schema: std::sync::OnceLock<Schema>,
+    /// While set, nothing is recorded: traffic that follows time, not messages (the agents'
+    /// heartbeats), kept out of figures scaled by the message rate.
+    paused: std::sync::atomic::AtomicBool,
 }
 
 impl Heat {
@@ -79,7 +82,15 @@ impl Heat {
         *self.rec.lock().expect("lock") = Recorded::default();
     }
 
+    /// Stops (or resumes) recording.
+    pub fn pause(&self, paused: bool) {
+        self.paused.store(paused, std::sync::atomic::Ordering::SeqCst);
+    }
+
     fn add(&self, index: &str, key: &str, u: Units) {
+        if self.paused.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         let mut r = self.rec.lock().expect("lock");
         let e = r.parts.entry(Partition { index: index.to_owned(), key: key.to_owned() }).or_default();
         e.read += u.read;
@@ -87,6 +98,9 @@ impl Heat {
     }
 
     fn request(&self, op: &str) {
+        if self.paused.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         *self.rec.lock().expect("lock").requests.entry(op.to_owned()).or_default() += 1;
     }
 

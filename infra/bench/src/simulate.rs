@@ -142,7 +142,9 @@ pub async fn run(
     let contacts = per_ws.div_ceil(3).max(1);
     let capacity = (contacts * 3 / 4 / load.agents.max(1)).max(1) as u32;
     let frames = Arc::new(AtomicUsize::new(0));
+    let beats = Arc::new(AtomicUsize::new(0));
     let mut readers = vec![];
+    let mut sinks = vec![];
     for (w, name) in names.iter().enumerate() {
         let ws = WorkspaceId::parse(name)?;
         store.put_channel_account(&ChannelAccount::new(ws.clone(), Channel::Sms, sms_number(w))).await?;
@@ -177,11 +179,20 @@ pub async fn run(
                 .await
                 .context("agent socket")?;
             socket.send(Message::Text(r#"{"action":"presence","status":"online"}"#.into())).await?;
-            let frames = frames.clone();
+            let (sink, mut stream) = socket.split();
+            sinks.push(sink);
+            let (frames, beats) = (frames.clone(), beats.clone());
             readers.push(tokio::spawn(async move {
-                while let Some(Ok(f)) = socket.next().await {
-                    if matches!(f, Message::Text(_)) {
-                        frames.fetch_add(1, Ordering::Relaxed);
+                while let Some(Ok(f)) = stream.next().await {
+                    match f {
+                        // The answer to a heartbeat is not an event.
+                        Message::Text(t) if t.contains(r#""action":"heartbeat""#) => {
+                            beats.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Message::Text(_) => {
+                            frames.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {}
                     }
                 }
             }));
@@ -190,6 +201,29 @@ pub async fn run(
     heat::settle(heat, Duration::from_secs(2), Duration::from_secs(120)).await?;
     heat.reset();
     frames.store(0, Ordering::Relaxed);
+    // The consoles' heartbeats, well within API Gateway's ten idle minutes, as the console sends
+    // them: a long sample must not see its agents' sockets go stale. They follow time, not
+    // messages, so they are kept out of the recording (which scales by the message rate).
+    let heartbeats = {
+        let (heat, beats) = (heat.clone(), beats.clone());
+        tokio::spawn(async move {
+            let mut sinks = sinks;
+            loop {
+                tokio::time::sleep(Duration::from_secs(8 * 60)).await;
+                heat.pause(true);
+                let before = beats.load(Ordering::Relaxed);
+                for sink in sinks.iter_mut() {
+                    let _ = sink.send(Message::Text(r#"{"action":"heartbeat"}"#.into())).await;
+                }
+                let all = before + sinks.len();
+                let waited = std::time::Instant::now();
+                while beats.load(Ordering::Relaxed) < all && waited.elapsed() < Duration::from_secs(120) {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                heat.pause(false);
+            }
+        })
+    };
 
     // The storm: each contact writes a first message, then follow-ups (three messages a contact).
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
@@ -260,6 +294,7 @@ pub async fn run(
     let (parts, requests) = heat.snapshot();
     let ours: Vec<String> = (0..load.workspaces).flat_map(|w| [sms_number(w), whatsapp_number(w)]).collect();
     let pushed = frames.load(Ordering::Relaxed);
+    heartbeats.abort();
     for r in readers {
         r.abort();
     }

@@ -201,12 +201,6 @@ pub fn waiting(w: &WorkspaceId, conv: ConversationId) -> Key {
 /// them (writes are a tab opening, closing or changing what it shows: rare next to messages).
 pub const CONNECTION_REPLICAS: u32 = 16;
 
-/// The design before: one partition of every connection of a workspace (`migrate-table` moves
-/// what it holds to today's placements).
-pub fn legacy_connections_partition(w: &WorkspaceId) -> String {
-    format!("{}#CONN", ws(w))
-}
-
 /// A replica of the workspace's connections: `WS#<ws>#CONN#<replica>`.
 pub fn connections_partition(w: &WorkspaceId, replica: u32) -> String {
     format!("{}#CONN#{replica}", ws(w))
