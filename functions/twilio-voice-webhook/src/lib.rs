@@ -1,5 +1,8 @@
 //! Voicemail through Twilio Voice (`domain::channels::voice`). Every request is checked against
-//! `X-Twilio-Signature` first (403 and nothing stored otherwise).
+//! `X-Twilio-Signature` first (403 and nothing stored otherwise), with the auth token of the
+//! Twilio account that owns the number called: the workspace's own where it connected one with
+//! the number, else the stack's (`providers::accounts::TwilioNumbers`, as SMS). That account also
+//! fetches the recording.
 //!
 //! - `POST /webhooks/twilio/voice` — a call to one of our numbers (a `voice` channel account):
 //!   TwiML with the greeting (`VOICEMAIL_GREETING`), a beep and a recording; `<Reject/>` for a
@@ -15,6 +18,7 @@
 use std::sync::Arc;
 
 use domain::channels::{twilio, voice};
+use domain::credentials::TwilioAccount;
 use domain::events::InboundEvent;
 use domain::finance::Usage;
 use domain::model::Attachment;
@@ -23,6 +27,7 @@ use domain::{Channel, PhoneNumber, WorkspaceId};
 use kit::http::{public_url, respond, xml, ApiError};
 use lambda_http::{Body, Error, Request, Response};
 use meter::{Invocation, Trigger};
+use providers::accounts::TwilioNumbers;
 use providers::media::{Copied, MediaCopier, TwilioMedia};
 
 pub const DEFAULT_GREETING: &str =
@@ -33,9 +38,12 @@ pub struct Deps {
     pub workspaces: Arc<dyn domain::ports::WorkspaceStore>,
     pub settings: app::cache::SettingsCache,
     pub queue: Arc<dyn InboundQueue>,
-    /// Recordings are copied from Twilio's API (only from there) into the media bucket.
-    pub recordings: TwilioMedia,
-    pub auth_token: String,
+    /// Twilio accounts by number: a workspace's own where it connected one, else the stack's.
+    pub numbers: Arc<TwilioNumbers>,
+    /// Recordings are copied from Twilio's API (`api_base`, only from there) into the media
+    /// bucket, with the account of the number called.
+    pub copier: Arc<MediaCopier>,
+    pub api_base: String,
     /// The public base URL Twilio calls (signatures and callback URLs); else the API's.
     pub public_base_url: Option<String>,
     pub greeting: String,
@@ -53,19 +61,14 @@ impl Deps {
             Arc::new(providers::s3::S3Files::new(aws_sdk_s3::Client::new(aws), config.required("MEDIA_BUCKET")?));
         let copier = MediaCopier::standard(sink)
             .map_err(|e| kit::ConfigError::Invalid { name: "http client".into(), reason: e.to_string() })?;
-        let auth_token = config.secret("TWILIO_AUTH_TOKEN", aws).await?;
         Ok(Self {
             directory: Arc::new(app::cache::CachedDirectory::new(store.clone())),
             workspaces: store,
             settings: Default::default(),
             queue: Arc::new(queue::SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.required("INBOUND_QUEUE_URL")?)),
-            recordings: TwilioMedia {
-                copier,
-                api_base: config.optional("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
-                account_sid: config.required("TWILIO_ACCOUNT_SID")?,
-                auth_token: auth_token.clone(),
-            },
-            auth_token,
+            numbers: api::credentials::twilio_numbers(config, aws, api::credentials::vault(config, aws)).await?,
+            copier,
+            api_base: config.optional("TWILIO_API_BASE").unwrap_or_else(|| "https://api.twilio.com".into()),
             public_base_url: config.optional("PUBLIC_BASE_URL"),
             greeting: config
                 .optional("VOICEMAIL_GREETING")
@@ -82,17 +85,35 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, Error> 
 }
 
 async fn route(deps: &Deps, req: &Request, inv: &Invocation) -> Result<Response<Body>, ApiError> {
-    let params = kit::twilio::verified_form(req, &deps.auth_token, deps.public_base_url.as_deref())?;
     let url = public_url(req, deps.public_base_url.as_deref());
+    let account = account(deps, req, &url).await?;
+    let params = kit::twilio::verified_form(req, &account.auth_token, deps.public_base_url.as_deref())?;
     let path = url.split('?').next().unwrap_or_default();
     let last = path.rsplit('/').next().unwrap_or_default();
     match last {
         "voice" => call(deps, req, &params).await,
         "done" => Ok(xml(200, voice::GOODBYE)),
-        "recording" => recording(deps, &url, &params, inv).await,
+        "recording" => recording(deps, &account, &url, &params, inv).await,
         "transcription" => transcription(deps, &url, &params, inv).await,
         _ => Err(ApiError::NotFound("no such voice webhook".into())),
     }
+}
+
+/// The account that owns the number called, whose auth token signs the request: the number is
+/// `to` in our callbacks' URLs (a recording's status callback names no `To`), else the form's `To`.
+async fn account(deps: &Deps, req: &Request, url: &str) -> Result<Arc<TwilioAccount>, ApiError> {
+    let to = match voice::parties(url) {
+        Ok((_, to)) => to.as_str().to_owned(),
+        Err(_) => twilio::parse_form(kit::http::body_bytes(req))
+            .ok()
+            .and_then(|form| form.into_iter().find(|(k, _)| k == "To").map(|(_, v)| v))
+            .ok_or_else(|| ApiError::Forbidden("no To: not a Twilio call".into()))?,
+    };
+    deps.numbers
+        .get(&to)
+        .await
+        .map_err(|e| ApiError::Unavailable(Box::new(e)))?
+        .ok_or_else(|| ApiError::Forbidden("no Twilio account is configured for this number".into()))
 }
 
 async fn owner(deps: &Deps, our_number: &PhoneNumber) -> Result<Option<WorkspaceId>, ApiError> {
@@ -134,13 +155,20 @@ fn enqueued() -> Response<Body> {
 
 async fn recording(
     deps: &Deps,
+    account: &TwilioAccount,
     url: &str,
     params: &[(String, String)],
     inv: &Invocation,
 ) -> Result<Response<Body>, ApiError> {
     let Some(rec) = voice::parse_recording(params)? else { return Ok(enqueued()) };
     let (from, to, ws) = parties(deps, url).await?;
-    let audio = match deps.recordings.copy_recording(&ws, &rec.url, &rec.recording_sid).await? {
+    let recordings = TwilioMedia {
+        copier: deps.copier.clone(),
+        api_base: deps.api_base.clone(),
+        account_sid: account.account_sid.clone(),
+        auth_token: account.auth_token.clone(),
+    };
+    let audio = match recordings.copy_recording(&ws, &rec.url, &rec.recording_sid).await? {
         None => return Err(ApiError::BadRequest("the recording is not on the configured Twilio API".into())),
         Some(Copied::Stored { url, size, .. }) => recording_attachment(url, Some(size), &rec.recording_sid),
         // Over the cap, or gone: the voicemail still reaches the inbox, naming Twilio's recording.
@@ -238,6 +266,9 @@ mod tests {
     use store::MemoryStore;
 
     const TOKEN: &str = "test-auth-token";
+    const OWN_NUMBER: &str = "+14155550111";
+    const OWN_SID: &str = "AC0123456789abcdef0123456789abcdef";
+    const OWN_TOKEN: &str = "fedcba9876543210fedcba9876543210";
     const BASE: &str = "https://voice.example";
 
     struct World {
@@ -249,17 +280,27 @@ mod tests {
 
     /// A stand-in for Twilio's recordings endpoint: the audio behind basic auth.
     async fn fake_recordings() -> String {
+        use base64::Engine;
+        // Each account's recordings with that account's basic auth only.
         let app = axum::Router::new().route(
-            "/2010-04-01/Accounts/AC1/Recordings/{file}",
-            get(|headers: axum::http::HeaderMap| async move {
-                let ok =
-                    headers.get("authorization").is_some_and(|v| v.to_str().unwrap_or_default().starts_with("Basic "));
-                if ok {
-                    (axum::http::StatusCode::OK, b"ID3-fake-mp3".to_vec())
-                } else {
-                    (axum::http::StatusCode::UNAUTHORIZED, vec![])
-                }
-            }),
+            "/2010-04-01/Accounts/{account}/Recordings/{file}",
+            get(
+                |axum::extract::Path((account, _file)): axum::extract::Path<(String, String)>,
+                 headers: axum::http::HeaderMap| async move {
+                    let token = if account == OWN_SID { OWN_TOKEN } else { TOKEN };
+                    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{account}:{token}"));
+                    let ok = headers
+                        .get("authorization")
+                        .is_some_and(|v| v.to_str().unwrap_or_default() == format!("Basic {basic}"));
+                    match (ok, account.as_str()) {
+                        (true, OWN_SID) => {
+                            (axum::http::StatusCode::OK, format!("ID3-fake-mp3 for {OWN_SID}").into_bytes())
+                        }
+                        (true, _) => (axum::http::StatusCode::OK, b"ID3-fake-mp3".to_vec()),
+                        (false, _) => (axum::http::StatusCode::UNAUTHORIZED, vec![]),
+                    }
+                },
+            ),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -274,18 +315,30 @@ mod tests {
         let queue = Arc::new(MemoryQueue::new());
         let files = Arc::new(providers::memory::MemoryFiles::default());
         let twilio = fake_recordings().await;
+        // A second workspace number with its own Twilio account.
+        let vault = Arc::new(providers::memory::MemoryVault::default());
+        let own = ChannelAccount::new(WorkspaceId::parse("demo").unwrap(), Channel::Voice, OWN_NUMBER);
+        store.put_channel_account(&own).await.unwrap();
+        let own_account = TwilioAccount { account_sid: OWN_SID.into(), auth_token: OWN_TOKEN.into() };
+        domain::ports::CredentialVault::put(
+            &*vault,
+            &domain::credentials::CredentialKey::twilio(OWN_NUMBER),
+            &own.workspace,
+            &own_account.secret(),
+        )
+        .await
+        .unwrap();
         let deps = Deps {
             directory: store.clone(),
             workspaces: store,
             settings: Default::default(),
             queue: queue.clone(),
-            recordings: TwilioMedia {
-                copier: MediaCopier::standard(files.clone()).unwrap(),
-                api_base: twilio.clone(),
-                account_sid: "AC1".into(),
-                auth_token: TOKEN.into(),
-            },
-            auth_token: TOKEN.into(),
+            numbers: Arc::new(providers::accounts::twilio_numbers(
+                Some(vault.clone()),
+                Some(TwilioAccount { account_sid: "AC1".into(), auth_token: TOKEN.into() }),
+            )),
+            copier: MediaCopier::standard(files.clone()).unwrap(),
+            api_base: twilio.clone(),
             public_base_url: Some(BASE.into()),
             greeting: "Hi.".into(),
             memory_mb: 128,
@@ -294,8 +347,12 @@ mod tests {
     }
 
     fn signed(path_and_query: &str, form: &[(&str, &str)]) -> Request {
+        signed_with(TOKEN, path_and_query, form)
+    }
+
+    fn signed_with(token: &str, path_and_query: &str, form: &[(&str, &str)]) -> Request {
         let params: Vec<(String, String)> = form.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        let signature = twilio::compute_signature(TOKEN, &format!("{BASE}{path_and_query}"), &params);
+        let signature = twilio::compute_signature(token, &format!("{BASE}{path_and_query}"), &params);
         let body = serde_urlencoded::to_string(&params).unwrap();
         let path = path_and_query.split('?').next().unwrap_or_default();
         kit::apigw::test_request(
@@ -375,6 +432,34 @@ mod tests {
         let res = handle(&w.deps, lambda_http::request::from_str(t).unwrap()).await.unwrap();
         assert_eq!(res.status(), 200, "{:?}", res.body());
         assert_eq!(w.queue.sent()[0].2["text"], "Hi, this is Ana about order 1234, please call me back.");
+    }
+
+    #[tokio::test]
+    async fn a_number_on_the_workspaces_own_account_verifies_and_fetches_with_it() {
+        let w = world().await;
+        let call = [("CallSid", "CA9"), ("From", "+14155552671"), ("To", OWN_NUMBER), ("CallStatus", "ringing")];
+        // Signed by the stack's account: not this number's.
+        assert_eq!(handle(&w.deps, signed("/webhooks/twilio/voice", &call)).await.unwrap().status(), 403);
+        let res = handle(&w.deps, signed_with(OWN_TOKEN, "/webhooks/twilio/voice", &call)).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(matches!(res.body(), Body::Text(t) if t.contains("<Record")));
+        // Its recording's callback names no To: the number comes from our callback URL.
+        let q = format!("?from=%2B14155552671&to={}", OWN_NUMBER.replace('+', "%2B"));
+        let rec_url = format!("{}/2010-04-01/Accounts/{OWN_SID}/Recordings/RE9", w.twilio);
+        let rec = [
+            ("AccountSid", OWN_SID),
+            ("CallSid", "CA9"),
+            ("RecordingSid", "RE9"),
+            ("RecordingStatus", "completed"),
+            ("RecordingUrl", rec_url.as_str()),
+        ];
+        let path = format!("/webhooks/twilio/voice/recording{q}");
+        assert_eq!(handle(&w.deps, signed(&path, &rec)).await.unwrap().status(), 403);
+        let res = handle(&w.deps, signed_with(OWN_TOKEN, &path, &rec)).await.unwrap();
+        assert_eq!(res.status(), 200, "{:?}", res.body());
+        let sent = w.queue.sent();
+        let (_, bytes) = w.files.file(sent[0].2["attachments"][0]["url"].as_str().unwrap()).expect("stored");
+        assert_eq!(bytes, format!("ID3-fake-mp3 for {OWN_SID}").as_bytes(), "fetched with the number's own account");
     }
 
     #[tokio::test]
