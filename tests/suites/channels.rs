@@ -1112,9 +1112,18 @@ async fn a_workspace_connects_its_own_whatsapp_number_with_its_token() {
     assert_eq!(status, 422, "Meta refuses a token that does not reach the number: {body}");
     let (status, body) = s.send_as("PUT", &path, &admin, Some(json!({ "page_token": token }))).await;
     assert_eq!(status, 422, "a Page token is not a WhatsApp number's: {body}");
-    let (status, body) = s.send_as("PUT", &path, &admin, Some(json!({ "access_token": token }))).await;
+    let waba = format!("1099{:011}", ulid::Ulid::new().random() % 100_000_000_000);
+    let connect = json!({ "access_token": token, "business_account_id": waba });
+    let (status, body) = s.send_as("PUT", &path, &admin, Some(connect)).await;
     assert_eq!(status, 201, "{body}");
     assert!(!body.to_string().contains(&token));
+    // Templates go to the workspace's own business account, with its token.
+    let draft = json!({ "name": "lid_replaced", "language": "en_US", "category": "utility",
+        "body": "Hi {{1}}, a new lid is on its way.", "examples": { "body": ["Ana"] } });
+    let (status, body) = s.send_as("POST", "/whatsapp/templates", &admin, Some(draft)).await;
+    assert_eq!(status, 201, "{body}");
+    let at_meta = s.whatsapp.templates().into_iter().find(|t| t.business_account_id == waba).expect("submitted");
+    assert_eq!(at_meta.access_token, token);
     let name = format!("{}/credentials/whatsapp/{number}", s.stack.provisioned.stack);
     let sm = aws_sdk_secretsmanager::Client::new(&s.aws);
     assert!(sm.get_secret_value().secret_id(&name).send().await.is_ok(), "kept in the workspace's own secret");

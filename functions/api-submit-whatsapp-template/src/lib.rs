@@ -48,7 +48,11 @@ impl Deps {
             base_url: config
                 .optional("WHATSAPP_API_BASE")
                 .unwrap_or_else(|| domain::channels::whatsapp::API_BASE.into()),
-            access_token: whatsapp.access_token.clone(),
+            // A workspace's own business account with its own token (kept with its numbers).
+            tokens: Arc::new(providers::accounts::whatsapp_numbers(
+                api::credentials::vault(config, aws),
+                Some(whatsapp.access_token.clone()),
+            )),
         };
         Ok(Self { api: api::Deps::from_config(config, aws).await?, meta: Arc::new(meta) })
     }
@@ -86,15 +90,24 @@ fn meta_answer(e: BotApiError) -> ApiError {
     }
 }
 
-/// The business account to submit under: the one named, else the single one the workspace's
-/// WhatsApp numbers were connected with.
-async fn business_account(deps: &Deps, ws: &domain::WorkspaceId, named: Option<String>) -> Result<String, ApiError> {
+/// The business account to submit under (the one named, else the single one the workspace's
+/// WhatsApp numbers were connected with), and the number in it whose token speaks for it.
+async fn business_account(
+    deps: &Deps,
+    ws: &domain::WorkspaceId,
+    named: Option<String>,
+) -> Result<(String, String), ApiError> {
     let accounts = deps.api.store.channel_accounts(ws).await?;
-    let mut known: Vec<String> =
-        accounts.into_iter().filter(|a| a.channel == Channel::Whatsapp).filter_map(|a| a.business_account_id).collect();
-    known.sort();
+    let mut numbers: Vec<(String, String)> = accounts
+        .into_iter()
+        .filter(|a| a.channel == Channel::Whatsapp)
+        .filter_map(|a| a.business_account_id.map(|waba| (waba, a.address)))
+        .collect();
+    numbers.sort();
+    let mut known: Vec<String> = numbers.iter().map(|(waba, _)| waba.clone()).collect();
     known.dedup();
-    match (named, known.as_slice()) {
+    let via = |waba: &str| numbers.iter().find(|(w, _)| w == waba).map(|(_, n)| n.clone()).unwrap_or_default();
+    let chosen = match (named, known.as_slice()) {
         (Some(n), _) if known.contains(&n) => Ok(n),
         (Some(n), _) => Err(ApiError::Unprocessable(format!(
             "business account {n} is not one of this workspace's WhatsApp numbers' (PUT /channels/whatsapp/{{id}} with business_account_id)"
@@ -107,7 +120,22 @@ async fn business_account(deps: &Deps, ws: &domain::WorkspaceId, named: Option<S
             "this workspace has several WhatsApp Business Accounts ({}): name one in business_account_id",
             known.join(", ")
         ))),
-    }
+    }?;
+    let number = via(&chosen);
+    Ok((chosen, number))
+}
+
+/// The number whose token edits the workspace's templates: one connected with a business
+/// account (a workspace's templates live in its business account).
+async fn template_number(deps: &Deps, ws: &domain::WorkspaceId) -> Result<String, ApiError> {
+    let accounts = deps.api.store.channel_accounts(ws).await?;
+    let mut numbers: Vec<String> = accounts
+        .into_iter()
+        .filter(|a| a.channel == Channel::Whatsapp && a.business_account_id.is_some())
+        .map(|a| a.address)
+        .collect();
+    numbers.sort();
+    Ok(numbers.into_iter().next().unwrap_or_default())
 }
 
 /// Whether two registry entries are the same template as submitted (review fields aside).
@@ -160,11 +188,12 @@ async fn submit(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
         }
         Some(held) => {
             let meta_id = held.meta_id.clone().unwrap_or_default();
-            deps.meta.edit(&meta_id, &submission).await.map_err(meta_answer)?
+            let via = template_number(deps, &who.workspace).await?;
+            deps.meta.edit(&meta_id, &via, &submission).await.map_err(meta_answer)?
         }
         None => {
-            let account = business_account(deps, &who.workspace, draft.business_account_id).await?;
-            deps.meta.create(&account, &submission).await.map_err(meta_answer)?
+            let (account, via) = business_account(deps, &who.workspace, draft.business_account_id).await?;
+            deps.meta.create(&account, &via, &submission).await.map_err(meta_answer)?
         }
     };
     template.meta_id = Some(submitted.meta_id);
@@ -198,7 +227,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl TemplateSubmissions for Meta {
-        async fn create(&self, waba: &str, s: &serde_json::Value) -> Result<Submitted, BotApiError> {
+        async fn create(&self, waba: &str, _via: &str, s: &serde_json::Value) -> Result<Submitted, BotApiError> {
             if let Some(why) = self.refuse.lock().unwrap().clone() {
                 return Err(BotApiError::Refused(why));
             }
@@ -209,7 +238,7 @@ mod tests {
                 category: Some(WhatsappCategory::Marketing),
             })
         }
-        async fn edit(&self, id: &str, s: &serde_json::Value) -> Result<Submitted, BotApiError> {
+        async fn edit(&self, id: &str, _via: &str, s: &serde_json::Value) -> Result<Submitted, BotApiError> {
             self.asked.lock().unwrap().push((format!("edit {id}"), s.clone()));
             Ok(Submitted { meta_id: id.into(), status: TemplateStatus::Pending, category: None })
         }

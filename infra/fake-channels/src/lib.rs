@@ -112,6 +112,8 @@ pub struct SubmittedTemplate {
     /// The last create or edit body.
     pub body: Value,
     pub edits: usize,
+    /// The access token it was created with.
+    pub access_token: String,
 }
 
 #[derive(Clone)]
@@ -205,11 +207,6 @@ impl FakeWhatsApp {
 
 /// The bytes behind every media id (a JPEG's first bytes, then filler).
 pub const MEDIA_BYTES: &[u8] = b"\xff\xd8\xff\xe0\x00\x10JFIF fake whatsapp media";
-
-fn bearer_ok(inner: &WhatsAppInner, headers: &HeaderMap) -> bool {
-    headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
-        == Some(inner.access_token.as_str())
-}
 
 /// `GET /{media-id}`: Meta's media lookup (any numeric id exists; `404…` ids do not), with any
 /// business account's token; `GET /{phone-number-id}` of an added number: the number, with its
@@ -315,7 +312,8 @@ async fn template_create(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    if !bearer_ok(&inner, &headers) {
+    let token = WhatsAppInner::bearer(&headers).unwrap_or_default();
+    if !inner.knows(&token) {
         return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
     }
     let (Some(name), Some(language), Some(category)) =
@@ -339,6 +337,7 @@ async fn template_create(
         language: language.to_owned(),
         body: body.clone(),
         edits: 0,
+        access_token: token,
     });
     reply(200, json!({ "id": id, "status": "PENDING", "category": category }))
 }
@@ -350,7 +349,7 @@ async fn template_edit(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    if !bearer_ok(&inner, &headers) {
+    if !inner.knows(&WhatsAppInner::bearer(&headers).unwrap_or_default()) {
         return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
     }
     if body.get("name").is_some() || body.get("language").is_some() {

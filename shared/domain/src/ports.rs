@@ -102,10 +102,17 @@ pub struct Submitted {
 /// Meta's template management (Graph API): creating a template under a WhatsApp Business Account
 /// and editing one it rejected or paused. Either way Meta reviews it and answers by webhook.
 #[async_trait]
+/// Meta's template management, as the business account that owns the templates: `via` is one of
+/// the workspace's WhatsApp numbers in that account, whose access token is used (its workspace's
+/// own, else the stack's).
 pub trait TemplateSubmissions: Send + Sync {
-    async fn create(&self, business_account_id: &str, submission: &serde_json::Value)
-        -> Result<Submitted, BotApiError>;
-    async fn edit(&self, meta_id: &str, submission: &serde_json::Value) -> Result<Submitted, BotApiError>;
+    async fn create(
+        &self,
+        business_account_id: &str,
+        via: &str,
+        submission: &serde_json::Value,
+    ) -> Result<Submitted, BotApiError>;
+    async fn edit(&self, meta_id: &str, via: &str, submission: &serde_json::Value) -> Result<Submitted, BotApiError>;
 }
 
 #[async_trait]

@@ -90,11 +90,12 @@ impl domain::ports::PageTokenCheck for GraphPages {
     }
 }
 
-/// Meta's template management (Graph API) with the stack's WhatsApp access token.
+/// Meta's template management (Graph API), with the access token of the number it goes through
+/// (its workspace's own business account's, else the stack's).
 pub struct GraphTemplates {
     pub http: reqwest::Client,
     pub base_url: String,
-    pub access_token: String,
+    pub tokens: Arc<crate::accounts::WhatsAppNumbers>,
 }
 
 impl GraphTemplates {
@@ -103,13 +104,20 @@ impl GraphTemplates {
     async fn call(
         &self,
         url: String,
+        via: &str,
         body: &serde_json::Value,
     ) -> Result<serde_json::Value, domain::ports::BotApiError> {
         use domain::ports::BotApiError;
+        let token = self
+            .tokens
+            .get(via)
+            .await
+            .map_err(|e| BotApiError::Unavailable(e.to_string()))?
+            .ok_or_else(|| BotApiError::Refused("no WhatsApp access token is configured for this number".into()))?;
         let res = self
             .http
             .post(url)
-            .bearer_auth(&self.access_token)
+            .bearer_auth(&*token)
             .json(body)
             .send()
             .await
@@ -133,10 +141,11 @@ impl domain::ports::TemplateSubmissions for GraphTemplates {
     async fn create(
         &self,
         business_account_id: &str,
+        via: &str,
         submission: &serde_json::Value,
     ) -> Result<domain::ports::Submitted, domain::ports::BotApiError> {
         let url = format!("{}/{business_account_id}/message_templates", self.base_url.trim_end_matches('/'));
-        let answer = self.call(url, submission).await?;
+        let answer = self.call(url, via, submission).await?;
         let meta_id = match &answer["id"] {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Number(n) => n.to_string(),
@@ -155,11 +164,12 @@ impl domain::ports::TemplateSubmissions for GraphTemplates {
     async fn edit(
         &self,
         meta_id: &str,
+        via: &str,
         submission: &serde_json::Value,
     ) -> Result<domain::ports::Submitted, domain::ports::BotApiError> {
         let url = format!("{}/{meta_id}", self.base_url.trim_end_matches('/'));
         let body = serde_json::json!({ "category": submission["category"], "components": submission["components"] });
-        self.call(url, &body).await?;
+        self.call(url, via, &body).await?;
         Ok(domain::ports::Submitted {
             meta_id: meta_id.to_owned(),
             status: domain::channels::templates::TemplateStatus::Pending,
