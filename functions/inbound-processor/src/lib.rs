@@ -70,8 +70,8 @@ impl Deps {
     }
 }
 
-/// `SETTINGS_CACHE_SECONDS`: how long routing rules, teams and budgets are remembered (0 or unset:
-/// read on every message).
+/// `SETTINGS_CACHE_SECONDS`: how long routing rules and teams are remembered (0 or unset: read on
+/// every new conversation).
 fn settings_ttl(config: &kit::Config) -> Result<std::time::Duration, kit::ConfigError> {
     let Some(raw) = config.optional("SETTINGS_CACHE_SECONDS") else { return Ok(std::time::Duration::ZERO) };
     raw.trim().parse::<u64>().map(std::time::Duration::from_secs).map_err(|_| kit::ConfigError::Invalid {

@@ -40,7 +40,7 @@ const IDEMPOTENCY_TTL_SECS: i64 = 24 * 3600;
 pub struct DynamoStore {
     client: Client,
     table: String,
-    /// Routing rules, teams and budgets remembered for a few seconds (`with_settings_cache`).
+    /// Routing rules and teams remembered for a few seconds (`with_settings_cache`).
     settings: Option<std::sync::Arc<settings::SettingsCache>>,
 }
 
@@ -228,7 +228,7 @@ impl DynamoStore {
         Self { client, table: table.into(), settings: None }
     }
 
-    /// Remembers each workspace's routing rules, teams and budgets for `ttl` (`dynamo/settings.rs`);
+    /// Remembers each workspace's routing rules and teams for `ttl` (`dynamo/settings.rs`);
     /// a zero `ttl` remembers nothing.
     pub fn with_settings_cache(mut self, ttl: std::time::Duration) -> Self {
         self.settings = (!ttl.is_zero()).then(|| std::sync::Arc::new(settings::SettingsCache::new(ttl)));
@@ -1473,23 +1473,12 @@ impl RateCardStore for DynamoStore {
 #[async_trait]
 impl BudgetStore for DynamoStore {
     async fn budgets(&self, ws: &WorkspaceId) -> Result<Vec<Budget>, StoreError> {
-        if let Some(known) = self.settings.as_ref().and_then(|c| c.fresh(&c.budgets, ws)) {
-            return Ok(known);
-        }
         let items = self.query_all(&keys::budget_partition(ws), "").await?;
-        let read: Vec<Budget> = items.into_iter().map(|it| decode("budget", it)).collect::<Result<_, _>>()?;
-        if let Some(c) = &self.settings {
-            c.keep(&c.budgets, ws, read.clone());
-        }
-        Ok(read)
+        items.into_iter().map(|it| decode("budget", it)).collect()
     }
 
     async fn put_budget(&self, ws: &WorkspaceId, budget: &Budget) -> Result<(), StoreError> {
-        self.put_plain(item(&keys::budget(ws, budget.scope), "budget", budget)?).await?;
-        if let Some(c) = &self.settings {
-            c.forget(&c.budgets, ws);
-        }
-        Ok(())
+        self.put_plain(item(&keys::budget(ws, budget.scope), "budget", budget)?).await
     }
 
     async fn claim_alert(

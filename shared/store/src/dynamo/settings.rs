@@ -1,5 +1,5 @@
-//! A container's memory of a workspace's settings that every message reads: routing rules, teams
-//! and budgets. At one workspace's 10,000 messages a second those reads alone would take a
+//! A container's memory of a workspace's settings that every new conversation's routing reads:
+//! routing rules and teams (read through the store, by the domain's routing service). At one workspace's 10,000 messages a second those reads alone would take a
 //! partition several times over (docs/scaling.md); remembered for a few seconds, each container
 //! reads them once per TTL. A change made through this store is seen at once by it, and by every
 //! other container within the TTL (the trade an eventually consistent read makes, a little longer).
@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use domain::finance::Budget;
 use domain::routing::{RoutingRules, Team};
 use domain::WorkspaceId;
 
@@ -21,12 +20,11 @@ pub(crate) struct SettingsCache {
     ttl: Duration,
     pub(crate) rules: Remembered<RoutingRules>,
     pub(crate) teams: Remembered<Vec<Team>>,
-    pub(crate) budgets: Remembered<Vec<Budget>>,
 }
 
 impl SettingsCache {
     pub(crate) fn new(ttl: Duration) -> Self {
-        Self { ttl, rules: Mutex::default(), teams: Mutex::default(), budgets: Mutex::default() }
+        Self { ttl, rules: Mutex::default(), teams: Mutex::default() }
     }
 
     /// What `which` remembers of `ws` if still fresh.
