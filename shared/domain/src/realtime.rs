@@ -277,6 +277,18 @@ mod tests {
             opened: false,
         }
     }
+    /// Bob, online, of the billing team.
+    fn billing_team() -> Vec<AgentState> {
+        vec![AgentState {
+            id: agent("bob"),
+            presence: Presence::Online,
+            teams: BTreeSet::from([TeamId::parse("billing").unwrap()]),
+            skills: BTreeSet::new(),
+            capacity: 500,
+            load: 0,
+            last_assigned_at: None,
+        }]
+    }
     fn ids(v: Vec<ConnectionId>) -> Vec<String> {
         let mut v: Vec<String> = v.into_iter().map(|c| c.to_string()).collect();
         v.sort();
@@ -305,15 +317,7 @@ mod tests {
         let dan = conn("dan1", "acme", "dan", Role::Agent);
         cat.viewing = Some(c.id);
         bob.subscriptions.clear();
-        let agents = vec![AgentState {
-            id: agent("bob"),
-            presence: Presence::Online,
-            teams: BTreeSet::from([TeamId::parse("billing").unwrap()]),
-            skills: BTreeSet::new(),
-            capacity: 500,
-            load: 0,
-            last_assigned_at: None,
-        }];
+        let agents = billing_team();
         assert_eq!(ids(audience(&created(&c), Some(&c), &[bob, cat, dan.clone()], &agents, NOW)), ["bob1", "cat1"]);
         // Without a team, everyone sees unassigned work.
         let open = conversation(None, None);
@@ -482,15 +486,7 @@ mod tests {
                 conns in prop::collection::vec(any_connection(), 0..25),
                 (event, conversation) in any_event(),
             ) {
-                let agents = vec![AgentState {
-                    id: agent("bob"),
-                    presence: Presence::Online,
-                    teams: BTreeSet::from([TeamId::parse("billing").unwrap()]),
-                    skills: BTreeSet::new(),
-                    capacity: 500,
-                    load: 0,
-                    last_assigned_at: None,
-                }];
+                let agents = billing_team();
                 let lists = reach(&event, conversation.as_ref());
                 let read: Vec<Connection> = conns.iter().filter(|c| lists.iter().any(|l| l.holds(c))).cloned().collect();
                 let all = ids(audience(&event, conversation.as_ref(), &conns, &agents, NOW));
