@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use domain::finance::ledger::Month;
 use domain::finance::LedgerEntry;
-use domain::ports::{AnalyticsStore, ConnectionStore, CostLedger, RoutingStore};
+use domain::ports::{AnalyticsStore, BudgetStore, ConnectionStore, CostLedger, RoutingStore};
 use kit::auth::Role;
 use switchboard_e2e::*;
 
@@ -284,9 +284,10 @@ async fn back_to_the_unsharded_keys(s: &TestStack) {
             continue;
         }
         match entity.as_str() {
-            // An agent's connection was in one list of the workspace (and its pointer).
-            "connection" => {
-                if pk.ends_with("#CONN#0") {
+            // An agent's connection was in one list of the workspace (and its pointer), a budget
+            // in the workspace's one budget partition.
+            "connection" | "budget" => {
+                if pk.ends_with("#CONN#0") || pk.ends_with("#BUDGET#0") {
                     let mut old = it.clone();
                     old.insert("PK".into(), AttributeValue::S(strip(&pk)));
                     client.put_item().table_name(table).set_item(Some(old)).send().await.unwrap();
@@ -379,10 +380,22 @@ async fn an_existing_table_moves_to_the_sharded_keys_and_reports_the_same() {
         token_expires_at: None,
     };
     s.store.put_connection(&tab).await.unwrap();
+    let budget = domain::finance::Budget::new(
+        domain::finance::BudgetScope::Workspace,
+        domain::finance::Currency::usd(),
+        50_000_000,
+        None,
+        false,
+        domain::AgentId::parse("fiona").unwrap(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    s.store.put_budget(&s.workspace, &budget).await.unwrap();
 
     // The table as an earlier release left it: the new code finds none of it.
     back_to_the_unsharded_keys(&s).await;
     assert!(s.store.agent_connections(&s.workspace, &tab.agent).await.unwrap().is_empty());
+    assert!(s.store.budgets(&s.workspace).await.unwrap().is_empty());
     assert_eq!(report(&s, &finance, &month, "by=channel").await["total"]["messages"], 0);
     assert!(s.store.entries(&s.workspace, day, 1000, None).await.unwrap().items.is_empty());
     assert!(!s.conversations().await.iter().any(|c| c["id"] == conv.as_str()));
@@ -401,6 +414,10 @@ async fn an_existing_table_moves_to_the_sharded_keys_and_reports_the_same() {
     assert_eq!(run["waiting"], 1, "{run}");
     assert_eq!(s.store.waiting(&s.workspace).await.unwrap(), queued);
     assert_eq!(run["connections"], 1, "{run}");
+    assert_eq!(run["budgets"], 1, "{run}");
+    for _ in 0..4 {
+        assert_eq!(s.store.budgets(&s.workspace).await.unwrap(), std::slice::from_ref(&budget), "every replica");
+    }
     let conv_id = domain::ConversationId::parse(&conv).unwrap();
     let tabs = vec![tab.clone()];
     assert_eq!(s.store.agent_connections(&s.workspace, &tab.agent).await.unwrap(), tabs);
@@ -409,7 +426,7 @@ async fn an_existing_table_moves_to_the_sharded_keys_and_reports_the_same() {
 
     // Again: nothing left to move.
     let again = s.invoke("migrate-table", &serde_json::json!({"segment": 0, "segments": 1})).await;
-    let moved = ["conversations", "counters", "ledger_entries", "aggregates", "waiting", "connections"]
+    let moved = ["conversations", "counters", "ledger_entries", "aggregates", "waiting", "connections", "budgets"]
         .map(|k| again[k].as_u64());
-    assert_eq!(moved, [Some(0); 6], "{again}");
+    assert_eq!(moved, [Some(0); 7], "{again}");
 }

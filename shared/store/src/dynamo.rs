@@ -1473,12 +1473,16 @@ impl RateCardStore for DynamoStore {
 #[async_trait]
 impl BudgetStore for DynamoStore {
     async fn budgets(&self, ws: &WorkspaceId) -> Result<Vec<Budget>, StoreError> {
-        let items = self.query_all(&keys::budget_partition(ws), "").await?;
+        let items = self.query_all(&keys::budget_partition(ws, keys::any_replica()), "").await?;
         items.into_iter().map(|it| decode("budget", it)).collect()
     }
 
     async fn put_budget(&self, ws: &WorkspaceId, budget: &Budget) -> Result<(), StoreError> {
-        self.put_plain(item(&keys::budget(ws, budget.scope), "budget", budget)?).await
+        // Every replica, in one transaction: whichever a read takes holds the same budgets.
+        let items = (0..keys::CONNECTION_REPLICAS)
+            .map(|r| put_always(&self.table, item(&keys::budget(ws, budget.scope, r), "budget", budget)?))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.transact(items, None).await
     }
 
     async fn claim_alert(

@@ -47,7 +47,7 @@
 //! | cost counter         | `WS#<ws>#COST#<yyyy-mm>#<shard>`     | see [`cost_counter`] |
 //! | ledger entry         | `WS#<ws>#LEDGER#<yyyy-mm-dd>#<shard>` | `<message>#<kind>` |
 //! | rate card version    | `WS#<ws>#RATECARD`                   | `V#<version, 10 digits>` |
-//! | budget               | `WS#<ws>#BUDGET`                     | `<scope>`          |
+//! | budget (16 replicas) | `WS#<ws>#BUDGET#<replica 0-15>`      | `<scope>`          |
 //! | budget alert marker  | `WS#<ws>#ALERT#<yyyy-mm>`            | `<scope>#<percent>` |
 //!
 //! Conversations carry two index keys, both sorted by `<last activity ms, 13 digits>#<conv>`:
@@ -445,6 +445,7 @@ pub mod legacy {
                 | ["WS", _, "STATS", _]
                 | ["WS", _, "ROUTEQ"]
                 | ["WS", _, "CONN"]
+                | ["WS", _, "BUDGET"]
                 | ["WS", _, "STATUS", _]
                 | ["WS", _, "ASSIGNEE", "-", "STATUS", _]
                 | ["WS", _, "TEAM", _, "STATUS", _]
@@ -457,6 +458,14 @@ pub mod legacy {
     pub fn stats(pk: &str, sk: &str) -> Option<Key> {
         unsharded(pk, "STATS")?;
         Some(Key { pk: format!("{pk}#0"), sk: sk.to_owned() })
+    }
+
+    /// The workspace whose single budget partition (`WS#<ws>#BUDGET`) `pk` is.
+    pub fn budget_list(pk: &str) -> Option<WorkspaceId> {
+        match pk.split('#').collect::<Vec<_>>().as_slice() {
+            ["WS", ws, "BUDGET"] => WorkspaceId::parse(ws).ok(),
+            _ => None,
+        }
     }
 
     /// Whether `pk` is a workspace's single list of connections (`WS#<ws>#CONN`).
@@ -506,12 +515,16 @@ pub fn rate_card(w: &WorkspaceId, version: u32) -> Key {
     Key { pk: rate_card_partition(w), sk: format!("V#{version:010}") }
 }
 
-pub fn budget_partition(w: &WorkspaceId) -> String {
-    format!("{}#BUDGET", ws(w))
+/// A replica of the workspace's budgets: `WS#<ws>#BUDGET#<replica>`. A reply's hard stop reads
+/// them fresh (a budget raised lets replies through at once), so every reply reads them; finance
+/// writes them a few times a month. Each budget is written to all [`CONNECTION_REPLICAS`]
+/// replicas, and a read takes one at random ([`any_replica`]).
+pub fn budget_partition(w: &WorkspaceId, replica: u32) -> String {
+    format!("{}#BUDGET#{replica}", ws(w))
 }
 
-pub fn budget(w: &WorkspaceId, scope: BudgetScope) -> Key {
-    Key { pk: budget_partition(w), sk: scope.as_str().to_owned() }
+pub fn budget(w: &WorkspaceId, scope: BudgetScope, replica: u32) -> Key {
+    Key { pk: budget_partition(w, replica), sk: scope.as_str().to_owned() }
 }
 
 pub fn alert_partition(w: &WorkspaceId, month: Month) -> String {

@@ -676,12 +676,12 @@ impl RateCardStore for MemoryStore {
 #[async_trait]
 impl BudgetStore for MemoryStore {
     async fn budgets(&self, ws: &WorkspaceId) -> Result<Vec<Budget>, StoreError> {
-        let pk = keys::budget_partition(ws);
+        let pk = keys::budget_partition(ws, 0);
         Ok(self.with(|s| s.budgets.iter().filter(|(k, _)| k.pk == pk).map(|(_, b)| b.clone()).collect()))
     }
 
     async fn put_budget(&self, ws: &WorkspaceId, budget: &Budget) -> Result<(), StoreError> {
-        self.with(|s| s.budgets.insert(keys::budget(ws, budget.scope), budget.clone()));
+        self.with(|s| s.budgets.insert(keys::budget(ws, budget.scope, 0), budget.clone()));
         Ok(())
     }
 

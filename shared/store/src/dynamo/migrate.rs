@@ -13,6 +13,9 @@
 //! - An agent's connection of the workspace's single list (`WS#<ws>#CONN`) is written where each
 //!   audience finds it (`put_connection`), then deleted from the list. A socket is at most two hours
 //!   old: until the run, a tab opened before the upgrade gets only what every agent gets.
+//! - A budget of the workspace's single partition (`WS#<ws>#BUDGET`) is written to every replica
+//!   (unless one set since the upgrade is there), then deleted. Until then replies and alerts see
+//!   no budget for it.
 //! - An hourly analytics aggregate of a kind's single partition merges into shard 0 (both on their
 //!   versions, in one transaction).
 //!
@@ -33,6 +36,9 @@ pub struct Migrated {
     /// Agents' connections of the workspace's single list, now kept by audience.
     #[serde(default)]
     pub connections: u64,
+    /// Budgets of the workspace's single partition, now in every replica.
+    #[serde(default)]
+    pub budgets: u64,
     /// The key after which the next run of this segment starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<Key>,
@@ -81,7 +87,7 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .segment(segment)
                 .total_segments(segments)
-                .filter_expression("#e IN (:conv, :counter, :ledger, :stats, :waiting, :connection)")
+                .filter_expression("#e IN (:conv, :counter, :ledger, :stats, :waiting, :connection, :budget)")
                 .expression_attribute_names("#e", keys::ENTITY)
                 .expression_attribute_values(":conv", s("conversation"))
                 .expression_attribute_values(":counter", s("cost_counter"))
@@ -89,6 +95,7 @@ impl DynamoStore {
                 .expression_attribute_values(":stats", s("stats"))
                 .expression_attribute_values(":waiting", s("waiting"))
                 .expression_attribute_values(":connection", s("connection"))
+                .expression_attribute_values(":budget", s("budget"))
                 .set_exclusive_start_key(start.take())
                 .limit(200)
                 .send()
@@ -119,6 +126,16 @@ impl DynamoStore {
                         self.put_connection(&c).await?;
                         self.delete_plain(&k).await?;
                         done.connections += 1;
+                    }
+                    Some("budget") => {
+                        let Some(ws) = keys::legacy::budget_list(&k.pk) else { continue };
+                        let b: Budget = decode("budget", it)?;
+                        // A budget set since the upgrade is in the replicas already, and newer.
+                        if !self.budgets(&ws).await?.iter().any(|held| held.scope == b.scope) {
+                            self.put_budget(&ws, &b).await?;
+                        }
+                        self.delete_plain(&k).await?;
+                        done.budgets += 1;
                     }
                     Some("waiting") => {
                         if let Some(to) = keys::legacy::waiting(&k.pk, &k.sk) {
