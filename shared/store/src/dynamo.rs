@@ -1479,7 +1479,7 @@ impl BudgetStore for DynamoStore {
 
     async fn put_budget(&self, ws: &WorkspaceId, budget: &Budget) -> Result<(), StoreError> {
         // Every replica, in one transaction: whichever a read takes holds the same budgets.
-        let items = (0..keys::CONNECTION_REPLICAS)
+        let items = (0..keys::READ_REPLICAS)
             .map(|r| put_always(&self.table, item(&keys::budget(ws, budget.scope, r), "budget", budget)?))
             .collect::<Result<Vec<_>, _>>()?;
         self.transact(items, None).await
@@ -1573,15 +1573,11 @@ fn rfc3339(t: OffsetDateTime) -> Result<String, StoreError> {
 #[async_trait]
 impl RoutingStore for DynamoStore {
     async fn routing_rules(&self, ws: &WorkspaceId) -> Result<domain::routing::RoutingRules, StoreError> {
-        if let Some(known) = self.settings.as_ref().and_then(|c| c.fresh(&c.rules, ws)) {
-            return Ok(known);
+        let read = || async { Ok(self.get_as("routing rules", &keys::routing_rules(ws)).await?.unwrap_or_default()) };
+        match &self.settings {
+            Some(c) => c.remembered(&c.rules, ws, read).await,
+            None => read().await,
         }
-        let read: domain::routing::RoutingRules =
-            self.get_as("routing rules", &keys::routing_rules(ws)).await?.unwrap_or_default();
-        if let Some(c) = &self.settings {
-            c.keep(&c.rules, ws, read.clone());
-        }
-        Ok(read)
     }
 
     async fn put_routing_rules(
@@ -1607,16 +1603,14 @@ impl RoutingStore for DynamoStore {
     }
 
     async fn teams(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::Team>, StoreError> {
-        if let Some(known) = self.settings.as_ref().and_then(|c| c.fresh(&c.teams, ws)) {
-            return Ok(known);
+        let read = || async {
+            let items = self.query_all(&keys::routing_partition(ws), keys::TEAM_PREFIX).await?;
+            items.into_iter().map(|it| decode("team", it)).collect()
+        };
+        match &self.settings {
+            Some(c) => c.remembered(&c.teams, ws, read).await,
+            None => read().await,
         }
-        let items = self.query_all(&keys::routing_partition(ws), keys::TEAM_PREFIX).await?;
-        let read: Vec<domain::routing::Team> =
-            items.into_iter().map(|it| decode("team", it)).collect::<Result<_, _>>()?;
-        if let Some(c) = &self.settings {
-            c.keep(&c.teams, ws, read.clone());
-        }
-        Ok(read)
     }
 
     async fn put_team(&self, ws: &WorkspaceId, team: &domain::routing::Team) -> Result<(), StoreError> {
@@ -1788,14 +1782,14 @@ fn connection_item(k: &Key, c: &domain::realtime::Connection) -> Result<Item, St
     Ok(it)
 }
 
-/// Every item a connection is kept in (`keys::CONNECTION_REPLICAS`): its pointer, the workspace's
+/// Every item a connection is kept in (`keys::READ_REPLICAS`): its pointer, the workspace's
 /// list, its agent's, the overseers' for a supervisor or admin, and beside each conversation its
 /// tab views or follows.
 fn connection_placements(c: &domain::realtime::Connection) -> Vec<Key> {
     let (ws, id) = (&c.workspace, &c.id);
     let mut out =
         vec![keys::connection_pointer(id), keys::connection_in(keys::agent_connections_partition(ws, &c.agent), id)];
-    for r in 0..keys::CONNECTION_REPLICAS {
+    for r in 0..keys::READ_REPLICAS {
         out.push(keys::connection_in(keys::connections_partition(ws, r), id));
         if c.role.oversees() {
             out.push(keys::connection_in(keys::overseers_partition(ws, r), id));

@@ -192,14 +192,17 @@ pub fn waiting(w: &WorkspaceId, conv: ConversationId) -> Key {
     Key { pk: format!("{}#ROUTEQ#{}", ws(w), inbox_shard(conv)), sk: conv.to_string() }
 }
 
+/// Items read by nearly every message and written rarely are written whole to this many
+/// partitions and read from one chosen at random ([`any_replica`]), so their reads spread: the
+/// workspace's and the overseers' connection lists, and the budgets.
+///
 /// An agent's connection is kept where each audience finds it without reading everyone's
 /// (`domain::realtime::audience`): in every replica of the workspace's list (presence, unassigned
 /// work), in its agent's partition (what the agent is assigned or mentioned in), in every replica
 /// of the overseers' list when a supervisor or admin holds it, and beside each conversation its tab
-/// views or follows. The workspace-wide lists are read for events of every conversation: each is
-/// written to this many partitions and read from one chosen at random, so their reads spread over
-/// them (writes are a tab opening, closing or changing what it shows: rare next to messages).
-pub const CONNECTION_REPLICAS: u32 = 16;
+/// views or follows (writes are a tab opening, closing or changing what it shows: rare next to
+/// messages).
+pub const READ_REPLICAS: u32 = 16;
 
 /// A replica of the workspace's connections: `WS#<ws>#CONN#<replica>`.
 pub fn connections_partition(w: &WorkspaceId, replica: u32) -> String {
@@ -221,7 +224,7 @@ pub fn any_replica() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::hash::RandomState::new().build_hasher();
     h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-    (h.finish() % u64::from(CONNECTION_REPLICAS)) as u32
+    (h.finish() % u64::from(READ_REPLICAS)) as u32
 }
 
 /// A connection's item in a partition of connections (each placement's sort key is its id).
@@ -460,25 +463,27 @@ pub mod legacy {
         Some(Key { pk: format!("{pk}#0"), sk: sk.to_owned() })
     }
 
-    /// The workspace whose single budget partition (`WS#<ws>#BUDGET`) `pk` is.
-    pub fn budget_list(pk: &str) -> Option<WorkspaceId> {
+    /// `WS#<ws>#<kind>`, one partition of a workspace: the workspace of it, if `pk` is one.
+    fn single<'a>(pk: &'a str, kind: &str) -> Option<&'a str> {
         match pk.split('#').collect::<Vec<_>>().as_slice() {
-            ["WS", ws, "BUDGET"] => WorkspaceId::parse(ws).ok(),
+            ["WS", ws, k] if *k == kind => Some(ws),
             _ => None,
         }
     }
 
+    /// The workspace whose single budget partition (`WS#<ws>#BUDGET`) `pk` is.
+    pub fn budget_list(pk: &str) -> Option<WorkspaceId> {
+        WorkspaceId::parse(single(pk, "BUDGET")?).ok()
+    }
+
     /// Whether `pk` is a workspace's single list of connections (`WS#<ws>#CONN`).
     pub fn connection_list(pk: &str) -> bool {
-        matches!(pk.split('#').collect::<Vec<_>>().as_slice(), ["WS", _, "CONN"])
+        single(pk, "CONN").is_some()
     }
 
     /// A conversation waiting in the single queue partition (`WS#<ws>#ROUTEQ`): its sharded key.
     pub fn waiting(pk: &str, sk: &str) -> Option<Key> {
-        let parts: Vec<&str> = pk.split('#').collect();
-        if !matches!(parts.as_slice(), ["WS", _, "ROUTEQ"]) {
-            return None;
-        }
+        single(pk, "ROUTEQ")?;
         let conv = ConversationId::parse(sk).ok()?;
         Some(Key { pk: format!("{pk}#{}", inbox_shard(conv)), sk: sk.to_owned() })
     }
@@ -517,7 +522,7 @@ pub fn rate_card(w: &WorkspaceId, version: u32) -> Key {
 
 /// A replica of the workspace's budgets: `WS#<ws>#BUDGET#<replica>`. A reply's hard stop reads
 /// them fresh (a budget raised lets replies through at once), so every reply reads them; finance
-/// writes them a few times a month. Each budget is written to all [`CONNECTION_REPLICAS`]
+/// writes them a few times a month. Each budget is written to all [`READ_REPLICAS`]
 /// replicas, and a read takes one at random ([`any_replica`]).
 pub fn budget_partition(w: &WorkspaceId, replica: u32) -> String {
     format!("{}#BUDGET#{replica}", ws(w))

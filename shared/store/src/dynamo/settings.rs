@@ -1,6 +1,6 @@
 //! A container's memory of a workspace's settings that every new conversation's routing reads:
-//! routing rules and teams (read through the store, by the domain's routing service). At one workspace's 10,000 messages a second those reads alone would take a
-//! partition several times over (docs/scaling.md); remembered for a few seconds, each container
+//! routing rules and teams (read through the store, by the domain's routing service). At one
+//! workspace's 10,000 messages a second those reads alone would take a partition several times over (docs/scaling.md); remembered for a few seconds, each container
 //! reads them once per TTL. A change made through this store is seen at once by it, and by every
 //! other container within the TTL (the trade an eventually consistent read makes, a little longer).
 //!
@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use domain::ports::StoreError;
 use domain::routing::{RoutingRules, Team};
 use domain::WorkspaceId;
 
@@ -27,14 +28,25 @@ impl SettingsCache {
         Self { ttl, rules: Mutex::default(), teams: Mutex::default() }
     }
 
-    /// What `which` remembers of `ws` if still fresh.
-    pub(crate) fn fresh<T: Clone>(&self, which: &Remembered<T>, ws: &WorkspaceId) -> Option<T> {
-        let known = lock(which);
-        known.get(ws).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| v.clone())
-    }
-
-    pub(crate) fn keep<T>(&self, which: &Remembered<T>, ws: &WorkspaceId, value: T) {
-        lock(which).insert(ws.clone(), (Instant::now(), value));
+    /// What `which` remembers of `ws` if still fresh, else what `read` reads (then remembered).
+    pub(crate) async fn remembered<T, F, Fut>(
+        &self,
+        which: &Remembered<T>,
+        ws: &WorkspaceId,
+        read: F,
+    ) -> Result<T, StoreError>
+    where
+        T: Clone,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let fresh = lock(which).get(ws).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| v.clone());
+        if let Some(known) = fresh {
+            return Ok(known);
+        }
+        let value = read().await?;
+        lock(which).insert(ws.clone(), (Instant::now(), value.clone()));
+        Ok(value)
     }
 
     pub(crate) fn forget<T>(&self, which: &Remembered<T>, ws: &WorkspaceId) {
