@@ -90,13 +90,9 @@ fn meta_answer(e: BotApiError) -> ApiError {
     }
 }
 
-/// The business account to submit under (the one named, else the single one the workspace's
-/// WhatsApp numbers were connected with), and the number in it whose token speaks for it.
-async fn business_account(
-    deps: &Deps,
-    ws: &domain::WorkspaceId,
-    named: Option<String>,
-) -> Result<(String, String), ApiError> {
+/// The workspace's WhatsApp numbers connected with a business account: `(account, number)`, in
+/// order. A number's token speaks for its account (its workspace's own, else the stack's).
+async fn numbers_by_account(deps: &Deps, ws: &domain::WorkspaceId) -> Result<Vec<(String, String)>, ApiError> {
     let accounts = deps.api.store.channel_accounts(ws).await?;
     let mut numbers: Vec<(String, String)> = accounts
         .into_iter()
@@ -104,9 +100,14 @@ async fn business_account(
         .filter_map(|a| a.business_account_id.map(|waba| (waba, a.address)))
         .collect();
     numbers.sort();
+    Ok(numbers)
+}
+
+/// The business account to submit under (the one named, else the single one the workspace's
+/// WhatsApp numbers were connected with), and the number in it whose token speaks for it.
+fn business_account(numbers: &[(String, String)], named: Option<String>) -> Result<(String, String), ApiError> {
     let mut known: Vec<String> = numbers.iter().map(|(waba, _)| waba.clone()).collect();
     known.dedup();
-    let via = |waba: &str| numbers.iter().find(|(w, _)| w == waba).map(|(_, n)| n.clone()).unwrap_or_default();
     let chosen = match (named, known.as_slice()) {
         (Some(n), _) if known.contains(&n) => Ok(n),
         (Some(n), _) => Err(ApiError::Unprocessable(format!(
@@ -121,21 +122,8 @@ async fn business_account(
             known.join(", ")
         ))),
     }?;
-    let number = via(&chosen);
+    let number = numbers.iter().find(|(waba, _)| *waba == chosen).map(|(_, n)| n.clone()).unwrap_or_default();
     Ok((chosen, number))
-}
-
-/// The number whose token edits the workspace's templates: one connected with a business
-/// account (a workspace's templates live in its business account).
-async fn template_number(deps: &Deps, ws: &domain::WorkspaceId) -> Result<String, ApiError> {
-    let accounts = deps.api.store.channel_accounts(ws).await?;
-    let mut numbers: Vec<String> = accounts
-        .into_iter()
-        .filter(|a| a.channel == Channel::Whatsapp && a.business_account_id.is_some())
-        .map(|a| a.address)
-        .collect();
-    numbers.sort();
-    Ok(numbers.into_iter().next().unwrap_or_default())
 }
 
 /// Whether two registry entries are the same template as submitted (review fields aside).
@@ -188,11 +176,14 @@ async fn submit(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> 
         }
         Some(held) => {
             let meta_id = held.meta_id.clone().unwrap_or_default();
-            let via = template_number(deps, &who.workspace).await?;
+            // The workspace's templates live in its business account: any of its numbers there.
+            let numbers = numbers_by_account(deps, &who.workspace).await?;
+            let via = numbers.first().map(|(_, number)| number.clone()).unwrap_or_default();
             deps.meta.edit(&meta_id, &via, &submission).await.map_err(meta_answer)?
         }
         None => {
-            let (account, via) = business_account(deps, &who.workspace, draft.business_account_id).await?;
+            let numbers = numbers_by_account(deps, &who.workspace).await?;
+            let (account, via) = business_account(&numbers, draft.business_account_id)?;
             deps.meta.create(&account, &via, &submission).await.map_err(meta_answer)?
         }
     };
