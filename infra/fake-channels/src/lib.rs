@@ -96,9 +96,12 @@ impl WhatsAppInner {
         self.numbers.lock().expect("lock").get(phone).cloned().unwrap_or_else(|| self.access_token.clone())
     }
 
-    /// Any token this Graph API knows (media belong to whichever business account received them).
-    fn knows(&self, token: &str) -> bool {
-        token == self.access_token || self.numbers.lock().expect("lock").values().any(|t| t == token)
+    /// The request's token if this Graph API knows it (media and templates belong to whichever
+    /// business account holds them).
+    fn known_bearer(&self, headers: &HeaderMap) -> Option<String> {
+        let token = Self::bearer(headers)?;
+        let known = token == self.access_token || self.numbers.lock().expect("lock").values().any(|t| *t == token);
+        known.then_some(token)
     }
 }
 
@@ -223,9 +226,7 @@ async fn whatsapp_media(
         }
         return reply(200, json!({ "id": media }));
     }
-    if !inner.knows(&token) {
-        return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
-    }
+    let Some(token) = inner.known_bearer(&headers) else { return invalid_token() };
     inner.media_fetches.lock().expect("lock").push((media.clone(), token));
     if !media.bytes().all(|b| b.is_ascii_digit()) || media.starts_with("404") {
         return graph_error(400, 100, "Unsupported get request. Object with ID does not exist");
@@ -243,12 +244,14 @@ async fn whatsapp_media_bytes(
     Path(media): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let token = WhatsAppInner::bearer(&headers).unwrap_or_default();
-    if !inner.knows(&token) {
-        return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
-    }
+    let Some(token) = inner.known_bearer(&headers) else { return invalid_token() };
     inner.media_fetches.lock().expect("lock").push((media, token));
     ([("content-type", "image/jpeg")], MEDIA_BYTES).into_response()
+}
+
+/// Meta's answer to a token it does not accept.
+fn invalid_token() -> Response {
+    graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
 }
 
 fn graph_error(status: u16, code: i64, message: &str) -> Response {
@@ -266,7 +269,7 @@ async fn whatsapp_send(
 ) -> Response {
     // A number sends only with its own business account's token.
     if WhatsAppInner::bearer(&headers) != Some(inner.token_of(&phone)) {
-        return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
+        return invalid_token();
     }
     let Ok(body) = serde_json::from_str::<Value>(&body) else {
         return graph_error(400, 100, "Invalid parameter: the body is not JSON");
@@ -312,10 +315,7 @@ async fn template_create(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let token = WhatsAppInner::bearer(&headers).unwrap_or_default();
-    if !inner.knows(&token) {
-        return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
-    }
+    let Some(token) = inner.known_bearer(&headers) else { return invalid_token() };
     let (Some(name), Some(language), Some(category)) =
         (body["name"].as_str(), body["language"].as_str(), body["category"].as_str())
     else {
@@ -349,8 +349,8 @@ async fn template_edit(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    if !inner.knows(&WhatsAppInner::bearer(&headers).unwrap_or_default()) {
-        return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
+    if inner.known_bearer(&headers).is_none() {
+        return invalid_token();
     }
     if body.get("name").is_some() || body.get("language").is_some() {
         return graph_error(400, 100, "Invalid parameter: a template's name and language cannot be edited");
@@ -476,7 +476,7 @@ impl FakeMeta {
 async fn meta_node(State(inner): State<Arc<MetaInner>>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     if bearer.is_none() || inner.page_tokens.lock().expect("lock").get(&id).map(String::as_str) != bearer {
-        return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
+        return invalid_token();
     }
     reply(200, json!({ "id": id, "name": "Fake Page" }))
 }
@@ -489,7 +489,7 @@ async fn meta_send(
 ) -> Response {
     let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     if bearer.is_none() || inner.page_tokens.lock().expect("lock").get(&id).map(String::as_str) != bearer {
-        return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token");
+        return invalid_token();
     }
     let Ok(body) = serde_json::from_str::<Value>(&body) else {
         return graph_error(400, 100, "Invalid parameter: the body is not JSON");
