@@ -2,6 +2,7 @@
 //! price reconciled beside the estimate, reports (JSON and CSV) equal to the ledger's entries,
 //! budget alerts once per threshold, and the hard stop.
 
+use domain::ports::AgentStore;
 use std::collections::HashMap;
 
 use domain::finance::ledger::Month;
@@ -299,6 +300,23 @@ async fn back_to_the_unsharded_keys(s: &TestStack) {
                     .collect();
                 client.delete_item().table_name(table).set_key(Some(key)).send().await.unwrap();
             }
+            // An agent's whole state, load included, was their roster entry.
+            "agent" => {
+                let mut old = it.clone();
+                let id = it["id"].as_s().unwrap().clone();
+                old.insert("PK".into(), AttributeValue::S(format!("{ws}AGENTS")));
+                old.insert("SK".into(), AttributeValue::S(id.clone()));
+                old.remove("rev");
+                let held = if id == "ann" { "200" } else { "100" };
+                old.insert("load".into(), AttributeValue::N(held.into()));
+                client.put_item().table_name(table).set_item(Some(old)).send().await.unwrap();
+                let key = [("PK", it["PK"].clone()), ("SK", it["SK"].clone())]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect();
+                client.delete_item().table_name(table).set_key(Some(key)).send().await.unwrap();
+                moved += 1;
+            }
             // Shards of one aggregate would fold into one item: those stay where they are.
             "stats" if shared_sort_keys.get(&(strip(&pk), it["SK"].as_s().unwrap().clone())) > Some(&1) => {}
             "cost_counter" | "ledger_entry" | "stats" | "waiting" => {
@@ -392,8 +410,27 @@ async fn an_existing_table_moves_to_the_sharded_keys_and_reports_the_same() {
     .unwrap();
     s.store.put_budget(&s.workspace, &budget).await.unwrap();
 
+    // Two agents, their roster entries holding their whole state as before the split.
+    let (ann, bob) = (domain::AgentId::parse("ann").unwrap(), domain::AgentId::parse("bob").unwrap());
+    let support: std::collections::BTreeSet<domain::TeamId> = [domain::TeamId::parse("support").unwrap()].into();
+    for a in [&ann, &bob] {
+        let mut profile = domain::routing::AgentState::first_seen(a.clone(), domain::routing::Presence::Away, 300);
+        profile.teams = support.clone();
+        s.store.put_agent(&s.workspace, &profile).await.unwrap();
+    }
+
     // The table as an earlier release left it: the new code finds none of it.
     back_to_the_unsharded_keys(&s).await;
+    assert!(s.store.agent_states(&s.workspace, &[ann.clone(), bob.clone()]).await.unwrap().is_empty());
+    let listed = s.store.agents(&s.workspace).await.unwrap();
+    assert_eq!(listed.iter().map(|a| a.load).collect::<Vec<_>>(), [200, 100], "the listing reads legacy entries whole");
+    // Bob comes online before the run: his entry is adopted then, his load kept.
+    let set = s
+        .store
+        .set_presence(&s.workspace, &bob, domain::routing::Presence::Online, 300, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!((set.state.load, &set.state.teams), (100, &support));
     assert!(s.store.agent_connections(&s.workspace, &tab.agent).await.unwrap().is_empty());
     assert!(s.store.budgets(&s.workspace).await.unwrap().is_empty());
     assert_eq!(report(&s, &finance, &month, "by=channel").await["total"]["messages"], 0);
@@ -415,6 +452,17 @@ async fn an_existing_table_moves_to_the_sharded_keys_and_reports_the_same() {
     assert_eq!(s.store.waiting(&s.workspace).await.unwrap(), queued);
     assert_eq!(run["connections"], 1, "{run}");
     assert_eq!(run["budgets"], 1, "{run}");
+    assert_eq!(run["agents"], 1, "ann's entry; bob's was adopted when he came online: {run}");
+    let mut states = s.store.agent_states(&s.workspace, &[ann.clone(), bob.clone()]).await.unwrap();
+    states.sort_by(|a, b| a.id.cmp(&b.id));
+    let held: Vec<_> = states.iter().map(|a| (a.id.as_str(), a.load, a.presence, &a.teams)).collect();
+    use domain::routing::Presence::{Away, Online};
+    assert_eq!(held, [("ann", 200, Away, &support), ("bob", 100, Online, &support)]);
+    let roster = s.store.roster(&s.workspace).await.unwrap();
+    assert_eq!(
+        roster.iter().map(|a| (a.id.as_str(), a.presence)).collect::<Vec<_>>(),
+        [("ann", Away), ("bob", Online)]
+    );
     for _ in 0..4 {
         assert_eq!(s.store.budgets(&s.workspace).await.unwrap(), std::slice::from_ref(&budget), "every replica");
     }
@@ -426,7 +474,8 @@ async fn an_existing_table_moves_to_the_sharded_keys_and_reports_the_same() {
 
     // Again: nothing left to move.
     let again = s.invoke("migrate-table", &serde_json::json!({"segment": 0, "segments": 1})).await;
-    let moved = ["conversations", "counters", "ledger_entries", "aggregates", "waiting", "connections", "budgets"]
-        .map(|k| again[k].as_u64());
-    assert_eq!(moved, [Some(0); 7], "{again}");
+    let moved =
+        ["conversations", "counters", "ledger_entries", "aggregates", "waiting", "connections", "budgets", "agents"]
+            .map(|k| again[k].as_u64());
+    assert_eq!(moved, [Some(0); 8], "{again}");
 }

@@ -603,7 +603,25 @@ pub trait ConsentStore: Send + Sync {
 pub trait AgentStore: Send + Sync {
     /// Creates or updates an agent's profile; their current load is kept (0 for a new agent).
     async fn put_agent(&self, ws: &WorkspaceId, agent: &crate::routing::AgentState) -> Result<(), StoreError>;
+    /// Every agent's whole routing state, load included, read fresh.
     async fn agents(&self, ws: &WorkspaceId) -> Result<Vec<crate::routing::AgentState>, StoreError>;
+
+    /// Every agent's profile (presence, teams, skills, capacity) for choosing whom to ask: the load
+    /// in it is not to be trusted (0 where the store keeps loads apart), and it may be a few seconds
+    /// old where the store remembers it. Routing reads the chosen candidates' state with
+    /// [`AgentStore::agent_states`]; the take is conditional on that.
+    async fn roster(&self, ws: &WorkspaceId) -> Result<Vec<crate::routing::AgentState>, StoreError> {
+        self.agents(ws).await
+    }
+
+    /// The current routing state of the named agents (those the store knows), in no set order.
+    async fn agent_states(
+        &self,
+        ws: &WorkspaceId,
+        ids: &[AgentId],
+    ) -> Result<Vec<crate::routing::AgentState>, StoreError> {
+        Ok(self.agents(ws).await?.into_iter().filter(|a| ids.contains(&a.id)).collect())
+    }
 }
 
 /// An agent's presence after [`RoutingStore::set_presence`], with the online period it ended.

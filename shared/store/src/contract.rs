@@ -955,6 +955,7 @@ pub async fn run_all<S: Store>(s: &S) {
     budgets_and_alerts(s).await;
     consent_changes_commit_with_their_message(s).await;
     fifty_assignments_at_once_never_exceed_capacity(s).await;
+    the_roster_holds_profiles_and_each_agent_their_load(s).await;
     the_waiting_queue_rules_teams_and_presence(s).await;
     connections_by_id_and_by_workspace(s).await;
     connections_by_audience(s).await;
@@ -1365,6 +1366,58 @@ async fn consent_changes_commit_with_their_message<S: Store>(s: &S) {
     .unwrap();
     assert_eq!(s.consent(&ws, &identity).await.unwrap(), Some(record));
     assert_eq!(s.consent(&workspace("consent-other"), &identity).await.unwrap(), None);
+}
+
+/// Routing chooses from the roster (profiles) and reads only its candidates' state (the load the
+/// take is conditional on); an admin's listing reads everyone's whole state.
+pub async fn the_roster_holds_profiles_and_each_agent_their_load<S: Store>(s: &S) {
+    use domain::routing::Presence;
+    let ws = workspace("roster");
+    let at = now();
+    let ann = seed_agent(s, &ws, "ann", 300, Presence::Online).await;
+    let bob = seed_agent(s, &ws, "bob", 200, Presence::Away).await;
+    let mut profile = ann.clone();
+    profile.skills = ["billing".to_owned()].into();
+    s.put_agent(&ws, &profile).await.unwrap();
+    let c = seed_conversation(s, &ws, 7, at).await.1;
+    let mut next = c.clone();
+    next.assignee = Some(ann.id.clone());
+    next.assigned_weight = 100;
+    next.version += 1;
+    let take = Take { agent: ann.id.clone(), weight: 100, capacity: Some(300), at };
+    let commit = RoutingCommit {
+        conversation: next,
+        expected_version: c.version,
+        take: Some(take),
+        give_back: None,
+        queue: QueueChange::Keep,
+        audit: None,
+    };
+    s.commit_routing(commit).await.unwrap();
+
+    let roster = s.roster(&ws).await.unwrap();
+    let by_id = |id: &AgentId| roster.iter().find(|a| &a.id == id).cloned().unwrap();
+    assert_eq!(roster.len(), 2);
+    assert_eq!((by_id(&ann.id).presence, by_id(&ann.id).capacity), (Presence::Online, 300));
+    assert_eq!(by_id(&ann.id).skills, profile.skills, "a profile change reaches the roster");
+    assert_eq!((by_id(&bob.id).presence, by_id(&bob.id).capacity), (Presence::Away, 200));
+
+    let states = s.agent_states(&ws, std::slice::from_ref(&ann.id)).await.unwrap();
+    assert_eq!(states.len(), 1);
+    assert_eq!((states[0].load, states[0].last_assigned_at, &states[0].skills), (100, Some(at), &profile.skills));
+    assert!(s.agent_states(&ws, &[AgentId::parse("nobody").unwrap()]).await.unwrap().is_empty());
+    assert!(s.agent_states(&workspace("roster-other"), std::slice::from_ref(&ann.id)).await.unwrap().is_empty());
+
+    s.set_presence(&ws, &bob.id, Presence::Online, 200, at).await.unwrap();
+    let roster = s.roster(&ws).await.unwrap();
+    assert_eq!(
+        roster.iter().find(|a| a.id == bob.id).unwrap().presence,
+        Presence::Online,
+        "presence reaches the roster"
+    );
+    let mut both = s.agent_states(&ws, &[bob.id.clone(), ann.id.clone()]).await.unwrap();
+    both.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(s.agents(&ws).await.unwrap(), both, "the listing is every agent's whole state");
 }
 
 async fn fifty_assignments_at_once_never_exceed_capacity<S: Store>(s: &S) {

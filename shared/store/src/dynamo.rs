@@ -27,6 +27,7 @@ use crate::keys::{self, Key};
 
 mod erasure;
 mod migrate;
+mod roster;
 mod settings;
 
 pub use migrate::Migrated;
@@ -1531,14 +1532,15 @@ impl AgentStore for DynamoStore {
         let teams = to_attribute_value(&a.teams).map_err(|e| corrupt("teams", e))?;
         let skills = to_attribute_value(&a.skills).map_err(|e| corrupt("skills", e))?;
         let presence = to_attribute_value(a.presence).map_err(|e| corrupt("presence", e))?;
-        self.client
+        let update = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_map(&keys::agent(ws, &a.id))))
             // Every name aliased: several (capacity, …) are DynamoDB reserved words.
             .update_expression(
                 "SET #id = :id, #entity = :entity, #presence = :presence, #teams = :teams, #skills = :skills, \
-                 #capacity = :capacity, #load = if_not_exists(#load, :zero)",
+                 #capacity = :capacity, #load = if_not_exists(#load, :zero), #rev = if_not_exists(#rev, :zero) + :one",
             )
             .expression_attribute_names("#id", "id")
             .expression_attribute_names("#entity", keys::ENTITY)
@@ -1547,6 +1549,7 @@ impl AgentStore for DynamoStore {
             .expression_attribute_names("#skills", "skills")
             .expression_attribute_names("#capacity", "capacity")
             .expression_attribute_names("#load", "load")
+            .expression_attribute_names("#rev", roster::REV)
             .expression_attribute_values(":id", s(a.id.as_str()))
             .expression_attribute_values(":entity", s("agent"))
             .expression_attribute_values(":presence", presence)
@@ -1554,15 +1557,32 @@ impl AgentStore for DynamoStore {
             .expression_attribute_values(":skills", skills)
             .expression_attribute_values(":capacity", n(a.capacity))
             .expression_attribute_values(":zero", n(0))
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew);
+        let out = self.update_agent_state(ws, &a.id, update).await?;
+        let now = out.attributes.unwrap_or_default();
+        let rev = roster::revision(&now);
+        let state: domain::routing::AgentState = decode("agent", now)?;
+        self.write_roster_entry(ws, &state, rev).await
     }
 
     async fn agents(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::AgentState>, StoreError> {
-        let items = self.query_all(&keys::agents_partition(ws), "").await?;
-        items.into_iter().map(|it| decode("agent", it)).collect()
+        self.all_agents(ws).await
+    }
+
+    async fn roster(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::AgentState>, StoreError> {
+        match &self.settings {
+            Some(c) => c.remembered(&c.roster, ws, || self.roster_fresh(ws)).await,
+            None => self.roster_fresh(ws).await,
+        }
+    }
+
+    async fn agent_states(
+        &self,
+        ws: &WorkspaceId,
+        ids: &[AgentId],
+    ) -> Result<Vec<domain::routing::AgentState>, StoreError> {
+        self.states_of(ws, ids).await
     }
 }
 
@@ -1691,10 +1711,14 @@ impl RoutingStore for DynamoStore {
         }
         if let Some((agent, weight)) = &c.give_back {
             // Never below zero: give back at most what the agent holds (a condition cannot clamp).
-            let held = self
-                .get_as::<domain::routing::AgentState>("agent", &keys::agent(&ws, agent))
-                .await?
-                .map_or(0, |a| a.load);
+            let key = keys::agent(&ws, agent);
+            let state = || self.get_as::<domain::routing::AgentState>("agent", &key);
+            let held = match state().await? {
+                Some(a) => a.load,
+                // Held under a legacy roster entry: adopted first, so the load it holds is given back.
+                None if self.adopt(&ws, agent).await? => state().await?.map_or(0, |a| a.load),
+                None => 0,
+            };
             let w = (*weight).min(held);
             if w > 0 {
                 let values = HashMap::from([(":w".to_owned(), n(w))]);
@@ -1724,7 +1748,7 @@ impl RoutingStore for DynamoStore {
         let value = to_attribute_value(presence).map_err(|e| corrupt("presence", e))?;
         // The item as it was (ALL_OLD): it tells which period this call ends. The item as it is now
         // follows from it and the expression below, without a second read.
-        let out = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -1732,7 +1756,8 @@ impl RoutingStore for DynamoStore {
             .update_expression(
                 "SET #presence = :presence, #since = :now, #id = :id, #entity = :entity, \
                  #capacity = if_not_exists(#capacity, :cap), #load = if_not_exists(#load, :zero), \
-                 #teams = if_not_exists(#teams, :none), #skills = if_not_exists(#skills, :none)",
+                 #teams = if_not_exists(#teams, :none), #skills = if_not_exists(#skills, :none), \
+                 #rev = if_not_exists(#rev, :zero) + :one",
             )
             .expression_attribute_names("#presence", "presence")
             .expression_attribute_names("#since", "presence_since")
@@ -1749,12 +1774,11 @@ impl RoutingStore for DynamoStore {
             .expression_attribute_values(":cap", n(default_capacity))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":none", AttributeValue::L(vec![]))
-            .return_values(ReturnValue::AllOld)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(classify)?;
-        metered(out.consumed_capacity(), true);
+            .expression_attribute_names("#rev", roster::REV)
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllOld);
+        let out = self.update_agent_state(ws, agent, update).await?;
+        let rev = out.attributes.as_ref().map_or(0, roster::revision) + 1;
         let old = match out.attributes.filter(|a| !a.is_empty()) {
             Some(item) => {
                 let since = item
@@ -1771,6 +1795,7 @@ impl RoutingStore for DynamoStore {
             Some((was, _)) => domain::routing::AgentState { presence, ..was },
             None => domain::routing::AgentState::first_seen(agent.clone(), presence, default_capacity),
         };
+        self.write_roster_entry(ws, &state, rev).await?;
         Ok(PresenceSet { state, online_since })
     }
 }

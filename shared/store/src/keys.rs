@@ -16,7 +16,8 @@
 //! | idempotency key      | `WS#<ws>#IDEMP#<agent>#<key>`        | `IDEMP`            |
 //! | note idempotency key | `WS#<ws>#IDEMP#<agent>#<key>`        | `NOTE`             |
 //! | consent of an identity | `WS#<ws>#CONSENT#<kind>#<value>`   | `CONSENT`          |
-//! | agent routing state  | `WS#<ws>#AGENTS`                     | `<agent>`          |
+//! | agent's routing state (load) | `WS#<ws>#AGENT#<agent>`      | `STATE`            |
+//! | agent's profile in the roster | `WS#<ws>#AGENTS`            | `<agent>`          |
 //! | routing rules        | `WS#<ws>#ROUTING`                    | `RULES`            |
 //! | team                 | `WS#<ws>#ROUTING`                    | `TEAM#<team>`      |
 //! | waiting conversation | `WS#<ws>#ROUTEQ#<shard>`             | `<conv>`           |
@@ -149,7 +150,15 @@ pub fn agents_partition(w: &WorkspaceId) -> String {
     format!("{}#AGENTS", ws(w))
 }
 
+/// An agent's routing state: profile and load, the item an assignment's take is conditional on.
+/// Each agent in a partition of their own, so a workspace's assignments do not queue on one key.
 pub fn agent(w: &WorkspaceId, id: &AgentId) -> Key {
+    Key { pk: format!("{}#AGENT#{id}", ws(w)), sk: "STATE".into() }
+}
+
+/// An agent's profile in the workspace's roster (`agents_partition`): the copy routing reads to
+/// find who could take work, without the load (written only when the profile or presence changes).
+pub fn roster_entry(w: &WorkspaceId, id: &AgentId) -> Key {
     Key { pk: agents_partition(w), sk: id.to_string() }
 }
 
@@ -474,6 +483,12 @@ pub mod legacy {
     /// The workspace whose single budget partition (`WS#<ws>#BUDGET`) `pk` is.
     pub fn budget_list(pk: &str) -> Option<WorkspaceId> {
         WorkspaceId::parse(single(pk, "BUDGET")?).ok()
+    }
+
+    /// The workspace whose roster (`WS#<ws>#AGENTS`) `pk` is: before the roster was split, its
+    /// entries were the agents' whole routing state, load included.
+    pub fn roster(pk: &str) -> Option<WorkspaceId> {
+        WorkspaceId::parse(single(pk, "AGENTS")?).ok()
     }
 
     /// Whether `pk` is a workspace's single list of connections (`WS#<ws>#CONN`).

@@ -165,6 +165,57 @@ pub fn route(work: &Work, agents: &[AgentState], weights: &Weights, within_hours
     }
 }
 
+/// How many candidates routing reads first: a workspace with at most this many who could take the
+/// work is routed exactly as if every agent were read. Past it, routing asks a sample (the
+/// least-loaded of a few random choices spreads load almost as well as the least-loaded of all, and
+/// concurrent routers, each with its own sample, do not all pick the same agent).
+pub const FIRST_SAMPLE: usize = 8;
+
+/// Whom routing asks for `work`, in the order it asks: the agents whose profile could take it
+/// (online, in its team, with its skills, with the capacity for its weight at no load; the load is
+/// read afterwards), the previous owner first, the rest in an order drawn from `seed` (the
+/// conversation and attempt), so different conversations sample different agents.
+pub fn candidates(work: &Work, roster: &[AgentState], weights: &Weights, seed: u64) -> Vec<AgentId> {
+    let mut out: Vec<(bool, u64, &AgentId)> = roster
+        .iter()
+        .filter(|a| qualifies(&AgentState { load: 0, ..(*a).clone() }, work, weights))
+        .map(|a| (work.previous_owner.as_ref() != Some(&a.id), mix(seed, a.id.as_str()), &a.id))
+        .collect();
+    out.sort();
+    out.into_iter().map(|(_, _, id)| id.clone()).collect()
+}
+
+/// The rounds `candidates` are read in: [`FIRST_SAMPLE`], then doubling what has been read, until
+/// every candidate has been asked (work waits only when none of them has room).
+pub fn sample_rounds(candidates: &[AgentId]) -> Vec<&[AgentId]> {
+    let mut rounds = Vec::new();
+    let (mut start, mut size) = (0, FIRST_SAMPLE);
+    while start < candidates.len() {
+        let end = (start + size).min(candidates.len());
+        rounds.push(&candidates[start..end]);
+        start = end;
+        size = end;
+    }
+    rounds
+}
+
+/// A 64-bit mix of `seed` and `s` (FNV-1a, then a finaliser): an order that looks random and is
+/// the same for the same inputs.
+fn mix(seed: u64, s: &str) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed;
+    for b in s.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
+/// A seed for sampling `conversation`'s candidates on its `attempt`-th try.
+pub fn sample_seed(conversation: ConversationId, attempt: usize) -> u64 {
+    mix(attempt as u64, &conversation.to_string())
+}
+
 /// The waiting queue's order: the soonest to breach its service level first (work with no clock
 /// after all that has one), then higher priority, then longer waiting, then conversation id.
 pub fn queue_order(a: &Work, b: &Work) -> Ordering {
@@ -522,8 +573,12 @@ mod tests {
     }
 
     fn arb_agent() -> impl Strategy<Value = AgentState> {
+        arb_agent_of(6)
+    }
+
+    fn arb_agent_of(ids: u8) -> impl Strategy<Value = AgentState> {
         (
-            0u8..6,
+            0u8..ids,
             0u8..4,
             0u32..1200,
             0u32..1200,
@@ -581,6 +636,52 @@ mod tests {
             // Waiting work keeps queue order.
             for pair in waiting.windows(2) {
                 prop_assert_ne!(queue_order(&pair[0], &pair[1]), Ordering::Greater);
+            }
+        }
+
+        #[test]
+        fn asking_sampled_candidates_assigns_whenever_asking_everyone_would(
+            agents in proptest::collection::vec((arb_agent_of(60), 0u8..4, any::<bool>()), 0..60),
+            work in arb_work(),
+            previous in proptest::option::of(0u8..60),
+            seed in any::<u64>(),
+        ) {
+            // Mostly online, half of them full: the first sample often has no room and later ones do.
+            let mut seen = BTreeSet::new();
+            let agents: Vec<AgentState> = agents
+                .into_iter()
+                .map(|(a, online, full)| AgentState {
+                    presence: if online > 0 { Presence::Online } else { a.presence },
+                    load: if full { a.capacity } else { a.load },
+                    ..a
+                })
+                .filter(|a| seen.insert(a.id.clone()))
+                .collect();
+            let work = Work { previous_owner: previous.map(|p| AgentId::parse(&format!("agent-{p}")).unwrap()), ..work };
+            let w = Weights::default();
+            // The roster's loads are not to be trusted: routing reads them in rounds, as the service does.
+            let roster: Vec<AgentState> = agents.iter().map(|a| AgentState { load: 0, ..a.clone() }).collect();
+            let asked = candidates(&work, &roster, &w, seed);
+            let mut read: Vec<AgentState> = vec![];
+            let mut sampled = Decision::Wait(WaitReason::NoAgentQualifies);
+            for round in sample_rounds(&asked) {
+                read.extend(agents.iter().filter(|a| round.contains(&a.id)).cloned());
+                sampled = route(&work, &read, &w, true);
+                if matches!(sampled, Decision::Assign { .. }) { break; }
+            }
+            let everyone = route(&work, &agents, &w, true);
+            match (&sampled, &everyone) {
+                (Decision::Assign { agent, reason }, Decision::Assign { reason: all, .. }) => {
+                    let a = agents.iter().find(|a| &a.id == agent).unwrap();
+                    prop_assert!(qualifies(a, &work, &w));
+                    prop_assert_eq!(reason, all, "continuity whenever the previous owner has room");
+                }
+                (Decision::Wait(_), Decision::Wait(_)) => {}
+                _ => prop_assert!(false, "sampled {:?}, everyone {:?}", sampled, everyone),
+            }
+            // A workspace with few candidates is routed exactly as before.
+            if asked.len() <= FIRST_SAMPLE {
+                prop_assert_eq!(sampled, everyone);
             }
         }
 

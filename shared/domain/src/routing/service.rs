@@ -138,7 +138,7 @@ pub async fn route_known<S: RoutingPorts + ?Sized>(
     mut known: Known,
     now: OffsetDateTime,
 ) -> Result<Routed, RoutingError> {
-    for _ in 0..ATTEMPTS {
+    for attempt in 0..ATTEMPTS {
         let c = match known.conversation.take().filter(|c| c.id == id) {
             Some(c) => c,
             None => match store.conversation(ws, id).await? {
@@ -155,10 +155,14 @@ pub async fn route_known<S: RoutingPorts + ?Sized>(
             None => store.routing_rules(ws).await?,
         };
         let teams = store.teams(ws).await?;
-        let agents = store.agents(ws).await?;
         let within = rules.within_hours(&teams, &work, now);
+        let (agents, decision) = if within {
+            sampled(store, ws, &work, &rules, super::sample_seed(id, attempt)).await?
+        } else {
+            (vec![], decide(&work, &[], &rules.weights, false))
+        };
         let system = AuditEntry::system();
-        let (commit, routed) = match decide(&work, &agents, &rules.weights, within) {
+        let (commit, routed) = match decision {
             Decision::Assign { agent, reason } => {
                 // The policy only names agents it was given.
                 let Some(state) = agents.iter().find(|a| a.id == agent) else { continue };
@@ -208,6 +212,30 @@ pub async fn route_known<S: RoutingPorts + ?Sized>(
         }
     }
     Err(StoreError::Conflict.into())
+}
+
+/// The routing decision for `work`, asking the roster's candidates for their current state in
+/// rounds (`super::sample_rounds`) until one can take it or every one has been asked; with the
+/// states read. Reads the roster (profiles) once and only the asked agents' states.
+async fn sampled<S: RoutingPorts + ?Sized>(
+    store: &S,
+    ws: &WorkspaceId,
+    work: &Work,
+    rules: &RoutingRules,
+    seed: u64,
+) -> Result<(Vec<super::AgentState>, Decision), StoreError> {
+    let roster = store.roster(ws).await?;
+    let asked = super::candidates(work, &roster, &rules.weights, seed);
+    let mut read = Vec::new();
+    for round in super::sample_rounds(&asked) {
+        read.extend(store.agent_states(ws, round).await?);
+        let decision = decide(work, &read, &rules.weights, true);
+        if matches!(decision, Decision::Assign { .. }) {
+            return Ok((read, decision));
+        }
+    }
+    let decision = decide(work, &read, &rules.weights, true);
+    Ok((read, decision))
 }
 
 /// Assigns waiting conversations, in queue order, to whoever can take them now (an agent came

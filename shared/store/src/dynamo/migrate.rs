@@ -16,6 +16,10 @@
 //! - A budget of the workspace's single partition (`WS#<ws>#BUDGET`) is written to every replica
 //!   (unless one set since the upgrade is there), then deleted. Until then replies and alerts see
 //!   no budget for it.
+//! - An agent's roster entry that still holds their whole state (before the roster was split from
+//!   the loads) is adopted (`roster.rs`): profile and load to the agent's own state item, the entry
+//!   rewritten as a profile copy, in one transaction. Until then routing offers that agent no new
+//!   work, unless their presence or profile changes first (which adopts the entry too).
 //! - An hourly analytics aggregate of a kind's single partition merges into shard 0 (both on their
 //!   versions, in one transaction).
 //!
@@ -39,6 +43,9 @@ pub struct Migrated {
     /// Budgets of the workspace's single partition, now in every replica.
     #[serde(default)]
     pub budgets: u64,
+    /// Agents' roster entries that held their whole state, now split from their load.
+    #[serde(default)]
+    pub agents: u64,
     /// The key after which the next run of this segment starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<Key>,
@@ -87,7 +94,7 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .segment(segment)
                 .total_segments(segments)
-                .filter_expression("#e IN (:conv, :counter, :ledger, :stats, :waiting, :connection, :budget)")
+                .filter_expression("#e IN (:conv, :counter, :ledger, :stats, :waiting, :connection, :budget, :agent)")
                 .expression_attribute_names("#e", keys::ENTITY)
                 .expression_attribute_values(":conv", s("conversation"))
                 .expression_attribute_values(":counter", s("cost_counter"))
@@ -96,6 +103,7 @@ impl DynamoStore {
                 .expression_attribute_values(":waiting", s("waiting"))
                 .expression_attribute_values(":connection", s("connection"))
                 .expression_attribute_values(":budget", s("budget"))
+                .expression_attribute_values(":agent", s("agent"))
                 .set_exclusive_start_key(start.take())
                 .limit(200)
                 .send()
@@ -136,6 +144,10 @@ impl DynamoStore {
                         }
                         self.delete_plain(&k).await?;
                         done.budgets += 1;
+                    }
+                    Some("agent") => {
+                        let Some(ws) = keys::legacy::roster(&k.pk) else { continue };
+                        done.agents += u64::from(self.adopt_legacy_entry(&ws, it).await?);
                     }
                     Some("waiting") => {
                         if let Some(to) = keys::legacy::waiting(&k.pk, &k.sk) {

@@ -1,5 +1,5 @@
 //! A container's memory of a workspace's settings that every new conversation's routing reads:
-//! routing rules and teams (read through the store, by the domain's routing service). At one
+//! routing rules, teams and the agents' roster (read through the store, by the domain's routing service). At one
 //! workspace's 10,000 messages a second those reads alone would take a partition several times over (docs/scaling.md); remembered for a few seconds, each container
 //! reads them once per TTL. A change made through this store is seen at once by it, and by every
 //! other container within the TTL (the trade an eventually consistent read makes, a little longer).
@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use domain::ports::StoreError;
-use domain::routing::{RoutingRules, Team};
+use domain::routing::{AgentState, RoutingRules, Team};
 use domain::WorkspaceId;
 
 type Remembered<T> = Mutex<HashMap<WorkspaceId, (Instant, T)>>;
@@ -21,11 +21,13 @@ pub(crate) struct SettingsCache {
     ttl: Duration,
     pub(crate) rules: Remembered<RoutingRules>,
     pub(crate) teams: Remembered<Vec<Team>>,
+    /// The agents' profiles (the roster, loads apart: routing reads its candidates' loads fresh).
+    pub(crate) roster: Remembered<Vec<AgentState>>,
 }
 
 impl SettingsCache {
     pub(crate) fn new(ttl: Duration) -> Self {
-        Self { ttl, rules: Mutex::default(), teams: Mutex::default() }
+        Self { ttl, rules: Mutex::default(), teams: Mutex::default(), roster: Mutex::default() }
     }
 
     /// What `which` remembers of `ws` if still fresh, else what `read` reads (then remembered).
