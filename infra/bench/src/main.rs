@@ -66,6 +66,9 @@ struct Args {
     /// Agents of the one-workspace heat scenario (all with the console open).
     #[arg(long, default_value_t = 500)]
     heat_agents: usize,
+    /// Only the one-workspace heat scenario (half the time).
+    #[arg(long)]
+    heat_one: bool,
     /// Every benchmark once, as small as it can be: one cold start, three messages per scenario,
     /// three latency probes, one throughput step of two seconds. For CI: it fails on an error,
     /// never on a time (the figures of a smoke run mean nothing).
@@ -211,7 +214,8 @@ async fn partition_heat(args: &Args, root: &Path, services: &Services, proxy_por
             rate: 10_000.0,
         },
     ];
-    for load in &loads {
+    let scenarios = if args.heat_one { &loads[..1] } else { &loads[..] };
+    for load in scenarios {
         recording.reset();
         out += &simulate::run(load, &template, &aws, &recording, &services.dynamodb_url).await?;
     }

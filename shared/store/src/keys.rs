@@ -17,7 +17,7 @@
 //! | note idempotency key | `WS#<ws>#IDEMP#<agent>#<key>`        | `NOTE`             |
 //! | consent of an identity | `WS#<ws>#CONSENT#<kind>#<value>`   | `CONSENT`          |
 //! | agent's routing state (load) | `WS#<ws>#AGENT#<agent>`      | `STATE`            |
-//! | agent's profile in the roster | `WS#<ws>#AGENTS`            | `<agent>`          |
+//! | agent's profile in the roster (16 replicas) | `WS#<ws>#AGENTS#<replica 0-15>` | `<agent>` |
 //! | routing rules        | `WS#<ws>#ROUTING`                    | `RULES`            |
 //! | team                 | `WS#<ws>#ROUTING`                    | `TEAM#<team>`      |
 //! | waiting conversation | `WS#<ws>#ROUTEQ#<shard>`             | `<conv>`           |
@@ -146,20 +146,28 @@ pub fn contact_name(w: &WorkspaceId, name_key: &str, id: ContactId) -> Key {
     Key { pk: contact_name_partition(w, name_key), sk: format!("{CONTACT_NAME_PREFIX}{id}") }
 }
 
-pub fn agents_partition(w: &WorkspaceId) -> String {
-    format!("{}#AGENTS", ws(w))
+/// A replica of the workspace's roster: every processor container reads it every few seconds, so
+/// it is written whole to each of [`READ_REPLICAS`] (a profile or presence change: rare) and read
+/// from one ([`any_replica`]).
+pub fn roster_partition(w: &WorkspaceId, replica: u32) -> String {
+    format!("{}#AGENTS#{replica}", ws(w))
 }
 
 /// An agent's routing state: profile and load, the item an assignment's take is conditional on.
 /// Each agent in a partition of their own, so a workspace's assignments do not queue on one key.
 pub fn agent(w: &WorkspaceId, id: &AgentId) -> Key {
-    Key { pk: format!("{}#AGENT#{id}", ws(w)), sk: "STATE".into() }
+    Key { pk: format!("{}{id}", agent_prefix(w)), sk: "STATE".into() }
 }
 
-/// An agent's profile in the workspace's roster (`agents_partition`): the copy routing reads to
-/// find who could take work, without the load (written only when the profile or presence changes).
-pub fn roster_entry(w: &WorkspaceId, id: &AgentId) -> Key {
-    Key { pk: agents_partition(w), sk: id.to_string() }
+/// What every agent's state partition of a workspace starts with (the in-memory store lists by it).
+pub fn agent_prefix(w: &WorkspaceId) -> String {
+    format!("{}#AGENT#", ws(w))
+}
+
+/// An agent's profile in a replica of the workspace's roster: the copy routing reads to find who
+/// could take work, without the load (written only when the profile or presence changes).
+pub fn roster_entry(w: &WorkspaceId, id: &AgentId, replica: u32) -> Key {
+    Key { pk: roster_partition(w, replica), sk: id.to_string() }
 }
 
 pub fn routing_partition(w: &WorkspaceId) -> String {
@@ -458,6 +466,7 @@ pub mod legacy {
                 | ["WS", _, "ROUTEQ"]
                 | ["WS", _, "CONN"]
                 | ["WS", _, "BUDGET"]
+                | ["WS", _, "AGENTS"]
                 | ["WS", _, "STATUS", _]
                 | ["WS", _, "ASSIGNEE", "-", "STATUS", _]
                 | ["WS", _, "TEAM", _, "STATUS", _]
@@ -485,10 +494,20 @@ pub mod legacy {
         WorkspaceId::parse(single(pk, "BUDGET")?).ok()
     }
 
-    /// The workspace whose roster (`WS#<ws>#AGENTS`) `pk` is: before the roster was split, its
-    /// entries were the agents' whole routing state, load included.
+    /// The workspace whose single roster partition (`WS#<ws>#AGENTS`) `pk` is: before the roster
+    /// was split, its entries were the agents' whole routing state, load included.
     pub fn roster(pk: &str) -> Option<WorkspaceId> {
         WorkspaceId::parse(single(pk, "AGENTS")?).ok()
+    }
+
+    /// The single roster partition of a workspace, where legacy entries are.
+    pub fn roster_partition(w: &WorkspaceId) -> String {
+        format!("{}#AGENTS", ws(w))
+    }
+
+    /// An agent's legacy entry: their whole routing state, before the roster was split.
+    pub fn roster_entry(w: &WorkspaceId, id: &AgentId) -> Key {
+        Key { pk: roster_partition(w), sk: id.to_string() }
     }
 
     /// Whether `pk` is a workspace's single list of connections (`WS#<ws>#CONN`).

@@ -732,7 +732,7 @@ impl ConsentStore for MemoryStore {
 impl AgentStore for MemoryStore {
     async fn put_agent(&self, ws: &WorkspaceId, a: &domain::routing::AgentState) -> Result<(), StoreError> {
         self.with(|s| {
-            let k = keys::roster_entry(ws, &a.id);
+            let k = keys::agent(ws, &a.id);
             let (load, last) = s.agents.get(&k).map_or((0, None), |old| (old.load, old.last_assigned_at));
             s.agents.insert(k, domain::routing::AgentState { load, last_assigned_at: last, ..a.clone() });
         });
@@ -740,8 +740,8 @@ impl AgentStore for MemoryStore {
     }
 
     async fn agents(&self, ws: &WorkspaceId) -> Result<Vec<domain::routing::AgentState>, StoreError> {
-        let pk = keys::agents_partition(ws); // the map holds each agent under their roster entry
-        Ok(self.with(|s| s.agents.iter().filter(|(k, _)| k.pk == pk).map(|(_, a)| a.clone()).collect()))
+        let prefix = keys::agent_prefix(ws);
+        Ok(self.with(|s| s.agents.iter().filter(|(k, _)| k.pk.starts_with(&prefix)).map(|(_, a)| a.clone()).collect()))
     }
 }
 
@@ -824,7 +824,7 @@ impl RoutingStore for MemoryStore {
                 _ => return Err(StoreError::Conflict),
             }
             if let Some(t) = &c.take {
-                let Some(a) = s.agents.get(&keys::roster_entry(&ws, &t.agent)) else {
+                let Some(a) = s.agents.get(&keys::agent(&ws, &t.agent)) else {
                     return Err(StoreError::Conflict);
                 };
                 if let Some(cap) = t.capacity {
@@ -837,12 +837,12 @@ impl RoutingStore for MemoryStore {
                 }
             }
             if let Some((agent, w)) = &c.give_back {
-                if let Some(a) = s.agents.get_mut(&keys::roster_entry(&ws, agent)) {
+                if let Some(a) = s.agents.get_mut(&keys::agent(&ws, agent)) {
                     a.load = a.load.saturating_sub(*w);
                 }
             }
             if let Some(t) = &c.take {
-                if let Some(a) = s.agents.get_mut(&keys::roster_entry(&ws, &t.agent)) {
+                if let Some(a) = s.agents.get_mut(&keys::agent(&ws, &t.agent)) {
                     a.load += t.weight;
                     a.last_assigned_at = Some(t.at);
                 }
@@ -874,7 +874,7 @@ impl RoutingStore for MemoryStore {
         now: time::OffsetDateTime,
     ) -> Result<PresenceSet, StoreError> {
         Ok(self.with(|s| {
-            let key = keys::roster_entry(ws, agent);
+            let key = keys::agent(ws, agent);
             let was_online = s.agents.get(&key).is_some_and(|a| a.presence == domain::routing::Presence::Online);
             let since = s.presence_since.insert(key.clone(), now);
             let online_since = since.filter(|_| was_online);
