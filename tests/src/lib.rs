@@ -110,6 +110,7 @@ pub async fn spawn_stack() -> TestStack {
         send_retry_base_ms: 10,
         poll_wait_secs: 1,
         pollers_per_queue: 2,
+        batching_windows: false,
         ws_idle: std::time::Duration::from_secs(600),
         ws_max_age: std::time::Duration::from_secs(7200),
         console_origins: vec![],

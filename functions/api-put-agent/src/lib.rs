@@ -45,7 +45,7 @@ async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
         return Err(ApiError::Unprocessable("system is reserved".into()));
     }
     let draft: Draft = json_body(req, SHAPE)?;
-    let current = deps.store.agents(&who.workspace).await?.into_iter().find(|a| a.id == id);
+    let current = deps.store.agent_states(&who.workspace, std::slice::from_ref(&id)).await?.into_iter().next();
     let agent = AgentState {
         id: id.clone(),
         presence: current.as_ref().map(|a| a.presence).unwrap_or_default(),
@@ -62,7 +62,8 @@ async fn put(deps: &Deps, req: &Request) -> Result<Response<Body>, ApiError> {
         serde_json::json!({ "agent": id, "teams": agent.teams, "skills": agent.skills, "capacity": agent.capacity });
     let assigned = api::after_admin_change(deps, &who, "agent_changed", details).await?;
     tracing::info!(workspace = %who.workspace, by = %who.agent, agent = %id, "agent profile saved");
-    let stored = deps.store.agents(&who.workspace).await?.into_iter().find(|a| a.id == id).unwrap_or(agent);
+    let stored =
+        deps.store.agent_states(&who.workspace, std::slice::from_ref(&id)).await?.into_iter().next().unwrap_or(agent);
     Ok(json(200, &AgentSaved { agent: stored, assigned: assigned.len() }))
 }
 

@@ -27,7 +27,7 @@ async fn disconnect(deps: &Deps, req: &WsRequest, now: OffsetDateTime) -> Result
         return Ok(ok(serde_json::json!({})));
     }
     let still_here = deps.store.agent_connections(ws, &conn.agent).await?.iter().any(|c| !c.is_stale(now));
-    let routed = deps.store.agents(ws).await?.into_iter().find(|a| a.id == conn.agent);
+    let routed = deps.store.agent_states(ws, std::slice::from_ref(&conn.agent)).await?.into_iter().next();
     if !still_here && routed.is_some_and(|a| a.presence != Presence::Offline) {
         set_presence(&*deps.store, &*deps.notifications, ws, &conn.agent, Presence::Offline, now).await?;
         // Not back after the grace period: their waiting customers go to someone online.

@@ -66,9 +66,9 @@ struct Args {
     /// Agents of the one-workspace heat scenario (all with the console open).
     #[arg(long, default_value_t = 500)]
     heat_agents: usize,
-    /// Only the one-workspace heat scenario (half the time).
-    #[arg(long)]
-    heat_one: bool,
+    /// Which heat scenarios run: `one` (one workspace), `many` (100 workspaces) or `both`.
+    #[arg(long, default_value = "both")]
+    heat_scenario: String,
     /// Every benchmark once, as small as it can be: one cold start, three messages per scenario,
     /// three latency probes, one throughput step of two seconds. For CI: it fails on an error,
     /// never on a time (the figures of a smoke run mean nothing).
@@ -214,7 +214,12 @@ async fn partition_heat(args: &Args, root: &Path, services: &Services, proxy_por
             rate: 10_000.0,
         },
     ];
-    let scenarios = if args.heat_one { &loads[..1] } else { &loads[..] };
+    let scenarios = match args.heat_scenario.as_str() {
+        "one" => &loads[..1],
+        "many" => &loads[1..],
+        "both" => &loads[..],
+        other => bail!("--heat-scenario is one, many or both, not {other}"),
+    };
     for load in scenarios {
         recording.reset();
         out += &simulate::run(load, &template, &aws, &recording, &services.dynamodb_url).await?;
@@ -519,6 +524,7 @@ pub(crate) fn stack_options(prefix: &str, twilio_base: &str, poll_wait_secs: i32
         send_retry_base_ms: 10,
         poll_wait_secs,
         pollers_per_queue: 4,
+        batching_windows: true,
         ws_idle: std::time::Duration::from_secs(600),
         ws_max_age: std::time::Duration::from_secs(7200),
         console_origins: vec![],

@@ -61,6 +61,10 @@ pub struct StackOptions {
     /// Origins of console builds served locally, allowed by the HTTP API's CORS beside the
     /// template's `ConsoleUrls` (whose default is the usual `make run` console).
     pub console_origins: Vec<String>,
+    /// Whether a mapping of more than ten a batch waits up to its `MaximumBatchingWindowInSeconds`
+    /// to fill it, as Lambda does (the benchmarks: batches as full as at scale). Off, a batch is
+    /// what is there at once (tests and `make run`: analytics without the window's delay).
+    pub batching_windows: bool,
 }
 
 pub struct Stack {
@@ -519,23 +523,28 @@ async fn poll(
     (url, arn): (String, String),
     mapping: SqsMapping,
     f: SqsFn,
-    wait: i32,
+    (wait, windows): (i32, bool),
     receiving: Arc<tokio::sync::Mutex<()>>,
 ) {
+    let receive = |ask: i32, wait: i32| {
+        let (sqs, url, receiving) = (sqs.clone(), url.clone(), receiving.clone());
+        async move {
+            let _turn = receiving.lock().await;
+            sqs.receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(ask.clamp(1, 10))
+                .wait_time_seconds(wait)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .map(|out| out.messages.unwrap_or_default())
+        }
+    };
+    let window = Duration::from_secs(if windows { mapping.batching_window_secs } else { 0 });
     loop {
-        let turn = receiving.lock().await;
-        let received = sqs
-            .receive_message()
-            .queue_url(&url)
-            .max_number_of_messages(mapping.batch_size.clamp(1, 10))
-            .wait_time_seconds(wait)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send()
-            .await;
-        drop(turn);
-        let messages = match received {
-            Ok(out) => out.messages.unwrap_or_default(),
+        let mut messages = match receive(mapping.batch_size, wait).await {
+            Ok(m) => m,
             Err(e) => {
                 tracing::warn!(queue = %url, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "receive failed");
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -544,6 +553,20 @@ async fn poll(
         };
         if messages.is_empty() {
             continue;
+        }
+        // A batch of more than ten is gathered over several receives: within the batching window,
+        // or (no window) while the queue has more at once.
+        let deadline = tokio::time::Instant::now() + window;
+        while (messages.len() as i32) < mapping.batch_size {
+            let ask = (mapping.batch_size - messages.len() as i32).min(10);
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let wait = left.as_millis().div_ceil(1000).min(20) as i32;
+            let Ok(more) = receive(ask, wait).await else { break };
+            let short = (more.len() as i32) < ask;
+            messages.extend(more);
+            if short && (window.is_zero() || tokio::time::Instant::now() >= deadline) {
+                break;
+            }
         }
         let mut event = SqsEvent::default();
         let mut handles = HashMap::new();
@@ -753,7 +776,14 @@ impl Stack {
             for _ in 0..pollers {
                 let queue = (url.clone(), arn.clone());
                 let (f, receiving) = (f.clone(), receiving.clone());
-                tasks.push(tokio::spawn(poll(sqs.clone(), queue, mapping.clone(), f, opts.poll_wait_secs, receiving)));
+                tasks.push(tokio::spawn(poll(
+                    sqs.clone(),
+                    queue,
+                    mapping.clone(),
+                    f,
+                    (opts.poll_wait_secs, opts.batching_windows),
+                    receiving,
+                )));
             }
         }
         let ws_url = format!("ws://{addr}{}/ws", socket_prefix(AGENT_API));

@@ -222,6 +222,7 @@ async fn up(
         // local console live.
         poll_wait_secs: 1,
         pollers_per_queue: 4,
+        batching_windows: false,
         ws_idle: std::time::Duration::from_secs(600),
         ws_max_age: std::time::Duration::from_secs(7200),
         console_origins,

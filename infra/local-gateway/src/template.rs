@@ -69,6 +69,8 @@ pub struct SqsMapping {
     pub report_batch_item_failures: bool,
     /// `ScalingConfig.MaximumConcurrency`: the most concurrent invocations Lambda runs for it.
     pub maximum_concurrency: Option<usize>,
+    /// `MaximumBatchingWindowInSeconds`: how long Lambda gathers a batch of more than ten.
+    pub batching_window_secs: u64,
 }
 
 /// A Step Functions state machine, its definition resolved for a stack.
@@ -303,12 +305,14 @@ impl Template {
                     .and_then(|c| c.get("MaximumConcurrency"))
                     .and_then(Value::as_u64)
                     .map(|n| n as usize);
+                let batching_window_secs = p.get("MaximumBatchingWindowInSeconds").and_then(Value::as_u64).unwrap_or(0);
                 out.push(SqsMapping {
                     queue_logical_id: queue,
                     binary: binary.clone(),
                     batch_size,
                     report_batch_item_failures: report,
                     maximum_concurrency,
+                    batching_window_secs,
                 });
             }
         }

@@ -237,8 +237,8 @@ pub async fn callers_teams(
     store: &dyn Store,
     who: &kit::auth::Principal,
 ) -> Result<Vec<domain::TeamId>, kit::http::ApiError> {
-    let agents = store.agents(&who.workspace).await?;
-    Ok(agents.into_iter().find(|a| a.id == who.agent).map(|a| a.teams.into_iter().collect()).unwrap_or_default())
+    let mine = store.agent_states(&who.workspace, std::slice::from_ref(&who.agent)).await?;
+    Ok(mine.into_iter().next().map(|a| a.teams.into_iter().collect()).unwrap_or_default())
 }
 
 /// Splits or merges for the caller (see `domain::reorg`).

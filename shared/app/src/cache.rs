@@ -176,7 +176,7 @@ pub async fn availability<S: domain::ports::RoutingStore + domain::ports::AgentS
             Ok::<_, StoreError>(Arc::new((
                 store.routing_rules(ws).await?,
                 store.teams(ws).await?,
-                store.agents(ws).await?,
+                store.roster(ws).await?,
             )))
         })
         .await?;

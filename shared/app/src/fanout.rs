@@ -175,7 +175,7 @@ async fn to_agents<S: FanOutPorts + ?Sized>(
     }
     // Teams only matter for unassigned work that has a team.
     let agents = match &conversation {
-        Some(c) if c.assignee.is_none() && c.team.is_some() => deps.store.agents(ws).await?,
+        Some(c) if c.assignee.is_none() && c.team.is_some() => deps.store.roster(ws).await?,
         _ => vec![],
     };
     let targets = audience(event, conversation.as_ref(), &connections, &agents, now);

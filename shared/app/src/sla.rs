@@ -184,10 +184,10 @@ pub async fn away_check<S: RoutingPorts + ?Sized>(
     use domain::routing::Presence;
     let ws = &check.workspace;
     let back = store
-        .agents(ws)
+        .agent_states(ws, std::slice::from_ref(&check.agent))
         .await?
         .into_iter()
-        .find(|a| a.id == check.agent)
+        .next()
         .is_none_or(|a| a.presence == Presence::Online);
     if back {
         return Ok(0);

@@ -2559,11 +2559,36 @@ struct FactMarker {
 /// How long a fact's marker is kept: far longer than the analytics queue keeps a message.
 const FACT_MARKER_TTL_SECS: i64 = 3 * 24 * 3600;
 
-/// Facts per analytics transaction: each is a marker and up to three aggregates (100 items at most).
-const FACTS_PER_TRANSACTION: usize = 25;
+/// Items in one DynamoDB transaction at most.
+const TRANSACTION_ITEMS: usize = 100;
+
+/// A batch of facts cut into transactions: as many facts each as their markers and the distinct
+/// aggregates they change fit in one (a fact of a channel and hour already in the chunk adds a
+/// marker only, so a full batch of one channel's messages is one transaction, not four).
+fn fact_chunks(facts: &[domain::analytics::Fact]) -> Vec<&[domain::analytics::Fact]> {
+    use domain::analytics::{dimensions, hour_of};
+    let mut out = vec![];
+    let (mut start, mut aggregates) = (0, std::collections::HashSet::new());
+    for (i, f) in facts.iter().enumerate() {
+        let new: Vec<(String, String)> =
+            dimensions(f).into_iter().map(|d| (hour_of(f.at), d)).filter(|k| !aggregates.contains(k)).collect();
+        if (i - start) + 1 + aggregates.len() + new.len() > TRANSACTION_ITEMS {
+            out.push(&facts[start..i]);
+            start = i;
+            aggregates.clear();
+            aggregates.extend(dimensions(f).into_iter().map(|d| (hour_of(f.at), d)));
+        } else {
+            aggregates.extend(new);
+        }
+    }
+    if start < facts.len() {
+        out.push(&facts[start..]);
+    }
+    out
+}
 
 impl DynamoStore {
-    /// Applies up to [`FACTS_PER_TRANSACTION`] facts: one read of their markers and aggregates,
+    /// Applies one of [`fact_chunks`]: one read of their markers and aggregates,
     /// one transaction writing the new facts' markers and every aggregate they change.
     async fn apply_fact_chunk(&self, facts: &[domain::analytics::Fact]) -> Result<usize, StoreError> {
         use domain::analytics::{dimensions, hour_of, Aggregate};
@@ -2634,8 +2659,8 @@ impl DynamoStore {
 impl AnalyticsStore for DynamoStore {
     async fn apply_facts(&self, facts: &[domain::analytics::Fact]) -> Result<usize, StoreError> {
         let mut applied = 0;
-        // One transaction holds at most 100 items: a fact's marker and up to three aggregates.
-        for chunk in facts.chunks(FACTS_PER_TRANSACTION) {
+        // One transaction holds at most 100 items: each fact's marker and the aggregates they change.
+        for chunk in fact_chunks(facts) {
             applied += self.apply_fact_chunk(chunk).await?;
         }
         Ok(applied)
@@ -2694,5 +2719,35 @@ impl DynamoStore {
                 None => return Ok(out),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod fact_chunk_tests {
+    use domain::analytics::{Fact, FactKind};
+
+    fn fact(i: usize, agent: Option<usize>) -> Fact {
+        Fact {
+            id: format!("in:{i}"),
+            workspace: domain::WorkspaceId::parse("acme").unwrap(),
+            at: time::OffsetDateTime::UNIX_EPOCH,
+            channel: Some(domain::model::Channel::Sms),
+            agent: agent.map(|a| format!("agent-{a}")),
+            team: None,
+            kind: FactKind::MessageIn,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_cut_into_as_few_transactions_as_fit() {
+        // One channel and hour: a marker each and one aggregate.
+        let same: Vec<Fact> = (0..150).map(|i| fact(i, None)).collect();
+        let sizes: Vec<usize> = super::fact_chunks(&same).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [99, 51]);
+        // Every fact of a different agent: a marker and an aggregate each, the channel's once.
+        let agents: Vec<Fact> = (0..100).map(|i| fact(i, Some(i))).collect();
+        let chunks = super::fact_chunks(&agents);
+        assert_eq!(chunks.iter().map(|c| c.len()).collect::<Vec<_>>(), [49, 49, 2]);
+        assert_eq!(chunks.concat(), agents, "every fact once, in order");
     }
 }

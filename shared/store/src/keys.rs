@@ -718,7 +718,21 @@ pub fn hook_delivery(w: &WorkspaceId, endpoint: &str, msg_id: &str) -> Key {
 
 /// Hourly aggregates take a write from every fact of a workspace: each kind's partition is spread
 /// over this many shards, each holding partial aggregates merged on read.
-pub const STATS_SHARDS: u32 = 4;
+pub const STATS_SHARDS: u32 = 8;
+
+/// Agents' aggregates: every fact with an agent changes its agent's aggregate, and a batch's facts
+/// are mostly of different agents, so batching does not fold them: they need more partitions.
+pub const AGENT_STATS_SHARDS: u32 = 64;
+
+/// How many shards `kind`'s aggregates are spread over. Raising either count needs no migration:
+/// a read merges every shard, and what the lower count wrote is in shards the higher one reads.
+pub fn stats_shards(kind: &str) -> u32 {
+    if kind == "agent" {
+        AGENT_STATS_SHARDS
+    } else {
+        STATS_SHARDS
+    }
+}
 
 /// One shard of one dimension kind's hourly aggregates (`channel`, `agent`, `team`).
 pub fn stats_partition(w: &WorkspaceId, kind: &str, shard: u32) -> String {
@@ -727,13 +741,13 @@ pub fn stats_partition(w: &WorkspaceId, kind: &str, shard: u32) -> String {
 
 /// Every shard of one dimension kind's aggregates.
 pub fn stats_partitions(w: &WorkspaceId, kind: &str) -> Vec<String> {
-    (0..STATS_SHARDS).map(|shard| stats_partition(w, kind, shard)).collect()
+    (0..stats_shards(kind)).map(|shard| stats_partition(w, kind, shard)).collect()
 }
 
 /// The shard a batch of facts adds to, named by one of its fact ids (any shard is right: facts
 /// are sums, counted once by their markers).
 pub fn stats_shard(fact_id: &str) -> u32 {
-    shard_of_str(fact_id, STATS_SHARDS)
+    shard_of_str(fact_id, u32::MAX)
 }
 
 /// Partial aggregates `(sort key, aggregate)` of a kind's shards merged per hour and value, in
@@ -757,9 +771,10 @@ pub fn merge_stats_shards(
 
 /// One hour of one dimension (`channel:sms`) in one shard: the kind names the partition, the value
 /// ends the key.
+/// `shard` is any [`stats_shard`]: each kind takes it modulo its own count.
 pub fn stats(w: &WorkspaceId, hour: &str, dimension: &str, shard: u32) -> Key {
     let (kind, value) = dimension.split_once(':').unwrap_or((dimension, ""));
-    Key { pk: stats_partition(w, kind, shard), sk: format!("{hour}#{value}") }
+    Key { pk: stats_partition(w, kind, shard % stats_shards(kind)), sk: format!("{hour}#{value}") }
 }
 
 pub const NPS_REGISTRY: &str = "NPS#WORKSPACES";

@@ -684,7 +684,7 @@ pub async fn current_availability<S: crate::ports::RoutingStore + crate::ports::
     Ok(availability(
         &store.routing_rules(ws).await?,
         &store.teams(ws).await?,
-        &store.agents(ws).await?,
+        &store.roster(ws).await?,
         now,
         email_known,
     ))

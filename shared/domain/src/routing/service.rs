@@ -374,7 +374,7 @@ pub async fn act<S: RoutingPorts + InboundStore + ?Sized>(
         let c = store.conversation(ws, id).await?.ok_or(ActError::NotFound(id))?;
         let rules = store.routing_rules(ws).await?;
         let target = match cmd {
-            Command::Assign { to, .. } => store.agents(ws).await?.into_iter().find(|a| &a.id == to),
+            Command::Assign { to, .. } => store.agent_states(ws, std::slice::from_ref(to)).await?.into_iter().next(),
             _ => None,
         };
         let Some(mut plan) = crate::inbox::plan(&c, cmd, actor, target.as_ref(), &rules.weights, now)? else {
