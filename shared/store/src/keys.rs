@@ -721,7 +721,9 @@ pub fn hook_delivery(w: &WorkspaceId, endpoint: &str, msg_id: &str) -> Key {
 pub const STATS_SHARDS: u32 = 8;
 
 /// Agents' aggregates: every fact with an agent changes its agent's aggregate, and a batch's facts
-/// are mostly of different agents, so batching does not fold them: they need more partitions.
+/// are mostly of different agents, so batching does not fold them: they need more partitions, and
+/// each agent's aggregates stay in the shard their id hashes to (one agent's pace is small; a
+/// batch's shard would put every agent of a batch in one partition at once).
 pub const AGENT_STATS_SHARDS: u32 = 64;
 
 /// How many shards `kind`'s aggregates are spread over. Raising either count needs no migration:
@@ -771,10 +773,15 @@ pub fn merge_stats_shards(
 
 /// One hour of one dimension (`channel:sms`) in one shard: the kind names the partition, the value
 /// ends the key.
-/// `shard` is any [`stats_shard`]: each kind takes it modulo its own count.
+/// `shard` is any [`stats_shard`]: each kind takes it modulo its own count; an agent's aggregates
+/// are in their own id's shard instead.
 pub fn stats(w: &WorkspaceId, hour: &str, dimension: &str, shard: u32) -> Key {
     let (kind, value) = dimension.split_once(':').unwrap_or((dimension, ""));
-    Key { pk: stats_partition(w, kind, shard % stats_shards(kind)), sk: format!("{hour}#{value}") }
+    let shard = match kind {
+        "agent" => shard_of_str(value, AGENT_STATS_SHARDS),
+        _ => shard % stats_shards(kind),
+    };
+    Key { pk: stats_partition(w, kind, shard), sk: format!("{hour}#{value}") }
 }
 
 pub const NPS_REGISTRY: &str = "NPS#WORKSPACES";
