@@ -262,6 +262,17 @@ async fn a_new_rate_card_version_prices_what_follows_and_costs_name_their_versio
     assert_eq!(cards["in_force"]["version"], 1);
 }
 
+type Item = HashMap<String, aws_sdk_dynamodb::types::AttributeValue>;
+
+/// The key of a scanned item.
+fn key_of(it: &Item) -> Item {
+    [("PK", it["PK"].clone()), ("SK", it["SK"].clone())].into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+async fn delete(client: &aws_sdk_dynamodb::Client, table: &str, it: &Item) {
+    client.delete_item().table_name(table).set_key(Some(key_of(it))).send().await.unwrap();
+}
+
 /// An existing table's items as the design before sharding wrote them: counters and ledger
 /// entries in one partition per month and day, conversations under unsharded index keys.
 async fn back_to_the_unsharded_keys(s: &TestStack) {
@@ -294,11 +305,7 @@ async fn back_to_the_unsharded_keys(s: &TestStack) {
                     client.put_item().table_name(table).set_item(Some(old)).send().await.unwrap();
                     moved += 1;
                 }
-                let key = [("PK", it["PK"].clone()), ("SK", it["SK"].clone())]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v))
-                    .collect();
-                client.delete_item().table_name(table).set_key(Some(key)).send().await.unwrap();
+                delete(client, table, &it).await;
             }
             // An agent's whole state, load included, was their roster entry.
             "agent" => {
@@ -310,20 +317,12 @@ async fn back_to_the_unsharded_keys(s: &TestStack) {
                 let held = if id == "ann" { "200" } else { "100" };
                 old.insert("load".into(), AttributeValue::N(held.into()));
                 client.put_item().table_name(table).set_item(Some(old)).send().await.unwrap();
-                let key = [("PK", it["PK"].clone()), ("SK", it["SK"].clone())]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v))
-                    .collect();
-                client.delete_item().table_name(table).set_key(Some(key)).send().await.unwrap();
+                delete(client, table, &it).await;
                 moved += 1;
             }
             // The roster's replicas did not exist.
             "roster" => {
-                let key = [("PK", it["PK"].clone()), ("SK", it["SK"].clone())]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v))
-                    .collect();
-                client.delete_item().table_name(table).set_key(Some(key)).send().await.unwrap();
+                delete(client, table, &it).await;
             }
             // Shards of one aggregate would fold into one item: those stay where they are.
             "stats" if shared_sort_keys.get(&(strip(&pk), it["SK"].as_s().unwrap().clone())) > Some(&1) => {}
@@ -331,22 +330,14 @@ async fn back_to_the_unsharded_keys(s: &TestStack) {
                 let mut old = it.clone();
                 old.insert("PK".into(), AttributeValue::S(strip(&pk)));
                 client.put_item().table_name(table).set_item(Some(old)).send().await.unwrap();
-                let key = [("PK", it["PK"].clone()), ("SK", it["SK"].clone())]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v))
-                    .collect();
-                client.delete_item().table_name(table).set_key(Some(key)).send().await.unwrap();
+                delete(client, table, &it).await;
                 moved += 1;
             }
             "conversation" => {
-                let key = [("PK", it["PK"].clone()), ("SK", it["SK"].clone())]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v))
-                    .collect();
                 client
                     .update_item()
                     .table_name(table)
-                    .set_key(Some(key))
+                    .set_key(Some(key_of(&it)))
                     .update_expression("SET GSI1PK = :s, GSI2PK = :a")
                     .expression_attribute_values(":s", AttributeValue::S(strip(it["GSI1PK"].as_s().unwrap())))
                     .expression_attribute_values(":a", AttributeValue::S(strip(it["GSI2PK"].as_s().unwrap())))

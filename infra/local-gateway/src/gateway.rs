@@ -557,7 +557,7 @@ async fn poll(
         // A batch of more than ten is gathered over several receives: within the batching window,
         // or (no window) while the queue has more at once.
         let deadline = tokio::time::Instant::now() + window;
-        while (messages.len() as i32) < mapping.batch_size {
+        while mapping.batch_size > 10 && (messages.len() as i32) < mapping.batch_size {
             let ask = (mapping.batch_size - messages.len() as i32).min(10);
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let wait = left.as_millis().div_ceil(1000).min(20) as i32;

@@ -1187,8 +1187,11 @@ impl DynamoStore {
         Ok(merge_pages(pages, view.sk_attr, forward, limit))
     }
 
-    /// One page across the shards `pks` of a sharded partition: each shard's page after `after`
-    /// (read concurrently), merged in sort-key order and cut to `limit`; `true` when more follow.
+    /// One page across the shards `pks` of a sharded partition, merged in sort-key order and cut
+    /// to `limit`; `true` when more follow. Each shard is first asked for twice its even share of
+    /// the page (read concurrently); then only the shards whose last item read sorts before the
+    /// page's cut (they may hold more of the page) are asked for more, until none does. Spread
+    /// evenly, a page of `n` over `s` shards reads about `2n` items, not `s × n`.
     async fn scatter_page(
         &self,
         pks: &[String],
@@ -1197,11 +1200,54 @@ impl DynamoStore {
         after: Option<String>,
         forward: bool,
     ) -> Result<(Vec<Item>, bool), StoreError> {
-        let pages = futures::future::try_join_all(
-            pks.iter().map(|pk| self.query_prefix_page(pk, prefix, limit, after.clone(), forward)),
+        struct Shard {
+            items: Vec<Item>,
+            more: bool,
+            last: Option<String>,
+        }
+        let want = usize::from(limit.max(1));
+        let share = u16::try_from((2 * want).div_ceil(pks.len().max(1)).clamp(1, want)).unwrap_or(limit);
+        let first = futures::future::try_join_all(
+            pks.iter().map(|pk| self.query_prefix_page(pk, prefix, share, after.clone(), forward)),
         )
         .await?;
-        Ok(merge_pages(pages, keys::SK, forward, limit))
+        let mut shards: Vec<Shard> = first
+            .into_iter()
+            .map(|(items, more)| Shard { last: items.last().map(|it| sort_key(it).to_owned()), items, more })
+            .collect();
+        loop {
+            let mut read: Vec<&str> = shards.iter().flat_map(|s| s.items.iter().map(sort_key)).collect();
+            read.sort_unstable();
+            if !forward {
+                read.reverse();
+            }
+            let cut = read.get(want - 1).map(|k| (*k).to_owned());
+            let before_cut = |last: &Option<String>| match (&cut, last) {
+                (Some(c), Some(l)) if forward => l < c,
+                (Some(c), Some(l)) => l > c,
+                _ => true,
+            };
+            let behind: Vec<usize> =
+                (0..shards.len()).filter(|&i| shards[i].more && before_cut(&shards[i].last)).collect();
+            if behind.is_empty() {
+                break;
+            }
+            let next = futures::future::try_join_all(behind.iter().map(|&i| {
+                let from = shards[i].last.clone().or_else(|| after.clone());
+                self.query_prefix_page(&pks[i], prefix, share.saturating_mul(2).min(limit.max(1)), from, forward)
+            }))
+            .await?;
+            for (i, (items, more)) in behind.into_iter().zip(next) {
+                let s = &mut shards[i];
+                if let Some(it) = items.last() {
+                    s.last = Some(sort_key(it).to_owned());
+                }
+                // A page that came back empty ends the shard (without a filter, none does).
+                s.more = more && !items.is_empty();
+                s.items.extend(items);
+            }
+        }
+        Ok(merge_pages(shards.into_iter().map(|s| (s.items, s.more)).collect(), keys::SK, forward, limit))
     }
 
     /// One page of a partition by sort-key prefix, resuming after `after` (a sort key), in key

@@ -327,7 +327,15 @@ pub fn note_idempotency(w: &WorkspaceId, agent: &AgentId, key: &IdempotencyKey) 
 /// (docs/benchmarks.md): at 100 messages a second per workspace the hottest cost shard stays under
 /// half of a partition's 1,000 WCU.
 pub const COST_SHARDS: u32 = 8;
-pub const LEDGER_SHARDS: u32 = 4;
+
+/// A day's ledger: one entry per priced event (~4.6 WCU per inbound message with its replies and
+/// deliveries), so one workspace's 10,000 msg/s need ~92 partitions at half their limit. Read only
+/// by the ledger's listing (exports, reconciliation): one small Query per shard per page.
+pub const LEDGER_SHARDS: u32 = 128;
+
+/// The ledger's shard count before it was raised to [`LEDGER_SHARDS`]; `migrate-table` moves
+/// entries from where it put them.
+pub const LEDGER_SHARDS_BEFORE: u32 = 4;
 
 /// A stable shard of a string (FNV-1a): the same entity always lands in the same shard.
 pub fn shard_of_str(key: &str, shards: u32) -> u32 {
@@ -417,9 +425,15 @@ pub fn ledger_partitions(w: &WorkspaceId, day: time::Date) -> Vec<String> {
     (0..LEDGER_SHARDS).map(|shard| ledger_partition(w, day, shard)).collect()
 }
 
-/// The shard holding one message's ledger rows of `day`.
-pub fn ledger_message_partition(w: &WorkspaceId, day: time::Date, message: MessageId) -> String {
-    ledger_partition(w, day, shard_of_message(message, LEDGER_SHARDS))
+/// The shards that may hold one message's ledger rows of `day`: its shard, and the shard of the
+/// design before (where rows stay until `migrate-table` moves them) when that differs.
+pub fn ledger_message_partitions(w: &WorkspaceId, day: time::Date, message: MessageId) -> Vec<String> {
+    let (now, before) = (shard_of_message(message, LEDGER_SHARDS), shard_of_message(message, LEDGER_SHARDS_BEFORE));
+    let mut out = vec![ledger_partition(w, day, now)];
+    if before != now {
+        out.push(ledger_partition(w, day, before));
+    }
+    out
 }
 
 /// The sort-key prefix of every ledger row of one message (one per entry kind).
@@ -522,11 +536,18 @@ pub mod legacy {
         Some(Key { pk: format!("{pk}#{}", inbox_shard(conv)), sk: sk.to_owned() })
     }
 
-    /// An entry of a day's single ledger partition (`WS#<ws>#LEDGER#<yyyy-mm-dd>`): its sharded key.
+    /// An entry of a day's single ledger partition (`WS#<ws>#LEDGER#<yyyy-mm-dd>`), or of a shard
+    /// that is not its shard now (the [`LEDGER_SHARDS_BEFORE`] design): its key now.
     pub fn ledger_entry(pk: &str, sk: &str) -> Option<Key> {
-        unsharded(pk, "LEDGER")?;
         let message = MessageId::parse(sk.split_once('#')?.0).ok()?;
-        Some(Key { pk: format!("{pk}#{}", shard_of_message(message, LEDGER_SHARDS)), sk: sk.to_owned() })
+        let day = match pk.split('#').collect::<Vec<_>>().as_slice() {
+            ["WS", _, "LEDGER", _] => pk,
+            ["WS", _, "LEDGER", _, shard] if shard.parse() != Ok(shard_of_message(message, LEDGER_SHARDS)) => {
+                pk.rsplit_once('#')?.0
+            }
+            _ => return None,
+        };
+        Some(Key { pk: format!("{day}#{}", shard_of_message(message, LEDGER_SHARDS)), sk: sk.to_owned() })
     }
 }
 
@@ -543,7 +564,10 @@ pub fn erasure_receipt(w: &WorkspaceId, contact: ContactId) -> Key {
 }
 
 pub fn ledger_entry(w: &WorkspaceId, day: time::Date, message: MessageId, kind: EntryKind) -> Key {
-    Key { pk: ledger_message_partition(w, day, message), sk: format!("{message}#{}", kind.as_str()) }
+    Key {
+        pk: ledger_partition(w, day, shard_of_message(message, LEDGER_SHARDS)),
+        sk: format!("{message}#{}", kind.as_str()),
+    }
 }
 
 pub fn rate_card_partition(w: &WorkspaceId) -> String {
@@ -872,6 +896,15 @@ mod tests {
         let now = ledger_entry(&w, day, message, EntryKind::Estimate);
         assert_eq!(legacy::ledger_entry(&format!("WS#acme#LEDGER#{day}"), &now.sk), Some(now.clone()));
         assert_eq!(legacy::ledger_entry(&now.pk, &now.sk), None);
+        // Entries of the four-shard ledger move to their shard of 128 (those already there stay).
+        for _ in 0..64 {
+            let m = MessageId::new();
+            let now = ledger_entry(&w, day, m, EntryKind::Actual);
+            let before = format!("WS#acme#LEDGER#{day}#{}", shard_of_message(m, LEDGER_SHARDS_BEFORE));
+            let moved = legacy::ledger_entry(&before, &now.sk);
+            assert_eq!(moved.is_some(), before != now.pk);
+            assert!(moved.is_none_or(|k| k == now));
+        }
         let queued = waiting(&w, ConversationId::new());
         assert_eq!(legacy::waiting("WS#acme#ROUTEQ", &queued.sk), Some(queued.clone()));
         assert_eq!(legacy::waiting(&queued.pk, &queued.sk), None);

@@ -1623,9 +1623,9 @@ impl ErasureStore for MemoryStore {
     ) -> Result<(), StoreError> {
         self.with(|s| {
             for (message, at) in &trace.messages {
-                let pk = keys::ledger_message_partition(ws, at.to_offset(time::UtcOffset::UTC).date(), *message);
+                let pks = keys::ledger_message_partitions(ws, at.to_offset(time::UtcOffset::UTC).date(), *message);
                 let prefix = keys::ledger_message_prefix(*message);
-                for (_, e) in s.ledger.iter_mut().filter(|(k, _)| k.pk == pk && k.sk.starts_with(&prefix)) {
+                for (_, e) in s.ledger.iter_mut().filter(|(k, _)| pks.contains(&k.pk) && k.sk.starts_with(&prefix)) {
                     domain::erasure::anonymise(e, forget_contact);
                 }
             }

@@ -60,14 +60,15 @@ impl ErasureStore for DynamoStore {
         // Cost rows next: they are found through the messages, which go after.
         for (message, at) in &trace.messages {
             let day = at.to_offset(time::UtcOffset::UTC).date();
-            let pk = keys::ledger_message_partition(ws, day, *message);
-            for it in self.query_all(&pk, &keys::ledger_message_prefix(*message)).await? {
-                let k = item_key(&it)?;
-                let mut entry: LedgerEntry = decode("ledger entry", it)?;
-                if !domain::erasure::anonymise(&mut entry, forget_contact) {
-                    continue;
+            for pk in keys::ledger_message_partitions(ws, day, *message) {
+                for it in self.query_all(&pk, &keys::ledger_message_prefix(*message)).await? {
+                    let k = item_key(&it)?;
+                    let mut entry: LedgerEntry = decode("ledger entry", it)?;
+                    if !domain::erasure::anonymise(&mut entry, forget_contact) {
+                        continue;
+                    }
+                    self.put_plain(item(&k, "ledger_entry", &entry)?).await?;
                 }
-                self.put_plain(item(&k, "ledger_entry", &entry)?).await?;
             }
         }
         for month in trace.months() {
