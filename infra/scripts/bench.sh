@@ -6,6 +6,7 @@
 #   bash infra/scripts/bench.sh --smoke    debug build, every benchmark once with a few messages (CI): fails on an
 #                                          error, never on a time
 #   bash infra/scripts/bench.sh --heat-only  debug build, the partition-heat simulation alone (docs/scaling.md)
+#                                          (--heat-scenario one|many|both, --heat-agents N, --heat-messages N)
 #
 # Other arguments go to switchboard-bench (e.g. --throughput 50,100 --throughput-secs 60).
 set -euo pipefail
