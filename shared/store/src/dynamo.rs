@@ -1035,6 +1035,64 @@ fn merge_pages(pages: Vec<(Vec<Item>, bool)>, sk_attr: &str, forward: bool, limi
     (items, more)
 }
 
+/// One page of `limit` across `shards` shards, merged on `sk_attr` in the direction read: each
+/// shard is first asked (`page(shard, resume after, size)`, concurrently) for twice its even share
+/// of the page; then only the shards whose last item read still sorts before the page's cut (they
+/// may hold more of it) are asked for more, from where they stopped, until none is. Spread evenly,
+/// a page of `n` over `s` shards reads about `2n` items in `s` Queries, not `s × n` items.
+async fn adaptive_scatter<'a, F, Fut>(
+    shards: usize,
+    sk_attr: &str,
+    forward: bool,
+    limit: u16,
+    page: F,
+) -> Result<(Vec<Item>, bool), StoreError>
+where
+    F: Fn(usize, Option<Item>, u16) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<Item>, Option<Item>), StoreError>> + 'a,
+{
+    struct Shard {
+        items: Vec<Item>,
+        next: Option<Item>,
+    }
+    let sk = |it: &Item| it.get(sk_attr).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+    let want = usize::from(limit.max(1));
+    let share = u16::try_from((2 * want).div_ceil(shards.max(1)).clamp(1, want)).unwrap_or(limit);
+    let first = futures::future::try_join_all((0..shards).map(|i| page(i, None, share))).await?;
+    let mut read: Vec<Shard> = first.into_iter().map(|(items, next)| Shard { items, next }).collect();
+    loop {
+        let mut keys: Vec<String> = read.iter().flat_map(|s| s.items.iter().map(sk)).collect();
+        keys.sort_unstable();
+        if !forward {
+            keys.reverse();
+        }
+        let cut = keys.get(want - 1).cloned();
+        let behind: Vec<usize> = (0..read.len())
+            .filter(|&i| {
+                let last = read[i].items.last().map(sk);
+                read[i].next.is_some()
+                    && match (&cut, last) {
+                        (Some(c), Some(l)) if forward => &l < c,
+                        (Some(c), Some(l)) => &l > c,
+                        _ => true,
+                    }
+            })
+            .collect();
+        if behind.is_empty() {
+            break;
+        }
+        let size = share.saturating_mul(2).min(limit.max(1));
+        let more = futures::future::try_join_all(behind.iter().map(|&i| page(i, read[i].next.clone(), size))).await?;
+        for (i, (items, next)) in behind.into_iter().zip(more) {
+            // A page that came back empty ends the shard (without a filter, none does).
+            read[i].next = next.filter(|_| !items.is_empty());
+            read[i].items.extend(items);
+        }
+    }
+    let pages = read.into_iter().map(|s| (s.items, s.next.is_some())).collect();
+    Ok(merge_pages(pages, sk_attr, forward, limit))
+}
+
 /// An item's sort key (empty if it has none).
 fn sort_key(it: &Item) -> &str {
     it.get(keys::SK).and_then(|v| v.as_s().ok()).map_or("", String::as_str)
@@ -1150,9 +1208,9 @@ impl DynamoStore {
         Ok(items)
     }
 
-    /// One page of an index view: each shard's page (items whose index sort key is `bound.0`
-    /// `bound.1`, if bounded), read concurrently, merged on the index sort key in the direction
-    /// asked and cut to `limit`; `true` when more follow.
+    /// One page of an index view: the shards' items whose index sort key is `bound.0` `bound.1`
+    /// (if bounded), merged on the index sort key in the direction asked and cut to `limit`;
+    /// `true` when more follow. Read as [`Self::scatter_page`] reads a partition's shards.
     pub(crate) async fn index_scatter(
         &self,
         view: &IndexView,
@@ -1164,7 +1222,8 @@ impl DynamoStore {
             None => "#pk = :pk".to_owned(),
             Some((op, _)) => format!("#pk = :pk AND #sk {op} :bound"),
         };
-        let pages = futures::future::try_join_all(view.partitions.iter().map(|pk| {
+        let page = |shard: usize, start: Option<Item>, size: u16| {
+            let pk = &view.partitions[shard];
             let mut values = HashMap::from([(":pk".to_owned(), s(pk))]);
             let mut names = HashMap::from([("#pk".to_owned(), view.pk_attr.to_owned())]);
             if let Some((_, b)) = &bound {
@@ -1177,21 +1236,16 @@ impl DynamoStore {
                 values,
                 names,
                 forward,
-                limit: Some(limit),
-                start: None,
+                limit: Some(size),
+                start,
                 consistent: false,
             })
-        }))
-        .await?;
-        let pages = pages.into_iter().map(|(items, last)| (items, last.is_some())).collect();
-        Ok(merge_pages(pages, view.sk_attr, forward, limit))
+        };
+        adaptive_scatter(view.partitions.len(), view.sk_attr, forward, limit, page).await
     }
 
-    /// One page across the shards `pks` of a sharded partition, merged in sort-key order and cut
-    /// to `limit`; `true` when more follow. Each shard is first asked for twice its even share of
-    /// the page (read concurrently); then only the shards whose last item read sorts before the
-    /// page's cut (they may hold more of the page) are asked for more, until none does. Spread
-    /// evenly, a page of `n` over `s` shards reads about `2n` items, not `s × n`.
+    /// One page across the shards `pks` of a sharded partition, after `after` (a sort key),
+    /// merged in sort-key order and cut to `limit`; `true` when more follow ([`adaptive_scatter`]).
     async fn scatter_page(
         &self,
         pks: &[String],
@@ -1200,70 +1254,12 @@ impl DynamoStore {
         after: Option<String>,
         forward: bool,
     ) -> Result<(Vec<Item>, bool), StoreError> {
-        struct Shard {
-            items: Vec<Item>,
-            more: bool,
-            last: Option<String>,
-        }
-        let want = usize::from(limit.max(1));
-        let share = u16::try_from((2 * want).div_ceil(pks.len().max(1)).clamp(1, want)).unwrap_or(limit);
-        let first = futures::future::try_join_all(
-            pks.iter().map(|pk| self.query_prefix_page(pk, prefix, share, after.clone(), forward)),
-        )
-        .await?;
-        let mut shards: Vec<Shard> = first
-            .into_iter()
-            .map(|(items, more)| Shard { last: items.last().map(|it| sort_key(it).to_owned()), items, more })
-            .collect();
-        loop {
-            let mut read: Vec<&str> = shards.iter().flat_map(|s| s.items.iter().map(sort_key)).collect();
-            read.sort_unstable();
-            if !forward {
-                read.reverse();
-            }
-            let cut = read.get(want - 1).map(|k| (*k).to_owned());
-            let before_cut = |last: &Option<String>| match (&cut, last) {
-                (Some(c), Some(l)) if forward => l < c,
-                (Some(c), Some(l)) => l > c,
-                _ => true,
-            };
-            let behind: Vec<usize> =
-                (0..shards.len()).filter(|&i| shards[i].more && before_cut(&shards[i].last)).collect();
-            if behind.is_empty() {
-                break;
-            }
-            let next = futures::future::try_join_all(behind.iter().map(|&i| {
-                let from = shards[i].last.clone().or_else(|| after.clone());
-                self.query_prefix_page(&pks[i], prefix, share.saturating_mul(2).min(limit.max(1)), from, forward)
-            }))
-            .await?;
-            for (i, (items, more)) in behind.into_iter().zip(next) {
-                let s = &mut shards[i];
-                if let Some(it) = items.last() {
-                    s.last = Some(sort_key(it).to_owned());
-                }
-                // A page that came back empty ends the shard (without a filter, none does).
-                s.more = more && !items.is_empty();
-                s.items.extend(items);
-            }
-        }
-        Ok(merge_pages(shards.into_iter().map(|s| (s.items, s.more)).collect(), keys::SK, forward, limit))
-    }
-
-    /// One page of a partition by sort-key prefix, resuming after `after` (a sort key), in key
-    /// order (`forward`) or newest key first.
-    async fn query_prefix_page(
-        &self,
-        pk: &str,
-        prefix: &str,
-        limit: u16,
-        after: Option<String>,
-        forward: bool,
-    ) -> Result<(Vec<Item>, bool), StoreError> {
-        let start = after.map(|sk| key_map(&Key { pk: pk.to_owned(), sk }));
-        let spec = QuerySpec { limit: Some(limit), start, forward, ..prefix_spec(pk, prefix) };
-        let (items, last) = self.query_page(spec).await?;
-        Ok((items, last.is_some()))
+        let page = |shard: usize, start: Option<Item>, size: u16| {
+            let pk: &str = &pks[shard];
+            let start = start.or_else(|| after.clone().map(|sk| key_map(&Key { pk: pk.to_owned(), sk })));
+            self.query_page(QuerySpec { limit: Some(size), start, forward, ..prefix_spec(pk, prefix) })
+        };
+        adaptive_scatter(pks.len(), keys::SK, forward, limit, page).await
     }
 
     /// One page of a partition's items under `prefix`, decoded, with the cursor to the next.
