@@ -149,6 +149,9 @@ fn put(table: &str, it: Item, condition: &str, values: Option<Item>) -> Result<T
 
 const NOT_EXISTS: &str = "attribute_not_exists(PK)";
 
+/// Items in one DynamoDB transaction at most.
+const TRANSACTION_ITEMS: usize = 100;
+
 /// An unconditional put inside a transaction.
 fn put_always(table: &str, it: Item) -> Result<TransactWriteItem, StoreError> {
     let p = build("put", Put::builder().table_name(table).set_item(Some(it)).build())?;
@@ -1873,7 +1876,7 @@ impl DynamoStore {
     async fn transact_chunks(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
         let mut items = items.into_iter().peekable();
         while items.peek().is_some() {
-            self.transact(items.by_ref().take(100).collect(), None).await?;
+            self.transact(items.by_ref().take(TRANSACTION_ITEMS).collect(), None).await?;
         }
         Ok(())
     }
@@ -2600,9 +2603,6 @@ struct FactMarker {
 
 /// How long a fact's marker is kept: far longer than the analytics queue keeps a message.
 const FACT_MARKER_TTL_SECS: i64 = 3 * 24 * 3600;
-
-/// Items in one DynamoDB transaction at most.
-const TRANSACTION_ITEMS: usize = 100;
 
 /// A batch of facts cut into transactions: as many facts each as their markers and the distinct
 /// aggregates they change fit in one (a fact of a channel and hour already in the chunk adds a

@@ -339,7 +339,7 @@ pub const LEDGER_SHARDS_BEFORE: u32 = 4;
 
 /// A stable shard of a string (FNV-1a): the same entity always lands in the same shard.
 pub fn shard_of_str(key: &str, shards: u32) -> u32 {
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let hash = domain::ids::fnv1a(0, key.as_bytes());
     (hash % u64::from(shards.max(1))) as u32
 }
 

@@ -202,10 +202,7 @@ pub fn sample_rounds(candidates: &[AgentId]) -> Vec<&[AgentId]> {
 /// A 64-bit mix of `seed` and `s` (FNV-1a, then a finaliser): an order that looks random and is
 /// the same for the same inputs.
 fn mix(seed: u64, s: &str) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed;
-    for b in s.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let mut h = crate::ids::fnv1a(seed, s.as_bytes());
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^ (h >> 33)
